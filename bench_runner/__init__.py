@@ -1,0 +1,1 @@
+"""Turns (benchmark, method, backend, size, device, dtype, mode) into stored measurements."""

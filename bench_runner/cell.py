@@ -1,0 +1,168 @@
+"""One cell of a sweep: check a backend against its reference, then measure it.
+
+A cell is (benchmark, method, backend, size, device, dtype, mode). Whatever
+happens inside, the cell ends as a `CellOutcome` with a status, so one failing
+cell never stops a sweep.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from hadamard_impls import BACKENDS, Catalogue, size_label
+
+from . import flops, memory, timing
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+MODES = ("forward", "train")
+
+# Against a float64 reference computed from the same (already rounded) weights and
+# inputs, so only the arithmetic of the cell's dtype is judged.
+TOLERANCES = {
+    torch.float32: dict(rtol=1e-3, atol=1e-3),
+    torch.bfloat16: dict(rtol=5e-2, atol=5e-2),
+    torch.float16: dict(rtol=1e-2, atol=1e-2),
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    benchmark: str
+    method: str
+    backend: str
+    size: tuple[tuple[str, int], ...]  # ordered (param, value) pairs, hashable
+    device: str
+    dtype: str
+    mode: str
+
+    @property
+    def size_dict(self) -> dict[str, int]:
+        return dict(self.size)
+
+    def key(self) -> dict[str, str]:
+        """The cell's identity as stored: the same words as the CLI flags."""
+        return dict(benchmark=self.benchmark, method=self.method, backend=self.backend,
+                    device=self.device, dtype=self.dtype, mode=self.mode,
+                    size=size_label(self.size_dict))
+
+
+@dataclass
+class CellOutcome:
+    status: str  # ok, error, oom, mismatch, skipped
+    message: str | None = None
+    samples: list[float] | None = None
+    metrics: dict[str, float | None] = field(default_factory=dict)
+
+
+def device_unavailable(device: str) -> str | None:
+    if device == "cuda" and not torch.cuda.is_available():
+        return "no CUDA device"
+    return None
+
+
+def dtype_unsupported(device: str, dtype: str) -> str | None:
+    if device == "cuda" and torch.cuda.is_available() and dtype == "bfloat16" \
+            and not torch.cuda.is_bf16_supported():
+        return f"{torch.cuda.get_device_name(0)} has no bfloat16 support"
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text or "not enough memory" in text)
+
+
+def _mode_call(fn: Callable, module: torch.nn.Module, inputs: tuple, mode: str) -> Callable[[], object]:
+    """The zero-argument callable that is timed: inference, or forward and backward."""
+    if mode == "forward":
+        def forward():
+            with torch.no_grad():
+                return fn(*inputs)
+        return forward
+
+    leaves = [t.requires_grad_(True) for t in inputs if t.is_floating_point()]
+    leaves += list(module.parameters())
+    with torch.no_grad():
+        grad_out = torch.ones_like(fn(*inputs))
+
+    def train():
+        for t in leaves:  # as optimizer.zero_grad(set_to_none=True) would
+            t.grad = None
+        fn(*inputs).backward(grad_out)
+    return train
+
+
+def run_cell(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
+             clock: timing.Clock | None = None) -> CellOutcome:
+    reason = (device_unavailable(cell.device) or dtype_unsupported(cell.device, cell.dtype)
+              or BACKENDS[cell.backend].unavailable(torch.device(cell.device)))
+    if reason:
+        return CellOutcome("skipped", reason)
+    try:
+        return _measure(catalogue, cell, policy, clock)
+    except Exception as exc:  # noqa: BLE001 -- every failure becomes a stored status
+        return CellOutcome("oom" if _is_oom(exc) else "error", _one_line(exc))
+    finally:
+        gc.collect()
+        if cell.device == "cuda":
+            torch.cuda.empty_cache()
+
+
+def _measure(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
+             clock: timing.Clock | None) -> CellOutcome:
+    bench = catalogue.benchmarks[cell.benchmark]
+    method = bench.methods[cell.method]
+    device, dtype, size = torch.device(cell.device), DTYPES[cell.dtype], cell.size_dict
+
+    torch.manual_seed(0)
+    module = method.build(size).to(device=device, dtype=dtype)
+    inputs = bench.inputs(size, device, dtype)
+    if cell.backend == "compile":
+        # Dynamo caches compiled code per `forward` code object; a fresh cache per
+        # cell keeps earlier sizes from piling up to its recompile limit, past which
+        # it would silently run eager code.
+        torch._dynamo.reset()
+    fn = BACKENDS[cell.backend].prepare(module)
+
+    with torch.no_grad():
+        expected = copy.deepcopy(module).to(torch.float64)(
+            *(t.to(torch.float64) if t.is_floating_point() else t for t in inputs))
+        actual = fn(*inputs)  # the first call compiles, outside any timing
+        try:
+            torch.testing.assert_close(actual.to(torch.float64), expected, **TOLERANCES[dtype])
+        except AssertionError as exc:
+            detail = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+            return CellOutcome("mismatch", f"output differs from the float64 reference: {detail}"[:500])
+        del expected, actual
+
+    call = _mode_call(fn, module, inputs, cell.mode)
+    call()  # a train call compiles the backward graph here, before timing
+    measured = timing.measure(call, clock or timing.clock_for(device), policy)
+    peak = memory.peak_memory_bytes(call, device)
+    counted = flops.count_flops(_mode_call(module, module, inputs, cell.mode))
+    analytic = method.flops(size) * (3 if cell.mode == "train" else 1)
+    return CellOutcome(
+        "ok",
+        samples=list(measured.samples),
+        metrics={
+            "time_median_s": measured.median, "time_iqr_s": measured.iqr,
+            "time_min_s": measured.min, "time_mean_s": measured.mean,
+            "samples": len(measured.samples), "calls_per_sample": measured.calls_per_sample,
+            "noisy": float(measured.noisy), "peak_mem_bytes": peak,
+            "flops": analytic, "flops_counted": counted,
+            "bytes": method.bytes(size, dtype.itemsize),
+        },
+    )

@@ -1,0 +1,200 @@
+"""The command line: `python -m bench_runner list | run | export`.
+
+Every bad input ends in one line on stderr and exit status 2, before anything
+is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.orm import sessionmaker
+
+import results_db
+from hadamard_impls import BACKENDS, SUITES, catalogue
+from results_db import queries, store
+
+from . import sweep
+from .cell import DTYPES, MODES, dtype_unsupported
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad input: reported in one line with exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse prints the whole usage block before the error; one line is enough.
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="bench_runner",
+                     description="Measure Hadamard-product primitives against the operators they replace.")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{list,run,export}")
+
+    p = verbs.add_parser("list", help="show the catalogue: benchmarks, methods, backends",
+                         description="Show the catalogue: every benchmark with its methods.")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+
+    p = verbs.add_parser("run", help="run a sweep and store every cell",
+                         description="Run a size sweep and store every cell in the results database. "
+                                     "Selection flags can be given several times.")
+    p.add_argument("--suite", choices=SUITES, required=True,
+                   help="smoke: seconds, for tests; quick: minutes on a laptop; full: the papers' sizes")
+    p.add_argument("--benchmark", action="append", default=[], metavar="ID", help="only this benchmark")
+    p.add_argument("--method", action="append", default=[], metavar="ID", help="only this method")
+    p.add_argument("--backend", action="append", default=[], choices=list(BACKENDS), help="only this backend")
+    p.add_argument("--device", action="append", default=[], choices=["cpu", "cuda"],
+                   help="default: cuda when available, else cpu")
+    p.add_argument("--dtype", action="append", default=[], choices=list(DTYPES), help="default: float32")
+    p.add_argument("--mode", action="append", default=[], choices=list(MODES),
+                   help="forward (inference) or train (forward and backward); default: forward")
+    _db_flag(p)
+    p.add_argument("--if-empty", action="store_true",
+                   help="do nothing when the database already holds a run")
+    p.add_argument("--detach", action="store_true",
+                   help="run in the background; progress goes to the database and a log file")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = verbs.add_parser("export", help="write the stored results as a table",
+                         description="Write the stored results, one row per cell, as CSV or JSON.")
+    _db_flag(p)
+    p.add_argument("--format", choices=["csv", "json"], default="csv")
+    p.add_argument("--out", required=True, metavar="FILE", help="where to write ('-' for stdout)")
+    p.add_argument("--run", type=int, metavar="RUN_ID", help="only this run")
+    return parser
+
+
+def _db_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", metavar="URL",
+                   help=f"SQLAlchemy URL (default: ${results_db.engine.ENV_VAR}, "
+                        f"else sqlite:///results/hadamard_bench.db)")
+
+
+def _cmd_list(args) -> int:
+    benchmarks, methods = sweep.catalogue_rows(catalogue)
+    if args.format == "json":
+        print(json.dumps({"benchmarks": benchmarks, "methods": methods}, indent=2))
+        return 0
+    for bench in catalogue.benchmarks.values():
+        print(f"{bench.id}  [{bench.domain}]  {bench.contract}  sizes: {', '.join(bench.params)}")
+        for m in bench.methods.values():
+            print(f"  {m.id:<20} {m.role:<10} {','.join(m.backends):<16} {m.summary}")
+    return 0
+
+
+def _cmd_run(args) -> int:
+    url = results_db.check_url(results_db.resolve_url(args.db))
+    devices = args.device or (["cuda"] if _cuda_available() else ["cpu"])
+    sel = sweep.Selection(suite=args.suite, benchmarks=args.benchmark, methods=args.method,
+                          backends=args.backend, devices=devices, dtypes=args.dtype or ["float32"],
+                          modes=args.mode or ["forward"])
+    cells = sweep.plan(catalogue, sel)
+    for device in sel.devices:
+        for dtype in sel.dtypes:
+            reason = dtype_unsupported(device, dtype)
+            if reason:
+                raise UsageError(f"bench_runner run: --dtype {dtype} cannot run on {device}: {reason}")
+
+    engine = results_db.open_engine(url.render_as_string(hide_password=False))
+    factory = sessionmaker(engine)
+    if args.if_empty:
+        with factory() as session:
+            if queries.has_runs(session):
+                print("the results database already holds runs; nothing started")
+                return 0
+    if args.detach:
+        return _detach(args)
+
+    run_id = sweep.start(factory, catalogue, sel, cells)
+    print(f"run {run_id}: {len(cells)} cells of the {sel.suite} suite into {url.render_as_string()}",
+          file=sys.stderr)
+    try:
+        counts = _execute_with_progress(factory, run_id, sel, cells, quiet=args.quiet)
+    except KeyboardInterrupt:
+        with factory() as session, session.begin():
+            store.finish_run(session, run_id, "interrupted", "stopped by the user")
+        print(f"run {run_id} interrupted; finished cells are kept", file=sys.stderr)
+        return 130
+    except BaseException as exc:
+        with factory() as session, session.begin():
+            store.finish_run(session, run_id, "failed", f"{type(exc).__name__}: {exc}"[:500])
+        raise
+    with factory() as session, session.begin():
+        store.finish_run(session, run_id, "finished")
+    print(f"run {run_id} finished: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
+          file=sys.stderr)
+    return 0
+
+
+def _execute_with_progress(factory, run_id, sel, cells, quiet: bool) -> dict[str, int]:
+    from tqdm import tqdm
+
+    with tqdm(total=len(cells), unit="cell", disable=quiet, dynamic_ncols=True) as bar:
+        def on_cell(cell, status):
+            bar.set_postfix_str(f"{cell.benchmark}/{cell.method}/{cell.backend} {status}", refresh=False)
+            bar.update()
+
+        return sweep.execute(factory, catalogue, run_id, cells, sweep.POLICIES[sel.suite],
+                             on_cell=on_cell)
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _detach(args) -> int:
+    """Start this same run as a separate process that outlives the caller."""
+    argv = [a for a in sys.argv[1:] if a not in ("--detach", "--if-empty")]
+    log_dir = results_db.engine.PROJECT_ROOT / "results"
+    log_dir.mkdir(exist_ok=True)
+    log = log_dir / f"run-{datetime.now():%Y%m%d-%H%M%S}.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "bench_runner", *argv, "--quiet"],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, cwd=results_db.engine.PROJECT_ROOT)
+    print(f"started the {args.suite} suite in the background (pid {proc.pid}); log: {log}")
+    return 0
+
+
+def _cmd_export(args) -> int:
+    url = results_db.check_url(results_db.resolve_url(args.db))
+    if url.get_backend_name() == "sqlite" and not Path(url.database).exists():
+        raise UsageError(f"bench_runner export: no results database at {url.database}")
+    engine = results_db.open_engine(url.render_as_string(hide_password=False), create=False)
+    with sessionmaker(engine)() as session:
+        frame = queries.export_frame(session, run_id=args.run)
+    out = sys.stdout if args.out == "-" else args.out
+    if args.format == "csv":
+        frame.to_csv(out, index=False)
+    else:
+        frame.to_json(out, orient="records", date_format="iso", indent=1)
+    if args.out != "-":
+        print(f"wrote {len(frame)} rows to {args.out}", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"list": _cmd_list, "run": _cmd_run, "export": _cmd_export}
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _build_parser().parse_args(argv)
+        return COMMANDS[args.verb](args)
+    except (UsageError, sweep.SelectionError, results_db.BadDatabaseURL) as exc:
+        message = str(exc)
+        if not message.startswith("bench_runner"):
+            message = f"bench_runner: error: {message}"
+        print(message, file=sys.stderr)
+        return EXIT_USAGE

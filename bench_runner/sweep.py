@@ -1,0 +1,113 @@
+"""Planning a sweep from a selection, and running it into the database."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from hadamard_impls import BACKENDS, SUITES, Catalogue
+from results_db import store
+
+from . import machine
+from .cell import DTYPES, MODES, Cell, run_cell
+from .timing import Clock, TimingPolicy
+
+# How hard each suite measures: smoke proves the path works, full is for papers.
+POLICIES = {
+    "smoke": TimingPolicy(warmup_s=0.005, min_block_s=1e-4, budget_s=0.02, min_samples=3),
+    "quick": TimingPolicy(warmup_s=0.02, min_block_s=5e-4, budget_s=0.2, min_samples=5),
+    "full": TimingPolicy(warmup_s=0.1, min_block_s=1e-3, budget_s=1.0, min_samples=10),
+}
+
+
+class SelectionError(ValueError):
+    """A selection that names something the catalogue does not have."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    suite: str
+    benchmarks: Sequence[str] = ()
+    methods: Sequence[str] = ()
+    backends: Sequence[str] = ()
+    devices: Sequence[str] = ("cpu",)
+    dtypes: Sequence[str] = ("float32",)
+    modes: Sequence[str] = ("forward",)
+
+    def as_options(self) -> dict:
+        return {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in self.__dict__.items()}
+
+
+def _unknown(kind: str, given: Sequence[str], known: Sequence[str]) -> None:
+    bad = [g for g in given if g not in known]
+    if bad:
+        raise SelectionError(f"unknown {kind} {', '.join(map(repr, bad))} (known: {', '.join(known)})")
+
+
+def plan(catalogue: Catalogue, sel: Selection) -> list[Cell]:
+    """Every cell the selection asks for, in run order; raises SelectionError on bad names."""
+    _unknown("suite", [sel.suite], SUITES)
+    _unknown("benchmark", sel.benchmarks, list(catalogue.benchmarks))
+    _unknown("method", sel.methods, sorted({m.id for m in catalogue.methods()}))
+    _unknown("backend", sel.backends, list(BACKENDS))
+    _unknown("device", sel.devices, ["cpu", "cuda"])
+    _unknown("dtype", sel.dtypes, list(DTYPES))
+    _unknown("mode", sel.modes, list(MODES))
+
+    cells = []
+    for bench in catalogue.benchmarks.values():
+        if sel.benchmarks and bench.id not in sel.benchmarks:
+            continue
+        for method in bench.methods.values():
+            if sel.methods and method.id not in sel.methods:
+                continue
+            for backend in method.backends:
+                if sel.backends and backend not in sel.backends:
+                    continue
+                for size, device, dtype, mode in itertools.product(
+                        bench.sizes(sel.suite), sel.devices, sel.dtypes, sel.modes):
+                    cells.append(Cell(bench.id, method.id, backend, tuple(size.items()),
+                                      device, dtype, mode))
+    if not cells:
+        raise SelectionError("the selection matches no cell: check that the methods belong to the "
+                             "benchmarks and offer the backends given (see `python -m bench_runner list`)")
+    return cells
+
+
+def catalogue_rows(catalogue: Catalogue) -> tuple[list[dict], list[dict]]:
+    benchmarks = [dict(id=b.id, domain=b.domain, title=b.title, contract=b.contract,
+                       params=list(b.params), x_param=b.x_param) for b in catalogue.benchmarks.values()]
+    methods = [dict(benchmark=m.benchmark, id=m.id, role=m.role, summary=m.summary, latex=m.latex,
+                    exponents=dict(m.exponents), backends=list(m.backends)) for m in catalogue.methods()]
+    return benchmarks, methods
+
+
+def start(session_factory: sessionmaker[Session], catalogue: Catalogue, sel: Selection,
+          cells: Sequence[Cell]) -> int:
+    """Record the machine, the catalogue and a new run; return the run's id."""
+    facts = machine.fingerprint()
+    with session_factory() as session, session.begin():
+        store.sync_catalogue(session, *catalogue_rows(catalogue))
+        host = store.get_or_create_machine(session, facts, machine.label(facts))
+        run = store.start_run(session, host, sel.suite, sel.as_options(), len(cells), pid=os.getpid())
+        return run.id
+
+
+def execute(session_factory: sessionmaker[Session], catalogue: Catalogue, run_id: int,
+            cells: Sequence[Cell], policy: TimingPolicy, clock: Clock | None = None,
+            on_cell: Callable[[Cell, str], None] | None = None) -> dict[str, int]:
+    """Run every cell, committing each as it finishes; return the count per status."""
+    counts: dict[str, int] = {}
+    for cell in cells:
+        outcome = run_cell(catalogue, cell, policy, clock)
+        with session_factory() as session, session.begin():
+            store.record_result(session, run_id, cell.key(), outcome.status, outcome.message,
+                                outcome.samples, outcome.metrics)
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
+        if on_cell:
+            on_cell(cell, outcome.status)
+    return counts

@@ -1,0 +1,125 @@
+"""Timing one callable: warm-up, blocked samples, statistics from raw samples.
+
+After torch.utils.benchmark: a sample is a block of calls long enough for the
+clock's resolution, the raw per-call times are kept, and the median, IQR and
+the rest are derived from them. The clock is injectable so that tests drive
+the loop with a seeded fake clock instead of a real device.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import torch
+
+
+class Clock(Protocol):
+    """Times a block of calls and returns its length in seconds."""
+
+    def time_block(self, fn: Callable[[], object], calls: int) -> float: ...
+
+
+class WallClock:
+    """CPU timing with perf_counter."""
+
+    def time_block(self, fn: Callable[[], object], calls: int) -> float:
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        return time.perf_counter() - start
+
+
+class CudaEventClock:
+    """GPU timing with CUDA events, after the queue is drained.
+
+    Host timers see launch time, not kernel time: events recorded on the stream
+    around the block measure the kernels, and the synchronisations keep earlier
+    work out of the sample and this sample's work inside it.
+    """
+
+    def time_block(self, fn: Callable[[], object], calls: int) -> float:
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize()
+        start.record()
+        for _ in range(calls):
+            fn()
+        end.record()
+        torch.cuda.synchronize()
+        return start.elapsed_time(end) / 1e3
+
+
+def clock_for(device: torch.device) -> Clock:
+    return CudaEventClock() if device.type == "cuda" else WallClock()
+
+
+@dataclass(frozen=True)
+class TimingPolicy:
+    warmup_s: float = 0.05  # keep calling until this much time has passed (at least one call)
+    min_block_s: float = 1e-3  # a sample lasts at least this long, far above clock resolution
+    budget_s: float = 0.5  # stop sampling after this much measured time ...
+    min_samples: int = 5  # ... but not before this many samples
+    max_samples: int = 200
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Per-call times of one cell, in seconds, with statistics derived from them."""
+
+    samples: tuple[float, ...]
+    calls_per_sample: int
+    warmup_calls: int = 0
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def iqr(self) -> float:
+        if len(self.samples) < 2:
+            return 0.0
+        q1, _, q3 = statistics.quantiles(self.samples, n=4, method="inclusive")
+        return q3 - q1
+
+    @property
+    def min(self) -> float:
+        return min(self.samples)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.samples)
+
+    @property
+    def noisy(self) -> bool:
+        """torch.utils.benchmark's warning threshold: IQR above 10% of the median."""
+        return self.iqr > 0.1 * self.median
+
+
+def measure(fn: Callable[[], object], clock: Clock, policy: TimingPolicy = TimingPolicy()) -> Measurement:
+    """Warm `fn` up, size a block of calls, then sample blocks until the budget is spent."""
+    warmup_calls, warm = 0, 0.0
+    while warmup_calls == 0 or warm < policy.warmup_s:
+        warm += clock.time_block(fn, 1)
+        warmup_calls += 1
+    per_call = warm / warmup_calls
+
+    # Grow the block until one block is long enough to time reliably.
+    calls = max(1, int(policy.min_block_s / per_call)) if per_call > 0 else 1
+    while True:
+        first = clock.time_block(fn, calls)
+        if first >= policy.min_block_s or calls >= 1 << 20:
+            break
+        calls *= 2
+
+    samples = [first / calls]
+    spent = first
+    while len(samples) < policy.max_samples and (
+        len(samples) < policy.min_samples or spent < policy.budget_s
+    ):
+        block = clock.time_block(fn, calls)
+        samples.append(block / calls)
+        spent += block
+    return Measurement(tuple(samples), calls, warmup_calls)

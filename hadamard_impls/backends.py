@@ -1,0 +1,45 @@
+"""Backends: the ways to run one method's module.
+
+A backend turns a built module into the function that is timed. Everything
+expensive (compilation included) happens on the first call, which the runner
+makes during its correctness check, before any timing.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    summary: str
+    prepare: Callable[[nn.Module], Callable[..., torch.Tensor]]
+    # Why this backend cannot run on a device here, or None when it can.
+    unavailable: Callable[[torch.device], str | None]
+
+
+def _always(device: torch.device) -> str | None:
+    return None
+
+
+def _inductor_unavailable(device: torch.device) -> str | None:
+    # Inductor emits C++ for the CPU; without a compiler it fails on the first call.
+    if device.type == "cpu" and not (shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")):
+        return "torch.compile needs a C++ compiler for CPU code and none was found"
+    return None
+
+
+BACKENDS: dict[str, Backend] = {
+    b.name: b
+    for b in (
+        Backend("eager", "PyTorch eager mode, op by op", lambda module: module, _always),
+        Backend("compile", "torch.compile (Inductor), fused kernels",
+                lambda module: torch.compile(module), _inductor_unavailable),
+    )
+}

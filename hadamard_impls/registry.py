@@ -1,0 +1,153 @@
+"""The catalogue as an explicit object: benchmark → method → backend.
+
+A benchmark declares its input contract and size sweeps once; a method is one
+decorated function that builds an ``nn.Module`` for a size. Nothing here knows
+about timing or storage: ``bench_runner`` reads this registry, never the reverse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Literal, Mapping, Sequence
+
+import torch
+from torch import nn
+
+Size = Mapping[str, int]
+Role = Literal["hadamard", "baseline", "reference"]
+SUITES = ("smoke", "quick", "full")
+DOMAINS = {
+    "high_order": "High-order interactions",
+    "fusion": "Multimodal fusion",
+    "modulation": "Adaptive modulation: gating and masking",
+    "efficient": "Efficient operators",
+}
+
+
+def size_label(size: Size) -> str:
+    """`B=1 N=256 C=64`: the readable form used in tables and exports."""
+    return " ".join(f"{k}={v}" for k, v in size.items())
+
+
+@dataclass(frozen=True)
+class Method:
+    """One formula that does a benchmark's task."""
+
+    id: str
+    benchmark: str
+    role: Role
+    summary: str  # the docstring's first line: formula and paper
+    latex: str
+    build: Callable[[Size], nn.Module]
+    flops: Callable[[Size], float]  # forward pass, FLOP conventions of CATALOGUE.md
+    bytes: Callable[[Size, int], float]  # minimum bytes moved, given the dtype's itemsize
+    exponents: Mapping[str, float]  # theoretical time exponent per size parameter
+    backends: tuple[str, ...] = ("eager", "compile")
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.role != "hadamard"
+
+
+@dataclass
+class Benchmark:
+    """A task with one input/output contract and one size sweep per suite."""
+
+    id: str
+    domain: str
+    title: str
+    contract: str
+    params: tuple[str, ...]
+    sweeps: Mapping[str, Sequence[Size]]
+    make_inputs: Callable[[Size, torch.Generator], tuple[torch.Tensor, ...]]
+    x_param: str  # the size parameter a chart puts on its x-axis by default
+    methods: dict[str, Method] = field(default_factory=dict)
+
+    def method(
+        self,
+        id: str,
+        *,
+        role: Role,
+        latex: str,
+        flops: Callable[[Size], float],
+        bytes: Callable[[Size, int], float],
+        exponents: Mapping[str, float],
+        backends: tuple[str, ...] = ("eager", "compile"),
+    ) -> Callable[[Callable[[Size], nn.Module]], Callable[[Size], nn.Module]]:
+        """Register the decorated builder as method `id` of this benchmark."""
+
+        def register(build: Callable[[Size], nn.Module]) -> Callable[[Size], nn.Module]:
+            if id in self.methods:
+                raise ValueError(f"method {id!r} is registered twice in {self.id!r}")
+            doc = (build.__doc__ or "").strip().splitlines()
+            if not doc:
+                raise ValueError(f"method {id!r} needs a docstring naming its formula and paper")
+            unknown = set(exponents) - set(self.params)
+            if unknown:
+                raise ValueError(f"method {id!r}: exponents for unknown size parameters {unknown}")
+            self.methods[id] = Method(
+                id=id, benchmark=self.id, role=role, summary=doc[0], latex=latex,
+                build=build, flops=flops, bytes=bytes, exponents=dict(exponents),
+                backends=backends,
+            )
+            return build
+
+        return register
+
+    def sizes(self, suite: str) -> list[dict[str, int]]:
+        return [dict(s) for s in self.sweeps[suite]]
+
+    def inputs(self, size: Size, device: torch.device | str, dtype: torch.dtype, seed: int = 0):
+        """Inputs for `size`, identical for every method, moved to `device` and `dtype`."""
+        generator = torch.Generator().manual_seed(seed)
+        tensors = self.make_inputs(size, generator)
+        return tuple(
+            t.to(device=device, dtype=dtype) if t.is_floating_point() else t.to(device)
+            for t in tensors
+        )
+
+
+class Catalogue:
+    """All benchmarks by id; modules register into one instance at import."""
+
+    def __init__(self) -> None:
+        self.benchmarks: dict[str, Benchmark] = {}
+
+    def benchmark(
+        self,
+        id: str,
+        *,
+        domain: str,
+        title: str,
+        contract: str,
+        params: tuple[str, ...],
+        sweeps: Mapping[str, Sequence[Size]],
+        make_inputs: Callable[[Size, torch.Generator], tuple[torch.Tensor, ...]],
+        x_param: str | None = None,
+    ) -> Benchmark:
+        if id in self.benchmarks:
+            raise ValueError(f"benchmark {id!r} is registered twice")
+        if domain not in DOMAINS:
+            raise ValueError(f"benchmark {id!r}: unknown domain {domain!r}")
+        missing = set(SUITES) - set(sweeps)
+        if missing:
+            raise ValueError(f"benchmark {id!r}: no sweep for suites {sorted(missing)}")
+        for suite, sizes in sweeps.items():
+            for s in sizes:
+                if tuple(s) != params:
+                    raise ValueError(f"benchmark {id!r}, suite {suite}: size {dict(s)} "
+                                     f"must give {params} in that order")
+        bench = Benchmark(id=id, domain=domain, title=title, contract=contract, params=params,
+                          sweeps=sweeps, make_inputs=make_inputs, x_param=x_param or params[0])
+        self.benchmarks[id] = bench
+        return bench
+
+    def methods(self) -> list[Method]:
+        return [m for b in self.benchmarks.values() for m in b.methods.values()]
+
+    def find_method(self, method_id: str) -> list[Method]:
+        return [m for m in self.methods() if m.id == method_id]
+
+
+# The one catalogue the domain modules register into; tests may build their own.
+catalogue = Catalogue()

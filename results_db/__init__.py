@@ -1,0 +1,7 @@
+"""Storage for benchmark results: the only package that talks SQL."""
+
+from .engine import BadDatabaseURL, check_url, open_engine, resolve_url
+from .models import Base, Machine, Metric, Result, Run
+
+__all__ = ["BadDatabaseURL", "Base", "Machine", "Metric", "Result", "Run", "check_url",
+           "open_engine", "resolve_url"]

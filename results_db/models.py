@@ -1,0 +1,124 @@
+"""Typed SQLAlchemy models: machine → run → result → metric, plus the catalogue.
+
+The shape is narrow on purpose: a result row names its cell (benchmark, method,
+backend, size, device, dtype, mode) and its status; every number hangs off it
+as a (name, value) metric, so a new metric needs no schema change.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Optional
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Machine(Base):
+    __tablename__ = "machine"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)  # hash of the facts below
+    label: Mapped[str] = mapped_column(String(200))
+    hostname: Mapped[str] = mapped_column(String(200))
+    cpu_model: Mapped[str] = mapped_column(String(200))
+    cpu_cores: Mapped[int]
+    torch_version: Mapped[str] = mapped_column(String(50))
+    cuda_version: Mapped[Optional[str]] = mapped_column(String(50))
+    gpu_name: Mapped[Optional[str]] = mapped_column(String(200))
+    os: Mapped[str] = mapped_column(String(200))
+    python_version: Mapped[str] = mapped_column(String(50))
+
+    runs: Mapped[list["Run"]] = relationship(back_populates="machine")
+
+
+class Run(Base):
+    __tablename__ = "run"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    machine_id: Mapped[int] = mapped_column(ForeignKey("machine.id"))
+    suite: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default="running")  # running, finished, failed
+    options: Mapped[dict] = mapped_column(JSON, default=dict)  # the CLI selection, as given
+    cells_total: Mapped[int] = mapped_column(default=0)
+    cells_done: Mapped[int] = mapped_column(default=0)
+    message: Mapped[Optional[str]] = mapped_column(Text)
+    pid: Mapped[Optional[int]]
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+
+    machine: Mapped[Machine] = relationship(back_populates="runs")
+    results: Mapped[list["Result"]] = relationship(back_populates="run")
+
+
+class BenchmarkInfo(Base):
+    """A benchmark as the catalogue declared it when a run last synced it."""
+
+    __tablename__ = "benchmark"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    domain: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    contract: Mapped[str] = mapped_column(String(200))
+    params: Mapped[list] = mapped_column(JSON)
+    x_param: Mapped[str] = mapped_column(String(32))
+
+
+class MethodInfo(Base):
+    __tablename__ = "method"
+
+    benchmark: Mapped[str] = mapped_column(ForeignKey("benchmark.id"), primary_key=True)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20))  # hadamard, baseline, reference
+    summary: Mapped[str] = mapped_column(Text)
+    latex: Mapped[str] = mapped_column(Text)
+    exponents: Mapped[dict] = mapped_column(JSON)
+    backends: Mapped[list] = mapped_column(JSON)
+
+
+class Result(Base):
+    """One cell of a sweep: what ran, how it ended, and its raw timing samples."""
+
+    __tablename__ = "result"
+    __table_args__ = (
+        UniqueConstraint("run_id", "benchmark", "method", "backend", "device", "dtype", "mode", "size",
+                         name="one_result_per_cell"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id"), index=True)
+    benchmark: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(64))
+    backend: Mapped[str] = mapped_column(String(32))
+    device: Mapped[str] = mapped_column(String(16))
+    dtype: Mapped[str] = mapped_column(String(16))
+    mode: Mapped[str] = mapped_column(String(16))
+    size: Mapped[str] = mapped_column(String(200))  # readable, e.g. "B=1 N=256 C=64 H=4"
+    status: Mapped[str] = mapped_column(String(16))  # ok, error, oom, mismatch, skipped
+    message: Mapped[Optional[str]] = mapped_column(Text)
+    samples: Mapped[Optional[list]] = mapped_column(JSON)  # per-call seconds, one per sample
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    run: Mapped[Run] = relationship(back_populates="results")
+    metrics: Mapped[list["Metric"]] = relationship(back_populates="result", cascade="all, delete-orphan")
+
+
+class Metric(Base):
+    __tablename__ = "metric"
+
+    result_id: Mapped[int] = mapped_column(ForeignKey("result.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+
+    result: Mapped[Result] = relationship(back_populates="metrics")
+
+
+STATUSES = ("ok", "error", "oom", "mismatch", "skipped")

@@ -1,0 +1,95 @@
+"""Reads, shaped as pandas DataFrames for the dashboard and the exports."""
+
+from __future__ import annotations
+
+import pandas as pd
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from .models import BenchmarkInfo, Machine, Metric, MethodInfo, Result, Run
+
+# The export's leading columns, in order; any further metrics follow them.
+EXPORT_COLUMNS = [
+    "benchmark", "method", "backend", "is_baseline", "role", "device", "dtype", "mode", "size",
+    "time_median_s", "time_iqr_s", "time_min_s", "samples", "peak_mem_bytes", "flops",
+    "flops_counted", "bytes", "status", "message", "run_id", "suite", "machine", "created_at",
+]
+
+
+def _frame(session: Session, query) -> pd.DataFrame:
+    result = session.execute(query)
+    columns = list(result.keys())
+    return pd.DataFrame.from_records([tuple(row) for row in result], columns=columns)
+
+
+def metric_names(session: Session) -> list[str]:
+    return list(session.scalars(select(Metric.name).distinct().order_by(Metric.name)))
+
+
+def results_frame(session: Session, benchmark: str | None = None, run_id: int | None = None) -> pd.DataFrame:
+    """One row per result, every metric as a column (pivoted in SQL, not in Python)."""
+    names = metric_names(session)
+    pivot = [func.max(case((Metric.name == n, Metric.value))).label(n) for n in names]
+    query = (
+        select(
+            Result.id.label("result_id"), Result.benchmark, Result.method, Result.backend,
+            Result.device, Result.dtype, Result.mode, Result.size, Result.status, Result.message,
+            Result.run_id, Result.created_at, Run.suite, Machine.label.label("machine"),
+            MethodInfo.role, *pivot,
+        )
+        .join(Run, Result.run_id == Run.id)
+        .join(Machine, Run.machine_id == Machine.id)
+        .outerjoin(MethodInfo, (MethodInfo.benchmark == Result.benchmark) & (MethodInfo.id == Result.method))
+        .outerjoin(Metric, Metric.result_id == Result.id)
+        .group_by(Result.id, Run.suite, Machine.label, MethodInfo.role)
+        .order_by(Result.id)
+    )
+    if benchmark is not None:
+        query = query.where(Result.benchmark == benchmark)
+    if run_id is not None:
+        query = query.where(Result.run_id == run_id)
+    frame = _frame(session, query)
+    if frame.empty:
+        frame = pd.DataFrame(columns=["result_id", *EXPORT_COLUMNS])
+    frame["is_baseline"] = frame["role"].isin(["baseline", "reference"])
+    for col in ("time_median_s", "time_iqr_s", "time_min_s", "samples", "peak_mem_bytes", "flops",
+                "flops_counted", "bytes"):
+        if col not in frame:
+            frame[col] = pd.NA
+    return frame
+
+
+def export_frame(session: Session, run_id: int | None = None) -> pd.DataFrame:
+    frame = results_frame(session, run_id=run_id)
+    extra = [c for c in frame.columns if c not in EXPORT_COLUMNS and c != "result_id"]
+    return frame[EXPORT_COLUMNS + extra]
+
+
+def runs_frame(session: Session) -> pd.DataFrame:
+    ok = func.sum(case((Result.status == "ok", 1), else_=0))
+    failed = func.sum(case((Result.status.in_(["error", "oom", "mismatch"]), 1), else_=0))
+    query = (
+        select(Run.id.label("run_id"), Run.suite, Run.status, Machine.label.label("machine"),
+               Run.started_at, Run.finished_at, Run.cells_done, Run.cells_total,
+               ok.label("cells_ok"), failed.label("cells_failed"), Run.message)
+        .join(Machine, Run.machine_id == Machine.id)
+        .outerjoin(Result, Result.run_id == Run.id)
+        .group_by(Run.id, Machine.label)
+        .order_by(Run.id.desc())
+    )
+    return _frame(session, query)
+
+
+def catalogue_frame(session: Session) -> pd.DataFrame:
+    query = (
+        select(BenchmarkInfo.domain, BenchmarkInfo.id.label("benchmark"), BenchmarkInfo.title,
+               BenchmarkInfo.contract, BenchmarkInfo.params, BenchmarkInfo.x_param,
+               MethodInfo.id.label("method"), MethodInfo.role, MethodInfo.summary, MethodInfo.latex,
+               MethodInfo.exponents, MethodInfo.backends)
+        .join(MethodInfo, MethodInfo.benchmark == BenchmarkInfo.id)
+    )
+    return _frame(session, query)
+
+
+def has_runs(session: Session) -> bool:
+    return session.scalar(select(func.count(Run.id))) > 0

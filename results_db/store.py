@@ -1,0 +1,60 @@
+"""Writes. Each function takes a Session; the caller owns the transaction.
+
+The runner commits once per finished cell, so a crash loses at most the cell
+in flight.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from .models import BenchmarkInfo, Machine, Metric, MethodInfo, Result, Run, utcnow
+
+MACHINE_FIELDS = ("hostname", "cpu_model", "cpu_cores", "torch_version", "cuda_version",
+                  "gpu_name", "os", "python_version")
+
+
+def get_or_create_machine(session: Session, facts: Mapping[str, object], label: str) -> Machine:
+    machine = session.scalar(select(Machine).where(Machine.key == facts["key"]))
+    if machine is None:
+        machine = Machine(key=facts["key"], label=label, **{f: facts.get(f) for f in MACHINE_FIELDS})
+        session.add(machine)
+        session.flush()
+    return machine
+
+
+def sync_catalogue(session: Session, benchmarks: Iterable[Mapping], methods: Iterable[Mapping]) -> None:
+    """Make the stored catalogue match the code's, so the dashboard needs no torch import."""
+    for b in benchmarks:
+        session.merge(BenchmarkInfo(**b))
+    session.flush()
+    for m in methods:
+        session.merge(MethodInfo(**m))
+
+
+def start_run(session: Session, machine: Machine, suite: str, options: Mapping,
+              cells_total: int, pid: int | None = None) -> Run:
+    run = Run(machine=machine, suite=suite, options=dict(options), cells_total=cells_total,
+              status="running", pid=pid)
+    session.add(run)
+    session.flush()
+    return run
+
+
+def record_result(session: Session, run_id: int, cell: Mapping[str, str], status: str,
+                  message: str | None = None, samples: list[float] | None = None,
+                  metrics: Mapping[str, float | None] | None = None) -> Result:
+    """Store one cell and count it towards its run's progress."""
+    result = Result(run_id=run_id, status=status, message=message, samples=samples, **cell)
+    result.metrics = [Metric(name=k, value=float(v)) for k, v in (metrics or {}).items() if v is not None]
+    session.add(result)
+    session.execute(update(Run).where(Run.id == run_id).values(cells_done=Run.cells_done + 1))
+    return result
+
+
+def finish_run(session: Session, run_id: int, status: str = "finished", message: str | None = None) -> None:
+    session.execute(update(Run).where(Run.id == run_id)
+                    .values(status=status, message=message, finished_at=utcnow()))
