@@ -1,0 +1,36 @@
+# Two commands on a fresh machine with Python 3.11+: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8501
+
+.PHONY: run test smoke clean
+
+# The venv is (re)built when requirements change; the stamp records a finished install.
+$(VENV)/.run-deps: requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Hadamard Bench needs Python 3.11 or newer; $(PYTHON) is $$($(PYTHON) --version 2>&1)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $@
+
+$(VENV)/.test-deps: $(VENV)/.run-deps requirements-test.txt
+	$(PY) -m pip install --quiet -r requirements-test.txt
+	@touch $@
+
+## run: serve the dashboard on http://localhost:$(PORT); an empty database gets the quick suite
+run: $(VENV)/.run-deps
+	$(PY) -m bench_runner run --suite quick --if-empty --detach
+	$(PY) -m streamlit run app/streamlit_app.py --server.port $(PORT)
+
+## test: install what the tests need and run them all
+test: $(VENV)/.test-deps
+	$(PY) -m pytest
+
+## smoke: the smoke suite into the default database, in about a minute
+smoke: $(VENV)/.run-deps
+	$(PY) -m bench_runner run --suite smoke
+
+clean:
+	rm -rf $(VENV) .pytest_cache

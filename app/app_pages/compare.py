@@ -1,0 +1,63 @@
+"""Compare: every method of one benchmark against the size it grows with."""
+
+import streamlit as st
+
+from app import charts, data
+
+url = data.db_url()
+st.title("Compare methods")
+
+results = data.load_results(url)
+ok = data.latest_ok(results)
+if ok.empty:
+    st.info("No successful results to compare yet. Run `python -m bench_runner run --suite quick`, "
+            "or wait for the sweep in progress (see Overview).")
+    st.stop()
+
+catalogue = data.load_catalogue(url)
+titles = catalogue.drop_duplicates("benchmark").set_index("benchmark")["title"].to_dict()
+benchmarks = [b for b in titles if b in set(ok["benchmark"])]
+bench = st.selectbox("Benchmark", benchmarks, format_func=lambda b: f"{b}: {titles[b]}")
+rows = data.add_derived(ok[ok["benchmark"] == bench].drop(columns=[c for c in ok if c.startswith("size_")]))
+
+cols = st.columns(4)
+context = {key: col.selectbox(key.capitalize(), sorted(rows[key].unique()))
+           for key, col in zip(data.CONTEXT, cols)}
+for key, value in context.items():
+    rows = rows[rows[key] == value]
+
+cols = st.columns(3)
+methods = cols[0].multiselect("Methods", sorted(rows["method"].unique()), default=sorted(rows["method"].unique()))
+backends = cols[1].multiselect("Backends", sorted(rows["backend"].unique()), default=sorted(rows["backend"].unique()))
+metric = cols[2].selectbox("Metric", list(data.METRICS), format_func=lambda m: data.METRICS[m][0])
+rows = rows[rows["method"].isin(methods) & rows["backend"].isin(backends)]
+
+params = data.varying_params(rows) or data.size_params(rows)
+default_x = catalogue.loc[catalogue["benchmark"] == bench, "x_param"].iloc[0]
+cols = st.columns(len(params))
+x_param = cols[0].selectbox("x-axis", params, index=params.index(default_x) if default_x in params else 0)
+fixed = {}
+for param, col in zip([p for p in params if p != x_param], cols[1:]):
+    values = sorted(rows[f"size_{param}"].unique())
+    common = rows[f"size_{param}"].mode().iloc[0]
+    fixed[param] = col.selectbox(f"{param} held at", values, index=values.index(common))
+shown = data.hold_fixed(rows, x_param, fixed)
+
+label, unit = data.METRICS[metric]
+st.plotly_chart(charts.scaling_chart(
+    shown, f"size_{x_param}", metric, x_title=x_param, y_title=f"{label} ({unit})",
+    error="time_iqr_s" if metric == "time_median_s" else None), width="stretch")
+if metric == "time_median_s":
+    st.caption("Error bars span the interquartile range of the timing samples (± IQR/2 around the median).")
+
+baselines = sorted(shown.loc[shown["is_baseline"], "method"].unique())
+if baselines:
+    baseline = st.selectbox("Speed-up against", baselines)
+    speed = data.speedups(shown, baseline)
+    table = speed.pivot_table(index=f"size_{x_param}", columns=["method", "backend"], values="speedup")
+    st.markdown(f"**Speed-up against `{baseline}`** (its time ÷ the method's, same backend; above 1 is faster)")
+    st.dataframe(table.style.format("{:.2f}×"), width="stretch")
+
+export = shown[[c for c in shown.columns if not c.startswith("size_") and c != "result_id"]]
+st.dataframe(export, hide_index=True, width="stretch")
+st.download_button("Download CSV", export.to_csv(index=False), file_name=f"{bench}.csv", mime="text/csv")

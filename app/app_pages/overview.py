@@ -1,0 +1,70 @@
+"""Overview: the catalogue by survey domain, with the latest headline per benchmark."""
+
+import streamlit as st
+
+from app import data
+
+DOMAIN_TITLES = {
+    "high_order": "High-order interactions",
+    "fusion": "Multimodal fusion",
+    "modulation": "Adaptive modulation: gating and masking",
+    "efficient": "Efficient operators",
+}
+
+url = data.db_url()
+st.title("Hadamard Bench")
+st.caption("What does a Hadamard-product primitive really cost against the operator it replaces, "
+           "on this hardware, as the problem grows?")
+
+
+@st.fragment(run_every=2)
+def progress():
+    runs = data.load_runs(url)
+    active = data.active_runs(runs)
+    for run in active.itertuples():
+        st.progress(run.cells_done / max(run.cells_total, 1),
+                    text=f"Run {run.run_id} ({run.suite} suite on {run.machine}): "
+                         f"{run.cells_done} of {run.cells_total} cells")
+    # Results landed since the last look: refresh the whole page so they show.
+    done = int(runs["cells_done"].sum()) if not runs.empty else 0
+    if st.session_state.setdefault("cells_seen", done) != done:
+        st.session_state["cells_seen"] = done
+        st.rerun(scope="app")
+
+
+progress()
+catalogue = data.load_catalogue(url)
+results = data.load_results(url)
+
+if catalogue.empty:
+    st.info("No results yet. Start a sweep with `python -m bench_runner run --suite quick` "
+            "(`make run` starts one by itself on an empty database); results appear here as they land.")
+    st.stop()
+
+headlines = data.headlines(results, catalogue)
+st.caption(f"{len(results)} stored cells · database `{url}`")
+
+for domain, in_domain in catalogue.groupby("domain", sort=False):
+    st.header(DOMAIN_TITLES.get(domain, domain))
+    for bench, methods in in_domain.groupby("benchmark", sort=False):
+        first = methods.iloc[0]
+        with st.container(border=True):
+            st.subheader(f"`{bench}`: {first.title}")
+            st.caption(f"{first.contract} · sizes {', '.join(first.params)}")
+            for h in headlines[headlines["benchmark"] == bench].itertuples():
+                faster = h.speedup >= 1
+                ratio = h.speedup if faster else 1 / h.speedup
+                st.markdown(
+                    f"{':green' if faster else ':red'}[**{h.method}** is {ratio:.2f}× "
+                    f"{'faster' if faster else 'slower'} than **{h.baseline}**] at {h.size} "
+                    f"({h.device}, {h.dtype}, {h.mode}, {h.backend}; {h.machine}); "
+                    f"peak memory ratio {h.memory_ratio:.2f}×")
+            table = methods[["method", "role", "summary", "exponents", "backends"]].rename(
+                columns={"summary": "formula and paper", "exponents": "time exponent"})
+            table["time exponent"] = table["time exponent"].map(
+                lambda e: ", ".join(f"{k}^{v:g}" for k, v in e.items()))
+            table["backends"] = table["backends"].map(", ".join)
+            st.dataframe(table, hide_index=True, width="stretch")
+            for m in methods.itertuples():
+                name = m.method.replace("_", r"\_")
+                st.latex(rf"\texttt{{{name}}}:\quad {m.latex}")

@@ -1,0 +1,31 @@
+"""Plotly figure builders: one parameterised builder per kind of chart."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+HOVER_COLUMNS = ["size", "time_median_s", "time_iqr_s", "samples", "peak_mem_bytes", "flops", "gflops", "gbps"]
+
+
+def scaling_chart(frame: pd.DataFrame, x: str, y: str, *, x_title: str, y_title: str,
+                  error: str | None = None, log: bool = True) -> go.Figure:
+    """One line per method and backend; baselines dashed; `error` as ± half-width bars."""
+    fig = go.Figure()
+    for (method, backend), line in frame.sort_values(x).groupby(["method", "backend"], sort=True):
+        baseline = bool(line["is_baseline"].iloc[0])
+        fig.add_trace(go.Scatter(
+            x=line[x], y=line[y], name=f"{method} · {backend}", mode="lines+markers",
+            line=dict(dash="dash" if baseline else "solid"),
+            error_y=dict(type="data", array=line[error] / 2, visible=True) if error else None,
+            customdata=line[[c for c in HOVER_COLUMNS if c in line]].to_numpy(),
+            hovertemplate="<br>".join(
+                [f"<b>{method} · {backend}</b>"]
+                + [f"{c}: %{{customdata[{i}]}}" for i, c in enumerate(c for c in HOVER_COLUMNS if c in line)])
+            + "<extra></extra>",
+        ))
+    axis = "log" if log else "linear"
+    fig.update_layout(xaxis=dict(title=x_title, type=axis), yaxis=dict(title=y_title, type=axis),
+                      legend_title_text="method · backend (dashed: baseline)",
+                      margin=dict(l=10, r=10, t=30, b=10), height=460)
+    return fig

@@ -1,0 +1,142 @@
+"""Every query and DataFrame shaping the pages use; pages only lay out widgets.
+
+Loaders are cached (the engine per URL, query results for a few seconds, so a
+running sweep shows up without a restart); shaping functions are plain and
+tested directly.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy.orm import sessionmaker
+
+import results_db
+from results_db import queries
+
+CELL_KEY = ["benchmark", "method", "backend", "device", "dtype", "mode", "size", "machine"]
+CONTEXT = ["machine", "device", "dtype", "mode"]  # what must match for two results to compare
+
+METRICS = {  # column → (label, unit)
+    "time_median_s": ("Runtime (median)", "s"),
+    "peak_mem_bytes": ("Peak memory", "bytes"),
+    "gflops": ("Throughput", "GFLOP/s"),
+    "gbps": ("Bandwidth", "GB/s"),
+    "flops": ("FLOPs (analytic)", "FLOP"),
+}
+
+
+def db_url() -> str:
+    return results_db.resolve_url()
+
+
+@st.cache_resource
+def _sessions(url: str) -> sessionmaker:
+    return sessionmaker(results_db.open_engine(url))
+
+
+@st.cache_data(ttl=3, show_spinner=False)
+def load_results(url: str, benchmark: str | None = None) -> pd.DataFrame:
+    with _sessions(url)() as session:
+        return add_derived(queries.results_frame(session, benchmark=benchmark))
+
+
+@st.cache_data(ttl=3, show_spinner=False)
+def load_runs(url: str) -> pd.DataFrame:
+    with _sessions(url)() as session:
+        return queries.runs_frame(session)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def load_catalogue(url: str) -> pd.DataFrame:
+    with _sessions(url)() as session:
+        return queries.catalogue_frame(session)
+
+
+def parse_size(label: str) -> dict[str, int]:
+    """`B=1 N=64` → {"B": 1, "N": 64}: the inverse of hadamard_impls.size_label."""
+    return {k: int(v) for k, v in (part.split("=", 1) for part in label.split())}
+
+
+def add_derived(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per-cell rates and one `size_<param>` column per size parameter."""
+    frame = frame.copy()
+    time = pd.to_numeric(frame["time_median_s"], errors="coerce")
+    frame["gflops"] = pd.to_numeric(frame["flops"], errors="coerce") / time / 1e9
+    frame["gbps"] = pd.to_numeric(frame["bytes"], errors="coerce") / time / 1e9
+    sizes = pd.DataFrame([parse_size(s) for s in frame["size"]], index=frame.index)
+    for param in sizes.columns:
+        frame[f"size_{param}"] = sizes[param]
+    return frame
+
+
+def latest_ok(frame: pd.DataFrame) -> pd.DataFrame:
+    """For each cell on each machine, its most recent successful measurement."""
+    ok = frame[frame["status"] == "ok"]
+    return ok.sort_values("result_id").drop_duplicates(CELL_KEY, keep="last")
+
+
+def size_params(frame: pd.DataFrame) -> list[str]:
+    return [c.removeprefix("size_") for c in frame.columns if c.startswith("size_")]
+
+
+def varying_params(frame: pd.DataFrame) -> list[str]:
+    return [p for p in size_params(frame) if frame[f"size_{p}"].nunique() > 1]
+
+
+def hold_fixed(frame: pd.DataFrame, x_param: str, fixed: dict[str, int]) -> pd.DataFrame:
+    """The rows where every size parameter but `x_param` has its chosen value."""
+    keep = pd.Series(True, index=frame.index)
+    for param, value in fixed.items():
+        if param != x_param:
+            keep &= frame[f"size_{param}"] == value
+    return frame[keep]
+
+
+def speedups(frame: pd.DataFrame, baseline: str) -> pd.DataFrame:
+    """Baseline time / method time, per size and backend: above 1 means faster than the baseline."""
+    base = frame[frame["method"] == baseline][CONTEXT + ["backend", "size", "time_median_s"]]
+    merged = frame.merge(base, on=CONTEXT + ["backend", "size"], suffixes=("", "_baseline"))
+    merged["speedup"] = merged["time_median_s_baseline"] / merged["time_median_s"]
+    return merged
+
+
+def headlines(frame: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
+    """Each Hadamard method against each baseline of its benchmark, at the largest size both
+    reached, same machine, device, dtype, mode and backend (eager preferred)."""
+    rows = []
+    latest = latest_ok(frame)
+    roles = catalogue.set_index(["benchmark", "method"])["role"].to_dict()
+    for (bench, *context), group in latest.groupby(["benchmark"] + CONTEXT):
+        for backend in sorted(group["backend"].unique(), key=lambda b: b != "eager")[:1]:
+            g = group[group["backend"] == backend]
+            by_method = {m: d.set_index("size") for m, d in g.groupby("method")}
+            for method, mine in by_method.items():
+                if roles.get((bench, method)) != "hadamard":
+                    continue
+                for base, theirs in by_method.items():
+                    if roles.get((bench, base)) != "baseline":
+                        continue
+                    common = mine.index.intersection(theirs.index)
+                    if common.empty:
+                        continue
+                    size = max(common, key=lambda s: sum(parse_size(s).values()))
+                    rows.append(dict(
+                        benchmark=bench, method=method, baseline=base, backend=backend,
+                        **dict(zip(CONTEXT, context)), size=size,
+                        speedup=theirs.at[size, "time_median_s"] / mine.at[size, "time_median_s"],
+                        memory_ratio=_ratio(theirs.at[size, "peak_mem_bytes"], mine.at[size, "peak_mem_bytes"]),
+                    ))
+    return pd.DataFrame(rows, columns=["benchmark", "method", "baseline", "backend", *CONTEXT, "size",
+                                       "speedup", "memory_ratio"])
+
+
+def _ratio(a, b) -> float:
+    try:
+        return float(a) / float(b) if float(b) > 0 else float("nan")
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def active_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    return runs[runs["status"] == "running"]

@@ -1,0 +1,17 @@
+"""Hadamard Bench dashboard. This file only routes; each page is a file in app_pages/."""
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+# `streamlit run app/streamlit_app.py` puts app/ on the path; the packages live one up.
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+st.set_page_config(page_title="Hadamard Bench", page_icon="⊙", layout="wide")
+st.navigation([
+    st.Page("app_pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/show_chart:"),
+]).run()

@@ -1,0 +1,116 @@
+"""Every page rendered headless with AppTest: with data, empty, and only failed cells."""
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app import data
+from tests.conftest import SIZES, seed, synthetic_time
+
+PAGES = ["app_pages/overview.py", "app_pages/compare.py"]
+
+
+def render(url, monkeypatch, page=None) -> AppTest:
+    monkeypatch.setenv("HADAMARD_BENCH_DB", url)
+    at = AppTest.from_file("../../app/streamlit_app.py", default_timeout=60).run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_with_data(seeded_db, monkeypatch, page):
+    render(seeded_db, monkeypatch, page)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_an_empty_database_shows_an_empty_state(db_url, monkeypatch, page):
+    at = render(db_url, monkeypatch, page)
+    assert any("No results" in i.value or "No successful results" in i.value for i in at.info)
+
+
+def test_only_failed_cells_show_the_empty_compare_state(db_url, monkeypatch):
+    seed(db_url, statuses="error")
+    at = render(db_url, monkeypatch, "app_pages/compare.py")
+    assert any("No successful results" in i.value for i in at.info)
+    render(db_url, monkeypatch, "app_pages/overview.py")
+
+
+def test_overview_headline_reports_the_planted_speedup(seeded_db, monkeypatch):
+    at = render(seeded_db, monkeypatch)
+    text = " ".join(m.value for m in at.markdown)
+    largest = max(SIZES)
+    expected = synthetic_time("softmax_attention", largest) / synthetic_time("poly_sa", largest)
+    assert f"**poly_sa** is {expected:.2f}× faster than **softmax_attention**" in text
+
+
+def _figure(at):
+    """The chart as plain lists (Plotly serialises arrays as base64 typed arrays)."""
+    import plotly.io
+
+    fig = plotly.io.from_json(at.get("plotly_chart")[0].proto.spec)
+    return {"data": [{"name": t.name, "x": _list(t.x), "y": _list(t.y), "line": {"dash": t.line.dash}}
+                     for t in fig.data],
+            "layout": {"xaxis": {"type": fig.layout.xaxis.type}}}
+
+
+def _list(values):
+    if isinstance(values, dict) and "bdata" in values:  # {"dtype": "i2", "bdata": base64}
+        import base64
+
+        import numpy as np
+
+        values = np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    return [v.item() if hasattr(v, "item") else v for v in values]
+
+
+def test_compare_chart_has_one_line_per_method_with_the_baseline_dashed(seeded_db, monkeypatch):
+    at = render(seeded_db, monkeypatch, "app_pages/compare.py")
+    traces = {t["name"]: t for t in _figure(at)["data"]}
+    assert set(traces) == {"poly_sa · eager", "softmax_attention · eager"}
+    assert traces["softmax_attention · eager"]["line"]["dash"] == "dash"
+    assert traces["poly_sa · eager"]["line"]["dash"] == "solid"
+    assert traces["poly_sa · eager"]["x"] == SIZES
+    assert traces["poly_sa · eager"]["y"] == pytest.approx([synthetic_time("poly_sa", n) for n in SIZES])
+    assert _figure(at)["layout"]["xaxis"]["type"] == "log"
+
+
+def test_compare_follows_the_chosen_methods_and_metric(seeded_db, monkeypatch):
+    at = render(seeded_db, monkeypatch, "app_pages/compare.py")
+    methods = next(m for m in at.multiselect if m.label == "Methods")
+    methods.set_value(["poly_sa"]).run()
+    assert [t["name"] for t in _figure(at)["data"]] == ["poly_sa · eager"]
+    metric = next(s for s in at.selectbox if s.label == "Metric")
+    metric.set_value("peak_mem_bytes").run()
+    assert _figure(at)["data"][0]["y"] == pytest.approx([1000 * n for n in SIZES])
+
+
+def test_compare_speedup_table_and_download(seeded_db, monkeypatch):
+    at = render(seeded_db, monkeypatch, "app_pages/compare.py")
+    speedup_table = at.dataframe[0].value
+    assert speedup_table.loc[512, ("poly_sa", "eager")] == pytest.approx(4.0)  # 512²/128 ÷ 512
+    assert speedup_table.loc[64, ("poly_sa", "eager")] == pytest.approx(0.5)
+    shown = at.dataframe[1].value
+    assert len(shown) == 2 * len(SIZES)
+
+
+def test_headlines_pick_the_largest_common_size():
+    frame = pd.DataFrame({
+        "result_id": range(4), "benchmark": "b", "method": ["h", "h", "base", "base"],
+        "backend": "eager", "device": "cpu", "dtype": "float32", "mode": "forward",
+        "size": ["n=1", "n=100", "n=1", "n=10"], "machine": "m", "status": "ok",
+        "time_median_s": [1.0, 5.0, 2.0, 9.0], "peak_mem_bytes": [1, 1, 1, 1],
+    })
+    catalogue = pd.DataFrame({"benchmark": ["b", "b"], "method": ["h", "base"], "role": ["hadamard", "baseline"]})
+    h = data.headlines(frame, catalogue)
+    assert len(h) == 1
+    assert h.iloc[0]["size"] == "n=1"  # n=100 has no baseline, n=10 no Hadamard result
+    assert h.iloc[0]["speedup"] == 2.0
+
+
+def test_parse_size_inverts_size_label():
+    from hadamard_impls import size_label
+
+    size = {"B": 1, "N": 256, "C": 64, "H": 4}
+    assert data.parse_size(size_label(size)) == size

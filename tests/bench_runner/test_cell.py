@@ -1,0 +1,133 @@
+"""Every way a cell can end, on a small catalogue built for the purpose."""
+
+import pytest
+import torch
+from torch import nn
+from sqlalchemy.orm import sessionmaker
+
+import results_db
+from bench_runner import sweep
+from bench_runner.cell import Cell, run_cell
+from bench_runner.timing import TimingPolicy
+from hadamard_impls import Catalogue
+from results_db import queries
+
+FAST = TimingPolicy(warmup_s=0.0, min_block_s=0.0, budget_s=0.0, min_samples=2)
+
+
+class Scale(nn.Module):
+    def __init__(self, factor):
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, a):
+        return a * self.factor
+
+
+class Raises(nn.Module):
+    def forward(self, a):
+        raise ValueError("this method is broken on purpose")
+
+
+class Exhausts(nn.Module):
+    def forward(self, a):
+        return torch.empty(1 << 60, dtype=torch.uint8)  # an exabyte: no allocator can give it
+
+
+class Drifts(nn.Module):
+    """Differs from its own float64 reference only in low precision: the check must catch it."""
+
+    def forward(self, a):
+        return a + (1.0 if a.dtype != torch.float64 else 0.0)
+
+
+def toy_catalogue() -> Catalogue:
+    cat = Catalogue()
+    bench = cat.benchmark("toy", domain="efficient", title="toy", contract="a (n,) → (n,)", params=("n",),
+                          sweeps={s: [{"n": 8}, {"n": 16}] for s in ("smoke", "quick", "full")},
+                          make_inputs=lambda s, g: (torch.randn(s["n"], generator=g),))
+    common = dict(latex="y", flops=lambda s: s["n"], bytes=lambda s, i: 2 * s["n"] * i, exponents={"n": 1},
+                  backends=("eager",))
+    for name, module, role in [("double", lambda: Scale(2.0), "hadamard"), ("raises", Raises, "baseline"),
+                               ("exhausts", Exhausts, "baseline"), ("drifts", Drifts, "baseline")]:
+        def build(size, module=module):
+            """A toy method for the runner's tests."""
+            return module()
+        bench.method(name, role=role, **common)(build)
+    return cat
+
+
+def cell(method, device="cpu", mode="forward"):
+    return Cell("toy", method, "eager", (("n", 8),), device, "float32", mode)
+
+
+def test_a_working_method_is_measured():
+    outcome = run_cell(toy_catalogue(), cell("double"), FAST)
+    assert outcome.status == "ok"
+    assert outcome.metrics["flops"] == 8
+    assert outcome.metrics["flops_counted"] == 8
+    assert outcome.metrics["time_median_s"] > 0
+    # the 32-byte output, plus at most a few bytes of scalar temporaries
+    assert 8 * 4 <= outcome.metrics["peak_mem_bytes"] < 8 * 4 + 64
+
+
+def test_train_mode_counts_the_backward_too():
+    forward = run_cell(toy_catalogue(), cell("double"), FAST)
+    train = run_cell(toy_catalogue(), cell("double", mode="train"), FAST)
+    assert train.status == "ok"
+    assert train.metrics["flops_counted"] > forward.metrics["flops_counted"]
+    assert train.metrics["flops"] == 3 * forward.metrics["flops"]
+
+
+def test_a_raising_method_is_an_error_with_its_message():
+    outcome = run_cell(toy_catalogue(), cell("raises"), FAST)
+    assert outcome.status == "error"
+    assert outcome.message == "ValueError: this method is broken on purpose"
+
+
+def test_exhausted_memory_is_oom():
+    outcome = run_cell(toy_catalogue(), cell("exhausts"), FAST)
+    assert outcome.status == "oom"
+    assert "allocate" in outcome.message
+
+
+def test_a_wrong_result_is_a_mismatch_and_is_not_timed():
+    outcome = run_cell(toy_catalogue(), cell("drifts"), FAST)
+    assert outcome.status == "mismatch"
+    assert "float64 reference" in outcome.message
+    assert outcome.metrics == {}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a CUDA device")
+def test_cuda_without_a_device_is_skipped_with_the_reason():
+    outcome = run_cell(toy_catalogue(), cell("double", device="cuda"), FAST)
+    assert (outcome.status, outcome.message) == ("skipped", "no CUDA device")
+
+
+def test_failing_cells_do_not_stop_the_sweep(db_url):
+    cat = toy_catalogue()
+    sel = sweep.Selection(suite="smoke")
+    cells = sweep.plan(cat, sel)
+    factory = sessionmaker(results_db.open_engine(db_url))
+    run_id = sweep.start(factory, cat, sel, cells)
+    counts = sweep.execute(factory, cat, run_id, cells, FAST)
+    assert counts == {"ok": 2, "error": 2, "oom": 2, "mismatch": 2}
+    with factory() as session:
+        frame = queries.results_frame(session)
+    assert len(frame) == 8
+    # The cells after the failures ran: every method reached its second size.
+    assert set(frame[frame["size"] == "n=16"]["method"]) == {"double", "raises", "exhausts", "drifts"}
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(suite="nope"), "unknown suite"),
+    (dict(suite="smoke", benchmarks=["nope"]), "unknown benchmark"),
+    (dict(suite="smoke", methods=["nope"]), "unknown method"),
+    (dict(suite="smoke", backends=["nope"]), "unknown backend"),
+    (dict(suite="smoke", dtypes=["float8"]), "unknown dtype"),
+    (dict(suite="smoke", modes=["sideways"]), "unknown mode"),
+    (dict(suite="smoke", backends=["compile"]), "matches no cell"),
+])
+def test_bad_selections_are_refused(kwargs, words):
+    with pytest.raises(sweep.SelectionError, match=words):
+        sweep.plan(toy_catalogue(), sweep.Selection(**kwargs))

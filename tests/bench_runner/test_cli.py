@@ -1,0 +1,133 @@
+"""The command line as a user meets it: real processes, a temporary SQLite file."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy.orm import sessionmaker
+
+import results_db
+from hadamard_impls import catalogue
+from results_db import queries
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "bench_runner", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, **(env or {})})
+
+
+def test_list_shows_every_method_with_its_role():
+    out = cli("list")
+    assert out.returncode == 0
+    for method in catalogue.methods():
+        line = next(l for l in out.stdout.splitlines() if l.split()[:1] == [method.id])
+        assert method.role in line
+
+
+@pytest.mark.parametrize("verb", [[], ["list"], ["run"], ["export"]])
+def test_every_verb_has_help(verb):
+    out = cli(*verb, "--help")
+    assert out.returncode == 0
+    assert "usage: bench_runner" in out.stdout
+
+
+@pytest.fixture(scope="module")
+def smoke_db(tmp_path_factory):
+    """One real smoke run shared by the tests below; it is the path `make run` takes."""
+    path = tmp_path_factory.mktemp("smoke") / "smoke.db"
+    out = cli("run", "--suite", "smoke", "--db", f"sqlite:///{path}")
+    assert out.returncode == 0, out.stderr
+    return f"sqlite:///{path}", out
+
+
+def test_a_smoke_run_stores_a_filled_row_for_every_method_and_backend(smoke_db):
+    url, out = smoke_db
+    assert "finished" in out.stderr
+    with sessionmaker(results_db.open_engine(url))() as session:
+        frame = queries.results_frame(session)
+    expected = {(m.benchmark, m.id, b) for m in catalogue.methods() for b in m.backends}
+    assert set(zip(frame["benchmark"], frame["method"], frame["backend"])) == expected
+    assert (frame["status"] == "ok").all(), frame[["method", "backend", "message"]]
+    for column in ("time_median_s", "time_iqr_s", "time_min_s", "samples", "peak_mem_bytes", "flops",
+                   "flops_counted", "bytes"):
+        assert frame[column].notna().all(), column
+    assert (frame["time_median_s"] > 0).all()
+    assert set(frame.loc[frame["is_baseline"], "method"]) == {"copy", "ffn_gelu", "softmax_attention", "sdpa"}
+
+
+def test_export_round_trips_through_csv(smoke_db, tmp_path):
+    url, _ = smoke_db
+    out = cli("export", "--db", url, "--format", "csv", "--out", str(tmp_path / "r.csv"))
+    assert out.returncode == 0, out.stderr
+    exported = pd.read_csv(tmp_path / "r.csv")
+    with sessionmaker(results_db.open_engine(url))() as session:
+        stored = queries.export_frame(session)
+    assert list(exported.columns[:19]) == [
+        "benchmark", "method", "backend", "is_baseline", "role", "device", "dtype", "mode", "size",
+        "time_median_s", "time_iqr_s", "time_min_s", "samples", "peak_mem_bytes", "flops",
+        "flops_counted", "bytes", "status", "message"]
+    assert {"run_id", "machine"} <= set(exported.columns)
+    assert len(exported) == len(stored)
+    pd.testing.assert_series_equal(exported["time_median_s"], stored["time_median_s"].astype(float),
+                                   check_names=False)
+    assert list(exported["size"]) == list(stored["size"])
+
+
+def test_if_empty_starts_nothing_on_a_database_with_runs(smoke_db):
+    url, _ = smoke_db
+    out = cli("run", "--suite", "smoke", "--db", url, "--if-empty")
+    assert out.returncode == 0
+    assert "nothing started" in out.stdout
+    with sessionmaker(results_db.open_engine(url))() as session:
+        assert len(queries.runs_frame(session)) == 1
+
+
+BAD_INPUTS = [
+    (["run", "--suite", "nope"], "invalid choice"),
+    (["run"], "required: --suite"),
+    (["run", "--suite", "smoke", "--benchmark", "nope"], "unknown benchmark 'nope'"),
+    (["run", "--suite", "smoke", "--method", "nope"], "unknown method 'nope'"),
+    (["run", "--suite", "smoke", "--benchmark", "elementwise", "--method", "swiglu"], "matches no cell"),
+    (["run", "--suite", "smoke", "--backend", "nope"], "invalid choice"),
+    (["run", "--suite", "smoke", "--dtype", "float8"], "invalid choice"),
+    (["run", "--suite", "smoke", "--device", "tpu"], "invalid choice"),
+    (["run", "--suite", "smoke", "--db", "notaurl"], "malformed database URL"),
+    (["run", "--suite", "smoke", "--db", "nosuchdriver://x"], "no database driver"),
+    (["export", "--out", "x.csv", "--format", "xml"], "invalid choice"),
+    (["frobnicate"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize("args, words", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, words, tmp_path):
+    db = tmp_path / "never.db"
+    args = [a if a != "x.csv" else str(tmp_path / "x.csv") for a in args]
+    out = cli(*args, env={"HADAMARD_BENCH_DB": f"sqlite:///{db}"})
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1, out.stderr
+    assert words in out.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_of_a_missing_database_is_refused(tmp_path):
+    out = cli("export", "--db", f"sqlite:///{tmp_path / 'absent.db'}", "--out", str(tmp_path / "x.csv"))
+    assert out.returncode == 2
+    assert "no results database" in out.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unsupported_dtype_is_refused_before_anything_is_written(monkeypatch, tmp_path, capsys):
+    from bench_runner import cli as cli_module
+
+    monkeypatch.setattr(cli_module, "dtype_unsupported",
+                        lambda device, dtype: "no bfloat16 here" if dtype == "bfloat16" else None)
+    code = cli_module.main(["run", "--suite", "smoke", "--dtype", "bfloat16",
+                            "--db", f"sqlite:///{tmp_path / 'x.db'}"])
+    assert code == 2
+    assert "cannot run on cpu: no bfloat16 here" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,33 @@
+import pytest
+import torch
+
+from bench_runner.flops import count_flops
+from bench_runner.memory import peak_memory_bytes
+
+
+def test_a_hadamard_product_of_n_elements_counts_n_flops():
+    a, b = torch.randn(1000), torch.randn(1000)
+    assert count_flops(lambda: a * b) == 1000
+
+
+def test_matrix_products_count_2mkn():
+    a, b = torch.randn(8, 16), torch.randn(16, 4)
+    assert count_flops(lambda: a @ b) == 2 * 8 * 16 * 4
+
+
+def test_copies_do_no_arithmetic():
+    a = torch.randn(100, 100)
+    assert count_flops(lambda: a.t().contiguous()) == 0
+
+
+def test_softmax_counts_five_per_element():
+    a = torch.randn(10, 20)
+    assert count_flops(lambda: a.softmax(-1)) == 5 * 200
+
+
+def test_cpu_peak_memory_sees_tensor_allocations():
+    a = torch.randn(1 << 18)
+    # (a * 2) and its sine are both alive at the peak: two 1 MiB float32 buffers.
+    peak = peak_memory_bytes(lambda: (a * 2).sin(), torch.device("cpu"))
+    assert peak == pytest.approx(2 * 4 * (1 << 18), rel=0.01)
+    assert peak_memory_bytes(lambda: None, torch.device("cpu")) == 0

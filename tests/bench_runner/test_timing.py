@@ -1,0 +1,71 @@
+import random
+import statistics
+
+import pytest
+
+from bench_runner.timing import Measurement, TimingPolicy, measure
+
+
+class FakeClock:
+    """Each call costs a seeded random time around `per_call`; nothing really runs."""
+
+    def __init__(self, per_call: float, jitter: float = 0.0, seed: int = 0):
+        self.per_call, self.jitter = per_call, jitter
+        self.rng = random.Random(seed)
+        self.calls = 0
+
+    def time_block(self, fn, calls):
+        self.calls += calls
+        return sum(self.per_call * (1 + self.rng.uniform(-self.jitter, self.jitter)) for _ in range(calls))
+
+
+def test_statistics_come_from_the_raw_samples():
+    m = Measurement(samples=(1.0, 2.0, 3.0, 4.0, 100.0), calls_per_sample=1)
+    assert m.median == 3.0
+    assert m.min == 1.0
+    assert m.mean == 22.0
+    assert m.iqr == pytest.approx(2.0)  # inclusive quartiles of 1..4,100: 2 and 4
+    assert m.noisy
+
+
+def test_a_steady_clock_is_not_noisy():
+    m = Measurement(samples=(1.0, 1.01, 0.99, 1.0), calls_per_sample=1)
+    assert not m.noisy
+
+
+def test_blocks_are_sized_above_the_clock_resolution():
+    clock = FakeClock(per_call=1e-6)
+    policy = TimingPolicy(warmup_s=1e-4, min_block_s=1e-3, budget_s=0.02, min_samples=5)
+    m = measure(lambda: None, clock, policy)
+    assert m.calls_per_sample * 1e-6 >= 1e-3
+    assert m.median == pytest.approx(1e-6)
+    assert m.warmup_calls in (100, 101)  # 1e-4 s of warm-up at 1e-6 s a call, give or take rounding
+
+
+def test_sampling_stops_at_the_budget_but_not_before_min_samples():
+    policy = TimingPolicy(warmup_s=0.0, min_block_s=0.0, budget_s=0.05, min_samples=3, max_samples=1000)
+    fast = measure(lambda: None, FakeClock(per_call=0.012), policy)
+    assert len(fast.samples) == 5  # four samples spend 0.048 s, under the budget; the fifth passes it
+    slow = measure(lambda: None, FakeClock(per_call=1.0), policy)
+    assert len(slow.samples) == 3
+
+
+def test_the_same_seed_gives_the_same_measurement():
+    policy = TimingPolicy(warmup_s=0.0, min_block_s=0.0, budget_s=0.1, min_samples=5)
+    a = measure(lambda: None, FakeClock(0.01, jitter=0.5, seed=7), policy)
+    b = measure(lambda: None, FakeClock(0.01, jitter=0.5, seed=7), policy)
+    assert a.samples == b.samples
+    assert a.median == statistics.median(a.samples)
+    assert a.iqr > 0
+
+
+def test_a_real_callable_is_called_for_every_sample():
+    calls = []
+    m = measure(lambda: calls.append(1), FakeClock(per_call=0.01),
+                TimingPolicy(warmup_s=0.0, min_block_s=0.0, budget_s=0.0, min_samples=4))
+    # The fake clock does not call fn; the real clocks do. Check the contract on the wall clock.
+    from bench_runner.timing import WallClock
+
+    WallClock().time_block(lambda: calls.append(1), 3)
+    assert len(calls) == 3
+    assert len(m.samples) == 4

@@ -1,0 +1,71 @@
+"""Fixtures shared by the test packages: a temporary SQLite file per test and a
+seeder that fills it with synthetic results through results_db's own writes."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import sessionmaker
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import results_db  # noqa: E402
+from results_db import store  # noqa: E402
+
+FACTS = {"key": "testmachine", "hostname": "testhost", "cpu_model": "Test CPU", "cpu_cores": 2,
+         "torch_version": "2.13.0", "cuda_version": None, "gpu_name": None, "os": "Linux",
+         "python_version": "3.11"}
+
+BENCHMARKS = [dict(id="token_mixing", domain="high_order", title="Token mixing", contract="X (B, N, C)",
+                   params=["B", "N", "C", "H"], x_param="N")]
+METHODS = [
+    dict(benchmark="token_mixing", id="poly_sa", role="hadamard", summary="Poly-SA", latex="Y = Q \\odot m",
+         exponents={"N": 1, "C": 2}, backends=["eager", "compile"]),
+    dict(benchmark="token_mixing", id="softmax_attention", role="baseline", summary="attention",
+         latex="Y = \\mathrm{softmax}(QK^T)V", exponents={"N": 2, "C": 2}, backends=["eager", "compile"]),
+]
+SIZES = [64, 128, 256, 512]
+
+
+@pytest.fixture
+def db_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'results.db'}"
+
+
+def synthetic_time(method: str, n: int) -> float:
+    """Linear for the Hadamard method, quadratic for attention: a planted crossover at N=128."""
+    return 1e-6 * n if method == "poly_sa" else 1e-6 * n * n / 128
+
+
+def seed(url: str, statuses: str = "ok") -> None:
+    """Fill `url` with one finished run of token_mixing results on a fake machine."""
+    factory = sessionmaker(results_db.open_engine(url))
+    with factory() as session, session.begin():
+        store.sync_catalogue(session, BENCHMARKS, METHODS)
+        host = store.get_or_create_machine(session, FACTS, "testhost (Test CPU)")
+        run = store.start_run(session, host, "quick", {"suite": "quick"}, cells_total=2 * len(SIZES))
+        for method in ("poly_sa", "softmax_attention"):
+            for n in SIZES:
+                cell = dict(benchmark="token_mixing", method=method, backend="eager", device="cpu",
+                            dtype="float32", mode="forward", size=f"B=1 N={n} C=64 H=4")
+                t = synthetic_time(method, n)
+                if statuses == "ok":
+                    store.record_result(session, run.id, cell, "ok", samples=[t] * 5, metrics={
+                        "time_median_s": t, "time_iqr_s": t / 20, "time_min_s": t, "samples": 5,
+                        "peak_mem_bytes": 1000 * n * (1 if method == "poly_sa" else n / 64),
+                        "flops": 1e3 * n, "flops_counted": 1e3 * n, "bytes": 4e3 * n})
+                else:
+                    store.record_result(session, run.id, cell, "error", "RuntimeError: boom")
+        store.finish_run(session, run.id)
+    assert math.isclose(synthetic_time("poly_sa", 128), synthetic_time("softmax_attention", 128))
+
+
+@pytest.fixture
+def seeded_db(db_url) -> str:
+    seed(db_url)
+    return db_url

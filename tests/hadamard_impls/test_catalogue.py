@@ -1,0 +1,105 @@
+"""The catalogue itself: ids, baselines, parameter matching, FLOP formulas, and
+every method and backend through the runner's own cell at its smallest size."""
+
+import pytest
+import torch
+
+from bench_runner.cell import Cell, run_cell
+from bench_runner.flops import count_flops
+from bench_runner.timing import TimingPolicy
+from hadamard_impls import Catalogue, catalogue
+from hadamard_impls.modulation import gated_hidden
+
+FAST = TimingPolicy(warmup_s=0.0, min_block_s=0.0, budget_s=0.0, min_samples=2)
+CASES = [(m, b) for m in catalogue.methods() for b in m.backends]
+
+
+def test_the_walking_skeleton_benchmarks_and_their_baselines():
+    roles = {(m.benchmark, m.id): m.role for m in catalogue.methods()}
+    assert roles == {
+        ("elementwise", "hadamard"): "hadamard", ("elementwise", "copy"): "reference",
+        ("gated_ffn", "swiglu"): "hadamard", ("gated_ffn", "geglu"): "hadamard",
+        ("gated_ffn", "ffn_gelu"): "baseline",
+        ("token_mixing", "poly_sa"): "hadamard", ("token_mixing", "softmax_attention"): "baseline",
+        ("token_mixing", "sdpa"): "baseline",
+    }
+    for method in catalogue.methods():
+        assert {"eager", "compile"} <= set(method.backends)
+
+
+@pytest.mark.parametrize("C", [32, 256, 1024])
+def test_gated_ffn_parameters_match_the_plain_ffn(C):
+    size = {"tokens": 4, "C": C}
+    bench = catalogue.benchmarks["gated_ffn"]
+    count = {m: sum(p.numel() for p in bench.methods[m].build(size).parameters())
+             for m in ("swiglu", "geglu", "ffn_gelu")}
+    assert count["swiglu"] == count["geglu"] == 3 * C * gated_hidden(C)
+    assert count["swiglu"] == pytest.approx(count["ffn_gelu"], rel=0.01)
+
+
+@pytest.mark.parametrize("method", catalogue.methods(), ids=lambda m: f"{m.benchmark}.{m.id}")
+def test_analytic_flops_match_the_counted_flops(method):
+    bench = catalogue.benchmarks[method.benchmark]
+    size = bench.sizes("smoke")[0]
+    module = method.build(size)
+    inputs = bench.inputs(size, "cpu", torch.float32)
+    with torch.no_grad():
+        counted = count_flops(lambda: module(*inputs))
+    assert counted == pytest.approx(method.flops(size), rel=0.10)
+
+
+@pytest.mark.parametrize("mode", ["forward", "train"])
+@pytest.mark.parametrize("method, backend", CASES, ids=[f"{m.benchmark}.{m.id}.{b}" for m, b in CASES])
+def test_every_method_and_backend_runs_and_matches_its_reference(method, backend, mode):
+    size = catalogue.benchmarks[method.benchmark].sizes("smoke")[0]
+    cell = Cell(method.benchmark, method.id, backend, tuple(size.items()), "cpu", "float32", mode)
+    outcome = run_cell(catalogue, cell, FAST)
+    assert outcome.status == "ok", outcome.message
+    assert outcome.metrics["time_median_s"] > 0
+    assert outcome.metrics["peak_mem_bytes"] > 0
+    assert outcome.metrics["flops_counted"] == pytest.approx(
+        outcome.metrics["flops"], rel=0.15 if mode == "train" else 0.10)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_low_precision_runs_within_its_tolerance(dtype):
+    size = catalogue.benchmarks["gated_ffn"].sizes("smoke")[0]
+    cell = Cell("gated_ffn", "swiglu", "eager", tuple(size.items()), "cpu", dtype, "forward")
+    assert run_cell(catalogue, cell, FAST).status == "ok"
+
+
+def test_poly_sa_mixes_tokens_in_linear_time_shape():
+    """Changing one token changes every output token (it mixes), through one pooled vector."""
+    torch.manual_seed(0)
+    module = catalogue.benchmarks["token_mixing"].methods["poly_sa"].build({"B": 1, "N": 16, "C": 8, "H": 2})
+    x = torch.randn(1, 16, 8)
+    y = x.clone()
+    y[0, 3] += 1.0
+    with torch.no_grad():
+        changed = (module(x) - module(y)).abs().sum(-1)[0]
+    assert (changed > 0).all()
+
+
+def test_the_registry_refuses_inconsistent_declarations():
+    cat = Catalogue()
+    sweeps = {s: [{"n": 1}] for s in ("smoke", "quick", "full")}
+    bench = cat.benchmark("b", domain="efficient", title="t", contract="c", params=("n",), sweeps=sweeps,
+                          make_inputs=lambda s, g: ())
+    common = dict(role="hadamard", latex="", flops=lambda s: 0, bytes=lambda s, i: 0, exponents={"n": 1})
+
+    def documented(size):
+        """y = x."""
+
+    bench.method("m", **common)(documented)
+    with pytest.raises(ValueError, match="registered twice"):
+        bench.method("m", **common)(documented)
+    with pytest.raises(ValueError, match="docstring"):
+        bench.method("undocumented", **common)(lambda size: None)
+    with pytest.raises(ValueError, match="unknown size parameters"):
+        bench.method("bad", **{**common, "exponents": {"N": 1}})(documented)
+    with pytest.raises(ValueError, match="must give"):
+        cat.benchmark("c", domain="efficient", title="t", contract="c", params=("n", "m"), sweeps=sweeps,
+                      make_inputs=lambda s, g: ())
+    with pytest.raises(ValueError, match="no sweep"):
+        cat.benchmark("d", domain="efficient", title="t", contract="c", params=("n",),
+                      sweeps={"smoke": [{"n": 1}]}, make_inputs=lambda s, g: ())

@@ -1,0 +1,80 @@
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import sessionmaker
+
+import pytest
+
+import results_db
+from results_db import BadDatabaseURL, queries, store
+from results_db.models import Metric, Result, Run
+from tests.conftest import FACTS, SIZES
+
+
+def test_seeded_results_pivot_into_one_row_per_cell(seeded_db):
+    with sessionmaker(results_db.open_engine(seeded_db))() as session:
+        frame = queries.results_frame(session)
+    assert len(frame) == 2 * len(SIZES)
+    row = frame[(frame["method"] == "softmax_attention") & (frame["size"] == "B=1 N=256 C=64 H=4")].iloc[0]
+    assert row["time_median_s"] == pytest.approx(1e-6 * 256 * 256 / 128)
+    assert row["is_baseline"]
+    assert row["machine"] == "testhost (Test CPU)"
+    assert not frame[frame["method"] == "poly_sa"]["is_baseline"].any()
+
+
+def test_a_cell_is_stored_once_per_run(db_url):
+    factory = sessionmaker(results_db.open_engine(db_url))
+    cell = dict(benchmark="b", method="m", backend="eager", device="cpu", dtype="float32",
+                mode="forward", size="n=1")
+    with factory() as session, session.begin():
+        run = store.start_run(session, store.get_or_create_machine(session, FACTS, "x"), "smoke", {}, 1)
+        run_id = run.id
+        store.record_result(session, run_id, cell, "ok", metrics={"time_median_s": 1.0})
+    with pytest.raises(IntegrityError):
+        with factory() as session, session.begin():
+            store.record_result(session, run_id, cell, "ok", metrics={"time_median_s": 2.0})
+    with factory() as session:
+        assert session.scalar(select(func.count(Result.id))) == 1
+        assert session.scalar(select(Metric.value)) == 1.0
+        assert session.get(Run, run_id).cells_done == 1
+
+
+def test_the_same_machine_is_recorded_once(db_url):
+    factory = sessionmaker(results_db.open_engine(db_url))
+    with factory() as session, session.begin():
+        a = store.get_or_create_machine(session, FACTS, "x")
+        b = store.get_or_create_machine(session, FACTS, "x")
+        assert a.id == b.id
+
+
+def test_runs_frame_counts_ok_and_failed_cells(db_url):
+    from tests.conftest import seed
+
+    seed(db_url, statuses="error")
+    with sessionmaker(results_db.open_engine(db_url))() as session:
+        runs = queries.runs_frame(session)
+    assert runs.iloc[0]["cells_ok"] == 0
+    assert runs.iloc[0]["cells_failed"] == 2 * len(SIZES)
+    assert runs.iloc[0]["status"] == "finished"
+
+
+def test_sqlite_connections_use_wal(db_url):
+    engine = results_db.open_engine(db_url)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+
+
+@pytest.mark.parametrize("url, words", [
+    ("notaurl", "malformed"),
+    ("foo://x", "no database driver"),
+    ("sqlite://", "names no file"),
+])
+def test_bad_urls_are_refused_before_anything_is_created(url, words):
+    with pytest.raises(BadDatabaseURL, match=words):
+        results_db.open_engine(url)
+
+
+def test_the_environment_variable_chooses_the_database(monkeypatch, db_url):
+    monkeypatch.setenv("HADAMARD_BENCH_DB", db_url)
+    assert results_db.resolve_url() == db_url
+    assert results_db.resolve_url("sqlite:///other.db") == "sqlite:///other.db"
