@@ -85,10 +85,11 @@ def _cmd_list(args) -> int:
     if args.format == "json":
         print(json.dumps({"benchmarks": benchmarks, "methods": methods}, indent=2))
         return 0
+    width = max(len(m.id) for m in catalogue.methods())
     for bench in catalogue.benchmarks.values():
         print(f"{bench.id}  [{bench.domain}]  {bench.contract}  sizes: {', '.join(bench.params)}")
         for m in bench.methods.values():
-            print(f"  {m.id:<20} {m.role:<10} {','.join(m.backends):<16} {m.summary}")
+            print(f"  {m.id:<{width}}  {m.role:<9}  {','.join(m.backends):<22}  {m.summary}")
     return 0
 
 

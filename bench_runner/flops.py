@@ -21,10 +21,13 @@ from torch.utils.flop_counter import FlopCounterMode
 aten = torch.ops.aten
 
 CONVENTION = (
-    "matmul (m×k)(k×n) = 2mkn (torch.utils.flop_counter); pointwise ops = 1 per output element; "
+    "matmul (m×k)(k×n) = 2mkn (torch.utils.flop_counter), + 1 per output for a fused bias; pointwise ops = 1 per output element; "
     "copies = 0; softmax = 5 per element (max, subtract, exp, sum, divide), its backward = 4; "
     "layer norm = 5 per element (+2 with affine), its backward = 10; "
     "fused attention = its two products + 5 per score for the softmax; "
+    "reductions (sum, mean, max, cumsum, index_add) = 1 per input element; "
+    "complex pointwise: multiply = 6, others = 2 per element; "
+    "FFT of length n = 5·n·log2(n) complex, 2.5·n·log2(n) real-to-complex and back; "
     "train = forward + backward as counted (analytic: 3 × forward)"
 )
 
@@ -76,7 +79,52 @@ def _with_softmax(formula: Callable) -> Callable:
     return count
 
 
+def _per_input_element(x_shape, *args, out_shape=None, **kwargs) -> int:
+    return _numel(x_shape)
+
+
+def _index_add(x_shape, dim, index_shape, source_shape, *args, out_shape=None, **kwargs) -> int:
+    return _numel(source_shape)
+
+
+def _fft_cost(x_shape, dims, length_of, per_point: float) -> int:
+    total = 0
+    for d in dims:
+        n = length_of(d)
+        total += per_point * n * math.log2(max(n, 2)) * (_numel(x_shape) / x_shape[d])
+    return int(total)
+
+
+def _fft_r2c(x_shape, dim, *args, out_shape=None, **kwargs) -> int:
+    return _fft_cost(x_shape, dim, lambda d: x_shape[d], 2.5)
+
+
+def _fft_c2r(x_shape, dim, normalization, last_dim_size, *args, out_shape=None, **kwargs) -> int:
+    # The last transformed dimension is stored halved; its real length is given.
+    return _fft_cost(out_shape, dim, lambda d: out_shape[d], 2.5)
+
+
+def _fft_c2c(x_shape, dim, *args, out_shape=None, **kwargs) -> int:
+    return _fft_cost(x_shape, dim, lambda d: x_shape[d], 5.0)
+
+
+def _addmm(bias_shape, a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    # flop_counter counts only the product; the bias is one add per output element.
+    return flop_counter.addmm_flop(bias_shape, a_shape, b_shape) + _numel(out_shape)
+
+
 _EXTRA: dict = {
+    aten.addmm: _addmm,
+    aten.sum: _per_input_element,
+    aten.mean: _per_input_element,
+    aten.amax: _per_input_element,
+    aten.max: _per_input_element,
+    aten.cumsum: _per_input_element,
+    aten.index_add: _index_add,
+    aten.index_add_: _index_add,
+    aten._fft_r2c: _fft_r2c,
+    aten._fft_c2r: _fft_c2r,
+    aten._fft_c2c: _fft_c2c,
     aten._softmax: _softmax,
     aten._log_softmax: _softmax,
     aten._softmax_backward_data: _softmax_backward,
@@ -112,8 +160,10 @@ class HadamardFlopCounter(FlopCounterMode):
     # for are counted by their output size when they are element-wise.
     def _count_flops(self, func_packet, out, args, kwargs):
         if func_packet not in self.flop_registry and _is_pointwise(func_packet):
-            self.pointwise_flops += sum(t.numel() for t in torch.utils._pytree.tree_leaves(out)
-                                        if isinstance(t, torch.Tensor))
+            for t in torch.utils._pytree.tree_leaves(out):
+                if isinstance(t, torch.Tensor):
+                    per_element = (6 if func_packet is aten.mul else 2) if t.is_complex() else 1
+                    self.pointwise_flops += per_element * t.numel()
         return super()._count_flops(func_packet, out, args, kwargs)
 
     def get_total_flops(self) -> int:

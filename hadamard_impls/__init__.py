@@ -5,7 +5,7 @@ Importing the package registers every benchmark of the domain modules into
 """
 
 # Imported in the catalogue's section order, which is the order `list` and the dashboard show.
-from . import high_order, modulation, efficient  # noqa: F401,I001  (registration)
+from . import high_order, fusion, modulation, efficient  # noqa: F401,I001  (registration)
 from .backends import BACKENDS, Backend
 from .registry import DOMAINS, SUITES, Benchmark, Catalogue, Method, catalogue, size_label
 

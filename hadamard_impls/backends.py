@@ -41,5 +41,9 @@ BACKENDS: dict[str, Backend] = {
         Backend("eager", "PyTorch eager mode, op by op", lambda module: module, _always),
         Backend("compile", "torch.compile (Inductor), fused kernels",
                 lambda module: torch.compile(module), _inductor_unavailable),
+        # A method that offers this backend defines `forward_library`: the same
+        # function through a vendor op (nn.Bilinear, nn.LSTM, ...).
+        Backend("library", "the vendor op PyTorch ships for this formula",
+                lambda module: module.forward_library, _always),
     )
 }

@@ -43,6 +43,14 @@ class Method:
     bytes: Callable[[Size, int], float]  # minimum bytes moved, given the dtype's itemsize
     exponents: Mapping[str, float]  # theoretical time exponent per size parameter
     backends: tuple[str, ...] = ("eager", "compile")
+    # Peak bytes of one forward call, where it exceeds a few times the minimum bytes
+    # (an N×N score matrix, say); the runner skips sizes that cannot fit.
+    memory: Callable[[Size, int], float] | None = None
+
+    def memory_estimate(self, size: Size, itemsize: int) -> float:
+        if self.memory is not None:
+            return self.memory(size, itemsize)
+        return 4 * self.bytes(size, itemsize)
 
     @property
     def is_baseline(self) -> bool:
@@ -73,6 +81,7 @@ class Benchmark:
         bytes: Callable[[Size, int], float],
         exponents: Mapping[str, float],
         backends: tuple[str, ...] = ("eager", "compile"),
+        memory: Callable[[Size, int], float] | None = None,
     ) -> Callable[[Callable[[Size], nn.Module]], Callable[[Size], nn.Module]]:
         """Register the decorated builder as method `id` of this benchmark."""
 
@@ -88,7 +97,7 @@ class Benchmark:
             self.methods[id] = Method(
                 id=id, benchmark=self.id, role=role, summary=doc[0], latex=latex,
                 build=build, flops=flops, bytes=bytes, exponents=dict(exponents),
-                backends=backends,
+                backends=backends, memory=memory,
             )
             return build
 

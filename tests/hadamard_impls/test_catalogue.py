@@ -8,23 +8,37 @@ from bench_runner.cell import Cell, run_cell
 from bench_runner.flops import count_flops
 from bench_runner.timing import TimingPolicy
 from hadamard_impls import Catalogue, catalogue
-from hadamard_impls.modulation import gated_hidden
+from hadamard_impls.modulation.gated_ffn import gated_hidden
 
 FAST = TimingPolicy(warmup_s=0.0, min_block_s=0.0, budget_s=0.0, min_samples=2)
 CASES = [(m, b) for m in catalogue.methods() for b in m.backends]
 
 
-def test_the_walking_skeleton_benchmarks_and_their_baselines():
-    roles = {(m.benchmark, m.id): m.role for m in catalogue.methods()}
-    assert roles == {
-        ("elementwise", "hadamard"): "hadamard", ("elementwise", "copy"): "reference",
-        ("gated_ffn", "swiglu"): "hadamard", ("gated_ffn", "geglu"): "hadamard",
-        ("gated_ffn", "ffn_gelu"): "baseline",
-        ("token_mixing", "poly_sa"): "hadamard", ("token_mixing", "softmax_attention"): "baseline",
-        ("token_mixing", "sdpa"): "baseline",
-    }
+# The ids and roles of CATALOGUE.md: CLI arguments, database values and URLs depend on them.
+EXPECTED_ROLES = {
+    "polynomial_layer": {"ccp": "hadamard", "ncp": "hadamard", "mlp_relu": "baseline"},
+    "spatial_mixing": {"poly_nl": "hadamard", "non_local": "baseline", "conv1x1": "reference"},
+    "token_mixing": {"poly_sa": "hadamard", "aft_simple": "hadamard", "linear_attention": "hadamard",
+                     "softmax_attention": "baseline", "sdpa": "baseline", "linear": "reference"},
+    "causal_token_mixing": {"hadamard_mask_attention": "hadamard", "linear_attention_parallel": "hadamard",
+                            "retention_parallel": "hadamard", "linear_attention_recurrent": "hadamard",
+                            "additive_mask_attention": "baseline", "sdpa_causal": "baseline"},
+    "pairwise_interactions": {"fm": "hadamard", "fm_pairwise": "baseline"},
+    "bimodal_fusion": {"mlb": "hadamard", "mcb": "hadamard", "poly_fusion": "hadamard",
+                       "concat": "baseline", "sum": "baseline", "bilinear_full": "baseline"},
+    "conditioning": {"film": "hadamard", "concat_conditioning": "baseline"},
+    "gated_ffn": {"swiglu": "hadamard", "geglu": "hadamard", "ffn_gelu": "baseline"},
+    "elementwise": {"hadamard": "hadamard", "copy": "reference"},
+}
+
+
+def test_the_catalogue_has_every_benchmark_and_method_with_its_role():
+    roles = {b.id: {m.id: m.role for m in b.methods.values()} for b in catalogue.benchmarks.values()}
+    assert roles == EXPECTED_ROLES
     for method in catalogue.methods():
         assert {"eager", "compile"} <= set(method.backends)
+        assert method.latex and method.summary
+        assert set(method.exponents) <= set(catalogue.benchmarks[method.benchmark].params)
 
 
 @pytest.mark.parametrize("C", [32, 256, 1024])

@@ -1,4 +1,4 @@
-"""Section 1 of the catalogue: high-order interactions (polynomial networks)."""
+"""Token mixing: attention against its Hadamard replacements (catalogue section 1)."""
 
 import math
 
@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import catalogue
+from ..layers import HeadProjections, attention_flops, elu_feature_map, scores_bytes, token_bytes
+from ..registry import catalogue
 
 token_mixing = catalogue.benchmark(
     "token_mixing",
@@ -22,24 +23,6 @@ token_mixing = catalogue.benchmark(
     make_inputs=lambda s, g: (torch.randn(s["B"], s["N"], s["C"], generator=g),),
     x_param="N",
 )
-
-
-class HeadProjections(nn.Module):
-    """Q, K, V and output projections shared by every token mixer of this benchmark."""
-
-    def __init__(self, C: int, H: int):
-        super().__init__()
-        self.heads = H
-        self.qkv = nn.Linear(C, 3 * C, bias=False)
-        self.out = nn.Linear(C, C, bias=False)
-
-    def split(self, x):  # (B, N, C) → three (B, H, N, d)
-        B, N, C = x.shape
-        return self.qkv(x).view(B, N, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
-
-    def merge(self, y):  # (B, H, N, d) → (B, N, C)
-        B, H, N, d = y.shape
-        return self.out(y.transpose(1, 2).reshape(B, N, H * d))
 
 
 class PolySA(HeadProjections):
@@ -58,6 +41,29 @@ class PolySA(HeadProjections):
         return self.merge(y)
 
 
+class AFTSimple(HeadProjections):
+    def forward(self, x):  # (B, N, C)
+        B, N, C = x.shape
+        q, k, v = self.qkv(x).chunk(3, dim=-1)  # (B, N, C): AFT mixes per channel, no heads
+        context = (k.softmax(dim=1) * v).sum(dim=1, keepdim=True)  # (B, 1, C)
+        return self.out(torch.sigmoid(q) * context)  # the query gates the pooled context
+
+
+class LinearAttention(HeadProjections):
+    def forward(self, x):  # (B, N, C)
+        q, k, v = self.split(x)
+        q, k = elu_feature_map(q), elu_feature_map(k)  # (B, H, N, d)
+        kv = k.transpose(-2, -1) @ v  # (B, H, d, d): one d×d summary instead of N×N scores
+        normaliser = q @ k.sum(dim=2, keepdim=True).transpose(-2, -1)  # (B, H, N, 1)
+        return self.merge((q @ kv) / normaliser)
+
+
+class Linear(HeadProjections):
+    def forward(self, x):  # (B, N, C)
+        q, _, _ = self.split(x)  # all three projections are one product; only Q flows on
+        return self.merge(q)
+
+
 class SoftmaxAttention(HeadProjections):
     def forward(self, x):  # (B, N, C)
         q, k, v = self.split(x)
@@ -71,21 +77,13 @@ class SDPA(HeadProjections):
         return self.merge(F.scaled_dot_product_attention(q, k, v))
 
 
-def _projection_flops(s):
-    return 8 * s["B"] * s["N"] * s["C"] ** 2  # Q, K, V and O: four C×C products
-
-
-def _bytes(s, item):
-    return (2 * s["B"] * s["N"] * s["C"] + 4 * s["C"] ** 2) * item  # X in, Y out, weights
-
-
 @token_mixing.method(
     "poly_sa", role="hadamard",
     latex=r"Y_n = Q_n \odot \left(p_1[n]\, \mathrm{LN}\!\left(\textstyle\sum_{n'} p_2[n'] (K_{n'} \odot V_{n'})\right)\right)",
     # K⊙V, the p₂-weighted pooling (2 per element), p₁·m and Q⊙: 5 per element of (B, N, C);
     # LayerNorm with affine: 7 per pooled element.
-    flops=lambda s: _projection_flops(s) + 5 * s["B"] * s["N"] * s["C"] + 7 * s["B"] * s["C"],
-    bytes=lambda s, item: _bytes(s, item) + 2 * s["H"] * s["N"] * item,
+    flops=lambda s: attention_flops(s) + 5 * s["B"] * s["N"] * s["C"] + 7 * s["B"] * s["C"],
+    bytes=lambda s, item: token_bytes(s, item) + 2 * s["H"] * s["N"] * item,
     exponents={"N": 1, "C": 2},
 )
 def poly_sa(size):
@@ -97,10 +95,11 @@ def poly_sa(size):
     "softmax_attention", role="baseline",
     latex=r"Y = \operatorname{softmax}\!\left(QK^\top/\sqrt{d}\right) V",
     # QKᵀ and AV: 4·B·N²·C; the scale (1) and softmax (5) per score.
-    flops=lambda s: _projection_flops(s) + 4 * s["B"] * s["N"] ** 2 * s["C"]
+    flops=lambda s: attention_flops(s) + 4 * s["B"] * s["N"] ** 2 * s["C"]
     + 6 * s["B"] * s["H"] * s["N"] ** 2,
-    bytes=_bytes,
+    bytes=token_bytes,
     exponents={"N": 2, "C": 2},
+    memory=scores_bytes,
 )
 def softmax_attention(size):
     """softmax(QKᵀ/√d)V written out: scaled dot-product attention, Vaswani et al. 2017."""
@@ -111,11 +110,52 @@ def softmax_attention(size):
     "sdpa", role="baseline",
     latex=r"Y = \operatorname{SDPA}(Q, K, V)",
     # The fused kernel scales inside the softmax: 5 per score, no separate product.
-    flops=lambda s: _projection_flops(s) + 4 * s["B"] * s["N"] ** 2 * s["C"]
+    flops=lambda s: attention_flops(s) + 4 * s["B"] * s["N"] ** 2 * s["C"]
     + 5 * s["B"] * s["H"] * s["N"] ** 2,
-    bytes=_bytes,
+    bytes=token_bytes,
     exponents={"N": 2, "C": 2},
+    memory=lambda s, item: scores_bytes(s, item, copies=1),  # the CPU math path holds the scores
 )
 def sdpa(size):
     """torch.nn.functional.scaled_dot_product_attention: the fused attention kernel, the strong baseline."""
     return SDPA(size["C"], size["H"])
+
+
+@token_mixing.method(
+    "aft_simple", role="hadamard",
+    latex=r"Y_t = \sigma(Q_t) \odot \textstyle\sum_{t'} \operatorname{softmax}(K)_{t'} \odot V_{t'}",
+    # softmax over tokens (5), its product with V and the sum (2), sigmoid and gate (2): per element.
+    flops=lambda s: attention_flops(s) + 9 * s["B"] * s["N"] * s["C"],
+    bytes=token_bytes,
+    exponents={"N": 1, "C": 2},
+)
+def aft_simple(size):
+    """σ(Q) * Σ softmax(K) * V: AFT-simple, Attention Free Transformer, Zhai et al. 2021."""
+    return AFTSimple(size["C"], size["H"])
+
+
+@token_mixing.method(
+    "linear_attention", role="hadamard",
+    latex=r"Y = \frac{\phi(Q)\left(\phi(K)^\top V\right)}{\phi(Q) \sum_n \phi(K_n)^\top}",
+    # φ on Q and K (2 each), φ(K)ᵀV and φ(Q)·KV (2·N·d² each per head), the key sum,
+    # the normaliser product (2) and the division: per element of (B, N, C).
+    flops=lambda s: attention_flops(s) + 4 * s["B"] * s["N"] * s["C"] * (s["C"] // s["H"])
+    + 8 * s["B"] * s["N"] * s["C"],
+    bytes=token_bytes,
+    exponents={"N": 1, "C": 2},
+)
+def linear_attention(size):
+    """φ(Q)(φ(K)ᵀV) normalised, φ = elu + 1: linear attention, Katharopoulos et al. ICML 2020."""
+    return LinearAttention(size["C"], size["H"])
+
+
+@token_mixing.method(
+    "linear", role="reference",
+    latex=r"Y = X W_Q W_O",
+    flops=attention_flops,
+    bytes=token_bytes,
+    exponents={"N": 1, "C": 2},
+)
+def linear(size):
+    """The Q, K, V and O projections alone: the linear-cost yardstick, no token mixing."""
+    return Linear(size["C"], size["H"])

@@ -1,10 +1,10 @@
-"""Section 3 of the catalogue: adaptive modulation (gating and masking)."""
+"""Gated feed-forward blocks against a plain one (catalogue section 3)."""
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import catalogue
+from ..registry import catalogue
 
 gated_ffn = catalogue.benchmark(
     "gated_ffn",
