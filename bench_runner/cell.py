@@ -72,6 +72,32 @@ def dtype_unsupported(device: str, dtype: str) -> str | None:
     return None
 
 
+def available_memory(device: str) -> int | None:
+    """Bytes free for a new allocation on `device`, or None when unknown."""
+    if device == "cuda":
+        return torch.cuda.mem_get_info()[0]
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def memory_shortfall(method, size, device: str, dtype: torch.dtype, mode: str) -> str | None:
+    """Why a cell cannot fit, judged from its method's estimate before anything is allocated.
+
+    The check computes a float64 reference, which alone may need more than the cell."""
+    need = method.memory_estimate(size, dtype.itemsize) * (3 if mode == "train" else 1)
+    need = max(need, method.memory_estimate(size, 8))
+    free = available_memory(device)
+    if free is not None and need > 0.9 * free:
+        return f"needs about {need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free on {device}"
+    return None
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
@@ -109,6 +135,10 @@ def run_cell(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
              clock: timing.Clock | None = None) -> CellOutcome:
     reason = (device_unavailable(cell.device) or dtype_unsupported(cell.device, cell.dtype)
               or BACKENDS[cell.backend].unavailable(torch.device(cell.device)))
+    if reason:
+        return CellOutcome("skipped", reason)
+    method = catalogue.benchmarks[cell.benchmark].methods[cell.method]
+    reason = memory_shortfall(method, cell.size_dict, cell.device, DTYPES[cell.dtype], cell.mode)
     if reason:
         return CellOutcome("skipped", reason)
     try:

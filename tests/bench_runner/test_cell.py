@@ -104,6 +104,15 @@ def test_cuda_without_a_device_is_skipped_with_the_reason():
     assert (outcome.status, outcome.message) == ("skipped", "no CUDA device")
 
 
+def test_a_size_that_cannot_fit_is_skipped_before_it_runs(monkeypatch):
+    from bench_runner import cell as cell_module
+
+    monkeypatch.setattr(cell_module, "available_memory", lambda device: 10)  # bytes: less than any cell needs
+    outcome = run_cell(toy_catalogue(), cell("double"), FAST)
+    assert outcome.status == "skipped"
+    assert outcome.message.startswith("needs about")
+
+
 def test_failing_cells_do_not_stop_the_sweep(db_url):
     cat = toy_catalogue()
     sel = sweep.Selection(suite="smoke")
