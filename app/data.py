@@ -14,6 +14,8 @@ from sqlalchemy.orm import sessionmaker
 import results_db
 from results_db import queries
 
+from .analysis import parse_size, with_size_columns
+
 CELL_KEY = ["benchmark", "method", "backend", "device", "dtype", "mode", "size", "machine"]
 CONTEXT = ["machine", "device", "dtype", "mode"]  # what must match for two results to compare
 
@@ -53,21 +55,13 @@ def load_catalogue(url: str) -> pd.DataFrame:
         return queries.catalogue_frame(session)
 
 
-def parse_size(label: str) -> dict[str, int]:
-    """`B=1 N=64` → {"B": 1, "N": 64}: the inverse of hadamard_impls.size_label."""
-    return {k: int(v) for k, v in (part.split("=", 1) for part in label.split())}
-
-
 def add_derived(frame: pd.DataFrame) -> pd.DataFrame:
     """Per-cell rates and one `size_<param>` column per size parameter."""
     frame = frame.copy()
     time = pd.to_numeric(frame["time_median_s"], errors="coerce")
     frame["gflops"] = pd.to_numeric(frame["flops"], errors="coerce") / time / 1e9
     frame["gbps"] = pd.to_numeric(frame["bytes"], errors="coerce") / time / 1e9
-    sizes = pd.DataFrame([parse_size(s) for s in frame["size"]], index=frame.index)
-    for param in sizes.columns:
-        frame[f"size_{param}"] = sizes[param]
-    return frame
+    return with_size_columns(frame)
 
 
 def latest_ok(frame: pd.DataFrame) -> pd.DataFrame:

@@ -146,8 +146,8 @@ def run_cell(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
     except Exception as exc:  # noqa: BLE001 -- every failure becomes a stored status
         return CellOutcome("oom" if _is_oom(exc) else "error", _one_line(exc))
     finally:
-        gc.collect()
-        if cell.device == "cuda":
+        if cell.device == "cuda":  # hand cached blocks back so the next cell's peak starts clean
+            gc.collect()
             torch.cuda.empty_cache()
 
 

@@ -19,7 +19,7 @@ from .timing import Clock, TimingPolicy
 # How hard each suite measures: smoke proves the path works, full is for papers.
 POLICIES = {
     "smoke": TimingPolicy(warmup_s=0.005, min_block_s=1e-4, budget_s=0.02, min_samples=3),
-    "quick": TimingPolicy(warmup_s=0.02, min_block_s=5e-4, budget_s=0.2, min_samples=5),
+    "quick": TimingPolicy(warmup_s=0.02, min_block_s=5e-4, budget_s=0.1, min_samples=5),
     "full": TimingPolicy(warmup_s=0.1, min_block_s=1e-3, budget_s=1.0, min_samples=10),
 }
 

@@ -18,7 +18,7 @@ catalogue = data.load_catalogue(url)
 titles = catalogue.drop_duplicates("benchmark").set_index("benchmark")["title"].to_dict()
 benchmarks = [b for b in titles if b in set(ok["benchmark"])]
 bench = st.selectbox("Benchmark", benchmarks, format_func=lambda b: f"{b}: {titles[b]}")
-rows = data.add_derived(ok[ok["benchmark"] == bench].drop(columns=[c for c in ok if c.startswith("size_")]))
+rows = data.add_derived(ok[ok["benchmark"] == bench])
 
 cols = st.columns(4)
 context = {key: col.selectbox(key.capitalize(), sorted(rows[key].unique()))

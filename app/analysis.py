@@ -1,0 +1,98 @@
+"""Scaling analysis on result tables: fitted exponents and crossover sizes.
+
+Plain pandas and numpy, no Streamlit, so the dashboard and the scripts under
+benchmarks/ share one implementation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+def parse_size(label: str) -> dict[str, int]:
+    """`B=1 N=64` → {"B": 1, "N": 64}: the inverse of hadamard_impls.size_label."""
+    return {k: int(v) for k, v in (part.split("=", 1) for part in label.split())}
+
+
+def with_size_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """One `size_<param>` column per size parameter (empty where a benchmark lacks it)."""
+    frame = frame.drop(columns=[c for c in frame.columns if c.startswith("size_")])
+    sizes = pd.DataFrame([parse_size(s) for s in frame["size"]], index=frame.index)
+    return pd.concat([frame, sizes.add_prefix("size_")], axis=1)
+
+
+@dataclass(frozen=True)
+class Fit:
+    exponent: float  # slope of log(y) against log(x)
+    stderr: float  # its standard error from the residuals (nan with two points)
+    points: int
+
+
+def fit_exponent(x, y) -> Fit:
+    """Least-squares slope of log y against log x, with its standard error."""
+    lx, ly = np.log(np.asarray(x, dtype=float)), np.log(np.asarray(y, dtype=float))
+    n = len(lx)
+    if n < 2 or np.ptp(lx) == 0:
+        return Fit(float("nan"), float("nan"), n)
+    slope, intercept = np.polyfit(lx, ly, 1)
+    if n < 3:
+        return Fit(float(slope), float("nan"), n)
+    residuals = ly - (slope * lx + intercept)
+    stderr = np.sqrt(residuals @ residuals / (n - 2) / ((lx - lx.mean()) ** 2).sum())
+    return Fit(float(slope), float(stderr), n)
+
+
+def asymptotic_fit(x, y, min_points: int = 3) -> Fit:
+    """The fit over the upper half of the sizes: small sizes measure fixed overheads, not growth."""
+    order = np.argsort(np.asarray(x, dtype=float))
+    x, y = np.asarray(x, dtype=float)[order], np.asarray(y, dtype=float)[order]
+    keep = max(min_points, (len(x) + 1) // 2)
+    return fit_exponent(x[-keep:], y[-keep:])
+
+
+@dataclass(frozen=True)
+class Crossover:
+    kind: str  # "crossover", "always_faster", "never_faster"
+    at: float | None = None  # the size where the method becomes faster, interpolated in log space
+
+    def describe(self, param: str) -> str:
+        if self.kind == "crossover":
+            return f"{param} ≈ {self.at:.0f}"
+        return "faster throughout the range" if self.kind == "always_faster" else "none in range"
+
+
+def find_crossover(x, method_time, baseline_time) -> Crossover:
+    """The size from which the method stays faster than the baseline up to the largest size."""
+    order = np.argsort(np.asarray(x, dtype=float))
+    x = np.asarray(x, dtype=float)[order]
+    ratio = np.log(np.asarray(baseline_time, dtype=float)[order] / np.asarray(method_time, dtype=float)[order])
+    if ratio[-1] <= 0:
+        return Crossover("never_faster")
+    slower = np.nonzero(ratio <= 0)[0]
+    if len(slower) == 0:
+        return Crossover("always_faster")
+    i = slower[-1]  # the last size where the method was not faster; it is faster from i + 1 on
+    lx0, lx1 = np.log(x[i]), np.log(x[i + 1])
+    at = np.exp(lx0 + (lx1 - lx0) * (-ratio[i]) / (ratio[i + 1] - ratio[i]))
+    return Crossover("crossover", float(at))
+
+
+def sweeps(rows: pd.DataFrame, param: str) -> list[tuple[dict, pd.DataFrame]]:
+    """Groups of rows in which only `param` varies (the other size parameters held fixed)."""
+    others = [c for c in rows.columns if c.startswith("size_") and c != f"size_{param}"
+              and rows[c].notna().any()]
+    groups = rows.groupby(others, dropna=True) if others else [((), rows)]
+    out = []
+    for key, group in groups:
+        if group[f"size_{param}"].nunique() >= 2:
+            key = key if isinstance(key, tuple) else (key,)
+            out.append(({o.removeprefix("size_"): v for o, v in zip(others, key)}, group))
+    return out
+
+
+def longest_sweep(rows: pd.DataFrame, param: str) -> tuple[dict, pd.DataFrame] | None:
+    found = sweeps(rows, param)
+    return max(found, key=lambda item: item[1][f"size_{param}"].nunique()) if found else None

@@ -1,0 +1,45 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from app.analysis import asymptotic_fit, find_crossover, fit_exponent, longest_sweep
+
+
+@pytest.mark.parametrize("exponent", [1.0, 2.0])
+def test_the_fit_recovers_a_known_exponent_from_noisy_data(exponent):
+    rng = np.random.default_rng(0)
+    x = np.array([64, 128, 256, 512, 1024, 2048])
+    y = 3e-7 * x ** exponent * np.exp(rng.normal(0, 0.05, len(x)))
+    fit = fit_exponent(x, y)
+    assert fit.exponent == pytest.approx(exponent, abs=0.05)
+    assert 0 < fit.stderr < 0.05
+
+
+def test_the_asymptotic_fit_ignores_the_overhead_floor():
+    x = np.array([16, 32, 64, 128, 256, 512, 1024, 2048])
+    y = 1e-4 + 1e-9 * x ** 2  # a fixed 0.1 ms overhead hides the growth at small sizes
+    assert fit_exponent(x, y).exponent < 1.0
+    assert asymptotic_fit(x, y).exponent > 1.3
+
+
+def test_a_planted_crossover_is_found():
+    x = np.array([64, 128, 256, 512, 1024])
+    linear, quadratic = 1e-6 * x, 1e-6 * x * x / 200  # equal at x = 200
+    found = find_crossover(x, linear, quadratic)
+    assert found.kind == "crossover"
+    assert found.at == pytest.approx(200, rel=0.1)
+    assert found.describe("N") == "N ≈ 200" or found.describe("N").startswith("N ≈ 2")
+
+
+def test_no_crossover_and_always_faster():
+    x = np.array([1, 2, 4])
+    assert find_crossover(x, [2, 4, 8], [1, 2, 4]).describe("N") == "none in range"
+    assert find_crossover(x, [1, 2, 4], [2, 4, 8]).kind == "always_faster"
+
+
+def test_the_longest_sweep_holds_the_other_sizes_fixed():
+    rows = pd.DataFrame({"size_N": [1, 2, 4, 8, 2, 2], "size_C": [8, 8, 8, 8, 4, 16], "y": range(6)})
+    fixed, group = longest_sweep(rows, "N")
+    assert fixed == {"C": 8}
+    assert list(group["size_N"]) == [1, 2, 4, 8]
+    assert longest_sweep(rows, "C")[0] == {"N": 2}
