@@ -21,7 +21,8 @@ from torch.utils.flop_counter import FlopCounterMode
 aten = torch.ops.aten
 
 CONVENTION = (
-    "matmul (m×k)(k×n) = 2mkn (torch.utils.flop_counter), + 1 per output for a fused bias; pointwise ops = 1 per output element; "
+    "matmul (m×k)(k×n) = 2mkn (torch.utils.flop_counter), + 1 per output for a fused bias "
+    "(convolutions alike); a sparse operand: 2 per stored value and output column; random draws = 0; pointwise ops = 1 per output element; "
     "copies = 0; softmax = 5 per element (max, subtract, exp, sum, divide), its backward = 4; "
     "layer norm = 5 per element (+2 with affine), its backward = 10; "
     "fused attention = its two products + 5 per score for the softmax; "
@@ -113,8 +114,16 @@ def _addmm(bias_shape, a_shape, b_shape, *args, out_shape=None, **kwargs) -> int
     return flop_counter.addmm_flop(bias_shape, a_shape, b_shape) + _numel(out_shape)
 
 
+def _convolution(x_shape, w_shape, bias_shape, *args, out_shape=None, **kwargs) -> int:
+    # As for addmm: flop_counter leaves out the bias add.
+    products = flop_counter.conv_flop.__wrapped__(x_shape, w_shape, bias_shape, *args, out_shape=out_shape, **kwargs)
+    return products + (_numel(out_shape) if bias_shape is not None else 0)
+
+
 _EXTRA: dict = {
     aten.addmm: _addmm,
+    aten.convolution: _convolution,
+    aten._convolution: _convolution,
     aten.sum: _per_input_element,
     aten.mean: _per_input_element,
     aten.amax: _per_input_element,
@@ -138,6 +147,19 @@ for _op in (aten._scaled_dot_product_efficient_attention, aten._scaled_dot_produ
     _EXTRA[_op] = _with_softmax(flop_counter.flop_registry[_op].__wrapped__)
 
 
+_PRODUCTS = {aten.mm, aten.addmm, aten.matmul}
+
+
+def _is_sparse(a) -> bool:
+    return isinstance(a, torch.Tensor) and a.layout != torch.strided  # COO, CSR, CSC (a transposed CSR), ...
+
+
+def _sparse_product(args, out) -> int:
+    sparse = next(a for a in args if _is_sparse(a))
+    columns = out.shape[-1] if sparse is args[-2 if len(args) == 3 else 0] else out.shape[0]
+    return 2 * sparse._nnz() * columns
+
+
 # Tagged pointwise but pure data movement: a copy does no arithmetic.
 _MOVES = {aten.clone, aten.copy_, aten._to_copy, aten.fill_, aten.fill}
 
@@ -159,6 +181,9 @@ class HadamardFlopCounter(FlopCounterMode):
     # FlopCounterMode routes every executed op through here; ops it has no formula
     # for are counted by their output size when they are element-wise.
     def _count_flops(self, func_packet, out, args, kwargs):
+        if func_packet in _PRODUCTS and any(_is_sparse(a) for a in args):
+            self.pointwise_flops += _sparse_product(args, out)  # only the stored values are multiplied
+            return out
         if func_packet not in self.flop_registry and _is_pointwise(func_packet):
             for t in torch.utils._pytree.tree_leaves(out):
                 if isinstance(t, torch.Tensor):

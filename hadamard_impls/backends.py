@@ -35,12 +35,19 @@ def _inductor_unavailable(device: torch.device) -> str | None:
     return None
 
 
+def _compile(module: nn.Module) -> Callable[..., torch.Tensor]:
+    # A module whose forward loops over time (an RNN) offers `compiled()`, which
+    # compiles the step: compiling the whole loop would unroll it T times.
+    if hasattr(module, "compiled"):
+        return module.compiled()
+    return torch.compile(module)
+
+
 BACKENDS: dict[str, Backend] = {
     b.name: b
     for b in (
         Backend("eager", "PyTorch eager mode, op by op", lambda module: module, _always),
-        Backend("compile", "torch.compile (Inductor), fused kernels",
-                lambda module: torch.compile(module), _inductor_unavailable),
+        Backend("compile", "torch.compile (Inductor), fused kernels", _compile, _inductor_unavailable),
         # A method that offers this backend defines `forward_library`: the same
         # function through a vendor op (nn.Bilinear, nn.LSTM, ...).
         Backend("library", "the vendor op PyTorch ships for this formula",

@@ -46,6 +46,15 @@ class Method:
     # Peak bytes of one forward call, where it exceeds a few times the minimum bytes
     # (an N×N score matrix, say); the runner skips sizes that cannot fit.
     memory: Callable[[Size, int], float] | None = None
+    # For a method whose output is random (dropout): asserts on (inputs, output) that
+    # replace the comparison with a float64 reference.
+    check: Callable[[tuple, torch.Tensor], None] | None = None
+    # Forward and backward; by default the usual 3 × forward (the backward computes
+    # gradients for both the inputs and the weights, twice the forward's work).
+    train_flops: Callable[[Size], float] | None = None
+
+    def training_flops(self, size: Size) -> float:
+        return self.train_flops(size) if self.train_flops is not None else 3 * self.flops(size)
 
     def memory_estimate(self, size: Size, itemsize: int) -> float:
         if self.memory is not None:
@@ -82,6 +91,8 @@ class Benchmark:
         exponents: Mapping[str, float],
         backends: tuple[str, ...] = ("eager", "compile"),
         memory: Callable[[Size, int], float] | None = None,
+        check: Callable[[tuple, torch.Tensor], None] | None = None,
+        train_flops: Callable[[Size], float] | None = None,
     ) -> Callable[[Callable[[Size], nn.Module]], Callable[[Size], nn.Module]]:
         """Register the decorated builder as method `id` of this benchmark."""
 
@@ -97,7 +108,7 @@ class Benchmark:
             self.methods[id] = Method(
                 id=id, benchmark=self.id, role=role, summary=doc[0], latex=latex,
                 build=build, flops=flops, bytes=bytes, exponents=dict(exponents),
-                backends=backends, memory=memory,
+                backends=backends, memory=memory, check=check, train_flops=train_flops,
             )
             return build
 

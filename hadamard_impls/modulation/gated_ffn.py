@@ -45,10 +45,10 @@ class FFN(nn.Module):
 
 
 class GatedFFN(nn.Module):
-    def __init__(self, C: int, hidden: int, act):
+    def __init__(self, C: int, hidden: int, act, bias: bool = False):
         super().__init__()
-        self.gate = nn.Linear(C, hidden, bias=False)
-        self.up = nn.Linear(C, hidden, bias=False)
+        self.gate = nn.Linear(C, hidden, bias=bias)
+        self.up = nn.Linear(C, hidden, bias=bias)
         self.down = nn.Linear(hidden, C, bias=False)
         self.act = act
 
@@ -98,3 +98,19 @@ def geglu(size):
 def ffn_gelu(size):
     """GELU(xW₁) W₂: the plain transformer feed-forward block, hidden 4C."""
     return FFN(size["C"], plain_hidden(size["C"]), F.gelu)
+
+
+@gated_ffn.method("glu", role="hadamard", bytes=_gated_bytes, exponents=_EXPONENTS,
+                  # three matmuls; the two biases, the sigmoid and the product
+                  flops=lambda s: _gated_flops(s) + 2 * s["tokens"] * gated_hidden(s["C"]),
+                  latex=r"y = \left((xW + b) \odot \sigma(xV + c)\right) W_2")
+def glu(size):
+    """((xW + b) * σ(xV + c)) W₂: the gated linear unit, Dauphin et al. ICML 2017."""
+    return GatedFFN(size["C"], gated_hidden(size["C"]), torch.sigmoid, bias=True)
+
+
+@gated_ffn.method("ffn_relu", role="baseline", flops=_ffn_flops, bytes=_ffn_bytes,
+                  exponents=_EXPONENTS, latex=r"y = \operatorname{ReLU}(xW_1) W_2")
+def ffn_relu(size):
+    """ReLU(xW₁) W₂: the original transformer feed-forward block, hidden 4C."""
+    return FFN(size["C"], plain_hidden(size["C"]), torch.relu)

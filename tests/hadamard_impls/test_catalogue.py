@@ -27,8 +27,17 @@ EXPECTED_ROLES = {
     "bimodal_fusion": {"mlb": "hadamard", "mcb": "hadamard", "poly_fusion": "hadamard",
                        "concat": "baseline", "sum": "baseline", "bilinear_full": "baseline"},
     "conditioning": {"film": "hadamard", "concat_conditioning": "baseline"},
-    "gated_ffn": {"swiglu": "hadamard", "geglu": "hadamard", "ffn_gelu": "baseline"},
-    "elementwise": {"hadamard": "hadamard", "copy": "reference"},
+    "gated_ffn": {"swiglu": "hadamard", "geglu": "hadamard", "ffn_gelu": "baseline", "glu": "hadamard",
+                  "ffn_relu": "baseline"},
+    "branch_merge": {"star": "hadamard", "branch_sum": "baseline"},
+    "channel_gating": {"squeeze_excitation": "hadamard", "conv_block": "baseline"},
+    "recurrent_cell": {"lstm": "hadamard", "gru": "hadamard", "rnn_tanh": "baseline"},
+    "masked_conv": {"gated_conv": "hadamard", "partial_conv": "hadamard", "conv": "baseline"},
+    "pruned_linear": {"masked_weight": "hadamard", "dense": "baseline", "sparse_csr": "baseline"},
+    "elementwise": {"hadamard": "hadamard", "hadamard_chain": "hadamard", "silu": "hadamard", "gelu": "hadamard",
+                    "relu": "baseline", "dropout_mask": "hadamard", "dropout": "baseline", "copy": "reference"},
+    "long_conv": {"fft_conv": "hadamard", "direct_conv": "baseline"},
+    "low_rank_update": {"loha": "hadamard", "lora": "baseline"},
 }
 
 
