@@ -101,6 +101,8 @@ def headlines(frame: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
     rows = []
     latest = latest_ok(frame)
     roles = catalogue.set_index(["benchmark", "method"])["role"].to_dict()
+    against = (catalogue.set_index(["benchmark", "method"])["against"].to_dict()
+               if "against" in catalogue else {})
     for (bench, *context), group in latest.groupby(["benchmark"] + CONTEXT):
         for backend in sorted(group["backend"].unique(), key=lambda b: b != "eager")[:1]:
             g = group[group["backend"] == backend]
@@ -109,7 +111,9 @@ def headlines(frame: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
                 if roles.get((bench, method)) != "hadamard":
                     continue
                 for base, theirs in by_method.items():
-                    if roles.get((bench, base)) != "baseline":
+                    judged = against.get((bench, method)) or [
+                        m for (b, m), r in roles.items() if b == bench and r == "baseline"]
+                    if base not in judged:
                         continue
                     common = mine.index.intersection(theirs.index)
                     if common.empty:

@@ -19,7 +19,7 @@ from .timing import Clock, TimingPolicy
 # How hard each suite measures: smoke proves the path works, full is for papers.
 POLICIES = {
     "smoke": TimingPolicy(warmup_s=0.005, min_block_s=1e-4, budget_s=0.02, min_samples=3),
-    "quick": TimingPolicy(warmup_s=0.02, min_block_s=5e-4, budget_s=0.1, min_samples=5),
+    "quick": TimingPolicy(warmup_s=0.01, min_block_s=5e-4, budget_s=0.08, min_samples=5),
     "full": TimingPolicy(warmup_s=0.1, min_block_s=1e-3, budget_s=1.0, min_samples=10),
 }
 
@@ -82,7 +82,8 @@ def catalogue_rows(catalogue: Catalogue) -> tuple[list[dict], list[dict]]:
     benchmarks = [dict(id=b.id, domain=b.domain, title=b.title, contract=b.contract,
                        params=list(b.params), x_param=b.x_param) for b in catalogue.benchmarks.values()]
     methods = [dict(benchmark=m.benchmark, id=m.id, role=m.role, summary=m.summary, latex=m.latex,
-                    exponents=dict(m.exponents), backends=list(m.backends)) for m in catalogue.methods()]
+                    exponents=dict(m.exponents), backends=list(m.backends),
+                    against=catalogue.benchmarks[m.benchmark].compared_with(m)) for m in catalogue.methods()]
     return benchmarks, methods
 
 

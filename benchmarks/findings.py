@@ -64,7 +64,7 @@ def analyse(results: pd.DataFrame, catalogue: pd.DataFrame, backend: str) -> tup
                                measured=fit.exponent, stderr=fit.stderr, points=fit.points,
                                theory=m.exponents.get(param, float("nan"))))
         for h in methods[methods["role"] == "hadamard"].itertuples():
-            for b in methods[methods["role"] == "baseline"].itertuples():
+            for b in methods[methods["method"].isin(h.against)].itertuples():
                 if h.method not in by_method or b.method not in by_method:
                     continue
                 pair = by_method[h.method].merge(by_method[b.method], on=f"size_{param}", suffixes=("", "_b"))
@@ -79,6 +79,25 @@ def analyse(results: pd.DataFrame, catalogue: pd.DataFrame, backend: str) -> tup
     return slopes, crossovers
 
 
+def fusion(results: pd.DataFrame, catalogue: pd.DataFrame) -> list[dict]:
+    """Eager time over compiled time, per method at its benchmark's largest common size."""
+    rows = []
+    for bench, methods in catalogue.groupby("benchmark", sort=False):
+        here = results[results["benchmark"] == bench]
+        pivot = here.pivot_table(index=["method", "size"], columns="backend", values="time_median_s")
+        if not {"eager", "compile"} <= set(pivot.columns):
+            continue
+        pivot = pivot.dropna(subset=["eager", "compile"])
+        for method in methods["method"]:
+            if method not in pivot.index.get_level_values(0):
+                continue
+            own = pivot.loc[method]
+            size = max(own.index, key=lambda s: sum(int(p.split("=")[1]) for p in s.split()))
+            rows.append(dict(benchmark=bench, method=method, size=size,
+                             eager=own.at[size, "eager"], compile=own.at[size, "compile"]))
+    return rows
+
+
 def headlines(crossovers: list[dict]) -> list[str]:
     """Per benchmark: its Hadamard methods against the baseline that is fastest at the largest size."""
     lines = []
@@ -86,16 +105,18 @@ def headlines(crossovers: list[dict]) -> list[str]:
     if frame.empty:
         return lines
     for bench, pairs in frame.groupby("benchmark", sort=False):
-        strongest = pairs.groupby("baseline")["speedup"].min().idxmin()  # the hardest baseline to beat
         parts = []
-        for c in pairs[pairs["baseline"] == strongest].itertuples():
-            verdict = f"{c.speedup:.2f}× faster" if c.speedup >= 1 else f"{1 / c.speedup:.2f}× slower"
-            parts.append(f"`{c.method}` is {verdict} ({c.crossover.replace('none in range', 'no crossover')})")
-        lines.append(f"- **`{bench}`** at {pairs['largest'].iloc[0]}, against `{strongest}`: " + "; ".join(parts) + ".")
+        for method, own in pairs.groupby("method", sort=False):
+            c = own.loc[own["speedup"].idxmin()]  # the hardest of its baselines to beat
+            verdict = f"{c.speedup:.2f}× faster than" if c.speedup >= 1 else f"{1 / c.speedup:.2f}× slower than"
+            parts.append(f"`{method}` is {verdict} `{c.baseline}` "
+                         f"({c.crossover.replace('none in range', 'no crossover')})")
+        lines.append(f"- **`{bench}`** at {pairs['largest'].iloc[0]}: " + "; ".join(parts) + ".")
     return lines
 
 
-def markdown(slopes: list[dict], crossovers: list[dict], machine: str, source: str, backend: str) -> str:
+def markdown(slopes: list[dict], crossovers: list[dict], fused: list[dict], machine: str, source: str,
+             backend: str) -> str:
     lines = [
         "# Findings: how each method scales on this machine",
         "",
@@ -127,7 +148,10 @@ def markdown(slopes: list[dict], crossovers: list[dict], machine: str, source: s
         "## Crossovers",
         "",
         "Crossover: the size from which the Hadamard method stays faster than the baseline, interpolated "
-        "between measured sizes; speed-up: the baseline's time over the method's at the largest size.",
+        "between measured sizes; speed-up: the baseline's time over the method's at the largest size. "
+        "Each Hadamard method is set against the baselines of its benchmark, or those the catalogue names "
+        "for it (`silu` and `gelu` against `relu`, `dropout_mask` against `dropout`, the element-wise "
+        "products against the `copy` bandwidth ceiling).",
         "",
         "| benchmark | Hadamard method | baseline | crossover | speed-up at the largest size |",
         "| --- | --- | --- | --- | --- |",
@@ -135,6 +159,20 @@ def markdown(slopes: list[dict], crossovers: list[dict], machine: str, source: s
     for c in crossovers:
         lines.append(f"| `{c['benchmark']}` | `{c['method']}` | `{c['baseline']}` | {c['crossover']} | "
                      f"{c['speedup']:.2f}× at {c['largest']} |")
+    lines += [
+        "",
+        "## What compilation buys",
+        "",
+        "Eager time over `torch.compile` time at each method's largest size (above 1: compiling helps). "
+        "Eager mode runs one kernel per op and writes every intermediate to memory; Inductor fuses "
+        "element-wise chains into one kernel.",
+        "",
+        "| benchmark | method | size | eager | compile | eager ÷ compile |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for f in fused:
+        lines.append(f"| `{f['benchmark']}` | `{f['method']}` | {f['size']} | {f['eager'] * 1e3:.3f} ms | "
+                     f"{f['compile'] * 1e3:.3f} ms | {f['eager'] / f['compile']:.2f}× |")
     return "\n".join(lines) + "\n"
 
 
@@ -155,7 +193,7 @@ def main() -> int:
     results, catalogue = load(url)
     slopes, crossovers = analyse(results, catalogue, args.backend)
     machine = results["machine"].iloc[-1] if not results.empty else "no machine"
-    text = markdown(slopes, crossovers, machine, source, args.backend)
+    text = markdown(slopes, crossovers, fusion(results, catalogue), machine, source, args.backend)
     print(text)
     Path(args.out).write_text(text)
     print(f"wrote {args.out}", file=sys.stderr)

@@ -52,6 +52,8 @@ class Method:
     # Forward and backward; by default the usual 3 × forward (the backward computes
     # gradients for both the inputs and the weights, twice the forward's work).
     train_flops: Callable[[Size], float] | None = None
+    # The methods a Hadamard method is judged against; empty: every baseline of its benchmark.
+    against: tuple[str, ...] = ()
 
     def training_flops(self, size: Size) -> float:
         return self.train_flops(size) if self.train_flops is not None else 3 * self.flops(size)
@@ -93,6 +95,7 @@ class Benchmark:
         memory: Callable[[Size, int], float] | None = None,
         check: Callable[[tuple, torch.Tensor], None] | None = None,
         train_flops: Callable[[Size], float] | None = None,
+        against: tuple[str, ...] = (),
     ) -> Callable[[Callable[[Size], nn.Module]], Callable[[Size], nn.Module]]:
         """Register the decorated builder as method `id` of this benchmark."""
 
@@ -109,10 +112,17 @@ class Benchmark:
                 id=id, benchmark=self.id, role=role, summary=doc[0], latex=latex,
                 build=build, flops=flops, bytes=bytes, exponents=dict(exponents),
                 backends=backends, memory=memory, check=check, train_flops=train_flops,
+                against=tuple(against),
             )
             return build
 
         return register
+
+    def compared_with(self, method: Method) -> list[str]:
+        """What a Hadamard method is measured against: its own list, else every baseline here."""
+        if method.role != "hadamard":
+            return []
+        return list(method.against) or [m.id for m in self.methods.values() if m.role == "baseline"]
 
     def sizes(self, suite: str) -> list[dict[str, int]]:
         return [dict(s) for s in self.sweeps[suite]]

@@ -82,6 +82,7 @@ class MethodInfo(Base):
     latex: Mapped[str] = mapped_column(Text)
     exponents: Mapped[dict] = mapped_column(JSON)
     backends: Mapped[list] = mapped_column(JSON)
+    against: Mapped[list] = mapped_column(JSON, default=list)  # the methods it is compared with
 
 
 class Result(Base):

@@ -85,7 +85,7 @@ def catalogue_frame(session: Session) -> pd.DataFrame:
         select(BenchmarkInfo.domain, BenchmarkInfo.id.label("benchmark"), BenchmarkInfo.title,
                BenchmarkInfo.contract, BenchmarkInfo.params, BenchmarkInfo.x_param,
                MethodInfo.id.label("method"), MethodInfo.role, MethodInfo.summary, MethodInfo.latex,
-               MethodInfo.exponents, MethodInfo.backends)
+               MethodInfo.exponents, MethodInfo.backends, MethodInfo.against)
         .join(MethodInfo, MethodInfo.benchmark == BenchmarkInfo.id)
     )
     return _frame(session, query)

@@ -25,7 +25,7 @@ BENCHMARKS = [dict(id="token_mixing", domain="high_order", title="Token mixing",
                    params=["B", "N", "C", "H"], x_param="N")]
 METHODS = [
     dict(benchmark="token_mixing", id="poly_sa", role="hadamard", summary="Poly-SA", latex="Y = Q \\odot m",
-         exponents={"N": 1, "C": 2}, backends=["eager", "compile"]),
+         exponents={"N": 1, "C": 2}, backends=["eager", "compile"], against=["softmax_attention"]),
     dict(benchmark="token_mixing", id="softmax_attention", role="baseline", summary="attention",
          latex="Y = \\mathrm{softmax}(QK^T)V", exponents={"N": 2, "C": 2}, backends=["eager", "compile"]),
 ]

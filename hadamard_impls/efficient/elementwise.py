@@ -15,7 +15,7 @@ elementwise = catalogue.benchmark(
     params=("n",),
     sweeps={
         "smoke": [{"n": 2**12}],
-        "quick": [{"n": 2**k} for k in (12, 16, 20, 22)],
+        "quick": [{"n": 2**k} for k in (14, 18, 22)],
         "full": [{"n": 2**k} for k in range(16, 29, 2)],
     },
     make_inputs=lambda s, g: tuple(torch.randn(s["n"], generator=g) for _ in range(3)),
@@ -80,7 +80,7 @@ _LINEAR = {"n": 1}
 
 
 @elementwise.method("hadamard", role="hadamard", latex=r"y = a \odot b", flops=lambda s: s["n"],
-                    bytes=_bytes(2), exponents=_LINEAR)
+                    bytes=_bytes(2), exponents=_LINEAR, against=("copy",))
 def hadamard(size):
     """a * b: the Hadamard product, n FLOPs over 3n values, bandwidth-bound."""
     return Hadamard()
@@ -89,7 +89,7 @@ def hadamard(size):
 # Element-wise backwards are not twice their forwards, so each states its own training count:
 # forward plus the backward ops autograd runs (as counted).
 @elementwise.method("hadamard_chain", role="hadamard", latex=r"y = a \odot \sigma(b) + c",
-                    flops=lambda s: 3 * s["n"], bytes=_bytes(3), exponents=_LINEAR,
+                    flops=lambda s: 3 * s["n"], bytes=_bytes(3), exponents=_LINEAR, against=("copy",),
                     train_flops=lambda s: 6 * s["n"])  # ∂a: g⊙σ(b); ∂b: g⊙a, then σ's backward (2)
 def hadamard_chain(size):
     """a * σ(b) + c: a chain of element-wise ops; eager runs three kernels, compile fuses them."""
@@ -97,7 +97,7 @@ def hadamard_chain(size):
 
 
 @elementwise.method("silu", role="hadamard", latex=r"y = a \odot \sigma(a)",
-                    flops=lambda s: s["n"], bytes=_bytes(1), exponents=_LINEAR,
+                    flops=lambda s: s["n"], bytes=_bytes(1), exponents=_LINEAR, against=("relu",),
                     train_flops=lambda s: 7 * s["n"])  # SiLU's backward decomposes into six element-wise ops
 def silu(size):
     """a * σ(a): SiLU / swish, a multiplicative activation, Elfwing et al. 2018; Ramachandran et al. 2017."""
@@ -105,7 +105,7 @@ def silu(size):
 
 
 @elementwise.method("gelu", role="hadamard", latex=r"y = a \odot \Phi(a)",
-                    flops=lambda s: s["n"], bytes=_bytes(1), exponents=_LINEAR,
+                    flops=lambda s: s["n"], bytes=_bytes(1), exponents=_LINEAR, against=("relu",),
                     train_flops=lambda s: 2 * s["n"])  # one fused gelu_backward
 def gelu(size):
     """a * Φ(a): GELU, a multiplicative activation, Hendrycks & Gimpel 2016."""
@@ -123,7 +123,7 @@ def relu(size):
 @elementwise.method("dropout_mask", role="hadamard", latex=r"y = a \odot m / (1 - p),\; m \sim \mathrm{Bernoulli}(1 - p)",
                     flops=lambda s: 2 * s["n"],  # ⊙ and rescale; random draws count 0
                     train_flops=lambda s: 4 * s["n"],  # the backward repeats both
-                    bytes=_bytes(1), exponents=_LINEAR, check=dropout_check)
+                    bytes=_bytes(1), exponents=_LINEAR, check=dropout_check, against=("dropout",))
 def dropout_mask(size):
     """a * m / (1 − p), p = 0.1: dropout written as a Hadamard product with a fresh mask, Srivastava et al. 2014."""
     return DropoutMask()
