@@ -50,11 +50,14 @@ st.plotly_chart(charts.scaling_chart(
 if metric == "time_median_s":
     st.caption("Error bars span the interquartile range of the timing samples (± IQR/2 around the median).")
 
-baselines = sorted(shown.loc[shown["is_baseline"], "method"].unique())
+# Baselines first, then the yardsticks (references such as `linear` or `copy`).
+roles = shown.drop_duplicates("method").set_index("method")["role"]
+baselines = sorted(shown.loc[shown["is_baseline"], "method"].unique(), key=lambda m: (roles[m] != "baseline", m))
 if baselines:
     baseline = st.selectbox("Speed-up against", baselines)
     speed = data.speedups(shown, baseline)
     table = speed.pivot_table(index=f"size_{x_param}", columns=["method", "backend"], values="speedup")
+    table.index.name = x_param
     st.markdown(f"**Speed-up against `{baseline}`** (its time ÷ the method's, same backend; above 1 is faster)")
     st.dataframe(table.style.format("{:.2f}×"), width="stretch")
 
