@@ -8,6 +8,7 @@ cell never stops a sweep.
 from __future__ import annotations
 
 import gc
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -150,6 +151,11 @@ def run_cell(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
             torch.cuda.empty_cache()
 
 
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def _reference(method, size, device, dtype) -> torch.nn.Module:
     """The cell's module again, from the same seed and rounded to the same dtype, in float64:
     only the arithmetic of the cell's dtype and backend is judged."""
@@ -174,7 +180,10 @@ def _measure(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
     fn = BACKENDS[cell.backend].prepare(module)
 
     with torch.no_grad():
+        started = time.perf_counter()
         actual = fn(*inputs)  # the first call compiles, outside any timing
+        _synchronize(device)
+        first_call_s = time.perf_counter() - started
         try:
             if method.check is not None:  # a random method: its own structural check
                 method.check(inputs, actual)
@@ -201,9 +210,11 @@ def _measure(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
             "time_median_s": measured.median, "time_iqr_s": measured.iqr,
             "time_min_s": measured.min, "time_mean_s": measured.mean,
             "samples": len(measured.samples), "calls_per_sample": measured.calls_per_sample,
-            "noisy": float(measured.noisy), "peak_mem_bytes": peak,
+            "noisy": float(measured.noisy), "median_rel_ci": measured.rel_ci, "peak_mem_bytes": peak,
             "flops": analytic, "flops_counted": counted,
             "bytes": method.bytes(size, dtype.itemsize),
+            # The first call: for `compile`, tracing and code generation, kept apart from the runtime.
+            "first_call_s": first_call_s,
             # What only some methods have (a reached rank, a mask density), by name.
             **(module.extra_metrics(*inputs) if hasattr(module, "extra_metrics") else {}),
         },

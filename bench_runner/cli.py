@@ -59,6 +59,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", action="append", default=[], choices=list(MODES),
                    help="forward (inference) or train (forward and backward); default: forward")
     _db_flag(p)
+    p.add_argument("--threads", type=_positive_int, metavar="N",
+                   help="CPU threads for PyTorch (default: its own, all physical cores); stored with the run")
     p.add_argument("--if-empty", action="store_true",
                    help="do nothing when the database already holds a run")
     p.add_argument("--detach", action="store_true",
@@ -72,6 +74,16 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="FILE", help="where to write ('-' for stdout)")
     p.add_argument("--run", type=int, metavar="RUN_ID", help="only this run")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number of threads")
+    return value
 
 
 def _db_flag(p: argparse.ArgumentParser) -> None:
@@ -116,6 +128,10 @@ def _cmd_run(args) -> int:
     if args.detach:
         return _detach(args)
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     run_id = sweep.start(factory, catalogue, sel, cells)
     print(f"run {run_id}: {len(cells)} cells of the {sel.suite} suite into {url.render_as_string()}",
           file=sys.stderr)
@@ -145,8 +161,10 @@ def _execute_with_progress(factory, run_id, sel, cells, quiet: bool) -> dict[str
             bar.set_postfix_str(f"{cell.benchmark}/{cell.method}/{cell.backend} {status}", refresh=False)
             bar.update()
 
+        bar.set_postfix_str("calibrating the devices' ceilings")
+        ceilings = sweep.calibrate(factory, run_id, cells)
         return sweep.execute(factory, catalogue, run_id, cells, sweep.POLICIES[sel.suite],
-                             on_cell=on_cell)
+                             on_cell=on_cell, ceilings=ceilings)
 
 
 def _cuda_available() -> bool:

@@ -7,6 +7,8 @@ import json
 import os
 import platform
 import socket
+import subprocess
+from pathlib import Path
 
 import torch
 
@@ -37,6 +39,41 @@ def fingerprint() -> dict[str, object]:
     facts["key"] = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
     facts["hostname"] = socket.gethostname()
     return facts
+
+
+def _git_commit() -> str | None:
+    """This project's commit, with `-dirty` when the working tree has changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (commit + ("-dirty" if dirty else "")) or None
+
+
+def _triton_version() -> str | None:
+    try:
+        import triton
+    except ImportError:
+        return None
+    return triton.__version__
+
+
+def provenance(threads: int, timing: dict[str, str], flop_convention: str) -> dict[str, object]:
+    """What a reader needs to trust or reproduce a run's numbers, stored on the run."""
+    return {
+        "git_commit": _git_commit(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "triton": _triton_version(),
+        "threads": threads,
+        "timing": timing,
+        "flop_convention": flop_convention,
+    }
 
 
 def label(facts: dict[str, object]) -> str:

@@ -7,13 +7,14 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+import torch
 from sqlalchemy.orm import Session, sessionmaker
 
 from hadamard_impls import BACKENDS, SUITES, Catalogue
 from results_db import store
 
-from . import machine
-from .cell import DTYPES, MODES, Cell, run_cell
+from . import calibration, flops, machine
+from .cell import DTYPES, MODES, Cell, device_unavailable, dtype_unsupported, run_cell
 from .timing import Clock, TimingPolicy
 
 # How hard each suite measures: smoke proves the path works, full is for papers.
@@ -91,20 +92,45 @@ def start(session_factory: sessionmaker[Session], catalogue: Catalogue, sel: Sel
           cells: Sequence[Cell]) -> int:
     """Record the machine, the catalogue and a new run; return the run's id."""
     facts = machine.fingerprint()
+    policy = POLICIES[sel.suite]
+    prov = machine.provenance(
+        threads=torch.get_num_threads(),
+        timing={"cpu": "time.perf_counter around blocks of calls", "cuda": "CUDA events after synchronize",
+                "policy": {k: v for k, v in policy.__dict__.items()}},
+        flop_convention=flops.CONVENTION,
+    )
     with session_factory() as session, session.begin():
         store.sync_catalogue(session, *catalogue_rows(catalogue))
         host = store.get_or_create_machine(session, facts, machine.label(facts))
-        run = store.start_run(session, host, sel.suite, sel.as_options(), len(cells), pid=os.getpid())
+        run = store.start_run(session, host, sel.suite, sel.as_options(), len(cells), pid=os.getpid(),
+                              provenance=prov)
         return run.id
+
+
+def calibrate(session_factory: sessionmaker[Session], run_id: int, cells: Sequence[Cell]) -> dict:
+    """Measure each device's ceilings (the devices and dtypes the cells use) and store them."""
+    ceilings = {}
+    for device in sorted({c.device for c in cells}):
+        if device_unavailable(device):
+            continue
+        dtypes = sorted({c.dtype for c in cells if c.device == device and not dtype_unsupported(device, c.dtype)})
+        ceilings[device] = calibration.calibrate(device, dtypes)
+    with session_factory() as session, session.begin():
+        store.set_calibration(session, run_id, ceilings)
+    return ceilings
 
 
 def execute(session_factory: sessionmaker[Session], catalogue: Catalogue, run_id: int,
             cells: Sequence[Cell], policy: TimingPolicy, clock: Clock | None = None,
-            on_cell: Callable[[Cell, str], None] | None = None) -> dict[str, int]:
+            on_cell: Callable[[Cell, str], None] | None = None, ceilings: dict | None = None) -> dict[str, int]:
     """Run every cell, committing each as it finishes; return the count per status."""
     counts: dict[str, int] = {}
     for cell in cells:
         outcome = run_cell(catalogue, cell, policy, clock)
+        if outcome.status == "ok" and ceilings and cell.device in ceilings:
+            m = outcome.metrics
+            outcome.metrics["roofline_fraction"] = calibration.roofline_fraction(
+                m.get("flops"), m.get("bytes"), m.get("time_median_s"), ceilings[cell.device], cell.dtype)
         with session_factory() as session, session.begin():
             store.record_result(session, run_id, cell.key(), outcome.status, outcome.message,
                                 outcome.samples, outcome.metrics)

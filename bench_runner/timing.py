@@ -8,6 +8,7 @@ the loop with a seeded fake clock instead of a real device.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -62,6 +63,9 @@ class TimingPolicy:
     budget_s: float = 0.5  # stop sampling after this much measured time ...
     min_samples: int = 5  # ... but not before this many samples
     max_samples: int = 200
+    # ... and earlier, once the median is known this well: the half-width of its 95%
+    # confidence interval over the median (0: no early stop).
+    target_rel_ci: float = 0.02
 
 
 @dataclass(frozen=True)
@@ -93,13 +97,33 @@ class Measurement:
         return statistics.fmean(self.samples)
 
     @property
+    def rel_ci(self) -> float:
+        return median_rel_ci(self.samples)
+
+    @property
     def noisy(self) -> bool:
         """torch.utils.benchmark's warning threshold: IQR above 10% of the median."""
         return self.iqr > 0.1 * self.median
 
 
+def median_rel_ci(samples) -> float:
+    """Half-width of a distribution-free 95% confidence interval of the median, over the median.
+
+    The interval runs between the order statistics at ranks n/2 ∓ 0.98·√n (the binomial
+    approximation), so it assumes nothing about the shape of the timing distribution."""
+    n = len(samples)
+    if n < 2:
+        return float("inf")
+    ordered = sorted(samples)
+    half = 0.98 * math.sqrt(n)
+    lo, hi = ordered[max(0, math.floor(n / 2 - half))], ordered[min(n - 1, math.ceil(n / 2 + half) - 1)]
+    median = statistics.median(ordered)
+    return (hi - lo) / 2 / median if median > 0 else float("inf")
+
+
 def measure(fn: Callable[[], object], clock: Clock, policy: TimingPolicy = TimingPolicy()) -> Measurement:
-    """Warm `fn` up, size a block of calls, then sample blocks until the budget is spent."""
+    """Warm `fn` up, size a block of calls, then sample blocks until the median is known to
+    `target_rel_ci`, or the budget is spent."""
     warmup_calls, warm = 0, 0.0
     while warmup_calls == 0 or warm < policy.warmup_s:
         warm += clock.time_block(fn, 1)
@@ -117,7 +141,9 @@ def measure(fn: Callable[[], object], clock: Clock, policy: TimingPolicy = Timin
     samples = [first / calls]
     spent = first
     while len(samples) < policy.max_samples and (
-        len(samples) < policy.min_samples or spent < policy.budget_s
+        len(samples) < policy.min_samples
+        or (spent < policy.budget_s
+            and (policy.target_rel_ci <= 0 or median_rel_ci(samples) > policy.target_rel_ci))
     ):
         block = clock.time_block(fn, calls)
         samples.append(block / calls)

@@ -48,6 +48,10 @@ class Run(Base):
     suite: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(20), default="running")  # running, finished, failed
     options: Mapped[dict] = mapped_column(JSON, default=dict)  # the CLI selection, as given
+    # How the numbers were taken: software versions, this project's commit, threads, clocks.
+    provenance: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Per device: copy bandwidth (GB/s) and matmul throughput per dtype (GFLOP/s), measured at start.
+    calibration: Mapped[dict] = mapped_column(JSON, default=dict)
     cells_total: Mapped[int] = mapped_column(default=0)
     cells_done: Mapped[int] = mapped_column(default=0)
     message: Mapped[Optional[str]] = mapped_column(Text)

@@ -56,13 +56,28 @@ def results_frame(session: Session, benchmark: str | None = None, run_id: int | 
                 "flops_counted", "bytes"):
         if col not in frame:
             frame[col] = pd.NA
+    # Metrics are stored as floats; counts read back as whole numbers.
+    for col in ("samples", "calls_per_sample", "peak_mem_bytes", "flops", "flops_counted", "bytes"):
+        if col in frame:
+            frame[col] = pd.to_numeric(frame[col], errors="coerce").round().astype("Int64")
+    if "noisy" in frame:
+        frame["noisy"] = pd.to_numeric(frame["noisy"], errors="coerce").astype("boolean")
     return frame
 
 
+PROVENANCE_COLUMNS = ["git_commit", "torch", "cuda", "threads"]
+
+
 def export_frame(session: Session, run_id: int | None = None) -> pd.DataFrame:
+    """Every result with every metric, and where it came from (the run's provenance)."""
     frame = results_frame(session, run_id=run_id)
-    extra = [c for c in frame.columns if c not in EXPORT_COLUMNS and c != "result_id"]
-    return frame[EXPORT_COLUMNS + extra]
+    runs = pd.DataFrame(
+        [{"run_id": r.id, **{k: (r.provenance or {}).get(k) for k in PROVENANCE_COLUMNS}}
+         for r in session.scalars(select(Run))],
+        columns=["run_id", *PROVENANCE_COLUMNS])
+    frame = frame.merge(runs, on="run_id", how="left")
+    extra = [c for c in frame.columns if c not in EXPORT_COLUMNS + PROVENANCE_COLUMNS and c != "result_id"]
+    return frame[EXPORT_COLUMNS + PROVENANCE_COLUMNS + extra]
 
 
 def runs_frame(session: Session) -> pd.DataFrame:

@@ -36,9 +36,9 @@ def sync_catalogue(session: Session, benchmarks: Iterable[Mapping], methods: Ite
 
 
 def start_run(session: Session, machine: Machine, suite: str, options: Mapping,
-              cells_total: int, pid: int | None = None) -> Run:
+              cells_total: int, pid: int | None = None, provenance: Mapping | None = None) -> Run:
     run = Run(machine=machine, suite=suite, options=dict(options), cells_total=cells_total,
-              status="running", pid=pid)
+              status="running", pid=pid, provenance=dict(provenance or {}))
     session.add(run)
     session.flush()
     return run
@@ -53,6 +53,10 @@ def record_result(session: Session, run_id: int, cell: Mapping[str, str], status
     session.add(result)
     session.execute(update(Run).where(Run.id == run_id).values(cells_done=Run.cells_done + 1))
     return result
+
+
+def set_calibration(session: Session, run_id: int, calibration: Mapping) -> None:
+    session.execute(update(Run).where(Run.id == run_id).values(calibration=dict(calibration)))
 
 
 def finish_run(session: Session, run_id: int, status: str = "finished", message: str | None = None) -> None:

@@ -59,6 +59,24 @@ def test_a_smoke_run_stores_a_filled_row_for_every_method_and_backend(smoke_db):
     assert (frame["time_median_s"] > 0).all()
     assert set(frame.loc[frame["is_baseline"], "method"]) == {m.id for m in catalogue.methods() if m.is_baseline}
     assert {"copy", "ffn_gelu", "softmax_attention", "sdpa"} <= set(frame.loc[frame["is_baseline"], "method"])
+    assert (frame["roofline_fraction"] > 0).all()  # every cell placed under the calibrated ceilings
+    assert (frame.loc[frame["backend"] == "compile", "first_call_s"] > 0).all()
+
+
+def test_a_run_stores_its_provenance_and_ceilings(smoke_db):
+    url, _ = smoke_db
+    from sqlalchemy import select
+
+    from results_db.models import Run
+
+    with sessionmaker(results_db.open_engine(url))() as session:
+        run = session.scalars(select(Run)).one()
+        assert run.provenance["torch"].startswith("2.13")
+        assert run.provenance["threads"] >= 1
+        assert "pointwise" in run.provenance["flop_convention"]
+        assert len(run.provenance["git_commit"] or "") >= 40
+        assert run.calibration["cpu"]["copy_gbps"] > 0
+        assert run.calibration["cpu"]["matmul_gflops"]["float32"] > 0
 
 
 def test_export_round_trips_through_csv(smoke_db, tmp_path):

@@ -43,7 +43,8 @@ def test_blocks_are_sized_above_the_clock_resolution():
 
 
 def test_sampling_stops_at_the_budget_but_not_before_min_samples():
-    policy = TimingPolicy(warmup_s=0.0, min_block_s=0.0, budget_s=0.05, min_samples=3, max_samples=1000)
+    policy = TimingPolicy(warmup_s=0.0, min_block_s=0.0, budget_s=0.05, min_samples=3, max_samples=1000,
+                          target_rel_ci=0.0)  # never satisfied: only the budget stops
     fast = measure(lambda: None, FakeClock(per_call=0.012), policy)
     assert len(fast.samples) == 5  # four samples spend 0.048 s, under the budget; the fifth passes it
     slow = measure(lambda: None, FakeClock(per_call=1.0), policy)
@@ -51,7 +52,7 @@ def test_sampling_stops_at_the_budget_but_not_before_min_samples():
 
 
 def test_the_same_seed_gives_the_same_measurement():
-    policy = TimingPolicy(warmup_s=0.0, min_block_s=0.0, budget_s=0.1, min_samples=5)
+    policy = TimingPolicy(warmup_s=0.0, min_block_s=0.0, budget_s=0.1, min_samples=5, target_rel_ci=0.0)
     a = measure(lambda: None, FakeClock(0.01, jitter=0.5, seed=7), policy)
     b = measure(lambda: None, FakeClock(0.01, jitter=0.5, seed=7), policy)
     assert a.samples == b.samples
@@ -69,3 +70,28 @@ def test_a_real_callable_is_called_for_every_sample():
     WallClock().time_block(lambda: calls.append(1), 3)
     assert len(calls) == 3
     assert len(m.samples) == 4
+
+
+def test_a_steady_clock_stops_as_soon_as_the_median_is_known():
+    policy = TimingPolicy(warmup_s=0.0, min_block_s=0.0, budget_s=10.0, min_samples=5, target_rel_ci=0.02)
+    m = measure(lambda: None, FakeClock(per_call=0.01, jitter=0.0), policy)
+    assert len(m.samples) == 5
+    assert m.rel_ci == 0.0
+
+
+def test_a_noisy_clock_samples_until_the_interval_is_narrow_enough():
+    policy = TimingPolicy(warmup_s=0.0, min_block_s=0.0, budget_s=100.0, min_samples=5, max_samples=10_000,
+                          target_rel_ci=0.02)
+    m = measure(lambda: None, FakeClock(per_call=0.01, jitter=0.3, seed=3), policy)
+    assert 5 < len(m.samples) < 10_000
+    assert m.rel_ci <= 0.02
+    shorter = Measurement(m.samples[:-1], m.calls_per_sample)
+    assert shorter.rel_ci > 0.02  # it stopped at the first sample that met the target
+
+
+def test_the_median_interval_uses_order_statistics():
+    from bench_runner.timing import median_rel_ci
+
+    samples = list(range(1, 101))  # median 50.5; ranks 50 ∓ 9.8 → 40 and 60 → values 41 and 60
+    assert median_rel_ci(samples) == pytest.approx((60 - 41) / 2 / 50.5)
+    assert median_rel_ci([1.0]) == float("inf")
