@@ -21,6 +21,7 @@ from hadamard_impls import BACKENDS, SUITES, catalogue
 from results_db import queries, store
 
 from . import sweep
+from .worker import IsolatedRunner
 from .cell import DTYPES, MODES, dtype_unsupported
 
 EXIT_USAGE = 2
@@ -66,6 +67,11 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detach", action="store_true",
                    help="run in the background; progress goes to the database and a log file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--cell-timeout", type=_positive_float, metavar="SECONDS",
+                   help="stop a cell's worker after this long and store the cell as `timeout` "
+                        "(default: 300 s; 1800 s for the full suite)")
+    p.add_argument("--in-process", action="store_true",
+                   help="run cells in this process instead of a worker (debugging: a crash ends the sweep)")
 
     p = verbs.add_parser("export", help="write the stored results as a table",
                          description="Write the stored results, one row per cell, as CSV or JSON.")
@@ -83,6 +89,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive number of threads")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
     return value
 
 
@@ -136,7 +152,8 @@ def _cmd_run(args) -> int:
     print(f"run {run_id}: {len(cells)} cells of the {sel.suite} suite into {url.render_as_string()}",
           file=sys.stderr)
     try:
-        counts = _execute_with_progress(factory, run_id, sel, cells, quiet=args.quiet)
+        counts = _execute_with_progress(factory, run_id, sel, cells, quiet=args.quiet,
+                                        isolate=not args.in_process, timeout_s=args.cell_timeout)
     except KeyboardInterrupt:
         with factory() as session, session.begin():
             store.finish_run(session, run_id, "interrupted", "stopped by the user")
@@ -153,7 +170,8 @@ def _cmd_run(args) -> int:
     return 0
 
 
-def _execute_with_progress(factory, run_id, sel, cells, quiet: bool) -> dict[str, int]:
+def _execute_with_progress(factory, run_id, sel, cells, quiet: bool, isolate: bool = True,
+                           timeout_s: float | None = None) -> dict[str, int]:
     from tqdm import tqdm
 
     with tqdm(total=len(cells), unit="cell", disable=quiet, dynamic_ncols=True) as bar:
@@ -163,8 +181,13 @@ def _execute_with_progress(factory, run_id, sel, cells, quiet: bool) -> dict[str
 
         bar.set_postfix_str("calibrating the devices' ceilings")
         ceilings = sweep.calibrate(factory, run_id, cells)
-        return sweep.execute(factory, catalogue, run_id, cells, sweep.POLICIES[sel.suite],
-                             on_cell=on_cell, ceilings=ceilings)
+        policy = sweep.POLICIES[sel.suite]
+        if not isolate:
+            return sweep.execute(factory, run_id, cells, sweep.in_process(catalogue, policy),
+                                 on_cell=on_cell, ceilings=ceilings)
+        bar.set_postfix_str("starting the worker process")
+        with IsolatedRunner("hadamard_impls:catalogue", policy, timeout_s or sweep.CELL_TIMEOUT_S[sel.suite]) as run_one:
+            return sweep.execute(factory, run_id, cells, run_one, on_cell=on_cell, ceilings=ceilings)
 
 
 def _cuda_available() -> bool:

@@ -14,8 +14,11 @@ from hadamard_impls import BACKENDS, SUITES, Catalogue
 from results_db import store
 
 from . import calibration, flops, machine
-from .cell import DTYPES, MODES, Cell, device_unavailable, dtype_unsupported, run_cell
+from .cell import DTYPES, MODES, Cell, CellOutcome, device_unavailable, dtype_unsupported, run_cell
 from .timing import Clock, TimingPolicy
+
+# How long one cell may take before its worker is stopped and the cell stored as `timeout`.
+CELL_TIMEOUT_S = {"smoke": 300.0, "quick": 300.0, "full": 1800.0}
 
 # How hard each suite measures: smoke proves the path works, full is for papers.
 POLICIES = {
@@ -120,13 +123,19 @@ def calibrate(session_factory: sessionmaker[Session], run_id: int, cells: Sequen
     return ceilings
 
 
-def execute(session_factory: sessionmaker[Session], catalogue: Catalogue, run_id: int,
-            cells: Sequence[Cell], policy: TimingPolicy, clock: Clock | None = None,
-            on_cell: Callable[[Cell, str], None] | None = None, ceilings: dict | None = None) -> dict[str, int]:
-    """Run every cell, committing each as it finishes; return the count per status."""
+def in_process(catalogue: Catalogue, policy: TimingPolicy, clock: Clock | None = None
+               ) -> Callable[[Cell], CellOutcome]:
+    """Cells run in this process: for tests and debugging (a crash ends the sweep)."""
+    return lambda cell: run_cell(catalogue, cell, policy, clock)
+
+
+def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence[Cell],
+            run_one: Callable[[Cell], CellOutcome], on_cell: Callable[[Cell, str], None] | None = None,
+            ceilings: dict | None = None) -> dict[str, int]:
+    """Run every cell with `run_one`, committing each as it finishes; return the count per status."""
     counts: dict[str, int] = {}
     for cell in cells:
-        outcome = run_cell(catalogue, cell, policy, clock)
+        outcome = run_one(cell)
         if outcome.status == "ok" and ceilings and cell.device in ceilings:
             m = outcome.metrics
             outcome.metrics["roofline_fraction"] = calibration.roofline_fraction(

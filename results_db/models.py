@@ -107,7 +107,7 @@ class Result(Base):
     dtype: Mapped[str] = mapped_column(String(16))
     mode: Mapped[str] = mapped_column(String(16))
     size: Mapped[str] = mapped_column(String(200))  # readable, e.g. "B=1 N=256 C=64 H=4"
-    status: Mapped[str] = mapped_column(String(16))  # ok, error, oom, mismatch, skipped
+    status: Mapped[str] = mapped_column(String(16))  # one of STATUSES
     message: Mapped[Optional[str]] = mapped_column(Text)
     samples: Mapped[Optional[list]] = mapped_column(JSON)  # per-call seconds, one per sample
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -126,4 +126,4 @@ class Metric(Base):
     result: Mapped[Result] = relationship(back_populates="metrics")
 
 
-STATUSES = ("ok", "error", "oom", "mismatch", "skipped")
+STATUSES = ("ok", "error", "oom", "mismatch", "skipped", "crashed", "timeout")

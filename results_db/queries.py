@@ -82,7 +82,7 @@ def export_frame(session: Session, run_id: int | None = None) -> pd.DataFrame:
 
 def runs_frame(session: Session) -> pd.DataFrame:
     ok = func.sum(case((Result.status == "ok", 1), else_=0))
-    failed = func.sum(case((Result.status.in_(["error", "oom", "mismatch"]), 1), else_=0))
+    failed = func.sum(case((Result.status.in_(["error", "oom", "mismatch", "crashed", "timeout"]), 1), else_=0))
     query = (
         select(Run.id.label("run_id"), Run.suite, Run.status, Machine.label.label("machine"),
                Run.started_at, Run.finished_at, Run.cells_done, Run.cells_total,

@@ -2,60 +2,13 @@
 
 import pytest
 import torch
-from torch import nn
 from sqlalchemy.orm import sessionmaker
 
 import results_db
 from bench_runner import sweep
 from bench_runner.cell import Cell, run_cell
-from bench_runner.timing import TimingPolicy
-from hadamard_impls import Catalogue
 from results_db import queries
-
-FAST = TimingPolicy(warmup_s=0.0, min_block_s=0.0, budget_s=0.0, min_samples=2)
-
-
-class Scale(nn.Module):
-    def __init__(self, factor):
-        super().__init__()
-        self.factor = factor
-
-    def forward(self, a):
-        return a * self.factor
-
-
-class Raises(nn.Module):
-    def forward(self, a):
-        raise ValueError("this method is broken on purpose")
-
-
-class Exhausts(nn.Module):
-    def forward(self, a):
-        return torch.empty(1 << 60, dtype=torch.uint8)  # an exabyte: no allocator can give it
-
-
-class Drifts(nn.Module):
-    """Differs from its own float64 reference only in low precision: the check must catch it."""
-
-    def forward(self, a):
-        return a + (1.0 if a.dtype != torch.float64 else 0.0)
-
-
-def toy_catalogue() -> Catalogue:
-    cat = Catalogue()
-    bench = cat.benchmark("toy", domain="efficient", title="toy", contract="a (n,) → (n,)", params=("n",),
-                          sweeps={s: [{"n": 8}, {"n": 16}] for s in ("smoke", "quick", "full")},
-                          make_inputs=lambda s, g: (torch.randn(s["n"], generator=g),))
-    common = dict(latex="y", flops=lambda s: s["n"], bytes=lambda s, i: 2 * s["n"] * i, exponents={"n": 1},
-                  backends=("eager",))
-    for name, module, role in [("double", lambda: Scale(2.0), "hadamard"), ("raises", Raises, "baseline"),
-                               ("exhausts", Exhausts, "baseline"), ("drifts", Drifts, "baseline")]:
-        def build(size, module=module):
-            """A toy method for the runner's tests."""
-            return module()
-        bench.method(name, role=role, **common)(build)
-    return cat
-
+from tests.bench_runner.toy import FAST, toy_catalogue
 
 def cell(method, device="cpu", mode="forward"):
     return Cell("toy", method, "eager", (("n", 8),), device, "float32", mode)
@@ -115,11 +68,11 @@ def test_a_size_that_cannot_fit_is_skipped_before_it_runs(monkeypatch):
 
 def test_failing_cells_do_not_stop_the_sweep(db_url):
     cat = toy_catalogue()
-    sel = sweep.Selection(suite="smoke")
+    sel = sweep.Selection(suite="smoke", benchmarks=["toy"])
     cells = sweep.plan(cat, sel)
     factory = sessionmaker(results_db.open_engine(db_url))
     run_id = sweep.start(factory, cat, sel, cells)
-    counts = sweep.execute(factory, cat, run_id, cells, FAST)
+    counts = sweep.execute(factory, run_id, cells, sweep.in_process(cat, FAST))
     assert counts == {"ok": 2, "error": 2, "oom": 2, "mismatch": 2}
     with factory() as session:
         frame = queries.results_frame(session)

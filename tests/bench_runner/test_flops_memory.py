@@ -31,3 +31,14 @@ def test_cpu_peak_memory_sees_tensor_allocations():
     peak = peak_memory_bytes(lambda: (a * 2).sin(), torch.device("cpu"))
     assert peak == pytest.approx(2 * 4 * (1 << 18), rel=0.01)
     assert peak_memory_bytes(lambda: None, torch.device("cpu")) == 0
+
+
+def test_freeing_older_tensors_does_not_hide_the_calls_own_peak():
+    old = [torch.randn(1 << 18) for _ in range(2)]  # one for each profiled call
+
+    def call():
+        old.pop()  # frees a 1 MiB block allocated before the measurement
+        return torch.randn(1 << 18) * 2  # then allocates two of its own
+
+    peak = peak_memory_bytes(call, torch.device("cpu"))
+    assert peak == pytest.approx(2 * 4 * (1 << 18), rel=0.01)

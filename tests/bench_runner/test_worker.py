@@ -1,0 +1,48 @@
+"""Cells in a worker process: crashes, kills and hangs become statuses, and the sweep goes on."""
+
+import pytest
+from sqlalchemy.orm import sessionmaker
+
+import results_db
+from bench_runner import sweep
+from bench_runner.cell import Cell
+from bench_runner.worker import IsolatedRunner
+from results_db import queries
+from tests.bench_runner.toy import FAST, toy_catalogue
+
+TOY = "tests.bench_runner.toy:toy_catalogue"
+
+
+def crash_cell(method: str) -> Cell:
+    return Cell("toy_crash", method, "eager", (("n", 8),), "cpu", "float32", "forward")
+
+
+def test_every_way_a_worker_can_die_is_a_status_and_the_next_cell_still_runs():
+    with IsolatedRunner(TOY, FAST, timeout_s=10) as run:
+        outcomes = [run(crash_cell(m)) for m in ("double", "segfaults", "double", "hangs", "killed", "double")]
+    assert [o.status for o in outcomes] == ["ok", "crashed", "ok", "timeout", "oom", "ok"]
+    assert outcomes[1].message == "the worker died of SIGSEGV"
+    assert "within 10 s" in outcomes[3].message
+    assert "SIGKILL" in outcomes[4].message
+    assert outcomes[0].metrics["process_peak_rss_bytes"] > outcomes[0].metrics["peak_mem_bytes"]
+
+
+def test_an_isolated_sweep_stores_every_cell(db_url):
+    cat = toy_catalogue()
+    sel = sweep.Selection(suite="smoke", benchmarks=["toy_crash"])
+    cells = sweep.plan(cat, sel)
+    factory = sessionmaker(results_db.open_engine(db_url))
+    run_id = sweep.start(factory, cat, sel, cells)
+    with IsolatedRunner(TOY, FAST, timeout_s=10) as run:
+        counts = sweep.execute(factory, run_id, cells, run)
+    assert counts == {"ok": 1, "crashed": 1, "timeout": 1, "oom": 1}
+    with factory() as session:
+        runs = queries.runs_frame(session)
+    assert runs.iloc[0]["cells_failed"] == 3
+    assert runs.iloc[0]["cells_done"] == 4
+
+
+def test_a_worker_that_cannot_load_its_catalogue_is_reported():
+    with pytest.raises(RuntimeError, match="did not start"), IsolatedRunner("no.such.module:x", FAST, 5) as run:
+        run.START_TIMEOUT_S = 20
+        run(crash_cell("double"))
