@@ -7,6 +7,7 @@ cell never stops a sweep.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import time
 from dataclasses import dataclass, field
@@ -151,6 +152,16 @@ def run_cell(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
             torch.cuda.empty_cache()
 
 
+def _graph_timing(call: Callable[[], object], clock: timing.Clock, policy: timing.TimingPolicy) -> dict:
+    """The same call replayed from a CUDA graph: what is left once launch overhead is gone."""
+    try:
+        replay = timing.cuda_graph(call)
+    except Exception:  # noqa: BLE001 -- not every call can be captured (host syncs, CPU ops)
+        return {}
+    graphed = timing.measure(replay, clock, policy)
+    return {"time_graph_median_s": graphed.median}
+
+
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -199,7 +210,13 @@ def _measure(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
 
     call = _mode_call(fn, module, inputs, cell.mode)
     call()  # a train call compiles the backward graph here, before timing
-    measured = timing.measure(call, clock or timing.clock_for(device), policy)
+    if device.type == "cuda" and policy.flush_l2:
+        # Each call is timed on its own after its flush; blocks would only repeat flushes.
+        policy = dataclasses.replace(policy, min_block_s=0.0)
+    clock = clock or timing.clock_for(device, policy.flush_l2)
+    measured = timing.measure(call, clock, policy)
+    graph_metrics = _graph_timing(call, clock, policy) if (
+        device.type == "cuda" and cell.mode == "forward" and policy.cuda_graphs) else {}
     peak = memory.peak_memory_bytes(call, device)
     counted = flops.count_flops(_mode_call(module, module, inputs, cell.mode))
     analytic = method.training_flops(size) if cell.mode == "train" else method.flops(size)
@@ -213,6 +230,7 @@ def _measure(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
             "noisy": float(measured.noisy), "median_rel_ci": measured.rel_ci, "peak_mem_bytes": peak,
             "flops": analytic, "flops_counted": counted,
             "bytes": method.bytes(size, dtype.itemsize),
+            **graph_metrics,
             # The first call: for `compile`, tracing and code generation, kept apart from the runtime.
             "first_call_s": first_call_s,
             # What only some methods have (a reached rank, a mask density), by name.

@@ -7,6 +7,7 @@ is written.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -70,6 +71,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cell-timeout", type=_positive_float, metavar="SECONDS",
                    help="stop a cell's worker after this long and store the cell as `timeout` "
                         "(default: 300 s; 1800 s for the full suite)")
+    p.add_argument("--warm-l2", action="store_true",
+                   help="CUDA: keep the L2 cache warm between timed calls (default: flush it before each)")
     p.add_argument("--in-process", action="store_true",
                    help="run cells in this process instead of a worker (debugging: a crash ends the sweep)")
 
@@ -148,12 +151,14 @@ def _cmd_run(args) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    run_id = sweep.start(factory, catalogue, sel, cells)
+    policy = dataclasses.replace(sweep.POLICIES[sel.suite], flush_l2=not args.warm_l2)
+    run_id = sweep.start(factory, catalogue, sel, cells, policy)
     print(f"run {run_id}: {len(cells)} cells of the {sel.suite} suite into {url.render_as_string()}",
           file=sys.stderr)
     try:
-        counts = _execute_with_progress(factory, run_id, sel, cells, quiet=args.quiet,
-                                        isolate=not args.in_process, timeout_s=args.cell_timeout)
+        counts = _execute_with_progress(factory, run_id, policy, cells, quiet=args.quiet,
+                                        isolate=not args.in_process,
+                                        timeout_s=args.cell_timeout or sweep.CELL_TIMEOUT_S[sel.suite])
     except KeyboardInterrupt:
         with factory() as session, session.begin():
             store.finish_run(session, run_id, "interrupted", "stopped by the user")
@@ -170,7 +175,7 @@ def _cmd_run(args) -> int:
     return 0
 
 
-def _execute_with_progress(factory, run_id, sel, cells, quiet: bool, isolate: bool = True,
+def _execute_with_progress(factory, run_id, policy, cells, quiet: bool, isolate: bool = True,
                            timeout_s: float | None = None) -> dict[str, int]:
     from tqdm import tqdm
 
@@ -181,12 +186,11 @@ def _execute_with_progress(factory, run_id, sel, cells, quiet: bool, isolate: bo
 
         bar.set_postfix_str("calibrating the devices' ceilings")
         ceilings = sweep.calibrate(factory, run_id, cells)
-        policy = sweep.POLICIES[sel.suite]
         if not isolate:
             return sweep.execute(factory, run_id, cells, sweep.in_process(catalogue, policy),
                                  on_cell=on_cell, ceilings=ceilings)
         bar.set_postfix_str("starting the worker process")
-        with IsolatedRunner("hadamard_impls:catalogue", policy, timeout_s or sweep.CELL_TIMEOUT_S[sel.suite]) as run_one:
+        with IsolatedRunner("hadamard_impls:catalogue", policy, timeout_s) as run_one:
             return sweep.execute(factory, run_id, cells, run_one, on_cell=on_cell, ceilings=ceilings)
 
 

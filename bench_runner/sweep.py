@@ -92,13 +92,15 @@ def catalogue_rows(catalogue: Catalogue) -> tuple[list[dict], list[dict]]:
 
 
 def start(session_factory: sessionmaker[Session], catalogue: Catalogue, sel: Selection,
-          cells: Sequence[Cell]) -> int:
+          cells: Sequence[Cell], policy: TimingPolicy | None = None) -> int:
     """Record the machine, the catalogue and a new run; return the run's id."""
     facts = machine.fingerprint()
-    policy = POLICIES[sel.suite]
+    policy = policy or POLICIES[sel.suite]
     prov = machine.provenance(
         threads=torch.get_num_threads(),
-        timing={"cpu": "time.perf_counter around blocks of calls", "cuda": "CUDA events after synchronize",
+        timing={"cpu": "time.perf_counter around blocks of calls",
+                "cuda": "CUDA events after synchronize" + (", L2 flushed before each call" if policy.flush_l2 else
+                                                           ", L2 kept warm"),
                 "policy": {k: v for k, v in policy.__dict__.items()}},
         flop_convention=flops.CONVENTION,
     )

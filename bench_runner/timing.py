@@ -39,21 +39,57 @@ class CudaEventClock:
     Host timers see launch time, not kernel time: events recorded on the stream
     around the block measure the kernels, and the synchronisations keep earlier
     work out of the sample and this sample's work inside it.
+
+    With `flush_l2` (the default, as in Triton's do_bench) every call starts from a
+    cold L2: a buffer larger than any L2 is zeroed before it, outside its events, so
+    a small kernel is not flattered by inputs left in cache by the call before.
     """
 
+    FLUSH_BYTES = 256 * 2**20  # above the L2 of any current GPU (H100: 50 MB)
+
+    def __init__(self, flush_l2: bool = True):
+        self.flush_l2 = flush_l2
+        self._scratch = torch.empty(self.FLUSH_BYTES, dtype=torch.int8, device="cuda") if flush_l2 else None
+
     def time_block(self, fn: Callable[[], object], calls: int) -> float:
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        if not self.flush_l2:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            torch.cuda.synchronize()
+            start.record()
+            for _ in range(calls):
+                fn()
+            end.record()
+            torch.cuda.synchronize()
+            return start.elapsed_time(end) / 1e3
+        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+                  for _ in range(calls)]
         torch.cuda.synchronize()
-        start.record()
-        for _ in range(calls):
+        for start, end in events:
+            self._scratch.zero_()
+            start.record()
             fn()
-        end.record()
+            end.record()
         torch.cuda.synchronize()
-        return start.elapsed_time(end) / 1e3
+        return sum(start.elapsed_time(end) for start, end in events) / 1e3
 
 
-def clock_for(device: torch.device) -> Clock:
-    return CudaEventClock() if device.type == "cuda" else WallClock()
+def clock_for(device: torch.device, flush_l2: bool = True) -> Clock:
+    return CudaEventClock(flush_l2) if device.type == "cuda" else WallClock()
+
+
+def cuda_graph(fn: Callable[[], object]) -> Callable[[], object]:
+    """`fn` captured into a CUDA graph: its replay launches every kernel at once, so timing
+    it against `fn` shows the launch overhead apart. Raises if `fn` cannot be captured."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up off the default stream, as capture requires
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return graph.replay
 
 
 @dataclass(frozen=True)
@@ -66,6 +102,8 @@ class TimingPolicy:
     # ... and earlier, once the median is known this well: the half-width of its 95%
     # confidence interval over the median (0: no early stop).
     target_rel_ci: float = 0.02
+    flush_l2: bool = True  # CUDA: start every timed call from a cold L2
+    cuda_graphs: bool = True  # CUDA, forward mode: also time a CUDA-graph replay
 
 
 @dataclass(frozen=True)

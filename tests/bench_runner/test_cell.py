@@ -93,3 +93,21 @@ def test_failing_cells_do_not_stop_the_sweep(db_url):
 def test_bad_selections_are_refused(kwargs, words):
     with pytest.raises(sweep.SelectionError, match=words):
         sweep.plan(toy_catalogue(), sweep.Selection(**kwargs))
+
+
+def test_train_mode_produces_fresh_gradients_on_every_call():
+    from bench_runner.cell import _mode_call
+    from hadamard_impls import catalogue as real
+
+    bench = real.benchmarks["gated_ffn"]
+    size = bench.sizes("smoke")[0]
+    module = bench.methods["swiglu"].build(size)
+    inputs = bench.inputs(size, "cpu", torch.float32)
+    call = _mode_call(module, module, inputs, "train")
+    call()
+    first = [p.grad.clone() for p in module.parameters()]
+    call()  # gradients are set to None between calls, so they do not accumulate
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+    for before, p in zip(first, module.parameters()):
+        torch.testing.assert_close(p.grad, before)
+    assert inputs[0].grad is not None
