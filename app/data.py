@@ -59,8 +59,11 @@ def add_derived(frame: pd.DataFrame) -> pd.DataFrame:
     """Per-cell rates and one `size_<param>` column per size parameter."""
     frame = frame.copy()
     time = pd.to_numeric(frame["time_median_s"], errors="coerce")
-    frame["gflops"] = pd.to_numeric(frame["flops"], errors="coerce") / time / 1e9
-    frame["gbps"] = pd.to_numeric(frame["bytes"], errors="coerce") / time / 1e9
+    # The runner stores these; results imported from elsewhere may lack them.
+    if "gflops" not in frame:
+        frame["gflops"] = pd.to_numeric(frame["flops"], errors="coerce") / time / 1e9
+    if "gbps" not in frame:
+        frame["gbps"] = pd.to_numeric(frame["bytes"], errors="coerce") / time / 1e9
     return with_size_columns(frame)
 
 

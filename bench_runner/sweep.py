@@ -125,6 +125,20 @@ def calibrate(session_factory: sessionmaker[Session], run_id: int, cells: Sequen
     return ceilings
 
 
+def derived_metrics(m: dict, ceilings: dict | None, dtype: str) -> dict[str, float | None]:
+    """Rates from a cell's counts and median: where it sits on its device's roofline."""
+    seconds, flop_count, moved = m.get("time_median_s"), m.get("flops"), m.get("bytes")
+    if not seconds:
+        return {}
+    return {
+        "gflops": flop_count / seconds / 1e9 if flop_count is not None else None,
+        "gbps": moved / seconds / 1e9 if moved else None,
+        "intensity": flop_count / moved if moved and flop_count is not None else None,
+        "roofline_fraction": (calibration.roofline_fraction(flop_count, moved, seconds, ceilings, dtype)
+                              if ceilings else None),
+    }
+
+
 def in_process(catalogue: Catalogue, policy: TimingPolicy, clock: Clock | None = None
                ) -> Callable[[Cell], CellOutcome]:
     """Cells run in this process: for tests and debugging (a crash ends the sweep)."""
@@ -138,10 +152,8 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
     counts: dict[str, int] = {}
     for cell in cells:
         outcome = run_one(cell)
-        if outcome.status == "ok" and ceilings and cell.device in ceilings:
-            m = outcome.metrics
-            outcome.metrics["roofline_fraction"] = calibration.roofline_fraction(
-                m.get("flops"), m.get("bytes"), m.get("time_median_s"), ceilings[cell.device], cell.dtype)
+        if outcome.status == "ok":
+            outcome.metrics.update(derived_metrics(outcome.metrics, (ceilings or {}).get(cell.device), cell.dtype))
         with session_factory() as session, session.begin():
             store.record_result(session, run_id, cell.key(), outcome.status, outcome.message,
                                 outcome.samples, outcome.metrics)

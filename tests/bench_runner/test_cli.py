@@ -60,6 +60,9 @@ def test_a_smoke_run_stores_a_filled_row_for_every_method_and_backend(smoke_db):
     assert set(frame.loc[frame["is_baseline"], "method"]) == {m.id for m in catalogue.methods() if m.is_baseline}
     assert {"copy", "ffn_gelu", "softmax_attention", "sdpa"} <= set(frame.loc[frame["is_baseline"], "method"])
     assert (frame["roofline_fraction"] > 0).all()  # every cell placed under the calibrated ceilings
+    hadamard = frame[(frame["method"] == "hadamard") & (frame["backend"] == "eager")].iloc[0]
+    assert hadamard["intensity"] == pytest.approx(1 / 12)  # 1 FLOP per 3 float32 values moved
+    assert hadamard["gbps"] == pytest.approx(hadamard["bytes"] / hadamard["time_median_s"] / 1e9)
     assert (frame.loc[frame["backend"] == "compile", "first_call_s"] > 0).all()
 
 

@@ -1,0 +1,84 @@
+"""How long the quick suite takes on this machine, and how steady its cells are.
+
+Runs the whole catalogue's quick suite on the CPU with an empty torch.compile
+cache (as on a fresh machine), or reads a finished run with --db, and reports
+its wall time, the cells per status, and the share of `ok` cells that are not
+`noisy` (IQR within 10% of the median). Prints a table and writes it into
+docs/measurement.md (between its generated-section markers).
+
+    python benchmarks/quick_suite.py                                 # a cold run, about 5 minutes on 2 cores
+    python benchmarks/quick_suite.py --db sqlite:///results/hadamard_bench.db   # the last run stored there
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import results_db  # noqa: E402
+from results_db import queries  # noqa: E402
+from results_db.models import Run  # noqa: E402
+
+DOC = ROOT / "docs" / "measurement.md"
+START, END = "<!-- quick_suite: start -->", "<!-- quick_suite: end -->"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", help="report the last run stored at this URL instead of running one")
+    args = parser.parse_args()
+
+    url = args.db
+    if url is None:
+        scratch = tempfile.mkdtemp()
+        url = f"sqlite:///{scratch}/quick.db"
+        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": f"{scratch}/inductor"}  # cold, as on a fresh machine
+        subprocess.run([sys.executable, "-m", "bench_runner", "run", "--suite", "quick", "--device", "cpu",
+                        "--db", url, "--quiet"], cwd=ROOT, env=env, check=True)
+    with sessionmaker(results_db.open_engine(url, create=False))() as session:
+        run = session.scalars(select(Run).order_by(Run.id.desc())).first()
+        frame = queries.results_frame(session, run_id=run.id)
+        wall = (run.finished_at - run.started_at).total_seconds()
+        machine, threads = run.machine.label, run.provenance.get("threads")
+    ok = frame[frame["status"] == "ok"]
+    steady = int((~ok["noisy"].astype(bool)).sum())
+    statuses = ", ".join(f"{n} {s}" for s, n in frame["status"].value_counts().items())
+    lines = [
+        START,
+        f"Run {run.id} of the quick suite on {machine}, {threads} threads, {run.started_at:%Y-%m-%d}: "
+        f"**{len(frame)} cells in {wall / 60:.1f} min** ({wall:.0f} s, the calibration and the worker's start "
+        f"included); {statuses}.",
+        "",
+        "| | cells | share |",
+        "| --- | --- | --- |",
+        f"| `ok` and steady (IQR ≤ 10% of the median) | {steady} | {steady / max(len(ok), 1):.1%} of `ok` |",
+        f"| `ok` but `noisy` | {len(ok) - steady} | {(len(ok) - steady) / max(len(ok), 1):.1%} of `ok` |",
+        f"| median samples per cell | {pd.to_numeric(ok['samples']).median():.0f} | |",
+        f"| median half-width of the median's 95% interval | {pd.to_numeric(ok['median_rel_ci']).median():.1%} | |",
+        END,
+    ]
+    table = "\n".join(lines)
+    print(table)
+    text = DOC.read_text()
+    if START in text and END in text:
+        text = text[:text.index(START)] + table + text[text.index(END) + len(END):]
+    else:
+        text += "\n## The quick suite on a 2-core CPU\n\n`python benchmarks/quick_suite.py`:\n\n" + table + "\n"
+    DOC.write_text(text)
+    print(f"wrote {DOC}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
