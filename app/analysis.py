@@ -96,3 +96,69 @@ def sweeps(rows: pd.DataFrame, param: str) -> list[tuple[dict, pd.DataFrame]]:
 def longest_sweep(rows: pd.DataFrame, param: str) -> tuple[dict, pd.DataFrame] | None:
     found = sweeps(rows, param)
     return max(found, key=lambda item: item[1][f"size_{param}"].nunique()) if found else None
+
+
+def fitted_exponents(rows: pd.DataFrame, methods: pd.DataFrame, param: str,
+                     metric: str = "time_median_s", mismatch: float = 0.3) -> list[dict]:
+    """Per method of one benchmark (one backend, device, dtype, mode in `rows`): the exponent of
+    `metric` against `param` over its longest sweep, beside the catalogue's theoretical one."""
+    found = longest_sweep(rows.dropna(axis=1, how="all"), param) if f"size_{param}" in rows else None
+    if not found:
+        return []
+    fixed, sweep = found
+    held = ", ".join(f"{k}={int(v)}" for k, v in fixed.items())
+    out = []
+    for m in methods.itertuples():
+        g = sweep[sweep["method"] == m.method].dropna(subset=[metric])
+        if g[f"size_{param}"].nunique() < 2:
+            continue
+        fit = asymptotic_fit(g[f"size_{param}"], pd.to_numeric(g[metric]))
+        theory = m.exponents.get(param, float("nan")) if metric == "time_median_s" else float("nan")
+        out.append(dict(method=m.method, role=m.role, param=param, held=held, measured=fit.exponent,
+                        stderr=fit.stderr, points=fit.points, theory=theory,
+                        flag=bool(np.isfinite(theory) and abs(fit.exponent - theory) > mismatch)))
+    return out
+
+
+def crossovers(rows: pd.DataFrame, methods: pd.DataFrame, param: str) -> list[dict]:
+    """Each Hadamard method against each method it is compared with, along `param`."""
+    found = longest_sweep(rows.dropna(axis=1, how="all"), param) if f"size_{param}" in rows else None
+    if not found:
+        return []
+    fixed, sweep = found
+    held = ", ".join(f"{k}={int(v)}" for k, v in fixed.items())
+    by_method = {m: g.sort_values(f"size_{param}") for m, g in sweep.groupby("method")}
+    out = []
+    for h in methods[methods["role"] == "hadamard"].itertuples():
+        for b in methods[methods["method"].isin(list(h.against))].itertuples():
+            if h.method not in by_method or b.method not in by_method:
+                continue
+            pair = by_method[h.method].merge(by_method[b.method], on=f"size_{param}", suffixes=("", "_b"))
+            if len(pair) < 2:
+                continue
+            cross = find_crossover(pair[f"size_{param}"], pair["time_median_s"], pair["time_median_s_b"])
+            last = pair.iloc[-1]
+            out.append(dict(method=h.method, baseline=b.method, held=held, crossover=cross.describe(param),
+                            largest=f"{param}={int(last[f'size_{param}'])}",
+                            speedup=last["time_median_s_b"] / last["time_median_s"]))
+    return out
+
+
+def diff_runs(before: pd.DataFrame, after: pd.DataFrame, threshold: float = 0.05) -> pd.DataFrame:
+    """Cells present in both, with after/before time ratios, sorted by change.
+
+    A change counts only when it exceeds `threshold` and the two interquartile ranges
+    (median ± IQR/2) do not overlap: within that, it is noise."""
+    key = ["benchmark", "method", "backend", "device", "dtype", "mode", "size"]
+    cols = key + ["time_median_s", "time_iqr_s"]
+    merged = before[cols].merge(after[cols], on=key, suffixes=("_before", "_after"))
+    ratio = merged["time_median_s_after"] / merged["time_median_s_before"]
+    lo_b = merged["time_median_s_before"] - merged["time_iqr_s_before"] / 2
+    hi_b = merged["time_median_s_before"] + merged["time_iqr_s_before"] / 2
+    lo_a = merged["time_median_s_after"] - merged["time_iqr_s_after"] / 2
+    hi_a = merged["time_median_s_after"] + merged["time_iqr_s_after"] / 2
+    apart = (lo_a > hi_b) | (hi_a < lo_b)
+    merged["ratio"] = ratio
+    merged["change"] = np.where(apart & (ratio > 1 + threshold), "regression",
+                                np.where(apart & (ratio < 1 - threshold), "improvement", "within noise"))
+    return merged.iloc[(merged["ratio"] - 1).abs().argsort()[::-1]].reset_index(drop=True)

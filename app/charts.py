@@ -29,3 +29,26 @@ def scaling_chart(frame: pd.DataFrame, x: str, y: str, *, x_title: str, y_title:
                       legend_title_text="method · backend (dashed: baseline)",
                       margin=dict(l=10, r=10, t=30, b=10), height=460)
     return fig
+
+
+def roofline_chart(points: pd.DataFrame, bandwidth_gbps: float | None, peak_gflops: float | None) -> go.Figure:
+    """Achieved GFLOP/s against FLOPs per byte, under the calibrated roof min(peak, intensity × bandwidth)."""
+    fig = go.Figure()
+    for (benchmark, role), group in points.groupby(["benchmark", "role"], sort=True):
+        fig.add_trace(go.Scatter(
+            x=group["intensity"], y=group["gflops"], mode="markers", name=f"{benchmark} · {role}",
+            marker=dict(symbol="circle" if role == "hadamard" else "diamond-open", size=8),
+            customdata=group[["method", "backend", "size"]].to_numpy(),
+            hovertemplate="<b>%{customdata[0]} · %{customdata[1]}</b><br>%{customdata[2]}<br>"
+                          "%{x:.3g} FLOP/B, %{y:.3g} GFLOP/s<extra></extra>",
+        ))
+    if bandwidth_gbps and peak_gflops and not points.empty:
+        lo = min(points["intensity"].min(), peak_gflops / bandwidth_gbps) / 2
+        hi = max(points["intensity"].max(), peak_gflops / bandwidth_gbps) * 2
+        ridge = peak_gflops / bandwidth_gbps
+        fig.add_trace(go.Scatter(x=[lo, ridge, hi], y=[lo * bandwidth_gbps, peak_gflops, peak_gflops],
+                                 mode="lines", name="roof (calibrated)", line=dict(color="black", dash="dot")))
+    fig.update_layout(xaxis=dict(title="arithmetic intensity (FLOP/byte)", type="log"),
+                      yaxis=dict(title="achieved GFLOP/s", type="log"),
+                      margin=dict(l=10, r=10, t=30, b=10), height=520)
+    return fig

@@ -32,27 +32,42 @@ def db_url() -> str:
     return results_db.resolve_url()
 
 
+PROJECT_ROOT = results_db.engine.PROJECT_ROOT
+
+
 @st.cache_resource
-def _sessions(url: str) -> sessionmaker:
+def sessions(url: str) -> sessionmaker:
     return sessionmaker(results_db.open_engine(url))
 
 
 @st.cache_data(ttl=3, show_spinner=False)
 def load_results(url: str, benchmark: str | None = None) -> pd.DataFrame:
-    with _sessions(url)() as session:
+    with sessions(url)() as session:
         return add_derived(queries.results_frame(session, benchmark=benchmark))
 
 
 @st.cache_data(ttl=3, show_spinner=False)
 def load_runs(url: str) -> pd.DataFrame:
-    with _sessions(url)() as session:
+    with sessions(url)() as session:
         return queries.runs_frame(session)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
 def load_catalogue(url: str) -> pd.DataFrame:
-    with _sessions(url)() as session:
+    with sessions(url)() as session:
         return queries.catalogue_frame(session)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def load_calibrations(url: str) -> pd.DataFrame:
+    with sessions(url)() as session:
+        return queries.calibrations(session)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def load_machines(url: str) -> pd.DataFrame:
+    with sessions(url)() as session:
+        return queries.machines(session)
 
 
 def add_derived(frame: pd.DataFrame) -> pd.DataFrame:
@@ -64,6 +79,8 @@ def add_derived(frame: pd.DataFrame) -> pd.DataFrame:
         frame["gflops"] = pd.to_numeric(frame["flops"], errors="coerce") / time / 1e9
     if "gbps" not in frame:
         frame["gbps"] = pd.to_numeric(frame["bytes"], errors="coerce") / time / 1e9
+    if "intensity" not in frame:
+        frame["intensity"] = pd.to_numeric(frame["flops"], errors="coerce") / pd.to_numeric(frame["bytes"], errors="coerce")
     return with_size_columns(frame)
 
 
@@ -140,4 +157,14 @@ def _ratio(a, b) -> float:
 
 
 def active_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    return runs[runs["status"] == "running"]
+    return runs[runs["status"].isin(["queued", "running", "cancelling"])]
+
+
+def pick_context(rows: pd.DataFrame, key_prefix: str = "") -> pd.DataFrame:
+    """One selectbox per context column (machine, device, dtype, mode); the rows that match."""
+    cols = st.columns(len(CONTEXT))
+    for key, col in zip(CONTEXT, cols):
+        options = sorted(rows[key].dropna().unique())
+        value = col.selectbox(key.capitalize(), options, key=f"{key_prefix}{key}")
+        rows = rows[rows[key] == value]
+    return rows

@@ -14,4 +14,8 @@ st.set_page_config(page_title="Hadamard Bench", page_icon="⊙", layout="wide")
 st.navigation([
     st.Page("app_pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/show_chart:"),
+    st.Page("app_pages/scaling.py", title="Scaling", icon=":material/trending_up:"),
+    st.Page("app_pages/roofline.py", title="Roofline", icon=":material/roofing:"),
+    st.Page("app_pages/runs.py", title="Runs", icon=":material/play_circle:"),
+    st.Page("app_pages/diff.py", title="Diff", icon=":material/compare_arrows:"),
 ]).run()

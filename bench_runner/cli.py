@@ -156,6 +156,8 @@ def _cmd_run(args) -> int:
     print(f"run {run_id}: {len(cells)} cells of the {sel.suite} suite into {url.render_as_string()}",
           file=sys.stderr)
     try:
+        sweep.wait_for_turn(factory, run_id, on_wait=lambda ahead: print(
+            f"run {run_id} waits for run {', '.join(map(str, ahead))} on this machine", file=sys.stderr))
         counts = _execute_with_progress(factory, run_id, policy, cells, quiet=args.quiet,
                                         isolate=not args.in_process,
                                         timeout_s=args.cell_timeout or sweep.CELL_TIMEOUT_S[sel.suite])
@@ -169,8 +171,9 @@ def _cmd_run(args) -> int:
             store.finish_run(session, run_id, "failed", f"{type(exc).__name__}: {exc}"[:500])
         raise
     with factory() as session, session.begin():
-        store.finish_run(session, run_id, "finished")
-    print(f"run {run_id} finished: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
+        ended = "cancelled" if store.run_status(session, run_id) == "cancelling" else "finished"
+        store.finish_run(session, run_id, ended)
+    print(f"run {run_id} {ended}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
           file=sys.stderr)
     return 0
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import socket
+import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -145,12 +147,49 @@ def in_process(catalogue: Catalogue, policy: TimingPolicy, clock: Clock | None =
     return lambda cell: run_cell(catalogue, cell, policy, clock)
 
 
+def cancelled(session_factory: sessionmaker[Session], run_id: int) -> bool:
+    with session_factory() as session:
+        return store.run_status(session, run_id) == "cancelling"
+
+
+def wait_for_turn(session_factory: sessionmaker[Session], run_id: int, poll_s: float = 2.0,
+                  on_wait: Callable[[list[int]], None] | None = None) -> None:
+    """Queue behind earlier runs on this machine (two sweeps at once would time each other),
+    skipping those whose process is gone; then mark this run as running."""
+    while True:
+        with session_factory() as session, session.begin():
+            ahead = [r.id for r in store.runs_ahead(session, run_id) if _alive(r, session)]
+            if not ahead:
+                store.set_status(session, run_id, "running")
+                return
+        if on_wait:
+            on_wait(ahead)
+        time.sleep(poll_s)
+
+
+def _alive(run, session: Session) -> bool:
+    """Whether an active run's process still exists; a dead one is marked interrupted."""
+    if run.pid is None or run.machine.hostname != socket.gethostname():
+        return True  # started elsewhere: trust its status
+    try:
+        os.kill(run.pid, 0)
+        return True
+    except ProcessLookupError:
+        store.finish_run(session, run.id, "interrupted", "its process ended without finishing the run")
+        return False
+    except PermissionError:
+        return True
+
+
 def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence[Cell],
             run_one: Callable[[Cell], CellOutcome], on_cell: Callable[[Cell, str], None] | None = None,
             ceilings: dict | None = None) -> dict[str, int]:
-    """Run every cell with `run_one`, committing each as it finishes; return the count per status."""
+    """Run every cell with `run_one`, committing each as it finishes; return the count per status.
+    A run cancelled from the dashboard stops before its next cell."""
     counts: dict[str, int] = {}
     for cell in cells:
+        if cancelled(session_factory, run_id):
+            break
         outcome = run_one(cell)
         if outcome.status == "ok":
             outcome.metrics.update(derived_metrics(outcome.metrics, (ceilings or {}).get(cell.device), cell.dtype))

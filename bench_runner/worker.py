@@ -100,12 +100,13 @@ class IsolatedRunner:
         try:
             if self._conn.poll(self.timeout_s):
                 return self._conn.recv()
+            died = False
         except (EOFError, OSError):
-            pass  # the worker died while we waited: read its exit below
-        if self._process.is_alive():
+            died = True  # the pipe closed under us: the worker is dying, if not yet reaped
+        if not died:
             self._stop()
             return CellOutcome("timeout", f"no result within {self.timeout_s:g} s; the worker was stopped")
-        self._process.join(timeout=10)
+        self._process.join(timeout=60)
         code = self._process.exitcode
         self._process, self._conn = None, None
         if code == -signal.SIGKILL:

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import results_db  # noqa: E402
-from app.analysis import asymptotic_fit, find_crossover, longest_sweep, with_size_columns  # noqa: E402
+from app.analysis import crossovers, fitted_exponents, with_size_columns  # noqa: E402
 from results_db import queries  # noqa: E402
 
 CONTEXT = dict(device="cpu", dtype="float32", mode="forward")
@@ -44,39 +44,14 @@ def load(url: str) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def analyse(results: pd.DataFrame, catalogue: pd.DataFrame, backend: str) -> tuple[list[dict], list[dict]]:
-    slopes, crossovers = [], []
+    """Exponents and crossovers along each benchmark's main size parameter."""
+    slopes, crossings = [], []
     for bench, methods in catalogue.groupby("benchmark", sort=False):
         param = methods["x_param"].iloc[0]
         rows = results[(results["benchmark"] == bench) & (results["backend"] == backend)]
-        rows = rows.dropna(axis=1, how="all")
-        found = longest_sweep(rows, param) if f"size_{param}" in rows else None
-        if not found:
-            continue
-        fixed, sweep = found
-        held = ", ".join(f"{k}={int(v)}" for k, v in fixed.items())
-        by_method = {m: g.sort_values(f"size_{param}") for m, g in sweep.groupby("method")}
-        for m in methods.itertuples():
-            if m.method not in by_method:
-                continue
-            g = by_method[m.method]
-            fit = asymptotic_fit(g[f"size_{param}"], g["time_median_s"])
-            slopes.append(dict(benchmark=bench, method=m.method, role=m.role, param=param, held=held,
-                               measured=fit.exponent, stderr=fit.stderr, points=fit.points,
-                               theory=m.exponents.get(param, float("nan"))))
-        for h in methods[methods["role"] == "hadamard"].itertuples():
-            for b in methods[methods["method"].isin(h.against)].itertuples():
-                if h.method not in by_method or b.method not in by_method:
-                    continue
-                pair = by_method[h.method].merge(by_method[b.method], on=f"size_{param}", suffixes=("", "_b"))
-                if len(pair) < 2:
-                    continue
-                cross = find_crossover(pair[f"size_{param}"], pair["time_median_s"], pair["time_median_s_b"])
-                last = pair.iloc[-1]
-                crossovers.append(dict(benchmark=bench, method=h.method, baseline=b.method, held=held,
-                                       crossover=cross.describe(param),
-                                       largest=f"{param}={int(last[f'size_{param}'])}",
-                                       speedup=last["time_median_s_b"] / last["time_median_s"]))
-    return slopes, crossovers
+        slopes += [dict(benchmark=bench, **s) for s in fitted_exponents(rows, methods, param)]
+        crossings += [dict(benchmark=bench, **c) for c in crossovers(rows, methods, param)]
+    return slopes, crossings
 
 
 def fusion(results: pd.DataFrame, catalogue: pd.DataFrame) -> list[dict]:

@@ -46,7 +46,8 @@ class Run(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     machine_id: Mapped[int] = mapped_column(ForeignKey("machine.id"))
     suite: Mapped[str] = mapped_column(String(20))
-    status: Mapped[str] = mapped_column(String(20), default="running")  # running, finished, failed
+    # queued → running → finished, or failed, interrupted, cancelling → cancelled
+    status: Mapped[str] = mapped_column(String(20), default="queued")
     options: Mapped[dict] = mapped_column(JSON, default=dict)  # the CLI selection, as given
     # How the numbers were taken: software versions, this project's commit, threads, clocks.
     provenance: Mapped[dict] = mapped_column(JSON, default=dict)

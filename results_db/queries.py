@@ -108,3 +108,17 @@ def catalogue_frame(session: Session) -> pd.DataFrame:
 
 def has_runs(session: Session) -> bool:
     return session.scalar(select(func.count(Run.id))) > 0
+
+
+def calibrations(session: Session) -> pd.DataFrame:
+    """Each run's measured ceilings, one row per run and device."""
+    rows = []
+    for run in session.scalars(select(Run).order_by(Run.id)):
+        for device, ceiling in (run.calibration or {}).items():
+            rows.append({"run_id": run.id, "machine": run.machine.label, "device": device,
+                         "copy_gbps": ceiling.get("copy_gbps"), "matmul_gflops": ceiling.get("matmul_gflops", {})})
+    return pd.DataFrame(rows, columns=["run_id", "machine", "device", "copy_gbps", "matmul_gflops"])
+
+
+def machines(session: Session) -> pd.DataFrame:
+    return _frame(session, select(Machine.id, Machine.label, Machine.hostname, Machine.gpu_name))

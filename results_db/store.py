@@ -38,7 +38,7 @@ def sync_catalogue(session: Session, benchmarks: Iterable[Mapping], methods: Ite
 def start_run(session: Session, machine: Machine, suite: str, options: Mapping,
               cells_total: int, pid: int | None = None, provenance: Mapping | None = None) -> Run:
     run = Run(machine=machine, suite=suite, options=dict(options), cells_total=cells_total,
-              status="running", pid=pid, provenance=dict(provenance or {}))
+              status="queued", pid=pid, provenance=dict(provenance or {}))
     session.add(run)
     session.flush()
     return run
@@ -62,3 +62,26 @@ def set_calibration(session: Session, run_id: int, calibration: Mapping) -> None
 def finish_run(session: Session, run_id: int, status: str = "finished", message: str | None = None) -> None:
     session.execute(update(Run).where(Run.id == run_id)
                     .values(status=status, message=message, finished_at=utcnow()))
+
+
+def run_status(session: Session, run_id: int) -> str | None:
+    return session.scalar(select(Run.status).where(Run.id == run_id))
+
+
+def set_status(session: Session, run_id: int, status: str) -> None:
+    session.execute(update(Run).where(Run.id == run_id).values(status=status))
+
+
+def request_cancel(session: Session, run_id: int) -> bool:
+    """Ask a queued or running run to stop after its current cell; False if it is not active."""
+    done = session.execute(update(Run).where(Run.id == run_id, Run.status.in_(["queued", "running"]))
+                           .values(status="cancelling"))
+    return done.rowcount > 0
+
+
+def runs_ahead(session: Session, run_id: int) -> list[Run]:
+    """Active runs on the same machine that started before `run_id`: it waits for them."""
+    mine = session.get(Run, run_id)
+    return list(session.scalars(select(Run).where(
+        Run.machine_id == mine.machine_id, Run.id < run_id,
+        Run.status.in_(["queued", "running", "cancelling"]))))

@@ -42,8 +42,9 @@ def synthetic_time(method: str, n: int) -> float:
     return 1e-6 * n if method == "poly_sa" else 1e-6 * n * n / 128
 
 
-def seed(url: str, statuses: str = "ok") -> None:
-    """Fill `url` with one finished run of token_mixing results on a fake machine."""
+def seed(url: str, statuses: str = "ok", slow_method: str | None = None, slow_size: int | None = None) -> None:
+    """Fill `url` with one finished run of token_mixing results on a fake machine; with `slow_method`
+    and `slow_size`, that one cell is three times slower (a planted regression)."""
     factory = sessionmaker(results_db.open_engine(url))
     with factory() as session, session.begin():
         store.sync_catalogue(session, BENCHMARKS, METHODS)
@@ -53,7 +54,7 @@ def seed(url: str, statuses: str = "ok") -> None:
             for n in SIZES:
                 cell = dict(benchmark="token_mixing", method=method, backend="eager", device="cpu",
                             dtype="float32", mode="forward", size=f"B=1 N={n} C=64 H=4")
-                t = synthetic_time(method, n)
+                t = synthetic_time(method, n) * (3 if (method, n) == (slow_method, slow_size) else 1)
                 if statuses == "ok":
                     store.record_result(session, run.id, cell, "ok", samples=[t] * 5, metrics={
                         "time_median_s": t, "time_iqr_s": t / 20, "time_min_s": t, "samples": 5,

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app import charts, data
+from app import charts, data, exports
 
 url = data.db_url()
 st.title("Compare methods")
@@ -17,25 +17,38 @@ if ok.empty:
 catalogue = data.load_catalogue(url)
 titles = catalogue.drop_duplicates("benchmark").set_index("benchmark")["title"].to_dict()
 benchmarks = [b for b in titles if b in set(ok["benchmark"])]
-bench = st.selectbox("Benchmark", benchmarks, format_func=lambda b: f"{b}: {titles[b]}")
+# The selection lives in the URL, so a chart can be shared as a link.
+params_in_url = st.query_params
+
+
+def from_url(key: str, options: list, default=None):
+    value = params_in_url.get(key)
+    matches = [o for o in options if str(o) == value]
+    return options.index(matches[0]) if matches else (options.index(default) if default in options else 0)
+
+
+bench = st.selectbox("Benchmark", benchmarks, index=from_url("benchmark", benchmarks),
+                     format_func=lambda b: f"{b}: {titles[b]}")
 rows = data.add_derived(ok[ok["benchmark"] == bench])
 
 cols = st.columns(4)
-context = {key: col.selectbox(key.capitalize(), sorted(rows[key].unique()))
-           for key, col in zip(data.CONTEXT, cols)}
-for key, value in context.items():
-    rows = rows[rows[key] == value]
+context = {}
+for key, col in zip(data.CONTEXT, cols):
+    options = sorted(rows[key].unique())
+    context[key] = col.selectbox(key.capitalize(), options, index=from_url(key, options))
+    rows = rows[rows[key] == context[key]]
 
 cols = st.columns(3)
 methods = cols[0].multiselect("Methods", sorted(rows["method"].unique()), default=sorted(rows["method"].unique()))
 backends = cols[1].multiselect("Backends", sorted(rows["backend"].unique()), default=sorted(rows["backend"].unique()))
-metric = cols[2].selectbox("Metric", list(data.METRICS), format_func=lambda m: data.METRICS[m][0])
+metric = cols[2].selectbox("Metric", list(data.METRICS), index=from_url("metric", list(data.METRICS)),
+                          format_func=lambda m: data.METRICS[m][0])
 rows = rows[rows["method"].isin(methods) & rows["backend"].isin(backends)]
 
 params = data.varying_params(rows) or data.size_params(rows)
 default_x = catalogue.loc[catalogue["benchmark"] == bench, "x_param"].iloc[0]
 cols = st.columns(len(params))
-x_param = cols[0].selectbox("x-axis", params, index=params.index(default_x) if default_x in params else 0)
+x_param = cols[0].selectbox("x-axis", params, index=from_url("x", params, default_x))
 fixed = {}
 for param, col in zip([p for p in params if p != x_param], cols[1:]):
     values = sorted(rows[f"size_{param}"].unique())
@@ -43,10 +56,12 @@ for param, col in zip([p for p in params if p != x_param], cols[1:]):
     fixed[param] = col.selectbox(f"{param} held at", values, index=values.index(common))
 shown = data.hold_fixed(rows, x_param, fixed)
 
+st.query_params.from_dict({"benchmark": bench, **context, "metric": metric, "x": x_param})
+
 label, unit = data.METRICS[metric]
-st.plotly_chart(charts.scaling_chart(
-    shown, f"size_{x_param}", metric, x_title=x_param, y_title=f"{label} ({unit})",
-    error="time_iqr_s" if metric == "time_median_s" else None), width="stretch")
+figure = charts.scaling_chart(shown, f"size_{x_param}", metric, x_title=x_param, y_title=f"{label} ({unit})",
+                              error="time_iqr_s" if metric == "time_median_s" else None)
+st.plotly_chart(figure, width="stretch")
 if metric == "time_median_s":
     st.caption("Error bars span the interquartile range of the timing samples (± IQR/2 around the median).")
 
@@ -63,4 +78,4 @@ if baselines:
 
 export = shown[[c for c in shown.columns if not c.startswith("size_") and c != "result_id"]]
 st.dataframe(export, hide_index=True, width="stretch")
-st.download_button("Download CSV", export.to_csv(index=False), file_name=f"{bench}.csv", mime="text/csv")
+exports.download_buttons(export, bench, figure)

@@ -7,7 +7,8 @@ from streamlit.testing.v1 import AppTest
 from app import data
 from tests.conftest import SIZES, seed, synthetic_time
 
-PAGES = ["app_pages/overview.py", "app_pages/compare.py"]
+PAGES = ["app_pages/overview.py", "app_pages/compare.py", "app_pages/scaling.py", "app_pages/roofline.py",
+         "app_pages/runs.py", "app_pages/diff.py"]
 
 
 def render(url, monkeypatch, page=None) -> AppTest:
@@ -24,10 +25,15 @@ def test_every_page_renders_with_data(seeded_db, monkeypatch, page):
     render(seeded_db, monkeypatch, page)
 
 
+EMPTY_STATES = {"app_pages/overview.py": "No results", "app_pages/compare.py": "No successful results",
+                "app_pages/scaling.py": "No successful results", "app_pages/roofline.py": "No successful results",
+                "app_pages/runs.py": "No runs yet", "app_pages/diff.py": "this database has 0"}
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_an_empty_database_shows_an_empty_state(db_url, monkeypatch, page):
     at = render(db_url, monkeypatch, page)
-    assert any("No results" in i.value or "No successful results" in i.value for i in at.info)
+    assert any(EMPTY_STATES[page] in i.value for i in at.info), [i.value for i in at.info]
 
 
 def test_only_failed_cells_show_the_empty_compare_state(db_url, monkeypatch):
@@ -114,3 +120,49 @@ def test_parse_size_inverts_size_label():
 
     size = {"B": 1, "N": 256, "C": 64, "H": 4}
     assert data.parse_size(size_label(size)) == size
+
+
+def test_scaling_recovers_the_planted_exponents(seeded_db, monkeypatch):
+    at = render(seeded_db, monkeypatch, "app_pages/scaling.py")
+    runtime = at.dataframe[0].value.set_index("method")
+    assert runtime.loc["poly_sa", "measured"] == pytest.approx(1.0, abs=0.01)
+    assert runtime.loc["softmax_attention", "measured"] == pytest.approx(2.0, abs=0.01)
+    assert not runtime["flag"].any()  # both match the catalogue's exponents
+    crossing = at.dataframe[2].value.iloc[0]
+    assert crossing["crossover"] == "N ≈ 128"
+
+
+def test_roofline_places_every_cell_with_flops(seeded_db, monkeypatch):
+    at = render(seeded_db, monkeypatch, "app_pages/roofline.py")
+    import plotly.io
+
+    fig = plotly.io.from_json(at.get("plotly_chart")[0].proto.spec)
+    points = sum(len(_list(t.x)) for t in fig.data if t.mode == "markers")
+    assert points == 2 * len(SIZES)
+    assert all(x == pytest.approx(0.25) for t in fig.data if t.mode == "markers" for x in _list(t.x))
+
+
+def test_diff_flags_a_planted_regression(seeded_db, monkeypatch):
+    seed(seeded_db, slow_method="poly_sa", slow_size=512)  # a second run, one cell three times slower
+    at = render(seeded_db, monkeypatch, "app_pages/diff.py")
+    values = {m.label: m.value for m in at.metric}
+    assert values == {"Regressions": "1", "Improvements": "0", "Within noise": str(2 * len(SIZES) - 1)}
+    top = at.dataframe[0].value.iloc[0]
+    assert (top["method"], top["size"], top["change"]) == ("poly_sa", "B=1 N=512 C=64 H=4", "regression")
+
+
+def test_the_compare_selection_is_read_from_and_written_to_the_url(seeded_db, monkeypatch):
+    monkeypatch.setenv("HADAMARD_BENCH_DB", seeded_db)
+    at = AppTest.from_file("../../app/streamlit_app.py", default_timeout=60)
+    at.switch_page("app_pages/compare.py")
+    at.query_params["metric"] = "peak_mem_bytes"
+    at.run()
+    assert not at.exception
+    assert next(s for s in at.selectbox if s.label == "Metric").value == "peak_mem_bytes"
+    assert at.query_params["benchmark"] == ["token_mixing"] or at.query_params["benchmark"] == "token_mixing"
+
+
+def test_compare_offers_every_table_format_and_the_chart(seeded_db, monkeypatch):
+    at = render(seeded_db, monkeypatch, "app_pages/compare.py")
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["CSV", "Parquet", "JSON", "Markdown", "LaTeX", "Chart (HTML)"]

@@ -1,0 +1,33 @@
+"""Roofline: every cell of one device as achieved GFLOP/s against arithmetic intensity."""
+
+import streamlit as st
+
+from app import charts, data
+
+url = data.db_url()
+st.title("Roofline")
+st.caption("Each point is a cell's latest result; the roof is the copy bandwidth and matrix-product throughput "
+           "measured at the start of the machine's latest run on that device.")
+
+ok = data.latest_ok(data.load_results(url))
+if ok.empty:
+    st.info("No successful results yet: run `python -m bench_runner run --suite quick`.")
+    st.stop()
+rows = data.pick_context(data.add_derived(ok), key_prefix="roofline_")
+backends = st.multiselect("Backends", sorted(rows["backend"].unique()), default=sorted(rows["backend"].unique()))
+rows = rows[rows["backend"].isin(backends)]
+points = rows[(rows["intensity"] > 0) & (rows["gflops"] > 0)] if "intensity" in rows else rows.iloc[0:0]
+
+ceilings = data.load_calibrations(url)
+machine, device, dtype = rows["machine"].iloc[0], rows["device"].iloc[0], rows["dtype"].iloc[0]
+mine = ceilings[(ceilings["machine"] == machine) & (ceilings["device"] == device)]
+bandwidth = peak = None
+if not mine.empty:
+    latest = mine.iloc[-1]
+    bandwidth, peak = latest["copy_gbps"], latest["matmul_gflops"].get(dtype)
+    st.caption(f"Roof from run {latest['run_id']}: {bandwidth:.1f} GB/s copy bandwidth, "
+               + (f"{peak:.1f} GFLOP/s {dtype} matrix products." if peak else f"no {dtype} peak measured."))
+else:
+    st.caption("No calibration stored for this machine and device: points only.")
+st.plotly_chart(charts.roofline_chart(points, bandwidth, peak), width="stretch")
+st.caption(f"{len(points)} cells with FLOPs; cells that only move data (a copy) have no intensity and are left out.")

@@ -1,0 +1,68 @@
+"""Runs: the history, and a form that starts a new sweep as a separate process."""
+
+import socket
+import subprocess
+import sys
+
+import streamlit as st
+
+from app import data
+from results_db import store
+
+url = data.db_url()
+st.title("Runs")
+
+catalogue = data.load_catalogue(url)
+machines = data.load_machines(url)
+here = machines[machines["hostname"] == socket.gethostname()]
+devices = ["cpu"] + (["cuda"] if here["gpu_name"].notna().any() else [])
+
+
+@st.fragment(run_every=2)
+def history():
+    runs = data.load_runs(url)
+    if runs.empty:
+        st.info("No runs yet. Start one below.")
+        return
+    for run in data.active_runs(runs).itertuples():
+        cols = st.columns([5, 1])
+        cols[0].progress(run.cells_done / max(run.cells_total, 1),
+                         text=f"Run {run.run_id} ({run.suite}, {run.status}): {run.cells_done} of {run.cells_total} cells")
+        if run.status in ("queued", "running") and cols[1].button("Cancel", key=f"cancel_{run.run_id}"):
+            with data.sessions(url)() as session, session.begin():
+                store.request_cancel(session, int(run.run_id))
+            st.toast(f"Run {run.run_id} stops after its current cell.")
+    st.dataframe(runs, hide_index=True, width="stretch")
+
+
+history()
+
+st.subheader("Start a run")
+if catalogue.empty:
+    st.caption("The catalogue is synced by the first run; until then the form offers the suites only.")
+with st.form("new_run"):
+    suite = st.selectbox("Suite", ["smoke", "quick", "full"], index=1,
+                         help="smoke: seconds; quick: minutes on a laptop; full: the papers' sizes, for a GPU")
+    benchmarks = st.multiselect("Benchmarks (none: all)", sorted(catalogue["benchmark"].unique()))
+    offered = catalogue[catalogue["benchmark"].isin(benchmarks)] if benchmarks else catalogue
+    methods = st.multiselect("Methods (none: all)", sorted(offered["method"].unique()))
+    backends = st.multiselect("Backends (none: all)", sorted({b for bs in offered["backends"] for b in bs}))
+    cols = st.columns(3)
+    device = cols[0].selectbox("Device", devices)
+    dtype = cols[1].selectbox("Dtype", ["float32", "bfloat16", "float16"])
+    mode = cols[2].selectbox("Mode", ["forward", "train"])
+    submitted = st.form_submit_button("Start", type="primary")
+
+if submitted:
+    argv = [sys.executable, "-m", "bench_runner", "run", "--suite", suite, "--device", device, "--dtype", dtype,
+            "--mode", mode, "--db", url, "--detach"]
+    for flag, values in (("--benchmark", benchmarks), ("--method", methods), ("--backend", backends)):
+        for value in values:
+            argv += [flag, value]
+    # The sweep runs in its own process (never inside Streamlit's); it queues behind a running one.
+    done = subprocess.run(argv, cwd=data.PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    if done.returncode == 0:
+        st.success(done.stdout.strip() or "Started.")
+        data.load_runs.clear()
+    else:
+        st.error(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "The run did not start.")

@@ -1,0 +1,47 @@
+"""Scaling: fitted exponents against the catalogue's, and where each Hadamard method overtakes."""
+
+import pandas as pd
+import streamlit as st
+
+from app import analysis, data
+
+url = data.db_url()
+st.title("Scaling")
+st.caption("Log-log slopes of runtime and peak memory against each size parameter, fitted over the upper half "
+           "of each sweep (small sizes measure overheads), beside the theoretical exponent; a slope more than "
+           "0.3 from theory is flagged.")
+
+ok = data.latest_ok(data.load_results(url))
+if ok.empty:
+    st.info("No successful results yet: run `python -m bench_runner run --suite quick`.")
+    st.stop()
+catalogue = data.load_catalogue(url)
+titles = catalogue.drop_duplicates("benchmark").set_index("benchmark")["title"].to_dict()
+bench = st.selectbox("Benchmark", [b for b in titles if b in set(ok["benchmark"])],
+                     format_func=lambda b: f"{b}: {titles[b]}")
+rows = data.add_derived(ok[ok["benchmark"] == bench])
+rows = data.pick_context(rows, key_prefix="scaling_")
+backend = st.selectbox("Backend", sorted(rows["backend"].unique()))
+rows = rows[rows["backend"] == backend]
+methods = catalogue[catalogue["benchmark"] == bench]
+
+params = data.varying_params(rows)
+if not params:
+    st.info("This selection has a single size: nothing to fit.")
+    st.stop()
+for param in params:
+    st.subheader(f"Against {param}")
+    for metric, label in (("time_median_s", "runtime"), ("peak_mem_bytes", "peak memory")):
+        fits = analysis.fitted_exponents(rows, methods, param, metric)
+        if not fits:
+            continue
+        table = pd.DataFrame(fits)[["method", "role", "held", "measured", "stderr", "points", "theory", "flag"]]
+        st.markdown(f"**Exponent of {label}**")
+        st.dataframe(table.style.format({"measured": "{:.2f}", "stderr": "± {:.2f}", "theory": "{:g}"})
+                     .apply(lambda r: ["background-color: #fde2e1" if r["flag"] else "" for _ in r], axis=1),
+                     hide_index=True, width="stretch")
+    cross = analysis.crossovers(rows, methods, param)
+    if cross:
+        st.markdown("**Where each Hadamard method overtakes what it is compared with**")
+        st.dataframe(pd.DataFrame(cross).style.format({"speedup": "{:.2f}×"}), hide_index=True,
+                     width="stretch")

@@ -1,0 +1,55 @@
+"""What any page shows, as files: tables in five formats, charts as interactive HTML."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (no extra dependency)."""
+    def cell(v) -> str:
+        return "" if pd.isna(v) else str(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + " --- |" * len(frame.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def latex_table(frame: pd.DataFrame) -> str:
+    """A booktabs table, ready for a paper."""
+    numeric = frame.select_dtypes("number").columns
+    return (frame.style.hide(axis="index").format("{:.4g}", subset=numeric, na_rep="")
+            .to_latex(hrules=True, column_format="l" * len(frame.columns)))
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    # Object columns mixing types (a JSON field) become text; Parquet needs one type per column.
+    safe = frame.apply(lambda c: c.astype(str) if c.dtype == object else c)
+    safe.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+TABLE_FORMATS = {  # label → (render, file extension, MIME type)
+    "CSV": (lambda f: f.to_csv(index=False), "csv", "text/csv"),
+    "Parquet": (parquet_bytes, "parquet", "application/vnd.apache.parquet"),
+    "JSON": (lambda f: f.to_json(orient="records", date_format="iso", indent=1), "json", "application/json"),
+    "Markdown": (markdown_table, "md", "text/markdown"),
+    "LaTeX": (latex_table, "tex", "application/x-tex"),
+}
+
+
+def download_buttons(frame: pd.DataFrame, name: str, figure: go.Figure | None = None) -> None:
+    """One download button per table format, and the chart as a self-contained HTML page."""
+    cols = st.columns(len(TABLE_FORMATS) + (figure is not None))
+    for col, (label, (render, ext, mime)) in zip(cols, TABLE_FORMATS.items()):
+        col.download_button(label, render(frame), file_name=f"{name}.{ext}", mime=mime, key=f"{name}-{ext}")
+    if figure is not None:
+        html = figure.to_html(include_plotlyjs=True, config={"toImageButtonOptions": {"format": "svg"}})
+        cols[-1].download_button("Chart (HTML)", html, file_name=f"{name}.html", mime="text/html", key=f"{name}-html")
+        st.caption("Images: the camera button on the chart saves a PNG; in the downloaded HTML page (self-contained, "
+                   "works offline) the same button saves an SVG.")
