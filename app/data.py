@@ -40,7 +40,9 @@ def sessions(url: str) -> sessionmaker:
     return sessionmaker(results_db.open_engine(url))
 
 
-@st.cache_data(ttl=3, show_spinner=False)
+# Results are cached for a minute; pages that watch a run clear the cache as cells land
+# (see refresh_on_progress), so new results show without a minute's wait.
+@st.cache_data(ttl=60, show_spinner=False)
 def load_results(url: str, benchmark: str | None = None) -> pd.DataFrame:
     with sessions(url)() as session:
         return add_derived(queries.results_frame(session, benchmark=benchmark))
@@ -50,6 +52,22 @@ def load_results(url: str, benchmark: str | None = None) -> pd.DataFrame:
 def load_runs(url: str) -> pd.DataFrame:
     with sessions(url)() as session:
         return queries.runs_frame(session)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def load_benchmarks_with_results(url: str) -> list[str]:
+    with sessions(url)() as session:
+        return queries.benchmarks_with_results(session)
+
+
+def refresh_on_progress(runs: pd.DataFrame) -> None:
+    """When cells have landed since this session last looked, drop the cached results and rerun."""
+    done = int(runs["cells_done"].sum()) if not runs.empty else 0
+    if st.session_state.setdefault("cells_seen", done) != done:
+        st.session_state["cells_seen"] = done
+        load_results.clear()
+        load_benchmarks_with_results.clear()
+        st.rerun(scope="app")
 
 
 @st.cache_data(ttl=60, show_spinner=False)

@@ -101,7 +101,7 @@ class Result(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("run.id"), index=True)
-    benchmark: Mapped[str] = mapped_column(String(64))
+    benchmark: Mapped[str] = mapped_column(String(64), index=True)
     method: Mapped[str] = mapped_column(String(64))
     backend: Mapped[str] = mapped_column(String(32))
     device: Mapped[str] = mapped_column(String(16))

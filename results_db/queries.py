@@ -61,7 +61,7 @@ def results_frame(session: Session, benchmark: str | None = None, run_id: int | 
         if col in frame:
             frame[col] = pd.to_numeric(frame[col], errors="coerce").round().astype("Int64")
     if "noisy" in frame:
-        frame["noisy"] = pd.to_numeric(frame["noisy"], errors="coerce").astype("boolean")
+        frame["noisy"] = pd.to_numeric(frame["noisy"], errors="coerce").round().astype("boolean")
     return frame
 
 
@@ -104,6 +104,10 @@ def catalogue_frame(session: Session) -> pd.DataFrame:
         .join(MethodInfo, MethodInfo.benchmark == BenchmarkInfo.id)
     )
     return _frame(session, query)
+
+
+def benchmarks_with_results(session: Session) -> list[str]:
+    return list(session.scalars(select(Result.benchmark).where(Result.status == "ok").distinct()))
 
 
 def has_runs(session: Session) -> bool:

@@ -7,16 +7,15 @@ from app import charts, data, exports
 url = data.db_url()
 st.title("Compare methods")
 
-results = data.load_results(url)
-ok = data.latest_ok(results)
-if ok.empty:
+measured = data.load_benchmarks_with_results(url)
+if not measured:
     st.info("No successful results to compare yet. Run `python -m bench_runner run --suite quick`, "
             "or wait for the sweep in progress (see Overview).")
     st.stop()
 
 catalogue = data.load_catalogue(url)
 titles = catalogue.drop_duplicates("benchmark").set_index("benchmark")["title"].to_dict()
-benchmarks = [b for b in titles if b in set(ok["benchmark"])]
+benchmarks = [b for b in titles if b in set(measured)]
 # The selection lives in the URL, so a chart can be shared as a link.
 params_in_url = st.query_params
 
@@ -29,7 +28,7 @@ def from_url(key: str, options: list, default=None):
 
 bench = st.selectbox("Benchmark", benchmarks, index=from_url("benchmark", benchmarks),
                      format_func=lambda b: f"{b}: {titles[b]}")
-rows = data.add_derived(ok[ok["benchmark"] == bench])
+rows = data.add_derived(data.latest_ok(data.load_results(url, benchmark=bench)))
 
 cols = st.columns(4)
 context = {}

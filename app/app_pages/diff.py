@@ -15,7 +15,8 @@ by = st.radio("Compare", ["runs", "machines"], horizontal=True)
 # Runs keep every cell they measured; machines their latest measurement of each cell.
 ok = results[results["status"] == "ok"] if by == "runs" else data.latest_ok(results)
 if by == "runs":
-    choices = [r for r in runs["run_id"] if r in set(ok["run_id"])]
+    measured = set(ok["run_id"])
+    choices = [r for r in runs["run_id"] if r in measured]
     label = lambda r: f"run {r}: " + " · ".join(map(str, runs.loc[runs["run_id"] == r, ["suite", "machine"]].iloc[0]))
     column = "run_id"
 else:

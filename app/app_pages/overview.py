@@ -25,11 +25,7 @@ def progress():
         st.progress(run.cells_done / max(run.cells_total, 1),
                     text=f"Run {run.run_id} ({run.suite} suite on {run.machine}): "
                          f"{run.cells_done} of {run.cells_total} cells")
-    # Results landed since the last look: refresh the whole page so they show.
-    done = int(runs["cells_done"].sum()) if not runs.empty else 0
-    if st.session_state.setdefault("cells_seen", done) != done:
-        st.session_state["cells_seen"] = done
-        st.rerun(scope="app")
+    data.refresh_on_progress(runs)
 
 
 progress()

@@ -33,6 +33,7 @@ def history():
                 store.request_cancel(session, int(run.run_id))
             st.toast(f"Run {run.run_id} stops after its current cell.")
     st.dataframe(runs, hide_index=True, width="stretch")
+    data.refresh_on_progress(runs)
 
 
 history()

@@ -11,15 +11,15 @@ st.caption("Log-log slopes of runtime and peak memory against each size paramete
            "of each sweep (small sizes measure overheads), beside the theoretical exponent; a slope more than "
            "0.3 from theory is flagged.")
 
-ok = data.latest_ok(data.load_results(url))
-if ok.empty:
+measured = data.load_benchmarks_with_results(url)
+if not measured:
     st.info("No successful results yet: run `python -m bench_runner run --suite quick`.")
     st.stop()
 catalogue = data.load_catalogue(url)
 titles = catalogue.drop_duplicates("benchmark").set_index("benchmark")["title"].to_dict()
-bench = st.selectbox("Benchmark", [b for b in titles if b in set(ok["benchmark"])],
+bench = st.selectbox("Benchmark", [b for b in titles if b in set(measured)],
                      format_func=lambda b: f"{b}: {titles[b]}")
-rows = data.add_derived(ok[ok["benchmark"] == bench])
+rows = data.add_derived(data.latest_ok(data.load_results(url, benchmark=bench)))
 rows = data.pick_context(rows, key_prefix="scaling_")
 backend = st.selectbox("Backend", sorted(rows["backend"].unique()))
 rows = rows[rows["backend"] == backend]
