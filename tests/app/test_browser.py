@@ -1,0 +1,132 @@
+"""The served dashboard in a real browser: Playwright driving Debian's Chromium.
+
+Outside CI the test skips when no Chromium is installed; under CI (CI=true)
+.ci/run installs it, and a missing browser is a failure.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT, SIZES
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+if not CHROMIUM:
+    if os.environ.get("CI") == "true":
+        raise RuntimeError("CI=true but no Chromium: .ci/run should have installed Debian's chromium")
+    pytest.skip("no Chromium installed (apt-get install chromium)", allow_module_level=True)
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright is installed by requirements-test.txt")
+
+SHOTS = Path(os.environ.get("HADAMARD_BENCH_SCREENSHOTS", "")) if os.environ.get("HADAMARD_BENCH_SCREENSHOTS") else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(seeded_db, tmp_path):
+    port = _free_port()
+    env = {**os.environ, "HADAMARD_BENCH_DB": seeded_db}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app/streamlit_app.py", "--server.port", str(port),
+         "--server.headless", "true", "--server.address", "127.0.0.1"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}", seeded_db
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+@pytest.fixture
+def page(tmp_path):
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic"])
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        yield context.new_page()
+        browser.close()
+
+
+def _open(page, url: str):
+    page.goto(url)
+    page.wait_for_selector("[data-testid='stAppViewContainer']", timeout=60_000)
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(1500)
+    assert page.locator("[data-testid='stException']").count() == 0, page.inner_text("body")[:2000]
+
+
+def _shot(page, name: str, tmp_path: Path) -> None:
+    page.screenshot(path=str(tmp_path / f"{name}.png"))
+    if SHOTS:
+        page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def _choose(page, label: str, option: str) -> None:
+    """Pick `option` in the selectbox labelled `label`."""
+    box = page.locator("[data-testid='stSelectbox']").filter(has_text=label).first
+    box.click()
+    page.get_by_role("option", name=option, exact=True).first.click()
+    page.wait_for_timeout(1500)
+
+
+def test_every_page_compare_download_and_a_run_started_from_the_browser(served, page, tmp_path):
+    base, db_url = served
+    for path in ("", "compare", "scaling", "roofline", "runs", "diff"):
+        _open(page, f"{base}/{path}")
+        _shot(page, path or "overview", tmp_path)
+
+    # Compare: switching the metric redraws the chart with the new axis.
+    _open(page, f"{base}/compare")
+    assert page.locator(".plotly .ytitle").first.text_content().startswith("Runtime")
+    _choose(page, "Metric", "Peak memory")
+    assert page.locator(".plotly .ytitle").first.text_content().startswith("Peak memory")
+    assert "metric=peak_mem_bytes" in page.url  # the selection is shareable as a link
+
+    # The CSV download holds what the page shows.
+    with page.expect_download() as download:
+        page.locator("[data-testid='stDownloadButton'] button").filter(has_text="CSV").first.click()
+    shown = pd.read_csv(download.value.path())
+    assert len(shown) == 2 * len(SIZES)
+    assert set(shown["method"]) == {"poly_sa", "softmax_attention"}
+
+    # Runs: start a smoke run of one method and watch it finish.
+    _open(page, f"{base}/runs")
+    _choose(page, "Suite", "smoke")
+    for label, value in (("Benchmarks", "token_mixing"), ("Methods", "poly_sa"), ("Backends", "eager")):
+        box = page.locator("[data-testid='stMultiSelect']").filter(has_text=label).first
+        box.locator("input").fill(value)
+        page.keyboard.press("Enter")
+        page.keyboard.press("Escape")
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_selector("text=started the smoke suite", timeout=60_000)
+    # While it runs the page shows its progress bar; it goes once the run has finished.
+    page.wait_for_selector("text=Run 2 (smoke", timeout=60_000)
+    page.wait_for_selector("text=Run 2 (smoke", state="detached", timeout=180_000)
+    _shot(page, "runs-after", tmp_path)
+    from sqlalchemy.orm import sessionmaker
+
+    import results_db
+    from results_db import queries
+
+    with sessionmaker(results_db.open_engine(db_url))() as session:
+        runs = queries.runs_frame(session)
+    assert (runs.iloc[0]["status"], runs.iloc[0]["cells_ok"]) == ("finished", 1)
