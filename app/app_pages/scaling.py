@@ -21,7 +21,7 @@ bench = st.selectbox("Benchmark", [b for b in titles if b in set(measured)],
                      format_func=lambda b: f"{b}: {titles[b]}")
 rows = data.add_derived(data.latest_ok(data.load_results(url, benchmark=bench)))
 rows = data.pick_context(rows, key_prefix="scaling_")
-backend = st.selectbox("Backend", sorted(rows["backend"].unique()))
+backend = st.selectbox("Backend", sorted(rows["backend"].unique(), key=lambda b: (b != "eager", b)))
 rows = rows[rows["backend"] == backend]
 methods = catalogue[catalogue["benchmark"] == bench]
 
