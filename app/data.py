@@ -162,9 +162,15 @@ def headlines(frame: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
                         **dict(zip(CONTEXT, context)), size=size,
                         speedup=theirs.at[size, "time_median_s"] / mine.at[size, "time_median_s"],
                         memory_ratio=_ratio(theirs.at[size, "peak_mem_bytes"], mine.at[size, "peak_mem_bytes"]),
+                        noisy=bool(_flag(mine.at[size, "noisy"]) or _flag(theirs.at[size, "noisy"]))
+                        if "noisy" in g else False,
                     ))
     return pd.DataFrame(rows, columns=["benchmark", "method", "baseline", "backend", *CONTEXT, "size",
-                                       "speedup", "memory_ratio"])
+                                       "speedup", "memory_ratio", "noisy"])
+
+
+def _flag(value) -> bool:
+    return bool(value) if not pd.isna(value) else False
 
 
 def _ratio(a, b) -> float:

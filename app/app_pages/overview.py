@@ -54,7 +54,9 @@ for domain, in_domain in catalogue.groupby("domain", sort=False):
                     f"{':green' if faster else ':red'}[**{h.method}** is {ratio:.2f}× "
                     f"{'faster' if faster else 'slower'} than **{h.baseline}**] at {h.size} "
                     f"({h.device}, {h.dtype}, {h.mode}, {h.backend}; {h.machine}); "
-                    f"{h.baseline} takes {h.memory_ratio:.2f}× its peak memory")
+                    f"{h.baseline} takes {h.memory_ratio:.2f}× its peak memory"
+                    + (" · :orange[noisy: one of the two timings spread over 10%; rerun for a firm figure]"
+                       if h.noisy else ""))
             table = methods[["method", "role", "summary", "exponents", "backends"]].rename(
                 columns={"summary": "formula and paper", "exponents": "time exponent"})
             table["time exponent"] = table["time exponent"].map(

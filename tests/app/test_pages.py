@@ -166,3 +166,15 @@ def test_compare_offers_every_table_format_and_the_chart(seeded_db, monkeypatch)
     at = render(seeded_db, monkeypatch, "app_pages/compare.py")
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["CSV", "Parquet", "JSON", "Markdown", "LaTeX", "Chart (HTML)"]
+
+
+def test_a_headline_built_on_a_noisy_timing_says_so():
+    frame = pd.DataFrame({
+        "result_id": range(2), "benchmark": "b", "method": ["h", "base"], "backend": "eager", "device": "cpu",
+        "dtype": "float32", "mode": "forward", "size": "n=1", "machine": "m", "status": "ok",
+        "time_median_s": [1.0, 2.0], "peak_mem_bytes": [1, 1], "noisy": [False, True],
+    })
+    catalogue = pd.DataFrame({"benchmark": ["b", "b"], "method": ["h", "base"], "role": ["hadamard", "baseline"]})
+    assert data.headlines(frame, catalogue).iloc[0]["noisy"]
+    frame["noisy"] = False
+    assert not data.headlines(frame, catalogue).iloc[0]["noisy"]
