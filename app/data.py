@@ -25,6 +25,7 @@ METRICS = {  # column → (label, unit)
     "gflops": ("Throughput", "GFLOP/s"),
     "gbps": ("Bandwidth", "GB/s"),
     "flops": ("FLOPs (analytic)", "FLOP"),
+    "speedup": ("Speed-up against a baseline", "×"),
 }
 
 

@@ -28,7 +28,14 @@ def from_url(key: str, options: list, default=None):
 
 bench = st.selectbox("Benchmark", benchmarks, index=from_url("benchmark", benchmarks),
                      format_func=lambda b: f"{b}: {titles[b]}")
-rows = data.add_derived(data.latest_ok(data.load_results(url, benchmark=bench)))
+results = data.load_results(url, benchmark=bench)
+run_ids = sorted(results.loc[results["status"] == "ok", "run_id"].unique(), reverse=True)
+run_choice = st.selectbox("Results from", ["latest of each cell", *run_ids],
+                          index=from_url("run", ["latest of each cell", *run_ids]),
+                          format_func=lambda r: r if isinstance(r, str) else f"run {r}")
+if not isinstance(run_choice, str):
+    results = results[results["run_id"] == run_choice]
+rows = data.add_derived(data.latest_ok(results))
 
 cols = st.columns(4)
 context = {}
@@ -55,20 +62,31 @@ for param, col in zip([p for p in params if p != x_param], cols[1:]):
     fixed[param] = col.selectbox(f"{param} held at", values, index=values.index(common))
 shown = data.hold_fixed(rows, x_param, fixed)
 
-st.query_params.from_dict({"benchmark": bench, **context, "metric": metric, "x": x_param})
+# Baselines first, then the yardsticks (references such as `linear` or `copy`).
+roles = shown.drop_duplicates("method").set_index("method")["role"]
+baselines = sorted(shown.loc[shown["is_baseline"], "method"].unique(), key=lambda m: (roles[m] != "baseline", m))
+baseline = st.selectbox("Speed-up against", baselines) if baselines else None
 
-label, unit = data.METRICS[metric]
-figure = charts.scaling_chart(shown, f"size_{x_param}", metric, x_title=x_param, y_title=f"{label} ({unit})",
+url_state = {"benchmark": bench, **context, "metric": metric, "x": x_param}
+st.query_params.from_dict(url_state if isinstance(run_choice, str) else {**url_state, "run": run_choice})
+
+if metric == "speedup":
+    if baseline is None:
+        st.info("No baseline among the methods shown: choose one in Methods to chart speed-ups.")
+        st.stop()
+    plotted = data.speedups(shown, baseline)
+    y_title = f"Speed-up against {baseline} (its time ÷ the method's)"
+else:
+    plotted = shown
+    label, unit = data.METRICS[metric]
+    y_title = f"{label} ({unit})"
+figure = charts.scaling_chart(plotted, f"size_{x_param}", metric, x_title=x_param, y_title=y_title,
                               error="time_iqr_s" if metric == "time_median_s" else None)
 st.plotly_chart(figure, width="stretch")
 if metric == "time_median_s":
     st.caption("Error bars span the interquartile range of the timing samples (± IQR/2 around the median).")
 
-# Baselines first, then the yardsticks (references such as `linear` or `copy`).
-roles = shown.drop_duplicates("method").set_index("method")["role"]
-baselines = sorted(shown.loc[shown["is_baseline"], "method"].unique(), key=lambda m: (roles[m] != "baseline", m))
-if baselines:
-    baseline = st.selectbox("Speed-up against", baselines)
+if baseline is not None:
     speed = data.speedups(shown, baseline)
     table = speed.pivot_table(index=f"size_{x_param}", columns=["method", "backend"], values="speedup")
     table.index.name = x_param

@@ -32,6 +32,9 @@ def history():
             with data.sessions(url)() as session, session.begin():
                 store.request_cancel(session, int(run.run_id))
             st.toast(f"Run {run.run_id} stops after its current cell.")
+    latest = runs.iloc[0]
+    st.caption(f"Latest: run {latest.run_id} {latest.status}, {latest.cells_ok} ok and {latest.cells_failed} failed "
+               f"of {latest.cells_total} cells.")
     st.dataframe(runs, hide_index=True, width="stretch")
     data.refresh_on_progress(runs)
 

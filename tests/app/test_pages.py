@@ -36,11 +36,12 @@ def test_an_empty_database_shows_an_empty_state(db_url, monkeypatch, page):
     assert any(EMPTY_STATES[page] in i.value for i in at.info), [i.value for i in at.info]
 
 
-def test_only_failed_cells_show_the_empty_compare_state(db_url, monkeypatch):
+@pytest.mark.parametrize("page", PAGES)
+def test_a_database_of_failed_cells_renders_every_page(db_url, monkeypatch, page):
     seed(db_url, statuses="error")
-    at = render(db_url, monkeypatch, "app_pages/compare.py")
-    assert any("No successful results" in i.value for i in at.info)
-    render(db_url, monkeypatch, "app_pages/overview.py")
+    at = render(db_url, monkeypatch, page)
+    if page in ("app_pages/compare.py", "app_pages/scaling.py", "app_pages/roofline.py"):
+        assert any("No successful results" in i.value for i in at.info)
 
 
 def test_overview_headline_reports_the_planted_speedup(seeded_db, monkeypatch):
@@ -178,3 +179,15 @@ def test_a_headline_built_on_a_noisy_timing_says_so():
     assert data.headlines(frame, catalogue).iloc[0]["noisy"]
     frame["noisy"] = False
     assert not data.headlines(frame, catalogue).iloc[0]["noisy"]
+
+
+def test_compare_charts_speedups_and_reads_one_run(seeded_db, monkeypatch):
+    seed(seeded_db, slow_method="poly_sa", slow_size=512)  # run 2: one cell three times slower
+    at = render(seeded_db, monkeypatch, "app_pages/compare.py")
+    next(s for s in at.selectbox if s.label == "Metric").set_value("speedup").run()
+    traces = {t["name"]: t for t in _figure(at)["data"]}
+    assert traces["poly_sa · eager"]["y"] == pytest.approx([0.5, 1.0, 2.0, 4.0 / 3])  # latest: run 2, slowed at 512
+    next(s for s in at.selectbox if s.label == "Results from").set_value(1).run()
+    traces = {t["name"]: t for t in _figure(at)["data"]}
+    assert traces["poly_sa · eager"]["y"] == pytest.approx([0.5, 1.0, 2.0, 4.0])
+    assert at.query_params["run"] in ("1", ["1"])
