@@ -22,7 +22,9 @@ def markdown_table(frame: pd.DataFrame) -> str:
 def latex_table(frame: pd.DataFrame) -> str:
     """A booktabs table, ready for a paper."""
     numeric = frame.select_dtypes("number").columns
-    return (frame.style.hide(axis="index").format("{:.4g}", subset=numeric, na_rep="")
+    # Ids such as poly_sa carry underscores: every text cell and header is escaped for LaTeX.
+    return (frame.style.hide(axis="index").format(escape="latex", na_rep="")
+            .format("{:.4g}", subset=numeric, na_rep="").format_index(escape="latex", axis=1)
             .to_latex(hrules=True, column_format="l" * len(frame.columns)))
 
 

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app import charts, data
+from app import charts, data, exports
 
 url = data.db_url()
 st.title("Roofline")
@@ -29,5 +29,8 @@ if not mine.empty:
                + (f"{peak:.1f} GFLOP/s {dtype} matrix products." if peak else f"no {dtype} peak measured."))
 else:
     st.caption("No calibration stored for this machine and device: points only.")
-st.plotly_chart(charts.roofline_chart(points, bandwidth, peak), width="stretch")
+figure = charts.roofline_chart(points, bandwidth, peak)
+st.plotly_chart(figure, width="stretch")
 st.caption(f"{len(points)} cells with FLOPs; cells that only move data (a copy) have no intensity and are left out.")
+exports.download_buttons(points[["benchmark", "method", "role", "backend", "size", "intensity", "gflops", "gbps",
+                                 "time_median_s"]], f"roofline-{device}-{dtype}", figure)

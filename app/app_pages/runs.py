@@ -6,7 +6,7 @@ import sys
 
 import streamlit as st
 
-from app import data
+from app import data, exports
 from results_db import store
 
 url = data.db_url()
@@ -36,6 +36,7 @@ def history():
     st.caption(f"Latest: run {latest.run_id} {latest.status}, {latest.cells_ok} ok and {latest.cells_failed} failed "
                f"of {latest.cells_total} cells.")
     st.dataframe(runs, hide_index=True, width="stretch")
+    exports.download_buttons(runs, "runs")
     data.refresh_on_progress(runs)
 
 

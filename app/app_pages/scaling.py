@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from app import analysis, data
+from app import analysis, data, exports
 
 url = data.db_url()
 st.title("Scaling")
@@ -29,6 +29,7 @@ params = data.varying_params(rows)
 if not params:
     st.info("This selection has a single size: nothing to fit.")
     st.stop()
+tables = []
 for param in params:
     st.subheader(f"Against {param}")
     for metric, label in (("time_median_s", "runtime"), ("peak_mem_bytes", "peak memory")):
@@ -36,6 +37,7 @@ for param in params:
         if not fits:
             continue
         table = pd.DataFrame(fits)[["method", "role", "held", "measured", "stderr", "points", "theory", "flag"]]
+        tables.append(table.assign(metric=label, param=param))
         st.markdown(f"**Exponent of {label}**")
         st.dataframe(table.style.format({"measured": "{:.2f}", "stderr": "± {:.2f}", "theory": "{:g}"})
                      .apply(lambda r: ["background-color: #fde2e1" if r["flag"] else "" for _ in r], axis=1),
@@ -45,3 +47,6 @@ for param in params:
         st.markdown("**Where each Hadamard method overtakes what it is compared with**")
         st.dataframe(pd.DataFrame(cross).style.format({"speedup": "{:.2f}×"}), hide_index=True,
                      width="stretch")
+
+if tables:
+    exports.download_buttons(pd.concat(tables, ignore_index=True), f"scaling-{bench}-{backend}")

@@ -63,3 +63,18 @@ def test_the_diff_flags_a_planted_regression_and_ignores_noise():
     assert result.loc["m2", "change"] == "improvement"
     assert result.loc["m3", "change"] == "within noise"
     assert list(result.index[:2]) == ["m0", "m2"]  # sorted by the size of the change
+
+
+def test_exports_are_valid_in_their_formats():
+    import io
+
+    from app.exports import TABLE_FORMATS, latex_table, markdown_table
+
+    frame = pd.DataFrame({"method": ["poly_sa", "a|b"], "time_median_s": [1.5e-3, 2.0]})
+    tex = latex_table(frame)
+    assert "\\toprule" in tex and "poly\\_sa" in tex and "time\\_median\\_s" in tex and "0.0015" in tex
+    md = markdown_table(frame).splitlines()
+    assert md[0] == "| method | time_median_s |" and md[3] == "| a\\|b | 2.0 |"
+    parquet = TABLE_FORMATS["Parquet"][0](frame)
+    pd.testing.assert_frame_equal(pd.read_parquet(io.BytesIO(parquet)), frame)
+    assert pd.read_json(io.StringIO(TABLE_FORMATS["JSON"][0](frame))).shape == (2, 2)

@@ -191,3 +191,12 @@ def test_compare_charts_speedups_and_reads_one_run(seeded_db, monkeypatch):
     traces = {t["name"]: t for t in _figure(at)["data"]}
     assert traces["poly_sa · eager"]["y"] == pytest.approx([0.5, 1.0, 2.0, 4.0])
     assert at.query_params["run"] in ("1", ["1"])
+
+
+@pytest.mark.parametrize("page", ["app_pages/scaling.py", "app_pages/roofline.py", "app_pages/runs.py",
+                                  "app_pages/diff.py"])
+def test_what_every_page_shows_can_be_downloaded(seeded_db, monkeypatch, page):
+    seed(seeded_db)  # a second run, so Diff has two to compare
+    at = render(seeded_db, monkeypatch, page)
+    labels = [b.label for b in at.get("download_button")]
+    assert {"CSV", "Parquet", "JSON", "Markdown", "LaTeX"} <= set(labels)
