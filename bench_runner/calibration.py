@@ -19,11 +19,8 @@ def calibrate(device: str, dtypes: list[str], clock: timing.Clock | None = None)
     """{"copy_gbps": …, "matmul_gflops": {dtype: …}} for `device`, from medians of timed calls."""
     clock = clock or timing.clock_for(torch.device(device))
     n = COPY_BYTES[device] // 4
-    src = torch.randn(n, device=device)
-    dst = torch.empty_like(src)
-    copy_s = timing.measure(lambda: dst.copy_(src), clock, POLICY).median
-    result: dict[str, object] = {"copy_gbps": 2 * n * 4 / copy_s / 1e9, "matmul_gflops": {}}
-    del src, dst
+    result: dict[str, object] = {"copy_gbps": 2 * n * 4 / _copy_seconds(device, n, clock) / 1e9,
+                                 "matmul_gflops": {}}
     m = MATMUL_SIZE[device]
     for name in dtypes:
         dtype = getattr(torch, name)
@@ -31,6 +28,13 @@ def calibrate(device: str, dtypes: list[str], clock: timing.Clock | None = None)
         matmul_s = timing.measure(lambda: a @ b, clock, POLICY).median
         result["matmul_gflops"][name] = 2 * m**3 / matmul_s / 1e9
     return result
+
+
+def _copy_seconds(device: str, n: int, clock: timing.Clock) -> float:
+    """Median time to copy n float32 values into a buffer allocated once (freed on return)."""
+    src = torch.randn(n, device=device)
+    dst = torch.empty_like(src)
+    return timing.measure(lambda: dst.copy_(src), clock, POLICY).median
 
 
 def roofline_fraction(flops: float | None, bytes_moved: float | None, seconds: float,
