@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 from datetime import datetime
@@ -49,8 +50,10 @@ def _build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("run", help="run a sweep and store every cell",
                          description="Run a size sweep and store every cell in the results database. "
                                      "Selection flags can be given several times.")
-    p.add_argument("--suite", choices=SUITES, required=True,
+    p.add_argument("--suite", choices=SUITES,
                    help="smoke: seconds, for tests; quick: minutes on a laptop; full: the papers' sizes")
+    p.add_argument("--resume", type=_positive_int, metavar="RUN_ID",
+                   help="finish an interrupted run: only its missing cells, with its own selection")
     p.add_argument("--benchmark", action="append", default=[], metavar="ID", help="only this benchmark")
     p.add_argument("--method", action="append", default=[], metavar="ID", help="only this method")
     p.add_argument("--backend", action="append", default=[], choices=list(BACKENDS), help="only this backend")
@@ -125,6 +128,10 @@ def _cmd_list(args) -> int:
 
 def _cmd_run(args) -> int:
     url = results_db.check_url(results_db.resolve_url(args.db))
+    if args.resume:
+        return _resume(args, url)
+    if not args.suite:
+        raise UsageError("bench_runner run: one of the arguments --suite or --resume is required")
     devices = args.device or (["cuda"] if _cuda_available() else ["cpu"])
     sel = sweep.Selection(suite=args.suite, benchmarks=args.benchmark, methods=args.method,
                           backends=args.backend, devices=devices, dtypes=args.dtype or ["float32"],
@@ -154,12 +161,44 @@ def _cmd_run(args) -> int:
     run_id = sweep.start(factory, catalogue, sel, cells, policy)
     print(f"run {run_id}: {len(cells)} cells of the {sel.suite} suite into {url.render_as_string()}",
           file=sys.stderr)
+    return _sweep(args, factory, run_id, policy, cells, sel.suite)
+
+
+def _resume(args, url) -> int:
+    """Take up an interrupted run where it stopped: the cells it has not stored, nothing twice."""
+    if args.suite or args.benchmark or args.method or args.backend or args.device or args.dtype or args.mode:
+        raise UsageError("bench_runner run: --resume takes the run's own selection; give no other selection flag")
+    parsed = results_db.check_url(results_db.resolve_url(args.db))
+    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database).exists():
+        raise UsageError(f"bench_runner run: no results database at {parsed.database}")
+    factory = sessionmaker(results_db.open_engine(url.render_as_string(hide_password=False), create=False))
+    with factory() as session, session.begin():
+        run = session.get(results_db.Run, args.resume)
+        if run is None:
+            raise UsageError(f"bench_runner run: no run {args.resume} in this database")
+        if run.status in ("finished", "cancelled"):
+            raise UsageError(f"bench_runner run: run {run.id} has {run.status}; nothing to resume")
+        if run.status in ("queued", "running", "cancelling") and sweep.process_alive(run):
+            raise UsageError(f"bench_runner run: run {run.id} is still {run.status} (pid {run.pid})")
+        sel = sweep.Selection(**{k: v for k, v in run.options.items() if k in sweep.Selection.__dataclass_fields__})
+        done = store.stored_cells(session, run.id)
+        cells = [c for c in sweep.plan(catalogue, sel) if tuple(c.key()[k] for k in store.CELL_COLUMNS) not in done]
+        if args.detach:
+            return _detach(args)
+        store.reopen_run(session, run.id, os.getpid())
+    policy = dataclasses.replace(sweep.POLICIES[sel.suite], flush_l2=not args.warm_l2)
+    print(f"run {args.resume} resumed: {len(cells)} of its cells are missing", file=sys.stderr)
+    return _sweep(args, factory, args.resume, policy, cells, sel.suite)
+
+
+def _sweep(args, factory, run_id: int, policy, cells, suite: str) -> int:
+    """Wait for this machine's earlier runs, run the cells, and record how the run ended."""
     try:
         sweep.wait_for_turn(factory, run_id, on_wait=lambda ahead: print(
             f"run {run_id} waits for run {', '.join(map(str, ahead))} on this machine", file=sys.stderr))
         counts = _execute_with_progress(factory, run_id, policy, cells, quiet=args.quiet,
                                         isolate=not args.in_process,
-                                        timeout_s=args.cell_timeout or sweep.CELL_TIMEOUT_S[sel.suite])
+                                        timeout_s=args.cell_timeout or sweep.CELL_TIMEOUT_S[suite])
     except KeyboardInterrupt:
         with factory() as session, session.begin():
             store.finish_run(session, run_id, "interrupted", "stopped by the user")
@@ -205,6 +244,7 @@ def _cuda_available() -> bool:
 def _detach(args) -> int:
     """Start this same run as a separate process that outlives the caller."""
     argv = [a for a in sys.argv[1:] if a not in ("--detach", "--if-empty")]
+    what = f"run {args.resume}" if getattr(args, "resume", None) else f"the {args.suite} suite"
     log_dir = results_db.engine.PROJECT_ROOT / "results"
     log_dir.mkdir(exist_ok=True)
     log = log_dir / f"run-{datetime.now():%Y%m%d-%H%M%S}.log"
@@ -212,7 +252,7 @@ def _detach(args) -> int:
         proc = subprocess.Popen([sys.executable, "-m", "bench_runner", *argv, "--quiet"],
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, cwd=results_db.engine.PROJECT_ROOT)
-    print(f"started the {args.suite} suite in the background (pid {proc.pid}); log: {log}")
+    print(f"started {what} in the background (pid {proc.pid}); log: {log}")
     return 0
 
 

@@ -167,18 +167,25 @@ def wait_for_turn(session_factory: sessionmaker[Session], run_id: int, poll_s: f
         time.sleep(poll_s)
 
 
-def _alive(run, session: Session) -> bool:
-    """Whether an active run's process still exists; a dead one is marked interrupted."""
+def process_alive(run) -> bool:
+    """Whether a run's process still exists (a run started on another host is trusted)."""
     if run.pid is None or run.machine.hostname != socket.gethostname():
-        return True  # started elsewhere: trust its status
+        return True
     try:
         os.kill(run.pid, 0)
-        return True
     except ProcessLookupError:
-        store.finish_run(session, run.id, "interrupted", "its process ended without finishing the run")
         return False
     except PermissionError:
         return True
+    return True
+
+
+def _alive(run, session: Session) -> bool:
+    """Whether an active run's process still exists; a dead one is marked interrupted."""
+    if process_alive(run):
+        return True
+    store.finish_run(session, run.id, "interrupted", "its process ended without finishing the run")
+    return False
 
 
 def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence[Cell],

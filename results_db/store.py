@@ -85,3 +85,18 @@ def runs_ahead(session: Session, run_id: int) -> list[Run]:
     return list(session.scalars(select(Run).where(
         Run.machine_id == mine.machine_id, Run.id < run_id,
         Run.status.in_(["queued", "running", "cancelling"]))))
+
+
+CELL_COLUMNS = ("benchmark", "method", "backend", "device", "dtype", "mode", "size")
+
+
+def stored_cells(session: Session, run_id: int) -> set[tuple[str, ...]]:
+    """The cells a run has stored, as (benchmark, method, backend, device, dtype, mode, size)."""
+    columns = [getattr(Result, c) for c in CELL_COLUMNS]
+    return {tuple(row) for row in session.execute(select(*columns).where(Result.run_id == run_id))}
+
+
+def reopen_run(session: Session, run_id: int, pid: int) -> None:
+    """An interrupted run taken up again by a new process: queued until its turn."""
+    session.execute(update(Run).where(Run.id == run_id)
+                    .values(status="queued", pid=pid, message=None, finished_at=None))

@@ -111,7 +111,9 @@ def test_if_empty_starts_nothing_on_a_database_with_runs(smoke_db):
 
 BAD_INPUTS = [
     (["run", "--suite", "nope"], "invalid choice"),
-    (["run"], "required: --suite"),
+    (["run"], "--suite or --resume is required"),
+    (["run", "--resume", "1", "--suite", "smoke"], "give no other selection flag"),
+    (["run", "--resume", "0"], "not a positive number"),
     (["run", "--suite", "smoke", "--benchmark", "nope"], "unknown benchmark 'nope'"),
     (["run", "--suite", "smoke", "--method", "nope"], "unknown method 'nope'"),
     (["run", "--suite", "smoke", "--benchmark", "elementwise", "--method", "swiglu"], "matches no cell"),

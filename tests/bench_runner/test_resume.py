@@ -1,0 +1,58 @@
+"""A run killed mid-sweep keeps every finished cell, and --resume finishes it without duplicates."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+from sqlalchemy.orm import sessionmaker
+
+import results_db
+from results_db import queries
+from tests.bench_runner.test_cli import ROOT, cli
+
+SELECTION = ["--suite", "smoke", "--benchmark", "elementwise", "--benchmark", "gated_ffn"]
+CELLS = 8 * 2 + 5 * 2  # elementwise: 8 methods, gated_ffn: 5, two backends each, one smoke size
+
+
+def _stored(path) -> int:
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            return db.execute("select count(*) from result").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0  # not created yet
+
+
+def test_a_killed_run_keeps_its_cells_and_resume_completes_it(tmp_path):
+    path = tmp_path / "killed.db"
+    url = f"sqlite:///{path}"
+    runner = subprocess.Popen([sys.executable, "-m", "bench_runner", "run", *SELECTION, "--db", url, "--quiet"],
+                              cwd=ROOT, start_new_session=True, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while _stored(path) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(runner.pid, signal.SIGKILL)  # the runner and its worker, mid-sweep
+    runner.wait()
+
+    with sqlite3.connect(path) as db:
+        assert db.execute("pragma integrity_check").fetchone()[0] == "ok"
+        kept = db.execute("select id, method, backend from result order by id").fetchall()
+    assert 3 <= len(kept) < CELLS
+
+    out = cli("run", "--resume", "1", "--db", url)
+    assert out.returncode == 0, out.stderr
+    assert f"{CELLS - len(kept)} of its cells are missing" in out.stderr
+    with sessionmaker(results_db.open_engine(url))() as session:
+        frame = queries.results_frame(session)
+        runs = queries.runs_frame(session)
+    assert len(frame) == CELLS
+    assert not frame.duplicated(["method", "backend", "size"]).any()
+    assert list(frame.sort_values("result_id")[["result_id", "method", "backend"]].itertuples(index=False))[:len(kept)] \
+        == kept  # the cells kept from before the kill are the same rows, untouched
+    assert (runs.iloc[0]["status"], runs.iloc[0]["cells_done"]) == ("finished", CELLS)
+
+    again = cli("run", "--resume", "1", "--db", url)
+    assert again.returncode == 2
+    assert "has finished; nothing to resume" in again.stderr
