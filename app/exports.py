@@ -8,6 +8,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from results_db.queries import spreadsheet_safe
+
 
 def markdown_table(frame: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table (no extra dependency)."""
@@ -37,7 +39,7 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
 
 
 TABLE_FORMATS = {  # label → (render, file extension, MIME type)
-    "CSV": (lambda f: f.to_csv(index=False), "csv", "text/csv"),
+    "CSV": (lambda f: spreadsheet_safe(f).to_csv(index=False), "csv", "text/csv"),
     "Parquet": (parquet_bytes, "parquet", "application/vnd.apache.parquet"),
     "JSON": (lambda f: f.to_json(orient="records", date_format="iso", indent=1), "json", "application/json"),
     "Markdown": (markdown_table, "md", "text/markdown"),

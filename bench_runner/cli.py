@@ -265,7 +265,7 @@ def _cmd_export(args) -> int:
         frame = queries.export_frame(session, run_id=args.run)
     out = sys.stdout if args.out == "-" else args.out
     if args.format == "csv":
-        frame.to_csv(out, index=False)
+        queries.spreadsheet_safe(frame).to_csv(out, index=False)
     else:
         frame.to_json(out, orient="records", date_format="iso", indent=1)
     if args.out != "-":

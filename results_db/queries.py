@@ -126,3 +126,19 @@ def calibrations(session: Session) -> pd.DataFrame:
 
 def machines(session: Session) -> pd.DataFrame:
     return _frame(session, select(Machine.id, Machine.label, Machine.hostname, Machine.gpu_name))
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells a spreadsheet would run as a formula (=, +, -, @ first) get a leading quote.
+
+    A stored error message or an imported name is data, never a formula, when a CSV
+    export is opened in Excel or LibreOffice. Numbers are left as they are."""
+    safe = frame.copy()
+    for column in safe.columns:
+        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
+            safe[column] = safe[column].map(
+                lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v)
+    return safe

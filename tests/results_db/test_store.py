@@ -78,3 +78,15 @@ def test_the_environment_variable_chooses_the_database(monkeypatch, db_url):
     monkeypatch.setenv("HADAMARD_BENCH_DB", db_url)
     assert results_db.resolve_url() == db_url
     assert results_db.resolve_url("sqlite:///other.db") == "sqlite:///other.db"
+
+
+def test_csv_exports_neutralise_formulas_and_keep_numbers():
+    import pandas as pd
+
+    frame = pd.DataFrame({"message": ["=HYPERLINK(\"x\")", "+1", "@SUM(A1)", "-cmd", "fine", None],
+                          "value": [-1.5, 2.0, 3.0, -4.0, 5.0, 6.0]})
+    safe = queries.spreadsheet_safe(frame)
+    assert list(safe["message"][:5]) == ["'=HYPERLINK(\"x\")", "'+1", "'@SUM(A1)", "'-cmd", "fine"]
+    assert pd.isna(safe["message"].iloc[5])
+    assert list(safe["value"]) == [-1.5, 2.0, 3.0, -4.0, 5.0, 6.0]
+    assert list(frame["message"])[0].startswith("=")  # the caller's frame is left alone
