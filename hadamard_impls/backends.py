@@ -7,6 +7,9 @@ makes during its correctness check, before any timing.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import os
 import shutil
 from dataclasses import dataclass
 from typing import Callable
@@ -35,6 +38,22 @@ def _inductor_unavailable(device: torch.device) -> str | None:
     return None
 
 
+def _triton_unavailable(device: torch.device) -> str | None:
+    if importlib.util.find_spec("triton") is None:
+        return "Triton is not installed (PyTorch's CUDA wheels bring it; else pip install triton)"
+    if device.type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1":
+        return None
+    return ("Triton kernels need a CUDA GPU (TRITON_INTERPRET=1 runs them in Triton's interpreter "
+            "on the CPU, for testing, not for timing)")
+
+
+@functools.cache
+def fused():
+    """The Triton kernels, imported on first use so that Triton stays optional."""
+    from . import kernels
+    return kernels
+
+
 def _compile(module: nn.Module) -> Callable[..., torch.Tensor]:
     # A module whose forward loops over time (an RNN) offers `compiled()`, which
     # compiles the step: compiling the whole loop would unroll it T times.
@@ -52,5 +71,9 @@ BACKENDS: dict[str, Backend] = {
         # function through a vendor op (nn.Bilinear, nn.LSTM, ...).
         Backend("library", "the vendor op PyTorch ships for this formula",
                 lambda module: module.forward_library, _always),
+        # Likewise `forward_triton`: the formula with its element-wise work in fused
+        # Triton kernels (hadamard_impls.kernels), matrix products left to cuBLAS.
+        Backend("triton", "hand-written fused Triton kernels, forward and backward",
+                lambda module: module.forward_triton, _triton_unavailable),
     )
 }

@@ -4,6 +4,7 @@ seeder that fills it with synthetic results through results_db's own writes."""
 from __future__ import annotations
 
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -13,6 +14,14 @@ from sqlalchemy.orm import sessionmaker
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+# Without a GPU, the Triton kernels run in Triton's interpreter (read when a kernel is
+# defined, so before hadamard_impls.kernels is imported): the same kernel code, checked
+# on the CPU. On a GPU the tests run the compiled kernels.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import results_db  # noqa: E402
 from results_db import store  # noqa: E402

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..backends import fused
 from ..registry import catalogue
 
 elementwise = catalogue.benchmark(
@@ -28,10 +29,16 @@ class Hadamard(nn.Module):
     def forward(self, a, b, c):  # (n,) each
         return a * b
 
+    def forward_triton(self, a, b, c):
+        return fused().hadamard(a, b)
+
 
 class HadamardChain(nn.Module):
     def forward(self, a, b, c):
         return a * torch.sigmoid(b) + c  # three kernels in eager mode, one when fused
+
+    def forward_triton(self, a, b, c):
+        return fused().hadamard_chain(a, b, c)
 
 
 class Activation(nn.Module):
@@ -77,10 +84,12 @@ def _bytes(reads: int):
 
 
 _LINEAR = {"n": 1}
+_FUSED = ("eager", "compile", "triton")
 
 
 @elementwise.method("hadamard", role="hadamard", latex=r"y = a \odot b", flops=lambda s: s["n"],
-                    bytes=_bytes(2), exponents=_LINEAR, against=("copy",))
+                    bytes=_bytes(2), exponents=_LINEAR, against=("copy",),
+                    backends=_FUSED)
 def hadamard(size):
     """a * b: the Hadamard product, n FLOPs over 3n values, bandwidth-bound."""
     return Hadamard()
@@ -89,7 +98,7 @@ def hadamard(size):
 # Element-wise backwards are not twice their forwards, so each states its own training count:
 # forward plus the backward ops autograd runs (as counted).
 @elementwise.method("hadamard_chain", role="hadamard", latex=r"y = a \odot \sigma(b) + c",
-                    flops=lambda s: 3 * s["n"], bytes=_bytes(3), exponents=_LINEAR, against=("copy",),
+                    flops=lambda s: 3 * s["n"], bytes=_bytes(3), exponents=_LINEAR, against=("copy",), backends=_FUSED,
                     train_flops=lambda s: 6 * s["n"])  # ∂a: g⊙σ(b); ∂b: g⊙a, then σ's backward (2)
 def hadamard_chain(size):
     """a * σ(b) + c: a chain of element-wise ops; eager runs three kernels, compile fuses them."""

@@ -4,6 +4,7 @@ against the explicit O(n²·k) sum it computes (catalogue section 1)."""
 import torch
 from torch import nn
 
+from ..backends import fused
 from ..registry import catalogue
 
 pairwise_interactions = catalogue.benchmark(
@@ -36,6 +37,12 @@ class FactorizationMachine(nn.Module):
     def forward(self, x):  # (B, n)
         return self.linear(x).squeeze(1) + self.interactions(x)
 
+    def forward_triton(self, x):  # the squares and the interaction term in Triton
+        K = fused()
+        square_of_sum = x @ self.V
+        sum_of_squares = K.hadamard(x, x) @ K.hadamard(self.V, self.V)
+        return self.linear(x).squeeze(1) + K.fm_interaction(square_of_sum, sum_of_squares)
+
 
 class PairwiseFM(FactorizationMachine):
     def interactions(self, x):  # (B, n) → (B,)
@@ -59,6 +66,7 @@ def _bytes(s, item) -> int:
     + 3 * s["B"] * s["k"] + 2 * s["B"],
     bytes=_bytes,
     exponents={"B": 1, "n": 1, "k": 1},
+    backends=("eager", "compile", "triton"),
 )
 def fm(size):
     """½Σ_f[(Σᵢv_{if}xᵢ)² − Σᵢv_{if}²xᵢ²]: the factorization machine identity, Rendle 2010."""

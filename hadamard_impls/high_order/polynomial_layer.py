@@ -3,6 +3,7 @@
 import torch
 from torch import nn
 
+from ..backends import fused
 from ..registry import catalogue
 
 polynomial_layer = catalogue.benchmark(
@@ -39,6 +40,12 @@ class CCP(nn.Module):
         x = z @ self.U[0]  # (B, k)
         for U in self.U[1:]:
             x = (z @ U) * x + x  # one more degree per step: a Hadamard product and a skip
+        return self.C(x)
+
+    def forward_triton(self, z):
+        x = z @ self.U[0]
+        for U in self.U[1:]:
+            x = fused().ccp_step(z @ U, x)
         return self.C(x)
 
 
@@ -88,6 +95,7 @@ def _bytes(s, item) -> int:
     flops=lambda s: 2 * s["B"] * s["d"] ** 2 * s["degree"] + 2 * s["B"] * s["d"] * (s["degree"] - 1) + _head(s),
     bytes=_bytes,
     exponents={"B": 1, "d": 2, "degree": 1},
+    backends=("eager", "compile", "triton"),
 )
 def ccp(size):
     """xₙ = (Uₙᵀz) * xₙ₋₁ + xₙ₋₁: Π-net CCP, Chrysos et al. CVPR 2020."""

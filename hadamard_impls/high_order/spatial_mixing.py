@@ -7,6 +7,7 @@ number of positions N = H·W while the non-local block grows quadratically.
 import torch
 from torch import nn
 
+from ..backends import fused
 from ..registry import catalogue
 
 spatial_mixing = catalogue.benchmark(
@@ -48,6 +49,12 @@ class PolyNL(nn.Module):
         g = (self.W1(X) * self.W2(X)).mean(dim=1, keepdim=True)  # second-order pooling, (B, 1, C)
         return image(self.alpha * X + self.beta * self.W3(X * g), x)  # third order, still O(N·C²)
 
+    def forward_triton(self, x):  # the pooling and the gating in Triton, the products in cuBLAS
+        K = fused()
+        X = positions(x)[:, None]  # (B, 1, N, C): one "head"
+        g = K.pool(self.W1(X), self.W2(X)) / X.shape[2]  # (B, 1, C)
+        return image(self.alpha * X[:, 0] + self.beta * self.W3(K.gate(X, g)[:, 0]), x)
+
 
 class NonLocal(nn.Module):
     def __init__(self, C: int):
@@ -88,6 +95,7 @@ def _bytes(s, item, weights: int) -> int:
     flops=lambda s: 6 * _n(s) * s["C"] ** 2 + 6 * _n(s) * s["C"],
     bytes=lambda s, item: _bytes(s, item, 3),
     exponents={"B": 1, "C": 2, "H": 2},
+    backends=("eager", "compile", "triton"),
 )
 def poly_nl(size):
     """αX + β(X * mean(XW₁ * XW₂))W₃: Poly-NL, Babiloni et al. ICCV 2021."""

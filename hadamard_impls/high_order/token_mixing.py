@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..layers import HeadProjections, attention_flops, elu_feature_map, scores_bytes, token_bytes
+from ..backends import fused
 from ..registry import catalogue
 
 token_mixing = catalogue.benchmark(
@@ -40,6 +41,13 @@ class PolySA(HeadProjections):
         y = q * (self.p1[None, :, :, None] * m[:, :, None, :])  # (B, H, N, d)
         return self.merge(y)
 
+    def forward_triton(self, x):  # pooling and gating read Q, K, V in place: no (B, H, N, d) temporaries
+        K = fused()
+        q, k, v = self.split(x)
+        B, H, N, _ = q.shape
+        m = self.norm(K.pool(k, v, self.p2.expand(B, H, N)))
+        return self.merge(K.gate(q, m, w=self.p1.expand(B, H, N), layout="tokens"))
+
 
 class AFTSimple(HeadProjections):
     def forward(self, x):  # (B, N, C)
@@ -47,6 +55,12 @@ class AFTSimple(HeadProjections):
         q, k, v = self.qkv(x).chunk(3, dim=-1)  # (B, N, C): AFT mixes per channel, no heads
         context = (k.softmax(dim=1) * v).sum(dim=1, keepdim=True)  # (B, 1, C)
         return self.out(torch.sigmoid(q) * context)  # the query gates the pooled context
+
+    def forward_triton(self, x):  # one online-softmax pass over the tokens, then the gate
+        K = fused()
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        context = K.softmax_pool(k[:, None], v[:, None])  # (B, 1, C)
+        return self.out(K.gate(q[:, None], context, activation="sigmoid")[:, 0])
 
 
 class LinearAttention(HeadProjections):
@@ -85,6 +99,7 @@ class SDPA(HeadProjections):
     flops=lambda s: attention_flops(s) + 5 * s["B"] * s["N"] * s["C"] + 7 * s["B"] * s["C"],
     bytes=lambda s, item: token_bytes(s, item) + 2 * s["H"] * s["N"] * item,
     exponents={"N": 1, "C": 2},
+    backends=("eager", "compile", "triton"),
 )
 def poly_sa(size):
     """Q * (p₁·LN(Σ p₂ K*V)): Poly-SA, third-order polynomial attention, Babiloni et al. T-PAMI 2023."""
@@ -128,6 +143,7 @@ def sdpa(size):
     flops=lambda s: attention_flops(s) + 9 * s["B"] * s["N"] * s["C"],
     bytes=token_bytes,
     exponents={"N": 1, "C": 2},
+    backends=("eager", "compile", "triton"),
 )
 def aft_simple(size):
     """σ(Q) * Σ softmax(K) * V: AFT-simple, Attention Free Transformer, Zhai et al. 2021."""

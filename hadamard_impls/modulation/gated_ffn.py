@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..backends import fused
 from ..registry import catalogue
 
 gated_ffn = catalogue.benchmark(
@@ -47,6 +48,7 @@ class FFN(nn.Module):
 class GatedFFN(nn.Module):
     def __init__(self, C: int, hidden: int, act, bias: bool = False):
         super().__init__()
+        self.act_name = {F.silu: "silu", F.gelu: "gelu", torch.sigmoid: "sigmoid"}[act]
         self.gate = nn.Linear(C, hidden, bias=bias)
         self.up = nn.Linear(C, hidden, bias=bias)
         self.down = nn.Linear(hidden, C, bias=False)
@@ -54,6 +56,9 @@ class GatedFFN(nn.Module):
 
     def forward(self, x):  # (1, T, C)
         return self.down(self.act(self.gate(x)) * self.up(x))  # the gate is a Hadamard product
+
+    def forward_triton(self, x):
+        return self.down(fused().gated(self.gate(x), self.up(x), self.act_name))
 
 
 def _gated_flops(s):
@@ -75,10 +80,11 @@ def _ffn_bytes(s, item):
 
 
 _EXPONENTS = {"tokens": 1, "C": 2}
+_FUSED = ("eager", "compile", "triton")
 
 
 @gated_ffn.method("swiglu", role="hadamard", flops=_gated_flops, bytes=_gated_bytes,
-                  exponents=_EXPONENTS,
+                  exponents=_EXPONENTS, backends=_FUSED,
                   latex=r"y = \left(\operatorname{SiLU}(xW) \odot xV\right) W_2")
 def swiglu(size):
     """(SiLU(xW) * xV) W₂: SwiGLU, Shazeer 2020."""
@@ -86,7 +92,7 @@ def swiglu(size):
 
 
 @gated_ffn.method("geglu", role="hadamard", flops=_gated_flops, bytes=_gated_bytes,
-                  exponents=_EXPONENTS,
+                  exponents=_EXPONENTS, backends=_FUSED,
                   latex=r"y = \left(\operatorname{GELU}(xW) \odot xV\right) W_2")
 def geglu(size):
     """(GELU(xW) * xV) W₂: GEGLU, Shazeer 2020."""
@@ -100,7 +106,7 @@ def ffn_gelu(size):
     return FFN(size["C"], plain_hidden(size["C"]), F.gelu)
 
 
-@gated_ffn.method("glu", role="hadamard", bytes=_gated_bytes, exponents=_EXPONENTS,
+@gated_ffn.method("glu", role="hadamard", bytes=_gated_bytes, exponents=_EXPONENTS, backends=_FUSED,
                   # three matmuls; the two biases, the sigmoid and the product
                   flops=lambda s: _gated_flops(s) + 2 * s["tokens"] * gated_hidden(s["C"]),
                   latex=r"y = \left((xW + b) \odot \sigma(xV + c)\right) W_2")
