@@ -10,15 +10,7 @@ import streamlit as st
 
 from results_db.queries import spreadsheet_safe
 
-
-def markdown_table(frame: pd.DataFrame) -> str:
-    """A GitHub-flavoured Markdown table (no extra dependency)."""
-    def cell(v) -> str:
-        return "" if pd.isna(v) else str(v).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + " --- |" * len(frame.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
+from .markdown import markdown_table
 
 
 def latex_table(frame: pd.DataFrame) -> str:

@@ -51,12 +51,15 @@ def _build_parser() -> argparse.ArgumentParser:
                          description="Run a size sweep and store every cell in the results database. "
                                      "Selection flags can be given several times.")
     p.add_argument("--suite", choices=SUITES,
-                   help="smoke: seconds, for tests; quick: minutes on a laptop; full: the papers' sizes")
+                   help="smoke: seconds, for tests; quick: minutes on a laptop; full: the papers' sizes; "
+                        "paper: the survey's Figures S3 and S4 (spatial and token mixing)")
     p.add_argument("--resume", type=_positive_int, metavar="RUN_ID",
                    help="finish an interrupted run: only its missing cells, with its own selection")
     p.add_argument("--benchmark", action="append", default=[], metavar="ID", help="only this benchmark")
     p.add_argument("--method", action="append", default=[], metavar="ID", help="only this method")
     p.add_argument("--backend", action="append", default=[], choices=list(BACKENDS), help="only this backend")
+    p.add_argument("--size", action="append", default=[], metavar="NAME=INT[,NAME=INT]",
+                   help="only the suite's sizes with these values, e.g. n=67108864 or N=4096,C=512")
     p.add_argument("--device", action="append", default=[], choices=["cpu", "cuda"],
                    help="default: cuda when available, else cpu")
     p.add_argument("--dtype", action="append", default=[], choices=list(DTYPES), help="default: float32")
@@ -135,7 +138,7 @@ def _cmd_run(args) -> int:
     devices = args.device or (["cuda"] if _cuda_available() else ["cpu"])
     sel = sweep.Selection(suite=args.suite, benchmarks=args.benchmark, methods=args.method,
                           backends=args.backend, devices=devices, dtypes=args.dtype or ["float32"],
-                          modes=args.mode or ["forward"])
+                          modes=args.mode or ["forward"], sizes=args.size)
     cells = sweep.plan(catalogue, sel)
     for device in sel.devices:
         for dtype in sel.dtypes:
@@ -166,7 +169,8 @@ def _cmd_run(args) -> int:
 
 def _resume(args, url) -> int:
     """Take up an interrupted run where it stopped: the cells it has not stored, nothing twice."""
-    if args.suite or args.benchmark or args.method or args.backend or args.device or args.dtype or args.mode:
+    if (args.suite or args.benchmark or args.method or args.backend or args.device or args.dtype or args.mode
+            or args.size):
         raise UsageError("bench_runner run: --resume takes the run's own selection; give no other selection flag")
     parsed = results_db.check_url(results_db.resolve_url(args.db))
     if parsed.get_backend_name() == "sqlite" and not Path(parsed.database).exists():

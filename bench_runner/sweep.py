@@ -20,13 +20,14 @@ from .cell import DTYPES, MODES, Cell, CellOutcome, device_unavailable, dtype_un
 from .timing import Clock, TimingPolicy
 
 # How long one cell may take before its worker is stopped and the cell stored as `timeout`.
-CELL_TIMEOUT_S = {"smoke": 300.0, "quick": 300.0, "full": 1800.0}
+CELL_TIMEOUT_S = {"smoke": 300.0, "quick": 300.0, "full": 1800.0, "paper": 1800.0}
 
 # How hard each suite measures: smoke proves the path works, full is for papers.
 POLICIES = {
     "smoke": TimingPolicy(warmup_s=0.005, min_block_s=1e-4, budget_s=0.02, min_samples=3),
     "quick": TimingPolicy(warmup_s=0.01, min_block_s=5e-4, budget_s=0.08, min_samples=5),
     "full": TimingPolicy(warmup_s=0.1, min_block_s=1e-3, budget_s=1.0, min_samples=10),
+    "paper": TimingPolicy(warmup_s=0.05, min_block_s=1e-3, budget_s=0.5, min_samples=10),
 }
 
 
@@ -43,6 +44,7 @@ class Selection:
     devices: Sequence[str] = ("cpu",)
     dtypes: Sequence[str] = ("float32",)
     modes: Sequence[str] = ("forward",)
+    sizes: Sequence[str] = ()  # "n=67108864" or "N=4096,C=512": only the sizes that match one of them
 
     def as_options(self) -> dict:
         return {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in self.__dict__.items()}
@@ -64,6 +66,12 @@ def plan(catalogue: Catalogue, sel: Selection) -> list[Cell]:
     _unknown("dtype", sel.dtypes, list(DTYPES))
     _unknown("mode", sel.modes, list(MODES))
 
+    wanted = [_size_filter(text) for text in sel.sizes]
+    if wanted:
+        params = {p for b in catalogue.benchmarks.values() if not sel.benchmarks or b.id in sel.benchmarks
+                  for p in b.params}
+        _unknown("size parameter", sorted({k for w in wanted for k in w}), sorted(params))
+
     cells = []
     for bench in catalogue.benchmarks.values():
         if sel.benchmarks and bench.id not in sel.benchmarks:
@@ -74,14 +82,30 @@ def plan(catalogue: Catalogue, sel: Selection) -> list[Cell]:
             for backend in method.backends:
                 if sel.backends and backend not in sel.backends:
                     continue
-                for size, device, dtype, mode in itertools.product(
-                        bench.sizes(sel.suite), sel.devices, sel.dtypes, sel.modes):
+                sizes = [s for s in bench.sizes(sel.suite)
+                         if not wanted or any(w.items() <= s.items() for w in wanted)]
+                for size, device, dtype, mode in itertools.product(sizes, sel.devices, sel.dtypes, sel.modes):
                     cells.append(Cell(bench.id, method.id, backend, tuple(size.items()),
                                       device, dtype, mode))
+    if not cells and sel.suite == "paper":
+        raise SelectionError("the paper suite holds only "
+                             + ", ".join(b.id for b in catalogue.benchmarks.values() if b.sizes("paper")))
     if not cells:
         raise SelectionError("the selection matches no cell: check that the methods belong to the "
-                             "benchmarks and offer the backends given (see `python -m bench_runner list`)")
+                             "benchmarks, offer the backends and have the sizes given "
+                             "(see `python -m bench_runner list`)")
     return cells
+
+
+def _size_filter(text: str) -> dict[str, int]:
+    """`N=4096,C=512` → {"N": 4096, "C": 512}."""
+    out = {}
+    for part in text.split(","):
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip() or not value.strip().isdigit():
+            raise SelectionError(f"size filter {text!r} is not of the form NAME=INT[,NAME=INT...]")
+        out[key.strip()] = int(value)
+    return out
 
 
 def catalogue_rows(catalogue: Catalogue) -> tuple[list[dict], list[dict]]:

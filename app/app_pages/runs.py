@@ -46,8 +46,9 @@ st.subheader("Start a run")
 if catalogue.empty:
     st.caption("The catalogue is synced by the first run; until then the form offers the suites only.")
 with st.form("new_run"):
-    suite = st.selectbox("Suite", ["smoke", "quick", "full"], index=1,
-                         help="smoke: seconds; quick: minutes on a laptop; full: the papers' sizes, for a GPU")
+    suite = st.selectbox("Suite", ["smoke", "quick", "full", "paper"], index=1,
+                         help="smoke: seconds; quick: minutes on a laptop; full: the papers' sizes, for a GPU; "
+                              "paper: the survey's Figures S3 and S4 (spatial and token mixing only)")
     benchmarks = st.multiselect("Benchmarks (none: all)", sorted(catalogue["benchmark"].unique()))
     offered = catalogue[catalogue["benchmark"].isin(benchmarks)] if benchmarks else catalogue
     methods = st.multiselect("Methods (none: all)", sorted(offered["method"].unique()))

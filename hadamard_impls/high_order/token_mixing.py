@@ -20,6 +20,8 @@ token_mixing = catalogue.benchmark(
         "smoke": [{"B": 1, "N": 64, "C": 32, "H": 2}],
         "quick": [{"B": 1, "N": n, "C": 128, "H": 4} for n in (256, 512, 1024, 2048)],
         "full": [{"B": 1, "N": n, "C": 512, "H": 8} for n in (256, 1024, 4096, 8192, 16384)],
+        # Figure S4 (Babiloni et al. 2023): runtime and FLOPs over the number of tokens.
+        "paper": [{"B": 1, "N": n, "C": 512, "H": 8} for n in (512, 1024, 2048, 4096, 8192, 16384)],
     },
     make_inputs=lambda s, g: (torch.randn(s["B"], s["N"], s["C"], generator=g),),
     x_param="N",
