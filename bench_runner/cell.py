@@ -134,6 +134,11 @@ def _mode_call(fn: Callable, module: torch.nn.Module, inputs: tuple, mode: str) 
 
 def run_cell(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
              clock: timing.Clock | None = None) -> CellOutcome:
+    # float32 cells compute in float32: PyTorch lets cuDNN convolutions use TF32 tensor
+    # cores by default (matmuls not), which put a GPU partial_conv cell 2e-3 off its
+    # float64 reference, past float32 tolerances, and would time a cheaper format.
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     reason = (device_unavailable(cell.device) or dtype_unsupported(cell.device, cell.dtype)
               or BACKENDS[cell.backend].unavailable(torch.device(cell.device)))
     if reason:

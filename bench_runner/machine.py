@@ -73,6 +73,7 @@ def provenance(threads: int, timing: dict[str, str], flop_convention: str) -> di
         "threads": threads,
         "timing": timing,
         "flop_convention": flop_convention,
+        "tf32": False,  # float32 means float32: bench_runner.cell turns TF32 off for every cell
     }
 
 

@@ -51,44 +51,67 @@ def _table(frame: pd.DataFrame) -> str:
     return markdown_table(frame, digits=3) if not frame.empty else "_no results_"
 
 
+def _kernel_time(rows: pd.DataFrame) -> pd.Series:
+    """The CUDA-graph replay's median where there is one: the kernels' own time, without the
+    host's launch overhead, which per-call timing of a Python launcher cannot hide."""
+    graph = rows["time_graph_median_s"] if "time_graph_median_s" in rows else pd.Series(index=rows.index)
+    return pd.to_numeric(graph, errors="coerce").fillna(rows["time_median_s"])
+
+
 def bandwidth(results: pd.DataFrame, copy_gbps: float) -> tuple[pd.DataFrame, str]:
     rows = results[(results["benchmark"] == "elementwise") & (results["status"] == "ok")
                    & (results["size"] == f"n={TARGET_N}")
                    & results["method"].isin(["hadamard", "hadamard_chain", "copy"])].copy()
     if rows.empty:
         return rows, "not measured"
-    rows["GB/s"] = rows["bytes"].astype(float) / rows["time_median_s"] / 1e9
-    rows["of copy bandwidth"] = rows["GB/s"] / copy_gbps
-    rows["time (µs)"] = rows["time_median_s"] * 1e6
-    table = rows[["method", "backend", "dtype", "mode", "time (µs)", "GB/s", "of copy bandwidth"]].sort_values(
-        ["mode", "method", "dtype", "backend"])
+    moved = rows["bytes"].astype(float)
+    rows["per call (µs)"] = rows["time_median_s"] * 1e6
+    rows["kernel (µs)"] = _kernel_time(rows) * 1e6
+    rows["of copy, per call"] = moved / rows["time_median_s"] / 1e9 / copy_gbps
+    rows["of copy, kernel"] = moved / _kernel_time(rows) / 1e9 / copy_gbps
+    table = rows[["method", "backend", "dtype", "mode", "per call (µs)", "kernel (µs)", "of copy, per call",
+                  "of copy, kernel"]].sort_values(["mode", "method", "dtype", "backend"])
     fused = table[(table["backend"] == "triton") & (table["mode"] == "forward")]
     if fused.empty:
         return table, "not measured"
-    worst = fused["of copy bandwidth"].min()
-    verdict = "met" if worst >= BANDWIDTH_TARGET else "missed"
-    return table, f"{verdict}: the lowest Triton forward reaches {worst:.0%} of {copy_gbps:.0f} GB/s"
+    kernel, call = fused["of copy, kernel"].min(), fused["of copy, per call"].min()
+    verdict = "met" if kernel >= BANDWIDTH_TARGET else "missed"
+    return table, (f"{verdict} for the kernels: the lowest Triton forward reaches {kernel:.0%} of "
+                   f"{copy_gbps:.0f} GB/s in a CUDA-graph replay; {call:.0%} per call, launch included")
 
 
 def gated(results: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     rows = results[(results["benchmark"] == "gated_ffn") & (results["status"] == "ok")
-                   & results["method"].isin(["swiglu", "geglu", "glu"]) & (results["suite"] == "full")]
+                   & results["method"].isin(["swiglu", "geglu", "glu"]) & (results["suite"] == "full")].copy()
     if rows.empty:
         return rows, "not measured"
+    rows["kernel"] = _kernel_time(rows)
     wide = rows.pivot_table(index=["method", "dtype", "mode", "size"], columns="backend",
-                            values="time_median_s").reset_index()
-    if not {"eager", "compile", "triton"} <= set(wide.columns):
-        return wide, "not measured (a backend is missing)"
-    wide["triton / compile"] = wide["triton"] / wide["compile"]
-    wide["triton / eager"] = wide["triton"] / wide["eager"]
+                            values=["time_median_s", "kernel"])
+    if not {"eager", "compile", "triton"} <= set(wide.columns.get_level_values(1)):
+        return wide.reset_index(), "not measured (a backend is missing)"
+    table = pd.DataFrame(index=wide.index)
     for b in ("eager", "compile", "triton"):
-        wide[b] = wide[b] * 1e3
-    wide = wide.rename(columns={"eager": "eager (ms)", "compile": "compile (ms)", "triton": "triton (ms)"})
-    # "At least as fast" within the timing's own resolution: medians 2% apart are a tie.
-    met = ((wide["triton / compile"] <= 1.02) & (wide["triton / eager"] < 1.0)).all()
-    worst = wide["triton / compile"].max()
-    return wide, (f"{'met' if met else 'missed'}: Triton over compile at most {worst:.2f}×, "
-                  f"over eager at most {wide['triton / eager'].max():.2f}×")
+        table[f"{b} (ms)"] = wide[("time_median_s", b)] * 1e3
+    table["triton / compile"] = wide[("time_median_s", "triton")] / wide[("time_median_s", "compile")]
+    table["triton / eager"] = wide[("time_median_s", "triton")] / wide[("time_median_s", "eager")]
+    table["triton / compile, kernels"] = wide[("kernel", "triton")] / wide[("kernel", "compile")]
+    table["triton / eager, kernels"] = wide[("kernel", "triton")] / wide[("kernel", "eager")]
+    table = table.dropna().reset_index()
+    if table.empty:
+        return table, "not measured (no size has all three backends)"
+
+    def verdict(compile_col: str, eager_col: str) -> bool:
+        # "As fast" within the timing's resolution: medians 2% apart are a tie.
+        return bool(((table[compile_col] <= 1.02) & (table[eager_col] < 1.0)).all())
+
+    per_call = verdict("triton / compile", "triton / eager")
+    kernels = verdict("triton / compile, kernels", "triton / eager, kernels")
+    return table, (f"per call {'met' if per_call else 'missed'} (Triton over compile at most "
+                   f"{table['triton / compile'].max():.2f}×, over eager at most {table['triton / eager'].max():.2f}×); "
+                   f"kernels only {'met' if kernels else 'missed'} (at most "
+                   f"{table['triton / compile, kernels'].max():.2f}× and {table['triton / eager, kernels'].max():.2f}×), "
+                   f"over {len(table)} sizes")
 
 
 def claims(results: pd.DataFrame) -> pd.DataFrame:
