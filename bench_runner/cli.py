@@ -1,4 +1,4 @@
-"""The command line: `python -m bench_runner list | run | export`.
+"""The command line: `python -m bench_runner list | run | export | import`.
 
 Every bad input ends in one line on stderr and exit status 2, before anything
 is written.
@@ -19,7 +19,7 @@ from sqlalchemy.orm import sessionmaker
 
 import results_db
 from hadamard_impls import BACKENDS, SUITES, catalogue
-from results_db import queries, store
+from results_db import bundle, queries, store
 
 from . import sweep
 from .worker import IsolatedRunner
@@ -41,7 +41,7 @@ class _Parser(argparse.ArgumentParser):
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="bench_runner",
                      description="Measure Hadamard-product primitives against the operators they replace.")
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{list,run,export}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{list,run,export,import}")
 
     p = verbs.add_parser("list", help="show the catalogue: benchmarks, methods, backends",
                          description="Show the catalogue: every benchmark with its methods.")
@@ -82,11 +82,22 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="run cells in this process instead of a worker (debugging: a crash ends the sweep)")
 
     p = verbs.add_parser("export", help="write the stored results as a table",
-                         description="Write the stored results, one row per cell, as CSV or JSON.")
+                         description="Write the stored results, one row per cell, as CSV or JSON; or whole "
+                                     "runs as a bundle that `import` reads into another database.")
     _db_flag(p)
-    p.add_argument("--format", choices=["csv", "json"], default="csv")
+    p.add_argument("--format", choices=["csv", "json", "bundle"], default="csv",
+                   help="csv, json: one row per cell; bundle: whole runs with their machine, provenance, "
+                        "calibration and samples, lossless")
     p.add_argument("--out", required=True, metavar="FILE", help="where to write ('-' for stdout)")
     p.add_argument("--run", type=int, metavar="RUN_ID", help="only this run")
+
+    p = verbs.add_parser("import", help="store the runs of a results bundle",
+                         description="Store the runs of a bundle written by `export --format bundle` "
+                                     "(a GPU server's results, or results/reference/*.json). Checked in full "
+                                     "first: a bad file writes nothing. Runs already present are skipped.")
+    p.add_argument("file", metavar="FILE")
+    _db_flag(p)
+    p.add_argument("--label", help="the name charts give the bundle's machine, if this database has not seen it")
     return parser
 
 
@@ -268,6 +279,15 @@ def _cmd_export(args) -> int:
     with sessionmaker(engine)() as session:
         frame = queries.export_frame(session, run_id=args.run)
     out = sys.stdout if args.out == "-" else args.out
+    if args.format == "bundle":
+        with sessionmaker(engine)() as session:
+            data = bundle.export_bundle(session, [args.run] if args.run else None)
+        if args.out == "-":
+            print(json.dumps(data, indent=1, allow_nan=False))
+        else:
+            bundle.write_file(data, args.out)
+            print(f"wrote {len(data['runs'])} runs to {args.out}", file=sys.stderr)
+        return 0
     if args.format == "csv":
         queries.spreadsheet_safe(frame).to_csv(out, index=False)
     else:
@@ -277,7 +297,22 @@ def _cmd_export(args) -> int:
     return 0
 
 
-COMMANDS = {"list": _cmd_list, "run": _cmd_run, "export": _cmd_export}
+def _cmd_import(args) -> int:
+    url = results_db.check_url(results_db.resolve_url(args.db))
+    try:
+        data = bundle.read_file(args.file)
+        bundle.validate(data)  # before the database is opened or created
+    except bundle.BundleError as exc:
+        raise UsageError(f"bench_runner import: {exc}") from None
+    engine = results_db.open_engine(url.render_as_string(hide_password=False))
+    with sessionmaker(engine)() as session, session.begin():
+        added, skipped = bundle.import_bundle(session, data, source=Path(args.file).name, label=args.label)
+    print(f"imported {len(added)} runs from {args.file}" + (f"; {skipped} were already here" if skipped else ""),
+          file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"list": _cmd_list, "run": _cmd_run, "export": _cmd_export, "import": _cmd_import}
 
 
 def main(argv: list[str] | None = None) -> int:

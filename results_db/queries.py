@@ -111,7 +111,17 @@ def benchmarks_with_results(session: Session) -> list[str]:
 
 
 def has_runs(session: Session) -> bool:
-    return session.scalar(select(func.count(Run.id))) > 0
+    """Whether this database holds a run of its own (imported reference runs do not count)."""
+    return any("imported" not in (p or {}) for p in session.scalars(select(Run.provenance)))
+
+
+def reference_machines(session: Session) -> list[str]:
+    """Labels of the machines whose runs all came from shipped reference bundles (results/reference/)."""
+    shipped: dict[str, bool] = {}
+    for label, provenance in session.execute(select(Machine.label, Run.provenance).join(Run)):
+        source = ((provenance or {}).get("imported") or {}).get("source", "")
+        shipped[label] = shipped.get(label, True) and source.startswith("results/reference/")
+    return sorted(label for label, only in shipped.items() if only)
 
 
 def calibrations(session: Session) -> pd.DataFrame:
@@ -125,7 +135,8 @@ def calibrations(session: Session) -> pd.DataFrame:
 
 
 def machines(session: Session) -> pd.DataFrame:
-    return _frame(session, select(Machine.id, Machine.label, Machine.hostname, Machine.gpu_name))
+    return _frame(session, select(Machine.id, Machine.label, Machine.hostname, Machine.gpu_name,
+                                  Machine.torch_version, Machine.cuda_version))
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

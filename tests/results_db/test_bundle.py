@@ -1,0 +1,175 @@
+"""Results bundles: a lossless round trip between databases, strict checks on what is read,
+and the reference bundle shipped under results/reference/."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
+
+import results_db
+from bench_runner.cli import main
+from results_db import bundle, queries
+from results_db.models import Metric, Result, Run
+
+REFERENCE = Path(__file__).resolve().parents[2] / "results" / "reference"
+
+
+def factory(url):
+    return sessionmaker(results_db.open_engine(url))
+
+
+def exported(url) -> dict:
+    with factory(url)() as session:
+        return bundle.export_bundle(session)
+
+
+def counts(url) -> tuple[int, int, int]:
+    with factory(url)() as session:
+        return tuple(session.scalar(select(func.count()).select_from(t)) for t in (Run, Result, Metric))
+
+
+def test_a_bundle_carries_runs_across_databases_unchanged(seeded_db, tmp_path):
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    data = exported(seeded_db)
+    with factory(other)() as session, session.begin():
+        added, skipped = bundle.import_bundle(session, data, source="test")
+    assert (len(added), skipped) == (1, 0)
+    with factory(seeded_db)() as a, factory(other)() as b:
+        before, after = queries.export_frame(a), queries.export_frame(b)
+        samples = sorted(tuple(s) for s in b.scalars(select(Result.samples)))
+    columns = [c for c in before.columns if c not in ("run_id", "created_at")]
+    assert before[columns].sort_values(["method", "size"]).reset_index(drop=True).equals(
+        after[columns].sort_values(["method", "size"]).reset_index(drop=True))
+    assert samples and all(len(s) == 5 for s in samples)
+    assert counts(seeded_db) == counts(other)
+
+
+def test_importing_a_run_twice_adds_it_once(seeded_db):
+    data = exported(seeded_db)
+    before = counts(seeded_db)
+    with factory(seeded_db)() as session, session.begin():
+        added, skipped = bundle.import_bundle(session, data, source="test")
+    assert (added, skipped) == ([], 1)  # the run came from this very database
+    assert counts(seeded_db) == before
+
+
+def test_the_label_names_only_machines_the_database_has_not_met(seeded_db, tmp_path):
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    with factory(other)() as session, session.begin():
+        bundle.import_bundle(session, exported(seeded_db), source="x", label="Lab GPU")
+    with factory(other)() as session:
+        assert list(queries.machines(session)["label"]) == ["Lab GPU"]
+        assert not queries.has_runs(session)  # imported runs are not this database's own
+
+
+def _broken(data, change):
+    data = copy.deepcopy(data)
+    change(data)
+    return data
+
+
+def _result(d):
+    return d["runs"][0]["results"][0]
+
+
+BAD = {
+    "not ours": (lambda d: d.update(format="something-else"), "not a Hadamard Bench results bundle"),
+    "newer": (lambda d: d.update(version=99), "newer than this Hadamard Bench reads"),
+    "version as text": (lambda d: d.update(version="1"), "'version' must be a whole number"),
+    "runs not a list": (lambda d: d.update(runs={"a": 1}), "'runs' must be a list"),
+    "run not an object": (lambda d: d["runs"].__setitem__(0, 7), "run 1: must be an object"),
+    "no machine": (lambda d: d["runs"][0].pop("machine"), "field 'machine' must be an object"),
+    "unknown run status": (lambda d: d["runs"][0].update(status="exploded"), "field 'status' is 'exploded'"),
+    "bad time": (lambda d: d["runs"][0].update(started_at="yesterday"), "'started_at' must be an ISO 8601 time"),
+    "cores as text": (lambda d: d["runs"][0]["machine"].update(cpu_cores="many"), "'cpu_cores' must be a whole"),
+    "results missing": (lambda d: d["runs"][0].pop("results"), "field 'results' must be a list"),
+    "unknown cell status": (lambda d: _result(d).update(status="great"), "run 1, result 1: field 'status'"),
+    "method missing": (lambda d: _result(d).pop("method"), "field 'method' must be non-empty text"),
+    "method a number": (lambda d: _result(d).update(method=5), "field 'method' must be non-empty text"),
+    "huge text": (lambda d: _result(d).update(size="N=1 " * 100), "longer than 200 characters"),
+    "metric as text": (lambda d: _result(d)["metrics"].update(time_median_s="fast"), "must be a number"),
+    "metric a bool": (lambda d: _result(d)["metrics"].update(time_median_s=True), "must be a number"),
+    "huge integer": (lambda d: _result(d)["metrics"].update(flops=10**400), "too large to store exactly"),
+    "huge float": (lambda d: _result(d)["metrics"].update(flops=1e308), "finite number"),
+    "samples not a list": (lambda d: _result(d).update(samples="1,2"), "'samples' must be a list"),
+    "long metric name": (lambda d: _result(d)["metrics"].update({"x" * 65: 1.0}), "at most 64 characters"),
+    "same cell twice": (lambda d: d["runs"][0]["results"].append(copy.deepcopy(_result(d))), "same cell twice"),
+    "bad role": (lambda d: d["catalogue"]["methods"][0].update(role="hero"), "field 'role' is 'hero'"),
+}
+
+
+def _second_run_bad(d):
+    # A good first run and a bad second one: the good one must not be written either.
+    second = copy.deepcopy(d["runs"][0])
+    second["started_at"] = "2030-01-01T00:00:00+00:00"
+    second["results"][-1]["status"] = "great"
+    d["runs"].append(second)
+
+
+BAD["second run bad"] = (_second_run_bad, "run 2, result 8: field 'status'")
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_a_bad_bundle_is_refused_with_where_and_why_and_nothing_is_written(seeded_db, tmp_path, case):
+    change, message = BAD[case]
+    data = _broken(exported(seeded_db), change)
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    assert counts(other) == (0, 0, 0)
+    with pytest.raises(bundle.BundleError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        with factory(other)() as session, session.begin():
+            bundle.import_bundle(session, data, source="bad")
+    assert counts(other) == (0, 0, 0)
+
+
+FILES = {
+    "not json": ("{\"format\": ", "is not valid JSON"),
+    "nan": ('{"format": "hadamard-bench-results", "version": 1, "runs": [], "x": NaN}', "is not a number JSON allows"),
+    "a list": ("[1, 2]", "holds a JSON list, not an object"),
+    "deep": ("[" * 100_000 + "]" * 100_000, "nests too deeply"),
+    "not utf-8": (b"\xff\xfe\x00garbage", "not UTF-8 text"),
+}
+
+
+@pytest.mark.parametrize("case", list(FILES))
+def test_the_import_command_refuses_bad_files_in_one_line_and_writes_nothing(db_url, tmp_path, capsys, case):
+    content, message = FILES[case]
+    path = tmp_path / "in.json"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    assert main(["import", str(path), "--db", db_url]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not Path(db_url.removeprefix("sqlite:///")).exists()  # not even created
+
+
+def test_the_import_command_refuses_an_unreadable_path(db_url, tmp_path, capsys):
+    assert main(["import", str(tmp_path / "missing.json"), "--db", db_url]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_export_then_import_on_the_command_line(seeded_db, tmp_path, capsys):
+    path = tmp_path / "runs.json"
+    assert main(["export", "--db", seeded_db, "--format", "bundle", "--out", str(path)]) == 0
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    assert main(["import", str(path), "--db", other, "--label", "Lab"]) == 0
+    assert main(["import", str(path), "--db", other]) == 0
+    assert "1 were already here" in capsys.readouterr().err
+    assert counts(other)[:2] == counts(seeded_db)[:2]
+
+
+@pytest.mark.parametrize("path", sorted(REFERENCE.glob("*.json")), ids=lambda p: p.name)
+def test_every_shipped_reference_bundle_imports_and_names_its_gpu(path, db_url):
+    data = bundle.read_file(path)
+    with factory(db_url)() as session, session.begin():
+        added, _ = bundle.import_bundle(session, data, source=f"results/reference/{path.name}")
+    with factory(db_url)() as session:
+        assert queries.reference_machines(session) == ["NVIDIA H200 (reference)"]
+        frame = queries.results_frame(session)
+        gpus = set(queries.machines(session)["gpu_name"])
+    assert added and gpus == {"NVIDIA H200"}
+    assert set(frame["device"]) == {"cuda"}
+    assert {"spatial_mixing", "token_mixing", "elementwise", "gated_ffn"} <= set(frame["benchmark"])
+    assert (frame["status"] == "ok").mean() > 0.95
+    json.dumps(data, allow_nan=False)  # finite throughout
