@@ -10,17 +10,23 @@ HOVER_COLUMNS = ["size", "time_median_s", "time_iqr_s", "samples", "peak_mem_byt
 
 def scaling_chart(frame: pd.DataFrame, x: str, y: str, *, x_title: str, y_title: str,
                   error: str | None = None, log: bool = True) -> go.Figure:
-    """One line per method and backend; baselines dashed; `error` as ± half-width bars."""
+    """One line per method and backend; baselines dashed; `error` as ± half-width bars.
+
+    A `beside` column, where present, names a second machine's rows: their lines are
+    dotted, with open markers, and named after it."""
     fig = go.Figure()
-    for (method, backend), line in frame.sort_values(x).groupby(["method", "backend"], sort=True):
+    frame = frame.assign(beside=frame["beside"].fillna("") if "beside" in frame else "")
+    for (beside, method, backend), line in frame.sort_values(x).groupby(["beside", "method", "backend"], sort=True):
         baseline = bool(line["is_baseline"].iloc[0])
+        name = f"{method} · {backend}" + (f" · {beside}" if beside else "")
         fig.add_trace(go.Scatter(
-            x=line[x], y=line[y], name=f"{method} · {backend}", mode="lines+markers",
-            line=dict(dash="dash" if baseline else "solid"),
+            x=line[x], y=line[y], name=name, mode="lines+markers",
+            line=dict(dash="dot" if beside else "dash" if baseline else "solid"),
+            marker=dict(symbol="circle-open" if beside else "circle"),
             error_y=dict(type="data", array=line[error] / 2, visible=True) if error else None,
             customdata=line[[c for c in HOVER_COLUMNS if c in line]].to_numpy(),
             hovertemplate="<br>".join(
-                [f"<b>{method} · {backend}</b>"]
+                [f"<b>{name}</b>"]
                 + [f"{c}: %{{customdata[{i}]}}" for i, c in enumerate(c for c in HOVER_COLUMNS if c in line)])
             + "<extra></extra>",
         ))

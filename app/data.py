@@ -7,12 +7,14 @@ tested directly.
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import streamlit as st
 from sqlalchemy.orm import sessionmaker
 
 import results_db
-from results_db import queries
+from results_db import bundle, queries
 
 from .analysis import parse_size, with_size_columns
 
@@ -34,6 +36,9 @@ def db_url() -> str:
 
 
 PROJECT_ROOT = results_db.engine.PROJECT_ROOT
+# Results measured on reference machines (a GPU server) and shipped with the project, so a
+# laptop's numbers have something to stand beside. scripts/gpu_check.sh makes them.
+REFERENCE_DIR = PROJECT_ROOT / "results" / "reference"
 
 
 @st.cache_resource
@@ -61,6 +66,24 @@ def load_benchmarks_with_results(url: str) -> list[str]:
         return queries.benchmarks_with_results(session)
 
 
+@st.cache_resource(show_spinner="Adding the shipped reference results")
+def import_reference(url: str) -> list[str]:
+    """Add results/reference/*.json to this database, once per server (a run already there is
+    skipped). HADAMARD_BENCH_REFERENCE=off turns it off. Returns one line per file that could
+    not be added: the dashboard works without them."""
+    if os.environ.get("HADAMARD_BENCH_REFERENCE", "on") == "off":
+        return []
+    problems = []
+    for path in sorted(REFERENCE_DIR.glob("*.json")):
+        try:
+            shipped = bundle.read_file(path)
+            with sessions(url)() as session, session.begin():
+                bundle.import_bundle(session, shipped, source=f"results/reference/{path.name}")
+        except Exception as exc:  # noqa: BLE001 -- a read-only or foreign database must not stop the app
+            problems.append(f"{path.name}: {exc}")
+    return problems
+
+
 def refresh_on_progress(runs: pd.DataFrame) -> None:
     """When cells have landed since this session last looked, drop the cached results and rerun."""
     done = int(runs["cells_done"].sum()) if not runs.empty else 0
@@ -81,6 +104,17 @@ def load_catalogue(url: str) -> pd.DataFrame:
 def load_calibrations(url: str) -> pd.DataFrame:
     with sessions(url)() as session:
         return queries.calibrations(session)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def load_reference_machines(url: str) -> list[str]:
+    with sessions(url)() as session:
+        return queries.reference_machines(session)
+
+
+def own_first(machines, reference: list[str]) -> list[str]:
+    """Machine labels, the user's own before the shipped reference ones."""
+    return sorted(machines, key=lambda m: (m in reference, m))
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -115,6 +149,22 @@ def size_params(frame: pd.DataFrame) -> list[str]:
 
 def varying_params(frame: pd.DataFrame) -> list[str]:
     return [p for p in size_params(frame) if frame[f"size_{p}"].nunique() > 1]
+
+
+def other_machines(rows: pd.DataFrame, context: dict) -> dict[str, dict]:
+    """`machine · device` → its context, for every machine and device other than `context`'s
+    that has results in the same dtype and mode."""
+    same = rows[(rows["dtype"] == context["dtype"]) & (rows["mode"] == context["mode"])]
+    pairs = same[["machine", "device"]].drop_duplicates().sort_values(["machine", "device"])
+    return {f"{m} · {d}": {**context, "machine": m, "device": d} for m, d in pairs.itertuples(index=False)
+            if (m, d) != (context["machine"], context["device"])}
+
+
+def rows_of(rows: pd.DataFrame, context: dict) -> pd.DataFrame:
+    keep = pd.Series(True, index=rows.index)
+    for key, value in context.items():
+        keep &= rows[key] == value
+    return rows[keep]
 
 
 def hold_fixed(frame: pd.DataFrame, x_param: str, fixed: dict[str, int]) -> pd.DataFrame:

@@ -10,7 +10,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from app import data  # noqa: E402
+
 st.set_page_config(page_title="Hadamard Bench", page_icon="⊙", layout="wide")
+for problem in data.import_reference(data.db_url()):
+    st.sidebar.warning(f"Reference results not added: {problem}")
 st.navigation([
     st.Page("app_pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/show_chart:"),
@@ -18,4 +22,5 @@ st.navigation([
     st.Page("app_pages/roofline.py", title="Roofline", icon=":material/roofing:"),
     st.Page("app_pages/runs.py", title="Runs", icon=":material/play_circle:"),
     st.Page("app_pages/diff.py", title="Diff", icon=":material/compare_arrows:"),
+    st.Page("app_pages/claims.py", title="Survey claims", icon=":material/fact_check:"),
 ]).run()

@@ -1,5 +1,6 @@
 """Compare: every method of one benchmark against the size it grows with."""
 
+import pandas as pd
 import streamlit as st
 
 from app import charts, data, exports
@@ -37,12 +38,22 @@ if not isinstance(run_choice, str):
     results = results[results["run_id"] == run_choice]
 rows = data.add_derived(data.latest_ok(results))
 
+all_rows = rows
 cols = st.columns(4)
 context = {}
+reference = data.load_reference_machines(url)
 for key, col in zip(data.CONTEXT, cols):
-    options = sorted(rows[key].unique())
+    options = data.own_first(rows[key].unique(), reference) if key == "machine" else sorted(rows[key].unique())
     context[key] = col.selectbox(key.capitalize(), options, index=from_url(key, options))
     rows = rows[rows[key] == context[key]]
+
+# Another machine's results of the same dtype and mode (a shipped reference GPU, say), drawn beside.
+others = data.other_machines(all_rows, context)
+beside = st.selectbox("Beside it", ["nothing", *others], index=from_url("beside", ["nothing", *others]),
+                      help="Another machine's results for the same benchmark, dtype and mode, as dotted lines")
+if beside != "nothing":
+    rows = pd.concat([rows.assign(beside=""), data.rows_of(all_rows, others[beside]).assign(beside=beside)],
+                     ignore_index=True)
 
 cols = st.columns(3)
 methods = cols[0].multiselect("Methods", sorted(rows["method"].unique()), default=sorted(rows["method"].unique()))
@@ -67,7 +78,8 @@ roles = shown.drop_duplicates("method").set_index("method")["role"]
 baselines = sorted(shown.loc[shown["is_baseline"], "method"].unique(), key=lambda m: (roles[m] != "baseline", m))
 baseline = st.selectbox("Speed-up against", baselines) if baselines else None
 
-url_state = {"benchmark": bench, **context, "metric": metric, "x": x_param}
+url_state = {"benchmark": bench, **context, "metric": metric, "x": x_param,
+             **({"beside": beside} if beside != "nothing" else {})}
 st.query_params.from_dict(url_state if isinstance(run_choice, str) else {**url_state, "run": run_choice})
 
 if metric == "speedup":
@@ -88,7 +100,8 @@ if metric == "time_median_s":
 
 if baseline is not None:
     speed = data.speedups(shown, baseline)
-    table = speed.pivot_table(index=f"size_{x_param}", columns=["method", "backend"], values="speedup")
+    table = speed.pivot_table(index=f"size_{x_param}", values="speedup",
+                              columns=["method", "backend", *(["beside"] if "beside" in speed else [])])
     table.index.name = x_param
     st.markdown(f"**Speed-up against `{baseline}`** (its time ÷ the method's, same backend; above 1 is faster)")
     st.dataframe(table.style.format("{:.2f}×"), width="stretch")

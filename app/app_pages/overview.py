@@ -39,6 +39,10 @@ if catalogue.empty:
 
 headlines = data.headlines(results, catalogue)
 st.caption(f"{len(results)} stored cells · database `{url}`")
+reference = data.load_reference_machines(url)
+if reference:
+    st.caption(f"Shipped reference results: {', '.join(reference)} (results/reference/). Their headlines stand "
+               "beside yours below; Compare draws them beside your own runs under *Beside it*.")
 
 for domain, in_domain in catalogue.groupby("domain", sort=False):
     st.header(DOMAIN_TITLES.get(domain, domain))

@@ -1,0 +1,70 @@
+"""Survey claims: each cost claim of Figures S3 and S4, our measurement of it, and whether it holds here."""
+
+import pandas as pd
+import streamlit as st
+
+from app import charts, claims, data, exports
+
+url = data.db_url()
+st.title("Survey claims")
+st.caption(
+    "The survey (Chrysos et al., T-PAMI 2025, Figures S3 and S4, reproduced from Babiloni et al. 2023) says the "
+    "Hadamard forms of spatial and token mixing cost about a linear layer while non-local blocks and "
+    "self-attention grow quadratically. Each claim is judged on one machine's results: the growth exponent "
+    f"fitted over the upper half of the longest sweep, in positions N = H·W or tokens N; linear means at most "
+    f"{claims.LINEAR_AT_MOST}, quadratic above {claims.QUADRATIC_ABOVE}. Run the `paper` suite for the sizes "
+    "the claims need: `python -m bench_runner run --suite paper`.")
+
+benchmarks = sorted({c.benchmark for c in claims.CLAIMS})
+measured = [b for b in benchmarks if b in set(data.load_benchmarks_with_results(url))]
+if not measured:
+    st.info("No successful results for spatial_mixing or token_mixing yet: run "
+            "`python -m bench_runner run --suite paper` (or the quick suite).")
+    st.stop()
+
+rows = data.add_derived(data.latest_ok(pd.concat([data.load_results(url, benchmark=b) for b in measured],
+                                                 ignore_index=True)))
+# The machine with the most paper-suite cells comes first: that is where the claims are tested.
+paper = rows[rows["suite"] == "paper"]["machine"].value_counts()
+machines = sorted(rows["machine"].unique(), key=lambda m: (-paper.get(m, 0), m))
+cols = st.columns(5)
+machine = cols[0].selectbox("Machine", machines)
+rows = rows[rows["machine"] == machine]
+for key, col, prefer in (("device", cols[1], "cuda"), ("dtype", cols[2], "float32"), ("mode", cols[3], "forward"),
+                         ("backend", cols[4], "eager")):
+    options = sorted(rows[key].unique(), key=lambda v: (v != prefer, v))
+    rows = rows[rows[key] == col.selectbox(key.capitalize(), options, key=f"claims_{key}")]
+
+verdicts = claims.judge_all(rows)
+icons = {"holds": ":material/check_circle:", "does not hold": ":material/cancel:",
+         "not measured": ":material/help:"}
+for claim, v in zip(claims.CLAIMS, verdicts.itertuples()):
+    with st.container(border=True):
+        st.markdown(f"**{claim.figure}.** {claim.statement}")
+        show = {"holds": st.success, "does not hold": st.error}.get(v.verdict, st.info)
+        show(f"{v.verdict.capitalize()} on {machine}: {v.why}", icon=icons[v.verdict])
+        if v.verdict == "not measured":
+            continue
+        cols = st.columns(4)
+        cols[0].metric(f"{claim.hadamard} exponent", f"{v.hadamard_exponent:.2f}")
+        cols[1].metric(f"{' / '.join(claim.quadratic)} exponent", f"{v.quadratic_exponent:.2f}")
+        cols[2].metric(f"{claim.hadamard} ÷ {claim.yardstick}" + (f" at {v.largest}" if v.largest else ""),
+                       f"{v.yardstick_ratio:.2f}×" if pd.notna(v.yardstick_ratio) else "n/a")
+        cols[3].metric("Crossover", v.crossover.removeprefix("against ") or "n/a")
+        shown = rows[(rows["benchmark"] == claim.benchmark)
+                     & rows["method"].isin([claim.hadamard, *claim.quadratic, claim.yardstick, claim.strongest])]
+        if v.held:
+            for part in v.held.split(", "):
+                param, value = part.split("=")
+                if param != claim.param:
+                    shown = shown[shown[f"size_{param}"] == int(value)]
+        label, unit = data.METRICS.get(claim.metric, ("FLOPs (counted)", "FLOP"))
+        st.plotly_chart(charts.scaling_chart(shown, f"size_{claim.param}", claim.metric, x_title=claim.param,
+                                             y_title=f"{label} ({unit})"),
+                        width="stretch", key=f"chart_{claim.id}")
+        st.caption(f"{claim.benchmark}, {v.held}; {claim.param} grows"
+                   + (", so positions grow as its square" if claim.per_param == 2 else "") + ".")
+
+table = verdicts.drop(columns=["statement"])
+st.dataframe(table, hide_index=True, width="stretch")
+exports.download_buttons(table, "survey-claims")

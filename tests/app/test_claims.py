@@ -1,0 +1,134 @@
+"""The survey's claims judged on planted results, and the pages that show them and the
+shipped reference machine."""
+
+import json
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app import claims, data
+
+CLAIM = {c.id: c for c in claims.CLAIMS}
+
+
+def planted(benchmark: str, param: str, exponents: dict[str, float], held: str, sizes=(16, 32, 64, 128)):
+    """Result rows whose runtime and peak memory grow as size^exponent, one per method and size."""
+    rows = []
+    for method, k in exponents.items():
+        for s in sizes:
+            rows.append(dict(benchmark=benchmark, method=method, backend="eager", status="ok",
+                             size=f"{held} {param}={s}" if held else f"{param}={s}",
+                             time_median_s=1e-6 * s ** k, peak_mem_bytes=1e3 * s ** k, flops_counted=1e3 * s ** k))
+    return pd.DataFrame(rows)
+
+
+def test_linear_against_quadratic_holds_with_the_exponents_in_tokens():
+    rows = planted("token_mixing", "N", {"poly_sa": 1.0, "softmax_attention": 2.0, "linear": 1.0, "sdpa": 1.9},
+                   "B=1 C=64 H=4")
+    v = claims.judge(CLAIM["s4_runtime"], rows)
+    assert v["verdict"] == "holds"
+    assert v["hadamard_exponent"] == pytest.approx(1.0) and v["quadratic_exponent"] == pytest.approx(2.0)
+    assert v["yardstick_ratio"] == pytest.approx(1.0) and v["largest"] == "N=128"
+    assert v["held"] == "B=1, C=64, H=4"
+
+
+def test_spatial_exponents_are_per_position_not_per_side():
+    # Runtime ∝ H² is linear in positions N = H²; ∝ H⁴ is quadratic.
+    rows = planted("spatial_mixing", "H", {"poly_nl": 2.0, "non_local": 4.0, "conv1x1": 2.0}, "B=1 C=8")
+    v = claims.judge(CLAIM["s3_runtime"], rows)
+    assert (v["verdict"], v["hadamard_exponent"], v["quadratic_exponent"]) == ("holds", pytest.approx(1.0),
+                                                                             pytest.approx(2.0))
+
+
+@pytest.mark.parametrize("exponents, why", [
+    ({"poly_sa": 1.6, "softmax_attention": 2.0}, "poly_sa grows with exponent 1.60 > 1.3"),
+    ({"poly_sa": 1.0, "softmax_attention": 1.5}, "softmax_attention grows with exponent 1.50 ≤ 1.7"),
+])
+def test_a_claim_that_the_numbers_contradict_does_not_hold(exponents, why):
+    v = claims.judge(CLAIM["s4_runtime"], planted("token_mixing", "N", exponents, "B=1"))
+    assert v["verdict"] == "does not hold" and why in v["why"]
+
+
+def test_a_claim_without_its_results_is_not_measured():
+    v = claims.judge(CLAIM["s3_memory"], planted("token_mixing", "N", {"poly_sa": 1.0}, "B=1"))
+    assert v["verdict"] == "not measured" and "spatial_mixing" in v["why"]
+    v = claims.judge(CLAIM["s4_runtime"], planted("token_mixing", "N", {"poly_sa": 1.0}, "B=1"))
+    assert v["verdict"] == "not measured"
+
+
+def test_the_crossover_against_the_strongest_baseline_is_reported():
+    rows = planted("token_mixing", "N", {"poly_sa": 1.0, "softmax_attention": 2.0}, "B=1")
+    sdpa = rows[rows["method"] == "softmax_attention"].assign(method="sdpa")
+    sdpa["time_median_s"] = sdpa["time_median_s"] / 64  # planted: poly_sa overtakes sdpa at N = 64
+    v = claims.judge(CLAIM["s4_runtime"], pd.concat([rows, sdpa]))
+    assert v["crossover"] == "against sdpa: N ≈ 64"
+
+
+def render(url, monkeypatch, page):
+    monkeypatch.setenv("HADAMARD_BENCH_DB", url)
+    at = AppTest.from_file("../../app/streamlit_app.py", default_timeout=60).run()
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_the_claims_page_judges_the_stored_results(seeded_db, monkeypatch):
+    # conftest plants poly_sa ∝ N and softmax_attention ∝ N² over N = 64…512.
+    at = render(seeded_db, monkeypatch, "app_pages/claims.py")
+    texts = [s.value for s in at.success]
+    assert any("Holds on testhost (Test CPU): poly_sa 1.00 ≤ 1.3, softmax_attention 2.00 > 1.7" in t for t in texts)
+    assert any("spatial_mixing" in i.value for i in at.info)  # Figure S3 has no results here
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["poly_sa exponent"] == "1.00"
+
+
+def test_the_claims_page_without_results_says_what_to_run(db_url, monkeypatch):
+    at = render(db_url, monkeypatch, "app_pages/claims.py")
+    assert any("--suite paper" in i.value for i in at.info)
+
+
+@pytest.fixture
+def with_reference(db_url, monkeypatch, tmp_path, seeded_db):
+    """The seeded run shipped as a reference bundle from a GPU machine, and switched on."""
+    from bench_runner.cli import main
+
+    shipped = tmp_path / "reference"
+    shipped.mkdir()
+    main(["export", "--db", seeded_db, "--format", "bundle", "--out", str(shipped / "gpu.json")])
+    bundle = json.loads((shipped / "gpu.json").read_text())
+    for run in bundle["runs"]:
+        run["machine"].update(key="gpu-box", label="Lab GPU (reference)", gpu_name="Lab GPU")
+        for r in run["results"]:
+            r["device"] = "cuda"
+    (shipped / "gpu.json").write_text(json.dumps(bundle))
+    monkeypatch.setattr(data, "REFERENCE_DIR", shipped)
+    monkeypatch.setenv("HADAMARD_BENCH_REFERENCE", "on")
+    return seeded_db
+
+
+def test_the_dashboard_adds_the_shipped_reference_runs_once(with_reference, monkeypatch):
+    for _ in range(2):
+        data.import_reference.clear()
+        at = render(with_reference, monkeypatch, "app_pages/overview.py")
+    assert any("Lab GPU (reference)" in c.value for c in at.caption)
+    runs = render(with_reference, monkeypatch, "app_pages/runs.py")
+    assert not runs.exception
+    with data.sessions(with_reference)() as session:
+        from results_db import queries
+        assert len(queries.runs_frame(session)) == 2  # the user's run and one reference run
+        assert queries.reference_machines(session) == ["Lab GPU (reference)"]
+
+
+def test_compare_draws_the_reference_beside_the_users_own(with_reference, monkeypatch):
+    data.import_reference.clear()
+    at = render(with_reference, monkeypatch, "app_pages/compare.py")
+    machine = next(s for s in at.selectbox if s.label == "Machine")
+    assert machine.value == "testhost (Test CPU)"  # the user's own machine first
+    beside = next(s for s in at.selectbox if s.label == "Beside it")
+    assert beside.options == ["nothing", "Lab GPU (reference) · cuda"]
+    beside.set_value("Lab GPU (reference) · cuda").run()
+    assert not at.exception, at.exception
+    names = [t["name"] for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
+    assert "poly_sa · eager · Lab GPU (reference) · cuda" in names and "poly_sa · eager" in names
+    assert at.query_params["beside"] == "Lab GPU (reference) · cuda"
