@@ -11,7 +11,7 @@ device in them:
   ratio to the linear yardstick, crossover against the strongest baseline.
 
     python benchmarks/gpu_summary.py --db sqlite:///out/hadamard_bench.db --out out/summary.md
-    python benchmarks/gpu_summary.py --db ... --doc docs/gpu.md   # also rewrite the docs page
+    python benchmarks/gpu_summary.py --db ... --doc docs/gpu.md   # also rewrite docs/gpu.md's measured section
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import results_db  # noqa: E402
 from app.analysis import with_size_columns  # noqa: E402
 from app.claims import judge_all  # noqa: E402
 from app.markdown import markdown_table  # noqa: E402
+from docs_section import write_section  # noqa: E402
 from results_db import queries  # noqa: E402
 
 BANDWIDTH_TARGET = 0.85
@@ -132,18 +133,21 @@ def paper_crossovers(results: pd.DataFrame) -> pd.DataFrame:
         b = rows[(rows["benchmark"] == bench) & (rows["method"] == theirs) & (rows["backend"] == "eager")]
         for backend in ("eager", "triton"):
             m = rows[(rows["benchmark"] == bench) & (rows["method"] == mine) & (rows["backend"] == backend)]
-            pair = m.merge(b, on="size", suffixes=("", "_b"))
+            pair = m.assign(kernel=_kernel_time(m)).merge(b.assign(kernel=_kernel_time(b)), on="size",
+                                                            suffixes=("", "_b"))
             for r in pair.itertuples():
                 out.append({"method": f"{mine} ({backend})", "against": theirs, "size": r.size,
                             "ms": r.time_median_s * 1e3, "baseline ms": r.time_median_s_b * 1e3,
-                            "speed-up": r.time_median_s_b / r.time_median_s})
+                            "speed-up": r.time_median_s_b / r.time_median_s,
+                            "speed-up, kernels": r.kernel_b / r.kernel})
     return pd.DataFrame(out)
 
 
-def report(url: str, device: str = "cuda") -> str:
+def report(url: str, device: str = "cuda") -> tuple[str, str]:
+    """The device's name and the Markdown report (its sections start at level 3)."""
     results, calibration, machines = load(url, device)
     if results.empty:
-        return f"# GPU check\n\nNo {device} results in this database.\n"
+        return "no GPU", f"No {device} results in this database.\n"
     gpu = machines["gpu_name"].dropna().iloc[-1] if machines["gpu_name"].notna().any() else "unknown GPU"
     copy_gbps = float(calibration["copy_gbps"].median()) if not calibration.empty else float("nan")
     matmul = calibration["matmul_gflops"].iloc[-1] if not calibration.empty else {}
@@ -152,26 +156,28 @@ def report(url: str, device: str = "cuda") -> str:
     counts = results.groupby("status").size().to_dict()
     failed = results[~results["status"].isin(["ok", "skipped"])][
         ["benchmark", "method", "backend", "dtype", "size", "status", "message"]]
+    first = results["created_at"].min()
     parts = [
-        f"# GPU check: {gpu}",
-        "",
-        f"Cells stored: {sum(counts.values())} ({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))}). "
+        f"Device: **{gpu}**, measured {str(first)[:10]} with torch "
+        + ", ".join(sorted(set(machines["torch_version"].dropna()))) + " (CUDA "
+        + ", ".join(sorted(set(machines["cuda_version"].dropna()))) + "). "
+        f"Distinct cells (the latest of each): {sum(counts.values())} ({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))}). "
         f"Calibrated copy bandwidth {copy_gbps:.0f} GB/s (read + write, median over runs); matmul "
         + ", ".join(f"{k} {v / 1e3:.3g} TFLOP/s" for k, v in (matmul or {}).items()) + ".",
         "",
-        f"## Triton element-wise kernels at 64M elements (target ≥ {BANDWIDTH_TARGET:.0%} of copy bandwidth)",
+        f"### Triton element-wise kernels at 64M elements (target ≥ {BANDWIDTH_TARGET:.0%} of copy bandwidth)",
         "", f"**{bw_verdict}**", "", _table(bw_table), "",
-        "## Fused gated activations, full sizes (target: as fast as torch.compile, faster than eager)",
+        "### Fused gated activations, full sizes (target: as fast as torch.compile, faster than eager)",
         "", f"**{gated_verdict}**", "", _table(gated_table), "",
-        "## The survey's claims (paper suite, eager, float32, forward)",
+        "### The survey's claims (paper suite, eager, float32, forward)",
         "", "Exponents are per positions (N = H·W) or tokens; linear ≤ 1.3, quadratic > 1.7.", "",
         _table(claims(results)), "",
-        "## Poly-SA and Poly-NL against the strongest baselines, size by size",
+        "### Poly-SA and Poly-NL against the strongest baselines, size by size",
         "", _table(paper_crossovers(results)), "",
     ]
     if not failed.empty:
-        parts += ["## Cells that failed", "", _table(failed), ""]
-    return "\n".join(parts)
+        parts += ["### Cells that failed", "", _table(failed), ""]
+    return gpu, "\n".join(parts)
 
 
 def main() -> int:
@@ -180,11 +186,15 @@ def main() -> int:
     parser.add_argument("--out", help="write the summary here as well as to stdout")
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
                         help="whose results to summarise (cpu: a rehearsal on a machine without a GPU)")
+    parser.add_argument("--doc", type=Path, help="also put the report into this page's gpu_summary section")
     args = parser.parse_args()
-    text = report(args.db, args.device)
+    gpu, body = report(args.db, args.device)
+    text = f"# GPU check: {gpu}\n\n{body}"
     print(text)
     if args.out:
         Path(args.out).write_text(text)
+    if args.doc:
+        write_section(args.doc, "gpu_summary", body, heading="## Measured")
     return 0
 
 

@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench_runner import calibration, timing  # noqa: E402
+from docs_section import write_section  # noqa: E402
 
 DOC = ROOT / "docs" / "measurement.md"
-START, END = "<!-- harness_agreement: start -->", "<!-- harness_agreement: end -->"
 
 
 def cases() -> dict[str, tuple[str, dict]]:
@@ -86,7 +86,6 @@ def main() -> int:
         gbps[label] = (seconds, 3 * a.numel() * 4 / seconds / 1e9)
 
     lines = [
-        START,
         f"Measured {time.strftime('%Y-%m-%d')} on this machine's CPU with {torch.get_num_threads()} threads, "
         f"torch {torch.__version__}; medians of {args.rounds} alternating rounds.",
         "",
@@ -106,17 +105,10 @@ def main() -> int:
         "`a * b` allocates a fresh 64 MiB output on every call; the CPU allocator hands such blocks back "
         "to the system, so each call also pays for first-touch page faults. Written into a buffer allocated "
         "once, the same product runs at the bandwidth the copy does.",
-        END,
     ]
     table = "\n".join(lines)
     print(table)
-    text = DOC.read_text() if DOC.exists() else ""
-    if START in text and END in text:
-        text = text[:text.index(START)] + table + text[text.index(END) + len(END):]
-    else:
-        text = text + "\n" + table + "\n"
-    DOC.write_text(text)
-    print(f"wrote {DOC}", file=sys.stderr)
+    write_section(DOC, "harness_agreement", table)
     return 0
 
 

@@ -26,12 +26,12 @@ from sqlalchemy.orm import sessionmaker
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from docs_section import write_section  # noqa: E402
 import results_db  # noqa: E402
 from results_db import queries  # noqa: E402
 from results_db.models import Run  # noqa: E402
 
 DOC = ROOT / "docs" / "measurement.md"
-START, END = "<!-- quick_suite: start -->", "<!-- quick_suite: end -->"
 
 
 def main() -> int:
@@ -55,7 +55,6 @@ def main() -> int:
     steady = int((~ok["noisy"].astype(bool)).sum())
     statuses = ", ".join(f"{n} {s}" for s, n in frame["status"].value_counts().items())
     lines = [
-        START,
         f"Run {run.id} of the quick suite on {machine}, {threads} threads, {run.started_at:%Y-%m-%d}: "
         f"**{len(frame)} cells in {wall / 60:.1f} min** ({wall:.0f} s, the calibration and the worker's start "
         f"included); {statuses}.",
@@ -66,17 +65,10 @@ def main() -> int:
         f"| `ok` but `noisy` | {len(ok) - steady} | {(len(ok) - steady) / max(len(ok), 1):.1%} of `ok` |",
         f"| median samples per cell | {pd.to_numeric(ok['samples']).median():.0f} | |",
         f"| median half-width of the median's 95% interval | {pd.to_numeric(ok['median_rel_ci']).median():.1%} | |",
-        END,
     ]
     table = "\n".join(lines)
     print(table)
-    text = DOC.read_text()
-    if START in text and END in text:
-        text = text[:text.index(START)] + table + text[text.index(END) + len(END):]
-    else:
-        text += "\n## The quick suite on a 2-core CPU\n\n`python benchmarks/quick_suite.py`:\n\n" + table + "\n"
-    DOC.write_text(text)
-    print(f"wrote {DOC}", file=sys.stderr)
+    write_section(DOC, "quick_suite", table, heading="## The quick suite on a 2-core CPU\n\n`python benchmarks/quick_suite.py`:")
     return 0
 
 

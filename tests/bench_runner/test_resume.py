@@ -14,7 +14,7 @@ from results_db import queries
 from tests.bench_runner.test_cli import ROOT, cli
 
 SELECTION = ["--suite", "smoke", "--benchmark", "elementwise", "--benchmark", "gated_ffn"]
-CELLS = 8 * 2 + 5 * 2  # elementwise: 8 methods, gated_ffn: 5, two backends each, one smoke size
+CELLS = 8 * 2 + 2 + 5 * 2 + 3  # elementwise: 8 methods, gated_ffn: 5, eager and compile each, triton for 5; one size
 
 
 def _stored(path) -> int:
