@@ -10,9 +10,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import results_db  # noqa: E402
 from app import data  # noqa: E402
 
 st.set_page_config(page_title="Hadamard Bench", page_icon="⊙", layout="wide")
+try:
+    data.sessions(data.db_url())
+except (results_db.SchemaError, results_db.BadDatabaseURL) as exc:  # newer, foreign, damaged: left untouched
+    st.error(str(exc))
+    st.stop()
 for problem in data.import_reference(data.db_url()):
     st.sidebar.warning(f"Reference results not added: {problem}")
 st.navigation([

@@ -1,4 +1,4 @@
-"""The command line: `python -m bench_runner list | run | export | import`.
+"""The command line: `python -m bench_runner list | run | export | import | db`.
 
 Every bad input ends in one line on stderr and exit status 2, before anything
 is written.
@@ -41,7 +41,7 @@ class _Parser(argparse.ArgumentParser):
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="bench_runner",
                      description="Measure Hadamard-product primitives against the operators they replace.")
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{list,run,export,import}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{list,run,export,import,db}")
 
     p = verbs.add_parser("list", help="show the catalogue: benchmarks, methods, backends",
                          description="Show the catalogue: every benchmark with its methods.")
@@ -98,6 +98,13 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE")
     _db_flag(p)
     p.add_argument("--label", help="the name charts give the bundle's machine, if this database has not seen it")
+
+    p = verbs.add_parser("db", help="the database's schema: its version, or upgrade it",
+                         description="status: the schema version of the results database. upgrade: migrate a "
+                                     "database made by an earlier Hadamard Bench (opening one does it too; an "
+                                     "SQLite file is copied to NAME.before-VERSION first).")
+    p.add_argument("action", choices=["status", "upgrade"])
+    _db_flag(p)
     return parser
 
 
@@ -312,14 +319,39 @@ def _cmd_import(args) -> int:
     return 0
 
 
-COMMANDS = {"list": _cmd_list, "run": _cmd_run, "export": _cmd_export, "import": _cmd_import}
+def _cmd_db(args) -> int:
+    from results_db import schema
+
+    url = results_db.check_url(results_db.resolve_url(args.db))
+    shown = url.render_as_string(hide_password=True)
+    if url.get_backend_name() == "sqlite":
+        path = Path(url.database)
+        if not path.exists():
+            raise UsageError(f"bench_runner db: no results database at {path}")
+        revision = schema.sqlite_revision(path)
+    else:
+        from sqlalchemy import create_engine
+
+        revision = schema.engine_revision(create_engine(url))
+    if args.action == "status":
+        state = "empty" if revision is None else f"schema {revision}" + (
+            "" if revision == schema.head() else f", older than this code's {schema.head()} (run `db upgrade`)")
+        print(f"{shown}: {state}")
+        return 0
+    results_db.open_engine(url.render_as_string(hide_password=False), create=False).dispose()
+    print(f"{shown}: " + ("already at schema " + schema.head() if revision == schema.head()
+                          else f"migrated from schema {revision} to {schema.head()}"))
+    return 0
+
+
+COMMANDS = {"list": _cmd_list, "run": _cmd_run, "export": _cmd_export, "import": _cmd_import, "db": _cmd_db}
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _build_parser().parse_args(argv)
         return COMMANDS[args.verb](args)
-    except (UsageError, sweep.SelectionError, results_db.BadDatabaseURL) as exc:
+    except (UsageError, sweep.SelectionError, results_db.BadDatabaseURL, results_db.SchemaError) as exc:
         message = str(exc)
         if not message.startswith("bench_runner"):
             message = f"bench_runner: error: {message}"

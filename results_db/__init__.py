@@ -2,6 +2,7 @@
 
 from .engine import BadDatabaseURL, check_url, open_engine, resolve_url
 from .models import Base, Machine, Metric, Result, Run
+from .schema import SchemaError
 
-__all__ = ["BadDatabaseURL", "Base", "Machine", "Metric", "Result", "Run", "check_url",
+__all__ = ["BadDatabaseURL", "Base", "Machine", "Metric", "Result", "Run", "SchemaError", "check_url",
            "open_engine", "resolve_url"]

@@ -8,13 +8,14 @@ created, so a bad one fails with a one-line message and writes nothing.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-from .models import Base
+from . import schema
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PATH = PROJECT_ROOT / "results" / "hadamard_bench.db"
@@ -46,25 +47,58 @@ def check_url(url: str) -> URL:
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     # WAL lets the dashboard read while a runner writes; the busy timeout makes a
     # writer wait for a lock instead of failing at once.
+    # The timeout comes first: switching to WAL takes a lock that runners opening a new file
+    # together contend for ("database is locked" at once, with the pragmas the other way round).
+    # WAL is stored in the file, so only its first connection needs to switch.
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
 
+@contextmanager
+def _one_opener_at_a_time(path: Path):
+    """An flock on the database file while its schema is checked and created or migrated:
+    runners that start together on a new file would otherwise both create its tables
+    ("table run already exists"). flock does not interfere with SQLite's own fcntl locks."""
+    try:
+        import fcntl
+    except ImportError:  # not on POSIX: no lock, as before
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as handle:  # creates an empty file, which reads as a new database
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def open_engine(url: str | None = None, create: bool = True) -> Engine:
-    """An engine on the resolved URL, with the schema created when `create`."""
+    """An engine on the resolved URL, its schema brought to this code's (schema.ensure).
+
+    Without `create`, a database that does not exist yet is an error, not a new file.
+    SchemaError: newer, foreign or damaged; nothing was changed."""
     parsed = check_url(resolve_url(url))
-    if parsed.get_backend_name() == "sqlite":
-        path = Path(parsed.database)
-        if create:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        elif not path.exists():
-            raise FileNotFoundError(f"no results database at {path}")
     engine = create_engine(parsed)
-    if parsed.get_backend_name() == "sqlite":
+    if parsed.get_backend_name() != "sqlite":
+        revision = schema.engine_revision(engine)
+        if revision is None and not create:
+            raise FileNotFoundError(f"no results database at {parsed.render_as_string(hide_password=True)}")
+        schema.ensure(engine, revision)
+        return engine
+    path = Path(parsed.database)
+    if not create and not path.exists():
+        raise FileNotFoundError(f"no results database at {path}")
+    if path.exists():
+        schema.sqlite_revision(path)  # refuse a foreign or damaged file before creating anything beside it
+    with _one_opener_at_a_time(path):
+        revision = schema.sqlite_revision(path)  # read-only, before any connection that could write
+        if revision is None and not create:
+            raise FileNotFoundError(f"no results database at {path}")
         event.listen(engine, "connect", _sqlite_pragmas)
-    if create:
-        Base.metadata.create_all(engine)
+        schema.ensure(engine, revision, path)
     return engine

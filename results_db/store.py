@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Iterable, Mapping
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from .models import BenchmarkInfo, Machine, Metric, MethodInfo, Result, Run, utcnow
@@ -17,22 +18,32 @@ MACHINE_FIELDS = ("hostname", "cpu_model", "cpu_cores", "torch_version", "cuda_v
                   "gpu_name", "os", "python_version")
 
 
+def _upsert(session: Session, model, rows: list[dict], keys: list[str], update_rest: bool) -> None:
+    """INSERT … ON CONFLICT in one statement: runners that start together race between a
+    SELECT and an INSERT (a select-then-insert, as session.merge does, failed on a UNIQUE
+    constraint with three runners on one file)."""
+    if not rows:
+        return
+    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(model)
+    statement = insert.values(rows)
+    if update_rest:
+        statement = statement.on_conflict_do_update(
+            index_elements=keys, set_={c: statement.excluded[c] for c in rows[0] if c not in keys})
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=keys)
+    session.execute(statement)
+
+
 def get_or_create_machine(session: Session, facts: Mapping[str, object], label: str) -> Machine:
-    machine = session.scalar(select(Machine).where(Machine.key == facts["key"]))
-    if machine is None:
-        machine = Machine(key=facts["key"], label=label, **{f: facts.get(f) for f in MACHINE_FIELDS})
-        session.add(machine)
-        session.flush()
-    return machine
+    row = {"key": facts["key"], "label": label, **{f: facts.get(f) for f in MACHINE_FIELDS}}
+    _upsert(session, Machine, [row], ["key"], update_rest=False)
+    return session.scalar(select(Machine).where(Machine.key == facts["key"]))
 
 
 def sync_catalogue(session: Session, benchmarks: Iterable[Mapping], methods: Iterable[Mapping]) -> None:
     """Make the stored catalogue match the code's, so the dashboard needs no torch import."""
-    for b in benchmarks:
-        session.merge(BenchmarkInfo(**b))
-    session.flush()
-    for m in methods:
-        session.merge(MethodInfo(**m))
+    _upsert(session, BenchmarkInfo, [dict(b) for b in benchmarks], ["id"], update_rest=True)
+    _upsert(session, MethodInfo, [dict(m) for m in methods], ["benchmark", "id"], update_rest=True)
 
 
 def start_run(session: Session, machine: Machine, suite: str, options: Mapping,

@@ -1,0 +1,122 @@
+"""Which schema a database has, and bringing it to this code's (Alembic migrations).
+
+Opening a database goes through here first. A new one gets the current schema;
+one made by an earlier version of Hadamard Bench is migrated (an SQLite file is
+copied beside itself first, `NAME.before-REV`); one newer than this code, one
+that is not ours, and a damaged file are refused with a one-line SchemaError and
+left exactly as they were: SQLite files are inspected read-only, before any
+connection that could change them (switching to WAL writes the file header).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, inspect, text
+
+from .models import Base
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+OUR_TABLES = {"machine", "run", "benchmark", "method", "result", "metric"}
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+class SchemaError(ValueError):
+    """A database this code must not open: newer, foreign or damaged. One line, says which."""
+
+
+def _config(connection=None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head() -> str:
+    return ScriptDirectory.from_config(_config()).get_current_head()
+
+
+def known_revisions() -> list[str]:
+    return [s.revision for s in ScriptDirectory.from_config(_config()).walk_revisions()]
+
+
+def _revision_of(tables: set[str], version: str | None, run_columns: set[str], where: str) -> str | None:
+    """The schema revision of a database with these tables; None when it is empty."""
+    if not tables - {"alembic_version"}:
+        return None
+    if not OUR_TABLES <= tables:
+        foreign = ", ".join(sorted(tables - OUR_TABLES)[:5]) or ", ".join(sorted(tables))
+        raise SchemaError(f"{where} is not a Hadamard Bench database (it has tables {foreign}); it was left untouched")
+    if version is None:  # made before migrations existed: tell the schema by its columns
+        return "0002" if "provenance" in run_columns else "0001"
+    if version not in known_revisions():
+        raise SchemaError(f"{where} was written by a newer Hadamard Bench (schema {version}; this one knows up to "
+                          f"{head()}); update Hadamard Bench to open it. It was left untouched")
+    return version
+
+
+def sqlite_revision(path: Path) -> str | None:
+    """The revision of the SQLite file at `path`, read without changing a byte of it."""
+    where = str(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    try:
+        with open(path, "rb") as f:
+            header = f.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise SchemaError(f"cannot read {where}: {exc.strerror}") from None
+    if header != SQLITE_HEADER:
+        raise SchemaError(f"{where} is not an SQLite database; it was left untouched")
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            if db.execute("PRAGMA quick_check(1)").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("quick_check failed")
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            version = (db.execute("SELECT version_num FROM alembic_version").fetchone() or [None])[0] \
+                if "alembic_version" in tables else None
+            run_columns = {r[1] for r in db.execute("PRAGMA table_info(run)")}
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise SchemaError(f"{where} is damaged or truncated ({exc}); it was left untouched") from None
+    return _revision_of(tables, version, run_columns, where)
+
+
+def engine_revision(engine: Engine) -> str | None:
+    """The revision of a server database (PostgreSQL), through the engine."""
+    where = engine.url.render_as_string(hide_password=True)
+    found = inspect(engine)
+    tables = set(found.get_table_names())
+    version = None
+    if "alembic_version" in tables:
+        with engine.connect() as conn:
+            version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    run_columns = {c["name"] for c in found.get_columns("run")} if "run" in tables else set()
+    return _revision_of(tables, version, run_columns, where)
+
+
+def ensure(engine: Engine, revision: str | None, sqlite_path: Path | None = None) -> str:
+    """Bring a database at `revision` (None: empty) to the current schema; returns what it did."""
+    current = head()
+    if revision == current:
+        return "current"
+    with engine.begin() as conn:
+        config = _config(conn)
+        if revision is None:
+            Base.metadata.create_all(conn)
+            command.stamp(config, current)
+            return "created"
+        if sqlite_path is not None:  # the file as it was, write-ahead log included
+            for part in (sqlite_path, sqlite_path.with_name(sqlite_path.name + "-wal")):
+                if part.exists():
+                    shutil.copy2(part, part.with_name(f"{part.name}.before-{revision}"))
+        if not inspect(conn).has_table("alembic_version"):
+            command.stamp(config, revision)
+        command.upgrade(config, current)
+    return f"migrated from {revision} to {current}"

@@ -1,0 +1,162 @@
+"""Schema versions: new databases get the current schema, old ones are migrated and still read,
+and newer, foreign or damaged files are refused and left byte for byte as they were."""
+
+import hashlib
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect
+from sqlalchemy.orm import sessionmaker
+
+import results_db
+from bench_runner.cli import main
+from results_db import queries, schema
+
+
+@contextmanager
+def sqlite(path):
+    """A connection that commits and closes on exit: one left open would checkpoint its
+    write-ahead log into the file later, in the middle of a test of that file's bytes."""
+    db = sqlite3.connect(path)
+    try:
+        with db:
+            yield db
+    finally:
+        db.close()
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def first_schema_db(path: Path, stamped: bool) -> None:
+    """A database as the walking skeleton wrote it: schema 0001 and one result with metrics."""
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        from alembic import command
+
+        command.upgrade(schema._config(conn), "0001")
+    with sqlite(path) as db:
+        if not stamped:  # made with create_all, before migrations existed
+            db.execute("DROP TABLE alembic_version")
+        db.execute("INSERT INTO machine VALUES (1, 'k', 'old box (CPU)', 'old', 'CPU', 2, '2.5', NULL, NULL, "
+                   "'Linux', '3.11')")
+        db.execute("INSERT INTO run VALUES (1, 1, 'quick', 'finished', '{}', 1, 1, NULL, NULL, "
+                   "'2025-01-01 00:00:00', NULL)")
+        db.execute("INSERT INTO benchmark VALUES ('elementwise', 'efficient', 'E', 'a, b', '[\"n\"]', 'n')")
+        db.execute("INSERT INTO method VALUES ('elementwise', 'hadamard', 'hadamard', 'a*b', 'a b', "
+                   "'{\"n\": 1}', '[\"eager\"]')")
+        db.execute("INSERT INTO result VALUES (1, 1, 'elementwise', 'hadamard', 'eager', 'cpu', 'float32', "
+                   "'forward', 'n=4096', 'ok', NULL, '[0.001]', '2025-01-01 00:00:00')")
+        db.execute("INSERT INTO metric VALUES (1, 'time_median_s', 0.001)")
+    engine.dispose()
+
+
+@pytest.mark.parametrize("stamped", [True, False], ids=["stamped", "from-create_all"])
+def test_a_first_schema_database_is_migrated_and_its_results_still_read(tmp_path, stamped):
+    path = tmp_path / "old.db"
+    first_schema_db(path, stamped)
+    assert schema.sqlite_revision(path) == "0001"
+    engine = results_db.open_engine(f"sqlite:///{path}")
+    assert schema.sqlite_revision(path) == schema.head()
+    with sessionmaker(engine)() as session:
+        frame = queries.export_frame(session)
+        catalogue = queries.catalogue_frame(session)
+    assert list(frame["method"]) == ["hadamard"] and frame["time_median_s"].iloc[0] == 0.001
+    assert catalogue["against"].iloc[0] == []  # a column the first schema lacked, filled as the models write
+    assert (tmp_path / "old.db.before-0001").exists()  # the file as it was, kept beside it
+
+
+def test_the_migrations_build_the_schema_the_models_create(tmp_path):
+    old, new = tmp_path / "old.db", tmp_path / "new.db"
+    first_schema_db(old, stamped=True)
+    results_db.open_engine(f"sqlite:///{old}")
+    results_db.open_engine(f"sqlite:///{new}")
+
+    def shape(path):
+        found = inspect(create_engine(f"sqlite:///{path}"))
+        return {t: ({(c["name"], c["nullable"]) for c in found.get_columns(t)},
+                    {i["name"] for i in found.get_indexes(t)})
+                for t in found.get_table_names()}
+
+    assert shape(old) == shape(new)
+
+
+def test_the_db_command_reports_and_upgrades(tmp_path, capsys):
+    path = tmp_path / "old.db"
+    first_schema_db(path, stamped=False)
+    url = f"sqlite:///{path}"
+    assert main(["db", "status", "--db", url]) == 0
+    assert "schema 0001, older than this code's" in capsys.readouterr().out
+    assert main(["db", "upgrade", "--db", url]) == 0
+    assert f"migrated from schema 0001 to {schema.head()}" in capsys.readouterr().out
+    assert main(["db", "upgrade", "--db", url]) == 0
+    assert "already at schema" in capsys.readouterr().out
+
+
+def _newer(path):
+    results_db.open_engine(f"sqlite:///{path}").dispose()
+    with sqlite(path) as db:
+        db.execute("UPDATE alembic_version SET version_num = '9999'")
+
+
+def _foreign(path):
+    with sqlite(path) as db:
+        db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+        db.execute("INSERT INTO users VALUES (1, 'ada')")
+
+
+def _not_sqlite(path):
+    path.write_text("name,value\na,1\n")
+
+
+def _truncated(path):
+    results_db.open_engine(f"sqlite:///{path}").dispose()
+    with sqlite(path) as db:
+        db.execute("PRAGMA journal_mode=DELETE")  # everything in the main file, no -wal beside it
+        db.execute("CREATE TABLE filler (x BLOB)")
+        db.executemany("INSERT INTO filler VALUES (?)", [(b"x" * 4000,) for _ in range(50)])
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+BAD_FILES = {
+    "newer": (_newer, "was written by a newer Hadamard Bench (schema 9999"),
+    "foreign": (_foreign, "is not a Hadamard Bench database (it has tables users)"),
+    "not sqlite": (_not_sqlite, "is not an SQLite database"),
+    "truncated": (_truncated, "is damaged or truncated"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+@pytest.mark.parametrize("argv", [["run", "--suite", "smoke", "--benchmark", "elementwise", "--method", "copy"],
+                                  ["export", "--out", "-"], ["db", "upgrade"],
+                                  ["import", "results/reference/nvidia-h200.json"]],
+                         ids=["run", "export", "db-upgrade", "import"])
+def test_a_database_we_must_not_open_is_refused_in_one_line_and_left_untouched(tmp_path, capsys, case, argv):
+    make, message = BAD_FILES[case]
+    path = tmp_path / "their.db"
+    make(path)
+    before = digest(path)
+    argv = [a if not a.startswith("results/") else str(Path(__file__).resolve().parents[2] / a) for a in argv]
+    assert main([*argv, "--db", f"sqlite:///{path}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "left untouched" in err and len(err.splitlines()) == 1, err
+    assert digest(path) == before
+    # Nothing beside it but SQLite's own shared-memory files, which reading a WAL database makes.
+    assert {p.name for p in tmp_path.iterdir()} - {"their.db-wal", "their.db-shm"} == {"their.db"}
+
+
+def test_the_dashboard_says_why_it_cannot_open_a_foreign_file(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    path = tmp_path / "their.db"
+    _foreign(path)
+    before = digest(path)
+    monkeypatch.setenv("HADAMARD_BENCH_DB", f"sqlite:///{path}")
+    at = AppTest.from_file("../../app/streamlit_app.py", default_timeout=60).run()
+    assert not at.exception
+    assert "is not a Hadamard Bench database (it has tables users)" in at.error[0].value
+    assert digest(path) == before
