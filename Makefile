@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 
-.PHONY: run test smoke clean
+.PHONY: run test bench smoke clean
 
 # The venv is (re)built when requirements change; the stamp records a finished install.
 $(VENV)/.run-deps: requirements.txt
@@ -27,6 +27,10 @@ run: $(VENV)/.run-deps
 ## test: install what the tests need and run them all
 test: $(VENV)/.test-deps
 	$(PY) -m pytest
+
+## bench: pytest-benchmark tests of the tool's hot paths, into results/bench.json (not part of `make test`)
+bench: $(VENV)/.test-deps
+	$(PY) -m pytest tests/bench -o python_files='bench_*.py' --benchmark-json=results/bench.json -q
 
 ## smoke: the smoke suite into the default database, in about a minute
 smoke: $(VENV)/.run-deps

@@ -19,7 +19,7 @@ from sqlalchemy.orm import sessionmaker
 
 import results_db
 from hadamard_impls import BACKENDS, SUITES, catalogue
-from results_db import bundle, queries, store
+from results_db import bundle, pytest_bench, queries, store
 
 from . import sweep
 from .worker import IsolatedRunner
@@ -85,16 +85,18 @@ def _build_parser() -> argparse.ArgumentParser:
                          description="Write the stored results, one row per cell, as CSV or JSON; or whole "
                                      "runs as a bundle that `import` reads into another database.")
     _db_flag(p)
-    p.add_argument("--format", choices=["csv", "json", "bundle"], default="csv",
+    p.add_argument("--format", choices=["csv", "json", "bundle", "pytest-benchmark"], default="csv",
                    help="csv, json: one row per cell; bundle: whole runs with their machine, provenance, "
-                        "calibration and samples, lossless")
+                        "calibration and samples, lossless; pytest-benchmark: the layout of "
+                        "`pytest --benchmark-json`, for `pytest-benchmark compare`")
     p.add_argument("--out", required=True, metavar="FILE", help="where to write ('-' for stdout)")
     p.add_argument("--run", type=int, metavar="RUN_ID", help="only this run")
 
-    p = verbs.add_parser("import", help="store the runs of a results bundle",
+    p = verbs.add_parser("import", help="store the runs of a results bundle or a pytest-benchmark JSON",
                          description="Store the runs of a bundle written by `export --format bundle` "
-                                     "(a GPU server's results, or results/reference/*.json). Checked in full "
-                                     "first: a bad file writes nothing. Runs already present are skipped.")
+                                     "(a GPU server's results, or results/reference/*.json), or the file "
+                                     "`pytest --benchmark-json` writes. Checked in full first: a bad file "
+                                     "writes nothing. Runs already present are skipped.")
     p.add_argument("file", metavar="FILE")
     _db_flag(p)
     p.add_argument("--label", help="the name charts give the bundle's machine, if this database has not seen it")
@@ -286,14 +288,16 @@ def _cmd_export(args) -> int:
     with sessionmaker(engine)() as session:
         frame = queries.export_frame(session, run_id=args.run)
     out = sys.stdout if args.out == "-" else args.out
-    if args.format == "bundle":
+    if args.format in ("bundle", "pytest-benchmark"):
+        write = bundle.export_bundle if args.format == "bundle" else pytest_bench.export
         with sessionmaker(engine)() as session:
-            data = bundle.export_bundle(session, [args.run] if args.run else None)
+            data = write(session, [args.run] if args.run else None)
         if args.out == "-":
             print(json.dumps(data, indent=1, allow_nan=False))
         else:
             bundle.write_file(data, args.out)
-            print(f"wrote {len(data['runs'])} runs to {args.out}", file=sys.stderr)
+            what = f"{len(data['runs'])} runs" if "runs" in data else f"{len(data['benchmarks'])} benchmarks"
+            print(f"wrote {what} to {args.out}", file=sys.stderr)
         return 0
     if args.format == "csv":
         queries.spreadsheet_safe(frame).to_csv(out, index=False)
@@ -308,12 +312,16 @@ def _cmd_import(args) -> int:
     url = results_db.check_url(results_db.resolve_url(args.db))
     try:
         data = bundle.read_file(args.file)
-        bundle.validate(data)  # before the database is opened or created
+        kind = pytest_bench if pytest_bench.looks_like(data) else bundle
+        if kind is bundle and "format" not in data:
+            raise bundle.BundleError(f"{args.file} is neither a Hadamard Bench bundle nor a pytest-benchmark JSON")
+        kind.validate(data)  # before the database is opened or created
     except bundle.BundleError as exc:
         raise UsageError(f"bench_runner import: {exc}") from None
     engine = results_db.open_engine(url.render_as_string(hide_password=False))
+    store_runs = pytest_bench.import_file if kind is pytest_bench else bundle.import_bundle
     with sessionmaker(engine)() as session, session.begin():
-        added, skipped = bundle.import_bundle(session, data, source=Path(args.file).name, label=args.label)
+        added, skipped = store_runs(session, data, source=Path(args.file).name, label=args.label)
     print(f"imported {len(added)} runs from {args.file}" + (f"; {skipped} were already here" if skipped else ""),
           file=sys.stderr)
     return 0
