@@ -37,8 +37,13 @@ class BundleError(ValueError):
     """A bundle that cannot be imported; the message says where and why, in one line."""
 
 
+def _utc(t: datetime) -> datetime:
+    # Times are stored in UTC (models.utcnow); SQLite hands them back without their zone.
+    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+
+
 def _iso(t: datetime | None) -> str | None:
-    return t.isoformat() if t is not None else None
+    return _utc(t).isoformat() if t is not None else None
 
 
 def export_bundle(session: Session, run_ids: list[int] | None = None) -> dict[str, Any]:
@@ -272,7 +277,7 @@ def validate(data: dict) -> tuple[list[dict], list[dict], list[dict]]:
 
 
 def _origin(machine_key: str, started_at: datetime) -> str:
-    return f"{machine_key}@{started_at.astimezone(timezone.utc).isoformat()}"
+    return f"{machine_key}@{_utc(started_at).isoformat()}"
 
 
 def import_bundle(session: Session, data: dict, source: str, label: str | None = None) -> tuple[list[int], int]:

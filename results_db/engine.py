@@ -11,7 +11,7 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
@@ -20,6 +20,7 @@ from . import schema
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PATH = PROJECT_ROOT / "results" / "hadamard_bench.db"
 ENV_VAR = "HADAMARD_BENCH_DB"
+SCHEMA_LOCK = 0x4841444D  # "HADM": the advisory lock id Hadamard Bench takes while it sets up a schema
 
 
 class BadDatabaseURL(ValueError):
@@ -77,6 +78,22 @@ def _one_opener_at_a_time(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@contextmanager
+def _server_lock(engine: Engine):
+    """On PostgreSQL, a session-level advisory lock while the schema is checked and created or
+    migrated, the server's counterpart of the flock on an SQLite file."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK})
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK})
+            conn.commit()
+
+
 def open_engine(url: str | None = None, create: bool = True) -> Engine:
     """An engine on the resolved URL, its schema brought to this code's (schema.ensure).
 
@@ -85,10 +102,11 @@ def open_engine(url: str | None = None, create: bool = True) -> Engine:
     parsed = check_url(resolve_url(url))
     engine = create_engine(parsed)
     if parsed.get_backend_name() != "sqlite":
-        revision = schema.engine_revision(engine)
-        if revision is None and not create:
-            raise FileNotFoundError(f"no results database at {parsed.render_as_string(hide_password=True)}")
-        schema.ensure(engine, revision)
+        with _server_lock(engine):
+            revision = schema.engine_revision(engine)
+            if revision is None and not create:
+                raise FileNotFoundError(f"no results database at {parsed.render_as_string(hide_password=True)}")
+            schema.ensure(engine, revision)
         return engine
     path = Path(parsed.database)
     if not create and not path.exists():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,43 @@ def seed(url: str, statuses: str = "ok", slow_method: str | None = None, slow_si
 def seeded_db(db_url) -> str:
     seed(db_url)
     return db_url
+
+
+PG_ENV = "HADAMARD_BENCH_TEST_PG"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """An empty database of each kind the storage code supports: an SQLite file, and a fresh
+    database on the PostgreSQL server $HADAMARD_BENCH_TEST_PG names (.ci/run starts one)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    admin_url = os.environ.get(PG_ENV)
+    if not admin_url:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must test PostgreSQL: ${PG_ENV} is unset (.ci/run sets it)")
+        pytest.skip(f"no PostgreSQL server: set {PG_ENV}=postgresql+psycopg://USER:PASSWORD@HOST/postgres "
+                    "(a role allowed to create databases; scripts/ci_postgres.sh starts one)")
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"hb_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"the PostgreSQL server at {PG_ENV} is not reachable: {type(exc).__name__}")
+    yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def seeded_store(store_url) -> str:
+    seed(store_url)
+    return store_url

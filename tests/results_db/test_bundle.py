@@ -31,8 +31,8 @@ def counts(url) -> tuple[int, int, int]:
         return tuple(session.scalar(select(func.count()).select_from(t)) for t in (Run, Result, Metric))
 
 
-def test_a_bundle_carries_runs_across_databases_unchanged(seeded_db, tmp_path):
-    other = f"sqlite:///{tmp_path / 'other.db'}"
+def test_a_bundle_carries_runs_across_databases_unchanged(seeded_db, store_url):
+    other = store_url  # an SQLite file, then a PostgreSQL database
     data = exported(seeded_db)
     with factory(other)() as session, session.begin():
         added, skipped = bundle.import_bundle(session, data, source="test")
@@ -113,10 +113,10 @@ BAD["second run bad"] = (_second_run_bad, "run 2, result 8: field 'status'")
 
 
 @pytest.mark.parametrize("case", list(BAD))
-def test_a_bad_bundle_is_refused_with_where_and_why_and_nothing_is_written(seeded_db, tmp_path, case):
+def test_a_bad_bundle_is_refused_with_where_and_why_and_nothing_is_written(seeded_db, store_url, case):
     change, message = BAD[case]
     data = _broken(exported(seeded_db), change)
-    other = f"sqlite:///{tmp_path / 'other.db'}"
+    other = store_url
     assert counts(other) == (0, 0, 0)
     with pytest.raises(bundle.BundleError, match=message.replace("(", r"\(").replace(")", r"\)")):
         with factory(other)() as session, session.begin():

@@ -46,7 +46,8 @@ def _reader(url: str, stop, errors, reads) -> None:
         errors.put(f"reader: {type(exc).__name__}: {exc}")
 
 
-def test_three_writers_and_a_reader_lose_nothing(db_url):
+def test_three_writers_and_a_reader_lose_nothing(store_url):
+    db_url = store_url
     results_db.open_engine(db_url).dispose()  # the schema first, as `make run` would have made it
     ctx = multiprocessing.get_context("spawn")
     errors, stop, reads = ctx.Queue(), ctx.Event(), ctx.Value("i", 0)

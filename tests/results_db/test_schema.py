@@ -31,47 +31,48 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def first_schema_db(path: Path, stamped: bool) -> None:
+def first_schema_db(url: str, stamped: bool) -> None:
     """A database as the walking skeleton wrote it: schema 0001 and one result with metrics."""
-    engine = create_engine(f"sqlite:///{path}")
-    with engine.begin() as conn:
-        from alembic import command
+    from alembic import command
+    from sqlalchemy import text
 
+    engine = create_engine(url)
+    with engine.begin() as conn:
         command.upgrade(schema._config(conn), "0001")
-    with sqlite(path) as db:
         if not stamped:  # made with create_all, before migrations existed
-            db.execute("DROP TABLE alembic_version")
-        db.execute("INSERT INTO machine VALUES (1, 'k', 'old box (CPU)', 'old', 'CPU', 2, '2.5', NULL, NULL, "
-                   "'Linux', '3.11')")
-        db.execute("INSERT INTO run VALUES (1, 1, 'quick', 'finished', '{}', 1, 1, NULL, NULL, "
-                   "'2025-01-01 00:00:00', NULL)")
-        db.execute("INSERT INTO benchmark VALUES ('elementwise', 'efficient', 'E', 'a, b', '[\"n\"]', 'n')")
-        db.execute("INSERT INTO method VALUES ('elementwise', 'hadamard', 'hadamard', 'a*b', 'a b', "
-                   "'{\"n\": 1}', '[\"eager\"]')")
-        db.execute("INSERT INTO result VALUES (1, 1, 'elementwise', 'hadamard', 'eager', 'cpu', 'float32', "
-                   "'forward', 'n=4096', 'ok', NULL, '[0.001]', '2025-01-01 00:00:00')")
-        db.execute("INSERT INTO metric VALUES (1, 'time_median_s', 0.001)")
+            conn.execute(text("DROP TABLE alembic_version"))
+        for row in (
+            "INSERT INTO machine VALUES (1, 'k', 'old box (CPU)', 'old', 'CPU', 2, '2.5', NULL, NULL, 'Linux', '3.11')",
+            "INSERT INTO run VALUES (1, 1, 'quick', 'finished', '{}', 1, 1, NULL, NULL, '2025-01-01 00:00:00', NULL)",
+            "INSERT INTO benchmark VALUES ('elementwise', 'efficient', 'E', 'a, b', '[\"n\"]', 'n')",
+            "INSERT INTO method VALUES ('elementwise', 'hadamard', 'hadamard', 'a*b', 'a b', '{\"n\": 1}', "
+            "'[\"eager\"]')",
+            "INSERT INTO result VALUES (1, 1, 'elementwise', 'hadamard', 'eager', 'cpu', 'float32', 'forward', "
+            "'n=4096', 'ok', NULL, '[0.001]', '2025-01-01 00:00:00')",
+            "INSERT INTO metric VALUES (1, 'time_median_s', 0.001)",
+        ):
+            conn.execute(text(row))
     engine.dispose()
 
 
 @pytest.mark.parametrize("stamped", [True, False], ids=["stamped", "from-create_all"])
-def test_a_first_schema_database_is_migrated_and_its_results_still_read(tmp_path, stamped):
-    path = tmp_path / "old.db"
-    first_schema_db(path, stamped)
-    assert schema.sqlite_revision(path) == "0001"
-    engine = results_db.open_engine(f"sqlite:///{path}")
-    assert schema.sqlite_revision(path) == schema.head()
+def test_a_first_schema_database_is_migrated_and_its_results_still_read(store_url, tmp_path, stamped):
+    first_schema_db(store_url, stamped)
+    assert schema.engine_revision(create_engine(store_url)) == "0001"
+    engine = results_db.open_engine(store_url)
+    assert schema.engine_revision(engine) == schema.head()
     with sessionmaker(engine)() as session:
         frame = queries.export_frame(session)
         catalogue = queries.catalogue_frame(session)
     assert list(frame["method"]) == ["hadamard"] and frame["time_median_s"].iloc[0] == 0.001
     assert catalogue["against"].iloc[0] == []  # a column the first schema lacked, filled as the models write
-    assert (tmp_path / "old.db.before-0001").exists()  # the file as it was, kept beside it
+    if store_url.startswith("sqlite"):
+        assert (tmp_path / "store.db.before-0001").exists()  # the file as it was, kept beside it
 
 
 def test_the_migrations_build_the_schema_the_models_create(tmp_path):
     old, new = tmp_path / "old.db", tmp_path / "new.db"
-    first_schema_db(old, stamped=True)
+    first_schema_db(f"sqlite:///{old}", stamped=True)
     results_db.open_engine(f"sqlite:///{old}")
     results_db.open_engine(f"sqlite:///{new}")
 
@@ -86,8 +87,8 @@ def test_the_migrations_build_the_schema_the_models_create(tmp_path):
 
 def test_the_db_command_reports_and_upgrades(tmp_path, capsys):
     path = tmp_path / "old.db"
-    first_schema_db(path, stamped=False)
     url = f"sqlite:///{path}"
+    first_schema_db(url, stamped=False)
     assert main(["db", "status", "--db", url]) == 0
     assert "schema 0001, older than this code's" in capsys.readouterr().out
     assert main(["db", "upgrade", "--db", url]) == 0

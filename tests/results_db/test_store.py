@@ -10,8 +10,8 @@ from results_db.models import Metric, Result, Run
 from tests.conftest import FACTS, SIZES
 
 
-def test_seeded_results_pivot_into_one_row_per_cell(seeded_db):
-    with sessionmaker(results_db.open_engine(seeded_db))() as session:
+def test_seeded_results_pivot_into_one_row_per_cell(seeded_store):
+    with sessionmaker(results_db.open_engine(seeded_store))() as session:
         frame = queries.results_frame(session)
     assert len(frame) == 2 * len(SIZES)
     row = frame[(frame["method"] == "softmax_attention") & (frame["size"] == "B=1 N=256 C=64 H=4")].iloc[0]
@@ -21,8 +21,8 @@ def test_seeded_results_pivot_into_one_row_per_cell(seeded_db):
     assert not frame[frame["method"] == "poly_sa"]["is_baseline"].any()
 
 
-def test_a_cell_is_stored_once_per_run(db_url):
-    factory = sessionmaker(results_db.open_engine(db_url))
+def test_a_cell_is_stored_once_per_run(store_url):
+    factory = sessionmaker(results_db.open_engine(store_url))
     cell = dict(benchmark="b", method="m", backend="eager", device="cpu", dtype="float32",
                 mode="forward", size="n=1")
     with factory() as session, session.begin():
@@ -38,19 +38,19 @@ def test_a_cell_is_stored_once_per_run(db_url):
         assert session.get(Run, run_id).cells_done == 1
 
 
-def test_the_same_machine_is_recorded_once(db_url):
-    factory = sessionmaker(results_db.open_engine(db_url))
+def test_the_same_machine_is_recorded_once(store_url):
+    factory = sessionmaker(results_db.open_engine(store_url))
     with factory() as session, session.begin():
         a = store.get_or_create_machine(session, FACTS, "x")
         b = store.get_or_create_machine(session, FACTS, "x")
         assert a.id == b.id
 
 
-def test_runs_frame_counts_ok_and_failed_cells(db_url):
+def test_runs_frame_counts_ok_and_failed_cells(store_url):
     from tests.conftest import seed
 
-    seed(db_url, statuses="error")
-    with sessionmaker(results_db.open_engine(db_url))() as session:
+    seed(store_url, statuses="error")
+    with sessionmaker(results_db.open_engine(store_url))() as session:
         runs = queries.runs_frame(session)
     assert runs.iloc[0]["cells_ok"] == 0
     assert runs.iloc[0]["cells_failed"] == 2 * len(SIZES)
@@ -90,3 +90,29 @@ def test_csv_exports_neutralise_formulas_and_keep_numbers():
     assert pd.isna(safe["message"].iloc[5])
     assert list(safe["value"]) == [-1.5, 2.0, 3.0, -4.0, 5.0, 6.0]
     assert list(frame["message"])[0].startswith("=")  # the caller's frame is left alone
+
+
+def test_the_catalogue_sync_updates_in_place(store_url):
+    """The upsert that lets runners start together: a second sync changes rows, adds none."""
+    from tests.conftest import BENCHMARKS, METHODS
+
+    factory = sessionmaker(results_db.open_engine(store_url))
+    with factory() as session, session.begin():
+        store.sync_catalogue(session, BENCHMARKS, METHODS)
+    changed = [{**m, "summary": m["summary"] + " (v2)"} for m in METHODS]
+    with factory() as session, session.begin():
+        store.sync_catalogue(session, BENCHMARKS, changed)
+    with factory() as session:
+        catalogue = queries.catalogue_frame(session)
+    assert len(catalogue) == len(METHODS) and catalogue["summary"].str.endswith("(v2)").all()
+
+
+def test_a_run_survives_the_round_trip_through_either_database(seeded_store):
+    from results_db import bundle
+
+    with sessionmaker(results_db.open_engine(seeded_store))() as session:
+        exported = bundle.export_bundle(session)
+        provenance = session.get(Run, 1).provenance
+    run = exported["runs"][0]
+    assert len(run["results"]) == 2 * len(SIZES) and all(len(r["samples"]) == 5 for r in run["results"])
+    assert run["started_at"].endswith("+00:00") and provenance == {}
