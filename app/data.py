@@ -106,6 +106,12 @@ def load_calibrations(url: str) -> pd.DataFrame:
         return queries.calibrations(session)
 
 
+@st.cache_data(ttl=3, show_spinner=False)
+def load_agents(url: str) -> pd.DataFrame:
+    with sessions(url)() as session:
+        return queries.agents_frame(session)
+
+
 @st.cache_data(ttl=60, show_spinner=False)
 def load_reference_machines(url: str) -> list[str]:
     with sessions(url)() as session:

@@ -16,7 +16,7 @@ from app import data  # noqa: E402
 st.set_page_config(page_title="Hadamard Bench", page_icon="⊙", layout="wide")
 try:
     data.sessions(data.db_url())
-except (results_db.SchemaError, results_db.BadDatabaseURL) as exc:  # newer, foreign, damaged: left untouched
+except (results_db.SchemaError, results_db.BadDatabaseURL, results_db.CannotOpen) as exc:  # newer, foreign, damaged: left untouched
     st.error(str(exc))
     st.stop()
 for problem in data.import_reference(data.db_url()):

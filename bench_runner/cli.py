@@ -1,4 +1,4 @@
-"""The command line: `python -m bench_runner list | run | export | import | db`.
+"""The command line: `python -m bench_runner list | run | export | import | db | submit | agent`.
 
 Every bad input ends in one line on stderr and exit status 2, before anything
 is written.
@@ -41,7 +41,7 @@ class _Parser(argparse.ArgumentParser):
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="bench_runner",
                      description="Measure Hadamard-product primitives against the operators they replace.")
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{list,run,export,import,db}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{list,run,export,import,db,submit,agent}")
 
     p = verbs.add_parser("list", help="show the catalogue: benchmarks, methods, backends",
                          description="Show the catalogue: every benchmark with its methods.")
@@ -50,21 +50,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("run", help="run a sweep and store every cell",
                          description="Run a size sweep and store every cell in the results database. "
                                      "Selection flags can be given several times.")
-    p.add_argument("--suite", choices=SUITES,
-                   help="smoke: seconds, for tests; quick: minutes on a laptop; full: the papers' sizes; "
-                        "paper: the survey's Figures S3 and S4 (spatial and token mixing)")
     p.add_argument("--resume", type=_positive_int, metavar="RUN_ID",
                    help="finish an interrupted run: only its missing cells, with its own selection")
-    p.add_argument("--benchmark", action="append", default=[], metavar="ID", help="only this benchmark")
-    p.add_argument("--method", action="append", default=[], metavar="ID", help="only this method")
-    p.add_argument("--backend", action="append", default=[], choices=list(BACKENDS), help="only this backend")
-    p.add_argument("--size", action="append", default=[], metavar="NAME=INT[,NAME=INT]",
-                   help="only the suite's sizes with these values, e.g. n=67108864 or N=4096,C=512")
-    p.add_argument("--device", action="append", default=[], choices=["cpu", "cuda"],
-                   help="default: cuda when available, else cpu")
-    p.add_argument("--dtype", action="append", default=[], choices=list(DTYPES), help="default: float32")
-    p.add_argument("--mode", action="append", default=[], choices=list(MODES),
-                   help="forward (inference) or train (forward and backward); default: forward")
+    _selection_flags(p, "default: cuda when available, else cpu")
     _db_flag(p)
     p.add_argument("--threads", type=_positive_int, metavar="N",
                    help="CPU threads for PyTorch (default: its own, all physical cores); stored with the run")
@@ -72,12 +60,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="do nothing when the database already holds a run")
     p.add_argument("--detach", action="store_true",
                    help="run in the background; progress goes to the database and a log file")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--cell-timeout", type=_positive_float, metavar="SECONDS",
-                   help="stop a cell's worker after this long and store the cell as `timeout` "
-                        "(default: 300 s; 1800 s for the full suite)")
-    p.add_argument("--warm-l2", action="store_true",
-                   help="CUDA: keep the L2 cache warm between timed calls (default: flush it before each)")
+    _measure_flags(p)
     p.add_argument("--in-process", action="store_true",
                    help="run cells in this process instead of a worker (debugging: a crash ends the sweep)")
 
@@ -101,6 +84,26 @@ def _build_parser() -> argparse.ArgumentParser:
     _db_flag(p)
     p.add_argument("--label", help="the name charts give the bundle's machine, if this database has not seen it")
 
+    p = verbs.add_parser("submit", help="queue a run for the agents of a machine label",
+                         description="Queue a run in the database for `bench_runner agent --label LABEL` "
+                                     "on a benchmark machine to claim and run. The selection is checked "
+                                     "against the catalogue now; nothing runs here.")
+    p.add_argument("--label", required=True, type=_label, help="the agents' machine label, e.g. gpu-server")
+    _selection_flags(p, "default: cuda (the agent's GPU)")
+    _db_flag(p)
+
+    p = verbs.add_parser("agent", help="run the runs queued for this machine's label",
+                         description="Poll the database for runs submitted for LABEL, claim one at a time "
+                                     "(no run is taken twice, whatever the number of agents) and run it "
+                                     "here, cell by cell; the dashboard shows the agent alive while it runs.")
+    p.add_argument("--label", required=True, type=_label, help="this machine's label, e.g. gpu-server")
+    _db_flag(p)
+    p.add_argument("--poll", type=_positive_float, default=5.0, metavar="SECONDS",
+                   help="how often to look for queued runs (default: 5)")
+    p.add_argument("--once", action="store_true", help="stop when the queue is empty instead of waiting")
+    p.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
+    _measure_flags(p)
+
     p = verbs.add_parser("db", help="the database's schema: its version, or upgrade it",
                          description="status: the schema version of the results database. upgrade: migrate a "
                                      "database made by an earlier Hadamard Bench (opening one does it too; an "
@@ -108,6 +111,36 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["status", "upgrade"])
     _db_flag(p)
     return parser
+
+
+def _selection_flags(p: argparse.ArgumentParser, device_help: str) -> None:
+    p.add_argument("--suite", choices=SUITES,
+                   help="smoke: seconds, for tests; quick: minutes on a laptop; full: the papers' sizes; "
+                        "paper: the survey's Figures S3 and S4 (spatial and token mixing)")
+    p.add_argument("--benchmark", action="append", default=[], metavar="ID", help="only this benchmark")
+    p.add_argument("--method", action="append", default=[], metavar="ID", help="only this method")
+    p.add_argument("--backend", action="append", default=[], choices=list(BACKENDS), help="only this backend")
+    p.add_argument("--size", action="append", default=[], metavar="NAME=INT[,NAME=INT]",
+                   help="only the suite's sizes with these values, e.g. n=67108864 or N=4096,C=512")
+    p.add_argument("--device", action="append", default=[], choices=["cpu", "cuda"], help=device_help)
+    p.add_argument("--dtype", action="append", default=[], choices=list(DTYPES), help="default: float32")
+    p.add_argument("--mode", action="append", default=[], choices=list(MODES),
+                   help="forward (inference) or train (forward and backward); default: forward")
+
+
+def _measure_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--cell-timeout", type=_positive_float, metavar="SECONDS",
+                   help="stop a cell's worker after this long and store the cell as `timeout` "
+                        "(default: 300 s; 1800 s for the full suite)")
+    p.add_argument("--warm-l2", action="store_true",
+                   help="CUDA: keep the L2 cache warm between timed calls (default: flush it before each)")
+
+
+def _selection(args, devices: list[str]) -> sweep.Selection:
+    return sweep.Selection(suite=args.suite, benchmarks=args.benchmark, methods=args.method,
+                           backends=args.backend, devices=devices, dtypes=args.dtype or ["float32"],
+                           modes=args.mode or ["forward"], sizes=args.size)
 
 
 def _positive_int(text: str) -> int:
@@ -118,6 +151,12 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive number of threads")
     return value
+
+
+def _label(text: str) -> str:
+    if not 0 < len(text) <= 40 or not all(c.isalnum() or c in "._-" for c in text):
+        raise argparse.ArgumentTypeError(f"{text[:60]!r} is not a label (1 to 40 letters, digits, '.', '_', '-')")
+    return text
 
 
 def _positive_float(text: str) -> float:
@@ -155,10 +194,7 @@ def _cmd_run(args) -> int:
         return _resume(args, url)
     if not args.suite:
         raise UsageError("bench_runner run: one of the arguments --suite or --resume is required")
-    devices = args.device or (["cuda"] if _cuda_available() else ["cpu"])
-    sel = sweep.Selection(suite=args.suite, benchmarks=args.benchmark, methods=args.method,
-                          backends=args.backend, devices=devices, dtypes=args.dtype or ["float32"],
-                          modes=args.mode or ["forward"], sizes=args.size)
+    sel = _selection(args, args.device or (["cuda"] if _cuda_available() else ["cpu"]))
     cells = sweep.plan(catalogue, sel)
     for device in sel.devices:
         for dtype in sel.dtypes:
@@ -285,6 +321,10 @@ def _cmd_export(args) -> int:
     if url.get_backend_name() == "sqlite" and not Path(url.database).exists():
         raise UsageError(f"bench_runner export: no results database at {url.database}")
     engine = results_db.open_engine(url.render_as_string(hide_password=False), create=False)
+    if args.run is not None:
+        with sessionmaker(engine)() as session:
+            if session.get(results_db.Run, args.run) is None:
+                raise UsageError(f"bench_runner export: no run {args.run} in this database")
     with sessionmaker(engine)() as session:
         frame = queries.export_frame(session, run_id=args.run)
     out = sys.stdout if args.out == "-" else args.out
@@ -339,8 +379,12 @@ def _cmd_db(args) -> int:
         revision = schema.sqlite_revision(path)
     else:
         from sqlalchemy import create_engine
+        from sqlalchemy.exc import OperationalError
 
-        revision = schema.engine_revision(create_engine(url))
+        try:
+            revision = schema.engine_revision(create_engine(url))
+        except OperationalError as exc:
+            raise results_db.engine.cannot_reach(args.db, exc) from None
     if args.action == "status":
         state = "empty" if revision is None else f"schema {revision}" + (
             "" if revision == schema.head() else f", older than this code's {schema.head()} (run `db upgrade`)")
@@ -352,14 +396,55 @@ def _cmd_db(args) -> int:
     return 0
 
 
-COMMANDS = {"list": _cmd_list, "run": _cmd_run, "export": _cmd_export, "import": _cmd_import, "db": _cmd_db}
+def _cmd_submit(args) -> int:
+    if not args.suite:
+        raise UsageError("bench_runner submit: the argument --suite is required")
+    url = results_db.check_url(results_db.resolve_url(args.db))
+    sel = _selection(args, args.device or ["cuda"])
+    cells = sweep.plan(catalogue, sel)  # only catalogue ids and the suites' own sizes get queued
+    factory = sessionmaker(results_db.open_engine(url.render_as_string(hide_password=False)))
+    with factory() as session, session.begin():
+        store.sync_catalogue(session, *sweep.catalogue_rows(catalogue))
+        run_id = store.submit_run(session, args.label, sel.suite, sel.as_options(), len(cells)).id
+    print(f"run {run_id}: {len(cells)} cells of the {sel.suite} suite queued for agent {args.label!r}")
+    return 0
+
+
+def _cmd_agent(args) -> int:
+    from .agent import serve
+
+    url = results_db.check_url(results_db.resolve_url(args.db))
+    factory = sessionmaker(results_db.open_engine(url.render_as_string(hide_password=False)))
+
+    def run_claimed(run_id: int) -> int:
+        with factory() as session, session.begin():
+            run = session.get(results_db.Run, run_id)
+            sel = sweep.Selection(**{k: v for k, v in run.options.items()
+                                     if k in sweep.Selection.__dataclass_fields__})
+            try:
+                cells = sweep.plan(catalogue, sel)
+            except sweep.SelectionError as exc:  # submitted by a newer or older catalogue
+                store.finish_run(session, run_id, "failed", f"this agent's catalogue refuses it: {exc}"[:500])
+                return 1
+            policy = dataclasses.replace(sweep.POLICIES[sel.suite], flush_l2=not args.warm_l2)
+            store.sync_catalogue(session, *sweep.catalogue_rows(catalogue))
+            run.provenance, run.cells_total = sweep.provenance_for(policy), len(cells)
+        return _sweep(args, factory, run_id, policy, cells, sel.suite)
+
+    return serve(factory, args.label, run_claimed, once=args.once, poll_s=args.poll,
+                 say=lambda line: print(line, file=sys.stderr))
+
+
+COMMANDS = {"list": _cmd_list, "run": _cmd_run, "export": _cmd_export, "import": _cmd_import, "db": _cmd_db,
+            "submit": _cmd_submit, "agent": _cmd_agent}
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _build_parser().parse_args(argv)
         return COMMANDS[args.verb](args)
-    except (UsageError, sweep.SelectionError, results_db.BadDatabaseURL, results_db.SchemaError) as exc:
+    except (UsageError, sweep.SelectionError, results_db.BadDatabaseURL, results_db.SchemaError,
+            results_db.CannotOpen) as exc:
         message = str(exc)
         if not message.startswith("bench_runner"):
             message = f"bench_runner: error: {message}"

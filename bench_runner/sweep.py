@@ -117,12 +117,9 @@ def catalogue_rows(catalogue: Catalogue) -> tuple[list[dict], list[dict]]:
     return benchmarks, methods
 
 
-def start(session_factory: sessionmaker[Session], catalogue: Catalogue, sel: Selection,
-          cells: Sequence[Cell], policy: TimingPolicy | None = None) -> int:
-    """Record the machine, the catalogue and a new run; return the run's id."""
-    facts = machine.fingerprint()
-    policy = policy or POLICIES[sel.suite]
-    prov = machine.provenance(
+def provenance_for(policy: TimingPolicy) -> dict:
+    """How this process measures: what a run records about the numbers it stores."""
+    return machine.provenance(
         threads=torch.get_num_threads(),
         timing={"cpu": "time.perf_counter around blocks of calls",
                 "cuda": "CUDA events after synchronize" + (", L2 flushed before each call" if policy.flush_l2 else
@@ -130,6 +127,13 @@ def start(session_factory: sessionmaker[Session], catalogue: Catalogue, sel: Sel
                 "policy": {k: v for k, v in policy.__dict__.items()}},
         flop_convention=flops.CONVENTION,
     )
+
+
+def start(session_factory: sessionmaker[Session], catalogue: Catalogue, sel: Selection,
+          cells: Sequence[Cell], policy: TimingPolicy | None = None) -> int:
+    """Record the machine, the catalogue and a new run; return the run's id."""
+    facts = machine.fingerprint()
+    prov = provenance_for(policy or POLICIES[sel.suite])
     with session_factory() as session, session.begin():
         store.sync_catalogue(session, *catalogue_rows(catalogue))
         host = store.get_or_create_machine(session, facts, machine.label(facts))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from . import schema
 
@@ -25,6 +25,11 @@ SCHEMA_LOCK = 0x4841444D  # "HADM": the advisory lock id Hadamard Bench takes wh
 
 class BadDatabaseURL(ValueError):
     """A URL SQLAlchemy cannot parse or has no driver for."""
+
+
+class CannotOpen(ValueError):
+    """A database that cannot be reached or created: a path that cannot hold a file, a server
+    that does not answer or refuses the login. One line, says which."""
 
 
 def resolve_url(url: str | None = None) -> str:
@@ -95,6 +100,27 @@ def _server_lock(engine: Engine):
 
 
 def open_engine(url: str | None = None, create: bool = True) -> Engine:
+    """See _open; its OS and connection errors come out as one-line CannotOpen."""
+    try:
+        return _open(url, create)
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError) and str(exc).startswith("no results database"):
+            raise
+        raise CannotOpen(f"cannot open the results database at {exc.filename or url}: "
+                         f"{exc.strerror or exc}") from None
+    except OperationalError as exc:
+        raise cannot_reach(url, exc) from None
+
+
+def cannot_reach(url: str | None, exc: OperationalError) -> CannotOpen:
+    """A server's refusal (down, wrong password, no such database) in one line, password hidden."""
+    where = make_url(resolve_url(url)).render_as_string(hide_password=True)
+    text_ = str(exc.orig or exc).strip()
+    return CannotOpen(f"cannot reach the results database at {where}: "
+                      + (text_.splitlines()[0] if text_ else type(exc).__name__))
+
+
+def _open(url: str | None, create: bool) -> Engine:
     """An engine on the resolved URL, its schema brought to this code's (schema.ensure).
 
     Without `create`, a database that does not exist yet is an error, not a new file.

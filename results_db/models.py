@@ -127,4 +127,21 @@ class Metric(Base):
     result: Mapped[Result] = relationship(back_populates="metrics")
 
 
+class Agent(Base):
+    """A benchmark machine's `bench_runner agent`: it claims the runs queued for its label and
+    says it is alive by touching `last_seen` every few seconds."""
+
+    __tablename__ = "agent"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    label: Mapped[str] = mapped_column(String(100), unique=True)
+    hostname: Mapped[str] = mapped_column(String(200))
+    machine_id: Mapped[Optional[int]] = mapped_column(ForeignKey("machine.id"))
+    pid: Mapped[Optional[int]]
+    status: Mapped[str] = mapped_column(String(20))  # idle, running, stopped
+    run_id: Mapped[Optional[int]]  # the run it is executing
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 STATUSES = ("ok", "error", "oom", "mismatch", "skipped", "crashed", "timeout")

@@ -6,7 +6,7 @@ import pandas as pd
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from .models import BenchmarkInfo, Machine, Metric, MethodInfo, Result, Run
+from .models import Agent, BenchmarkInfo, Machine, Metric, MethodInfo, Result, Run, utcnow
 
 # The export's leading columns, in order; any further metrics follow them.
 EXPORT_COLUMNS = [
@@ -153,3 +153,19 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
             safe[column] = safe[column].map(
                 lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v)
     return safe
+
+
+AGENT_ALIVE_S = 30.0  # an agent beats every 5 s; six missed beats and it counts as gone
+
+
+def agents_frame(session: Session) -> pd.DataFrame:
+    """Every agent that ever registered, with whether it is alive (seen in the last 30 s)."""
+    rows = []
+    now = utcnow()
+    for agent in session.scalars(select(Agent).order_by(Agent.label)):
+        seen = agent.last_seen if agent.last_seen.tzinfo else agent.last_seen.replace(tzinfo=now.tzinfo)
+        age = (now - seen).total_seconds()
+        rows.append({"label": agent.label, "hostname": agent.hostname, "status": agent.status,
+                     "run_id": agent.run_id, "last_seen": seen, "seconds_ago": round(age, 1),
+                     "alive": agent.status != "stopped" and age < AGENT_ALIVE_S})
+    return pd.DataFrame(rows, columns=["label", "hostname", "status", "run_id", "last_seen", "seconds_ago", "alive"])

@@ -52,7 +52,7 @@ def _revision_of(tables: set[str], version: str | None, run_columns: set[str], w
     if not OUR_TABLES <= tables:
         foreign = ", ".join(sorted(tables - OUR_TABLES)[:5]) or ", ".join(sorted(tables))
         raise SchemaError(f"{where} is not a Hadamard Bench database (it has tables {foreign}); it was left untouched")
-    if version is None:  # made before migrations existed: tell the schema by its columns
+    if version is None:  # made before migrations existed (0001 or 0002): tell them by their columns
         return "0002" if "provenance" in run_columns else "0001"
     if version not in known_revisions():
         raise SchemaError(f"{where} was written by a newer Hadamard Bench (schema {version}; this one knows up to "

@@ -12,13 +12,14 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from .models import BenchmarkInfo, Machine, Metric, MethodInfo, Result, Run, utcnow
+from .models import Agent, BenchmarkInfo, Machine, Metric, MethodInfo, Result, Run, utcnow
 
 MACHINE_FIELDS = ("hostname", "cpu_model", "cpu_cores", "torch_version", "cuda_version",
                   "gpu_name", "os", "python_version")
 
 
-def _upsert(session: Session, model, rows: list[dict], keys: list[str], update_rest: bool) -> None:
+def _upsert(session: Session, model, rows: list[dict], keys: list[str], update_rest: bool,
+            keep: tuple[str, ...] = ()) -> None:
     """INSERT … ON CONFLICT in one statement: runners that start together race between a
     SELECT and an INSERT (a select-then-insert, as session.merge does, failed on a UNIQUE
     constraint with three runners on one file)."""
@@ -28,7 +29,7 @@ def _upsert(session: Session, model, rows: list[dict], keys: list[str], update_r
     statement = insert.values(rows)
     if update_rest:
         statement = statement.on_conflict_do_update(
-            index_elements=keys, set_={c: statement.excluded[c] for c in rows[0] if c not in keys})
+            index_elements=keys, set_={c: statement.excluded[c] for c in rows[0] if c not in keys + list(keep)})
     else:
         statement = statement.on_conflict_do_nothing(index_elements=keys)
     session.execute(statement)
@@ -111,3 +112,48 @@ def reopen_run(session: Session, run_id: int, pid: int) -> None:
     """An interrupted run taken up again by a new process: queued until its turn."""
     session.execute(update(Run).where(Run.id == run_id)
                     .values(status="queued", pid=pid, message=None, finished_at=None))
+
+
+# --- the queue of runs for agents (remote runners) -------------------------------------------
+
+def queue_machine(session: Session, label: str) -> Machine:
+    """The stand-in machine a run queued for agent `label` belongs to until an agent claims it
+    (a run always has a machine; the claiming agent puts its own in its place)."""
+    facts = {"key": f"queue:{label}"[:64], "hostname": label, "cpu_model": "(an agent's machine, not yet known)",
+             "cpu_cores": 0, "torch_version": "-", "cuda_version": None, "gpu_name": None, "os": "-",
+             "python_version": "-"}
+    return get_or_create_machine(session, facts, f"{label} (queued for an agent)")
+
+
+def submit_run(session: Session, label: str, suite: str, options: Mapping, cells_total: int) -> Run:
+    """A run queued for the agents labelled `label`."""
+    return start_run(session, queue_machine(session, label), suite, {**options, "target": label}, cells_total)
+
+
+def claim_run(session: Session, label: str, machine: Machine, pid: int) -> Run | None:
+    """The oldest run queued for `label`, now this agent's; None when there is none.
+
+    On PostgreSQL the candidate is read FOR UPDATE SKIP LOCKED, so agents polling together
+    each get a different run without waiting on one another; on every database the claim is
+    an UPDATE that only succeeds while the run is still the queue's, so no run is taken twice."""
+    placeholder = queue_machine(session, label)
+    query = (select(Run.id).where(Run.status == "queued", Run.machine_id == placeholder.id)
+             .order_by(Run.id).limit(1))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    run_id = session.scalar(query)
+    if run_id is None:
+        return None
+    taken = session.execute(update(Run).where(Run.id == run_id, Run.machine_id == placeholder.id,
+                                              Run.status == "queued")
+                            .values(machine_id=machine.id, pid=pid))
+    return session.get(Run, run_id) if taken.rowcount == 1 else None
+
+
+def heartbeat(session: Session, label: str, hostname: str, machine_id: int | None, pid: int, status: str,
+              run_id: int | None = None, starting: bool = False) -> None:
+    """The agent `label` is alive now, doing `status` (idle, running, stopped)."""
+    now = utcnow()
+    row = {"label": label, "hostname": hostname, "machine_id": machine_id, "pid": pid, "status": status,
+           "run_id": run_id, "last_seen": now, "started_at": now}
+    _upsert(session, Agent, [row], ["label"], update_rest=True, keep=() if starting else ("started_at",))

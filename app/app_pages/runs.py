@@ -42,10 +42,33 @@ def history():
 
 history()
 
+
+@st.fragment(run_every=5)
+def agents():
+    found = data.load_agents(url)
+    st.subheader("Agents")
+    if found.empty:
+        st.caption("No agent has registered. On a benchmark machine (a GPU server, say) that reaches this "
+                   "database, `python -m bench_runner agent --db URL --label NAME` takes the runs queued for "
+                   "NAME; the form below queues them. See docs/team.md.")
+        return
+    shown = found.assign(alive=found["alive"].map({True: "alive", False: "gone"}))
+    st.dataframe(shown[["label", "alive", "status", "run_id", "hostname", "seconds_ago"]], hide_index=True,
+                 width="stretch", column_config={"seconds_ago": st.column_config.NumberColumn("last seen (s ago)")})
+
+
+agents()
+
 st.subheader("Start a run")
 if catalogue.empty:
     st.caption("The catalogue is synced by the first run; until then the form offers the suites only.")
+agent_list = data.load_agents(url)
+targets = [f"this machine ({socket.gethostname()})"] + [
+    f"agent {a.label}" + ("" if a.alive else " (not seen lately: the run waits for it)")
+    for a in agent_list.sort_values("alive", ascending=False).itertuples()]
 with st.form("new_run"):
+    target = st.selectbox("Run on", targets, help="An agent's machine claims the run from the database and "
+                                                  "runs it there; its progress shows here")
     suite = st.selectbox("Suite", ["smoke", "quick", "full", "paper"], index=1,
                          help="smoke: seconds; quick: minutes on a laptop; full: the papers' sizes, for a GPU; "
                               "paper: the survey's Figures S3 and S4 (spatial and token mixing only)")
@@ -54,14 +77,17 @@ with st.form("new_run"):
     methods = st.multiselect("Methods (none: all)", sorted(offered["method"].unique()))
     backends = st.multiselect("Backends (none: all)", sorted({b for bs in offered["backends"] for b in bs}))
     cols = st.columns(3)
-    device = cols[0].selectbox("Device", devices)
+    device = cols[0].selectbox("Device", devices if target == targets[0] else ["cuda", "cpu"])
     dtype = cols[1].selectbox("Dtype", ["float32", "bfloat16", "float16"])
     mode = cols[2].selectbox("Mode", ["forward", "train"])
     submitted = st.form_submit_button("Start", type="primary")
 
 if submitted:
-    argv = [sys.executable, "-m", "bench_runner", "run", "--suite", suite, "--device", device, "--dtype", dtype,
-            "--mode", mode, "--db", url, "--detach"]
+    if target == targets[0]:
+        argv = [sys.executable, "-m", "bench_runner", "run", "--detach"]
+    else:  # queued for the agent; nothing runs here
+        argv = [sys.executable, "-m", "bench_runner", "submit", "--label", target.split()[1]]
+    argv += ["--suite", suite, "--device", device, "--dtype", dtype, "--mode", mode, "--db", url]
     for flag, values in (("--benchmark", benchmarks), ("--method", methods), ("--backend", backends)):
         for value in values:
             argv += [flag, value]
