@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from sqlalchemy.orm import sessionmaker
 
 import results_db
@@ -25,21 +26,31 @@ def _stored(path) -> int:
         return 0  # not created yet
 
 
-def test_a_killed_run_keeps_its_cells_and_resume_completes_it(tmp_path):
+def _runs(path) -> int:
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            return db.execute("select count(*) from run").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+# Killed as soon as the run exists (calibrating, before any cell), after the first cell, mid-sweep.
+@pytest.mark.parametrize("after", [0, 1, 3], ids=["before-any-cell", "after-one-cell", "mid-sweep"])
+def test_a_killed_run_keeps_its_cells_and_resume_completes_it(tmp_path, after):
     path = tmp_path / "killed.db"
     url = f"sqlite:///{path}"
     runner = subprocess.Popen([sys.executable, "-m", "bench_runner", "run", *SELECTION, "--db", url, "--quiet"],
                               cwd=ROOT, start_new_session=True, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
-    while _stored(path) < 3 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    while (_stored(path) < after or _runs(path) < 1) and time.monotonic() < deadline:
+        time.sleep(0.05 if after == 0 else 0.2)
     os.killpg(runner.pid, signal.SIGKILL)  # the runner and its worker, mid-sweep
     runner.wait()
 
     with sqlite3.connect(path) as db:
         assert db.execute("pragma integrity_check").fetchone()[0] == "ok"
         kept = db.execute("select id, method, backend from result order by id").fetchall()
-    assert 3 <= len(kept) < CELLS
+    assert after <= len(kept) < CELLS
 
     out = cli("run", "--resume", "1", "--db", url)
     assert out.returncode == 0, out.stderr
