@@ -36,7 +36,7 @@ class Claim:
     hadamard: str
     quadratic: tuple[str, ...]  # the methods claimed to grow quadratically
     yardstick: str  # the linear layer the Hadamard method is claimed to cost about as much as
-    strongest: str  # the hardest baseline: its crossover is reported
+    strongest: str  # the hardest baseline: where the Hadamard method overtakes it is reported
 
 
 CLAIMS = (
@@ -103,7 +103,7 @@ def judge(claim: Claim, rows: pd.DataFrame) -> dict:
         pair = pd.concat([by[claim.hadamard], by[claim.strongest]], axis=1, join="inner").sort_index()
         if len(pair) >= 2:
             cross = find_crossover(pair.index, pair.iloc[:, 0], pair.iloc[:, 1])
-            out["crossover"] = f"against {claim.strongest}: {cross.describe(claim.param)}"
+            out["crossover"] = cross.describe(claim.param)
     if not np.isfinite(mine) or not theirs:
         out["why"] = "too few sizes of the methods the claim names"
         return out

@@ -50,7 +50,11 @@ for claim, v in zip(claims.CLAIMS, verdicts.itertuples()):
         cols[1].metric(f"{' / '.join(claim.quadratic)} exponent", f"{v.quadratic_exponent:.2f}")
         cols[2].metric(f"{claim.hadamard} ÷ {claim.yardstick}" + (f" at {v.largest}" if v.largest else ""),
                        f"{v.yardstick_ratio:.2f}×" if pd.notna(v.yardstick_ratio) else "n/a")
-        cols[3].metric("Crossover", v.crossover.removeprefix("against ") or "n/a")
+        overtakes = {"faster throughout the range": "throughout", "none in range": "never"}.get(v.crossover,
+                                                                                                v.crossover)
+        cols[3].metric(f"Overtakes {claim.strongest}", overtakes or "n/a",
+                       help=f"Where {claim.hadamard} becomes faster than {claim.strongest} and stays so, "
+                            "interpolated in log space")
         shown = rows[(rows["benchmark"] == claim.benchmark)
                      & rows["method"].isin([claim.hadamard, *claim.quadratic, claim.yardstick, claim.strongest])]
         if v.held:
