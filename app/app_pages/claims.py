@@ -52,9 +52,10 @@ for claim, v in zip(claims.CLAIMS, verdicts.itertuples()):
                        f"{v.yardstick_ratio:.2f}×" if pd.notna(v.yardstick_ratio) else "n/a")
         overtakes = {"faster throughout the range": "throughout", "none in range": "never"}.get(v.crossover,
                                                                                                 v.crossover)
-        cols[3].metric(f"Overtakes {claim.strongest}", overtakes or "n/a",
-                       help=f"Where {claim.hadamard} becomes faster than {claim.strongest} and stays so, "
-                            "interpolated in log space")
+        if claim.metric == "time_median_s":
+            cols[3].metric(f"Overtakes {claim.strongest}", overtakes or "n/a",
+                           help=f"Where {claim.hadamard} becomes faster than {claim.strongest} and stays so, "
+                                "interpolated in log space")
         shown = rows[(rows["benchmark"] == claim.benchmark)
                      & rows["method"].isin([claim.hadamard, *claim.quadratic, claim.yardstick, claim.strongest])]
         if v.held:
