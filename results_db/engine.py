@@ -137,9 +137,7 @@ def _open(url: str | None, create: bool) -> Engine:
     path = Path(parsed.database)
     if not create and not path.exists():
         raise FileNotFoundError(f"no results database at {path}")
-    if path.exists():
-        schema.sqlite_revision(path)  # refuse a foreign or damaged file before creating anything beside it
-    with _one_opener_at_a_time(path):
+    with _one_opener_at_a_time(path):  # opens the file to lock it; its bytes stay as they are
         revision = schema.sqlite_revision(path)  # read-only, before any connection that could write
         if revision is None and not create:
             raise FileNotFoundError(f"no results database at {path}")
