@@ -161,3 +161,17 @@ def test_the_dashboard_says_why_it_cannot_open_a_foreign_file(tmp_path, monkeypa
     assert not at.exception
     assert "is not a Hadamard Bench database (it has tables users)" in at.error[0].value
     assert digest(path) == before
+
+
+def test_a_creation_cut_short_is_finished_not_refused(tmp_path):
+    from tests.conftest import seed
+
+    path = tmp_path / "half.db"
+    half = create_engine(f"sqlite:///{path}")  # what a process killed while creating the schema leaves
+    for table in ("machine", "run"):
+        results_db.Base.metadata.tables[table].create(half)
+    half.dispose()
+    engine = results_db.open_engine(f"sqlite:///{path}")
+    assert schema.sqlite_revision(path) == schema.head()
+    assert schema.OUR_TABLES <= set(inspect(engine).get_table_names())
+    seed(f"sqlite:///{path}")  # and it holds results
