@@ -216,7 +216,7 @@ def _cmd_run(args) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    policy = dataclasses.replace(sweep.POLICIES[sel.suite], flush_l2=not args.warm_l2)
+    policy = _policy(args, sel.suite)
     run_id = sweep.start(factory, catalogue, sel, cells, policy)
     print(f"run {run_id}: {len(cells)} cells of the {sel.suite} suite into {url.render_as_string()}",
           file=sys.stderr)
@@ -228,9 +228,8 @@ def _resume(args, url) -> int:
     if (args.suite or args.benchmark or args.method or args.backend or args.device or args.dtype or args.mode
             or args.size):
         raise UsageError("bench_runner run: --resume takes the run's own selection; give no other selection flag")
-    parsed = results_db.check_url(results_db.resolve_url(args.db))
-    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database).exists():
-        raise UsageError(f"bench_runner run: no results database at {parsed.database}")
+    if url.get_backend_name() == "sqlite" and not Path(url.database).exists():
+        raise UsageError(f"bench_runner run: no results database at {url.database}")
     factory = sessionmaker(results_db.open_engine(url.render_as_string(hide_password=False), create=False))
     with factory() as session, session.begin():
         run = session.get(results_db.Run, args.resume)
@@ -240,15 +239,20 @@ def _resume(args, url) -> int:
             raise UsageError(f"bench_runner run: run {run.id} has {run.status}; nothing to resume")
         if run.status in ("queued", "running", "cancelling") and sweep.process_alive(run):
             raise UsageError(f"bench_runner run: run {run.id} is still {run.status} (pid {run.pid})")
-        sel = sweep.Selection(**{k: v for k, v in run.options.items() if k in sweep.Selection.__dataclass_fields__})
+        sel = sweep.Selection.from_options(run.options)
         done = store.stored_cells(session, run.id)
         cells = [c for c in sweep.plan(catalogue, sel) if tuple(c.key()[k] for k in store.CELL_COLUMNS) not in done]
         if args.detach:
             return _detach(args)
         store.reopen_run(session, run.id, os.getpid())
-    policy = dataclasses.replace(sweep.POLICIES[sel.suite], flush_l2=not args.warm_l2)
+    policy = _policy(args, sel.suite)
     print(f"run {args.resume} resumed: {len(cells)} of its cells are missing", file=sys.stderr)
     return _sweep(args, factory, args.resume, policy, cells, sel.suite)
+
+
+def _policy(args, suite: str):
+    """The suite's timing policy, with the L2 flush as the command asked."""
+    return dataclasses.replace(sweep.POLICIES[suite], flush_l2=not args.warm_l2)
 
 
 def _sweep(args, factory, run_id: int, policy, cells, suite: str) -> int:
@@ -325,8 +329,6 @@ def _cmd_export(args) -> int:
         with sessionmaker(engine)() as session:
             if session.get(results_db.Run, args.run) is None:
                 raise UsageError(f"bench_runner export: no run {args.run} in this database")
-    with sessionmaker(engine)() as session:
-        frame = queries.export_frame(session, run_id=args.run)
     out = sys.stdout if args.out == "-" else args.out
     if args.format in ("bundle", "pytest-benchmark"):
         write = bundle.export_bundle if args.format == "bundle" else pytest_bench.export
@@ -339,6 +341,8 @@ def _cmd_export(args) -> int:
             what = f"{len(data['runs'])} runs" if "runs" in data else f"{len(data['benchmarks'])} benchmarks"
             print(f"wrote {what} to {args.out}", file=sys.stderr)
         return 0
+    with sessionmaker(engine)() as session:  # one row per cell: csv and json
+        frame = queries.export_frame(session, run_id=args.run)
     if args.format == "csv":
         queries.spreadsheet_safe(frame).to_csv(out, index=False)
     else:
@@ -419,14 +423,13 @@ def _cmd_agent(args) -> int:
     def run_claimed(run_id: int) -> int:
         with factory() as session, session.begin():
             run = session.get(results_db.Run, run_id)
-            sel = sweep.Selection(**{k: v for k, v in run.options.items()
-                                     if k in sweep.Selection.__dataclass_fields__})
+            sel = sweep.Selection.from_options(run.options)
             try:
                 cells = sweep.plan(catalogue, sel)
             except sweep.SelectionError as exc:  # submitted by a newer or older catalogue
                 store.finish_run(session, run_id, "failed", f"this agent's catalogue refuses it: {exc}"[:500])
                 return 1
-            policy = dataclasses.replace(sweep.POLICIES[sel.suite], flush_l2=not args.warm_l2)
+            policy = _policy(args, sel.suite)
             store.sync_catalogue(session, *sweep.catalogue_rows(catalogue))
             run.provenance, run.cells_total = sweep.provenance_for(policy), len(cells)
         return _sweep(args, factory, run_id, policy, cells, sel.suite)

@@ -49,6 +49,11 @@ class Selection:
     def as_options(self) -> dict:
         return {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in self.__dict__.items()}
 
+    @classmethod
+    def from_options(cls, options: dict) -> "Selection":
+        """The selection a run stored (as_options), ignoring what is not a selection (a queue target)."""
+        return cls(**{k: v for k, v in options.items() if k in cls.__dataclass_fields__})
+
 
 def _unknown(kind: str, given: Sequence[str], known: Sequence[str]) -> None:
     bad = [g for g in given if g not in known]
