@@ -280,6 +280,30 @@ def _origin(machine_key: str, started_at: datetime) -> str:
     return f"{machine_key}@{_utc(started_at).isoformat()}"
 
 
+def known_origins(session: Session) -> set[str]:
+    """Every stored run's origin (its machine and start): a run imported again is skipped."""
+    return {_origin(key, started) for key, started in session.execute(
+        select(Machine.key, Run.started_at).join(Run, Run.machine_id == Machine.id))}
+
+
+def machine_for(session: Session, facts: dict, label: str | None) -> Machine:
+    """The stored machine with these facts' key, else a new one, named `label` when given."""
+    machine = session.scalar(select(Machine).where(Machine.key == facts["key"]))
+    if machine is None:
+        machine = Machine(**{**facts, "label": label or facts["label"]})
+        session.add(machine)
+    return machine
+
+
+def store_results(session: Session, run_id: int, results: list[dict]) -> None:
+    """Checked result dicts (cell columns, status, metrics, optional message, samples, time) as rows."""
+    for r in results:
+        row = {k: v for k, v in r.items() if k != "metrics" and (v is not None or k != "created_at")}
+        result = Result(run_id=run_id, **row)
+        result.metrics = [Metric(name=k, value=v) for k, v in r["metrics"].items()]
+        session.add(result)
+
+
 def import_bundle(session: Session, data: dict, source: str, label: str | None = None) -> tuple[list[int], int]:
     """Store the bundle's runs; returns the new run ids and how many were already there.
 
@@ -287,8 +311,7 @@ def import_bundle(session: Session, data: dict, source: str, label: str | None =
     on error, none. `label` names the machine of every run where the database has not
     met that machine before (shipped reference results use it)."""
     runs, benchmarks, methods = validate(data)
-    known = {_origin(key, started) for key, started in session.execute(
-        select(Machine.key, Run.started_at).join(Run, Run.machine_id == Machine.id))}
+    known = known_origins(session)
     for b in benchmarks:  # the catalogue this database already has wins: it is the code's
         if session.get(BenchmarkInfo, b["id"]) is None:
             session.add(BenchmarkInfo(**b))
@@ -303,11 +326,7 @@ def import_bundle(session: Session, data: dict, source: str, label: str | None =
             skipped += 1
             continue
         known.add(origin)
-        facts = run["machine"]
-        machine = session.scalar(select(Machine).where(Machine.key == facts["key"]))
-        if machine is None:
-            machine = Machine(**{**facts, "label": label or facts["label"]})
-            session.add(machine)
+        machine = machine_for(session, run["machine"], label)
         status = run["status"]
         if status in ("queued", "running", "cancelling"):  # no process here will finish it
             status = "interrupted"
@@ -318,11 +337,7 @@ def import_bundle(session: Session, data: dict, source: str, label: str | None =
                      finished_at=run["finished_at"])
         session.add(stored)
         session.flush()
-        for r in run["results"]:
-            metrics = r.pop("metrics")
-            result = Result(run_id=stored.id, **{k: v for k, v in r.items() if v is not None or k != "created_at"})
-            result.metrics = [Metric(name=k, value=v) for k, v in metrics.items()]
-            session.add(result)
+        store_results(session, stored.id, run["results"])
         added.append(stored.id)
     session.flush()
     return added, skipped

@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .bundle import MAX_INT, BundleError, _Check, _origin
-from .models import BenchmarkInfo, Machine, Metric, MethodInfo, Result, Run
+from .bundle import MAX_INT, BundleError, _Check, _origin, known_origins, machine_for, store_results
+from .models import BenchmarkInfo, MethodInfo, Result, Run
 
 SUITE = "pytest-benchmark"
 STATS = {"median": "time_median_s", "iqr": "time_iqr_s", "min": "time_min_s", "mean": "time_mean_s",
@@ -113,14 +113,9 @@ def import_file(session: Session, data: dict, source: str, label: str | None = N
     run = validate(data)
     facts = run["machine"]
     origin = _origin(facts["key"], run["started_at"])
-    known = {_origin(key, started) for key, started in session.execute(
-        select(Machine.key, Run.started_at).join(Run, Run.machine_id == Machine.id))}
-    if origin in known:
+    if origin in known_origins(session):
         return [], 1
-    machine = session.scalar(select(Machine).where(Machine.key == facts["key"]))
-    if machine is None:
-        machine = Machine(**{**facts, "label": label or facts["label"]})
-        session.add(machine)
+    machine = machine_for(session, facts, label)
     for r in run["results"]:  # a catalogue entry per group and test, so the dashboard can chart them
         if session.get(BenchmarkInfo, r["benchmark"]) is None:
             params = [p.split("=")[0] for p in r["size"].split()]
@@ -142,11 +137,7 @@ def import_file(session: Session, data: dict, source: str, label: str | None = N
                  started_at=run["started_at"], finished_at=run["started_at"])
     session.add(stored)
     session.flush()
-    for r in run["results"]:
-        result = Result(run_id=stored.id, status="ok", samples=r["samples"],
-                        **{k: r[k] for k in ("benchmark", "method", "backend", "device", "dtype", "mode", "size")})
-        result.metrics = [Metric(name=k, value=v) for k, v in r["metrics"].items()]
-        session.add(result)
+    store_results(session, stored.id, [{**r, "status": "ok"} for r in run["results"]])
     session.flush()
     return [stored.id], 0
 
