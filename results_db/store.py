@@ -116,10 +116,14 @@ def reopen_run(session: Session, run_id: int, pid: int) -> None:
 
 # --- the queue of runs for agents (remote runners) -------------------------------------------
 
+def _queue_key(label: str) -> str:
+    return f"queue:{label}"[:64]
+
+
 def queue_machine(session: Session, label: str) -> Machine:
     """The stand-in machine a run queued for agent `label` belongs to until an agent claims it
     (a run always has a machine; the claiming agent puts its own in its place)."""
-    facts = {"key": f"queue:{label}"[:64], "hostname": label, "cpu_model": "(an agent's machine, not yet known)",
+    facts = {"key": _queue_key(label), "hostname": label, "cpu_model": "(an agent's machine, not yet known)",
              "cpu_cores": 0, "torch_version": "-", "cuda_version": None, "gpu_name": None, "os": "-",
              "python_version": "-"}
     return get_or_create_machine(session, facts, f"{label} (queued for an agent)")
@@ -136,15 +140,18 @@ def claim_run(session: Session, label: str, machine: Machine, pid: int) -> Run |
     On PostgreSQL the candidate is read FOR UPDATE SKIP LOCKED, so agents polling together
     each get a different run without waiting on one another; on every database the claim is
     an UPDATE that only succeeds while the run is still the queue's, so no run is taken twice."""
-    placeholder = queue_machine(session, label)
-    query = (select(Run.id).where(Run.status == "queued", Run.machine_id == placeholder.id)
+    # Read, not get-or-create: an idle agent polls every few seconds and should write nothing.
+    placeholder = session.scalar(select(Machine.id).where(Machine.key == _queue_key(label)))
+    if placeholder is None:  # nothing was ever queued for this label
+        return None
+    query = (select(Run.id).where(Run.status == "queued", Run.machine_id == placeholder)
              .order_by(Run.id).limit(1))
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     run_id = session.scalar(query)
     if run_id is None:
         return None
-    taken = session.execute(update(Run).where(Run.id == run_id, Run.machine_id == placeholder.id,
+    taken = session.execute(update(Run).where(Run.id == run_id, Run.machine_id == placeholder,
                                               Run.status == "queued")
                             .values(machine_id=machine.id, pid=pid))
     return session.get(Run, run_id) if taken.rowcount == 1 else None
