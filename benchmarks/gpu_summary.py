@@ -67,9 +67,10 @@ def bandwidth(results: pd.DataFrame, copy_gbps: float) -> tuple[pd.DataFrame, st
         return rows, "not measured"
     moved = rows["bytes"].astype(float)
     rows["per call (µs)"] = rows["time_median_s"] * 1e6
-    rows["kernel (µs)"] = _kernel_time(rows) * 1e6
+    kernel = _kernel_time(rows)
+    rows["kernel (µs)"] = kernel * 1e6
     rows["of copy, per call"] = moved / rows["time_median_s"] / 1e9 / copy_gbps
-    rows["of copy, kernel"] = moved / _kernel_time(rows) / 1e9 / copy_gbps
+    rows["of copy, kernel"] = moved / kernel / 1e9 / copy_gbps
     table = rows[["method", "backend", "dtype", "mode", "per call (µs)", "kernel (µs)", "of copy, per call",
                   "of copy, kernel"]].sort_values(["mode", "method", "dtype", "backend"])
     fused = table[(table["backend"] == "triton") & (table["mode"] == "forward")]

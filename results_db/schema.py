@@ -10,6 +10,7 @@ connection that could change them (switching to WAL writes the file header).
 
 from __future__ import annotations
 
+import functools
 import shutil
 import sqlite3
 from pathlib import Path
@@ -37,12 +38,18 @@ def _config(connection=None) -> Config:
     return config
 
 
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    # The migration files are read once per process, not on every open and check.
+    return ScriptDirectory.from_config(_config())
+
+
 def head() -> str:
-    return ScriptDirectory.from_config(_config()).get_current_head()
+    return _scripts().get_current_head()
 
 
 def known_revisions() -> list[str]:
-    return [s.revision for s in ScriptDirectory.from_config(_config()).walk_revisions()]
+    return [s.revision for s in _scripts().walk_revisions()]
 
 
 def _revision_of(tables: set[str], version: str | None, run_columns: set[str], where: str) -> str | None:
