@@ -51,3 +51,21 @@ def roofline_fraction(flops: float | None, bytes_moved: float | None, seconds: f
         return None
     attainable = min(peak, flops / bytes_moved * bandwidth)
     return flops / seconds / 1e9 / attainable
+
+
+# The drift controls: the same two small calls timed at the start of every round, so that a
+# comparison across rounds and runs can tell how much the machine itself changed.
+DRIFT_COPY_BYTES = {"cpu": 16 * 2**20, "cuda": 256 * 2**20}
+DRIFT_MATMUL_SIZE = {"cpu": 256, "cuda": 4096}
+DRIFT_POLICY = timing.TimingPolicy(warmup_s=0.02, min_block_s=1e-3, budget_s=0.1, min_samples=7)
+
+
+def drift_control(device: str, clock: timing.Clock | None = None) -> dict[str, float]:
+    """{"copy_s": …, "matmul_s": …}: medians of a fixed float32 copy and matrix product."""
+    clock = clock or timing.clock_for(torch.device(device))
+    n, m = DRIFT_COPY_BYTES[device] // 4, DRIFT_MATMUL_SIZE[device]
+    src = torch.randn(n, device=device)
+    dst = torch.empty_like(src)
+    a, b = torch.randn(m, m, device=device), torch.randn(m, m, device=device)
+    return {"copy_s": timing.measure(lambda: dst.copy_(src), clock, DRIFT_POLICY).median,
+            "matmul_s": timing.measure(lambda: a @ b, clock, DRIFT_POLICY).median}

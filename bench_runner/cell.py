@@ -133,7 +133,9 @@ def _mode_call(fn: Callable, module: torch.nn.Module, inputs: tuple, mode: str) 
 
 
 def run_cell(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
-             clock: timing.Clock | None = None) -> CellOutcome:
+             clock: timing.Clock | None = None, check: bool = True) -> CellOutcome:
+    """Check a cell against its reference, time it, count its memory and FLOPs. With
+    `check=False` (a later round of a cell that passed all that) only warm up and time it."""
     # float32 cells compute in float32: PyTorch lets cuDNN convolutions use TF32 tensor
     # cores by default (matmuls not), which put a GPU partial_conv cell 2e-3 off its
     # float64 reference, past float32 tolerances, and would time a cheaper format.
@@ -148,7 +150,7 @@ def run_cell(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
     if reason:
         return CellOutcome("skipped", reason)
     try:
-        return _measure(catalogue, cell, policy, clock)
+        return _measure(catalogue, cell, policy, clock, check)
     except Exception as exc:  # noqa: BLE001 -- every failure becomes a stored status
         return CellOutcome("oom" if _is_oom(exc) else "error", _one_line(exc))
     finally:
@@ -179,8 +181,31 @@ def _reference(method, size, device, dtype) -> torch.nn.Module:
     return method.build(size).to(device=device, dtype=dtype).to(torch.float64)
 
 
+def _check(method, size, device, dtype, inputs, actual) -> str | None:
+    """Why the output is wrong, or None: against the float64 reference, or the method's own
+    structural check when its output is random."""
+    try:
+        if method.check is not None:
+            method.check(inputs, actual)
+        else:
+            expected = _reference(method, size, device, dtype)(
+                *(t.to(torch.float64) if t.is_floating_point() else t for t in inputs))
+            torch.testing.assert_close(actual.to(torch.float64), expected, **TOLERANCES[dtype])
+    except AssertionError as exc:
+        detail = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        return f"output differs from the float64 reference: {detail}"[:500]
+    return None
+
+
+def _timing_metrics(measured: timing.Measurement) -> dict[str, float]:
+    return {"time_median_s": measured.median, "time_iqr_s": measured.iqr,
+            "time_min_s": measured.min, "time_mean_s": measured.mean,
+            "samples": len(measured.samples), "calls_per_sample": measured.calls_per_sample,
+            "noisy": float(measured.noisy), "median_rel_ci": measured.rel_ci}
+
+
 def _measure(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
-             clock: timing.Clock | None) -> CellOutcome:
+             clock: timing.Clock | None, check: bool = True) -> CellOutcome:
     bench = catalogue.benchmarks[cell.benchmark]
     method = bench.methods[cell.method]
     device, dtype, size = torch.device(cell.device), DTYPES[cell.dtype], cell.size_dict
@@ -200,17 +225,10 @@ def _measure(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
         actual = fn(*inputs)  # the first call compiles, outside any timing
         _synchronize(device)
         first_call_s = time.perf_counter() - started
-        try:
-            if method.check is not None:  # a random method: its own structural check
-                method.check(inputs, actual)
-            else:
-                expected = _reference(method, size, device, dtype)(
-                    *(t.to(torch.float64) if t.is_floating_point() else t for t in inputs))
-                torch.testing.assert_close(actual.to(torch.float64), expected, **TOLERANCES[dtype])
-                del expected
-        except AssertionError as exc:
-            detail = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-            return CellOutcome("mismatch", f"output differs from the float64 reference: {detail}"[:500])
+        if check:
+            mismatch = _check(method, size, device, dtype, inputs, actual)
+            if mismatch:
+                return CellOutcome("mismatch", mismatch)
         del actual
 
     call = _mode_call(fn, module, inputs, cell.mode)
@@ -220,6 +238,8 @@ def _measure(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
         policy = dataclasses.replace(policy, min_block_s=0.0)
     clock = clock or timing.clock_for(device, policy.flush_l2)
     measured = timing.measure(call, clock, policy)
+    if not check:
+        return CellOutcome("ok", samples=list(measured.samples), metrics=_timing_metrics(measured))
     graph_metrics = _graph_timing(call, clock, policy) if (
         device.type == "cuda" and cell.mode == "forward" and policy.cuda_graphs) else {}
     peak = memory.peak_memory_bytes(call, device)
@@ -229,10 +249,7 @@ def _measure(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
         "ok",
         samples=list(measured.samples),
         metrics={
-            "time_median_s": measured.median, "time_iqr_s": measured.iqr,
-            "time_min_s": measured.min, "time_mean_s": measured.mean,
-            "samples": len(measured.samples), "calls_per_sample": measured.calls_per_sample,
-            "noisy": float(measured.noisy), "median_rel_ci": measured.rel_ci, "peak_mem_bytes": peak,
+            **_timing_metrics(measured), "peak_mem_bytes": peak,
             "flops": analytic, "flops_counted": counted,
             "bytes": method.bytes(size, dtype.itemsize),
             **graph_metrics,

@@ -21,7 +21,7 @@ import results_db
 from hadamard_impls import BACKENDS, SUITES, catalogue
 from results_db import bundle, pytest_bench, queries, store
 
-from . import sweep
+from . import machine_state, sweep
 from .worker import IsolatedRunner
 from .cell import DTYPES, MODES, dtype_unsupported
 
@@ -56,6 +56,9 @@ def _build_parser() -> argparse.ArgumentParser:
     _db_flag(p)
     p.add_argument("--threads", type=_positive_int, metavar="N",
                    help="CPU threads for PyTorch (default: its own, all physical cores); stored with the run")
+    _rounds_flag(p)
+    p.add_argument("--seed", type=_positive_int, metavar="N",
+                   help="the seed of the rounds' shuffled order (default: a fresh one, stored with the run)")
     p.add_argument("--if-empty", action="store_true",
                    help="do nothing when the database already holds a run")
     p.add_argument("--detach", action="store_true",
@@ -90,6 +93,7 @@ def _build_parser() -> argparse.ArgumentParser:
                                      "against the catalogue now; nothing runs here.")
     p.add_argument("--label", required=True, type=_label, help="the agents' machine label, e.g. gpu-server")
     _selection_flags(p, "default: cuda (the agent's GPU)")
+    _rounds_flag(p)
     _db_flag(p)
 
     p = verbs.add_parser("agent", help="run the runs queued for this machine's label",
@@ -128,6 +132,12 @@ def _selection_flags(p: argparse.ArgumentParser, device_help: str) -> None:
                    help="forward (inference) or train (forward and backward); default: forward")
 
 
+def _rounds_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rounds", type=_positive_int, metavar="N",
+                   help="measure every cell in N rounds, each in a fresh worker process and a new shuffled "
+                        "order (default: " + ", ".join(f"{k} {v}" for k, v in sweep.ROUNDS.items()) + ")")
+
+
 def _measure_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--cell-timeout", type=_positive_float, metavar="SECONDS",
@@ -149,7 +159,7 @@ def _positive_int(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive number of threads")
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
     return value
 
 
@@ -217,16 +227,21 @@ def _cmd_run(args) -> int:
 
         torch.set_num_threads(args.threads)
     policy = _policy(args, sel.suite)
-    run_id = sweep.start(factory, catalogue, sel, cells, policy)
-    print(f"run {run_id}: {len(cells)} cells of the {sel.suite} suite into {url.render_as_string()}",
-          file=sys.stderr)
+    busy = machine_state.busy_now(0.5)
+    run_id = sweep.start(factory, catalogue, sel, cells, policy, rounds=args.rounds, seed=args.seed, busy=busy)
+    rounds = args.rounds or sweep.ROUNDS[sel.suite]
+    print(f"run {run_id}: {len(cells)} cells of the {sel.suite} suite, {rounds} round{'s' * (rounds > 1)}, "
+          f"into {url.render_as_string()}", file=sys.stderr)
+    if busy:
+        print(f"run {run_id}: this machine is busy ({'; '.join(busy)}): its timings may not reproduce; "
+              f"see `python -m bench_runner doctor`", file=sys.stderr)
     return _sweep(args, factory, run_id, policy, cells, sel.suite)
 
 
 def _resume(args, url) -> int:
     """Take up an interrupted run where it stopped: the cells it has not stored, nothing twice."""
     if (args.suite or args.benchmark or args.method or args.backend or args.device or args.dtype or args.mode
-            or args.size):
+            or args.size or args.rounds or args.seed):
         raise UsageError("bench_runner run: --resume takes the run's own selection; give no other selection flag")
     if url.get_backend_name() == "sqlite" and not Path(url.database).exists():
         raise UsageError(f"bench_runner run: no results database at {url.database}")
@@ -240,13 +255,14 @@ def _resume(args, url) -> int:
         if run.status in ("queued", "running", "cancelling") and sweep.process_alive(run):
             raise UsageError(f"bench_runner run: run {run.id} is still {run.status} (pid {run.pid})")
         sel = sweep.Selection.from_options(run.options)
-        done = store.stored_cells(session, run.id)
-        cells = [c for c in sweep.plan(catalogue, sel) if tuple(c.key()[k] for k in store.CELL_COLUMNS) not in done]
+        cells = sweep.plan(catalogue, sel)
+        missing, rounds = run.cells_total - run.cells_done, run.rounds
         if args.detach:
             return _detach(args)
         store.reopen_run(session, run.id, os.getpid())
     policy = _policy(args, sel.suite)
-    print(f"run {args.resume} resumed: {len(cells)} of its cells are missing", file=sys.stderr)
+    print(f"run {args.resume} resumed: {missing} of its {len(cells) * rounds} measurements ({len(cells)} cells × "
+          f"{rounds} round{'s' * (rounds > 1)}) are missing", file=sys.stderr)
     return _sweep(args, factory, args.resume, policy, cells, sel.suite)
 
 
@@ -256,13 +272,21 @@ def _policy(args, suite: str):
 
 
 def _sweep(args, factory, run_id: int, policy, cells, suite: str) -> int:
-    """Wait for this machine's earlier runs, run the cells, and record how the run ended."""
+    """Wait for this machine's earlier runs, run the cells in the run's rounds, and record how the
+    run ended."""
+    with factory() as session:
+        run = session.get(results_db.Run, run_id)
+        rounds, seed, done = run.rounds, run.seed or 0, run.cells_done
+        # Workers run with the thread count the run stored (a resumed run keeps its own).
+        threads = getattr(args, "threads", None) or (run.provenance or {}).get("threads")
     try:
         sweep.wait_for_turn(factory, run_id, on_wait=lambda ahead: print(
             f"run {run_id} waits for run {', '.join(map(str, ahead))} on this machine", file=sys.stderr))
         counts = _execute_with_progress(factory, run_id, policy, cells, quiet=args.quiet,
                                         isolate=not args.in_process,
-                                        timeout_s=args.cell_timeout or sweep.CELL_TIMEOUT_S[suite])
+                                        timeout_s=args.cell_timeout or sweep.CELL_TIMEOUT_S[suite],
+                                        rounds=rounds, seed=seed, done=done,
+                                        threads=threads)
     except KeyboardInterrupt:
         with factory() as session, session.begin():
             store.finish_run(session, run_id, "interrupted", "stopped by the user")
@@ -281,10 +305,11 @@ def _sweep(args, factory, run_id: int, policy, cells, suite: str) -> int:
 
 
 def _execute_with_progress(factory, run_id, policy, cells, quiet: bool, isolate: bool = True,
-                           timeout_s: float | None = None) -> dict[str, int]:
+                           timeout_s: float | None = None, rounds: int = 1, seed: int = 0,
+                           done: int = 0, threads: int | None = None) -> dict[str, int]:
     from tqdm import tqdm
 
-    with tqdm(total=len(cells), unit="cell", disable=quiet, dynamic_ncols=True) as bar:
+    with tqdm(total=len(cells) * rounds, initial=done, unit="cell", disable=quiet, dynamic_ncols=True) as bar:
         def on_cell(cell, status):
             bar.set_postfix_str(f"{cell.benchmark}/{cell.method}/{cell.backend} {status}", refresh=False)
             bar.update()
@@ -293,10 +318,11 @@ def _execute_with_progress(factory, run_id, policy, cells, quiet: bool, isolate:
         ceilings = sweep.calibrate(factory, run_id, cells)
         if not isolate:
             return sweep.execute(factory, run_id, cells, sweep.in_process(catalogue, policy),
-                                 on_cell=on_cell, ceilings=ceilings)
+                                 on_cell=on_cell, ceilings=ceilings, rounds=rounds, seed=seed)
         bar.set_postfix_str("starting the worker process")
-        with IsolatedRunner("hadamard_impls:catalogue", policy, timeout_s) as run_one:
-            return sweep.execute(factory, run_id, cells, run_one, on_cell=on_cell, ceilings=ceilings)
+        with IsolatedRunner("hadamard_impls:catalogue", policy, timeout_s, threads=threads) as run_one:
+            return sweep.execute(factory, run_id, cells, run_one, on_cell=on_cell, ceilings=ceilings,
+                                 rounds=rounds, seed=seed)
 
 
 def _cuda_available() -> bool:
@@ -409,8 +435,11 @@ def _cmd_submit(args) -> int:
     factory = sessionmaker(results_db.open_engine(url.render_as_string(hide_password=False)))
     with factory() as session, session.begin():
         store.sync_catalogue(session, *sweep.catalogue_rows(catalogue))
-        run_id = store.submit_run(session, args.label, sel.suite, sel.as_options(), len(cells)).id
-    print(f"run {run_id}: {len(cells)} cells of the {sel.suite} suite queued for agent {args.label!r}")
+        rounds = args.rounds or sweep.ROUNDS[sel.suite]
+        run_id = store.submit_run(session, args.label, sel.suite, sel.as_options(), len(cells) * rounds,
+                                  rounds=rounds, seed=sweep.new_seed()).id
+    print(f"run {run_id}: {len(cells)} cells of the {sel.suite} suite, {rounds} rounds, queued for agent "
+          f"{args.label!r}")
     return 0
 
 
@@ -431,7 +460,7 @@ def _cmd_agent(args) -> int:
                 return 1
             policy = _policy(args, sel.suite)
             store.sync_catalogue(session, *sweep.catalogue_rows(catalogue))
-            run.provenance, run.cells_total = sweep.provenance_for(policy), len(cells)
+            run.provenance, run.cells_total = sweep.provenance_for(policy), len(cells) * run.rounds
         return _sweep(args, factory, run_id, policy, cells, sel.suite)
 
     return serve(factory, args.label, run_claimed, once=args.once, poll_s=args.poll,

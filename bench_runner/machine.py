@@ -62,7 +62,8 @@ def _triton_version() -> str | None:
     return triton.__version__
 
 
-def provenance(threads: int, timing: dict[str, str], flop_convention: str) -> dict[str, object]:
+def provenance(threads: int, timing: dict[str, str], flop_convention: str,
+               allocator: dict[str, str] | None = None) -> dict[str, object]:
     """What a reader needs to trust or reproduce a run's numbers, stored on the run."""
     return {
         "git_commit": _git_commit(),
@@ -71,6 +72,7 @@ def provenance(threads: int, timing: dict[str, str], flop_convention: str) -> di
         "cuda": torch.version.cuda,
         "triton": _triton_version(),
         "threads": threads,
+        "allocator": allocator,
         "timing": timing,
         "flop_convention": flop_convention,
         "tf32": False,  # float32 means float32: bench_runner.cell turns TF32 off for every cell

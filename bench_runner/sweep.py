@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import socket
 import time
 from dataclasses import dataclass
@@ -15,17 +16,22 @@ from sqlalchemy.orm import Session, sessionmaker
 from hadamard_impls import BACKENDS, SUITES, Catalogue
 from results_db import store
 
-from . import calibration, flops, machine
+from . import calibration, flops, machine, machine_state, stats
 from .cell import DTYPES, MODES, Cell, CellOutcome, device_unavailable, dtype_unsupported, run_cell
 from .timing import Clock, TimingPolicy
+from .worker import allocator_setting
 
 # How long one cell may take before its worker is stopped and the cell stored as `timeout`.
 CELL_TIMEOUT_S = {"smoke": 300.0, "quick": 300.0, "full": 1800.0, "paper": 1800.0}
 
-# How hard each suite measures: smoke proves the path works, full is for papers.
+# How many rounds each suite measures, each in a fresh worker: one process is one draw of
+# the machine's and the allocator's state, so a verdict across runs needs several.
+ROUNDS = {"smoke": 1, "quick": 3, "full": 5, "paper": 5}
+
+# How hard each suite measures per round: smoke proves the path works, full is for papers.
 POLICIES = {
     "smoke": TimingPolicy(warmup_s=0.005, min_block_s=1e-4, budget_s=0.02, min_samples=3),
-    "quick": TimingPolicy(warmup_s=0.01, min_block_s=5e-4, budget_s=0.08, min_samples=5),
+    "quick": TimingPolicy(warmup_s=0.01, min_block_s=5e-4, budget_s=0.03, min_samples=5),
     "full": TimingPolicy(warmup_s=0.1, min_block_s=1e-3, budget_s=1.0, min_samples=10),
     "paper": TimingPolicy(warmup_s=0.05, min_block_s=1e-3, budget_s=0.5, min_samples=10),
 }
@@ -126,6 +132,7 @@ def provenance_for(policy: TimingPolicy) -> dict:
     """How this process measures: what a run records about the numbers it stores."""
     return machine.provenance(
         threads=torch.get_num_threads(),
+        allocator=allocator_setting(),
         timing={"cpu": "time.perf_counter around blocks of calls",
                 "cuda": "CUDA events after synchronize" + (", L2 flushed before each call" if policy.flush_l2 else
                                                            ", L2 kept warm"),
@@ -134,21 +141,35 @@ def provenance_for(policy: TimingPolicy) -> dict:
     )
 
 
+def new_seed() -> int:
+    return random.SystemRandom().randrange(1, 2**31)
+
+
 def start(session_factory: sessionmaker[Session], catalogue: Catalogue, sel: Selection,
-          cells: Sequence[Cell], policy: TimingPolicy | None = None) -> int:
-    """Record the machine, the catalogue and a new run; return the run's id."""
+          cells: Sequence[Cell], policy: TimingPolicy | None = None, rounds: int | None = None,
+          seed: int | None = None, busy: Sequence[str] = ()) -> int:
+    """Record the machine, the catalogue and a new run; return the run's id. `busy`: why the
+    machine looked busy as the run started, kept with its provenance."""
     facts = machine.fingerprint()
     prov = provenance_for(policy or POLICIES[sel.suite])
+    if busy:
+        prov["busy_at_start"] = list(busy)
+    rounds = rounds or ROUNDS[sel.suite]
     with session_factory() as session, session.begin():
         store.sync_catalogue(session, *catalogue_rows(catalogue))
         host = store.get_or_create_machine(session, facts, machine.label(facts))
-        run = store.start_run(session, host, sel.suite, sel.as_options(), len(cells), pid=os.getpid(),
-                              provenance=prov)
+        run = store.start_run(session, host, sel.suite, sel.as_options(), len(cells) * rounds, pid=os.getpid(),
+                              provenance=prov, rounds=rounds, seed=seed if seed is not None else new_seed())
         return run.id
 
 
 def calibrate(session_factory: sessionmaker[Session], run_id: int, cells: Sequence[Cell]) -> dict:
-    """Measure each device's ceilings (the devices and dtypes the cells use) and store them."""
+    """Measure each device's ceilings (the devices and dtypes the cells use) and store them. A
+    resumed run keeps the ceilings its first cells were placed under."""
+    with session_factory() as session:
+        kept = store.run_calibration(session, run_id)
+    if kept:
+        return kept
     ceilings = {}
     for device in sorted({c.device for c in cells}):
         if device_unavailable(device):
@@ -174,10 +195,25 @@ def derived_metrics(m: dict, ceilings: dict | None, dtype: str) -> dict[str, flo
     }
 
 
-def in_process(catalogue: Catalogue, policy: TimingPolicy, clock: Clock | None = None
-               ) -> Callable[[Cell], CellOutcome]:
-    """Cells run in this process: for tests and debugging (a crash ends the sweep)."""
-    return lambda cell: run_cell(catalogue, cell, policy, clock)
+class InProcess:
+    """Cells run in this process: for tests and debugging (a crash ends the sweep; rounds share
+    the process, so they do not isolate anything)."""
+
+    def __init__(self, catalogue: Catalogue, policy: TimingPolicy, clock: Clock | None = None):
+        self.catalogue, self.policy, self.clock = catalogue, policy, clock
+
+    def __call__(self, cell: Cell) -> CellOutcome:
+        return run_cell(self.catalogue, cell, self.policy, self.clock)
+
+    def time_only(self, cell: Cell) -> CellOutcome:
+        return run_cell(self.catalogue, cell, self.policy, self.clock, check=False)
+
+    def drift(self, devices: list[str]) -> dict[str, dict[str, float]]:
+        return {d: calibration.drift_control(d) for d in devices if not device_unavailable(d)}
+
+
+def in_process(catalogue: Catalogue, policy: TimingPolicy, clock: Clock | None = None) -> InProcess:
+    return InProcess(catalogue, policy, clock)
 
 
 def cancelled(session_factory: sessionmaker[Session], run_id: int) -> bool:
@@ -221,22 +257,108 @@ def _alive(run, session: Session) -> bool:
     return False
 
 
+def round_order(cells: Sequence[Cell], seed: int, round_index: int) -> list[Cell]:
+    """The cells in round `round_index`'s order: shuffled reproducibly from (seed, round), with
+    the methods and backends of one benchmark, size, device, dtype and mode kept next to each
+    other, so that whatever the machine does drifts over a method and its baseline alike."""
+    rng = random.Random(f"{seed}:{round_index}")
+    groups: dict[tuple, list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault((cell.benchmark, cell.size, cell.device, cell.dtype, cell.mode), []).append(cell)
+    keys = list(groups)
+    rng.shuffle(keys)
+    order = []
+    for key in keys:
+        group = list(groups[key])
+        rng.shuffle(group)
+        order += group
+    return order
+
+
+def _cell_id(cell: Cell) -> tuple[str, ...]:
+    key = cell.key()
+    return tuple(key[c] for c in store.CELL_COLUMNS)
+
+
 def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence[Cell],
             run_one: Callable[[Cell], CellOutcome], on_cell: Callable[[Cell, str], None] | None = None,
-            ceilings: dict | None = None) -> dict[str, int]:
-    """Run every cell with `run_one`, committing each as it finishes; return the count per status.
-    A run cancelled from the dashboard stops before its next cell."""
+            ceilings: dict | None = None, rounds: int = 1, seed: int = 0) -> dict[str, int]:
+    """Measure every cell in `rounds` rounds, committing each cell as it finishes; return the
+    count per status (of each cell's first measurement).
+
+    Each round starts a fresh worker (when `run_one` can restart) and runs the cells in its own
+    shuffled order; a cell's first measurement checks it and counts its memory and FLOPs, later
+    rounds only time it and pool their samples with the earlier ones. Cells a run already holds
+    (`--resume`) are measured only in the rounds they lack. A run cancelled from the dashboard
+    stops before its next cell."""
     counts: dict[str, int] = {}
-    for cell in cells:
+    with session_factory() as session:
+        stored = store.stored_cells(session, run_id)
+    devices = sorted({c.device for c in cells})
+    for round_index in range(rounds):
+        todo = [c for c in round_order(cells, seed, round_index)
+                if _cell_id(c) not in stored or (stored[_cell_id(c)] is not None
+                                                 and round_index not in stored[_cell_id(c)])]
+        if not todo:
+            continue
         if cancelled(session_factory, run_id):
             break
-        outcome = run_one(cell)
-        if outcome.status == "ok":
-            outcome.metrics.update(derived_metrics(outcome.metrics, (ceilings or {}).get(cell.device), cell.dtype))
+        if hasattr(run_one, "restart"):
+            run_one.restart()
+        before = machine_state.snapshot()
         with session_factory() as session, session.begin():
-            store.record_result(session, run_id, cell.key(), outcome.status, outcome.message,
-                                outcome.samples, outcome.metrics)
-        counts[outcome.status] = counts.get(outcome.status, 0) + 1
-        if on_cell:
-            on_cell(cell, outcome.status)
+            record_id = store.start_round(session, run_id, round_index, seed, os.getpid()).id
+        drift = run_one.drift(devices) if hasattr(run_one, "drift") else {}
+        measured = 0
+        for cell in todo:
+            if cancelled(session_factory, run_id):
+                break
+            key = _cell_id(cell)
+            first = key not in stored
+            outcome = run_one(cell) if first else getattr(run_one, "time_only", run_one)(cell)
+            with session_factory() as session, session.begin():
+                status = _store_round(session, run_id, cell, outcome, round_index, rounds,
+                                      (ceilings or {}).get(cell.device))
+            if first:
+                counts[outcome.status] = counts.get(outcome.status, 0) + 1
+                stored[key] = {round_index} if status == "ok" else None
+            elif outcome.status == "ok":
+                stored[key].add(round_index)
+            measured += 1
+            if on_cell:
+                on_cell(cell, outcome.status)
+        worker_cpu = run_one.worker_cpu_seconds() if hasattr(run_one, "worker_cpu_seconds") else 0.0
+        state = {**machine_state.state_between(before, machine_state.snapshot(), worker_cpu), "drift": drift}
+        with session_factory() as session, session.begin():
+            store.finish_round(session, record_id, measured, state)
     return counts
+
+
+def _store_round(session: Session, run_id: int, cell: Cell, outcome: CellOutcome, round_index: int,
+                 rounds: int, ceilings: dict | None) -> str:
+    """Store one round of one cell; returns the cell's status after it."""
+    result = store.find_result(session, run_id, cell.key())
+    if result is None:  # the cell's first measurement
+        samples = outcome.samples or []
+        sample_rounds = [round_index] * len(samples) if samples else None
+        metrics = dict(outcome.metrics)
+        if outcome.status == "ok":
+            metrics.update(stats.summarize(samples, sample_rounds))
+            metrics.update(derived_metrics(metrics, ceilings, cell.dtype))
+        # A cell that is not `ok` is settled: the rounds it will not be measured in count as done.
+        store.record_result(session, run_id, cell.key(), outcome.status, outcome.message, outcome.samples,
+                            metrics, sample_rounds=sample_rounds,
+                            progress=1 if outcome.status == "ok" else rounds - round_index)
+        return outcome.status
+    store.count_progress(session, run_id)
+    if outcome.status != "ok":
+        store.note_round_failure(result, round_index, outcome.status, outcome.message)
+        return result.status
+    samples = list(result.samples or []) + list(outcome.samples or [])
+    sample_rounds = list(result.sample_rounds or [0] * len(result.samples or [])) + \
+        [round_index] * len(outcome.samples or [])
+    metrics = stats.summarize(samples, sample_rounds)
+    kept = {m.name: m.value for m in result.metrics}
+    metrics.update(derived_metrics({**kept, **metrics}, ceilings, cell.dtype))
+    store.add_round(session, result, list(outcome.samples or []), round_index, metrics)
+    return result.status

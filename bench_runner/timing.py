@@ -8,13 +8,14 @@ the loop with a seeded fake clock instead of a real device.
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 import torch
+
+from .stats import median_rel_ci
 
 
 class Clock(Protocol):
@@ -142,21 +143,6 @@ class Measurement:
     def noisy(self) -> bool:
         """torch.utils.benchmark's warning threshold: IQR above 10% of the median."""
         return self.iqr > 0.1 * self.median
-
-
-def median_rel_ci(samples) -> float:
-    """Half-width of a distribution-free 95% confidence interval of the median, over the median.
-
-    The interval runs between the order statistics at ranks n/2 ∓ 0.98·√n (the binomial
-    approximation), so it assumes nothing about the shape of the timing distribution."""
-    n = len(samples)
-    if n < 2:
-        return float("inf")
-    ordered = sorted(samples)
-    half = 0.98 * math.sqrt(n)
-    lo, hi = ordered[max(0, math.floor(n / 2 - half))], ordered[min(n - 1, math.ceil(n / 2 + half) - 1)]
-    median = statistics.median(ordered)
-    return (hi - lo) / 2 / median if median > 0 else float("inf")
 
 
 def measure(fn: Callable[[], object], clock: Clock, policy: TimingPolicy = TimingPolicy()) -> Measurement:

@@ -1,20 +1,41 @@
 """Cells in a worker process, so that a crash, a kill or a hang ends one cell, not the sweep.
 
-The parent sends one cell at a time to a long-lived worker (spawned, never forked,
-so CUDA starts clean) and waits at most the cell timeout. A worker that dies or
-hangs is replaced, and the cell is stored as `crashed`, `oom` (killed by SIGKILL,
-which on Linux is what the out-of-memory killer sends) or `timeout`.
+The parent sends one cell at a time to a worker (spawned, never forked, so CUDA starts
+clean) and waits at most the cell timeout. A worker that dies or hangs is replaced, and
+the cell is stored as `crashed`, `oom` (killed by SIGKILL, which on Linux is what the
+out-of-memory killer sends) or `timeout`. Each round of a run gets a fresh worker
+(`restart`), and every worker starts with the same allocator settings (ALLOCATOR_ENV),
+so a cell's time does not depend on what the process ran before it.
 """
 
 from __future__ import annotations
 
 import importlib
 import multiprocessing
+import os
 import signal
 from multiprocessing.connection import Connection
 
+from . import machine_state
 from .cell import Cell, CellOutcome, run_cell
 from .timing import TimingPolicy
+
+# glibc's malloc adapts its mmap threshold to the blocks a process has freed, so the same
+# 16 MiB temporary is either reused from the heap or mapped, page-faulted and unmapped on
+# every call, depending on which cells ran before (measured: hadamard_chain at 4M elements
+# took 3.6 ms after the elementwise benchmark and 10.9 ms alone). Setting the thresholds
+# turns the adaptation off: blocks up to 32 MiB (glibc's largest allowed threshold) always
+# come from the heap, larger ones are always mapped, and freed memory stays with the process.
+GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
+ALLOCATOR_ENV = {"GLIBC_TUNABLES": GLIBC_TUNABLES}
+
+
+def allocator_setting() -> dict[str, str]:
+    """What the workers' allocator runs with, as stored on the run. HADAMARD_BENCH_ALLOCATOR=system
+    leaves the system's allocator as it is (its adaptive behaviour included)."""
+    if os.environ.get("HADAMARD_BENCH_ALLOCATOR", "fixed") == "system":
+        return {"allocator": "system default", "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES", "")}
+    return {"allocator": "glibc, fixed thresholds", **ALLOCATOR_ENV}
 
 
 def load_catalogue(ref: str):
@@ -44,16 +65,26 @@ def _peak_rss_bytes() -> int | None:
     return None
 
 
-def _serve(conn: Connection, catalogue_ref: str, policy: TimingPolicy) -> None:
+def _serve(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads: int | None = None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     catalogue = load_catalogue(catalogue_ref)
     conn.send("ready")
     while True:
-        cell = conn.recv()
-        if cell is None:
+        message = conn.recv()
+        if message is None:
             return
+        if message[0] == "drift":
+            from .calibration import drift_control
+
+            conn.send({device: drift_control(device) for device in message[1]})
+            continue
+        _, cell, check = message
         _peak_rss_reset()
-        outcome = run_cell(catalogue, cell, policy)
-        if outcome.status == "ok":
+        outcome = run_cell(catalogue, cell, policy, check=check)
+        if outcome.status == "ok" and check:
             # The whole process's resident peak during the cell, beside the tensors' own peak.
             outcome.metrics["process_peak_rss_bytes"] = _peak_rss_bytes()
         conn.send(outcome)
@@ -64,17 +95,29 @@ class IsolatedRunner:
 
     START_TIMEOUT_S = 300.0  # importing torch and the catalogue on a cold, busy machine
 
-    def __init__(self, catalogue_ref: str, policy: TimingPolicy, timeout_s: float):
-        self.catalogue_ref, self.policy, self.timeout_s = catalogue_ref, policy, timeout_s
+    def __init__(self, catalogue_ref: str, policy: TimingPolicy, timeout_s: float, threads: int | None = None):
+        self.catalogue_ref, self.policy, self.timeout_s, self.threads = catalogue_ref, policy, timeout_s, threads
         self._context = multiprocessing.get_context("spawn")
         self._process = None
         self._conn: Connection | None = None
 
     def _start(self) -> None:
         self._conn, child = self._context.Pipe()
-        self._process = self._context.Process(target=_serve, args=(child, self.catalogue_ref, self.policy),
+        self._process = self._context.Process(target=_serve, args=(child, self.catalogue_ref, self.policy, self.threads),
                                               daemon=True, name="hadamard-bench-worker")
-        self._process.start()
+        # A spawned worker is a new interpreter: it inherits the environment at start, and
+        # glibc reads its tunables once, before any allocation.
+        setting = {k: v for k, v in allocator_setting().items() if k.isupper()}
+        saved = {k: os.environ.get(k) for k in setting}
+        os.environ.update(setting)
+        try:
+            self._process.start()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
         child.close()
         try:
             if self._conn.poll(self.START_TIMEOUT_S) and self._conn.recv() == "ready":
@@ -93,10 +136,36 @@ class IsolatedRunner:
             self._process.join(timeout=10)
         self._process, self._conn = None, None
 
-    def __call__(self, cell: Cell) -> CellOutcome:
+    def restart(self) -> None:
+        """A fresh worker for what comes next (a new round): nothing it ran before carries over."""
+        self.close()
+
+    def worker_cpu_seconds(self) -> float:
+        """CPU seconds the current worker has used, for the round's machine state."""
+        alive = self._process is not None and self._process.is_alive()
+        return (machine_state.process_cpu_seconds(self._process.pid) or 0.0) if alive else 0.0
+
+    def drift(self, devices: list[str]) -> dict[str, dict[str, float]]:
+        """The drift controls, measured in the worker (a failure leaves them out)."""
         if self._process is None or not self._process.is_alive():
             self._start()
-        self._conn.send(cell)
+        self._conn.send(("drift", devices))
+        try:
+            if self._conn.poll(self.timeout_s):
+                return self._conn.recv()
+        except (EOFError, OSError):
+            pass
+        self._stop()
+        return {}
+
+    def time_only(self, cell: Cell) -> CellOutcome:
+        """A later round of a cell already checked: warm-up and timing, no reference check."""
+        return self(cell, check=False)
+
+    def __call__(self, cell: Cell, check: bool = True) -> CellOutcome:
+        if self._process is None or not self._process.is_alive():
+            self._start()
+        self._conn.send(("cell", cell, check))
         try:
             if self._conn.poll(self.timeout_s):
                 return self._conn.recv()

@@ -53,8 +53,11 @@ class Run(Base):
     provenance: Mapped[dict] = mapped_column(JSON, default=dict)
     # Per device: copy bandwidth (GB/s) and matmul throughput per dtype (GFLOP/s), measured at start.
     calibration: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Progress counts cell-rounds: every cell is measured once per round.
     cells_total: Mapped[int] = mapped_column(default=0)
     cells_done: Mapped[int] = mapped_column(default=0)
+    rounds: Mapped[int] = mapped_column(default=1)  # each round in a fresh worker process
+    seed: Mapped[Optional[int]]  # the shuffled order of round r comes from (seed, r)
     message: Mapped[Optional[str]] = mapped_column(Text)
     pid: Mapped[Optional[int]]
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -62,6 +65,27 @@ class Run(Base):
 
     machine: Mapped[Machine] = relationship(back_populates="runs")
     results: Mapped[list["Result"]] = relationship(back_populates="run")
+    round_records: Mapped[list["RoundRecord"]] = relationship(back_populates="run", order_by="RoundRecord.id")
+
+
+class RoundRecord(Base):
+    """One round of a run, or the part of one that a process measured (a resumed round has two):
+    its worker, its order's seed, and the state of the machine while it ran."""
+
+    __tablename__ = "round"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id"), index=True)
+    round: Mapped[int]
+    seed: Mapped[int]
+    pid: Mapped[Optional[int]]
+    cells: Mapped[int] = mapped_column(default=0)  # cells measured in this part of the round
+    # Load average, CPU steal, other processes' CPU share, governor, and the drift controls.
+    state: Mapped[dict] = mapped_column(JSON, default=dict)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[Optional[datetime]] = mapped_column(DateTime(timezone=True))
+
+    run: Mapped[Run] = relationship(back_populates="round_records")
 
 
 class BenchmarkInfo(Base):
@@ -111,6 +135,7 @@ class Result(Base):
     status: Mapped[str] = mapped_column(String(16))  # one of STATUSES
     message: Mapped[Optional[str]] = mapped_column(Text)
     samples: Mapped[Optional[list]] = mapped_column(JSON)  # per-call seconds, one per sample
+    sample_rounds: Mapped[Optional[list]] = mapped_column(JSON)  # the round of each sample (None: one round)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     run: Mapped[Run] = relationship(back_populates="results")

@@ -57,7 +57,7 @@ def _revision_of(tables: set[str], version: str | None, run_columns: set[str], w
     if not tables - {"alembic_version"}:
         return None
     if not OUR_TABLES <= tables:
-        if version is None and tables <= OUR_TABLES | {"agent", "alembic_version"}:
+        if version is None and tables <= OUR_TABLES | {"agent", "round", "alembic_version"}:
             return None  # a creation cut short (the process died mid-way): ensure() finishes it
         foreign = ", ".join(sorted(tables - OUR_TABLES)[:5]) or ", ".join(sorted(tables))
         raise SchemaError(f"{where} is not a Hadamard Bench database (it has tables {foreign}); it was left untouched")

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from .models import Agent, BenchmarkInfo, Machine, Metric, MethodInfo, Result, Run, utcnow
+from .models import Agent, BenchmarkInfo, Machine, Metric, MethodInfo, Result, RoundRecord, Run, utcnow
 
 MACHINE_FIELDS = ("hostname", "cpu_model", "cpu_cores", "torch_version", "cuda_version",
                   "gpu_name", "os", "python_version")
@@ -48,9 +48,10 @@ def sync_catalogue(session: Session, benchmarks: Iterable[Mapping], methods: Ite
 
 
 def start_run(session: Session, machine: Machine, suite: str, options: Mapping,
-              cells_total: int, pid: int | None = None, provenance: Mapping | None = None) -> Run:
+              cells_total: int, pid: int | None = None, provenance: Mapping | None = None,
+              rounds: int = 1, seed: int | None = None) -> Run:
     run = Run(machine=machine, suite=suite, options=dict(options), cells_total=cells_total,
-              status="queued", pid=pid, provenance=dict(provenance or {}))
+              status="queued", pid=pid, provenance=dict(provenance or {}), rounds=rounds, seed=seed)
     session.add(run)
     session.flush()
     return run
@@ -58,17 +59,75 @@ def start_run(session: Session, machine: Machine, suite: str, options: Mapping,
 
 def record_result(session: Session, run_id: int, cell: Mapping[str, str], status: str,
                   message: str | None = None, samples: list[float] | None = None,
-                  metrics: Mapping[str, float | None] | None = None) -> Result:
-    """Store one cell and count it towards its run's progress."""
-    result = Result(run_id=run_id, status=status, message=message, samples=samples, **cell)
+                  metrics: Mapping[str, float | None] | None = None, sample_rounds: list[int] | None = None,
+                  progress: int = 1) -> Result:
+    """Store one cell and count `progress` cell-rounds towards its run's progress."""
+    result = Result(run_id=run_id, status=status, message=message, samples=samples,
+                    sample_rounds=sample_rounds, **cell)
     result.metrics = [Metric(name=k, value=float(v)) for k, v in (metrics or {}).items() if v is not None]
     session.add(result)
-    session.execute(update(Run).where(Run.id == run_id).values(cells_done=Run.cells_done + 1))
+    count_progress(session, run_id, progress)
     return result
+
+
+def count_progress(session: Session, run_id: int, cell_rounds: int = 1) -> None:
+    session.execute(update(Run).where(Run.id == run_id).values(cells_done=Run.cells_done + cell_rounds))
+
+
+def find_result(session: Session, run_id: int, cell: Mapping[str, str]) -> Result | None:
+    return session.scalar(select(Result).where(Result.run_id == run_id,
+                                               *(getattr(Result, c) == cell[c] for c in CELL_COLUMNS)))
+
+
+def add_round(session: Session, result: Result, samples: list[float], round_index: int,
+              metrics: Mapping[str, float | None], message: str | None = None) -> None:
+    """Another round's samples for a stored cell, and its metrics recomputed from all rounds
+    (`metrics` replaces the values it names; the others, such as FLOPs, stay)."""
+    before = list(result.sample_rounds or [0] * len(result.samples or []))
+    result.samples = list(result.samples or []) + list(samples)
+    result.sample_rounds = before + [round_index] * len(samples)
+    set_metrics(session, result, metrics)
+    if message:
+        result.message = message
+
+
+def set_metrics(session: Session, result: Result, metrics: Mapping[str, float | None]) -> None:
+    """Replace (or add) the named metrics of a result; a None value removes one."""
+    kept = {m.name: m for m in result.metrics}
+    for name, value in metrics.items():
+        if value is None:
+            if name in kept:
+                result.metrics.remove(kept[name])
+        elif name in kept:
+            kept[name].value = float(value)
+        else:
+            result.metrics.append(Metric(name=name, value=float(value)))
+
+
+def note_round_failure(result: Result, round_index: int, status: str, message: str | None) -> None:
+    """A later round of an `ok` cell that failed: the cell keeps its other rounds, the message says why."""
+    note = f"round {round_index + 1}: {status}" + (f" ({message})" if message else "")
+    result.message = "; ".join(filter(None, [result.message, note]))[:2000]
+
+
+def start_round(session: Session, run_id: int, round_index: int, seed: int, pid: int | None) -> RoundRecord:
+    record = RoundRecord(run_id=run_id, round=round_index, seed=seed, pid=pid, cells=0, state={})
+    session.add(record)
+    session.flush()
+    return record
+
+
+def finish_round(session: Session, round_id: int, cells: int, state: Mapping) -> None:
+    session.execute(update(RoundRecord).where(RoundRecord.id == round_id)
+                    .values(cells=cells, state=dict(state), finished_at=utcnow()))
 
 
 def set_calibration(session: Session, run_id: int, calibration: Mapping) -> None:
     session.execute(update(Run).where(Run.id == run_id).values(calibration=dict(calibration)))
+
+
+def run_calibration(session: Session, run_id: int) -> dict:
+    return dict(session.scalar(select(Run.calibration).where(Run.id == run_id)) or {})
 
 
 def finish_run(session: Session, run_id: int, status: str = "finished", message: str | None = None) -> None:
@@ -102,10 +161,21 @@ def runs_ahead(session: Session, run_id: int) -> list[Run]:
 CELL_COLUMNS = ("benchmark", "method", "backend", "device", "dtype", "mode", "size")
 
 
-def stored_cells(session: Session, run_id: int) -> set[tuple[str, ...]]:
-    """The cells a run has stored, as (benchmark, method, backend, device, dtype, mode, size)."""
+def stored_cells(session: Session, run_id: int) -> dict[tuple[str, ...], set[int] | None]:
+    """The cells a run has stored, as (benchmark, method, backend, device, dtype, mode, size) →
+    the rounds it holds samples of; None for a cell that is settled (not `ok`: later rounds
+    do not measure it)."""
     columns = [getattr(Result, c) for c in CELL_COLUMNS]
-    return {tuple(row) for row in session.execute(select(*columns).where(Result.run_id == run_id))}
+    rows = session.execute(select(*columns, Result.status, Result.samples, Result.sample_rounds)
+                           .where(Result.run_id == run_id))
+    out = {}
+    for row in rows:
+        *key, status, samples, sample_rounds = row
+        if status != "ok":
+            out[tuple(key)] = None
+        else:
+            out[tuple(key)] = set(sample_rounds) if sample_rounds is not None else ({0} if samples else set())
+    return out
 
 
 def reopen_run(session: Session, run_id: int, pid: int) -> None:
@@ -129,9 +199,11 @@ def queue_machine(session: Session, label: str) -> Machine:
     return get_or_create_machine(session, facts, f"{label} (queued for an agent)")
 
 
-def submit_run(session: Session, label: str, suite: str, options: Mapping, cells_total: int) -> Run:
+def submit_run(session: Session, label: str, suite: str, options: Mapping, cells_total: int,
+               rounds: int = 1, seed: int | None = None) -> Run:
     """A run queued for the agents labelled `label`."""
-    return start_run(session, queue_machine(session, label), suite, {**options, "target": label}, cells_total)
+    return start_run(session, queue_machine(session, label), suite, {**options, "target": label}, cells_total,
+                     rounds=rounds, seed=seed)
 
 
 def claim_run(session: Session, label: str, machine: Machine, pid: int) -> Run | None:

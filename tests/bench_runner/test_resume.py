@@ -54,7 +54,7 @@ def test_a_killed_run_keeps_its_cells_and_resume_completes_it(tmp_path, after):
 
     out = cli("run", "--resume", "1", "--db", url)
     assert out.returncode == 0, out.stderr
-    assert f"{CELLS - len(kept)} of its cells are missing" in out.stderr
+    assert f"{CELLS - len(kept)} of its {CELLS} measurements ({CELLS} cells × 1 round) are missing" in out.stderr
     with sessionmaker(results_db.open_engine(url))() as session:
         frame = queries.results_frame(session)
         runs = queries.runs_frame(session)

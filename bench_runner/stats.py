@@ -1,0 +1,214 @@
+"""Statistics of timing samples, in one place: the runner, the CLI, the dashboard and
+benchmarks/ all call these functions, so a verdict reads the same everywhere.
+
+A cell's samples come in rounds, each measured in a fresh worker process. Samples of
+one round are not independent draws of the machine: they share one process's memory
+layout, one allocator history, one stretch of machine state. So the uncertainty of a
+median comes from a hierarchical bootstrap, rounds first and samples within them, and
+a verdict needs its whole confidence interval beyond (or inside) a practical floor.
+
+Torch-free (numpy and scipy), so the dashboard can import it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+from scipy import stats as sps
+
+FLOOR = 0.05  # a change smaller than 5% is treated as no change
+ALPHA = 0.05  # false-discovery rate across the cells compared at once
+NOISY_IQR = 0.10  # torch.utils.benchmark's threshold: within-round IQR above 10% of the median
+NOISY_ROUND_SPREAD = 0.10  # round medians more than 10% of the median apart
+N_BOOT = 1000
+
+# Between two runs (after ÷ before) and between two methods (method ÷ baseline).
+RUN_WORDS = ("regression", "improvement")
+METHOD_WORDS = ("slower", "faster")
+NO_CHANGE, INCONCLUSIVE = "no change", "inconclusive"
+
+
+def split_rounds(samples: Sequence[float], sample_rounds: Sequence[int] | None = None) -> list[np.ndarray]:
+    """Samples grouped by round, in round order; without round labels, one round."""
+    values = np.asarray(samples if samples is not None else [], dtype=float)
+    if sample_rounds is None or len(sample_rounds) != len(values):
+        return [values] if len(values) else []
+    labels = np.asarray(sample_rounds)
+    return [values[labels == r] for r in sorted(set(labels.tolist()))]
+
+
+def median_rel_ci(samples) -> float:
+    """Half-width of a distribution-free 95% confidence interval of the median, over the median.
+
+    The interval runs between the order statistics at ranks n/2 ∓ 0.98·√n (the binomial
+    approximation), so it assumes nothing about the shape of the timing distribution. It
+    describes one round only: how well that process's median is known."""
+    n = len(samples)
+    if n < 2:
+        return float("inf")
+    ordered = sorted(samples)
+    half = 0.98 * math.sqrt(n)
+    lo, hi = ordered[max(0, math.floor(n / 2 - half))], ordered[min(n - 1, math.ceil(n / 2 + half) - 1)]
+    median = float(np.median(ordered))
+    return (hi - lo) / 2 / median if median > 0 else float("inf")
+
+
+def _iqr(values: np.ndarray) -> float:
+    if len(values) < 2:
+        return 0.0
+    q1, q3 = np.quantile(values, [0.25, 0.75])
+    return float(q3 - q1)
+
+
+def summarize(samples: Sequence[float], sample_rounds: Sequence[int] | None = None) -> dict[str, float]:
+    """A cell's timing metrics from all its rounds.
+
+    `time_iqr_s` is the median of the rounds' IQRs (the spread within one process);
+    `round_spread` is the range of the round medians over the median (the spread between
+    processes); `noisy` when either exceeds 10%."""
+    rounds = split_rounds(samples, sample_rounds)
+    pooled = np.concatenate(rounds) if rounds else np.array([])
+    if not len(pooled):
+        return {}
+    median = float(np.median(pooled))
+    round_medians = np.array([np.median(r) for r in rounds])
+    iqr = float(np.median([_iqr(r) for r in rounds]))
+    spread = float(np.ptp(round_medians) / median) if len(rounds) > 1 and median > 0 else 0.0
+    rel_ci = float(np.median([median_rel_ci(r) for r in rounds]))
+    return {
+        "time_median_s": median, "time_iqr_s": iqr, "time_min_s": float(pooled.min()),
+        "time_mean_s": float(pooled.mean()), "samples": float(len(pooled)), "rounds": float(len(rounds)),
+        "round_spread": spread, "median_rel_ci": rel_ci,
+        "noisy": float(iqr > NOISY_IQR * median or spread > NOISY_ROUND_SPREAD),
+    }
+
+
+def bootstrap_medians(rounds: Sequence[np.ndarray], n_boot: int = N_BOOT,
+                      rng: np.random.Generator | None = None) -> np.ndarray:
+    """`n_boot` medians of hierarchical resamples: draw as many rounds as there are, with
+    replacement, then within each drawn round as many samples as it has, with replacement."""
+    rng = rng or np.random.default_rng(0)
+    rounds = [np.asarray(r, dtype=float) for r in rounds if len(r)]
+    if not rounds:
+        return np.full(n_boot, np.nan)
+    lengths = np.array([len(r) for r in rounds])
+    padded = np.full((len(rounds), lengths.max()), np.nan)
+    for i, r in enumerate(rounds):
+        padded[i, :len(r)] = r
+    chosen = rng.integers(0, len(rounds), size=(n_boot, len(rounds)))  # (B, R)
+    n = lengths[chosen]  # (B, R)
+    picks = (rng.random((n_boot, len(rounds), lengths.max())) * n[..., None]).astype(int)
+    values = padded[chosen[..., None], picks]  # (B, R, max n)
+    values[np.arange(lengths.max()) >= n[..., None]] = np.nan  # a shorter round fills fewer slots
+    return np.nanmedian(values.reshape(n_boot, -1), axis=1)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """`after` against `before`: the ratio of medians with its bootstrap 95% CI and a rank test."""
+
+    ratio: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    rounds: int  # the fewer rounds of the two sides
+
+
+def compare(before: Sequence[np.ndarray], after: Sequence[np.ndarray], n_boot: int = N_BOOT,
+            seed: int = 0) -> Comparison:
+    """Ratio of medians (after ÷ before), its 95% CI by a hierarchical bootstrap of both sides,
+    and a two-sided Mann–Whitney U test.
+
+    The rank test runs on the pooled samples, not on round medians: with the three rounds of
+    a quick run a test on round medians can never reach p < 0.05 (its smallest two-sided p
+    with 3 against 3 is 0.1). Samples of one round are correlated, which makes that p-value
+    optimistic; the verdict therefore also needs the bootstrap interval, which carries the
+    spread between rounds, to clear the practical floor."""
+    before = [np.asarray(r, dtype=float) for r in before if len(r)]
+    after = [np.asarray(r, dtype=float) for r in after if len(r)]
+    if not before or not after:
+        return Comparison(float("nan"), float("nan"), float("nan"), float("nan"), 0)
+    pooled_b, pooled_a = np.concatenate(before), np.concatenate(after)
+    ratio = float(np.median(pooled_a) / np.median(pooled_b))
+    rng = np.random.default_rng(seed)  # fixed: the same data always give the same verdict
+    boot = bootstrap_medians(after, n_boot, rng) / bootstrap_medians(before, n_boot, rng)
+    lo, hi = np.quantile(boot, [0.025, 0.975])
+    if np.ptp(np.concatenate([pooled_a, pooled_b])) == 0:
+        p = 1.0
+    else:
+        p = float(sps.mannwhitneyu(pooled_a, pooled_b, alternative="two-sided").pvalue)
+    return Comparison(ratio, float(lo), float(hi), p, min(len(before), len(after)))
+
+
+def adjust(p_values: Sequence[float]) -> np.ndarray:
+    """Benjamini–Hochberg adjusted p-values (NaN stays NaN)."""
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(len(p), np.nan)
+    finite = np.isfinite(p)
+    if finite.any():
+        out[finite] = sps.false_discovery_control(p[finite], method="bh")
+    return out
+
+
+def verdict(ci_low: float, ci_high: float, p_adjusted: float, floor: float = FLOOR, alpha: float = ALPHA,
+            words: tuple[str, str] = RUN_WORDS) -> str:
+    """`regression` (or `slower`) when the whole CI lies above 1 + floor and the rank test is
+    significant after adjustment; `improvement` (`faster`) when it lies below 1 − floor;
+    `no change` when it lies inside [1 − floor, 1 + floor]; otherwise `inconclusive`."""
+    if not (np.isfinite(ci_low) and np.isfinite(ci_high)):
+        return INCONCLUSIVE
+    significant = np.isfinite(p_adjusted) and p_adjusted < alpha
+    if ci_low > 1 + floor and significant:
+        return words[0]
+    if ci_high < 1 - floor and significant:
+        return words[1]
+    if ci_low >= 1 - floor and ci_high <= 1 + floor:
+        return NO_CHANGE
+    return INCONCLUSIVE
+
+
+VERDICT_COLUMNS = ["ratio", "ci_low", "ci_high", "p_value", "p_adjusted", "rounds", "verdict"]
+
+
+def compare_all(pairs: Iterable[tuple[Sequence[np.ndarray], Sequence[np.ndarray]]], floor: float = FLOOR,
+                alpha: float = ALPHA, words: tuple[str, str] = RUN_WORDS, n_boot: int = N_BOOT) -> list[dict]:
+    """Every (before, after) pair compared, p-values adjusted together, each with its verdict."""
+    found = [compare(b, a, n_boot=n_boot, seed=i) for i, (b, a) in enumerate(pairs)]
+    adjusted = adjust([c.p_value for c in found])
+    return [dict(ratio=c.ratio, ci_low=c.ci_low, ci_high=c.ci_high, p_value=c.p_value, p_adjusted=float(p),
+                 rounds=c.rounds, verdict=verdict(c.ci_low, c.ci_high, p, floor, alpha, words))
+            for c, p in zip(found, adjusted)]
+
+
+def geomean(ratios: Iterable[float]) -> float:
+    values = np.asarray([r for r in ratios if r is not None and np.isfinite(r) and r > 0], dtype=float)
+    return float(np.exp(np.log(values).mean())) if len(values) else float("nan")
+
+
+def explain_verdicts(floor: float = FLOOR) -> str:
+    """One paragraph for a page or a table footer: what each verdict means."""
+    return (f"Ratio of medians with a 95% interval from a hierarchical bootstrap (rounds, then samples "
+            f"within them). A change is called only when the whole interval lies beyond ±{floor:.0%} and a "
+            f"Mann–Whitney U test stays significant after Benjamini–Hochberg across the cells compared; "
+            f"`no change` when the whole interval lies within ±{floor:.0%}; `inconclusive` when it straddles "
+            f"that floor: measure again with more rounds to decide.")
+
+
+def exponent_interval(x: Sequence[float], rounds_per_x: Sequence[Sequence[np.ndarray]], n_boot: int = N_BOOT,
+                      seed: int = 0) -> tuple[float, float, float]:
+    """The growth exponent (slope of log median time against log x) with a 95% CI, bootstrapping
+    each size's rounds and samples; (estimate, low, high)."""
+    lx = np.log(np.asarray(x, dtype=float))
+    if len(lx) < 2 or np.ptp(lx) == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    medians = np.array([np.median(np.concatenate([np.asarray(r, float) for r in rounds])) for rounds in rounds_per_x])
+    boot = np.column_stack([bootstrap_medians(rounds, n_boot, rng) for rounds in rounds_per_x])  # (B, sizes)
+    centred = lx - lx.mean()
+    slope = lambda ly: (ly - ly.mean(axis=-1, keepdims=True)) @ centred / (centred @ centred)  # noqa: E731
+    estimate = float(slope(np.log(medians)[None, :])[0])
+    lo, hi = np.quantile(slope(np.log(boot)), [0.025, 0.975])
+    return estimate, float(lo), float(hi)
