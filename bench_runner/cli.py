@@ -1,4 +1,5 @@
-"""The command line: `python -m bench_runner list | run | export | import | db | submit | agent`.
+"""The command line: `python -m bench_runner list | run | export | import | db | submit | agent`, and
+the verbs with a module of their own under commands/ (compare, doctor).
 
 Every bad input ends in one line on stderr and exit status 2, before anything
 is written.
@@ -22,14 +23,12 @@ from hadamard_impls import BACKENDS, SUITES, catalogue
 from results_db import bundle, pytest_bench, queries, store
 
 from . import machine_state, sweep
+from .commands import EXIT_USAGE, UsageError, compare, doctor
 from .worker import IsolatedRunner
 from .cell import DTYPES, MODES, dtype_unsupported
 
-EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """Bad input: reported in one line with exit status 2."""
+# Verbs that live in a module of their own: each adds its parser and runs its arguments.
+VERB_MODULES = {"compare": compare, "doctor": doctor}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,7 +40,8 @@ class _Parser(argparse.ArgumentParser):
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="bench_runner",
                      description="Measure Hadamard-product primitives against the operators they replace.")
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="{list,run,export,import,db,submit,agent}")
+    verbs = parser.add_subparsers(dest="verb", required=True,
+                                  metavar="{list,run,compare,doctor,export,import,db,submit,agent}")
 
     p = verbs.add_parser("list", help="show the catalogue: benchmarks, methods, backends",
                          description="Show the catalogue: every benchmark with its methods.")
@@ -66,6 +66,9 @@ def _build_parser() -> argparse.ArgumentParser:
     _measure_flags(p)
     p.add_argument("--in-process", action="store_true",
                    help="run cells in this process instead of a worker (debugging: a crash ends the sweep)")
+
+    for module in VERB_MODULES.values():
+        module.add_parser(verbs)
 
     p = verbs.add_parser("export", help="write the stored results as a table",
                          description="Write the stored results, one row per cell, as CSV or JSON; or whole "
@@ -468,7 +471,7 @@ def _cmd_agent(args) -> int:
 
 
 COMMANDS = {"list": _cmd_list, "run": _cmd_run, "export": _cmd_export, "import": _cmd_import, "db": _cmd_db,
-            "submit": _cmd_submit, "agent": _cmd_agent}
+            "submit": _cmd_submit, "agent": _cmd_agent, **{verb: m.run for verb, m in VERB_MODULES.items()}}
 
 
 def main(argv: list[str] | None = None) -> int:

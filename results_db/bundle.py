@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .models import STATUSES, BenchmarkInfo, Machine, Metric, MethodInfo, Result, Run
+from .models import STATUSES, BenchmarkInfo, Machine, Metric, MethodInfo, Result, RoundRecord, Run
 from .store import MACHINE_FIELDS
 
 FORMAT = "hadamard-bench-results"
@@ -59,15 +59,20 @@ def export_bundle(session: Session, run_ids: list[int] | None = None) -> dict[st
             results.append({
                 "benchmark": r.benchmark, "method": r.method, "backend": r.backend, "device": r.device,
                 "dtype": r.dtype, "mode": r.mode, "size": r.size, "status": r.status, "message": r.message,
-                "created_at": _iso(r.created_at), "samples": r.samples,
+                "created_at": _iso(r.created_at), "samples": r.samples, "sample_rounds": r.sample_rounds,
                 "metrics": {m.name: m.value for m in r.metrics if math.isfinite(m.value)},
             })
         m = run.machine
         runs.append({
             "machine": {"key": m.key, "label": m.label, **{f: getattr(m, f) for f in MACHINE_FIELDS}},
             "suite": run.suite, "status": run.status, "options": run.options, "provenance": run.provenance,
-            "calibration": run.calibration, "cells_total": run.cells_total, "message": run.message,
-            "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at), "results": results,
+            "calibration": run.calibration, "cells_total": run.cells_total, "cells_done": run.cells_done,
+            "rounds": run.rounds, "seed": run.seed, "message": run.message,
+            "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
+            "round_records": [{"round": g.round, "seed": g.seed, "cells": g.cells, "state": g.state,
+                               "started_at": _iso(g.started_at), "finished_at": _iso(g.finished_at)}
+                              for g in run.round_records],
+            "results": results,
         })
     benchmarks = sorted({b for b, _ in used})
     catalogue = {
@@ -196,12 +201,26 @@ def _check_result(c: _Check, r: Any) -> dict:
             c.fail("field 'samples' must be a list of numbers")
         samples = [c.number(s, "a timing sample") for s in samples]
     out["samples"] = samples
+    rounds = r.get("sample_rounds")
+    if rounds is not None:
+        if (not isinstance(rounds, list) or samples is None or len(rounds) != len(samples)
+                or not all(isinstance(k, int) and not isinstance(k, bool) and 0 <= k < 10_000 for k in rounds)):
+            c.fail("field 'sample_rounds' must be a list of round numbers, one per sample")
+    out["sample_rounds"] = rounds
     metrics = c.json_obj(r, "metrics")
     for name in metrics:
         if not isinstance(name, str) or not 0 < len(name) <= 64:
             c.fail("metric names must be text of at most 64 characters")
     out["metrics"] = {k: c.number(v, f"metric {k!r}") for k, v in metrics.items() if v is not None}
     return out
+
+
+def _check_round(c: _Check, g: Any) -> dict:
+    if not isinstance(g, dict):
+        c.fail("must be an object")
+    return {"round": c.count(g, "round"), "seed": c.count(g, "seed"), "cells": c.count(g, "cells"),
+            "state": c.json_obj(g, "state"), "started_at": c.time(g, "started_at"),
+            "finished_at": c.time(g, "finished_at", optional=True)}
 
 
 def _check_run(c: _Check, run: Any) -> dict:
@@ -219,8 +238,15 @@ def _check_run(c: _Check, run: Any) -> dict:
            "status": c.text(run, "status", 20, choices=RUN_STATUSES),
            "options": c.json_obj(run, "options"), "provenance": c.json_obj(run, "provenance"),
            "calibration": c.json_obj(run, "calibration"), "cells_total": c.count(run, "cells_total"),
+           "cells_done": c.count(run, "cells_done") if "cells_done" in run else None,
+           "rounds": max(1, c.count(run, "rounds")) if run.get("rounds") is not None else 1,
+           "seed": c.count(run, "seed") if run.get("seed") is not None else None,
            "message": c.text(run, "message", 10_000, optional=True),
            "started_at": c.time(run, "started_at"), "finished_at": c.time(run, "finished_at", optional=True)}
+    records = run.get("round_records") or []
+    if not isinstance(records, list):
+        c.fail("field 'round_records' must be a list")
+    out["round_records"] = [_check_round(_Check(f"{c.where}, round record {i + 1}"), g) for i, g in enumerate(records)]
     results = run.get("results")
     if not isinstance(results, list):
         c.fail("field 'results' must be a list")
@@ -333,10 +359,12 @@ def import_bundle(session: Session, data: dict, source: str, label: str | None =
         stored = Run(machine=machine, suite=run["suite"], status=status, options=run["options"],
                      provenance={**run["provenance"], "imported": {"source": source, "origin": origin}},
                      calibration=run["calibration"], cells_total=run["cells_total"] or len(run["results"]),
-                     cells_done=len(run["results"]), message=run["message"], started_at=run["started_at"],
+                     cells_done=run["cells_done"] if run["cells_done"] is not None else len(run["results"]),
+                     rounds=run["rounds"], seed=run["seed"], message=run["message"], started_at=run["started_at"],
                      finished_at=run["finished_at"])
         session.add(stored)
         session.flush()
+        session.add_all([RoundRecord(run_id=stored.id, pid=None, **g) for g in run["round_records"]])
         store_results(session, stored.id, run["results"])
         added.append(stored.id)
     session.flush()

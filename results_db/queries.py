@@ -6,7 +6,7 @@ import pandas as pd
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from .models import Agent, BenchmarkInfo, Machine, Metric, MethodInfo, Result, Run, utcnow
+from .models import Agent, BenchmarkInfo, Machine, Metric, MethodInfo, Result, RoundRecord, Run, utcnow
 
 # The export's leading columns, in order; any further metrics follow them.
 EXPORT_COLUMNS = [
@@ -78,6 +78,55 @@ def export_frame(session: Session, run_id: int | None = None) -> pd.DataFrame:
     frame = frame.merge(runs, on="run_id", how="left")
     extra = [c for c in frame.columns if c not in EXPORT_COLUMNS + PROVENANCE_COLUMNS and c != "result_id"]
     return frame[EXPORT_COLUMNS + PROVENANCE_COLUMNS + extra]
+
+
+CELL_COLUMNS = ["benchmark", "method", "backend", "device", "dtype", "mode", "size"]
+
+
+def samples_frame(session: Session, run_id: int | None = None, machine: str | None = None,
+                  benchmark: str | None = None) -> pd.DataFrame:
+    """`ok` results with their raw samples and the round of each: a run's cells, or for a machine
+    label each cell's latest result on that machine (one row per cell either way)."""
+    query = (select(Result.id.label("result_id"), Result.run_id, Machine.label.label("machine"),
+                    *(getattr(Result, c) for c in CELL_COLUMNS), Result.samples, Result.sample_rounds)
+             .join(Run, Result.run_id == Run.id).join(Machine, Run.machine_id == Machine.id)
+             .where(Result.status == "ok").order_by(Result.id))
+    if run_id is not None:
+        query = query.where(Result.run_id == run_id)
+    if machine is not None:
+        query = query.where(Machine.label == machine)
+    if benchmark is not None:
+        query = query.where(Result.benchmark == benchmark)
+    frame = _frame(session, query)
+    if frame.empty:
+        return pd.DataFrame(columns=["result_id", "run_id", "machine", *CELL_COLUMNS, "samples", "sample_rounds"])
+    return frame.drop_duplicates(CELL_COLUMNS, keep="last").reset_index(drop=True)
+
+
+def samples_of(session: Session, result_ids) -> dict[int, tuple[list, list | None]]:
+    """result id → (samples, sample_rounds), for the dashboard's comparisons of chosen cells."""
+    ids = [int(i) for i in result_ids]
+    out = {}
+    for start in range(0, len(ids), 500):  # bounded IN lists
+        for rid, samples, rounds in session.execute(select(Result.id, Result.samples, Result.sample_rounds)
+                                                    .where(Result.id.in_(ids[start:start + 500]))):
+            out[rid] = (samples or [], rounds)
+    return out
+
+
+def round_states(session: Session, run_ids) -> pd.DataFrame:
+    """Each round of the given runs: its machine state and drift controls, one row per round part."""
+    rows = []
+    for g in session.scalars(select(RoundRecord).where(RoundRecord.run_id.in_([int(r) for r in run_ids]))
+                             .order_by(RoundRecord.id)):
+        state = dict(g.state or {})
+        drift = state.pop("drift", {}) or {}
+        row = {"run_id": g.run_id, "round": g.round + 1, "cells": g.cells, "started_at": g.started_at, **state}
+        for device, values in drift.items():
+            for name, value in (values or {}).items():
+                row[f"drift_{device}_{name}"] = value
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def runs_frame(session: Session) -> pd.DataFrame:

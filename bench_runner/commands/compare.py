@@ -1,0 +1,132 @@
+"""`compare BEFORE AFTER`: every cell measured in both, with the ratio of medians, its 95% CI,
+an adjusted p-value and a verdict (bench_runner.stats); exit 1 on a regression when asked."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import pandas as pd
+from sqlalchemy.orm import Session
+
+from results_db import Run, queries
+
+from .. import stats
+from . import UsageError, db_flag, existing_db
+
+CELL = queries.CELL_COLUMNS
+
+
+def add_parser(verbs) -> None:
+    p = verbs.add_parser(
+        "compare", help="two runs or two machines cell by cell, with confidence intervals and verdicts",
+        description="Compare every cell measured in both BEFORE and AFTER: ratio of medians (after ÷ before) "
+                    "with a 95%% interval from a hierarchical bootstrap (rounds, then samples), a Mann–Whitney U "
+                    "p-value adjusted by Benjamini–Hochberg across the cells, and a verdict: regression, "
+                    "improvement, no change (the whole interval within the threshold) or inconclusive.")
+    p.add_argument("before", metavar="BEFORE", help="a run id, or machine:LABEL for that machine's latest cells")
+    p.add_argument("after", metavar="AFTER", help="a run id, or machine:LABEL")
+    db_flag(p)
+    p.add_argument("--threshold", type=_fraction, default=stats.FLOOR, metavar="FRACTION",
+                   help=f"the practical floor: smaller changes count as none (default: {stats.FLOOR})")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--fail-on-regression", action="store_true", help="exit with status 1 when any cell regressed")
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a fraction between 0 and 1 (0.05 is 5%)")
+    return value
+
+
+def side(session: Session, spec: str) -> tuple[pd.DataFrame, list[int], str]:
+    """The cells of `spec` (a run id or machine:LABEL), the runs they come from, and a name."""
+    if spec.startswith("machine:"):
+        label = spec.removeprefix("machine:")
+        frame = queries.samples_frame(session, machine=label)
+        if frame.empty:
+            known = ", ".join(sorted(queries.machines(session)["label"]))[:300] or "none"
+            raise UsageError(f"bench_runner compare: no machine {label!r} with results (known: {known})")
+        return frame, sorted(frame["run_id"].unique().tolist()), f"machine {label}"
+    try:
+        run_id = int(spec)
+    except ValueError:
+        raise UsageError(f"bench_runner compare: {spec[:60]!r} is neither a run id nor machine:LABEL") from None
+    if session.get(Run, run_id) is None:
+        raise UsageError(f"bench_runner compare: no run {run_id} in this database")
+    return queries.samples_frame(session, run_id=run_id), [run_id], f"run {run_id}"
+
+
+def comparison_table(before: pd.DataFrame, after: pd.DataFrame, threshold: float = stats.FLOOR,
+                     words: tuple[str, str] = stats.RUN_WORDS) -> pd.DataFrame:
+    """One row per cell in both frames (samples_frame's shape), with the statistics' columns."""
+    merged = before.merge(after, on=CELL, suffixes=("_before", "_after"))
+    rounds = lambda row, s: stats.split_rounds(row[f"samples_{s}"], row[f"sample_rounds_{s}"])  # noqa: E731
+    found = stats.compare_all([(rounds(r, "before"), rounds(r, "after")) for _, r in merged.iterrows()],
+                              floor=threshold, words=words)
+    table = merged[CELL].copy()
+    table["before_s"] = [float(pd.Series(s).median()) for s in merged["samples_before"]]
+    table["after_s"] = [float(pd.Series(s).median()) for s in merged["samples_after"]]
+    stat_columns = pd.DataFrame(found, columns=stats.VERDICT_COLUMNS, index=table.index)
+    return pd.concat([table, stat_columns], axis=1)
+
+
+def drift(session: Session, before_runs: list[int], after_runs: list[int]) -> dict[str, float]:
+    """How much the machine itself changed: after ÷ before of the drift controls' medians."""
+    frame = queries.round_states(session, before_runs + after_runs)
+    out = {}
+    for column in [c for c in frame.columns if c.startswith("drift_")]:
+        b = frame.loc[frame["run_id"].isin(before_runs), column].dropna()
+        a = frame.loc[frame["run_id"].isin(after_runs), column].dropna()
+        if len(a) and len(b):
+            out[column.removeprefix("drift_")] = float(a.median() / b.median())
+    return out
+
+
+def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float]) -> list[str]:
+    counts = table["verdict"].value_counts()
+    lines = [f"geometric mean of after ÷ before, {bench}: {stats.geomean(group['ratio']):.3f}× over {len(group)} cells"
+             for bench, group in table.groupby("benchmark")]
+    lines.append("verdicts: " + ", ".join(f"{int(counts.get(v, 0))} {v}" for v in
+                                          (*stats.RUN_WORDS, stats.NO_CHANGE, stats.INCONCLUSIVE)))
+    if machine_drift:
+        lines.append("machine drift (drift controls, after ÷ before): "
+                     + ", ".join(f"{k.replace('_', ' ')} {v:.3f}×" for k, v in sorted(machine_drift.items())))
+    if (table["rounds"] < 2).any():
+        lines.append(f"{int((table['rounds'] < 2).sum())} cells have one round on a side: their intervals describe "
+                     f"one process and may not reproduce")
+    return lines
+
+
+def run(args) -> int:
+    sessions = existing_db(args.db, "compare")
+    with sessions() as session:
+        before, before_runs, before_name = side(session, args.before)
+        after, after_runs, after_name = side(session, args.after)
+        machine_drift = drift(session, before_runs, after_runs)
+    table = comparison_table(before, after, args.threshold)
+    if table.empty:
+        raise UsageError(f"bench_runner compare: no cell has `ok` results in both {before_name} and {after_name}")
+    table = table.sort_values(["benchmark", "method", "backend", "device", "dtype", "mode", "size"])
+    if args.format == "csv":
+        table.to_csv(sys.stdout, index=False)
+    elif args.format == "json":
+        print(json.dumps({"before": before_name, "after": after_name, "threshold": args.threshold,
+                          "machine_drift": machine_drift,
+                          "cells": json.loads(table.to_json(orient="records"))}, indent=1))
+    else:
+        shown = table.assign(**{c: table[c].map(lambda v: f"{v:.3f}") for c in ("ratio", "ci_low", "ci_high")},
+                             p_adjusted=table["p_adjusted"].map(lambda v: f"{v:.2g}"),
+                             before_s=table["before_s"].map(lambda v: f"{v:.3g}"),
+                             after_s=table["after_s"].map(lambda v: f"{v:.3g}")).drop(columns=["p_value"])
+        print(f"{after_name} against {before_name}, threshold {args.threshold:.0%}")
+        print(shown.to_string(index=False))
+        print()
+        print("\n".join(summary_lines(table, machine_drift)))
+    regressed = (table["verdict"] == stats.RUN_WORDS[0]).any()
+    return 1 if args.fail_on_regression and regressed else 0

@@ -1,0 +1,135 @@
+"""`doctor`: what on this machine would disturb a measurement, with advice. Exit 1 when
+something would; 0 when the machine looks quiet."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import machine_state
+from ..worker import allocator_setting
+
+
+@dataclass
+class Finding:
+    ok: bool
+    what: str
+    seen: str
+    advice: str = ""
+
+
+def add_parser(verbs) -> None:
+    verbs.add_parser("doctor", help="what on this machine would disturb measurements, with advice",
+                     description="Check this machine for what makes timings irreproducible: load, other busy "
+                                 "processes, CPU steal, the frequency governor, memory and swap, thread settings "
+                                 "and, with a CUDA GPU, its persistence mode, clocks and throttling. Exit status 1 "
+                                 "when something would disturb a measurement.")
+
+
+def _meminfo() -> dict[str, int]:
+    out = {}
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            out[key] = int(rest.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
+
+
+def cpu_findings(window_s: float = 1.0) -> list[Finding]:
+    cores = os.cpu_count() or 1
+    before = machine_state.snapshot()
+    heavy = machine_state.heavy_processes(window_s)
+    state = machine_state.state_between(before, machine_state.snapshot())
+    found = []
+    load = state.get("load_1m_after")
+    if load is not None:
+        found.append(Finding(load <= machine_state.BUSY_LOAD_PER_CORE * cores, "load average (1 min)",
+                             f"{load:.2f} on {cores} cores",
+                             "wait for the load to settle, or stop what is running, before measuring"))
+    if heavy:
+        found.append(Finding(False, "other busy processes",
+                             ", ".join(f"{name} (pid {pid}) {share:.0%} of a CPU" for pid, name, share in heavy),
+                             "stop them, or measure on a machine of its own: they take cores and cache from "
+                             "the cells"))
+    else:
+        found.append(Finding(True, "other busy processes", "none above 5% of a CPU"))
+    if state.get("steal_share") is not None:
+        found.append(Finding(state["steal_share"] <= machine_state.BUSY_STEAL_SHARE, "CPU steal (virtual machine)",
+                             f"{state['steal_share']:.1%} of CPU time in the last {window_s:g} s",
+                             "the hypervisor is giving these cores to other guests: prefer a dedicated host"))
+    governor = machine_state.governor()
+    found.append(Finding(governor in (None, "performance"), "CPU frequency governor",
+                         governor or "not exposed (usual in a VM or container)",
+                         "`cpupower frequency-set -g performance` keeps the clock from wandering between samples"))
+    boost = Path("/sys/devices/system/cpu/cpufreq/boost")
+    if boost.exists():
+        on = boost.read_text().strip() == "1"
+        found.append(Finding(not on, "CPU boost", "on" if on else "off",
+                             "turbo clocks depend on temperature and load; `echo 0 > "
+                             "/sys/devices/system/cpu/cpufreq/boost` for steadier figures"))
+    mem = _meminfo()
+    if mem:
+        available, swap_used = mem.get("MemAvailable", 0), mem.get("SwapTotal", 0) - mem.get("SwapFree", 0)
+        found.append(Finding(available > 2 * 2**30, "memory available", f"{available / 2**30:.1f} GiB",
+                             "large cells need room: close memory-hungry programs"))
+        found.append(Finding(swap_used < 256 * 2**20, "swap in use", f"{swap_used / 2**20:.0f} MiB",
+                             "pages swapped in during a cell are timed with it"))
+    omp = os.environ.get("OMP_NUM_THREADS")
+    found.append(Finding(True, "threads", f"OMP_NUM_THREADS={omp}" if omp else
+                         "PyTorch's default (all physical cores); --threads N fixes it per run"))
+    setting = allocator_setting()
+    found.append(Finding(setting["allocator"] != "system default", "workers' allocator",
+                         " ".join(f"{k}={v}" for k, v in setting.items() if k != "allocator") or setting["allocator"],
+                         "HADAMARD_BENCH_ALLOCATOR=system lets glibc adapt to each process's history, which makes "
+                         "a cell's time depend on the cells before it"))
+    return found
+
+
+GPU_QUERY = "name,persistence_mode,clocks.sm,clocks.max.sm,clocks.mem,temperature.gpu,power.draw,clocks_throttle_reasons.active"
+
+
+def gpu_findings() -> list[Finding]:
+    """Through nvidia-smi, so this check needs neither CUDA in torch nor NVML bindings."""
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", f"--query-gpu={GPU_QUERY}", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return [Finding(False, "GPU", "nvidia-smi did not answer", "check the driver")]
+    found = []
+    for i, line in enumerate(out.strip().splitlines()):
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) < 8:
+            continue
+        name, persistence, sm, sm_max, mem, temp, power, throttle = fields[:8]
+        found.append(Finding(persistence.lower() == "enabled", f"GPU {i} persistence mode", f"{name}: {persistence}",
+                             "`nvidia-smi -pm 1` keeps the driver loaded: no re-initialisation between runs"))
+        try:
+            idle_low = float(sm) < 0.5 * float(sm_max)
+        except ValueError:
+            idle_low = False
+        found.append(Finding(True, f"GPU {i} clocks", f"SM {sm} of {sm_max} MHz, memory {mem} MHz, {temp} °C, {power} W"
+                             + (" (idle clocks: normal between runs)" if idle_low else "")))
+        active = throttle not in ("0x0000000000000000", "0x0000000000000001", "[N/A]", "")
+        found.append(Finding(not active, f"GPU {i} throttling", f"reasons {throttle}",
+                             "power or thermal limits slow the clocks: `nvidia-smi -lgc BASE,BASE` locks them"))
+    return found
+
+
+def run(args) -> int:
+    findings = cpu_findings() + gpu_findings()
+    width = max(len(f.what) for f in findings)
+    for f in findings:
+        print(f"{'ok  ' if f.ok else 'WARN'}  {f.what:<{width}}  {f.seen}")
+        if not f.ok and f.advice:
+            print(f"{'':6}{'':<{width}}  → {f.advice}")
+    bad = [f for f in findings if not f.ok]
+    print(f"\n{len(bad)} thing{'s' * (len(bad) != 1)} would disturb measurements here" if bad
+          else "\nnothing here should disturb measurements")
+    return 1 if bad else 0
