@@ -142,23 +142,3 @@ def crossovers(rows: pd.DataFrame, methods: pd.DataFrame, param: str) -> list[di
                             largest=f"{param}={int(last[f'size_{param}'])}",
                             speedup=last["time_median_s_b"] / last["time_median_s"]))
     return out
-
-
-def diff_runs(before: pd.DataFrame, after: pd.DataFrame, threshold: float = 0.05) -> pd.DataFrame:
-    """Cells present in both, with after/before time ratios, sorted by change.
-
-    A change counts only when it exceeds `threshold` and the two interquartile ranges
-    (median ± IQR/2) do not overlap: within that, it is noise."""
-    key = ["benchmark", "method", "backend", "device", "dtype", "mode", "size"]
-    cols = key + ["time_median_s", "time_iqr_s"]
-    merged = before[cols].merge(after[cols], on=key, suffixes=("_before", "_after"))
-    ratio = merged["time_median_s_after"] / merged["time_median_s_before"]
-    lo_b = merged["time_median_s_before"] - merged["time_iqr_s_before"] / 2
-    hi_b = merged["time_median_s_before"] + merged["time_iqr_s_before"] / 2
-    lo_a = merged["time_median_s_after"] - merged["time_iqr_s_after"] / 2
-    hi_a = merged["time_median_s_after"] + merged["time_iqr_s_after"] / 2
-    apart = (lo_a > hi_b) | (hi_a < lo_b)
-    merged["ratio"] = ratio
-    merged["change"] = np.where(apart & (ratio > 1 + threshold), "regression",
-                                np.where(apart & (ratio < 1 - threshold), "improvement", "within noise"))
-    return merged.iloc[(merged["ratio"] - 1).abs().argsort()[::-1]].reset_index(drop=True)

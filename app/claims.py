@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bench_runner import stats
+
 from .analysis import asymptotic_fit, find_crossover, longest_sweep, with_size_columns
 
 LINEAR_AT_MOST = 1.3
@@ -58,24 +60,49 @@ CLAIMS = (
 )
 
 
-def _exponent(sweep: pd.DataFrame, claim: Claim, method: str) -> float:
-    g = sweep[sweep["method"] == method].dropna(subset=[claim.metric])
+def _exponent(sweep: pd.DataFrame, claim: Claim, method: str, metric: str | None = None,
+              samples: dict | None = None) -> tuple[float, float, float]:
+    """(estimate, low, high) of `method`'s growth exponent in positions or tokens, over the upper
+    half of the sweep (asymptotic_fit's points). For runtime with stored samples the interval
+    comes from bootstrapping each size's rounds; otherwise it is the point itself."""
+    metric = metric or claim.metric
+    g = sweep[sweep["method"] == method].dropna(subset=[metric])
     if g[f"size_{claim.param}"].nunique() < 2:
-        return float("nan")
-    fit = asymptotic_fit(g[f"size_{claim.param}"], pd.to_numeric(g[claim.metric], errors="coerce"))
-    return fit.exponent / claim.per_param
+        return float("nan"), float("nan"), float("nan")
+    x, y = g[f"size_{claim.param}"].astype(float), pd.to_numeric(g[metric], errors="coerce")
+    estimate = asymptotic_fit(x, y).exponent / claim.per_param
+    if metric != "time_median_s" or not samples or "result_id" not in g:
+        return estimate, estimate, estimate
+    top = g.assign(_x=x).sort_values("_x").tail(max(3, (len(g) + 1) // 2))
+    rounds = [stats.split_rounds(*samples.get(rid, ([], None))) for rid in top["result_id"]]
+    if any(not r for r in rounds):
+        return estimate, estimate, estimate
+    _, lo, hi = stats.exponent_interval(top["_x"], rounds)
+    return estimate, lo / claim.per_param, hi / claim.per_param
 
 
-def judge(claim: Claim, rows: pd.DataFrame) -> dict:
+def _side(lo: float, hi: float, threshold: float, above: bool) -> str:
+    """Whether an exponent's interval lies above (or at most at) a threshold: yes, no or unsure."""
+    if above:
+        return "yes" if lo > threshold else "no" if hi <= threshold else "unsure"
+    return "yes" if hi <= threshold else "no" if lo > threshold else "unsure"
+
+
+def judge(claim: Claim, rows: pd.DataFrame, samples: dict | None = None) -> dict:
     """One claim against result rows of one machine, device, dtype, mode and backend.
 
-    Returns the measured exponents (in positions or tokens), the ratio of the Hadamard
-    method to its linear yardstick at the largest size, the crossover against the
-    strongest baseline and a verdict: holds, does not hold, or not measured."""
+    Returns the measured exponents (in positions or tokens) with 95% intervals where samples
+    are given (result id → (samples, sample_rounds)), the ratio of the Hadamard method to its
+    linear yardstick at the largest size, the crossover against the strongest baseline and a
+    verdict: holds, does not hold, inconclusive (an interval straddles a threshold), or not
+    measured. Runtime is judged on per-call times; kernel-only exponents (CUDA-graph replays)
+    are reported beside them where they exist."""
     out = dict(claim=claim.id, figure=claim.figure, statement=claim.statement, benchmark=claim.benchmark,
                metric=claim.metric, hadamard=claim.hadamard, verdict="not measured", why="", held="",
-               hadamard_exponent=np.nan, quadratic_exponent=np.nan, yardstick_ratio=np.nan,
-               crossover="", largest="")
+               hadamard_exponent=np.nan, hadamard_ci=(np.nan, np.nan), quadratic_exponent=np.nan,
+               quadratic_ci=(np.nan, np.nan), hadamard_kernel_exponent=np.nan, quadratic_kernel_exponent=np.nan,
+               judged_on="per call" if claim.metric == "time_median_s" else claim.metric,
+               yardstick_ratio=np.nan, crossover="", largest="")
     ok = rows[(rows["benchmark"] == claim.benchmark) & (rows["status"] == "ok")]
     if ok.empty:
         out["why"] = f"no {claim.benchmark} results"
@@ -87,10 +114,17 @@ def judge(claim: Claim, rows: pd.DataFrame) -> dict:
     fixed, sweep = found
     out["held"] = ", ".join(f"{k}={int(v)}" for k, v in fixed.items())
     col = f"size_{claim.param}"
-    mine = _exponent(sweep, claim, claim.hadamard)
-    theirs = [e for e in (_exponent(sweep, claim, m) for m in claim.quadratic) if np.isfinite(e)]
-    out["hadamard_exponent"] = mine
-    out["quadratic_exponent"] = min(theirs) if theirs else np.nan
+    mine, mine_lo, mine_hi = _exponent(sweep, claim, claim.hadamard, samples=samples)
+    theirs = sorted((e for e in (_exponent(sweep, claim, m, samples=samples) for m in claim.quadratic)
+                     if np.isfinite(e[0])), key=lambda e: e[0])
+    out["hadamard_exponent"], out["hadamard_ci"] = mine, (mine_lo, mine_hi)
+    if theirs:  # the slowest-growing of the quadratic methods is the one that must be quadratic
+        out["quadratic_exponent"], out["quadratic_ci"] = theirs[0][0], (theirs[0][1], theirs[0][2])
+    if claim.metric == "time_median_s" and "time_graph_median_s" in sweep:
+        out["hadamard_kernel_exponent"] = _exponent(sweep, claim, claim.hadamard, "time_graph_median_s")[0]
+        kernel = [_exponent(sweep, claim, m, "time_graph_median_s")[0] for m in claim.quadratic]
+        kernel = [k for k in kernel if np.isfinite(k)]
+        out["quadratic_kernel_exponent"] = min(kernel) if kernel else np.nan
     by = {m: g.dropna(subset=[claim.metric]).set_index(col)[claim.metric].astype(float)
           for m, g in sweep.groupby("method")}
     if claim.hadamard in by and claim.yardstick in by:
@@ -107,19 +141,33 @@ def judge(claim: Claim, rows: pd.DataFrame) -> dict:
     if not np.isfinite(mine) or not theirs:
         out["why"] = "too few sizes of the methods the claim names"
         return out
-    linear, quadratic = mine <= LINEAR_AT_MOST, out["quadratic_exponent"] > QUADRATIC_ABOVE
-    out["verdict"] = "holds" if linear and quadratic else "does not hold"
-    reasons = []
-    if not linear:
-        reasons.append(f"{claim.hadamard} grows with exponent {mine:.2f} > {LINEAR_AT_MOST}")
-    if not quadratic:
-        reasons.append(f"{'/'.join(claim.quadratic)} grows with exponent {out['quadratic_exponent']:.2f} "
-                       f"≤ {QUADRATIC_ABOVE}")
-    out["why"] = "; ".join(reasons) or (f"{claim.hadamard} {mine:.2f} ≤ {LINEAR_AT_MOST}, "
-                                        f"{'/'.join(claim.quadratic)} {out['quadratic_exponent']:.2f} > "
-                                        f"{QUADRATIC_ABOVE}")
+    linear = _side(mine_lo, mine_hi, LINEAR_AT_MOST, above=False)
+    quadratic = _side(*out["quadratic_ci"], QUADRATIC_ABOVE, above=True)
+    out["verdict"] = ("holds" if linear == quadratic == "yes" else
+                      "does not hold" if "no" in (linear, quadratic) else "inconclusive")
+    q_name, q = "/".join(claim.quadratic), out["quadratic_exponent"]
+    shown = lambda e, ci: f"{e:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci[0] != ci[1] else "")  # noqa: E731
+    reasons = {
+        "no": (f"{claim.hadamard} grows with exponent {shown(mine, out['hadamard_ci'])} > {LINEAR_AT_MOST}",
+               f"{q_name} grows with exponent {shown(q, out['quadratic_ci'])} ≤ {QUADRATIC_ABOVE}"),
+        "unsure": (f"{claim.hadamard}'s exponent {shown(mine, out['hadamard_ci'])} straddles {LINEAR_AT_MOST}",
+                   f"{q_name}'s exponent {shown(q, out['quadratic_ci'])} straddles {QUADRATIC_ABOVE}"),
+    }
+    why = [reasons[state][i] for i, state in enumerate((linear, quadratic)) if state != "yes"
+           and (out["verdict"] != "does not hold" or state == "no")]
+    out["why"] = "; ".join(why) or (f"{claim.hadamard} {shown(mine, out['hadamard_ci'])} ≤ {LINEAR_AT_MOST}, "
+                                    f"{q_name} {shown(q, out['quadratic_ci'])} > {QUADRATIC_ABOVE}")
     return out
 
 
-def judge_all(rows: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame([judge(c, rows) for c in CLAIMS])
+def with_interval(estimate: float, ci: tuple[float, float]) -> str:
+    """`1.02 [0.97, 1.08]`, or the estimate alone when it has no interval."""
+    if not np.isfinite(estimate):
+        return "n/a"
+    if not all(np.isfinite(ci)) or ci[0] == ci[1]:
+        return f"{estimate:.2f}"
+    return f"{estimate:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
+def judge_all(rows: pd.DataFrame, samples: dict | None = None) -> pd.DataFrame:
+    return pd.DataFrame([judge(c, rows, samples) for c in CLAIMS])

@@ -14,6 +14,7 @@ import streamlit as st
 from sqlalchemy.orm import sessionmaker
 
 import results_db
+from bench_runner import stats
 from results_db import bundle, queries
 
 from .analysis import parse_size, with_size_columns
@@ -52,6 +53,51 @@ def sessions(url: str) -> sessionmaker:
 def load_results(url: str, benchmark: str | None = None) -> pd.DataFrame:
     with sessions(url)() as session:
         return add_derived(queries.results_frame(session, benchmark=benchmark))
+
+
+@st.cache_data(ttl=60, show_spinner=False, max_entries=64)
+def load_samples(url: str, result_ids: tuple[int, ...]) -> dict[int, tuple[list, list | None]]:
+    """Raw samples and their rounds of the given results: what the confidence intervals need."""
+    with sessions(url)() as session:
+        return queries.samples_of(session, result_ids)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def load_cell_samples(url: str, run_id: int | None = None, machine: str | None = None) -> pd.DataFrame:
+    """A run's `ok` cells (or a machine's latest of each) with their samples, for comparisons."""
+    with sessions(url)() as session:
+        return queries.samples_frame(session, run_id=run_id, machine=machine)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def load_round_states(url: str, run_ids: tuple[int, ...]) -> pd.DataFrame:
+    with sessions(url)() as session:
+        return queries.round_states(session, run_ids)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def load_busy_at_start(url: str) -> dict[int, list[str]]:
+    with sessions(url)() as session:
+        return queries.busy_at_start(session)
+
+
+def run_conditions(states: pd.DataFrame, busy: dict[int, list[str]]) -> pd.DataFrame:
+    """Per run, what the machine did while it ran: the worst round's load, other processes'
+    CPU share and steal, the drift controls' median, and whether it started busy."""
+    columns = ["run_id", "rounds_measured", "load_1m_max", "other_cpu_share_max", "steal_share_max",
+               "drift_cpu_copy_s", "drift_cpu_matmul_s", "busy_at_start"]
+    if states.empty:
+        return pd.DataFrame(columns=columns)
+    agg = {"round": "nunique"}
+    for column, how in (("load_1m_after", "max"), ("other_cpu_share", "max"), ("steal_share", "max")):
+        if column in states:
+            agg[column] = how
+    agg.update({c: "median" for c in states.columns if c.startswith("drift_")})
+    out = states.groupby("run_id").agg(agg).reset_index().rename(columns={
+        "round": "rounds_measured", "load_1m_after": "load_1m_max", "other_cpu_share": "other_cpu_share_max",
+        "steal_share": "steal_share_max"})
+    out["busy_at_start"] = out["run_id"].map(lambda r: "; ".join(busy.get(int(r), [])))
+    return out.sort_values("run_id", ascending=False)
 
 
 @st.cache_data(ttl=3, show_spinner=False)
@@ -190,6 +236,30 @@ def speedups(frame: pd.DataFrame, baseline: str) -> pd.DataFrame:
     return merged
 
 
+def speedup_intervals(frame: pd.DataFrame, baseline: str, samples: dict) -> pd.DataFrame:
+    """Each method's speed-up over `baseline` (same backend and size) with its 95% interval and a
+    verdict (`faster`, `slower`, `no change`, `inconclusive`), from the cells' samples
+    (result id → (samples, sample_rounds)); p-values adjusted across the table."""
+    pairs = speedups(frame, baseline)
+    base_ids = frame[frame["method"] == baseline].set_index(CONTEXT + ["backend", "size"])["result_id"]
+    pairs = pairs[pairs["method"] != baseline]
+    rounds = lambda rid: stats.split_rounds(*samples.get(int(rid), ([], None)))  # noqa: E731
+    found = stats.compare_all([(rounds(base_ids[tuple(r[k] for k in CONTEXT + ["backend", "size"])]),
+                                rounds(r["result_id"])) for _, r in pairs.iterrows()], words=stats.METHOD_WORDS)
+    out = pairs.reset_index(drop=True).copy()
+    # method ÷ baseline is the time ratio; its reciprocal is the speed-up, the interval flipped.
+    out["speedup_low"] = [1 / f["ci_high"] if f["ci_high"] else float("nan") for f in found]
+    out["speedup_high"] = [1 / f["ci_low"] if f["ci_low"] else float("nan") for f in found]
+    out["verdict"] = [f["verdict"] for f in found]
+    return out
+
+
+def speedup_label(row) -> str:
+    """`2.31× [2.10, 2.52]`, with a question mark when the verdict is inconclusive."""
+    mark = " ?" if row["verdict"] == stats.INCONCLUSIVE else ""
+    return f"{row['speedup']:.2f}× [{row['speedup_low']:.2f}, {row['speedup_high']:.2f}]{mark}"
+
+
 def headlines(frame: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
     """Each Hadamard method against each baseline of its benchmark, at the largest size both
     reached, same machine, device, dtype, mode and backend (eager preferred)."""
@@ -218,12 +288,43 @@ def headlines(frame: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
                         benchmark=bench, method=method, baseline=base, backend=backend,
                         **dict(zip(CONTEXT, context)), size=size,
                         speedup=theirs.at[size, "time_median_s"] / mine.at[size, "time_median_s"],
+                        result_id=mine.at[size, "result_id"], baseline_result_id=theirs.at[size, "result_id"],
                         memory_ratio=_ratio(theirs.at[size, "peak_mem_bytes"], mine.at[size, "peak_mem_bytes"]),
                         noisy=bool(_flag(mine.at[size, "noisy"]) or _flag(theirs.at[size, "noisy"]))
                         if "noisy" in g else False,
                     ))
     return pd.DataFrame(rows, columns=["benchmark", "method", "baseline", "backend", *CONTEXT, "size",
-                                       "speedup", "memory_ratio", "noisy"])
+                                       "speedup", "memory_ratio", "noisy", "result_id", "baseline_result_id"])
+
+
+def headline_verdicts(headlines: pd.DataFrame, samples: dict) -> pd.DataFrame:
+    """Headlines with each speed-up's 95% interval and verdict: a headline says "faster" only
+    when the verdict does."""
+    rounds = lambda rid: stats.split_rounds(*samples.get(int(rid), ([], None)))  # noqa: E731
+    found = stats.compare_all([(rounds(h.baseline_result_id), rounds(h.result_id)) for h in headlines.itertuples()],
+                              words=stats.METHOD_WORDS)
+    out = headlines.copy()
+    out["speedup_low"] = [1 / f["ci_high"] if f["ci_high"] else float("nan") for f in found]
+    out["speedup_high"] = [1 / f["ci_low"] if f["ci_low"] else float("nan") for f in found]
+    out["verdict"] = [f["verdict"] for f in found] if found else pd.Series(dtype=str)
+    return out
+
+
+def headline_text(h) -> str:
+    """One headline in Markdown, worded by its verdict."""
+    interval = f"[{h.speedup_low:.2f}, {h.speedup_high:.2f}]"
+    where = f"at {h.size} ({h.device}, {h.dtype}, {h.mode}, {h.backend}; {h.machine})"
+    if h.verdict == "faster":
+        claim = f":green[**{h.method}** is {h.speedup:.2f}× {interval} faster than **{h.baseline}**]"
+    elif h.verdict == "slower":
+        claim = (f":red[**{h.method}** is {1 / h.speedup:.2f}× [{1 / h.speedup_high:.2f}, {1 / h.speedup_low:.2f}] "
+                 f"slower than **{h.baseline}**]")
+    elif h.verdict == "no change":
+        claim = f"**{h.method}** runs as fast as **{h.baseline}** (within ±{stats.FLOOR:.0%}: {interval})"
+    else:
+        claim = (f":orange[**{h.method}** against **{h.baseline}**: {h.speedup:.2f}× {interval}, inconclusive: "
+                 f"measure again with more rounds]")
+    return f"{claim} {where}; {h.baseline} takes {h.memory_ratio:.2f}× its peak memory"
 
 
 def _flag(value) -> bool:

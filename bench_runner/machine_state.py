@@ -79,12 +79,10 @@ def state_between(before: dict, after: dict, worker_cpu_s: float = 0.0) -> dict:
 
 
 def busy_reasons(state: dict) -> list[str]:
-    """Why a state counts as busy, in words; empty when it does not."""
+    """Why a state counts as busy, in words; empty when it does not. Judged on what other
+    processes and the hypervisor took, not on the load average, which counts our own worker
+    and lags a minute behind (right after a run it still shows that run)."""
     reasons = []
-    cores = state.get("cores") or os.cpu_count() or 1
-    load = max(state.get("load_1m_before") or 0, state.get("load_1m_after") or 0)
-    if load > BUSY_LOAD_PER_CORE * cores:
-        reasons.append(f"load average {load:.2f} on {cores} cores")
     if (state.get("other_cpu_share") or 0) > BUSY_OTHER_SHARE:
         reasons.append(f"other processes took {state['other_cpu_share']:.0%} of the CPUs")
     if (state.get("steal_share") or 0) > BUSY_STEAL_SHARE:

@@ -10,6 +10,7 @@ so a cell's time does not depend on what the process ran before it.
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import multiprocessing
 import os
@@ -20,14 +21,25 @@ from . import machine_state
 from .cell import Cell, CellOutcome, run_cell
 from .timing import TimingPolicy
 
-# glibc's malloc adapts its mmap threshold to the blocks a process has freed, so the same
-# 16 MiB temporary is either reused from the heap or mapped, page-faulted and unmapped on
-# every call, depending on which cells ran before (measured: hadamard_chain at 4M elements
-# took 3.6 ms after the elementwise benchmark and 10.9 ms alone). Setting the thresholds
-# turns the adaptation off: blocks up to 32 MiB (glibc's largest allowed threshold) always
-# come from the heap, larger ones are always mapped, and freed memory stays with the process.
-GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
+# glibc's malloc serves a large block either from its heap (reused, no page faults) or from
+# a fresh mmap (page-faulted and zeroed on every call), and which one depends on what the
+# process freed before: its mmap threshold adapts to past frees, and a free chunk left in the
+# heap by an earlier cell serves a later one. Measured: hadamard_chain at 4M elements took
+# 3.6 ms after the elementwise benchmark and 10.9 ms alone; softmax attention at N = 2048 took
+# 22 ms in one worker and 70 ms in the next. With mmap off and the heap never trimmed behind
+# the program's back, every block comes from the heap and is reused from the second call on,
+# whatever ran before, as with PyTorch's caching allocator on a GPU; the worker hands freed
+# memory back itself between cells (malloc_trim), so one cell's footprint never lingers.
+GLIBC_TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1099511627776"
 ALLOCATOR_ENV = {"GLIBC_TUNABLES": GLIBC_TUNABLES}
+
+
+def release_freed_memory() -> None:
+    """Give the heap's free pages back to the system (glibc's malloc_trim), before a cell."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to trim this way
 
 
 def allocator_setting() -> dict[str, str]:
@@ -35,7 +47,7 @@ def allocator_setting() -> dict[str, str]:
     leaves the system's allocator as it is (its adaptive behaviour included)."""
     if os.environ.get("HADAMARD_BENCH_ALLOCATOR", "fixed") == "system":
         return {"allocator": "system default", "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES", "")}
-    return {"allocator": "glibc, fixed thresholds", **ALLOCATOR_ENV}
+    return {"allocator": "glibc: heap only, trimmed between cells", **ALLOCATOR_ENV}
 
 
 def load_catalogue(ref: str):
@@ -82,6 +94,8 @@ def _serve(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads: 
             conn.send({device: drift_control(device) for device in message[1]})
             continue
         _, cell, check = message
+        if allocator_setting()["allocator"] != "system default":
+            release_freed_memory()
         _peak_rss_reset()
         outcome = run_cell(catalogue, cell, policy, check=check)
         if outcome.status == "ok" and check:

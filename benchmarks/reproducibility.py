@@ -106,8 +106,8 @@ def main() -> int:
         b, _, _ = compare.side(session, "3")
         alone, _, _ = compare.side(session, "4")
         drift_aa = compare.drift(session, [1], [2])
-    aa = compare.comparison_table(a1, a2)
-    ab = compare.comparison_table(a1[a1["benchmark"] == "gated_ffn"], b)
+    aa = stats.comparison_table(a1, a2)
+    ab = stats.comparison_table(a1[a1["benchmark"] == "gated_ffn"], b)
     aa_rates, ab_rates = verdict_rates(aa), verdict_rates(ab)
     changed = aa_rates["regression"] + aa_rates["improvement"]
     abs_change = (aa["ratio"] - 1).abs()

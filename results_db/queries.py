@@ -134,7 +134,7 @@ def runs_frame(session: Session) -> pd.DataFrame:
     failed = func.sum(case((Result.status.in_(["error", "oom", "mismatch", "crashed", "timeout"]), 1), else_=0))
     query = (
         select(Run.id.label("run_id"), Run.suite, Run.status, Machine.label.label("machine"),
-               Run.started_at, Run.finished_at, Run.cells_done, Run.cells_total,
+               Run.started_at, Run.finished_at, Run.rounds, Run.cells_done, Run.cells_total,
                ok.label("cells_ok"), failed.label("cells_failed"), Run.message)
         .join(Machine, Run.machine_id == Machine.id)
         .outerjoin(Result, Result.run_id == Run.id)
@@ -142,6 +142,12 @@ def runs_frame(session: Session) -> pd.DataFrame:
         .order_by(Run.id.desc())
     )
     return _frame(session, query)
+
+
+def busy_at_start(session: Session) -> dict[int, list[str]]:
+    """Runs that started on a busy machine: run id → why it looked busy."""
+    return {rid: p["busy_at_start"] for rid, p in session.execute(select(Run.id, Run.provenance))
+            if isinstance(p, dict) and p.get("busy_at_start")}
 
 
 def catalogue_frame(session: Session) -> pd.DataFrame:

@@ -54,6 +54,17 @@ def synthetic_time(method: str, n: int) -> float:
     return 1e-6 * n if method == "poly_sa" else 1e-6 * n * n / 128
 
 
+def planted_samples(t: float, round_effect: float = 0.01) -> tuple[list[float], list[int]]:
+    """Three rounds of five samples around `t`, offset by ±round_effect between rounds, whose
+    pooled median is exactly `t`."""
+    samples, rounds = [], []
+    for k, r in enumerate((-round_effect, 0.0, round_effect)):
+        for s in (-0.02, -0.01, 0.0, 0.01, 0.02):
+            samples.append(t * (1 + r + s))
+            rounds.append(k)
+    return samples, rounds
+
+
 def seed(url: str, statuses: str = "ok", slow_method: str | None = None, slow_size: int | None = None) -> None:
     """Fill `url` with one finished run of token_mixing results on a fake machine; with `slow_method`
     and `slow_size`, that one cell is three times slower (a planted regression)."""
@@ -68,8 +79,10 @@ def seed(url: str, statuses: str = "ok", slow_method: str | None = None, slow_si
                             dtype="float32", mode="forward", size=f"B=1 N={n} C=64 H=4")
                 t = synthetic_time(method, n) * (3 if (method, n) == (slow_method, slow_size) else 1)
                 if statuses == "ok":
-                    store.record_result(session, run.id, cell, "ok", samples=[t] * 5, metrics={
-                        "time_median_s": t, "time_iqr_s": t / 20, "time_min_s": t, "samples": 5,
+                    samples, rounds = planted_samples(t)
+                    store.record_result(session, run.id, cell, "ok", samples=samples, sample_rounds=rounds, metrics={
+                        "time_median_s": t, "time_iqr_s": t / 20, "time_min_s": min(samples), "samples": 15,
+                        "rounds": 3,
                         "peak_mem_bytes": 1000 * n * (1 if method == "poly_sa" else n / 64),
                         "flops": 1e3 * n, "flops_counted": 1e3 * n, "bytes": 4e3 * n})
                 else:

@@ -35,19 +35,27 @@ for key, col, prefer in (("device", cols[1], "cuda"), ("dtype", cols[2], "float3
     options = sorted(rows[key].unique(), key=lambda v: (v != prefer, v))
     rows = rows[rows[key] == col.selectbox(key.capitalize(), options, key=f"claims_{key}")]
 
-verdicts = claims.judge_all(rows)
+samples = data.load_samples(url, tuple(int(r) for r in rows["result_id"]))
+verdicts = claims.judge_all(rows, samples)
 icons = {"holds": ":material/check_circle:", "does not hold": ":material/cancel:",
-         "not measured": ":material/help:"}
+         "inconclusive": ":material/help:", "not measured": ":material/help:"}
 for claim, v in zip(claims.CLAIMS, verdicts.itertuples()):
     with st.container(border=True):
         st.markdown(f"**{claim.figure}.** {claim.statement}")
-        show = {"holds": st.success, "does not hold": st.error}.get(v.verdict, st.info)
+        show = {"holds": st.success, "does not hold": st.error, "inconclusive": st.warning}.get(v.verdict, st.info)
         show(f"{v.verdict.capitalize()} on {machine}: {v.why}", icon=icons[v.verdict])
         if v.verdict == "not measured":
             continue
         cols = st.columns(4)
-        cols[0].metric(f"{claim.hadamard} exponent", f"{v.hadamard_exponent:.2f}")
-        cols[1].metric(f"{' / '.join(claim.quadratic)} exponent", f"{v.quadratic_exponent:.2f}")
+        kernel_note = " (per call; kernel only {:.2f})"
+        cols[0].metric(f"{claim.hadamard} exponent", claims.with_interval(v.hadamard_exponent, v.hadamard_ci),
+                       help="95% interval from bootstrapping each size's rounds and samples"
+                       + (kernel_note.format(v.hadamard_kernel_exponent)
+                          if pd.notna(v.hadamard_kernel_exponent) else ""))
+        cols[1].metric(f"{' / '.join(claim.quadratic)} exponent",
+                       claims.with_interval(v.quadratic_exponent, v.quadratic_ci),
+                       help="the slowest-growing of them" + (kernel_note.format(v.quadratic_kernel_exponent)
+                                                              if pd.notna(v.quadratic_kernel_exponent) else ""))
         cols[2].metric(f"{claim.hadamard} ÷ {claim.yardstick}" + (f" at {v.largest}" if v.largest else ""),
                        f"{v.yardstick_ratio:.2f}×" if pd.notna(v.yardstick_ratio) else "n/a")
         overtakes = {"faster throughout the range": "throughout", "none in range": "never"}.get(v.crossover,
@@ -67,9 +75,14 @@ for claim, v in zip(claims.CLAIMS, verdicts.itertuples()):
         st.plotly_chart(charts.scaling_chart(shown, f"size_{claim.param}", claim.metric, x_title=claim.param,
                                              y_title=f"{label} ({unit})"),
                         width="stretch", key=f"chart_{claim.id}")
+        kernel = (f" Kernel-only exponents (CUDA-graph replays): {claim.hadamard} {v.hadamard_kernel_exponent:.2f}, "
+                  f"{' / '.join(claim.quadratic)} {v.quadratic_kernel_exponent:.2f}; the verdict is judged on "
+                  f"per-call times." if pd.notna(v.hadamard_kernel_exponent) else "")
         st.caption(f"{claim.benchmark}, {v.held}; {claim.param} grows"
-                   + (", so positions grow as its square" if claim.per_param == 2 else "") + ".")
+                   + (", so positions grow as its square" if claim.per_param == 2 else "") + "." + kernel)
 
-table = verdicts.drop(columns=["statement"])
+table = verdicts.drop(columns=["statement"]).assign(
+    hadamard_ci=verdicts["hadamard_ci"].map(lambda ci: f"[{ci[0]:.2f}, {ci[1]:.2f}]"),
+    quadratic_ci=verdicts["quadratic_ci"].map(lambda ci: f"[{ci[0]:.2f}, {ci[1]:.2f}]"))
 st.dataframe(table, hide_index=True, width="stretch")
 exports.download_buttons(table, "survey-claims")

@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app import charts, data, exports
+from bench_runner import stats
 
 url = data.db_url()
 st.title("Compare methods")
@@ -99,12 +100,21 @@ if metric == "time_median_s":
     st.caption("Error bars span the interquartile range of the timing samples (± IQR/2 around the median).")
 
 if baseline is not None:
-    speed = data.speedups(shown, baseline)
-    table = speed.pivot_table(index=f"size_{x_param}", values="speedup",
-                              columns=["method", "backend", *(["beside"] if "beside" in speed else [])])
-    table.index.name = x_param
-    st.markdown(f"**Speed-up against `{baseline}`** (its time ÷ the method's, same backend; above 1 is faster)")
-    st.dataframe(table.style.format("{:.2f}×"), width="stretch")
+    mine = shown[shown["beside"] == ""] if "beside" in shown else shown
+    speed = data.speedup_intervals(mine, baseline, data.load_samples(url, tuple(int(r) for r in mine["result_id"])))
+    if not speed.empty:
+        speed["shown"] = speed.apply(data.speedup_label, axis=1)
+        table = speed.pivot_table(index=f"size_{x_param}", values="shown", columns=["method", "backend"],
+                                  aggfunc="first")
+        table.index.name = x_param
+        st.markdown(f"**Speed-up against `{baseline}`** (its time ÷ the method's, same backend; above 1 is faster), "
+                    "with its 95% interval")
+        st.dataframe(table, width="stretch")
+        inconclusive = int((speed["verdict"] == "inconclusive").sum())
+        st.caption(f"Faster or slower only where the whole interval lies beyond ±{stats.FLOOR:.0%} and the rank test "
+                   f"holds across the table; `?` marks the {inconclusive} inconclusive cells, whose interval "
+                   f"straddles that floor." if inconclusive else
+                   f"Faster or slower only where the whole interval lies beyond ±{stats.FLOOR:.0%}.")
 
 export = shown[[c for c in shown.columns if not c.startswith("size_") and c != "result_id"]]
 st.dataframe(export, hide_index=True, width="stretch")

@@ -1,42 +1,66 @@
-"""Diff: two runs or two machines, cell by cell, with changes told apart from noise."""
+"""Diff: two runs or two machines, cell by cell, with a verdict per cell that says how sure it is."""
 
 import streamlit as st
 
-from app import analysis, data, exports
+from app import data, exports
+from bench_runner import stats
 
 url = data.db_url()
 st.title("Diff")
-st.caption("After ÷ before, per cell measured in both. A change counts as a regression or an improvement only "
-           "when it exceeds the threshold and the two interquartile ranges do not overlap.")
+st.caption("After ÷ before, per cell measured in both. " + stats.explain_verdicts())
 
-results = data.load_results(url)
 runs = data.load_runs(url)
+results = data.load_results(url)
 by = st.radio("Compare", ["runs", "machines"], horizontal=True)
-# Runs keep every cell they measured; machines their latest measurement of each cell.
-ok = results[results["status"] == "ok"] if by == "runs" else data.latest_ok(results)
+ok = results[results["status"] == "ok"]
 if by == "runs":
     measured = set(ok["run_id"])
     choices = [r for r in runs["run_id"] if r in measured]
     label = lambda r: f"run {r}: " + " · ".join(map(str, runs.loc[runs["run_id"] == r, ["suite", "machine"]].iloc[0]))
-    column = "run_id"
-else:
+else:  # machines: each one's latest measurement of every cell
     choices = sorted(ok["machine"].unique())
-    label, column = str, "machine"
+    label = str
 if len(choices) < 2:
     st.info(f"Two {by} with successful results are needed; this database has {len(choices)}.")
     st.stop()
 cols = st.columns(3)
 before = cols[0].selectbox("Before", choices, index=1, format_func=label)
 after = cols[1].selectbox("After", choices, index=0, format_func=label)
-threshold = cols[2].slider("Threshold", 0.0, 0.5, 0.05, 0.01, format="%.2f")
+threshold = cols[2].slider("Threshold", 0.0, 0.5, stats.FLOOR, 0.01, format="%.2f",
+                           help="The practical floor: a change smaller than this counts as no change")
 
-result = analysis.diff_runs(ok[ok[column] == before], ok[ok[column] == after], threshold)
-counts = result["change"].value_counts()
-cols = st.columns(3)
-cols[0].metric("Regressions", int(counts.get("regression", 0)))
-cols[1].metric("Improvements", int(counts.get("improvement", 0)))
-cols[2].metric("Within noise", int(counts.get("within noise", 0)))
-st.dataframe(result.style.format({"ratio": "{:.3f}×"}).apply(
-    lambda r: [{"regression": "background-color: #fde2e1", "improvement": "background-color: #e1f5e4"}
-               .get(r["change"], "") for _ in r], axis=1), hide_index=True, width="stretch")
+
+def cells_of(choice):
+    return (data.load_cell_samples(url, run_id=int(choice)) if by == "runs"
+            else data.load_cell_samples(url, machine=choice))
+
+
+result = stats.comparison_table(cells_of(before), cells_of(after), threshold)
+if result.empty:
+    st.info("No cell has successful results on both sides.")
+    st.stop()
+result = result.iloc[(result["ratio"] - 1).abs().argsort()[::-1]].reset_index(drop=True)
+counts = result["verdict"].value_counts()
+cols = st.columns(4)
+for col, verdict in zip(cols, (*stats.RUN_WORDS, stats.NO_CHANGE, stats.INCONCLUSIVE)):
+    col.metric(verdict.capitalize(), int(counts.get(verdict, 0)))
+if counts.get(stats.INCONCLUSIVE, 0):
+    st.caption(f"**Inconclusive**: the cell's 95% interval straddles ±{threshold:.0%}, so neither a change nor "
+               "its absence is established; more rounds (`--rounds`) narrow the interval. "
+               + ("Some cells have a single round on a side: their intervals describe one process only."
+                  if (result["rounds"] < 2).any() else ""))
+if by == "runs":
+    states = data.load_round_states(url, (int(before), int(after)))
+    drift = {c.removeprefix("drift_").replace("_", " "):
+             states.loc[states["run_id"] == int(after), c].median() / states.loc[states["run_id"] == int(before), c].median()
+             for c in states.columns if c.startswith("drift_")} if not states.empty else {}
+    if drift:
+        st.caption("The machine itself (drift controls, after ÷ before): "
+                   + ", ".join(f"{k} {v:.3f}×" for k, v in sorted(drift.items()) if v == v))
+colours = {"regression": "background-color: #fde2e1", "improvement": "background-color: #e1f5e4",
+           "inconclusive": "background-color: #fff6d5"}
+st.dataframe(result.style.format({"ratio": "{:.3f}×", "ci_low": "{:.3f}", "ci_high": "{:.3f}",
+                                  "p_adjusted": "{:.2g}", "p_value": "{:.2g}", "before_s": "{:.3g}",
+                                  "after_s": "{:.3g}"})
+             .apply(lambda r: [colours.get(r["verdict"], "") for _ in r], axis=1), hide_index=True, width="stretch")
 exports.download_buttons(result, f"diff-{before}-{after}")

@@ -1,5 +1,6 @@
 """Overview: the catalogue by survey domain, with the latest headline per benchmark."""
 
+import pandas as pd
 import streamlit as st
 
 from app import data
@@ -38,6 +39,8 @@ if catalogue.empty:
     st.stop()
 
 headlines = data.headlines(results, catalogue)
+headlines = data.headline_verdicts(headlines, data.load_samples(
+    url, tuple(int(r) for r in pd.concat([headlines["result_id"], headlines["baseline_result_id"]]))))
 st.caption(f"{len(results)} stored cells · database `{url}`")
 reference = data.load_reference_machines(url)
 if reference:
@@ -52,15 +55,9 @@ for domain, in_domain in catalogue.groupby("domain", sort=False):
             st.subheader(f"`{bench}`: {first.title}")
             st.caption(f"{first.contract} · sizes {', '.join(first.params)}")
             for h in headlines[headlines["benchmark"] == bench].itertuples():
-                faster = h.speedup >= 1
-                ratio = h.speedup if faster else 1 / h.speedup
-                st.markdown(
-                    f"{':green' if faster else ':red'}[**{h.method}** is {ratio:.2f}× "
-                    f"{'faster' if faster else 'slower'} than **{h.baseline}**] at {h.size} "
-                    f"({h.device}, {h.dtype}, {h.mode}, {h.backend}; {h.machine}); "
-                    f"{h.baseline} takes {h.memory_ratio:.2f}× its peak memory"
-                    + (" · :orange[noisy: one of the two timings spread over 10%; rerun for a firm figure]"
-                       if h.noisy else ""))
+                st.markdown(data.headline_text(h)
+                            + (" · :orange[noisy: a timing spread over 10% within or between rounds]"
+                               if h.noisy else ""))
             table = methods[["method", "role", "summary", "exponents", "backends"]].rename(
                 columns={"summary": "formula and paper", "exponents": "time exponent"})
             table["time exponent"] = table["time exponent"].map(

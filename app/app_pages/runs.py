@@ -27,7 +27,8 @@ def history():
     for run in data.active_runs(runs).itertuples():
         cols = st.columns([5, 1])
         cols[0].progress(run.cells_done / max(run.cells_total, 1),
-                         text=f"Run {run.run_id} ({run.suite}, {run.status}): {run.cells_done} of {run.cells_total} cells")
+                         text=f"Run {run.run_id} ({run.suite}, {run.status}): {run.cells_done} of {run.cells_total} "
+                              f"measurements ({run.rounds} round{'s' * (run.rounds > 1)} of every cell)")
         if run.status in ("queued", "running") and cols[1].button("Cancel", key=f"cancel_{run.run_id}"):
             with data.sessions(url)() as session, session.begin():
                 store.request_cancel(session, int(run.run_id))
@@ -37,6 +38,21 @@ def history():
                f"of {latest.cells_total} cells.")
     st.dataframe(runs, hide_index=True, width="stretch")
     exports.download_buttons(runs, "runs")
+    conditions = data.run_conditions(data.load_round_states(url, tuple(int(r) for r in runs["run_id"][:50])),
+                                     data.load_busy_at_start(url))
+    busy = conditions[conditions["busy_at_start"] != ""]
+    for run in busy.itertuples():
+        st.warning(f"Run {run.run_id} started on a busy machine ({run.busy_at_start}): its timings may not "
+                   "reproduce.", icon=":material/warning:")
+    with st.expander("Machine state while each run ran"):
+        st.caption("Per run, the worst of its rounds: the 1-minute load average (it counts the run's own worker), "
+                   "the share of all CPUs that other processes took and the hypervisor stole, and the median of "
+                   "the drift controls (a fixed copy and matrix product timed at the start of every round): when "
+                   "they move between two runs, the machine changed, not only the code. "
+                   "`python -m bench_runner doctor` checks the machine now.")
+        st.dataframe(conditions, hide_index=True, width="stretch",
+                     column_config={"other_cpu_share_max": st.column_config.NumberColumn(format="percent"),
+                                    "steal_share_max": st.column_config.NumberColumn(format="percent")})
     data.refresh_on_progress(runs)
 
 
@@ -80,6 +96,9 @@ with st.form("new_run"):
     device = cols[0].selectbox("Device", devices if target == targets[0] else ["cuda", "cpu"])
     dtype = cols[1].selectbox("Dtype", ["float32", "bfloat16", "float16"])
     mode = cols[2].selectbox("Mode", ["forward", "train"])
+    rounds = st.number_input("Rounds (0: the suite's default)", min_value=0, max_value=20, value=0,
+                             help="Each round measures every cell again in a fresh worker process and a new "
+                                  "shuffled order; verdicts across runs need several")
     submitted = st.form_submit_button("Start", type="primary")
 
 if submitted:
@@ -88,6 +107,8 @@ if submitted:
     else:  # queued for the agent; nothing runs here
         argv = [sys.executable, "-m", "bench_runner", "submit", "--label", target.split()[1]]
     argv += ["--suite", suite, "--device", device, "--dtype", dtype, "--mode", mode, "--db", url]
+    if rounds:
+        argv += ["--rounds", str(int(rounds))]
     for flag, values in (("--benchmark", benchmarks), ("--method", methods), ("--backend", backends)):
         for value in values:
             argv += [flag, value]

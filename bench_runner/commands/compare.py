@@ -15,9 +15,6 @@ from results_db import Run, queries
 from .. import stats
 from . import UsageError, db_flag, existing_db
 
-CELL = queries.CELL_COLUMNS
-
-
 def add_parser(verbs) -> None:
     p = verbs.add_parser(
         "compare", help="two runs or two machines cell by cell, with confidence intervals and verdicts",
@@ -62,20 +59,6 @@ def side(session: Session, spec: str) -> tuple[pd.DataFrame, list[int], str]:
     return queries.samples_frame(session, run_id=run_id), [run_id], f"run {run_id}"
 
 
-def comparison_table(before: pd.DataFrame, after: pd.DataFrame, threshold: float = stats.FLOOR,
-                     words: tuple[str, str] = stats.RUN_WORDS) -> pd.DataFrame:
-    """One row per cell in both frames (samples_frame's shape), with the statistics' columns."""
-    merged = before.merge(after, on=CELL, suffixes=("_before", "_after"))
-    rounds = lambda row, s: stats.split_rounds(row[f"samples_{s}"], row[f"sample_rounds_{s}"])  # noqa: E731
-    found = stats.compare_all([(rounds(r, "before"), rounds(r, "after")) for _, r in merged.iterrows()],
-                              floor=threshold, words=words)
-    table = merged[CELL].copy()
-    table["before_s"] = [float(pd.Series(s).median()) for s in merged["samples_before"]]
-    table["after_s"] = [float(pd.Series(s).median()) for s in merged["samples_after"]]
-    stat_columns = pd.DataFrame(found, columns=stats.VERDICT_COLUMNS, index=table.index)
-    return pd.concat([table, stat_columns], axis=1)
-
-
 def drift(session: Session, before_runs: list[int], after_runs: list[int]) -> dict[str, float]:
     """How much the machine itself changed: after ÷ before of the drift controls' medians."""
     frame = queries.round_states(session, before_runs + after_runs)
@@ -109,7 +92,7 @@ def run(args) -> int:
         before, before_runs, before_name = side(session, args.before)
         after, after_runs, after_name = side(session, args.after)
         machine_drift = drift(session, before_runs, after_runs)
-    table = comparison_table(before, after, args.threshold)
+    table = stats.comparison_table(before, after, args.threshold)
     if table.empty:
         raise UsageError(f"bench_runner compare: no cell has `ok` results in both {before_name} and {after_name}")
     table = table.sort_values(["benchmark", "method", "backend", "device", "dtype", "mode", "size"])

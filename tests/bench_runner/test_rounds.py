@@ -1,0 +1,128 @@
+"""Rounds: every cell measured once per round in a reproducibly shuffled order, samples stored
+with their round, machine state per round, and partial rounds finished by a resume."""
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+import results_db
+from bench_runner import sweep
+from bench_runner.cell import CellOutcome
+from hadamard_impls import catalogue as real_catalogue
+from results_db import RoundRecord, Run, queries
+from tests.bench_runner.toy import FAST, toy_catalogue
+
+
+def test_the_order_is_shuffled_per_round_reproducibly_and_keeps_a_size_together():
+    cells = sweep.plan(real_catalogue, sweep.Selection(suite="quick", benchmarks=["gated_ffn", "elementwise"],
+                                                       backends=["eager"]))
+    first = sweep.round_order(cells, seed=42, round_index=0)
+    assert sorted(first, key=str) == sorted(cells, key=str)
+    assert first == sweep.round_order(cells, seed=42, round_index=0)
+    assert first != sweep.round_order(cells, seed=42, round_index=1)
+    assert first != sweep.round_order(cells, seed=43, round_index=0)
+    # The methods of one benchmark and size run back to back, whatever the shuffle.
+    groups = [(c.benchmark, c.size) for c in first]
+    runs_of = [g for i, g in enumerate(groups) if i == 0 or groups[i - 1] != g]
+    assert len(runs_of) == len(set(groups))
+
+
+class Recording:
+    """The in-process runner, remembering which calls checked and which only timed; it can
+    fail one cell in one round, or stop the sweep (as a kill would) after `stop_after` calls."""
+
+    def __init__(self, cat, fail=None, stop_after=None):
+        self.inner, self.fail, self.stop_after = sweep.in_process(cat, FAST), fail, stop_after
+        self.calls, self.round = [], -1
+
+    def restart(self):
+        self.round += 1
+
+    def drift(self, devices):
+        return {"cpu": {"copy_s": 1e-3, "matmul_s": 2e-3}}
+
+    def _count(self, cell, kind):
+        if self.stop_after is not None and len(self.calls) >= self.stop_after:
+            raise KeyboardInterrupt
+        self.calls.append((kind, cell.method, cell.size_dict["n"]))
+
+    def __call__(self, cell):
+        self._count(cell, "checked")
+        return self.inner(cell)
+
+    def time_only(self, cell):
+        self._count(cell, "timed")
+        if self.fail == (cell.method, cell.size_dict["n"], self.round):
+            return CellOutcome("crashed", "the worker died of SIGSEGV")
+        return self.inner.time_only(cell)
+
+
+def _run(db_url, rounds, runner_for, seed=5):
+    cat = toy_catalogue()
+    sel = sweep.Selection(suite="smoke", benchmarks=["toy"])
+    cells = sweep.plan(cat, sel)
+    factory = sessionmaker(results_db.open_engine(db_url))
+    run_id = sweep.start(factory, cat, sel, cells, rounds=rounds, seed=seed)
+    return cat, cells, factory, run_id, runner_for(cat)
+
+
+def test_three_rounds_store_every_sample_with_its_round_and_the_machine_state(db_url):
+    cat, cells, factory, run_id, runner = _run(db_url, 3, lambda cat: Recording(cat, fail=("double", 16, 2)))
+    counts = sweep.execute(factory, run_id, cells, runner, rounds=3, seed=5)
+    assert counts == {"ok": 2, "error": 2, "oom": 2, "mismatch": 2}  # each cell counted once
+    # Only the first measurement checks; the two working cells are timed again in rounds 2 and 3,
+    # the failed ones never again.
+    assert sum(k == "checked" for k, *_ in runner.calls) == 8
+    assert sorted(c for c in runner.calls if c[0] == "timed") == \
+        sorted([("timed", "double", 8)] * 2 + [("timed", "double", 16)] * 2)
+    with factory() as session:
+        results = {(r.method, r.size): r for r in session.scalars(select(results_db.Result))}
+        ok = results[("double", "n=8")]
+        assert sorted(set(ok.sample_rounds)) == [0, 1, 2] and len(ok.sample_rounds) == len(ok.samples)
+        metrics = {m.name: m.value for m in ok.metrics}
+        assert metrics["rounds"] == 3 and metrics["samples"] == len(ok.samples)
+        assert metrics["flops"] == 8  # the first round's counts stay
+        crashed_later = results[("double", "n=16")]
+        assert crashed_later.status == "ok" and sorted(set(crashed_later.sample_rounds)) == [0, 1]
+        assert "round 3: crashed" in crashed_later.message
+        records = list(session.scalars(select(RoundRecord).order_by(RoundRecord.id)))
+        assert [g.round for g in records] == [0, 1, 2] and all(g.seed == 5 for g in records)
+        assert records[0].cells == 8 and records[1].cells == 2
+        assert records[0].state["drift"] == {"cpu": {"copy_s": 1e-3, "matmul_s": 2e-3}}
+        assert {"other_cpu_share", "steal_share", "wall_s"} <= set(records[0].state)
+        run = session.get(Run, run_id)
+        assert (run.rounds, run.cells_done, run.cells_total) == (3, 24, 24)
+
+
+def test_a_run_stopped_mid_round_is_finished_by_a_resume_without_doubles(db_url):
+    cat, cells, factory, run_id, runner = _run(db_url, 3, lambda cat: Recording(cat, stop_after=10))
+    with pytest.raises(KeyboardInterrupt):  # eight first measurements, then two of round 2
+        sweep.execute(factory, run_id, cells, runner, rounds=3, seed=5)
+    with factory() as session:
+        before = {r.method + r.size: list(r.sample_rounds) for r in session.scalars(select(results_db.Result))
+                  if r.status == "ok"}
+    assert sorted(len(set(v)) for v in before.values()) == [2, 2]
+
+    resumed = Recording(cat)
+    sweep.execute(factory, run_id, cells, resumed, rounds=3, seed=5)
+    assert all(kind == "timed" for kind, *_ in resumed.calls)  # nothing checked twice
+    assert len(resumed.calls) == 2  # the one round each working cell still lacked
+    with factory() as session:
+        for r in session.scalars(select(results_db.Result)):
+            if r.status == "ok":
+                assert sorted(set(r.sample_rounds)) == [0, 1, 2]
+                # Round 1's samples are the ones stored before the stop, not measured again.
+                assert r.sample_rounds[:len(before[r.method + r.size])] == before[r.method + r.size]
+        assert session.get(Run, run_id).cells_done == 24
+        assert len(queries.samples_frame(session, run_id=run_id)) == 2
+
+
+def test_compare_reads_the_rounds_back(db_url):
+    from bench_runner import stats
+
+    cat, cells, factory, run_id, runner = _run(db_url, 2, lambda cat: sweep.in_process(cat, FAST))
+    sweep.execute(factory, run_id, cells, runner, rounds=2, seed=1)
+    with factory() as session:
+        frame = queries.samples_frame(session, run_id=run_id)
+    table = stats.comparison_table(frame, frame)
+    assert list(table["rounds"]) == [2, 2] and list(table["ratio"]) == [1.0, 1.0]

@@ -1,0 +1,117 @@
+"""The statistics on synthetic samples whose answers are known."""
+
+import numpy as np
+import pytest
+
+from bench_runner import stats
+
+
+def cell(rng, median=1e-3, rounds=3, samples=20, round_sd=0.03, sample_sd=0.02):
+    """Rounds of timings: each round's level drawn around `median` (a process's own state),
+    samples log-normal around that level."""
+    out = []
+    for _ in range(rounds):
+        level = median * np.exp(rng.normal(0, round_sd))
+        out.append(level * np.exp(rng.normal(0, sample_sd, samples)))
+    return out
+
+
+def test_summary_separates_spread_within_and_between_rounds():
+    steady = stats.summarize([1.0, 1.01, 0.99, 1.0, 1.0, 1.01, 0.99, 1.0], [0, 0, 0, 0, 1, 1, 1, 1])
+    assert steady["rounds"] == 2 and steady["time_median_s"] == pytest.approx(1.0)
+    assert steady["round_spread"] == pytest.approx(0.0) and steady["noisy"] == 0.0
+    apart = stats.summarize([1.0, 1.0, 1.0, 1.3, 1.3, 1.3], [0, 0, 0, 1, 1, 1])
+    assert apart["round_spread"] == pytest.approx(0.3 / 1.15) and apart["noisy"] == 1.0
+    assert apart["time_iqr_s"] == pytest.approx(0.0)  # each round alone is perfectly steady
+    legacy = stats.summarize([1.0, 2.0, 3.0])  # no round labels: one round
+    assert legacy["rounds"] == 1 and legacy["round_spread"] == 0.0
+
+
+def test_bootstrap_is_hierarchical_and_reproducible():
+    rounds = [np.full(10, 1.0), np.full(10, 2.0)]
+    a = stats.bootstrap_medians(rounds, 2000, np.random.default_rng(1))
+    b = stats.bootstrap_medians(rounds, 2000, np.random.default_rng(1))
+    assert np.array_equal(a, b)
+    # Drawing whole rounds: a quarter of the resamples hold only the fast round, a quarter only the slow one.
+    assert np.mean(a == 1.0) == pytest.approx(0.25, abs=0.04) and np.mean(a == 2.0) == pytest.approx(0.25, abs=0.04)
+    uneven = stats.bootstrap_medians([np.array([1.0]), np.arange(1.0, 30.0)], 500)
+    assert np.isfinite(uneven).all()
+
+
+@pytest.mark.parametrize("low, high, p, expected", [
+    (1.10, 1.30, 0.001, "regression"),
+    (1.10, 1.30, 0.20, "inconclusive"),  # the rank test does not back it
+    (0.70, 0.90, 0.001, "improvement"),
+    (0.97, 1.04, 0.001, "no change"),  # significant but inside the floor: no practical change
+    (1.02, 1.09, 0.001, "inconclusive"),  # straddles the floor
+    (float("nan"), 1.0, 0.5, "inconclusive"),
+])
+def test_verdicts(low, high, p, expected):
+    assert stats.verdict(low, high, p) == expected
+    if expected in stats.RUN_WORDS:
+        assert stats.verdict(low, high, p, words=stats.METHOD_WORDS) == \
+            stats.METHOD_WORDS[stats.RUN_WORDS.index(expected)]
+
+
+def test_benjamini_hochberg_matches_the_textbook():
+    p = [0.01, 0.04, 0.03, 0.005, float("nan")]
+    adjusted = stats.adjust(p)
+    assert adjusted[:4] == pytest.approx([0.02, 0.04, 0.04, 0.02])
+    assert np.isnan(adjusted[4])
+
+
+def test_aa_draws_call_a_change_at_most_at_the_nominal_rate():
+    rng = np.random.default_rng(7)
+    pairs = [(cell(rng), cell(rng)) for _ in range(300)]
+    found = stats.compare_all(pairs)
+    changed = sum(f["verdict"] in stats.RUN_WORDS for f in found)
+    assert changed / len(found) <= stats.ALPHA
+    # The ratio's interval covers the truth (1) for nearly every cell.
+    covered = np.mean([f["ci_low"] <= 1 <= f["ci_high"] for f in found])
+    assert covered >= 0.9
+
+
+def test_a_1_3x_shift_is_found():
+    rng = np.random.default_rng(8)
+    pairs = [(cell(rng), cell(rng, median=1.3e-3)) for _ in range(200)]
+    found = stats.compare_all(pairs)
+    assert np.mean([f["verdict"] == "regression" for f in found]) >= 0.95
+    assert np.median([f["ratio"] for f in found]) == pytest.approx(1.3, rel=0.03)
+    faster = stats.compare_all([(b, a) for a, b in pairs[:50]], words=stats.METHOD_WORDS)
+    assert all(f["verdict"] in ("faster", "inconclusive") for f in faster)
+    assert np.mean([f["verdict"] == "faster" for f in faster]) >= 0.95
+
+
+def test_one_round_per_side_gives_a_narrow_interval_and_says_so():
+    rng = np.random.default_rng(9)
+    found = stats.compare(cell(rng, rounds=1), cell(rng, rounds=1))
+    assert found.rounds == 1
+
+
+def test_the_growth_exponent_and_its_interval():
+    rng = np.random.default_rng(3)
+    x = np.array([256, 512, 1024, 2048, 4096])
+    for slope in (1.0, 2.0):
+        rounds = [cell(rng, median=1e-6 * n**slope, round_sd=0.02) for n in x]
+        estimate, low, high = stats.exponent_interval(x, rounds)
+        assert estimate == pytest.approx(slope, abs=0.05)
+        assert low <= slope <= high and high - low < 0.2
+
+
+def test_comparison_table_merges_cells_and_keeps_their_keys():
+    import pandas as pd
+
+    rng = np.random.default_rng(4)
+    rows = []
+    for side, factor in (("before", 1.0), ("after", 2.0)):
+        for method in ("a", "b"):
+            rounds = cell(rng, median=1e-3 * (factor if method == "a" else 1.0))
+            rows.append(dict(side=side, benchmark="x", method=method, backend="eager", device="cpu",
+                             dtype="float32", mode="forward", size="n=1",
+                             samples=[v for r in rounds for v in r],
+                             sample_rounds=[k for k, r in enumerate(rounds) for _ in r]))
+    frame = pd.DataFrame(rows)
+    table = stats.comparison_table(frame[frame["side"] == "before"], frame[frame["side"] == "after"])
+    verdicts = table.set_index("method")["verdict"].to_dict()
+    assert verdicts["a"] == "regression" and verdicts["b"] in ("no change", "inconclusive")
+    assert stats.geomean(table["ratio"]) == pytest.approx(np.sqrt(2), rel=0.05)
