@@ -2,8 +2,8 @@
 
 Runs the whole catalogue's quick suite on the CPU with an empty torch.compile
 cache (as on a fresh machine), or reads a finished run with --db, and reports
-its wall time, the cells per status, and the share of `ok` cells that are not
-`noisy` (IQR within 10% of the median). Prints a table and writes it into
+its wall time with its rounds, the cells per status, and the share of `ok` cells
+that are not `noisy` (IQR and the spread between rounds within 10% of the median). Prints a table and writes it into
 docs/measurement.md (between its generated-section markers).
 
     python benchmarks/quick_suite.py                                 # a cold run, about 5 minutes on 2 cores
@@ -50,21 +50,25 @@ def main() -> int:
         run = session.scalars(select(Run).order_by(Run.id.desc())).first()
         frame = queries.results_frame(session, run_id=run.id)
         wall = (run.finished_at - run.started_at).total_seconds()
-        machine, threads = run.machine.label, run.provenance.get("threads")
+        machine, threads, rounds = run.machine.label, run.provenance.get("threads"), run.rounds
     ok = frame[frame["status"] == "ok"]
     steady = int((~ok["noisy"].astype(bool)).sum())
     statuses = ", ".join(f"{n} {s}" for s, n in frame["status"].value_counts().items())
     lines = [
-        f"Run {run.id} of the quick suite on {machine}, {threads} threads, {run.started_at:%Y-%m-%d}: "
-        f"**{len(frame)} cells in {wall / 60:.1f} min** ({wall:.0f} s, the calibration and the worker's start "
-        f"included); {statuses}.",
+        f"Run {run.id} of the quick suite on {machine}, {threads} threads, {run.started_at:%Y-%m-%d}, cold compile "
+        f"cache: **{len(frame)} cells × {rounds} rounds in {wall / 60:.1f} min** ({wall:.0f} s, the calibration "
+        f"and every round's fresh worker included); {statuses}.",
         "",
         "| | cells | share |",
         "| --- | --- | --- |",
-        f"| `ok` and steady (IQR ≤ 10% of the median) | {steady} | {steady / max(len(ok), 1):.1%} of `ok` |",
+        f"| `ok` and steady (IQR and round spread ≤ 10% of the median) | {steady} | "
+        f"{steady / max(len(ok), 1):.1%} of `ok` |",
         f"| `ok` but `noisy` | {len(ok) - steady} | {(len(ok) - steady) / max(len(ok), 1):.1%} of `ok` |",
         f"| median samples per cell | {pd.to_numeric(ok['samples']).median():.0f} | |",
-        f"| median half-width of the median's 95% interval | {pd.to_numeric(ok['median_rel_ci']).median():.1%} | |",
+        f"| median half-width of a round's 95% interval of the median | "
+        f"{pd.to_numeric(ok['median_rel_ci']).median():.1%} | |",
+        f"| median spread between round medians (`round_spread`) | "
+        f"{pd.to_numeric(ok['round_spread']).median():.1%} | |",
     ]
     table = "\n".join(lines)
     print(table)

@@ -2,6 +2,7 @@
 shipped reference machine."""
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -50,6 +51,29 @@ def test_a_claim_that_the_numbers_contradict_does_not_hold(exponents, why):
     assert v["verdict"] == "does not hold" and why in v["why"]
 
 
+def _with_samples(rows, round_effect):
+    """Rows with result ids, and samples in three rounds whose levels lie ±round_effect apart."""
+    from tests.conftest import planted_samples
+
+    rows = rows.assign(result_id=range(len(rows)))
+    return rows, {rid: planted_samples(t, round_effect) for rid, t in zip(rows["result_id"], rows["time_median_s"])}
+
+
+@pytest.mark.parametrize("round_effect, verdict", [(0.01, "holds"), (0.6, "inconclusive")])
+def test_the_verdict_weighs_the_exponents_intervals(round_effect, verdict):
+    # poly_sa grows as N^1.2: within 1.3 when the rounds agree, unsure when they are 60% apart.
+    rows, samples = _with_samples(planted("token_mixing", "N", {"poly_sa": 1.2, "softmax_attention": 2.0},
+                                          "B=1"), round_effect)
+    v = claims.judge(CLAIM["s4_runtime"], rows, samples)
+    assert v["verdict"] == verdict, v["why"]
+    low, high = v["hadamard_ci"]
+    assert low <= 1.2 <= high
+    if verdict == "inconclusive":
+        assert low < 1.3 < high and "straddles 1.3" in v["why"]
+    # Without samples the point estimate judges alone.
+    assert claims.judge(CLAIM["s4_runtime"], rows)["verdict"] == "holds"
+
+
 def test_a_claim_without_its_results_is_not_measured():
     v = claims.judge(CLAIM["s3_memory"], planted("token_mixing", "N", {"poly_sa": 1.0}, "B=1"))
     assert v["verdict"] == "not measured" and "spatial_mixing" in v["why"]
@@ -77,10 +101,13 @@ def test_the_claims_page_judges_the_stored_results(seeded_db, monkeypatch):
     # conftest plants poly_sa ∝ N and softmax_attention ∝ N² over N = 64…512.
     at = render(seeded_db, monkeypatch, "app_pages/claims.py")
     texts = [s.value for s in at.success]
-    assert any("Holds on testhost (Test CPU): poly_sa 1.00 ≤ 1.3, softmax_attention 2.00 > 1.7" in t for t in texts)
+    # The planted samples (three rounds, ±1% apart) give each exponent a narrow interval.
+    assert any(re.search(r"Holds on testhost \(Test CPU\): poly_sa 1\.00 \[0\.9\d, 1\.0\d\] ≤ 1\.3, "
+                         r"softmax_attention 2\.00 \[1\.9\d, 2\.0\d\] > 1\.7", t) for t in texts), texts
     assert any("spatial_mixing" in i.value for i in at.info)  # Figure S3 has no results here
-    metrics = {m.label: m.value for m in at.metric}
-    assert metrics["poly_sa exponent"] == "1.00"
+    shown = [m.value for m in at.metric if m.label == "poly_sa exponent"]
+    assert re.fullmatch(r"1\.00 \[0\.9\d, 1\.0\d\]", shown[0])  # runtime: with its interval
+    assert shown[1] == "1.00"  # FLOPs are counted, not sampled: no interval
 
 
 def test_the_claims_page_without_results_says_what_to_run(db_url, monkeypatch):

@@ -99,8 +99,8 @@ def test_compare_follows_the_chosen_methods_and_metric(seeded_db, monkeypatch):
 def test_compare_speedup_table_and_download(seeded_db, monkeypatch):
     at = render(seeded_db, monkeypatch, "app_pages/compare.py")
     speedup_table = at.dataframe[0].value
-    assert speedup_table.loc[512, ("poly_sa", "eager")] == pytest.approx(4.0)  # 512²/128 ÷ 512
-    assert speedup_table.loc[64, ("poly_sa", "eager")] == pytest.approx(0.5)
+    assert speedup_table.loc[512, ("poly_sa", "eager")].startswith("4.00× [")  # 512²/128 ÷ 512
+    assert speedup_table.loc[64, ("poly_sa", "eager")].startswith("0.50× [")
     shown = at.dataframe[1].value
     assert len(shown) == 2 * len(SIZES)
 
@@ -205,3 +205,26 @@ def test_what_every_page_shows_can_be_downloaded(seeded_db, monkeypatch, page):
     at = render(seeded_db, monkeypatch, page)
     labels = [b.label for b in at.get("download_button")]
     assert {"CSV", "Parquet", "JSON", "Markdown", "LaTeX"} <= set(labels)
+
+
+def test_diff_counts_each_verdict_and_explains_inconclusive(db_url, monkeypatch):
+    from tests.bench_runner.test_compare import PLANTED, plant_runs
+
+    plant_runs(db_url)
+    at = render(db_url, monkeypatch, "app_pages/diff.py")
+    next(s for s in at.selectbox if s.label == "Before").set_value(1).run()
+    next(s for s in at.selectbox if s.label == "After").set_value(2).run()
+    assert not at.exception
+    values = {m.label: m.value for m in at.metric}
+    assert values == {"Regression": "1", "Improvement": "1", "No change": "1", "Inconclusive": "1"}
+    assert any("**Inconclusive**" in c.value and "straddles" in c.value for c in at.caption)
+    shown = at.dataframe[0].value.set_index("size")["verdict"].to_dict()
+    assert shown == {f"B=1 N={n} C=64 H=4": v for n, (*_, v) in PLANTED.items()}
+
+
+def test_compare_shows_each_speedup_with_its_interval(seeded_db, monkeypatch):
+    at = render(seeded_db, monkeypatch, "app_pages/compare.py")
+    table = at.dataframe[0].value
+    cells = [str(v) for v in table.to_numpy().ravel()]
+    assert any(re.fullmatch(r"4\.00× \[3\.\d\d, 4\.\d\d\]", c) for c in cells), cells  # N=512: 4× faster
+    assert not any(c.endswith("?") for c in cells)  # the planted rounds agree: nothing inconclusive

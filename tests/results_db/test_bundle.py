@@ -43,8 +43,34 @@ def test_a_bundle_carries_runs_across_databases_unchanged(seeded_db, store_url):
     columns = [c for c in before.columns if c not in ("run_id", "created_at")]
     assert before[columns].sort_values(["method", "size"]).reset_index(drop=True).equals(
         after[columns].sort_values(["method", "size"]).reset_index(drop=True))
-    assert samples and all(len(s) == 5 for s in samples)
+    assert samples and all(len(s) == 15 for s in samples)
     assert counts(seeded_db) == counts(other)
+
+
+def test_a_bundle_keeps_each_samples_round_and_the_rounds_records(seeded_db, tmp_path):
+    from results_db.models import RoundRecord
+
+    with factory(seeded_db)() as session, session.begin():
+        session.add(RoundRecord(run_id=1, round=0, seed=7, pid=1, cells=8,
+                                state={"other_cpu_share": 0.01, "drift": {"cpu": {"copy_s": 1e-3}}}))
+        session.get(Run, 1).rounds, session.get(Run, 1).seed = 3, 7
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    with factory(other)() as session, session.begin():
+        bundle.import_bundle(session, exported(seeded_db), source="test")
+    with factory(seeded_db)() as a, factory(other)() as b:
+        for mine, theirs in zip(a.scalars(select(Result).order_by(Result.id)), b.scalars(select(Result).order_by(Result.id))):
+            assert theirs.sample_rounds == mine.sample_rounds and set(theirs.sample_rounds) == {0, 1, 2}
+        run = b.scalars(select(Run)).one()
+        assert (run.rounds, run.seed, run.cells_done) == (3, 7, 8)
+        record = b.scalars(select(RoundRecord)).one()
+        assert (record.round, record.seed, record.state["drift"]) == (0, 7, {"cpu": {"copy_s": 1e-3}})
+
+
+def test_a_bundle_whose_rounds_do_not_match_its_samples_is_refused(seeded_db):
+    data = exported(seeded_db)
+    data["runs"][0]["results"][0]["sample_rounds"] = [0, 1]
+    with pytest.raises(bundle.BundleError, match="one per sample"):
+        bundle.validate(data)
 
 
 def test_importing_a_run_twice_adds_it_once(seeded_db):

@@ -114,5 +114,5 @@ def test_a_run_survives_the_round_trip_through_either_database(seeded_store):
         exported = bundle.export_bundle(session)
         provenance = session.get(Run, 1).provenance
     run = exported["runs"][0]
-    assert len(run["results"]) == 2 * len(SIZES) and all(len(r["samples"]) == 5 for r in run["results"])
+    assert len(run["results"]) == 2 * len(SIZES) and all(len(r["samples"]) == 15 for r in run["results"])
     assert run["started_at"].endswith("+00:00") and provenance == {}

@@ -1,0 +1,133 @@
+"""`compare` on planted runs (its verdicts, formats and exit codes, its bad input) and `doctor`."""
+
+import json
+
+import pytest
+from sqlalchemy.orm import sessionmaker
+
+import results_db
+from bench_runner import machine_state
+from bench_runner.cli import main
+from bench_runner.commands import doctor
+from results_db import store
+from tests.conftest import BENCHMARKS, FACTS, METHODS, planted_samples
+
+# size → (before time, after ÷ before, the rounds' spread after): one cell per verdict.
+PLANTED = {
+    64: (1e-3, 1.5, 0.01, "regression"),
+    128: (1e-3, 0.6, 0.01, "improvement"),
+    256: (1e-3, 1.0, 0.01, "no change"),
+    512: (1e-3, 1.04, 0.15, "inconclusive"),
+}
+
+
+def _run(session, host, factor_of, spread_of, label="quick"):
+    run = store.start_run(session, host, label, {"suite": label}, cells_total=len(PLANTED), rounds=3)
+    for n, (t, factor, spread, _) in PLANTED.items():
+        samples, rounds = planted_samples(t * factor_of(factor), spread_of(spread))
+        store.record_result(session, run.id, dict(benchmark="token_mixing", method="poly_sa", backend="eager",
+                                                  device="cpu", dtype="float32", mode="forward",
+                                                  size=f"B=1 N={n} C=64 H=4"),
+                            "ok", samples=samples, sample_rounds=rounds, metrics={"time_median_s": t})
+    store.finish_run(session, run.id)
+    return run.id
+
+
+def plant_runs(db_url: str) -> str:
+    """Runs 1 and 2 on one machine, one planted verdict per cell; run 3, like run 2, on another."""
+    factory = sessionmaker(results_db.open_engine(db_url))
+    with factory() as session, session.begin():
+        store.sync_catalogue(session, BENCHMARKS, METHODS)
+        host = store.get_or_create_machine(session, FACTS, "testhost")
+        other = store.get_or_create_machine(session, {**FACTS, "key": "other"}, "otherhost")
+        _run(session, host, lambda f: 1.0, lambda s: 0.01)  # run 1: before
+        _run(session, host, lambda f: f, lambda s: s)  # run 2: after
+        _run(session, other, lambda f: f, lambda s: s)  # run 3: the same as run 2, on another machine
+    return db_url
+
+
+@pytest.fixture
+def planted_db(db_url):
+    return plant_runs(db_url)
+
+
+def compare(db, *args, capsys):
+    code = main(["compare", *args, "--db", db])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_each_planted_change_gets_its_verdict(planted_db, capsys):
+    code, out, _ = compare(planted_db, "1", "2", "--format", "json", capsys=capsys)
+    assert code == 0
+    found = json.loads(out)
+    verdicts = {c["size"]: c["verdict"] for c in found["cells"]}
+    assert verdicts == {f"B=1 N={n} C=64 H=4": v for n, (*_, v) in PLANTED.items()}
+    for cell in found["cells"]:
+        assert cell["ci_low"] <= cell["ratio"] <= cell["ci_high"] and 0 <= cell["p_adjusted"] <= 1
+    assert {"benchmark", "method", "backend", "device", "dtype", "mode", "size", "ratio", "ci_low", "ci_high",
+            "p_adjusted", "verdict"} <= set(found["cells"][0])
+
+
+def test_the_exit_code_follows_regressions_when_asked(planted_db, capsys):
+    assert compare(planted_db, "1", "2", "--fail-on-regression", capsys=capsys)[0] == 1
+    assert compare(planted_db, "1", "1", "--fail-on-regression", capsys=capsys)[0] == 0  # a run against itself
+    assert compare(planted_db, "1", "2", "--fail-on-regression", "--threshold", "0.6", capsys=capsys)[0] == 0
+
+
+def test_the_table_has_a_geometric_mean_per_benchmark_and_machines_compare_too(planted_db, capsys):
+    code, out, _ = compare(planted_db, "machine:testhost", "machine:otherhost", capsys=capsys)
+    assert code == 0
+    assert "geometric mean of after ÷ before, token_mixing:" in out
+    # The latest of each cell: run 2 against its copy, run 3; the noisy cell stays unsure even against itself.
+    assert "verdicts: 0 regression, 0 improvement, 3 no change, 1 inconclusive" in out
+    code, out, _ = compare(planted_db, "1", "2", "--format", "csv", capsys=capsys)
+    assert out.splitlines()[0].startswith("benchmark,method,backend,device,dtype,mode,size,before_s,after_s,ratio")
+    assert len(out.splitlines()) == 1 + len(PLANTED)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["1", "9"], "no run 9 in this database"),
+    (["1", "two"], "is neither a run id nor machine:LABEL"),
+    (["machine:nowhere", "1"], "no machine 'nowhere' with results"),
+    (["1", "2", "--threshold", "2"], "is not a fraction"),
+    (["1"], "the following arguments are required"),
+])
+def test_bad_input_is_one_line_and_exit_2(planted_db, capsys, args, words):
+    code, out, err = compare(planted_db, *args, capsys=capsys)
+    assert code == 2 and words in err and err.count("\n") == 1 and out == ""
+
+
+def test_no_database_is_exit_2_and_creates_none(tmp_path, capsys):
+    path = tmp_path / "none.db"
+    code, _, err = compare(f"sqlite:///{path}", "1", "2", capsys=capsys)
+    assert code == 2 and "no results database" in err and not path.exists()
+
+
+def _quiet(monkeypatch, heavy=()):
+    monkeypatch.setattr(machine_state, "heavy_processes", lambda *a, **k: list(heavy))
+    monkeypatch.setattr(machine_state, "governor", lambda: None)
+    monkeypatch.setattr(machine_state, "state_between", lambda *a, **k: {
+        "load_1m_after": 0.1, "steal_share": 0.0, "other_cpu_share": 0.0, "cores": 2})
+    monkeypatch.setattr(doctor, "_meminfo", lambda: {"MemAvailable": 8 * 2**30, "SwapTotal": 0, "SwapFree": 0})
+    monkeypatch.setattr(doctor, "gpu_findings", lambda: [])
+
+
+def test_doctor_on_a_quiet_machine(monkeypatch, capsys):
+    _quiet(monkeypatch)
+    assert main(["doctor"]) == 0
+    assert "nothing here should disturb measurements" in capsys.readouterr().out
+
+
+def test_doctor_names_a_busy_process_and_what_to_do(monkeypatch, capsys):
+    _quiet(monkeypatch, heavy=[(4242, "stress-ng", 0.97)])
+    assert main(["doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "WARN  other busy processes" in out and "stress-ng (pid 4242) 97% of a CPU" in out
+    assert "→ stop them" in out and "1 thing would disturb measurements here" in out
+
+
+def test_busy_reasons_come_from_other_processes_and_steal_not_our_own_load():
+    assert machine_state.busy_reasons({"load_1m_after": 5.0, "other_cpu_share": 0.01, "steal_share": 0.0}) == []
+    reasons = machine_state.busy_reasons({"other_cpu_share": 0.4, "steal_share": 0.2})
+    assert reasons == ["other processes took 40% of the CPUs", "the hypervisor stole 20% of the CPU time"]
