@@ -31,7 +31,7 @@ ROUNDS = {"smoke": 1, "quick": 3, "full": 5, "paper": 5}
 # How hard each suite measures per round: smoke proves the path works, full is for papers.
 POLICIES = {
     "smoke": TimingPolicy(warmup_s=0.005, min_block_s=1e-4, budget_s=0.02, min_samples=3),
-    "quick": TimingPolicy(warmup_s=0.05, min_block_s=5e-4, budget_s=0.05, min_samples=5),
+    "quick": TimingPolicy(warmup_s=0.02, min_block_s=5e-4, budget_s=0.03, min_samples=5),
     "full": TimingPolicy(warmup_s=0.1, min_block_s=1e-3, budget_s=1.0, min_samples=10),
     "paper": TimingPolicy(warmup_s=0.05, min_block_s=1e-3, budget_s=0.5, min_samples=10),
 }
@@ -294,7 +294,7 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
     counts: dict[str, int] = {}
     with session_factory() as session:
         stored = store.stored_cells(session, run_id)
-    devices = sorted({c.device for c in cells})
+    devices = sorted({c.device for c in cells if not device_unavailable(c.device)})
     for round_index in range(rounds):
         todo = [c for c in round_order(cells, seed, round_index)
                 if _cell_id(c) not in stored or (stored[_cell_id(c)] is not None

@@ -91,7 +91,10 @@ def _serve(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads: 
         if message[0] == "drift":
             from .calibration import drift_control
 
-            conn.send({device: drift_control(device) for device in message[1]})
+            try:
+                conn.send({device: drift_control(device) for device in message[1]})
+            except Exception as exc:  # noqa: BLE001 -- the controls are context, never worth a round
+                conn.send({"error": f"{type(exc).__name__}: {exc}"[:200]})
             continue
         _, cell, check = message
         if allocator_setting()["allocator"] != "system default":

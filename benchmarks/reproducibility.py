@@ -109,6 +109,10 @@ def main() -> int:
     aa = stats.comparison_table(a1, a2)
     ab = stats.comparison_table(a1[a1["benchmark"] == "gated_ffn"], b)
     aa_rates, ab_rates = verdict_rates(aa), verdict_rates(ab)
+    aa10 = verdict_rates(stats.comparison_table(a1, a2, statistic="p10"))
+    ab10 = verdict_rates(stats.comparison_table(a1[a1["benchmark"] == "gated_ffn"], b, statistic="p10"))
+    agree = {name: float(((stats.comparison_table(a1, a2, statistic=name)["ratio"] - 1).abs() <= stats.FLOOR).mean())
+             for name in stats.STATISTICS}
     changed = aa_rates["regression"] + aa_rates["improvement"]
     abs_change = (aa["ratio"] - 1).abs()
 
@@ -129,6 +133,10 @@ def main() -> int:
         f"{aa_rates['improvement']} | {aa_rates['no change']} | {aa_rates['inconclusive']} |",
         f"| A/B: gated_ffn with `--threads 1` against the default | {ab_rates['cells']} | {ab_rates['regression']} | "
         f"{ab_rates['improvement']} | {ab_rates['no change']} | {ab_rates['inconclusive']} |",
+        f"| A/A, `--statistic p10` | {aa10['cells']} | {aa10['regression']} | {aa10['improvement']} | "
+        f"{aa10['no change']} | {aa10['inconclusive']} |",
+        f"| A/B, `--statistic p10` | {ab10['cells']} | {ab10['regression']} | {ab10['improvement']} | "
+        f"{ab10['no change']} | {ab10['inconclusive']} |",
         "",
         f"- A/A false-change rate: **{changed / max(aa_rates['cells'], 1):.1%}** ({changed} of {aa_rates['cells']}); "
         f"inconclusive: **{aa_rates['inconclusive'] / max(aa_rates['cells'], 1):.1%}**; median |change| "
@@ -136,6 +144,8 @@ def main() -> int:
         f"{aa['ratio'].max():.2f}× / {aa['ratio'].min():.2f}×.",
         f"- A/B power: **{ab_rates['regression'] / max(ab_rates['cells'], 1):.0%}** of the gated_ffn cells called a "
         f"regression, {ab_rates['improvement']} an improvement; median ratio {ab['ratio'].median():.2f}×.",
+        "- Cells whose A/A ratio lies within ±5%: "
+        + ", ".join(f"{share:.0%} by the {name}" for name, share in agree.items()) + ".",
         "- Machine drift between the two A runs (drift controls, after ÷ before): "
         + (", ".join(f"{k.replace('_', ' ')} {v:.3f}×" for k, v in sorted(drift_aa.items())) or "not recorded") + ".",
         "",

@@ -123,7 +123,7 @@ def round_states(session: Session, run_ids) -> pd.DataFrame:
         drift = state.pop("drift", {}) or {}
         row = {"run_id": g.run_id, "round": g.round + 1, "cells": g.cells, "started_at": g.started_at, **state}
         for device, values in drift.items():
-            for name, value in (values or {}).items():
+            for name, value in (values.items() if isinstance(values, dict) else ()):  # "error": why none
                 row[f"drift_{device}_{name}"] = value
         rows.append(row)
     return pd.DataFrame(rows)

@@ -35,7 +35,7 @@ def history():
             st.toast(f"Run {run.run_id} stops after its current cell.")
     latest = runs.iloc[0]
     st.caption(f"Latest: run {latest.run_id} {latest.status}, {latest.cells_ok} ok and {latest.cells_failed} failed "
-               f"of {latest.cells_total} cells.")
+               f"of {latest.cells_total // max(int(latest.rounds), 1)} cells.")
     st.dataframe(runs, hide_index=True, width="stretch")
     exports.download_buttons(runs, "runs")
     conditions = data.run_conditions(data.load_round_states(url, tuple(int(r) for r in runs["run_id"][:50])),

@@ -228,3 +228,29 @@ def test_compare_shows_each_speedup_with_its_interval(seeded_db, monkeypatch):
     cells = [str(v) for v in table.to_numpy().ravel()]
     assert any(re.fullmatch(r"4\.00× \[3\.\d\d, 4\.\d\d\]", c) for c in cells), cells  # N=512: 4× faster
     assert not any(c.endswith("?") for c in cells)  # the planted rounds agree: nothing inconclusive
+
+
+@pytest.mark.parametrize("factor, spread, verdict, words", [
+    (0.5, 0.01, "faster", "is 2.00× ["),
+    (2.0, 0.01, "slower", "is 2.00× ["),
+    (1.0, 0.01, "no change", "runs as fast as"),
+    (0.96, 0.2, "inconclusive", "inconclusive: measure again"),
+])
+def test_speedups_and_headlines_say_faster_only_when_the_verdict_does(factor, spread, verdict, words):
+    from tests.conftest import planted_samples
+
+    frame = pd.DataFrame({
+        "result_id": [1, 2], "benchmark": "b", "method": ["h", "base"], "backend": "eager", "device": "cpu",
+        "dtype": "float32", "mode": "forward", "size": "n=1", "machine": "m", "status": "ok",
+        "time_median_s": [factor * 1e-3, 1e-3], "peak_mem_bytes": [1, 1], "noisy": [False, False],
+    })
+    samples = {1: planted_samples(factor * 1e-3, spread), 2: planted_samples(1e-3, 0.01)}
+    speed = data.speedup_intervals(frame, "base", samples)
+    assert list(speed["verdict"]) == [verdict]
+    row = speed.iloc[0]
+    assert row["speedup_low"] <= row["speedup"] <= row["speedup_high"]
+    assert data.speedup_label(row).endswith("?") == (verdict == "inconclusive")
+    catalogue = pd.DataFrame({"benchmark": ["b", "b"], "method": ["h", "base"], "role": ["hadamard", "baseline"]})
+    headline = data.headline_verdicts(data.headlines(frame, catalogue), samples).iloc[0]
+    text = data.headline_text(headline)
+    assert words in text and ("faster" in text) == (verdict == "faster")
