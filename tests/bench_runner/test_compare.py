@@ -131,3 +131,12 @@ def test_busy_reasons_come_from_other_processes_and_steal_not_our_own_load():
     assert machine_state.busy_reasons({"load_1m_after": 5.0, "other_cpu_share": 0.01, "steal_share": 0.0}) == []
     reasons = machine_state.busy_reasons({"other_cpu_share": 0.4, "steal_share": 0.2})
     assert reasons == ["other processes took 40% of the CPUs", "the hypervisor stole 20% of the CPU time"]
+
+
+def test_the_ratio_can_be_of_the_tenth_percentile(planted_db, capsys):
+    code, out, _ = compare(planted_db, "1", "2", "--format", "json", "--statistic", "p10", capsys=capsys)
+    found = json.loads(out)
+    assert code == 0 and found["statistic"] == "p10"
+    ratios = {c["size"]: c["ratio"] for c in found["cells"]}
+    assert ratios["B=1 N=64 C=64 H=4"] == pytest.approx(1.5, rel=0.02)
+    assert {c["size"]: c["verdict"] for c in found["cells"]}["B=1 N=64 C=64 H=4"] == "regression"

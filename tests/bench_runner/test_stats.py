@@ -115,3 +115,17 @@ def test_comparison_table_merges_cells_and_keeps_their_keys():
     verdicts = table.set_index("method")["verdict"].to_dict()
     assert verdicts["a"] == "regression" and verdicts["b"] in ("no change", "inconclusive")
     assert stats.geomean(table["ratio"]) == pytest.approx(np.sqrt(2), rel=0.05)
+
+
+def test_the_tenth_percentile_ignores_slow_disturbances_the_median_does_not():
+    # Two runs of one steady cell; in the second, 40% of the calls were slowed 1.5× by a neighbour.
+    rng = np.random.default_rng(11)
+    steady = [1e-3 * np.exp(rng.normal(0, 0.01, 40)) for _ in range(3)]
+    disturbed = []
+    for _ in range(3):
+        r = 1e-3 * np.exp(rng.normal(0, 0.01, 40))
+        r[:16] *= 1.5
+        disturbed.append(r)
+    assert stats.compare(steady, disturbed).ratio > 1.1
+    p10 = stats.compare(steady, disturbed, statistic="p10")
+    assert p10.ratio == pytest.approx(1.0, abs=0.03) and p10.ci_low <= 1.0 <= p10.ci_high
