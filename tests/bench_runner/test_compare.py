@@ -140,3 +140,17 @@ def test_the_ratio_can_be_of_the_tenth_percentile(planted_db, capsys):
     ratios = {c["size"]: c["ratio"] for c in found["cells"]}
     assert ratios["B=1 N=64 C=64 H=4"] == pytest.approx(1.5, rel=0.02)
     assert {c["size"]: c["verdict"] for c in found["cells"]}["B=1 N=64 C=64 H=4"] == "regression"
+
+
+def test_doctor_reads_the_gpu_through_nvidia_smi(monkeypatch):
+    import subprocess
+
+    line = "NVIDIA H200, Disabled, 345, 1980, 2619, 41, 75.10, 0x0000000000000004\n"
+    monkeypatch.setattr(doctor.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
+    monkeypatch.setattr(doctor.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, stdout=line))
+    found = {f.what: f for f in doctor.gpu_findings()}
+    assert not found["GPU 0 persistence mode"].ok and "nvidia-smi -pm 1" in found["GPU 0 persistence mode"].advice
+    assert found["GPU 0 clocks"].ok and "SM 345 of 1980 MHz" in found["GPU 0 clocks"].seen
+    assert not found["GPU 0 throttling"].ok  # 0x4: a power cap is slowing the clocks
+    monkeypatch.setattr(doctor.shutil, "which", lambda name: None)
+    assert doctor.gpu_findings() == []  # no NVIDIA driver: nothing to say
