@@ -108,8 +108,15 @@ def bootstrap_medians(rounds: Sequence[np.ndarray], n_boot: int = N_BOOT,
     n = lengths[chosen]  # (B, R)
     picks = (rng.random((n_boot, len(rounds), lengths.max())) * n[..., None]).astype(int)
     values = padded[chosen[..., None], picks]  # (B, R, max n)
-    values[np.arange(lengths.max()) >= n[..., None]] = np.nan  # a shorter round fills fewer slots
-    return np.nanquantile(values.reshape(n_boot, -1), quantile, axis=1)
+    # A shorter round fills fewer slots: the empty ones hold +inf, which sorts last, so the
+    # quantile of each resample's real values is read at its own rank (numpy's linear rule).
+    values[np.arange(lengths.max()) >= n[..., None]] = np.inf
+    ordered = np.sort(values.reshape(n_boot, -1), axis=1)
+    position = quantile * (n.sum(axis=1) - 1)
+    low = np.floor(position).astype(int)
+    high = np.minimum(low + 1, n.sum(axis=1) - 1)
+    rows = np.arange(n_boot)
+    return ordered[rows, low] + (ordered[rows, high] - ordered[rows, low]) * (position - low)
 
 
 @dataclass(frozen=True)
@@ -213,6 +220,23 @@ def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = F
     table["before_s"] = [float(np.median(s)) if len(s) else np.nan for s in merged["samples_before"]]
     table["after_s"] = [float(np.median(s)) if len(s) else np.nan for s in merged["samples_after"]]
     return pd.concat([table, pd.DataFrame(found, columns=VERDICT_COLUMNS, index=table.index)], axis=1)
+
+
+def drift_ratios(states: pd.DataFrame, before_runs: Sequence[int], after_runs: Sequence[int]) -> dict[str, float]:
+    """How much the machine itself changed: after ÷ before of the drift controls' medians, from
+    the rounds' states (results_db.queries.round_states)."""
+    out = {}
+    for column in [c for c in states.columns if c.startswith("drift_")]:
+        b = states.loc[states["run_id"].isin(list(before_runs)), column].dropna()
+        a = states.loc[states["run_id"].isin(list(after_runs)), column].dropna()
+        if len(a) and len(b):
+            out[column.removeprefix("drift_").removesuffix("_s").replace("_", " ")] = float(a.median() / b.median())
+    return out
+
+
+def drift_text(ratios: dict[str, float]) -> str:
+    """`cpu copy 0.982×, cpu matmul 1.003×`."""
+    return ", ".join(f"{name} {ratio:.3f}×" for name, ratio in sorted(ratios.items()))
 
 
 def geomean(ratios: Iterable[float]) -> float:

@@ -155,7 +155,7 @@ def main() -> int:
         "- Cells whose A/A ratio lies within ±5%: "
         + ", ".join(f"{share:.0%} by the {name}" for name, share in agree.items()) + ".",
         "- Machine drift between the two A runs (drift controls, after ÷ before): "
-        + (", ".join(f"{k.replace('_', ' ')} {v:.3f}×" for k, v in sorted(drift_aa.items())) or "not recorded") + ".",
+        + (stats.drift_text(drift_aa) or "not recorded") + ".",
         "",
         f"hadamard_chain at n = 4,194,304, eager (median per call; the median of three turns; in its own run, "
         f"three rounds: {float(pd.Series(alone['samples'].iloc[0]).median()) * 1e3:.2f} ms):",

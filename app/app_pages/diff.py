@@ -51,12 +51,9 @@ if counts.get(stats.INCONCLUSIVE, 0):
                   if (result["rounds"] < 2).any() else ""))
 if by == "runs":
     states = data.load_round_states(url, (int(before), int(after)))
-    drift = {c.removeprefix("drift_").replace("_", " "):
-             states.loc[states["run_id"] == int(after), c].median() / states.loc[states["run_id"] == int(before), c].median()
-             for c in states.columns if c.startswith("drift_")} if not states.empty else {}
+    drift = stats.drift_ratios(states, [int(before)], [int(after)]) if not states.empty else {}
     if drift:
-        st.caption("The machine itself (drift controls, after ÷ before): "
-                   + ", ".join(f"{k} {v:.3f}×" for k, v in sorted(drift.items()) if v == v))
+        st.caption("The machine itself (drift controls, after ÷ before): " + stats.drift_text(drift))
 colours = {"regression": "background-color: #fde2e1", "improvement": "background-color: #e1f5e4",
            "inconclusive": "background-color: #fff6d5"}
 st.dataframe(result.style.format({"ratio": "{:.3f}×", "ci_low": "{:.3f}", "ci_high": "{:.3f}",

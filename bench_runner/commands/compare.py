@@ -63,15 +63,7 @@ def side(session: Session, spec: str) -> tuple[pd.DataFrame, list[int], str]:
 
 
 def drift(session: Session, before_runs: list[int], after_runs: list[int]) -> dict[str, float]:
-    """How much the machine itself changed: after ÷ before of the drift controls' medians."""
-    frame = queries.round_states(session, before_runs + after_runs)
-    out = {}
-    for column in [c for c in frame.columns if c.startswith("drift_")]:
-        b = frame.loc[frame["run_id"].isin(before_runs), column].dropna()
-        a = frame.loc[frame["run_id"].isin(after_runs), column].dropna()
-        if len(a) and len(b):
-            out[column.removeprefix("drift_")] = float(a.median() / b.median())
-    return out
+    return stats.drift_ratios(queries.round_states(session, before_runs + after_runs), before_runs, after_runs)
 
 
 def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float]) -> list[str]:
@@ -81,8 +73,7 @@ def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float]) -> list[
     lines.append("verdicts: " + ", ".join(f"{int(counts.get(v, 0))} {v}" for v in
                                           (*stats.RUN_WORDS, stats.NO_CHANGE, stats.INCONCLUSIVE)))
     if machine_drift:
-        lines.append("machine drift (drift controls, after ÷ before): "
-                     + ", ".join(f"{k.replace('_', ' ')} {v:.3f}×" for k, v in sorted(machine_drift.items())))
+        lines.append("machine drift (drift controls, after ÷ before): " + stats.drift_text(machine_drift))
     if (table["rounds"] < 2).any():
         lines.append(f"{int((table['rounds'] < 2).sum())} cells have one round on a side: their intervals describe "
                      f"one process and may not reproduce")

@@ -129,3 +129,18 @@ def test_the_tenth_percentile_ignores_slow_disturbances_the_median_does_not():
     assert stats.compare(steady, disturbed).ratio > 1.1
     p10 = stats.compare(steady, disturbed, statistic="p10")
     assert p10.ratio == pytest.approx(1.0, abs=0.03) and p10.ci_low <= 1.0 <= p10.ci_high
+
+
+@pytest.mark.parametrize("quantile", [0.5, 0.1])
+def test_the_fast_bootstrap_reads_each_resample_at_its_own_rank(quantile):
+    # Rounds of unequal length: the result must equal numpy's quantile of each resample's values.
+    rng = np.random.default_rng(0)
+    rounds = [rng.random(k) for k in (5, 9, 12)]
+    fast = stats.bootstrap_medians(rounds, 300, np.random.default_rng(1), quantile)
+    draw = np.random.default_rng(1)
+    chosen = draw.integers(0, 3, size=(300, 3))
+    lengths = np.array([5, 9, 12])
+    picks = (draw.random((300, 3, 12)) * lengths[chosen][..., None]).astype(int)
+    expected = [np.quantile(np.concatenate([rounds[c][picks[b, i, :lengths[c]]] for i, c in enumerate(chosen[b])]),
+                            quantile) for b in range(300)]
+    assert fast == pytest.approx(expected)
