@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from results_db.store import CELL_COLUMNS
+
 FLOOR = 0.05  # a change smaller than 5% is treated as no change
 ALPHA = 0.05  # false-discovery rate across the cells compared at once
 NOISY_IQR = 0.10  # torch.utils.benchmark's threshold: within-round IQR above 10% of the median
@@ -204,7 +206,7 @@ def compare_all(pairs: Iterable[tuple[Sequence[np.ndarray], Sequence[np.ndarray]
             for c, p in zip(found, adjusted)]
 
 
-CELL = ["benchmark", "method", "backend", "device", "dtype", "mode", "size"]
+CELL = list(CELL_COLUMNS)  # what identifies a cell, as results_db stores it
 
 
 def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = FLOOR,

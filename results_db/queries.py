@@ -6,6 +6,7 @@ import pandas as pd
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from . import store
 from .models import Agent, BenchmarkInfo, Machine, Metric, MethodInfo, Result, RoundRecord, Run, utcnow
 
 # The export's leading columns, in order; any further metrics follow them.
@@ -80,7 +81,7 @@ def export_frame(session: Session, run_id: int | None = None) -> pd.DataFrame:
     return frame[EXPORT_COLUMNS + PROVENANCE_COLUMNS + extra]
 
 
-CELL_COLUMNS = ["benchmark", "method", "backend", "device", "dtype", "mode", "size"]
+CELL_COLUMNS = list(store.CELL_COLUMNS)
 
 
 def samples_frame(session: Session, run_id: int | None = None, machine: str | None = None,

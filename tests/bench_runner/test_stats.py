@@ -144,3 +144,15 @@ def test_the_fast_bootstrap_reads_each_resample_at_its_own_rank(quantile):
     expected = [np.quantile(np.concatenate([rounds[c][picks[b, i, :lengths[c]]] for i, c in enumerate(chosen[b])]),
                             quantile) for b in range(300)]
     assert fast == pytest.approx(expected)
+
+
+def test_the_statistics_and_the_pages_that_use_them_leave_torch_unimported():
+    import subprocess
+    import sys
+
+    code = ("import sys, bench_runner.stats, bench_runner.commands.compare, app.data, app.claims; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=__import__("pathlib").Path(__file__).resolve().parents[2])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"
