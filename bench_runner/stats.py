@@ -270,3 +270,62 @@ def exponent_interval(x: Sequence[float], rounds_per_x: Sequence[Sequence[np.nda
     estimate = float(slope(np.log(medians)[None, :])[0])
     lo, hi = np.quantile(slope(np.log(boot)), [0.025, 0.975])
     return estimate, float(lo), float(hi)
+
+
+def median_interval(rounds: Sequence[np.ndarray], n_boot: int = N_BOOT, seed: int = 0) -> tuple[float, float, float]:
+    """A cell's median with its 95% interval from the hierarchical bootstrap (widened for few
+    rounds as in `compare`): (median, low, high)."""
+    rounds = [np.asarray(r, dtype=float) for r in rounds if len(r)]
+    if not rounds:
+        return float("nan"), float("nan"), float("nan")
+    median = float(np.median(np.concatenate(rounds)))
+    log_boot = np.log(bootstrap_medians(rounds, n_boot, np.random.default_rng(seed)))
+    widen = math.sqrt(len(rounds) / (len(rounds) - 1)) if len(rounds) > 1 else 1.0
+    lo, hi = np.exp(math.log(median) + widen * (np.quantile(log_boot, [0.025, 0.975]) - math.log(median)))
+    return median, float(lo), float(hi)
+
+
+def _divergence(z: np.ndarray, min_size: int) -> tuple[int, float]:
+    """E-divisive's split statistic (Matteson & James 2014, α = 1) at its best split of `z`:
+    (index where the new level starts, Q there). As in the paper, the segment after the split
+    may end before the series does (z[:τ] against z[τ:κ]), so a level that rises and falls
+    back is found too."""
+    n = len(z)
+    distances = np.abs(z[:, None] - z[None, :])
+    s = np.zeros((n + 1, n + 1))
+    s[1:, 1:] = distances.cumsum(0).cumsum(1)
+    block = lambda a, b, c, d: s[b, d] - s[a, d] - s[b, c] + s[a, c]  # noqa: E731 -- sum of distances[a:b, c:d]
+    tau, kappa = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
+    valid = (tau >= min_size) & (kappa - tau >= min_size)
+    tau, kappa = tau[valid], kappa[valid]
+    m = kappa - tau
+    energy = (2 * block(0, tau, tau, kappa) / (tau * m) - block(0, tau, 0, tau) / (tau * (tau - 1))
+              - block(tau, kappa, tau, kappa) / (m * (m - 1)))
+    q = tau * m / kappa * energy
+    best = int(np.argmax(q))
+    return int(tau[best]), float(q[best])
+
+
+def change_points(values: Sequence[float], alpha: float = ALPHA, floor: float = FLOOR, permutations: int = 199,
+                  min_size: int = 2, seed: int = 0) -> list[int]:
+    """Indices where a new level starts in a series of run medians: E-divisive means on the log
+    values, each split kept when a permutation test finds it significant (p < alpha) and the two
+    segments' medians differ by more than the practical floor; then each segment is searched
+    again. Seeded: the same history always gives the same change points."""
+    z = np.log(np.asarray(values, dtype=float))
+    rng = np.random.default_rng(seed)
+    found: list[int] = []
+    pending = [(0, len(z))]
+    while pending:
+        start, end = pending.pop()
+        segment = z[start:end]
+        if len(segment) < 2 * min_size:
+            continue
+        split, q = _divergence(segment, min_size)
+        beaten = sum(_divergence(rng.permutation(segment), min_size)[1] >= q for _ in range(permutations))
+        p = (beaten + 1) / (permutations + 1)
+        step = abs(np.median(segment[split:]) - np.median(segment[:split]))
+        if p < alpha and step > math.log(1 + floor):
+            found.append(start + split)
+            pending += [(start, start + split), (start + split, end)]
+    return sorted(found)

@@ -104,6 +104,27 @@ def samples_frame(session: Session, run_id: int | None = None, machine: str | No
     return frame.drop_duplicates(CELL_COLUMNS, keep="last").reset_index(drop=True)
 
 
+def history_frame(session: Session, benchmark: str | None = None, method: str | None = None,
+                  backend: str | None = None, machine: str | None = None) -> pd.DataFrame:
+    """Every `ok` result of the chosen cells in every run, oldest run first, with the run's start,
+    its commit and the samples: one row per cell and run."""
+    query = (select(Result.run_id, Run.started_at, Run.provenance, Machine.label.label("machine"),
+                    *(getattr(Result, c) for c in CELL_COLUMNS), Result.samples, Result.sample_rounds)
+             .join(Run, Result.run_id == Run.id).join(Machine, Run.machine_id == Machine.id)
+             .where(Result.status == "ok").order_by(Run.started_at, Run.id))
+    for column, value in (("benchmark", benchmark), ("method", method), ("backend", backend)):
+        if value is not None:
+            query = query.where(getattr(Result, column) == value)
+    if machine is not None:
+        query = query.where(Machine.label == machine)
+    frame = _frame(session, query)
+    columns = ["run_id", "started_at", "commit", "machine", *CELL_COLUMNS, "samples", "sample_rounds"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    frame["commit"] = frame.pop("provenance").map(lambda p: (p or {}).get("git_commit"))
+    return frame[columns]
+
+
 def samples_of(session: Session, result_ids) -> dict[int, tuple[list, list | None]]:
     """result id → (samples, sample_rounds), for the dashboard's comparisons of chosen cells."""
     ids = [int(i) for i in result_ids]

@@ -154,3 +154,22 @@ def test_doctor_reads_the_gpu_through_nvidia_smi(monkeypatch):
     assert not found["GPU 0 throttling"].ok  # 0x4: a power cap is slowing the clocks
     monkeypatch.setattr(doctor.shutil, "which", lambda name: None)
     assert doctor.gpu_findings() == []  # no NVIDIA driver: nothing to say
+
+
+def test_history_lists_every_run_and_marks_where_a_new_level_starts(db_url, capsys):
+    factory = sessionmaker(results_db.open_engine(db_url))
+    with factory() as session, session.begin():
+        store.sync_catalogue(session, BENCHMARKS, METHODS)
+        host = store.get_or_create_machine(session, FACTS, "testhost")
+        for factor in (1.0, 1.01, 0.99, 1.0, 1.6, 1.62, 1.59, 1.61):  # a 1.6× slowdown from run 5 on
+            _run(session, host, lambda f, factor=factor: factor if f == 1.0 else 1.0, lambda s: 0.01)
+    assert main(["history", "--db", db_url, "--size", "N=256", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["run_id"] for r in rows] == list(range(1, 9))
+    assert [r["change_point"] for r in rows] == [False] * 4 + [True] + [False] * 3
+    assert all(r["ci_low"] <= r["time_median_s"] <= r["ci_high"] for r in rows)
+    assert {"benchmark", "method", "backend", "size", "run_id", "started_at", "commit", "time_median_s", "ci_low",
+            "ci_high", "change_point"} <= set(rows[0])
+    assert main(["history", "--db", db_url, "--size", "N=3"]) == 2
+    assert "no `ok` results match" in capsys.readouterr().err
+    assert main(["history", "--db", db_url, "--size", "N"]) == 2

@@ -156,3 +156,21 @@ def test_the_statistics_and_the_pages_that_use_them_leave_torch_unimported():
                          cwd=__import__("pathlib").Path(__file__).resolve().parents[2])
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_a_planted_step_is_found_at_its_run_and_stationary_noise_rarely_gives_one():
+    rng = np.random.default_rng(5)
+    found_at_step, spurious = 0, 0
+    for i in range(200):
+        step = np.r_[np.ones(6), np.full(4, 1.3)] * np.exp(rng.normal(0, 0.03, 10))
+        found_at_step += stats.change_points(step, seed=i) == [6]
+        spurious += bool(stats.change_points(np.exp(rng.normal(0, 0.03, 10)), seed=i))
+    assert found_at_step / 200 >= 0.95
+    assert spurious / 200 <= 0.05
+
+
+def test_change_points_ignore_steps_below_the_floor_and_find_two():
+    flat_but_tiny = np.r_[np.ones(8), np.full(8, 1.02)]
+    assert stats.change_points(flat_but_tiny) == []  # real, but under 5%: no practical change
+    two = np.r_[np.ones(6), np.full(6, 1.5), np.full(6, 1.0)] * np.exp(np.random.default_rng(2).normal(0, 0.01, 18))
+    assert stats.change_points(two) == [6, 12]
