@@ -1,5 +1,5 @@
 """The command line: `python -m bench_runner list | run | export | import | db | submit | agent`, and
-the verbs with a module of their own under commands/ (compare, history, doctor).
+the verbs with a module of their own under commands/ (compare, history, gate, doctor).
 
 Every bad input ends in one line on stderr and exit status 2, before anything
 is written.
@@ -23,12 +23,12 @@ from hadamard_impls import BACKENDS, SUITES, catalogue
 from results_db import bundle, pytest_bench, queries, store
 
 from . import machine_state, sweep
-from .commands import EXIT_USAGE, UsageError, compare, doctor, history
+from .commands import EXIT_USAGE, UsageError, compare, doctor, gate, history
 from .worker import IsolatedRunner
 from .cell import DTYPES, MODES, dtype_unsupported
 
 # Verbs that live in a module of their own: each adds its parser and runs its arguments.
-VERB_MODULES = {"compare": compare, "history": history, "doctor": doctor}
+VERB_MODULES = {"compare": compare, "history": history, "gate": gate, "doctor": doctor}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,7 +41,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="bench_runner",
                      description="Measure Hadamard-product primitives against the operators they replace.")
     verbs = parser.add_subparsers(dest="verb", required=True,
-                                  metavar="{list,run,compare,history,doctor,export,import,db,submit,agent}")
+                                  metavar="{list,run,compare,history,gate,doctor,export,import,db,submit,agent}")
 
     p = verbs.add_parser("list", help="show the catalogue: benchmarks, methods, backends",
                          description="Show the catalogue: every benchmark with its methods.")

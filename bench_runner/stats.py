@@ -307,11 +307,17 @@ def _divergence(z: np.ndarray, min_size: int) -> tuple[int, float]:
 
 
 def change_points(values: Sequence[float], alpha: float = ALPHA, floor: float = FLOOR, permutations: int = 199,
-                  min_size: int = 2, seed: int = 0) -> list[int]:
-    """Indices where a new level starts in a series of run medians: E-divisive means on the log
-    values, each split kept when a permutation test finds it significant (p < alpha) and the two
-    segments' medians differ by more than the practical floor; then each segment is searched
-    again. Seeded: the same history always gives the same change points."""
+                  min_size: int = 2, seed: int = 0,
+                  rounds: Sequence[Sequence[np.ndarray]] | None = None) -> list[int]:
+    """Indices where a new level starts in a series of run medians. E-divisive means on the log
+    medians finds the best split; it is kept when it is significant and the two sides' medians
+    differ by more than the practical floor, then each side is searched again.
+
+    Significance: with each run's rounds given (`rounds`, one list per value), the split is
+    judged by `compare` on the rounds pooled on either side, so the uncertainty of every run
+    counts and even five runs can show a step; without them, by a permutation test of the
+    split statistic (which needs a longer series: with five values its p never falls below
+    0.05). Seeded: the same history always gives the same change points."""
     z = np.log(np.asarray(values, dtype=float))
     rng = np.random.default_rng(seed)
     found: list[int] = []
@@ -322,10 +328,18 @@ def change_points(values: Sequence[float], alpha: float = ALPHA, floor: float = 
         if len(segment) < 2 * min_size:
             continue
         split, q = _divergence(segment, min_size)
-        beaten = sum(_divergence(rng.permutation(segment), min_size)[1] >= q for _ in range(permutations))
-        p = (beaten + 1) / (permutations + 1)
         step = abs(np.median(segment[split:]) - np.median(segment[:split]))
-        if p < alpha and step > math.log(1 + floor):
+        if step <= math.log(1 + floor):
+            continue
+        if rounds is not None:
+            before = [r for run in rounds[start:start + split] for r in run]
+            after = [r for run in rounds[start + split:end] for r in run]
+            c = compare(before, after, seed=seed)
+            significant = verdict(c.ci_low, c.ci_high, c.p_value, floor, alpha) in RUN_WORDS
+        else:
+            beaten = sum(_divergence(rng.permutation(segment), min_size)[1] >= q for _ in range(permutations))
+            significant = (beaten + 1) / (permutations + 1) < alpha
+        if significant:
             found.append(start + split)
             pending += [(start, start + split), (start + split, end)]
     return sorted(found)

@@ -21,8 +21,8 @@ def add_parser(verbs) -> None:
     p = verbs.add_parser(
         "history", help="each cell's median per run over time, with intervals and change points",
         description="One row per cell and run, oldest first: the run's median with a 95%% interval from its rounds, "
-                    "and change_point=true at the run where E-divisive means (a permutation test, p < 0.05, and a "
-                    "step beyond 5%%) finds a new level. A cell's history stays on one machine label.")
+                    "and change_point=true at the run where E-divisive means finds a new level (the step beyond 5%% "
+                    "and significant by compare's statistics on the rounds of the runs on either side). A cell's history stays on one machine label.")
     p.add_argument("--benchmark", metavar="ID")
     p.add_argument("--method", metavar="ID")
     p.add_argument("--backend", metavar="NAME")
@@ -48,14 +48,15 @@ def history_table(frame: pd.DataFrame) -> pd.DataFrame:
     """history_frame's rows with each run's median, interval and change-point flag, per cell and machine."""
     rows = []
     for _, cell in frame.groupby([*queries.CELL_COLUMNS, "machine"], sort=True):
-        medians = []
+        medians, rounds = [], []
         for r in cell.itertuples():
-            median, low, high = stats.median_interval(stats.split_rounds(r.samples, r.sample_rounds))
+            rounds.append(stats.split_rounds(r.samples, r.sample_rounds))
+            median, low, high = stats.median_interval(rounds[-1])
             medians.append(median)
             rows.append({**{c: getattr(r, c) for c in queries.CELL_COLUMNS}, "machine": r.machine, "run_id": r.run_id,
                          "started_at": r.started_at, "commit": r.commit, "time_median_s": median, "ci_low": low,
                          "ci_high": high, "change_point": False})
-        for index in stats.change_points(medians):
+        for index in stats.change_points(medians, rounds=rounds):
             rows[len(rows) - len(medians) + index]["change_point"] = True
     return pd.DataFrame(rows, columns=COLUMNS)
 

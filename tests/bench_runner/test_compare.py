@@ -173,3 +173,38 @@ def test_history_lists_every_run_and_marks_where_a_new_level_starts(db_url, caps
     assert main(["history", "--db", db_url, "--size", "N=3"]) == 2
     assert "no `ok` results match" in capsys.readouterr().err
     assert main(["history", "--db", db_url, "--size", "N"]) == 2
+
+
+def _history_db(db_url, factors):
+    factory = sessionmaker(results_db.open_engine(db_url))
+    with factory() as session, session.begin():
+        store.sync_catalogue(session, BENCHMARKS, METHODS)
+        host = store.get_or_create_machine(session, FACTS, "testhost")
+        for factor in factors:
+            _run(session, host, lambda f, factor=factor: factor if f == 1.0 else 1.0, lambda s: 0.01)
+    return db_url
+
+
+def test_gate_fails_a_run_that_regressed_against_its_history_and_writes_a_summary(db_url, tmp_path, capsys):
+    _history_db(db_url, (1.0, 1.01, 0.99, 1.0, 1.6))  # run 5: the N=256 cell (no change planted) 1.6× slower
+    summary = tmp_path / "gate.md"
+    assert main(["gate", "4", "--db", db_url]) == 0
+    capsys.readouterr()
+    assert main(["gate", "5", "--db", db_url, "--markdown", str(summary)]) == 1
+    out = capsys.readouterr().out
+    assert "regression: token_mixing/poly_sa/eager B=1 N=256 C=64 H=4: 1.6" in out
+    text = summary.read_text()
+    assert "| token_mixing | 4 | " in text and "**1 cells regressed** beyond 5%" in text
+    assert "B=1 N=256 C=64 H=4 | 1.6" in text
+    assert main(["gate", "5", "--db", db_url, "--threshold", "0.7"]) == 0  # a 60% slowdown is under a 70% floor
+    assert main(["gate", "1", "--db", db_url]) == 0  # nothing before it: nothing to judge
+    assert "nothing to judge" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, words", [(["gate", "9"], "no run 9"), (["gate", "x"], "is not a run id"),
+                                         (["gate", "1", "--against", "0"], "not a positive number of runs")])
+def test_gate_bad_input_is_one_line_and_exit_2(db_url, capsys, args, words):
+    _history_db(db_url, (1.0,))
+    assert main([*args, "--db", db_url]) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1

@@ -174,3 +174,15 @@ def test_change_points_ignore_steps_below_the_floor_and_find_two():
     assert stats.change_points(flat_but_tiny) == []  # real, but under 5%: no practical change
     two = np.r_[np.ones(6), np.full(6, 1.5), np.full(6, 1.0)] * np.exp(np.random.default_rng(2).normal(0, 0.01, 18))
     assert stats.change_points(two) == [6, 12]
+
+
+def test_with_their_rounds_five_runs_are_enough_to_place_a_step():
+    rng = np.random.default_rng(6)
+    placed, spurious = 0, 0
+    for i in range(100):
+        steady = [cell(rng, round_sd=0.02) for _ in range(5)]
+        stepped = steady[:3] + [cell(rng, median=1.3e-3, round_sd=0.02) for _ in range(2)]
+        medians = lambda runs: [np.median(np.concatenate(r)) for r in runs]  # noqa: E731
+        placed += stats.change_points(medians(stepped), rounds=stepped, seed=i) == [3]
+        spurious += bool(stats.change_points(medians(steady), rounds=steady, seed=i))
+    assert placed >= 95 and spurious <= 5
