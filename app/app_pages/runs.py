@@ -38,21 +38,6 @@ def history():
                f"of {latest.cells_total // max(int(latest.rounds), 1)} cells.")
     st.dataframe(runs, hide_index=True, width="stretch")
     exports.download_buttons(runs, "runs")
-    conditions = data.run_conditions(data.load_round_states(url, tuple(int(r) for r in runs["run_id"][:50])),
-                                     data.load_busy_at_start(url))
-    busy = conditions[conditions["busy_at_start"] != ""]
-    for run in busy.itertuples():
-        st.warning(f"Run {run.run_id} started on a busy machine ({run.busy_at_start}): its timings may not "
-                   "reproduce.", icon=":material/warning:")
-    with st.expander("Machine state while each run ran"):
-        st.caption("Per run, the worst of its rounds: the 1-minute load average (it counts the run's own worker), "
-                   "the share of all CPUs that other processes took and the hypervisor stole, and the median of "
-                   "the drift controls (a fixed copy and matrix product timed at the start of every round): when "
-                   "they move between two runs, the machine changed, not only the code. "
-                   "`python -m bench_runner doctor` checks the machine now.")
-        st.dataframe(conditions, hide_index=True, width="stretch",
-                     column_config={"other_cpu_share_max": st.column_config.NumberColumn(format="percent"),
-                                    "steal_share_max": st.column_config.NumberColumn(format="percent")})
     data.refresh_on_progress(runs)
 
 
@@ -119,3 +104,30 @@ if submitted:
         data.load_runs.clear()
     else:
         st.error(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "The run did not start.")
+
+
+@st.fragment(run_every=5)
+def machine_state():
+    """What the machine did while each run ran, below the form so the form never moves."""
+    runs = data.load_runs(url)
+    if runs.empty:
+        return
+    conditions = data.run_conditions(data.load_round_states(url, tuple(int(r) for r in runs["run_id"][:50])),
+                                     data.load_busy_at_start(url))
+    for run in conditions[conditions["busy_at_start"] != ""].itertuples():
+        st.warning(f"Run {run.run_id} started on a busy machine ({run.busy_at_start}): its timings may not "
+                   "reproduce.", icon=":material/warning:")
+    with st.expander("Machine state while each run ran"):
+        st.caption("Per run, the worst of its rounds: the 1-minute load average (it counts the run's own worker), "
+                   "the share of all CPUs that other processes took and the hypervisor stole, and the median of "
+                   "the drift controls (a fixed copy and matrix product timed at the start of every round): when "
+                   "they move between two runs, the machine changed, not only the code. "
+                   "`python -m bench_runner doctor` checks the machine now.")
+        st.dataframe(conditions, hide_index=True, width="stretch",
+                     column_config={"other_cpu_share_max": st.column_config.NumberColumn(format="percent"),
+                                    "steal_share_max": st.column_config.NumberColumn(format="percent")})
+
+
+st.subheader("The machine while runs ran")
+machine_state()
+
