@@ -1,7 +1,8 @@
 """The catalogue of Hadamard-product primitives and their baselines.
 
 Importing the package registers every benchmark of the domain modules into
-``catalogue``. See CATALOGUE.md for the formulas and ids.
+``catalogue``. `python -m bench_runner list` prints every id with its formula; each
+method's docstring names its formula and paper.
 """
 
 # Imported in the catalogue's section order, which is the order `list` and the dashboard show.

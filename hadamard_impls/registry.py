@@ -42,7 +42,7 @@ class Method:
     summary: str  # the docstring's first line: formula and paper
     latex: str
     build: Callable[[Size], nn.Module]
-    flops: Callable[[Size], float]  # forward pass, FLOP conventions of CATALOGUE.md
+    flops: Callable[[Size], float]  # forward pass, FLOP conventions of bench_runner/flops.py
     bytes: Callable[[Size, int], float]  # minimum bytes moved, given the dtype's itemsize
     exponents: Mapping[str, float]  # theoretical time exponent per size parameter
     backends: tuple[str, ...] = ("eager", "compile")

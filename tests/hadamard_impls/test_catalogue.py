@@ -14,7 +14,7 @@ FAST = TimingPolicy(warmup_s=0.0, min_block_s=0.0, budget_s=0.0, min_samples=2)
 CASES = [(m, b) for m in catalogue.methods() for b in m.backends]
 
 
-# The ids and roles of CATALOGUE.md: CLI arguments, database values and URLs depend on them.
+# The catalogue's ids and roles: CLI arguments, database values and URLs depend on them.
 EXPECTED_ROLES = {
     "polynomial_layer": {"ccp": "hadamard", "ncp": "hadamard", "mlp_relu": "baseline"},
     "spatial_mixing": {"poly_nl": "hadamard", "non_local": "baseline", "conv1x1": "reference"},

@@ -1,4 +1,5 @@
-"""The exactness and property checks of CATALOGUE.md, as assertions."""
+"""The exactness and property checks each method must pass (polynomial layers, pairwise
+interactions, causal token mixing, fusion, conditioning), as assertions."""
 
 import pytest
 import torch

@@ -1,4 +1,5 @@
-"""The exactness checks of CATALOGUE.md sections 3 and 4."""
+"""The exactness checks of the gating, masking and efficient-operator methods (recurrent cells,
+masked and long convolutions, pruning, low-rank updates, dropout, branch merges, SE gates)."""
 
 import pytest
 import torch
