@@ -246,11 +246,16 @@ def speedup_intervals(frame: pd.DataFrame, baseline: str, samples: dict) -> pd.D
     rounds = lambda rid: stats.split_rounds(*samples.get(int(rid), ([], None)))  # noqa: E731
     found = stats.compare_all([(rounds(base_ids[tuple(r[k] for k in CONTEXT + ["backend", "size"])]),
                                 rounds(r["result_id"])) for _, r in pairs.iterrows()], words=stats.METHOD_WORDS)
-    out = pairs.reset_index(drop=True).copy()
-    # method ÷ baseline is the time ratio; its reciprocal is the speed-up, the interval flipped.
+    return _with_speedup_intervals(pairs.reset_index(drop=True), found)
+
+
+def _with_speedup_intervals(frame: pd.DataFrame, found: list[dict]) -> pd.DataFrame:
+    """`frame` with each row's speed-up interval and verdict from stats.compare_all's results:
+    method ÷ baseline is the time ratio; its reciprocal is the speed-up, the interval flipped."""
+    out = frame.copy()
     out["speedup_low"] = [1 / f["ci_high"] if f["ci_high"] else float("nan") for f in found]
     out["speedup_high"] = [1 / f["ci_low"] if f["ci_low"] else float("nan") for f in found]
-    out["verdict"] = [f["verdict"] for f in found]
+    out["verdict"] = pd.Series([f["verdict"] for f in found], index=out.index, dtype=object)
     return out
 
 
@@ -303,11 +308,7 @@ def headline_verdicts(headlines: pd.DataFrame, samples: dict) -> pd.DataFrame:
     rounds = lambda rid: stats.split_rounds(*samples.get(int(rid), ([], None)))  # noqa: E731
     found = stats.compare_all([(rounds(h.baseline_result_id), rounds(h.result_id)) for h in headlines.itertuples()],
                               words=stats.METHOD_WORDS)
-    out = headlines.copy()
-    out["speedup_low"] = [1 / f["ci_high"] if f["ci_high"] else float("nan") for f in found]
-    out["speedup_high"] = [1 / f["ci_low"] if f["ci_low"] else float("nan") for f in found]
-    out["verdict"] = [f["verdict"] for f in found] if found else pd.Series(dtype=str)
-    return out
+    return _with_speedup_intervals(headlines, found)
 
 
 def headline_text(h) -> str:

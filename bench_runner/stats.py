@@ -132,6 +132,17 @@ class Comparison:
     rounds: int  # the fewer rounds of the two sides
 
 
+def _widened_interval(estimate: float, log_boot: np.ndarray, rounds: int) -> tuple[float, float]:
+    """The 95% percentile interval of log-scale bootstrap values around `estimate`, widened for
+    few rounds: resampling R rounds from R understates the spread between them by (R − 1)/R in
+    variance (three rounds cover the truth about 84% of the time, not 95%), so the deviations
+    are scaled by √(R / (R − 1))."""
+    widen = math.sqrt(rounds / (rounds - 1)) if rounds > 1 else 1.0
+    centre = math.log(estimate)
+    lo, hi = np.exp(centre + widen * (np.quantile(log_boot, [0.025, 0.975]) - centre))
+    return float(lo), float(hi)
+
+
 def compare(before: Sequence[np.ndarray], after: Sequence[np.ndarray], n_boot: int = N_BOOT,
             seed: int = 0, statistic: str = "median") -> Comparison:
     """Ratio of medians (after ÷ before), its 95% CI by a hierarchical bootstrap of both sides,
@@ -151,18 +162,13 @@ def compare(before: Sequence[np.ndarray], after: Sequence[np.ndarray], n_boot: i
     ratio = float(np.quantile(pooled_a, q) / np.quantile(pooled_b, q))
     rng = np.random.default_rng(seed)  # fixed: the same data always give the same verdict
     log_boot = np.log(bootstrap_medians(after, n_boot, rng, q) / bootstrap_medians(before, n_boot, rng, q))
-    # Resampling R rounds from R underestimates the spread between them by (R − 1)/R in
-    # variance (three rounds cover the truth about 84% of the time, not 95%): the deviations
-    # are widened by √(R / (R − 1)), R being the fewer rounds of the two sides.
     rounds = min(len(before), len(after))
-    widen = math.sqrt(rounds / (rounds - 1)) if rounds > 1 else 1.0
-    log_ratio = math.log(ratio)
-    lo, hi = np.exp(log_ratio + widen * (np.quantile(log_boot, [0.025, 0.975]) - log_ratio))
+    lo, hi = _widened_interval(ratio, log_boot, rounds)
     if np.ptp(np.concatenate([pooled_a, pooled_b])) == 0:
         p = 1.0
     else:
         p = float(sps.mannwhitneyu(pooled_a, pooled_b, alternative="two-sided").pvalue)
-    return Comparison(ratio, float(lo), float(hi), p, rounds)
+    return Comparison(ratio, lo, hi, p, rounds)
 
 
 def adjust(p_values: Sequence[float]) -> np.ndarray:
@@ -280,9 +286,8 @@ def median_interval(rounds: Sequence[np.ndarray], n_boot: int = N_BOOT, seed: in
         return float("nan"), float("nan"), float("nan")
     median = float(np.median(np.concatenate(rounds)))
     log_boot = np.log(bootstrap_medians(rounds, n_boot, np.random.default_rng(seed)))
-    widen = math.sqrt(len(rounds) / (len(rounds) - 1)) if len(rounds) > 1 else 1.0
-    lo, hi = np.exp(math.log(median) + widen * (np.quantile(log_boot, [0.025, 0.975]) - math.log(median)))
-    return median, float(lo), float(hi)
+    lo, hi = _widened_interval(median, log_boot, len(rounds))
+    return median, lo, hi
 
 
 def _divergence(z: np.ndarray, min_size: int) -> tuple[int, float]:

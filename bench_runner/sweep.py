@@ -354,11 +354,9 @@ def _store_round(session: Session, run_id: int, cell: Cell, outcome: CellOutcome
     if outcome.status != "ok":
         store.note_round_failure(result, round_index, outcome.status, outcome.message)
         return result.status
-    samples = list(result.samples or []) + list(outcome.samples or [])
-    sample_rounds = list(result.sample_rounds or [0] * len(result.samples or [])) + \
-        [round_index] * len(outcome.samples or [])
-    metrics = stats.summarize(samples, sample_rounds)
+    store.add_round(session, result, list(outcome.samples or []), round_index)
+    metrics = stats.summarize(result.samples, result.sample_rounds)
     kept = {m.name: m.value for m in result.metrics}
     metrics.update(derived_metrics({**kept, **metrics}, ceilings, cell.dtype))
-    store.add_round(session, result, list(outcome.samples or []), round_index, metrics)
+    store.set_metrics(session, result, metrics)
     return result.status

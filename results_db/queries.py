@@ -84,14 +84,19 @@ def export_frame(session: Session, run_id: int | None = None) -> pd.DataFrame:
 CELL_COLUMNS = list(store.CELL_COLUMNS)
 
 
+def _ok_samples(*extra):
+    """`ok` results with their run, machine label, cell key, samples and rounds (and `extra`)."""
+    return (select(*extra, Result.run_id, Machine.label.label("machine"), *(getattr(Result, c) for c in CELL_COLUMNS),
+                   Result.samples, Result.sample_rounds)
+            .join(Run, Result.run_id == Run.id).join(Machine, Run.machine_id == Machine.id)
+            .where(Result.status == "ok"))
+
+
 def samples_frame(session: Session, run_id: int | None = None, machine: str | None = None,
                   benchmark: str | None = None) -> pd.DataFrame:
     """`ok` results with their raw samples and the round of each: a run's cells, or for a machine
     label each cell's latest result on that machine (one row per cell either way)."""
-    query = (select(Result.id.label("result_id"), Result.run_id, Machine.label.label("machine"),
-                    *(getattr(Result, c) for c in CELL_COLUMNS), Result.samples, Result.sample_rounds)
-             .join(Run, Result.run_id == Run.id).join(Machine, Run.machine_id == Machine.id)
-             .where(Result.status == "ok").order_by(Result.id))
+    query = _ok_samples(Result.id.label("result_id")).order_by(Result.id)
     if run_id is not None:
         query = query.where(Result.run_id == run_id)
     if machine is not None:
@@ -108,10 +113,7 @@ def history_frame(session: Session, benchmark: str | None = None, method: str | 
                   backend: str | None = None, machine: str | None = None) -> pd.DataFrame:
     """Every `ok` result of the chosen cells in every run, oldest run first, with the run's start,
     its commit and the samples: one row per cell and run."""
-    query = (select(Result.run_id, Run.started_at, Run.provenance, Machine.label.label("machine"),
-                    *(getattr(Result, c) for c in CELL_COLUMNS), Result.samples, Result.sample_rounds)
-             .join(Run, Result.run_id == Run.id).join(Machine, Run.machine_id == Machine.id)
-             .where(Result.status == "ok").order_by(Run.started_at, Run.id))
+    query = _ok_samples(Run.started_at, Run.provenance).order_by(Run.started_at, Run.id)
     for column, value in (("benchmark", benchmark), ("method", method), ("backend", backend)):
         if value is not None:
             query = query.where(getattr(Result, column) == value)

@@ -79,16 +79,12 @@ def find_result(session: Session, run_id: int, cell: Mapping[str, str]) -> Resul
                                                *(getattr(Result, c) == cell[c] for c in CELL_COLUMNS)))
 
 
-def add_round(session: Session, result: Result, samples: list[float], round_index: int,
-              metrics: Mapping[str, float | None], message: str | None = None) -> None:
-    """Another round's samples for a stored cell, and its metrics recomputed from all rounds
-    (`metrics` replaces the values it names; the others, such as FLOPs, stay)."""
+def add_round(session: Session, result: Result, samples: list[float], round_index: int) -> None:
+    """Another round's samples for a stored cell (a result stored without round labels held one
+    round, round 0); the caller recomputes its metrics with set_metrics."""
     before = list(result.sample_rounds or [0] * len(result.samples or []))
     result.samples = list(result.samples or []) + list(samples)
     result.sample_rounds = before + [round_index] * len(samples)
-    set_metrics(session, result, metrics)
-    if message:
-        result.message = message
 
 
 def set_metrics(session: Session, result: Result, metrics: Mapping[str, float | None]) -> None:

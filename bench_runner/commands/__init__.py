@@ -26,6 +26,24 @@ def db_flag(p: argparse.ArgumentParser) -> None:
                         f"else sqlite:///results/hadamard_bench.db)")
 
 
+def threshold_flag(p: argparse.ArgumentParser) -> None:
+    """--threshold: the practical floor under which a change counts as none (compare, gate)."""
+    from .. import stats
+
+    p.add_argument("--threshold", type=_fraction, default=stats.FLOOR, metavar="FRACTION",
+                   help=f"the practical floor: smaller changes count as none (default: {stats.FLOOR})")
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a fraction between 0 and 1 (0.05 is 5%)")
+    return value
+
+
 def existing_db(url_text: str | None, verb: str) -> sessionmaker[Session]:
     """Sessions on a database that must already exist (a read-only verb creates nothing)."""
     url = results_db.check_url(results_db.resolve_url(url_text))

@@ -3,7 +3,6 @@ an adjusted p-value and a verdict (bench_runner.stats); exit 1 on a regression w
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
@@ -13,7 +12,7 @@ from sqlalchemy.orm import Session
 from results_db import Run, queries
 
 from .. import stats
-from . import UsageError, db_flag, existing_db
+from . import UsageError, db_flag, existing_db, threshold_flag
 
 def add_parser(verbs) -> None:
     p = verbs.add_parser(
@@ -25,23 +24,12 @@ def add_parser(verbs) -> None:
     p.add_argument("before", metavar="BEFORE", help="a run id, or machine:LABEL for that machine's latest cells")
     p.add_argument("after", metavar="AFTER", help="a run id, or machine:LABEL")
     db_flag(p)
-    p.add_argument("--threshold", type=_fraction, default=stats.FLOOR, metavar="FRACTION",
-                   help=f"the practical floor: smaller changes count as none (default: {stats.FLOOR})")
+    threshold_flag(p)
     p.add_argument("--statistic", choices=list(stats.STATISTICS), default="median",
                    help="what the ratio is taken of: the median (default), or the 10th percentile, which "
                         "reproduces better on shared or virtual machines, whose disturbances only add time")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--fail-on-regression", action="store_true", help="exit with status 1 when any cell regressed")
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a fraction between 0 and 1 (0.05 is 5%)")
-    return value
 
 
 def side(session: Session, spec: str) -> tuple[pd.DataFrame, list[int], str]:

@@ -12,8 +12,7 @@ import pandas as pd
 from results_db import Run, queries
 
 from .. import stats
-from . import UsageError, db_flag, existing_db
-from .compare import _fraction
+from . import UsageError, db_flag, existing_db, threshold_flag
 
 
 def add_parser(verbs) -> None:
@@ -26,8 +25,7 @@ def add_parser(verbs) -> None:
     p.add_argument("run", metavar="RUN", type=_run_id, help="the run to judge")
     p.add_argument("--against", type=_count, default=5, metavar="N",
                    help="how many earlier runs of each cell form the baseline (default: 5)")
-    p.add_argument("--threshold", type=_fraction, default=stats.FLOOR, metavar="FRACTION",
-                   help=f"the practical floor (default: {stats.FLOOR})")
+    threshold_flag(p)
     p.add_argument("--markdown", metavar="FILE", help="also write a summary fit for a pull-request comment")
     db_flag(p)
 
