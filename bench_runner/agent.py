@@ -53,7 +53,7 @@ def serve(factory: sessionmaker[Session], label: str, run_claimed: Callable[[int
     queue is empty). `run_claimed(run_id)` runs one claimed run and returns an exit status;
     130 (interrupted from the keyboard) ends the agent too."""
     stop = stop or threading.Event()
-    facts = machine.fingerprint()
+    facts = machine.facts()
     with factory() as session, session.begin():
         machine_id = store.get_or_create_machine(session, facts, machine.label(facts)).id
     beat = Heartbeat(factory, label, machine_id, min(HEARTBEAT_S, poll_s))

@@ -23,12 +23,13 @@ from hadamard_impls import BACKENDS, SUITES, catalogue
 from results_db import bundle, pytest_bench, queries, store
 
 from . import machine_state, sweep
-from .commands import EXIT_USAGE, UsageError, compare, doctor, gate, history
+from . import history as bench_history
+from .commands import EXIT_USAGE, UsageError, compare, doctor, gate, history, mark
 from .worker import IsolatedRunner
 from .cell import DTYPES, MODES, dtype_unsupported
 
 # Verbs that live in a module of their own: each adds its parser and runs its arguments.
-VERB_MODULES = {"compare": compare, "history": history, "gate": gate, "doctor": doctor}
+VERB_MODULES = {"compare": compare, "history": history, "gate": gate, "mark": mark, "doctor": doctor}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -304,7 +305,23 @@ def _sweep(args, factory, run_id: int, policy, cells, suite: str) -> int:
         store.finish_run(session, run_id, ended)
     print(f"run {run_id} {ended}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
           file=sys.stderr)
+    _refresh_history(factory, run_id, args.quiet)
     return 0
+
+
+def _refresh_history(factory, run_id: int, quiet: bool) -> None:
+    """Bring the run's fingerprint's history points up to date, so `history`, `gate` and the
+    History page read stored points. Its results are already committed: a failure here costs
+    nothing but time (the next reader recomputes), so it is reported, not raised."""
+    try:
+        with factory() as session, session.begin():
+            fingerprint = session.get(results_db.Run, run_id).machine.fingerprint
+            cells = bench_history.refresh(session, fingerprint)
+        if cells and not quiet:
+            print(f"history: {cells} cells' change points brought up to date", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 -- never lose a finished run over a derived cache
+        print(f"history not brought up to date ({type(exc).__name__}: {exc}); the next reader will",
+              file=sys.stderr)
 
 
 def _execute_with_progress(factory, run_id, policy, cells, quiet: bool, isolate: bool = True,

@@ -1,4 +1,4 @@
-"""What machine a result came from: the fingerprint stored with every run."""
+"""What machine a result came from: the facts stored with every run, and how it was measured."""
 
 from __future__ import annotations
 
@@ -24,15 +24,36 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def fingerprint() -> dict[str, object]:
-    """The facts that make two runs comparable; `key` is a hash of all but the hostname."""
+def _memory_gib() -> int | None:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)
+    except (ValueError, OSError, AttributeError):  # not a POSIX system that reports it
+        return None
+
+
+def _driver_version() -> str | None:
+    """The NVIDIA driver's version (e.g. 550.54.15), which torch does not report."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    lines = out.stdout.strip().splitlines()
+    return lines[0].strip() if out.returncode == 0 and lines else None
+
+
+def facts() -> dict[str, object]:
+    """What this machine is; `key` is a hash of all but the hostname and names the stored
+    machine row. Histories group by the coarser results_db.store.fingerprint_of(facts)."""
     cuda = torch.cuda.is_available()
     facts: dict[str, object] = {
         "cpu_model": _cpu_model(),
         "cpu_cores": os.cpu_count() or 0,
+        "memory_gib": _memory_gib(),
         "torch_version": torch.__version__,
         "cuda_version": torch.version.cuda if cuda else None,
         "gpu_name": torch.cuda.get_device_name(0) if cuda else None,
+        "driver_version": _driver_version() if cuda else None,
         "os": f"{platform.system()} {platform.release()}",
         "python_version": platform.python_version(),
     }

@@ -150,7 +150,7 @@ def start(session_factory: sessionmaker[Session], catalogue: Catalogue, sel: Sel
           seed: int | None = None, busy: Sequence[str] = ()) -> int:
     """Record the machine, the catalogue and a new run; return the run's id. `busy`: why the
     machine looked busy as the run started, kept with its provenance."""
-    facts = machine.fingerprint()
+    facts = machine.facts()
     prov = provenance_for(policy or POLICIES[sel.suite])
     if busy:
         prov["busy_at_start"] = list(busy)

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .models import STATUSES, BenchmarkInfo, Machine, Metric, MethodInfo, Result, RoundRecord, Run
-from .store import MACHINE_FIELDS
+from .store import MACHINE_FIELDS, OPTIONAL_MACHINE_FIELDS, fingerprint_of
 
 FORMAT = "hadamard-bench-results"
 VERSION = 1
@@ -232,8 +232,10 @@ def _check_run(c: _Check, run: Any) -> dict:
     for f in MACHINE_FIELDS:
         if f == "cpu_cores":
             machine[f] = c.count(m, f)
+        elif f == "memory_gib":  # absent from bundles written before it was recorded
+            machine[f] = c.count(m, f) if m.get(f) is not None else None
         else:
-            machine[f] = c.text(m, f, _length(mcols[f]), optional=f in ("cuda_version", "gpu_name"))
+            machine[f] = c.text(m, f, _length(mcols[f]), optional=f in OPTIONAL_MACHINE_FIELDS)
     out = {"machine": machine, "suite": c.text(run, "suite", 20),
            "status": c.text(run, "status", 20, choices=RUN_STATUSES),
            "options": c.json_obj(run, "options"), "provenance": c.json_obj(run, "provenance"),
@@ -316,7 +318,7 @@ def machine_for(session: Session, facts: dict, label: str | None) -> Machine:
     """The stored machine with these facts' key, else a new one, named `label` when given."""
     machine = session.scalar(select(Machine).where(Machine.key == facts["key"]))
     if machine is None:
-        machine = Machine(**{**facts, "label": label or facts["label"]})
+        machine = Machine(**{**facts, "label": label or facts["label"], "fingerprint": fingerprint_of(facts)})
         session.add(machine)
     return machine
 

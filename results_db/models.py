@@ -27,10 +27,15 @@ class Machine(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(64), unique=True)  # hash of the facts below
+    # The hardware alone (store.fingerprint_of): histories and the gate stay within one, so
+    # identical nodes share a history and a torch upgrade is a step in it, not a new history.
+    fingerprint: Mapped[str] = mapped_column(String(16), index=True)
     label: Mapped[str] = mapped_column(String(200))
     hostname: Mapped[str] = mapped_column(String(200))
     cpu_model: Mapped[str] = mapped_column(String(200))
     cpu_cores: Mapped[int]
+    memory_gib: Mapped[Optional[int]]  # None on machines stored before migration 0005
+    driver_version: Mapped[Optional[str]] = mapped_column(String(50))  # the NVIDIA driver, when there is a GPU
     torch_version: Mapped[str] = mapped_column(String(50))
     cuda_version: Mapped[Optional[str]] = mapped_column(String(50))
     gpu_name: Mapped[Optional[str]] = mapped_column(String(200))
@@ -169,4 +174,35 @@ class Agent(Base):
     last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class Mark(Base):
+    """A person's word on a history: a change point at `run_id` is expected (a torch upgrade, a
+    new kernel), or `run_id` starts a new distribution. Either way the gate judges later runs
+    against runs from `run_id` on. `cells` narrows it ({column: value} of the cell key; empty:
+    every cell of the run's fingerprint)."""
+
+    __tablename__ = "mark"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # one of MARK_KINDS
+    note: Mapped[str] = mapped_column(Text, default="")
+    cells: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class HistoryPoint(Base):
+    """A cached point of a cell's history: the result's median with its 95% interval from its
+    rounds, and whether a change point starts at its run. Derived, never measured: a result
+    without a point marks its cell's history stale (bench_runner.history.refresh)."""
+
+    __tablename__ = "history_point"
+
+    result_id: Mapped[int] = mapped_column(ForeignKey("result.id", ondelete="CASCADE"), primary_key=True)
+    time_median_s: Mapped[float] = mapped_column(Float)
+    ci_low: Mapped[float] = mapped_column(Float)
+    ci_high: Mapped[float] = mapped_column(Float)
+    change_point: Mapped[bool] = mapped_column(default=False)
+
+
+MARK_KINDS = ("expected", "new_distribution")
 STATUSES = ("ok", "error", "oom", "mismatch", "skipped", "crashed", "timeout")

@@ -7,7 +7,8 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from . import store
-from .models import Agent, BenchmarkInfo, Machine, Metric, MethodInfo, Result, RoundRecord, Run, utcnow
+from .models import (Agent, BenchmarkInfo, HistoryPoint, Machine, Mark, Metric, MethodInfo, Result, RoundRecord, Run,
+                     utcnow)
 
 # The export's leading columns, in order; any further metrics follow them.
 EXPORT_COLUMNS = [
@@ -110,21 +111,80 @@ def samples_frame(session: Session, run_id: int | None = None, machine: str | No
 
 
 def history_frame(session: Session, benchmark: str | None = None, method: str | None = None,
-                  backend: str | None = None, machine: str | None = None) -> pd.DataFrame:
-    """Every `ok` result of the chosen cells in every run, oldest run first, with the run's start,
-    its commit and the samples: one row per cell and run."""
-    query = _ok_samples(Run.started_at, Run.provenance).order_by(Run.started_at, Run.id)
+                  backend: str | None = None, machine: str | None = None, fingerprint: str | None = None,
+                  samples: bool = True) -> pd.DataFrame:
+    """Every `ok` result of the chosen cells in every run, oldest run first: one row per cell and
+    run, with the run's start, provenance and options, the machine's label, fingerprint and
+    driver, the cached history point where there is one (time_median_s, ci_low, ci_high,
+    change_point; NaN where not yet computed) and, unless `samples=False`, the samples."""
+    columns = [Result.id.label("result_id"), Result.run_id, Run.started_at, Run.provenance, Run.options,
+               Machine.label.label("machine"), Machine.fingerprint, Machine.driver_version,
+               *(getattr(Result, c) for c in CELL_COLUMNS),
+               *((Result.samples, Result.sample_rounds) if samples else ()),
+               HistoryPoint.time_median_s, HistoryPoint.ci_low, HistoryPoint.ci_high, HistoryPoint.change_point]
+    query = (select(*columns).join(Run, Result.run_id == Run.id).join(Machine, Run.machine_id == Machine.id)
+             .outerjoin(HistoryPoint, HistoryPoint.result_id == Result.id)
+             .where(Result.status == "ok").order_by(Run.started_at, Run.id, Result.id))
     for column, value in (("benchmark", benchmark), ("method", method), ("backend", backend)):
         if value is not None:
             query = query.where(getattr(Result, column) == value)
-    if machine is not None:
-        query = query.where(Machine.label == machine)
+    if machine is not None:  # a label stands for the fingerprints of the machines it names
+        query = query.where(Machine.fingerprint.in_(select(Machine.fingerprint).where(Machine.label == machine)))
+    if fingerprint is not None:
+        query = query.where(Machine.fingerprint == fingerprint)
     frame = _frame(session, query)
-    columns = ["run_id", "started_at", "commit", "machine", *CELL_COLUMNS, "samples", "sample_rounds"]
+    if frame.empty:
+        return pd.DataFrame(columns=[*query.selected_columns.keys(), "commit"])
+    frame["commit"] = frame["provenance"].map(lambda p: (p or {}).get("git_commit"))
+    return frame
+
+
+def stale_cells(session: Session, fingerprint: str | None = None) -> list[tuple]:
+    """(fingerprint, *cell key) of every cell with an `ok` result that has no history point yet."""
+    query = (select(Machine.fingerprint, *(getattr(Result, c) for c in CELL_COLUMNS)).distinct()
+             .join(Run, Result.run_id == Run.id).join(Machine, Run.machine_id == Machine.id)
+             .outerjoin(HistoryPoint, HistoryPoint.result_id == Result.id)
+             .where(Result.status == "ok", HistoryPoint.result_id.is_(None)))
+    if fingerprint is not None:
+        query = query.where(Machine.fingerprint == fingerprint)
+    return [tuple(row) for row in session.execute(query)]
+
+
+def fingerprints_frame(session: Session) -> pd.DataFrame:
+    """One row per fingerprint with `ok` results: what hardware it is, the hostnames and labels
+    that share it, how many runs it has and when the latest started."""
+    query = (select(Machine.fingerprint, Machine.label, Machine.hostname, Machine.cpu_model, Machine.cpu_cores,
+                    Machine.memory_gib, Machine.gpu_name, Machine.driver_version,
+                    func.count(func.distinct(Run.id)).label("runs"), func.max(Run.started_at).label("latest"))
+             .join(Run, Run.machine_id == Machine.id).join(Result, Result.run_id == Run.id)
+             .where(Result.status == "ok").group_by(Machine.id))
+    frame = _frame(session, query)
+    columns = ["fingerprint", "hardware", "labels", "hostnames", "runs", "latest"]
     if frame.empty:
         return pd.DataFrame(columns=columns)
-    frame["commit"] = frame.pop("provenance").map(lambda p: (p or {}).get("git_commit"))
-    return frame[columns]
+    rows = []
+    for fp, group in frame.groupby("fingerprint", sort=False):
+        first = group.iloc[0]
+        memory = f"{int(first.memory_gib)} GiB" if pd.notna(first.memory_gib) else "memory not recorded"
+        gpu = (f"{first.gpu_name}, driver {str(first.driver_version).split('.')[0]}"
+               if first.gpu_name and first.driver_version else first.gpu_name)
+        hardware = " · ".join(p for p in (gpu, f"{first.cpu_model} ×{first.cpu_cores}", memory) if p)
+        rows.append({"fingerprint": fp, "hardware": hardware, "labels": sorted(set(group["label"])),
+                     "hostnames": sorted(set(group["hostname"])), "runs": int(group["runs"].sum()),
+                     "latest": group["latest"].max()})
+    return pd.DataFrame(rows, columns=columns).sort_values("latest", ascending=False).reset_index(drop=True)
+
+
+def marks_frame(session: Session, fingerprint: str | None = None) -> pd.DataFrame:
+    """Every mark (on runs of `fingerprint`, when given), oldest first."""
+    query = (select(Mark.id, Mark.run_id, Mark.kind, Mark.note, Mark.cells, Mark.created_at,
+                    Machine.fingerprint, Run.started_at)
+             .join(Run, Mark.run_id == Run.id).join(Machine, Run.machine_id == Machine.id).order_by(Mark.id))
+    if fingerprint is not None:
+        query = query.where(Machine.fingerprint == fingerprint)
+    frame = _frame(session, query)
+    return frame if not frame.empty else pd.DataFrame(
+        columns=["id", "run_id", "kind", "note", "cells", "created_at", "fingerprint", "started_at"])
 
 
 def samples_of(session: Session, result_ids) -> dict[int, tuple[list, list | None]]:

@@ -24,6 +24,7 @@ from .models import Base
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 OUR_TABLES = {"machine", "run", "benchmark", "method", "result", "metric"}
+LATER_TABLES = {"agent", "round", "mark", "history_point"}  # added by migrations 0003 to 0005
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
@@ -57,7 +58,7 @@ def _revision_of(tables: set[str], version: str | None, run_columns: set[str], w
     if not tables - {"alembic_version"}:
         return None
     if not OUR_TABLES <= tables:
-        if version is None and tables <= OUR_TABLES | {"agent", "round", "alembic_version"}:
+        if version is None and tables <= OUR_TABLES | LATER_TABLES | {"alembic_version"}:
             return None  # a creation cut short (the process died mid-way): ensure() finishes it
         foreign = ", ".join(sorted(tables - OUR_TABLES)[:5]) or ", ".join(sorted(tables))
         raise SchemaError(f"{where} is not a Hadamard Bench database (it has tables {foreign}); it was left untouched")

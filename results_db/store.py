@@ -6,16 +6,32 @@ in flight.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Iterable, Mapping
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from .models import Agent, BenchmarkInfo, Machine, Metric, MethodInfo, Result, RoundRecord, Run, utcnow
+from .models import (MARK_KINDS, Agent, BenchmarkInfo, HistoryPoint, Machine, Mark, Metric, MethodInfo, Result,
+                     RoundRecord, Run, utcnow)
 
-MACHINE_FIELDS = ("hostname", "cpu_model", "cpu_cores", "torch_version", "cuda_version",
-                  "gpu_name", "os", "python_version")
+MACHINE_FIELDS = ("hostname", "cpu_model", "cpu_cores", "memory_gib", "torch_version", "cuda_version",
+                  "gpu_name", "driver_version", "os", "python_version")
+OPTIONAL_MACHINE_FIELDS = ("memory_gib", "cuda_version", "gpu_name", "driver_version")
+
+
+def fingerprint_of(facts: Mapping[str, object]) -> str:
+    """The hardware a history stays on: CPU model, core count, memory size, GPU model and the
+    driver's major version. The hostname is left out, so two identical nodes share a history;
+    software versions are left out too, so a torch upgrade shows as a step in a history (with
+    an annotation) instead of starting a new one. Migration 0005 holds a frozen copy."""
+    driver = facts.get("driver_version")
+    values = {"cpu_model": facts.get("cpu_model"), "cpu_cores": facts.get("cpu_cores"),
+              "memory_gib": facts.get("memory_gib"), "gpu_name": facts.get("gpu_name"),
+              "driver_major": str(driver).split(".")[0] if driver else None}
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _upsert(session: Session, model, rows: list[dict], keys: list[str], update_rest: bool,
@@ -36,7 +52,8 @@ def _upsert(session: Session, model, rows: list[dict], keys: list[str], update_r
 
 
 def get_or_create_machine(session: Session, facts: Mapping[str, object], label: str) -> Machine:
-    row = {"key": facts["key"], "label": label, **{f: facts.get(f) for f in MACHINE_FIELDS}}
+    row = {"key": facts["key"], "label": label, "fingerprint": fingerprint_of(facts),
+           **{f: facts.get(f) for f in MACHINE_FIELDS}}
     _upsert(session, Machine, [row], ["key"], update_rest=False)
     return session.scalar(select(Machine).where(Machine.key == facts["key"]))
 
@@ -232,3 +249,18 @@ def heartbeat(session: Session, label: str, hostname: str, machine_id: int | Non
     row = {"label": label, "hostname": hostname, "machine_id": machine_id, "pid": pid, "status": status,
            "run_id": run_id, "last_seen": now, "started_at": now}
     _upsert(session, Agent, [row], ["label"], update_rest=True, keep=() if starting else ("started_at",))
+
+
+def write_history_points(session: Session, points: list[dict]) -> None:
+    """Store (or replace) cached history points: dicts of HistoryPoint's columns."""
+    for start in range(0, len(points), 500):  # bounded statements on SQLite's variable limit
+        _upsert(session, HistoryPoint, points[start:start + 500], ["result_id"], update_rest=True)
+
+
+def add_mark(session: Session, run_id: int, kind: str, note: str = "", cells: Mapping[str, str] | None = None) -> Mark:
+    if kind not in MARK_KINDS:
+        raise ValueError(f"a mark is one of {', '.join(MARK_KINDS)}, not {kind!r}")
+    mark = Mark(run_id=run_id, kind=kind, note=note, cells=dict(cells or {}))
+    session.add(mark)
+    session.flush()
+    return mark

@@ -34,6 +34,15 @@ def threshold_flag(p: argparse.ArgumentParser) -> None:
                    help=f"the practical floor: smaller changes count as none (default: {stats.FLOOR})")
 
 
+def id_type(what: str):
+    """An argparse type for a positive id: `id_type("run id")` says "'x' is not a run id"."""
+    def parse(text: str) -> int:
+        if not text.isdigit() or int(text) < 1:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a {what}")
+        return int(text)
+    return parse
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text)

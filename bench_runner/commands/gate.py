@@ -1,6 +1,8 @@
-"""`gate RUN`: RUN's cells against the same cells' recent history on the same machine; exit 1 on a
-significant regression beyond the threshold, for CI. The statistics are `compare`'s: the earlier
-runs' rounds together form the "before" side, so their run-to-run spread widens the interval."""
+"""`gate RUN`: RUN's cells against the same cells' recent history on the same hardware fingerprint;
+exit 1 on a significant regression beyond the threshold that no mark explains, for CI. The
+statistics are `compare`'s: the earlier runs' rounds together form the "before" side, so their
+run-to-run spread widens the interval. A mark on an earlier run starts the baseline there; a mark
+on RUN itself explains its changes (an `expected` one) or leaves nothing to judge (a new start)."""
 
 from __future__ import annotations
 
@@ -11,29 +13,25 @@ import pandas as pd
 
 from results_db import Run, queries
 
-from .. import stats
-from . import UsageError, db_flag, existing_db, threshold_flag
+from .. import history, stats
+from . import UsageError, db_flag, existing_db, id_type, threshold_flag
 
 
 def add_parser(verbs) -> None:
     p = verbs.add_parser(
         "gate", help="fail (exit 1) when a run regressed against its recent history, for CI",
-        description="Compare RUN's cells with the same cells in the N runs before it on the same machine: the "
-                    "earlier runs' rounds pooled as the baseline, the ratio of medians with a 95%% interval, "
-                    "Benjamini–Hochberg across the cells. Exit 1 when any cell is a regression beyond the "
-                    "threshold, 0 otherwise; 2 on bad input.")
-    p.add_argument("run", metavar="RUN", type=_run_id, help="the run to judge")
+        description="Compare RUN's cells with the same cells in the N runs before it on the same hardware "
+                    "fingerprint: the earlier runs' rounds pooled as the baseline, the ratio of medians with a 95%% "
+                    "interval, Benjamini–Hochberg across the cells. Marks (`bench_runner mark`) are respected: the "
+                    "baseline starts at the latest marked run, and a regression at a run marked `expected` is "
+                    "reported but does not fail. Exit 1 when any other cell is a regression beyond the threshold, "
+                    "0 otherwise; 2 on bad input.")
+    p.add_argument("run", metavar="RUN", type=id_type("run id"), help="the run to judge")
     p.add_argument("--against", type=_count, default=5, metavar="N",
                    help="how many earlier runs of each cell form the baseline (default: 5)")
     threshold_flag(p)
     p.add_argument("--markdown", metavar="FILE", help="also write a summary fit for a pull-request comment")
     db_flag(p)
-
-
-def _run_id(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a run id")
-    return int(text)
 
 
 def _count(text: str) -> int:
@@ -42,12 +40,19 @@ def _count(text: str) -> int:
     return int(text)
 
 
-def baseline_frame(history: pd.DataFrame, run_id: int, started_at, against: int) -> pd.DataFrame:
-    """Per cell, the samples of its `against` latest runs before `run_id`, each run's rounds kept
-    apart (round labels offset per run), in samples_frame's shape."""
-    earlier = history[(history["run_id"] != run_id) & (history["started_at"] < started_at)]
+def baseline_frame(history_rows: pd.DataFrame, run_id: int, started_at, against: int,
+                   marks: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per cell, the samples of its `against` latest runs before `run_id` (none before the latest
+    earlier run a mark covers), each run's rounds kept apart (round labels offset per run), in
+    samples_frame's shape."""
+    earlier = history_rows[(history_rows["run_id"] != run_id) & (history_rows["started_at"] < started_at)]
+    marked = marks[marks["started_at"] < started_at] if marks is not None and not marks.empty else None
     rows = []
     for key, cell in earlier.groupby(queries.CELL_COLUMNS, sort=False):
+        cell_key = dict(zip(queries.CELL_COLUMNS, key))
+        if marked is not None:
+            starts = [m.started_at for m in marked.itertuples() if history.applies(m.cells, cell_key)]
+            cell = cell[cell["started_at"] >= max(starts)] if starts else cell
         samples, labels, offset = [], [], 0
         for r in cell.tail(against).itertuples():
             rounds = stats.split_rounds(r.samples, r.sample_rounds)
@@ -55,9 +60,20 @@ def baseline_frame(history: pd.DataFrame, run_id: int, started_at, against: int)
                 samples += list(values)
                 labels += [offset + k] * len(values)
             offset += len(rounds)
-        rows.append({**dict(zip(queries.CELL_COLUMNS, key)), "samples": samples, "sample_rounds": labels,
-                     "runs": min(len(cell), against)})
+        if samples:
+            rows.append({**cell_key, "samples": samples, "sample_rounds": labels, "runs": min(len(cell), against)})
     return pd.DataFrame(rows, columns=[*queries.CELL_COLUMNS, "samples", "sample_rounds", "runs"])
+
+
+def explained(table: pd.DataFrame, marks: pd.DataFrame, run_id: int) -> pd.Series:
+    """Per compared cell, the note of an `expected` mark on `run_id` that covers it ("" if none)."""
+    mine = marks[(marks["run_id"] == run_id) & (marks["kind"] == "expected")] if not marks.empty else marks
+    out = []
+    for r in table.itertuples():
+        cell = {c: getattr(r, c) for c in queries.CELL_COLUMNS}
+        notes = [m.note or "expected" for m in mine.itertuples() if history.applies(m.cells, cell)]
+        out.append("; ".join(notes))
+    return pd.Series(out, index=table.index, dtype=object)
 
 
 def markdown(table: pd.DataFrame, run_id: int, against: int, threshold: float) -> str:
@@ -66,7 +82,12 @@ def markdown(table: pd.DataFrame, run_id: int, against: int, threshold: float) -
     for bench, group in table.groupby("benchmark"):
         lines.append(f"| {bench} | {len(group)} | {stats.geomean(group['ratio']):.3f}× | "
                      f"{int((group['verdict'] == 'regression').sum())} |")
-    regressed = table[table["verdict"] == "regression"].sort_values("ratio", ascending=False)
+    expected = table[(table["verdict"] == "regression") & (table["explained_by"] != "")]
+    regressed = table[(table["verdict"] == "regression") & (table["explained_by"] == "")].sort_values(
+        "ratio", ascending=False)
+    if len(expected):
+        lines += ["", f"{len(expected)} regressions are marked expected: "
+                  + "; ".join(sorted(set(expected["explained_by"])))]
     if regressed.empty:
         lines += ["", f"No cell regressed beyond {threshold:.0%}."]
     else:
@@ -84,25 +105,32 @@ def run(args) -> int:
         run_row = session.get(Run, args.run)
         if run_row is None:
             raise UsageError(f"bench_runner gate: no run {args.run} in this database")
-        machine, started_at = run_row.machine.label, run_row.started_at
+        fingerprint, label, started_at = run_row.machine.fingerprint, run_row.machine.label, run_row.started_at
         mine = queries.samples_frame(session, run_id=args.run)
-        history = queries.history_frame(session, machine=machine)
+        rows = queries.history_frame(session, fingerprint=fingerprint)
+        marks = queries.marks_frame(session, fingerprint)
     if mine.empty:
         raise UsageError(f"bench_runner gate: run {args.run} has no `ok` cells to judge")
-    baseline = baseline_frame(history, args.run, started_at, args.against)
-    table = stats.comparison_table(baseline, mine, args.threshold)
+    new_start = marks[(marks["run_id"] == args.run) & (marks["kind"] == "new_distribution")] if len(marks) else marks
+    mine = mine[[not any(history.applies(m.cells, {c: getattr(r, c) for c in queries.CELL_COLUMNS})
+                         for m in new_start.itertuples()) for r in mine.itertuples()]]
+    baseline = baseline_frame(rows, args.run, started_at, args.against, marks)
+    table = stats.comparison_table(baseline, mine, args.threshold) if len(mine) else pd.DataFrame()
     if table.empty:
-        print(f"run {args.run}: none of its cells was measured before on {machine}; nothing to judge")
+        print(f"run {args.run}: none of its cells has a history to judge against on {label}'s fingerprint "
+              f"({fingerprint}); nothing to judge")
         return 0
+    table["explained_by"] = explained(table, marks, args.run)
     counts = table["verdict"].value_counts()
     for bench, group in table.groupby("benchmark"):
         print(f"{bench}: geometric mean {stats.geomean(group['ratio']):.3f}× over {len(group)} cells")
     print("verdicts: " + ", ".join(f"{int(counts.get(v, 0))} {v}" for v in
                                    (*stats.RUN_WORDS, stats.NO_CHANGE, stats.INCONCLUSIVE)))
-    regressed = table[table["verdict"] == "regression"]
-    for r in regressed.itertuples():
+    regressions = table[table["verdict"] == "regression"]
+    for r in regressions.itertuples():
+        why = f" (marked expected: {r.explained_by})" if r.explained_by else ""
         print(f"regression: {r.benchmark}/{r.method}/{r.backend} {r.size}: {r.ratio:.3f}× "
-              f"[{r.ci_low:.3f}, {r.ci_high:.3f}]")
+              f"[{r.ci_low:.3f}, {r.ci_high:.3f}]{why}")
     if args.markdown:
         Path(args.markdown).write_text(markdown(table, args.run, args.against, args.threshold), encoding="utf-8")
-    return 1 if len(regressed) else 0
+    return 1 if (regressions["explained_by"] == "").any() else 0

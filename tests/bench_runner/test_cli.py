@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 import results_db
@@ -64,6 +65,19 @@ def test_a_smoke_run_stores_a_filled_row_for_every_method_and_backend(smoke_db):
     assert hadamard["intensity"] == pytest.approx(1 / 12)  # 1 FLOP per 3 float32 values moved
     assert hadamard["gbps"] == pytest.approx(hadamard["bytes"] / hadamard["time_median_s"] / 1e9)
     assert (frame.loc[frame["backend"] == "compile", "first_call_s"] > 0).all()
+
+
+def test_a_finished_run_leaves_its_history_up_to_date(smoke_db):
+    url, out = smoke_db
+    assert "cells' change points brought up to date" in out.stderr
+    with sessionmaker(results_db.open_engine(url))() as session:
+        assert queries.stale_cells(session) == []
+        points = queries.history_frame(session, samples=False)
+        ok = (queries.results_frame(session)["status"] == "ok").sum()
+        machine = session.scalars(select(results_db.Machine)).one()
+    assert len(points) == ok > 0
+    assert points["time_median_s"].notna().all() and (points["ci_low"] <= points["ci_high"]).all()
+    assert machine.memory_gib and machine.memory_gib > 0 and len(machine.fingerprint) == 16
 
 
 def test_a_run_stores_its_provenance_and_ceilings(smoke_db):

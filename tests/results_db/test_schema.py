@@ -12,7 +12,7 @@ from sqlalchemy.orm import sessionmaker
 
 import results_db
 from bench_runner.cli import main
-from results_db import queries, schema
+from results_db import queries, schema, store
 
 
 @contextmanager
@@ -66,6 +66,10 @@ def test_a_first_schema_database_is_migrated_and_its_results_still_read(store_ur
         catalogue = queries.catalogue_frame(session)
     assert list(frame["method"]) == ["hadamard"] and frame["time_median_s"].iloc[0] == 0.001
     assert catalogue["against"].iloc[0] == []  # a column the first schema lacked, filled as the models write
+    with sessionmaker(engine)() as session:  # 0005 gave the old machine a fingerprint from what it recorded
+        machine = session.get(results_db.Machine, 1)
+        assert machine.memory_gib is None and machine.driver_version is None
+        assert machine.fingerprint == store.fingerprint_of({"cpu_model": "CPU", "cpu_cores": 2}) != ""
     if store_url.startswith("sqlite"):
         assert (tmp_path / "store.db.before-0001").exists()  # the file as it was, kept beside it
 

@@ -1,0 +1,189 @@
+"""Histories: each cell's median per run on one hardware fingerprint, where a new level starts,
+what differs across it, and the marks people put on it.
+
+The points are derived, not measured, so they are cached in the database (HistoryPoint): a
+result without a point marks its cell stale, and `refresh` recomputes the stale cells (the
+whole cell, as a new run can move an earlier change point). A run refreshes its own cells as
+it ends, so the History page opens on stored points. Torch-free: the dashboard imports it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from results_db import Machine, Mark, Result, Run, queries, store
+
+from . import stats
+
+CELL = queries.CELL_COLUMNS
+# What may differ between two runs of one fingerprint, as a change point lists it.
+FACTS = ("commit", "torch", "driver", "cuda", "triton", "threads", "allocator", "rounds")
+
+
+def run_facts(row) -> dict[str, object]:
+    """A history row's software and flags: what a change point's "what differs" compares."""
+    p, o = row.provenance or {}, row.options or {}
+    allocator = p.get("allocator")
+    return {"commit": p.get("git_commit"), "torch": p.get("torch"), "driver": row.driver_version,
+            "cuda": p.get("cuda"), "triton": p.get("triton"), "threads": p.get("threads"),
+            "allocator": ", ".join(f"{k}={v}" for k, v in sorted(allocator.items()))
+            if isinstance(allocator, dict) else allocator, "rounds": o.get("rounds")}
+
+
+def _short(key: str, value) -> str:
+    if value is None:
+        return "—"
+    return str(value)[:12] if key == "commit" else str(value)
+
+
+def differences(before: Mapping[str, object], after: Mapping[str, object]) -> list[str]:
+    """`torch 2.13.0 → 2.14.0`, one line per fact that differs between two runs."""
+    return [f"{k} {_short(k, before.get(k))} → {_short(k, after.get(k))}" for k in FACTS
+            if before.get(k) != after.get(k)]
+
+
+def applies(mark_cells: Mapping[str, str] | None, cell: Mapping[str, str]) -> bool:
+    """Whether a mark narrowed to `mark_cells` ({column: value}; empty: all) covers `cell`."""
+    return all(cell.get(k) == v for k, v in (mark_cells or {}).items())
+
+
+def cell_points(cell: pd.DataFrame, new_starts: Iterable[int] = ()) -> list[dict]:
+    """History points of one cell's rows (oldest first, with samples): each run's median and 95%
+    interval (kept from the cache where present: a result's own interval never changes), and
+    change points found separately within each stretch between runs marked as a new start."""
+    points, rounds = [], []
+    for r in cell.itertuples():
+        rounds.append(stats.split_rounds(r.samples, r.sample_rounds))
+        cached = (r.time_median_s, r.ci_low, r.ci_high)
+        if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in cached):
+            cached = stats.median_interval(rounds[-1])
+        points.append({"result_id": int(r.result_id), "time_median_s": float(cached[0]), "ci_low": float(cached[1]),
+                       "ci_high": float(cached[2]), "change_point": False})
+    runs = list(cell["run_id"])
+    cuts = sorted({0, len(runs), *(i for i, run in enumerate(runs) if run in set(new_starts))})
+    for start, end in zip(cuts, cuts[1:]):
+        medians = [p["time_median_s"] for p in points[start:end]]
+        for index in stats.change_points(medians, rounds=rounds[start:end]):
+            points[start + index]["change_point"] = True
+    return points
+
+
+def _new_starts(marks: pd.DataFrame, cell: Mapping[str, str]) -> set[int]:
+    chosen = marks[marks["kind"] == "new_distribution"] if not marks.empty else marks
+    return {int(m.run_id) for m in chosen.itertuples() if applies(m.cells, cell)}
+
+
+def refresh(session: Session, fingerprint: str | None = None, cells: Iterable[tuple] = (),
+            progress: Callable[[int, int], None] | None = None) -> int:
+    """Recompute the history points of every stale cell (on `fingerprint`, when given) and of
+    `cells` ((fingerprint, *cell key) tuples, e.g. those a new mark covers); returns how many
+    cells were recomputed. The caller commits."""
+    todo = sorted(set(queries.stale_cells(session, fingerprint)) | set(cells))
+    done = 0
+    by_place: dict[tuple[str, str], set[tuple]] = {}
+    for fp, *key in todo:
+        by_place.setdefault((fp, key[0]), set()).add(tuple(key))
+    for (fp, benchmark), keys in by_place.items():
+        frame = queries.history_frame(session, benchmark=benchmark, fingerprint=fp)
+        marks = queries.marks_frame(session, fp)
+        for key, cell in frame.groupby(CELL, sort=False):
+            if tuple(key) not in keys:
+                continue
+            store.write_history_points(session, cell_points(cell, _new_starts(marks, dict(zip(CELL, key)))))
+            done += 1
+            if progress:
+                progress(done, len(todo))
+    return done
+
+
+def cells_of_run(session: Session, run_id: int, mark_cells: Mapping[str, str] | None = None) -> list[tuple]:
+    """(fingerprint, *cell key) of the run's `ok` cells that a mark narrowed to `mark_cells` covers."""
+    rows = session.execute(select(Machine.fingerprint, *(getattr(Result, c) for c in CELL))
+                           .join(Run, Result.run_id == Run.id).join(Machine, Run.machine_id == Machine.id)
+                           .where(Result.run_id == run_id, Result.status == "ok"))
+    return [tuple(r) for r in rows if applies(mark_cells, dict(zip(CELL, r[1:])))]
+
+
+def add_mark(session: Session, run_id: int, kind: str, note: str = "",
+             cells: Mapping[str, str] | None = None) -> Mark:
+    """Store a mark and recompute the change points of the cells it covers (a new start splits
+    their histories). The caller commits."""
+    if session.get(Run, run_id) is None:
+        raise ValueError(f"no run {run_id} in this database")
+    unknown = set(cells or {}) - set(CELL)
+    if unknown:
+        raise ValueError(f"a mark narrows by the cell's {', '.join(CELL)}, not {', '.join(sorted(unknown))}")
+    mark = store.add_mark(session, run_id, kind, note, cells)
+    refresh(session, cells=cells_of_run(session, run_id, cells))
+    return mark
+
+
+def delete_mark(session: Session, mark_id: int) -> Mark:
+    mark = session.get(Mark, mark_id)
+    if mark is None:
+        raise ValueError(f"no mark {mark_id} in this database")
+    affected = cells_of_run(session, mark.run_id, mark.cells)
+    session.execute(delete(Mark).where(Mark.id == mark_id))
+    refresh(session, cells=affected)
+    return mark
+
+
+def history_table(session: Session, fingerprint: str | None = None, benchmark: str | None = None,
+                  method: str | None = None, backend: str | None = None, machine: str | None = None) -> pd.DataFrame:
+    """The chosen cells' cached points, one row per cell and run, oldest first, refreshed first
+    where stale; with `annotation`: what changed in the software since the cell's previous run
+    (torch, driver), and the marks on the run."""
+    frame = queries.history_frame(session, benchmark, method, backend, machine=machine, fingerprint=fingerprint,
+                                  samples=False)
+    if frame["time_median_s"].isna().any():
+        refresh(session, cells={(r.fingerprint, *(getattr(r, c) for c in CELL))
+                                for r in frame[frame["time_median_s"].isna()].itertuples()})
+        frame = queries.history_frame(session, benchmark, method, backend, machine=machine,
+                                      fingerprint=fingerprint, samples=False)
+    return annotate(frame, queries.marks_frame(session, fingerprint))
+
+
+def annotate(frame: pd.DataFrame, marks: pd.DataFrame) -> pd.DataFrame:
+    """history_frame's rows with `differs` (what differs from the cell's previous run), and
+    `annotation` (a torch or driver change, and the marks that cover the row)."""
+    frame = frame.reset_index(drop=True)
+    frame["change_point"] = frame["change_point"].astype("boolean").fillna(False).astype(bool)
+    facts = [run_facts(r) for r in frame.itertuples()]
+    differs, notes = [""] * len(frame), [[] for _ in range(len(frame))]
+    for _, cell in frame.groupby([*CELL, "fingerprint"], sort=False):
+        for previous, i in zip(cell.index, cell.index[1:]):
+            changed = differences(facts[previous], facts[i])
+            differs[i] = "; ".join(changed)
+            notes[i] += [c for c in changed if c.split()[0] in ("torch", "driver")]
+    for m in marks.itertuples():
+        for i in frame.index[frame["run_id"] == m.run_id]:
+            if applies(m.cells, {c: frame.at[i, c] for c in CELL}):
+                notes[i].append(f"marked {m.kind.replace('_', ' ')}" + (f": {m.note}" if m.note else ""))
+    return frame.assign(differs=differs, annotation=["; ".join(n) for n in notes])
+
+
+def geomean_series(points: pd.DataFrame, first_run: int, last_run: int) -> pd.DataFrame:
+    """Per benchmark and backend, the geometric mean over cells of each run's median ÷ the
+    cell's median in `first_run`, for the runs from `first_run` to `last_run` (cells measured
+    in `first_run` only): one row per benchmark, backend and run."""
+    runs = points.drop_duplicates("run_id").set_index("run_id")["started_at"]
+    order = list(runs.index)
+    if first_run not in order or last_run not in order:
+        return pd.DataFrame(columns=["benchmark", "backend", "run_id", "started_at", "geomean", "cells"])
+    chosen = order[order.index(first_run):order.index(last_run) + 1]
+    within = points[points["run_id"].isin(chosen)]
+    base = within[within["run_id"] == first_run].set_index(CELL)["time_median_s"]
+    rows = []
+    for (bench, backend, run_id), group in within.groupby(["benchmark", "backend", "run_id"], sort=False):
+        ratios = group.set_index(CELL)["time_median_s"] / base.reindex(group.set_index(CELL).index)
+        ratios = ratios.dropna()
+        if len(ratios):
+            rows.append({"benchmark": bench, "backend": backend, "run_id": run_id, "started_at": runs[run_id],
+                         "geomean": float(np.exp(np.log(ratios).mean())), "cells": len(ratios)})
+    return pd.DataFrame(rows, columns=["benchmark", "backend", "run_id", "started_at", "geomean", "cells"])

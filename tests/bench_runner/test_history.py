@@ -1,0 +1,152 @@
+"""Histories on a hardware fingerprint, their cached points, marks, and the gate that respects them."""
+
+import json
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
+
+import results_db
+from bench_runner import history
+from bench_runner.cli import main
+from results_db import HistoryPoint, queries, store
+from tests.bench_runner.test_compare import _history_db, _run
+from tests.conftest import BENCHMARKS, FACTS, METHODS
+
+N256 = "B=1 N=256 C=64 H=4"
+
+
+def history_json(db_url, capsys, *args) -> list[dict]:
+    capsys.readouterr()  # what came before
+    assert main(["history", "--db", db_url, "--format", "json", *args]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_the_fingerprint_is_the_hardware_and_leaves_out_the_host_and_the_software():
+    base = {**FACTS, "memory_gib": 24, "gpu_name": "NVIDIA H200", "driver_version": "550.54.15"}
+    fp = store.fingerprint_of(base)
+    same = [{**base, "hostname": "node-2", "key": "other"}, {**base, "torch_version": "2.14.0"},
+            {**base, "python_version": "3.12", "os": "Linux 6.8"}, {**base, "driver_version": "550.90.07"}]
+    assert all(store.fingerprint_of(f) == fp for f in same)
+    differ = [{**base, "cpu_model": "Other CPU"}, {**base, "cpu_cores": 4}, {**base, "memory_gib": 48},
+              {**base, "gpu_name": "NVIDIA H100"}, {**base, "driver_version": "560.28.03"}]
+    assert len({store.fingerprint_of(f) for f in differ} | {fp}) == len(differ) + 1
+
+
+def _two_hosts_db(db_url, other_memory=None):
+    """Runs 1–3 on testhost with torch 2.13.0; runs 4–6 1.6× slower (N=256) on node-2, an identical
+    node with torch 2.14.0; with `other_memory`, node-2 has a different memory size."""
+    factory = sessionmaker(results_db.open_engine(db_url))
+    with factory() as session, session.begin():
+        store.sync_catalogue(session, BENCHMARKS, METHODS)
+        host = store.get_or_create_machine(session, FACTS, "testhost (Test CPU)")
+        node = store.get_or_create_machine(session, {**FACTS, "key": "node-2", "hostname": "node-2",
+                                                     "torch_version": "2.14.0", "memory_gib": other_memory},
+                                           "node-2 (Test CPU)")
+        for machine, factor, torch in ((host, 1.0, "2.13.0"),) * 3 + ((node, 1.6, "2.14.0"),) * 3:
+            run_id = _run(session, machine, lambda f, factor=factor: factor if f == 1.0 else 1.0, lambda s: 0.01)
+            session.get(results_db.Run, run_id).provenance = {"torch": torch, "git_commit": f"c{run_id}"}
+    return db_url
+
+
+def test_identical_nodes_share_a_history_and_a_torch_upgrade_is_annotated_not_split(db_url, capsys):
+    rows = [r for r in history_json(_two_hosts_db(db_url), capsys, "--size", "N=256")]
+    assert [r["run_id"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert len({r["fingerprint"] for r in rows}) == 1
+    assert [r["machine"] for r in rows] == ["testhost (Test CPU)"] * 3 + ["node-2 (Test CPU)"] * 3
+    assert [r["change_point"] for r in rows] == [False, False, False, True, False, False]
+    assert rows[3]["annotation"] == "torch 2.13.0 → 2.14.0"
+    assert "commit c3 → c4" in rows[3]["differs"] and rows[4]["annotation"] == ""
+    # Selecting by one host's label keeps the whole fingerprint: the other node's runs too.
+    assert len(history_json(db_url, capsys, "--size", "N=256", "--machine", "testhost (Test CPU)")) == 6
+
+
+def test_different_hardware_is_a_history_of_its_own(db_url, capsys):
+    rows = history_json(_two_hosts_db(db_url, other_memory=64), capsys, "--size", "N=256")
+    assert len({r["fingerprint"] for r in rows}) == 2 and not any(r["change_point"] for r in rows)
+    assert [r["run_id"] for r in history_json(db_url, capsys, "--size", "N=256", "--machine",
+                                               "node-2 (Test CPU)")] == [4, 5, 6]
+
+
+def _points(db_url) -> int:
+    with sessionmaker(results_db.open_engine(db_url))() as session:
+        return session.scalar(select(func.count()).select_from(HistoryPoint))
+
+
+def test_points_are_cached_and_a_new_run_makes_its_cells_stale_until_refreshed(db_url, capsys):
+    _history_db(db_url, (1.0, 1.01, 0.99, 1.0))
+    assert _points(db_url) == 0
+    assert not any(r["change_point"] for r in history_json(db_url, capsys))
+    assert _points(db_url) == 16  # 4 cells × 4 runs, kept
+    factory = sessionmaker(results_db.open_engine(db_url))
+    with factory() as session, session.begin():
+        host = session.get(results_db.Run, 1).machine
+        for _ in range(2):
+            _run(session, host, lambda f: 1.6 if f == 1.0 else 1.0, lambda s: 0.01)
+    with factory() as session, session.begin():
+        assert len(queries.stale_cells(session)) == 4
+        assert history.refresh(session) == 4
+        assert queries.stale_cells(session) == []
+    rows = history_json(db_url, capsys, "--size", "N=256")
+    assert [r["change_point"] for r in rows] == [False] * 4 + [True, False]
+
+
+def test_an_expected_mark_lets_the_gate_pass_and_says_why(db_url, tmp_path, capsys):
+    _history_db(db_url, (1.0, 1.01, 0.99, 1.0, 1.6))
+    assert main(["gate", "5", "--db", db_url]) == 1
+    capsys.readouterr()
+    assert main(["mark", "5", "--expected", "--note", "torch 2.14 upgrade", "--size", N256, "--db", db_url]) == 0
+    assert "covering 1 cells" in capsys.readouterr().out
+    summary = tmp_path / "gate.md"
+    assert main(["gate", "5", "--db", db_url, "--markdown", str(summary)]) == 0
+    assert "N=256 C=64 H=4: 1.6" in (out := capsys.readouterr().out)
+    assert "(marked expected: torch 2.14 upgrade)" in out
+    assert "No cell regressed" in summary.read_text()
+    assert "1 regressions are marked expected: torch 2.14 upgrade" in summary.read_text()
+    rows = history_json(db_url, capsys, "--size", "N=256")
+    assert rows[4]["annotation"] == "marked expected: torch 2.14 upgrade"
+    assert main(["mark", "--list", "--db", db_url]) == 0
+    assert "torch 2.14 upgrade" in capsys.readouterr().out
+    assert main(["mark", "--delete", "1", "--db", db_url]) == 0
+    assert main(["gate", "5", "--db", db_url]) == 1
+
+
+def test_a_new_distribution_starts_the_baseline_and_splits_the_history(db_url, capsys):
+    _history_db(db_url, (1.0, 1.01, 0.99, 1.0, 1.6, 1.6, 1.62))
+    assert main(["gate", "6", "--db", db_url, "--against", "5"]) == 1  # runs 1–5 as baseline: still slower
+    capsys.readouterr()
+    assert [r["change_point"] for r in history_json(db_url, capsys, "--size", "N=256")][4]
+    assert main(["mark", "5", "--new-distribution", "--db", db_url]) == 0
+    capsys.readouterr()
+    assert main(["gate", "6", "--db", db_url, "--against", "5"]) == 0  # judged against run 5 alone
+    assert main(["gate", "5", "--db", db_url]) == 0  # the new start itself has nothing to judge against
+    rows = history_json(db_url, capsys, "--size", "N=256")
+    assert not any(r["change_point"] for r in rows)  # the step is the marked split, not a found one
+    assert rows[4]["annotation"] == "marked new distribution"
+
+
+@pytest.mark.parametrize("args, words", [
+    (["mark", "9", "--expected"], "no run 9"),
+    (["mark", "1"], "give RUN and one of"),
+    (["mark", "--delete", "7"], "no mark 7"),
+    (["mark", "1", "--expected", "--new-distribution"], "not allowed with"),
+])
+def test_mark_bad_input_is_one_line_and_exit_2_and_writes_nothing(db_url, capsys, args, words):
+    _history_db(db_url, (1.0,))
+    assert main([*args, "--db", db_url]) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
+    with sessionmaker(results_db.open_engine(db_url))() as session:
+        assert queries.marks_frame(session).empty
+
+
+def test_the_geometric_mean_line_is_relative_to_the_first_run_chosen(db_url):
+    _history_db(db_url, (1.0, 1.0, 1.6))
+    with sessionmaker(results_db.open_engine(db_url))() as session, session.begin():
+        points = history.history_table(session)
+    line = history.geomean_series(points, 1, 3)
+    assert list(line["run_id"]) == [1, 2, 3] and list(line["cells"]) == [4, 4, 4]
+    # One of four cells 1.6× slower: the geometric mean is 1.6 ** (1/4).
+    assert line["geomean"].iloc[0] == pytest.approx(1.0)
+    assert line["geomean"].iloc[2] == pytest.approx(1.6 ** 0.25, rel=0.01)
+    assert history.geomean_series(points, 3, 99).empty
