@@ -58,3 +58,52 @@ def roofline_chart(points: pd.DataFrame, bandwidth_gbps: float | None, peak_gflo
                       yaxis=dict(title="achieved GFLOP/s", type="log"),
                       margin=dict(l=10, r=10, t=30, b=10), height=520)
     return fig
+
+
+def history_chart(rows: pd.DataFrame, x: str, *, x_title: str) -> go.Figure:
+    """A cell's median per run (one line per size), its 95% interval as a band, change points as
+    dashed vertical lines and marked runs as dotted ones; `x` is the column the runs are placed
+    by (their start, or a commit label)."""
+    fig = go.Figure()
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
+    for k, (size, line) in enumerate(rows.groupby("size", sort=False)):
+        colour = palette[k % len(palette)]
+        fig.add_trace(go.Scatter(  # the band: high then low reversed, filled
+            x=[*line[x], *line[x][::-1]], y=[*line["ci_high"], *line["ci_low"][::-1]], fill="toself",
+            fillcolor=colour, opacity=0.18, line=dict(width=0), hoverinfo="skip", showlegend=False))
+        fig.add_trace(go.Scatter(
+            x=line[x], y=line["time_median_s"], name=size, mode="lines+markers", line=dict(color=colour),
+            customdata=line[["run_id", "ci_low", "ci_high", "machine", "annotation"]].to_numpy(),
+            hovertemplate="<b>%{customdata[0]}</b> (run)<br>median %{y:.4g} s<br>95%: [%{customdata[1]:.4g}, "
+                          "%{customdata[2]:.4g}]<br>%{customdata[3]}<br>%{customdata[4]}<extra>" + size + "</extra>"))
+    # One vertical line per run that is a change point or marked: dashed for a change point,
+    # red unless a mark explains it, green (dotted when only marked) where one does.
+    marked = rows["annotation"].str.contains("marked", regex=False)
+    for at, group in rows[rows["change_point"] | marked].groupby(x, sort=False):
+        found, explained = bool(group["change_point"].any()), bool(marked[group.index].any())
+        words = " · ".join(w for w, on in (("change point", found), ("marked", explained)) if on)
+        colour = "#2ca02c" if explained else "#d62728"
+        fig.add_shape(type="line", x0=at, x1=at, y0=0, y1=1, yref="paper",
+                      line=dict(dash="dash" if found else "dot", color=colour))
+        fig.add_annotation(x=at, y=1, yref="paper", text=words, showarrow=False, yanchor="bottom",
+                           hovertext="; ".join(sorted({a for a in group["annotation"] if a})) or words,
+                           font=dict(color=colour, size=11))
+    fig.update_layout(xaxis=dict(title=x_title), yaxis=dict(title="median time (s)", type="log"),
+                      legend_title_text="size (band: 95% interval from the rounds)",
+                      margin=dict(l=10, r=10, t=40, b=10), height=460)
+    return fig
+
+
+def geomean_chart(line: pd.DataFrame) -> go.Figure:
+    """The geometric mean over cells of each run's median ÷ the first chosen run's, one line per
+    benchmark and backend; 1 is no change."""
+    fig = go.Figure()
+    for (bench, backend), group in line.groupby(["benchmark", "backend"], sort=True):
+        fig.add_trace(go.Scatter(x=group["started_at"], y=group["geomean"], mode="lines+markers",
+                                 name=f"{bench} · {backend}", customdata=group[["run_id", "cells"]].to_numpy(),
+                                 hovertemplate="run %{customdata[0]}: %{y:.3f}× over %{customdata[1]} cells"
+                                               "<extra></extra>"))
+    fig.add_hline(y=1.0, line=dict(color="grey", dash="dot"))
+    fig.update_layout(xaxis=dict(title="run start"), yaxis=dict(title="geometric mean of time ÷ first run"),
+                      legend_title_text="benchmark · backend", margin=dict(l=10, r=10, t=30, b=10), height=380)
+    return fig

@@ -14,7 +14,7 @@ import streamlit as st
 from sqlalchemy.orm import sessionmaker
 
 import results_db
-from bench_runner import stats
+from bench_runner import history, stats
 from results_db import bundle, queries
 
 from .analysis import parse_size, with_size_columns
@@ -351,3 +351,56 @@ def pick_context(rows: pd.DataFrame, key_prefix: str = "") -> pd.DataFrame:
         value = col.selectbox(key.capitalize(), options, key=f"{key_prefix}{key}")
         rows = rows[rows[key] == value]
     return rows
+
+
+def url_index(key: str, options: list, default=None) -> int:
+    """The index of the option the page's URL names under `key` (else of `default`, else 0), so a
+    page's selection can be shared as a link."""
+    value = st.query_params.get(key)
+    matches = [o for o in options if str(o) == value]
+    return options.index(matches[0]) if matches else (options.index(default) if default in options else 0)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def load_fingerprints(url: str) -> pd.DataFrame:
+    with sessions(url)() as session:
+        return queries.fingerprints_frame(session)
+
+
+@st.cache_data(ttl=60, show_spinner="Bringing the history up to date")
+def load_history(url: str, fingerprint: str, benchmark: str | None = None) -> pd.DataFrame:
+    """The fingerprint's history points (of one benchmark, when given), annotated; stale cells
+    (results not yet in the cache: an imported run, say) are recomputed and stored first."""
+    with sessions(url)() as session, session.begin():
+        return history.history_table(session, fingerprint=fingerprint, benchmark=benchmark)
+
+
+@st.cache_data(ttl=60, show_spinner="Bringing the history up to date")
+def load_history_medians(url: str, fingerprint: str) -> pd.DataFrame:
+    """Every cell's cached median per run on the fingerprint, without annotations: what the
+    geometric-mean line needs, cheap even for hundreds of runs."""
+    with sessions(url)() as session, session.begin():
+        history.refresh(session, fingerprint)
+        return queries.history_frame(session, fingerprint=fingerprint, samples=False)
+
+
+def clear_history() -> None:
+    """After a mark is added or removed: the cached pages recompute."""
+    for loader in (load_history, load_history_medians):
+        loader.clear()
+
+
+def change_point_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Each change point and each marked run of the chosen rows: the run, the cell, the step
+    (this run's median ÷ the previous run's), what differs across it, and the marks."""
+    out = []
+    for _, cell in rows.groupby(history.CELL, sort=False):
+        previous = cell["time_median_s"].shift()
+        for i in cell.index[cell["change_point"] | cell["annotation"].str.contains("marked", regex=False)]:
+            r = cell.loc[i]
+            out.append({"run_id": int(r["run_id"]), "started_at": r["started_at"], "size": r["size"],
+                        "method": r["method"], "backend": r["backend"], "change_point": bool(r["change_point"]),
+                        "step": r["time_median_s"] / previous[i] if pd.notna(previous[i]) else float("nan"),
+                        "differs": r["differs"], "annotation": r["annotation"]})
+    return pd.DataFrame(out, columns=["run_id", "started_at", "size", "method", "backend", "change_point", "step",
+                                      "differs", "annotation"])

@@ -28,5 +28,6 @@ st.navigation([
     st.Page("app_pages/roofline.py", title="Roofline", icon=":material/roofing:"),
     st.Page("app_pages/runs.py", title="Runs", icon=":material/play_circle:"),
     st.Page("app_pages/diff.py", title="Diff", icon=":material/compare_arrows:"),
+    st.Page("app_pages/history.py", title="History", icon=":material/timeline:"),
     st.Page("app_pages/claims.py", title="Survey claims", icon=":material/fact_check:"),
 ]).run()

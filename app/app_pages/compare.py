@@ -19,15 +19,7 @@ catalogue = data.load_catalogue(url)
 titles = catalogue.drop_duplicates("benchmark").set_index("benchmark")["title"].to_dict()
 benchmarks = [b for b in titles if b in set(measured)]
 # The selection lives in the URL, so a chart can be shared as a link.
-params_in_url = st.query_params
-
-
-def from_url(key: str, options: list, default=None):
-    value = params_in_url.get(key)
-    matches = [o for o in options if str(o) == value]
-    return options.index(matches[0]) if matches else (options.index(default) if default in options else 0)
-
-
+from_url = data.url_index
 bench = st.selectbox("Benchmark", benchmarks, index=from_url("benchmark", benchmarks),
                      format_func=lambda b: f"{b}: {titles[b]}")
 results = data.load_results(url, benchmark=bench)

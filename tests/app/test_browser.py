@@ -90,7 +90,7 @@ def _choose(page, label: str, option: str) -> None:
 
 def test_every_page_compare_download_and_a_run_started_from_the_browser(served, page, tmp_path):
     base, db_url = served
-    for path in ("", "compare", "scaling", "roofline", "runs", "diff"):
+    for path in ("", "compare", "scaling", "roofline", "runs", "diff", "history"):
         _open(page, f"{base}/{path}")
         _shot(page, path or "overview", tmp_path)
 
@@ -129,3 +129,10 @@ def test_every_page_compare_download_and_a_run_started_from_the_browser(served, 
     with sessionmaker(results_db.open_engine(db_url))() as session:
         runs = queries.runs_frame(session)
     assert (runs.iloc[0]["status"], runs.iloc[0]["cells_ok"]) == ("finished", 1)
+
+    # History: the run just made, on this machine's fingerprint; its chart, and the choice kept in the link.
+    _open(page, f"{base}/history")
+    assert page.locator(".plotly").count() >= 1
+    assert page.get_by_text("One run so far").count() == 1
+    assert "machine=" in page.url and "benchmark=token_mixing" in page.url
+    _shot(page, "history", tmp_path)

@@ -10,7 +10,7 @@ from app import data
 from tests.conftest import SIZES, seed, synthetic_time
 
 PAGES = ["app_pages/overview.py", "app_pages/compare.py", "app_pages/scaling.py", "app_pages/roofline.py",
-         "app_pages/runs.py", "app_pages/diff.py"]
+         "app_pages/runs.py", "app_pages/diff.py", "app_pages/history.py"]
 
 
 def render(url, monkeypatch, page=None) -> AppTest:
@@ -29,7 +29,8 @@ def test_every_page_renders_with_data(seeded_db, monkeypatch, page):
 
 EMPTY_STATES = {"app_pages/overview.py": "No results", "app_pages/compare.py": "No successful results",
                 "app_pages/scaling.py": "No successful results", "app_pages/roofline.py": "No successful results",
-                "app_pages/runs.py": "No runs yet", "app_pages/diff.py": "this database has 0"}
+                "app_pages/runs.py": "No runs yet", "app_pages/diff.py": "this database has 0",
+                "app_pages/history.py": "No successful results"}
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -42,7 +43,7 @@ def test_an_empty_database_shows_an_empty_state(db_url, monkeypatch, page):
 def test_a_database_of_failed_cells_renders_every_page(db_url, monkeypatch, page):
     seed(db_url, statuses="error")
     at = render(db_url, monkeypatch, page)
-    if page in ("app_pages/compare.py", "app_pages/scaling.py", "app_pages/roofline.py"):
+    if page in ("app_pages/compare.py", "app_pages/scaling.py", "app_pages/roofline.py", "app_pages/history.py"):
         assert any("No successful results" in i.value for i in at.info)
 
 
@@ -55,14 +56,15 @@ def test_overview_headline_reports_the_planted_speedup(seeded_db, monkeypatch):
                      text), text
 
 
-def _figure(at):
-    """The chart as plain lists (Plotly serialises arrays as base64 typed arrays)."""
+def _figure(at, index=0):
+    """The page's `index`-th chart as plain lists (Plotly serialises arrays as base64 typed arrays)."""
     import plotly.io
 
-    fig = plotly.io.from_json(at.get("plotly_chart")[0].proto.spec)
-    return {"data": [{"name": t.name, "x": _list(t.x), "y": _list(t.y), "line": {"dash": t.line.dash}}
+    fig = plotly.io.from_json(at.get("plotly_chart")[index].proto.spec)
+    return {"data": [{"name": t.name, "mode": t.mode, "x": _list(t.x), "y": _list(t.y), "line": {"dash": t.line.dash}}
                      for t in fig.data],
-            "layout": {"xaxis": {"type": fig.layout.xaxis.type}}}
+            "layout": {"xaxis": {"type": fig.layout.xaxis.type},
+                       "shapes": [{"line": {"dash": s.line.dash, "color": s.line.color}} for s in fig.layout.shapes]}}
 
 
 def _list(values):
@@ -254,3 +256,59 @@ def test_speedups_and_headlines_say_faster_only_when_the_verdict_does(factor, sp
     headline = data.headline_verdicts(data.headlines(frame, catalogue), samples).iloc[0]
     text = data.headline_text(headline)
     assert words in text and ("faster" in text) == (verdict == "faster")
+
+
+def test_history_of_a_single_run_says_more_are_needed(seeded_db, monkeypatch):
+    at = render(seeded_db, monkeypatch, "app_pages/history.py")
+    assert any("One run so far" in c.value for c in at.caption)
+    assert any("Two runs on this machine" in i.value for i in at.info)
+    assert _figure(at)["layout"]["shapes"] == []  # no change point drawn
+
+
+def _history_page(db_url, monkeypatch, **params):
+    from tests.bench_runner.test_compare import _history_db
+
+    _history_db(db_url, (1.0, 1.01, 0.99, 1.0, 1.6, 1.62))  # N=256 1.6× slower from run 5
+    monkeypatch.setenv("HADAMARD_BENCH_DB", db_url)
+    at = AppTest.from_file("../../app/streamlit_app.py", default_timeout=60)
+    at.switch_page("app_pages/history.py")
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_history_draws_the_change_point_and_lists_what_it_is(db_url, monkeypatch):
+    at = _history_page(db_url, monkeypatch, size="B=1 N=256 C=64 H=4")
+    assert next(s for s in at.selectbox if s.label == "Size").value == "B=1 N=256 C=64 H=4"
+    figure = _figure(at)
+    medians = [t for t in figure["data"] if t.get("mode") == "lines+markers"]
+    assert len(medians) == 1 and len(medians[0]["y"]) == 6
+    assert figure["layout"]["shapes"] == [{"line": {"dash": "dash", "color": "#d62728"}}]  # one, unexplained
+    changes = at.dataframe[0].value
+    assert list(changes["run_id"]) == [5] and changes["step"].iloc[0] == pytest.approx(1.6 / 1.0, rel=0.02)
+    assert at.query_params["size"] in ("B=1 N=256 C=64 H=4", ["B=1 N=256 C=64 H=4"])
+    assert at.query_params["machine"]  # the fingerprint, so the link opens the same history
+    geomean = _figure(at, 1)["data"]
+    assert len(geomean) == 1 and geomean[0]["y"][-1] == pytest.approx(1.62 ** 0.25, rel=0.02)
+
+
+def test_a_mark_added_on_the_history_page_is_stored_and_drawn(db_url, monkeypatch):
+    at = _history_page(db_url, monkeypatch, size="B=1 N=256 C=64 H=4")
+    next(s for s in at.selectbox if s.label == "Run").set_value(5)
+    at.text_input[0].set_value("torch 2.14 upgrade")
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    from sqlalchemy.orm import sessionmaker
+
+    import results_db
+    from results_db import queries
+
+    with sessionmaker(results_db.open_engine(db_url))() as session:
+        marks = queries.marks_frame(session)
+    assert list(marks["run_id"]) == [5] and marks["kind"].iloc[0] == "expected"
+    assert marks["cells"].iloc[0]["size"] == "B=1 N=256 C=64 H=4"
+    # The change point is still drawn, now in the colour of an explained one.
+    assert _figure(at)["layout"]["shapes"] == [{"line": {"dash": "dash", "color": "#2ca02c"}}]
+    assert "marked expected: torch 2.14 upgrade" in " ".join(at.dataframe[0].value["annotation"])

@@ -1,0 +1,106 @@
+"""History: one cell (or all sizes of a method) run after run on one hardware fingerprint, with its
+interval, the change points found in it, what differs across them, and people's marks."""
+
+import pandas as pd
+import streamlit as st
+
+from app import charts, data, exports
+from bench_runner import history
+from results_db import MARK_KINDS
+
+url = data.db_url()
+st.title("History")
+st.caption("Each run's median with its 95% interval from the rounds, on one hardware fingerprint (CPU model, "
+           "cores, memory, GPU, driver major: identical nodes share it; a torch or driver upgrade is an "
+           "annotation, not a new history). Change points: E-divisive means, kept where the step exceeds 5% "
+           "and the rounds on either side make it significant. `python -m bench_runner history` prints the same.")
+
+fingerprints = data.load_fingerprints(url)
+if fingerprints.empty:
+    st.info("No successful results yet: run `python -m bench_runner run --suite quick`, then again tomorrow.")
+    st.stop()
+described = {r.fingerprint: f"{r.hardware} · {', '.join(r.hostnames)} · {r.runs} runs" for r in fingerprints.itertuples()}
+choices = list(described)
+fingerprint = st.selectbox("Machine (hardware fingerprint)", choices, index=data.url_index("machine", choices),
+                           format_func=described.get)
+medians = data.load_history_medians(url, fingerprint)
+benchmarks = sorted(medians["benchmark"].unique())
+cols = st.columns(4)
+bench = cols[0].selectbox("Benchmark", benchmarks, index=data.url_index("benchmark", benchmarks))
+rows = data.load_history(url, fingerprint, bench)
+state = {"machine": fingerprint, "benchmark": bench}
+for key, col in zip(("method", "backend"), cols[1:3]):
+    options = sorted(rows[key].unique())
+    state[key] = col.selectbox(key.capitalize(), options, index=data.url_index(key, options))
+    rows = rows[rows[key] == state[key]]
+sizes = ["all sizes", *dict.fromkeys(rows.sort_values("size", key=lambda s: s.str.len())["size"])]
+state["size"] = cols[3].selectbox("Size", sizes, index=data.url_index("size", sizes))
+cols = st.columns(4)
+for key, col in zip(("device", "dtype", "mode"), cols):
+    options = sorted(rows[key].unique())
+    state[key] = col.selectbox(key.capitalize(), options, index=data.url_index(key, options))
+    rows = rows[rows[key] == state[key]]
+axes = ["run start", "commit"]
+state["x"] = cols[3].radio("Runs placed by", axes, index=data.url_index("x", axes), horizontal=True)
+if state["size"] != "all sizes":
+    rows = rows[rows["size"] == state["size"]]
+st.query_params.from_dict(state)
+
+# By commit: each run its own place (a commit measured twice is two points), labelled by both.
+rows = rows.assign(commit_run=[f"{(c or 'no commit')[:8]} · run {r}" for c, r in zip(rows["commit"], rows["run_id"])])
+x = "started_at" if state["x"] == "run start" else "commit_run"
+figure = charts.history_chart(rows, x, x_title=state["x"])
+st.plotly_chart(figure, width="stretch")
+runs_here = rows["run_id"].nunique()
+if runs_here < 2:
+    st.caption("One run so far: a history, and its change points, need more.")
+
+changes = data.change_point_table(rows)
+if not changes.empty:
+    st.markdown("**Change points and marks** (step: this run's median ÷ the previous run's)")
+    st.dataframe(changes.style.format({"step": "{:.3f}×"}), hide_index=True, width="stretch")
+software = rows.loc[rows["annotation"].str.contains("→", regex=False), ["run_id", "started_at", "annotation"]]
+if not software.empty:
+    st.caption("Software changes in this history: " + "; ".join(
+        f"run {r.run_id}: {r.annotation}" for r in software.drop_duplicates("run_id").itertuples()))
+
+with st.expander("Mark a run"):
+    st.caption("**expected**: the change at this run is explained (a torch upgrade, a new kernel); the gate reports "
+               "it without failing. **new distribution**: this run starts a new level; change points are searched "
+               "on either side separately. Either way the gate judges later runs against runs from this one on.")
+    with st.form("mark"):
+        run_ids = sorted(rows["run_id"].unique(), reverse=True)
+        cols = st.columns([1, 1, 2])
+        run_id = cols[0].selectbox("Run", run_ids)
+        kind = cols[1].selectbox("Kind", MARK_KINDS, format_func=lambda k: k.replace("_", " "))
+        scopes = {"these cells": {k: state[k] for k in ("benchmark", "method", "backend", "device", "dtype", "mode")}
+                  | ({"size": state["size"]} if state["size"] != "all sizes" else {}),
+                  "every cell of the run": {}}
+        scope = cols[2].radio("Covering", list(scopes), horizontal=True)
+        note = st.text_input("Note", max_chars=500, placeholder="torch 2.14 upgrade")
+        if st.form_submit_button("Add mark") and run_id is not None:
+            with data.sessions(url)() as session, session.begin():
+                history.add_mark(session, int(run_id), kind, note.strip(), scopes[scope])
+            data.clear_history()
+            st.rerun()
+    marks = rows.loc[rows["annotation"].str.contains("marked", regex=False), "run_id"].unique()
+    if len(marks):
+        st.caption("To remove a mark: `python -m bench_runner mark --list`, then `mark --delete ID`.")
+
+st.subheader("Geometric mean per benchmark and backend")
+order = list(dict.fromkeys(medians.sort_values("started_at")["run_id"]))
+if len(order) < 2:
+    st.info("Two runs on this machine are needed to draw it.")
+else:
+    first, last = st.select_slider("Between runs", order, value=(order[max(0, len(order) - 10)], order[-1]),
+                                   format_func=lambda r: f"run {r}")
+    line = history.geomean_series(medians, first, last)
+    if line.empty:
+        st.info("No cell was measured in both.")
+    else:
+        st.plotly_chart(charts.geomean_chart(line), width="stretch")
+        st.caption(f"Each cell's median ÷ its median in run {first}, averaged geometrically over the cells of "
+                   "each benchmark and backend measured in both.")
+
+export = rows.drop(columns=["provenance", "options", "commit_run"], errors="ignore")
+exports.download_buttons(export, f"history-{bench}-{state['method']}", figure)
