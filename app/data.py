@@ -381,7 +381,7 @@ def load_history_medians(url: str, fingerprint: str) -> pd.DataFrame:
     geometric-mean line needs, cheap even for hundreds of runs."""
     with sessions(url)() as session, session.begin():
         history.refresh(session, fingerprint)
-        return queries.history_frame(session, fingerprint=fingerprint, samples=False)
+        return queries.history_frame(session, fingerprint=fingerprint, samples=False, details=False)
 
 
 def clear_history() -> None:

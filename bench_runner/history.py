@@ -53,24 +53,31 @@ def applies(mark_cells: Mapping[str, str] | None, cell: Mapping[str, str]) -> bo
     return all(cell.get(k) == v for k, v in (mark_cells or {}).items())
 
 
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def cell_points(cell: pd.DataFrame, new_starts: Iterable[int] = ()) -> list[dict]:
     """History points of one cell's rows (oldest first, with samples): each run's median and 95%
     interval (kept from the cache where present: a result's own interval never changes), and
-    change points found separately within each stretch between runs marked as a new start."""
+    change points found separately within each stretch between runs marked as a new start. A
+    result without samples is a gap: its point holds None and the search passes over it."""
     points, rounds = [], []
     for r in cell.itertuples():
         rounds.append(stats.split_rounds(r.samples, r.sample_rounds))
         cached = (r.time_median_s, r.ci_low, r.ci_high)
-        if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in cached):
+        if any(_missing(v) for v in cached) and rounds[-1]:
             cached = stats.median_interval(rounds[-1])
-        points.append({"result_id": int(r.result_id), "time_median_s": float(cached[0]), "ci_low": float(cached[1]),
-                       "ci_high": float(cached[2]), "change_point": False})
+        values = [None if _missing(v) else float(v) for v in cached]
+        points.append({"result_id": int(r.result_id), "time_median_s": values[0], "ci_low": values[1],
+                       "ci_high": values[2], "change_point": False})
     runs = list(cell["run_id"])
     cuts = sorted({0, len(runs), *(i for i, run in enumerate(runs) if run in set(new_starts))})
     for start, end in zip(cuts, cuts[1:]):
-        medians = [p["time_median_s"] for p in points[start:end]]
-        for index in stats.change_points(medians, rounds=rounds[start:end]):
-            points[start + index]["change_point"] = True
+        kept = [i for i in range(start, end) if points[i]["time_median_s"] is not None]
+        found = stats.change_points([points[i]["time_median_s"] for i in kept], rounds=[rounds[i] for i in kept])
+        for index in found:
+            points[kept[index]]["change_point"] = True
     return points
 
 
@@ -141,9 +148,9 @@ def history_table(session: Session, fingerprint: str | None = None, benchmark: s
     (torch, driver), and the marks on the run."""
     frame = queries.history_frame(session, benchmark, method, backend, machine=machine, fingerprint=fingerprint,
                                   samples=False)
-    if frame["time_median_s"].isna().any():
-        refresh(session, cells={(r.fingerprint, *(getattr(r, c) for c in CELL))
-                                for r in frame[frame["time_median_s"].isna()].itertuples()})
+    stale = frame[~frame["cached"].astype(bool)]
+    if len(stale):
+        refresh(session, cells={(r.fingerprint, *(getattr(r, c) for c in CELL)) for r in stale.itertuples()})
         frame = queries.history_frame(session, benchmark, method, backend, machine=machine,
                                       fingerprint=fingerprint, samples=False)
     return annotate(frame, queries.marks_frame(session, fingerprint))
@@ -172,18 +179,17 @@ def geomean_series(points: pd.DataFrame, first_run: int, last_run: int) -> pd.Da
     """Per benchmark and backend, the geometric mean over cells of each run's median ÷ the
     cell's median in `first_run`, for the runs from `first_run` to `last_run` (cells measured
     in `first_run` only): one row per benchmark, backend and run."""
-    runs = points.drop_duplicates("run_id").set_index("run_id")["started_at"]
-    order = list(runs.index)
+    columns = ["benchmark", "backend", "run_id", "started_at", "geomean", "cells"]
+    order = list(dict.fromkeys(points.sort_values("started_at", kind="stable")["run_id"]))
     if first_run not in order or last_run not in order:
-        return pd.DataFrame(columns=["benchmark", "backend", "run_id", "started_at", "geomean", "cells"])
+        return pd.DataFrame(columns=columns)
     chosen = order[order.index(first_run):order.index(last_run) + 1]
-    within = points[points["run_id"].isin(chosen)]
-    base = within[within["run_id"] == first_run].set_index(CELL)["time_median_s"]
-    rows = []
-    for (bench, backend, run_id), group in within.groupby(["benchmark", "backend", "run_id"], sort=False):
-        ratios = group.set_index(CELL)["time_median_s"] / base.reindex(group.set_index(CELL).index)
-        ratios = ratios.dropna()
-        if len(ratios):
-            rows.append({"benchmark": bench, "backend": backend, "run_id": run_id, "started_at": runs[run_id],
-                         "geomean": float(np.exp(np.log(ratios).mean())), "cells": len(ratios)})
-    return pd.DataFrame(rows, columns=["benchmark", "backend", "run_id", "started_at", "geomean", "cells"])
+    within = points[points["run_id"].isin(chosen)].dropna(subset=["time_median_s"])
+    base = within.loc[within["run_id"] == first_run, [*CELL, "time_median_s"]]
+    paired = within.merge(base, on=CELL, suffixes=("", "_first"))  # one join, not a loop per run
+    paired["log_ratio"] = np.log(paired["time_median_s"] / paired["time_median_s_first"])
+    line = (paired.groupby(["benchmark", "backend", "run_id"], sort=False)
+            .agg(started_at=("started_at", "first"), log_ratio=("log_ratio", "mean"), cells=("log_ratio", "size"))
+            .reset_index())
+    line["geomean"] = np.exp(line.pop("log_ratio"))
+    return line.sort_values(["benchmark", "backend", "started_at"], kind="stable")[columns].reset_index(drop=True)

@@ -198,9 +198,10 @@ class HistoryPoint(Base):
     __tablename__ = "history_point"
 
     result_id: Mapped[int] = mapped_column(ForeignKey("result.id", ondelete="CASCADE"), primary_key=True)
-    time_median_s: Mapped[float] = mapped_column(Float)
-    ci_low: Mapped[float] = mapped_column(Float)
-    ci_high: Mapped[float] = mapped_column(Float)
+    # None where the result kept no samples (an imported row): a gap in the history, not a point.
+    time_median_s: Mapped[Optional[float]] = mapped_column(Float)
+    ci_low: Mapped[Optional[float]] = mapped_column(Float)
+    ci_high: Mapped[Optional[float]] = mapped_column(Float)
     change_point: Mapped[bool] = mapped_column(default=False)
 
 

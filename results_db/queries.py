@@ -112,16 +112,18 @@ def samples_frame(session: Session, run_id: int | None = None, machine: str | No
 
 def history_frame(session: Session, benchmark: str | None = None, method: str | None = None,
                   backend: str | None = None, machine: str | None = None, fingerprint: str | None = None,
-                  samples: bool = True) -> pd.DataFrame:
+                  samples: bool = True, details: bool = True) -> pd.DataFrame:
     """Every `ok` result of the chosen cells in every run, oldest run first: one row per cell and
     run, with the run's start, provenance and options, the machine's label, fingerprint and
-    driver, the cached history point where there is one (time_median_s, ci_low, ci_high,
-    change_point; NaN where not yet computed) and, unless `samples=False`, the samples."""
-    columns = [Result.id.label("result_id"), Result.run_id, Run.started_at, Run.provenance, Run.options,
+    driver, the cached history point (time_median_s, ci_low, ci_high, change_point; `cached`
+    false where not yet computed) and, unless `samples=False`, the samples."""
+    columns = [Result.id.label("result_id"), Result.run_id, Run.started_at,
+               *((Run.provenance, Run.options) if details else ()),
                Machine.label.label("machine"), Machine.fingerprint, Machine.driver_version,
                *(getattr(Result, c) for c in CELL_COLUMNS),
                *((Result.samples, Result.sample_rounds) if samples else ()),
-               HistoryPoint.time_median_s, HistoryPoint.ci_low, HistoryPoint.ci_high, HistoryPoint.change_point]
+               HistoryPoint.time_median_s, HistoryPoint.ci_low, HistoryPoint.ci_high, HistoryPoint.change_point,
+               HistoryPoint.result_id.is_not(None).label("cached")]
     query = (select(*columns).join(Run, Result.run_id == Run.id).join(Machine, Run.machine_id == Machine.id)
              .outerjoin(HistoryPoint, HistoryPoint.result_id == Result.id)
              .where(Result.status == "ok").order_by(Run.started_at, Run.id, Result.id))
@@ -134,8 +136,9 @@ def history_frame(session: Session, benchmark: str | None = None, method: str | 
         query = query.where(Machine.fingerprint == fingerprint)
     frame = _frame(session, query)
     if frame.empty:
-        return pd.DataFrame(columns=[*query.selected_columns.keys(), "commit"])
-    frame["commit"] = frame["provenance"].map(lambda p: (p or {}).get("git_commit"))
+        return pd.DataFrame(columns=[*query.selected_columns.keys(), *(["commit"] if details else [])])
+    if details:
+        frame["commit"] = frame["provenance"].map(lambda p: (p or {}).get("git_commit"))
     return frame
 
 
@@ -164,8 +167,8 @@ def fingerprints_frame(session: Session) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     rows = []
     for fp, group in frame.groupby("fingerprint", sort=False):
-        first = group.iloc[0]
-        memory = f"{int(first.memory_gib)} GiB" if pd.notna(first.memory_gib) else "memory not recorded"
+        first = group.iloc[0].where(group.iloc[0].notna(), None)  # an all-None column reads back as NaN
+        memory = f"{int(first.memory_gib)} GiB" if first.memory_gib is not None else "memory not recorded"
         gpu = (f"{first.gpu_name}, driver {str(first.driver_version).split('.')[0]}"
                if first.gpu_name and first.driver_version else first.gpu_name)
         hardware = " · ".join(p for p in (gpu, f"{first.cpu_model} ×{first.cpu_cores}", memory) if p)

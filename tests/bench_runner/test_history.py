@@ -150,3 +150,16 @@ def test_the_geometric_mean_line_is_relative_to_the_first_run_chosen(db_url):
     assert line["geomean"].iloc[0] == pytest.approx(1.0)
     assert line["geomean"].iloc[2] == pytest.approx(1.6 ** 0.25, rel=0.01)
     assert history.geomean_series(points, 3, 99).empty
+
+
+def test_a_result_without_samples_is_a_gap_not_a_point_nor_forever_stale(db_url, capsys):
+    _history_db(db_url, (1.0, 1.01, 0.99, 1.0, 1.6, 1.6))
+    factory = sessionmaker(results_db.open_engine(db_url))
+    with factory() as session, session.begin():  # run 3's N=256 cell kept no samples (an old import, say)
+        row = session.scalars(select(results_db.Result).where(results_db.Result.run_id == 3,
+                                                              results_db.Result.size == N256)).one()
+        row.samples, row.sample_rounds = None, None
+    rows = history_json(db_url, capsys, "--size", "N=256")
+    assert rows[2]["time_median_s"] is None and [r["change_point"] for r in rows][4]
+    with factory() as session:
+        assert queries.stale_cells(session) == []

@@ -52,8 +52,8 @@ def upgrade() -> None:
     op.create_table(
         "history_point",
         sa.Column("result_id", sa.Integer, sa.ForeignKey("result.id", ondelete="CASCADE"), primary_key=True),
-        sa.Column("time_median_s", sa.Float, nullable=False),
-        sa.Column("ci_low", sa.Float, nullable=False),
-        sa.Column("ci_high", sa.Float, nullable=False),
+        sa.Column("time_median_s", sa.Float),
+        sa.Column("ci_low", sa.Float),
+        sa.Column("ci_high", sa.Float),
         sa.Column("change_point", sa.Boolean, nullable=False),
     )
