@@ -7,12 +7,14 @@ PORT ?= 8501
 .PHONY: run test bench smoke clean
 
 # The venv is (re)built when requirements change; the stamp records a finished install.
-$(VENV)/.run-deps: requirements.txt
+$(VENV)/.run-deps: requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "Hadamard Bench needs Python 3.11 or newer; $(PYTHON) is $$($(PYTHON) --version 2>&1)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	@# The project itself, editable: `hadamard-bench` on the PATH of the venv, imports from this checkout.
+	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $@
 
 $(VENV)/.test-deps: $(VENV)/.run-deps requirements-test.txt
@@ -22,7 +24,7 @@ $(VENV)/.test-deps: $(VENV)/.run-deps requirements-test.txt
 ## run: serve the dashboard on http://localhost:$(PORT); an empty database gets the quick suite
 run: $(VENV)/.run-deps
 	$(PY) -m bench_runner run --suite quick --if-empty --detach
-	$(PY) -m streamlit run app/streamlit_app.py --server.port $(PORT)
+	$(PY) -m bench_runner serve --port $(PORT)
 
 ## test: install what the tests need and run them all
 test: $(VENV)/.test-deps

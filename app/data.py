@@ -15,11 +15,12 @@ from sqlalchemy.orm import sessionmaker
 
 import results_db
 from bench_runner import history, stats
+from hadamard_bench import vocabulary
 from results_db import bundle, queries
 
 from .analysis import parse_size, with_size_columns
 
-CELL_KEY = ["benchmark", "method", "backend", "device", "dtype", "mode", "size", "machine"]
+CELL_KEY = [*vocabulary.CELL_KEY, "machine"]
 CONTEXT = ["machine", "device", "dtype", "mode"]  # what must match for two results to compare
 
 METRICS = {  # column → (label, unit)

@@ -1,17 +1,9 @@
 """Hadamard Bench dashboard. This file only routes; each page is a file in app_pages/."""
 
-import sys
-from pathlib import Path
-
 import streamlit as st
 
-# `streamlit run app/streamlit_app.py` puts app/ on the path; the packages live one up.
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import results_db  # noqa: E402
-from app import data  # noqa: E402
+import results_db  # the project is installed (make run: editable; pip install .), so no path to patch
+from app import data
 
 st.set_page_config(page_title="Hadamard Bench", page_icon="⊙", layout="wide")
 try:

@@ -15,12 +15,13 @@ from typing import Callable
 
 import torch
 
+from hadamard_bench import vocabulary
 from hadamard_impls import BACKENDS, Catalogue, size_label
 
 from . import flops, memory, timing
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-MODES = ("forward", "train")
+DTYPES = dict(zip(vocabulary.DTYPES, (torch.float32, torch.bfloat16, torch.float16)))
+MODES = vocabulary.MODES
 
 # Against a float64 reference computed from the same (already rounded) weights and
 # inputs, so only the arithmetic of the cell's dtype is judged.

@@ -19,17 +19,19 @@ from pathlib import Path
 from sqlalchemy.orm import sessionmaker
 
 import results_db
+from hadamard_bench import vocabulary
 from hadamard_impls import BACKENDS, SUITES, catalogue
 from results_db import bundle, pytest_bench, queries, store
 
 from . import machine_state, sweep
 from . import history as bench_history
-from .commands import EXIT_USAGE, UsageError, compare, doctor, gate, history, mark
+from .commands import EXIT_USAGE, UsageError, compare, doctor, gate, history, mark, serve
 from .worker import IsolatedRunner
 from .cell import DTYPES, MODES, dtype_unsupported
 
 # Verbs that live in a module of their own: each adds its parser and runs its arguments.
-VERB_MODULES = {"compare": compare, "history": history, "gate": gate, "mark": mark, "doctor": doctor}
+VERB_MODULES = {"compare": compare, "history": history, "gate": gate, "mark": mark, "doctor": doctor,
+                "serve": serve}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -130,7 +132,7 @@ def _selection_flags(p: argparse.ArgumentParser, device_help: str) -> None:
     p.add_argument("--backend", action="append", default=[], choices=list(BACKENDS), help="only this backend")
     p.add_argument("--size", action="append", default=[], metavar="NAME=INT[,NAME=INT]",
                    help="only the suite's sizes with these values, e.g. n=67108864 or N=4096,C=512")
-    p.add_argument("--device", action="append", default=[], choices=["cpu", "cuda"], help=device_help)
+    p.add_argument("--device", action="append", default=[], choices=vocabulary.DEVICES, help=device_help)
     p.add_argument("--dtype", action="append", default=[], choices=list(DTYPES), help="default: float32")
     p.add_argument("--mode", action="append", default=[], choices=list(MODES),
                    help="forward (inference) or train (forward and backward); default: forward")
@@ -355,13 +357,13 @@ def _detach(args) -> int:
     """Start this same run as a separate process that outlives the caller."""
     argv = [a for a in sys.argv[1:] if a not in ("--detach", "--if-empty")]
     what = f"run {args.resume}" if getattr(args, "resume", None) else f"the {args.suite} suite"
-    log_dir = results_db.engine.PROJECT_ROOT / "results"
-    log_dir.mkdir(exist_ok=True)
+    log_dir = results_db.engine.RESULTS_DIR
+    log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"run-{datetime.now():%Y%m%d-%H%M%S}.log"
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "bench_runner", *argv, "--quiet"],
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=results_db.engine.PROJECT_ROOT)
+                                start_new_session=True)  # the caller's folder: a relative --db means the same
     print(f"started {what} in the background (pid {proc.pid}); log: {log}")
     return 0
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
+
+from hadamard_bench import vocabulary
 from sqlalchemy.orm import Session, sessionmaker
 
 from hadamard_impls import BACKENDS, SUITES, Catalogue
@@ -73,7 +75,7 @@ def plan(catalogue: Catalogue, sel: Selection) -> list[Cell]:
     _unknown("benchmark", sel.benchmarks, list(catalogue.benchmarks))
     _unknown("method", sel.methods, sorted({m.id for m in catalogue.methods()}))
     _unknown("backend", sel.backends, list(BACKENDS))
-    _unknown("device", sel.devices, ["cpu", "cuda"])
+    _unknown("device", sel.devices, vocabulary.DEVICES)
     _unknown("dtype", sel.dtypes, list(DTYPES))
     _unknown("mode", sel.modes, list(MODES))
 

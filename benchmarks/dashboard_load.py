@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import insert  # noqa: E402
 from sqlalchemy.orm import sessionmaker  # noqa: E402

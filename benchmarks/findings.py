@@ -23,7 +23,6 @@ import pandas as pd
 from sqlalchemy.orm import sessionmaker
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 import results_db  # noqa: E402
 from app.analysis import crossovers, fitted_exponents, with_size_columns  # noqa: E402

@@ -24,7 +24,6 @@ import pandas as pd
 from sqlalchemy.orm import sessionmaker
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 import results_db  # noqa: E402
 from app.analysis import with_size_columns  # noqa: E402

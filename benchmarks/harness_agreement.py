@@ -22,7 +22,6 @@ import torch
 import torch.utils.benchmark as tb
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from bench_runner import calibration, timing  # noqa: E402
 from docs_section import write_section  # noqa: E402

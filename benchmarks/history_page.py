@@ -27,14 +27,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import insert  # noqa: E402
 from sqlalchemy.orm import sessionmaker  # noqa: E402
 
 import results_db  # noqa: E402
 from bench_runner import history  # noqa: E402
-from benchmarks.docs_section import write_section  # noqa: E402
+from docs_section import write_section  # noqa: E402
 from results_db import queries, store  # noqa: E402
 from results_db.models import Result  # noqa: E402
 

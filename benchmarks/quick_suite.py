@@ -24,7 +24,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from docs_section import write_section  # noqa: E402
 import results_db  # noqa: E402

@@ -13,18 +13,10 @@ from typing import Callable, Literal, Mapping, Sequence
 import torch
 from torch import nn
 
+from hadamard_bench.vocabulary import DOMAINS, EVERY_BENCHMARK, SUITES  # noqa: F401  (re-exported)
+
 Size = Mapping[str, int]
-Role = Literal["hadamard", "baseline", "reference"]
-# smoke, quick and full cover every benchmark; paper holds only the benchmarks behind the
-# survey's figures (S3 and S4), at sizes that show their growth.
-SUITES = ("smoke", "quick", "full", "paper")
-EVERY_BENCHMARK = ("smoke", "quick", "full")
-DOMAINS = {
-    "high_order": "High-order interactions",
-    "fusion": "Multimodal fusion",
-    "modulation": "Adaptive modulation: gating and masking",
-    "efficient": "Efficient operators",
-}
+Role = Literal["hadamard", "baseline", "reference"]  # vocabulary.ROLES
 
 
 def size_label(size: Size) -> str:

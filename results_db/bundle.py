@@ -22,13 +22,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .models import STATUSES, BenchmarkInfo, Machine, Metric, MethodInfo, Result, RoundRecord, Run
+from hadamard_bench.vocabulary import CELL_KEY, RUN_STATUSES, STATUSES
+
+from .models import BenchmarkInfo, Machine, Metric, MethodInfo, Result, RoundRecord, Run
 from .store import MACHINE_FIELDS, OPTIONAL_MACHINE_FIELDS, fingerprint_of
 
 FORMAT = "hadamard-bench-results"
 VERSION = 1
 MAX_BYTES = 256 * 2**20
-RUN_STATUSES = ("queued", "running", "finished", "failed", "interrupted", "cancelling", "cancelled")
 # The largest whole number a float metric holds exactly; bigger ones are refused, not rounded.
 MAX_INT = 2**53
 
@@ -190,8 +191,7 @@ def _check_result(c: _Check, r: Any) -> dict:
     if not isinstance(r, dict):
         c.fail("must be an object")
     cols = Result.__table__.c
-    out = {k: c.text(r, k, _length(cols[k])) for k in ("benchmark", "method", "backend", "device", "dtype",
-                                                        "mode", "size")}
+    out = {k: c.text(r, k, _length(cols[k])) for k in CELL_KEY}
     out["status"] = c.text(r, "status", 16, choices=STATUSES)
     out["message"] = c.text(r, "message", 10_000, optional=True)
     out["created_at"] = c.time(r, "created_at", optional=True)
@@ -253,8 +253,7 @@ def _check_run(c: _Check, run: Any) -> dict:
     if not isinstance(results, list):
         c.fail("field 'results' must be a list")
     out["results"] = [_check_result(_Check(f"{c.where}, result {i + 1}"), r) for i, r in enumerate(results)]
-    cells = [tuple(r[k] for k in ("benchmark", "method", "backend", "device", "dtype", "mode", "size"))
-             for r in out["results"]]
+    cells = [tuple(r[k] for k in CELL_KEY) for r in out["results"]]
     if len(set(cells)) != len(cells):
         c.fail("holds the same cell twice")
     return out

@@ -1,6 +1,6 @@
 """Where results live: resolving the database URL and opening it.
 
-The default is an SQLite file under results/; `--db` or HADAMARD_BENCH_DB take
+The default is an SQLite file under RESULTS_DIR; `--db` or HADAMARD_BENCH_DB take
 any SQLAlchemy URL (PostgreSQL included). A URL is checked before anything is
 created, so a bad one fails with a one-line message and writes nothing.
 """
@@ -18,7 +18,20 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from . import schema
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PATH = PROJECT_ROOT / "results" / "hadamard_bench.db"
+
+
+def _results_dir() -> Path:
+    """results/ in a checkout (where `make run` keeps the database and its logs); once installed
+    from a wheel, the user's data folder ($XDG_DATA_HOME/hadamard-bench, else
+    ~/.local/share/hadamard-bench), never site-packages."""
+    if (PROJECT_ROOT / "pyproject.toml").exists() and (PROJECT_ROOT / "hadamard_impls").is_dir():
+        return PROJECT_ROOT / "results"
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "hadamard-bench"
+
+
+RESULTS_DIR = _results_dir()
+DEFAULT_PATH = RESULTS_DIR / "hadamard_bench.db"
 ENV_VAR = "HADAMARD_BENCH_DB"
 SCHEMA_LOCK = 0x4841444D  # "HADM": the advisory lock id Hadamard Bench takes while it sets up a schema
 

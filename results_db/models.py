@@ -13,6 +13,8 @@ from typing import Optional
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from hadamard_bench.vocabulary import CELL_KEY
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -124,8 +126,7 @@ class Result(Base):
 
     __tablename__ = "result"
     __table_args__ = (
-        UniqueConstraint("run_id", "benchmark", "method", "backend", "device", "dtype", "mode", "size",
-                         name="one_result_per_cell"),
+        UniqueConstraint("run_id", *CELL_KEY, name="one_result_per_cell"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -137,7 +138,7 @@ class Result(Base):
     dtype: Mapped[str] = mapped_column(String(16))
     mode: Mapped[str] = mapped_column(String(16))
     size: Mapped[str] = mapped_column(String(200))  # readable, e.g. "B=1 N=256 C=64 H=4"
-    status: Mapped[str] = mapped_column(String(16))  # one of STATUSES
+    status: Mapped[str] = mapped_column(String(16))  # one of vocabulary.STATUSES
     message: Mapped[Optional[str]] = mapped_column(Text)
     samples: Mapped[Optional[list]] = mapped_column(JSON)  # per-call seconds, one per sample
     sample_rounds: Mapped[Optional[list]] = mapped_column(JSON)  # the round of each sample (None: one round)
@@ -184,7 +185,7 @@ class Mark(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("run.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(20))  # one of MARK_KINDS
+    kind: Mapped[str] = mapped_column(String(20))  # one of vocabulary.MARK_KINDS
     note: Mapped[str] = mapped_column(Text, default="")
     cells: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -205,5 +206,3 @@ class HistoryPoint(Base):
     change_point: Mapped[bool] = mapped_column(default=False)
 
 
-MARK_KINDS = ("expected", "new_distribution")
-STATUSES = ("ok", "error", "oom", "mismatch", "skipped", "crashed", "timeout")

@@ -6,6 +6,8 @@ import pandas as pd
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from hadamard_bench.vocabulary import FAILED
+
 from . import store
 from .models import (Agent, BenchmarkInfo, HistoryPoint, Machine, Mark, Metric, MethodInfo, Result, RoundRecord, Run,
                      utcnow)
@@ -218,7 +220,7 @@ def round_states(session: Session, run_ids) -> pd.DataFrame:
 
 def runs_frame(session: Session) -> pd.DataFrame:
     ok = func.sum(case((Result.status == "ok", 1), else_=0))
-    failed = func.sum(case((Result.status.in_(["error", "oom", "mismatch", "crashed", "timeout"]), 1), else_=0))
+    failed = func.sum(case((Result.status.in_(FAILED), 1), else_=0))
     query = (
         select(Run.id.label("run_id"), Run.suite, Run.status, Machine.label.label("machine"),
                Run.started_at, Run.finished_at, Run.rounds, Run.cells_done, Run.cells_total,

@@ -14,7 +14,9 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from .models import (MARK_KINDS, Agent, BenchmarkInfo, HistoryPoint, Machine, Mark, Metric, MethodInfo, Result,
+from hadamard_bench.vocabulary import CELL_KEY, MARK_KINDS
+
+from .models import (Agent, BenchmarkInfo, HistoryPoint, Machine, Mark, Metric, MethodInfo, Result,
                      RoundRecord, Run, utcnow)
 
 MACHINE_FIELDS = ("hostname", "cpu_model", "cpu_cores", "memory_gib", "torch_version", "cuda_version",
@@ -171,7 +173,7 @@ def runs_ahead(session: Session, run_id: int) -> list[Run]:
         Run.status.in_(["queued", "running", "cancelling"]))))
 
 
-CELL_COLUMNS = ("benchmark", "method", "backend", "device", "dtype", "mode", "size")
+CELL_COLUMNS = CELL_KEY
 
 
 def stored_cells(session: Session, run_id: int) -> dict[tuple[str, ...], set[int] | None]:

@@ -38,6 +38,8 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 db="sqlite:///$out/hadamard_bench.db"
 export PYTHONUNBUFFERED=1
+# An interpreter that has not installed this checkout (pip install -e .) still finds it.
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 deadline=$(( $(date +%s) + budget ))
 reserve=40  # seconds kept for the export and the summary
 

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import sessionmaker
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import torch
 
-import torch  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 # Without a GPU, the Triton kernels run in Triton's interpreter (read when a kernel is
 # defined, so before hadamard_impls.kernels is imported): the same kernel code, checked

@@ -6,7 +6,7 @@ import streamlit as st
 
 from app import charts, data, exports
 from bench_runner import history
-from results_db import MARK_KINDS
+from hadamard_bench.vocabulary import CELL_KEY, MARK_KINDS
 
 url = data.db_url()
 st.title("History")
@@ -73,7 +73,7 @@ with st.expander("Mark a run"):
         cols = st.columns([1, 1, 2])
         run_id = cols[0].selectbox("Run", run_ids)
         kind = cols[1].selectbox("Kind", MARK_KINDS, format_func=lambda k: k.replace("_", " "))
-        scopes = {"these cells": {k: state[k] for k in ("benchmark", "method", "backend", "device", "dtype", "mode")}
+        scopes = {"these cells": {k: state[k] for k in CELL_KEY if k != "size"}
                   | ({"size": state["size"]} if state["size"] != "all sizes" else {}),
                   "every cell of the run": {}}
         scope = cols[2].radio("Covering", list(scopes), horizontal=True)

@@ -4,13 +4,9 @@ import pandas as pd
 import streamlit as st
 
 from app import data
+from hadamard_bench.vocabulary import DOMAINS
 
-DOMAIN_TITLES = {
-    "high_order": "High-order interactions",
-    "fusion": "Multimodal fusion",
-    "modulation": "Adaptive modulation: gating and masking",
-    "efficient": "Efficient operators",
-}
+DOMAIN_TITLES = DOMAINS
 
 url = data.db_url()
 st.title("Hadamard Bench")

@@ -7,6 +7,7 @@ import sys
 import streamlit as st
 
 from app import data, exports
+from hadamard_bench import vocabulary
 from results_db import store
 
 url = data.db_url()
@@ -70,7 +71,7 @@ targets = [f"this machine ({socket.gethostname()})"] + [
 with st.form("new_run"):
     target = st.selectbox("Run on", targets, help="An agent's machine claims the run from the database and "
                                                   "runs it there; its progress shows here")
-    suite = st.selectbox("Suite", ["smoke", "quick", "full", "paper"], index=1,
+    suite = st.selectbox("Suite", vocabulary.SUITES, index=vocabulary.SUITES.index("quick"),
                          help="smoke: seconds; quick: minutes on a laptop; full: the papers' sizes, for a GPU; "
                               "paper: the survey's Figures S3 and S4 (spatial and token mixing only)")
     benchmarks = st.multiselect("Benchmarks (none: all)", sorted(catalogue["benchmark"].unique()))
@@ -79,8 +80,8 @@ with st.form("new_run"):
     backends = st.multiselect("Backends (none: all)", sorted({b for bs in offered["backends"] for b in bs}))
     cols = st.columns(3)
     device = cols[0].selectbox("Device", devices if target == targets[0] else ["cuda", "cpu"])
-    dtype = cols[1].selectbox("Dtype", ["float32", "bfloat16", "float16"])
-    mode = cols[2].selectbox("Mode", ["forward", "train"])
+    dtype = cols[1].selectbox("Dtype", vocabulary.DTYPES)
+    mode = cols[2].selectbox("Mode", vocabulary.MODES)
     rounds = st.number_input("Rounds (0: the suite's default)", min_value=0, max_value=20, value=0,
                              help="Each round measures every cell again in a fresh worker process and a new "
                                   "shuffled order; verdicts across runs need several")

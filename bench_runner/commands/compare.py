@@ -7,6 +7,8 @@ import json
 import sys
 
 import pandas as pd
+
+from hadamard_bench.vocabulary import CELL_KEY
 from sqlalchemy.orm import Session
 
 from results_db import Run, queries
@@ -77,7 +79,7 @@ def run(args) -> int:
     table = stats.comparison_table(before, after, args.threshold, statistic=args.statistic)
     if table.empty:
         raise UsageError(f"bench_runner compare: no cell has `ok` results in both {before_name} and {after_name}")
-    table = table.sort_values(["benchmark", "method", "backend", "device", "dtype", "mode", "size"])
+    table = table.sort_values(list(CELL_KEY))
     if args.format == "csv":
         table.to_csv(sys.stdout, index=False)
     elif args.format == "json":

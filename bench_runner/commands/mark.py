@@ -4,12 +4,13 @@ from RUN on, and change points are searched separately on either side of a new s
 
 from __future__ import annotations
 
-from results_db import MARK_KINDS, queries
+from hadamard_bench.vocabulary import CELL_KEY, MARK_KINDS
+from results_db import queries
 
 from .. import history
 from . import UsageError, db_flag, existing_db, id_type
 
-SCOPE = ("benchmark", "method", "backend", "device", "dtype", "mode", "size")
+SCOPE = CELL_KEY  # a mark narrows to cells by any part of their key
 
 
 def add_parser(verbs) -> None:

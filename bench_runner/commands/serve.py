@@ -1,0 +1,43 @@
+"""`serve`: the dashboard, from wherever the package is installed (`make run` uses it too)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import results_db
+
+from . import UsageError, db_flag
+
+
+def add_parser(verbs) -> None:
+    p = verbs.add_parser("serve", help="serve the dashboard (Streamlit) on http://localhost:PORT",
+                         description="Serve the dashboard on this machine until Ctrl-C. It reads the database "
+                                     "given by --db, else $HADAMARD_BENCH_DB, else the default SQLite file.")
+    p.add_argument("--port", type=int, default=8501, help="the port to listen on (default: 8501)")
+    p.add_argument("--address", default="localhost",
+                   help="the address to listen on (default: localhost; 0.0.0.0 for every interface)")
+    p.add_argument("--headless", action="store_true", help="do not open a browser")
+    db_flag(p)
+
+
+def run(args) -> int:
+    import app  # torch-free: the dashboard's package, wherever it is installed
+
+    if not 0 < args.port < 65536:
+        raise UsageError(f"bench_runner serve: --port {args.port} is not a port (1 to 65535)")
+    try:  # a URL that cannot work is said here, in one line, not in the browser
+        url = results_db.check_url(results_db.resolve_url(args.db)).render_as_string(hide_password=False)
+    except results_db.BadDatabaseURL as exc:
+        raise UsageError(f"bench_runner serve: {exc}") from None
+    script = Path(app.__file__).resolve().parent / "streamlit_app.py"
+    argv = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(args.port),
+            "--server.address", args.address, "--browser.gatherUsageStats", "false"]
+    if args.headless:
+        argv += ["--server.headless", "true"]
+    try:
+        return subprocess.call(argv, env={**os.environ, results_db.engine.ENV_VAR: url})
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,36 @@
+"""The words Hadamard Bench uses from the command line to the database to the charts, spelled
+once. Torch-free on purpose: the dashboard and the store import it without loading torch."""
+
+from __future__ import annotations
+
+# What names one measured cell: a result row's key within its run, a URL's selection, an
+# export's leading columns.
+CELL_KEY = ("benchmark", "method", "backend", "device", "dtype", "mode", "size")
+
+# smoke proves the path works; quick covers the catalogue in minutes on a 2-core CPU; full
+# is the papers' sizes, for a GPU; paper holds only the benchmarks behind the survey's
+# Figures S3 and S4, at sizes that show their growth.
+SUITES = ("smoke", "quick", "full", "paper")
+EVERY_BENCHMARK = ("smoke", "quick", "full")  # the suites that cover every benchmark
+
+# The survey's four families, in the order the catalogue, `list` and the dashboard show them.
+DOMAINS = {
+    "high_order": "High-order interactions",
+    "fusion": "Multimodal fusion",
+    "modulation": "Adaptive modulation: gating and masking",
+    "efficient": "Efficient operators",
+}
+
+ROLES = ("hadamard", "baseline", "reference")  # a Hadamard method, what it replaces, a yardstick
+BACKENDS = ("eager", "compile", "library", "triton")
+DEVICES = ("cpu", "cuda")
+DTYPES = ("float32", "bfloat16", "float16")
+MODES = ("forward", "train")  # train: forward and backward
+
+# How a cell ended, and how a run did.
+STATUSES = ("ok", "error", "oom", "mismatch", "skipped", "crashed", "timeout")
+FAILED = ("error", "oom", "mismatch", "crashed", "timeout")
+RUN_STATUSES = ("queued", "running", "finished", "failed", "interrupted", "cancelling", "cancelled")
+
+# A person's word on a history: the change at a run is expected, or a run starts a new level.
+MARK_KINDS = ("expected", "new_distribution")
