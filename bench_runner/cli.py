@@ -47,8 +47,9 @@ def _build_parser() -> argparse.ArgumentParser:
                                   metavar="{list,run,compare,history,gate,doctor,export,import,db,submit,agent}")
 
     p = verbs.add_parser("list", help="show the catalogue: benchmarks, methods, backends",
-                         description="Show the catalogue: every benchmark with its methods.")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+                         description="Show the catalogue: every benchmark with its methods. --format markdown "
+                                     "writes the catalogue's documentation page (docs/catalogue.md is its output).")
+    p.add_argument("--format", choices=["table", "json", "markdown"], default="table")
 
     p = verbs.add_parser("run", help="run a sweep and store every cell",
                          description="Run a size sweep and store every cell in the results database. "
@@ -195,6 +196,11 @@ def _cmd_list(args) -> int:
     benchmarks, methods = sweep.catalogue_rows(catalogue)
     if args.format == "json":
         print(json.dumps({"benchmarks": benchmarks, "methods": methods}, indent=2))
+        return 0
+    if args.format == "markdown":
+        from .catalogue_doc import document
+
+        sys.stdout.write(document(catalogue))
         return 0
     width = max(len(m.id) for m in catalogue.methods())
     for bench in catalogue.benchmarks.values():
