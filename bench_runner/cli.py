@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy.orm import sessionmaker
 
 import results_db
-from hadamard_bench import vocabulary
+from hadamard_bench import plugins, vocabulary
 from hadamard_impls import BACKENDS, SUITES, catalogue
 from results_db import bundle, pytest_bench, queries, store
 
@@ -44,7 +44,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="bench_runner",
                      description="Measure Hadamard-product primitives against the operators they replace.")
     verbs = parser.add_subparsers(dest="verb", required=True,
-                                  metavar="{list,run,compare,history,gate,doctor,export,import,db,submit,agent}")
+                                  metavar="VERB")
 
     p = verbs.add_parser("list", help="show the catalogue: benchmarks, methods, backends",
                          description="Show the catalogue: every benchmark with its methods. --format markdown "
@@ -121,6 +121,10 @@ def _build_parser() -> argparse.ArgumentParser:
                                      "SQLite file is copied to NAME.before-VERSION first).")
     p.add_argument("action", choices=["status", "upgrade"])
     _db_flag(p)
+    for verb in verbs.choices.values():  # every verb measures or shows the catalogue with its plugins
+        verb.add_argument("--plugin", action="append", default=[], metavar="MODULE[:CALLABLE]",
+                          help=f"also register the methods of this module's callable (default name: register); "
+                               f"installed plugins ({plugins.GROUP} entry points) and ${plugins.ENV_VAR} load always")
     return parser
 
 
@@ -204,9 +208,11 @@ def _cmd_list(args) -> int:
         return 0
     width = max(len(m.id) for m in catalogue.methods())
     for bench in catalogue.benchmarks.values():
-        print(f"{bench.id}  [{bench.domain}]  {bench.contract}  sizes: {', '.join(bench.params)}")
+        origin = f"  (from plugin {bench.origin})" if bench.origin else ""
+        print(f"{bench.id}  [{bench.domain}]  {bench.contract}  sizes: {', '.join(bench.params)}{origin}")
         for m in bench.methods.values():
-            print(f"  {m.id:<{width}}  {m.role:<9}  {','.join(m.backends):<22}  {m.summary}")
+            origin = f"  (from plugin {m.origin})" if m.origin and m.origin != bench.origin else ""
+            print(f"  {m.id:<{width}}  {m.role:<9}  {','.join(m.backends):<22}  {m.summary}{origin}")
     return 0
 
 
@@ -348,7 +354,7 @@ def _execute_with_progress(factory, run_id, policy, cells, quiet: bool, isolate:
             return sweep.execute(factory, run_id, cells, sweep.in_process(catalogue, policy),
                                  on_cell=on_cell, ceilings=ceilings, rounds=rounds, seed=seed)
         bar.set_postfix_str("starting the worker process")
-        with IsolatedRunner("hadamard_impls:catalogue", policy, timeout_s, threads=threads) as run_one:
+        with IsolatedRunner("hadamard_bench.plugins:loaded_catalogue", policy, timeout_s, threads=threads) as run_one:
             return sweep.execute(factory, run_id, cells, run_one, on_cell=on_cell, ceilings=ceilings,
                                  rounds=rounds, seed=seed)
 
@@ -502,9 +508,10 @@ COMMANDS = {"list": _cmd_list, "run": _cmd_run, "export": _cmd_export, "import":
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _build_parser().parse_args(argv)
+        plugins.load(catalogue, args.plugin)  # before anything is written: a broken plugin stops here
         return COMMANDS[args.verb](args)
     except (UsageError, sweep.SelectionError, results_db.BadDatabaseURL, results_db.SchemaError,
-            results_db.CannotOpen) as exc:
+            results_db.CannotOpen, plugins.PluginError) as exc:
         message = str(exc)
         if not message.startswith("bench_runner"):
             message = f"bench_runner: error: {message}"

@@ -49,6 +49,7 @@ class Method:
     train_flops: Callable[[Size], float] | None = None
     # The methods a Hadamard method is judged against; empty: every baseline of its benchmark.
     against: tuple[str, ...] = ()
+    origin: str = ""  # the plugin that registered it; empty: this catalogue
 
     def training_flops(self, size: Size) -> float:
         return self.train_flops(size) if self.train_flops is not None else 3 * self.flops(size)
@@ -76,6 +77,7 @@ class Benchmark:
     make_inputs: Callable[[Size, torch.Generator], tuple[torch.Tensor, ...]]
     x_param: str  # the size parameter a chart puts on its x-axis by default
     methods: dict[str, Method] = field(default_factory=dict)
+    origin: str = ""  # the plugin that registered it; empty: this catalogue
 
     def method(
         self,
