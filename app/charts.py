@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -107,3 +110,26 @@ def geomean_chart(line: pd.DataFrame) -> go.Figure:
     fig.update_layout(xaxis=dict(title="run start"), yaxis=dict(title="geometric mean of time ÷ first run"),
                       legend_title_text="benchmark · backend", margin=dict(l=10, r=10, t=30, b=10), height=380)
     return fig
+
+
+IMAGE_FORMATS = ("png", "svg")
+
+
+class ChartImageError(RuntimeError):
+    """A chart that cannot be drawn as an image here: says what to install."""
+
+
+def image(figure: go.Figure, fmt: str, width: int = 1200, height: int = 700) -> bytes:
+    """The chart as PNG (at twice the pixels, for print) or SVG, drawn by Plotly's kaleido in the
+    system's Chromium (Debian's `chromium`; kaleido would otherwise fetch its own browser)."""
+    if fmt not in IMAGE_FORMATS:
+        raise ValueError(f"an image is one of {', '.join(IMAGE_FORMATS)}, not {fmt!r}")
+    browser = os.environ.get("BROWSER_PATH") or shutil.which("chromium") or shutil.which("chromium-browser") \
+        or shutil.which("google-chrome")
+    if not browser:
+        raise ChartImageError("chart images need Chromium: apt-get install chromium (or set BROWSER_PATH)")
+    os.environ.setdefault("BROWSER_PATH", browser)
+    try:
+        return figure.to_image(format=fmt, width=width, height=height, scale=2 if fmt == "png" else 1)
+    except Exception as exc:  # noqa: BLE001 -- kaleido missing, the browser failing to start: one line
+        raise ChartImageError(f"could not draw the chart as {fmt.upper()}: {type(exc).__name__}: {exc}") from None

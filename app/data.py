@@ -15,22 +15,14 @@ from sqlalchemy.orm import sessionmaker
 
 import results_db
 from bench_runner import history, stats
-from hadamard_bench import vocabulary
 from results_db import bundle, queries
 
-from .analysis import parse_size, with_size_columns
+from .analysis import parse_size
+# The pages reach the shaping functions through this module, with the loaders.
+from .shaping import (CELL_KEY, CONTEXT, METRICS, add_derived, hold_fixed, latest_ok, size_params,  # noqa: F401
+                      speedups, varying_params)
 
-CELL_KEY = [*vocabulary.CELL_KEY, "machine"]
-CONTEXT = ["machine", "device", "dtype", "mode"]  # what must match for two results to compare
 
-METRICS = {  # column → (label, unit)
-    "time_median_s": ("Runtime (median)", "s"),
-    "peak_mem_bytes": ("Peak memory", "bytes"),
-    "gflops": ("Throughput", "GFLOP/s"),
-    "gbps": ("Bandwidth", "GB/s"),
-    "flops": ("FLOPs (analytic)", "FLOP"),
-    "speedup": ("Speed-up against a baseline", "×"),
-}
 
 
 def db_url() -> str:
@@ -176,34 +168,6 @@ def load_machines(url: str) -> pd.DataFrame:
         return queries.machines(session)
 
 
-def add_derived(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per-cell rates and one `size_<param>` column per size parameter."""
-    frame = frame.copy()
-    time = pd.to_numeric(frame["time_median_s"], errors="coerce")
-    # The runner stores these; results imported from elsewhere may lack them.
-    if "gflops" not in frame:
-        frame["gflops"] = pd.to_numeric(frame["flops"], errors="coerce") / time / 1e9
-    if "gbps" not in frame:
-        frame["gbps"] = pd.to_numeric(frame["bytes"], errors="coerce") / time / 1e9
-    if "intensity" not in frame:
-        frame["intensity"] = pd.to_numeric(frame["flops"], errors="coerce") / pd.to_numeric(frame["bytes"], errors="coerce")
-    return with_size_columns(frame)
-
-
-def latest_ok(frame: pd.DataFrame) -> pd.DataFrame:
-    """For each cell on each machine, its most recent successful measurement."""
-    ok = frame[frame["status"] == "ok"]
-    return ok.sort_values("result_id").drop_duplicates(CELL_KEY, keep="last")
-
-
-def size_params(frame: pd.DataFrame) -> list[str]:
-    return [c.removeprefix("size_") for c in frame.columns if c.startswith("size_")]
-
-
-def varying_params(frame: pd.DataFrame) -> list[str]:
-    return [p for p in size_params(frame) if frame[f"size_{p}"].nunique() > 1]
-
-
 def other_machines(rows: pd.DataFrame, context: dict) -> dict[str, dict]:
     """`machine · device` → its context, for every machine and device other than `context`'s
     that has results in the same dtype and mode."""
@@ -218,23 +182,6 @@ def rows_of(rows: pd.DataFrame, context: dict) -> pd.DataFrame:
     for key, value in context.items():
         keep &= rows[key] == value
     return rows[keep]
-
-
-def hold_fixed(frame: pd.DataFrame, x_param: str, fixed: dict[str, int]) -> pd.DataFrame:
-    """The rows where every size parameter but `x_param` has its chosen value."""
-    keep = pd.Series(True, index=frame.index)
-    for param, value in fixed.items():
-        if param != x_param:
-            keep &= frame[f"size_{param}"] == value
-    return frame[keep]
-
-
-def speedups(frame: pd.DataFrame, baseline: str) -> pd.DataFrame:
-    """Baseline time / method time, per size and backend: above 1 means faster than the baseline."""
-    base = frame[frame["method"] == baseline][CONTEXT + ["backend", "size", "time_median_s"]]
-    merged = frame.merge(base, on=CONTEXT + ["backend", "size"], suffixes=("", "_baseline"))
-    merged["speedup"] = merged["time_median_s_baseline"] / merged["time_median_s"]
-    return merged
 
 
 def speedup_intervals(frame: pd.DataFrame, baseline: str, samples: dict) -> pd.DataFrame:

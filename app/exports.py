@@ -1,4 +1,4 @@
-"""What any page shows, as files: tables in five formats, charts as interactive HTML."""
+"""What any page shows, as files: tables in five formats, charts as interactive HTML, PNG and SVG."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import streamlit as st
 
 from results_db.queries import spreadsheet_safe
 
+from . import charts
 from .markdown import markdown_table
 
 
@@ -41,11 +42,16 @@ TABLE_FORMATS = {  # label → (render, file extension, MIME type)
 
 def download_buttons(frame: pd.DataFrame, name: str, figure: go.Figure | None = None) -> None:
     """One download button per table format, and the chart as a self-contained HTML page."""
-    cols = st.columns(len(TABLE_FORMATS) + (figure is not None))
+    cols = st.columns(len(TABLE_FORMATS) + (3 if figure is not None else 0))
     for col, (label, (render, ext, mime)) in zip(cols, TABLE_FORMATS.items()):
-        col.download_button(label, render(frame), file_name=f"{name}.{ext}", mime=mime, key=f"{name}-{ext}")
+        col.download_button(label, render(frame), file_name=f"{name}.{ext}", mime=mime, key=f"{name}-{ext}",
+                            on_click="ignore")
     if figure is not None:
         html = figure.to_html(include_plotlyjs=True, config={"toImageButtonOptions": {"format": "svg"}})
-        cols[-1].download_button("Chart (HTML)", html, file_name=f"{name}.html", mime="text/html", key=f"{name}-html")
-        st.caption("Images: the camera button on the chart saves a PNG; in the downloaded HTML page (self-contained, "
-                   "works offline) the same button saves an SVG.")
+        cols[-3].download_button("Chart (HTML)", html, file_name=f"{name}.html", mime="text/html", key=f"{name}-html",
+                                 on_click="ignore")
+        # Drawn on the server only when clicked (a browser starts for it: a second or two). A click
+        # must not rerun the page: a rerun replaces the deferred file the browser is fetching.
+        for col, fmt, mime in ((cols[-2], "png", "image/png"), (cols[-1], "svg", "image/svg+xml")):
+            col.download_button(f"Chart ({fmt.upper()})", lambda fmt=fmt: charts.image(figure, fmt),
+                                file_name=f"{name}.{fmt}", mime=mime, key=f"{name}-{fmt}", on_click="ignore")

@@ -25,13 +25,13 @@ from results_db import bundle, pytest_bench, queries, store
 
 from . import machine_state, sweep
 from . import history as bench_history
-from .commands import EXIT_USAGE, UsageError, compare, doctor, gate, history, mark, serve
+from .commands import EXIT_USAGE, UsageError, compare, doctor, gate, history, mark, plot, serve
 from .worker import IsolatedRunner
 from .cell import DTYPES, MODES, dtype_unsupported
 
 # Verbs that live in a module of their own: each adds its parser and runs its arguments.
 VERB_MODULES = {"compare": compare, "history": history, "gate": gate, "mark": mark, "doctor": doctor,
-                "serve": serve}
+                "serve": serve, "plot": plot}
 
 
 class _Parser(argparse.ArgumentParser):

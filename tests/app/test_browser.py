@@ -40,7 +40,7 @@ def served(seeded_db, tmp_path):
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app/streamlit_app.py", "--server.port", str(port),
          "--server.headless", "true", "--server.address", "127.0.0.1"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=ROOT, env=env, stdout=open(tmp_path / "server.log", "w"), stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -107,6 +107,16 @@ def test_every_page_compare_download_and_a_run_started_from_the_browser(served, 
     shown = pd.read_csv(download.value.path())
     assert len(shown) == 2 * len(SIZES)
     assert set(shown["method"]) == {"poly_sa", "softmax_attention"}
+
+    # The chart as an SVG, drawn on the server when the button is clicked.
+    try:
+        with page.expect_download(timeout=60_000) as download:
+            page.locator("[data-testid='stDownloadButton'] button").filter(has_text="Chart (SVG)").first.click()
+    except playwright.TimeoutError:
+        _shot(page, "svg-timeout", tmp_path)
+        raise AssertionError("no SVG download; the server said: " + (tmp_path / "server.log").read_text()[-3000:])
+    svg = Path(download.value.path()).read_text()
+    assert svg.lstrip().startswith("<svg") and "poly_sa · eager" in svg
 
     # Runs: start a smoke run of one method and watch it finish.
     _open(page, f"{base}/runs")

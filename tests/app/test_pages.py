@@ -173,7 +173,7 @@ def test_the_compare_selection_is_read_from_and_written_to_the_url(seeded_db, mo
 def test_compare_offers_every_table_format_and_the_chart(seeded_db, monkeypatch):
     at = render(seeded_db, monkeypatch, "app_pages/compare.py")
     labels = [b.label for b in at.get("download_button")]
-    assert labels == ["CSV", "Parquet", "JSON", "Markdown", "LaTeX", "Chart (HTML)"]
+    assert labels == ["CSV", "Parquet", "JSON", "Markdown", "LaTeX", "Chart (HTML)", "Chart (PNG)", "Chart (SVG)"]
 
 
 def test_a_headline_built_on_a_noisy_timing_says_so():
@@ -312,3 +312,32 @@ def test_a_mark_added_on_the_history_page_is_stored_and_drawn(db_url, monkeypatc
     # The change point is still drawn, now in the colour of an explained one.
     assert _figure(at)["layout"]["shapes"] == [{"line": {"dash": "dash", "color": "#2ca02c"}}]
     assert "marked expected: torch 2.14 upgrade" in " ".join(at.dataframe[0].value["annotation"])
+
+
+def _png_size(png: bytes) -> tuple[int, int]:
+    import struct
+
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", png[16:24])  # the IHDR chunk: width, height
+
+
+@pytest.mark.skipif(not __import__("shutil").which("chromium"), reason="chart images need Chromium (apt-get install chromium)")
+def test_the_compare_chart_as_png_and_svg(seeded_db):
+    import xml.etree.ElementTree as ET
+
+    from sqlalchemy.orm import sessionmaker
+
+    import results_db
+    from app import charts
+    from results_db import queries
+
+    with sessionmaker(results_db.open_engine(seeded_db))() as session:
+        rows = data.add_derived(data.latest_ok(queries.results_frame(session, benchmark="token_mixing")))
+    figure = charts.scaling_chart(rows, "size_N", "time_median_s", x_title="N", y_title="Runtime (s)")
+    assert _png_size(charts.image(figure, "png", width=800, height=500)) == (1600, 1000)  # twice the pixels
+    svg = charts.image(figure, "svg", width=800, height=500).decode()
+    root = ET.fromstring(svg)
+    assert root.tag.endswith("svg") and root.get("width") == "800"
+    assert "poly_sa · eager" in svg and "softmax_attention · eager" in svg  # the legend names the traces
+    with pytest.raises(ValueError, match="png, svg"):
+        charts.image(figure, "gif")

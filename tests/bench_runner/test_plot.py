@@ -1,0 +1,50 @@
+"""`plot`: the Compare chart written to a file, read back."""
+
+import shutil
+import struct
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from bench_runner.cli import main
+
+needs_chromium = pytest.mark.skipif(not shutil.which("chromium"), reason="images need Chromium (apt-get install chromium)")
+
+
+@needs_chromium
+def test_plot_writes_an_svg_naming_every_trace_and_a_png_of_the_size_asked(seeded_db, tmp_path, capsys):
+    svg, png = tmp_path / "chart.svg", tmp_path / "deep" / "chart.png"
+    assert main(["plot", "--benchmark", "token_mixing", "--out", str(svg), "--db", seeded_db]) == 0
+    assert "2 methods" in capsys.readouterr().out
+    text = svg.read_text()
+    assert ET.fromstring(text).tag.endswith("svg")
+    assert "poly_sa · eager" in text and "softmax_attention · eager" in text and "token_mixing: runtime" in text
+    assert main(["plot", "--benchmark", "token_mixing", "--method", "poly_sa", "--metric", "peak_mem_bytes",
+                 "--out", str(png), "--width", "640", "--height", "400", "--db", seeded_db]) == 0
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", data[16:24]) == (1280, 800)
+
+
+def test_plot_writes_an_interactive_page_without_a_browser(seeded_db, tmp_path):
+    page = tmp_path / "chart.html"
+    assert main(["plot", "--benchmark", "token_mixing", "--out", str(page), "--db", seeded_db]) == 0
+    html = page.read_text()
+    assert "plotly" in html.lower() and "poly_sa" in html and "softmax_attention" in html
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--benchmark", "token_mixing", "--out", "chart.gif"], "must end in .svg, .png, .html"),
+    (["--benchmark", "nope", "--out", "chart.svg"], "no successful results of 'nope'"),
+    (["--benchmark", "token_mixing", "--out", "chart.svg", "--dtype", "float16"], "no results with dtype 'float16'"),
+    (["--benchmark", "token_mixing", "--out", "chart.svg", "--method", "ghost"], "no results for method ghost"),
+    (["--benchmark", "token_mixing", "--out", "chart.svg", "--x", "Q"], "--x 'Q' is not a size parameter"),
+])
+def test_plot_bad_input_is_one_line_and_exit_2_and_writes_nothing(seeded_db, tmp_path, capsys, monkeypatch, args,
+                                                                   words):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert main(["plot", *args, "--db", seeded_db]) == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
+    assert list(work.iterdir()) == []
