@@ -102,7 +102,9 @@ def judge(claim: Claim, rows: pd.DataFrame, samples: dict | None = None) -> dict
                hadamard_exponent=np.nan, hadamard_ci=(np.nan, np.nan), quadratic_exponent=np.nan,
                quadratic_ci=(np.nan, np.nan), hadamard_kernel_exponent=np.nan, quadratic_kernel_exponent=np.nan,
                judged_on="per call" if claim.metric == "time_median_s" else claim.metric,
-               yardstick_ratio=np.nan, crossover="", largest="")
+               yardstick_ratio=np.nan, crossover="", largest="",
+               # The same facts structured, for pages that filter or word them their own way.
+               held_sizes={}, crossover_kind="", crossover_at=np.nan)
     ok = rows[(rows["benchmark"] == claim.benchmark) & (rows["status"] == "ok")]
     if ok.empty:
         out["why"] = f"no {claim.benchmark} results"
@@ -112,7 +114,8 @@ def judge(claim: Claim, rows: pd.DataFrame, samples: dict | None = None) -> dict
         out["why"] = f"no sweep over {claim.param}"
         return out
     fixed, sweep = found
-    out["held"] = ", ".join(f"{k}={int(v)}" for k, v in fixed.items())
+    out["held_sizes"] = {k: int(v) for k, v in fixed.items()}
+    out["held"] = ", ".join(f"{k}={v}" for k, v in out["held_sizes"].items())
     col = f"size_{claim.param}"
     mine, mine_lo, mine_hi = _exponent(sweep, claim, claim.hadamard, samples=samples)
     theirs = sorted((e for e in (_exponent(sweep, claim, m, samples=samples) for m in claim.quadratic)
@@ -138,6 +141,7 @@ def judge(claim: Claim, rows: pd.DataFrame, samples: dict | None = None) -> dict
         if len(pair) >= 2:
             cross = find_crossover(pair.index, pair.iloc[:, 0], pair.iloc[:, 1])
             out["crossover"] = cross.describe(claim.param)
+            out["crossover_kind"], out["crossover_at"] = cross.kind, cross.at if cross.at is not None else np.nan
     if not np.isfinite(mine) or not theirs:
         out["why"] = "too few sizes of the methods the claim names"
         return out

@@ -58,19 +58,17 @@ for claim, v in zip(claims.CLAIMS, verdicts.itertuples()):
                                                               if pd.notna(v.quadratic_kernel_exponent) else ""))
         cols[2].metric(f"{claim.hadamard} ÷ {claim.yardstick}" + (f" at {v.largest}" if v.largest else ""),
                        f"{v.yardstick_ratio:.2f}×" if pd.notna(v.yardstick_ratio) else "n/a")
-        overtakes = {"faster throughout the range": "throughout", "none in range": "never"}.get(v.crossover,
-                                                                                                v.crossover)
+        overtakes = {"always_faster": "throughout", "never_faster": "never",
+                     "crossover": f"{claim.param} ≈ {v.crossover_at:.0f}"}.get(v.crossover_kind)
         if claim.metric == "time_median_s":
             cols[3].metric(f"Overtakes {claim.strongest}", overtakes or "n/a",
                            help=f"Where {claim.hadamard} becomes faster than {claim.strongest} and stays so, "
                                 "interpolated in log space")
         shown = rows[(rows["benchmark"] == claim.benchmark)
                      & rows["method"].isin([claim.hadamard, *claim.quadratic, claim.yardstick, claim.strongest])]
-        if v.held:
-            for part in v.held.split(", "):
-                param, value = part.split("=")
-                if param != claim.param:
-                    shown = shown[shown[f"size_{param}"] == int(value)]
+        for param, value in v.held_sizes.items():
+            if param != claim.param:
+                shown = shown[shown[f"size_{param}"] == value]
         label, unit = data.METRICS.get(claim.metric, ("FLOPs (counted)", "FLOP"))
         st.plotly_chart(charts.scaling_chart(shown, f"size_{claim.param}", claim.metric, x_title=claim.param,
                                              y_title=f"{label} ({unit})"),
@@ -81,7 +79,7 @@ for claim, v in zip(claims.CLAIMS, verdicts.itertuples()):
         st.caption(f"{claim.benchmark}, {v.held}; {claim.param} grows"
                    + (", so positions grow as its square" if claim.per_param == 2 else "") + "." + kernel)
 
-table = verdicts.drop(columns=["statement"]).assign(
+table = verdicts.drop(columns=["statement", "held_sizes", "crossover_kind"]).assign(
     hadamard_ci=verdicts["hadamard_ci"].map(lambda ci: f"[{ci[0]:.2f}, {ci[1]:.2f}]"),
     quadratic_ci=verdicts["quadratic_ci"].map(lambda ci: f"[{ci[0]:.2f}, {ci[1]:.2f}]"))
 st.dataframe(table, hide_index=True, width="stretch")

@@ -20,47 +20,54 @@ titles = catalogue.drop_duplicates("benchmark").set_index("benchmark")["title"].
 benchmarks = [b for b in titles if b in set(measured)]
 # The selection lives in the URL, so a chart can be shared as a link.
 from_url = data.url_index
-bench = st.selectbox("Benchmark", benchmarks, index=from_url("benchmark", benchmarks),
-                     format_func=lambda b: f"{b}: {titles[b]}")
+# The chart must sit above the fold: the controls everyone uses in two compact rows, the rest folded.
+top = st.columns([3, 2, 2, 2])
+context_cols = st.columns(4)
+more = st.expander("Methods, backends, held sizes, another machine, the speed-up baseline")
+
+bench = top[0].selectbox("Benchmark", benchmarks, index=from_url("benchmark", benchmarks),
+                         format_func=lambda b: f"{b}: {titles[b]}")
 results = data.load_results(url, benchmark=bench)
 run_ids = sorted(results.loc[results["status"] == "ok", "run_id"].unique(), reverse=True)
-run_choice = st.selectbox("Results from", ["latest of each cell", *run_ids],
-                          index=from_url("run", ["latest of each cell", *run_ids]),
-                          format_func=lambda r: r if isinstance(r, str) else f"run {r}")
+run_choice = top[1].selectbox("Results from", ["latest of each cell", *run_ids],
+                              index=from_url("run", ["latest of each cell", *run_ids]),
+                              format_func=lambda r: r if isinstance(r, str) else f"run {r}")
 if not isinstance(run_choice, str):
     results = results[results["run_id"] == run_choice]
 rows = data.add_derived(data.latest_ok(results))
 
 all_rows = rows
-cols = st.columns(4)
 context = {}
 reference = data.load_reference_machines(url)
-for key, col in zip(data.CONTEXT, cols):
+for key, col in zip(data.CONTEXT, context_cols):
     options = data.own_first(rows[key].unique(), reference) if key == "machine" else sorted(rows[key].unique())
     context[key] = col.selectbox(key.capitalize(), options, index=from_url(key, options))
     rows = rows[rows[key] == context[key]]
 
 # Another machine's results of the same dtype and mode (a shipped reference GPU, say), drawn beside.
 others = data.other_machines(all_rows, context)
-beside = st.selectbox("Beside it", ["nothing", *others], index=from_url("beside", ["nothing", *others]),
-                      help="Another machine's results for the same benchmark, dtype and mode, as dotted lines")
+beside = more.selectbox("Beside it", ["nothing", *others], index=from_url("beside", ["nothing", *others]),
+                        help="Another machine's results for the same benchmark, dtype and mode, as dotted lines")
 if beside != "nothing":
     rows = pd.concat([rows.assign(beside=""), data.rows_of(all_rows, others[beside]).assign(beside=beside)],
                      ignore_index=True)
 
-cols = st.columns(3)
+cols = more.columns(2)
 methods = cols[0].multiselect("Methods", sorted(rows["method"].unique()), default=sorted(rows["method"].unique()))
 backends = cols[1].multiselect("Backends", sorted(rows["backend"].unique()), default=sorted(rows["backend"].unique()))
-metric = cols[2].selectbox("Metric", list(data.METRICS), index=from_url("metric", list(data.METRICS)),
+metric = top[2].selectbox("Metric", list(data.METRICS), index=from_url("metric", list(data.METRICS)),
                           format_func=lambda m: data.METRICS[m][0])
 rows = rows[rows["method"].isin(methods) & rows["backend"].isin(backends)]
+if rows.empty:
+    st.info("Choose at least one method and one backend (under the folded controls).")
+    st.stop()
 
 params = data.varying_params(rows) or data.size_params(rows)
 default_x = catalogue.loc[catalogue["benchmark"] == bench, "x_param"].iloc[0]
-cols = st.columns(len(params))
-x_param = cols[0].selectbox("x-axis", params, index=from_url("x", params, default_x))
+x_param = top[3].selectbox("x-axis", params, index=from_url("x", params, default_x))
 fixed = {}
-for param, col in zip([p for p in params if p != x_param], cols[1:]):
+held = [p for p in params if p != x_param]
+for param, col in zip(held, more.columns(len(held)) if held else []):
     values = sorted(rows[f"size_{param}"].unique())
     common = rows[f"size_{param}"].mode().iloc[0]
     fixed[param] = col.selectbox(f"{param} held at", values, index=values.index(common))
@@ -69,7 +76,7 @@ shown = data.hold_fixed(rows, x_param, fixed)
 # Baselines first, then the yardsticks (references such as `linear` or `copy`).
 roles = shown.drop_duplicates("method").set_index("method")["role"]
 baselines = sorted(shown.loc[shown["is_baseline"], "method"].unique(), key=lambda m: (roles[m] != "baseline", m))
-baseline = st.selectbox("Speed-up against", baselines) if baselines else None
+baseline = more.selectbox("Speed-up against", baselines) if baselines else None
 
 url_state = {"benchmark": bench, **context, "metric": metric, "x": x_param,
              **({"beside": beside} if beside != "nothing" else {})}

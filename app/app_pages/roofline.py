@@ -16,6 +16,9 @@ if ok.empty:
 rows = data.pick_context(data.add_derived(ok), key_prefix="roofline_")
 backends = st.multiselect("Backends", sorted(rows["backend"].unique()), default=sorted(rows["backend"].unique()))
 rows = rows[rows["backend"].isin(backends)]
+if rows.empty:
+    st.info("Choose at least one backend to place its cells under the roof.")
+    st.stop()
 points = rows[(rows["intensity"] > 0) & (rows["gflops"] > 0)] if "intensity" in rows else rows.iloc[0:0]
 
 ceilings = data.load_calibrations(url)

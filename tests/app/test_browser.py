@@ -94,6 +94,13 @@ def test_every_page_compare_download_and_a_run_started_from_the_browser(served, 
         _open(page, f"{base}/{path}")
         _shot(page, path or "overview", tmp_path)
 
+    # Compare: the whole chart above the fold on a 1400×900 screen.
+    page.set_viewport_size({"width": 1400, "height": 900})
+    _open(page, f"{base}/compare")
+    chart = page.locator(".js-plotly-plot").first.bounding_box()
+    assert chart["y"] + chart["height"] <= 900, chart
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
     # Compare: switching the metric redraws the chart with the new axis.
     _open(page, f"{base}/compare")
     assert page.locator(".plotly .ytitle").first.text_content().startswith("Runtime")

@@ -31,7 +31,7 @@ def test_linear_against_quadratic_holds_with_the_exponents_in_tokens():
     assert v["verdict"] == "holds"
     assert v["hadamard_exponent"] == pytest.approx(1.0) and v["quadratic_exponent"] == pytest.approx(2.0)
     assert v["yardstick_ratio"] == pytest.approx(1.0) and v["largest"] == "N=128"
-    assert v["held"] == "B=1, C=64, H=4"
+    assert v["held"] == "B=1, C=64, H=4" and v["held_sizes"] == {"B": 1, "C": 64, "H": 4}
 
 
 def test_spatial_exponents_are_per_position_not_per_side():
@@ -87,6 +87,7 @@ def test_the_crossover_against_the_strongest_baseline_is_reported():
     sdpa["time_median_s"] = sdpa["time_median_s"] / 64  # planted: poly_sa overtakes sdpa at N = 64
     v = claims.judge(CLAIM["s4_runtime"], pd.concat([rows, sdpa]))
     assert v["crossover"] == "N ≈ 64"
+    assert v["crossover_kind"] == "crossover" and round(v["crossover_at"]) == 64
 
 
 def render(url, monkeypatch, page):

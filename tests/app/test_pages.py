@@ -341,3 +341,10 @@ def test_the_compare_chart_as_png_and_svg(seeded_db):
     assert "poly_sa · eager" in svg and "softmax_attention · eager" in svg  # the legend names the traces
     with pytest.raises(ValueError, match="png, svg"):
         charts.image(figure, "gif")
+
+
+def test_roofline_with_every_backend_deselected_says_so(seeded_db, monkeypatch):
+    at = render(seeded_db, monkeypatch, "app_pages/roofline.py")
+    next(m for m in at.multiselect if m.label == "Backends").set_value([]).run()
+    assert not at.exception, at.exception
+    assert any("Choose at least one backend" in i.value for i in at.info)
