@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hadamard_impls import BACKENDS, SUITES, Catalogue
 from results_db import store
 
-from . import calibration, flops, machine, machine_state, stats
+from . import calibration, flops, machine, machine_state, plausibility, stats
 from .cell import DTYPES, MODES, Cell, CellOutcome, device_unavailable, dtype_unsupported, run_cell
 from .timing import Clock, TimingPolicy
 from .worker import allocator_setting
@@ -321,14 +321,14 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
             with session_factory() as session, session.begin():
                 status = _store_round(session, run_id, cell, outcome, round_index, rounds,
                                       (ceilings or {}).get(cell.device))
-            if first:
-                counts[outcome.status] = counts.get(outcome.status, 0) + 1
+            if first:  # as stored: an `ok` outcome the guard found impossible counts as `implausible`
+                counts[status] = counts.get(status, 0) + 1
                 stored[key] = {round_index} if status == "ok" else None
             elif outcome.status == "ok":
                 stored[key].add(round_index)
             measured += 1
             if on_cell:
-                on_cell(cell, outcome.status)
+                on_cell(cell, status if first else outcome.status)
         worker_cpu = run_one.worker_cpu_seconds() if hasattr(run_one, "worker_cpu_seconds") else 0.0
         state = {**machine_state.state_between(before, machine_state.snapshot(), worker_cpu), "drift": drift}
         with session_factory() as session, session.begin():
@@ -344,14 +344,17 @@ def _store_round(session: Session, run_id: int, cell: Cell, outcome: CellOutcome
         samples = outcome.samples or []
         sample_rounds = [round_index] * len(samples) if samples else None
         metrics = dict(outcome.metrics)
-        if outcome.status == "ok":
+        status, message = outcome.status, outcome.message
+        if status == "ok":
             metrics.update(stats.summarize(samples, sample_rounds))
             metrics.update(derived_metrics(metrics, ceilings, cell.dtype))
+            message = _implausible(cell, metrics, ceilings)
+            status = "implausible" if message else status
         # A cell that is not `ok` is settled: the rounds it will not be measured in count as done.
-        store.record_result(session, run_id, cell.key(), outcome.status, outcome.message, outcome.samples,
+        store.record_result(session, run_id, cell.key(), status, message, outcome.samples,
                             metrics, sample_rounds=sample_rounds,
-                            progress=1 if outcome.status == "ok" else rounds - round_index)
-        return outcome.status
+                            progress=1 if status == "ok" else rounds - round_index)
+        return status
     store.count_progress(session, run_id)
     if outcome.status != "ok":
         store.note_round_failure(result, round_index, outcome.status, outcome.message)
@@ -361,4 +364,11 @@ def _store_round(session: Session, run_id: int, cell: Cell, outcome: CellOutcome
     kept = {m.name: m.value for m in result.metrics}
     metrics.update(derived_metrics({**kept, **metrics}, ceilings, cell.dtype))
     store.set_metrics(session, result, metrics)
+    message = _implausible(cell, {**kept, **metrics}, ceilings)
+    if message:  # the pooled median is what is judged: a later round can make it impossible too
+        result.status, result.message = "implausible", message
     return result.status
+
+
+def _implausible(cell: Cell, metrics: dict, ceilings: dict | None) -> str | None:
+    return plausibility.check(metrics, cell.device, cell.dtype, ceilings, plausibility.device_name(cell.device))

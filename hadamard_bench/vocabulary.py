@@ -27,9 +27,10 @@ DEVICES = ("cpu", "cuda")
 DTYPES = ("float32", "bfloat16", "float16")
 MODES = ("forward", "train")  # train: forward and backward
 
-# How a cell ended, and how a run did.
-STATUSES = ("ok", "error", "oom", "mismatch", "skipped", "crashed", "timeout")
-FAILED = ("error", "oom", "mismatch", "crashed", "timeout")
+# How a cell ended, and how a run did. `implausible`: timed, but faster than its device can be
+# (bench_runner.plausibility); its samples are kept for a look, not used as a result.
+STATUSES = ("ok", "error", "oom", "mismatch", "skipped", "crashed", "timeout", "implausible")
+FAILED = ("error", "oom", "mismatch", "crashed", "timeout", "implausible")
 RUN_STATUSES = ("queued", "running", "finished", "failed", "interrupted", "cancelling", "cancelled")
 
 # A person's word on a history: the change at a run is expected, or a run starts a new level.

@@ -1,0 +1,76 @@
+"""The plausibility guard: a cell faster than its device can be is stored as `implausible`."""
+
+import pytest
+from sqlalchemy import select
+
+import results_db
+from bench_runner import plausibility, sweep
+from bench_runner.plausibility import Peaks
+from tests.bench_runner.test_rounds import _run
+from tests.bench_runner.test_timing import FakeClock
+from tests.bench_runner.toy import FAST
+
+TABLE = {"H200": Peaks(fp32_tflops=67.0, tf32_tflops=495.0, half_tflops=989.0, bandwidth_tbs=4.8)}
+
+
+def cell(tflops: float, gigabytes: float = 0.001) -> dict:
+    return {"time_median_s": 1e-3, "flops": tflops * 1e12 * 1e-3, "bytes": gigabytes * 1e9 * 1e-3 * 1e3}
+
+
+def test_a_float32_cell_above_the_gpus_float32_peak_is_implausible():
+    why = plausibility.check(cell(329.0), "cuda", "float32", name="NVIDIA H200", table=TABLE)
+    assert why.startswith("implausible: 329 TFLOP/s is 4.91× the float32 (CUDA-core) peak of 67 TFLOP/s")
+    assert "NVIDIA H200's datasheet" in why and "TF32" in why
+    assert plausibility.check(cell(60.0), "cuda", "float32", name="NVIDIA H200", table=TABLE) is None
+    assert plausibility.check(cell(329.0), "cuda", "bfloat16", name="NVIDIA H200", table=TABLE) is None
+    assert plausibility.check(cell(1200.0), "cuda", "bfloat16", name="NVIDIA H200", table=TABLE).startswith(
+        "implausible: 1.2e+03 TFLOP/s")
+
+
+def test_bandwidth_is_judged_only_for_data_no_cache_holds():
+    big = {"time_median_s": 2**30 / 10e12, "flops": 0, "bytes": 2**30}  # 1 GiB at 10 TB/s: twice the H200's HBM
+    assert "memory bandwidth of 4800 GB/s" in plausibility.check(big, "cuda", "float32", name="NVIDIA H200",
+                                                                 table=TABLE)
+    small = {**big, "bytes": 2**20, "time_median_s": 2**20 / 10e12}  # the same rate from L2: possible
+    assert plausibility.check(small, "cuda", "float32", name="NVIDIA H200", table=TABLE) is None
+
+
+@pytest.mark.parametrize("name, key", [("NVIDIA H100 80GB HBM3", "H100"), ("NVIDIA H200", "H200"),
+                                       ("NVIDIA A100-SXM4-80GB", "A100"), ("NVIDIA L4", "L4"),
+                                       ("NVIDIA GeForce RTX 4090", "RTX 4090"), ("NVIDIA L40S", None)])
+def test_device_names_find_their_datasheet(name, key):
+    assert plausibility.known_peaks(name) == (plausibility.GPUS[key] if key else None)
+
+
+def test_a_cpu_or_unknown_gpu_is_judged_against_its_calibration_with_a_wider_margin():
+    ceilings = {"copy_gbps": 10.0, "matmul_gflops": {"float32": 100.0}}
+    fast = {"time_median_s": 1.0, "flops": 500e9, "bytes": 1}
+    assert "5.00× the float32 matrix-product ceiling" in plausibility.check(fast, "cpu", "float32", ceilings)
+    assert plausibility.check({**fast, "flops": 150e9}, "cpu", "float32", ceilings) is None
+    assert plausibility.check(fast, "cuda", "float32", ceilings, name="Some New GPU") is not None
+    assert plausibility.check(fast, "cpu", "float32", None) is None  # nothing to judge against
+
+
+class Fast:
+    """The in-process runner on a planted clock that makes every call take a picosecond."""
+
+    def __init__(self, cat):
+        self.inner = sweep.InProcess(cat, FAST, clock=FakeClock(per_call=1e-12))
+
+    def __call__(self, cell):
+        return self.inner(cell)
+
+    def time_only(self, cell):
+        return self.inner.time_only(cell)
+
+
+def test_a_planted_impossible_cell_is_stored_as_implausible_with_its_figures(db_url):
+    cat, cells, factory, run_id, runner = _run(db_url, 1, Fast)
+    ceilings = {"cpu": {"copy_gbps": 10.0, "matmul_gflops": {"float32": 100.0}}}
+    counts = sweep.execute(factory, run_id, cells, runner, ceilings=ceilings, rounds=1)
+    with factory() as session:
+        rows = {(r.method, r.size): r for r in session.scalars(select(results_db.Result))}
+    double = rows[("double", "n=8")]
+    assert double.status == "implausible" and "matrix-product ceiling" in double.message
+    assert double.samples  # kept, for a look
+    assert counts["implausible"] == 2 and {r.status for r in rows.values() if r.method == "double"} == {"implausible"}
