@@ -18,7 +18,7 @@ import torch
 from hadamard_bench import vocabulary
 from hadamard_impls import BACKENDS, Catalogue, size_label
 
-from . import flops, memory, timing
+from . import flops, kernels, machine, memory, timing
 
 DTYPES = dict(zip(vocabulary.DTYPES, (torch.float32, torch.bfloat16, torch.float16)))
 MODES = vocabulary.MODES
@@ -59,6 +59,7 @@ class CellOutcome:
     message: str | None = None
     samples: list[float] | None = None
     metrics: dict[str, float | None] = field(default_factory=dict)
+    provenance: dict | None = None  # what ran it (machine.cell_provenance and the kernels chosen)
 
 
 def device_unavailable(device: str) -> str | None:
@@ -226,10 +227,12 @@ def _measure(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
         actual = fn(*inputs)  # the first call compiles, outside any timing
         _synchronize(device)
         first_call_s = time.perf_counter() - started
+        provenance = None
         if check:
             mismatch = _check(method, size, device, dtype, inputs, actual)
             if mismatch:
                 return CellOutcome("mismatch", mismatch)
+            provenance = {**machine.cell_provenance(cell.device), "kernels": kernels.chosen(lambda: fn(*inputs))}
         del actual
 
     call = _mode_call(fn, module, inputs, cell.mode)
@@ -249,6 +252,7 @@ def _measure(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
     return CellOutcome(
         "ok",
         samples=list(measured.samples),
+        provenance=provenance,
         metrics={
             **_timing_metrics(measured), "peak_mem_bytes": peak,
             "flops": analytic, "flops_counted": counted,

@@ -84,6 +84,8 @@ def _build_parser() -> argparse.ArgumentParser:
                         "`pytest --benchmark-json`, for `pytest-benchmark compare`")
     p.add_argument("--out", required=True, metavar="FILE", help="where to write ('-' for stdout)")
     p.add_argument("--run", type=int, metavar="RUN_ID", help="only this run")
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="export a bundle of runs measured from a checkout with local changes (the bundle says so)")
 
     p = verbs.add_parser("import", help="store the runs of a results bundle or a pytest-benchmark JSON",
                          description="Store the runs of a bundle written by `export --format bundle` "
@@ -394,6 +396,13 @@ def _cmd_export(args) -> int:
         write = bundle.export_bundle if args.format == "bundle" else pytest_bench.export
         with sessionmaker(engine)() as session:
             data = write(session, [args.run] if args.run else None)
+        dirty = bundle.dirty_runs(data) if args.format == "bundle" else []
+        if dirty and not args.allow_dirty:
+            raise UsageError(f"bench_runner export: {len(dirty)} of the runs were measured from a checkout with "
+                             f"local changes, so no commit reproduces them; --allow-dirty exports them anyway, "
+                             f"and the bundle says so")
+        if dirty:
+            data["dirty"] = {"runs_started_at": dirty, "note": "measured from a checkout with uncommitted changes"}
         if args.out == "-":
             print(json.dumps(data, indent=1, allow_nan=False))
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -73,6 +74,45 @@ def _git_commit() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return (commit + ("-dirty" if dirty else "")) or None
+
+
+@functools.cache
+def _checkout() -> dict[str, object]:
+    """This checkout's commit, whether it has local changes, and a hash of those changes, so two
+    dirty trees at one commit are told apart. Once per process (a worker lives one round)."""
+    root = Path(__file__).resolve().parent.parent
+    commit = _git_commit()
+    dirty = bool(commit and commit.endswith("-dirty"))
+    diff_sha = None
+    if dirty:
+        try:
+            diff = subprocess.run(["git", "diff", "HEAD"], cwd=root, capture_output=True, timeout=20).stdout
+            diff_sha = hashlib.sha256(diff).hexdigest()[:16]
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return {"commit": commit.removesuffix("-dirty") if commit else None, "dirty": dirty, "diff_sha": diff_sha}
+
+
+def tf32_in_force() -> str:
+    """The TF32 switches as they stand: off, matmul, cudnn, or matmul+cudnn."""
+    on = [name for name, flag in (("matmul", torch.backends.cuda.matmul.allow_tf32),
+                                  ("cudnn", torch.backends.cudnn.allow_tf32)) if flag]
+    return "+".join(on) or "off"
+
+
+def cell_provenance(device: str) -> dict[str, object]:
+    """What ran this cell, read in the process that ran it, as it ran: the checkout, the software
+    versions, the precision switches in force, threads and the allocator's setting."""
+    cuda = device == "cuda" and torch.cuda.is_available()
+    return {
+        **_checkout(),
+        "torch": torch.__version__, "triton": _triton_version(), "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "driver": _driver_version() if cuda else None,
+        "tf32": tf32_in_force(), "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "threads": torch.get_num_threads(),
+        "allocator": os.environ.get("GLIBC_TUNABLES") or "system default",
+    }
 
 
 def _triton_version() -> str | None:

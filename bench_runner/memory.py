@@ -43,12 +43,12 @@ def _cpu_peak(fn: Callable[[], object]) -> int | None:
     if _EventType is None:
         return None
     prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
-    with _quiet_stderr():
+    with quiet_stderr():
         prof.start()
     try:
         fn()
     finally:
-        with _quiet_stderr():
+        with quiet_stderr():
             prof.stop()
     events, stack = [], list(prof.profiler.kineto_results.experimental_event_tree())
     while stack:
@@ -72,7 +72,7 @@ def _cpu_peak(fn: Callable[[], object]) -> int | None:
 
 
 @contextlib.contextmanager
-def _quiet_stderr():
+def quiet_stderr():
     """Kineto writes a trace line to file descriptor 2 at each start and stop, which
     would break the progress bar; silence that descriptor for those two calls only."""
     sys.stderr.flush()

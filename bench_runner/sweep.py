@@ -125,7 +125,7 @@ def catalogue_rows(catalogue: Catalogue) -> tuple[list[dict], list[dict]]:
     benchmarks = [dict(id=b.id, domain=b.domain, title=b.title, contract=b.contract,
                        params=list(b.params), x_param=b.x_param) for b in catalogue.benchmarks.values()]
     methods = [dict(benchmark=m.benchmark, id=m.id, role=m.role, summary=m.summary, latex=m.latex,
-                    exponents=dict(m.exponents), backends=list(m.backends),
+                    exponents=dict(m.exponents), backends=list(m.backends), cudnn=list(m.cudnn),
                     against=catalogue.benchmarks[m.benchmark].compared_with(m)) for m in catalogue.methods()]
     return benchmarks, methods
 
@@ -353,7 +353,7 @@ def _store_round(session: Session, run_id: int, cell: Cell, outcome: CellOutcome
         # A cell that is not `ok` is settled: the rounds it will not be measured in count as done.
         store.record_result(session, run_id, cell.key(), status, message, outcome.samples,
                             metrics, sample_rounds=sample_rounds,
-                            progress=1 if status == "ok" else rounds - round_index)
+                            progress=1 if status == "ok" else rounds - round_index, provenance=outcome.provenance)
         return status
     store.count_progress(session, run_id)
     if outcome.status != "ok":

@@ -49,6 +49,9 @@ class Method:
     train_flops: Callable[[Size], float] | None = None
     # The methods a Hadamard method is judged against; empty: every baseline of its benchmark.
     against: tuple[str, ...] = ()
+    # The backends whose calls reach cuDNN on a GPU (convolutions, RNNs): TF32 there follows
+    # torch.backends.cudnn.allow_tf32, not the matmul flag. A test checks it against the ops run.
+    cudnn: tuple[str, ...] = ()
     origin: str = ""  # the plugin that registered it; empty: this catalogue
 
     def training_flops(self, size: Size) -> float:
@@ -93,6 +96,7 @@ class Benchmark:
         check: Callable[[tuple, torch.Tensor], None] | None = None,
         train_flops: Callable[[Size], float] | None = None,
         against: tuple[str, ...] = (),
+        cudnn: tuple[str, ...] = (),
     ) -> Callable[[Callable[[Size], nn.Module]], Callable[[Size], nn.Module]]:
         """Register the decorated builder as method `id` of this benchmark."""
 
@@ -109,7 +113,7 @@ class Benchmark:
                 id=id, benchmark=self.id, role=role, summary=doc[0], latex=latex,
                 build=build, flops=flops, bytes=bytes, exponents=dict(exponents),
                 backends=backends, memory=memory, check=check, train_flops=train_flops,
-                against=tuple(against),
+                against=tuple(against), cudnn=tuple(cudnn),
             )
             return build
 

@@ -47,6 +47,17 @@ def _iso(t: datetime | None) -> str | None:
     return _utc(t).isoformat() if t is not None else None
 
 
+def dirty_runs(data: dict) -> list[str]:
+    """`started_at` of each run in a bundle that was measured from a checkout with local changes
+    (its commit ends in -dirty, or a cell recorded `dirty`): numbers no commit reproduces."""
+    out = []
+    for run in data.get("runs", []):
+        commit = str((run.get("provenance") or {}).get("git_commit") or "")
+        if commit.endswith("-dirty") or any((r.get("provenance") or {}).get("dirty") for r in run.get("results", [])):
+            out.append(run.get("started_at"))
+    return out
+
+
 def export_bundle(session: Session, run_ids: list[int] | None = None) -> dict[str, Any]:
     """The runs (all, or those given) as one JSON-ready dict."""
     query = select(Run).order_by(Run.id)
@@ -61,6 +72,7 @@ def export_bundle(session: Session, run_ids: list[int] | None = None) -> dict[st
                 "benchmark": r.benchmark, "method": r.method, "backend": r.backend, "device": r.device,
                 "dtype": r.dtype, "mode": r.mode, "size": r.size, "status": r.status, "message": r.message,
                 "created_at": _iso(r.created_at), "samples": r.samples, "sample_rounds": r.sample_rounds,
+                "provenance": r.provenance,
                 "metrics": {m.name: m.value for m in r.metrics if math.isfinite(m.value)},
             })
         m = run.machine
@@ -81,7 +93,8 @@ def export_bundle(session: Session, run_ids: list[int] | None = None) -> dict[st
                         "params": b.params, "x_param": b.x_param}
                        for b in session.scalars(select(BenchmarkInfo).where(BenchmarkInfo.id.in_(benchmarks)))],
         "methods": [{"benchmark": m.benchmark, "id": m.id, "role": m.role, "summary": m.summary, "latex": m.latex,
-                     "exponents": m.exponents, "backends": m.backends, "against": m.against}
+                     "exponents": m.exponents, "backends": m.backends, "against": m.against,
+                     "cudnn": m.cudnn or []}
                     for m in session.scalars(select(MethodInfo).where(MethodInfo.benchmark.in_(benchmarks)))
                     if (m.benchmark, m.id) in used],
     }
@@ -207,6 +220,7 @@ def _check_result(c: _Check, r: Any) -> dict:
                 or not all(isinstance(k, int) and not isinstance(k, bool) and 0 <= k < 10_000 for k in rounds)):
             c.fail("field 'sample_rounds' must be a list of round numbers, one per sample")
     out["sample_rounds"] = rounds
+    out["provenance"] = c.json_obj(r, "provenance") or None  # absent from bundles of older results
     metrics = c.json_obj(r, "metrics")
     for name in metrics:
         if not isinstance(name, str) or not 0 < len(name) <= 64:
@@ -282,7 +296,8 @@ def _check_catalogue(data: dict) -> tuple[list[dict], list[dict]]:
                         "summary": cm.text(m, "summary", 10_000), "latex": cm.text(m, "latex", 10_000),
                         "exponents": {str(k)[:32]: cm.number(v, f"exponent {k!r}") for k, v in exponents.items()},
                         "backends": [str(b)[:32] for b in (m.get("backends") or [])],
-                        "against": [str(a)[:64] for a in (m.get("against") or [])]})
+                        "against": [str(a)[:64] for a in (m.get("against") or [])],
+                        "cudnn": [str(b)[:32] for b in (m.get("cudnn") or [])]})
     return benchmarks, methods
 
 

@@ -119,6 +119,7 @@ class MethodInfo(Base):
     exponents: Mapped[dict] = mapped_column(JSON)
     backends: Mapped[list] = mapped_column(JSON)
     against: Mapped[list] = mapped_column(JSON, default=list)  # the methods it is compared with
+    cudnn: Mapped[Optional[list]] = mapped_column(JSON, default=list)  # backends that reach cuDNN on a GPU
 
 
 class Result(Base):
@@ -142,6 +143,9 @@ class Result(Base):
     message: Mapped[Optional[str]] = mapped_column(Text)
     samples: Mapped[Optional[list]] = mapped_column(JSON)  # per-call seconds, one per sample
     sample_rounds: Mapped[Optional[list]] = mapped_column(JSON)  # the round of each sample (None: one round)
+    # What ran it, read as it ran (bench_runner.machine.cell_provenance, the kernels chosen);
+    # None for results stored before migration 0006.
+    provenance: Mapped[Optional[dict]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     run: Mapped[Run] = relationship(back_populates="results")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
@@ -14,9 +16,9 @@ from .models import (Agent, BenchmarkInfo, HistoryPoint, Machine, Mark, Metric, 
 
 # The export's leading columns, in order; any further metrics follow them.
 EXPORT_COLUMNS = [
-    "benchmark", "method", "backend", "is_baseline", "role", "device", "dtype", "mode", "size",
+    "benchmark", "method", "backend", "is_baseline", "role", "device", "dtype", "tf32", "mode", "size",
     "time_median_s", "time_iqr_s", "time_min_s", "samples", "peak_mem_bytes", "flops",
-    "flops_counted", "bytes", "status", "message", "run_id", "suite", "machine", "created_at",
+    "flops_counted", "bytes", "status", "message", "run_id", "suite", "machine", "created_at", "commit", "kernels",
 ]
 
 
@@ -34,18 +36,22 @@ def results_frame(session: Session, benchmark: str | None = None, run_id: int | 
     """One row per result, every metric as a column (pivoted in SQL, not in Python)."""
     names = metric_names(session)
     pivot = [func.max(case((Metric.name == n, Metric.value))).label(n) for n in names]
+    # What each cell recorded about itself (results stored before migration 0006: none).
+    recorded = [Result.provenance["commit"].as_string(), Result.provenance["tf32"].as_string(),
+                Result.provenance["kernels"].as_string()]
     query = (
         select(
             Result.id.label("result_id"), Result.benchmark, Result.method, Result.backend,
             Result.device, Result.dtype, Result.mode, Result.size, Result.status, Result.message,
             Result.run_id, Result.created_at, Run.suite, Machine.label.label("machine"),
-            MethodInfo.role, *pivot,
+            MethodInfo.role, *pivot, recorded[0].label("cell_commit"), recorded[1].label("cell_tf32"),
+            recorded[2].label("kernels"),
         )
         .join(Run, Result.run_id == Run.id)
         .join(Machine, Run.machine_id == Machine.id)
         .outerjoin(MethodInfo, (MethodInfo.benchmark == Result.benchmark) & (MethodInfo.id == Result.method))
         .outerjoin(Metric, Metric.result_id == Result.id)
-        .group_by(Result.id, Run.suite, Machine.label, MethodInfo.role)
+        .group_by(Result.id, Run.suite, Machine.label, MethodInfo.role, *recorded)
         .order_by(Result.id)
     )
     if benchmark is not None:
@@ -56,6 +62,7 @@ def results_frame(session: Session, benchmark: str | None = None, run_id: int | 
     if frame.empty:
         frame = pd.DataFrame(columns=["result_id", *EXPORT_COLUMNS])
     frame["is_baseline"] = frame["role"].isin(["baseline", "reference"])
+    frame = with_cell_provenance(session, frame)
     for col in ("time_median_s", "time_iqr_s", "time_min_s", "samples", "peak_mem_bytes", "flops",
                 "flops_counted", "bytes"):
         if col not in frame:
@@ -67,6 +74,50 @@ def results_frame(session: Session, benchmark: str | None = None, run_id: int | 
     if "noisy" in frame:
         frame["noisy"] = pd.to_numeric(frame["noisy"], errors="coerce").round().astype("boolean")
     return frame
+
+
+def tf32_of(recorded: str | None, run_record, device: str, dtype: str, reaches_cudnn: bool) -> str:
+    """Whether TF32 arithmetic ran in a cell: `off`, `cudnn`, `matmul` or `matmul+cudnn`.
+
+    A cell that recorded its switches says so itself. For one that did not (stored before
+    migration 0006), its run's record decides (`tf32`: False, or the switches as text); a run
+    with no record ran with PyTorch's defaults of its day, cuDNN's TF32 on and matmul's off. TF32
+    exists only for float32 on CUDA, and cuDNN's switch matters only to cells that reach cuDNN."""
+    if device != "cuda" or dtype != "float32":
+        return "off"
+    if recorded is not None:
+        switches = set(recorded.split("+"))
+    elif run_record is False:
+        switches = set()
+    else:
+        switches = {"cudnn"} if run_record is None else set(str(run_record).split("+"))
+    on = [s for s in ("matmul", "cudnn") if s in switches and (s != "cudnn" or reaches_cudnn)]
+    return "+".join(on) or "off"
+
+
+def with_cell_provenance(session: Session, frame: pd.DataFrame) -> pd.DataFrame:
+    """Each result's own `commit` (its run's where it recorded none), `tf32` (tf32_of) and
+    `kernels`; a float32 cell that ran TF32 is shown with dtype `tf32`, so no page presents it
+    as float32 (nor pairs it with a float32 cell)."""
+    runs = {rid: (p or {}) for rid, p in session.execute(select(Run.id, Run.provenance))}
+    cudnn = {(b, m): set(c or []) for b, m, c in session.execute(select(MethodInfo.benchmark, MethodInfo.id,
+                                                                       MethodInfo.cudnn))}
+    if frame.empty:
+        return frame.assign(commit=pd.Series(dtype=object), tf32=pd.Series(dtype=object),
+                            kernels=pd.Series(dtype=object)).drop(columns=["cell_commit", "cell_tf32"],
+                                                                  errors="ignore")
+    frame = frame.copy()
+    frame["commit"] = [c if isinstance(c, str) else runs.get(r, {}).get("git_commit")
+                       for c, r in zip(frame["cell_commit"], frame["run_id"])]
+    frame["tf32"] = [tf32_of(t if isinstance(t, str) else None, runs.get(r, {}).get("tf32"), d, dt,
+                             b in cudnn.get((bench, m), ()))
+                     for t, r, d, dt, b, bench, m in zip(frame["cell_tf32"], frame["run_id"], frame["device"],
+                                                         frame["dtype"], frame["backend"], frame["benchmark"],
+                                                         frame["method"])]
+    frame["kernels"] = [", ".join(json.loads(k)) if isinstance(k, str) and k.startswith("[") else (k or "")
+                        for k in frame["kernels"]]
+    frame.loc[(frame["tf32"] != "off") & (frame["dtype"] == "float32"), "dtype"] = "tf32"
+    return frame.drop(columns=["cell_commit", "cell_tf32"])
 
 
 PROVENANCE_COLUMNS = ["git_commit", "torch", "cuda", "threads"]

@@ -79,10 +79,10 @@ def start_run(session: Session, machine: Machine, suite: str, options: Mapping,
 def record_result(session: Session, run_id: int, cell: Mapping[str, str], status: str,
                   message: str | None = None, samples: list[float] | None = None,
                   metrics: Mapping[str, float | None] | None = None, sample_rounds: list[int] | None = None,
-                  progress: int = 1) -> Result:
+                  progress: int = 1, provenance: Mapping | None = None) -> Result:
     """Store one cell and count `progress` cell-rounds towards its run's progress."""
     result = Result(run_id=run_id, status=status, message=message, samples=samples,
-                    sample_rounds=sample_rounds, **cell)
+                    sample_rounds=sample_rounds, provenance=dict(provenance) if provenance else None, **cell)
     result.metrics = [Metric(name=k, value=float(v)) for k, v in (metrics or {}).items() if v is not None]
     session.add(result)
     count_progress(session, run_id, progress)

@@ -64,7 +64,7 @@ def fft_conv(size):
 
 
 @long_conv.method(
-    "direct_conv", role="baseline", bytes=_bytes,
+    "direct_conv", role="baseline", cudnn=("eager", "compile"), bytes=_bytes,
     flops=lambda s: 2 * s["B"] * s["C"] * s["N"] ** 2,
     # The input's gradient is a full convolution over the 2N − 1 padded positions, twice the
     # forward; the kernel's gradient once more: 6 × forward in all.

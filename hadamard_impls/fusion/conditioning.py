@@ -72,7 +72,7 @@ def film(size):
 
 
 @conditioning.method(
-    "concat_conditioning", role="baseline",
+    "concat_conditioning", role="baseline", cudnn=("eager", "compile"),
     latex=r"y = W \circledast_{1\times1} [x; \operatorname{tile}(c)]",
     flops=lambda s: 2 * _positions(s) * (s["C"] + s["dc"]) * s["C"],
     bytes=lambda s, item: _bytes(s, item, (s["C"] + s["dc"]) * s["C"]),

@@ -123,7 +123,7 @@ def non_local(size):
 
 
 @spatial_mixing.method(
-    "conv1x1", role="reference",
+    "conv1x1", role="reference", cudnn=("eager", "compile"),
     latex=r"Y = W \circledast_{1\times1} X",
     flops=lambda s: 2 * _n(s) * s["C"] ** 2,
     bytes=lambda s, item: _bytes(s, item, 1),

@@ -58,7 +58,7 @@ def _bytes(s, item) -> int:
     return (2 * s["B"] * s["H"] ** 2 * s["C"] + 9 * s["C"] ** 2) * item
 
 
-@channel_gating.method("squeeze_excitation", role="hadamard", bytes=_bytes,
+@channel_gating.method("squeeze_excitation", role="hadamard", cudnn=("eager", "compile"), bytes=_bytes,
                        flops=lambda s: _conv_flops(s) + _gate_flops(s),
                        exponents={"B": 1, "C": 2, "H": 2},
                        latex=r"y = \operatorname{conv}(x) \odot \sigma\!\left(W_2 \operatorname{ReLU}(W_1 \operatorname{GAP}(\operatorname{conv}(x)))\right)")
@@ -67,7 +67,7 @@ def squeeze_excitation(size):
     return SqueezeExcitation(size["C"])
 
 
-@channel_gating.method("conv_block", role="baseline", bytes=_bytes, flops=_conv_flops,
+@channel_gating.method("conv_block", role="baseline", cudnn=("eager", "compile"), bytes=_bytes, flops=_conv_flops,
                        exponents={"B": 1, "C": 2, "H": 2}, latex=r"y = \operatorname{conv}_{3\times3}(x)")
 def conv_block(size):
     """The same 3×3 conv block without the gate: the yardstick for the gate's overhead."""

@@ -77,7 +77,7 @@ _EXPONENTS = {"B": 1, "C": 2, "H": 2}
 
 
 @masked_conv.method(
-    "gated_conv", role="hadamard", exponents=_EXPONENTS,
+    "gated_conv", role="hadamard", cudnn=("eager", "compile"), exponents=_EXPONENTS,
     latex=r"y = \phi(W_f \circledast x) \odot \sigma(W_g \circledast x)",
     flops=lambda s: 2 * _conv(s) + _pixels(s) * s["C"] * 4,  # x⊙mask, ELU, σ, the gate's ⊙
     bytes=lambda s, item: _bytes(s, item, 2),
@@ -88,7 +88,7 @@ def gated_conv(size):
 
 
 @masked_conv.method(
-    "partial_conv", role="hadamard", exponents=_EXPONENTS,
+    "partial_conv", role="hadamard", cudnn=("eager", "compile"), exponents=_EXPONENTS,
     latex=r"y = W^\top (X \odot M)\,\frac{\operatorname{sum}(\mathbf{1})}{\operatorname{sum}(M)} + b \;\text{ where } \operatorname{sum}(M) > 0",
     # the conv without its bias; x⊙mask, ·rescale, bias⊙seen and + per element; the window
     # count (a 1-channel 3×3 conv) and 5 ops per pixel to turn it into the rescale.
@@ -101,7 +101,7 @@ def partial_conv(size):
 
 
 @masked_conv.method(
-    "conv", role="baseline", exponents=_EXPONENTS, flops=_conv, bytes=_bytes,
+    "conv", role="baseline", cudnn=("eager", "compile"), exponents=_EXPONENTS, flops=_conv, bytes=_bytes,
     latex=r"y = W \circledast x + b",
 )
 def conv(size):

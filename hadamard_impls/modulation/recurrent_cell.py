@@ -110,7 +110,7 @@ _EXPONENTS = {"B": 1, "T": 1, "d": 2}
 
 
 @recurrent_cell.method(
-    "lstm", role="hadamard", backends=_LIBRARY, exponents=_EXPONENTS, bytes=_bytes(4),
+    "lstm", role="hadamard", cudnn=("library",), backends=_LIBRARY, exponents=_EXPONENTS, bytes=_bytes(4),
     latex=r"c_t = f_t \odot c_{t-1} + i_t \odot g_t,\quad h_t = o_t \odot \tanh(c_t)",
     # two biased 4d-wide products, their sum, three sigmoids and two tanh, three ⊙ and one +.
     flops=_flops(lambda B, d: 16 * B * d * d + 8 * B * d + 4 * B * d + 5 * B * d + 4 * B * d),
@@ -121,7 +121,7 @@ def lstm(size):
 
 
 @recurrent_cell.method(
-    "gru", role="hadamard", backends=_LIBRARY, exponents=_EXPONENTS, bytes=_bytes(3),
+    "gru", role="hadamard", cudnn=("library",), backends=_LIBRARY, exponents=_EXPONENTS, bytes=_bytes(3),
     latex=r"h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1},\quad n_t = \tanh(W_n x_t + r_t \odot U_n h_{t-1})",
     # two biased 3d-wide products; per element: two sums and sigmoids, r⊙, +, tanh, 1 − z, two ⊙, +.
     flops=_flops(lambda B, d: 12 * B * d * d + 6 * B * d + 11 * B * d),
@@ -132,7 +132,7 @@ def gru(size):
 
 
 @recurrent_cell.method(
-    "rnn_tanh", role="baseline", backends=_LIBRARY, exponents=_EXPONENTS, bytes=_bytes(1),
+    "rnn_tanh", role="baseline", cudnn=("library",), backends=_LIBRARY, exponents=_EXPONENTS, bytes=_bytes(1),
     latex=r"h_t = \tanh(W x_t + U h_{t-1})",
     flops=_flops(lambda B, d: 4 * B * d * d + 2 * B * d + 2 * B * d),
 )

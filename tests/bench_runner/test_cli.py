@@ -80,6 +80,19 @@ def test_a_finished_run_leaves_its_history_up_to_date(smoke_db):
     assert machine.memory_gib and machine.memory_gib > 0 and len(machine.fingerprint) == 16
 
 
+def test_every_cell_records_what_ran_it(smoke_db):
+    url, _ = smoke_db
+    with sessionmaker(results_db.open_engine(url))() as session:
+        results = {(r.benchmark, r.method, r.backend): r for r in session.scalars(select(results_db.Result))}
+        frame = queries.results_frame(session)
+    assert all(r.provenance for r in results.values())
+    sdpa = results[("token_mixing", "sdpa", "eager")].provenance
+    assert sdpa["tf32"] == "off" and sdpa["torch"].startswith("2.13") and sdpa["threads"] >= 1
+    assert sdpa["kernels"] == ["sdpa: flash (CPU)"] and len(sdpa["commit"]) == 40
+    assert results[("spatial_mixing", "conv1x1", "eager")].provenance["kernels"][0].startswith("convolution: ")
+    assert (frame["commit"].str.len() == 40).all() and (frame["tf32"] == "off").all()
+
+
 def test_a_run_stores_its_provenance_and_ceilings(smoke_db):
     url, _ = smoke_db
     from sqlalchemy import select

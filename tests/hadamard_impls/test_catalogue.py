@@ -98,3 +98,26 @@ def test_the_registry_refuses_inconsistent_declarations():
     with pytest.raises(ValueError, match="no sweep"):
         cat.benchmark("d", domain="efficient", title="t", contract="c", params=("n",),
                       sweeps={"smoke": [{"n": 1}]}, make_inputs=lambda s, g: ())
+
+
+@pytest.mark.parametrize("method", catalogue.methods(), ids=lambda m: f"{m.benchmark}.{m.id}")
+def test_each_method_declares_the_backends_that_reach_cudnn(method):
+    """TF32 in cuDNN follows its own switch: which cells it could touch must be known, so a
+    stored result's TF32 can be read per cell. Checked against what the calls run (on the CPU:
+    a convolution op, or a recurrent layer, which go to cuDNN on a GPU); compile runs eager's ops."""
+    from bench_runner import kernels
+    from hadamard_impls import BACKENDS
+
+    bench = catalogue.benchmarks[method.benchmark]
+    size = bench.sizes("smoke")[0]
+    inputs = bench.inputs(size, "cpu", torch.float32)
+    reached = set()
+    for backend in ("eager", "library"):
+        if backend in method.backends:
+            module = method.build(size)
+            fn = BACKENDS[backend].prepare(module)
+            with torch.no_grad():
+                if kernels.reaches_cudnn(lambda: fn(*inputs), module):
+                    reached |= {backend} | ({"compile"} if backend == "eager" and "compile" in method.backends
+                                            else set())
+    assert set(method.cudnn) == reached
