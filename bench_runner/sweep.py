@@ -167,11 +167,9 @@ def start(session_factory: sessionmaker[Session], catalogue: Catalogue, sel: Sel
 
 def calibrate(session_factory: sessionmaker[Session], run_id: int, cells: Sequence[Cell]) -> dict:
     """Measure each device's ceilings (the devices and dtypes the cells use) and store them. A
-    resumed run keeps the ceilings its first cells were placed under."""
-    with session_factory() as session:
-        kept = store.run_calibration(session, run_id)
-    if kept:
-        return kept
+    resumed run keeps the ceilings its first cells were placed under, so every cell's roofline
+    fraction is against the same ones; what the machine measured at the resume is kept apart,
+    in the run's provenance (`resumed_calibrations`), for a reader to see how far it moved."""
     ceilings = {}
     for device in sorted({c.device for c in cells}):
         if device_unavailable(device):
@@ -179,6 +177,10 @@ def calibrate(session_factory: sessionmaker[Session], run_id: int, cells: Sequen
         dtypes = sorted({c.dtype for c in cells if c.device == device and not dtype_unsupported(device, c.dtype)})
         ceilings[device] = calibration.calibrate(device, dtypes)
     with session_factory() as session, session.begin():
+        kept = store.run_calibration(session, run_id)
+        if kept:
+            store.note_resumed_calibration(session, run_id, ceilings)
+            return kept
         store.set_calibration(session, run_id, ceilings)
     return ceilings
 

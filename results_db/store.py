@@ -141,6 +141,14 @@ def set_calibration(session: Session, run_id: int, calibration: Mapping) -> None
     session.execute(update(Run).where(Run.id == run_id).values(calibration=dict(calibration)))
 
 
+def note_resumed_calibration(session: Session, run_id: int, ceilings: Mapping) -> None:
+    """Keep the ceilings measured as a run was resumed beside its first ones, which stay its own."""
+    run = session.get(Run, run_id)
+    earlier = list((run.provenance or {}).get("resumed_calibrations", []))
+    run.provenance = {**(run.provenance or {}),
+                      "resumed_calibrations": [*earlier, {"at": utcnow().isoformat(), "ceilings": dict(ceilings)}]}
+
+
 def run_calibration(session: Session, run_id: int) -> dict:
     return dict(session.scalar(select(Run.calibration).where(Run.id == run_id)) or {})
 

@@ -1,5 +1,6 @@
 """A run killed mid-sweep keeps every finished cell, and --resume finishes it without duplicates."""
 
+import json
 import os
 import signal
 import sqlite3
@@ -50,6 +51,7 @@ def test_a_killed_run_keeps_its_cells_and_resume_completes_it(tmp_path, after):
     with sqlite3.connect(path) as db:
         assert db.execute("pragma integrity_check").fetchone()[0] == "ok"
         kept = db.execute("select id, method, backend from result order by id").fetchall()
+        first_calibration = db.execute("select calibration from run").fetchone()[0]
     assert after <= len(kept) < CELLS
 
     out = cli("run", "--resume", "1", "--db", url)
@@ -63,6 +65,13 @@ def test_a_killed_run_keeps_its_cells_and_resume_completes_it(tmp_path, after):
     assert list(frame.sort_values("result_id")[["result_id", "method", "backend"]].itertuples(index=False))[:len(kept)] \
         == kept  # the cells kept from before the kill are the same rows, untouched
     assert (runs.iloc[0]["status"], runs.iloc[0]["cells_done"]) == ("finished", CELLS)
+    with sessionmaker(results_db.open_engine(url))() as session:
+        run = session.get(results_db.Run, 1)
+        if first_calibration not in (None, "{}"):  # killed after calibrating: the first ceilings stay the run's
+            assert run.calibration == json.loads(first_calibration)
+            resumed = run.provenance["resumed_calibrations"]
+            assert len(resumed) == 1 and resumed[0]["ceilings"]["cpu"]["copy_gbps"] > 0
+        assert run.calibration["cpu"]["copy_gbps"] > 0
 
     again = cli("run", "--resume", "1", "--db", url)
     assert again.returncode == 2
