@@ -18,6 +18,8 @@ METRICS = {  # column → (label, unit)
     "gflops": ("Throughput", "GFLOP/s"),
     "gbps": ("Bandwidth", "GB/s"),
     "flops": ("FLOPs (analytic)", "FLOP"),
+    "energy_j_per_call": ("Energy per call", "J"),
+    "gflops_per_j": ("Energy efficiency", "GFLOP/J"),
     "speedup": ("Speed-up against a baseline", "×"),
 }
 
@@ -31,6 +33,9 @@ def add_derived(frame: pd.DataFrame) -> pd.DataFrame:
         frame["gflops"] = pd.to_numeric(frame["flops"], errors="coerce") / time / 1e9
     if "gbps" not in frame:
         frame["gbps"] = pd.to_numeric(frame["bytes"], errors="coerce") / time / 1e9
+    if "energy_j_per_call" in frame:  # measured with --energy only
+        frame["gflops_per_j"] = (pd.to_numeric(frame["flops"], errors="coerce")
+                                 / pd.to_numeric(frame["energy_j_per_call"], errors="coerce") / 1e9)
     if "intensity" not in frame:
         frame["intensity"] = pd.to_numeric(frame["flops"], errors="coerce") / pd.to_numeric(frame["bytes"], errors="coerce")
     return with_size_columns(frame)

@@ -18,7 +18,7 @@ import torch
 from hadamard_bench import vocabulary
 from hadamard_impls import BACKENDS, Catalogue, size_label
 
-from . import flops, kernels, machine, memory, timing
+from . import flops, kernels, machine, memory, telemetry, timing
 
 DTYPES = dict(zip(vocabulary.DTYPES, (torch.float32, torch.bfloat16, torch.float16)))
 MODES = vocabulary.MODES
@@ -246,6 +246,11 @@ def _measure(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
         return CellOutcome("ok", samples=list(measured.samples), metrics=_timing_metrics(measured))
     graph_metrics = _graph_timing(call, clock, policy) if (
         device.type == "cuda" and cell.mode == "forward" and policy.cuda_graphs) else {}
+    energy_metrics = {}
+    if policy.energy:
+        source = telemetry.source_for(cell.device)
+        energy_metrics = telemetry.energy_metrics(call, lambda: _synchronize(device), source)
+        provenance["energy"] = source.why_not or "measured"
     peak = memory.peak_memory_bytes(call, device)
     counted = flops.count_flops(_mode_call(module, module, inputs, cell.mode))
     analytic = method.training_flops(size) if cell.mode == "train" else method.flops(size)
@@ -257,7 +262,7 @@ def _measure(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
             **_timing_metrics(measured), "peak_mem_bytes": peak,
             "flops": analytic, "flops_counted": counted,
             "bytes": method.bytes(size, dtype.itemsize),
-            **graph_metrics,
+            **graph_metrics, **energy_metrics,
             # The first call: for `compile`, tracing and code generation, kept apart from the runtime.
             "first_call_s": first_call_s,
             # What only some methods have (a reached rank, a mask density), by name.

@@ -158,6 +158,9 @@ def _measure_flags(p: argparse.ArgumentParser) -> None:
                         "(default: 300 s; 1800 s for the full suite)")
     p.add_argument("--warm-l2", action="store_true",
                    help="CUDA: keep the L2 cache warm between timed calls (default: flush it before each)")
+    p.add_argument("--energy", action="store_true",
+                   help="also measure each cell's energy per call and mean power (NVML on a GPU, RAPL on a CPU "
+                        "where readable): a second of repeated calls per cell")
 
 
 def _selection(args, devices: list[str]) -> sweep.Selection:
@@ -288,7 +291,8 @@ def _resume(args, url) -> int:
 
 def _policy(args, suite: str):
     """The suite's timing policy, with the L2 flush as the command asked."""
-    return dataclasses.replace(sweep.POLICIES[suite], flush_l2=not args.warm_l2)
+    return dataclasses.replace(sweep.POLICIES[suite], flush_l2=not args.warm_l2,
+                               energy=bool(getattr(args, "energy", False)))
 
 
 def _sweep(args, factory, run_id: int, policy, cells, suite: str) -> int:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hadamard_impls import BACKENDS, SUITES, Catalogue
 from results_db import store
 
-from . import calibration, flops, machine, machine_state, plausibility, stats
+from . import calibration, flops, machine, machine_state, plausibility, stats, telemetry
 from .cell import DTYPES, MODES, Cell, CellOutcome, device_unavailable, dtype_unsupported, run_cell
 from .timing import Clock, TimingPolicy
 from .worker import allocator_setting
@@ -176,6 +176,9 @@ def calibrate(session_factory: sessionmaker[Session], run_id: int, cells: Sequen
             continue
         dtypes = sorted({c.dtype for c in cells if c.device == device and not dtype_unsupported(device, c.dtype)})
         ceilings[device] = calibration.calibrate(device, dtypes)
+        idle = telemetry.idle_power_w(telemetry.source_for(device))  # a second, where there is a counter
+        if idle is not None:
+            ceilings[device]["idle_power_w"] = idle
     with session_factory() as session, session.begin():
         kept = store.run_calibration(session, run_id)
         if kept:
@@ -310,6 +313,8 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
         if hasattr(run_one, "restart"):
             run_one.restart()
         before = machine_state.snapshot()
+        sources = {d: telemetry.source_for(d) for d in devices}
+        telemetry_before = {d: s.sample() for d, s in sources.items()}
         with session_factory() as session, session.begin():
             record_id = store.start_round(session, run_id, round_index, seed, os.getpid()).id
         drift = run_one.drift(devices) if hasattr(run_one, "drift") else {}
@@ -333,6 +338,10 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
                 on_cell(cell, status if first else outcome.status)
         worker_cpu = run_one.worker_cpu_seconds() if hasattr(run_one, "worker_cpu_seconds") else 0.0
         state = {**machine_state.state_between(before, machine_state.snapshot(), worker_cpu), "drift": drift}
+        # Clocks, power, temperature and throttling as the round began and ended (NVML on a GPU).
+        telemetry_after = {d: s.sample() for d, s in sources.items()}
+        if any(telemetry_before.values()) or any(telemetry_after.values()):
+            state["telemetry"] = {d: {"before": telemetry_before[d], "after": telemetry_after[d]} for d in sources}
         with session_factory() as session, session.begin():
             store.finish_round(session, record_id, measured, state)
     return counts

@@ -105,6 +105,7 @@ class TimingPolicy:
     target_rel_ci: float = 0.02
     flush_l2: bool = True  # CUDA: start every timed call from a cold L2
     cuda_graphs: bool = True  # CUDA, forward mode: also time a CUDA-graph replay
+    energy: bool = False  # also the energy per call (a second of repeated calls per cell; bench_runner.telemetry)
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,9 @@ if beside != "nothing":
 cols = more.columns(2)
 methods = cols[0].multiselect("Methods", sorted(rows["method"].unique()), default=sorted(rows["method"].unique()))
 backends = cols[1].multiselect("Backends", sorted(rows["backend"].unique()), default=sorted(rows["backend"].unique()))
-metric = top[2].selectbox("Metric", list(data.METRICS), index=from_url("metric", list(data.METRICS)),
+# Only the metrics these results have (energy is measured with --energy only).
+offered = [m for m in data.METRICS if m == "speedup" or (m in rows and rows[m].notna().any())]
+metric = top[2].selectbox("Metric", offered, index=from_url("metric", offered),
                           format_func=lambda m: data.METRICS[m][0])
 rows = rows[rows["method"].isin(methods) & rows["backend"].isin(backends)]
 if rows.empty:

@@ -69,6 +69,8 @@ def run(args) -> int:
             if missing:
                 raise UsageError(f"bench_runner plot: no results for {column} {', '.join(sorted(missing))}")
             rows = rows[rows[column].isin(wanted)]
+    if args.metric not in rows or rows[args.metric].isna().all():
+        raise UsageError(f"bench_runner plot: these results have no {args.metric} (energy needs `run --energy`)")
     params = shaping.varying_params(rows) or shaping.size_params(rows)
     default_x = catalogue.loc[catalogue["benchmark"] == args.benchmark, "x_param"]
     x = args.x or (default_x.iloc[0] if len(default_x) and default_x.iloc[0] in params else params[0])

@@ -348,3 +348,12 @@ def test_roofline_with_every_backend_deselected_says_so(seeded_db, monkeypatch):
     next(m for m in at.multiselect if m.label == "Backends").set_value([]).run()
     assert not at.exception, at.exception
     assert any("Choose at least one backend" in i.value for i in at.info)
+
+
+def test_energy_is_offered_where_it_was_measured_with_its_efficiency(seeded_db, monkeypatch):
+    at = render(seeded_db, monkeypatch, "app_pages/compare.py")
+    offered = next(s for s in at.selectbox if s.label == "Metric").options
+    assert "Runtime (median)" in offered and "Energy per call" not in offered  # none measured here
+    frame = pd.DataFrame({"time_median_s": [1e-3], "flops": [2e9], "bytes": [1e6], "energy_j_per_call": [0.5],
+                          "size": ["n=1"]})
+    assert data.add_derived(frame)["gflops_per_j"].iloc[0] == pytest.approx(4.0)  # 2 GFLOP for half a joule
