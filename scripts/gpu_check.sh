@@ -8,9 +8,10 @@
 # written:
 #   1. the GPU tests: the Triton kernels compiled for the GPU, the CUDA timing paths;
 #   2. the paper suite (Figures S3 and S4), eager and Triton backends;
-#   3. the element-wise kernels at 64M elements, float32 and bfloat16;
-#   4. the gated FFNs at every full size, eager, compile and Triton;
-#   5. the quick suite on the GPU, eager, library and Triton backends, with what time is left.
+#   3. the element-wise kernels at 64M elements, float32 and bfloat16, with energy per call;
+#   4. the gated FFNs at every full size, eager, compile and Triton, with energy per call;
+#   5. poly_sa and softmax attention at N = 16384, with energy per call;
+#   6. the quick suite on the GPU, eager, library and Triton backends, with what time is left.
 # Into OUTPUT_FOLDER: hadamard_bench.db (the results), results.csv (their export),
 # summary.md (benchmarks/gpu_summary.py), tests.log, run.log and steps.log.
 # Python: $PYTHON, else .venv/bin/python when it sees a GPU, else python3.
@@ -72,9 +73,11 @@ step "GPU tests" 100 tests.log "$py" -m pytest -q -p no:cacheprovider -W ignore 
 step "paper suite" 150 run.log "${run[@]}" --suite paper --backend eager --backend triton
 step "element-wise kernels at 64M" 70 run.log "${run[@]}" --suite full --benchmark elementwise \
     --method hadamard --method hadamard_chain --method copy --size n=67108864 \
-    --dtype float32 --dtype bfloat16
+    --dtype float32 --dtype bfloat16 --energy
 step "gated FFNs, full sizes" 110 run.log "${run[@]}" --suite full --benchmark gated_ffn \
-    --method swiglu --method geglu --method glu
+    --method swiglu --method geglu --method glu --energy
+step "attention at N=16384, with energy" 60 run.log "${run[@]}" --suite full --benchmark token_mixing \
+    --method poly_sa --method softmax_attention --size N=16384 --energy
 step "quick suite" 9999 run.log "${run[@]}" --suite quick --backend eager --backend library --backend triton
 
 "$py" -m bench_runner export --db "$db" --format csv --out "$out/results.csv" 2>>"$out/run.log"
