@@ -89,16 +89,43 @@ def available_memory(device: str) -> int | None:
     return None
 
 
-def memory_shortfall(method, size, device: str, dtype: torch.dtype, mode: str) -> str | None:
-    """Why a cell cannot fit, judged from its method's estimate before anything is allocated.
+FLOAT64_HERE = "float64 reference"
+FLOAT64_ON_HOST = "float64 reference on the host (the device could not hold it)"
+FLOAT32_REFERENCE = "float32 reference (float64 fits nowhere)"
+OWN_CHECK = "the method's own structural check"
 
-    The check computes a float64 reference, which alone may need more than the cell."""
+
+def reference_plan(need_cell: float, need_float64: float, need_float32: float, dtype: torch.dtype,
+                   device: str, free_device: float | None, free_host: float | None) -> tuple[str, str] | str:
+    """Where a cell's correctness reference runs, and which it is: (device, label), or why the
+    cell cannot be checked at all. At the sizes where a claim turns quadratic (a non-local
+    block at H = 192: a 36864² score matrix) the float64 reference no longer fits a GPU: it
+    runs on the host, which has more memory; a 16-bit cell falls back to a float32 reference."""
+    fits = lambda need, free: free is None or need <= 0.9 * free  # noqa: E731
+    if not fits(need_cell, free_device):
+        return f"needs about {need_cell / 2**30:.1f} GiB, {free_device / 2**30:.1f} GiB free on {device}"
+    if fits(need_float64, free_device):
+        return device, FLOAT64_HERE
+    if device != "cpu" and fits(need_float64, free_host):
+        return "cpu", FLOAT64_ON_HOST
+    if dtype != torch.float32 and fits(need_float32, free_device):
+        return device, FLOAT32_REFERENCE
+    return (f"its float64 reference needs about {need_float64 / 2**30:.1f} GiB, more than {device}"
+            + (" or the host" if device != "cpu" else "") + " has free")
+
+
+def check_plan(method, size, device: str, dtype: torch.dtype, mode: str) -> tuple[str, str] | str:
+    """reference_plan for a cell, from its method's estimates before anything is allocated."""
     need = method.memory_estimate(size, dtype.itemsize) * (3 if mode == "train" else 1)
-    need = max(need, method.memory_estimate(size, 8))
-    free = available_memory(device)
-    if free is not None and need > 0.9 * free:
-        return f"needs about {need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free on {device}"
-    return None
+    return reference_plan(need, method.memory_estimate(size, 8), method.memory_estimate(size, 4), dtype, device,
+                          available_memory(device), available_memory("cpu") if device != "cpu" else None)
+
+
+def memory_shortfall(method, size, device: str, dtype: torch.dtype, mode: str) -> str | None:
+    """Why a cell cannot fit or be checked, judged from its method's estimate before anything
+    is allocated."""
+    plan = check_plan(method, size, device, dtype, mode)
+    return plan if isinstance(plan, str) else None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -176,23 +203,27 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _reference(method, size, device, dtype) -> torch.nn.Module:
-    """The cell's module again, from the same seed and rounded to the same dtype, in float64:
-    only the arithmetic of the cell's dtype and backend is judged."""
+def _reference(method, size, device, dtype, where, precision) -> torch.nn.Module:
+    """The cell's module again, from the same seed and rounded to the same dtype, in the
+    reference's precision on `where`: only the arithmetic of the cell's dtype and backend is judged."""
     torch.manual_seed(0)
-    return method.build(size).to(device=device, dtype=dtype).to(torch.float64)
+    return method.build(size).to(device=device, dtype=dtype).to(device=where, dtype=precision)
 
 
-def _check(method, size, device, dtype, inputs, actual) -> str | None:
-    """Why the output is wrong, or None: against the float64 reference, or the method's own
-    structural check when its output is random."""
+def _check(method, size, device, dtype, inputs, actual, plan=(None, FLOAT64_HERE)) -> str | None:
+    """Why the output is wrong, or None: against the reference `plan` names (where, which), or
+    the method's own structural check when its output is random."""
+    where, label = plan
+    where = where or device
+    precision = torch.float32 if label == FLOAT32_REFERENCE else torch.float64
     try:
         if method.check is not None:
             method.check(inputs, actual)
         else:
-            expected = _reference(method, size, device, dtype)(
-                *(t.to(torch.float64) if t.is_floating_point() else t for t in inputs))
-            torch.testing.assert_close(actual.to(torch.float64), expected, **TOLERANCES[dtype])
+            expected = _reference(method, size, device, dtype, where, precision)(
+                *(t.to(device=where, dtype=precision) if t.is_floating_point() else t.to(where) for t in inputs))
+            torch.testing.assert_close(actual.to(device=where, dtype=torch.float64), expected.to(torch.float64),
+                                       **TOLERANCES[dtype])
     except AssertionError as exc:
         detail = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
         return f"output differs from the float64 reference: {detail}"[:500]
@@ -229,10 +260,13 @@ def _measure(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
         first_call_s = time.perf_counter() - started
         provenance = None
         if check:
-            mismatch = _check(method, size, device, dtype, inputs, actual)
+            plan = check_plan(method, size, cell.device, dtype, cell.mode)
+            plan = plan if isinstance(plan, tuple) else (None, FLOAT64_HERE)  # run_cell skipped what cannot fit
+            mismatch = _check(method, size, device, dtype, inputs, actual, plan)
             if mismatch:
                 return CellOutcome("mismatch", mismatch)
-            provenance = {**machine.cell_provenance(cell.device), "kernels": kernels.chosen(lambda: fn(*inputs))}
+            provenance = {**machine.cell_provenance(cell.device), "kernels": kernels.chosen(lambda: fn(*inputs)),
+                          "check": OWN_CHECK if method.check is not None else plan[1]}
         del actual
 
     call = _mode_call(fn, module, inputs, cell.mode)
