@@ -29,6 +29,15 @@ def db_url() -> str:
     return results_db.resolve_url()
 
 
+READ_ONLY_VAR = "HADAMARD_BENCH_READONLY"
+
+
+def read_only() -> bool:
+    """A dashboard shared with a team (HADAMARD_BENCH_READONLY=1, `serve --readonly`): no control
+    that starts, cancels or queues a run, no marks, nothing written to the database."""
+    return os.environ.get(READ_ONLY_VAR, "").lower() in ("1", "true", "yes", "on")
+
+
 PROJECT_ROOT = results_db.engine.PROJECT_ROOT
 # Results measured on reference machines (a GPU server) and shipped with the project, so a
 # laptop's numbers have something to stand beside. scripts/gpu_check.sh makes them.
@@ -110,7 +119,7 @@ def import_reference(url: str) -> list[str]:
     """Add results/reference/*.json to this database, once per server (a run already there is
     skipped). HADAMARD_BENCH_REFERENCE=off turns it off. Returns one line per file that could
     not be added: the dashboard works without them."""
-    if os.environ.get("HADAMARD_BENCH_REFERENCE", "on") == "off":
+    if os.environ.get("HADAMARD_BENCH_REFERENCE", "on") == "off" or read_only():
         return []
     problems = []
     for path in sorted(REFERENCE_DIR.glob("*.json")):
@@ -320,7 +329,7 @@ def load_history(url: str, fingerprint: str, benchmark: str | None = None) -> pd
     """The fingerprint's history points (of one benchmark, when given), annotated; stale cells
     (results not yet in the cache: an imported run, say) are recomputed and stored first."""
     with sessions(url)() as session, session.begin():
-        return history.history_table(session, fingerprint=fingerprint, benchmark=benchmark)
+        return history.history_table(session, fingerprint=fingerprint, benchmark=benchmark, persist=not read_only())
 
 
 @st.cache_data(ttl=60, show_spinner="Bringing the history up to date")
@@ -328,8 +337,9 @@ def load_history_medians(url: str, fingerprint: str) -> pd.DataFrame:
     """Every cell's cached median per run on the fingerprint, without annotations: what the
     geometric-mean line needs, cheap even for hundreds of runs."""
     with sessions(url)() as session, session.begin():
-        history.refresh(session, fingerprint)
-        return queries.history_frame(session, fingerprint=fingerprint, samples=False, details=False)
+        points = history.refresh(session, fingerprint, persist=not read_only())
+        frame = queries.history_frame(session, fingerprint=fingerprint, samples=False, details=False)
+        return history.with_points(frame, points) if read_only() else frame
 
 
 def clear_history() -> None:

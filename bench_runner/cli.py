@@ -336,9 +336,10 @@ def _refresh_history(factory, run_id: int, quiet: bool) -> None:
     try:
         with factory() as session, session.begin():
             fingerprint = session.get(results_db.Run, run_id).machine.fingerprint
-            cells = bench_history.refresh(session, fingerprint)
-        if cells and not quiet:
-            print(f"history: {cells} cells' change points brought up to date", file=sys.stderr)
+            points = bench_history.refresh(session, fingerprint)
+        if points and not quiet:
+            print(f"history: {len(points)} points and their cells' change points brought up to date",
+                  file=sys.stderr)
     except Exception as exc:  # noqa: BLE001 -- never lose a finished run over a derived cache
         print(f"history not brought up to date ({type(exc).__name__}: {exc}); the next reader will",
               file=sys.stderr)

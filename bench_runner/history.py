@@ -87,12 +87,12 @@ def _new_starts(marks: pd.DataFrame, cell: Mapping[str, str]) -> set[int]:
 
 
 def refresh(session: Session, fingerprint: str | None = None, cells: Iterable[tuple] = (),
-            progress: Callable[[int, int], None] | None = None) -> int:
+            progress: Callable[[int, int], None] | None = None, persist: bool = True) -> list[dict]:
     """Recompute the history points of every stale cell (on `fingerprint`, when given) and of
-    `cells` ((fingerprint, *cell key) tuples, e.g. those a new mark covers); returns how many
-    cells were recomputed. The caller commits."""
+    `cells` ((fingerprint, *cell key) tuples, e.g. those a new mark covers), store them unless
+    `persist=False` (a read-only dashboard), and return them. The caller commits."""
     todo = sorted(set(queries.stale_cells(session, fingerprint)) | set(cells))
-    done = 0
+    done, points = 0, []
     by_place: dict[tuple[str, str], set[tuple]] = {}
     for fp, *key in todo:
         by_place.setdefault((fp, key[0]), set()).add(tuple(key))
@@ -102,11 +102,27 @@ def refresh(session: Session, fingerprint: str | None = None, cells: Iterable[tu
         for key, cell in frame.groupby(CELL, sort=False):
             if tuple(key) not in keys:
                 continue
-            store.write_history_points(session, cell_points(cell, _new_starts(marks, dict(zip(CELL, key)))))
+            found = cell_points(cell, _new_starts(marks, dict(zip(CELL, key))))
+            if persist:
+                store.write_history_points(session, found)
+            points += found
             done += 1
             if progress:
                 progress(done, len(todo))
-    return done
+    return points
+
+
+def with_points(frame: pd.DataFrame, points: list[dict]) -> pd.DataFrame:
+    """history_frame's rows with freshly computed `points` in place of their cached values."""
+    if not points:
+        return frame
+    fresh = pd.DataFrame(points).set_index("result_id")
+    frame = frame.copy()
+    for column in ("time_median_s", "ci_low", "ci_high", "change_point"):
+        known = frame["result_id"].map(fresh[column])
+        frame[column] = known.where(frame["result_id"].isin(fresh.index), frame[column])
+    frame["cached"] = True
+    return frame
 
 
 def cells_of_run(session: Session, run_id: int, mark_cells: Mapping[str, str] | None = None) -> list[tuple]:
@@ -142,17 +158,19 @@ def delete_mark(session: Session, mark_id: int) -> Mark:
 
 
 def history_table(session: Session, fingerprint: str | None = None, benchmark: str | None = None,
-                  method: str | None = None, backend: str | None = None, machine: str | None = None) -> pd.DataFrame:
+                  method: str | None = None, backend: str | None = None, machine: str | None = None,
+                  persist: bool = True) -> pd.DataFrame:
     """The chosen cells' cached points, one row per cell and run, oldest first, refreshed first
-    where stale; with `annotation`: what changed in the software since the cell's previous run
-    (torch, driver), and the marks on the run."""
+    where stale (stored unless `persist=False`); with `annotation`: what changed in the software
+    since the cell's previous run (torch, driver), and the marks on the run."""
     frame = queries.history_frame(session, benchmark, method, backend, machine=machine, fingerprint=fingerprint,
                                   samples=False)
     stale = frame[~frame["cached"].astype(bool)]
     if len(stale):
-        refresh(session, cells={(r.fingerprint, *(getattr(r, c) for c in CELL)) for r in stale.itertuples()})
-        frame = queries.history_frame(session, benchmark, method, backend, machine=machine,
-                                      fingerprint=fingerprint, samples=False)
+        points = refresh(session, cells={(r.fingerprint, *(getattr(r, c) for c in CELL)) for r in stale.itertuples()},
+                         persist=persist)
+        frame = with_points(frame, points) if not persist else queries.history_frame(
+            session, benchmark, method, backend, machine=machine, fingerprint=fingerprint, samples=False)
     return annotate(frame, queries.marks_frame(session, fingerprint))
 
 

@@ -113,7 +113,7 @@ def main() -> int:
 
     started = time.perf_counter()
     with factory() as session, session.begin():
-        cold = history.refresh(session, fingerprint)
+        cold = len(history.refresh(session, fingerprint))
     cold_s = time.perf_counter() - started
     with factory() as session:
         points = queries.history_frame(session, fingerprint=fingerprint, samples=False)
@@ -125,7 +125,7 @@ def main() -> int:
     add_run(factory, host_id, cells, args.runs + 1, step_at, rng)
     started = time.perf_counter()
     with factory() as session, session.begin():
-        warm = history.refresh(session, fingerprint)
+        warm = len(history.refresh(session, fingerprint))
     warm_s = time.perf_counter() - started
 
     first, later = page_times(url, args.loads)
@@ -136,8 +136,8 @@ def main() -> int:
         "",
         "| step | time |",
         "| --- | --- |",
-        f"| cold refresh: every cell's points and change points ({cold} cells × {args.runs} runs) | {cold_s:.1f} s |",
-        f"| refresh as run {args.runs + 1} ends ({warm} cells stale) | {warm_s:.1f} s |",
+        f"| cold refresh: every cell's points and change points ({cold:,} points) | {cold_s:.1f} s |",
+        f"| refresh as run {args.runs + 1} ends ({warm:,} points of its stale cells) | {warm_s:.1f} s |",
         f"| History page, empty caches (median of {args.loads}) | {statistics.median(first):.2f} s |",
         f"| History page, later render (median of {args.loads}) | {statistics.median(later):.2f} s |",
         "",

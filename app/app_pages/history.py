@@ -19,7 +19,8 @@ fingerprints = data.load_fingerprints(url)
 if fingerprints.empty:
     st.info("No successful results yet: run `python -m bench_runner run --suite quick`, then again tomorrow.")
     st.stop()
-described = {r.fingerprint: f"{r.hardware} · {', '.join(r.hostnames)} · {r.runs} runs" for r in fingerprints.itertuples()}
+described = {r.fingerprint: f"{r.hardware} · {', '.join(r.hostnames)} · {r.runs} runs"
+             for r in fingerprints.itertuples()}
 choices = list(described)
 fingerprint = st.selectbox("Machine (hardware fingerprint)", choices, index=data.url_index("machine", choices),
                            format_func=described.get)
@@ -64,28 +65,30 @@ if not software.empty:
     st.caption("Software changes in this history: " + "; ".join(
         f"run {r.run_id}: {r.annotation}" for r in software.drop_duplicates("run_id").itertuples()))
 
-with st.expander("Mark a run"):
-    st.caption("**expected**: the change at this run is explained (a torch upgrade, a new kernel); the gate reports "
-               "it without failing. **new distribution**: this run starts a new level; change points are searched "
-               "on either side separately. Either way the gate judges later runs against runs from this one on.")
-    with st.form("mark"):
-        run_ids = sorted(rows["run_id"].unique(), reverse=True)
-        cols = st.columns([1, 1, 2])
-        run_id = cols[0].selectbox("Run", run_ids)
-        kind = cols[1].selectbox("Kind", MARK_KINDS, format_func=lambda k: k.replace("_", " "))
-        scopes = {"these cells": {k: state[k] for k in CELL_KEY if k != "size"}
-                  | ({"size": state["size"]} if state["size"] != "all sizes" else {}),
-                  "every cell of the run": {}}
-        scope = cols[2].radio("Covering", list(scopes), horizontal=True)
-        note = st.text_input("Note", max_chars=500, placeholder="torch 2.14 upgrade")
-        if st.form_submit_button("Add mark") and run_id is not None:
-            with data.sessions(url)() as session, session.begin():
-                history.add_mark(session, int(run_id), kind, note.strip(), scopes[scope])
-            data.clear_history()
-            st.rerun()
-    marks = rows.loc[rows["annotation"].str.contains("marked", regex=False), "run_id"].unique()
-    if len(marks):
-        st.caption("To remove a mark: `python -m bench_runner mark --list`, then `mark --delete ID`.")
+if not data.read_only():  # a shared dashboard writes nothing
+    with st.expander("Mark a run"):
+        st.caption("**expected**: the change at this run is explained (a torch upgrade, a new kernel); the gate "
+                   "reports it without failing. **new distribution**: this run starts a new level; change points "
+                   "are searched on either side separately. Either way the gate judges later runs against runs "
+                   "from this one on.")
+        with st.form("mark"):
+            run_ids = sorted(rows["run_id"].unique(), reverse=True)
+            cols = st.columns([1, 1, 2])
+            run_id = cols[0].selectbox("Run", run_ids)
+            kind = cols[1].selectbox("Kind", MARK_KINDS, format_func=lambda k: k.replace("_", " "))
+            scopes = {"these cells": {k: state[k] for k in CELL_KEY if k != "size"}
+                      | ({"size": state["size"]} if state["size"] != "all sizes" else {}),
+                      "every cell of the run": {}}
+            scope = cols[2].radio("Covering", list(scopes), horizontal=True)
+            note = st.text_input("Note", max_chars=500, placeholder="torch 2.14 upgrade")
+            if st.form_submit_button("Add mark") and run_id is not None:
+                with data.sessions(url)() as session, session.begin():
+                    history.add_mark(session, int(run_id), kind, note.strip(), scopes[scope])
+                data.clear_history()
+                st.rerun()
+        marks = rows.loc[rows["annotation"].str.contains("marked", regex=False), "run_id"].unique()
+        if len(marks):
+            st.caption("To remove a mark: `python -m bench_runner mark --list`, then `mark --delete ID`.")
 
 st.subheader("Geometric mean per benchmark and backend")
 order = list(dict.fromkeys(medians.sort_values("started_at")["run_id"]))

@@ -30,7 +30,8 @@ def history():
         cols[0].progress(run.cells_done / max(run.cells_total, 1),
                          text=f"Run {run.run_id} ({run.suite}, {run.status}): {run.cells_done} of {run.cells_total} "
                               f"measurements ({run.rounds} round{'s' * (run.rounds > 1)} of every cell)")
-        if run.status in ("queued", "running") and cols[1].button("Cancel", key=f"cancel_{run.run_id}"):
+        if run.status in ("queued", "running") and not data.read_only() and cols[1].button(
+                "Cancel", key=f"cancel_{run.run_id}"):
             with data.sessions(url)() as session, session.begin():
                 store.request_cancel(session, int(run.run_id))
             st.toast(f"Run {run.run_id} stops after its current cell.")
@@ -62,49 +63,53 @@ def agents():
 agents()
 
 st.subheader("Start a run")
-if catalogue.empty:
-    st.caption("The catalogue is synced by the first run; until then the form offers the suites only.")
-agent_list = data.load_agents(url)
-targets = [f"this machine ({socket.gethostname()})"] + [
-    f"agent {a.label}" + ("" if a.alive else " (not seen lately: the run waits for it)")
-    for a in agent_list.sort_values("alive", ascending=False).itertuples()]
-with st.form("new_run"):
-    target = st.selectbox("Run on", targets, help="An agent's machine claims the run from the database and "
-                                                  "runs it there; its progress shows here")
-    suite = st.selectbox("Suite", vocabulary.SUITES, index=vocabulary.SUITES.index("quick"),
-                         help="smoke: seconds; quick: minutes on a laptop; full: the papers' sizes, for a GPU; "
-                              "paper: the survey's Figures S3 and S4 (spatial and token mixing only)")
-    benchmarks = st.multiselect("Benchmarks (none: all)", sorted(catalogue["benchmark"].unique()))
-    offered = catalogue[catalogue["benchmark"].isin(benchmarks)] if benchmarks else catalogue
-    methods = st.multiselect("Methods (none: all)", sorted(offered["method"].unique()))
-    backends = st.multiselect("Backends (none: all)", sorted({b for bs in offered["backends"] for b in bs}))
-    cols = st.columns(3)
-    device = cols[0].selectbox("Device", devices if target == targets[0] else ["cuda", "cpu"])
-    dtype = cols[1].selectbox("Dtype", vocabulary.DTYPES)
-    mode = cols[2].selectbox("Mode", vocabulary.MODES)
-    rounds = st.number_input("Rounds (0: the suite's default)", min_value=0, max_value=20, value=0,
-                             help="Each round measures every cell again in a fresh worker process and a new "
-                                  "shuffled order; verdicts across runs need several")
-    submitted = st.form_submit_button("Start", type="primary")
+if data.read_only():
+    st.info("This dashboard is read-only: runs are started on a benchmark machine with "
+            "`python -m bench_runner run`, or queued for an agent with `python -m bench_runner submit`.")
+else:
+    if catalogue.empty:
+        st.caption("The catalogue is synced by the first run; until then the form offers the suites only.")
+    agent_list = data.load_agents(url)
+    targets = [f"this machine ({socket.gethostname()})"] + [
+        f"agent {a.label}" + ("" if a.alive else " (not seen lately: the run waits for it)")
+        for a in agent_list.sort_values("alive", ascending=False).itertuples()]
+    with st.form("new_run"):
+        target = st.selectbox("Run on", targets, help="An agent's machine claims the run from the database and "
+                                                      "runs it there; its progress shows here")
+        suite = st.selectbox("Suite", vocabulary.SUITES, index=vocabulary.SUITES.index("quick"),
+                             help="smoke: seconds; quick: minutes on a laptop; full: the papers' sizes, for a GPU; "
+                                  "paper: the survey's Figures S3 and S4 (spatial and token mixing only)")
+        benchmarks = st.multiselect("Benchmarks (none: all)", sorted(catalogue["benchmark"].unique()))
+        offered = catalogue[catalogue["benchmark"].isin(benchmarks)] if benchmarks else catalogue
+        methods = st.multiselect("Methods (none: all)", sorted(offered["method"].unique()))
+        backends = st.multiselect("Backends (none: all)", sorted({b for bs in offered["backends"] for b in bs}))
+        cols = st.columns(3)
+        device = cols[0].selectbox("Device", devices if target == targets[0] else ["cuda", "cpu"])
+        dtype = cols[1].selectbox("Dtype", vocabulary.DTYPES)
+        mode = cols[2].selectbox("Mode", vocabulary.MODES)
+        rounds = st.number_input("Rounds (0: the suite's default)", min_value=0, max_value=20, value=0,
+                                 help="Each round measures every cell again in a fresh worker process and a new "
+                                      "shuffled order; verdicts across runs need several")
+        submitted = st.form_submit_button("Start", type="primary")
 
-if submitted:
-    if target == targets[0]:
-        argv = [sys.executable, "-m", "bench_runner", "run", "--detach"]
-    else:  # queued for the agent; nothing runs here
-        argv = [sys.executable, "-m", "bench_runner", "submit", "--label", target.split()[1]]
-    argv += ["--suite", suite, "--device", device, "--dtype", dtype, "--mode", mode, "--db", url]
-    if rounds:
-        argv += ["--rounds", str(int(rounds))]
-    for flag, values in (("--benchmark", benchmarks), ("--method", methods), ("--backend", backends)):
-        for value in values:
-            argv += [flag, value]
-    # The sweep runs in its own process (never inside Streamlit's); it queues behind a running one.
-    done = subprocess.run(argv, cwd=data.PROJECT_ROOT, capture_output=True, text=True, timeout=120)
-    if done.returncode == 0:
-        st.success(done.stdout.strip() or "Started.")
-        data.load_runs.clear()
-    else:
-        st.error(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "The run did not start.")
+    if submitted:
+        if target == targets[0]:
+            argv = [sys.executable, "-m", "bench_runner", "run", "--detach"]
+        else:  # queued for the agent; nothing runs here
+            argv = [sys.executable, "-m", "bench_runner", "submit", "--label", target.split()[1]]
+        argv += ["--suite", suite, "--device", device, "--dtype", dtype, "--mode", mode, "--db", url]
+        if rounds:
+            argv += ["--rounds", str(int(rounds))]
+        for flag, values in (("--benchmark", benchmarks), ("--method", methods), ("--backend", backends)):
+            for value in values:
+                argv += [flag, value]
+        # The sweep runs in its own process (never inside Streamlit's); it queues behind a running one.
+        done = subprocess.run(argv, cwd=data.PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+        if done.returncode == 0:
+            st.success(done.stdout.strip() or "Started.")
+            data.load_runs.clear()
+        else:
+            st.error(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "The run did not start.")
 
 
 @st.fragment(run_every=5)

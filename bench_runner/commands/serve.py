@@ -20,6 +20,9 @@ def add_parser(verbs) -> None:
     p.add_argument("--address", default="localhost",
                    help="the address to listen on (default: localhost; 0.0.0.0 for every interface)")
     p.add_argument("--headless", action="store_true", help="do not open a browser")
+    p.add_argument("--readonly", action="store_true",
+                   help="for a dashboard shared with a team: no run, cancel, queue or mark controls, nothing "
+                        "written to the database (HADAMARD_BENCH_READONLY=1 does the same)")
     db_flag(p)
 
 
@@ -38,6 +41,9 @@ def run(args) -> int:
     if args.headless:
         argv += ["--server.headless", "true"]
     try:
-        return subprocess.call(argv, env={**os.environ, results_db.engine.ENV_VAR: url})
+        env = {**os.environ, results_db.engine.ENV_VAR: url}
+        if args.readonly:
+            env["HADAMARD_BENCH_READONLY"] = "1"
+        return subprocess.call(argv, env=env)
     except KeyboardInterrupt:
         return 0

@@ -357,3 +357,29 @@ def test_energy_is_offered_where_it_was_measured_with_its_efficiency(seeded_db, 
     frame = pd.DataFrame({"time_median_s": [1e-3], "flops": [2e9], "bytes": [1e6], "energy_j_per_call": [0.5],
                           "size": ["n=1"]})
     assert data.add_derived(frame)["gflops_per_j"].iloc[0] == pytest.approx(4.0)  # 2 GFLOP for half a joule
+
+
+def test_a_read_only_dashboard_has_no_controls_that_write_and_writes_nothing(db_url, monkeypatch):
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import sessionmaker
+
+    import results_db
+    from results_db import HistoryPoint, store
+    from tests.bench_runner.test_compare import _history_db
+
+    _history_db(db_url, (1.0, 1.0, 1.6, 1.6))  # points not computed yet: the page must not store them
+    factory = sessionmaker(results_db.open_engine(db_url))
+    with factory() as session, session.begin():  # an active run, which would offer Cancel
+        store.set_status(session, 4, "running")
+    monkeypatch.setenv("HADAMARD_BENCH_READONLY", "1")
+    runs = render(db_url, monkeypatch, "app_pages/runs.py")
+    labels = [b.label for b in runs.button] + [b.label for b in runs.get("form_submit_button")]
+    assert "Cancel" not in labels and "Start" not in labels
+    assert any("read-only" in i.value for i in runs.info)
+    history = render(db_url, monkeypatch, "app_pages/history.py")
+    assert "Add mark" not in [b.label for b in history.get("form_submit_button")]
+    assert history.dataframe[0].value["run_id"].tolist() == [3]  # the change point, computed in memory
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(HistoryPoint)) == 0
+    monkeypatch.delenv("HADAMARD_BENCH_READONLY")
+    assert "Cancel" in [b.label for b in render(db_url, monkeypatch, "app_pages/runs.py").button]

@@ -69,7 +69,7 @@ def test_a_smoke_run_stores_a_filled_row_for_every_method_and_backend(smoke_db):
 
 def test_a_finished_run_leaves_its_history_up_to_date(smoke_db):
     url, out = smoke_db
-    assert "cells' change points brought up to date" in out.stderr
+    assert "points and their cells' change points brought up to date" in out.stderr
     with sessionmaker(results_db.open_engine(url))() as session:
         assert queries.stale_cells(session) == []
         points = queries.history_frame(session, samples=False)

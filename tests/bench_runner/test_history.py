@@ -85,7 +85,7 @@ def test_points_are_cached_and_a_new_run_makes_its_cells_stale_until_refreshed(d
             _run(session, host, lambda f: 1.6 if f == 1.0 else 1.0, lambda s: 0.01)
     with factory() as session, session.begin():
         assert len(queries.stale_cells(session)) == 4
-        assert history.refresh(session) == 4
+        assert len(history.refresh(session)) == 4 * 6  # each stale cell whole: its six runs
         assert queries.stale_cells(session) == []
     rows = history_json(db_url, capsys, "--size", "N=256")
     assert [r["change_point"] for r in rows] == [False] * 4 + [True, False]
