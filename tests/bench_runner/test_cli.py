@@ -116,11 +116,12 @@ def test_export_round_trips_through_csv(smoke_db, tmp_path):
     exported = pd.read_csv(tmp_path / "r.csv")
     with sessionmaker(results_db.open_engine(url))() as session:
         stored = queries.export_frame(session)
-    assert list(exported.columns[:19]) == [
-        "benchmark", "method", "backend", "is_baseline", "role", "device", "dtype", "mode", "size",
+    assert list(exported.columns[:20]) == [
+        "benchmark", "method", "backend", "is_baseline", "role", "device", "dtype", "tf32", "mode", "size",
         "time_median_s", "time_iqr_s", "time_min_s", "samples", "peak_mem_bytes", "flops",
         "flops_counted", "bytes", "status", "message"]
-    assert {"run_id", "machine"} <= set(exported.columns)
+    assert {"run_id", "machine", "commit", "kernels"} <= set(exported.columns)
+    assert (exported["tf32"] == "off").all() and exported["commit"].notna().all()
     assert len(exported) == len(stored)
     pd.testing.assert_series_equal(exported["time_median_s"], stored["time_median_s"].astype(float),
                                    check_names=False)
