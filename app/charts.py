@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 import shutil
 
@@ -9,6 +10,23 @@ import pandas as pd
 import plotly.graph_objects as go
 
 HOVER_COLUMNS = ["size", "time_median_s", "time_iqr_s", "samples", "peak_mem_bytes", "flops", "gflops", "gbps"]
+
+
+def plain(value) -> str:
+    """Text from a database or a bundle, made inert for Plotly, which renders a subset of HTML
+    (links included) in trace names, hover labels, annotations and tick labels."""
+    return html.escape(str(value), quote=False)
+
+
+def _plain_text(column: pd.Series) -> pd.Series:
+    """A column's text made inert (numbers and times left as they are)."""
+    text = column.dtype == object or pd.api.types.is_string_dtype(column)
+    return column.map(lambda v: plain(v) if isinstance(v, str) else v) if text else column
+
+
+def _plain_data(frame: pd.DataFrame, columns: list[str]):
+    """`frame[columns]` as customdata, its text made inert."""
+    return frame[columns].apply(_plain_text).to_numpy()
 
 
 def scaling_chart(frame: pd.DataFrame, x: str, y: str, *, x_title: str, y_title: str,
@@ -21,13 +39,13 @@ def scaling_chart(frame: pd.DataFrame, x: str, y: str, *, x_title: str, y_title:
     frame = frame.assign(beside=frame["beside"].fillna("") if "beside" in frame else "")
     for (beside, method, backend), line in frame.sort_values(x).groupby(["beside", "method", "backend"], sort=True):
         baseline = bool(line["is_baseline"].iloc[0])
-        name = f"{method} · {backend}" + (f" · {beside}" if beside else "")
+        name = plain(f"{method} · {backend}" + (f" · {beside}" if beside else ""))
         fig.add_trace(go.Scatter(
             x=line[x], y=line[y], name=name, mode="lines+markers",
             line=dict(dash="dot" if beside else "dash" if baseline else "solid"),
             marker=dict(symbol="circle-open" if beside else "circle"),
             error_y=dict(type="data", array=line[error] / 2, visible=True) if error else None,
-            customdata=line[[c for c in HOVER_COLUMNS if c in line]].to_numpy(),
+            customdata=_plain_data(line, [c for c in HOVER_COLUMNS if c in line]),
             hovertemplate="<br>".join(
                 [f"<b>{name}</b>"]
                 + [f"{c}: %{{customdata[{i}]}}" for i, c in enumerate(c for c in HOVER_COLUMNS if c in line)])
@@ -45,9 +63,9 @@ def roofline_chart(points: pd.DataFrame, bandwidth_gbps: float | None, peak_gflo
     fig = go.Figure()
     for (benchmark, role), group in points.groupby(["benchmark", "role"], sort=True):
         fig.add_trace(go.Scatter(
-            x=group["intensity"], y=group["gflops"], mode="markers", name=f"{benchmark} · {role}",
+            x=group["intensity"], y=group["gflops"], mode="markers", name=plain(f"{benchmark} · {role}"),
             marker=dict(symbol="circle" if role == "hadamard" else "diamond-open", size=8),
-            customdata=group[["method", "backend", "size"]].to_numpy(),
+            customdata=_plain_data(group, ["method", "backend", "size"]),
             hovertemplate="<b>%{customdata[0]} · %{customdata[1]}</b><br>%{customdata[2]}<br>"
                           "%{x:.3g} FLOP/B, %{y:.3g} GFLOP/s<extra></extra>",
         ))
@@ -75,10 +93,12 @@ def history_chart(rows: pd.DataFrame, x: str, *, x_title: str) -> go.Figure:
             x=[*line[x], *line[x][::-1]], y=[*line["ci_high"], *line["ci_low"][::-1]], fill="toself",
             fillcolor=colour, opacity=0.18, line=dict(width=0), hoverinfo="skip", showlegend=False))
         fig.add_trace(go.Scatter(
-            x=line[x], y=line["time_median_s"], name=size, mode="lines+markers", line=dict(color=colour),
-            customdata=line[["run_id", "ci_low", "ci_high", "machine", "annotation"]].to_numpy(),
+            x=_plain_text(line[x]), y=line["time_median_s"], name=plain(size),
+            mode="lines+markers", line=dict(color=colour),
+            customdata=_plain_data(line, ["run_id", "ci_low", "ci_high", "machine", "annotation"]),
             hovertemplate="<b>%{customdata[0]}</b> (run)<br>median %{y:.4g} s<br>95%: [%{customdata[1]:.4g}, "
-                          "%{customdata[2]:.4g}]<br>%{customdata[3]}<br>%{customdata[4]}<extra>" + size + "</extra>"))
+                          "%{customdata[2]:.4g}]<br>%{customdata[3]}<br>%{customdata[4]}<extra>" + plain(size)
+                          + "</extra>"))
     # One vertical line per run that is a change point or marked: dashed for a change point,
     # red unless a mark explains it, green (dotted when only marked) where one does.
     marked = rows["annotation"].str.contains("marked", regex=False)
@@ -86,10 +106,12 @@ def history_chart(rows: pd.DataFrame, x: str, *, x_title: str) -> go.Figure:
         found, explained = bool(group["change_point"].any()), bool(marked[group.index].any())
         words = " · ".join(w for w, on in (("change point", found), ("marked", explained)) if on)
         colour = "#2ca02c" if explained else "#d62728"
+        at = plain(at) if isinstance(at, str) else at  # a commit label, as the axis shows it
         fig.add_shape(type="line", x0=at, x1=at, y0=0, y1=1, yref="paper",
                       line=dict(dash="dash" if found else "dot", color=colour))
-        fig.add_annotation(x=at, y=1, yref="paper", text=words, showarrow=False, yanchor="bottom",
-                           hovertext="; ".join(sorted({a for a in group["annotation"] if a})) or words,
+        fig.add_annotation(x=at, y=1, yref="paper", text=words,
+                           showarrow=False, yanchor="bottom",
+                           hovertext=plain("; ".join(sorted({a for a in group["annotation"] if a})) or words),
                            font=dict(color=colour, size=11))
     fig.update_layout(xaxis=dict(title=x_title), yaxis=dict(title="median time (s)", type="log"),
                       legend_title_text="size (band: 95% interval from the rounds)",
@@ -103,7 +125,7 @@ def geomean_chart(line: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     for (bench, backend), group in line.groupby(["benchmark", "backend"], sort=True):
         fig.add_trace(go.Scatter(x=group["started_at"], y=group["geomean"], mode="lines+markers",
-                                 name=f"{bench} · {backend}", customdata=group[["run_id", "cells"]].to_numpy(),
+                                 name=plain(f"{bench} · {backend}"), customdata=group[["run_id", "cells"]].to_numpy(),
                                  hovertemplate="run %{customdata[0]}: %{y:.3f}× over %{customdata[1]} cells"
                                                "<extra></extra>"))
     fig.add_hline(y=1.0, line=dict(color="grey", dash="dot"))

@@ -383,3 +383,23 @@ def test_a_read_only_dashboard_has_no_controls_that_write_and_writes_nothing(db_
         assert session.scalar(select(func.count()).select_from(HistoryPoint)) == 0
     monkeypatch.delenv("HADAMARD_BENCH_READONLY")
     assert "Cancel" in [b.label for b in render(db_url, monkeypatch, "app_pages/runs.py").button]
+
+
+def test_hostile_names_reach_the_charts_as_text_not_html():
+    from app import charts
+
+    hostile = "<a href='http://example.com/x'>poly_sa</a><img src=x>"
+    frame = pd.DataFrame({"method": [hostile] * 2, "backend": ["eager"] * 2, "is_baseline": [False] * 2,
+                          "size_N": [1, 2], "time_median_s": [1.0, 2.0], "size": ["N=1", "N=2"]})
+    figure = charts.scaling_chart(frame, "size_N", "time_median_s", x_title="N", y_title="s")
+    trace = figure.data[0]
+    assert "<a " not in trace.name and "&lt;a href=" in trace.name and "&lt;img" in trace.name
+    assert "<a " not in trace.hovertemplate
+    rows = pd.DataFrame({"size": ["N=1"] * 2, "started_at": [1, 2], "commit_run": ["<b>x</b> · run 1", "c · run 2"],
+                         "time_median_s": [1.0, 2.0], "ci_low": [0.9, 1.9], "ci_high": [1.1, 2.1], "run_id": [1, 2],
+                         "machine": ["<script>m</script>"] * 2, "annotation": ["", "marked expected: <a href=x>y</a>"],
+                         "change_point": [False, True]})
+    history = charts.history_chart(rows, "commit_run", x_title="commit")
+    line = [t for t in history.data if t.mode == "lines+markers"][0]
+    assert list(line.x)[0] == "&lt;b&gt;x&lt;/b&gt; · run 1" and "<script>" not in str(line.customdata)
+    assert history.layout.shapes[0].x0 == "c · run 2" and "<a " not in history.layout.annotations[0].hovertext
