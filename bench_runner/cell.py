@@ -115,17 +115,11 @@ def reference_plan(need_cell: float, need_float64: float, need_float32: float, d
 
 
 def check_plan(method, size, device: str, dtype: torch.dtype, mode: str) -> tuple[str, str] | str:
-    """reference_plan for a cell, from its method's estimates before anything is allocated."""
+    """reference_plan for a cell, from its method's estimates before anything is allocated: a
+    string says why the cell cannot fit or be checked."""
     need = method.memory_estimate(size, dtype.itemsize) * (3 if mode == "train" else 1)
     return reference_plan(need, method.memory_estimate(size, 8), method.memory_estimate(size, 4), dtype, device,
                           available_memory(device), available_memory("cpu") if device != "cpu" else None)
-
-
-def memory_shortfall(method, size, device: str, dtype: torch.dtype, mode: str) -> str | None:
-    """Why a cell cannot fit or be checked, judged from its method's estimate before anything
-    is allocated."""
-    plan = check_plan(method, size, device, dtype, mode)
-    return plan if isinstance(plan, str) else None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -175,11 +169,11 @@ def run_cell(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
     if reason:
         return CellOutcome("skipped", reason)
     method = catalogue.benchmarks[cell.benchmark].methods[cell.method]
-    reason = memory_shortfall(method, cell.size_dict, cell.device, DTYPES[cell.dtype], cell.mode)
-    if reason:
-        return CellOutcome("skipped", reason)
+    plan = check_plan(method, cell.size_dict, cell.device, DTYPES[cell.dtype], cell.mode)
+    if isinstance(plan, str):
+        return CellOutcome("skipped", plan)
     try:
-        return _measure(catalogue, cell, policy, clock, check)
+        return _measure(catalogue, cell, policy, clock, check, plan)
     except Exception as exc:  # noqa: BLE001 -- every failure becomes a stored status
         return CellOutcome("oom" if _is_oom(exc) else "error", _one_line(exc))
     finally:
@@ -210,11 +204,10 @@ def _reference(method, size, device, dtype, where, precision) -> torch.nn.Module
     return method.build(size).to(device=device, dtype=dtype).to(device=where, dtype=precision)
 
 
-def _check(method, size, device, dtype, inputs, actual, plan=(None, FLOAT64_HERE)) -> str | None:
+def _check(method, size, device, dtype, inputs, actual, plan: tuple[str, str]) -> str | None:
     """Why the output is wrong, or None: against the reference `plan` names (where, which), or
     the method's own structural check when its output is random."""
     where, label = plan
-    where = where or device
     precision = torch.float32 if label == FLOAT32_REFERENCE else torch.float64
     try:
         if method.check is not None:
@@ -238,7 +231,7 @@ def _timing_metrics(measured: timing.Measurement) -> dict[str, float]:
 
 
 def _measure(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
-             clock: timing.Clock | None, check: bool = True) -> CellOutcome:
+             clock: timing.Clock | None, check: bool, plan: tuple[str, str]) -> CellOutcome:
     bench = catalogue.benchmarks[cell.benchmark]
     method = bench.methods[cell.method]
     device, dtype, size = torch.device(cell.device), DTYPES[cell.dtype], cell.size_dict
@@ -260,8 +253,6 @@ def _measure(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
         first_call_s = time.perf_counter() - started
         provenance = None
         if check:
-            plan = check_plan(method, size, cell.device, dtype, cell.mode)
-            plan = plan if isinstance(plan, tuple) else (None, FLOAT64_HERE)  # run_cell skipped what cannot fit
             mismatch = _check(method, size, device, dtype, inputs, actual, plan)
             if mismatch:
                 return CellOutcome("mismatch", mismatch)

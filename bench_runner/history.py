@@ -81,9 +81,23 @@ def cell_points(cell: pd.DataFrame, new_starts: Iterable[int] = ()) -> list[dict
     return points
 
 
+def cell_of(row) -> dict[str, str]:
+    """The cell key of a row (a namedtuple from itertuples) of any frame with the key's columns."""
+    return {c: getattr(row, c) for c in CELL}
+
+
+def covering(marks: pd.DataFrame, cell: Mapping[str, str], kind: str | None = None,
+             run_id: int | None = None) -> list:
+    """The marks (rows of marks_frame) that cover `cell`, of `kind` and on `run_id` when given."""
+    if marks.empty:
+        return []
+    chosen = marks if kind is None else marks[marks["kind"] == kind]
+    chosen = chosen if run_id is None else chosen[chosen["run_id"] == run_id]
+    return [m for m in chosen.itertuples() if applies(m.cells, cell)]
+
+
 def _new_starts(marks: pd.DataFrame, cell: Mapping[str, str]) -> set[int]:
-    chosen = marks[marks["kind"] == "new_distribution"] if not marks.empty else marks
-    return {int(m.run_id) for m in chosen.itertuples() if applies(m.cells, cell)}
+    return {int(m.run_id) for m in covering(marks, cell, "new_distribution")}
 
 
 def refresh(session: Session, fingerprint: str | None = None, cells: Iterable[tuple] = (),

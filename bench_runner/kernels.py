@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-import torch
 from torch import nn
 
-from .memory import quiet_stderr
+from .memory import profiled
 
 CHOICES = {
     "aten::_scaled_dot_product_flash_attention": "sdpa: flash",
@@ -31,15 +30,7 @@ CHOICES = {
 
 def ops_of(call: Callable[[], object]) -> set[str]:
     """Every aten op one call ran, nested ones included."""
-    prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
-    with quiet_stderr():  # the profiler announces its start and stop on stderr
-        prof.start()
-    try:
-        call()
-    finally:
-        with quiet_stderr():
-            prof.stop()
-    return {event.name for event in prof.events()}
+    return {event.name for event in profiled(call).events()}
 
 
 def chosen(call: Callable[[], object]) -> list[str]:

@@ -32,8 +32,10 @@ def _memory_gib() -> int | None:
         return None
 
 
+@functools.cache
 def _driver_version() -> str | None:
-    """The NVIDIA driver's version (e.g. 550.54.15), which torch does not report."""
+    """The NVIDIA driver's version (e.g. 550.54.15), which torch does not report. Asked once per
+    process: every cell's provenance carries it."""
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
                              capture_output=True, text=True, timeout=20)

@@ -42,14 +42,7 @@ def _cuda_peak(fn: Callable[[], object], device: torch.device) -> int:
 def _cpu_peak(fn: Callable[[], object]) -> int | None:
     if _EventType is None:
         return None
-    prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
-    with quiet_stderr():
-        prof.start()
-    try:
-        fn()
-    finally:
-        with quiet_stderr():
-            prof.stop()
+    prof = profiled(fn, profile_memory=True)
     events, stack = [], list(prof.profiler.kineto_results.experimental_event_tree())
     while stack:
         node = stack.pop()
@@ -69,6 +62,20 @@ def _cpu_peak(fn: Callable[[], object]) -> int | None:
         live += delta
         peak = max(peak, live)
     return peak
+
+
+def profiled(fn: Callable[[], object], **options) -> profile:
+    """`fn` run once under the CPU profiler (`options` as profile takes them), its start and
+    stop kept off stderr; the finished profile, for its events."""
+    prof = profile(activities=[ProfilerActivity.CPU], **options)
+    with quiet_stderr():
+        prof.start()
+    try:
+        fn()
+    finally:
+        with quiet_stderr():
+            prof.stop()
+    return prof
 
 
 @contextlib.contextmanager

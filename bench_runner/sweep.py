@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
-
-from hadamard_bench import vocabulary
 from sqlalchemy.orm import Session, sessionmaker
 
+from hadamard_bench import vocabulary
 from hadamard_impls import BACKENDS, SUITES, Catalogue
 from results_db import store
 

@@ -34,8 +34,9 @@ def threshold_flag(p: argparse.ArgumentParser) -> None:
                    help=f"the practical floor: smaller changes count as none (default: {stats.FLOOR})")
 
 
-def id_type(what: str):
-    """An argparse type for a positive id: `id_type("run id")` says "'x' is not a run id"."""
+def positive_int(what: str):
+    """An argparse type for a positive whole number: `positive_int("run id")` says
+    "'x' is not a run id"."""
     def parse(text: str) -> int:
         if not text.isdigit() or int(text) < 1:
             raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a {what}")

@@ -6,7 +6,6 @@ on RUN itself explains its changes (an `expected` one) or leaves nothing to judg
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +13,7 @@ import pandas as pd
 from results_db import Run, queries
 
 from .. import history, stats
-from . import UsageError, db_flag, existing_db, id_type, threshold_flag
+from . import UsageError, db_flag, existing_db, positive_int, threshold_flag
 
 
 def add_parser(verbs) -> None:
@@ -26,18 +25,12 @@ def add_parser(verbs) -> None:
                     "baseline starts at the latest marked run, and a regression at a run marked `expected` is "
                     "reported but does not fail. Exit 1 when any other cell is a regression beyond the threshold, "
                     "0 otherwise; 2 on bad input.")
-    p.add_argument("run", metavar="RUN", type=id_type("run id"), help="the run to judge")
-    p.add_argument("--against", type=_count, default=5, metavar="N",
+    p.add_argument("run", metavar="RUN", type=positive_int("run id"), help="the run to judge")
+    p.add_argument("--against", type=positive_int("positive number of runs"), default=5, metavar="N",
                    help="how many earlier runs of each cell form the baseline (default: 5)")
     threshold_flag(p)
     p.add_argument("--markdown", metavar="FILE", help="also write a summary fit for a pull-request comment")
     db_flag(p)
-
-
-def _count(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a positive number of runs")
-    return int(text)
 
 
 def baseline_frame(history_rows: pd.DataFrame, run_id: int, started_at, against: int,
@@ -46,13 +39,13 @@ def baseline_frame(history_rows: pd.DataFrame, run_id: int, started_at, against:
     earlier run a mark covers), each run's rounds kept apart (round labels offset per run), in
     samples_frame's shape."""
     earlier = history_rows[(history_rows["run_id"] != run_id) & (history_rows["started_at"] < started_at)]
-    marked = marks[marks["started_at"] < started_at] if marks is not None and not marks.empty else None
+    marked = marks[marks["started_at"] < started_at] if marks is not None else pd.DataFrame()
     rows = []
     for key, cell in earlier.groupby(queries.CELL_COLUMNS, sort=False):
         cell_key = dict(zip(queries.CELL_COLUMNS, key))
-        if marked is not None:
-            starts = [m.started_at for m in marked.itertuples() if history.applies(m.cells, cell_key)]
-            cell = cell[cell["started_at"] >= max(starts)] if starts else cell
+        starts = [m.started_at for m in history.covering(marked, cell_key)]
+        if starts:
+            cell = cell[cell["started_at"] >= max(starts)]
         samples, labels, offset = [], [], 0
         for r in cell.tail(against).itertuples():
             rounds = stats.split_rounds(r.samples, r.sample_rounds)
@@ -67,12 +60,8 @@ def baseline_frame(history_rows: pd.DataFrame, run_id: int, started_at, against:
 
 def explained(table: pd.DataFrame, marks: pd.DataFrame, run_id: int) -> pd.Series:
     """Per compared cell, the note of an `expected` mark on `run_id` that covers it ("" if none)."""
-    mine = marks[(marks["run_id"] == run_id) & (marks["kind"] == "expected")] if not marks.empty else marks
-    out = []
-    for r in table.itertuples():
-        cell = {c: getattr(r, c) for c in queries.CELL_COLUMNS}
-        notes = [m.note or "expected" for m in mine.itertuples() if history.applies(m.cells, cell)]
-        out.append("; ".join(notes))
+    out = ["; ".join(m.note or "expected" for m in history.covering(marks, history.cell_of(r), "expected", run_id))
+           for r in table.itertuples()]
     return pd.Series(out, index=table.index, dtype=object)
 
 
@@ -111,9 +100,9 @@ def run(args) -> int:
         marks = queries.marks_frame(session, fingerprint)
     if mine.empty:
         raise UsageError(f"bench_runner gate: run {args.run} has no `ok` cells to judge")
-    new_start = marks[(marks["run_id"] == args.run) & (marks["kind"] == "new_distribution")] if len(marks) else marks
-    mine = mine[[not any(history.applies(m.cells, {c: getattr(r, c) for c in queries.CELL_COLUMNS})
-                         for m in new_start.itertuples()) for r in mine.itertuples()]]
+    # A run marked as a new start has nothing before it to be judged against.
+    mine = mine[[not history.covering(marks, history.cell_of(r), "new_distribution", args.run)
+                 for r in mine.itertuples()]]
     baseline = baseline_frame(rows, args.run, started_at, args.against, marks)
     table = stats.comparison_table(baseline, mine, args.threshold) if len(mine) else pd.DataFrame()
     if table.empty:

@@ -8,7 +8,7 @@ from hadamard_bench.vocabulary import CELL_KEY, MARK_KINDS
 from results_db import queries
 
 from .. import history
-from . import UsageError, db_flag, existing_db, id_type
+from . import UsageError, db_flag, existing_db, positive_int
 
 SCOPE = CELL_KEY  # a mark narrows to cells by any part of their key
 
@@ -22,12 +22,12 @@ def add_parser(verbs) -> None:
                     "at RUN. Narrow a mark to some cells with the cell flags (exact values, as `history` prints "
                     "them); without them it covers all of RUN's cells. --list shows the marks, --delete ID "
                     "removes one.")
-    p.add_argument("run", metavar="RUN", nargs="?", type=id_type("run id"), help="the run to mark")
+    p.add_argument("run", metavar="RUN", nargs="?", type=positive_int("run id"), help="the run to mark")
     kind = p.add_mutually_exclusive_group()
     kind.add_argument("--expected", dest="kind", action="store_const", const="expected")
     kind.add_argument("--new-distribution", dest="kind", action="store_const", const="new_distribution")
     kind.add_argument("--list", dest="kind", action="store_const", const="list", help="list the marks")
-    kind.add_argument("--delete", metavar="ID", type=id_type("mark id"), help="remove mark ID")
+    kind.add_argument("--delete", metavar="ID", type=positive_int("mark id"), help="remove mark ID")
     p.add_argument("--note", default="", metavar="TEXT", help='why, e.g. "torch 2.14 upgrade"')
     for column in SCOPE:
         p.add_argument(f"--{column}", metavar="VALUE", help=f"only cells whose {column} is VALUE")
