@@ -9,8 +9,9 @@ Every kernel loads its operands in their own dtype, computes in float32 and stor
 in the output's dtype, as PyTorch's own element-wise kernels do.
 """
 
+from .dual_gemm import gated_linear
 from .pointwise import ccp_step, film, gated, hadamard, hadamard_chain
 from .pooling import fm_interaction, gate, pool, softmax_pool
 
-__all__ = ["ccp_step", "film", "fm_interaction", "gate", "gated", "hadamard", "hadamard_chain", "pool",
+__all__ = ["ccp_step", "film", "fm_interaction", "gate", "gated", "gated_linear", "hadamard", "hadamard_chain", "pool",
            "softmax_pool"]
