@@ -245,6 +245,9 @@ def _measure(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
         # it would silently run eager code.
         torch._dynamo.reset()
     fn = BACKENDS[cell.backend].prepare(module)
+    # A backend that replays CUDA graphs (triton) keeps its plain launches as `direct`: the
+    # profiler and the memory peak must see every kernel and allocation, not one replay.
+    direct = getattr(fn, "direct", fn)
 
     with torch.no_grad():
         started = time.perf_counter()
@@ -256,7 +259,7 @@ def _measure(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
             mismatch = _check(method, size, device, dtype, inputs, actual, plan)
             if mismatch:
                 return CellOutcome("mismatch", mismatch)
-            provenance = {**machine.cell_provenance(cell.device), "kernels": kernels.chosen(lambda: fn(*inputs)),
+            provenance = {**machine.cell_provenance(cell.device), "kernels": kernels.chosen(lambda: direct(*inputs)),
                           "check": OWN_CHECK if method.check is not None else plan[1]}
         del actual
 
@@ -267,6 +270,7 @@ def _measure(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
         policy = dataclasses.replace(policy, min_block_s=0.0)
     clock = clock or timing.clock_for(device, policy.flush_l2)
     measured = timing.measure(call, clock, policy)
+    launch = getattr(fn, "launch", None)  # how the timed calls ran: "cuda graph", or direct and why
     if not check:
         return CellOutcome("ok", samples=list(measured.samples), metrics=_timing_metrics(measured))
     graph_metrics = _graph_timing(call, clock, policy) if (
@@ -276,7 +280,9 @@ def _measure(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
         source = telemetry.source_for(cell.device)
         energy_metrics = telemetry.energy_metrics(call, lambda: _synchronize(device), source)
         provenance["energy"] = source.why_not or "measured"
-    peak = memory.peak_memory_bytes(call, device)
+    if launch is not None:
+        provenance["launch"] = launch
+    peak = memory.peak_memory_bytes(_mode_call(direct, module, inputs, cell.mode), device)
     counted = flops.count_flops(_mode_call(module, module, inputs, cell.mode))
     analytic = method.training_flops(size) if cell.mode == "train" else method.flops(size)
     return CellOutcome(

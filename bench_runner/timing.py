@@ -15,6 +15,8 @@ from typing import Callable, Protocol
 
 import torch
 
+from hadamard_impls import replay
+
 from .stats import median_rel_ci
 
 
@@ -81,16 +83,7 @@ def clock_for(device: torch.device, flush_l2: bool = True) -> Clock:
 def cuda_graph(fn: Callable[[], object]) -> Callable[[], object]:
     """`fn` captured into a CUDA graph: its replay launches every kernel at once, so timing
     it against `fn` shows the launch overhead apart. Raises if `fn` cannot be captured."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):  # warm-up off the default stream, as capture requires
-        for _ in range(3):
-            fn()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
-    return graph.replay
+    return replay.capture(fn)[0]
 
 
 @dataclass(frozen=True)

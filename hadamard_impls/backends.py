@@ -17,6 +17,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .replay import GraphReplay
+
 
 @dataclass(frozen=True)
 class Backend:
@@ -72,8 +74,11 @@ BACKENDS: dict[str, Backend] = {
         Backend("library", "the vendor op PyTorch ships for this formula",
                 lambda module: module.forward_library, _always),
         # Likewise `forward_triton`: the formula with its element-wise work in fused
-        # Triton kernels (hadamard_impls.kernels), matrix products left to cuBLAS.
-        Backend("triton", "hand-written fused Triton kernels, forward and backward",
-                lambda module: module.forward_triton, _triton_unavailable),
+        # Triton kernels (hadamard_impls.kernels), most matrix products left to cuBLAS.
+        # Inference on a GPU replays the call's kernels from a CUDA graph (replay.py):
+        # Triton's per-launch host cost would otherwise be timed instead of the kernels.
+        Backend("triton", "hand-written fused Triton kernels, forward and backward; "
+                "inference on a GPU replayed from a CUDA graph",
+                lambda module: GraphReplay(module.forward_triton, module), _triton_unavailable),
     )
 }

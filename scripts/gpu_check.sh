@@ -10,8 +10,9 @@
 #   2. the paper suite (Figures S3 and S4), eager and Triton backends;
 #   3. the element-wise kernels at 64M elements, float32 and bfloat16, with energy per call;
 #   4. the gated FFNs at every full size, eager, compile and Triton, with energy per call;
-#   5. poly_sa and softmax attention at N = 16384, with energy per call;
-#   6. the quick suite on the GPU, eager, library and Triton backends, with what time is left.
+#   5. SwiGLU and GEGLU in bfloat16 where the dual GEMM is judged against torch.compile;
+#   6. poly_sa and softmax attention at N = 16384, with energy per call;
+#   7. the quick suite on the GPU, eager, library and Triton backends, with what time is left.
 # Into OUTPUT_FOLDER: hadamard_bench.db (the results), results.csv (their export),
 # summary.md (benchmarks/gpu_summary.py), tests.log, run.log and steps.log.
 # Python: $PYTHON, else .venv/bin/python when it sees a GPU, else python3.
@@ -76,6 +77,9 @@ step "element-wise kernels at 64M" 70 run.log "${run[@]}" --suite full --benchma
     --dtype float32 --dtype bfloat16 --energy
 step "gated FFNs, full sizes" 110 run.log "${run[@]}" --suite full --benchmark gated_ffn \
     --method swiglu --method geglu --method glu --energy
+step "dual-GEMM gated FFNs, bfloat16" 80 run.log "${run[@]}" --suite full --benchmark gated_ffn \
+    --method swiglu --method geglu --dtype bfloat16 --size tokens=4096,C=1024 --size tokens=16384,C=1024 \
+    --size tokens=4096,C=4096 --size tokens=16384,C=4096 --energy
 step "attention at N=16384, with energy" 60 run.log "${run[@]}" --suite full --benchmark token_mixing \
     --method poly_sa --method softmax_attention --size N=16384 --energy
 step "quick suite" 9999 run.log "${run[@]}" --suite quick --backend eager --backend library --backend triton

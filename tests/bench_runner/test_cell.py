@@ -138,3 +138,17 @@ def test_a_cell_says_which_check_it_had():
                                                     "forward"), FAST)
     assert outcomes["hadamard"].provenance["check"] == cell_module.FLOAT64_HERE
     assert outcomes["dropout"].provenance["check"] == cell_module.OWN_CHECK
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a CUDA device")
+def test_a_triton_cell_says_how_its_timed_calls_were_launched():
+    pytest.importorskip("triton", reason="Triton is not installed")
+    from hadamard_impls import catalogue
+
+    size = catalogue.benchmarks["elementwise"].sizes("smoke")[0]
+    outcome = run_cell(catalogue, Cell("elementwise", "hadamard", "triton", tuple(size.items()), "cpu", "float32",
+                                       "forward"), FAST)
+    assert outcome.status == "ok", outcome.message
+    # The interpreter on the CPU: no graph to replay, and the cell records that it ran directly.
+    assert outcome.provenance["launch"] == "direct: not on a CUDA device"
+    assert outcome.metrics["peak_mem_bytes"] >= size["n"] * 4  # the output, seen through the direct launches

@@ -46,3 +46,15 @@ def test_a_cuda_cell_reports_its_graph_replay_and_allocator_peak():
 
 def test_the_cpu_gets_the_wall_clock():
     assert isinstance(timing.clock_for(torch.device("cpu")), timing.WallClock)
+
+
+@needs_cuda
+@pytest.mark.parametrize("mode, launch", [("forward", "cuda graph"), ("train", "direct: gradients are being recorded")])
+def test_a_triton_cell_replays_its_inference_from_a_graph_and_counts_its_memory(mode, launch):
+    size = catalogue.benchmarks["elementwise"].sizes("smoke")[0]
+    outcome = run_cell(catalogue, Cell("elementwise", "hadamard", "triton", tuple(size.items()), "cuda", "float32",
+                                       mode), timing.TimingPolicy(budget_s=0.02))
+    assert outcome.status == "ok", outcome.message
+    assert outcome.provenance["launch"] == launch
+    # A replay allocates nothing; the peak is taken from direct launches, so the output counts.
+    assert outcome.metrics["peak_mem_bytes"] >= size["n"] * 4
