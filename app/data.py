@@ -7,7 +7,9 @@ tested directly.
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
@@ -15,7 +17,7 @@ from sqlalchemy.orm import sessionmaker
 
 import results_db
 from bench_runner import history, stats
-from results_db import bundle, queries
+from results_db import bundle, queries, store
 
 from .analysis import parse_size
 # The pages reach the shaping functions through this module, with the loaders.
@@ -42,6 +44,7 @@ PROJECT_ROOT = results_db.engine.PROJECT_ROOT
 # Results measured on reference machines (a GPU server) and shipped with the project, so a
 # laptop's numbers have something to stand beside. scripts/gpu_check.sh makes them.
 REFERENCE_DIR = PROJECT_ROOT / "results" / "reference"
+LOCAL_CATALOGUE = Path(__file__).with_name("catalogue.json")  # scripts/catalogue_docs.py writes it
 
 
 @st.cache_resource
@@ -116,12 +119,23 @@ def load_benchmarks_with_results(url: str) -> list[str]:
 
 @st.cache_resource(show_spinner="Adding the shipped reference results")
 def import_reference(url: str) -> list[str]:
-    """Add results/reference/*.json to this database, once per server (a run already there is
-    skipped). HADAMARD_BENCH_REFERENCE=off turns it off. Returns one line per file that could
-    not be added: the dashboard works without them."""
-    if os.environ.get("HADAMARD_BENCH_REFERENCE", "on") == "off" or read_only():
+    """Lay the code's catalogue (app/catalogue.json) over this database, then add
+    results/reference/*.json to it, once per server (a run already there is skipped).
+    HADAMARD_BENCH_REFERENCE=off keeps the bundles out. The catalogue comes first: a bundle
+    brings its own catalogue text, and in a database it alone filled, its older records (which
+    backends reach cuDNN, say) would decide how its cells are labelled. Returns one line per
+    thing that could not be done: the dashboard works without them."""
+    if read_only():
         return []
     problems = []
+    try:
+        rows = json.loads(LOCAL_CATALOGUE.read_text(encoding="utf-8"))
+        with sessions(url)() as session, session.begin():
+            store.sync_catalogue(session, rows["benchmarks"], rows["methods"])
+    except Exception as exc:  # noqa: BLE001 -- a foreign or read-only database must not stop the app
+        problems.append(f"{LOCAL_CATALOGUE.name}: {exc}")
+    if os.environ.get("HADAMARD_BENCH_REFERENCE", "on") == "off":
+        return problems
     for path in sorted(REFERENCE_DIR.glob("*.json")):
         try:
             shipped = bundle.read_file(path)

@@ -1,7 +1,10 @@
-"""The catalogue as Markdown, from the code: docs/catalogue.md is `list --format markdown`, and the
-README's table is `overview_table`. Tests fail when either drifts from what the code registers."""
+"""The catalogue written out from the code: docs/catalogue.md is `list --format markdown`, the
+README's table is `overview_table`, app/catalogue.json is `snapshot`. Tests fail when any of them
+drifts from what the code registers."""
 
 from __future__ import annotations
+
+import json
 
 import torch
 
@@ -14,6 +17,16 @@ from .cell import DTYPES, TOLERANCES
 
 def _ids(ids) -> str:
     return ", ".join(f"`{i}`" for i in ids)
+
+
+def snapshot(catalogue: Catalogue) -> str:
+    """The rows the runner stores for this catalogue (benchmarks, methods), as JSON: what the
+    dashboard lays over a database without importing torch, so that the code's titles, formulas
+    and cuDNN declarations win over a bundle's."""
+    from .sweep import catalogue_rows
+
+    benchmarks, methods = catalogue_rows(catalogue)
+    return json.dumps({"benchmarks": benchmarks, "methods": methods}, indent=1, ensure_ascii=False) + "\n"
 
 
 def overview_table(catalogue: Catalogue) -> str:

@@ -439,6 +439,8 @@ def _cmd_import(args) -> int:
     engine = results_db.open_engine(url.render_as_string(hide_password=False))
     store_runs = pytest_bench.import_file if kind is pytest_bench else bundle.import_bundle
     with sessionmaker(engine)() as session, session.begin():
+        # The code's catalogue first: a bundle's own (older) records must not decide how its cells read.
+        store.sync_catalogue(session, *sweep.catalogue_rows(catalogue))
         added, skipped = store_runs(session, data, source=Path(args.file).name, label=args.label)
     print(f"imported {len(added)} runs from {args.file}" + (f"; {skipped} were already here" if skipped else ""),
           file=sys.stderr)

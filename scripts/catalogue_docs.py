@@ -1,5 +1,6 @@
-"""Regenerate the catalogue's documentation from the code: docs/catalogue.md whole, and the
-README's overview table between its markers. tests/hadamard_impls/test_catalogue_docs.py fails
+"""Regenerate what is written from the catalogue's code: docs/catalogue.md whole, the README's
+overview table between its markers, and app/catalogue.json, the catalogue the dashboard lays over
+every database it opens (it imports no torch). tests/hadamard_impls/test_catalogue_docs.py fails
 until this has been run after a method or benchmark changes.
 
     python scripts/catalogue_docs.py
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench_runner.catalogue_doc import document, overview_table
+from bench_runner.catalogue_doc import document, overview_table, snapshot
 from hadamard_impls import catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +28,8 @@ def main() -> None:
     readme = ROOT / "README.md"
     readme.write_text(readme_with_table(readme.read_text(encoding="utf-8"), overview_table(catalogue)),
                       encoding="utf-8")
-    print("wrote docs/catalogue.md and the README's catalogue table")
+    (ROOT / "app" / "catalogue.json").write_text(snapshot(catalogue), encoding="utf-8")
+    print("wrote docs/catalogue.md, the README's catalogue table and app/catalogue.json")
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ def test_the_wheel_declares_the_requirements_and_a_console_script(installed):
     assert "hadamard-bench = bench_runner.cli:main" in entry
     assert "results_db/migrations/versions/0005_fingerprints_marks_history.py" in names
     assert "app/app_pages/history.py" in names and "hadamard_bench/vocabulary.py" in names
+    assert "app/catalogue.json" in names  # the dashboard lays it over every database
 
 
 def test_the_installed_tool_lists_and_runs_outside_the_checkout(installed):

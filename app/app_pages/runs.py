@@ -67,8 +67,6 @@ if data.read_only():
     st.info("This dashboard is read-only: runs are started on a benchmark machine with "
             "`python -m bench_runner run`, or queued for an agent with `python -m bench_runner submit`.")
 else:
-    if catalogue.empty:
-        st.caption("The catalogue is synced by the first run; until then the form offers the suites only.")
     agent_list = data.load_agents(url)
     targets = [f"this machine ({socket.gethostname()})"] + [
         f"agent {a.label}" + ("" if a.alive else " (not seen lately: the run waits for it)")
@@ -79,10 +77,11 @@ else:
         suite = st.selectbox("Suite", vocabulary.SUITES, index=vocabulary.SUITES.index("quick"),
                              help="smoke: seconds; quick: minutes on a laptop; full: the papers' sizes, for a GPU; "
                                   "paper: the survey's Figures S3 and S4 (spatial and token mixing only)")
+        # Every choice offered whatever else is picked: a form reruns only on submit, and options
+        # that changed with the benchmarks then would drop the methods already picked.
         benchmarks = st.multiselect("Benchmarks (none: all)", sorted(catalogue["benchmark"].unique()))
-        offered = catalogue[catalogue["benchmark"].isin(benchmarks)] if benchmarks else catalogue
-        methods = st.multiselect("Methods (none: all)", sorted(offered["method"].unique()))
-        backends = st.multiselect("Backends (none: all)", sorted({b for bs in offered["backends"] for b in bs}))
+        methods = st.multiselect("Methods (none: all)", sorted(catalogue["method"].unique()))
+        backends = st.multiselect("Backends (none: all)", sorted({b for bs in catalogue["backends"] for b in bs}))
         cols = st.columns(3)
         device = cols[0].selectbox("Device", devices if target == targets[0] else ["cuda", "cpu"])
         dtype = cols[1].selectbox("Dtype", vocabulary.DTYPES)

@@ -29,4 +29,4 @@ def test_the_form_starts_a_detached_run_that_finishes(seeded_db, monkeypatch):
             break
         time.sleep(1)
     newest = runs.iloc[0]
-    assert (newest["status"], newest["suite"], newest["cells_ok"]) == ("finished", "smoke", 1)
+    assert (newest["status"], newest["suite"], newest["cells_ok"]) == ("finished", "smoke", 1), (newest.to_dict(), [s.value for s in at.success])

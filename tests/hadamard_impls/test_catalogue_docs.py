@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from bench_runner.catalogue_doc import overview_table
+from bench_runner.catalogue_doc import overview_table, snapshot
 from bench_runner.cli import main
 from hadamard_impls import catalogue
 from tests.conftest import ROOT
@@ -28,6 +28,10 @@ def test_the_readme_table_is_generated_from_the_catalogue():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     start, end = "<!-- catalogue-table: start -->\n", "\n<!-- catalogue-table: end -->"
     assert readme[readme.index(start) + len(start):readme.index(end)] == overview_table(catalogue), REGENERATE
+
+
+def test_the_dashboards_catalogue_is_the_codes():
+    assert (ROOT / "app" / "catalogue.json").read_text(encoding="utf-8") == snapshot(catalogue), REGENERATE
 
 
 def test_the_ids_match_their_reviewed_snapshot():
