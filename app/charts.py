@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import html
 import os
 import shutil
 
 import pandas as pd
 import plotly.graph_objects as go
 
+from . import text
+
 HOVER_COLUMNS = ["size", "time_median_s", "time_iqr_s", "samples", "peak_mem_bytes", "flops", "gflops", "gbps"]
 
 
-def plain(value) -> str:
-    """Text from a database or a bundle, made inert for Plotly, which renders a subset of HTML
-    (links included) in trace names, hover labels, annotations and tick labels."""
-    return html.escape(str(value), quote=False)
+plain = text.plotly  # stored text into trace names, hover labels, annotations and tick labels
 
 
 def _plain_text(column: pd.Series) -> pd.Series:

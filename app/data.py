@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 import streamlit as st
@@ -19,6 +20,7 @@ import results_db
 from bench_runner import history, stats
 from results_db import bundle, queries, store
 
+from . import text
 from .analysis import parse_size
 # The pages reach the shaping functions through this module, with the loaders.
 from .shaping import (CELL_KEY, CONTEXT, METRICS, add_derived, hold_fixed, latest_ok, size_params,  # noqa: F401
@@ -115,6 +117,23 @@ def load_runs(url: str) -> pd.DataFrame:
 def load_benchmarks_with_results(url: str) -> list[str]:
     with sessions(url)() as session:
         return queries.benchmarks_with_results(session)
+
+
+class LocalCatalogue(NamedTuple):
+    benchmarks: frozenset[str]
+    methods: frozenset[tuple[str, str]]  # (benchmark, method)
+
+
+@st.cache_resource
+def local_catalogue() -> LocalCatalogue:
+    """The ids of the code's own catalogue (app/catalogue.json): only their titles and formulas are
+    shown; anything else a database holds is shown by its id."""
+    try:
+        rows = json.loads(LOCAL_CATALOGUE.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return LocalCatalogue(frozenset(), frozenset())
+    return LocalCatalogue(frozenset(b["id"] for b in rows["benchmarks"]),
+                          frozenset((m["benchmark"], m["id"]) for m in rows["methods"]))
 
 
 @st.cache_resource(show_spinner="Adding the shipped reference results")
@@ -283,20 +302,22 @@ def headline_verdicts(headlines: pd.DataFrame, samples: dict) -> pd.DataFrame:
 
 
 def headline_text(h) -> str:
-    """One headline in Markdown, worded by its verdict."""
+    """One headline in Markdown, worded by its verdict; the stored names in it made inert."""
+    method, baseline, machine = text.md(h.method), text.md(h.baseline), text.md(h.machine)
     interval = f"[{h.speedup_low:.2f}, {h.speedup_high:.2f}]"
-    where = f"at {h.size} ({h.device}, {h.dtype}, {h.mode}, {h.backend}; {h.machine})"
+    where = (f"at {text.md(h.size)} ({text.md(h.device)}, {text.md(h.dtype)}, {text.md(h.mode)}, "
+             f"{text.md(h.backend)}; {machine})")
     if h.verdict == "faster":
-        claim = f":green[**{h.method}** is {h.speedup:.2f}× {interval} faster than **{h.baseline}**]"
+        claim = f":green[**{method}** is {h.speedup:.2f}× {interval} faster than **{baseline}**]"
     elif h.verdict == "slower":
-        claim = (f":red[**{h.method}** is {1 / h.speedup:.2f}× [{1 / h.speedup_high:.2f}, {1 / h.speedup_low:.2f}] "
-                 f"slower than **{h.baseline}**]")
+        claim = (f":red[**{method}** is {1 / h.speedup:.2f}× [{1 / h.speedup_high:.2f}, {1 / h.speedup_low:.2f}] "
+                 f"slower than **{baseline}**]")
     elif h.verdict == "no change":
-        claim = f"**{h.method}** runs as fast as **{h.baseline}** (within ±{stats.FLOOR:.0%}: {interval})"
+        claim = f"**{method}** runs as fast as **{baseline}** (within ±{stats.FLOOR:.0%}: {interval})"
     else:
-        claim = (f":orange[**{h.method}** against **{h.baseline}**: {h.speedup:.2f}× {interval}, inconclusive: "
+        claim = (f":orange[**{method}** against **{baseline}**: {h.speedup:.2f}× {interval}, inconclusive: "
                  f"measure again with more rounds]")
-    return f"{claim} {where}; {h.baseline} takes {h.memory_ratio:.2f}× its peak memory"
+    return f"{claim} {where}; {baseline} takes {h.memory_ratio:.2f}× its peak memory"
 
 
 def _flag(value) -> bool:
@@ -319,7 +340,7 @@ def pick_context(rows: pd.DataFrame, key_prefix: str = "") -> pd.DataFrame:
     cols = st.columns(len(CONTEXT))
     for key, col in zip(CONTEXT, cols):
         options = sorted(rows[key].dropna().unique())
-        value = col.selectbox(key.capitalize(), options, key=f"{key_prefix}{key}")
+        value = col.selectbox(key.capitalize(), options, key=f"{key_prefix}{key}", format_func=text.visible)
         rows = rows[rows[key] == value]
     return rows
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -42,6 +43,7 @@ TABLE_FORMATS = {  # label → (render, file extension, MIME type)
 
 def download_buttons(frame: pd.DataFrame, name: str, figure: go.Figure | None = None) -> None:
     """One download button per table format, and the chart as a self-contained HTML page."""
+    name = re.sub(r"[^\w.=+-]+", "_", name)[:120]  # from stored ids: a file name, nothing more
     cols = st.columns(len(TABLE_FORMATS) + (3 if figure is not None else 0))
     for col, (label, (render, ext, mime)) in zip(cols, TABLE_FORMATS.items()):
         col.download_button(label, render(frame), file_name=f"{name}.{ext}", mime=mime, key=f"{name}-{ext}",

@@ -3,16 +3,16 @@
 import streamlit as st
 
 import results_db  # the project is installed (make run: editable; pip install .), so no path to patch
-from app import data
+from app import data, text
 
 st.set_page_config(page_title="Hadamard Bench", page_icon="⊙", layout="wide")
 try:
     data.sessions(data.db_url())
 except (results_db.SchemaError, results_db.BadDatabaseURL, results_db.CannotOpen) as exc:  # newer, foreign, damaged: left untouched
-    st.error(str(exc))
+    st.error(text.md(exc, None))
     st.stop()
 for problem in data.import_reference(data.db_url()):
-    st.sidebar.warning(f"Reference results not added: {problem}")
+    st.sidebar.warning(f"Reference results not added: {text.md(problem)}")
 st.navigation([
     st.Page("app_pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/show_chart:"),

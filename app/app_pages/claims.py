@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from app import charts, claims, data, exports
+from app import charts, claims, data, exports, text
 
 url = data.db_url()
 st.title("Survey claims")
@@ -28,12 +28,12 @@ rows = data.add_derived(data.latest_ok(pd.concat([data.load_results(url, benchma
 paper = rows[rows["suite"] == "paper"]["machine"].value_counts()
 machines = sorted(rows["machine"].unique(), key=lambda m: (-paper.get(m, 0), m))
 cols = st.columns(5)
-machine = cols[0].selectbox("Machine", machines)
+machine = cols[0].selectbox("Machine", machines, format_func=text.visible)
 rows = rows[rows["machine"] == machine]
 for key, col, prefer in (("device", cols[1], "cuda"), ("dtype", cols[2], "float32"), ("mode", cols[3], "forward"),
                          ("backend", cols[4], "eager")):
     options = sorted(rows[key].unique(), key=lambda v: (v != prefer, v))
-    rows = rows[rows[key] == col.selectbox(key.capitalize(), options, key=f"claims_{key}")]
+    rows = rows[rows[key] == col.selectbox(key.capitalize(), options, key=f"claims_{key}", format_func=text.visible)]
 
 samples = data.load_samples(url, tuple(int(r) for r in rows["result_id"]))
 verdicts = claims.judge_all(rows, samples)
@@ -43,7 +43,7 @@ for claim, v in zip(claims.CLAIMS, verdicts.itertuples()):
     with st.container(border=True):
         st.markdown(f"**{claim.figure}.** {claim.statement}")
         show = {"holds": st.success, "does not hold": st.error, "inconclusive": st.warning}.get(v.verdict, st.info)
-        show(f"{v.verdict.capitalize()} on {machine}: {v.why}", icon=icons[v.verdict])
+        show(f"{v.verdict.capitalize()} on {text.md(machine)}: {v.why}", icon=icons[v.verdict])
         if v.verdict == "not measured":
             continue
         cols = st.columns(4)
@@ -56,7 +56,7 @@ for claim, v in zip(claims.CLAIMS, verdicts.itertuples()):
                        claims.with_interval(v.quadratic_exponent, v.quadratic_ci),
                        help="the slowest-growing of them" + (kernel_note.format(v.quadratic_kernel_exponent)
                                                               if pd.notna(v.quadratic_kernel_exponent) else ""))
-        cols[2].metric(f"{claim.hadamard} ÷ {claim.yardstick}" + (f" at {v.largest}" if v.largest else ""),
+        cols[2].metric(f"{claim.hadamard} ÷ {claim.yardstick}" + (f" at {text.md(v.largest)}" if v.largest else ""),
                        f"{v.yardstick_ratio:.2f}×" if pd.notna(v.yardstick_ratio) else "n/a")
         overtakes = {"always_faster": "throughout", "never_faster": "never",
                      "crossover": f"{claim.param} ≈ {v.crossover_at:.0f}"}.get(v.crossover_kind)
@@ -76,7 +76,7 @@ for claim, v in zip(claims.CLAIMS, verdicts.itertuples()):
         kernel = (f" Kernel-only exponents (CUDA-graph replays): {claim.hadamard} {v.hadamard_kernel_exponent:.2f}, "
                   f"{' / '.join(claim.quadratic)} {v.quadratic_kernel_exponent:.2f}; the verdict is judged on "
                   f"per-call times." if pd.notna(v.hadamard_kernel_exponent) else "")
-        st.caption(f"{claim.benchmark}, {v.held}; {claim.param} grows"
+        st.caption(f"{claim.benchmark}, {text.md(v.held)}; {claim.param} grows"
                    + (", so positions grow as its square" if claim.per_param == 2 else "") + "." + kernel)
 
 table = verdicts.drop(columns=["statement", "held_sizes", "crossover_kind"]).assign(

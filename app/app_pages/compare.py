@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from app import charts, data, exports
+from app import charts, data, exports, text
 from bench_runner import stats
 
 url = data.db_url()
@@ -17,6 +17,7 @@ if not measured:
 
 catalogue = data.load_catalogue(url)
 titles = catalogue.drop_duplicates("benchmark").set_index("benchmark")["title"].to_dict()
+local = data.local_catalogue().benchmarks  # only the code's own titles are shown; others by id
 benchmarks = [b for b in titles if b in set(measured)]
 # The selection lives in the URL, so a chart can be shared as a link.
 from_url = data.url_index
@@ -26,7 +27,7 @@ context_cols = st.columns(4)
 more = st.expander("Methods, backends, held sizes, another machine, the speed-up baseline")
 
 bench = top[0].selectbox("Benchmark", benchmarks, index=from_url("benchmark", benchmarks),
-                         format_func=lambda b: f"{b}: {titles[b]}")
+                         format_func=lambda b: f"{b}: {titles[b]}" if b in local else text.visible(b))
 results = data.load_results(url, benchmark=bench)
 run_ids = sorted(results.loc[results["status"] == "ok", "run_id"].unique(), reverse=True)
 run_choice = top[1].selectbox("Results from", ["latest of each cell", *run_ids],
@@ -41,20 +42,23 @@ context = {}
 reference = data.load_reference_machines(url)
 for key, col in zip(data.CONTEXT, context_cols):
     options = data.own_first(rows[key].unique(), reference) if key == "machine" else sorted(rows[key].unique())
-    context[key] = col.selectbox(key.capitalize(), options, index=from_url(key, options))
+    context[key] = col.selectbox(key.capitalize(), options, index=from_url(key, options), format_func=text.visible)
     rows = rows[rows[key] == context[key]]
 
 # Another machine's results of the same dtype and mode (a shipped reference GPU, say), drawn beside.
 others = data.other_machines(all_rows, context)
 beside = more.selectbox("Beside it", ["nothing", *others], index=from_url("beside", ["nothing", *others]),
+                        format_func=text.visible,
                         help="Another machine's results for the same benchmark, dtype and mode, as dotted lines")
 if beside != "nothing":
     rows = pd.concat([rows.assign(beside=""), data.rows_of(all_rows, others[beside]).assign(beside=beside)],
                      ignore_index=True)
 
 cols = more.columns(2)
-methods = cols[0].multiselect("Methods", sorted(rows["method"].unique()), default=sorted(rows["method"].unique()))
-backends = cols[1].multiselect("Backends", sorted(rows["backend"].unique()), default=sorted(rows["backend"].unique()))
+methods = cols[0].multiselect("Methods", sorted(rows["method"].unique()), default=sorted(rows["method"].unique()),
+                              format_func=text.visible)
+backends = cols[1].multiselect("Backends", sorted(rows["backend"].unique()), default=sorted(rows["backend"].unique()),
+                               format_func=text.visible)
 # Only the metrics these results have (energy is measured with --energy only).
 offered = [m for m in data.METRICS if m == "speedup" or (m in rows and rows[m].notna().any())]
 metric = top[2].selectbox("Metric", offered, index=from_url("metric", offered),
@@ -66,19 +70,21 @@ if rows.empty:
 
 params = data.varying_params(rows) or data.size_params(rows)
 default_x = catalogue.loc[catalogue["benchmark"] == bench, "x_param"].iloc[0]
-x_param = top[3].selectbox("x-axis", params, index=from_url("x", params, default_x))
+x_param = top[3].selectbox("x-axis", params, index=from_url("x", params, default_x), format_func=text.visible)
 fixed = {}
 held = [p for p in params if p != x_param]
 for param, col in zip(held, more.columns(len(held)) if held else []):
-    values = sorted(rows[f"size_{param}"].unique())
+    values = sorted(rows[f"size_{param}"].dropna().unique())
+    if not values:  # a parameter only other results have (a pytest-benchmark group beside ours, say)
+        continue
     common = rows[f"size_{param}"].mode().iloc[0]
-    fixed[param] = col.selectbox(f"{param} held at", values, index=values.index(common))
+    fixed[param] = col.selectbox(f"{text.md(param)} held at", values, index=values.index(common))
 shown = data.hold_fixed(rows, x_param, fixed)
 
 # Baselines first, then the yardsticks (references such as `linear` or `copy`).
 roles = shown.drop_duplicates("method").set_index("method")["role"]
 baselines = sorted(shown.loc[shown["is_baseline"], "method"].unique(), key=lambda m: (roles[m] != "baseline", m))
-baseline = more.selectbox("Speed-up against", baselines) if baselines else None
+baseline = more.selectbox("Speed-up against", baselines, format_func=text.visible) if baselines else None
 
 url_state = {"benchmark": bench, **context, "metric": metric, "x": x_param,
              **({"beside": beside} if beside != "nothing" else {})}
@@ -89,12 +95,12 @@ if metric == "speedup":
         st.info("No baseline among the methods shown: choose one in Methods to chart speed-ups.")
         st.stop()
     plotted = data.speedups(shown, baseline)
-    y_title = f"Speed-up against {baseline} (its time ÷ the method's)"
+    y_title = f"Speed-up against {text.plotly(baseline)} (its time ÷ the method's)"
 else:
     plotted = shown
     label, unit = data.METRICS[metric]
     y_title = f"{label} ({unit})"
-figure = charts.scaling_chart(plotted, f"size_{x_param}", metric, x_title=x_param, y_title=y_title,
+figure = charts.scaling_chart(plotted, f"size_{x_param}", metric, x_title=text.plotly(x_param), y_title=y_title,
                               error="time_iqr_s" if metric == "time_median_s" else None)
 st.plotly_chart(figure, width="stretch")
 if metric == "time_median_s":
@@ -108,7 +114,7 @@ if baseline is not None:
         table = speed.pivot_table(index=f"size_{x_param}", values="shown", columns=["method", "backend"],
                                   aggfunc="first")
         table.index.name = x_param
-        st.markdown(f"**Speed-up against `{baseline}`** (its time ÷ the method's, same backend; above 1 is faster), "
+        st.markdown(f"**Speed-up against {text.code(baseline)}** (its time ÷ the method's, same backend; above 1 is faster), "
                     "with its 95% interval")
         st.dataframe(table, width="stretch")
         inconclusive = int((speed["verdict"] == "inconclusive").sum())

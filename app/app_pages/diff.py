@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app import data, exports
+from app import data, exports, text
 from bench_runner import stats
 
 url = data.db_url()
@@ -16,10 +16,10 @@ ok = results[results["status"] == "ok"]
 if by == "runs":
     measured = set(ok["run_id"])
     choices = [r for r in runs["run_id"] if r in measured]
-    label = lambda r: f"run {r}: " + " · ".join(map(str, runs.loc[runs["run_id"] == r, ["suite", "machine"]].iloc[0]))
+    label = lambda r: f"run {r}: " + text.visible(" · ".join(map(str, runs.loc[runs["run_id"] == r, ["suite", "machine"]].iloc[0])))
 else:  # machines: each one's latest measurement of every cell
     choices = sorted(ok["machine"].unique())
-    label = str
+    label = text.visible
 if len(choices) < 2:
     st.info(f"Two {by} with successful results are needed; this database has {len(choices)}.")
     st.stop()

@@ -4,7 +4,7 @@ interval, the change points found in it, what differs across them, and people's 
 import pandas as pd
 import streamlit as st
 
-from app import charts, data, exports
+from app import charts, data, exports, text
 from bench_runner import history
 from hadamard_bench.vocabulary import CELL_KEY, MARK_KINDS
 
@@ -19,7 +19,7 @@ fingerprints = data.load_fingerprints(url)
 if fingerprints.empty:
     st.info("No successful results yet: run `python -m bench_runner run --suite quick`, then again tomorrow.")
     st.stop()
-described = {r.fingerprint: f"{r.hardware} · {', '.join(r.hostnames)} · {r.runs} runs"
+described = {r.fingerprint: text.visible(f"{r.hardware} · {', '.join(r.hostnames)}") + f" · {r.runs} runs"
              for r in fingerprints.itertuples()}
 choices = list(described)
 fingerprint = st.selectbox("Machine (hardware fingerprint)", choices, index=data.url_index("machine", choices),
@@ -27,19 +27,22 @@ fingerprint = st.selectbox("Machine (hardware fingerprint)", choices, index=data
 medians = data.load_history_medians(url, fingerprint)
 benchmarks = sorted(medians["benchmark"].unique())
 cols = st.columns(4)
-bench = cols[0].selectbox("Benchmark", benchmarks, index=data.url_index("benchmark", benchmarks))
+bench = cols[0].selectbox("Benchmark", benchmarks, index=data.url_index("benchmark", benchmarks),
+                         format_func=text.visible)
 rows = data.load_history(url, fingerprint, bench)
 state = {"machine": fingerprint, "benchmark": bench}
 for key, col in zip(("method", "backend"), cols[1:3]):
     options = sorted(rows[key].unique())
-    state[key] = col.selectbox(key.capitalize(), options, index=data.url_index(key, options))
+    state[key] = col.selectbox(key.capitalize(), options, index=data.url_index(key, options),
+                               format_func=text.visible)
     rows = rows[rows[key] == state[key]]
 sizes = ["all sizes", *dict.fromkeys(rows.sort_values("size", key=lambda s: s.str.len())["size"])]
-state["size"] = cols[3].selectbox("Size", sizes, index=data.url_index("size", sizes))
+state["size"] = cols[3].selectbox("Size", sizes, index=data.url_index("size", sizes), format_func=text.visible)
 cols = st.columns(4)
 for key, col in zip(("device", "dtype", "mode"), cols):
     options = sorted(rows[key].unique())
-    state[key] = col.selectbox(key.capitalize(), options, index=data.url_index(key, options))
+    state[key] = col.selectbox(key.capitalize(), options, index=data.url_index(key, options),
+                               format_func=text.visible)
     rows = rows[rows[key] == state[key]]
 axes = ["run start", "commit"]
 state["x"] = cols[3].radio("Runs placed by", axes, index=data.url_index("x", axes), horizontal=True)
@@ -63,7 +66,7 @@ if not changes.empty:
 software = rows.loc[rows["annotation"].str.contains("→", regex=False), ["run_id", "started_at", "annotation"]]
 if not software.empty:
     st.caption("Software changes in this history: " + "; ".join(
-        f"run {r.run_id}: {r.annotation}" for r in software.drop_duplicates("run_id").itertuples()))
+        f"run {r.run_id}: {text.md(r.annotation)}" for r in software.drop_duplicates("run_id").itertuples()))
 
 if not data.read_only():  # a shared dashboard writes nothing
     with st.expander("Mark a run"):

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from app import data
+from app import data, text
 from hadamard_bench.vocabulary import DOMAINS
 
 DOMAIN_TITLES = DOMAINS
@@ -20,13 +20,14 @@ def progress():
     active = data.active_runs(runs)
     for run in active.itertuples():
         st.progress(run.cells_done / max(run.cells_total, 1),
-                    text=f"Run {run.run_id} ({run.suite} suite on {run.machine}): "
+                    text=f"Run {run.run_id} ({text.md(run.suite)} suite on {text.md(run.machine)}): "
                          f"{run.cells_done} of {run.cells_total} cells")
     data.refresh_on_progress(runs)
 
 
 progress()
 catalogue = data.load_catalogue(url)
+local = data.local_catalogue()
 results = data.load_results(url)
 
 if results.empty:  # the catalogue itself is always there: the dashboard lays the code's over the database
@@ -37,19 +38,23 @@ if results.empty:  # the catalogue itself is always there: the dashboard lays th
 headlines = data.headlines(results, catalogue)
 headlines = data.headline_verdicts(headlines, data.load_samples(
     url, tuple(int(r) for r in pd.concat([headlines["result_id"], headlines["baseline_result_id"]]))))
-st.caption(f"{len(results)} stored cells · database `{url}`")
+st.caption(f"{len(results)} stored cells · database {text.code(url)}")
 reference = data.load_reference_machines(url)
 if reference:
-    st.caption(f"Shipped reference results: {', '.join(reference)} (results/reference/). Their headlines stand "
+    st.caption(f"Shipped reference results: {', '.join(map(text.md, reference))} (results/reference/). Their headlines stand "
                "beside yours below; Compare draws them beside your own runs under *Beside it*.")
 
 for domain, in_domain in catalogue.groupby("domain", sort=False):
-    st.header(DOMAIN_TITLES.get(domain, domain))
+    st.header(DOMAIN_TITLES.get(domain) or text.md(domain))
     for bench, methods in in_domain.groupby("benchmark", sort=False):
         first = methods.iloc[0]
         with st.container(border=True):
-            st.subheader(f"`{bench}`: {first.title}")
-            st.caption(f"{first.contract} · sizes {', '.join(first.params)}")
+            if bench in local.benchmarks:
+                st.subheader(f"`{bench}`: {first.title}")
+                st.caption(f"{first.contract} · sizes {', '.join(first.params)}")
+            else:  # from a bundle or a plugin this catalogue lacks: its own text is not shown
+                st.subheader(text.code(bench))
+                st.caption("Not in this installation's catalogue: shown by its id.")
             for h in headlines[headlines["benchmark"] == bench].itertuples():
                 st.markdown(data.headline_text(h)
                             + (" · :orange[noisy: a timing spread over 10% within or between rounds]"
@@ -61,5 +66,7 @@ for domain, in_domain in catalogue.groupby("domain", sort=False):
             table["backends"] = table["backends"].map(", ".join)
             st.dataframe(table, hide_index=True, width="stretch")
             for m in methods.itertuples():
+                if (bench, m.method) not in local.methods:  # LaTeX only from the code's own catalogue
+                    continue
                 name = m.method.replace("_", r"\_")
                 st.latex(rf"\texttt{{{name}}}:\quad {m.latex}")

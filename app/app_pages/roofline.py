@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app import charts, data, exports
+from app import charts, data, exports, text
 
 url = data.db_url()
 st.title("Roofline")
@@ -14,7 +14,8 @@ if ok.empty:
     st.info("No successful results yet: run `python -m bench_runner run --suite quick`.")
     st.stop()
 rows = data.pick_context(data.add_derived(ok), key_prefix="roofline_")
-backends = st.multiselect("Backends", sorted(rows["backend"].unique()), default=sorted(rows["backend"].unique()))
+backends = st.multiselect("Backends", sorted(rows["backend"].unique()), default=sorted(rows["backend"].unique()),
+                          format_func=text.visible)
 rows = rows[rows["backend"].isin(backends)]
 if rows.empty:
     st.info("Choose at least one backend to place its cells under the roof.")
@@ -29,7 +30,7 @@ if not mine.empty:
     latest = mine.iloc[-1]
     bandwidth, peak = latest["copy_gbps"], latest["matmul_gflops"].get(dtype)
     st.caption(f"Roof from run {latest['run_id']}: {bandwidth:.1f} GB/s copy bandwidth, "
-               + (f"{peak:.1f} GFLOP/s {dtype} matrix products." if peak else f"no {dtype} peak measured."))
+               + (f"{peak:.1f} GFLOP/s {text.md(dtype)} matrix products." if peak else f"no {text.md(dtype)} peak measured."))
 else:
     st.caption("No calibration stored for this machine and device: points only.")
 figure = charts.roofline_chart(points, bandwidth, peak)

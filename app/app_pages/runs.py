@@ -6,7 +6,7 @@ import sys
 
 import streamlit as st
 
-from app import data, exports
+from app import data, exports, text
 from hadamard_bench import vocabulary
 from results_db import store
 
@@ -28,7 +28,7 @@ def history():
     for run in data.active_runs(runs).itertuples():
         cols = st.columns([5, 1])
         cols[0].progress(run.cells_done / max(run.cells_total, 1),
-                         text=f"Run {run.run_id} ({run.suite}, {run.status}): {run.cells_done} of {run.cells_total} "
+                         text=f"Run {run.run_id} ({text.md(run.suite)}, {text.md(run.status)}): {run.cells_done} of {run.cells_total} "
                               f"measurements ({run.rounds} round{'s' * (run.rounds > 1)} of every cell)")
         if run.status in ("queued", "running") and not data.read_only() and cols[1].button(
                 "Cancel", key=f"cancel_{run.run_id}"):
@@ -36,7 +36,7 @@ def history():
                 store.request_cancel(session, int(run.run_id))
             st.toast(f"Run {run.run_id} stops after its current cell.")
     latest = runs.iloc[0]
-    st.caption(f"Latest: run {latest.run_id} {latest.status}, {latest.cells_ok} ok and {latest.cells_failed} failed "
+    st.caption(f"Latest: run {latest.run_id} {text.md(latest.status)}, {latest.cells_ok} ok and {latest.cells_failed} failed "
                f"of {latest.cells_total // max(int(latest.rounds), 1)} cells.")
     st.dataframe(runs, hide_index=True, width="stretch")
     exports.download_buttons(runs, "runs")
@@ -69,7 +69,7 @@ if data.read_only():
 else:
     agent_list = data.load_agents(url)
     targets = [f"this machine ({socket.gethostname()})"] + [
-        f"agent {a.label}" + ("" if a.alive else " (not seen lately: the run waits for it)")
+        f"agent {text.visible(a.label)}" + ("" if a.alive else " (not seen lately: the run waits for it)")
         for a in agent_list.sort_values("alive", ascending=False).itertuples()]
     with st.form("new_run"):
         target = st.selectbox("Run on", targets, help="An agent's machine claims the run from the database and "
@@ -79,9 +79,11 @@ else:
                                   "paper: the survey's Figures S3 and S4 (spatial and token mixing only)")
         # Every choice offered whatever else is picked: a form reruns only on submit, and options
         # that changed with the benchmarks then would drop the methods already picked.
-        benchmarks = st.multiselect("Benchmarks (none: all)", sorted(catalogue["benchmark"].unique()))
-        methods = st.multiselect("Methods (none: all)", sorted(catalogue["method"].unique()))
-        backends = st.multiselect("Backends (none: all)", sorted({b for bs in catalogue["backends"] for b in bs}))
+        benchmarks = st.multiselect("Benchmarks (none: all)", sorted(catalogue["benchmark"].unique()),
+                                    format_func=text.visible)
+        methods = st.multiselect("Methods (none: all)", sorted(catalogue["method"].unique()), format_func=text.visible)
+        backends = st.multiselect("Backends (none: all)", sorted({b for bs in catalogue["backends"] for b in bs}),
+                                  format_func=text.visible)
         cols = st.columns(3)
         device = cols[0].selectbox("Device", devices if target == targets[0] else ["cuda", "cpu"])
         dtype = cols[1].selectbox("Dtype", vocabulary.DTYPES)
@@ -105,10 +107,11 @@ else:
         # The sweep runs in its own process (never inside Streamlit's); it queues behind a running one.
         done = subprocess.run(argv, cwd=data.PROJECT_ROOT, capture_output=True, text=True, timeout=120)
         if done.returncode == 0:
-            st.success(done.stdout.strip() or "Started.")
+            st.success(text.md(done.stdout.strip(), None) or "Started.")
             data.load_runs.clear()
         else:
-            st.error(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "The run did not start.")
+            st.error(text.md(done.stderr.strip().splitlines()[-1], None) if done.stderr.strip()
+                     else "The run did not start.")
 
 
 @st.fragment(run_every=5)
@@ -120,7 +123,7 @@ def machine_state():
     conditions = data.run_conditions(data.load_round_states(url, tuple(int(r) for r in runs["run_id"][:50])),
                                      data.load_busy_at_start(url))
     for run in conditions[conditions["busy_at_start"] != ""].itertuples():
-        st.warning(f"Run {run.run_id} started on a busy machine ({run.busy_at_start}): its timings may not "
+        st.warning(f"Run {run.run_id} started on a busy machine ({text.md(run.busy_at_start)}): its timings may not "
                    "reproduce.", icon=":material/warning:")
     with st.expander("Machine state while each run ran"):
         st.caption("Per run, the worst of its rounds: the 1-minute load average (it counts the run's own worker), "

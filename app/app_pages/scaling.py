@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from app import analysis, data, exports
+from app import analysis, data, exports, text
 
 url = data.db_url()
 st.title("Scaling")
@@ -17,11 +17,13 @@ if not measured:
     st.stop()
 catalogue = data.load_catalogue(url)
 titles = catalogue.drop_duplicates("benchmark").set_index("benchmark")["title"].to_dict()
+local = data.local_catalogue().benchmarks  # only the code's own titles are shown; others by id
 bench = st.selectbox("Benchmark", [b for b in titles if b in set(measured)],
-                     format_func=lambda b: f"{b}: {titles[b]}")
+                     format_func=lambda b: f"{b}: {titles[b]}" if b in local else text.visible(b))
 rows = data.add_derived(data.latest_ok(data.load_results(url, benchmark=bench)))
 rows = data.pick_context(rows, key_prefix="scaling_")
-backend = st.selectbox("Backend", sorted(rows["backend"].unique(), key=lambda b: (b != "eager", b)))
+backend = st.selectbox("Backend", sorted(rows["backend"].unique(), key=lambda b: (b != "eager", b)),
+                       format_func=text.visible)
 rows = rows[rows["backend"] == backend]
 methods = catalogue[catalogue["benchmark"] == bench]
 
@@ -31,7 +33,7 @@ if not params:
     st.stop()
 tables = []
 for param in params:
-    st.subheader(f"Against {param}")
+    st.subheader(f"Against {text.md(param)}")
     for metric, label in (("time_median_s", "runtime"), ("peak_mem_bytes", "peak memory")):
         fits = analysis.fitted_exponents(rows, methods, param, metric)
         if not fits:

@@ -35,8 +35,21 @@ def _free_port() -> int:
 
 @pytest.fixture
 def served(seeded_db, tmp_path):
+    yield from _serve(seeded_db, tmp_path)
+
+
+@pytest.fixture
+def served_hostile(tmp_path):
+    from tests.app.hostile import fill
+
+    url = f"sqlite:///{tmp_path / 'hostile.db'}"
+    fill(url, f"sqlite:///{tmp_path / 'clean.db'}")
+    yield from _serve(url, tmp_path)
+
+
+def _serve(db_url, tmp_path):
     port = _free_port()
-    env = {**os.environ, "HADAMARD_BENCH_DB": seeded_db}
+    env = {**os.environ, "HADAMARD_BENCH_DB": db_url}
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app/streamlit_app.py", "--server.port", str(port),
          "--server.headless", "true", "--server.address", "127.0.0.1"],
@@ -49,7 +62,7 @@ def served(seeded_db, tmp_path):
                 break
             except OSError:
                 time.sleep(0.3)
-        yield f"http://127.0.0.1:{port}", seeded_db
+        yield f"http://127.0.0.1:{port}", db_url
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -153,3 +166,27 @@ def test_every_page_compare_download_and_a_run_started_from_the_browser(served, 
     assert page.get_by_text("One run so far").count() == 1
     assert "machine=" in page.url and "benchmark=token_mixing" in page.url
     _shot(page, "history", tmp_path)
+
+
+def test_hostile_imported_text_makes_no_request_link_or_image(served_hostile, page, tmp_path):
+    from tests.app.hostile import HOST
+
+    base, _ = served_hostile
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+    for path in ("", "compare", "scaling", "roofline", "runs", "diff", "history", "claims"):
+        _open(page, f"{base}/{path}")
+        page.wait_for_selector("h1", timeout=60_000)  # the page's own content, not only the frame
+        page.wait_for_timeout(1000)
+        made = page.locator(f"img[src*='{HOST}'], a[href*='{HOST}'], image[href*='{HOST}']")
+        assert made.count() == 0, (path, [made.nth(i).evaluate(
+            "e => { let p = e; while (p && !(p.dataset && p.dataset.testid)) p = p.parentElement; "
+            "return (p ? p.dataset.testid + ' ' + p.outerHTML.slice(0, 600) : '?'); }") for i in range(made.count())])
+        assert page.locator("script:has-text('alert(1)')").count() == 0, path
+        if path == "":  # the hostile strings are on the page, as text
+            page.wait_for_selector("text=stored cells", timeout=60_000)
+            page.wait_for_timeout(1000)
+            _shot(page, "hostile-overview", tmp_path)
+            assert HOST in page.inner_text("body")
+    leaving = [u for u in requested if not u.startswith(base) and not u.startswith(("data:", "blob:"))]
+    assert leaving == [], leaving
