@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import os
 import subprocess
@@ -27,6 +28,8 @@ from . import machine_state, sweep
 from . import history as bench_history
 from .commands import EXIT_USAGE, UsageError, compare, doctor, gate, history, mark, plot, serve
 from .worker import IsolatedRunner
+
+CATALOGUE_REF = "hadamard_bench.plugins:loaded_catalogue"  # what a worker loads: the catalogue and its plugins
 from .cell import DTYPES, MODES, dtype_unsupported
 
 # Verbs that live in a module of their own: each adds its parser and runs its arguments.
@@ -70,6 +73,15 @@ def _build_parser() -> argparse.ArgumentParser:
     _measure_flags(p)
     p.add_argument("--in-process", action="store_true",
                    help="run cells in this process instead of a worker (debugging: a crash ends the sweep)")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local: one cell at a time in a worker process here (default); ray: every round's cells "
+                        "as Ray tasks, each with a GPU (CUDA) or the run's threads in CPUs to itself (docs/team.md)")
+    p.add_argument("--ray-address", metavar="ADDRESS",
+                   help="the Ray cluster to use (as `ray start` printed it; default: start one here for the run)")
+    p.add_argument("--ray-resource", action="append", default=[], metavar="NAME=AMOUNT",
+                   help="run the cells only on Ray nodes that offer this custom resource (repeatable)")
+    p.add_argument("--accelerator-type", metavar="TYPE",
+                   help="run the cells only on Ray nodes with this accelerator type (H100, A100, ...)")
 
     for module in VERB_MODULES.values():
         module.add_parser(verbs)
@@ -237,6 +249,7 @@ def _cmd_run(args) -> int:
 
     engine = results_db.open_engine(url.render_as_string(hide_password=False))
     factory = sessionmaker(engine)
+    _ray_options(args)  # a bad executor flag is refused before anything is stored
     if args.if_empty:
         with factory() as session:
             if queries.has_runs(session):
@@ -301,8 +314,10 @@ def _sweep(args, factory, run_id: int, policy, cells, suite: str) -> int:
     with factory() as session:
         run = session.get(results_db.Run, run_id)
         rounds, seed, done = run.rounds, run.seed or 0, run.cells_done
-        # Workers run with the thread count the run stored (a resumed run keeps its own).
-        threads = getattr(args, "threads", None) or (run.provenance or {}).get("threads")
+        # Workers run with the thread count the run stored (a resumed run keeps its own). On Ray the
+        # driver's default says nothing about the nodes: only an explicit --threads counts there.
+        threads = getattr(args, "threads", None) or (
+            (run.provenance or {}).get("threads") if getattr(args, "executor", "local") == "local" else None)
     try:
         sweep.wait_for_turn(factory, run_id, on_wait=lambda ahead: print(
             f"run {run_id} waits for run {', '.join(map(str, ahead))} on this machine", file=sys.stderr))
@@ -310,7 +325,7 @@ def _sweep(args, factory, run_id: int, policy, cells, suite: str) -> int:
                                         isolate=not args.in_process,
                                         timeout_s=args.cell_timeout or sweep.CELL_TIMEOUT_S[suite],
                                         rounds=rounds, seed=seed, done=done,
-                                        threads=threads)
+                                        threads=threads, ray=_ray_options(args))
     except KeyboardInterrupt:
         with factory() as session, session.begin():
             store.finish_run(session, run_id, "interrupted", "stopped by the user")
@@ -345,9 +360,35 @@ def _refresh_history(factory, run_id: int, quiet: bool) -> None:
               file=sys.stderr)
 
 
+def _ray_options(args) -> dict | None:
+    """The Ray executor's settings from the run's flags, or None for the local executor."""
+    if getattr(args, "executor", "local") != "ray":
+        if getattr(args, "ray_address", None) or getattr(args, "ray_resource", None) \
+                or getattr(args, "accelerator_type", None):
+            raise UsageError("bench_runner run: --ray-address, --ray-resource and --accelerator-type need --executor ray")
+        return None
+    if args.in_process:
+        raise UsageError("bench_runner run: --in-process and --executor ray exclude each other")
+    if importlib.util.find_spec("ray") is None:
+        from .ray_executor import INSTALL
+
+        raise UsageError(f"bench_runner run: {INSTALL}")
+    resources = {}
+    for text in args.ray_resource:
+        name, _, amount = text.partition("=")
+        try:
+            resources[name.strip()] = float(amount) if amount else 1.0
+        except ValueError:
+            raise UsageError(f"bench_runner run: --ray-resource {text!r}: expected NAME=AMOUNT, e.g. bench_gpu=1") from None
+        if not name.strip() or resources[name.strip()] <= 0:
+            raise UsageError(f"bench_runner run: --ray-resource {text!r}: expected NAME=AMOUNT with AMOUNT above 0")
+    return {"address": args.ray_address, "resources": resources, "accelerator_type": args.accelerator_type,
+            "plugins_env": {plugins.ENV_VAR: os.environ[plugins.ENV_VAR]} if os.environ.get(plugins.ENV_VAR) else {}}
+
+
 def _execute_with_progress(factory, run_id, policy, cells, quiet: bool, isolate: bool = True,
                            timeout_s: float | None = None, rounds: int = 1, seed: int = 0,
-                           done: int = 0, threads: int | None = None) -> dict[str, int]:
+                           done: int = 0, threads: int | None = None, ray: dict | None = None) -> dict[str, int]:
     from tqdm import tqdm
 
     with tqdm(total=len(cells) * rounds, initial=done, unit="cell", disable=quiet, dynamic_ncols=True) as bar:
@@ -355,13 +396,29 @@ def _execute_with_progress(factory, run_id, policy, cells, quiet: bool, isolate:
             bar.set_postfix_str(f"{cell.benchmark}/{cell.method}/{cell.backend} {status}", refresh=False)
             bar.update()
 
+        if ray is not None:
+            from .ray_executor import RayExecutor
+
+            bar.set_postfix_str("starting Ray" if not ray["address"] else f"connecting to Ray at {ray['address']}")
+            try:
+                executor = RayExecutor(CATALOGUE_REF, policy, timeout_s, threads=threads, **ray)
+            except RuntimeError as exc:
+                raise UsageError(f"bench_runner run: {exc}") from None
+            with executor:
+                bar.set_postfix_str("calibrating the ceilings on a Ray node")
+                try:
+                    ceilings = sweep.calibrate(factory, run_id, cells, measure=executor.calibrate)
+                except RuntimeError as exc:  # no node can take the cells
+                    raise UsageError(f"bench_runner run: {exc}") from None
+                return sweep.execute(factory, run_id, cells, executor, on_cell=on_cell, ceilings=ceilings,
+                                     rounds=rounds, seed=seed)
         bar.set_postfix_str("calibrating the devices' ceilings")
         ceilings = sweep.calibrate(factory, run_id, cells)
         if not isolate:
             return sweep.execute(factory, run_id, cells, sweep.in_process(catalogue, policy),
                                  on_cell=on_cell, ceilings=ceilings, rounds=rounds, seed=seed)
         bar.set_postfix_str("starting the worker process")
-        with IsolatedRunner("hadamard_bench.plugins:loaded_catalogue", policy, timeout_s, threads=threads) as run_one:
+        with IsolatedRunner(CATALOGUE_REF, policy, timeout_s, threads=threads) as run_one:
             return sweep.execute(factory, run_id, cells, run_one, on_cell=on_cell, ceilings=ceilings,
                                  rounds=rounds, seed=seed)
 

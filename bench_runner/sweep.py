@@ -8,7 +8,7 @@ import random
 import socket
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hadamard_bench import vocabulary
 from hadamard_impls import BACKENDS, SUITES, Catalogue
 from results_db import store
+from results_db.models import Run
 
 from . import calibration, flops, machine, machine_state, plausibility, stats, telemetry
 from .cell import DTYPES, MODES, Cell, CellOutcome, device_unavailable, dtype_unsupported, run_cell
@@ -164,11 +165,8 @@ def start(session_factory: sessionmaker[Session], catalogue: Catalogue, sel: Sel
         return run.id
 
 
-def calibrate(session_factory: sessionmaker[Session], run_id: int, cells: Sequence[Cell]) -> dict:
-    """Measure each device's ceilings (the devices and dtypes the cells use) and store them. A
-    resumed run keeps the ceilings its first cells were placed under, so every cell's roofline
-    fraction is against the same ones; what the machine measured at the resume is kept apart,
-    in the run's provenance (`resumed_calibrations`), for a reader to see how far it moved."""
+def ceilings_here(cells: Sequence[Cell]) -> dict:
+    """Each device's ceilings (the devices and dtypes the cells use), measured in this process."""
     ceilings = {}
     for device in sorted({c.device for c in cells}):
         if device_unavailable(device):
@@ -178,7 +176,25 @@ def calibrate(session_factory: sessionmaker[Session], run_id: int, cells: Sequen
         idle = telemetry.idle_power_w(telemetry.source_for(device))  # a second, where there is a counter
         if idle is not None:
             ceilings[device]["idle_power_w"] = idle
+    return ceilings
+
+
+def calibrate(session_factory: sessionmaker[Session], run_id: int, cells: Sequence[Cell],
+              measure: Callable[[list[Cell]], tuple[dict, dict]] | None = None) -> dict:
+    """Measure each device's ceilings and store them. A resumed run keeps the ceilings its first
+    cells were placed under, so every cell's roofline fraction is against the same ones; what the
+    machine measured at the resume is kept apart, in the run's provenance (`resumed_calibrations`),
+    for a reader to see how far it moved. `measure` measures elsewhere (a Ray node) and returns that
+    machine's facts with its ceilings: the run is then that machine's."""
+    facts = None
+    if measure is None:
+        ceilings = ceilings_here(cells)
+    else:
+        facts, ceilings = measure(list(cells))
     with session_factory() as session, session.begin():
+        if facts is not None:
+            run = session.get(Run, run_id)
+            run.machine = store.get_or_create_machine(session, facts, machine.label(facts))
         kept = store.run_calibration(session, run_id)
         if kept:
             store.note_resumed_calibration(session, run_id, ceilings)
@@ -318,12 +334,10 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
             record_id = store.start_round(session, run_id, round_index, seed, os.getpid()).id
         drift = run_one.drift(devices) if hasattr(run_one, "drift") else {}
         measured = 0
-        for cell in todo:
-            if cancelled(session_factory, run_id):
-                break
+        outcomes = _outcomes(run_one, todo, stored)
+        for cell, outcome in outcomes:
             key = _cell_id(cell)
             first = key not in stored
-            outcome = run_one(cell) if first else getattr(run_one, "time_only", run_one)(cell)
             with session_factory() as session, session.begin():
                 status = _store_round(session, run_id, cell, outcome, round_index, rounds,
                                       (ceilings or {}).get(cell.device))
@@ -335,6 +349,9 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
             measured += 1
             if on_cell:
                 on_cell(cell, status if first else outcome.status)
+            if cancelled(session_factory, run_id):
+                outcomes.close()  # an executor with cells in flight stops them
+                break
         worker_cpu = run_one.worker_cpu_seconds() if hasattr(run_one, "worker_cpu_seconds") else 0.0
         state = {**machine_state.state_between(before, machine_state.snapshot(), worker_cpu), "drift": drift}
         # Clocks, power, temperature and throttling as the round began and ended (NVML on a GPU).
@@ -344,6 +361,18 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
         with session_factory() as session, session.begin():
             store.finish_round(session, record_id, measured, state)
     return counts
+
+
+def _outcomes(run_one, todo: list[Cell], stored: dict) -> Iterator[tuple[Cell, CellOutcome]]:
+    """(cell, outcome) for a round's cells as they finish. A cell's first measurement checks it,
+    later rounds only time it. An executor that runs many cells at once (bench_runner.ray_executor)
+    takes the whole round and yields in the order they finish; otherwise one at a time, in order."""
+    work = [(cell, _cell_id(cell) not in stored) for cell in todo]
+    if hasattr(run_one, "run_round"):
+        yield from run_one.run_round(work)
+        return
+    for cell, first in work:
+        yield cell, run_one(cell) if first else getattr(run_one, "time_only", run_one)(cell)
 
 
 def _store_round(session: Session, run_id: int, cell: Cell, outcome: CellOutcome, round_index: int,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import uuid
 from pathlib import Path
 
@@ -25,6 +26,11 @@ os.environ.setdefault("HADAMARD_BENCH_REFERENCE", "off")
 
 import results_db  # noqa: E402
 from results_db import store  # noqa: E402
+
+def unescaped(markdown: str) -> str:
+    """What a Markdown string the dashboard made inert (app/text.py) reads as on the page."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
+
 
 FACTS = {"key": "testmachine", "hostname": "testhost", "cpu_model": "Test CPU", "cpu_cores": 2,
          "torch_version": "2.13.0", "cuda_version": None, "gpu_name": None, "os": "Linux",

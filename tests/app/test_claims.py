@@ -9,6 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import claims, data
+from tests.conftest import unescaped
 
 CLAIM = {c.id: c for c in claims.CLAIMS}
 
@@ -101,7 +102,7 @@ def render(url, monkeypatch, page):
 def test_the_claims_page_judges_the_stored_results(seeded_db, monkeypatch):
     # conftest plants poly_sa ∝ N and softmax_attention ∝ N² over N = 64…512.
     at = render(seeded_db, monkeypatch, "app_pages/claims.py")
-    texts = [s.value for s in at.success]
+    texts = [unescaped(s.value) for s in at.success]
     # The planted samples (three rounds, ±1% apart) give each exponent a narrow interval.
     assert any(re.search(r"Holds on testhost \(Test CPU\): poly_sa 1\.00 \[0\.9\d, 1\.0\d\] ≤ 1\.3, "
                          r"softmax_attention 2\.00 \[1\.9\d, 2\.0\d\] > 1\.7", t) for t in texts), texts
@@ -139,7 +140,7 @@ def test_the_dashboard_adds_the_shipped_reference_runs_once(with_reference, monk
     for _ in range(2):
         data.import_reference.clear()
         at = render(with_reference, monkeypatch, "app_pages/overview.py")
-    assert any("Lab GPU (reference)" in c.value for c in at.caption)
+    assert any("Lab GPU (reference)" in unescaped(c.value) for c in at.caption)
     runs = render(with_reference, monkeypatch, "app_pages/runs.py")
     assert not runs.exception
     with data.sessions(with_reference)() as session:

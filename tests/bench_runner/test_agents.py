@@ -12,7 +12,7 @@ import results_db
 from bench_runner.cli import main
 from results_db import queries, store
 from results_db.models import Result, Run
-from tests.conftest import FACTS, ROOT
+from tests.conftest import FACTS, ROOT, unescaped
 
 SUBMIT = ["submit", "--label", "lab", "--suite", "smoke", "--benchmark", "elementwise", "--method", "copy",
           "--backend", "eager", "--device", "cpu"]
@@ -108,7 +108,7 @@ def test_the_runs_page_queues_a_run_for_an_agent_and_lists_it(seeded_db, monkeyp
     form["Methods (none: all)"].set_value(["copy"])
     at.button[-1].click().run(timeout=120)
     assert not at.exception
-    assert any("queued for agent 'gpu-server'" in s.value for s in at.success), [s.value for s in at.error]
+    assert any("queued for agent 'gpu-server'" in unescaped(s.value) for s in at.success), [s.value for s in at.error]
     with factory() as session:
         queued = session.scalars(select(Run).where(Run.status == "queued")).all()
     assert len(queued) == 1 and queued[0].options["target"] == "gpu-server"

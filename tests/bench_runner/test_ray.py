@@ -1,0 +1,111 @@
+"""The Ray executor on a real local Ray cluster: a head that runs nothing and two worker nodes
+with distinct custom resources. Every cell lands once, on the node its resources asked for; a
+node killed mid-sweep loses nothing and doubles nothing."""
+
+import json
+import threading
+import time
+
+import pytest
+from sqlalchemy.orm import sessionmaker
+
+import results_db
+from bench_runner.cli import main
+from results_db.models import Result
+
+ray = pytest.importorskip("ray", reason="Ray is the optional `ray` extra (requirements-test.txt installs it)")
+from ray.cluster_utils import Cluster  # noqa: E402
+
+# Five element-wise methods at the smoke size: five cells, each in a fresh Ray worker (a second
+# or two each to import torch), few enough for CI's two cores.
+METHODS = ["hadamard", "hadamard_chain", "silu", "relu", "copy"]
+SWEEP = ["run", "--suite", "smoke", "--benchmark", "elementwise", "--backend", "eager", "--executor", "ray",
+         "--quiet", "--cell-timeout", "120", *[a for m in METHODS for a in ("--method", m)]]
+CELLS = len(METHODS)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    nodes = {name: c.add_node(num_cpus=1, resources={"bench": 1, name: 1}) for name in ("node_a", "node_b")}
+    c.wait_for_nodes()
+    try:
+        yield c, nodes
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        c.shutdown()
+
+
+def stored(url):
+    with sessionmaker(results_db.open_engine(url, create=False))() as session:
+        return [(r.method, r.status, (r.provenance or {}).get("node"), r.message)
+                for r in session.query(Result).order_by(Result.id)]
+
+
+def test_every_cell_lands_once_on_the_node_its_resources_ask_for(cluster, tmp_path):
+    # node_b, the second node: with node_a as free as it, only the resource can send every cell there.
+    c, nodes = cluster
+    name = "node_b"
+    url = f"sqlite:///{tmp_path / 'ray.db'}"
+    assert main([*SWEEP, "--ray-address", c.address, "--ray-resource", f"{name}=1", "--db", url]) == 0
+    rows = stored(url)
+    assert len(rows) == CELLS and len({r[0] for r in rows}) == CELLS, rows
+    assert {r[1] for r in rows} == {"ok"}, rows
+    assert {r[2] for r in rows} == {nodes[name].node_id}
+
+
+def test_a_resource_no_node_offers_fails_the_run_at_once(cluster, tmp_path, capsys):
+    c, _ = cluster
+    url = f"sqlite:///{tmp_path / 'ray.db'}"
+    assert main([*SWEEP, "--ray-address", c.address, "--ray-resource", "nowhere=1", "--db", url]) == 2
+    assert "no node of the Ray cluster offers what each cell needs (CPU 1, nowhere 1)" in capsys.readouterr().err
+    with sessionmaker(results_db.open_engine(url, create=False))() as session:
+        run = session.get(results_db.Run, 1)
+        assert run.status == "failed" and "nowhere" in run.message
+
+
+def test_a_node_killed_mid_sweep_loses_and_doubles_nothing(tmp_path):
+    # A cluster of its own: the node killed here must not be missed by the tests above.
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    survivor = c.add_node(num_cpus=1, resources={"bench": 1})
+    doomed = c.add_node(num_cpus=1, resources={"bench": 1})
+    c.wait_for_nodes()
+    url = f"sqlite:///{tmp_path / 'ray.db'}"
+    codes = []
+    sweep = threading.Thread(target=lambda: codes.append(main([*SWEEP, "--ray-address", c.address,
+                                                                "--ray-resource", "bench=1", "--db", url])))
+    try:
+        sweep.start()
+        deadline = time.monotonic() + 300
+        landed = 0
+        while time.monotonic() < deadline:  # kill it once cells have started landing
+            try:
+                landed = len(stored(url))
+                if landed >= 1:
+                    break
+            except Exception:  # noqa: BLE001 -- the database is being created
+                pass
+            time.sleep(0.2)
+        c.remove_node(doomed, allow_graceful=False)
+        assert landed < CELLS  # killed mid-sweep, with cells still to run
+        sweep.join(timeout=600)
+        assert not sweep.is_alive() and codes == [0]
+        rows = stored(url)
+        assert len(rows) == CELLS and len({r[0] for r in rows}) == CELLS, rows
+        assert {r[1] for r in rows} == {"ok"}, rows  # the lost node's cells ran again on the survivor
+        assert survivor.node_id in {r[2] for r in rows}
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        c.shutdown()
+
+
+def test_bad_executor_flags_are_refused_before_anything_is_stored(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path / 'refused.db'}"
+    assert main(["run", "--suite", "smoke", "--ray-resource", "x=1", "--db", url]) == 2
+    assert main([*SWEEP, "--ray-resource", "x=oops", "--db", url]) == 2
+    assert main([*SWEEP, "--in-process", "--db", url]) == 2
+    err = capsys.readouterr().err
+    assert "need --executor ray" in err and "expected NAME=AMOUNT" in err and "exclude each other" in err
+    assert not (tmp_path / "refused.db").exists() or stored(url) == []
