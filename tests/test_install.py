@@ -111,3 +111,7 @@ def test_serve_starts_the_installed_dashboard(installed, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+    # serve becomes the server: terminating it left nothing listening behind it.
+    time.sleep(1)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)

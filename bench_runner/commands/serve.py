@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -40,10 +39,11 @@ def run(args) -> int:
             "--server.address", args.address, "--browser.gatherUsageStats", "false"]
     if args.headless:
         argv += ["--server.headless", "true"]
-    try:
-        env = {**os.environ, results_db.engine.ENV_VAR: url}
-        if args.readonly:
-            env["HADAMARD_BENCH_READONLY"] = "1"
-        return subprocess.call(argv, env=env)
-    except KeyboardInterrupt:
-        return 0
+    env = {**os.environ, results_db.engine.ENV_VAR: url}
+    if args.readonly:
+        env["HADAMARD_BENCH_READONLY"] = "1"
+    # This process becomes the server: a service manager's SIGTERM, or a terminal's Ctrl-C,
+    # reaches Streamlit itself, with no child left serving behind a parent that stopped.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, argv, env)
