@@ -4,8 +4,6 @@ fraction of the roofline min(peak FLOP/s, intensity × bandwidth)."""
 
 from __future__ import annotations
 
-import time
-
 import torch
 
 from . import timing
@@ -15,30 +13,6 @@ from . import timing
 COPY_BYTES = {"cpu": 64 * 2**20, "cuda": 1024 * 2**20}
 MATMUL_SIZE = {"cpu": 1024, "cuda": 8192}
 POLICY = timing.TimingPolicy(warmup_s=0.05, min_block_s=1e-3, budget_s=0.2, min_samples=5)
-
-
-# Measured on the 2-core CI-like VM: the first of three identical runs back to back was 10-22%
-# slower than the other two (quick suite, 110 cells: 21 and 70 cells called faster by run 2 and
-# run 3, while runs 2 and 3 agreed on all but one); 20 s of touching memory and multiplying
-# matrices before run 1 removed that (0 of 110 called changed). Whatever the system warms (page
-# reclaim, memory compaction, clocks), a run now warms it before it calibrates and measures.
-WARM_BYTES = {"cpu": 512 * 2**20, "cuda": 2048 * 2**20}
-
-
-def warm_up(device: str, seconds: float) -> None:
-    """Keep `device` busy for `seconds`: allocate and write a large buffer, multiply matrices."""
-    if seconds <= 0:
-        return
-    deadline = time.monotonic() + seconds
-    m = MATMUL_SIZE[device]
-    a = torch.randn(m, m, device=device)
-    while time.monotonic() < deadline:
-        buffer = torch.empty(WARM_BYTES[device] // 4, device=device).fill_(1.0)
-        (buffer * 2).sum()
-        (a @ a).sum()
-        del buffer
-    if device == "cuda":
-        torch.cuda.synchronize()
 
 
 def calibrate(device: str, dtypes: list[str], clock: timing.Clock | None = None) -> dict[str, object]:

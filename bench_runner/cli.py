@@ -412,9 +412,8 @@ def _execute_with_progress(factory, run_id, policy, cells, quiet: bool, isolate:
                     raise UsageError(f"bench_runner run: {exc}") from None
                 return sweep.execute(factory, run_id, cells, executor, on_cell=on_cell, ceilings=ceilings,
                                      rounds=rounds, seed=seed)
-        bar.set_postfix_str(f"warming the machine up ({policy.machine_warmup_s:g} s), then measuring its ceilings"
-                            if policy.machine_warmup_s else "calibrating the devices' ceilings")
-        ceilings = sweep.calibrate(factory, run_id, cells, warmup_s=policy.machine_warmup_s)
+        bar.set_postfix_str("calibrating the devices' ceilings")
+        ceilings = sweep.calibrate(factory, run_id, cells)
         if not isolate:
             return sweep.execute(factory, run_id, cells, sweep.in_process(catalogue, policy),
                                  on_cell=on_cell, ceilings=ceilings, rounds=rounds, seed=seed)

@@ -76,12 +76,11 @@ def _measure(catalogue_ref: str, cell: Cell, policy: TimingPolicy, check: bool, 
     return outcome
 
 
-def _calibrate(cells: list[Cell], warmup_s: float) -> tuple[dict, dict, str]:
-    """The node's facts, its devices' ceilings (after warming it up) and its Ray node id, inside a
-    Ray worker."""
+def _calibrate(cells: list[Cell]) -> tuple[dict, dict, str]:
+    """The node's facts, its devices' ceilings and its Ray node id, inside a Ray worker."""
     from .sweep import ceilings_here
 
-    return machine.facts(), ceilings_here(cells, warmup_s), _node()["node"]
+    return machine.facts(), ceilings_here(cells), _node()["node"]
 
 
 class RayExecutor:
@@ -120,7 +119,7 @@ class RayExecutor:
         ray = _ray()
         options = self._options(c.device for c in cells)
         self._check_feasible(options)
-        facts, ceilings, node = ray.get(self._calibrate.options(**options).remote(cells, self.policy.machine_warmup_s))
+        facts, ceilings, node = ray.get(self._calibrate.options(**options).remote(cells))
         self._node_cpus = next((n["Resources"].get("CPU", 1) for n in ray.nodes() if n["NodeID"] == node), 1)
         self._check_feasible(self._options(c.device for c in cells))
         return facts, ceilings

@@ -33,10 +33,9 @@ ROUNDS = {"smoke": 1, "quick": 3, "full": 5, "paper": 5}
 # How hard each suite measures per round: smoke proves the path works, full is for papers.
 POLICIES = {
     "smoke": TimingPolicy(warmup_s=0.005, min_block_s=1e-4, budget_s=0.02, min_samples=3),
-    # Every suite but smoke (seconds, for tests) warms the machine for 20 s first: see calibration.warm_up.
-    "quick": TimingPolicy(warmup_s=0.015, min_block_s=5e-4, budget_s=0.025, min_samples=5, machine_warmup_s=20.0),
-    "full": TimingPolicy(warmup_s=0.1, min_block_s=1e-3, budget_s=1.0, min_samples=10, machine_warmup_s=20.0),
-    "paper": TimingPolicy(warmup_s=0.05, min_block_s=1e-3, budget_s=0.5, min_samples=10, machine_warmup_s=20.0),
+    "quick": TimingPolicy(warmup_s=0.015, min_block_s=5e-4, budget_s=0.025, min_samples=5),
+    "full": TimingPolicy(warmup_s=0.1, min_block_s=1e-3, budget_s=1.0, min_samples=10),
+    "paper": TimingPolicy(warmup_s=0.05, min_block_s=1e-3, budget_s=0.5, min_samples=10),
 }
 
 
@@ -166,14 +165,12 @@ def start(session_factory: sessionmaker[Session], catalogue: Catalogue, sel: Sel
         return run.id
 
 
-def ceilings_here(cells: Sequence[Cell], warmup_s: float = 0.0) -> dict:
-    """Each device's ceilings (the devices and dtypes the cells use), measured in this process
-    after `warmup_s` seconds of warming the device up."""
+def ceilings_here(cells: Sequence[Cell]) -> dict:
+    """Each device's ceilings (the devices and dtypes the cells use), measured in this process."""
     ceilings = {}
     for device in sorted({c.device for c in cells}):
         if device_unavailable(device):
             continue
-        calibration.warm_up(device, warmup_s)
         dtypes = sorted({c.dtype for c in cells if c.device == device and not dtype_unsupported(device, c.dtype)})
         ceilings[device] = calibration.calibrate(device, dtypes)
         idle = telemetry.idle_power_w(telemetry.source_for(device))  # a second, where there is a counter
@@ -183,7 +180,7 @@ def ceilings_here(cells: Sequence[Cell], warmup_s: float = 0.0) -> dict:
 
 
 def calibrate(session_factory: sessionmaker[Session], run_id: int, cells: Sequence[Cell],
-              measure: Callable[[list[Cell]], tuple[dict, dict]] | None = None, warmup_s: float = 0.0) -> dict:
+              measure: Callable[[list[Cell]], tuple[dict, dict]] | None = None) -> dict:
     """Measure each device's ceilings and store them. A resumed run keeps the ceilings its first
     cells were placed under, so every cell's roofline fraction is against the same ones; what the
     machine measured at the resume is kept apart, in the run's provenance (`resumed_calibrations`),
@@ -191,7 +188,7 @@ def calibrate(session_factory: sessionmaker[Session], run_id: int, cells: Sequen
     machine's facts with its ceilings: the run is then that machine's."""
     facts = None
     if measure is None:
-        ceilings = ceilings_here(cells, warmup_s)
+        ceilings = ceilings_here(cells)
     else:
         facts, ceilings = measure(list(cells))
     with session_factory() as session, session.begin():

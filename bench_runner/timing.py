@@ -99,7 +99,6 @@ class TimingPolicy:
     flush_l2: bool = True  # CUDA: start every timed call from a cold L2
     cuda_graphs: bool = True  # CUDA, forward mode: also time a CUDA-graph replay
     energy: bool = False  # also the energy per call (a second of repeated calls per cell; bench_runner.telemetry)
-    machine_warmup_s: float = 0.0  # before a run calibrates: keep each device busy this long (calibration.warm_up)
 
 
 @dataclass(frozen=True)

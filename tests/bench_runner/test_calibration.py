@@ -30,21 +30,3 @@ def test_a_compute_bound_cell_is_judged_against_the_peak():
 def test_a_copy_is_judged_by_bandwidth_alone():
     assert calibration.roofline_fraction(0, 5e9, 1.0, CEILINGS, "float32") == pytest.approx(0.5)
     assert calibration.roofline_fraction(1e9, 5e9, 1.0, CEILINGS, "bfloat16") is None  # no peak measured
-
-
-def test_the_machine_is_warmed_for_as_long_as_the_policy_says_before_its_ceilings(monkeypatch):
-    import time
-
-    from bench_runner import sweep
-    from bench_runner.cell import Cell
-
-    started = time.monotonic()
-    calibration.warm_up("cpu", 0.3)
-    assert 0.3 <= time.monotonic() - started < 3
-    calls = []
-    monkeypatch.setattr(calibration, "warm_up", lambda device, seconds: calls.append((device, seconds)))
-    monkeypatch.setattr(calibration, "calibrate", lambda device, dtypes: calls.append(("calibrate", device)) or {})
-    cell = Cell("toy", "double", "eager", (("n", 8),), "cpu", "float32", "forward")
-    sweep.ceilings_here([cell], warmup_s=sweep.POLICIES["quick"].machine_warmup_s)
-    assert calls == [("cpu", 20.0), ("calibrate", "cpu")]  # warmed first, then measured
-    assert sweep.POLICIES["smoke"].machine_warmup_s == 0  # the smoke suite (tests) starts at once
