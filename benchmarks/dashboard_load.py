@@ -1,4 +1,5 @@
-"""How fast the dashboard's pages render with 100,000 results in the SQLite file.
+"""How fast the dashboard's pages render with 100,000 results in the SQLite file, and how much
+memory the rendering process holds.
 
 Fills a temporary database with synthetic results shaped like the catalogue's
 (every benchmark and method, many runs and sizes, 16 metrics each) through
@@ -28,10 +29,11 @@ from sqlalchemy.orm import sessionmaker  # noqa: E402
 import results_db  # noqa: E402
 from results_db import store  # noqa: E402
 from results_db.models import Metric, Result  # noqa: E402
+from bench_runner.worker import _peak_rss_bytes, _peak_rss_reset  # noqa: E402
 
 DOC = ROOT / "docs" / "dashboard.md"
 PAGES = ["app_pages/overview.py", "app_pages/compare.py", "app_pages/scaling.py", "app_pages/roofline.py",
-         "app_pages/runs.py", "app_pages/diff.py"]
+         "app_pages/runs.py", "app_pages/diff.py", "app_pages/history.py", "app_pages/claims.py"]
 METRICS = ["time_median_s", "time_iqr_s", "time_min_s", "time_mean_s", "samples", "calls_per_sample", "noisy",
            "median_rel_ci", "peak_mem_bytes", "flops", "flops_counted", "bytes", "first_call_s", "gflops", "gbps",
            "intensity"]
@@ -101,7 +103,9 @@ def main() -> int:
     started = time.perf_counter()
     fill(url, args.rows)
     filled = time.perf_counter() - started
+    _peak_rss_reset()  # the renders' own peak, not the fill's
     times = render_times(url, args.loads)
+    peak_mb = (_peak_rss_bytes() or 0) / 2**20
     lines = [
         "# Dashboard render times",
         "",
@@ -114,6 +118,9 @@ def main() -> int:
         "| --- | --- | --- |",
         *(f"| {page.split('/')[-1].removesuffix('.py')} | {t[0]:.2f} s | {statistics.median(t[1:]):.2f} s |"
           for page, t in times.items()),
+        "",
+        f"Peak resident memory of the process while it rendered (AppTest runs the pages in it, as the "
+        f"Streamlit server would): {peak_mb:,.0f} MiB.",
     ]
     text = "\n".join(lines) + "\n"
     print(text)
