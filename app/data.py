@@ -125,11 +125,18 @@ class LocalCatalogue(NamedTuple):
 
 
 @st.cache_resource
+def local_catalogue_rows() -> dict:
+    """The code's catalogue as scripts/catalogue_docs.py wrote it: {"benchmarks": [...], "methods":
+    [...]}, read once per server; raises when the file is missing or damaged."""
+    return json.loads(LOCAL_CATALOGUE.read_text(encoding="utf-8"))
+
+
+@st.cache_resource
 def local_catalogue() -> LocalCatalogue:
     """The ids of the code's own catalogue (app/catalogue.json): only their titles and formulas are
     shown; anything else a database holds is shown by its id."""
     try:
-        rows = json.loads(LOCAL_CATALOGUE.read_text(encoding="utf-8"))
+        rows = local_catalogue_rows()
     except (OSError, ValueError):
         return LocalCatalogue(frozenset(), frozenset())
     return LocalCatalogue(frozenset(b["id"] for b in rows["benchmarks"]),
@@ -148,7 +155,7 @@ def import_reference(url: str) -> list[str]:
         return []
     problems = []
     try:
-        rows = json.loads(LOCAL_CATALOGUE.read_text(encoding="utf-8"))
+        rows = local_catalogue_rows()
         with sessions(url)() as session, session.begin():
             store.sync_catalogue(session, rows["benchmarks"], rows["methods"])
     except Exception as exc:  # noqa: BLE001 -- a foreign or read-only database must not stop the app

@@ -28,9 +28,9 @@ import threading
 from typing import Iterable, Iterator
 
 from . import machine
-from .cell import Cell, CellOutcome, run_cell
+from .cell import Cell, CellOutcome, _one_line
 from .timing import TimingPolicy
-from .worker import allocator_setting, load_catalogue, release_freed_memory
+from .worker import allocator_setting, load_catalogue, measure_cell
 
 INSTALL = "Ray is not installed: pip install 'hadamard-bench[ray]' (or pip install ray)"
 POLL_S = 1.0
@@ -67,9 +67,7 @@ def _measure(catalogue_ref: str, cell: Cell, policy: TimingPolicy, check: bool, 
             import torch
 
             torch.set_num_threads(threads)
-        if allocator_setting()["allocator"] != "system default":
-            release_freed_memory()
-        outcome = run_cell(load_catalogue(catalogue_ref), cell, policy, check=check)
+        outcome = measure_cell(load_catalogue(catalogue_ref), cell, policy, check)
     finally:
         timer.cancel()
     outcome.provenance = {**(outcome.provenance or {}), **_node()} if check else outcome.provenance
@@ -120,8 +118,8 @@ class RayExecutor:
         options = self._options(c.device for c in cells)
         self._check_feasible(options)
         facts, ceilings, node = ray.get(self._calibrate.options(**options).remote(cells))
+        # The cells then ask for this node's CPUs (or --threads, checked above): feasible by construction.
         self._node_cpus = next((n["Resources"].get("CPU", 1) for n in ray.nodes() if n["NodeID"] == node), 1)
-        self._check_feasible(self._options(c.device for c in cells))
         return facts, ceilings
 
     @staticmethod
@@ -155,14 +153,14 @@ class RayExecutor:
                     try:
                         outcome = ray.get(ref)
                     except ray.exceptions.RayTaskError as exc:  # the task's own code raised
-                        outcome = CellOutcome("error", _first_line(exc.cause if exc.cause else exc))
+                        outcome = CellOutcome("error", _one_line(exc.cause if exc.cause else exc))
                     except ray.exceptions.RayError as exc:  # the worker or its node is gone
                         if attempt == 1:
                             pending[self._submit(cell, check)] = (cell, check, 2)
                             continue
                         outcome = CellOutcome("crashed", "its Ray worker was lost twice (a node lost, the "
                                               f"worker killed, or the cell past its {self.timeout_s:g} s "
-                                              f"timeout): {_first_line(exc)}")
+                                              f"timeout): {_one_line(exc)}")
                     yield cell, outcome
         finally:  # stopped early (a cancelled run): nothing keeps measuring behind the driver's back
             for ref in pending:
@@ -180,7 +178,3 @@ class RayExecutor:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:500]

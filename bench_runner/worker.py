@@ -77,6 +77,18 @@ def _peak_rss_bytes() -> int | None:
     return None
 
 
+def measure_cell(catalogue, cell: Cell, policy: TimingPolicy, check: bool) -> CellOutcome:
+    """One cell in a worker process (ours, or a Ray task's): the heap trimmed first, the process's
+    resident peak during the cell recorded beside the tensors' own peak."""
+    if allocator_setting()["allocator"] != "system default":
+        release_freed_memory()
+    _peak_rss_reset()
+    outcome = run_cell(catalogue, cell, policy, check=check)
+    if outcome.status == "ok" and check:
+        outcome.metrics["process_peak_rss_bytes"] = _peak_rss_bytes()
+    return outcome
+
+
 def _serve(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads: int | None = None) -> None:
     if threads:
         import torch
@@ -97,14 +109,7 @@ def _serve(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads: 
                 conn.send({"error": f"{type(exc).__name__}: {exc}"[:200]})
             continue
         _, cell, check = message
-        if allocator_setting()["allocator"] != "system default":
-            release_freed_memory()
-        _peak_rss_reset()
-        outcome = run_cell(catalogue, cell, policy, check=check)
-        if outcome.status == "ok" and check:
-            # The whole process's resident peak during the cell, beside the tensors' own peak.
-            outcome.metrics["process_peak_rss_bytes"] = _peak_rss_bytes()
-        conn.send(outcome)
+        conn.send(measure_cell(catalogue, cell, policy, check))
 
 
 class IsolatedRunner:
