@@ -57,9 +57,37 @@ def sessions(url: str) -> sessionmaker:
 # Results are cached for a minute; pages that watch a run clear the cache as cells land
 # (see refresh_on_progress), so new results show without a minute's wait.
 @st.cache_data(ttl=60, show_spinner=False)
-def load_results(url: str, benchmark: str | None = None) -> pd.DataFrame:
+def load_latest(url: str, benchmark: str | None = None) -> pd.DataFrame:
+    """Each cell's latest `ok` result on each machine (of one benchmark, when given), every metric
+    a column: read from the table the store keeps at write time, so it costs a row per cell
+    however many runs the database holds."""
     with sessions(url)() as session:
-        return add_derived(queries.results_frame(session, benchmark=benchmark))
+        return latest_ok(add_derived(queries.results_frame(session, benchmark=benchmark, latest=True)))
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def load_run_results(url: str, benchmark: str, run_id: int) -> pd.DataFrame:
+    """One run's results of one benchmark, every metric a column."""
+    with sessions(url)() as session:
+        return add_derived(queries.results_frame(session, benchmark=benchmark, run_id=run_id))
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def load_runs_with_results(url: str, benchmark: str) -> list[int]:
+    with sessions(url)() as session:
+        return queries.runs_with_results(session, benchmark)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def load_machines_with_results(url: str) -> list[str]:
+    with sessions(url)() as session:
+        return queries.machines_with_results(session)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def load_result_count(url: str) -> int:
+    with sessions(url)() as session:
+        return queries.result_count(session)
 
 
 @st.cache_data(ttl=60, show_spinner=False, max_entries=64)
@@ -177,8 +205,9 @@ def refresh_on_progress(runs: pd.DataFrame) -> None:
     done = int(runs["cells_done"].sum()) if not runs.empty else 0
     if st.session_state.setdefault("cells_seen", done) != done:
         st.session_state["cells_seen"] = done
-        load_results.clear()
-        load_benchmarks_with_results.clear()
+        for loader in (load_latest, load_run_results, load_runs_with_results, load_machines_with_results,
+                       load_result_count, load_benchmarks_with_results):
+            loader.clear()
         st.rerun(scope="app")
 
 
@@ -367,21 +396,34 @@ def load_fingerprints(url: str) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=60, show_spinner="Bringing the history up to date")
-def load_history(url: str, fingerprint: str, benchmark: str | None = None) -> pd.DataFrame:
-    """The fingerprint's history points (of one benchmark, when given), annotated; stale cells
-    (results not yet in the cache: an imported run, say) are recomputed and stored first."""
+def load_history(url: str, fingerprint: str, benchmark: str, method: str, backend: str) -> pd.DataFrame:
+    """The history points of one method and backend of a benchmark on the fingerprint, annotated;
+    stale cells (results not yet in the cache: an imported run, say) are recomputed and stored first."""
     with sessions(url)() as session, session.begin():
-        return history.history_table(session, fingerprint=fingerprint, benchmark=benchmark, persist=not read_only())
+        return history.history_table(session, fingerprint=fingerprint, benchmark=benchmark, method=method,
+                                     backend=backend, persist=not read_only())
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def load_history_cells(url: str, fingerprint: str) -> pd.DataFrame:
+    """The cells measured on the fingerprint: the History page's choices."""
+    with sessions(url)() as session:
+        return queries.history_cells(session, fingerprint)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def load_history_runs(url: str, fingerprint: str) -> pd.DataFrame:
+    with sessions(url)() as session:
+        return queries.history_runs(session, fingerprint)
 
 
 @st.cache_data(ttl=60, show_spinner="Bringing the history up to date")
-def load_history_medians(url: str, fingerprint: str) -> pd.DataFrame:
-    """Every cell's cached median per run on the fingerprint, without annotations: what the
-    geometric-mean line needs, cheap even for hundreds of runs."""
+def load_history_medians(url: str, fingerprint: str, run_ids: tuple[int, ...]) -> pd.DataFrame:
+    """Every cell's median in the given runs on the fingerprint, without annotations: what the
+    geometric-mean line between two runs needs (the runs between them only, not the whole history)."""
     with sessions(url)() as session, session.begin():
-        points = history.refresh(session, fingerprint, persist=not read_only())
-        frame = queries.history_frame(session, fingerprint=fingerprint, samples=False, details=False)
-        return history.with_points(frame, points) if read_only() else frame
+        return history.fresh_points(session, persist=not read_only(), details=False, fingerprint=fingerprint,
+                                    run_ids=run_ids)
 
 
 def clear_history() -> None:

@@ -177,15 +177,22 @@ def history_table(session: Session, fingerprint: str | None = None, benchmark: s
     """The chosen cells' cached points, one row per cell and run, oldest first, refreshed first
     where stale (stored unless `persist=False`); with `annotation`: what changed in the software
     since the cell's previous run (torch, driver), and the marks on the run."""
-    frame = queries.history_frame(session, benchmark, method, backend, machine=machine, fingerprint=fingerprint,
-                                  samples=False)
+    frame = fresh_points(session, persist, benchmark=benchmark, method=method, backend=backend, machine=machine,
+                         fingerprint=fingerprint)
+    return annotate(frame, queries.marks_frame(session, fingerprint))
+
+
+def fresh_points(session: Session, persist: bool = True, details: bool = True, **where) -> pd.DataFrame:
+    """history_frame's rows (without samples) chosen by `where`, with the points of the cells
+    among them that were stale computed first (and stored, unless `persist=False`)."""
+    frame = queries.history_frame(session, samples=False, details=details, **where)
     stale = frame[~frame["cached"].astype(bool)]
     if len(stale):
         points = refresh(session, cells={(r.fingerprint, *(getattr(r, c) for c in CELL)) for r in stale.itertuples()},
                          persist=persist)
         frame = with_points(frame, points) if not persist else queries.history_frame(
-            session, benchmark, method, backend, machine=machine, fingerprint=fingerprint, samples=False)
-    return annotate(frame, queries.marks_frame(session, fingerprint))
+            session, samples=False, details=details, **where)
+    return frame
 
 
 def annotate(frame: pd.DataFrame, marks: pd.DataFrame) -> pd.DataFrame:

@@ -405,7 +405,7 @@ def _store_round(session: Session, run_id: int, cell: Cell, outcome: CellOutcome
     store.set_metrics(session, result, metrics)
     message = _implausible(cell, {**kept, **metrics}, ceilings)
     if message:  # the pooled median is what is judged: a later round can make it impossible too
-        result.status, result.message = "implausible", message
+        store.demote(session, result, "implausible", message)
     return result.status
 
 

@@ -1,5 +1,5 @@
-"""How fast the dashboard's pages render with 100,000 results in the SQLite file, and how much
-memory the rendering process holds.
+"""How fast the dashboard's pages render with 100,000 and 1,000,000 results in the SQLite file,
+and how much memory the rendering process holds.
 
 Fills a temporary database with synthetic results shaped like the catalogue's
 (every benchmark and method, many runs and sizes, 16 metrics each) through
@@ -7,15 +7,17 @@ results_db's own models, then renders every page headless with Streamlit's
 AppTest several times and reports the first and the median later render. Prints
 a table and writes it into docs/dashboard.md.
 
-    python benchmarks/dashboard_load.py [--rows 100000] [--loads 5]
+    python benchmarks/dashboard_load.py [--rows 100000 1000000] [--loads 5] [--db-dir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,40 +41,65 @@ METRICS = ["time_median_s", "time_iqr_s", "time_min_s", "time_mean_s", "samples"
            "intensity"]
 
 
+MACHINES = ("Synthetic CPU A", "Synthetic CPU B")  # two fingerprints, as a team's database would hold
+MODES = ("forward", "train")
+SAMPLES, ROUNDS = 10, 2
+
+
 def fill(url: str, rows: int) -> None:
-    """`rows` results over runs of every benchmark, written in bulk."""
+    """`rows` results over runs of every benchmark on two machines, written in bulk a few runs at
+    a time (a million results' metrics would not fit in memory at once). Each run measures every
+    quick-suite cell in both modes, with samples from two rounds, as a real run stores them."""
     import hadamard_impls
     from bench_runner.sweep import catalogue_rows
 
     rng = random.Random(0)
     factory = sessionmaker(results_db.open_engine(url))
-    cells = [(b.id, m.id, backend, s) for b in hadamard_impls.catalogue.benchmarks.values()
-             for m in b.methods.values() for backend in m.backends for s in b.sizes("quick")]
-    facts = {"key": "loadtest", "hostname": "loadtest", "cpu_model": "Synthetic CPU", "cpu_cores": 2,
-             "torch_version": "2.13.0", "os": "Linux", "python_version": "3.11"}
+    cells = [(b.id, m.id, backend, mode, s) for b in hadamard_impls.catalogue.benchmarks.values()
+             for m in b.methods.values() for backend in m.backends for s in b.sizes("quick") for mode in MODES]
     with factory() as session, session.begin():
         store.sync_catalogue(session, *catalogue_rows(hadamard_impls.catalogue))
-        host = store.get_or_create_machine(session, facts, "loadtest (Synthetic CPU)")
-        runs = [store.start_run(session, host, "quick", {}, len(cells)).id for _ in range(rows // len(cells) + 1)]
+        hosts = [store.get_or_create_machine(session, {
+            "key": f"loadtest-{i}", "hostname": f"loadtest-{i}", "cpu_model": cpu, "cpu_cores": 2, "memory_gib": 8,
+            "torch_version": "2.13.0", "os": "Linux", "python_version": "3.11"}, f"loadtest-{i} ({cpu})").id
+            for i, cpu in enumerate(MACHINES)]
+    runs = -(-rows // len(cells))
     result_id = 0
+    for first in range(0, runs, 10):
+        with factory() as session, session.begin():
+            results, metrics = [], []
+            for number in range(first, min(first + 10, runs)):
+                host = session.get(results_db.Machine, hosts[number % len(hosts)])
+                run_id = store.start_run(session, host, "quick", {"rounds": ROUNDS}, len(cells)).id
+                for bench, method, backend, mode, size in cells:
+                    if result_id >= rows:
+                        break
+                    result_id += 1
+                    t = 1e-4 * sum(size.values()) * rng.uniform(0.9, 1.1) * (3 if mode == "train" else 1)
+                    samples = [t * rng.gauss(1, 0.02) for _ in range(SAMPLES)]
+                    results.append(dict(id=result_id, run_id=run_id, benchmark=bench, method=method, backend=backend,
+                                        device="cpu", dtype="float32", mode=mode, status="ok",
+                                        size=hadamard_impls.size_label(size), samples=samples,
+                                        sample_rounds=[i * ROUNDS // SAMPLES for i in range(SAMPLES)]))
+                    metrics += [dict(result_id=result_id, name=n,
+                                     value=statistics.median(samples) if n.startswith("time")
+                                     else float(rng.random() < 0.1) if n == "noisy" else rng.random())
+                                for n in METRICS]
+                store.finish_run(session, run_id)
+            if results:
+                session.execute(insert(Result), results)
+                session.execute(insert(Metric), metrics)
+
+
+def derive(url: str) -> None:
+    """What a run leaves behind as it ends, for the bulk-written results: each cell's latest
+    result (the statement migration 0007 fills an older database with) and the history points."""
+    from bench_runner import history
+
+    factory = sessionmaker(results_db.open_engine(url))
     with factory() as session, session.begin():
-        results, metrics = [], []
-        for run_id in runs:
-            for bench, method, backend, size in cells:
-                if result_id >= rows:
-                    break
-                result_id += 1
-                results.append(dict(id=result_id, run_id=run_id, benchmark=bench, method=method, backend=backend,
-                                    device="cpu", dtype="float32", mode="forward", status="ok",
-                                    size=hadamard_impls.size_label(size)))
-                t = 1e-4 * sum(size.values()) * rng.uniform(0.9, 1.1)
-                metrics += [dict(result_id=result_id, name=n,
-                                 value=t if n.startswith("time") else float(rng.random() < 0.1) if n == "noisy"
-                                 else rng.random()) for n in METRICS]
-        session.execute(insert(Result), results)
-        session.execute(insert(Metric), metrics)
-        for run_id in runs:
-            store.finish_run(session, run_id)
+        store.keep_latest(session)
+        history.refresh(session)
 
 
 def render_times(url: str, loads: int) -> dict[str, list[float]]:
@@ -93,36 +120,80 @@ def render_times(url: str, loads: int) -> dict[str, list[float]]:
     return times
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--loads", type=int, default=5)
-    args = parser.parse_args()
+def render(url: str, loads: int) -> dict:
+    """Every page's render times and the process's peak resident memory while rendering."""
+    _peak_rss_reset()
+    times = render_times(url, loads)
+    return {"times": times, "peak_mib": (_peak_rss_bytes() or 0) / 2**20}
 
-    url = f"sqlite:///{tempfile.mkdtemp()}/load.db"
-    started = time.perf_counter()
-    fill(url, args.rows)
-    filled = time.perf_counter() - started
-    _peak_rss_reset()  # the renders' own peak, not the fill's
-    times = render_times(url, args.loads)
-    peak_mb = (_peak_rss_bytes() or 0) / 2**20
+
+def measure(rows: int, loads: int, db_dir: Path) -> dict:
+    """Fill (or reuse) a database of `rows` results, then render it in a fresh process: each
+    size's memory peak is its own, and no cache carries over from another size."""
+    path = db_dir / f"load-{rows}.db"
+    url = f"sqlite:///{path}"
+    setup = None
+    if not path.exists():
+        started = time.perf_counter()
+        fill(url, rows)
+        filled = time.perf_counter()
+        derive(url)
+        setup = (filled - started, time.perf_counter() - filled)
+    out = subprocess.run([sys.executable, __file__, "--render", url, "--loads", str(loads)],
+                         capture_output=True, text=True, check=False)
+    if out.returncode:
+        raise RuntimeError(f"rendering {rows:,} results failed: {out.stderr.strip().splitlines()[-1:]}")
+    return {"rows": rows, "setup": setup, **json.loads(out.stdout.strip().splitlines()[-1])}
+
+
+def table(found: list[dict], loads: int) -> str:
+    sizes = [f"{m['rows']:,}" for m in found]
+    setup = "; ".join(f"{s} results filled in {m['setup'][0]:.0f} s, their latest-result table and history "
+                      f"points derived in {m['setup'][1]:.0f} s" for s, m in zip(sizes, found) if m["setup"])
     lines = [
         "# Dashboard render times",
         "",
-        f"`python benchmarks/dashboard_load.py --rows {args.rows} --loads {args.loads}`, "
-        f"{time.strftime('%Y-%m-%d')}: {args.rows:,} results with {len(METRICS)} metrics each in one SQLite file "
-        f"(filled in {filled:.0f} s), every page rendered headless by Streamlit's AppTest. The first render fills "
-        "the caches; the median of the later ones is what a user waits for when moving between pages.",
+        f"`python benchmarks/dashboard_load.py --rows {' '.join(str(m['rows']) for m in found)} --loads {loads}`, "
+        f"{time.strftime('%Y-%m-%d')}. Synthetic results shaped like a team's database: every quick-suite cell "
+        f"in both modes, run after run on two machines, {SAMPLES} samples from {ROUNDS} rounds and "
+        f"{len(METRICS)} metrics each, in one SQLite file" + (f" ({setup})" if setup else "") + ". Each size is "
+        "rendered headless by Streamlit's AppTest in a fresh process, every page in turn. The first render of a "
+        "page is what a user waits for on opening it (caches a page shares with earlier ones are warm, as in a "
+        "browser session); the median of the later ones is what moving between pages costs.",
         "",
-        "| page | first render | median later render |",
-        "| --- | --- | --- |",
-        *(f"| {page.split('/')[-1].removesuffix('.py')} | {t[0]:.2f} s | {statistics.median(t[1:]):.2f} s |"
-          for page, t in times.items()),
-        "",
-        f"Peak resident memory of the process while it rendered (AppTest runs the pages in it, as the "
-        f"Streamlit server would): {peak_mb:,.0f} MiB.",
+        "| page | " + " | ".join(f"first render, {s} | later, {s}" for s in sizes) + " |",
+        "| --- |" + " --- | --- |" * len(found),
     ]
-    text = "\n".join(lines) + "\n"
+    for page in PAGES:
+        cells = []
+        for m in found:
+            t = m["times"][page]
+            cells += [f"{t[0]:.2f} s", f"{statistics.median(t[1:]):.2f} s" if len(t) > 1 else "—"]
+        lines.append(f"| {page.split('/')[-1].removesuffix('.py')} | " + " | ".join(cells) + " |")
+    lines += ["", "Peak resident memory of the rendering process (AppTest runs the pages in it, as the Streamlit "
+              "server would): " + ", ".join(f"{m['peak_mib']:,.0f} MiB at {s} results" for s, m in zip(sizes, found))
+              + "."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--loads", type=int, default=5)
+    parser.add_argument("--db-dir", type=Path, help="keep the filled databases here (load-ROWS.db) and reuse them "
+                        "on a later run; default: a temporary folder")
+    parser.add_argument("--render", metavar="URL", help=argparse.SUPPRESS)  # the child process's part
+    args = parser.parse_args()
+    if args.render:
+        print(json.dumps(render(args.render, args.loads)))
+        return 0
+    db_dir = args.db_dir or Path(tempfile.mkdtemp())
+    db_dir.mkdir(parents=True, exist_ok=True)
+    found = []
+    for rows in args.rows:
+        found.append(measure(rows, args.loads, db_dir))
+        print(f"{rows:,} results rendered", file=sys.stderr)
+    text = table(found, args.loads)
     print(text)
     DOC.write_text(text)
     print(f"wrote {DOC}", file=sys.stderr)

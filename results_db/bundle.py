@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from hadamard_bench.vocabulary import CELL_KEY, RUN_STATUSES, STATUSES
 
 from .models import BenchmarkInfo, Machine, Metric, MethodInfo, Result, RoundRecord, Run
+from . import store
 from .store import MACHINE_FIELDS, OPTIONAL_MACHINE_FIELDS, fingerprint_of
 
 FORMAT = "hadamard-bench-results"
@@ -344,6 +345,8 @@ def store_results(session: Session, run_id: int, results: list[dict]) -> None:
         result = Result(run_id=run_id, **row)
         result.metrics = [Metric(name=k, value=v) for k, v in r["metrics"].items()]
         session.add(result)
+    session.flush()
+    store.keep_latest(session, Result.run_id == run_id)
 
 
 def import_bundle(session: Session, data: dict, source: str, label: str | None = None) -> tuple[list[int], int]:

@@ -210,3 +210,25 @@ class HistoryPoint(Base):
     change_point: Mapped[bool] = mapped_column(default=False)
 
 
+
+
+class LatestResult(Base):
+    """Which result is the latest `ok` one of each cell on each machine: what most pages show.
+
+    Kept at write time (store.keep_latest) so a page reads a row per cell instead of scanning
+    every result ever stored. `variant` separates float32 cells on a GPU by the TF32 switches
+    they ran with (a TF32 cell is shown as dtype `tf32`, beside the float32 one, not in its
+    place); it is empty for every other cell."""
+
+    __tablename__ = "latest_result"
+
+    machine_id: Mapped[int] = mapped_column(ForeignKey("machine.id"), primary_key=True)
+    benchmark: Mapped[str] = mapped_column(String(64), primary_key=True)
+    method: Mapped[str] = mapped_column(String(64), primary_key=True)
+    backend: Mapped[str] = mapped_column(String(32), primary_key=True)
+    device: Mapped[str] = mapped_column(String(16), primary_key=True)
+    dtype: Mapped[str] = mapped_column(String(16), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16), primary_key=True)
+    size: Mapped[str] = mapped_column(String(200), primary_key=True)
+    variant: Mapped[str] = mapped_column(String(100), primary_key=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("result.id", ondelete="CASCADE"), index=True)

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from hadamard_bench.vocabulary import FAILED
 
 from . import store
-from .models import (Agent, BenchmarkInfo, HistoryPoint, Machine, Mark, Metric, MethodInfo, Result, RoundRecord, Run,
-                     utcnow)
+from .models import (Agent, BenchmarkInfo, HistoryPoint, LatestResult, Machine, Mark, Metric, MethodInfo, Result,
+                     RoundRecord, Run, utcnow)
 
 # The export's leading columns, in order; any further metrics follow them.
 EXPORT_COLUMNS = [
@@ -28,13 +28,36 @@ def _frame(session: Session, query) -> pd.DataFrame:
     return pd.DataFrame.from_records([tuple(row) for row in result], columns=columns)
 
 
-def metric_names(session: Session) -> list[str]:
-    return list(session.scalars(select(Metric.name).distinct().order_by(Metric.name)))
+def metric_names(session: Session, of=None) -> list[str]:
+    """The metric names stored, for the results `of` selects (a subquery of result ids) when given:
+    read through the metric table's key, not by scanning every metric ever stored."""
+    query = select(Metric.name).distinct().order_by(Metric.name)
+    return list(session.scalars(query if of is None else query.where(Metric.result_id.in_(of))))
 
 
-def results_frame(session: Session, benchmark: str | None = None, run_id: int | None = None) -> pd.DataFrame:
-    """One row per result, every metric as a column (pivoted in SQL, not in Python)."""
-    names = metric_names(session)
+def latest_ids(benchmark: str | None = None, machine: str | None = None):
+    """A subquery: the ids of the latest `ok` result of every cell on every machine (of one
+    benchmark, or on machines with one label, when given), read from LatestResult."""
+    query = select(LatestResult.result_id)
+    if benchmark is not None:
+        query = query.where(LatestResult.benchmark == benchmark)
+    if machine is not None:
+        query = query.where(LatestResult.machine_id.in_(select(Machine.id).where(Machine.label == machine)))
+    return query
+
+
+def results_frame(session: Session, benchmark: str | None = None, run_id: int | None = None,
+                  latest: bool = False) -> pd.DataFrame:
+    """One row per result, every metric as a column (pivoted in SQL, not in Python). With
+    `latest`, only each cell's latest `ok` result on each machine (LatestResult): a few rows per
+    cell however many runs the database holds, which is what most pages show."""
+    chosen = None
+    if latest:
+        chosen = latest_ids(benchmark)
+    elif benchmark is not None or run_id is not None:
+        chosen = select(Result.id).where(*([Result.benchmark == benchmark] if benchmark is not None else []),
+                                         *([Result.run_id == run_id] if run_id is not None else []))
+    names = metric_names(session, chosen)
     pivot = [func.max(case((Metric.name == n, Metric.value))).label(n) for n in names]
     # What each cell recorded about itself (results stored before migration 0006: none).
     recorded = [Result.provenance["commit"].as_string(), Result.provenance["tf32"].as_string(),
@@ -54,6 +77,8 @@ def results_frame(session: Session, benchmark: str | None = None, run_id: int | 
         .group_by(Result.id, Run.suite, Machine.label, MethodInfo.role, *recorded)
         .order_by(Result.id)
     )
+    if latest:
+        query = query.where(Result.id.in_(chosen))
     if benchmark is not None:
         query = query.where(Result.benchmark == benchmark)
     if run_id is not None:
@@ -99,7 +124,9 @@ def with_cell_provenance(session: Session, frame: pd.DataFrame) -> pd.DataFrame:
     """Each result's own `commit` (its run's where it recorded none), `tf32` (tf32_of) and
     `kernels`; a float32 cell that ran TF32 is shown with dtype `tf32`, so no page presents it
     as float32 (nor pairs it with a float32 cell)."""
-    runs = {rid: (p or {}) for rid, p in session.execute(select(Run.id, Run.provenance))}
+    wanted = sorted({int(r) for r in frame["run_id"]}) if not frame.empty else []
+    runs = {rid: (p or {}) for start in range(0, len(wanted), 500)  # bounded IN lists
+            for rid, p in session.execute(select(Run.id, Run.provenance).where(Run.id.in_(wanted[start:start + 500])))}
     cudnn = {(b, m): set(c or []) for b, m, c in session.execute(select(MethodInfo.benchmark, MethodInfo.id,
                                                                        MethodInfo.cudnn))}
     if frame.empty:
@@ -154,7 +181,7 @@ def samples_frame(session: Session, run_id: int | None = None, machine: str | No
     if run_id is not None:
         query = query.where(Result.run_id == run_id)
     if machine is not None:
-        query = query.where(Machine.label == machine)
+        query = query.where(Machine.label == machine, Result.id.in_(latest_ids(benchmark, machine)))
     if benchmark is not None:
         query = query.where(Result.benchmark == benchmark)
     frame = _frame(session, query)
@@ -165,9 +192,9 @@ def samples_frame(session: Session, run_id: int | None = None, machine: str | No
 
 def history_frame(session: Session, benchmark: str | None = None, method: str | None = None,
                   backend: str | None = None, machine: str | None = None, fingerprint: str | None = None,
-                  samples: bool = True, details: bool = True) -> pd.DataFrame:
-    """Every `ok` result of the chosen cells in every run, oldest run first: one row per cell and
-    run, with the run's start, provenance and options, the machine's label, fingerprint and
+                  samples: bool = True, details: bool = True, run_ids=None) -> pd.DataFrame:
+    """Every `ok` result of the chosen cells in every run (of `run_ids`, when given), oldest run
+    first: one row per cell and run, with the run's start, provenance and options, the machine's label, fingerprint and
     driver, the cached history point (time_median_s, ci_low, ci_high, change_point; `cached`
     false where not yet computed) and, unless `samples=False`, the samples."""
     columns = [Result.id.label("result_id"), Result.run_id, Run.started_at,
@@ -187,12 +214,37 @@ def history_frame(session: Session, benchmark: str | None = None, method: str | 
         query = query.where(Machine.fingerprint.in_(select(Machine.fingerprint).where(Machine.label == machine)))
     if fingerprint is not None:
         query = query.where(Machine.fingerprint == fingerprint)
+    if run_ids is not None:
+        query = query.where(Result.run_id.in_([int(r) for r in run_ids]))
     frame = _frame(session, query)
     if frame.empty:
         return pd.DataFrame(columns=[*query.selected_columns.keys(), *(["commit"] if details else [])])
     if details:
         frame["commit"] = frame["provenance"].map(lambda p: (p or {}).get("git_commit"))
     return frame
+
+
+def history_cells(session: Session, fingerprint: str) -> pd.DataFrame:
+    """The cells (cell key columns) with an `ok` result on `fingerprint`: one row each, from
+    LatestResult, for the History page's choices."""
+    query = (select(*(getattr(LatestResult, c) for c in CELL_COLUMNS)).distinct()
+             .join(Machine, LatestResult.machine_id == Machine.id).where(Machine.fingerprint == fingerprint))
+    frame = _frame(session, query)
+    return frame if not frame.empty else pd.DataFrame(columns=CELL_COLUMNS)
+
+
+def history_runs(session: Session, fingerprint: str) -> pd.DataFrame:
+    """The runs on `fingerprint` with an `ok` result (run_id, started_at), oldest first."""
+    query = (select(Run.id.label("run_id"), Run.started_at).join(Machine, Run.machine_id == Machine.id)
+             .where(Machine.fingerprint == fingerprint, _has_ok_result()).order_by(Run.started_at, Run.id))
+    frame = _frame(session, query)
+    return frame if not frame.empty else pd.DataFrame(columns=["run_id", "started_at"])
+
+
+def _has_ok_result():
+    """Whether a run has an `ok` result: an EXISTS that the result table's run index answers
+    at the run's first rows, not a scan of every result."""
+    return select(Result.id).where(Result.run_id == Run.id, Result.status == "ok").exists()
 
 
 def stale_cells(session: Session, fingerprint: str | None = None) -> list[tuple]:
@@ -211,9 +263,9 @@ def fingerprints_frame(session: Session) -> pd.DataFrame:
     that share it, how many runs it has and when the latest started."""
     query = (select(Machine.fingerprint, Machine.label, Machine.hostname, Machine.cpu_model, Machine.cpu_cores,
                     Machine.memory_gib, Machine.gpu_name, Machine.driver_version,
-                    func.count(func.distinct(Run.id)).label("runs"), func.max(Run.started_at).label("latest"))
-             .join(Run, Run.machine_id == Machine.id).join(Result, Result.run_id == Run.id)
-             .where(Result.status == "ok").group_by(Machine.id))
+                    func.count(Run.id).label("runs"), func.max(Run.started_at).label("latest"))
+             .join(Run, Run.machine_id == Machine.id)
+             .where(Machine.id.in_(select(LatestResult.machine_id)), _has_ok_result()).group_by(Machine.id))
     frame = _frame(session, query)
     columns = ["fingerprint", "hardware", "labels", "hostnames", "runs", "latest"]
     if frame.empty:
@@ -302,7 +354,23 @@ def catalogue_frame(session: Session) -> pd.DataFrame:
 
 
 def benchmarks_with_results(session: Session) -> list[str]:
-    return list(session.scalars(select(Result.benchmark).where(Result.status == "ok").distinct()))
+    return list(session.scalars(select(LatestResult.benchmark).distinct()))
+
+
+def machines_with_results(session: Session) -> list[str]:
+    """Labels of the machines with an `ok` result."""
+    return list(session.scalars(select(Machine.label).where(Machine.id.in_(select(LatestResult.machine_id)))
+                                .distinct().order_by(Machine.label)))
+
+
+def runs_with_results(session: Session, benchmark: str) -> list[int]:
+    """The runs with an `ok` result of `benchmark`, newest first."""
+    return list(session.scalars(select(Result.run_id).where(Result.benchmark == benchmark, Result.status == "ok")
+                                .distinct().order_by(Result.run_id.desc())))
+
+
+def result_count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Result))
 
 
 def has_runs(session: Session) -> bool:

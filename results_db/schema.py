@@ -24,7 +24,7 @@ from .models import Base
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 OUR_TABLES = {"machine", "run", "benchmark", "method", "result", "metric"}
-LATER_TABLES = {"agent", "round", "mark", "history_point"}  # added by migrations 0003 to 0005
+LATER_TABLES = {"agent", "round", "mark", "history_point", "latest_result"}  # added by migrations 0003 to 0007
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 

@@ -10,14 +10,14 @@ import hashlib
 import json
 from typing import Iterable, Mapping
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, case, delete, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from hadamard_bench.vocabulary import CELL_KEY, MARK_KINDS
 
-from .models import (Agent, BenchmarkInfo, HistoryPoint, Machine, Mark, Metric, MethodInfo, Result,
-                     RoundRecord, Run, utcnow)
+from .models import (Agent, BenchmarkInfo, HistoryPoint, LatestResult, Machine, Mark, Metric, MethodInfo,
+                     Result, RoundRecord, Run, utcnow)
 
 MACHINE_FIELDS = ("hostname", "cpu_model", "cpu_cores", "memory_gib", "torch_version", "cuda_version",
                   "gpu_name", "driver_version", "os", "python_version")
@@ -86,6 +86,9 @@ def record_result(session: Session, run_id: int, cell: Mapping[str, str], status
     result.metrics = [Metric(name=k, value=float(v)) for k, v in (metrics or {}).items() if v is not None]
     session.add(result)
     count_progress(session, run_id, progress)
+    if status == "ok":
+        session.flush()  # its id, for the latest-result table
+        keep_latest(session, Result.id == result.id)
     return result
 
 
@@ -117,6 +120,47 @@ def set_metrics(session: Session, result: Result, metrics: Mapping[str, float | 
             kept[name].value = float(value)
         else:
             result.metrics.append(Metric(name=name, value=float(value)))
+
+
+def demote(session: Session, result: Result, status: str, message: str | None) -> None:
+    """An `ok` result that a later round showed not to be (`implausible`): its cell's latest
+    result on its machine falls back to the one before it, if any."""
+    result.status, result.message = status, message
+    session.flush()
+    session.execute(delete(LatestResult).where(LatestResult.result_id == result.id))
+    machine_id = select(Run.machine_id).where(Run.id == result.run_id).scalar_subquery()
+    keep_latest(session, Run.machine_id == machine_id, *(getattr(Result, c) == getattr(result, c) for c in CELL_COLUMNS))
+
+
+def _tf32_variant():
+    """The SQL expression of LatestResult.variant: a float32 GPU cell's TF32 switches as it
+    recorded them, else as its run recorded them (results stored before migration 0006), else
+    the run's defaults; empty for every other cell."""
+    recorded = literal("cell ") + Result.provenance["tf32"].as_string()
+    of_run = literal("run ") + Run.provenance["tf32"].as_string()
+    return case((and_(Result.device == "cuda", Result.dtype == "float32"),
+                 func.coalesce(recorded, of_run, literal("run defaults"))), else_=literal(""))
+
+
+def keep_latest(executor, *where) -> None:
+    """Point LatestResult at the newest `ok` result of each cell and machine among the results
+    that match `where` (all of them when none is given: migration 0007 fills the table so),
+    unless a newer one is there already. One INSERT … SELECT … ON CONFLICT, on a Session or a
+    Connection; the caller commits."""
+    dialect = executor.dialect if hasattr(executor, "dialect") else executor.get_bind().dialect
+    variant = _tf32_variant().label("variant")
+    keys = ["machine_id", *CELL_COLUMNS, "variant"]
+    newest = (select(Run.machine_id, *(getattr(Result, c) for c in CELL_COLUMNS), variant,
+                     func.max(Result.id).label("result_id"))
+              .join(Run, Result.run_id == Run.id)
+              .where(Result.status == "ok", *where)  # a WHERE SQLite needs before ON CONFLICT anyway
+              .group_by(Run.machine_id, *(getattr(Result, c) for c in CELL_COLUMNS), variant))
+    insert = (postgresql.insert if dialect.name == "postgresql" else sqlite.insert)(LatestResult)
+    statement = insert.from_select([*keys, "result_id"], newest)
+    statement = statement.on_conflict_do_update(
+        index_elements=keys, set_={"result_id": statement.excluded.result_id},
+        where=LatestResult.result_id < statement.excluded.result_id)
+    executor.execute(statement)
 
 
 def note_round_failure(result: Result, round_index: int, status: str, message: str | None) -> None:

@@ -22,8 +22,7 @@ if not measured:
             "`python -m bench_runner run --suite paper` (or the quick suite).")
     st.stop()
 
-rows = data.add_derived(data.latest_ok(pd.concat([data.load_results(url, benchmark=b) for b in measured],
-                                                 ignore_index=True)))
+rows = pd.concat([data.load_latest(url, benchmark=b) for b in measured], ignore_index=True)
 # The machine with the most paper-suite cells comes first: that is where the claims are tested.
 paper = rows[rows["suite"] == "paper"]["machine"].value_counts()
 machines = sorted(rows["machine"].unique(), key=lambda m: (-paper.get(m, 0), m))

@@ -28,14 +28,12 @@ more = st.expander("Methods, backends, held sizes, another machine, the speed-up
 
 bench = top[0].selectbox("Benchmark", benchmarks, index=from_url("benchmark", benchmarks),
                          format_func=lambda b: f"{b}: {titles[b]}" if b in local else text.visible(b))
-results = data.load_results(url, benchmark=bench)
-run_ids = sorted(results.loc[results["status"] == "ok", "run_id"].unique(), reverse=True)
+run_ids = data.load_runs_with_results(url, bench)
 run_choice = top[1].selectbox("Results from", ["latest of each cell", *run_ids],
                               index=from_url("run", ["latest of each cell", *run_ids]),
                               format_func=lambda r: r if isinstance(r, str) else f"run {r}")
-if not isinstance(run_choice, str):
-    results = results[results["run_id"] == run_choice]
-rows = data.add_derived(data.latest_ok(results))
+rows = (data.load_latest(url, benchmark=bench) if isinstance(run_choice, str)
+        else data.latest_ok(data.load_run_results(url, bench, int(run_choice))))
 
 all_rows = rows
 context = {}

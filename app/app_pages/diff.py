@@ -10,15 +10,12 @@ st.title("Diff")
 st.caption("After ÷ before, per cell measured in both. " + stats.explain_verdicts())
 
 runs = data.load_runs(url)
-results = data.load_results(url)
 by = st.radio("Compare", ["runs", "machines"], horizontal=True)
-ok = results[results["status"] == "ok"]
 if by == "runs":
-    measured = set(ok["run_id"])
-    choices = [r for r in runs["run_id"] if r in measured]
+    choices = list(runs.loc[runs["cells_ok"].fillna(0) > 0, "run_id"])
     label = lambda r: f"run {r}: " + text.visible(" · ".join(map(str, runs.loc[runs["run_id"] == r, ["suite", "machine"]].iloc[0])))
 else:  # machines: each one's latest measurement of every cell
-    choices = sorted(ok["machine"].unique())
+    choices = data.load_machines_with_results(url)
     label = text.visible
 if len(choices) < 2:
     st.info(f"Two {by} with successful results are needed; this database has {len(choices)}.")

@@ -24,18 +24,19 @@ described = {r.fingerprint: text.visible(f"{r.hardware} · {', '.join(r.hostname
 choices = list(described)
 fingerprint = st.selectbox("Machine (hardware fingerprint)", choices, index=data.url_index("machine", choices),
                            format_func=described.get)
-medians = data.load_history_medians(url, fingerprint)
-benchmarks = sorted(medians["benchmark"].unique())
+cells = data.load_history_cells(url, fingerprint)
+benchmarks = sorted(cells["benchmark"].unique())
 cols = st.columns(4)
 bench = cols[0].selectbox("Benchmark", benchmarks, index=data.url_index("benchmark", benchmarks),
                          format_func=text.visible)
-rows = data.load_history(url, fingerprint, bench)
+cells = cells[cells["benchmark"] == bench]
 state = {"machine": fingerprint, "benchmark": bench}
-for key, col in zip(("method", "backend"), cols[1:3]):
-    options = sorted(rows[key].unique())
+for key, col in zip(("method", "backend"), cols[1:3]):  # chosen before loading: one method's history is read
+    options = sorted(cells[key].unique())
     state[key] = col.selectbox(key.capitalize(), options, index=data.url_index(key, options),
                                format_func=text.visible)
-    rows = rows[rows[key] == state[key]]
+    cells = cells[cells[key] == state[key]]
+rows = data.load_history(url, fingerprint, bench, state["method"], state["backend"])
 sizes = ["all sizes", *dict.fromkeys(rows.sort_values("size", key=lambda s: s.str.len())["size"])]
 state["size"] = cols[3].selectbox("Size", sizes, index=data.url_index("size", sizes), format_func=text.visible)
 cols = st.columns(4)
@@ -94,13 +95,14 @@ if not data.read_only():  # a shared dashboard writes nothing
             st.caption("To remove a mark: `python -m bench_runner mark --list`, then `mark --delete ID`.")
 
 st.subheader("Geometric mean per benchmark and backend")
-order = list(dict.fromkeys(medians.sort_values("started_at")["run_id"]))
+order = [int(r) for r in data.load_history_runs(url, fingerprint)["run_id"]]
 if len(order) < 2:
     st.info("Two runs on this machine are needed to draw it.")
 else:
     first, last = st.select_slider("Between runs", order, value=(order[max(0, len(order) - 10)], order[-1]),
                                    format_func=lambda r: f"run {r}")
-    line = history.geomean_series(medians, first, last)
+    window = tuple(order[order.index(first):order.index(last) + 1])
+    line = history.geomean_series(data.load_history_medians(url, fingerprint, window), first, last)
     if line.empty:
         st.info("No cell was measured in both.")
     else:

@@ -28,7 +28,7 @@ def progress():
 progress()
 catalogue = data.load_catalogue(url)
 local = data.local_catalogue()
-results = data.load_results(url)
+results = data.load_latest(url)
 
 if results.empty:  # the catalogue itself is always there: the dashboard lays the code's over the database
     st.info("No results yet. Start a sweep with `python -m bench_runner run --suite quick` "
@@ -38,7 +38,7 @@ if results.empty:  # the catalogue itself is always there: the dashboard lays th
 headlines = data.headlines(results, catalogue)
 headlines = data.headline_verdicts(headlines, data.load_samples(
     url, tuple(int(r) for r in pd.concat([headlines["result_id"], headlines["baseline_result_id"]]))))
-st.caption(f"{len(results)} stored cells · database {text.code(url)}")
+st.caption(f"{data.load_result_count(url):,} stored results · {len(results):,} cells · database {text.code(url)}")
 reference = data.load_reference_machines(url)
 if reference:
     st.caption(f"Shipped reference results: {', '.join(map(text.md, reference))} (results/reference/). Their headlines stand "

@@ -9,7 +9,7 @@ st.title("Roofline")
 st.caption("Each point is a cell's latest result; the roof is the copy bandwidth and matrix-product throughput "
            "measured at the start of the machine's latest run on that device.")
 
-ok = data.latest_ok(data.load_results(url))
+ok = data.load_latest(url)
 if ok.empty:
     st.info("No successful results yet: run `python -m bench_runner run --suite quick`.")
     st.stop()

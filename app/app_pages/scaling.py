@@ -20,7 +20,7 @@ titles = catalogue.drop_duplicates("benchmark").set_index("benchmark")["title"].
 local = data.local_catalogue().benchmarks  # only the code's own titles are shown; others by id
 bench = st.selectbox("Benchmark", [b for b in titles if b in set(measured)],
                      format_func=lambda b: f"{b}: {titles[b]}" if b in local else text.visible(b))
-rows = data.add_derived(data.latest_ok(data.load_results(url, benchmark=bench)))
+rows = data.load_latest(url, benchmark=bench)
 rows = data.pick_context(rows, key_prefix="scaling_")
 backend = st.selectbox("Backend", sorted(rows["backend"].unique(), key=lambda b: (b != "eager", b)),
                        format_func=text.visible)

@@ -66,6 +66,8 @@ def test_a_first_schema_database_is_migrated_and_its_results_still_read(store_ur
         frame = queries.export_frame(session)
         catalogue = queries.catalogue_frame(session)
     assert list(frame["method"]) == ["hadamard"] and frame["time_median_s"].iloc[0] == 0.001
+    with sessionmaker(engine)() as session:  # 0007 filled the latest-result table from what was stored
+        assert list(queries.results_frame(session, latest=True)["result_id"]) == [1]
     assert catalogue["against"].iloc[0] == []  # a column the first schema lacked, filled as the models write
     with sessionmaker(engine)() as session:  # 0005 gave the old machine a fingerprint from what it recorded
         machine = session.get(results_db.Machine, 1)
