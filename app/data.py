@@ -141,6 +141,14 @@ def load_runs(url: str) -> pd.DataFrame:
         return queries.runs_frame(session)
 
 
+@st.cache_data(ttl=2, show_spinner=False)
+def load_run_progress(url: str) -> pd.DataFrame:
+    """Every run's progress, without its ok and failed counts: read from the run table alone,
+    for progress bars that poll every two seconds."""
+    with sessions(url)() as session:
+        return queries.runs_frame(session, counts=False)
+
+
 @st.cache_data(ttl=60, show_spinner=False)
 def load_benchmarks_with_results(url: str) -> list[str]:
     with sessions(url)() as session:
@@ -206,7 +214,7 @@ def refresh_on_progress(runs: pd.DataFrame) -> None:
     if st.session_state.setdefault("cells_seen", done) != done:
         st.session_state["cells_seen"] = done
         for loader in (load_latest, load_run_results, load_runs_with_results, load_machines_with_results,
-                       load_result_count, load_benchmarks_with_results):
+                       load_result_count, load_benchmarks_with_results, load_headlines):
             loader.clear()
         st.rerun(scope="app")
 
@@ -291,41 +299,61 @@ def speedup_label(row) -> str:
     return f"{row['speedup']:.2f}× [{row['speedup_low']:.2f}, {row['speedup_high']:.2f}]{mark}"
 
 
-def headlines(frame: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
-    """Each Hadamard method against each baseline of its benchmark, at the largest size both
-    reached, same machine, device, dtype, mode and backend (eager preferred)."""
-    rows = []
-    latest = latest_ok(frame)
+HEADLINE_COLUMNS = ["benchmark", "method", "baseline", "backend", *CONTEXT, "size", "speedup", "memory_ratio", "noisy",
+                    "result_id", "baseline_result_id"]
+
+
+def judged_pairs(catalogue: pd.DataFrame) -> pd.DataFrame:
+    """(benchmark, method, baseline): each Hadamard method with the methods it is compared with
+    (its `against`, else every baseline of its benchmark)."""
     roles = catalogue.set_index(["benchmark", "method"])["role"].to_dict()
     against = (catalogue.set_index(["benchmark", "method"])["against"].to_dict()
                if "against" in catalogue else {})
-    for (bench, *context), group in latest.groupby(["benchmark"] + CONTEXT):
-        for backend in sorted(group["backend"].unique(), key=lambda b: b != "eager")[:1]:
-            g = group[group["backend"] == backend]
-            by_method = {m: d.set_index("size") for m, d in g.groupby("method")}
-            for method, mine in by_method.items():
-                if roles.get((bench, method)) != "hadamard":
-                    continue
-                for base, theirs in by_method.items():
-                    judged = against.get((bench, method)) or [
-                        m for (b, m), r in roles.items() if b == bench and r == "baseline"]
-                    if base not in judged:
-                        continue
-                    common = mine.index.intersection(theirs.index)
-                    if common.empty:
-                        continue
-                    size = max(common, key=lambda s: sum(parse_size(s).values()))
-                    rows.append(dict(
-                        benchmark=bench, method=method, baseline=base, backend=backend,
-                        **dict(zip(CONTEXT, context)), size=size,
-                        speedup=theirs.at[size, "time_median_s"] / mine.at[size, "time_median_s"],
-                        result_id=mine.at[size, "result_id"], baseline_result_id=theirs.at[size, "result_id"],
-                        memory_ratio=_ratio(theirs.at[size, "peak_mem_bytes"], mine.at[size, "peak_mem_bytes"]),
-                        noisy=bool(_flag(mine.at[size, "noisy"]) or _flag(theirs.at[size, "noisy"]))
-                        if "noisy" in g else False,
-                    ))
-    return pd.DataFrame(rows, columns=["benchmark", "method", "baseline", "backend", *CONTEXT, "size",
-                                       "speedup", "memory_ratio", "noisy", "result_id", "baseline_result_id"])
+    pairs = [(bench, method, base) for (bench, method), role in roles.items() if role == "hadamard"
+             for base in (against.get((bench, method)) or
+                          [m for (b, m), r in roles.items() if b == bench and r == "baseline"])]
+    return pd.DataFrame(pairs, columns=["benchmark", "method", "baseline"])
+
+
+def headlines(frame: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
+    """Each Hadamard method against each baseline of its benchmark, at the largest size both
+    reached, same machine, device, dtype, mode and backend (eager preferred, else the backend
+    the group's oldest latest result used). Joins, not a loop per group: the Overview computes
+    it on every first render."""
+    latest = latest_ok(frame)
+    pairs = judged_pairs(catalogue)
+    if latest.empty or pairs.empty:
+        return pd.DataFrame(columns=HEADLINE_COLUMNS)
+    group = ["benchmark", *CONTEXT]
+    chosen = latest.groupby(group, sort=False)["backend"].agg(
+        lambda b: "eager" if (b == "eager").any() else b.iloc[0]).rename("chosen").reset_index()
+    rows = latest.merge(chosen, on=group)
+    rows = rows[rows["backend"] == rows["chosen"]]
+    if "noisy" not in rows:
+        rows = rows.assign(noisy=False)
+    keep = [*group, "backend", "size", "time_median_s", "peak_mem_bytes", "result_id", "noisy"]
+    mine = rows[[*keep, "method"]].merge(pairs, on=["benchmark", "method"])
+    theirs = rows[[*keep, "method"]].rename(columns={"method": "baseline"})
+    both = mine.merge(theirs, on=[*group, "backend", "size", "baseline"], suffixes=("", "_base"))
+    if both.empty:
+        return pd.DataFrame(columns=HEADLINE_COLUMNS)
+    both["weight"] = [sum(parse_size(s).values()) for s in both["size"]]
+    top = both.loc[both.groupby([*group, "method", "baseline"], sort=False)["weight"].idxmax()]
+    out = top.assign(
+        speedup=top["time_median_s_base"] / top["time_median_s"],
+        memory_ratio=[_ratio(b, m) for b, m in zip(top["peak_mem_bytes_base"], top["peak_mem_bytes"])],
+        noisy=[_flag(a) or _flag(b) for a, b in zip(top["noisy"], top["noisy_base"])],
+        baseline_result_id=top["result_id_base"])
+    return out.sort_values([*group, "method", "baseline"])[HEADLINE_COLUMNS].reset_index(drop=True)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def load_headlines(url: str) -> pd.DataFrame:
+    """The Overview's headlines with their verdicts: computed once a minute, not on every visit
+    (the verdicts resample every headline's rounds)."""
+    found = headlines(load_latest(url), load_catalogue(url))
+    ids = tuple(int(r) for r in pd.concat([found["result_id"], found["baseline_result_id"]]))
+    return headline_verdicts(found, load_samples(url, ids))
 
 
 def headline_verdicts(headlines: pd.DataFrame, samples: dict) -> pd.DataFrame:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Optional
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from hadamard_bench.vocabulary import CELL_KEY
@@ -128,6 +128,8 @@ class Result(Base):
     __tablename__ = "result"
     __table_args__ = (
         UniqueConstraint("run_id", *CELL_KEY, name="one_result_per_cell"),
+        # The Runs page counts each run's ok and failed cells from this index alone (migration 0007).
+        Index("ix_result_run_id_status", "run_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

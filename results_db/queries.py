@@ -321,13 +321,19 @@ def round_states(session: Session, run_ids) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def runs_frame(session: Session) -> pd.DataFrame:
+def runs_frame(session: Session, counts: bool = True) -> pd.DataFrame:
+    """Every run, newest first, with how many of its cells ended `ok` and failed (`counts`: read
+    from every result, through the (run_id, status) index; without them, from the run table
+    alone, which is what a progress bar polling every few seconds needs)."""
+    columns = [Run.id.label("run_id"), Run.suite, Run.status, Machine.label.label("machine"), Run.started_at,
+               Run.finished_at, Run.rounds, Run.cells_done, Run.cells_total]
+    if not counts:
+        return _frame(session, select(*columns, Run.message).join(Machine, Run.machine_id == Machine.id)
+                      .order_by(Run.id.desc()))
     ok = func.sum(case((Result.status == "ok", 1), else_=0))
     failed = func.sum(case((Result.status.in_(FAILED), 1), else_=0))
     query = (
-        select(Run.id.label("run_id"), Run.suite, Run.status, Machine.label.label("machine"),
-               Run.started_at, Run.finished_at, Run.rounds, Run.cells_done, Run.cells_total,
-               ok.label("cells_ok"), failed.label("cells_failed"), Run.message)
+        select(*columns, ok.label("cells_ok"), failed.label("cells_failed"), Run.message)
         .join(Machine, Run.machine_id == Machine.id)
         .outerjoin(Result, Result.run_id == Run.id)
         .group_by(Run.id, Machine.label)

@@ -77,16 +77,16 @@ def sqlite_revision(path: Path) -> str | None:
         return None
     try:
         with open(path, "rb") as f:
-            header = f.read(len(SQLITE_HEADER))
+            header = f.read(100)
     except OSError as exc:
         raise SchemaError(f"cannot read {where}: {exc.strerror}") from None
-    if header != SQLITE_HEADER:
+    if header[:len(SQLITE_HEADER)] != SQLITE_HEADER:
         raise SchemaError(f"{where} is not an SQLite database; it was left untouched")
+    if _cut_short(header, path.stat().st_size):
+        raise SchemaError(f"{where} is damaged or truncated (shorter than its header says); it was left untouched")
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            if db.execute("PRAGMA quick_check(1)").fetchone()[0] != "ok":
-                raise sqlite3.DatabaseError("quick_check failed")
             tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             version = (db.execute("SELECT version_num FROM alembic_version").fetchone() or [None])[0] \
                 if "alembic_version" in tables else None
@@ -96,6 +96,20 @@ def sqlite_revision(path: Path) -> str | None:
     except sqlite3.DatabaseError as exc:
         raise SchemaError(f"{where} is damaged or truncated ({exc}); it was left untouched") from None
     return _revision_of(tables, version, run_columns, where)
+
+
+def _cut_short(header: bytes, size: int) -> bool:
+    """Whether the file is shorter than the pages its header counts: a copy cut short. Read from
+    the header in constant time; PRAGMA quick_check, which reads every page, took 1.7 s on a file
+    of a million results, paid on every open by the dashboard and every command."""
+    if len(header) < 100:
+        return True
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    # The page count is valid only when the header's change counter matches (SQLite's file format, §1.3.7).
+    counted = header[24:28] == header[92:96] and pages > 0
+    return counted and size < pages * page_size
 
 
 def engine_revision(engine: Engine) -> str | None:

@@ -1,6 +1,5 @@
 """Overview: the catalogue by survey domain, with the latest headline per benchmark."""
 
-import pandas as pd
 import streamlit as st
 
 from app import data, text
@@ -16,7 +15,7 @@ st.caption("What does a Hadamard-product primitive really cost against the opera
 
 @st.fragment(run_every=2)
 def progress():
-    runs = data.load_runs(url)
+    runs = data.load_run_progress(url)
     active = data.active_runs(runs)
     for run in active.itertuples():
         st.progress(run.cells_done / max(run.cells_total, 1),
@@ -35,9 +34,7 @@ if results.empty:  # the catalogue itself is always there: the dashboard lays th
             "(`make run` starts one by itself on an empty database); results appear here as they land.")
     st.stop()
 
-headlines = data.headlines(results, catalogue)
-headlines = data.headline_verdicts(headlines, data.load_samples(
-    url, tuple(int(r) for r in pd.concat([headlines["result_id"], headlines["baseline_result_id"]]))))
+headlines = data.load_headlines(url)
 st.caption(f"{data.load_result_count(url):,} stored results · {len(results):,} cells · database {text.code(url)}")
 reference = data.load_reference_machines(url)
 if reference:

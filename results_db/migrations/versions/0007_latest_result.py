@@ -1,5 +1,6 @@
 """The latest `ok` result of each cell on each machine, kept at write time, so the dashboard's
-pages read one row per cell instead of every result ever stored.
+pages read one row per cell instead of every result ever stored; and an index that counts each
+run's ok and failed cells without reading the results themselves.
 
 Revision ID: 0007
 Revises: 0006
@@ -29,6 +30,7 @@ def upgrade() -> None:
         sa.Column("result_id", sa.Integer, sa.ForeignKey("result.id", ondelete="CASCADE"), nullable=False),
     )
     op.create_index("ix_latest_result_result_id", "latest_result", ["result_id"])
+    op.create_index("ix_result_run_id_status", "result", ["run_id", "status"])
     # Filled from the results already stored, by the same statement that keeps it up to date
     # as results land (imported here, not copied, so the two cannot disagree).
     from results_db import store
