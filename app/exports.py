@@ -42,18 +42,22 @@ TABLE_FORMATS = {  # label → (render, file extension, MIME type)
 
 
 def download_buttons(frame: pd.DataFrame, name: str, figure: go.Figure | None = None) -> None:
-    """One download button per table format, and the chart as a self-contained HTML page."""
+    """One download button per table format, and the chart as a self-contained HTML page.
+
+    Every file is made on the server only when its button is clicked: made on every render, the
+    seven files of a History page with a few thousand rows took half a second each time. A click
+    must not rerun the page: a rerun replaces the deferred file the browser is fetching."""
     name = re.sub(r"[^\w.=+-]+", "_", name)[:120]  # from stored ids: a file name, nothing more
     cols = st.columns(len(TABLE_FORMATS) + (3 if figure is not None else 0))
     for col, (label, (render, ext, mime)) in zip(cols, TABLE_FORMATS.items()):
-        col.download_button(label, render(frame), file_name=f"{name}.{ext}", mime=mime, key=f"{name}-{ext}",
-                            on_click="ignore")
+        col.download_button(label, lambda render=render: render(frame), file_name=f"{name}.{ext}", mime=mime,
+                            key=f"{name}-{ext}", on_click="ignore")
     if figure is not None:
-        html = figure.to_html(include_plotlyjs=True, config={"toImageButtonOptions": {"format": "svg"}})
-        cols[-3].download_button("Chart (HTML)", html, file_name=f"{name}.html", mime="text/html", key=f"{name}-html",
-                                 on_click="ignore")
-        # Drawn on the server only when clicked (a browser starts for it: a second or two). A click
-        # must not rerun the page: a rerun replaces the deferred file the browser is fetching.
+        cols[-3].download_button(
+            "Chart (HTML)", lambda: figure.to_html(include_plotlyjs=True,
+                                                   config={"toImageButtonOptions": {"format": "svg"}}),
+            file_name=f"{name}.html", mime="text/html", key=f"{name}-html", on_click="ignore")
+        # Images are drawn by a browser the server starts for them: a second or two.
         for col, fmt, mime in ((cols[-2], "png", "image/png"), (cols[-1], "svg", "image/svg+xml")):
             col.download_button(f"Chart ({fmt.upper()})", lambda fmt=fmt: charts.image(figure, fmt),
                                 file_name=f"{name}.{fmt}", mime=mime, key=f"{name}-{fmt}", on_click="ignore")

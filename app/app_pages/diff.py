@@ -12,8 +12,12 @@ st.caption("After ÷ before, per cell measured in both. " + stats.explain_verdic
 runs = data.load_runs(url)
 by = st.radio("Compare", ["runs", "machines"], horizontal=True)
 if by == "runs":
-    choices = list(runs.loc[runs["cells_ok"].fillna(0) > 0, "run_id"])
-    label = lambda r: f"run {r}: " + text.visible(" · ".join(map(str, runs.loc[runs["run_id"] == r, ["suite", "machine"]].iloc[0])))
+    measured = runs[runs["cells_ok"].fillna(0) > 0]
+    choices = list(measured["run_id"])
+    # Worded once: a selectbox words every option on every render, a thousand runs twice.
+    labels = {r: f"run {r}: " + text.visible(f"{s} · {m}") for r, s, m in
+              zip(measured["run_id"], measured["suite"], measured["machine"])}
+    label = labels.get
 else:  # machines: each one's latest measurement of every cell
     choices = data.load_machines_with_results(url)
     label = text.visible

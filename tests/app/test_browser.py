@@ -184,7 +184,7 @@ def test_hostile_imported_text_makes_no_request_link_or_image(served_hostile, pa
             "return (p ? p.dataset.testid + ' ' + p.outerHTML.slice(0, 600) : '?'); }") for i in range(made.count())])
         assert page.locator("script:has-text('alert(1)')").count() == 0, path
         if path == "":  # the hostile strings are on the page, as text
-            page.wait_for_selector("text=stored cells", timeout=60_000)
+            page.wait_for_selector("text=stored results", timeout=60_000)
             page.wait_for_timeout(1000)
             _shot(page, "hostile-overview", tmp_path)
             assert HOST in page.inner_text("body")

@@ -74,3 +74,29 @@ def test_an_imported_run_updates_the_table(store_url, tmp_path):
         bundle.import_bundle(session, shipped, source="test")
         frame = queries.results_frame(session, latest=True)
     assert list(frame["time_median_s"]) == [1.0] and list(frame["machine"]) == ["x"]
+
+
+def test_the_cheap_reads_the_pages_use_agree_with_the_results(store_url):
+    """What the pages ask of the run table and LatestResult instead of every result: machines and
+    benchmarks with an `ok` result, a fingerprint's runs with one (oldest first), run progress."""
+    factory = sessionmaker(results_db.open_engine(store_url))
+    with factory() as session, session.begin():
+        good = store.get_or_create_machine(session, FACTS, "good")
+        bad = store.get_or_create_machine(session, {**FACTS, "key": "k2", "cpu_model": "Other CPU"}, "bad")
+        runs = [store.start_run(session, host, "quick", {}, 1).id for host in (good, bad, good, good)]
+        for run_id, status in zip(runs, ["ok", "ok", "error", "ok"]):
+            store.record_result(session, run_id, {**CELL, "benchmark": "b" if run_id != runs[1] else "c"},
+                                status if run_id != runs[1] else "error")
+        fingerprint = good.fingerprint
+    with factory() as session:
+        assert queries.machines_with_results(session) == ["good"]
+        assert queries.benchmarks_with_results(session) == ["b"]
+        assert list(queries.history_runs(session, fingerprint)["run_id"]) == [runs[0], runs[3]]
+        assert list(queries.history_cells(session, fingerprint)["benchmark"]) == ["b"]
+        assert queries.runs_with_results(session, "b") == [runs[3], runs[0]]
+        full, light = queries.runs_frame(session), queries.runs_frame(session, counts=False)
+        assert list(full["run_id"]) == list(light["run_id"]) == runs[::-1]
+        assert list(full["cells_done"]) == list(light["cells_done"]) == [1, 1, 1, 1]
+        assert list(full["cells_ok"]) == [1, 0, 0, 1] and "cells_ok" not in light
+        fingerprints = queries.fingerprints_frame(session)
+        assert list(fingerprints["fingerprint"]) == [fingerprint] and fingerprints["runs"].iloc[0] == 2
