@@ -224,6 +224,25 @@ def history_frame(session: Session, benchmark: str | None = None, method: str | 
     return frame
 
 
+def newest_before(session: Session, fingerprint: str, before, per_cell: int) -> pd.DataFrame:
+    """Each cell's `per_cell` newest `ok` results on `fingerprint` from runs started before
+    `before`, oldest first, with their samples: what `gate` judges a run against. The window
+    function picks them in the database, so a history of hundreds of runs is not read whole."""
+    newest = func.row_number().over(partition_by=[getattr(Result, c) for c in CELL_COLUMNS],
+                                    order_by=[Run.started_at.desc(), Run.id.desc(), Result.id.desc()])
+    ranked = (select(Result.id.label("result_id"), Result.run_id, Run.started_at,
+                     *(getattr(Result, c) for c in CELL_COLUMNS), newest.label("newest"))
+              .join(Run, Result.run_id == Run.id).join(Machine, Run.machine_id == Machine.id)
+              .where(Result.status == "ok", Machine.fingerprint == fingerprint, Run.started_at < before)
+              .subquery())
+    query = (select(*(c for c in ranked.c if c.name != "newest"), Result.samples, Result.sample_rounds)
+             .join(Result, Result.id == ranked.c.result_id).where(ranked.c.newest <= per_cell)
+             .order_by(ranked.c.started_at, ranked.c.run_id, ranked.c.result_id))
+    frame = _frame(session, query)
+    return frame if not frame.empty else pd.DataFrame(
+        columns=["result_id", "run_id", "started_at", *CELL_COLUMNS, "samples", "sample_rounds"])
+
+
 def history_cells(session: Session, fingerprint: str) -> pd.DataFrame:
     """The cells (cell key columns) with an `ok` result on `fingerprint`: one row each, from
     LatestResult, for the History page's choices."""

@@ -33,28 +33,39 @@ def add_parser(verbs) -> None:
     db_flag(p)
 
 
+def baseline_rows(history_rows: pd.DataFrame, run_id: int, started_at, against: int,
+                  marks: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The history rows a baseline is made of: per cell, its `against` latest runs before
+    `run_id`, none before the latest earlier run a mark covers."""
+    earlier = history_rows[(history_rows["run_id"] != run_id) & (history_rows["started_at"] < started_at)]
+    marked = marks[marks["started_at"] < started_at] if marks is not None else pd.DataFrame()
+    kept = []
+    for key, cell in earlier.groupby(queries.CELL_COLUMNS, sort=False):
+        starts = [m.started_at for m in history.covering(marked, dict(zip(queries.CELL_COLUMNS, key)))]
+        if starts:
+            cell = cell[cell["started_at"] >= max(starts)]
+        kept.append(cell.tail(against))
+    return pd.concat(kept) if kept else earlier.iloc[0:0]
+
+
 def baseline_frame(history_rows: pd.DataFrame, run_id: int, started_at, against: int,
                    marks: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per cell, the samples of its `against` latest runs before `run_id` (none before the latest
     earlier run a mark covers), each run's rounds kept apart (round labels offset per run), in
     samples_frame's shape."""
-    earlier = history_rows[(history_rows["run_id"] != run_id) & (history_rows["started_at"] < started_at)]
-    marked = marks[marks["started_at"] < started_at] if marks is not None else pd.DataFrame()
     rows = []
-    for key, cell in earlier.groupby(queries.CELL_COLUMNS, sort=False):
+    chosen = baseline_rows(history_rows, run_id, started_at, against, marks)
+    for key, cell in chosen.groupby(queries.CELL_COLUMNS, sort=False):
         cell_key = dict(zip(queries.CELL_COLUMNS, key))
-        starts = [m.started_at for m in history.covering(marked, cell_key)]
-        if starts:
-            cell = cell[cell["started_at"] >= max(starts)]
         samples, labels, offset = [], [], 0
-        for r in cell.tail(against).itertuples():
+        for r in cell.itertuples():
             rounds = stats.split_rounds(r.samples, r.sample_rounds)
             for k, values in enumerate(rounds):
                 samples += list(values)
                 labels += [offset + k] * len(values)
             offset += len(rounds)
         if samples:
-            rows.append({**cell_key, "samples": samples, "sample_rounds": labels, "runs": min(len(cell), against)})
+            rows.append({**cell_key, "samples": samples, "sample_rounds": labels, "runs": len(cell)})
     return pd.DataFrame(rows, columns=[*queries.CELL_COLUMNS, "samples", "sample_rounds", "runs"])
 
 
@@ -96,8 +107,9 @@ def run(args) -> int:
             raise UsageError(f"bench_runner gate: no run {args.run} in this database")
         fingerprint, label, started_at = run_row.machine.fingerprint, run_row.machine.label, run_row.started_at
         mine = queries.samples_frame(session, run_id=args.run)
-        rows = queries.history_frame(session, fingerprint=fingerprint)
         marks = queries.marks_frame(session, fingerprint)
+        # Each cell's newest runs only: a mark can shorten them further, never reach past them.
+        rows = queries.newest_before(session, fingerprint, started_at, args.against)
     if mine.empty:
         raise UsageError(f"bench_runner gate: run {args.run} has no `ok` cells to judge")
     # A run marked as a new start has nothing before it to be judged against.

@@ -100,3 +100,27 @@ def test_the_cheap_reads_the_pages_use_agree_with_the_results(store_url):
         assert list(full["cells_ok"]) == [1, 0, 0, 1] and "cells_ok" not in light
         fingerprints = queries.fingerprints_frame(session)
         assert list(fingerprints["fingerprint"]) == [fingerprint] and fingerprints["runs"].iloc[0] == 2
+
+
+def test_newest_before_reads_only_the_runs_a_gate_needs(store_url):
+    """Each cell's N newest `ok` results before a run's start, on one fingerprint, oldest first."""
+    factory = sessionmaker(results_db.open_engine(store_url))
+    with factory() as session, session.begin():
+        here = store.get_or_create_machine(session, FACTS, "here")
+        there = store.get_or_create_machine(session, {**FACTS, "key": "k2", "cpu_model": "Other CPU"}, "there")
+        ids = {}
+        for i, (host, status) in enumerate([(here, "ok"), (here, "ok"), (there, "ok"), (here, "error"), (here, "ok"),
+                                            (here, "ok")]):
+            run = store.start_run(session, host, "quick", {}, 2)
+            for size in ("n=1", "n=2"):
+                if size == "n=2" and i == 4:
+                    continue  # a run that skipped a cell: that cell's window reaches further back
+                ids[i, size] = store.record_result(session, run.id, {**CELL, "size": size}, status, samples=[1.0]).id
+        judged = run.id  # the last run is the one judged: only runs started before it count
+        fingerprint, before = here.fingerprint, run.started_at
+    with factory() as session:
+        frame = queries.newest_before(session, fingerprint, before, per_cell=2)
+    assert judged not in set(frame["run_id"])
+    assert list(frame.loc[frame["size"] == "n=1", "result_id"]) == [ids[1, "n=1"], ids[4, "n=1"]]
+    assert list(frame.loc[frame["size"] == "n=2", "result_id"]) == [ids[0, "n=2"], ids[1, "n=2"]]
+    assert frame["samples"].map(len).eq(1).all()
