@@ -20,7 +20,7 @@ def add_parser(verbs) -> None:
     p = verbs.add_parser(
         "compare", help="two runs or two machines cell by cell, with confidence intervals and verdicts",
         description="Compare every cell measured in both BEFORE and AFTER: ratio of medians (after ÷ before) "
-                    "with a 95%% interval from a hierarchical bootstrap (rounds, then samples), a Mann–Whitney U "
+                    "with a 95% interval from a hierarchical bootstrap (rounds, then samples), a Mann–Whitney U "
                     "p-value adjusted by Benjamini–Hochberg across the cells, and a verdict: regression, "
                     "improvement, no change (the whole interval within the threshold) or inconclusive.")
     p.add_argument("before", metavar="BEFORE", help="a run id, or machine:LABEL for that machine's latest cells")

@@ -20,7 +20,7 @@ def add_parser(verbs) -> None:
     p = verbs.add_parser(
         "gate", help="fail (exit 1) when a run regressed against its recent history, for CI",
         description="Compare RUN's cells with the same cells in the N runs before it on the same hardware "
-                    "fingerprint: the earlier runs' rounds pooled as the baseline, the ratio of medians with a 95%% "
+                    "fingerprint: the earlier runs' rounds pooled as the baseline, the ratio of medians with a 95% "
                     "interval, Benjamini–Hochberg across the cells. Marks (`bench_runner mark`) are respected: the "
                     "baseline starts at the latest marked run, and a regression at a run marked `expected` is "
                     "reported but does not fail. Exit 1 when any other cell is a regression beyond the threshold, "

@@ -18,8 +18,8 @@ COLUMNS = [*queries.CELL_COLUMNS, "fingerprint", "machine", "run_id", "started_a
 def add_parser(verbs) -> None:
     p = verbs.add_parser(
         "history", help="each cell's median per run over time, with intervals and change points",
-        description="One row per cell and run, oldest first: the run's median with a 95%% interval from its rounds, "
-                    "and change_point=true at the run where E-divisive means finds a new level (the step beyond 5%% "
+        description="One row per cell and run, oldest first: the run's median with a 95% interval from its rounds, "
+                    "and change_point=true at the run where E-divisive means finds a new level (the step beyond 5% "
                     "and significant by compare's statistics on the rounds of the runs on either side). A cell's "
                     "history stays on one hardware fingerprint (CPU model, cores, memory, GPU, driver major): "
                     "identical nodes share it, and a torch or driver upgrade is annotated, not split off.")

@@ -30,11 +30,12 @@ def test_list_shows_every_method_with_its_role():
         assert method.role in line
 
 
-@pytest.mark.parametrize("verb", [[], ["list"], ["run"], ["export"]])
+@pytest.mark.parametrize("verb", [[], ["list"], ["run"], ["export"], ["history"], ["compare"], ["gate"]])
 def test_every_verb_has_help(verb):
     out = cli(*verb, "--help")
     assert out.returncode == 0
     assert "usage: bench_runner" in out.stdout
+    assert "%%" not in out.stdout  # a description is printed as written; only help= strings are %-formatted
 
 
 @pytest.fixture(scope="module")
