@@ -73,15 +73,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _measure_flags(p)
     p.add_argument("--in-process", action="store_true",
                    help="run cells in this process instead of a worker (debugging: a crash ends the sweep)")
-    p.add_argument("--executor", choices=["local", "ray"], default="local",
-                   help="local: one cell at a time in a worker process here (default); ray: every round's cells "
-                        "as Ray tasks, each with a GPU (CUDA) or the run's threads in CPUs to itself (docs/team.md)")
-    p.add_argument("--ray-address", metavar="ADDRESS",
-                   help="the Ray cluster to use (as `ray start` printed it; default: start one here for the run)")
-    p.add_argument("--ray-resource", action="append", default=[], metavar="NAME=AMOUNT",
-                   help="run the cells only on Ray nodes that offer this custom resource (repeatable)")
-    p.add_argument("--accelerator-type", metavar="TYPE",
-                   help="run the cells only on Ray nodes with this accelerator type (H100, A100, ...)")
+    _executor_flags(p)
 
     for module in VERB_MODULES.values():
         module.add_parser(verbs)
@@ -128,6 +120,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="stop when the queue is empty instead of waiting")
     p.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
     _measure_flags(p)
+    _executor_flags(p)  # an agent on a Ray cluster's head runs each claimed run over the cluster
 
     p = verbs.add_parser("db", help="the database's schema: its version, or upgrade it",
                          description="status: the schema version of the results database. upgrade: migrate a "
@@ -360,28 +353,41 @@ def _refresh_history(factory, run_id: int, quiet: bool) -> None:
               file=sys.stderr)
 
 
+def _executor_flags(p) -> None:
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local: one cell at a time in a worker process here (default); ray: every round's cells "
+                        "as Ray tasks, each with a GPU (CUDA) or the run's threads in CPUs to itself (docs/team.md)")
+    p.add_argument("--ray-address", metavar="ADDRESS",
+                   help="the Ray cluster to use (as `ray start` printed it; default: start one here for the run)")
+    p.add_argument("--ray-resource", action="append", default=[], metavar="NAME=AMOUNT",
+                   help="run the cells only on Ray nodes that offer this custom resource (repeatable)")
+    p.add_argument("--accelerator-type", metavar="TYPE",
+                   help="run the cells only on Ray nodes with this accelerator type (H100, A100, ...)")
+
+
 def _ray_options(args) -> dict | None:
-    """The Ray executor's settings from the run's flags, or None for the local executor."""
+    """The Ray executor's settings from the run's (or agent's) flags, or None for the local executor."""
+    verb = f"bench_runner {getattr(args, 'verb', 'run')}"
     if getattr(args, "executor", "local") != "ray":
         if getattr(args, "ray_address", None) or getattr(args, "ray_resource", None) \
                 or getattr(args, "accelerator_type", None):
-            raise UsageError("bench_runner run: --ray-address, --ray-resource and --accelerator-type need --executor ray")
+            raise UsageError(f"{verb}: --ray-address, --ray-resource and --accelerator-type need --executor ray")
         return None
     if args.in_process:
-        raise UsageError("bench_runner run: --in-process and --executor ray exclude each other")
+        raise UsageError(f"{verb}: --in-process and --executor ray exclude each other")
     if importlib.util.find_spec("ray") is None:
         from .ray_executor import INSTALL
 
-        raise UsageError(f"bench_runner run: {INSTALL}")
+        raise UsageError(f"{verb}: {INSTALL}")
     resources = {}
     for text in args.ray_resource:
         name, _, amount = text.partition("=")
         try:
             resources[name.strip()] = float(amount) if amount else 1.0
         except ValueError:
-            raise UsageError(f"bench_runner run: --ray-resource {text!r}: expected NAME=AMOUNT, e.g. bench_gpu=1") from None
+            raise UsageError(f"{verb}: --ray-resource {text!r}: expected NAME=AMOUNT, e.g. bench_gpu=1") from None
         if not name.strip() or resources[name.strip()] <= 0:
-            raise UsageError(f"bench_runner run: --ray-resource {text!r}: expected NAME=AMOUNT with AMOUNT above 0")
+            raise UsageError(f"{verb}: --ray-resource {text!r}: expected NAME=AMOUNT with AMOUNT above 0")
     return {"address": args.ray_address, "resources": resources, "accelerator_type": args.accelerator_type,
             "plugins_env": {plugins.ENV_VAR: os.environ[plugins.ENV_VAR]} if os.environ.get(plugins.ENV_VAR) else {}}
 
@@ -554,6 +560,7 @@ def _cmd_agent(args) -> int:
     from .agent import serve
 
     url = results_db.check_url(results_db.resolve_url(args.db))
+    _ray_options(args)  # a bad executor flag is refused before the agent registers
     factory = sessionmaker(results_db.open_engine(url.render_as_string(hide_password=False)))
 
     def run_claimed(run_id: int) -> int:

@@ -55,6 +55,19 @@ def test_every_cell_lands_once_on_the_node_its_resources_ask_for(cluster, tmp_pa
     assert {r[2] for r in rows} == {nodes[name].node_id}
 
 
+def test_an_agent_runs_a_submitted_run_over_its_ray_cluster(cluster, tmp_path):
+    """`submit` from anywhere, an agent on the cluster's head fans the claimed run out over Ray."""
+    c, nodes = cluster
+    url = f"sqlite:///{tmp_path / 'queue.db'}"
+    selection = [a for a in SWEEP[1:] if a not in ("--executor", "ray", "--quiet", "--cell-timeout", "120")]
+    assert main(["submit", "--label", "cluster", *selection, "--device", "cpu", "--rounds", "1", "--db", url]) == 0
+    assert main(["agent", "--label", "cluster", "--once", "--quiet", "--executor", "ray", "--ray-address", c.address,
+                 "--ray-resource", "node_a=1", "--db", url]) == 0
+    rows = stored(url)
+    assert sorted(r[0] for r in rows) == sorted(METHODS) and {r[1] for r in rows} == {"ok"}, rows
+    assert {r[2] for r in rows} == {nodes["node_a"].node_id}
+
+
 def test_a_resource_no_node_offers_fails_the_run_at_once(cluster, tmp_path, capsys):
     c, _ = cluster
     url = f"sqlite:///{tmp_path / 'ray.db'}"
@@ -106,6 +119,8 @@ def test_bad_executor_flags_are_refused_before_anything_is_stored(tmp_path, caps
     assert main(["run", "--suite", "smoke", "--ray-resource", "x=1", "--db", url]) == 2
     assert main([*SWEEP, "--ray-resource", "x=oops", "--db", url]) == 2
     assert main([*SWEEP, "--in-process", "--db", url]) == 2
+    assert main(["agent", "--label", "x", "--once", "--ray-address", "here:6379", "--db", url]) == 2
     err = capsys.readouterr().err
     assert "need --executor ray" in err and "expected NAME=AMOUNT" in err and "exclude each other" in err
+    assert "bench_runner agent: --ray-address, --ray-resource and --accelerator-type need --executor ray" in err
     assert not (tmp_path / "refused.db").exists() or stored(url) == []
