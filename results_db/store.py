@@ -128,7 +128,7 @@ def demote(session: Session, result: Result, status: str, message: str | None) -
     result.status, result.message = status, message
     session.flush()
     session.execute(delete(LatestResult).where(LatestResult.result_id == result.id))
-    machine_id = select(Run.machine_id).where(Run.id == result.run_id).scalar_subquery()
+    machine_id = session.scalar(select(Run.machine_id).where(Run.id == result.run_id))
     keep_latest(session, Run.machine_id == machine_id, *(getattr(Result, c) == getattr(result, c) for c in CELL_COLUMNS))
 
 
