@@ -22,9 +22,9 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from hadamard_bench.vocabulary import CELL_KEY, RUN_STATUSES, STATUSES
+from hadamard_bench.vocabulary import CELL_KEY, MARK_KINDS, RUN_STATUSES, STATUSES
 
-from .models import BenchmarkInfo, Machine, Metric, MethodInfo, Result, RoundRecord, Run, utcnow
+from .models import BenchmarkInfo, Machine, Mark, Metric, MethodInfo, Result, RoundRecord, Run, utcnow
 from . import store
 from .store import MACHINE_FIELDS, OPTIONAL_MACHINE_FIELDS, fingerprint_of
 
@@ -86,6 +86,10 @@ def export_bundle(session: Session, run_ids: list[int] | None = None) -> dict[st
             "round_records": [{"round": g.round, "seed": g.seed, "cells": g.cells, "state": g.state,
                                "started_at": _iso(g.started_at), "finished_at": _iso(g.finished_at)}
                               for g in run.round_records],
+            # People's word on the history at this run travels with it (read by bundles of this
+            # version on; an older reader leaves it out).
+            "marks": [{"kind": k.kind, "note": k.note, "cells": k.cells, "created_at": _iso(k.created_at)}
+                      for k in session.scalars(select(Mark).where(Mark.run_id == run.id).order_by(Mark.id))],
             "results": results,
         })
     benchmarks = sorted({b for b, _ in used})
@@ -238,6 +242,16 @@ def _check_round(c: _Check, g: Any) -> dict:
             "finished_at": c.time(g, "finished_at", optional=True)}
 
 
+def _check_mark(c: _Check, mark: Any) -> dict:
+    if not isinstance(mark, dict):
+        c.fail("must be an object")
+    cells = c.json_obj(mark, "cells")
+    if not set(cells) <= set(CELL_KEY) or not all(isinstance(v, str) and len(v) <= 200 for v in cells.values()):
+        c.fail(f"field 'cells' narrows by the cell's {', '.join(CELL_KEY)}, each a text")
+    return {"kind": c.text(mark, "kind", 20, choices=MARK_KINDS), "note": c.text(mark, "note", 10_000, optional=True) or "",
+            "cells": cells, "created_at": c.time(mark, "created_at", optional=True)}
+
+
 def _check_run(c: _Check, run: Any) -> dict:
     if not isinstance(run, dict):
         c.fail("must be an object")
@@ -264,6 +278,10 @@ def _check_run(c: _Check, run: Any) -> dict:
     if not isinstance(records, list):
         c.fail("field 'round_records' must be a list")
     out["round_records"] = [_check_round(_Check(f"{c.where}, round record {i + 1}"), g) for i, g in enumerate(records)]
+    marks = run.get("marks") or []  # absent from bundles written before marks travelled
+    if not isinstance(marks, list):
+        c.fail("field 'marks' must be a list")
+    out["marks"] = [_check_mark(_Check(f"{c.where}, mark {i + 1}"), k) for i, k in enumerate(marks)]
     results = run.get("results")
     if not isinstance(results, list):
         c.fail("field 'results' must be a list")
@@ -390,6 +408,8 @@ def import_bundle(session: Session, data: dict, source: str, label: str | None =
         session.add(stored)
         session.flush()
         session.add_all([RoundRecord(run_id=stored.id, pid=None, **g) for g in run["round_records"]])
+        session.add_all([Mark(run_id=stored.id, **{k: v for k, v in mark.items() if v is not None})
+                         for mark in run["marks"]])
         store_results(session, stored.id, run["results"])
         added.append(stored.id)
     session.flush()

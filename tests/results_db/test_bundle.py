@@ -97,6 +97,28 @@ def _broken(data, change):
     return data
 
 
+def test_a_bundle_carries_the_marks_on_its_runs(seeded_db, tmp_path):
+    """People's word on a history (a change expected, a new distribution) travels with its run,
+    onto the run's new id, and once however often the run is imported."""
+    from bench_runner import history
+    from results_db.models import Mark
+
+    with factory(seeded_db)() as session, session.begin():
+        history.add_mark(session, 1, "expected", "torch 2.14", {"method": "poly_sa"})
+        history.add_mark(session, 1, "new_distribution")
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    with factory(other)() as session, session.begin():  # a run of its own first: the imported one gets id 2
+        run = Run(machine=results_db.Machine(key="k", label="x", fingerprint="f", hostname="h", cpu_model="c",
+                                             cpu_cores=1, torch_version="t", os="o", python_version="p"), suite="smoke")
+        session.add(run)
+    for _ in range(2):
+        with factory(other)() as session, session.begin():
+            bundle.import_bundle(session, exported(seeded_db), source="test")
+    with factory(other)() as session:
+        marks = [(m.run_id, m.kind, m.note, m.cells) for m in session.scalars(select(Mark).order_by(Mark.id))]
+    assert marks == [(2, "expected", "torch 2.14", {"method": "poly_sa"}), (2, "new_distribution", "", {})]
+
+
 def _result(d):
     return d["runs"][0]["results"][0]
 
@@ -124,6 +146,9 @@ BAD = {
     "long metric name": (lambda d: _result(d)["metrics"].update({"x" * 65: 1.0}), "at most 64 characters"),
     "same cell twice": (lambda d: d["runs"][0]["results"].append(copy.deepcopy(_result(d))), "same cell twice"),
     "bad role": (lambda d: d["catalogue"]["methods"][0].update(role="hero"), "field 'role' is 'hero'"),
+    "unknown mark kind": (lambda d: d["runs"][0].update(marks=[{"kind": "guess"}]), "run 1, mark 1: field 'kind'"),
+    "mark on no cell column": (lambda d: d["runs"][0].update(marks=[{"kind": "expected", "cells": {"colour": "red"}}]),
+                               "run 1, mark 1: field 'cells' narrows by the cell's benchmark"),
 }
 
 
