@@ -212,8 +212,6 @@ class HistoryPoint(Base):
     change_point: Mapped[bool] = mapped_column(default=False)
 
 
-
-
 class LatestResult(Base):
     """Which result is the latest `ok` one of each cell on each machine: what most pages show.
 

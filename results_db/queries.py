@@ -51,13 +51,11 @@ def results_frame(session: Session, benchmark: str | None = None, run_id: int | 
     """One row per result, every metric as a column (pivoted in SQL, not in Python). With
     `latest`, only each cell's latest `ok` result on each machine (LatestResult): a few rows per
     cell however many runs the database holds, which is what most pages show."""
-    chosen = None
-    if latest:
-        chosen = latest_ids(benchmark)
-    elif benchmark is not None or run_id is not None:
-        chosen = select(Result.id).where(*([Result.benchmark == benchmark] if benchmark is not None else []),
-                                         *([Result.run_id == run_id] if run_id is not None else []))
-    names = metric_names(session, chosen)
+    where = [*([Result.benchmark == benchmark] if benchmark is not None else []),
+             *([Result.run_id == run_id] if run_id is not None else []),
+             *([Result.id.in_(latest_ids(benchmark))] if latest else [])]
+    # The chosen results' metric names only (every metric ever stored is a scan at a million results).
+    names = metric_names(session, select(Result.id).where(*where) if where else None)
     pivot = [func.max(case((Metric.name == n, Metric.value))).label(n) for n in names]
     # What each cell recorded about itself (results stored before migration 0006: none).
     recorded = [Result.provenance["commit"].as_string(), Result.provenance["tf32"].as_string(),
@@ -75,14 +73,9 @@ def results_frame(session: Session, benchmark: str | None = None, run_id: int | 
         .outerjoin(MethodInfo, (MethodInfo.benchmark == Result.benchmark) & (MethodInfo.id == Result.method))
         .outerjoin(Metric, Metric.result_id == Result.id)
         .group_by(Result.id, Run.suite, Machine.label, MethodInfo.role, *recorded)
+        .where(*where)
         .order_by(Result.id)
     )
-    if latest:
-        query = query.where(Result.id.in_(chosen))
-    if benchmark is not None:
-        query = query.where(Result.benchmark == benchmark)
-    if run_id is not None:
-        query = query.where(Result.run_id == run_id)
     frame = _frame(session, query)
     if frame.empty:
         frame = pd.DataFrame(columns=["result_id", *EXPORT_COLUMNS])

@@ -36,6 +36,13 @@ def fingerprint_of(facts: Mapping[str, object]) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _insert(executor, model):
+    """An INSERT that takes ON CONFLICT clauses, in the executor's (a Session's or a Connection's)
+    dialect: PostgreSQL's or SQLite's."""
+    dialect = executor.dialect if hasattr(executor, "dialect") else executor.get_bind().dialect
+    return (postgresql.insert if dialect.name == "postgresql" else sqlite.insert)(model)
+
+
 def _upsert(session: Session, model, rows: list[dict], keys: list[str], update_rest: bool,
             keep: tuple[str, ...] = ()) -> None:
     """INSERT … ON CONFLICT in one statement: runners that start together race between a
@@ -43,8 +50,7 @@ def _upsert(session: Session, model, rows: list[dict], keys: list[str], update_r
     constraint with three runners on one file)."""
     if not rows:
         return
-    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(model)
-    statement = insert.values(rows)
+    statement = _insert(session, model).values(rows)
     if update_rest:
         statement = statement.on_conflict_do_update(
             index_elements=keys, set_={c: statement.excluded[c] for c in rows[0] if c not in keys + list(keep)})
@@ -147,7 +153,6 @@ def keep_latest(executor, *where) -> None:
     that match `where` (all of them when none is given: migration 0007 fills the table so),
     unless a newer one is there already. One INSERT … SELECT … ON CONFLICT, on a Session or a
     Connection; the caller commits."""
-    dialect = executor.dialect if hasattr(executor, "dialect") else executor.get_bind().dialect
     variant = _tf32_variant().label("variant")
     keys = ["machine_id", *CELL_COLUMNS, "variant"]
     newest = (select(Run.machine_id, *(getattr(Result, c) for c in CELL_COLUMNS), variant,
@@ -155,8 +160,7 @@ def keep_latest(executor, *where) -> None:
               .join(Run, Result.run_id == Run.id)
               .where(Result.status == "ok", *where)  # a WHERE SQLite needs before ON CONFLICT anyway
               .group_by(Run.machine_id, *(getattr(Result, c) for c in CELL_COLUMNS), variant))
-    insert = (postgresql.insert if dialect.name == "postgresql" else sqlite.insert)(LatestResult)
-    statement = insert.from_select([*keys, "result_id"], newest)
+    statement = _insert(executor, LatestResult).from_select([*keys, "result_id"], newest)
     statement = statement.on_conflict_do_update(
         index_elements=keys, set_={"result_id": statement.excluded.result_id},
         where=LatestResult.result_id < statement.excluded.result_id)
