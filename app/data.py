@@ -118,13 +118,17 @@ def load_busy_at_start(url: str) -> dict[int, list[str]]:
 
 def run_conditions(states: pd.DataFrame, busy: dict[int, list[str]]) -> pd.DataFrame:
     """Per run, what the machine did while it ran: the worst round's load, other processes'
-    CPU share and steal, the drift controls' median, and whether it started busy."""
+    CPU share and steal, how long its workers waited for the cores to settle and how many cells
+    they timed unsettled (bench_runner.settle), the drift controls' median, and whether it
+    started busy."""
     columns = ["run_id", "rounds_measured", "load_1m_max", "other_cpu_share_max", "steal_share_max",
-               "drift_cpu_copy_s", "drift_cpu_matmul_s", "busy_at_start"]
+               "settle_waited_s", "settle_cells_unsettled", "drift_cpu_copy_s", "drift_cpu_matmul_s",
+               "drift_cpu_probe_s", "busy_at_start"]
     if states.empty:
         return pd.DataFrame(columns=columns)
     agg = {"round": "nunique"}
-    for column, how in (("load_1m_after", "max"), ("other_cpu_share", "max"), ("steal_share", "max")):
+    for column, how in (("load_1m_after", "max"), ("other_cpu_share", "max"), ("steal_share", "max"),
+                        ("settle_waited_s", "sum"), ("settle_cells_unsettled", "sum")):
         if column in states:
             agg[column] = how
     agg.update({c: "median" for c in states.columns if c.startswith("drift_")})

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from . import timing
+from . import settle, timing
 
 # Large enough to leave the caches (CPU) and to saturate the device (GPU), small
 # enough to take well under a second.
@@ -61,11 +61,15 @@ DRIFT_POLICY = timing.TimingPolicy(warmup_s=0.02, min_block_s=1e-3, budget_s=0.1
 
 
 def drift_control(device: str, clock: timing.Clock | None = None) -> dict[str, float]:
-    """{"copy_s": …, "matmul_s": …}: medians of a fixed float32 copy and matrix product."""
+    """{"copy_s": …, "matmul_s": …}: medians of a fixed float32 copy and matrix product; on the CPU
+    also "probe_s", the small threaded product that bench_runner.settle waits on."""
     clock = clock or timing.clock_for(torch.device(device))
     n, m = DRIFT_COPY_BYTES[device] // 4, DRIFT_MATMUL_SIZE[device]
     src = torch.randn(n, device=device)
     dst = torch.empty_like(src)
     a, b = torch.randn(m, m, device=device), torch.randn(m, m, device=device)
-    return {"copy_s": timing.measure(lambda: dst.copy_(src), clock, DRIFT_POLICY).median,
-            "matmul_s": timing.measure(lambda: a @ b, clock, DRIFT_POLICY).median}
+    controls = {"copy_s": timing.measure(lambda: dst.copy_(src), clock, DRIFT_POLICY).median,
+                "matmul_s": timing.measure(lambda: a @ b, clock, DRIFT_POLICY).median}
+    if device == "cpu":  # how well the cores work together now (bench_runner.settle)
+        controls["probe_s"] = settle.probe_s()
+    return controls

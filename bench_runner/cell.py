@@ -18,7 +18,7 @@ import torch
 from hadamard_bench import vocabulary
 from hadamard_impls import BACKENDS, Catalogue, size_label
 
-from . import flops, kernels, machine, memory, telemetry, timing
+from . import flops, kernels, machine, memory, settle, telemetry, timing
 
 DTYPES = dict(zip(vocabulary.DTYPES, (torch.float32, torch.bfloat16, torch.float16)))
 MODES = vocabulary.MODES
@@ -269,6 +269,7 @@ def _measure(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
         # Each call is timed on its own after its flush; blocks would only repeat flushes.
         policy = dataclasses.replace(policy, min_block_s=0.0)
     clock = clock or timing.clock_for(device, policy.flush_l2)
+    settle.before_timing(cell.device, policy.settle_s)
     measured = timing.measure(call, clock, policy)
     launch = getattr(fn, "launch", None)  # how the timed calls ran: "cuda graph", or direct and why
     if not check:

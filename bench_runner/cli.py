@@ -166,6 +166,11 @@ def _measure_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--energy", action="store_true",
                    help="also measure each cell's energy per call and mean power (NVML on a GPU, RAPL on a CPU "
                         "where readable): a second of repeated calls per cell")
+    p.add_argument("--settle", type=_non_negative_float, metavar="SECONDS",
+                   help="CPU on several threads: before timing a cell, wait up to this long while a small "
+                        "threaded probe reads slower than the run's best (a VM whose cores are briefly slow to "
+                        "work together); 0 never waits (default: smoke 0, else "
+                        f"{sweep.POLICIES['quick'].settle_s:g})")
 
 
 def _selection(args, devices: list[str]) -> sweep.Selection:
@@ -190,14 +195,23 @@ def _label(text: str) -> str:
     return text
 
 
-def _positive_float(text: str) -> float:
+def _seconds(text: str, zero_allowed: bool = False) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    if not (value >= 0 if zero_allowed else value > 0) or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a {'non-negative' if zero_allowed else 'positive'} "
+                                         f"number of seconds")
     return value
+
+
+def _positive_float(text: str) -> float:
+    return _seconds(text)
+
+
+def _non_negative_float(text: str) -> float:
+    return _seconds(text, zero_allowed=True)
 
 
 def _db_flag(p: argparse.ArgumentParser) -> None:
@@ -296,9 +310,12 @@ def _resume(args, url) -> int:
 
 
 def _policy(args, suite: str):
-    """The suite's timing policy, with the L2 flush as the command asked."""
-    return dataclasses.replace(sweep.POLICIES[suite], flush_l2=not args.warm_l2,
-                               energy=bool(getattr(args, "energy", False)))
+    """The suite's timing policy, with the L2 flush, energy and settling as the command asked."""
+    policy = dataclasses.replace(sweep.POLICIES[suite], flush_l2=not args.warm_l2,
+                                 energy=bool(getattr(args, "energy", False)))
+    if getattr(args, "settle", None) is not None:
+        policy = dataclasses.replace(policy, settle_s=args.settle)
+    return policy
 
 
 def _sweep(args, factory, run_id: int, policy, cells, suite: str) -> int:

@@ -33,9 +33,9 @@ ROUNDS = {"smoke": 1, "quick": 3, "full": 5, "paper": 5}
 # How hard each suite measures per round: smoke proves the path works, full is for papers.
 POLICIES = {
     "smoke": TimingPolicy(warmup_s=0.005, min_block_s=1e-4, budget_s=0.02, min_samples=3),
-    "quick": TimingPolicy(warmup_s=0.015, min_block_s=5e-4, budget_s=0.025, min_samples=5),
-    "full": TimingPolicy(warmup_s=0.1, min_block_s=1e-3, budget_s=1.0, min_samples=10),
-    "paper": TimingPolicy(warmup_s=0.05, min_block_s=1e-3, budget_s=0.5, min_samples=10),
+    "quick": TimingPolicy(warmup_s=0.015, min_block_s=5e-4, budget_s=0.025, min_samples=5, settle_s=2.0),
+    "full": TimingPolicy(warmup_s=0.1, min_block_s=1e-3, budget_s=1.0, min_samples=10, settle_s=2.0),
+    "paper": TimingPolicy(warmup_s=0.05, min_block_s=1e-3, budget_s=0.5, min_samples=10, settle_s=2.0),
 }
 
 
@@ -354,6 +354,8 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
                 break
         worker_cpu = run_one.worker_cpu_seconds() if hasattr(run_one, "worker_cpu_seconds") else 0.0
         state = {**machine_state.state_between(before, machine_state.snapshot(), worker_cpu), "drift": drift}
+        if hasattr(run_one, "settle_summary"):  # how long the worker waited out slow spells of its cores
+            state.update({f"settle_{k}": v for k, v in run_one.settle_summary().items()})
         # Clocks, power, temperature and throttling as the round began and ended (NVML on a GPU).
         telemetry_after = {d: s.sample() for d, s in sources.items()}
         if any(telemetry_before.values()) or any(telemetry_after.values()):

@@ -99,6 +99,9 @@ class TimingPolicy:
     flush_l2: bool = True  # CUDA: start every timed call from a cold L2
     cuda_graphs: bool = True  # CUDA, forward mode: also time a CUDA-graph replay
     energy: bool = False  # also the energy per call (a second of repeated calls per cell; bench_runner.telemetry)
+    # CPU, several threads: wait up to this long before timing a cell while the machine's cores
+    # are slow to work together (bench_runner.settle); 0: never wait.
+    settle_s: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import os
 import signal
 from multiprocessing.connection import Connection
 
-from . import machine_state
+from . import machine_state, settle
 from .cell import Cell, CellOutcome, run_cell
 from .timing import TimingPolicy
 
@@ -103,10 +103,16 @@ def _serve(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads: 
         if message[0] == "drift":
             from .calibration import drift_control
 
+            settle.settler().offer(message[2])  # the fastest probe of the run's earlier rounds
             try:
-                conn.send({device: drift_control(device) for device in message[1]})
+                controls = {device: drift_control(device) for device in message[1]}
+                settle.settler().offer(controls.get("cpu", {}).get("probe_s"))
+                conn.send(controls)
             except Exception as exc:  # noqa: BLE001 -- the controls are context, never worth a round
                 conn.send({"error": f"{type(exc).__name__}: {exc}"[:200]})
+            continue
+        if message[0] == "settle":
+            conn.send(settle.settler().summary())
             continue
         _, cell, check = message
         conn.send(measure_cell(catalogue, cell, policy, check))
@@ -122,6 +128,7 @@ class IsolatedRunner:
         self._context = multiprocessing.get_context("spawn")
         self._process = None
         self._conn: Connection | None = None
+        self._probe_best_s: float | None = None  # the fastest settle probe of this run's rounds so far
 
     def _start(self) -> None:
         self._conn, child = self._context.Pipe()
@@ -171,13 +178,30 @@ class IsolatedRunner:
         """The drift controls, measured in the worker (a failure leaves them out)."""
         if self._process is None or not self._process.is_alive():
             self._start()
-        self._conn.send(("drift", devices))
+        self._conn.send(("drift", devices, self._probe_best_s))
         try:
             if self._conn.poll(self.timeout_s):
                 return self._conn.recv()
         except (EOFError, OSError):
             pass
         self._stop()
+        return {}
+
+    def settle_summary(self) -> dict:
+        """What the current worker waited for the cores to settle (bench_runner.settle), for the
+        round's machine state; its fastest probe becomes the next round's reference."""
+        if self._process is None or not self._process.is_alive():
+            return {}
+        self._conn.send(("settle",))
+        try:
+            if self._conn.poll(self.timeout_s):
+                summary = self._conn.recv()
+                best = summary.get("probe_best_s")
+                if best and (self._probe_best_s is None or best < self._probe_best_s):
+                    self._probe_best_s = best
+                return summary
+        except (EOFError, OSError):
+            pass
         return {}
 
     def time_only(self, cell: Cell) -> CellOutcome:

@@ -127,9 +127,11 @@ def machine_state():
                    "reproduce.", icon=":material/warning:")
     with st.expander("Machine state while each run ran"):
         st.caption("Per run, the worst of its rounds: the 1-minute load average (it counts the run's own worker), "
-                   "the share of all CPUs that other processes took and the hypervisor stole, and the median of "
-                   "the drift controls (a fixed copy and matrix product timed at the start of every round): when "
-                   "they move between two runs, the machine changed, not only the code. "
+                   "the share of all CPUs that other processes took and the hypervisor stole; in all its rounds, "
+                   "how long the workers waited for the cores to work together at full speed again and how many "
+                   "cells they timed before they did (`--settle`); and the median of the drift controls (a fixed "
+                   "copy, a matrix product and the small threaded product the waiting probes, timed at the start "
+                   "of every round): when they move between two runs, the machine changed, not only the code. "
                    "`python -m bench_runner doctor` checks the machine now.")
         st.dataframe(conditions, hide_index=True, width="stretch",
                      column_config={"other_cpu_share_max": st.column_config.NumberColumn(format="percent"),

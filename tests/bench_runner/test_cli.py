@@ -149,6 +149,8 @@ BAD_INPUTS = [
     (["run", "--suite", "smoke", "--backend", "nope"], "invalid choice"),
     (["run", "--suite", "smoke", "--dtype", "float8"], "invalid choice"),
     (["run", "--suite", "smoke", "--device", "tpu"], "invalid choice"),
+    (["run", "--suite", "smoke", "--settle", "-1"], "not a non-negative number of seconds"),
+    (["run", "--suite", "smoke", "--settle", "inf"], "not a non-negative number of seconds"),
     (["run", "--suite", "smoke", "--db", "notaurl"], "malformed database URL"),
     (["run", "--suite", "smoke", "--db", "nosuchdriver://x"], "no database driver"),
     (["export", "--out", "x.csv", "--format", "xml"], "invalid choice"),

@@ -1,0 +1,107 @@
+"""Wait out the spells when a virtual machine's cores are slow to work together.
+
+On a small cloud VM the hypervisor moves the guest's virtual CPUs between host cores now
+and then. While two vCPUs sit far apart (on another core complex of an AMD EPYC, say),
+every hand-off between PyTorch's threads costs more: measured on a 2-vCPU EPYC VM, a
+64×256 by 256×256 float32 product on two threads took 45.5 µs, then 52.8 µs for a spell
+of 12 s, then 45.5 µs again, while the same product on one thread held 81 µs on either
+vCPU throughout and two single-threaded copies of it side by side did not slow each
+other. Cells made of small parallel regions (small matmuls, attention, convolutions) run
+15–70% slower in such a spell; streaming element-wise cells barely notice. A spell can
+outlast a whole run, so rounds alone cannot average it away: it showed up as one run of
+four whose bimodal_fusion cells were all 1.34× slower than in the others.
+
+So before a CPU cell is timed on more than one thread, the worker times that small
+product (the probe, a few milliseconds) and, while it reads more than TOLERANCE above
+the fastest probe of the run so far, waits and probes again, up to the policy's
+`settle_s` per cell and ROUND_BUDGET_S per worker. A machine without such spells never
+waits; what was waited, and how many cells were timed without settling, is stored with
+each round (the Runs page shows it), and the probe joins the drift controls.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+PROBE_SHAPE = (64, 256, 256)  # (rows, inner, columns): small enough that thread hand-offs show
+PROBE_BLOCKS, PROBE_CALLS = 10, 10  # about 5 ms on two vCPUs
+TOLERANCE = 0.07  # the two states measured 16% apart; each within ±2% of itself
+POLL_S = 0.25
+ROUND_BUDGET_S = 10.0  # a worker (one round) waits at most this long in all: the quick suite stays near 8 min
+
+
+def probe_s() -> float:
+    """The median time of the probe product on the current thread count, in seconds."""
+    rows, inner, cols = PROBE_SHAPE
+    generator = torch.Generator().manual_seed(0)
+    a, b = torch.randn(rows, inner, generator=generator), torch.randn(inner, cols, generator=generator)
+    out = torch.empty(rows, cols)
+    torch.mm(a, b, out=out)  # the first call sizes the BLAS's buffers
+    times = []
+    for _ in range(PROBE_BLOCKS):
+        started = time.perf_counter()
+        for _ in range(PROBE_CALLS):
+            torch.mm(a, b, out=out)
+        times.append((time.perf_counter() - started) / PROBE_CALLS)
+    return statistics.median(times)
+
+
+class Settler:
+    """One worker's waiting: the fastest probe seen (its own, or the run's passed in) is the
+    reference; `wait` returns once the probe is within TOLERANCE of it, or the time is spent."""
+
+    def __init__(self, reference_s: float | None = None, budget_s: float = ROUND_BUDGET_S,
+                 probe=probe_s, sleep=time.sleep):
+        self.reference_s, self.budget_s, self._probe, self._sleep = reference_s, budget_s, probe, sleep
+        self.waited_s = 0.0
+        self.waits = 0  # cells that waited at all
+        self.unsettled = 0  # cells timed while the probe still read slow
+
+    def offer(self, reference_s: float | None) -> None:
+        """A faster probe seen elsewhere in the run (an earlier round's worker)."""
+        if reference_s and (self.reference_s is None or reference_s < self.reference_s):
+            self.reference_s = reference_s
+
+    def _slow(self, probe: float) -> bool:
+        self.offer(probe)
+        return probe > self.reference_s * (1 + TOLERANCE)
+
+    def wait(self, max_wait_s: float) -> float:
+        """Wait until the probe reads within TOLERANCE of the reference; the seconds waited."""
+        if not self._slow(self._probe()):
+            return 0.0
+        waited = 0.0
+        while waited < max_wait_s and self.waited_s + waited < self.budget_s:
+            self._sleep(POLL_S)
+            waited += POLL_S
+            if not self._slow(self._probe()):
+                break
+        else:
+            self.unsettled += 1
+        self.waits += 1
+        self.waited_s += waited
+        return waited
+
+    def summary(self) -> dict[str, float | int | None]:
+        return {"probe_best_s": self.reference_s, "waited_s": round(self.waited_s, 3),
+                "cells_waited": self.waits, "cells_unsettled": self.unsettled}
+
+
+_settler: Settler | None = None
+
+
+def settler() -> Settler:
+    """This process's Settler (a worker serves one round, so it lives as long as the round)."""
+    global _settler
+    if _settler is None:
+        _settler = Settler()
+    return _settler
+
+
+def before_timing(device: str, max_wait_s: float) -> None:
+    """Called just before a cell is timed: waits out a slow spell where it can matter."""
+    if device == "cpu" and max_wait_s > 0 and torch.get_num_threads() > 1:
+        settler().wait(max_wait_s)

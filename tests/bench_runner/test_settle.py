@@ -1,0 +1,131 @@
+"""Settling: before a threaded CPU cell is timed, the worker waits while a small probe reads slower
+than the run's best, within its limits, and says what it waited."""
+
+import argparse
+import dataclasses
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+import results_db
+from bench_runner import cli, settle, sweep
+from bench_runner.worker import IsolatedRunner
+from results_db import RoundRecord
+from tests.bench_runner.test_rounds import Recording
+from tests.bench_runner.toy import FAST, toy_catalogue
+
+
+class Script:
+    """A probe reading the given times in turn, and a sleep that only counts."""
+
+    def __init__(self, *readings):
+        self.readings, self.slept = list(readings), 0.0
+
+    def probe(self):
+        return self.readings.pop(0)
+
+    def sleep(self, seconds):
+        self.slept += seconds
+
+
+def settler(script, reference=None, budget=settle.ROUND_BUDGET_S):
+    return settle.Settler(reference, budget, probe=script.probe, sleep=script.sleep)
+
+
+def test_a_probe_near_the_best_goes_ahead_at_once():
+    script = Script(100e-6, 104e-6, 95e-6)
+    s = settler(script)
+    assert [s.wait(2.0) for _ in range(3)] == [0.0, 0.0, 0.0]  # +4% is within the tolerance
+    assert script.slept == 0 and s.reference_s == 95e-6
+    assert s.summary() == {"probe_best_s": 95e-6, "waited_s": 0.0, "cells_waited": 0, "cells_unsettled": 0}
+
+
+def test_a_slow_spell_is_waited_out_until_the_probe_is_fast_again():
+    script = Script(100e-6, 116e-6, 116e-6, 115e-6, 101e-6)
+    s = settler(script)
+    s.wait(2.0)
+    assert s.wait(2.0) == 3 * settle.POLL_S and script.slept == 3 * settle.POLL_S
+    assert s.summary()["cells_waited"] == 1 and s.summary()["cells_unsettled"] == 0
+
+
+def test_a_spell_longer_than_the_cell_may_wait_is_timed_anyway_and_counted():
+    polls = int(1.0 / settle.POLL_S)
+    script = Script(100e-6, *[120e-6] * (polls + 1))
+    s = settler(script)
+    s.wait(1.0)
+    assert s.wait(1.0) == pytest.approx(1.0)
+    assert s.summary()["cells_unsettled"] == 1 and not script.readings
+
+
+def test_a_round_waits_no_longer_than_its_budget():
+    script = Script(*[120e-6] * 100)
+    s = settler(script, reference=100e-6, budget=1.0)
+    waits = [s.wait(0.75) for _ in range(3)]
+    assert sum(waits) == pytest.approx(1.0) and waits[-1] == 0.0  # the third cell finds the budget spent
+    assert s.summary()["cells_unsettled"] == 3
+
+
+def test_the_best_probe_of_earlier_rounds_is_the_reference():
+    script = Script(110e-6, 100e-6)
+    s = settler(script)
+    s.offer(100e-6)  # an earlier round saw the cores faster than this worker's first probe
+    s.offer(None)
+    assert s.wait(2.0) == settle.POLL_S and s.reference_s == 100e-6
+
+
+def test_only_threaded_cpu_cells_wait(monkeypatch):
+    calls = []
+    monkeypatch.setattr(settle, "_settler", type("S", (), {"wait": lambda self, m: calls.append(m)})())
+    monkeypatch.setattr(settle.torch, "get_num_threads", lambda: 2)
+    settle.before_timing("cuda", 2.0)
+    settle.before_timing("cpu", 0.0)
+    settle.before_timing("cpu", 2.0)
+    monkeypatch.setattr(settle.torch, "get_num_threads", lambda: 1)
+    settle.before_timing("cpu", 2.0)
+    assert calls == [2.0]
+
+
+def test_the_probe_times_a_small_product():
+    t = settle.probe_s()
+    assert 0 < t < 0.05  # a 64×256 by 256×256 product: microseconds, not tens of milliseconds
+
+
+def test_each_round_stores_what_its_worker_waited(db_url):
+    class Settling(Recording):
+        def settle_summary(self):
+            return {"probe_best_s": 5e-5, "waited_s": 0.25 * self.round, "cells_waited": self.round,
+                    "cells_unsettled": 0}
+
+    cat = toy_catalogue()
+    sel = sweep.Selection(suite="smoke", benchmarks=["toy"])
+    cells = sweep.plan(cat, sel)
+    factory = sessionmaker(results_db.open_engine(db_url))
+    run_id = sweep.start(factory, cat, sel, cells, rounds=2, seed=1)
+    sweep.execute(factory, run_id, cells, Settling(cat), rounds=2, seed=1)
+    with factory() as session:
+        states = [g.state for g in session.scalars(select(RoundRecord).order_by(RoundRecord.id))]
+    assert [s["settle_waited_s"] for s in states] == [0.0, 0.25]
+    assert [s["settle_cells_waited"] for s in states] == [0, 1] and states[0]["settle_probe_best_s"] == 5e-5
+
+
+def test_a_worker_hands_its_best_probe_to_the_next_round():
+    policy = dataclasses.replace(FAST, settle_s=0.5)
+    with IsolatedRunner("tests.bench_runner.toy:toy_catalogue", policy, 60, threads=2) as runner:
+        drift = runner.drift(["cpu"])
+        assert drift["cpu"]["probe_s"] > 0
+        first = runner.settle_summary()
+        assert first["probe_best_s"] == pytest.approx(drift["cpu"]["probe_s"])
+        runner.restart()
+        runner._probe_best_s = first["probe_best_s"] / 10  # as if an earlier round had been far faster
+        runner.drift(["cpu"])
+        assert runner.settle_summary()["probe_best_s"] == pytest.approx(first["probe_best_s"] / 10)
+
+
+def test_the_suites_settle_unless_told_not_to():
+    args = lambda **kw: argparse.Namespace(warm_l2=False, energy=False, **kw)  # noqa: E731
+    assert cli._policy(args(), "quick").settle_s == 2.0 and cli._policy(args(), "smoke").settle_s == 0
+    assert cli._policy(args(settle=0.0), "full").settle_s == 0.0
+    assert cli._policy(args(settle=5.0), "smoke").settle_s == 5.0
+    assert sweep.provenance_for(cli._policy(args(), "paper"))["timing"]["policy"]["settle_s"] == 2.0
+
