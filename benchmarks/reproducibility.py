@@ -4,17 +4,19 @@ Three experiments on this machine's CPU, each printed as a table and written int
 docs/measurement.md (between its generated-section markers):
 
 1. A/A: the same selection (the quick suite's eager cells of six benchmarks, 110
-   cells) run twice back to back into one database, then `compare 1 2`: every
-   `regression` or `improvement` is a false change; `inconclusive` is the price
-   of honesty.
+   cells) run PAIRS + 1 times back to back into one database, and each run
+   compared with the next: every `regression` or `improvement` is a false change;
+   `inconclusive` is the price of honesty. One pair says little on a machine that
+   changes by the minute, so there are several (three by default).
 2. A/B: the gated_ffn part of that selection again with `--threads 1`, against the
    first run's gated_ffn cells: a real, planted slowdown that should be found.
 3. The allocator: hadamard_chain at 4M elements measured alone, at the end of the
    elementwise benchmark in one worker, and in a fresh plain process
    (torch.utils.benchmark), which must agree within 15%.
 
-    python benchmarks/reproducibility.py               # about 12 minutes on 2 cores
-    python benchmarks/reproducibility.py --db URL      # reuse runs 1-3 already stored there
+    python benchmarks/reproducibility.py                 # about 12 minutes on 2 cores
+    python benchmarks/reproducibility.py --rounds 5      # the A and B runs with five rounds
+    python benchmarks/reproducibility.py --db URL        # reuse the runs an earlier call stored there
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import pandas as pd  # noqa: E402
 
 from bench_runner import stats  # noqa: E402
 from bench_runner.commands import compare  # noqa: E402
+from results_db import Run  # noqa: E402
 from docs_section import write_section  # noqa: E402
 
 DOC = ROOT / "docs" / "measurement.md"
@@ -87,34 +90,45 @@ def plain_ms(tuned: bool) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", help="use runs 1 (A), 2 (A again) and 3 (B) already stored at this URL")
+    parser.add_argument("--pairs", type=int, default=3, metavar="K",
+                        help="A/A pairs: the selection is run K + 1 times back to back (default 3)")
+    parser.add_argument("--rounds", type=int, metavar="N", help="rounds of the A and B runs (default: the quick "
+                                                                "suite's)")
+    parser.add_argument("--db", help="use the runs an earlier call with the same --pairs stored at this URL: "
+                                     "1 … K+1 (A), K+2 (B), K+3 (hadamard_chain)")
     args = parser.parse_args()
+    if args.pairs < 1 or (args.rounds is not None and args.rounds < 1):
+        parser.error("--pairs and --rounds take a positive number")
+    a_runs = list(range(1, args.pairs + 2))
+    b_run, chain_run = a_runs[-1] + 1, a_runs[-1] + 2
     url = args.db
     if url is None:
         scratch = tempfile.mkdtemp()
         url = f"sqlite:///{scratch}/repro.db"
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = f"{scratch}/inductor"
-        bench_runner("run", *SELECTION, "--db", url)
-        bench_runner("run", *SELECTION, "--db", url)
+        rounds = ["--rounds", str(args.rounds)] if args.rounds else []
+        for _ in a_runs:
+            bench_runner("run", *SELECTION, *rounds, "--db", url)
         bench_runner("run", *[a for a in SELECTION if a not in BENCHMARKS and a != "--benchmark"],
-                     "--benchmark", "gated_ffn", "--threads", "1", "--db", url)
+                     "--benchmark", "gated_ffn", "--threads", "1", *rounds, "--db", url)
         bench_runner("run", *CHAIN, "--db", url)
     sessions = compare.existing_db(url, "compare")
     with sessions() as session:
-        a1, _, _ = compare.side(session, "1")
-        a2, _, _ = compare.side(session, "2")
-        b, _, _ = compare.side(session, "3")
-        alone, _, _ = compare.side(session, "4")
-        drift_aa = compare.drift(session, [1], [2])
-    aa = stats.comparison_table(a1, a2)
-    ab = stats.comparison_table(a1[a1["benchmark"] == "gated_ffn"], b)
-    aa_rates, ab_rates = verdict_rates(aa), verdict_rates(ab)
-    aa10 = verdict_rates(stats.comparison_table(a1, a2, statistic="p10"))
-    ab10 = verdict_rates(stats.comparison_table(a1[a1["benchmark"] == "gated_ffn"], b, statistic="p10"))
-    agree = {name: float(((stats.comparison_table(a1, a2, statistic=name)["ratio"] - 1).abs() <= stats.FLOOR).mean())
-             for name in stats.STATISTICS}
-    changed = aa_rates["regression"] + aa_rates["improvement"]
-    abs_change = (aa["ratio"] - 1).abs()
+        a = {r: compare.side(session, str(r))[0] for r in a_runs}
+        b, _, _ = compare.side(session, str(b_run))
+        alone, _, _ = compare.side(session, str(chain_run))
+        drift_aa = [compare.drift(session, [r], [r + 1]) for r in a_runs[:-1]]
+        rounds_used = int(session.get(Run, a_runs[0]).rounds)
+    pairs = [(r, r + 1) for r in a_runs[:-1]]
+    aa = {pair: stats.comparison_table(a[pair[0]], a[pair[1]]) for pair in pairs}
+    aa_rates = {pair: verdict_rates(table) for pair, table in aa.items()}
+    aa10 = {pair: verdict_rates(stats.comparison_table(a[pair[0]], a[pair[1]], statistic="p10")) for pair in pairs}
+    first = a[a_runs[0]]
+    ab = stats.comparison_table(first[first["benchmark"] == "gated_ffn"], b)
+    ab_rates = verdict_rates(ab)
+    ab10 = verdict_rates(stats.comparison_table(first[first["benchmark"] == "gated_ffn"], b, statistic="p10"))
+    every = pd.concat(aa.values())
+    abs_change = (every["ratio"] - 1).abs()
 
     # The machine drifts by minutes: the four settings are measured in turn, three times, and
     # each reported as the median of its three.
@@ -130,31 +144,37 @@ def main() -> int:
     agreed = list(chain.values())[:3]
     spread = max(agreed) / min(agreed) - 1
 
+    def row(name: str, rates: dict) -> str:
+        return (f"| {name} | {rates['cells']} | {rates['regression']} | {rates['improvement']} | "
+                f"{rates['no change']} | {rates['inconclusive']} |")
+
+    def share(count: int, rates: dict) -> str:
+        return f"{count / max(rates['cells'], 1):.0%}"
+
+    false = {pair: r["regression"] + r["improvement"] for pair, r in aa_rates.items()}
+    false10 = {pair: r["regression"] + r["improvement"] for pair, r in aa10.items()}
+    inconclusive = [r["inconclusive"] / max(r["cells"], 1) for r in aa_rates.values()]
     lines = [
         f"Measured {pd.Timestamp.now():%Y-%m-%d} on this machine's CPU ({os.cpu_count()} cores), the quick suite's "
-        f"eager cells of {', '.join(BENCHMARKS)}, {stats.FLOOR:.0%} floor.",
+        f"eager cells of {', '.join(BENCHMARKS)}, {rounds_used} rounds a run, {stats.FLOOR:.0%} floor; "
+        f"{len(a_runs)} A runs back to back, each compared with the next.",
         "",
         "| experiment | cells | regression | improvement | no change | inconclusive |",
         "| --- | --- | --- | --- | --- | --- |",
-        f"| A/A: the same selection twice, `compare 1 2` | {aa_rates['cells']} | {aa_rates['regression']} | "
-        f"{aa_rates['improvement']} | {aa_rates['no change']} | {aa_rates['inconclusive']} |",
-        f"| A/B: gated_ffn with `--threads 1` against the default | {ab_rates['cells']} | {ab_rates['regression']} | "
-        f"{ab_rates['improvement']} | {ab_rates['no change']} | {ab_rates['inconclusive']} |",
-        f"| A/A, `--statistic p10` | {aa10['cells']} | {aa10['regression']} | {aa10['improvement']} | "
-        f"{aa10['no change']} | {aa10['inconclusive']} |",
-        f"| A/B, `--statistic p10` | {ab10['cells']} | {ab10['regression']} | {ab10['improvement']} | "
-        f"{ab10['no change']} | {ab10['inconclusive']} |",
+        *[row(f"A/A: `compare {x} {y}`", aa_rates[(x, y)]) for x, y in pairs],
+        row(f"A/B: gated_ffn with `--threads 1` (run {b_run}) against run 1", ab_rates),
+        *[row(f"A/A, `--statistic p10`: `compare {x} {y}`", aa10[(x, y)]) for x, y in pairs],
+        row("A/B, `--statistic p10`", ab10),
         "",
-        f"- A/A false-change rate: **{changed / max(aa_rates['cells'], 1):.1%}** ({changed} of {aa_rates['cells']}); "
-        f"inconclusive: **{aa_rates['inconclusive'] / max(aa_rates['cells'], 1):.1%}**; median |change| "
-        f"{abs_change.median():.1%}, 90th percentile {abs_change.quantile(0.9):.1%}, largest "
-        f"{aa['ratio'].max():.2f}× / {aa['ratio'].min():.2f}×.",
+        "- A/A false changes per pair: " + ", ".join(f"{false[p]} ({share(false[p], aa_rates[p])})" for p in pairs)
+        + " by the median; " + ", ".join(f"{false10[p]}" for p in pairs) + " by the p10. Inconclusive per pair: "
+        + ", ".join(f"{v:.0%}" for v in inconclusive) + f" (median {pd.Series(inconclusive).median():.0%}).",
+        f"- Over all pairs, median |change| {abs_change.median():.1%}, 90th percentile {abs_change.quantile(0.9):.1%}, "
+        f"largest {every['ratio'].max():.2f}× / {every['ratio'].min():.2f}×.",
         f"- A/B power: **{ab_rates['regression'] / max(ab_rates['cells'], 1):.0%}** of the gated_ffn cells called a "
         f"regression, {ab_rates['improvement']} an improvement; median ratio {ab['ratio'].median():.2f}×.",
-        "- Cells whose A/A ratio lies within ±5%: "
-        + ", ".join(f"{share:.0%} by the {name}" for name, share in agree.items()) + ".",
-        "- Machine drift between the two A runs (drift controls, after ÷ before): "
-        + (stats.drift_text(drift_aa) or "not recorded") + ".",
+        "- Machine drift within each pair (drift controls, after ÷ before): "
+        + "; ".join(f"{x}→{y} " + (stats.drift_text(d) or "not recorded") for (x, y), d in zip(pairs, drift_aa)) + ".",
         "",
         f"hadamard_chain at n = 4,194,304, eager (median per call; the median of three turns; in its own run, "
         f"three rounds: {float(pd.Series(alone['samples'].iloc[0]).median()) * 1e3:.2f} ms):",
