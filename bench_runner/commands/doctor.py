@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,9 +25,9 @@ class Finding:
 def add_parser(verbs) -> None:
     verbs.add_parser("doctor", help="what on this machine would disturb measurements, with advice",
                      description="Check this machine for what makes timings irreproducible: load, other busy "
-                                 "processes, CPU steal, the frequency governor, memory and swap, thread settings "
-                                 "and, with a CUDA GPU, its persistence mode, clocks and throttling. Exit status 1 "
-                                 "when something would disturb a measurement.")
+                                 "processes, CPU steal, the frequency governor, memory and swap, thread settings, "
+                                 "how steadily the cores work together and, with a CUDA GPU, its persistence mode, "
+                                 "clocks and throttling. Exit status 1 when something would disturb a measurement.")
 
 
 def _meminfo() -> dict[str, int]:
@@ -87,7 +88,44 @@ def cpu_findings(window_s: float = 1.0) -> list[Finding]:
                          " ".join(f"{k}={v}" for k, v in setting.items() if k != "allocator") or setting["allocator"],
                          "HADAMARD_BENCH_ALLOCATOR=system lets glibc adapt to each process's history, which makes "
                          "a cell's time depend on the cells before it"))
+    found.append(cores_finding())
     return found
+
+
+# The probe's two states measured 15% apart, and within one it wanders by about ±4% over a
+# few seconds: a spread beyond 10% is a change of state, not noise.
+CORES_SPREAD = 0.10
+
+
+def cores_finding(probes: int = 8, gap_s: float = 0.25, probe=None, sleep=time.sleep) -> Finding:
+    """Whether the cores work together at a steady speed: the settling probe (bench_runner.settle)
+    timed `probes` times over about two seconds, and once on one thread for its speed-up. A spell
+    that lasts longer than the check shows only as a lower speed-up than usual."""
+    import torch
+
+    from .. import settle
+
+    probe = probe or settle.probe_s
+    threads = torch.get_num_threads()
+    what = "cores working together"
+    if threads < 2:
+        return Finding(True, what, "PyTorch runs one thread here: nothing to hand off")
+    readings = []
+    for i in range(probes):
+        if i:
+            sleep(gap_s)
+        readings.append(probe())
+    torch.set_num_threads(1)
+    try:
+        alone = probe()
+    finally:
+        torch.set_num_threads(threads)
+    low, high = min(readings), max(readings)
+    return Finding(high <= low * (1 + CORES_SPREAD), what,
+                   f"a small product on {threads} threads took {low * 1e6:.1f}–{high * 1e6:.1f} µs over "
+                   f"{(probes - 1) * gap_s:g} s ({alone / low:.2f}× faster than on one)",
+                   "the hypervisor moves these vCPUs now and then, and cells of small threaded steps slow "
+                   "down for a spell: runs wait for it to pass (`run --settle`); a host of your own has none")
 
 
 GPU_QUERY = "name,persistence_mode,clocks.sm,clocks.max.sm,clocks.mem,temperature.gpu,power.draw,clocks_throttle_reasons.active"

@@ -111,6 +111,20 @@ def _quiet(monkeypatch, heavy=()):
         "load_1m_after": 0.1, "steal_share": 0.0, "other_cpu_share": 0.0, "cores": 2})
     monkeypatch.setattr(doctor, "_meminfo", lambda: {"MemAvailable": 8 * 2**30, "SwapTotal": 0, "SwapFree": 0})
     monkeypatch.setattr(doctor, "gpu_findings", lambda: [])
+    monkeypatch.setattr(doctor, "cores_finding", lambda: doctor.Finding(True, "cores working together", "steady"))
+
+
+def test_doctor_says_when_the_cores_are_slow_to_work_together_now_and_then(monkeypatch):
+    monkeypatch.setattr("torch.get_num_threads", lambda: 2)  # as on a 2-core machine, whatever this one has
+    monkeypatch.setattr("torch.set_num_threads", lambda n: None)
+    readings = iter([46e-6, 46.5e-6, 53e-6, 52.8e-6, 46e-6, 82e-6])  # six threaded probes, then one thread
+    slept = []
+    found = doctor.cores_finding(probes=5, gap_s=0.5, probe=lambda: next(readings), sleep=slept.append)
+    assert not found.ok and slept == [0.5] * 4
+    assert found.seen.endswith("took 46.0–53.0 µs over 2 s (1.78× faster than on one)")
+    assert "--settle" in found.advice
+    steady = iter([46e-6, 47e-6, 46.4e-6, 81e-6])
+    assert doctor.cores_finding(probes=3, probe=lambda: next(steady), sleep=lambda s: None).ok
 
 
 def test_doctor_on_a_quiet_machine(monkeypatch, capsys):
