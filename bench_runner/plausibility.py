@@ -7,7 +7,7 @@ the formula counts (Winograd or FFT convolutions). Such a cell is stored as `imp
 the figures, not as `ok`.
 
 Known GPUs are judged against their datasheets; a CPU or an unknown GPU against the run's own
-calibrated ceilings, with a wider margin (a calibration matmul is not the machine's peak).
+calibrated ceilings, with a wider margin (what the calibration reached is not the machine's peak).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def check(metrics: dict, device: str, dtype: str, ceilings: dict | None = None, 
         flop_peak = matmul * 1e9 if matmul else None
         byte_peak = ceilings.get("copy_gbps") * 1e9 if ceilings.get("copy_gbps") else None
         margin, whose = CALIBRATED_MARGIN, "this run's calibration"
-        flop_what = f"{dtype} matrix-product ceiling"
+        flop_what = f"{dtype} compute ceiling (the faster of a matrix product and a convolution)"
     if flop_peak and flop_rate > margin * flop_peak:
         return (f"implausible: {flop_rate / 1e12:.3g} TFLOP/s is {flop_rate / flop_peak:.2f}× the {flop_what} of "
                 f"{flop_peak / 1e12:.3g} TFLOP/s ({whose}); TF32 or another cheaper format, a missing "

@@ -4,12 +4,33 @@ from bench_runner import calibration
 from tests.bench_runner.test_timing import FakeClock
 
 
+class ConvSlower(FakeClock):
+    """A convolution costs `factor` times a product or a copy."""
+
+    def __init__(self, per_call, factor):
+        super().__init__(per_call)
+        self.factor = factor
+
+    def time_block(self, fn, calls):
+        return super().time_block(fn, calls) * (self.factor if "conv2d" in fn.__code__.co_names else 1)
+
+
+CONV_FLOPS = 2 * 8 * 256**2 * 9 * 16**2  # calibration.CONV_SHAPE["cpu"], 3×3
+
+
 def test_calibration_turns_medians_into_ceilings():
-    ceilings = calibration.calibrate("cpu", ["float32"], clock=FakeClock(per_call=0.01))
+    assert calibration.CONV_SHAPE["cpu"] == (8, 256, 16)
+    ceilings = calibration.calibrate("cpu", ["float32"], clock=ConvSlower(per_call=0.01, factor=4.0))
     n = calibration.COPY_BYTES["cpu"] // 4
     m = calibration.MATMUL_SIZE["cpu"]
     assert ceilings["copy_gbps"] == pytest.approx(2 * n * 4 / 0.01 / 1e9)
     assert ceilings["matmul_gflops"]["float32"] == pytest.approx(2 * m**3 / 0.01 / 1e9)
+
+
+def test_a_convolution_faster_than_the_product_sets_the_cpu_ceiling():
+    # As on an AMD CPU, where MKL's product takes its AVX2 path and oneDNN's convolution AVX-512.
+    ceilings = calibration.calibrate("cpu", ["float32"], clock=ConvSlower(per_call=0.01, factor=0.5))
+    assert ceilings["matmul_gflops"]["float32"] == pytest.approx(CONV_FLOPS / 0.005 / 1e9)
 
 
 CEILINGS = {"copy_gbps": 10.0, "matmul_gflops": {"float32": 100.0}}

@@ -45,7 +45,7 @@ def test_device_names_find_their_datasheet(name, key):
 def test_a_cpu_or_unknown_gpu_is_judged_against_its_calibration_with_a_wider_margin():
     ceilings = {"copy_gbps": 10.0, "matmul_gflops": {"float32": 100.0}}
     fast = {"time_median_s": 1.0, "flops": 500e9, "bytes": 1}
-    assert "5.00× the float32 matrix-product ceiling" in plausibility.check(fast, "cpu", "float32", ceilings)
+    assert "5.00× the float32 compute ceiling" in plausibility.check(fast, "cpu", "float32", ceilings)
     assert plausibility.check({**fast, "flops": 150e9}, "cpu", "float32", ceilings) is None
     assert plausibility.check(fast, "cuda", "float32", ceilings, name="Some New GPU") is not None
     assert plausibility.check(fast, "cpu", "float32", None) is None  # nothing to judge against
@@ -71,6 +71,6 @@ def test_a_planted_impossible_cell_is_stored_as_implausible_with_its_figures(db_
     with factory() as session:
         rows = {(r.method, r.size): r for r in session.scalars(select(results_db.Result))}
     double = rows[("double", "n=8")]
-    assert double.status == "implausible" and "matrix-product ceiling" in double.message
+    assert double.status == "implausible" and "compute ceiling" in double.message
     assert double.samples  # kept, for a look
     assert counts["implausible"] == 2 and {r.status for r in rows.values() if r.method == "double"} == {"implausible"}
