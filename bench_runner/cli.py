@@ -26,7 +26,7 @@ from results_db import bundle, pytest_bench, queries, store
 
 from . import machine_state, sweep
 from . import history as bench_history
-from .commands import EXIT_USAGE, UsageError, compare, doctor, gate, history, mark, plot, serve
+from .commands import EXIT_USAGE, UsageError, compare, doctor, gate, history, mark, plot, positive_int, serve
 from .worker import IsolatedRunner
 
 CATALOGUE_REF = "hadamard_bench.plugins:loaded_catalogue"  # what a worker loads: the catalogue and its plugins
@@ -57,14 +57,14 @@ def _build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("run", help="run a sweep and store every cell",
                          description="Run a size sweep and store every cell in the results database. "
                                      "Selection flags can be given several times.")
-    p.add_argument("--resume", type=_positive_int, metavar="RUN_ID",
+    p.add_argument("--resume", type=positive_int("run id"), metavar="RUN_ID",
                    help="finish an interrupted run: only its missing cells, with its own selection")
     _selection_flags(p, "default: cuda when available, else cpu")
     _db_flag(p)
-    p.add_argument("--threads", type=_positive_int, metavar="N",
+    p.add_argument("--threads", type=positive_int("positive number of threads"), metavar="N",
                    help="CPU threads for PyTorch (default: its own, all physical cores); stored with the run")
     _rounds_flag(p)
-    p.add_argument("--seed", type=_positive_int, metavar="N",
+    p.add_argument("--seed", type=positive_int("positive whole number"), metavar="N",
                    help="the seed of the rounds' shuffled order (default: a fresh one, stored with the run)")
     p.add_argument("--if-empty", action="store_true",
                    help="do nothing when the database already holds a run")
@@ -151,7 +151,7 @@ def _selection_flags(p: argparse.ArgumentParser, device_help: str) -> None:
 
 
 def _rounds_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rounds", type=_positive_int, metavar="N",
+    p.add_argument("--rounds", type=positive_int("positive number of rounds"), metavar="N",
                    help="measure every cell in N rounds, each in a fresh worker process and a new shuffled "
                         "order (default: " + ", ".join(f"{k} {v}" for k, v in sweep.ROUNDS.items()) + ")")
 
@@ -177,16 +177,6 @@ def _selection(args, devices: list[str]) -> sweep.Selection:
     return sweep.Selection(suite=args.suite, benchmarks=args.benchmark, methods=args.method,
                            backends=args.backend, devices=devices, dtypes=args.dtype or ["float32"],
                            modes=args.mode or ["forward"], sizes=args.size)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
-    return value
 
 
 def _label(text: str) -> str:
