@@ -26,6 +26,8 @@ import time
 
 import torch
 
+from . import timing
+
 PROBE_SHAPE = (64, 256, 256)  # (rows, inner, columns): small enough that thread hand-offs show
 PROBE_BLOCKS, PROBE_CALLS = 10, 10  # about 5 ms on two vCPUs
 TOLERANCE = 0.07  # the two states measured 16% apart; each within ±2% of itself
@@ -39,14 +41,10 @@ def probe_s() -> float:
     generator = torch.Generator().manual_seed(0)
     a, b = torch.randn(rows, inner, generator=generator), torch.randn(inner, cols, generator=generator)
     out = torch.empty(rows, cols)
-    torch.mm(a, b, out=out)  # the first call sizes the BLAS's buffers
-    times = []
-    for _ in range(PROBE_BLOCKS):
-        started = time.perf_counter()
-        for _ in range(PROBE_CALLS):
-            torch.mm(a, b, out=out)
-        times.append((time.perf_counter() - started) / PROBE_CALLS)
-    return statistics.median(times)
+    product = lambda: torch.mm(a, b, out=out)  # noqa: E731
+    product()  # the first call sizes the BLAS's buffers
+    clock = timing.WallClock()
+    return statistics.median(clock.time_block(product, PROBE_CALLS) / PROBE_CALLS for _ in range(PROBE_BLOCKS))
 
 
 class Settler:

@@ -178,31 +178,32 @@ class IsolatedRunner:
         """The drift controls, measured in the worker (a failure leaves them out)."""
         if self._process is None or not self._process.is_alive():
             self._start()
-        self._conn.send(("drift", devices, self._probe_best_s))
+        controls = self._ask(("drift", devices, self._probe_best_s))
+        if controls is None:
+            self._stop()
+            return {}
+        return controls
+
+    def _ask(self, message: tuple):
+        """Send the worker a request and return its answer, or None when none came in time."""
+        self._conn.send(message)
         try:
             if self._conn.poll(self.timeout_s):
                 return self._conn.recv()
         except (EOFError, OSError):
             pass
-        self._stop()
-        return {}
+        return None
 
     def settle_summary(self) -> dict:
         """What the current worker waited for the cores to settle (bench_runner.settle), for the
         round's machine state; its fastest probe becomes the next round's reference."""
         if self._process is None or not self._process.is_alive():
             return {}
-        self._conn.send(("settle",))
-        try:
-            if self._conn.poll(self.timeout_s):
-                summary = self._conn.recv()
-                best = summary.get("probe_best_s")
-                if best and (self._probe_best_s is None or best < self._probe_best_s):
-                    self._probe_best_s = best
-                return summary
-        except (EOFError, OSError):
-            pass
-        return {}
+        summary = self._ask(("settle",)) or {}
+        best = summary.get("probe_best_s")
+        if best and (self._probe_best_s is None or best < self._probe_best_s):
+            self._probe_best_s = best
+        return summary
 
     def time_only(self, cell: Cell) -> CellOutcome:
         """A later round of a cell already checked: warm-up and timing, no reference check."""

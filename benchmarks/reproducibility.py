@@ -128,9 +128,10 @@ def main() -> int:
     aa_rates = {pair: verdict_rates(table) for pair, table in aa.items()}
     aa10 = {pair: verdict_rates(stats.comparison_table(a[pair[0]], a[pair[1]], statistic="p10")) for pair in pairs}
     first = a[a_runs[0]]
-    ab = stats.comparison_table(first[first["benchmark"] == "gated_ffn"], b)
+    first_ffn = first[first["benchmark"] == "gated_ffn"]
+    ab = stats.comparison_table(first_ffn, b)
     ab_rates = verdict_rates(ab)
-    ab10 = verdict_rates(stats.comparison_table(first[first["benchmark"] == "gated_ffn"], b, statistic="p10"))
+    ab10 = verdict_rates(stats.comparison_table(first_ffn, b, statistic="p10"))
     every = pd.concat(aa.values())
     abs_change = (every["ratio"] - 1).abs()
 
