@@ -8,8 +8,10 @@ the loop with a seeded fake clock instead of a real device.
 
 from __future__ import annotations
 
+import gc
 import statistics
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -142,9 +144,29 @@ class Measurement:
         return self.iqr > 0.1 * self.median
 
 
+@contextmanager
+def collector_paused():
+    """Python's cyclic garbage collector off, as timeit (and so torch.utils.benchmark) keeps it
+    while timing: a collection is triggered by how many objects the process allocated before,
+    so which sample it lands in, and what it costs, depends on the process's history, not on
+    the code being timed. Freed tensors are still released at once (reference counting)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def measure(fn: Callable[[], object], clock: Clock, policy: TimingPolicy = TimingPolicy()) -> Measurement:
     """Warm `fn` up, size a block of calls, then sample blocks until the median is known to
-    `target_rel_ci`, or the budget is spent."""
+    `target_rel_ci`, or the budget is spent; the garbage collector stays off throughout."""
+    with collector_paused():
+        return _measure(fn, clock, policy)
+
+
+def _measure(fn: Callable[[], object], clock: Clock, policy: TimingPolicy) -> Measurement:
     warmup_calls, warm = 0, 0.0
     while warmup_calls == 0 or warm < policy.warmup_s:
         warm += clock.time_block(fn, 1)

@@ -95,3 +95,39 @@ def test_the_median_interval_uses_order_statistics():
     samples = list(range(1, 101))  # median 50.5; ranks 50 ∓ 9.8 → 40 and 60 → values 41 and 60
     assert median_rel_ci(samples) == pytest.approx((60 - 41) / 2 / 50.5)
     assert median_rel_ci([1.0]) == float("inf")
+
+
+class CollectorWatchingClock(FakeClock):
+    """Records whether Python's garbage collector was on during each timed block."""
+
+    def __init__(self, per_call: float):
+        super().__init__(per_call)
+        self.collector_on = []
+
+    def time_block(self, fn, calls):
+        import gc
+
+        self.collector_on.append(gc.isenabled())
+        return super().time_block(fn, calls)
+
+
+def test_the_garbage_collector_is_off_while_timing_and_restored_after():
+    import gc
+
+    policy = TimingPolicy(warmup_s=0.0, min_block_s=0.0, budget_s=0.01, min_samples=3)
+    assert gc.isenabled()
+    clock = CollectorWatchingClock(per_call=0.001)
+    measure(lambda: None, clock, policy)
+    assert clock.collector_on and not any(clock.collector_on)  # warm-up and every sample
+    assert gc.isenabled()
+    # A caller that had switched it off itself finds it off still, even after a failure.
+    gc.disable()
+    try:
+        with pytest.raises(ZeroDivisionError):
+            measure(lambda: None, type("Broken", (), {"time_block": lambda self, fn, calls: 1 / 0})(), policy)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(ZeroDivisionError):
+        measure(lambda: None, type("Broken", (), {"time_block": lambda self, fn, calls: 1 / 0})(), policy)
+    assert gc.isenabled()
