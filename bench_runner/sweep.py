@@ -185,7 +185,8 @@ def calibrate(session_factory: sessionmaker[Session], run_id: int, cells: Sequen
     cells were placed under, so every cell's roofline fraction is against the same ones; what the
     machine measured at the resume is kept apart, in the run's provenance (`resumed_calibrations`),
     for a reader to see how far it moved. `measure` measures elsewhere (a Ray node) and returns that
-    machine's facts with its ceilings: the run is then that machine's."""
+    machine's facts with its ceilings: the run is then that machine's. Returns the run's ceilings,
+    each device's with the plausibility guard's (the highest this machine has measured) beside them."""
     facts = None
     if measure is None:
         ceilings = ceilings_here(cells)
@@ -198,9 +199,13 @@ def calibrate(session_factory: sessionmaker[Session], run_id: int, cells: Sequen
         kept = store.run_calibration(session, run_id)
         if kept:
             store.note_resumed_calibration(session, run_id, ceilings)
-            return kept
-        store.set_calibration(session, run_id, ceilings)
-    return ceilings
+            ceilings = kept
+        else:
+            store.set_calibration(session, run_id, ceilings)
+        earlier = store.machine_calibrations(session, run_id)
+    # The plausibility guard judges against the highest ceilings this machine has measured.
+    return {device: plausibility.with_machine_best(own, [(run, c[device]) for run, c in earlier if device in c])
+            for device, own in ceilings.items()}
 
 
 def derived_metrics(m: dict, ceilings: dict | None, dtype: str) -> dict[str, float | None]:

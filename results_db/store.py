@@ -201,6 +201,14 @@ def run_calibration(session: Session, run_id: int) -> dict:
     return dict(session.scalar(select(Run.calibration).where(Run.id == run_id)) or {})
 
 
+def machine_calibrations(session: Session, run_id: int) -> list[tuple[int, dict]]:
+    """(run id, calibration) of the other runs on this run's machine (same fingerprint), oldest first."""
+    machine_id = select(Run.machine_id).where(Run.id == run_id).scalar_subquery()
+    rows = session.execute(select(Run.id, Run.calibration).where(Run.machine_id == machine_id, Run.id != run_id)
+                           .order_by(Run.id))
+    return [(run, dict(calibration)) for run, calibration in rows if calibration]
+
+
 def finish_run(session: Session, run_id: int, status: str = "finished", message: str | None = None) -> None:
     session.execute(update(Run).where(Run.id == run_id)
                     .values(status=status, message=message, finished_at=utcnow()))

@@ -6,6 +6,7 @@ from sqlalchemy import select
 import results_db
 from bench_runner import plausibility, sweep
 from bench_runner.plausibility import Peaks
+from tests.bench_runner.test_compare import FACTS
 from tests.bench_runner.test_rounds import _run
 from tests.bench_runner.test_timing import FakeClock
 from tests.bench_runner.toy import FAST
@@ -74,3 +75,45 @@ def test_a_planted_impossible_cell_is_stored_as_implausible_with_its_figures(db_
     assert double.status == "implausible" and "compute ceiling" in double.message
     assert double.samples  # kept, for a look
     assert counts["implausible"] == 2 and {r.status for r in rows.values() if r.method == "double"} == {"implausible"}
+
+
+def test_the_guard_uses_the_highest_ceilings_this_machine_has_measured():
+    own = {"copy_gbps": 10.0, "matmul_gflops": {"float32": 100.0}}
+    earlier = [(3, {"copy_gbps": 30.0, "matmul_gflops": {"float32": 90.0}}),
+               (5, {"copy_gbps": 20.0, "matmul_gflops": {"float32": 250.0, "bfloat16": 400.0}})]
+    guarded = plausibility.with_machine_best(own, earlier)
+    assert guarded["copy_gbps"] == 10.0 and guarded["matmul_gflops"] == {"float32": 100.0}  # the run's own stay
+    assert guarded["guard"] == {"copy_gbps": [30.0, 3], "matmul_gflops": {"float32": [250.0, 5], "bfloat16": [400.0, 5]}}
+    fast = {"time_median_s": 1.0, "flops": 300e9, "bytes": 1}  # 3× this run's ceiling, 1.2× run 5's
+    assert "3.00× the float32 compute ceiling" in plausibility.check(fast, "cpu", "float32", own)
+    assert plausibility.check(fast, "cpu", "float32", guarded) is None
+    impossible = {**fast, "flops": 600e9}
+    message = plausibility.check(impossible, "cpu", "float32", guarded)
+    assert "2.40× the float32 compute ceiling" in message
+    assert "of 0.25 TFLOP/s (run 5's calibration, this machine's highest)" in message
+    nothing_higher = plausibility.with_machine_best(own, [(2, {"copy_gbps": 5.0, "matmul_gflops": {"float32": 50.0}})])
+    assert "(this run's calibration)" in plausibility.check(impossible, "cpu", "float32", nothing_higher)
+
+
+def test_a_run_calibrated_on_a_busy_moment_is_guarded_by_its_machines_earlier_calibration(db_url):
+    cat, cells, factory, run_id, runner = _run(db_url, 1, Fast)
+    busy = {"cpu": {"copy_gbps": 10.0, "matmul_gflops": {"float32": 100.0}}}
+    quiet = {"cpu": {"copy_gbps": 10.0, "matmul_gflops": {"float32": 1e15}}}  # fast enough for the planted clock
+    # An earlier run of the same machine measured the high ceiling; one of another machine does not count.
+    with factory() as session, session.begin():
+        this = session.get(results_db.Run, run_id)
+        other_machine = results_db.store.get_or_create_machine(session, {**FACTS, "key": "elsewhere"}, "elsewhere")
+        session.add(results_db.Run(machine=other_machine, suite="toy", status="finished", options={}, provenance={},
+                                   calibration={"cpu": {"matmul_gflops": {"float32": 1e18}}}, cells_total=0))
+        earlier = results_db.Run(machine=this.machine, suite="toy", status="finished", options={}, provenance={},
+                                 calibration=quiet, cells_total=0)
+        session.add(earlier)
+        session.flush()
+        earlier_id = earlier.id
+    ceilings = sweep.calibrate(factory, run_id, cells, measure=lambda cells: (None, busy))
+    assert ceilings["cpu"]["guard"]["matmul_gflops"] == {"float32": [1e15, earlier_id]}  # not the other machine's
+    assert ceilings["cpu"]["matmul_gflops"] == {"float32": 100.0}  # what the rooflines use: this run's own
+    with factory() as session:
+        assert results_db.store.run_calibration(session, run_id) == busy  # stored as measured
+    counts = sweep.execute(factory, run_id, cells, runner, ceilings=ceilings, rounds=1)
+    assert "implausible" not in counts
