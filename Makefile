@@ -23,7 +23,7 @@ $(VENV)/.test-deps: $(VENV)/.run-deps requirements-test.txt
 
 ## run: serve the dashboard on http://localhost:$(PORT); an empty database gets the quick suite
 run: $(VENV)/.run-deps
-	$(PY) -m bench_runner run --suite quick --if-empty --detach
+	$(PY) -m bench_runner run --suite quick --if-empty --detach --wait-quiet 60
 	$(PY) -m bench_runner serve --port $(PORT)
 
 ## test: install what the tests need and run them all

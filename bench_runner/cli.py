@@ -70,6 +70,10 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="do nothing when the database already holds a run")
     p.add_argument("--detach", action="store_true",
                    help="run in the background; progress goes to the database and a log file")
+    p.add_argument("--wait-quiet", type=_non_negative_float, default=0.0, metavar="SECONDS",
+                   help="before calibrating, wait up to this long for other processes to leave the CPUs (a "
+                        "dashboard starting beside the run, a build finishing); the run then starts and says "
+                        "whether the machine is still busy (default: 0, start at once)")
     _measure_flags(p)
     p.add_argument("--in-process", action="store_true",
                    help="run cells in this process instead of a worker (debugging: a crash ends the sweep)")
@@ -260,7 +264,9 @@ def _cmd_run(args) -> int:
 
         torch.set_num_threads(args.threads)
     policy = _policy(args, sel.suite)
-    busy = machine_state.busy_now(0.5)
+    busy, waited = machine_state.wait_until_quiet(args.wait_quiet)
+    if waited >= 1:
+        print(f"waited {waited:.0f} s for the machine to be quiet{': still busy' if busy else ''}", file=sys.stderr)
     run_id = sweep.start(factory, catalogue, sel, cells, policy, rounds=args.rounds, seed=args.seed, busy=busy)
     rounds = args.rounds or sweep.ROUNDS[sel.suite]
     print(f"run {run_id}: {len(cells)} cells of the {sel.suite} suite, {rounds} round{'s' * (rounds > 1)}, "

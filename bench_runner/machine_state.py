@@ -97,6 +97,16 @@ def busy_now(window_s: float = 1.0) -> list[str]:
     return busy_reasons(state_between(before, snapshot()))
 
 
+def wait_until_quiet(max_s: float, window_s: float = 0.5, clock=time.monotonic) -> tuple[list[str], float]:
+    """Look (every `window_s`) until the machine is not busy or `max_s` has passed: (what still
+    keeps it busy, empty when nothing does; the seconds spent waiting)."""
+    started = clock()
+    while True:
+        busy = busy_now(window_s)
+        if not busy or clock() - started >= max_s:
+            return busy, clock() - started
+
+
 def heavy_processes(window_s: float = 1.0, top: int = 5, min_share: float = 0.05) -> list[tuple[int, str, float]]:
     """Other processes using at least `min_share` of one CPU over the window: (pid, name, share)."""
     def sample() -> dict[int, tuple[str, float]]:

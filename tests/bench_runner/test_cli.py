@@ -152,6 +152,7 @@ BAD_INPUTS = [
     (["run", "--suite", "smoke", "--device", "tpu"], "invalid choice"),
     (["run", "--suite", "smoke", "--settle", "-1"], "not a non-negative number of seconds"),
     (["run", "--suite", "smoke", "--settle", "inf"], "not a non-negative number of seconds"),
+    (["run", "--suite", "smoke", "--wait-quiet", "-5"], "not a non-negative number of seconds"),
     (["run", "--suite", "smoke", "--db", "notaurl"], "malformed database URL"),
     (["run", "--suite", "smoke", "--db", "nosuchdriver://x"], "no database driver"),
     (["export", "--out", "x.csv", "--format", "xml"], "invalid choice"),
@@ -187,3 +188,45 @@ def test_an_unsupported_dtype_is_refused_before_anything_is_written(monkeypatch,
     assert code == 2
     assert "cannot run on cpu: no bfloat16 here" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_wait_quiet_looks_until_the_machine_is_quiet_or_the_time_is_up(monkeypatch):
+    from bench_runner import machine_state
+
+    now = [0.0]
+    looks = iter([["other processes took 60% of the CPUs"]] * 3 + [[]])
+
+    def busy_now(window_s):
+        now[0] += window_s
+        return next(looks)
+
+    monkeypatch.setattr(machine_state, "busy_now", busy_now)
+    assert machine_state.wait_until_quiet(60, clock=lambda: now[0]) == ([], 2.0)  # quiet at the fourth look
+    now[0] = 0.0
+    monkeypatch.setattr(machine_state, "busy_now", lambda window_s: now.__setitem__(0, now[0] + window_s) or ["busy"])
+    assert machine_state.wait_until_quiet(1.2, clock=lambda: now[0]) == (["busy"], 1.5)  # gave up, still busy
+    now[0] = 0.0
+    assert machine_state.wait_until_quiet(0, clock=lambda: now[0]) == (["busy"], 0.5)  # one look, no wait
+
+
+def test_a_run_that_waited_for_quiet_is_not_stored_as_started_busy(monkeypatch, tmp_path, capsys):
+    from bench_runner import cli as cli_module
+    from bench_runner import machine_state
+
+    asked = []
+
+    def wait(max_s, window_s=0.5, clock=None):
+        asked.append(max_s)
+        return ([], 12.0) if max_s else (["other processes took 60% of the CPUs"], 0.5)
+
+    monkeypatch.setattr(machine_state, "wait_until_quiet", wait)
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    flags = ["--benchmark", "elementwise", "--method", "copy", "--backend", "eager", "--device", "cpu",
+             "--in-process", "--quiet", "--db", url]
+    assert cli_module.main(["run", "--suite", "smoke", "--wait-quiet", "30", *flags]) == 0
+    assert "waited 12 s for the machine to be quiet" in capsys.readouterr().err
+    assert cli_module.main(["run", "--suite", "smoke", *flags]) == 0
+    assert "this machine is busy (other processes took 60% of the CPUs)" in capsys.readouterr().err
+    assert asked == [30.0, 0.0]
+    with sessionmaker(results_db.open_engine(url))() as session:
+        assert queries.busy_at_start(session) == {2: ["other processes took 60% of the CPUs"]}
