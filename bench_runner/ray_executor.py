@@ -11,7 +11,10 @@ exactly as a local run does: the progress bar and the Runs page follow it the sa
 Each task runs in a fresh Ray worker process (max_calls=1) with the local workers'
 allocator settings, so a cell's time does not depend on what ran before it. A task whose
 worker or node dies is submitted once more, wherever Ray places it; a second loss stores
-the cell as `crashed` with Ray's reason. A cell past its timeout ends its worker (a
+the cell as `crashed` with Ray's reason. A task on several CPU threads settles before
+timing (bench_runner.settle) against the fastest probe its node showed the run's tasks that
+had finished when it was submitted (a round's tasks are submitted together, so in practice
+from the second round on), and the round's state adds up what its tasks waited. A cell past its timeout ends its worker (a
 watchdog inside the task) and is treated as lost. The driver stores an outcome only when
 it receives one, so no cell is stored twice.
 
@@ -27,7 +30,7 @@ import socket
 import threading
 from typing import Iterable, Iterator
 
-from . import machine
+from . import machine, settle
 from .cell import Cell, CellOutcome, _one_line
 from .timing import TimingPolicy
 from .worker import allocator_setting, load_catalogue, measure_cell
@@ -59,19 +62,22 @@ def _node() -> dict:
 
 
 def _measure(catalogue_ref: str, cell: Cell, policy: TimingPolicy, check: bool, threads: int | None,
-             timeout_s: float) -> CellOutcome:
-    """One cell, inside a Ray worker."""
+             timeout_s: float, probe_references: dict[str, float]) -> tuple[CellOutcome, str, dict]:
+    """One cell, inside a Ray worker: (its outcome, the node, how its settling went). The worker
+    settles against the fastest probe its node has shown earlier tasks of the run."""
     timer = _watchdog(timeout_s)
+    node = _node()
     try:
         if threads:
             import torch
 
             torch.set_num_threads(threads)
+        settle.settler().offer(probe_references.get(node["node"]))
         outcome = measure_cell(load_catalogue(catalogue_ref), cell, policy, check)
     finally:
         timer.cancel()
-    outcome.provenance = {**(outcome.provenance or {}), **_node()} if check else outcome.provenance
-    return outcome
+    outcome.provenance = {**(outcome.provenance or {}), **node} if check else outcome.provenance
+    return outcome, node["node"], settle.settler().summary()
 
 
 def _calibrate(cells: list[Cell]) -> tuple[dict, dict, str]:
@@ -96,6 +102,7 @@ class RayExecutor:
         ray.init(address=address, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": env}, configure_logging=False)
         self._node_cpus = 1  # until calibrate() has seen a node
+        self._settling = settle.Ledger()
         self._measure = ray.remote(max_calls=1, max_retries=0)(_measure)
         self._calibrate = ray.remote(max_calls=1, max_retries=1)(_calibrate)
 
@@ -138,7 +145,11 @@ class RayExecutor:
 
     def _submit(self, cell: Cell, check: bool):
         return self._measure.options(**self._options([cell.device])).remote(
-            self.catalogue_ref, cell, self.policy, check, self.threads, self.timeout_s)
+            self.catalogue_ref, cell, self.policy, check, self.threads, self.timeout_s, dict(self._settling.best))
+
+    def settle_summary(self) -> dict:
+        """How this round's tasks waited out slow spells (bench_runner.settle), for its state."""
+        return self._settling.round_summary()
 
     def run_round(self, work: list[tuple[Cell, bool]]) -> Iterator[tuple[Cell, CellOutcome]]:
         """(cell, check) pairs in; (cell, outcome) out as each finishes. A task lost with its
@@ -151,7 +162,8 @@ class RayExecutor:
                 for ref in done:
                     cell, check, attempt = pending.pop(ref)
                     try:
-                        outcome = ray.get(ref)
+                        outcome, node, settling = ray.get(ref)
+                        self._settling.record(node, settling)
                     except ray.exceptions.RayTaskError as exc:  # the task's own code raised
                         outcome = CellOutcome("error", _one_line(exc.cause if exc.cause else exc))
                     except ray.exceptions.RayError as exc:  # the worker or its node is gone

@@ -103,3 +103,35 @@ def before_timing(device: str, max_wait_s: float) -> None:
     """Called just before a cell is timed: waits out a slow spell where it can matter."""
     if device == "cpu" and max_wait_s > 0 and torch.get_num_threads() > 1:
         settler().wait(max_wait_s)
+
+
+class Ledger:
+    """Settling across many short-lived workers (Ray tasks, one cell each): the fastest probe
+    seen on each node, handed to the next task on that node as its reference (a task that
+    started without one would take its own first probe, however slow, as the norm and never
+    wait), and the waits added up until the round's summary is read."""
+
+    def __init__(self):
+        self.best: dict[str, float] = {}
+        self._round: dict[str, float | int] = {}
+
+    def reference(self, node: str) -> float | None:
+        return self.best.get(node)
+
+    def record(self, node: str, summary: dict) -> None:
+        """One task's Settler.summary()."""
+        best = summary.get("probe_best_s")
+        if best and (node not in self.best or best < self.best[node]):
+            self.best[node] = best
+        for key in ("waited_s", "cells_waited", "cells_unsettled"):
+            self._round[key] = self._round.get(key, 0) + (summary.get(key) or 0)
+        self._round.setdefault("nodes", set()).add(node)
+
+    def round_summary(self) -> dict[str, float | int | None]:
+        """What the tasks since the last call waited, as Settler.summary() says it, and the best
+        probe when they all ran on one node (nodes differ in speed). The next round starts afresh."""
+        done, self._round = self._round, {}
+        nodes = done.pop("nodes", set())
+        return {"probe_best_s": self.best.get(next(iter(nodes))) if len(nodes) == 1 else None,
+                "waited_s": round(done.get("waited_s", 0.0), 3), "cells_waited": done.get("cells_waited", 0),
+                "cells_unsettled": done.get("cells_unsettled", 0)}

@@ -11,6 +11,7 @@ from sqlalchemy.orm import sessionmaker
 
 import results_db
 from bench_runner.cli import main
+from results_db import queries
 from results_db.models import Result
 
 ray = pytest.importorskip("ray", reason="Ray is the optional `ray` extra (requirements-test.txt installs it)")
@@ -27,7 +28,8 @@ CELLS = len(METHODS)
 @pytest.fixture(scope="module")
 def cluster():
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
-    nodes = {name: c.add_node(num_cpus=1, resources={"bench": 1, name: 1}) for name in ("node_a", "node_b")}
+    # Two CPUs a node, so a task gets two threads (Ray sets OMP_NUM_THREADS to its CPUs) and settles.
+    nodes = {name: c.add_node(num_cpus=2, resources={"bench": 1, name: 1}) for name in ("node_a", "node_b")}
     c.wait_for_nodes()
     try:
         yield c, nodes
@@ -48,11 +50,18 @@ def test_every_cell_lands_once_on_the_node_its_resources_ask_for(cluster, tmp_pa
     c, nodes = cluster
     name = "node_b"
     url = f"sqlite:///{tmp_path / 'ray.db'}"
-    assert main([*SWEEP, "--ray-address", c.address, "--ray-resource", f"{name}=1", "--db", url]) == 0
+    assert main([*SWEEP, "--ray-address", c.address, "--ray-resource", f"{name}=1", "--settle", "0.5",
+                 "--db", url]) == 0
     rows = stored(url)
     assert len(rows) == CELLS and len({r[0] for r in rows}) == CELLS, rows
     assert {r[1] for r in rows} == {"ok"}, rows
     assert {r[2] for r in rows} == {nodes[name].node_id}
+    # Each round's state says how its tasks settled (bench_runner.settle; the smoke suite would
+    # not, hence --settle): all ran on one node, so the round knows that node's fastest probe.
+    with sessionmaker(results_db.open_engine(url, create=False))() as session:
+        states = queries.round_states(session, [1])
+    assert len(states) == 1 and states["settle_cells_waited"].iloc[0] >= 0
+    assert 1e-6 < states["settle_probe_best_s"].iloc[0] < 0.1
 
 
 def test_an_agent_runs_a_submitted_run_over_its_ray_cluster(cluster, tmp_path):
