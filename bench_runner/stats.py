@@ -242,6 +242,30 @@ def drift_ratios(states: pd.DataFrame, before_runs: Sequence[int], after_runs: S
     return out
 
 
+UNSETTLED_WARN = 0.10  # a side with more of its cell-rounds timed unsettled gets a caveat
+
+
+def unsettled_share(states: pd.DataFrame, runs: Sequence[int]) -> tuple[int, int]:
+    """(cell-rounds timed while the cores were still slow to work together, cell-rounds measured)
+    over `runs`, from the rounds' states (bench_runner.settle); (0, 0) where no round settled."""
+    if states.empty or "settle_cells_unsettled" not in states:
+        return 0, 0
+    mine = states[states["run_id"].isin(list(runs)) & states["settle_cells_unsettled"].notna()]
+    return int(mine["settle_cells_unsettled"].sum()), int(mine["cells"].sum())
+
+
+def settling_caveat(states: pd.DataFrame, sides: dict[str, Sequence[int]]) -> str | None:
+    """A sentence when a side timed more than UNSETTLED_WARN of its cell-rounds unsettled: its
+    cells of small threaded steps may have run up to 1.7× slower for the machine's sake, over
+    stretches longer than the rounds, which the intervals cannot see. None otherwise."""
+    counts = {name: unsettled_share(states, runs) for name, runs in sides.items()}
+    if not any(total and bad / total > UNSETTLED_WARN for bad, total in counts.values()):
+        return None
+    told = ", ".join(f"{name} {bad} of {total}" for name, (bad, total) in counts.items() if total)
+    return (f"cell-rounds timed while the cores were slow to work together (unsettled): {told}; a change in a "
+            f"threaded CPU cell may then be the machine's, not the code's: measure again before trusting it")
+
+
 def drift_text(ratios: dict[str, float]) -> str:
     """`cpu copy 0.982×, cpu matmul 1.003×`."""
     return ", ".join(f"{name} {ratio:.3f}×" for name, ratio in sorted(ratios.items()))

@@ -35,7 +35,7 @@ import pandas as pd  # noqa: E402
 
 from bench_runner import stats  # noqa: E402
 from bench_runner.commands import compare  # noqa: E402
-from results_db import Run  # noqa: E402
+from results_db import Run, queries  # noqa: E402
 from docs_section import write_section  # noqa: E402
 
 DOC = ROOT / "docs" / "measurement.md"
@@ -121,7 +121,8 @@ def main() -> int:
         a = {r: compare.side(session, str(r))[0] for r in a_runs}
         b, _, _ = compare.side(session, str(b_run))
         alone, _, _ = compare.side(session, str(chain_run))
-        drift_aa = [compare.drift(session, [r], [r + 1]) for r in a_runs[:-1]]
+        drift_aa = [compare.machine_change(session, [r], [r + 1])[0] for r in a_runs[:-1]]
+        states = queries.round_states(session, a_runs)
         rounds_used = int(session.get(Run, a_runs[0]).rounds)
     pairs = [(r, r + 1) for r in a_runs[:-1]]
     aa = {pair: stats.comparison_table(a[pair[0]], a[pair[1]]) for pair in pairs}
@@ -182,6 +183,8 @@ def main() -> int:
         f"regression, {ab_rates['improvement']} an improvement; median ratio {ab['ratio'].median():.2f}×.",
         "- Machine drift within each pair (drift controls, after ÷ before): "
         + "; ".join(f"{x}→{y} " + (stats.drift_text(d) or "not recorded") for (x, y), d in zip(pairs, drift_aa)) + ".",
+        "- Cell-rounds timed while the cores were still slow to work together (unsettled, `--settle`), per A run: "
+        + ", ".join("{} of {}".format(*stats.unsettled_share(states, [r])) for r in a_runs) + ".",
         "",
         f"hadamard_chain at n = 4,194,304, eager (median per call, over {args.turns} turns; in its own run, "
         f"{len(set(alone['sample_rounds'].iloc[0] or [0]))} rounds: "

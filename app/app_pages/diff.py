@@ -55,6 +55,9 @@ if by == "runs":
     drift = stats.drift_ratios(states, [int(before)], [int(after)]) if not states.empty else {}
     if drift:
         st.caption("The machine itself (drift controls, after ÷ before): " + stats.drift_text(drift))
+    caveat = stats.settling_caveat(states, {f"run {before}": [int(before)], f"run {after}": [int(after)]})
+    if caveat:
+        st.warning(caveat[0].upper() + caveat[1:] + ".")
 colours = {"regression": "background-color: #fde2e1", "improvement": "background-color: #e1f5e4",
            "inconclusive": "background-color: #fff6d5"}
 st.dataframe(result.style.format({"ratio": "{:.3f}×", "ci_low": "{:.3f}", "ci_high": "{:.3f}",

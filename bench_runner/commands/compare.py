@@ -52,11 +52,18 @@ def side(session: Session, spec: str) -> tuple[pd.DataFrame, list[int], str]:
     return queries.samples_frame(session, run_id=run_id), [run_id], f"run {run_id}"
 
 
-def drift(session: Session, before_runs: list[int], after_runs: list[int]) -> dict[str, float]:
-    return stats.drift_ratios(queries.round_states(session, before_runs + after_runs), before_runs, after_runs)
+def machine_change(session: Session, before_runs: list[int], after_runs: list[int],
+                   names: tuple[str, str] = ("before", "after")) -> tuple[dict[str, float], str | None]:
+    """How much the machine itself changed between the sides (their drift controls' ratio), and
+    a caveat when either side was timed in a slow spell it could not wait out."""
+    states = queries.round_states(session, before_runs + after_runs)
+    if states.empty:
+        return {}, None
+    sides = dict(zip(names, (before_runs, after_runs)))  # one entry when a run is compared with itself
+    return stats.drift_ratios(states, before_runs, after_runs), stats.settling_caveat(states, sides)
 
 
-def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float]) -> list[str]:
+def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float], caveat: str | None = None) -> list[str]:
     counts = table["verdict"].value_counts()
     lines = [f"geometric mean of after ÷ before, {bench}: {stats.geomean(group['ratio']):.3f}× over {len(group)} cells"
              for bench, group in table.groupby("benchmark")]
@@ -64,6 +71,8 @@ def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float]) -> list[
                                           (*stats.RUN_WORDS, stats.NO_CHANGE, stats.INCONCLUSIVE)))
     if machine_drift:
         lines.append("machine drift (drift controls, after ÷ before): " + stats.drift_text(machine_drift))
+    if caveat:
+        lines.append(caveat)
     if (table["rounds"] < 2).any():
         lines.append(f"{int((table['rounds'] < 2).sum())} cells have one round on a side: their intervals describe "
                      f"one process and may not reproduce")
@@ -75,7 +84,7 @@ def run(args) -> int:
     with sessions() as session:
         before, before_runs, before_name = side(session, args.before)
         after, after_runs, after_name = side(session, args.after)
-        machine_drift = drift(session, before_runs, after_runs)
+        machine_drift, caveat = machine_change(session, before_runs, after_runs, (before_name, after_name))
     table = stats.comparison_table(before, after, args.threshold, statistic=args.statistic)
     if table.empty:
         raise UsageError(f"bench_runner compare: no cell has `ok` results in both {before_name} and {after_name}")
@@ -85,7 +94,7 @@ def run(args) -> int:
     elif args.format == "json":
         print(json.dumps({"before": before_name, "after": after_name, "threshold": args.threshold,
                           "statistic": args.statistic,
-                          "machine_drift": machine_drift,
+                          "machine_drift": machine_drift, "settling_caveat": caveat,
                           "cells": json.loads(table.to_json(orient="records"))}, indent=1))
     else:
         shown = table.assign(**{c: table[c].map(lambda v: f"{v:.3f}") for c in ("ratio", "ci_low", "ci_high")},
@@ -95,6 +104,6 @@ def run(args) -> int:
         print(f"{after_name} against {before_name}, ratio of {args.statistic}s, threshold {args.threshold:.0%}")
         print(shown.to_string(index=False))
         print()
-        print("\n".join(summary_lines(table, machine_drift)))
+        print("\n".join(summary_lines(table, machine_drift, caveat)))
     regressed = (table["verdict"] == stats.RUN_WORDS[0]).any()
     return 1 if args.fail_on_regression and regressed else 0

@@ -226,6 +226,22 @@ def test_diff_counts_each_verdict_and_explains_inconclusive(db_url, monkeypatch)
     assert shown == {f"B=1 N={n} C=64 H=4": v for n, (*_, v) in PLANTED.items()}
 
 
+def test_diff_warns_when_a_run_was_timed_in_a_spell_it_could_not_wait_out(db_url, monkeypatch):
+    from tests.bench_runner.test_compare import _plant_rounds, plant_runs
+
+    plant_runs(db_url)
+    _plant_rounds(db_url, {1: [9, 8, 5], 2: [0, 0, 0]})
+    at = render(db_url, monkeypatch, "app_pages/diff.py")
+    next(s for s in at.selectbox if s.label == "Before").set_value(1).run()
+    next(s for s in at.selectbox if s.label == "After").set_value(2).run()
+    assert not at.exception
+    warnings = [w.value for w in at.warning]
+    assert any(w.startswith("Cell-rounds timed while the cores were slow to work together (unsettled): run 1 22 of "
+                            "30, run 2 0 of 30") for w in warnings), warnings
+    next(s for s in at.selectbox if s.label == "Before").set_value(3).run()  # run 3 has no rounds, run 2 settled
+    assert not any("unsettled" in w.value for w in at.warning)
+
+
 def test_compare_shows_each_speedup_with_its_interval(seeded_db, monkeypatch):
     at = render(seeded_db, monkeypatch, "app_pages/compare.py")
     table = at.dataframe[0].value

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy.orm import sessionmaker
 
 import results_db
-from bench_runner import machine_state
+from bench_runner import machine_state, stats
 from bench_runner.cli import main
 from bench_runner.commands import doctor
 from results_db import store
@@ -222,3 +222,43 @@ def test_gate_bad_input_is_one_line_and_exit_2(db_url, capsys, args, words):
     assert main([*args, "--db", db_url]) == 2
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1
+
+
+def _plant_rounds(db_url, unsettled: dict[int, list[int]], cells: int = 10):
+    factory = sessionmaker(results_db.open_engine(db_url))
+    with factory() as session, session.begin():
+        for run_id, per_round in unsettled.items():
+            for i, bad in enumerate(per_round):
+                record = store.start_round(session, run_id, i, 5, None)
+                store.finish_round(session, record.id, cells, {"settle_cells_unsettled": bad, "settle_waited_s": 10.0,
+                                                               "drift": {"cpu": {"probe_s": 46e-6}}})
+
+
+def test_a_side_timed_in_a_spell_it_could_not_wait_out_gets_a_caveat(planted_db, capsys):
+    _plant_rounds(planted_db, {1: [9, 8, 5], 2: [1, 0, 0]})  # run 1: 22 of 30 unsettled; run 2: 1 of 30
+    code, out, _ = compare(planted_db, "1", "2", capsys=capsys)
+    assert code == 0
+    assert ("cell-rounds timed while the cores were slow to work together (unsettled): run 1 22 of 30, "
+            "run 2 1 of 30; a change in a threaded CPU cell may then be the machine's") in out
+    found = json.loads(compare(planted_db, "1", "2", "--format", "json", capsys=capsys)[1])
+    assert "run 1 22 of 30" in found["settling_caveat"]
+
+
+def test_no_caveat_when_both_sides_settled(planted_db, capsys):
+    _plant_rounds(planted_db, {1: [1, 0, 0], 2: [0, 1, 0]})  # 1 of 30 each: under the 10% line
+    out = compare(planted_db, "1", "2", capsys=capsys)[1]
+    assert "unsettled" not in out and "machine drift" in out
+    found = json.loads(compare(planted_db, "1", "2", "--format", "json", capsys=capsys)[1])
+    assert found["settling_caveat"] is None
+
+
+def test_the_unsettled_share_counts_only_the_runs_asked_and_rounds_that_settled():
+    import pandas as pd
+
+    states = pd.DataFrame({"run_id": [1, 1, 2, 3], "cells": [10, 10, 10, 10],
+                           "settle_cells_unsettled": [3, None, 4, 10]})
+    assert stats.unsettled_share(states, [1]) == (3, 10)  # the round without settling is left out
+    assert stats.unsettled_share(states, [1, 2]) == (7, 20)
+    assert stats.unsettled_share(pd.DataFrame({"run_id": [1], "cells": [5]}), [1]) == (0, 0)
+    assert stats.settling_caveat(states, {"run 1": [1], "run 2": [2]}) is not None  # 30% and 40%
+    assert stats.settling_caveat(states.assign(settle_cells_unsettled=[1, None, 1, 1]), {"a": [1], "b": [2]}) is None
