@@ -60,6 +60,7 @@ class CellOutcome:
     samples: list[float] | None = None
     metrics: dict[str, float | None] = field(default_factory=dict)
     provenance: dict | None = None  # what ran it (machine.cell_provenance and the kernels chosen)
+    unsettled: bool = False  # timed while the cores were still slow to work together (bench_runner.settle)
 
 
 def device_unavailable(device: str) -> str | None:
@@ -269,11 +270,12 @@ def _measure(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
         # Each call is timed on its own after its flush; blocks would only repeat flushes.
         policy = dataclasses.replace(policy, min_block_s=0.0)
     clock = clock or timing.clock_for(device, policy.flush_l2)
-    settle.before_timing(cell.device, policy.settle_s)
+    unsettled = settle.before_timing(cell.device, policy.settle_s)
     measured = timing.measure(call, clock, policy)
     launch = getattr(fn, "launch", None)  # how the timed calls ran: "cuda graph", or direct and why
     if not check:
-        return CellOutcome("ok", samples=list(measured.samples), metrics=_timing_metrics(measured))
+        return CellOutcome("ok", samples=list(measured.samples), metrics=_timing_metrics(measured),
+                           unsettled=unsettled)
     graph_metrics = _graph_timing(call, clock, policy) if (
         device.type == "cuda" and cell.mode == "forward" and policy.cuda_graphs) else {}
     energy_metrics = {}
@@ -290,6 +292,7 @@ def _measure(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
         "ok",
         samples=list(measured.samples),
         provenance=provenance,
+        unsettled=unsettled,
         metrics={
             **_timing_metrics(measured), "peak_mem_bytes": peak,
             "flops": analytic, "flops_counted": counted,

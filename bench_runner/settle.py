@@ -57,6 +57,7 @@ class Settler:
         self.waited_s = 0.0
         self.waits = 0  # cells that waited at all
         self.unsettled = 0  # cells timed while the probe still read slow
+        self.last_unsettled = False  # whether the latest cell was one of them
 
     def offer(self, reference_s: float | None) -> None:
         """A faster probe seen elsewhere in the run (an earlier round's worker)."""
@@ -69,6 +70,7 @@ class Settler:
 
     def wait(self, max_wait_s: float) -> float:
         """Wait until the probe reads within TOLERANCE of the reference; the seconds waited."""
+        self.last_unsettled = False
         if not self._slow(self._probe()):
             return 0.0
         waited = 0.0
@@ -79,6 +81,7 @@ class Settler:
                 break
         else:
             self.unsettled += 1
+            self.last_unsettled = True
         self.waits += 1
         self.waited_s += waited
         return waited
@@ -99,10 +102,13 @@ def settler() -> Settler:
     return _settler
 
 
-def before_timing(device: str, max_wait_s: float) -> None:
-    """Called just before a cell is timed: waits out a slow spell where it can matter."""
+def before_timing(device: str, max_wait_s: float) -> bool:
+    """Called just before a cell is timed: waits out a slow spell where it can matter. True when
+    the cell is timed unsettled (the probe still read slow when the wait ran out)."""
     if device == "cpu" and max_wait_s > 0 and torch.get_num_threads() > 1:
         settler().wait(max_wait_s)
+        return settler().last_unsettled
+    return False
 
 
 class Ledger:

@@ -215,11 +215,27 @@ def compare_all(pairs: Iterable[tuple[Sequence[np.ndarray], Sequence[np.ndarray]
 CELL = list(CELL_COLUMNS)  # what identifies a cell, as results_db stores it
 
 
+MOSTLY_UNSETTLED = 0.5  # a side timed unsettled in more than this share of its rounds cannot show a change
+
+
+def _unsettled(row: pd.Series, side: str) -> tuple[int, int]:
+    """(rounds the side's cell was timed unsettled in, its rounds); (0, rounds) where not recorded."""
+    labels = row[f"sample_rounds_{side}"]
+    rounds = len(set(labels)) if labels is not None and len(labels) else 1
+    count = row.get(f"unsettled_rounds_{side}")
+    return (int(count) if count is not None and np.isfinite(count) else 0), rounds
+
+
 def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = FLOOR,
                      words: tuple[str, str] = RUN_WORDS, on: Sequence[str] = CELL,
                      statistic: str = "median") -> pd.DataFrame:
     """One row per cell in both frames (with `samples` and `sample_rounds` columns, as
-    results_db.queries.samples_frame gives them), with before_s, after_s and VERDICT_COLUMNS."""
+    results_db.queries.samples_frame gives them), with before_s, after_s and VERDICT_COLUMNS,
+    and `unsettled`: which side was timed unsettled in more than half its rounds, if either.
+
+    Such a side was measured while the machine's cores were slow to work together for longer
+    than the run could wait (bench_runner.settle), a shift its own rounds cannot show, so a
+    regression or improvement there is held `inconclusive`: it would not survive measuring again."""
     merged = before.merge(after, on=list(on), suffixes=("_before", "_after"))
     rounds = lambda row, side: split_rounds(row[f"samples_{side}"], row[f"sample_rounds_{side}"])  # noqa: E731
     found = compare_all([(rounds(r, "before"), rounds(r, "after")) for _, r in merged.iterrows()],
@@ -227,7 +243,14 @@ def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = F
     table = merged[list(on)].copy()
     table["before_s"] = [float(np.median(s)) if len(s) else np.nan for s in merged["samples_before"]]
     table["after_s"] = [float(np.median(s)) if len(s) else np.nan for s in merged["samples_after"]]
-    return pd.concat([table, pd.DataFrame(found, columns=VERDICT_COLUMNS, index=table.index)], axis=1)
+    table = pd.concat([table, pd.DataFrame(found, columns=VERDICT_COLUMNS, index=table.index)], axis=1)
+    told = []
+    for _, row in merged.iterrows():
+        sides = [(side, *_unsettled(row, side)) for side in ("before", "after")]
+        told.append(", ".join(f"{side} {bad} of {n}" for side, bad, n in sides if bad > MOSTLY_UNSETTLED * n))
+    table["unsettled"] = told
+    table.loc[(table["unsettled"] != "") & table["verdict"].isin(words), "verdict"] = INCONCLUSIVE
+    return table
 
 
 def drift_ratios(states: pd.DataFrame, before_runs: Sequence[int], after_runs: Sequence[int]) -> dict[str, float]:
@@ -282,7 +305,9 @@ def explain_verdicts(floor: float = FLOOR) -> str:
             f"within them). A change is called only when the whole interval lies beyond ±{floor:.0%} and a "
             f"Mann–Whitney U test stays significant after Benjamini–Hochberg across the cells compared; "
             f"`no change` when the whole interval lies within ±{floor:.0%}; `inconclusive` when it straddles "
-            f"that floor: measure again with more rounds to decide.")
+            f"that floor: measure again with more rounds to decide. A change is also held `inconclusive` when "
+            f"either side was timed in more than half its rounds while the cores were slow to work together "
+            f"(column `unsettled`).")
 
 
 def exponent_interval(x: Sequence[float], rounds_per_x: Sequence[Sequence[np.ndarray]], n_boot: int = N_BOOT,

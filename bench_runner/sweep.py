@@ -393,6 +393,7 @@ def _store_round(session: Session, run_id: int, cell: Cell, outcome: CellOutcome
         status, message = outcome.status, outcome.message
         if status == "ok":
             metrics.update(stats.summarize(samples, sample_rounds))
+            metrics["unsettled_rounds"] = float(outcome.unsettled)
             metrics.update(derived_metrics(metrics, ceilings, cell.dtype))
             message = _implausible(cell, metrics, ceilings)
             status = "implausible" if message else status
@@ -408,6 +409,7 @@ def _store_round(session: Session, run_id: int, cell: Cell, outcome: CellOutcome
     store.add_round(session, result, list(outcome.samples or []), round_index)
     metrics = stats.summarize(result.samples, result.sample_rounds)
     kept = {m.name: m.value for m in result.metrics}
+    metrics["unsettled_rounds"] = (kept.get("unsettled_rounds") or 0.0) + outcome.unsettled
     metrics.update(derived_metrics({**kept, **metrics}, ceilings, cell.dtype))
     store.set_metrics(session, result, metrics)
     message = _implausible(cell, {**kept, **metrics}, ceilings)

@@ -168,9 +168,12 @@ def _ok_samples(*extra):
 
 def samples_frame(session: Session, run_id: int | None = None, machine: str | None = None,
                   benchmark: str | None = None) -> pd.DataFrame:
-    """`ok` results with their raw samples and the round of each: a run's cells, or for a machine
-    label each cell's latest result on that machine (one row per cell either way)."""
-    query = _ok_samples(Result.id.label("result_id")).order_by(Result.id)
+    """`ok` results with their raw samples and the round of each, and in how many rounds the cell
+    was timed unsettled (bench_runner.settle; NaN where not recorded): a run's cells, or for a
+    machine label each cell's latest result on that machine (one row per cell either way)."""
+    unsettled = (select(Metric.value).where(Metric.result_id == Result.id, Metric.name == "unsettled_rounds")
+                 .scalar_subquery().label("unsettled_rounds"))
+    query = _ok_samples(Result.id.label("result_id"), unsettled).order_by(Result.id)
     if run_id is not None:
         query = query.where(Result.run_id == run_id)
     if machine is not None:
@@ -179,7 +182,8 @@ def samples_frame(session: Session, run_id: int | None = None, machine: str | No
         query = query.where(Result.benchmark == benchmark)
     frame = _frame(session, query)
     if frame.empty:
-        return pd.DataFrame(columns=["result_id", "run_id", "machine", *CELL_COLUMNS, "samples", "sample_rounds"])
+        return pd.DataFrame(columns=["result_id", "unsettled_rounds", "run_id", "machine", *CELL_COLUMNS, "samples",
+                                     "sample_rounds"])
     return frame.drop_duplicates(CELL_COLUMNS, keep="last").reset_index(drop=True)
 
 

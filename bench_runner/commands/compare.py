@@ -73,6 +73,10 @@ def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float], caveat: 
         lines.append("machine drift (drift controls, after ÷ before): " + stats.drift_text(machine_drift))
     if caveat:
         lines.append(caveat)
+    held = int((table["unsettled"] != "").sum()) if "unsettled" in table else 0
+    if held:
+        lines.append(f"{held} cells were timed unsettled in most rounds of a side (column `unsettled`): any change "
+                     f"there is held inconclusive")
     if (table["rounds"] < 2).any():
         lines.append(f"{int((table['rounds'] < 2).sum())} cells have one round on a side: their intervals describe "
                      f"one process and may not reproduce")
@@ -101,6 +105,8 @@ def run(args) -> int:
                              p_adjusted=table["p_adjusted"].map(lambda v: f"{v:.2g}"),
                              before_s=table["before_s"].map(lambda v: f"{v:.3g}"),
                              after_s=table["after_s"].map(lambda v: f"{v:.3g}")).drop(columns=["p_value"])
+        if (shown["unsettled"] == "").all():  # the usual case: say nothing of it
+            shown = shown.drop(columns=["unsettled"])
         print(f"{after_name} against {before_name}, ratio of {args.statistic}s, threshold {args.threshold:.0%}")
         print(shown.to_string(index=False))
         print()

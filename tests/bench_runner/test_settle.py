@@ -76,7 +76,7 @@ def test_the_best_probe_of_earlier_rounds_is_the_reference():
 
 def test_only_threaded_cpu_cells_wait(monkeypatch):
     calls = []
-    monkeypatch.setattr(settle, "_settler", type("S", (), {"wait": lambda self, m: calls.append(m)})())
+    monkeypatch.setattr(settle, "_settler", type("S", (), {"wait": lambda self, m: calls.append(m), "last_unsettled": False})())
     monkeypatch.setattr(settle.torch, "get_num_threads", lambda: 2)
     settle.before_timing("cuda", 2.0)
     settle.before_timing("cpu", 0.0)
@@ -147,3 +147,41 @@ def test_a_ledger_hands_each_node_its_own_best_probe_and_sums_a_round():
     assert ledger.round_summary() == {"probe_best_s": None, "waited_s": 0.25, "cells_waited": 1,
                                       "cells_unsettled": 0}  # two nodes: no one best probe
     assert ledger.round_summary()["cells_waited"] == 0
+
+
+def test_a_cell_knows_whether_it_was_timed_unsettled(monkeypatch):
+    script = Script(100e-6, 101e-6, *[130e-6] * 9, 102e-6)
+    s = settler(script)
+    monkeypatch.setattr(settle, "_settler", s)
+    monkeypatch.setattr(settle.torch, "get_num_threads", lambda: 2)
+    assert settle.before_timing("cpu", 2.0) is False  # the first probe is the reference
+    assert settle.before_timing("cpu", 2.0) is False
+    assert settle.before_timing("cpu", 1.0) is True  # slow for longer than the cell may wait
+    assert settle.before_timing("cpu", 2.0) is False and not script.readings  # fast again at once
+    assert settle.before_timing("cuda", 2.0) is False
+
+
+def test_each_cell_counts_the_rounds_it_was_timed_unsettled(db_url):
+    from bench_runner.cell import CellOutcome
+    from tests.bench_runner.test_rounds import _run
+
+    class Unsettled(Recording):
+        """Every cell timed unsettled in rounds 1 and 3 (indices 0 and 2)."""
+
+        def _flag(self, outcome: CellOutcome) -> CellOutcome:
+            outcome.unsettled = self.round in (0, 2)
+            return outcome
+
+        def __call__(self, cell):
+            return self._flag(super().__call__(cell))
+
+        def time_only(self, cell):
+            return self._flag(super().time_only(cell))
+
+    cat, cells, factory, run_id, runner = _run(db_url, 3, Unsettled)
+    sweep.execute(factory, run_id, cells, runner, rounds=3, seed=5)
+    with factory() as session:
+        from results_db import queries
+
+        frame = queries.samples_frame(session, run_id=run_id)
+    assert len(frame) and (frame["unsettled_rounds"] == 2).all()
