@@ -1,6 +1,7 @@
 """The command line as a user meets it: real processes, a temporary SQLite file."""
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -230,3 +231,13 @@ def test_a_run_that_waited_for_quiet_is_not_stored_as_started_busy(monkeypatch, 
     assert asked == [30.0, 0.0]
     with sessionmaker(results_db.open_engine(url))() as session:
         assert queries.busy_at_start(session) == {2: ["other processes took 60% of the CPUs"]}
+
+
+def test_a_reader_that_stops_early_is_not_an_error(smoke_db):
+    url, _ = smoke_db
+    out = subprocess.run(f"{shlex.quote(sys.executable)} -m bench_runner compare 1 1 --format csv "
+                         f"--db {shlex.quote(url)} | head -n 1", shell=True, capture_output=True, text=True,
+                         cwd=ROOT, timeout=300)
+    assert out.stdout.startswith("benchmark,method,backend")
+    assert out.stdout.count("\n") == 1
+    assert "Traceback" not in out.stderr and "BrokenPipeError" not in out.stderr, out.stderr
