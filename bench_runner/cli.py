@@ -69,7 +69,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--if-empty", action="store_true",
                    help="do nothing when the database already holds a run")
     p.add_argument("--detach", action="store_true",
-                   help="run in the background; progress goes to the database and a log file")
+                   help="run in the background; progress goes to the database, output to a log file beside "
+                        "the SQLite database (for PostgreSQL, in results/)")
     p.add_argument("--wait-quiet", type=_non_negative_float, default=0.0, metavar="SECONDS",
                    help="before calibrating, wait up to this long for other processes to leave the CPUs (a "
                         "dashboard starting beside the run, a build finishing); the run then starts and says "
@@ -452,7 +453,10 @@ def _detach(args) -> int:
     """Start this same run as a separate process that outlives the caller."""
     argv = [a for a in sys.argv[1:] if a not in ("--detach", "--if-empty")]
     what = f"run {args.resume}" if getattr(args, "resume", None) else f"the {args.suite} suite"
-    log_dir = results_db.engine.RESULTS_DIR
+    # Beside its SQLite file (a scratch database keeps its logs to itself), else in results/.
+    url = results_db.check_url(results_db.resolve_url(args.db))
+    on_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+    log_dir = Path(url.database).resolve().parent if on_file else results_db.engine.RESULTS_DIR
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"run-{datetime.now():%Y%m%d-%H%M%S}.log"
     with open(log, "ab") as out:

@@ -2,6 +2,7 @@
 machine-state table sums what each run's workers waited."""
 
 import time
+from pathlib import Path
 
 import pandas as pd
 from sqlalchemy.orm import sessionmaker
@@ -33,6 +34,11 @@ def test_the_form_starts_a_detached_run_that_finishes(seeded_db, monkeypatch):
         time.sleep(1)
     newest = runs.iloc[0]
     assert (newest["status"], newest["suite"], newest["cells_ok"]) == ("finished", "smoke", 1), (newest.to_dict(), [s.value for s in at.success])
+    # Its log lies beside the database it wrote to, not in the checkout's results/.
+    from sqlalchemy.engine import make_url
+
+    logs = list(Path(make_url(seeded_db).database).parent.glob("run-*.log"))
+    assert len(logs) == 1 and "run 2 finished: 1 ok" in logs[0].read_text()
 
 
 def test_the_runs_page_sums_each_runs_waiting():
