@@ -234,8 +234,10 @@ def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = F
     and `unsettled`: which side was timed unsettled in more than half its rounds, if either.
 
     Such a side was measured while the machine's cores were slow to work together for longer
-    than the run could wait (bench_runner.settle), a shift its own rounds cannot show, so a
-    regression or improvement there is held `inconclusive`: it would not survive measuring again."""
+    than the run could wait (bench_runner.settle), a shift its own rounds cannot show. A spell
+    only adds time, so it can fake a regression when it slowed the after side and an improvement
+    when it slowed the before side: such a verdict is held `inconclusive`, since it would not
+    survive measuring again. A change against the spell's direction stands (it is understated)."""
     merged = before.merge(after, on=list(on), suffixes=("_before", "_after"))
     rounds = lambda row, side: split_rounds(row[f"samples_{side}"], row[f"sample_rounds_{side}"])  # noqa: E731
     found = compare_all([(rounds(r, "before"), rounds(r, "after")) for _, r in merged.iterrows()],
@@ -244,12 +246,17 @@ def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = F
     table["before_s"] = [float(np.median(s)) if len(s) else np.nan for s in merged["samples_before"]]
     table["after_s"] = [float(np.median(s)) if len(s) else np.nan for s in merged["samples_after"]]
     table = pd.concat([table, pd.DataFrame(found, columns=VERDICT_COLUMNS, index=table.index)], axis=1)
-    told = []
+    told, slowed = [], {"before": [], "after": []}
     for _, row in merged.iterrows():
-        sides = [(side, *_unsettled(row, side)) for side in ("before", "after")]
-        told.append(", ".join(f"{side} {bad} of {n}" for side, bad, n in sides if bad > MOSTLY_UNSETTLED * n))
+        sides = {side: _unsettled(row, side) for side in slowed}
+        for side, (bad, n) in sides.items():
+            slowed[side].append(bad > MOSTLY_UNSETTLED * n)
+        told.append(", ".join(f"{side} {bad} of {n}" for side, (bad, n) in sides.items()
+                              if bad > MOSTLY_UNSETTLED * n))
     table["unsettled"] = told
-    table.loc[(table["unsettled"] != "") & table["verdict"].isin(words), "verdict"] = INCONCLUSIVE
+    faked = (((table["verdict"] == words[0]) & np.array(slowed["after"], dtype=bool))
+             | ((table["verdict"] == words[1]) & np.array(slowed["before"], dtype=bool)))
+    table.loc[faked, "verdict"] = INCONCLUSIVE
     return table
 
 
@@ -305,9 +312,9 @@ def explain_verdicts(floor: float = FLOOR) -> str:
             f"within them). A change is called only when the whole interval lies beyond ±{floor:.0%} and a "
             f"Mann–Whitney U test stays significant after Benjamini–Hochberg across the cells compared; "
             f"`no change` when the whole interval lies within ±{floor:.0%}; `inconclusive` when it straddles "
-            f"that floor: measure again with more rounds to decide. A change is also held `inconclusive` when "
-            f"either side was timed in more than half its rounds while the cores were slow to work together "
-            f"(column `unsettled`).")
+            f"that floor: measure again with more rounds to decide. A regression (an improvement) is also held "
+            f"`inconclusive` when the after (before) side was timed in more than half its rounds while the cores "
+            f"were slow to work together, which only adds time (column `unsettled`).")
 
 
 def exponent_interval(x: Sequence[float], rounds_per_x: Sequence[Sequence[np.ndarray]], n_boot: int = N_BOOT,

@@ -75,8 +75,9 @@ def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float], caveat: 
         lines.append(caveat)
     held = int((table["unsettled"] != "").sum()) if "unsettled" in table else 0
     if held:
-        lines.append(f"{held} cells were timed unsettled in most rounds of a side (column `unsettled`): any change "
-                     f"there is held inconclusive")
+        lines.append(f"{held} cells were timed unsettled in most rounds of a side (column `unsettled`): a "
+                     f"regression (improvement) there is held inconclusive when the after (before) side was, "
+                     f"since a slow spell only adds time")
     if (table["rounds"] < 2).any():
         lines.append(f"{int((table['rounds'] < 2).sum())} cells have one round on a side: their intervals describe "
                      f"one process and may not reproduce")
