@@ -13,7 +13,8 @@ four whose bimodal_fusion cells were all 1.34× slower than in the others.
 
 So before a CPU cell is timed on more than one thread, the worker times that small
 product (the probe, a few milliseconds) and, while it reads more than TOLERANCE above
-the fastest probe of the run so far, waits and probes again, up to the policy's
+the fastest probe seen so far (this run's, and its machine's recent runs': a run that
+starts in a spell would otherwise take the spell as the norm), waits and probes again, up to the policy's
 `settle_s` per cell and ROUND_BUDGET_S per worker. A machine without such spells never
 waits; what was waited, and how many cells were timed without settling, is stored with
 each round (the Runs page shows it), and the probe joins the drift controls.

@@ -18,7 +18,7 @@ from hadamard_impls import BACKENDS, SUITES, Catalogue
 from results_db import store
 from results_db.models import Run
 
-from . import calibration, flops, machine, machine_state, plausibility, stats, telemetry
+from . import calibration, flops, machine, machine_state, plausibility, settle, stats, telemetry
 from .cell import DTYPES, MODES, Cell, CellOutcome, device_unavailable, dtype_unsupported, run_cell
 from .timing import Clock, TimingPolicy
 from .worker import allocator_setting
@@ -238,6 +238,9 @@ class InProcess:
     def drift(self, devices: list[str]) -> dict[str, dict[str, float]]:
         return {d: calibration.drift_control(d) for d in devices if not device_unavailable(d)}
 
+    def offer_probe(self, best: float | None) -> None:
+        settle.settler().offer(best)
+
 
 def in_process(catalogue: Catalogue, policy: TimingPolicy, clock: Clock | None = None) -> InProcess:
     return InProcess(catalogue, policy, clock)
@@ -321,6 +324,10 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
     counts: dict[str, int] = {}
     with session_factory() as session:
         stored = store.stored_cells(session, run_id)
+        if hasattr(run_one, "offer_probe"):
+            # A run that starts in a slow spell would take the spell's probe as the norm and never
+            # wait: it settles against the fastest probe of this machine's recent runs too.
+            run_one.offer_probe(store.machine_probe_best(session, run_id))
     devices = sorted({c.device for c in cells if not device_unavailable(c.device)})
     for round_index in range(rounds):
         todo = [c for c in round_order(cells, seed, round_index)

@@ -128,7 +128,7 @@ class IsolatedRunner:
         self._context = multiprocessing.get_context("spawn")
         self._process = None
         self._conn: Connection | None = None
-        self._probe_best_s: float | None = None  # the fastest settle probe of this run's rounds so far
+        self._probe_best_s: float | None = None  # the fastest settle probe of this run (and machine) so far
 
     def _start(self) -> None:
         self._conn, child = self._context.Pipe()
@@ -200,10 +200,14 @@ class IsolatedRunner:
         if self._process is None or not self._process.is_alive():
             return {}
         summary = self._ask(("settle",)) or {}
-        best = summary.get("probe_best_s")
+        self.offer_probe(summary.get("probe_best_s"))
+        return summary
+
+    def offer_probe(self, best: float | None) -> None:
+        """A fastest settling probe seen elsewhere (an earlier round, or this machine's earlier runs):
+        the reference the next workers settle against."""
         if best and (self._probe_best_s is None or best < self._probe_best_s):
             self._probe_best_s = best
-        return summary
 
     def time_only(self, cell: Cell) -> CellOutcome:
         """A later round of a cell already checked: warm-up and timing, no reference check."""

@@ -209,6 +209,22 @@ def machine_calibrations(session: Session, run_id: int) -> list[tuple[int, dict]
     return [(run, dict(calibration)) for run, calibration in rows if calibration]
 
 
+def machine_probe_best(session: Session, run_id: int, recent: int = 10) -> float | None:
+    """The fastest settling probe (bench_runner.settle) of this machine's `recent` latest other runs
+    on the same thread count, from their rounds' states; None when none recorded one."""
+    run = session.get(Run, run_id)
+    threads = (run.provenance or {}).get("threads")
+    earlier = session.execute(select(Run.id, Run.provenance).where(Run.machine_id == run.machine_id, Run.id != run_id)
+                              .order_by(Run.id.desc()))
+    runs = [r for r, provenance in earlier if (provenance or {}).get("threads") == threads][:recent]
+    probes = []
+    for state in session.scalars(select(RoundRecord.state).where(RoundRecord.run_id.in_(runs))):
+        state = state or {}
+        probes += [state.get("settle_probe_best_s"), ((state.get("drift") or {}).get("cpu") or {}).get("probe_s")]
+    probes = [p for p in probes if isinstance(p, (int, float)) and p > 0]
+    return min(probes) if probes else None
+
+
 def finish_run(session: Session, run_id: int, status: str = "finished", message: str | None = None) -> None:
     session.execute(update(Run).where(Run.id == run_id)
                     .values(status=status, message=message, finished_at=utcnow()))

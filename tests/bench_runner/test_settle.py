@@ -185,3 +185,39 @@ def test_each_cell_counts_the_rounds_it_was_timed_unsettled(db_url):
 
         frame = queries.samples_frame(session, run_id=run_id)
     assert len(frame) and (frame["unsettled_rounds"] == 2).all()
+
+
+def test_a_run_settles_against_the_fastest_probe_of_its_machines_recent_runs(db_url):
+    from tests.bench_runner.test_rounds import _run
+
+    class Offered(Recording):
+        def __init__(self, cat):
+            super().__init__(cat)
+            self.offered = []
+
+        def offer_probe(self, best):
+            self.offered.append(best)
+
+    cat, cells, factory, first, runner = _run(db_url, 1, Offered)
+    sweep.execute(factory, first, cells, runner, rounds=1)
+    assert runner.offered == [None]  # the machine's first run: nothing to go by
+    with factory() as session, session.begin():  # what its rounds would have stored
+        for record in session.scalars(select(RoundRecord).where(RoundRecord.run_id == first)):
+            record.state = {**record.state, "settle_probe_best_s": 53e-6, "drift": {"cpu": {"probe_s": 46e-6}}}
+    second = sweep.start(factory, cat, sweep.Selection(suite="smoke", benchmarks=["toy"]), cells, rounds=1)
+    runner = Offered(cat)
+    sweep.execute(factory, second, cells, runner, rounds=1)
+    assert runner.offered == [46e-6]  # the faster of the two probes the earlier run stored
+    with factory() as session, session.begin():  # an earlier run on another thread count does not count
+        run = session.get(results_db.Run, first)
+        run.provenance = {**run.provenance, "threads": 999}
+        assert results_db.store.machine_probe_best(session, second) is None
+
+
+def test_the_worker_runner_keeps_the_fastest_probe_offered():
+    runner = IsolatedRunner("x:y", FAST, 10)
+    runner.offer_probe(None)
+    assert runner._probe_best_s is None
+    runner.offer_probe(50e-6)
+    runner.offer_probe(55e-6)
+    assert runner._probe_best_s == 50e-6
