@@ -453,10 +453,11 @@ def _detach(args) -> int:
     """Start this same run as a separate process that outlives the caller."""
     argv = [a for a in sys.argv[1:] if a not in ("--detach", "--if-empty")]
     what = f"run {args.resume}" if getattr(args, "resume", None) else f"the {args.suite} suite"
-    # Beside its SQLite file (a scratch database keeps its logs to itself), else in results/.
+    # Beside its SQLite file (a scratch database keeps its logs to itself), else in results/;
+    # check_url refuses an SQLite URL that names no file.
     url = results_db.check_url(results_db.resolve_url(args.db))
-    on_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
-    log_dir = Path(url.database).resolve().parent if on_file else results_db.engine.RESULTS_DIR
+    sqlite = url.get_backend_name() == "sqlite"
+    log_dir = Path(url.database).resolve().parent if sqlite else results_db.engine.RESULTS_DIR
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"run-{datetime.now():%Y%m%d-%H%M%S}.log"
     with open(log, "ab") as out:

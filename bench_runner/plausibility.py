@@ -102,12 +102,11 @@ def check(metrics: dict, device: str, dtype: str, ceilings: dict | None = None, 
     if peaks is not None:
         flop_peak = (peaks.fp32_tflops if dtype == "float32" else peaks.half_tflops) * 1e12
         byte_peak, margin, whose = peaks.bandwidth_tbs * 1e12, MARGIN, f"{name}'s datasheet"
+        byte_whose = whose
         flop_what = "float32 (CUDA-core) peak" if dtype == "float32" else f"{dtype} tensor-core peak"
     else:
         ceilings = ceilings or {}
-        guard = ceilings.get("guard") or {
-            "copy_gbps": [ceilings.get("copy_gbps"), None],
-            "matmul_gflops": {d: [v, None] for d, v in (ceilings.get("matmul_gflops") or {}).items()}}
+        guard = ceilings.get("guard") or with_machine_best(ceilings, [])["guard"]
         matmul, flop_run = guard["matmul_gflops"].get(dtype, [None, None])
         copy, byte_run = guard["copy_gbps"]
         flop_peak = matmul * 1e9 if matmul else None
@@ -120,6 +119,6 @@ def check(metrics: dict, device: str, dtype: str, ceilings: dict | None = None, 
                 f"synchronisation, a cached output, or an algorithm doing less than the counted FLOPs")
     if byte_peak and (metrics.get("bytes") or 0) >= BANDWIDTH_FROM_BYTES and byte_rate > margin * byte_peak:
         return (f"implausible: {byte_rate / 1e9:.4g} GB/s is {byte_rate / byte_peak:.2f}× the memory bandwidth of "
-                f"{byte_peak / 1e9:.4g} GB/s ({whose if peaks is not None else byte_whose}) for {metrics['bytes'] / 2**20:.0f} MiB that no cache "
+                f"{byte_peak / 1e9:.4g} GB/s ({byte_whose}) for {metrics['bytes'] / 2**20:.0f} MiB that no cache "
                 f"holds; a missing synchronisation or a cached output")
     return None

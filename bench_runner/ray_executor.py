@@ -14,9 +14,9 @@ worker or node dies is submitted once more, wherever Ray places it; a second los
 the cell as `crashed` with Ray's reason. A task on several CPU threads settles before
 timing (bench_runner.settle) against the fastest probe its node showed the run's tasks that
 had finished when it was submitted (a round's tasks are submitted together, so in practice
-from the second round on), and the round's state adds up what its tasks waited. A cell past its timeout ends its worker (a
-watchdog inside the task) and is treated as lost. The driver stores an outcome only when
-it receives one, so no cell is stored twice.
+from the second round on), and the round's state adds up what its tasks waited. A cell
+past its timeout ends its worker (a watchdog inside the task) and is treated as lost. The
+driver stores an outcome only when it receives one, so no cell is stored twice.
 
 The ceilings the cells are judged against are measured by a task placed like the cells,
 and the run's machine is that node's: a run describes one kind of machine, so a fleet of

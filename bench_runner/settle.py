@@ -14,8 +14,8 @@ four whose bimodal_fusion cells were all 1.34× slower than in the others.
 So before a CPU cell is timed on more than one thread, the worker times that small
 product (the probe, a few milliseconds) and, while it reads more than TOLERANCE above
 the fastest probe seen so far (this run's, and its machine's recent runs': a run that
-starts in a spell would otherwise take the spell as the norm), waits and probes again, up to the policy's
-`settle_s` per cell and ROUND_BUDGET_S per worker. A machine without such spells never
+starts in a spell would otherwise take the spell as the norm), waits and probes again,
+up to the policy's `settle_s` per cell and ROUND_BUDGET_S per worker. A machine without such spells never
 waits; what was waited, and how many cells were timed without settling, is stored with
 each round (the Runs page shows it), and the probe joins the drift controls.
 """
@@ -34,6 +34,11 @@ PROBE_BLOCKS, PROBE_CALLS = 10, 10  # about 5 ms on two vCPUs
 TOLERANCE = 0.07  # the two states measured 16% apart; each within ±2% of itself
 POLL_S = 0.25
 ROUND_BUDGET_S = 10.0  # a worker (one round) waits at most this long in all: the quick suite stays near 8 min
+
+
+def faster(kept: float | None, seen: float | None) -> float | None:
+    """The faster of two probe times, either of which may be missing (None)."""
+    return min(p for p in (kept, seen) if p) if (kept or seen) else None
 
 
 def probe_s() -> float:
@@ -62,8 +67,7 @@ class Settler:
 
     def offer(self, reference_s: float | None) -> None:
         """A faster probe seen elsewhere in the run (an earlier round's worker)."""
-        if reference_s and (self.reference_s is None or reference_s < self.reference_s):
-            self.reference_s = reference_s
+        self.reference_s = faster(self.reference_s, reference_s)
 
     def _slow(self, probe: float) -> bool:
         self.offer(probe)
@@ -122,13 +126,10 @@ class Ledger:
         self.best: dict[str, float] = {}
         self._round: dict[str, float | int] = {}
 
-    def reference(self, node: str) -> float | None:
-        return self.best.get(node)
-
     def record(self, node: str, summary: dict) -> None:
         """One task's Settler.summary()."""
-        best = summary.get("probe_best_s")
-        if best and (node not in self.best or best < self.best[node]):
+        best = faster(self.best.get(node), summary.get("probe_best_s"))
+        if best:
             self.best[node] = best
         for key in ("waited_s", "cells_waited", "cells_unsettled"):
             self._round[key] = self._round.get(key, 0) + (summary.get(key) or 0)

@@ -206,8 +206,7 @@ class IsolatedRunner:
     def offer_probe(self, best: float | None) -> None:
         """A fastest settling probe seen elsewhere (an earlier round, or this machine's earlier runs):
         the reference the next workers settle against."""
-        if best and (self._probe_best_s is None or best < self._probe_best_s):
-            self._probe_best_s = best
+        self._probe_best_s = settle.faster(self._probe_best_s, best)
 
     def time_only(self, cell: Cell) -> CellOutcome:
         """A later round of a cell already checked: warm-up and timing, no reference check."""

@@ -133,17 +133,17 @@ def test_the_suites_settle_unless_told_not_to():
 
 def test_a_ledger_hands_each_node_its_own_best_probe_and_sums_a_round():
     ledger = settle.Ledger()
-    assert ledger.reference("a") is None
+    assert ledger.best.get("a") is None
     ledger.record("a", {"probe_best_s": 50e-6, "waited_s": 0.5, "cells_waited": 1, "cells_unsettled": 0})
     ledger.record("a", {"probe_best_s": 46e-6, "waited_s": 0.0, "cells_waited": 0, "cells_unsettled": 0})
     ledger.record("a", {"probe_best_s": 60e-6, "waited_s": 2.0, "cells_waited": 1, "cells_unsettled": 1})
-    assert ledger.reference("a") == 46e-6  # the fastest, not the latest
+    assert ledger.best.get("a") == 46e-6  # the fastest, not the latest
     assert ledger.round_summary() == {"probe_best_s": 46e-6, "waited_s": 2.5, "cells_waited": 2,
                                       "cells_unsettled": 1}
     # The next round starts from nothing waited but keeps the references; a slower node keeps its own.
     ledger.record("b", {"probe_best_s": 90e-6, "waited_s": 0.25, "cells_waited": 1, "cells_unsettled": 0})
     ledger.record("a", {"probe_best_s": 47e-6, "waited_s": 0.0, "cells_waited": 0, "cells_unsettled": 0})
-    assert (ledger.reference("a"), ledger.reference("b")) == (46e-6, 90e-6)
+    assert (ledger.best.get("a"), ledger.best.get("b")) == (46e-6, 90e-6)
     assert ledger.round_summary() == {"probe_best_s": None, "waited_s": 0.25, "cells_waited": 1,
                                       "cells_unsettled": 0}  # two nodes: no one best probe
     assert ledger.round_summary()["cells_waited"] == 0
