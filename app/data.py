@@ -122,10 +122,14 @@ def run_conditions(states: pd.DataFrame, busy: dict[int, list[str]]) -> pd.DataF
     they timed unsettled (bench_runner.settle), the drift controls' median, and whether it
     started busy."""
     columns = ["run_id", "rounds_measured", "load_1m_max", "other_cpu_share_max", "steal_share_max",
-               "settle_waited_s", "settle_cells_unsettled", "drift_cpu_copy_s", "drift_cpu_matmul_s",
-               "drift_cpu_probe_s", "busy_at_start"]
+               "settle_waited_s", "settle_cells_unsettled", "cells_retaken", "drift_cpu_copy_s",
+               "drift_cpu_matmul_s", "drift_cpu_probe_s", "busy_at_start"]
     if states.empty:
         return pd.DataFrame(columns=columns)
+    # A retake pass (bench_runner.sweep) is not a round: what it retook settled leaves the count
+    # of cells timed unsettled, and the drift controls it took after waiting for calm stay out.
+    retaken = states.groupby("run_id")["retaken"].sum() if "retaken" in states else pd.Series(dtype=float)
+    states = states[stats.regular_rounds(states)]
     agg = {"round": "nunique"}
     for column, how in (("load_1m_after", "max"), ("other_cpu_share", "max"), ("steal_share", "max"),
                         ("settle_waited_s", "sum"), ("settle_cells_unsettled", "sum")):
@@ -135,6 +139,9 @@ def run_conditions(states: pd.DataFrame, busy: dict[int, list[str]]) -> pd.DataF
     out = states.groupby("run_id").agg(agg).reset_index().rename(columns={
         "round": "rounds_measured", "load_1m_after": "load_1m_max", "other_cpu_share": "other_cpu_share_max",
         "steal_share": "steal_share_max"})
+    out["cells_retaken"] = out["run_id"].map(retaken).fillna(0).astype(int)
+    if "settle_cells_unsettled" in out:
+        out["settle_cells_unsettled"] = out["settle_cells_unsettled"] - out["cells_retaken"]
     out["busy_at_start"] = out["run_id"].map(lambda r: "; ".join(busy.get(int(r), [])))
     return out.sort_values("run_id", ascending=False)
 

@@ -24,7 +24,7 @@ from hadamard_bench import plugins, vocabulary
 from hadamard_impls import BACKENDS, SUITES, catalogue
 from results_db import bundle, pytest_bench, queries, store
 
-from . import machine_state, sweep
+from . import machine_state, stats, sweep
 from . import history as bench_history
 from .commands import EXIT_USAGE, UsageError, compare, doctor, gate, history, mark, plot, positive_int, serve
 from .worker import IsolatedRunner
@@ -176,6 +176,11 @@ def _measure_flags(p: argparse.ArgumentParser) -> None:
                         "threaded probe reads slower than the run's best (a VM whose cores are briefly slow to "
                         "work together); 0 never waits (default: smoke 0, else "
                         f"{sweep.POLICIES['quick'].settle_s:g})")
+    p.add_argument("--retakes", type=positive_int("number of retake passes (0 or more)", zero_allowed=True),
+                   metavar="N",
+                   help="after the rounds, time again up to N times each cell a slow spell of the cores left "
+                        "unsettled, once the spell has passed, in place of that round; 0 never does (default: "
+                        + ", ".join(f"{k} {p.retakes}" for k, p in sweep.POLICIES.items()) + ")")
 
 
 def _selection(args, devices: list[str]) -> sweep.Selection:
@@ -312,6 +317,8 @@ def _policy(args, suite: str):
                                  energy=bool(getattr(args, "energy", False)))
     if getattr(args, "settle", None) is not None:
         policy = dataclasses.replace(policy, settle_s=args.settle)
+    if getattr(args, "retakes", None) is not None:
+        policy = dataclasses.replace(policy, retakes=args.retakes)
     return policy
 
 
@@ -347,6 +354,10 @@ def _sweep(args, factory, run_id: int, policy, cells, suite: str) -> int:
         store.finish_run(session, run_id, ended)
     print(f"run {run_id} {ended}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
           file=sys.stderr)
+    with factory() as session:
+        retakes = stats.retake_text(queries.round_states(session, [run_id]), run_id)
+    if retakes:
+        print(f"run {run_id}: {retakes}", file=sys.stderr)
     _refresh_history(factory, run_id, args.quiet)
     return 0
 
@@ -416,6 +427,15 @@ def _execute_with_progress(factory, run_id, policy, cells, quiet: bool, isolate:
             bar.set_postfix_str(f"{cell.benchmark}/{cell.method}/{cell.backend} {status}", refresh=False)
             bar.update()
 
+        retaken = [0, 0]  # (settled, tried): the bar is full by then, so the postfix counts them
+
+        def on_retake(cell, settled):
+            retaken[0] += settled
+            retaken[1] += 1
+            bar.set_postfix_str(f"retaking cells timed in a slow spell: {retaken[0]} of {retaken[1]} settled")
+
+        passes = dict(rounds=rounds, seed=seed, retakes=policy.retakes, on_retake=on_retake)
+
         if ray is not None:
             from .ray_executor import RayExecutor
 
@@ -431,16 +451,15 @@ def _execute_with_progress(factory, run_id, policy, cells, quiet: bool, isolate:
                 except RuntimeError as exc:  # no node can take the cells
                     raise UsageError(f"bench_runner run: {exc}") from None
                 return sweep.execute(factory, run_id, cells, executor, on_cell=on_cell, ceilings=ceilings,
-                                     rounds=rounds, seed=seed)
+                                     **passes)
         bar.set_postfix_str("calibrating the devices' ceilings")
         ceilings = sweep.calibrate(factory, run_id, cells)
         if not isolate:
             return sweep.execute(factory, run_id, cells, sweep.in_process(catalogue, policy),
-                                 on_cell=on_cell, ceilings=ceilings, rounds=rounds, seed=seed)
+                                 on_cell=on_cell, ceilings=ceilings, **passes)
         bar.set_postfix_str("starting the worker process")
         with IsolatedRunner(CATALOGUE_REF, policy, timeout_s, threads=threads) as run_one:
-            return sweep.execute(factory, run_id, cells, run_one, on_cell=on_cell, ceilings=ceilings,
-                                 rounds=rounds, seed=seed)
+            return sweep.execute(factory, run_id, cells, run_one, on_cell=on_cell, ceilings=ceilings, **passes)
 
 
 def _cuda_available() -> bool:

@@ -91,6 +91,18 @@ class Settler:
         self.waited_s += waited
         return waited
 
+    def calm(self, max_wait_s: float) -> tuple[float, bool]:
+        """Before a retake pass (bench_runner.sweep): wait up to `max_wait_s` for the probe to read
+        within TOLERANCE of the reference; (seconds waited, whether it did). Not a cell's wait, so
+        it neither counts nor spends the round's budget."""
+        waited = 0.0
+        while self._slow(self._probe()):
+            if waited >= max_wait_s:
+                return waited, False
+            self._sleep(POLL_S)
+            waited += POLL_S
+        return waited, True
+
     def summary(self) -> dict[str, float | int | None]:
         return {"probe_best_s": self.reference_s, "waited_s": round(self.waited_s, 3),
                 "cells_waited": self.waits, "cells_unsettled": self.unsettled}

@@ -264,6 +264,7 @@ def drift_ratios(states: pd.DataFrame, before_runs: Sequence[int], after_runs: S
     """How much the machine itself changed: after ÷ before of the drift controls' medians, from
     the rounds' states (results_db.queries.round_states)."""
     out = {}
+    states = states[regular_rounds(states)]  # a retake pass waited for calm: it would flatter the machine
     for column in [c for c in states.columns if c.startswith("drift_")]:
         b = states.loc[states["run_id"].isin(list(before_runs)), column].dropna()
         a = states.loc[states["run_id"].isin(list(after_runs)), column].dropna()
@@ -275,13 +276,38 @@ def drift_ratios(states: pd.DataFrame, before_runs: Sequence[int], after_runs: S
 UNSETTLED_WARN = 0.10  # a side with more of its cell-rounds timed unsettled gets a caveat
 
 
+def regular_rounds(states: pd.DataFrame) -> pd.Series:
+    """Which rows of round states are a run's rounds, not its retake passes (bench_runner.sweep)."""
+    if "retake" not in states:
+        return pd.Series(True, index=states.index)
+    return states["retake"].isna()
+
+
 def unsettled_share(states: pd.DataFrame, runs: Sequence[int]) -> tuple[int, int]:
-    """(cell-rounds timed while the cores were still slow to work together, cell-rounds measured)
-    over `runs`, from the rounds' states (bench_runner.settle); (0, 0) where no round settled."""
+    """(cell-rounds timed while the cores were still slow to work together and not retaken settled
+    afterwards, cell-rounds measured) over `runs`, from the rounds' states (bench_runner.settle);
+    (0, 0) where no round settled."""
     if states.empty or "settle_cells_unsettled" not in states:
         return 0, 0
-    mine = states[states["run_id"].isin(list(runs)) & states["settle_cells_unsettled"].notna()]
-    return int(mine["settle_cells_unsettled"].sum()), int(mine["cells"].sum())
+    mine = states[states["run_id"].isin(list(runs))]
+    rounds = mine[regular_rounds(mine) & mine["settle_cells_unsettled"].notna()]
+    retaken = int(mine["retaken"].fillna(0).sum()) if "retaken" in mine else 0
+    return int(rounds["settle_cells_unsettled"].sum()) - retaken, int(rounds["cells"].sum())
+
+
+def retake_text(states: pd.DataFrame, run_id: int) -> str | None:
+    """`12 of the 40 cell-rounds timed in a slow spell were retaken settled, in 2 passes`, for a
+    run whose spells called for retakes; None otherwise."""
+    mine = states[states["run_id"] == run_id] if not states.empty else states
+    if mine.empty or "retake" not in mine or not mine["retake"].notna().any():
+        return None
+    rounds = mine[regular_rounds(mine)]
+    spelled = int(rounds["settle_cells_unsettled"].fillna(0).sum()) if "settle_cells_unsettled" in rounds else 0
+    passes = mine[mine["retake"].notna()]
+    calm = "" if passes["retake_cells"].iloc[-1] else "; the last pass found the spell still on after " \
+        f"{passes['retake_calm_waited_s'].iloc[-1]:.0f} s and retook nothing"
+    return (f"{int(passes['retaken'].sum())} of the {spelled} cell-rounds timed in a slow spell were retaken settled, "
+            f"in {len(passes)} pass{'es' * (len(passes) > 1)}{calm}")
 
 
 def settling_caveat(states: pd.DataFrame, sides: dict[str, Sequence[int]]) -> str | None:

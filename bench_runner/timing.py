@@ -104,6 +104,9 @@ class TimingPolicy:
     # CPU, several threads: wait up to this long before timing a cell while the machine's cores
     # are slow to work together (bench_runner.settle); 0: never wait.
     settle_s: float = 0.0
+    # After the rounds, time again up to this many times each cell a spell left unsettled, once
+    # the spell has passed, in place of its unsettled round (bench_runner.sweep); 0: never.
+    retakes: int = 0
 
 
 @dataclass(frozen=True)

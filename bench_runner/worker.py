@@ -114,6 +114,9 @@ def _serve(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads: 
         if message[0] == "settle":
             conn.send(settle.settler().summary())
             continue
+        if message[0] == "calm":
+            conn.send(settle.settler().calm(message[1]))
+            continue
         _, cell, check = message
         conn.send(measure_cell(catalogue, cell, policy, check))
 
@@ -202,6 +205,17 @@ class IsolatedRunner:
         summary = self._ask(("settle",)) or {}
         self.offer_probe(summary.get("probe_best_s"))
         return summary
+
+    def calm(self, max_wait_s: float) -> tuple[float, bool]:
+        """Wait in the worker, up to `max_wait_s`, for its cores to settle (settle.Settler.calm):
+        (seconds waited, whether they did). A worker that does not answer counts as not settled."""
+        if self._process is None or not self._process.is_alive():
+            self._start()
+        answer = self._ask(("calm", max_wait_s))
+        if answer is None:
+            self._stop()
+            return max_wait_s, False
+        return answer
 
     def offer_probe(self, best: float | None) -> None:
         """A fastest settling probe seen elsewhere (an earlier round, or this machine's earlier runs):

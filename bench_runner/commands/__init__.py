@@ -34,11 +34,11 @@ def threshold_flag(p: argparse.ArgumentParser) -> None:
                    help=f"the practical floor: smaller changes count as none (default: {stats.FLOOR})")
 
 
-def positive_int(what: str):
-    """An argparse type for a positive whole number: `positive_int("run id")` says
-    "'x' is not a run id"."""
+def positive_int(what: str, zero_allowed: bool = False):
+    """An argparse type for a positive (or, with zero_allowed, non-negative) whole number:
+    `positive_int("run id")` says "'x' is not a run id"."""
     def parse(text: str) -> int:
-        if not text.isdigit() or int(text) < 1:
+        if not text.isdigit() or int(text) < (0 if zero_allowed else 1):
             raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a {what}")
         return int(text)
     return parse
