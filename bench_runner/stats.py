@@ -215,9 +215,6 @@ def compare_all(pairs: Iterable[tuple[Sequence[np.ndarray], Sequence[np.ndarray]
 CELL = list(CELL_COLUMNS)  # what identifies a cell, as results_db stores it
 
 
-MOSTLY_UNSETTLED = 0.5  # a side timed unsettled in more than this share of its rounds cannot show a change
-
-
 def _unsettled(row: pd.Series, side: str) -> tuple[int, int]:
     """(rounds the side's cell was timed unsettled in, its rounds); (0, rounds) where not recorded."""
     labels = row[f"sample_rounds_{side}"]
@@ -228,16 +225,21 @@ def _unsettled(row: pd.Series, side: str) -> tuple[int, int]:
 
 def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = FLOOR,
                      words: tuple[str, str] = RUN_WORDS, on: Sequence[str] = CELL,
-                     statistic: str = "median") -> pd.DataFrame:
+                     statistic: str = "median", spelled_runs: Iterable[int] = ()) -> pd.DataFrame:
     """One row per cell in both frames (with `samples` and `sample_rounds` columns, as
     results_db.queries.samples_frame gives them), with before_s, after_s and VERDICT_COLUMNS,
-    and `unsettled`: which side was timed unsettled in more than half its rounds, if either.
+    and `unsettled`: which side was measured in a slow spell of its cores, if either.
 
-    Such a side was measured while the machine's cores were slow to work together for longer
-    than the run could wait (bench_runner.settle), a shift its own rounds cannot show. A spell
-    only adds time, so it can fake a regression when it slowed the after side and an improvement
-    when it slowed the before side: such a verdict is held `inconclusive`, since it would not
-    survive measuring again. A change against the spell's direction stands (it is understated)."""
+    A side was, for a cell, when the cell still holds a round timed unsettled (bench_runner.settle:
+    one its run could neither wait out nor retake), or when the cell ran on a CPU in one of
+    `spelled_runs` (spelled_runs: runs a spell outlasted). Such a spell slows a whole stretch of
+    the machine's time, the rounds the probe passed included: on 2026-11-29 a run left 77 of its
+    330 cell-rounds unsettled after retakes, and three cells with one unsettled round of three
+    each read 11–26% slower in all three rounds than in the next run, so `compare` called them
+    improvements. A spell only adds time, so it can fake a regression when it slowed the after
+    side and an improvement when it slowed the before side: such a verdict is held
+    `inconclusive`, since it would not survive measuring again. A change against the spell's
+    direction stands (it is understated)."""
     merged = before.merge(after, on=list(on), suffixes=("_before", "_after"))
     rounds = lambda row, side: split_rounds(row[f"samples_{side}"], row[f"sample_rounds_{side}"])  # noqa: E731
     found = compare_all([(rounds(r, "before"), rounds(r, "after")) for _, r in merged.iterrows()],
@@ -246,13 +248,20 @@ def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = F
     table["before_s"] = [float(np.median(s)) if len(s) else np.nan for s in merged["samples_before"]]
     table["after_s"] = [float(np.median(s)) if len(s) else np.nan for s in merged["samples_after"]]
     table = pd.concat([table, pd.DataFrame(found, columns=VERDICT_COLUMNS, index=table.index)], axis=1)
+    spelled_runs = set(spelled_runs)
     told, slowed = [], {"before": [], "after": []}
     for _, row in merged.iterrows():
-        sides = {side: _unsettled(row, side) for side in slowed}
-        for side, (bad, n) in sides.items():
-            slowed[side].append(bad > MOSTLY_UNSETTLED * n)
-        told.append(", ".join(f"{side} {bad} of {n}" for side, (bad, n) in sides.items()
-                              if bad > MOSTLY_UNSETTLED * n))
+        said = []
+        for side in slowed:
+            bad, n = _unsettled(row, side)
+            run = row.get(f"run_id_{side}", row.get("run_id"))
+            in_spell = run in spelled_runs and row.get("device") == "cpu"
+            slowed[side].append(bool(bad) or in_spell)
+            if bad:
+                said.append(f"{side} {bad} of {n}")
+            elif in_spell:
+                said.append(f"{side}: run {run}")
+        told.append(", ".join(said))
     table["unsettled"] = told
     faked = (((table["verdict"] == words[0]) & np.array(slowed["after"], dtype=bool))
              | ((table["verdict"] == words[1]) & np.array(slowed["before"], dtype=bool)))
@@ -308,6 +317,17 @@ def retake_text(states: pd.DataFrame, run_id: int) -> str | None:
         f"{passes['retake_calm_waited_s'].iloc[-1]:.0f} s and retook nothing"
     return (f"{int(passes['retaken'].sum())} of the {spelled} cell-rounds timed in a slow spell were retaken settled, "
             f"in {len(passes)} pass{'es' * (len(passes) > 1)}{calm}")
+
+
+def runs_in_spells(states: pd.DataFrame, runs: Iterable[int]) -> list[int]:
+    """The runs that left more than UNSETTLED_WARN of their cell-rounds unsettled: a spell of
+    their cores outlasted what they could wait and retake (comparison_table holds what it could fake)."""
+    out = []
+    for run in runs:
+        bad, total = unsettled_share(states, [run])
+        if total and bad / total > UNSETTLED_WARN:
+            out.append(int(run))
+    return out
 
 
 def settling_caveat(states: pd.DataFrame, sides: dict[str, Sequence[int]]) -> str | None:

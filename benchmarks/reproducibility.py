@@ -122,17 +122,19 @@ def main() -> int:
         b, _, _ = compare.side(session, str(b_run))
         alone, _, _ = compare.side(session, str(chain_run))
         drift_aa = [compare.machine_change(session, [r], [r + 1])[0] for r in a_runs[:-1]]
-        states = queries.round_states(session, a_runs)
+        states = queries.round_states(session, a_runs + [b_run])
         rounds_used = int(session.get(Run, a_runs[0]).rounds)
     pairs = [(r, r + 1) for r in a_runs[:-1]]
-    aa = {pair: stats.comparison_table(a[pair[0]], a[pair[1]]) for pair in pairs}
+    spelled = stats.runs_in_spells(states, a_runs + [b_run])  # as `compare` holds what their spells could fake
+    aa = {pair: stats.comparison_table(a[pair[0]], a[pair[1]], spelled_runs=spelled) for pair in pairs}
     aa_rates = {pair: verdict_rates(table) for pair, table in aa.items()}
-    aa10 = {pair: verdict_rates(stats.comparison_table(a[pair[0]], a[pair[1]], statistic="p10")) for pair in pairs}
+    aa10 = {pair: verdict_rates(stats.comparison_table(a[pair[0]], a[pair[1]], statistic="p10", spelled_runs=spelled))
+            for pair in pairs}
     first = a[a_runs[0]]
     first_ffn = first[first["benchmark"] == "gated_ffn"]
-    ab = stats.comparison_table(first_ffn, b)
+    ab = stats.comparison_table(first_ffn, b, spelled_runs=spelled)
     ab_rates = verdict_rates(ab)
-    ab10 = verdict_rates(stats.comparison_table(first_ffn, b, statistic="p10"))
+    ab10 = verdict_rates(stats.comparison_table(first_ffn, b, statistic="p10", spelled_runs=spelled))
     every = pd.concat(aa.values())
     abs_change = (every["ratio"] - 1).abs()
 
@@ -151,6 +153,10 @@ def main() -> int:
     chain = {name: float(pd.Series(values).median()) for name, values in times.items()}
     to_plain = {name: float((pd.Series(times[name]) / pd.Series(times[PLAIN_TUNED])).median()) for name in times}
     spread = max(abs(to_plain[name] - 1) for name in list(settings)[:2])
+
+    def retaken(run: int) -> int:
+        mine = states[states["run_id"] == run]
+        return int(mine["retaken"].fillna(0).sum()) if "retaken" in mine else 0
 
     def row(name: str, rates: dict) -> str:
         return (f"| {name} | {rates['cells']} | {rates['regression']} | {rates['improvement']} | "
@@ -183,8 +189,10 @@ def main() -> int:
         f"regression, {ab_rates['improvement']} an improvement; median ratio {ab['ratio'].median():.2f}×.",
         "- Machine drift within each pair (drift controls, after ÷ before): "
         + "; ".join(f"{x}→{y} " + (stats.drift_text(d) or "not recorded") for (x, y), d in zip(pairs, drift_aa)) + ".",
-        "- Cell-rounds timed while the cores were still slow to work together (unsettled, `--settle`), per A run: "
-        + ", ".join("{} of {}".format(*stats.unsettled_share(states, [r])) for r in a_runs) + ".",
+        "- Cell-rounds timed while the cores were still slow to work together (unsettled, `--settle`) and not "
+        "retaken settled (`--retakes`), per A run: "
+        + ", ".join("{} of {}".format(*stats.unsettled_share(states, [r])) + f" ({retaken(r)} retaken)"
+                    for r in a_runs) + ".",
         "",
         f"hadamard_chain at n = 4,194,304, eager (median per call, over {args.turns} turns; in its own run, "
         f"{len(set(alone['sample_rounds'].iloc[0] or [0]))} rounds: "

@@ -36,7 +36,11 @@ def cells_of(choice):
             else data.load_cell_samples(url, machine=choice))
 
 
-result = stats.comparison_table(cells_of(before), cells_of(after), threshold)
+before_cells, after_cells = cells_of(before), cells_of(after)
+measured_in = tuple(sorted({int(r) for r in (*before_cells["run_id"], *after_cells["run_id"])}))
+states = data.load_round_states(url, measured_in)
+result = stats.comparison_table(before_cells, after_cells, threshold,
+                                spelled_runs=stats.runs_in_spells(states, measured_in) if not states.empty else ())
 if result.empty:
     st.info("No cell has successful results on both sides.")
     st.stop()
@@ -51,7 +55,6 @@ if counts.get(stats.INCONCLUSIVE, 0):
                + ("Some cells have a single round on a side: their intervals describe one process only."
                   if (result["rounds"] < 2).any() else ""))
 if by == "runs":
-    states = data.load_round_states(url, (int(before), int(after)))
     drift = stats.drift_ratios(states, [int(before)], [int(after)]) if not states.empty else {}
     if drift:
         st.caption("The machine itself (drift controls, after ÷ before): " + stats.drift_text(drift))

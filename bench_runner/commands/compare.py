@@ -53,14 +53,16 @@ def side(session: Session, spec: str) -> tuple[pd.DataFrame, list[int], str]:
 
 
 def machine_change(session: Session, before_runs: list[int], after_runs: list[int],
-                   names: tuple[str, str] = ("before", "after")) -> tuple[dict[str, float], str | None]:
-    """How much the machine itself changed between the sides (their drift controls' ratio), and
-    a caveat when either side was timed in a slow spell it could not wait out."""
+                   names: tuple[str, str] = ("before", "after")) -> tuple[dict[str, float], str | None, list[int]]:
+    """How much the machine itself changed between the sides (their drift controls' ratio), a
+    caveat when either side was timed in a slow spell it could not wait out, and the runs such a
+    spell outlasted (stats.runs_in_spells)."""
     states = queries.round_states(session, before_runs + after_runs)
     if states.empty:
-        return {}, None
+        return {}, None, []
     sides = dict(zip(names, (before_runs, after_runs)))  # one entry when a run is compared with itself
-    return stats.drift_ratios(states, before_runs, after_runs), stats.settling_caveat(states, sides)
+    return (stats.drift_ratios(states, before_runs, after_runs), stats.settling_caveat(states, sides),
+            stats.runs_in_spells(states, before_runs + after_runs))
 
 
 def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float], caveat: str | None = None) -> list[str]:
@@ -75,9 +77,9 @@ def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float], caveat: 
         lines.append(caveat)
     held = int((table["unsettled"] != "").sum()) if "unsettled" in table else 0
     if held:
-        lines.append(f"{held} cells were timed unsettled in most rounds of a side (column `unsettled`): a "
-                     f"regression (improvement) there is held inconclusive when the after (before) side was, "
-                     f"since a slow spell only adds time")
+        lines.append(f"{held} cells were measured in a slow spell on a side (column `unsettled`: rounds timed "
+                     f"unsettled, or a run the spell outlasted): a regression (improvement) there is held "
+                     f"inconclusive when the after (before) side was, since a spell only adds time")
     if (table["rounds"] < 2).any():
         lines.append(f"{int((table['rounds'] < 2).sum())} cells have one round on a side: their intervals describe "
                      f"one process and may not reproduce")
@@ -89,8 +91,8 @@ def run(args) -> int:
     with sessions() as session:
         before, before_runs, before_name = side(session, args.before)
         after, after_runs, after_name = side(session, args.after)
-        machine_drift, caveat = machine_change(session, before_runs, after_runs, (before_name, after_name))
-    table = stats.comparison_table(before, after, args.threshold, statistic=args.statistic)
+        machine_drift, caveat, spelled = machine_change(session, before_runs, after_runs, (before_name, after_name))
+    table = stats.comparison_table(before, after, args.threshold, statistic=args.statistic, spelled_runs=spelled)
     if table.empty:
         raise UsageError(f"bench_runner compare: no cell has `ok` results in both {before_name} and {after_name}")
     table = table.sort_values(list(CELL_KEY))

@@ -238,6 +238,11 @@ def test_diff_warns_when_a_run_was_timed_in_a_spell_it_could_not_wait_out(db_url
     warnings = [w.value for w in at.warning]
     assert any(w.startswith("Cell-rounds timed while the cores were slow to work together (unsettled): run 1 22 of "
                             "30, run 2 0 of 30") for w in warnings), warnings
+    # A spell slows the before side: the improvement it could have faked is held, the regression stands.
+    shown = at.dataframe[0].value.set_index("size")
+    assert shown.loc["B=1 N=128 C=64 H=4", "verdict"] == "inconclusive"
+    assert shown.loc["B=1 N=128 C=64 H=4", "unsettled"] == "before: run 1"
+    assert shown.loc["B=1 N=64 C=64 H=4", "verdict"] == "regression"
     next(s for s in at.selectbox if s.label == "Before").set_value(3).run()  # run 3 has no rounds, run 2 settled
     assert not any("unsettled" in w.value for w in at.warning)
 

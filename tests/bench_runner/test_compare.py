@@ -244,6 +244,18 @@ def test_a_side_timed_in_a_spell_it_could_not_wait_out_gets_a_caveat(planted_db,
     assert "run 1 22 of 30" in found["settling_caveat"]
 
 
+def test_what_a_spell_the_after_run_could_not_shake_off_could_fake_is_held(planted_db, capsys):
+    _plant_rounds(planted_db, {1: [0, 0, 0], 2: [9, 8, 5]})  # run 2 left 22 of 30 cell-rounds unsettled
+    found = json.loads(compare(planted_db, "1", "2", "--format", "json", capsys=capsys)[1])
+    cells = {c["size"]: c for c in found["cells"]}
+    assert cells["B=1 N=64 C=64 H=4"]["verdict"] == "inconclusive"  # a regression the spell could have made
+    assert cells["B=1 N=64 C=64 H=4"]["unsettled"] == "after: run 2"
+    assert cells["B=1 N=128 C=64 H=4"]["verdict"] == "improvement"  # the spell would only understate it
+    out = compare(planted_db, "1", "2", capsys=capsys)[1]
+    assert "4 cells were measured in a slow spell on a side (column `unsettled`" in out
+    assert compare(planted_db, "1", "2", "--fail-on-regression", capsys=capsys)[0] == 0
+
+
 def test_no_caveat_when_both_sides_settled(planted_db, capsys):
     _plant_rounds(planted_db, {1: [1, 0, 0], 2: [0, 1, 0]})  # 1 of 30 each: under the 10% line
     out = compare(planted_db, "1", "2", capsys=capsys)[1]

@@ -106,8 +106,8 @@ def test_comparison_table_merges_cells_and_keeps_their_keys():
     for side, factor in (("before", 1.0), ("after", 2.0)):
         for method in ("a", "b"):
             rounds = cell(rng, median=1e-3 * (factor if method == "a" else 1.0))
-            rows.append(dict(side=side, benchmark="x", method=method, backend="eager", device="cpu",
-                             dtype="float32", mode="forward", size="n=1",
+            rows.append(dict(side=side, run_id=1 if side == "before" else 2, benchmark="x", method=method,
+                             backend="eager", device="cpu", dtype="float32", mode="forward", size="n=1",
                              samples=[v for r in rounds for v in r],
                              sample_rounds=[k for k, r in enumerate(rounds) for _ in r]))
     frame = pd.DataFrame(rows)
@@ -201,8 +201,8 @@ def test_a_change_a_spell_could_have_faked_is_held_inconclusive():
         for method, factor, unsettled_before, unsettled_after in planted:
             rounds = cell(rng, median=1e-3 * (factor if side == "after" else 1.0))
             unsettled = unsettled_before if side == "before" else unsettled_after
-            rows.append(dict(side=side, benchmark="x", method=method, backend="eager", device="cpu",
-                             dtype="float32", mode="forward", size="n=1",
+            rows.append(dict(side=side, run_id=1 if side == "before" else 2, benchmark="x", method=method,
+                             backend="eager", device="cpu", dtype="float32", mode="forward", size="n=1",
                              samples=[v for r in rounds for v in r],
                              sample_rounds=[k for k, r in enumerate(rounds) for _ in r],
                              unsettled_rounds=np.nan if unsettled is None else unsettled))
@@ -211,7 +211,7 @@ def test_a_change_a_spell_could_have_faked_is_held_inconclusive():
     verdicts = table["verdict"].to_dict()
     assert verdicts == {
         "settled": "regression", "unknown": "regression",  # recorded before settling kept count
-        "after one of three": "regression",  # one round in three: the other two carry it
+        "after one of three": "inconclusive",  # a spell the run could not retake slowed a stretch of it
         "after two of three": "inconclusive",  # a slowed after side can fake a regression
         "before two of three": "regression",  # a slowed before side only understates one
         "improvement, before two": "inconclusive",  # ... and can fake an improvement
@@ -219,3 +219,13 @@ def test_a_change_a_spell_could_have_faked_is_held_inconclusive():
     assert table.loc["after two of three", "unsettled"] == "after 2 of 3"
     assert table.loc["before two of three", "unsettled"] == "before 2 of 3" and table.loc["settled", "unsettled"] == ""
     assert table.loc["after two of three", "ratio"] == pytest.approx(1.3, rel=0.05)  # the figures stay as measured
+    # A run a spell outlasted (stats.runs_in_spells) holds what the spell could fake in all its CPU cells.
+    before, after = frame[frame["side"] == "before"], frame[frame["side"] == "after"]
+    held = stats.comparison_table(before, after, spelled_runs=[2]).set_index("method")
+    assert held.loc["settled", "verdict"] == "inconclusive" and held.loc["settled", "unsettled"] == "after: run 2"
+    assert held.loc["improvement, after two", "verdict"] == "improvement"  # a spell only understates it
+    on_gpu = stats.comparison_table(before.assign(device="cuda"), after.assign(device="cuda"),
+                                    spelled_runs=[2]).set_index("method")
+    assert on_gpu.loc["settled", "verdict"] == "regression"  # a spell of the CPU's cores
+    assert stats.comparison_table(before, after, spelled_runs=[1]).set_index("method").loc[
+        "settled", "verdict"] == "regression"  # the before side's spell cannot fake a regression
