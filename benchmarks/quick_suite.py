@@ -6,7 +6,7 @@ its wall time with its rounds, the cells per status, and the share of `ok` cells
 that are not `noisy` (IQR and the spread between rounds within 10% of the median). Prints a table and writes it into
 docs/measurement.md (between its generated-section markers).
 
-    python benchmarks/quick_suite.py                                 # a cold run, about 5 minutes on 2 cores
+    python benchmarks/quick_suite.py                                 # a cold run, 6–8 minutes on 2 cores
     python benchmarks/quick_suite.py --db sqlite:///results/hadamard_bench.db   # the last run stored there
 """
 
@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from docs_section import write_section  # noqa: E402
 import results_db  # noqa: E402
+from bench_runner import stats  # noqa: E402
 from results_db import queries  # noqa: E402
 from results_db.models import Run  # noqa: E402
 
@@ -50,6 +51,7 @@ def main() -> int:
         frame = queries.results_frame(session, run_id=run.id)
         wall = (run.finished_at - run.started_at).total_seconds()
         machine, threads, rounds = run.machine.label, run.provenance.get("threads"), run.rounds
+        states = queries.round_states(session, [run.id])
     ok = frame[frame["status"] == "ok"]
     steady = int((~ok["noisy"].astype(bool)).sum())
     statuses = ", ".join(f"{n} {s}" for s, n in frame["status"].value_counts().items())
@@ -69,6 +71,10 @@ def main() -> int:
         f"| median spread between round medians (`round_spread`) | "
         f"{pd.to_numeric(ok['round_spread']).median():.1%} | |",
     ]
+    retakes = stats.retake_text(states, run.id)
+    if retakes:  # what slow spells of the cores cost the run (bench_runner.settle, --retakes)
+        passes = states[~stats.regular_rounds(states)]
+        lines += ["", f"Its retake passes took {passes['wall_s'].sum():.0f} s of that: {retakes}."]
     table = "\n".join(lines)
     print(table)
     write_section(DOC, "quick_suite", table, heading="## The quick suite on a 2-core CPU\n\n`python benchmarks/quick_suite.py`:")
