@@ -180,7 +180,7 @@ def _measure_flags(p: argparse.ArgumentParser) -> None:
                    metavar="N",
                    help="after the rounds, time again up to N times each cell a slow spell of the cores left "
                         "unsettled, once the spell has passed, in place of that round; 0 never does (default: "
-                        + ", ".join(f"{k} {p.retakes}" for k, p in sweep.POLICIES.items()) + ")")
+                        + ", ".join(f"{suite} {policy.retakes}" for suite, policy in sweep.POLICIES.items()) + ")")
 
 
 def _selection(args, devices: list[str]) -> sweep.Selection:

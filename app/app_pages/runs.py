@@ -129,11 +129,11 @@ def machine_state():
         st.caption("Per run, the worst of its rounds: the 1-minute load average (it counts the run's own worker), "
                    "the share of all CPUs that other processes took and the hypervisor stole; in all its rounds, "
                    "how long the workers waited for the cores to work together at full speed again, how many "
-                   "cells they timed before they did (`--settle`) and how many of those were timed again once "
-                   "the spell had passed (`--retakes`, in place of their unsettled round); and the median of the drift controls (a fixed "
-                   "copy, a matrix product and the small threaded product the waiting probes, timed at the start "
-                   "of every round): when they move between two runs, the machine changed, not only the code. "
-                   "`python -m bench_runner doctor` checks the machine now.")
+                   "cells they timed before they did and were not timed again once the spell had passed "
+                   "(`--settle`), and how many were (`--retakes`, in place of their unsettled round); and the "
+                   "median of the drift controls (a fixed copy, a matrix product and the small threaded product "
+                   "the waiting probes, timed at the start of every round): when they move between two runs, the "
+                   "machine changed, not only the code. `python -m bench_runner doctor` checks the machine now.")
         st.dataframe(conditions, hide_index=True, width="stretch",
                      column_config={"other_cpu_share_max": st.column_config.NumberColumn(format="percent"),
                                     "steal_share_max": st.column_config.NumberColumn(format="percent")})
