@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 import uuid
 from pathlib import Path
 
@@ -45,6 +46,18 @@ METHODS = [
          latex="Y = \\mathrm{softmax}(QK^T)V", exponents={"N": 2, "C": 2}, backends=["eager", "compile"]),
 ]
 SIZES = [64, 128, 256, 512]
+
+
+@pytest.fixture(autouse=True)
+def _main_module_kept():
+    """Streamlit's AppTest leaves the dashboard's entry script as `__main__`, and a worker process
+    spawned later (multiprocessing re-imports the parent's main script in the child) then ran the
+    dashboard on start, which opened the checkout's default database: every `make test` left a
+    results/hadamard_bench.db behind. Each test gets back the `__main__` it started with."""
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
 
 
 @pytest.fixture
