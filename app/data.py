@@ -127,8 +127,9 @@ def run_conditions(states: pd.DataFrame, busy: dict[int, list[str]]) -> pd.DataF
     if states.empty:
         return pd.DataFrame(columns=columns)
     # A retake pass (bench_runner.sweep) is not a round: what it retook settled leaves the count
-    # of cells timed unsettled, and the drift controls it took after waiting for calm stay out.
-    retaken = states.groupby("run_id")["retaken"].sum() if "retaken" in states else pd.Series(dtype=float)
+    # of cells timed unsettled (stats.left_unsettled), and the drift controls it took after
+    # waiting for calm stay out.
+    every = states
     states = states[stats.regular_rounds(states)]
     agg = {"round": "nunique"}
     for column, how in (("load_1m_after", "max"), ("other_cpu_share", "max"), ("steal_share", "max"),
@@ -139,9 +140,9 @@ def run_conditions(states: pd.DataFrame, busy: dict[int, list[str]]) -> pd.DataF
     out = states.groupby("run_id").agg(agg).reset_index().rename(columns={
         "round": "rounds_measured", "load_1m_after": "load_1m_max", "other_cpu_share": "other_cpu_share_max",
         "steal_share": "steal_share_max"})
-    out["cells_retaken"] = out["run_id"].map(retaken).fillna(0).astype(int)
+    out["cells_retaken"] = [stats.retaken(every, [r]) for r in out["run_id"]]
     if "settle_cells_unsettled" in out:
-        out["settle_cells_unsettled"] = out["settle_cells_unsettled"] - out["cells_retaken"]
+        out["settle_cells_unsettled"] = [stats.left_unsettled(every, [r]) for r in out["run_id"]]
     out["busy_at_start"] = out["run_id"].map(lambda r: "; ".join(busy.get(int(r), [])))
     return out.sort_values("run_id", ascending=False)
 

@@ -236,9 +236,9 @@ def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = F
     the machine's time, the rounds the probe passed included: on 2026-11-29 a run left 77 of its
     330 cell-rounds unsettled after retakes, and three cells with one unsettled round of three
     each were slower in all three rounds than in the next run (their medians by 12–36%), so
-    `compare` called them improvements. A spell only adds time, so it can fake a regression when it slowed the after
-    side and an improvement when it slowed the before side: such a verdict is held
-    `inconclusive`, since it would not survive measuring again. A change against the spell's
+    `compare` called them improvements. A spell only adds time, so it can fake a regression when
+    it slowed the after side and an improvement when it slowed the before side: such a verdict is
+    held `inconclusive`, since it would not survive measuring again. A change against the spell's
     direction stands (it is understated)."""
     merged = before.merge(after, on=list(on), suffixes=("_before", "_after"))
     rounds = lambda row, side: split_rounds(row[f"samples_{side}"], row[f"sample_rounds_{side}"])  # noqa: E731
@@ -292,16 +292,30 @@ def regular_rounds(states: pd.DataFrame) -> pd.Series:
     return states["retake"].isna()
 
 
+def retaken(states: pd.DataFrame, runs: Sequence[int]) -> int:
+    """Cell-rounds of `runs` that retake passes (bench_runner.sweep) timed again settled."""
+    if states.empty or "retaken" not in states:
+        return 0
+    return int(states.loc[states["run_id"].isin(list(runs)), "retaken"].fillna(0).sum())
+
+
+def left_unsettled(states: pd.DataFrame, runs: Sequence[int]) -> int:
+    """Cell-rounds of `runs` timed while the cores were still slow to work together and not
+    retaken settled afterwards, from the rounds' states (bench_runner.settle)."""
+    if states.empty or "settle_cells_unsettled" not in states:
+        return 0
+    mine = states[states["run_id"].isin(list(runs))]
+    return int(mine.loc[regular_rounds(mine), "settle_cells_unsettled"].fillna(0).sum()) - retaken(mine, runs)
+
+
 def unsettled_share(states: pd.DataFrame, runs: Sequence[int]) -> tuple[int, int]:
-    """(cell-rounds timed while the cores were still slow to work together and not retaken settled
-    afterwards, cell-rounds measured) over `runs`, from the rounds' states (bench_runner.settle);
+    """(left_unsettled, cell-rounds measured) over `runs`, counting only rounds that settled;
     (0, 0) where no round settled."""
     if states.empty or "settle_cells_unsettled" not in states:
         return 0, 0
     mine = states[states["run_id"].isin(list(runs))]
     rounds = mine[regular_rounds(mine) & mine["settle_cells_unsettled"].notna()]
-    retaken = int(mine["retaken"].fillna(0).sum()) if "retaken" in mine else 0
-    return int(rounds["settle_cells_unsettled"].sum()) - retaken, int(rounds["cells"].sum())
+    return left_unsettled(mine, runs), int(rounds["cells"].sum())
 
 
 def retake_text(states: pd.DataFrame, run_id: int) -> str | None:
@@ -315,7 +329,7 @@ def retake_text(states: pd.DataFrame, run_id: int) -> str | None:
     passes = mine[mine["retake"].notna()]
     calm = "" if passes["retake_cells"].iloc[-1] else "; the last pass found the spell still on after " \
         f"{passes['retake_calm_waited_s'].iloc[-1]:.0f} s and retook nothing"
-    return (f"{int(passes['retaken'].sum())} of the {spelled} cell-rounds timed in a slow spell were retaken settled, "
+    return (f"{retaken(mine, [run_id])} of the {spelled} cell-rounds timed in a slow spell were retaken settled, "
             f"in {len(passes)} pass{'es' * (len(passes) > 1)}{calm}")
 
 
@@ -359,8 +373,9 @@ def explain_verdicts(floor: float = FLOOR) -> str:
             f"Mann–Whitney U test stays significant after Benjamini–Hochberg across the cells compared; "
             f"`no change` when the whole interval lies within ±{floor:.0%}; `inconclusive` when it straddles "
             f"that floor: measure again with more rounds to decide. A regression (an improvement) is also held "
-            f"`inconclusive` when the after (before) side was timed in more than half its rounds while the cores "
-            f"were slow to work together, which only adds time (column `unsettled`).")
+            f"`inconclusive` when the after (before) side still holds a round timed while the cores were slow "
+            f"to work together, or ran on a CPU in a run such a spell outlasted, since a spell only adds time "
+            f"(column `unsettled`).")
 
 
 def exponent_interval(x: Sequence[float], rounds_per_x: Sequence[Sequence[np.ndarray]], n_boot: int = N_BOOT,

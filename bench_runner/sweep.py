@@ -435,8 +435,8 @@ def _retake(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
                 if settled:
                     round_index = spelled[_cell_id(cell)].pop(0)
                     with session_factory() as session, session.begin():
-                        _store_retake(session, run_id, cell, outcome, round_index, ceilings.get(cell.device)
-                                      if ceilings else None)
+                        _store_retake(session, run_id, cell, outcome, round_index,
+                                      (ceilings or {}).get(cell.device))
                     replaced += 1
                 if on_retake:
                     on_retake(cell, settled)

@@ -154,10 +154,6 @@ def main() -> int:
     to_plain = {name: float((pd.Series(times[name]) / pd.Series(times[PLAIN_TUNED])).median()) for name in times}
     spread = max(abs(to_plain[name] - 1) for name in list(settings)[:2])
 
-    def retaken(run: int) -> int:
-        mine = states[states["run_id"] == run]
-        return int(mine["retaken"].fillna(0).sum()) if "retaken" in mine else 0
-
     def row(name: str, rates: dict) -> str:
         return (f"| {name} | {rates['cells']} | {rates['regression']} | {rates['improvement']} | "
                 f"{rates['no change']} | {rates['inconclusive']} |")
@@ -191,7 +187,7 @@ def main() -> int:
         + "; ".join(f"{x}→{y} " + (stats.drift_text(d) or "not recorded") for (x, y), d in zip(pairs, drift_aa)) + ".",
         "- Cell-rounds timed while the cores were still slow to work together (unsettled, `--settle`) and not "
         "retaken settled (`--retakes`), per A run: "
-        + ", ".join("{} of {}".format(*stats.unsettled_share(states, [r])) + f" ({retaken(r)} retaken)"
+        + ", ".join("{} of {}".format(*stats.unsettled_share(states, [r])) + f" ({stats.retaken(states, [r])} retaken)"
                     for r in a_runs) + ".",
         "",
         f"hadamard_chain at n = 4,194,304, eager (median per call, over {args.turns} turns; in its own run, "
