@@ -269,6 +269,24 @@ def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = F
     return table
 
 
+def interval_coverage(table: pd.DataFrame) -> float:
+    """The share of compared cells whose interval holds 1 (NaN when none has one). Between two
+    runs of the same code nothing changed, so honest 95% intervals hold 1 for about 95% of the
+    cells; far fewer means the intervals are narrower than what moves between runs, and the
+    verdicts they give will not survive measuring again."""
+    known = table.dropna(subset=["ci_low", "ci_high"])
+    if known.empty:
+        return float("nan")
+    return float(((known["ci_low"] <= 1) & (known["ci_high"] >= 1)).mean())
+
+
+def interval_half_width(table: pd.DataFrame) -> pd.Series:
+    """Each interval's half-width as a share of the ratio (the geometric mean of ci_high ÷ ratio
+    and ratio ÷ ci_low, less 1): a cell can be `no change` only when its change and this fit
+    inside the floor together."""
+    return np.sqrt(table["ci_high"] / table["ci_low"]) - 1
+
+
 def drift_ratios(states: pd.DataFrame, before_runs: Sequence[int], after_runs: Sequence[int]) -> dict[str, float]:
     """How much the machine itself changed: after ÷ before of the drift controls' medians, from
     the rounds' states (results_db.queries.round_states)."""

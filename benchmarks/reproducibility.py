@@ -42,6 +42,7 @@ DOC = ROOT / "docs" / "measurement.md"
 BENCHMARKS = ["token_mixing", "gated_ffn", "elementwise", "polynomial_layer", "bimodal_fusion", "spatial_mixing"]
 SELECTION = ["--suite", "quick", "--backend", "eager", "--device", "cpu",
              *[a for b in BENCHMARKS for a in ("--benchmark", b)]]
+WIDER_FLOORS = (0.075, 0.10)
 CHAIN = ["--suite", "quick", "--benchmark", "elementwise", "--method", "hadamard_chain", "--backend", "eager",
          "--size", "n=4194304", "--device", "cpu"]
 
@@ -128,6 +129,10 @@ def main() -> int:
     spelled = stats.runs_in_spells(states, a_runs + [b_run])  # as `compare` holds what their spells could fake
     aa = {pair: stats.comparison_table(a[pair[0]], a[pair[1]], spelled_runs=spelled) for pair in pairs}
     aa_rates = {pair: verdict_rates(table) for pair, table in aa.items()}
+    # What a wider practical floor would call the same pairs (`compare --threshold`).
+    wider = {floor: {pair: verdict_rates(stats.comparison_table(a[pair[0]], a[pair[1]], floor=floor,
+                                                                 spelled_runs=spelled)) for pair in pairs}
+             for floor in WIDER_FLOORS}
     aa10 = {pair: verdict_rates(stats.comparison_table(a[pair[0]], a[pair[1]], statistic="p10", spelled_runs=spelled))
             for pair in pairs}
     first = a[a_runs[0]]
@@ -179,6 +184,15 @@ def main() -> int:
         "- A/A false changes per pair: " + ", ".join(f"{false[p]} ({share(false[p], aa_rates[p])})" for p in pairs)
         + " by the median; " + ", ".join(f"{false10[p]}" for p in pairs) + " by the p10. Inconclusive per pair: "
         + ", ".join(f"{v:.0%}" for v in inconclusive) + f" (median {pd.Series(inconclusive).median():.0%}).",
+        "- Honest intervals: in each pair, the share of the 95% intervals that hold 1 (nothing changed, so "
+        "about 95% should): " + ", ".join(f"{stats.interval_coverage(aa[p]):.0%}" for p in pairs)
+        + "; their median half-width " + ", ".join(f"{stats.interval_half_width(aa[p]).median():.1%}" for p in pairs)
+        + f". A cell is `no change` only when its change and its half-width fit inside the {stats.FLOOR:.0%} floor "
+        "together.",
+        "- Inconclusive at a wider floor (`compare --threshold`), per pair: "
+        + "; ".join(f"{floor:.1%}".replace(".0%", "%") + ": " + ", ".join(share(w[p]['inconclusive'], w[p]) for p in pairs)
+                    + " (false changes " + ", ".join(str(w[p]['regression'] + w[p]['improvement']) for p in pairs) + ")"
+                    for floor, w in wider.items()) + ".",
         f"- Over all pairs, median |change| {abs_change.median():.1%}, 90th percentile {abs_change.quantile(0.9):.1%}, "
         f"largest {every['ratio'].max():.2f}× / {every['ratio'].min():.2f}×.",
         f"- A/B power: **{ab_rates['regression'] / max(ab_rates['cells'], 1):.0%}** of the gated_ffn cells called a "

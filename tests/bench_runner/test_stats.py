@@ -229,3 +229,27 @@ def test_a_change_a_spell_could_have_faked_is_held_inconclusive():
     assert on_gpu.loc["settled", "verdict"] == "regression"  # a spell of the CPU's cores
     assert stats.comparison_table(before, after, spelled_runs=[1]).set_index("method").loc[
         "settled", "verdict"] == "regression"  # the before side's spell cannot fake a regression
+
+
+def test_coverage_tells_honest_intervals_from_runs_that_drift_more_than_their_rounds_show():
+    import pandas as pd
+
+    rng = np.random.default_rng(11)
+    honest = pd.DataFrame(stats.compare_all([(cell(rng), cell(rng)) for _ in range(200)]))
+    # Each "after" run also moved as a whole, by more than its rounds spread: nothing inside it shows that.
+    drifted = pd.DataFrame(stats.compare_all([(cell(rng), cell(rng, median=1e-3 * np.exp(rng.normal(0, 0.08))))
+                                              for _ in range(200)]))
+    # Three rounds a side: the widened percentile interval holds 1 for about 87% of these cells.
+    assert stats.interval_coverage(honest) >= 0.8
+    assert stats.interval_coverage(drifted) <= 0.6
+    assert np.isnan(stats.interval_coverage(honest.iloc[:0]))
+
+
+def test_the_half_width_is_read_around_the_ratio_on_a_log_scale():
+    import pandas as pd
+
+    table = pd.DataFrame({"ci_low": [0.96, 1.0 / 1.1, np.nan], "ci_high": [1.0 / 0.96, 1.1, 1.2]})
+    widths = stats.interval_half_width(table)
+    assert widths.iloc[0] == pytest.approx(1 / 0.96 - 1)
+    assert widths.iloc[1] == pytest.approx(0.1)
+    assert np.isnan(widths.iloc[2])
