@@ -33,7 +33,7 @@ ROUNDS = {"smoke": 1, "quick": 3, "full": 5, "paper": 5}
 # How hard each suite measures per round: smoke proves the path works, full is for papers.
 POLICIES = {
     "smoke": TimingPolicy(warmup_s=0.005, min_block_s=1e-4, budget_s=0.02, min_samples=3),
-    "quick": TimingPolicy(warmup_s=0.015, min_block_s=5e-4, budget_s=0.025, min_samples=5, settle_s=2.0,
+    "quick": TimingPolicy(warmup_s=0.01, min_block_s=5e-4, budget_s=0.025, min_samples=5, settle_s=2.0,
                           retakes=3),
     "full": TimingPolicy(warmup_s=0.1, min_block_s=1e-3, budget_s=1.0, min_samples=10, settle_s=2.0, retakes=5),
     "paper": TimingPolicy(warmup_s=0.05, min_block_s=1e-3, budget_s=0.5, min_samples=10, settle_s=2.0, retakes=5),

@@ -42,3 +42,19 @@ def test_freeing_older_tensors_does_not_hide_the_calls_own_peak():
 
     peak = peak_memory_bytes(call, torch.device("cpu"))
     assert peak == pytest.approx(2 * 4 * (1 << 18), rel=0.01)
+
+
+@pytest.mark.parametrize("script, expected, profiles", [
+    ([4096], 4096, 1),  # a peak on the first record: one profile is enough
+    ([0, 4096], 4096, 2),  # an empty record (the profiler's occasional blank): profiled again
+    ([0, 0], 0, 2),  # a call that allocates nothing reads 0 twice
+    ([0, None], None, 2),  # a profiler that cannot tell
+])
+def test_the_call_is_profiled_again_only_when_the_first_record_is_empty(monkeypatch, script, expected, profiles):
+    from bench_runner import memory
+
+    readings = iter(script)
+    taken = []
+    monkeypatch.setattr(memory, "_cpu_peak", lambda fn: taken.append(fn) or next(readings))
+    assert peak_memory_bytes(lambda: None, torch.device("cpu")) == expected
+    assert len(taken) == profiles
