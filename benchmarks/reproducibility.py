@@ -166,6 +166,11 @@ def main() -> int:
     def share(count: int, rates: dict) -> str:
         return f"{count / max(rates['cells'], 1):.0%}"
 
+    def at_floor(floor: float, rates: dict) -> str:
+        return (f"{floor * 100:g}%: " + ", ".join(share(rates[p]["inconclusive"], rates[p]) for p in pairs)
+                + " (false changes " + ", ".join(str(rates[p]["regression"] + rates[p]["improvement"]) for p in pairs)
+                + ")")
+
     false = {pair: r["regression"] + r["improvement"] for pair, r in aa_rates.items()}
     false10 = {pair: r["regression"] + r["improvement"] for pair, r in aa10.items()}
     inconclusive = [r["inconclusive"] / max(r["cells"], 1) for r in aa_rates.values()]
@@ -190,15 +195,14 @@ def main() -> int:
         + f". A cell is `no change` only when its change and its half-width fit inside the {stats.FLOOR:.0%} floor "
         "together.",
         "- Inconclusive at a wider floor (`compare --threshold`), per pair: "
-        + "; ".join(f"{floor:.1%}".replace(".0%", "%") + ": " + ", ".join(share(w[p]['inconclusive'], w[p]) for p in pairs)
-                    + " (false changes " + ", ".join(str(w[p]['regression'] + w[p]['improvement']) for p in pairs) + ")"
-                    for floor, w in wider.items()) + ".",
+        + "; ".join(at_floor(floor, w) for floor, w in wider.items()) + ".",
         f"- Over all pairs, median |change| {abs_change.median():.1%}, 90th percentile {abs_change.quantile(0.9):.1%}, "
         f"largest {every['ratio'].max():.2f}× / {every['ratio'].min():.2f}×.",
         f"- A/B power: **{ab_rates['regression'] / max(ab_rates['cells'], 1):.0%}** of the gated_ffn cells called a "
         f"regression, {ab_rates['improvement']} an improvement; median ratio {ab['ratio'].median():.2f}×.",
         "- Machine drift within each pair (drift controls, after ÷ before): "
-        + "; ".join(f"{x}→{y} " + (stats.drift_text(d) or "not recorded") for (x, y), d in zip(pairs, drift_aa)) + ".",
+        + "; ".join(f"{x}→{y} " + (stats.drift_text(d) or "not recorded")
+                    for (x, y), d in zip(pairs, drift_aa)) + ".",
         "- Cell-rounds timed while the cores were still slow to work together (unsettled, `--settle`) and not "
         "retaken settled (`--retakes`), per A run: "
         + ", ".join("{} of {}".format(*stats.unsettled_share(states, [r])) + f" ({stats.retaken(states, [r])} retaken)"
