@@ -351,15 +351,17 @@ def retake_text(states: pd.DataFrame, run_id: int) -> str | None:
             f"in {len(passes)} pass{'es' * (len(passes) > 1)}{calm}")
 
 
+def _outlasted(share: tuple[int, int]) -> bool:
+    """Whether (cell-rounds left unsettled, cell-rounds measured) is more than UNSETTLED_WARN:
+    a spell of the cores outlasted what the runs could wait and retake."""
+    bad, total = share
+    return bool(total) and bad / total > UNSETTLED_WARN
+
+
 def runs_in_spells(states: pd.DataFrame, runs: Iterable[int]) -> list[int]:
-    """The runs that left more than UNSETTLED_WARN of their cell-rounds unsettled: a spell of
-    their cores outlasted what they could wait and retake (comparison_table holds what it could fake)."""
-    out = []
-    for run in runs:
-        bad, total = unsettled_share(states, [run])
-        if total and bad / total > UNSETTLED_WARN:
-            out.append(int(run))
-    return out
+    """The runs a spell of their cores outlasted (_outlasted): comparison_table holds what it
+    could fake."""
+    return [int(run) for run in runs if _outlasted(unsettled_share(states, [run]))]
 
 
 def settling_caveat(states: pd.DataFrame, sides: dict[str, Sequence[int]]) -> str | None:
@@ -367,7 +369,7 @@ def settling_caveat(states: pd.DataFrame, sides: dict[str, Sequence[int]]) -> st
     cells of small threaded steps may have run up to 1.7× slower for the machine's sake, over
     stretches longer than the rounds, which the intervals cannot see. None otherwise."""
     counts = {name: unsettled_share(states, runs) for name, runs in sides.items()}
-    if not any(total and bad / total > UNSETTLED_WARN for bad, total in counts.values()):
+    if not any(_outlasted(share) for share in counts.values()):
         return None
     told = ", ".join(f"{name} {bad} of {total}" for name, (bad, total) in counts.items() if total)
     return (f"cell-rounds timed while the cores were slow to work together (unsettled): {told}; a change in a "

@@ -179,13 +179,18 @@ class IsolatedRunner:
 
     def drift(self, devices: list[str]) -> dict[str, dict[str, float]]:
         """The drift controls, measured in the worker (a failure leaves them out)."""
+        return self._request(("drift", devices, self._probe_best_s), unanswered={})
+
+    def _request(self, message: tuple, unanswered):
+        """Ask the worker (started first if need be); a worker that does not answer in time is
+        stopped, and `unanswered` stands for its answer."""
         if self._process is None or not self._process.is_alive():
             self._start()
-        controls = self._ask(("drift", devices, self._probe_best_s))
-        if controls is None:
+        answer = self._ask(message)
+        if answer is None:
             self._stop()
-            return {}
-        return controls
+            return unanswered
+        return answer
 
     def _ask(self, message: tuple):
         """Send the worker a request and return its answer, or None when none came in time."""
@@ -209,13 +214,7 @@ class IsolatedRunner:
     def calm(self, max_wait_s: float) -> tuple[float, bool]:
         """Wait in the worker, up to `max_wait_s`, for its cores to settle (settle.Settler.calm):
         (seconds waited, whether they did). A worker that does not answer counts as not settled."""
-        if self._process is None or not self._process.is_alive():
-            self._start()
-        answer = self._ask(("calm", max_wait_s))
-        if answer is None:
-            self._stop()
-            return max_wait_s, False
-        return answer
+        return self._request(("calm", max_wait_s), unanswered=(max_wait_s, False))
 
     def offer_probe(self, best: float | None) -> None:
         """A fastest settling probe seen elsewhere (an earlier round, or this machine's earlier runs):
