@@ -102,9 +102,22 @@ def tf32_in_force() -> str:
     return "+".join(on) or "off"
 
 
+# The OpenMP variables that change how PyTorch's CPU threads wait between parallel regions or
+# where they run. Workers inherit them from the runner, and they change what a cell measures:
+# on a 2-vCPU VM, OMP_WAIT_POLICY=active made large threaded cells up to 2× slower and let a
+# cell's median move 5–24% between runs (docs/measurement.md).
+OPENMP_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_PROC_BIND", "OMP_PLACES", "GOMP_CPU_AFFINITY")
+
+
+def openmp_setting(environ=os.environ) -> str:
+    """`defaults`, or the OpenMP variables set here (`OMP_WAIT_POLICY=active OMP_PROC_BIND=true`)."""
+    found = [f"{k}={environ[k]}" for k in OPENMP_VARIABLES if environ.get(k)]
+    return " ".join(found) or "defaults"
+
+
 def cell_provenance(device: str) -> dict[str, object]:
     """What ran this cell, read in the process that ran it, as it ran: the checkout, the software
-    versions, the precision switches in force, threads and the allocator's setting."""
+    versions, the precision switches in force, threads, the allocator's and OpenMP's settings."""
     cuda = device == "cuda" and torch.cuda.is_available()
     return {
         **_checkout(),
@@ -114,6 +127,7 @@ def cell_provenance(device: str) -> dict[str, object]:
         "tf32": tf32_in_force(), "float32_matmul_precision": torch.get_float32_matmul_precision(),
         "threads": torch.get_num_threads(),
         "allocator": os.environ.get("GLIBC_TUNABLES") or "system default",
+        "openmp": openmp_setting(),
     }
 
 
@@ -136,6 +150,7 @@ def provenance(threads: int, timing: dict[str, str], flop_convention: str,
         "triton": _triton_version(),
         "threads": threads,
         "allocator": allocator,
+        "openmp": openmp_setting(),
         "timing": timing,
         "flop_convention": flop_convention,
         "tf32": False,  # float32 means float32: bench_runner.cell turns TF32 off for every cell

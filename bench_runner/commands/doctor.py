@@ -88,8 +88,27 @@ def cpu_findings(window_s: float = 1.0) -> list[Finding]:
                          " ".join(f"{k}={v}" for k, v in setting.items() if k != "allocator") or setting["allocator"],
                          "HADAMARD_BENCH_ALLOCATOR=system lets glibc adapt to each process's history, which makes "
                          "a cell's time depend on the cells before it"))
+    found.append(openmp_finding())
     found.append(cores_finding())
     return found
+
+
+def openmp_finding(environ=os.environ, threads: int | None = None, cores: int | None = None) -> Finding:
+    """Whether PyTorch's OpenMP threads spin while they wait, on every core the machine has."""
+    import torch
+
+    from .. import machine
+
+    threads = threads or torch.get_num_threads()
+    cores = cores or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    policy = environ.get("OMP_WAIT_POLICY", "").strip().lower()
+    spinning = policy == "active" or environ.get("GOMP_SPINCOUNT", "").strip().lower() == "infinite"
+    return Finding(not (spinning and threads >= cores), "OpenMP threads while waiting",
+                   f"{machine.openmp_setting(environ)}; {threads} threads on {cores} CPUs",
+                   "unset OMP_WAIT_POLICY and GOMP_SPINCOUNT, or run with --threads below the CPU count: threads "
+                   "that spin between parallel regions on every CPU leave none for anything else, which then "
+                   "preempts them mid-region (on a 2-vCPU VM, large threaded cells ran up to 2× slower and "
+                   "their medians moved 5–24% between runs)")
 
 
 # The probe's two states measured 15% apart, and within one it wanders by about ±4% over a

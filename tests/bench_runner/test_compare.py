@@ -112,6 +112,7 @@ def _quiet(monkeypatch, heavy=()):
     monkeypatch.setattr(doctor, "_meminfo", lambda: {"MemAvailable": 8 * 2**30, "SwapTotal": 0, "SwapFree": 0})
     monkeypatch.setattr(doctor, "gpu_findings", lambda: [])
     monkeypatch.setattr(doctor, "cores_finding", lambda: doctor.Finding(True, "cores working together", "steady"))
+    monkeypatch.setattr(doctor, "openmp_finding", lambda: doctor.Finding(True, "OpenMP threads while waiting", "-"))
 
 
 def test_doctor_says_when_the_cores_are_slow_to_work_together_now_and_then(monkeypatch):
@@ -125,6 +126,31 @@ def test_doctor_says_when_the_cores_are_slow_to_work_together_now_and_then(monke
     assert "--settle" in found.advice
     steady = iter([46e-6, 47e-6, 46.4e-6, 81e-6])
     assert doctor.cores_finding(probes=3, probe=lambda: next(steady), sleep=lambda s: None).ok
+
+
+def test_doctor_warns_of_openmp_threads_that_spin_on_every_cpu():
+    spinning = doctor.openmp_finding({"OMP_WAIT_POLICY": "ACTIVE"}, threads=2, cores=2)
+    assert not spinning.ok and spinning.seen == "OMP_WAIT_POLICY=ACTIVE; 2 threads on 2 CPUs"
+    assert "unset OMP_WAIT_POLICY" in spinning.advice
+    assert not doctor.openmp_finding({"GOMP_SPINCOUNT": "infinite"}, threads=4, cores=4).ok
+    # A core left free for the rest of the machine, the default policy, or binding alone: nothing to say.
+    assert doctor.openmp_finding({"OMP_WAIT_POLICY": "active"}, threads=1, cores=2).ok
+    assert doctor.openmp_finding({"OMP_WAIT_POLICY": "passive"}, threads=2, cores=2).ok
+    bound = doctor.openmp_finding({"OMP_PROC_BIND": "true"}, threads=2, cores=2)
+    assert bound.ok and bound.seen.startswith("OMP_PROC_BIND=true;")
+    assert doctor.openmp_finding({}, threads=2, cores=2).seen == "defaults; 2 threads on 2 CPUs"
+
+
+def test_the_openmp_setting_is_stored_with_the_run_and_each_cell(monkeypatch):
+    from bench_runner import machine
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setenv("OMP_PROC_BIND", "true")
+    monkeypatch.setenv("GOMP_SPINCOUNT", "1000")
+    assert machine.openmp_setting() == "GOMP_SPINCOUNT=1000 OMP_PROC_BIND=true"
+    stored = machine.provenance(2, {}, "")["openmp"], machine.cell_provenance("cpu")["openmp"]
+    assert stored == (machine.openmp_setting(),) * 2
+    assert machine.openmp_setting({}) == "defaults"
 
 
 def test_doctor_on_a_quiet_machine(monkeypatch, capsys):
