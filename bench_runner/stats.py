@@ -287,6 +287,26 @@ def interval_half_width(table: pd.DataFrame) -> pd.Series:
     return np.sqrt(table["ci_high"] / table["ci_low"]) - 1
 
 
+def inconclusive_note(table: pd.DataFrame, floor: float = FLOOR) -> str | None:
+    """Why the `inconclusive` cells of a comparison are, in its own figures: a cell is `no change`
+    only when its change and its interval's half-width fit inside the floor together, so the
+    median half-width says how small a change must be to be told from none (None when no cell is
+    inconclusive). The same sentence for `compare` and the Diff page."""
+    count = int((table["verdict"] == INCONCLUSIVE).sum())
+    if not count:
+        return None
+    width = float(interval_half_width(table).median())
+    text = (f"{count} of {len(table)} cells are inconclusive: a cell is `no change` only when its whole 95% "
+            f"interval lies within ±{floor:.0%}")
+    if not np.isfinite(width):
+        return text + "; these cells have no interval (too few samples)"
+    room = floor - width
+    text += (f", and the intervals here are a median ±{width:.1%} wide, so only a measured change under about "
+             f"{room:.1%} can be told from none" if room > 0.001 else
+             f", and the intervals here are a median ±{width:.1%} wide: as wide as the floor")
+    return text + ". More rounds on both sides narrow the intervals; a wider floor (`--threshold`) asks less of them"
+
+
 def drift_ratios(states: pd.DataFrame, before_runs: Sequence[int], after_runs: Sequence[int]) -> dict[str, float]:
     """How much the machine itself changed: after ÷ before of the drift controls' medians, from
     the rounds' states (results_db.queries.round_states)."""

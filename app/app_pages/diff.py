@@ -50,8 +50,7 @@ cols = st.columns(4)
 for col, verdict in zip(cols, (*stats.RUN_WORDS, stats.NO_CHANGE, stats.INCONCLUSIVE)):
     col.metric(verdict.capitalize(), int(counts.get(verdict, 0)))
 if counts.get(stats.INCONCLUSIVE, 0):
-    st.caption(f"**Inconclusive**: the cell's 95% interval straddles ±{threshold:.0%}, so neither a change nor "
-               "its absence is established; more rounds (`--rounds`) narrow the interval. "
+    st.caption("**Inconclusive**: " + stats.inconclusive_note(result, threshold) + ". "
                + ("Some cells have a single round on a side: their intervals describe one process only."
                   if (result["rounds"] < 2).any() else ""))
 if by == "runs":

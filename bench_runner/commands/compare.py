@@ -65,12 +65,16 @@ def machine_change(session: Session, before_runs: list[int], after_runs: list[in
             stats.runs_in_spells(states, before_runs + after_runs))
 
 
-def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float], caveat: str | None = None) -> list[str]:
+def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float], caveat: str | None = None,
+                  threshold: float = stats.FLOOR) -> list[str]:
     counts = table["verdict"].value_counts()
     lines = [f"geometric mean of after ÷ before, {bench}: {stats.geomean(group['ratio']):.3f}× over {len(group)} cells"
              for bench, group in table.groupby("benchmark")]
     lines.append("verdicts: " + ", ".join(f"{int(counts.get(v, 0))} {v}" for v in
                                           (*stats.RUN_WORDS, stats.NO_CHANGE, stats.INCONCLUSIVE)))
+    note = stats.inconclusive_note(table, threshold)
+    if note:
+        lines.append(note)
     if machine_drift:
         lines.append("machine drift (drift controls, after ÷ before): " + stats.drift_text(machine_drift))
     if caveat:
@@ -113,6 +117,6 @@ def run(args) -> int:
         print(f"{after_name} against {before_name}, ratio of {args.statistic}s, threshold {args.threshold:.0%}")
         print(shown.to_string(index=False))
         print()
-        print("\n".join(summary_lines(table, machine_drift, caveat)))
+        print("\n".join(summary_lines(table, machine_drift, caveat, args.threshold)))
     regressed = (table["verdict"] == stats.RUN_WORDS[0]).any()
     return 1 if args.fail_on_regression and regressed else 0

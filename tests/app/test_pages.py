@@ -221,7 +221,8 @@ def test_diff_counts_each_verdict_and_explains_inconclusive(db_url, monkeypatch)
     assert not at.exception
     values = {m.label: m.value for m in at.metric}
     assert values == {"Regression": "1", "Improvement": "1", "No change": "1", "Inconclusive": "1"}
-    assert any("**Inconclusive**" in c.value and "straddles" in c.value for c in at.caption)
+    why = next(c.value for c in at.caption if c.value.startswith("**Inconclusive**"))
+    assert "1 of 4 cells are inconclusive" in why and "lies within ±5%" in why and "a median ±" in why
     shown = at.dataframe[0].value.set_index("size")["verdict"].to_dict()
     assert shown == {f"B=1 N={n} C=64 H=4": v for n, (*_, v) in PLANTED.items()}
 

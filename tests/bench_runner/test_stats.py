@@ -253,3 +253,18 @@ def test_the_half_width_is_read_around_the_ratio_on_a_log_scale():
     assert widths.iloc[0] == pytest.approx(1 / 0.96 - 1)
     assert widths.iloc[1] == pytest.approx(0.1)
     assert np.isnan(widths.iloc[2])
+
+
+def test_the_inconclusive_note_says_how_small_a_change_the_intervals_can_tell():
+    import pandas as pd
+
+    table = pd.DataFrame({"ratio": [1.0, 1.03, 0.99], "ci_low": [0.98, 1.0, 0.97], "ci_high": [1.0 / 0.98, 1.06, 1.01],
+                          "verdict": ["no change", "inconclusive", "no change"]})
+    note = stats.inconclusive_note(table, 0.05)
+    # Half-widths 2.0%, about 3.0% and 2.0%: the median leaves 3% of the 5% floor for the change itself.
+    assert note.startswith("1 of 3 cells are inconclusive") and "a median ±2.0% wide" in note
+    assert "change under about 3.0% can be told from none" in note
+    assert "as wide as the floor" in stats.inconclusive_note(table, 0.02)
+    assert stats.inconclusive_note(table.assign(verdict="no change")) is None
+    alone = pd.DataFrame({"ratio": [1.0], "ci_low": [np.nan], "ci_high": [np.nan], "verdict": ["inconclusive"]})
+    assert stats.inconclusive_note(alone).endswith("no interval (too few samples)")
