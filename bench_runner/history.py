@@ -23,7 +23,10 @@ from . import stats
 
 CELL = queries.CELL_COLUMNS
 # What may differ between two runs of one fingerprint, as a change point lists it.
-FACTS = ("commit", "torch", "driver", "cuda", "triton", "threads", "allocator", "rounds")
+FACTS = ("commit", "torch", "driver", "cuda", "triton", "threads", "allocator", "openmp", "rounds")
+# Facts runs began to store later (openmp: 2026-11-30): a run stored before has none, which says
+# nothing of its setting, so a missing value is not listed as a difference.
+RECORDED_LATER = {"openmp"}
 
 
 def run_facts(row) -> dict[str, object]:
@@ -33,7 +36,7 @@ def run_facts(row) -> dict[str, object]:
     return {"commit": p.get("git_commit"), "torch": p.get("torch"), "driver": row.driver_version,
             "cuda": p.get("cuda"), "triton": p.get("triton"), "threads": p.get("threads"),
             "allocator": ", ".join(f"{k}={v}" for k, v in sorted(allocator.items()))
-            if isinstance(allocator, dict) else allocator, "rounds": o.get("rounds")}
+            if isinstance(allocator, dict) else allocator, "openmp": p.get("openmp"), "rounds": o.get("rounds")}
 
 
 def _short(key: str, value) -> str:
@@ -44,8 +47,9 @@ def _short(key: str, value) -> str:
 
 def differences(before: Mapping[str, object], after: Mapping[str, object]) -> list[str]:
     """`torch 2.13.0 → 2.14.0`, one line per fact that differs between two runs."""
+    unknown = lambda k: k in RECORDED_LATER and (before.get(k) is None or after.get(k) is None)  # noqa: E731
     return [f"{k} {_short(k, before.get(k))} → {_short(k, after.get(k))}" for k in FACTS
-            if before.get(k) != after.get(k)]
+            if before.get(k) != after.get(k) and not unknown(k)]
 
 
 def applies(mark_cells: Mapping[str, str] | None, cell: Mapping[str, str]) -> bool:

@@ -61,6 +61,17 @@ def test_identical_nodes_share_a_history_and_a_torch_upgrade_is_annotated_not_sp
     assert len(history_json(db_url, capsys, "--size", "N=256", "--machine", "testhost (Test CPU)")) == 6
 
 
+def test_a_change_of_openmp_setting_is_listed_but_a_run_that_never_recorded_one_is_not():
+    old, default, spinning = {"threads": 2}, {"threads": 2, "openmp": "defaults"}, {
+        "threads": 2, "openmp": "OMP_WAIT_POLICY=active"}
+    assert history.differences(default, spinning) == ["openmp defaults → OMP_WAIT_POLICY=active"]
+    assert history.differences(old, default) == [] and history.differences(spinning, old) == []
+    assert history.differences(old, {"threads": 1}) == ["threads 2 → 1"]  # facts recorded all along still count
+    facts = history.run_facts(type("Row", (), {"provenance": {"openmp": "defaults"}, "options": {},
+                                               "driver_version": None})())
+    assert facts["openmp"] == "defaults"
+
+
 def test_different_hardware_is_a_history_of_its_own(db_url, capsys):
     rows = history_json(_two_hosts_db(db_url, other_memory=64), capsys, "--size", "N=256")
     assert len({r["fingerprint"] for r in rows}) == 2 and not any(r["change_point"] for r in rows)
