@@ -411,11 +411,24 @@ def active_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[runs["status"].isin(["queued", "running", "cancelling"])]
 
 
+# What a page shows first where a context column offers a choice: what most people measure.
+PREFERRED = {"dtype": "float32", "mode": "forward"}
+
+
+def context_options(values, key: str, reference: list[str]) -> list:
+    """A context column's choices in the order every page offers them: the user's own machines
+    before the shipped reference ones, float32 and forward first, the rest sorted."""
+    if key == "machine":
+        return own_first(values, reference)
+    return sorted(values, key=lambda v: (v != PREFERRED.get(key), v))
+
+
 def pick_context(rows: pd.DataFrame, key_prefix: str = "") -> pd.DataFrame:
     """One selectbox per context column (machine, device, dtype, mode); the rows that match."""
     cols = st.columns(len(CONTEXT))
+    reference = load_reference_machines(db_url())
     for key, col in zip(CONTEXT, cols):
-        options = sorted(rows[key].dropna().unique())
+        options = context_options(rows[key].dropna().unique(), key, reference)
         value = col.selectbox(key.capitalize(), options, key=f"{key_prefix}{key}", format_func=text.visible)
         rows = rows[rows[key] == value]
     return rows

@@ -39,7 +39,7 @@ all_rows = rows
 context = {}
 reference = data.load_reference_machines(url)
 for key, col in zip(data.CONTEXT, context_cols):
-    options = data.own_first(rows[key].unique(), reference) if key == "machine" else sorted(rows[key].unique())
+    options = data.context_options(rows[key].unique(), key, reference)
     context[key] = col.selectbox(key.capitalize(), options, index=from_url(key, options), format_func=text.visible)
     rows = rows[rows[key] == context[key]]
 

@@ -161,3 +161,18 @@ def test_compare_draws_the_reference_beside_the_users_own(with_reference, monkey
     names = [t["name"] for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
     assert "poly_sa · eager · Lab GPU (reference) · cuda" in names and "poly_sa · eager" in names
     assert at.query_params["beside"] == "Lab GPU (reference) · cuda"
+
+
+@pytest.mark.parametrize("page", ["app_pages/scaling.py", "app_pages/roofline.py"])
+def test_pages_open_on_the_users_own_machine_before_the_shipped_reference(with_reference, monkeypatch, page):
+    data.import_reference.clear()
+    at = render(with_reference, monkeypatch, page)
+    machine = next(s for s in at.selectbox if s.label == "Machine")
+    assert machine.options == ["testhost (Test CPU)", "Lab GPU (reference)"] and machine.value == "testhost (Test CPU)"
+
+
+def test_float32_and_forward_come_first_and_the_rest_sorted():
+    assert data.context_options(["bfloat16", "float32", "float16"], "dtype", []) == ["float32", "bfloat16", "float16"]
+    assert data.context_options(["train", "forward"], "mode", []) == ["forward", "train"]
+    assert data.context_options(["cuda", "cpu"], "device", []) == ["cpu", "cuda"]
+    assert data.context_options(["Z (reference)", "a", "b"], "machine", ["Z (reference)"]) == ["a", "b", "Z (reference)"]
