@@ -164,13 +164,15 @@ def judge(claim: Claim, rows: pd.DataFrame, samples: dict | None = None) -> dict
     return out
 
 
-def with_interval(estimate: float, ci: tuple[float, float]) -> str:
-    """`1.02 [0.97, 1.08]`, or the estimate alone when it has no interval."""
-    if not np.isfinite(estimate):
-        return "n/a"
+def estimate_text(estimate: float) -> str:
+    return f"{estimate:.2f}" if np.isfinite(estimate) else "n/a"
+
+
+def interval_text(ci: tuple[float, float]) -> str | None:
+    """`[0.97, 1.08]`, or None where there is no interval (counted FLOPs, a single round)."""
     if not all(np.isfinite(ci)) or ci[0] == ci[1]:
-        return f"{estimate:.2f}"
-    return f"{estimate:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
+        return None
+    return f"[{ci[0]:.2f}, {ci[1]:.2f}]"
 
 
 def judge_all(rows: pd.DataFrame, samples: dict | None = None) -> pd.DataFrame:

@@ -38,6 +38,15 @@ samples = data.load_samples(url, tuple(int(r) for r in rows["result_id"]))
 verdicts = claims.judge_all(rows, samples)
 icons = {"holds": ":material/check_circle:", "does not hold": ":material/cancel:",
          "inconclusive": ":material/help:", "not measured": ":material/help:"}
+
+
+def interval(ci) -> dict:
+    """A metric's delta that shows its 95% interval under the figure: beside it, in the value, the
+    interval was cut off by the column's width."""
+    shown = claims.interval_text(ci)
+    return dict(delta=shown, delta_color="off", delta_arrow="off", delta_description="95% interval" if shown else None)
+
+
 for claim, v in zip(claims.CLAIMS, verdicts.itertuples()):
     with st.container(border=True):
         st.markdown(f"**{claim.figure}.** {claim.statement}")
@@ -47,12 +56,13 @@ for claim, v in zip(claims.CLAIMS, verdicts.itertuples()):
             continue
         cols = st.columns(4)
         kernel_note = " (per call; kernel only {:.2f})"
-        cols[0].metric(f"{claim.hadamard} exponent", claims.with_interval(v.hadamard_exponent, v.hadamard_ci),
+        cols[0].metric(f"{claim.hadamard} exponent", claims.estimate_text(v.hadamard_exponent),
+                       **interval(v.hadamard_ci),
                        help="95% interval from bootstrapping each size's rounds and samples"
                        + (kernel_note.format(v.hadamard_kernel_exponent)
                           if pd.notna(v.hadamard_kernel_exponent) else ""))
-        cols[1].metric(f"{' / '.join(claim.quadratic)} exponent",
-                       claims.with_interval(v.quadratic_exponent, v.quadratic_ci),
+        cols[1].metric(f"{' / '.join(claim.quadratic)} exponent", claims.estimate_text(v.quadratic_exponent),
+                       **interval(v.quadratic_ci),
                        help="the slowest-growing of them" + (kernel_note.format(v.quadratic_kernel_exponent)
                                                               if pd.notna(v.quadratic_kernel_exponent) else ""))
         cols[2].metric(f"{claim.hadamard} ÷ {claim.yardstick}" + (f" at {text.md(v.largest)}" if v.largest else ""),

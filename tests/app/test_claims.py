@@ -107,9 +107,9 @@ def test_the_claims_page_judges_the_stored_results(seeded_db, monkeypatch):
     assert any(re.search(r"Holds on testhost \(Test CPU\): poly_sa 1\.00 \[0\.9\d, 1\.0\d\] ≤ 1\.3, "
                          r"softmax_attention 2\.00 \[1\.9\d, 2\.0\d\] > 1\.7", t) for t in texts), texts
     assert any("spatial_mixing" in i.value for i in at.info)  # Figure S3 has no results here
-    shown = [m.value for m in at.metric if m.label == "poly_sa exponent"]
-    assert re.fullmatch(r"1\.00 \[0\.9\d, 1\.0\d\]", shown[0])  # runtime: with its interval
-    assert shown[1] == "1.00"  # FLOPs are counted, not sampled: no interval
+    shown = [m for m in at.metric if m.label == "poly_sa exponent"]
+    assert shown[0].value == "1.00" and re.fullmatch(r"\[0\.9\d, 1\.0\d\]", shown[0].delta)  # runtime: an interval
+    assert shown[1].value == "1.00" and not shown[1].delta  # FLOPs are counted, not sampled: no interval
 
 
 def test_the_claims_page_without_results_says_what_to_run(db_url, monkeypatch):
