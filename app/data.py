@@ -282,26 +282,49 @@ def rows_of(rows: pd.DataFrame, context: dict) -> pd.DataFrame:
     return rows[keep]
 
 
-def speedup_intervals(frame: pd.DataFrame, baseline: str, samples: dict) -> pd.DataFrame:
+def speedup_intervals(frame: pd.DataFrame, baseline: str, samples: dict, spelled_runs=()) -> pd.DataFrame:
     """Each method's speed-up over `baseline` (same backend and size) with its 95% interval and a
     verdict (`faster`, `slower`, `no change`, `inconclusive`), from the cells' samples
-    (result id → (samples, sample_rounds)); p-values adjusted across the table."""
+    (result id → (samples, sample_rounds)); p-values adjusted across the table. A verdict a slow
+    spell of the cores could have made is held `inconclusive` (stats.hold_spelled; spelled_runs:
+    the runs a spell outlasted)."""
     pairs = speedups(frame, baseline)
     base_ids = frame[frame["method"] == baseline].set_index(CONTEXT + ["backend", "size"])["result_id"]
-    pairs = pairs[pairs["method"] != baseline]
+    pairs = pairs[pairs["method"] != baseline].reset_index(drop=True)
+    pairs["baseline_result_id"] = [base_ids[tuple(r[k] for k in CONTEXT + ["backend", "size"])]
+                                   for _, r in pairs.iterrows()]
     rounds = lambda rid: stats.split_rounds(*samples.get(int(rid), ([], None)))  # noqa: E731
-    found = stats.compare_all([(rounds(base_ids[tuple(r[k] for k in CONTEXT + ["backend", "size"])]),
-                                rounds(r["result_id"])) for _, r in pairs.iterrows()], words=stats.METHOD_WORDS)
-    return _with_speedup_intervals(pairs.reset_index(drop=True), found)
+    found = stats.compare_all([(rounds(r["baseline_result_id"]), rounds(r["result_id"])) for _, r in pairs.iterrows()],
+                              words=stats.METHOD_WORDS)
+    return _with_speedup_intervals(pairs, found, spelled(frame, spelled_runs))
 
 
-def _with_speedup_intervals(frame: pd.DataFrame, found: list[dict]) -> pd.DataFrame:
-    """`frame` with each row's speed-up interval and verdict from stats.compare_all's results:
-    method ÷ baseline is the time ratio; its reciprocal is the speed-up, the interval flipped."""
+def spelled(frame: pd.DataFrame, spelled_runs=()) -> dict[int, bool]:
+    """Result id → whether the cell was measured in a slow spell of its cores (stats.cell_in_spell)."""
+    unsettled = frame["unsettled_rounds"] if "unsettled_rounds" in frame else [None] * len(frame)
+    runs = frame["run_id"] if "run_id" in frame else [None] * len(frame)
+    return {int(rid): stats.cell_in_spell(u, run, device, spelled_runs)
+            for rid, u, run, device in zip(frame["result_id"], unsettled, runs, frame["device"])}
+
+
+def spelled_runs(url: str, run_ids) -> list[int]:
+    """Of `run_ids`, the runs a slow spell of the cores outlasted (stats.runs_in_spells)."""
+    runs = tuple(sorted({int(r) for r in run_ids}))
+    states = load_round_states(url, runs) if runs else pd.DataFrame()
+    return list(stats.runs_in_spells(states, runs)) if not states.empty else []
+
+
+def _with_speedup_intervals(frame: pd.DataFrame, found: list[dict], in_spell: dict[int, bool]) -> pd.DataFrame:
+    """`frame` (with result_id and baseline_result_id) with each row's speed-up interval and
+    verdict from stats.compare_all's results: method ÷ baseline is the time ratio; its reciprocal
+    is the speed-up, the interval flipped."""
     out = frame.copy()
     out["speedup_low"] = [1 / f["ci_high"] if f["ci_high"] else float("nan") for f in found]
     out["speedup_high"] = [1 / f["ci_low"] if f["ci_low"] else float("nan") for f in found]
-    out["verdict"] = pd.Series([f["verdict"] for f in found], index=out.index, dtype=object)
+    held = stats.hold_spelled([f["verdict"] for f in found],
+                              [in_spell.get(int(r), False) for r in out["baseline_result_id"]],
+                              [in_spell.get(int(r), False) for r in out["result_id"]], stats.METHOD_WORDS)
+    out["verdict"] = pd.Series(held, index=out.index, dtype=object)
     return out
 
 
@@ -363,18 +386,20 @@ def headlines(frame: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
 def load_headlines(url: str) -> pd.DataFrame:
     """The Overview's headlines with their verdicts: computed once a minute, not on every visit
     (the verdicts resample every headline's rounds)."""
-    found = headlines(load_latest(url), load_catalogue(url))
+    latest = load_latest(url)
+    found = headlines(latest, load_catalogue(url))
     ids = tuple(int(r) for r in pd.concat([found["result_id"], found["baseline_result_id"]]))
-    return headline_verdicts(found, load_samples(url, ids))
+    in_spell = spelled(latest, spelled_runs(url, latest["run_id"])) if not latest.empty else {}
+    return headline_verdicts(found, load_samples(url, ids), in_spell)
 
 
-def headline_verdicts(headlines: pd.DataFrame, samples: dict) -> pd.DataFrame:
+def headline_verdicts(headlines: pd.DataFrame, samples: dict, in_spell: dict[int, bool] | None = None) -> pd.DataFrame:
     """Headlines with each speed-up's 95% interval and verdict: a headline says "faster" only
-    when the verdict does."""
+    when the verdict does (and no slow spell could have made it: `in_spell`, from `spelled`)."""
     rounds = lambda rid: stats.split_rounds(*samples.get(int(rid), ([], None)))  # noqa: E731
     found = stats.compare_all([(rounds(h.baseline_result_id), rounds(h.result_id)) for h in headlines.itertuples()],
                               words=stats.METHOD_WORDS)
-    return _with_speedup_intervals(headlines, found)
+    return _with_speedup_intervals(headlines, found, in_spell or {})
 
 
 def headline_text(h) -> str:

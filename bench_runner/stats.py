@@ -255,7 +255,7 @@ def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = F
         for side in slowed:
             bad, n = _unsettled(row, side)
             run = row.get(f"run_id_{side}", row.get("run_id"))
-            in_spell = run in spelled_runs and row.get("device") == "cpu"
+            in_spell = cell_in_spell(None, run, row.get("device"), spelled_runs)
             slowed[side].append(bool(bad) or in_spell)
             if bad:
                 said.append(f"{side} {bad} of {n}")
@@ -263,10 +263,24 @@ def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = F
                 said.append(f"{side}: run {run}")
         told.append(", ".join(said))
     table["unsettled"] = told
-    faked = (((table["verdict"] == words[0]) & np.array(slowed["after"], dtype=bool))
-             | ((table["verdict"] == words[1]) & np.array(slowed["before"], dtype=bool)))
-    table.loc[faked, "verdict"] = INCONCLUSIVE
+    table["verdict"] = hold_spelled(table["verdict"], slowed["before"], slowed["after"], words)
     return table
+
+
+def cell_in_spell(unsettled_rounds, run_id, device: str, spelled_runs: Iterable[int]) -> bool:
+    """Whether a cell was measured in a slow spell of its cores: it still holds a round timed
+    unsettled, or it ran on a CPU in a run the spell outlasted (see comparison_table)."""
+    unsettled = unsettled_rounds is not None and np.isfinite(unsettled_rounds) and unsettled_rounds > 0
+    return bool(unsettled or (device == "cpu" and run_id in set(spelled_runs)))
+
+
+def hold_spelled(verdicts: Iterable[str], before_slowed: Iterable[bool], after_slowed: Iterable[bool],
+                 words: tuple[str, str] = RUN_WORDS) -> list[str]:
+    """Verdicts with what a slow spell could have made held `inconclusive`: a spell only adds time,
+    so a `words[0]` (regression, slower) whose after side was measured in one, and a `words[1]`
+    (improvement, faster) whose before side was."""
+    return [INCONCLUSIVE if (v == words[0] and after) or (v == words[1] and before) else v
+            for v, before, after in zip(verdicts, before_slowed, after_slowed)]
 
 
 def interval_coverage(table: pd.DataFrame) -> float:

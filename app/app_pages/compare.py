@@ -106,7 +106,8 @@ if metric == "time_median_s":
 
 if baseline is not None:
     mine = shown[shown["beside"] == ""] if "beside" in shown else shown
-    speed = data.speedup_intervals(mine, baseline, data.load_samples(url, tuple(int(r) for r in mine["result_id"])))
+    speed = data.speedup_intervals(mine, baseline, data.load_samples(url, tuple(int(r) for r in mine["result_id"])),
+                                   data.spelled_runs(url, mine["run_id"]))
     if not speed.empty:
         speed["shown"] = speed.apply(data.speedup_label, axis=1)
         table = speed.pivot_table(index=f"size_{x_param}", values="shown", columns=["method", "backend"],
@@ -118,7 +119,8 @@ if baseline is not None:
         inconclusive = int((speed["verdict"] == "inconclusive").sum())
         st.caption(f"Faster or slower only where the whole interval lies beyond ±{stats.FLOOR:.0%} and the rank test "
                    f"holds across the table; `?` marks the {inconclusive} inconclusive cells, whose interval "
-                   f"straddles that floor." if inconclusive else
+                   f"straddles that floor or whose difference a slow spell of the cores could have made (the "
+                   f"slower side was timed in one)." if inconclusive else
                    f"Faster or slower only where the whole interval lies beyond ±{stats.FLOOR:.0%}.")
 
 export = shown[[c for c in shown.columns if not c.startswith("size_") and c != "result_id"]]

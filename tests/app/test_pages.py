@@ -282,6 +282,28 @@ def test_speedups_and_headlines_say_faster_only_when_the_verdict_does(factor, sp
     assert words in text and ("faster" in text) == (verdict == "faster")
 
 
+@pytest.mark.parametrize("unsettled, spelled_runs, verdict", [
+    ({1: 0, 2: 0}, [], "faster"),
+    ({1: 0, 2: 1}, [], "inconclusive"),  # the baseline kept a round timed in a slow spell: it may be the spell
+    ({1: 1, 2: 0}, [], "faster"),  # the method was slowed, and still faster: the spell only understates it
+    ({1: 0, 2: 0}, [7], "inconclusive"),  # a CPU cell of a run the spell outlasted
+])
+def test_a_method_is_not_called_faster_on_what_a_slow_spell_could_have_made(unsettled, spelled_runs, verdict):
+    from tests.conftest import planted_samples
+
+    frame = pd.DataFrame({
+        "result_id": [1, 2], "run_id": 7, "benchmark": "b", "method": ["h", "base"], "backend": "eager",
+        "device": "cpu", "dtype": "float32", "mode": "forward", "size": "n=1", "machine": "m", "status": "ok",
+        "time_median_s": [0.5e-3, 1e-3], "peak_mem_bytes": [1, 1], "noisy": [False, False],
+        "unsettled_rounds": [unsettled[1], unsettled[2]]})
+    samples = {1: planted_samples(0.5e-3, 0.01), 2: planted_samples(1e-3, 0.01)}
+    assert list(data.speedup_intervals(frame, "base", samples, spelled_runs)["verdict"]) == [verdict]
+    catalogue = pd.DataFrame({"benchmark": ["b", "b"], "method": ["h", "base"], "role": ["hadamard", "baseline"]})
+    headline = data.headline_verdicts(data.headlines(frame, catalogue), samples,
+                                      data.spelled(frame, spelled_runs)).iloc[0]
+    assert headline["verdict"] == verdict and ("faster" in data.headline_text(headline)) == (verdict == "faster")
+
+
 def test_history_of_a_single_run_says_more_are_needed(seeded_db, monkeypatch):
     at = render(seeded_db, monkeypatch, "app_pages/history.py")
     assert any("One run so far" in c.value for c in at.caption)

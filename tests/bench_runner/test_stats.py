@@ -268,3 +268,12 @@ def test_the_inconclusive_note_says_how_small_a_change_the_intervals_can_tell():
     assert stats.inconclusive_note(table.assign(verdict="no change")) is None
     alone = pd.DataFrame({"ratio": [1.0], "ci_low": [np.nan], "ci_high": [np.nan], "verdict": ["inconclusive"]})
     assert stats.inconclusive_note(alone).endswith("no interval (too few samples)")
+
+
+def test_a_spell_holds_only_the_change_it_could_have_made():
+    verdicts = ["regression", "improvement", "regression", "improvement", "no change"]
+    held = stats.hold_spelled(verdicts, before_slowed=[True, True, False, False, True],
+                              after_slowed=[False, False, True, True, True])
+    assert held == ["regression", "inconclusive", "inconclusive", "improvement", "no change"]
+    assert stats.cell_in_spell(2, 1, "cuda", []) and not stats.cell_in_spell(0, 1, "cpu", [2])
+    assert stats.cell_in_spell(float("nan"), 2, "cpu", [2]) and not stats.cell_in_spell(None, 2, "cuda", [2])
