@@ -104,6 +104,12 @@ def load_cell_samples(url: str, run_id: int | None = None, machine: str | None =
         return queries.samples_frame(session, run_id=run_id, machine=machine)
 
 
+@st.cache_data(ttl=60, show_spinner=False)
+def load_label_fingerprints(url: str, label: str) -> int:
+    with sessions(url)() as session:
+        return queries.label_fingerprints(session, label)
+
+
 @st.cache_data(ttl=10, show_spinner=False)
 def load_round_states(url: str, run_ids: tuple[int, ...]) -> pd.DataFrame:
     with sessions(url)() as session:

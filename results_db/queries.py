@@ -166,18 +166,33 @@ def _ok_samples(*extra):
             .where(Result.status == "ok"))
 
 
+def label_fingerprint(label: str):
+    """A scalar subquery: the hardware fingerprint of the latest run on machines labelled `label`.
+    A label is a hostname and a CPU or GPU model, which two different machines can share (a 2-core
+    and a 4-core VM both called `vm`); a machine's latest cells come from its current hardware only."""
+    return (select(Machine.fingerprint).join(Run, Run.machine_id == Machine.id).where(Machine.label == label)
+            .order_by(Run.started_at.desc(), Run.id.desc()).limit(1).scalar_subquery())
+
+
+def label_fingerprints(session: Session, label: str) -> int:
+    """How many hardware fingerprints carry the machine label."""
+    return session.scalar(select(func.count(func.distinct(Machine.fingerprint))).where(Machine.label == label)) or 0
+
+
 def samples_frame(session: Session, run_id: int | None = None, machine: str | None = None,
                   benchmark: str | None = None) -> pd.DataFrame:
     """`ok` results with their raw samples and the round of each, and in how many rounds the cell
     was timed unsettled (bench_runner.settle; NaN where not recorded): a run's cells, or for a
-    machine label each cell's latest result on that machine (one row per cell either way)."""
+    machine label each cell's latest result on that machine's current hardware (label_fingerprint;
+    one row per cell either way)."""
     unsettled = (select(Metric.value).where(Metric.result_id == Result.id, Metric.name == "unsettled_rounds")
                  .scalar_subquery().label("unsettled_rounds"))
     query = _ok_samples(Result.id.label("result_id"), unsettled).order_by(Result.id)
     if run_id is not None:
         query = query.where(Result.run_id == run_id)
     if machine is not None:
-        query = query.where(Machine.label == machine, Result.id.in_(latest_ids(benchmark, machine)))
+        query = query.where(Machine.label == machine, Machine.fingerprint == label_fingerprint(machine),
+                            Result.id.in_(latest_ids(benchmark, machine)))
     if benchmark is not None:
         query = query.where(Result.benchmark == benchmark)
     frame = _frame(session, query)

@@ -37,6 +37,10 @@ def cells_of(choice):
 
 
 before_cells, after_cells = cells_of(before), cells_of(after)
+if by == "machines":
+    for shared in [m for m in (before, after) if data.load_label_fingerprints(url, m) > 1]:
+        st.caption(f"Machines of different hardware are labelled {text.md(shared)}: its side holds the cells of "
+                   "the one measured last.")
 measured_in = tuple(sorted({int(r) for r in (*before_cells["run_id"], *after_cells["run_id"])}))
 states = data.load_round_states(url, measured_in)
 result = stats.comparison_table(before_cells, after_cells, threshold,

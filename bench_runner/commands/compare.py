@@ -42,6 +42,9 @@ def side(session: Session, spec: str) -> tuple[pd.DataFrame, list[int], str]:
         if frame.empty:
             known = ", ".join(sorted(queries.machines(session)["label"]))[:300] or "none"
             raise UsageError(f"bench_runner compare: no machine {label!r} with results (known: {known})")
+        if queries.label_fingerprints(session, label) > 1:
+            print(f"bench_runner compare: machines of different hardware are labelled {label!r}; its side holds "
+                  f"the cells of the one measured last", file=sys.stderr)
         return frame, sorted(frame["run_id"].unique().tolist()), f"machine {label}"
     try:
         run_id = int(spec)

@@ -227,6 +227,19 @@ def test_diff_counts_each_verdict_and_explains_inconclusive(db_url, monkeypatch)
     assert shown == {f"B=1 N={n} C=64 H=4": v for n, (*_, v) in PLANTED.items()}
 
 
+def test_diff_of_machines_says_when_a_label_is_worn_by_other_hardware(db_url, monkeypatch):
+    from tests.bench_runner.test_compare import plant_bigger_testhost, plant_runs
+
+    plant_bigger_testhost(plant_runs(db_url))
+    at = render(db_url, monkeypatch, "app_pages/diff.py")
+    at.radio[0].set_value("machines").run()
+    next(s for s in at.selectbox if s.label == "Before").set_value("otherhost").run()
+    next(s for s in at.selectbox if s.label == "After").set_value("testhost").run()
+    assert not at.exception
+    assert any("Machines of different hardware are labelled testhost" in c.value for c in at.caption)
+    assert len(at.dataframe[0].value) == 2  # only the new testhost's two cells
+
+
 def test_diff_warns_when_a_run_was_timed_in_a_spell_it_could_not_wait_out(db_url, monkeypatch):
     from tests.bench_runner.test_compare import _plant_rounds, plant_runs
 

@@ -88,6 +88,33 @@ def test_the_table_has_a_geometric_mean_per_benchmark_and_machines_compare_too(p
     assert len(out.splitlines()) == 1 + len(PLANTED)
 
 
+def plant_bigger_testhost(db_url: str) -> str:
+    """Another "testhost", with more memory, measured last (run 4): two of the cells, 3× run 2's times."""
+    factory = sessionmaker(results_db.open_engine(db_url))
+    with factory() as session, session.begin():
+        bigger = store.get_or_create_machine(session, {**FACTS, "key": "bigger", "memory_gib": 64}, "testhost")
+        run = store.start_run(session, bigger, "quick", {"suite": "quick"}, cells_total=2, rounds=3)
+        for n in (64, 128):
+            t, factor, spread, _ = PLANTED[n]
+            samples, rounds = planted_samples(3 * t * factor, spread)
+            store.record_result(session, run.id, dict(benchmark="token_mixing", method="poly_sa", backend="eager",
+                                                      device="cpu", dtype="float32", mode="forward",
+                                                      size=f"B=1 N={n} C=64 H=4"),
+                                "ok", samples=samples, sample_rounds=rounds, metrics={"time_median_s": t})
+        store.finish_run(session, run.id)
+    return db_url
+
+
+def test_a_machine_label_worn_by_other_hardware_compares_the_latest_hardwares_cells(planted_db, capsys):
+    plant_bigger_testhost(planted_db)
+    code, out, err = compare(planted_db, "2", "machine:testhost", "--format", "json", capsys=capsys)
+    found = json.loads(out)
+    # Only the new hardware's two cells: the old testhost's other two are not another machine's latest.
+    assert code == 0 and sorted(c["size"] for c in found["cells"]) == ["B=1 N=128 C=64 H=4", "B=1 N=64 C=64 H=4"]
+    assert all(c["ratio"] == pytest.approx(3.0, rel=0.05) for c in found["cells"])
+    assert "machines of different hardware are labelled 'testhost'" in err and err.count("\n") == 1
+
+
 @pytest.mark.parametrize("args, words", [
     (["1", "9"], "no run 9 in this database"),
     (["1", "two"], "is neither a run id nor machine:LABEL"),
