@@ -395,7 +395,8 @@ def load_headlines(url: str) -> pd.DataFrame:
     latest = load_latest(url)
     found = headlines(latest, load_catalogue(url))
     ids = tuple(int(r) for r in pd.concat([found["result_id"], found["baseline_result_id"]]))
-    in_spell = spelled(latest, spelled_runs(url, latest["run_id"])) if not latest.empty else {}
+    judged = latest[latest["result_id"].isin(ids)] if ids else latest.iloc[0:0]  # the headlines' cells only
+    in_spell = spelled(judged, spelled_runs(url, judged["run_id"])) if not judged.empty else {}
     return headline_verdicts(found, load_samples(url, ids), in_spell)
 
 

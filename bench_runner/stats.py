@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Collection, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -255,11 +255,10 @@ def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = F
         for side in slowed:
             bad, n = _unsettled(row, side)
             run = row.get(f"run_id_{side}", row.get("run_id"))
-            in_spell = cell_in_spell(None, run, row.get("device"), spelled_runs)
-            slowed[side].append(bool(bad) or in_spell)
+            slowed[side].append(cell_in_spell(bad, run, row.get("device"), spelled_runs))
             if bad:
                 said.append(f"{side} {bad} of {n}")
-            elif in_spell:
+            elif slowed[side][-1]:
                 said.append(f"{side}: run {run}")
         told.append(", ".join(said))
     table["unsettled"] = told
@@ -267,11 +266,11 @@ def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = F
     return table
 
 
-def cell_in_spell(unsettled_rounds, run_id, device: str, spelled_runs: Iterable[int]) -> bool:
+def cell_in_spell(unsettled_rounds, run_id, device: str, spelled_runs: Collection[int]) -> bool:
     """Whether a cell was measured in a slow spell of its cores: it still holds a round timed
     unsettled, or it ran on a CPU in a run the spell outlasted (see comparison_table)."""
     unsettled = unsettled_rounds is not None and np.isfinite(unsettled_rounds) and unsettled_rounds > 0
-    return bool(unsettled or (device == "cpu" and run_id in set(spelled_runs)))
+    return bool(unsettled or (device == "cpu" and run_id in spelled_runs))
 
 
 def hold_spelled(verdicts: Iterable[str], before_slowed: Iterable[bool], after_slowed: Iterable[bool],

@@ -43,8 +43,7 @@ if by == "machines":
                    "the one measured last.")
 measured_in = tuple(sorted({int(r) for r in (*before_cells["run_id"], *after_cells["run_id"])}))
 states = data.load_round_states(url, measured_in)
-result = stats.comparison_table(before_cells, after_cells, threshold,
-                                spelled_runs=stats.runs_in_spells(states, measured_in) if not states.empty else ())
+result = stats.comparison_table(before_cells, after_cells, threshold, spelled_runs=data.spelled_runs(url, measured_in))
 if result.empty:
     st.info("No cell has successful results on both sides.")
     st.stop()
