@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import random
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -61,6 +62,8 @@ class CellOutcome:
     metrics: dict[str, float | None] = field(default_factory=dict)
     provenance: dict | None = None  # what ran it (machine.cell_provenance and the kernels chosen)
     unsettled: bool = False  # timed while the cores were still slow to work together (bench_runner.settle)
+    # Timed in turns with its comparison group (cell.run_group): sample i comes from cycle i.
+    interleaved: bool = False
 
 
 def device_unavailable(device: str) -> str | None:
@@ -156,31 +159,146 @@ def _mode_call(fn: Callable, module: torch.nn.Module, inputs: tuple, mode: str) 
     return train
 
 
-def run_cell(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
-             clock: timing.Clock | None = None, check: bool = True) -> CellOutcome:
-    """Check a cell against its reference, time it, count its memory and FLOPs. With
-    `check=False` (a later round of a cell that passed all that) only warm up and time it."""
-    # float32 cells compute in float32: PyTorch lets cuDNN convolutions use TF32 tensor
-    # cores by default (matmuls not), which put a GPU partial_conv cell 2e-3 off its
-    # float64 reference, past float32 tolerances, and would time a cheaper format.
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
+def _unavailable(catalogue: Catalogue, cell: Cell) -> CellOutcome | tuple[str, str]:
+    """Why the cell cannot run here as a `skipped` outcome, or where its reference runs."""
     reason = (device_unavailable(cell.device) or dtype_unsupported(cell.device, cell.dtype)
               or BACKENDS[cell.backend].unavailable(torch.device(cell.device)))
     if reason:
         return CellOutcome("skipped", reason)
     method = catalogue.benchmarks[cell.benchmark].methods[cell.method]
     plan = check_plan(method, cell.size_dict, cell.device, DTYPES[cell.dtype], cell.mode)
-    if isinstance(plan, str):
-        return CellOutcome("skipped", plan)
+    return CellOutcome("skipped", plan) if isinstance(plan, str) else plan
+
+
+def _failed(exc: BaseException) -> CellOutcome:
+    return CellOutcome("oom" if _is_oom(exc) else "error", _one_line(exc))
+
+
+def _float32_only() -> None:
+    # float32 cells compute in float32: PyTorch lets cuDNN convolutions use TF32 tensor
+    # cores by default (matmuls not), which put a GPU partial_conv cell 2e-3 off its
+    # float64 reference, past float32 tolerances, and would time a cheaper format.
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+
+def _release(devices) -> None:
+    if "cuda" in devices:  # hand cached blocks back so the next cell's peak starts clean
+        gc.collect()
+        torch.cuda.empty_cache()
+
+
+def run_cell(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
+             clock: timing.Clock | None = None, check: bool = True) -> CellOutcome:
+    """Check a cell against its reference, time it, count its memory and FLOPs. With
+    `check=False` (a later round of a cell that passed all that) only warm up and time it."""
+    _float32_only()
+    plan = _unavailable(catalogue, cell)
+    if isinstance(plan, CellOutcome):
+        return plan
     try:
-        return _measure(catalogue, cell, policy, clock, check, plan)
+        prepared = _prepare(catalogue, cell, policy, clock, check, plan)
+        if isinstance(prepared, CellOutcome):
+            return prepared
+        unsettled = settle.before_timing(cell.device, policy.settle_s)
+        return _finish(prepared, timing.measure(prepared.call, prepared.clock, prepared.policy), unsettled)
     except Exception as exc:  # noqa: BLE001 -- every failure becomes a stored status
-        return CellOutcome("oom" if _is_oom(exc) else "error", _one_line(exc))
+        return _failed(exc)
     finally:
-        if cell.device == "cuda":  # hand cached blocks back so the next cell's peak starts clean
-            gc.collect()
-            torch.cuda.empty_cache()
+        _release({cell.device})
+
+
+def group_fits(catalogue: Catalogue, cells: list[Cell]) -> bool:
+    """Whether a group's members, built and held at once, fit their device (check_plan's
+    estimates, added up): a group that does not is timed one member at a time."""
+    need = {}
+    for cell in cells:
+        method = catalogue.benchmarks[cell.benchmark].methods[cell.method]
+        per = method.memory_estimate(cell.size_dict, DTYPES[cell.dtype].itemsize) * (3 if cell.mode == "train" else 1)
+        need[cell.device] = need.get(cell.device, 0) + per
+    free = {device: available_memory(device) for device in need}
+    return all(free[d] is None or n <= 0.9 * free[d] for d, n in need.items())
+
+
+ALONE_NOTE = "timed one at a time: its group does not fit in memory together"
+
+
+def run_group(catalogue: Catalogue, work: list[tuple[Cell, bool]], policy: timing.TimingPolicy,
+              rng: random.Random, clock: timing.Clock | None = None) -> list[CellOutcome]:
+    """The members of one comparison group (`work`: each cell with whether to check it), timed
+    in turns (timing.interleave): each is built, checked and warmed up, then all are timed
+    cycle by cycle in `rng`'s orders, then each is finished (memory, FLOPs) on its own. A member
+    that cannot run ends as its own outcome and the others go on; a group too large to hold at
+    once, or one whose turns fail, is timed one member at a time (its outcomes say so)."""
+    _float32_only()
+    outcomes: list[CellOutcome | None] = [None] * len(work)
+    plans = {}
+    for i, (cell, _) in enumerate(work):
+        plan = _unavailable(catalogue, cell)
+        if isinstance(plan, CellOutcome):
+            outcomes[i] = plan
+        else:
+            plans[i] = plan
+    if len(plans) < 2 or not group_fits(catalogue, [work[i][0] for i in plans]):
+        return [outcomes[i] or _alone(catalogue, work[i], policy, clock, len(plans) > 1)
+                for i in range(len(work))]
+    try:
+        prepared = {}
+        for i, plan in plans.items():
+            try:
+                found = _prepare(catalogue, work[i][0], policy, clock, work[i][1], plan)
+            except Exception as exc:  # noqa: BLE001 -- one member's failure is its own
+                found = _failed(exc)
+            if isinstance(found, CellOutcome):
+                outcomes[i] = found
+            else:
+                prepared[i] = found
+        if not prepared:
+            return outcomes
+        unsettled = settle.before_timing(work[next(iter(prepared))][0].device, policy.settle_s)
+        try:
+            members = list(prepared.values())
+            measured = timing.interleave([p.call for p in members], members[0].clock, members[0].policy, rng)
+        except Exception:  # noqa: BLE001 -- a failing member: each is timed alone, to say which
+            measured = None
+        for n, (i, p) in enumerate(prepared.items()):
+            try:
+                if measured is None:
+                    outcomes[i] = _finish(p, timing.measure(p.call, p.clock, p.policy),
+                                          settle.before_timing(p.cell.device, policy.settle_s))
+                else:
+                    outcomes[i] = _finish(p, measured[n], unsettled, members=len(prepared))
+            except Exception as exc:  # noqa: BLE001
+                outcomes[i] = _failed(exc)
+        return outcomes
+    finally:
+        _release({c.device for c, _ in work})
+
+
+def _alone(catalogue: Catalogue, item: tuple[Cell, bool], policy: timing.TimingPolicy,
+           clock: timing.Clock | None, too_large: bool) -> CellOutcome:
+    outcome = run_cell(catalogue, item[0], policy, clock, check=item[1])
+    if too_large and outcome.status == "ok":
+        outcome.provenance = {**(outcome.provenance or {}), "timed": ALONE_NOTE}
+    return outcome
+
+
+@dataclass
+class Prepared:
+    """A cell built, checked and warmed through its first call: what is timed, and what its
+    metrics are counted from once it has been."""
+
+    cell: Cell
+    method: object
+    module: torch.nn.Module
+    inputs: tuple
+    fn: Callable
+    call: Callable[[], object]
+    clock: timing.Clock
+    policy: timing.TimingPolicy
+    check: bool
+    provenance: dict | None
+    first_call_s: float
 
 
 def _graph_timing(call: Callable[[], object], clock: timing.Clock, policy: timing.TimingPolicy) -> dict:
@@ -231,8 +349,8 @@ def _timing_metrics(measured: timing.Measurement) -> dict[str, float]:
             "noisy": float(measured.noisy), "median_rel_ci": measured.rel_ci}
 
 
-def _measure(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
-             clock: timing.Clock | None, check: bool, plan: tuple[str, str]) -> CellOutcome:
+def _prepare(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
+             clock: timing.Clock | None, check: bool, plan: tuple[str, str]) -> Prepared | CellOutcome:
     bench = catalogue.benchmarks[cell.benchmark]
     method = bench.methods[cell.method]
     device, dtype, size = torch.device(cell.device), DTYPES[cell.dtype], cell.size_dict
@@ -270,21 +388,35 @@ def _measure(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
         # Each call is timed on its own after its flush; blocks would only repeat flushes.
         policy = dataclasses.replace(policy, min_block_s=0.0)
     clock = clock or timing.clock_for(device, policy.flush_l2)
-    unsettled = settle.before_timing(cell.device, policy.settle_s)
-    measured = timing.measure(call, clock, policy)
-    launch = getattr(fn, "launch", None)  # how the timed calls ran: "cuda graph", or direct and why
-    if not check:
-        return CellOutcome("ok", samples=list(measured.samples), metrics=_timing_metrics(measured),
-                           unsettled=unsettled)
-    graph_metrics = _graph_timing(call, clock, policy) if (
+    return Prepared(cell, method, module, inputs, fn, call, clock, policy, check, provenance, first_call_s)
+
+
+def _finish(p: Prepared, measured: timing.Measurement, unsettled: bool, members: int = 0) -> CellOutcome:
+    """The outcome of a timed cell; `members`: how many took turns in its group (0: timed
+    alone), its samples then being one per cycle."""
+    cell, policy, call = p.cell, p.policy, p.call
+    device, dtype, size = torch.device(cell.device), DTYPES[cell.dtype], cell.size_dict
+    timed = _timing_metrics(measured)
+    if members:
+        timed["interleaved"] = float(members)
+    if not p.check:
+        return CellOutcome("ok", samples=list(measured.samples), metrics=timed, unsettled=unsettled,
+                           interleaved=bool(members))
+    provenance = dict(p.provenance)
+    graph_metrics = _graph_timing(call, p.clock, policy) if (
         device.type == "cuda" and cell.mode == "forward" and policy.cuda_graphs) else {}
     energy_metrics = {}
     if policy.energy:
         source = telemetry.source_for(cell.device)
         energy_metrics = telemetry.energy_metrics(call, lambda: _synchronize(device), source)
         provenance["energy"] = source.why_not or "measured"
+    launch = getattr(p.fn, "launch", None)  # how the timed calls ran: "cuda graph", or direct and why
     if launch is not None:
         provenance["launch"] = launch
+    if members:
+        provenance["timed"] = f"interleaved: {members} members of its group took turns, block by block"
+    direct = getattr(p.fn, "direct", p.fn)
+    method, module, inputs = p.method, p.module, p.inputs
     peak = memory.peak_memory_bytes(_mode_call(direct, module, inputs, cell.mode), device)
     counted = flops.count_flops(_mode_call(module, module, inputs, cell.mode))
     analytic = method.training_flops(size) if cell.mode == "train" else method.flops(size)
@@ -293,13 +425,14 @@ def _measure(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
         samples=list(measured.samples),
         provenance=provenance,
         unsettled=unsettled,
+        interleaved=bool(members),
         metrics={
-            **_timing_metrics(measured), "peak_mem_bytes": peak,
+            **timed, "peak_mem_bytes": peak,
             "flops": analytic, "flops_counted": counted,
             "bytes": method.bytes(size, dtype.itemsize),
             **graph_metrics, **energy_metrics,
             # The first call: for `compile`, tracing and code generation, kept apart from the runtime.
-            "first_call_s": first_call_s,
+            "first_call_s": p.first_call_s,
             # What only some methods have (a reached rank, a mask density), by name.
             **(module.extra_metrics(*inputs) if hasattr(module, "extra_metrics") else {}),
         },

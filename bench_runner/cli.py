@@ -181,6 +181,10 @@ def _measure_flags(p: argparse.ArgumentParser) -> None:
                    help="after the rounds, time again up to N times each cell a slow spell of the cores left "
                         "unsettled, once the spell has passed, in place of that round; 0 never does (default: "
                         + ", ".join(f"{suite} {policy.retakes}" for suite, policy in sweep.POLICIES.items()) + ")")
+    p.add_argument("--one-at-a-time", action="store_true",
+                   help="time each cell on its own, one after the other, instead of letting the methods and "
+                        "backends of one benchmark, size, device, dtype and mode take turns block by block "
+                        "(the default, which pairs their samples so speed-ups share the machine's drift)")
 
 
 def _selection(args, devices: list[str]) -> sweep.Selection:
@@ -319,6 +323,8 @@ def _policy(args, suite: str):
         policy = dataclasses.replace(policy, settle_s=args.settle)
     if getattr(args, "retakes", None) is not None:
         policy = dataclasses.replace(policy, retakes=args.retakes)
+    if getattr(args, "one_at_a_time", False):
+        policy = dataclasses.replace(policy, interleave=False)
     return policy
 
 
@@ -434,7 +440,8 @@ def _execute_with_progress(factory, run_id, policy, cells, quiet: bool, isolate:
             retaken[1] += 1
             bar.set_postfix_str(f"retaking cells timed in a slow spell: {retaken[0]} of {retaken[1]} settled")
 
-        passes = dict(rounds=rounds, seed=seed, retakes=policy.retakes, on_retake=on_retake)
+        passes = dict(rounds=rounds, seed=seed, retakes=policy.retakes, on_retake=on_retake,
+                      interleave=policy.interleave and ray is None)  # a Ray task runs one cell
 
         if ray is not None:
             from .ray_executor import RayExecutor

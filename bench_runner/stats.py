@@ -212,6 +212,98 @@ def compare_all(pairs: Iterable[tuple[Sequence[np.ndarray], Sequence[np.ndarray]
             for c, p in zip(found, adjusted)]
 
 
+def rounds_of(entry) -> list[np.ndarray]:
+    """A cell's samples by round from its (samples, sample_rounds[, sample_cycles]) entry, as
+    results_db.queries.samples_of gives them."""
+    return split_rounds(entry[0], entry[1])
+
+
+def paired_log_ratios(before: Sequence, after: Sequence) -> list[np.ndarray]:
+    """Per round, log(after ÷ before) of the samples two cells timed in the same cycle of that
+    round (their entries: samples, sample_rounds, sample_cycles; see Result.sample_cycles); a
+    round where they share no cycle, and a sample whose cycle is -1 (a retake), pair nothing."""
+    def by_key(entry) -> dict[tuple[int, int], float]:
+        samples, rounds, cycles = (list(entry) + [None, None])[:3]
+        if not samples or cycles is None or len(cycles) != len(samples):
+            return {}
+        rounds = rounds if rounds is not None and len(rounds) == len(samples) else [0] * len(samples)
+        return {(int(r), int(c)): float(x) for x, r, c in zip(samples, rounds, cycles) if c >= 0 and x > 0}
+    b, a = by_key(before), by_key(after)
+    shared = sorted(b.keys() & a.keys())
+    out: dict[int, list[float]] = {}
+    for key in shared:
+        out.setdefault(key[0], []).append(math.log(a[key] / b[key]))
+    return [np.array(v) for _, v in sorted(out.items())]
+
+
+MIN_PAIRS = 3  # fewer cycles shared than this: the two cells are compared unpaired
+
+
+def compare_paired(log_ratios: Sequence[np.ndarray], n_boot: int = N_BOOT, seed: int = 0) -> Comparison:
+    """The ratio (after ÷ before) of two cells timed in turns: exp of the median of their
+    per-cycle log ratios, with a 95% interval from a hierarchical bootstrap, rounds first, then
+    cycles within a drawn round (Kalibera & Jones, "Rigorous benchmarking in reasonable time",
+    ISMM 2013: resample at every level the variance lives at, the top one first), widened for
+    few rounds as `_widened_interval` says. Both samples of a cycle share the machine's state
+    of that moment, so what drifts between cycles, rounds and runs cancels in each log ratio
+    (the randomized multiple interleaved trials of Abedi & Brecht, ICPE 2017). The p-value is a
+    Wilcoxon signed-rank test of the round medians' log ratios against 0 where there are 6 or
+    more rounds, else NaN: the verdict reads the interval alone (verdict_paired)."""
+    rounds = [np.asarray(r, dtype=float) for r in log_ratios if len(r)]
+    if not rounds:
+        return Comparison(float("nan"), float("nan"), float("nan"), float("nan"), 0)
+    estimate = float(np.median(np.concatenate(rounds)))
+    log_boot = bootstrap_medians(rounds, n_boot, np.random.default_rng(seed))
+    lo, hi = _widened_interval(math.exp(estimate), log_boot, len(rounds)) if np.ptp(log_boot) > 0 else (
+        math.exp(estimate), math.exp(estimate))
+    medians = [float(np.median(r)) for r in rounds]
+    p = float(sps.wilcoxon(medians).pvalue) if len(medians) >= 6 and np.ptp(medians) > 0 else float("nan")
+    return Comparison(math.exp(estimate), lo, hi, p, len(rounds))
+
+
+def verdict_paired(ratio: float, ci_low: float, ci_high: float, floor: float = FLOOR,
+                   words: tuple[str, str] = RUN_WORDS) -> str:
+    """`words[0]` (slower, regression) when the interval lies above 1 and the ratio beyond
+    1 + floor; `words[1]` (faster, improvement) when it lies below 1 and the ratio under
+    1 − floor; `no change` when the whole interval lies within [1 − floor, 1 + floor], an
+    equivalence test (two one-sided tests, as TOST, at the interval's level); else
+    `inconclusive`. No rank test besides: a paired interval carries the drift it shares."""
+    if not all(np.isfinite(v) for v in (ratio, ci_low, ci_high)):
+        return INCONCLUSIVE
+    if ci_low > 1 and ratio > 1 + floor:
+        return words[0]
+    if ci_high < 1 and ratio < 1 - floor:
+        return words[1]
+    if ci_low >= 1 - floor and ci_high <= 1 + floor:
+        return NO_CHANGE
+    return INCONCLUSIVE
+
+
+def compare_entries(pairs: Iterable[tuple[Sequence, Sequence]], floor: float = FLOOR, alpha: float = ALPHA,
+                    words: tuple[str, str] = RUN_WORDS, n_boot: int = N_BOOT) -> list[dict]:
+    """Every (before, after) pair of cell entries (samples, sample_rounds[, sample_cycles])
+    compared: paired (compare_paired, verdict_paired) where the two cells took turns in at
+    least MIN_PAIRS shared cycles, unpaired (compare_all) otherwise; `paired` says which.
+    VERDICT_COLUMNS and `paired` for each, in order."""
+    pairs = list(pairs)
+    logs = [paired_log_ratios(b, a) for b, a in pairs]
+    is_paired = [sum(len(r) for r in lr) >= MIN_PAIRS for lr in logs]
+    unpaired = compare_all([(rounds_of(b), rounds_of(a)) for (b, a), p in zip(pairs, is_paired) if not p],
+                           floor=floor, alpha=alpha, words=words, n_boot=n_boot)
+    found = {i: compare_paired(lr, n_boot=n_boot, seed=i) for i, (lr, p) in enumerate(zip(logs, is_paired)) if p}
+    adjusted = dict(zip(found, adjust([c.p_value for c in found.values()])))
+    out, rest = [], iter(unpaired)
+    for i in range(len(pairs)):
+        if i not in found:
+            out.append({**next(rest), "paired": False})
+            continue
+        c = found[i]
+        out.append(dict(ratio=c.ratio, ci_low=c.ci_low, ci_high=c.ci_high, p_value=c.p_value,
+                        p_adjusted=float(adjusted[i]), rounds=c.rounds,
+                        verdict=verdict_paired(c.ratio, c.ci_low, c.ci_high, floor, words), paired=True))
+    return out
+
+
 CELL = list(CELL_COLUMNS)  # what identifies a cell, as results_db stores it
 
 

@@ -19,7 +19,7 @@ from results_db import store
 from results_db.models import Run
 
 from . import calibration, flops, machine, machine_state, plausibility, settle, stats, telemetry
-from .cell import DTYPES, MODES, Cell, CellOutcome, device_unavailable, dtype_unsupported, run_cell
+from .cell import DTYPES, MODES, Cell, CellOutcome, device_unavailable, dtype_unsupported, run_cell, run_group
 from .timing import Clock, TimingPolicy
 from .worker import allocator_setting
 
@@ -240,6 +240,9 @@ class InProcess:
     def time_only(self, cell: Cell) -> CellOutcome:
         return run_cell(self.catalogue, cell, self.policy, self.clock, check=False)
 
+    def run_group(self, work: list[tuple[Cell, bool]], order_key: str) -> list[CellOutcome]:
+        return run_group(self.catalogue, work, self.policy, random.Random(order_key), self.clock)
+
     def drift(self, devices: list[str]) -> dict[str, dict[str, float]]:
         return {d: calibration.drift_control(d) for d in devices if not device_unavailable(d)}
 
@@ -295,6 +298,12 @@ def _alive(run, session: Session) -> bool:
     return False
 
 
+def group_key(cell: Cell) -> tuple:
+    """A cell's comparison group: the methods and backends of one benchmark, size, device, dtype
+    and mode, the cells whose ratios the tool reports."""
+    return cell.benchmark, cell.size, cell.device, cell.dtype, cell.mode
+
+
 def round_order(cells: Sequence[Cell], seed: int, round_index: int) -> list[Cell]:
     """The cells in round `round_index`'s order: shuffled reproducibly from (seed, round), with
     the methods and backends of one benchmark, size, device, dtype and mode kept next to each
@@ -302,7 +311,7 @@ def round_order(cells: Sequence[Cell], seed: int, round_index: int) -> list[Cell
     rng = random.Random(f"{seed}:{round_index}")
     groups: dict[tuple, list[Cell]] = {}
     for cell in cells:
-        groups.setdefault((cell.benchmark, cell.size, cell.device, cell.dtype, cell.mode), []).append(cell)
+        groups.setdefault(group_key(cell), []).append(cell)
     keys = list(groups)
     rng.shuffle(keys)
     order = []
@@ -321,7 +330,7 @@ def _cell_id(cell: Cell) -> tuple[str, ...]:
 def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence[Cell],
             run_one: Callable[[Cell], CellOutcome], on_cell: Callable[[Cell, str], None] | None = None,
             ceilings: dict | None = None, rounds: int = 1, seed: int = 0, retakes: int = 0,
-            on_retake: Callable[[Cell, bool], None] | None = None) -> dict[str, int]:
+            on_retake: Callable[[Cell, bool], None] | None = None, interleave: bool = False) -> dict[str, int]:
     """Measure every cell in `rounds` rounds, committing each cell as it finishes; return the
     count per status (of each cell's first measurement). Then up to `retakes` passes retake the
     cell-rounds a slow spell left unsettled (_retake; `on_retake(cell, replaced)` after each).
@@ -357,7 +366,7 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
             record_id = store.start_round(session, run_id, round_index, seed, os.getpid()).id
         drift = run_one.drift(devices) if hasattr(run_one, "drift") else {}
         measured = 0
-        outcomes = _outcomes(run_one, todo, stored)
+        outcomes = _outcomes(run_one, todo, stored, f"{seed}:{round_index}" if interleave else None)
         for cell, outcome in outcomes:
             key = _cell_id(cell)
             first = key not in stored
@@ -454,14 +463,29 @@ def _retake(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
             return
 
 
-def _outcomes(run_one, todo: list[Cell], stored: dict) -> Iterator[tuple[Cell, CellOutcome]]:
+def _outcomes(run_one, todo: list[Cell], stored: dict, order_seed: str | None = None
+              ) -> Iterator[tuple[Cell, CellOutcome]]:
     """(cell, outcome) for a round's cells as they finish. A cell's first measurement checks it,
     later rounds only time it. An executor that runs many cells at once (bench_runner.ray_executor)
-    takes the whole round and yields in the order they finish; otherwise one at a time, in order."""
+    takes the whole round and yields in the order they finish; with `order_seed`, each comparison
+    group's members take turns (run_group, in orders seeded by `order_seed` and the group);
+    otherwise one at a time, in order."""
     work = [(cell, _cell_id(cell) not in stored) for cell in todo]
     if hasattr(run_one, "run_round"):
         yield from run_one.run_round(work)
         return
+    if order_seed is None:
+        yield from _one_at_a_time(run_one, work)
+        return
+    for key, members in itertools.groupby(work, key=lambda item: group_key(item[0])):
+        members = list(members)
+        if len(members) == 1:  # nothing to take turns with
+            yield from _one_at_a_time(run_one, members)
+        else:
+            yield from zip((cell for cell, _ in members), run_one.run_group(members, f"{order_seed}:{key}"))
+
+
+def _one_at_a_time(run_one, work: list[tuple[Cell, bool]]) -> Iterator[tuple[Cell, CellOutcome]]:
     for cell, first in work:
         yield cell, run_one(cell) if first else getattr(run_one, "time_only", run_one)(cell)
 
@@ -473,6 +497,7 @@ def _store_round(session: Session, run_id: int, cell: Cell, outcome: CellOutcome
     if result is None:  # the cell's first measurement
         samples = outcome.samples or []
         sample_rounds = [round_index] * len(samples) if samples else None
+        sample_cycles = list(range(len(samples))) if samples and outcome.interleaved else None
         metrics = dict(outcome.metrics)
         status, message = outcome.status, outcome.message
         if status == "ok":
@@ -483,14 +508,15 @@ def _store_round(session: Session, run_id: int, cell: Cell, outcome: CellOutcome
             status = "implausible" if message else status
         # A cell that is not `ok` is settled: the rounds it will not be measured in count as done.
         store.record_result(session, run_id, cell.key(), status, message, outcome.samples,
-                            metrics, sample_rounds=sample_rounds,
+                            metrics, sample_rounds=sample_rounds, sample_cycles=sample_cycles,
                             progress=1 if status == "ok" else rounds - round_index, provenance=outcome.provenance)
         return status
     store.count_progress(session, run_id)
     if outcome.status != "ok":
         store.note_round_failure(result, round_index, outcome.status, outcome.message)
         return result.status
-    store.add_round(session, result, list(outcome.samples or []), round_index)
+    samples = list(outcome.samples or [])
+    store.add_round(session, result, samples, round_index, list(range(len(samples))) if outcome.interleaved else None)
     return _restate(session, cell, result, ceilings, unsettled_change=int(outcome.unsettled))
 
 

@@ -9,11 +9,12 @@ the loop with a seeded fake clock instead of a real device.
 from __future__ import annotations
 
 import gc
+import random
 import statistics
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 import torch
 
@@ -107,6 +108,9 @@ class TimingPolicy:
     # After the rounds, time again up to this many times each cell a spell left unsettled, once
     # the spell has passed, in place of its unsettled round (bench_runner.sweep); 0: never.
     retakes: int = 0
+    # Time the members of a comparison group (the methods and backends of one benchmark, size,
+    # device, dtype and mode) in turns, block by block (interleave); False: one after the other.
+    interleave: bool = True
 
 
 @dataclass(frozen=True)
@@ -169,21 +173,24 @@ def measure(fn: Callable[[], object], clock: Clock, policy: TimingPolicy = Timin
         return _measure(fn, clock, policy)
 
 
-def _measure(fn: Callable[[], object], clock: Clock, policy: TimingPolicy) -> Measurement:
+def _warm_up(fn: Callable[[], object], clock: Clock, policy: TimingPolicy) -> tuple[int, int, float]:
+    """Call `fn` for `warmup_s`, then grow a block of calls until one lasts `min_block_s`:
+    (warm-up calls, calls per block, the first block's seconds)."""
     warmup_calls, warm = 0, 0.0
     while warmup_calls == 0 or warm < policy.warmup_s:
         warm += clock.time_block(fn, 1)
         warmup_calls += 1
     per_call = warm / warmup_calls
-
-    # Grow the block until one block is long enough to time reliably.
     calls = max(1, int(policy.min_block_s / per_call)) if per_call > 0 else 1
     while True:
         first = clock.time_block(fn, calls)
         if first >= policy.min_block_s or calls >= 1 << 20:
-            break
+            return warmup_calls, calls, first
         calls *= 2
 
+
+def _measure(fn: Callable[[], object], clock: Clock, policy: TimingPolicy) -> Measurement:
+    warmup_calls, calls, first = _warm_up(fn, clock, policy)
     samples = [first / calls]
     spent = first
     while len(samples) < policy.max_samples and (
@@ -195,3 +202,43 @@ def _measure(fn: Callable[[], object], clock: Clock, policy: TimingPolicy) -> Me
         samples.append(block / calls)
         spent += block
     return Measurement(tuple(samples), calls, warmup_calls)
+
+
+# Untimed calls a member makes each time its turn comes, before its block is timed: the member
+# before it left its own data in the caches, and the first call after a switch pays to evict
+# it. Short blocks without them change the ratio itself (on a 2-vCPU VM on 2026-12-01, a
+# 1024x256 matmul against a multiply read 0.17 in ~0.2 ms blocks against 0.09 one at a time).
+SWITCH_WARMUP_CALLS = 1
+
+
+def interleave(fns: Sequence[Callable[[], object]], clock: Clock, policy: TimingPolicy,
+               rng: random.Random) -> list[Measurement]:
+    """Time several callables in turns: each is warmed up and given its own block size, then in
+    every cycle each runs one block, in a fresh random order from `rng`, after
+    SWITCH_WARMUP_CALLS untimed calls. Sample i of every member comes from cycle i, so two
+    members' samples of one cycle were timed within a few milliseconds of each other and share
+    whatever the machine was doing then: their ratio is free of the drift that separates
+    numbers taken seconds apart.
+
+    Cycles go on until there are `min_samples`, and then until the members together have spent
+    `budget_s` each in timed blocks or every member's median is known to `target_rel_ci`, at
+    most `max_samples`. The garbage collector stays off throughout."""
+    with collector_paused():
+        sized = [_warm_up(fn, clock, policy) for fn in fns]
+        samples: list[list[float]] = [[] for _ in fns]
+        spent, cycles = 0.0, 0
+        while cycles < policy.max_samples and (
+                cycles < policy.min_samples
+                or (spent < policy.budget_s * len(fns)
+                    and (policy.target_rel_ci <= 0
+                         or max(median_rel_ci(s) for s in samples) > policy.target_rel_ci))):
+            order = list(range(len(fns)))
+            rng.shuffle(order)
+            for i in order:
+                for _ in range(SWITCH_WARMUP_CALLS):
+                    fns[i]()
+                block = clock.time_block(fns[i], sized[i][1])
+                samples[i].append(block / sized[i][1])
+                spent += block
+            cycles += 1
+    return [Measurement(tuple(s), calls, warmup_calls) for s, (warmup_calls, calls, _) in zip(samples, sized)]

@@ -14,11 +14,12 @@ import ctypes
 import importlib
 import multiprocessing
 import os
+import random
 import signal
 from multiprocessing.connection import Connection
 
 from . import machine_state, settle
-from .cell import Cell, CellOutcome, run_cell
+from .cell import Cell, CellOutcome, run_cell, run_group
 from .timing import TimingPolicy
 
 # glibc's malloc serves a large block either from its heap (reused, no page faults) or from
@@ -89,6 +90,15 @@ def measure_cell(catalogue, cell: Cell, policy: TimingPolicy, check: bool) -> Ce
     return outcome
 
 
+def measure_group(catalogue, work: list[tuple[Cell, bool]], policy: TimingPolicy, order_key: str) -> list[CellOutcome]:
+    """One comparison group in a worker process, its members taking turns (cell.run_group) in
+    the orders `order_key` seeds; the heap trimmed first. The process's resident peak would be
+    the whole group's, so no member records it."""
+    if allocator_setting()["allocator"] != "system default":
+        release_freed_memory()
+    return run_group(catalogue, work, policy, random.Random(order_key))
+
+
 def _serve(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads: int | None = None) -> None:
     if threads:
         import torch
@@ -116,6 +126,9 @@ def _serve(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads: 
             continue
         if message[0] == "calm":
             conn.send(settle.settler().calm(message[1]))
+            continue
+        if message[0] == "group":
+            conn.send(measure_group(catalogue, message[1], policy, message[2]))
             continue
         _, cell, check = message
         conn.send(measure_cell(catalogue, cell, policy, check))
@@ -226,18 +239,29 @@ class IsolatedRunner:
         return self(cell, check=False)
 
     def __call__(self, cell: Cell, check: bool = True) -> CellOutcome:
+        return self._run(("cell", cell, check), self.timeout_s)
+
+    def run_group(self, work: list[tuple[Cell, bool]], order_key: str) -> list[CellOutcome]:
+        """A comparison group's members taking turns in the worker (cell.run_group), with the cell
+        timeout for each member; a worker that dies or hangs ends them all alike."""
+        found = self._run(("group", work, order_key), self.timeout_s * len(work))
+        return found if isinstance(found, list) else [found] * len(work)
+
+    def _run(self, message: tuple, timeout_s: float):
+        """Send a cell or a group to the worker (started first if need be) and return what it
+        answered, or one CellOutcome saying how the worker ended when it did not."""
         if self._process is None or not self._process.is_alive():
             self._start()
-        self._conn.send(("cell", cell, check))
+        self._conn.send(message)
         try:
-            if self._conn.poll(self.timeout_s):
+            if self._conn.poll(timeout_s):
                 return self._conn.recv()
             died = False
         except (EOFError, OSError):
             died = True  # the pipe closed under us: the worker is dying, if not yet reaped
         if not died:
             self._stop()
-            return CellOutcome("timeout", f"no result within {self.timeout_s:g} s; the worker was stopped")
+            return CellOutcome("timeout", f"no result within {timeout_s:g} s; the worker was stopped")
         self._process.join(timeout=60)
         code = self._process.exitcode
         self._process, self._conn = None, None

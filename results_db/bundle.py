@@ -73,6 +73,7 @@ def export_bundle(session: Session, run_ids: list[int] | None = None) -> dict[st
                 "benchmark": r.benchmark, "method": r.method, "backend": r.backend, "device": r.device,
                 "dtype": r.dtype, "mode": r.mode, "size": r.size, "status": r.status, "message": r.message,
                 "created_at": _iso(r.created_at), "samples": r.samples, "sample_rounds": r.sample_rounds,
+                "sample_cycles": r.sample_cycles,
                 "provenance": r.provenance,
                 "metrics": {m.name: m.value for m in r.metrics if math.isfinite(m.value)},
             })
@@ -225,6 +226,12 @@ def _check_result(c: _Check, r: Any) -> dict:
                 or not all(isinstance(k, int) and not isinstance(k, bool) and 0 <= k < 10_000 for k in rounds)):
             c.fail("field 'sample_rounds' must be a list of round numbers, one per sample")
     out["sample_rounds"] = rounds
+    cycles = r.get("sample_cycles")  # absent from bundles of results timed one cell at a time
+    if cycles is not None:
+        if (not isinstance(cycles, list) or rounds is None or len(cycles) != len(rounds)
+                or not all(isinstance(k, int) and not isinstance(k, bool) and -1 <= k < 1_000_000 for k in cycles)):
+            c.fail("field 'sample_cycles' must be a list of cycle numbers, one per sample")
+    out["sample_cycles"] = cycles
     out["provenance"] = c.json_obj(r, "provenance") or None  # absent from bundles of older results
     metrics = c.json_obj(r, "metrics")
     for name in metrics:

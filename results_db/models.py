@@ -145,6 +145,10 @@ class Result(Base):
     message: Mapped[Optional[str]] = mapped_column(Text)
     samples: Mapped[Optional[list]] = mapped_column(JSON)  # per-call seconds, one per sample
     sample_rounds: Mapped[Optional[list]] = mapped_column(JSON)  # the round of each sample (None: one round)
+    # The cycle of each sample within its round when its comparison group was timed interleaved
+    # (bench_runner.timing.interleave): samples of two cells of one run with the same round and
+    # cycle were timed side by side. None: timed one cell at a time; -1: a sample with no partner.
+    sample_cycles: Mapped[Optional[list]] = mapped_column(JSON)
     # What ran it, read as it ran (bench_runner.machine.cell_provenance, the kernels chosen);
     # None for results stored before migration 0006.
     provenance: Mapped[Optional[dict]] = mapped_column(JSON)

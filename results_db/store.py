@@ -82,13 +82,18 @@ def start_run(session: Session, machine: Machine, suite: str, options: Mapping,
     return run
 
 
+UNPAIRED = -1  # the cycle of a sample that was not timed beside its group (Result.sample_cycles)
+
+
 def record_result(session: Session, run_id: int, cell: Mapping[str, str], status: str,
                   message: str | None = None, samples: list[float] | None = None,
                   metrics: Mapping[str, float | None] | None = None, sample_rounds: list[int] | None = None,
-                  progress: int = 1, provenance: Mapping | None = None) -> Result:
+                  progress: int = 1, provenance: Mapping | None = None,
+                  sample_cycles: list[int] | None = None) -> Result:
     """Store one cell and count `progress` cell-rounds towards its run's progress."""
     result = Result(run_id=run_id, status=status, message=message, samples=samples,
-                    sample_rounds=sample_rounds, provenance=dict(provenance) if provenance else None, **cell)
+                    sample_rounds=sample_rounds, sample_cycles=sample_cycles,
+                    provenance=dict(provenance) if provenance else None, **cell)
     result.metrics = [Metric(name=k, value=float(v)) for k, v in (metrics or {}).items() if v is not None]
     session.add(result)
     count_progress(session, run_id, progress)
@@ -107,10 +112,15 @@ def find_result(session: Session, run_id: int, cell: Mapping[str, str]) -> Resul
                                                *(getattr(Result, c) == cell[c] for c in CELL_COLUMNS)))
 
 
-def add_round(session: Session, result: Result, samples: list[float], round_index: int) -> None:
+def add_round(session: Session, result: Result, samples: list[float], round_index: int,
+              cycles: list[int] | None = None) -> None:
     """Another round's samples for a stored cell (a result stored without round labels held one
-    round, round 0); the caller recomputes its metrics with set_metrics."""
+    round, round 0), with their cycles when the round was timed interleaved; the caller
+    recomputes its metrics with set_metrics."""
     before = list(result.sample_rounds or [0] * len(result.samples or []))
+    if result.sample_cycles is not None or cycles is not None:
+        result.sample_cycles = (list(result.sample_cycles or [UNPAIRED] * len(before))
+                                + list(cycles if cycles is not None else [UNPAIRED] * len(samples)))
     result.samples = list(result.samples or []) + list(samples)
     result.sample_rounds = before + [round_index] * len(samples)
 
@@ -120,9 +130,13 @@ def replace_round(result: Result, samples: list[float], round_index: int) -> Non
     provenance lists the rounds retaken (counted from 1, as the pages count them). The caller
     recomputes its metrics with set_metrics."""
     labels = list(result.sample_rounds or [0] * len(result.samples or []))
-    kept = [(x, r) for x, r in zip(result.samples or [], labels) if r != round_index]
-    kept += [(x, round_index) for x in samples]
-    result.samples, result.sample_rounds = [x for x, _ in kept], [r for _, r in kept]
+    cycles = list(result.sample_cycles or [UNPAIRED] * len(labels))
+    kept = [(x, r, c) for x, r, c in zip(result.samples or [], labels, cycles) if r != round_index]
+    # A retake is timed alone, long after its group's partners: its samples pair with nothing.
+    kept += [(x, round_index, UNPAIRED) for x in samples]
+    result.samples, result.sample_rounds = [x for x, _, _ in kept], [r for _, r, _ in kept]
+    if result.sample_cycles is not None:
+        result.sample_cycles = [c for _, _, c in kept]
     provenance = dict(result.provenance or {})
     provenance["retaken_rounds"] = sorted(set(provenance.get("retaken_rounds", [])) | {round_index + 1})
     result.provenance = provenance

@@ -1,0 +1,189 @@
+"""Interleaved timing: the members of a comparison group take turns block by block, in seeded
+random orders, and each sample keeps its cycle, so that two cells' ratio pairs what was timed
+side by side."""
+
+import random
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+import results_db
+from bench_runner import stats, sweep, timing
+from bench_runner.cell import run_group
+from results_db import Result, store
+from tests.bench_runner.toy import FAST, toy_catalogue
+
+
+class SharedDriftClock:
+    """A clock whose every call costs `cost[fn]` times a machine speed that drifts slowly (the
+    same for whoever runs at that moment), with a little independent jitter; it records the
+    order in which the callables were timed."""
+
+    def __init__(self, costs: dict, seed: int = 0, drift: float = 0.3, jitter: float = 0.01):
+        self.costs, self.rng, self.drift, self.jitter = costs, random.Random(seed), drift, jitter
+        self.t, self.timed = 0.0, []
+
+    def speed(self) -> float:
+        return 1 + self.drift * np.sin(self.t / 0.05)  # a swing of ±30% over a tenth of a second
+
+    def time_block(self, fn, calls):
+        self.timed.append(fn)
+        total = 0.0
+        for _ in range(calls):
+            spent = self.costs[fn] * self.speed() * (1 + self.rng.uniform(-self.jitter, self.jitter))
+            self.t += spent
+            total += spent
+        return total
+
+
+POLICY = timing.TimingPolicy(warmup_s=0.0, min_block_s=1e-3, budget_s=0.05, min_samples=5, max_samples=200,
+                             target_rel_ci=0.0)
+
+
+def _members():
+    def a(): return None
+    def b(): return None
+    def c(): return None
+    return a, b, c
+
+
+def test_each_member_gets_one_block_per_cycle_in_a_reproducible_random_order():
+    a, b, c = _members()
+    clock = SharedDriftClock({a: 1e-4, b: 2e-4, c: 5e-4})
+    found = timing.interleave([a, b, c], clock, POLICY, random.Random("7:0:group"))
+    assert len({len(m.samples) for m in found}) == 1  # one sample per member per cycle
+    cycles = len(found[0].samples)
+    assert cycles >= POLICY.min_samples
+    # Each cycle times each member once (after its warm-up and block-sizing blocks).
+    timed = clock.timed[-3 * cycles:]
+    orders = [tuple(f.__name__ for f in timed[i:i + 3]) for i in range(0, len(timed), 3)]
+    assert all(sorted(o) == ["a", "b", "c"] for o in orders)
+    assert len(set(orders)) > 1  # the order changes from cycle to cycle
+    again = SharedDriftClock({a: 1e-4, b: 2e-4, c: 5e-4})
+    timing.interleave([a, b, c], again, POLICY, random.Random("7:0:group"))
+    assert [f.__name__ for f in again.timed] == [f.__name__ for f in clock.timed]
+    other = SharedDriftClock({a: 1e-4, b: 2e-4, c: 5e-4})
+    timing.interleave([a, b, c], other, POLICY, random.Random("8:0:group"))
+    assert [f.__name__ for f in other.timed] != [f.__name__ for f in clock.timed]
+
+
+def test_a_switch_costs_untimed_warm_up_calls_before_each_block():
+    calls = {"a": 0, "b": 0}
+
+    def a(): calls["a"] += 1
+    def b(): calls["b"] += 1
+    clock = SharedDriftClock({a: 1e-3, b: 1e-3}, drift=0.0)
+    found = timing.interleave([a, b], clock, POLICY, random.Random(1))
+    # The fake clock never calls the functions: every call seen is an untimed warm-up.
+    assert calls["a"] == calls["b"] == len(found[0].samples) * timing.SWITCH_WARMUP_CALLS
+
+
+def _entry(times, rounds, cycles):
+    return list(times), list(rounds), list(cycles)
+
+
+def test_paired_ratios_share_the_drift_that_unpaired_ones_carry():
+    """A shared drift of ±30%: the A/A ratio from pairs is 1 with a narrow interval that holds it,
+    the unpaired one is far wider; a 1.1x shift is found by the pairs and only by them."""
+    rng = np.random.default_rng(3)
+    found = {}
+    for shift in (1.0, 1.1):
+        pairs = []
+        for cell in range(40):
+            base_t, head_t, rounds, cycles = [], [], [], []
+            for r in range(3):
+                level = rng.uniform(0.7, 1.3)  # each round (worker, minute) runs at its own speed
+                for c in range(10):
+                    machine = level * (1 + 0.3 * np.sin(c + cell))  # shared by both members of a cycle
+                    base_t.append(1e-3 * machine * rng.normal(1, 0.01))
+                    head_t.append(1e-3 * shift * machine * rng.normal(1, 0.01))
+                    rounds.append(r)
+                    cycles.append(c)
+            pairs.append((_entry(base_t, rounds, cycles), _entry(head_t, rounds, cycles)))
+        paired = stats.compare_entries(pairs, words=stats.METHOD_WORDS)
+        unpaired = stats.compare_entries([((b[0], b[1]), (a[0], a[1])) for b, a in pairs], words=stats.METHOD_WORDS)
+        found[shift] = paired, unpaired
+    aa, aa_unpaired = found[1.0]
+    assert all(r["paired"] for r in aa) and not any(r["paired"] for r in aa_unpaired)
+    assert sum(r["ci_low"] <= 1 <= r["ci_high"] for r in aa) >= 36  # about 95% of honest intervals hold 1
+    assert all(r["verdict"] == stats.NO_CHANGE for r in aa)  # within ±5%, all of them
+    widths = lambda rows: np.median([r["ci_high"] / r["ci_low"] for r in rows])  # noqa: E731
+    assert widths(aa) < 1.05 < widths(aa_unpaired)
+    shifted, shifted_unpaired = found[1.1]
+    assert all(r["verdict"] == "slower" for r in shifted)
+    assert np.median([r["ratio"] for r in shifted]) == pytest.approx(1.1, rel=0.01)
+    assert sum(r["verdict"] == "slower" for r in shifted_unpaired) < 20
+
+
+def test_pairs_match_round_and_cycle_and_skip_retaken_samples():
+    base = _entry([1.0, 2.0, 4.0, 8.0], [0, 0, 1, 1], [0, 1, 0, 1])
+    head = _entry([2.0, 4.0, 4.0, 8.0], [0, 0, 1, 1], [1, 0, 0, store.UNPAIRED])
+    logs = stats.paired_log_ratios(base, head)
+    # round 0: cycle 0 pairs 1.0 with 4.0, cycle 1 pairs 2.0 with 2.0; round 1: only cycle 0.
+    assert [list(np.exp(r)) for r in logs] == [pytest.approx([4.0, 1.0]), pytest.approx([1.0])]
+    assert stats.paired_log_ratios(base, ([1.0], [0], None)) == []
+
+
+@pytest.mark.parametrize("ratio, lo, hi, expected", [
+    (1.08, 1.02, 1.15, "slower"),  # interval above 1, estimate beyond the floor
+    (1.04, 1.01, 1.07, "inconclusive"),  # above 1, but the estimate within the floor and the interval past it
+    (1.02, 1.01, 1.04, "no change"),  # changed, but by less than the floor: equivalent
+    (0.90, 0.85, 0.96, "faster"),
+    (0.93, 0.85, 1.02, "inconclusive"),  # holds 1
+])
+def test_the_paired_verdict_rule(ratio, lo, hi, expected):
+    assert stats.verdict_paired(ratio, lo, hi, words=stats.METHOD_WORDS) == expected
+
+
+def test_a_group_in_process_stores_cycles_that_pair_and_replays_its_orders(db_url):
+    cat = toy_catalogue()
+    sel = sweep.Selection(suite="smoke", benchmarks=["toy"], methods=["double", "drifts", "raises"])
+    cells = sweep.plan(cat, sel)
+    factory = sessionmaker(results_db.open_engine(db_url))
+    run_id = sweep.start(factory, cat, sel, cells, rounds=2, seed=11)
+    counts = sweep.execute(factory, run_id, cells, sweep.in_process(cat, FAST), rounds=2, seed=11, interleave=True)
+    assert counts == {"ok": 2, "mismatch": 2, "error": 2}  # a failing member does not stop its group
+    with factory() as session:
+        ok = session.scalars(select(Result).where(Result.status == "ok")).all()
+        assert {r.method for r in ok} == {"double"}
+        for r in ok:
+            assert len(r.sample_cycles) == len(r.samples) == len(r.sample_rounds)
+            assert set(r.sample_rounds) == {0, 1}
+    # A group of the toy's two working methods: both have a sample in every cycle of every round.
+    group = [c for c in cells if c.size_dict["n"] == 8 and c.method == "double"]
+    twin = [(group[0], True), (group[0], True)]
+    outcomes = run_group(cat, twin, FAST, random.Random("x"))
+    assert [o.status for o in outcomes] == ["ok", "ok"] and all(o.interleaved for o in outcomes)
+    assert len(outcomes[0].samples) == len(outcomes[1].samples) >= FAST.min_samples
+
+
+def test_a_group_too_large_to_hold_at_once_is_timed_one_member_at_a_time(monkeypatch):
+    import bench_runner.cell as cell_module
+
+    cat = toy_catalogue()
+    cells = sweep.plan(cat, sweep.Selection(suite="smoke", benchmarks=["toy"], methods=["double"]))
+    monkeypatch.setattr(cell_module, "available_memory", lambda device: 1)  # one byte free
+    monkeypatch.setattr(cell_module, "check_plan", lambda *a: ("cpu", cell_module.FLOAT64_HERE))
+    outcomes = run_group(cat, [(cells[0], True), (cells[0], True)], FAST, random.Random(0))
+    assert [o.status for o in outcomes] == ["ok", "ok"]
+    assert not any(o.interleaved for o in outcomes)
+    assert all(o.provenance["timed"] == cell_module.ALONE_NOTE for o in outcomes)
+
+
+def test_a_retake_leaves_its_round_unpaired(db_url):
+    factory = sessionmaker(results_db.open_engine(db_url))
+    cat = toy_catalogue()
+    sel = sweep.Selection(suite="smoke", benchmarks=["toy"], methods=["double"])
+    cells = sweep.plan(cat, sel)
+    run_id = sweep.start(factory, cat, sel, cells, rounds=1, seed=1)
+    with factory() as session, session.begin():
+        result = store.record_result(session, run_id, cells[0].key(), "ok", samples=[1.0, 2.0, 3.0, 4.0],
+                                     sample_rounds=[0, 0, 1, 1], sample_cycles=[0, 1, 0, 1])
+        store.replace_round(result, [5.0], 1)
+        assert result.sample_cycles == [0, 1, store.UNPAIRED]
+        store.add_round(session, result, [6.0, 7.0], 2, [0, 1])
+        assert result.sample_cycles == [0, 1, store.UNPAIRED, 0, 1]
+        store.add_round(session, result, [8.0], 3)  # timed alone
+        assert result.sample_cycles[-1] == store.UNPAIRED
