@@ -74,7 +74,7 @@ def _exponent(sweep: pd.DataFrame, claim: Claim, method: str, metric: str | None
     if metric != "time_median_s" or not samples or "result_id" not in g:
         return estimate, estimate, estimate
     top = g.assign(_x=x).sort_values("_x").tail(max(3, (len(g) + 1) // 2))
-    rounds = [stats.split_rounds(*samples.get(rid, ([], None))) for rid in top["result_id"]]
+    rounds = [stats.rounds_of(samples.get(rid, ([], None))) for rid in top["result_id"]]
     if any(not r for r in rounds):
         return estimate, estimate, estimate
     _, lo, hi = stats.exponent_interval(top["_x"], rounds)

@@ -290,19 +290,17 @@ def rows_of(rows: pd.DataFrame, context: dict) -> pd.DataFrame:
 
 def speedup_intervals(frame: pd.DataFrame, baseline: str, samples: dict, spelled_runs=()) -> pd.DataFrame:
     """Each method's speed-up over `baseline` (same backend and size) with its 95% interval and a
-    verdict (`faster`, `slower`, `no change`, `inconclusive`), from the cells' samples
-    (result id → (samples, sample_rounds)); p-values adjusted across the table. A verdict a slow
-    spell of the cores could have made is held `inconclusive` (stats.hold_spelled; spelled_runs:
-    the runs a spell outlasted)."""
+    verdict (`faster`, `slower`, `no change`, `inconclusive`), from the cells' samples (result
+    id → queries.samples_of's entry): paired per cycle where the two took turns in one run
+    (stats.compare_entries), else from their rounds, p-values adjusted across the table. An
+    unpaired verdict a slow spell of the cores could have made is held `inconclusive`
+    (stats.hold_spelled; spelled_runs: the runs a spell outlasted)."""
     pairs = speedups(frame, baseline)
     base_ids = frame[frame["method"] == baseline].set_index(CONTEXT + ["backend", "size"])["result_id"]
     pairs = pairs[pairs["method"] != baseline].reset_index(drop=True)
     pairs["baseline_result_id"] = [base_ids[tuple(r[k] for k in CONTEXT + ["backend", "size"])]
                                    for _, r in pairs.iterrows()]
-    rounds = lambda rid: stats.split_rounds(*samples.get(int(rid), ([], None)))  # noqa: E731
-    found = stats.compare_all([(rounds(r["baseline_result_id"]), rounds(r["result_id"])) for _, r in pairs.iterrows()],
-                              words=stats.METHOD_WORDS)
-    return _with_speedup_intervals(pairs, found, spelled(frame, spelled_runs))
+    return _with_speedup_intervals(pairs, samples, spelled(frame, spelled_runs))
 
 
 def spelled(frame: pd.DataFrame, spelled_runs=()) -> dict[int, bool]:
@@ -320,16 +318,24 @@ def spelled_runs(url: str, run_ids) -> list[int]:
     return list(stats.runs_in_spells(states, runs)) if not states.empty else []
 
 
-def _with_speedup_intervals(frame: pd.DataFrame, found: list[dict], in_spell: dict[int, bool]) -> pd.DataFrame:
-    """`frame` (with result_id and baseline_result_id) with each row's speed-up interval and
-    verdict from stats.compare_all's results: method ÷ baseline is the time ratio; its reciprocal
-    is the speed-up, the interval flipped."""
+def _with_speedup_intervals(frame: pd.DataFrame, samples: dict, in_spell: dict[int, bool]) -> pd.DataFrame:
+    """`frame` (with result_id and baseline_result_id) with each row's speed-up, its interval and
+    verdict, and whether it was paired: method ÷ baseline is the time ratio (stats.
+    compare_entries); its reciprocal is the speed-up, the interval flipped. A paired speed-up's
+    two sides shared whatever spell the machine had, so only unpaired verdicts are held."""
+    entry = lambda rid: samples.get(int(rid), ([], None))  # noqa: E731
+    found = stats.compare_entries([(entry(b), entry(m)) for b, m in zip(frame["baseline_result_id"], frame["result_id"])],
+                                  words=stats.METHOD_WORDS)
     out = frame.copy()
+    out["speedup"] = [1 / f["ratio"] if f["ratio"] else float("nan") for f in found]
     out["speedup_low"] = [1 / f["ci_high"] if f["ci_high"] else float("nan") for f in found]
     out["speedup_high"] = [1 / f["ci_low"] if f["ci_low"] else float("nan") for f in found]
+    out["paired"] = [f["paired"] for f in found]
+    unpaired = [not f["paired"] for f in found]
     held = stats.hold_spelled([f["verdict"] for f in found],
-                              [in_spell.get(int(r), False) for r in out["baseline_result_id"]],
-                              [in_spell.get(int(r), False) for r in out["result_id"]], stats.METHOD_WORDS)
+                              [u and in_spell.get(int(r), False) for u, r in zip(unpaired, out["baseline_result_id"])],
+                              [u and in_spell.get(int(r), False) for u, r in zip(unpaired, out["result_id"])],
+                              stats.METHOD_WORDS)
     out["verdict"] = pd.Series(held, index=out.index, dtype=object)
     return out
 
@@ -403,10 +409,7 @@ def load_headlines(url: str) -> pd.DataFrame:
 def headline_verdicts(headlines: pd.DataFrame, samples: dict, in_spell: dict[int, bool] | None = None) -> pd.DataFrame:
     """Headlines with each speed-up's 95% interval and verdict: a headline says "faster" only
     when the verdict does (and no slow spell could have made it: `in_spell`, from `spelled`)."""
-    rounds = lambda rid: stats.split_rounds(*samples.get(int(rid), ([], None)))  # noqa: E731
-    found = stats.compare_all([(rounds(h.baseline_result_id), rounds(h.result_id)) for h in headlines.itertuples()],
-                              words=stats.METHOD_WORDS)
-    return _with_speedup_intervals(headlines, found, in_spell or {})
+    return _with_speedup_intervals(headlines, samples, in_spell or {})
 
 
 def headline_text(h) -> str:

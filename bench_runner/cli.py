@@ -24,7 +24,7 @@ from hadamard_bench import plugins, vocabulary
 from hadamard_impls import BACKENDS, SUITES, catalogue
 from results_db import bundle, pytest_bench, queries, store
 
-from . import machine_state, stats, sweep
+from . import machine_state, speedups, stats, sweep
 from . import history as bench_history
 from .commands import EXIT_USAGE, UsageError, compare, doctor, gate, history, mark, plot, positive_int, serve
 from .worker import IsolatedRunner
@@ -522,8 +522,11 @@ def _cmd_export(args) -> int:
             what = f"{len(data['runs'])} runs" if "runs" in data else f"{len(data['benchmarks'])} benchmarks"
             print(f"wrote {what} to {args.out}", file=sys.stderr)
         return 0
-    with sessionmaker(engine)() as session:  # one row per cell: csv and json
-        frame = queries.export_frame(session, run_id=args.run)
+    with sessionmaker(engine)() as session:  # one row per cell: csv and json, with its speed-up
+        frame = queries.export_frame(session, run_id=args.run, with_ids=True)
+        frame = speedups.with_speedups(frame, queries.catalogue_frame(session),
+                                       queries.samples_of(session, frame.loc[frame["status"] == "ok", "result_id"]))
+    frame = frame.drop(columns="result_id")
     if args.format == "csv":
         queries.spreadsheet_safe(frame).to_csv(out, index=False)
     else:

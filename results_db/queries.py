@@ -143,8 +143,9 @@ def with_cell_provenance(session: Session, frame: pd.DataFrame) -> pd.DataFrame:
 PROVENANCE_COLUMNS = ["git_commit", "torch", "cuda", "threads"]
 
 
-def export_frame(session: Session, run_id: int | None = None) -> pd.DataFrame:
-    """Every result with every metric, and where it came from (the run's provenance)."""
+def export_frame(session: Session, run_id: int | None = None, with_ids: bool = False) -> pd.DataFrame:
+    """Every result with every metric, and where it came from (the run's provenance); with
+    `with_ids`, each row's result_id first (to look its samples up)."""
     frame = results_frame(session, run_id=run_id)
     runs = pd.DataFrame(
         [{"run_id": r.id, **{k: (r.provenance or {}).get(k) for k in PROVENANCE_COLUMNS}}
@@ -152,7 +153,7 @@ def export_frame(session: Session, run_id: int | None = None) -> pd.DataFrame:
         columns=["run_id", *PROVENANCE_COLUMNS])
     frame = frame.merge(runs, on="run_id", how="left")
     extra = [c for c in frame.columns if c not in EXPORT_COLUMNS + PROVENANCE_COLUMNS and c != "result_id"]
-    return frame[EXPORT_COLUMNS + PROVENANCE_COLUMNS + extra]
+    return frame[["result_id"] * with_ids + EXPORT_COLUMNS + PROVENANCE_COLUMNS + extra]
 
 
 CELL_COLUMNS = list(store.CELL_COLUMNS)
@@ -326,14 +327,16 @@ def marks_frame(session: Session, fingerprint: str | None = None) -> pd.DataFram
         columns=["id", "run_id", "kind", "note", "cells", "created_at", "fingerprint", "started_at"])
 
 
-def samples_of(session: Session, result_ids) -> dict[int, tuple[list, list | None]]:
-    """result id → (samples, sample_rounds), for the dashboard's comparisons of chosen cells."""
+def samples_of(session: Session, result_ids) -> dict[int, tuple[list, list | None, list | None, int]]:
+    """result id → (samples, sample_rounds, sample_cycles, run_id), for the dashboard's
+    comparisons of chosen cells (bench_runner.stats.compare_entries pairs cycles of one run)."""
     ids = [int(i) for i in result_ids]
     out = {}
     for start in range(0, len(ids), 500):  # bounded IN lists
-        for rid, samples, rounds in session.execute(select(Result.id, Result.samples, Result.sample_rounds)
-                                                    .where(Result.id.in_(ids[start:start + 500]))):
-            out[rid] = (samples or [], rounds)
+        query = (select(Result.id, Result.samples, Result.sample_rounds, Result.sample_cycles, Result.run_id)
+                 .where(Result.id.in_(ids[start:start + 500])))
+        for rid, samples, rounds, cycles, run_id in session.execute(query):
+            out[rid] = (samples or [], rounds, cycles, run_id)
     return out
 
 

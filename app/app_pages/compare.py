@@ -117,11 +117,13 @@ if baseline is not None:
                     "with its 95% interval")
         st.dataframe(table, width="stretch")
         inconclusive = int((speed["verdict"] == "inconclusive").sum())
-        st.caption(f"Faster or slower only where the whole interval lies beyond ±{stats.FLOOR:.0%} and the rank test "
-                   f"holds across the table; `?` marks the {inconclusive} inconclusive cells, whose interval "
-                   f"straddles that floor or whose difference a slow spell of the cores could have made (the "
-                   f"slower side was timed in one)." if inconclusive else
-                   f"Faster or slower only where the whole interval lies beyond ±{stats.FLOOR:.0%}.")
+        paired = int(speed["paired"].sum())
+        st.caption(f"{paired} of the {len(speed)} speed-ups are paired: the method and its baseline took turns block "
+                   f"by block in one run, and the interval comes from their per-cycle ratios; such a speed-up is "
+                   f"faster or slower where its interval excludes 1 and it lies beyond ±{stats.FLOOR:.0%}. "
+                   f"The others compare two cells timed apart: their whole interval must lie beyond ±{stats.FLOOR:.0%} "
+                   f"and the rank test hold across the table. No change: the interval lies within ±{stats.FLOOR:.0%}. "
+                   + (f"`?` marks the {inconclusive} inconclusive cells." if inconclusive else ""))
 
 export = shown[[c for c in shown.columns if not c.startswith("size_") and c != "result_id"]]
 st.dataframe(export, hide_index=True, width="stretch")

@@ -2,6 +2,7 @@
 
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -462,3 +463,39 @@ def test_hostile_names_reach_the_charts_as_text_not_html():
     line = [t for t in history.data if t.mode == "lines+markers"][0]
     assert list(line.x)[0] == "&lt;b&gt;x&lt;/b&gt; · run 1" and "<script>" not in str(line.customdata)
     assert history.layout.shapes[0].x0 == "c · run 2" and "<a " not in history.layout.annotations[0].hovertext
+
+
+def _paired_entries(factor: float, drift: float, noise: float = 0.005, run_id: int = 7) -> dict:
+    """Two cells that took turns in one run: every cycle's machine speed (±`drift`, shared by
+    both) scales them alike; the method costs `factor` times the baseline, give or take `noise`."""
+    rng = np.random.default_rng(0)
+    method, base, rounds, cycles = [], [], [], []
+    for r in range(3):
+        for c in range(8):
+            speed = 1 + drift * rng.uniform(-1, 1)
+            base.append(1e-3 * speed * rng.normal(1, noise))
+            method.append(factor * 1e-3 * speed * rng.normal(1, noise))
+            rounds.append(r)
+            cycles.append(c)
+    return {1: (method, rounds, cycles, run_id), 2: (base, rounds, cycles, run_id)}
+
+
+@pytest.mark.parametrize("factor, noise, verdict", [(0.8, 0.005, "faster"), (1.25, 0.005, "slower"),
+                                                    (1.01, 0.005, "no change"), (1.03, 0.1, "inconclusive")])
+def test_paired_speedups_read_through_a_drift_that_hides_unpaired_ones(factor, noise, verdict):
+    """The machine swings ±30% from cycle to cycle: the paired speed-up still finds each verdict,
+    where the same samples compared unpaired are inconclusive; a slow spell holds no paired
+    verdict, since both sides of each cycle shared it."""
+    frame = pd.DataFrame({
+        "result_id": [1, 2], "run_id": 7, "benchmark": "b", "method": ["h", "base"], "backend": "eager",
+        "device": "cpu", "dtype": "float32", "mode": "forward", "size": "n=1", "machine": "m", "status": "ok",
+        "time_median_s": [factor * 1e-3, 1e-3], "peak_mem_bytes": [1, 1], "noisy": [False, False],
+        "unsettled_rounds": [1, 1]})
+    samples = _paired_entries(factor, drift=0.3, noise=noise)
+    speed = data.speedup_intervals(frame, "base", samples, spelled_runs=[7]).iloc[0]
+    assert speed["paired"] and speed["verdict"] == verdict
+    assert speed["speedup"] == pytest.approx(1 / factor, rel=3 * noise)
+    unpaired = data.speedup_intervals(frame, "base", {k: v[:2] for k, v in samples.items()}).iloc[0]
+    assert not unpaired["paired"] and unpaired["verdict"] == "inconclusive"
+    other_run = {1: samples[1], 2: (*samples[2][:3], 8)}  # the same cycle numbers, another run: no pairs
+    assert not data.speedup_intervals(frame, "base", other_run).iloc[0]["paired"]

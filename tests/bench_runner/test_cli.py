@@ -128,6 +128,13 @@ def test_export_round_trips_through_csv(smoke_db, tmp_path):
     pd.testing.assert_series_equal(exported["time_median_s"], stored["time_median_s"].astype(float),
                                    check_names=False)
     assert list(exported["size"]) == list(stored["size"])
+    # Each Hadamard method's speed-up over its baseline, paired: the smoke run timed each group in turns.
+    judged = exported.dropna(subset=["baseline"])
+    assert len(judged) > 20 and "hadamard" in set(judged["role"]) and "baseline" not in set(judged["role"])
+    assert judged["speedup_paired"].all()
+    assert ((judged["speedup_ci_low"] <= judged["speedup"]) & (judged["speedup"] <= judged["speedup_ci_high"])).all()
+    assert set(judged["speedup_verdict"]) <= {"faster", "slower", "no change", "inconclusive"}
+    assert exported.loc[exported["role"] == "baseline", "speedup"].isna().all()
 
 
 def test_if_empty_starts_nothing_on_a_database_with_runs(smoke_db):

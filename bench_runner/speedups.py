@@ -1,0 +1,62 @@
+"""Each cell's speed-up over its baseline within its run: what the CSV and JSON exports carry.
+
+A Hadamard method is judged against the method the catalogue names first in its `against`
+(else the first baseline of its benchmark), at the same backend, size, device, dtype and mode,
+in the same run. Where the two took turns (bench_runner.timing.interleave) the speed-up and its
+interval come from their paired cycles; otherwise from their rounds (stats.compare_entries).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from . import stats
+
+COLUMNS = ["baseline", "speedup", "speedup_ci_low", "speedup_ci_high", "speedup_verdict", "speedup_paired"]
+SAME_PLACE = ["run_id", "benchmark", "backend", "size", "device", "dtype", "mode"]
+
+
+def baselines(catalogue: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """(benchmark, method) → the method it is judged against, for every method that is not a
+    baseline itself (catalogue: results_db.queries.catalogue_frame)."""
+    first_baseline = (catalogue[catalogue["role"] == "baseline"].sort_values("method")
+                      .groupby("benchmark")["method"].first().to_dict())
+    out = {}
+    for row in catalogue.itertuples():
+        if row.role == "baseline":
+            continue
+        named = list(row.against or []) if isinstance(row.against, (list, tuple)) else []
+        base = named[0] if named else first_baseline.get(row.benchmark)
+        if base:
+            out[(row.benchmark, row.method)] = base
+    return out
+
+
+def with_speedups(frame: pd.DataFrame, catalogue: pd.DataFrame, samples: dict) -> pd.DataFrame:
+    """`frame` (results with result_id, status and SAME_PLACE's columns) with COLUMNS added:
+    method ÷ baseline's time ratio turned into a speed-up (above 1: faster than the baseline),
+    its 95% interval and verdict (faster, slower, no change, inconclusive), and whether it was
+    paired. `samples`: result id → results_db.queries.samples_of's entry. Cells with no
+    baseline, or whose baseline did not end `ok` in the same run, are left empty."""
+    out = frame.copy()
+    for column in COLUMNS:
+        out[column] = pd.Series([None] * len(out), index=out.index, dtype=object)
+    against = baselines(catalogue)
+    ok = frame[frame["status"] == "ok"]
+    base_id = {(*(r[c] for c in SAME_PLACE), r["method"]): r["result_id"] for _, r in ok.iterrows()}
+    rows, pairs = [], []
+    for index, r in ok.iterrows():
+        base = against.get((r["benchmark"], r["method"]))
+        found = base_id.get((*(r[c] for c in SAME_PLACE), base)) if base else None
+        if found is None:
+            continue
+        rows.append((index, base))
+        pairs.append((samples.get(int(found), ([], None)), samples.get(int(r["result_id"]), ([], None))))
+    for (index, base), f in zip(rows, stats.compare_entries(pairs, words=stats.METHOD_WORDS)):
+        out.at[index, "baseline"] = base
+        out.at[index, "speedup"] = 1 / f["ratio"] if f["ratio"] else float("nan")
+        out.at[index, "speedup_ci_low"] = 1 / f["ci_high"] if f["ci_high"] else float("nan")
+        out.at[index, "speedup_ci_high"] = 1 / f["ci_low"] if f["ci_low"] else float("nan")
+        out.at[index, "speedup_verdict"] = f["verdict"]
+        out.at[index, "speedup_paired"] = f["paired"]
+    return out
