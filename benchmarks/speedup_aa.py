@@ -1,0 +1,157 @@
+"""Do speed-ups reproduce? Interleaved against one-at-a-time timing, quiet and disturbed.
+
+The selection of benchmarks/reproducibility.py (the quick suite's eager cells of six
+benchmarks, 110 cells) is run four times back to back into one database, alternating the
+two ways of timing a comparison group: its members taking turns block by block (the default,
+bench_runner.timing.interleave) and one after the other (`run --one-at-a-time`). Within
+each run every method's speed-up over its baseline is worked out as the exports carry it
+(bench_runner.speedups), and each way's two runs are compared: verdicts that flip between
+faster and slower, intervals that do not overlap, how far a speed-up moves, how many are
+inconclusive, and what each way cost in minutes. With `--disturb` a neighbour streams memory
+on one core, one second on, one second off, for the whole measurement (a laptop's browser, a
+cloud VM's neighbour).
+
+    python benchmarks/speedup_aa.py              # about 10 minutes on 2 cores
+    python benchmarks/speedup_aa.py --disturb    # the same beside an intermittent memory-bound load
+    python benchmarks/speedup_aa.py --db URL     # re-read the four runs an earlier call stored there
+
+The table goes into docs/benchmarks.md, one section per condition.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bench_runner import speedups  # noqa: E402
+from bench_runner.commands import compare  # noqa: E402
+from docs_section import write_section  # noqa: E402
+from reproducibility import SELECTION, bench_runner  # noqa: E402
+from results_db import Run, queries  # noqa: E402
+
+DOC = ROOT / "docs" / "benchmarks.md"
+WAYS = {"interleaved": [], "one at a time": ["--one-at-a-time"]}
+ORDER = ["interleaved", "one at a time", "interleaved", "one at a time"]  # run ids 1 to 4
+KEY = ["benchmark", "method", "backend", "device", "dtype", "mode", "size"]
+
+# A neighbour on one core: copy two 64 MiB arrays into each other for a second, rest for a second.
+NEIGHBOUR = """
+import os, time, numpy as np
+os.sched_setaffinity(0, {CORE})
+a, b = np.ones(8 << 20), np.empty(8 << 20)
+while True:
+    end = time.perf_counter() + 1.0
+    while time.perf_counter() < end:
+        np.copyto(b, a); np.copyto(a, b)
+    time.sleep(1.0)
+"""
+
+
+def speedup_table(session, run_id: int) -> pd.DataFrame:
+    frame = queries.export_frame(session, run_id=run_id, with_ids=True)
+    frame = speedups.with_speedups(frame, queries.catalogue_frame(session),
+                                   queries.samples_of(session, frame.loc[frame["status"] == "ok", "result_id"]))
+    return frame.dropna(subset=["speedup"]).set_index(KEY)
+
+
+def pair_figures(first: pd.DataFrame, second: pd.DataFrame) -> dict:
+    both = first.join(second, how="inner", lsuffix="_1", rsuffix="_2")
+    v1, v2 = both["speedup_verdict_1"], both["speedup_verdict_2"]
+    flips = int((((v1 == "faster") & (v2 == "slower")) | ((v1 == "slower") & (v2 == "faster"))).sum())
+    overlap = ((both["speedup_ci_low_1"] <= both["speedup_ci_high_2"])
+               & (both["speedup_ci_low_2"] <= both["speedup_ci_high_1"])).mean()
+    moved = np.abs(np.log(both["speedup_1"].astype(float) / both["speedup_2"].astype(float)))
+    half = lambda f: np.sqrt(f["speedup_ci_high"].astype(float) / f["speedup_ci_low"].astype(float)) - 1  # noqa: E731
+    return {"speed-ups": len(both), "flips": flips, "overlap": float(overlap),
+            "moved": float(np.expm1(moved.median())), "moved_over_5": float((np.expm1(moved) > 0.05).mean()),
+            "inconclusive": [float((f["speedup_verdict"] == "inconclusive").mean()) for f in (first, second)],
+            "half_width": [float(half(f).median()) for f in (first, second)],
+            "paired": [float(f["speedup_paired"].astype(bool).mean()) for f in (first, second)]}
+
+
+def time_ratio(session, interleaved: int, alone: int) -> tuple[float, float]:
+    """A cell's median per call interleaved ÷ one at a time (runs minutes apart): the median
+    over all cells, and over the fastest third (where a switch costs most)."""
+    frame = queries.export_frame(session)
+    frame = frame[frame["status"] == "ok"].set_index(["run_id", *KEY])["time_median_s"].astype(float)
+    ratio = (frame.loc[interleaved] / frame.loc[alone]).dropna()
+    fast = frame.loc[alone].loc[ratio.index]
+    return float(ratio.median()), float(ratio[fast <= fast.quantile(1 / 3)].median())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--disturb", action="store_true",
+                        help="measure beside a neighbour that streams memory on one core, a second on, a second off")
+    parser.add_argument("--db", help="re-read the four runs an earlier call stored at this URL")
+    args = parser.parse_args()
+    condition = "disturbed" if args.disturb else "quiet"
+    url, minutes = args.db, {}
+    if url is None:
+        scratch = tempfile.mkdtemp()
+        url = f"sqlite:///{scratch}/speedup_aa.db"
+        print(f"runs go to {url} (--db {url} reads them again)", file=sys.stderr)
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = f"{scratch}/inductor"
+        neighbour = None
+        if args.disturb:
+            core = (os.cpu_count() or 1) - 1
+            neighbour = subprocess.Popen([sys.executable, "-c", NEIGHBOUR.replace("{CORE}", str(core))])
+        try:
+            for run_id, way in enumerate(ORDER, start=1):
+                started = time.perf_counter()
+                bench_runner("run", *SELECTION, *WAYS[way], "--db", url)
+                minutes[run_id] = (time.perf_counter() - started) / 60
+        finally:
+            if neighbour is not None:
+                neighbour.kill()
+    sessions = compare.existing_db(url, "compare")
+    with sessions() as session:
+        tables = {r: speedup_table(session, r) for r in range(1, 5)}
+        ratios = time_ratio(session, 1, 2), time_ratio(session, 3, 4)
+        if not minutes:  # re-read: the runs' own start and end
+            minutes = {r: (run.finished_at - run.started_at).total_seconds() / 60
+                       for r in range(1, 5) for run in [session.get(Run, r)]}
+    rows = []
+    for way in WAYS:
+        first, second = [r for r, w in enumerate(ORDER, start=1) if w == way]
+        f = pair_figures(tables[first], tables[second])
+        rows.append(f"| {way} | {first}, {second} | {f['speed-ups']} | {f['flips']} | {f['overlap']:.0%} | "
+                    f"{f['moved']:.1%} | {f['moved_over_5']:.0%} | "
+                    + ", ".join(f"{v:.0%}" for v in f["inconclusive"]) + " | "
+                    + ", ".join(f"±{v:.1%}" for v in f["half_width"]) + " | "
+                    + ", ".join(f"{v:.0%}" for v in f["paired"]) + " | "
+                    + ", ".join(f"{minutes[r]:.1f}" for r in (first, second)) + " |")
+    lines = [
+        f"Measured {pd.Timestamp.now():%Y-%m-%d %H:%M} on this machine's CPU ({os.cpu_count()} cores), {condition}"
+        + (" (a neighbour streaming 128 MiB on one core, a second on, a second off)" if args.disturb else "")
+        + "; the quick suite's eager cells of six benchmarks, runs 1-4 back to back, the two ways alternating.",
+        "",
+        "| timing | runs | speed-ups | verdict flips | intervals overlap | median move | moved > 5% | "
+        "inconclusive | median half-width | paired | minutes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        *rows,
+        "",
+        f"A cell's median per call interleaved ÷ one at a time (runs 1 ÷ 2, 3 ÷ 4; minutes apart): "
+        f"{ratios[0][0]:.3f} and {ratios[1][0]:.3f} over all cells, {ratios[0][1]:.3f} and {ratios[1][1]:.3f} over "
+        f"the fastest third.",
+    ]
+    table = "\n".join(lines)
+    print(table)
+    write_section(DOC, f"speedup-aa-{condition}", table,
+                  heading=f"## Speed-ups measured twice, {condition}\n\n`python benchmarks/speedup_aa.py"
+                          + (" --disturb" if args.disturb else "") + "`:")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
