@@ -20,20 +20,21 @@ from pathlib import Path
 from sqlalchemy.orm import sessionmaker
 
 import results_db
-from hadamard_bench import plugins, vocabulary
-from hadamard_impls import BACKENDS, SUITES, catalogue
+from hadamard_bench import plugins
+from hadamard_impls import catalogue
 from results_db import bundle, pytest_bench, queries, store
 
 from . import machine_state, speedups, stats, sweep
 from . import history as bench_history
-from .commands import EXIT_USAGE, UsageError, compare, doctor, gate, history, mark, plot, positive_int, serve
+from .commands import EXIT_USAGE, UsageError, ab, compare, doctor, gate, history, mark, plot, positive_int, serve
+from .commands.selection import rounds_flag, selection, selection_flags
 from .worker import IsolatedRunner
 
 CATALOGUE_REF = "hadamard_bench.plugins:loaded_catalogue"  # what a worker loads: the catalogue and its plugins
-from .cell import DTYPES, MODES, dtype_unsupported
+from .cell import dtype_unsupported
 
 # Verbs that live in a module of their own: each adds its parser and runs its arguments.
-VERB_MODULES = {"compare": compare, "history": history, "gate": gate, "mark": mark, "doctor": doctor,
+VERB_MODULES = {"ab": ab, "compare": compare, "history": history, "gate": gate, "mark": mark, "doctor": doctor,
                 "serve": serve, "plot": plot}
 
 
@@ -59,11 +60,11 @@ def _build_parser() -> argparse.ArgumentParser:
                                      "Selection flags can be given several times.")
     p.add_argument("--resume", type=positive_int("run id"), metavar="RUN_ID",
                    help="finish an interrupted run: only its missing cells, with its own selection")
-    _selection_flags(p, "default: cuda when available, else cpu")
+    selection_flags(p, "default: cuda when available, else cpu")
     _db_flag(p)
     p.add_argument("--threads", type=positive_int("positive number of threads"), metavar="N",
                    help="CPU threads for PyTorch (default: its own, all physical cores); stored with the run")
-    _rounds_flag(p)
+    rounds_flag(p)
     p.add_argument("--seed", type=positive_int("positive whole number"), metavar="N",
                    help="the seed of the rounds' shuffled order (default: a fresh one, stored with the run)")
     p.add_argument("--if-empty", action="store_true",
@@ -110,8 +111,8 @@ def _build_parser() -> argparse.ArgumentParser:
                                      "on a benchmark machine to claim and run. The selection is checked "
                                      "against the catalogue now; nothing runs here.")
     p.add_argument("--label", required=True, type=_label, help="the agents' machine label, e.g. gpu-server")
-    _selection_flags(p, "default: cuda (the agent's GPU)")
-    _rounds_flag(p)
+    selection_flags(p, "default: cuda (the agent's GPU)")
+    rounds_flag(p)
     _db_flag(p)
 
     p = verbs.add_parser("agent", help="run the runs queued for this machine's label",
@@ -140,27 +141,6 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _selection_flags(p: argparse.ArgumentParser, device_help: str) -> None:
-    p.add_argument("--suite", choices=SUITES,
-                   help="smoke: seconds, for tests; quick: minutes on a laptop; full: the papers' sizes; "
-                        "paper: the survey's Figures S3 and S4 (spatial and token mixing)")
-    p.add_argument("--benchmark", action="append", default=[], metavar="ID", help="only this benchmark")
-    p.add_argument("--method", action="append", default=[], metavar="ID", help="only this method")
-    p.add_argument("--backend", action="append", default=[], choices=list(BACKENDS), help="only this backend")
-    p.add_argument("--size", action="append", default=[], metavar="NAME=INT[,NAME=INT]",
-                   help="only the suite's sizes with these values, e.g. n=67108864 or N=4096,C=512")
-    p.add_argument("--device", action="append", default=[], choices=vocabulary.DEVICES, help=device_help)
-    p.add_argument("--dtype", action="append", default=[], choices=list(DTYPES), help="default: float32")
-    p.add_argument("--mode", action="append", default=[], choices=list(MODES),
-                   help="forward (inference) or train (forward and backward); default: forward")
-
-
-def _rounds_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rounds", type=positive_int("positive number of rounds"), metavar="N",
-                   help="measure every cell in N rounds, each in a fresh worker process and a new shuffled "
-                        "order (default: " + ", ".join(f"{k} {v}" for k, v in sweep.ROUNDS.items()) + ")")
-
-
 def _measure_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--cell-timeout", type=_positive_float, metavar="SECONDS",
@@ -185,12 +165,6 @@ def _measure_flags(p: argparse.ArgumentParser) -> None:
                    help="time each cell on its own, one after the other, instead of letting the methods and "
                         "backends of one benchmark, size, device, dtype and mode take turns block by block "
                         "(the default, which pairs their samples so speed-ups share the machine's drift)")
-
-
-def _selection(args, devices: list[str]) -> sweep.Selection:
-    return sweep.Selection(suite=args.suite, benchmarks=args.benchmark, methods=args.method,
-                           backends=args.backend, devices=devices, dtypes=args.dtype or ["float32"],
-                           modes=args.mode or ["forward"], sizes=args.size)
 
 
 def _label(text: str) -> str:
@@ -250,7 +224,7 @@ def _cmd_run(args) -> int:
         return _resume(args, url)
     if not args.suite:
         raise UsageError("bench_runner run: one of the arguments --suite or --resume is required")
-    sel = _selection(args, args.device or (["cuda"] if _cuda_available() else ["cpu"]))
+    sel = selection(args, args.device or (["cuda"] if _cuda_available() else ["cpu"]))
     cells = sweep.plan(catalogue, sel)
     for device in sel.devices:
         for dtype in sel.dtypes:
@@ -590,7 +564,7 @@ def _cmd_submit(args) -> int:
     if not args.suite:
         raise UsageError("bench_runner submit: the argument --suite is required")
     url = results_db.check_url(results_db.resolve_url(args.db))
-    sel = _selection(args, args.device or ["cuda"])
+    sel = selection(args, args.device or ["cuda"])
     cells = sweep.plan(catalogue, sel)  # only catalogue ids and the suites' own sizes get queued
     factory = sessionmaker(results_db.open_engine(url.render_as_string(hide_password=False)))
     with factory() as session, session.begin():
@@ -635,7 +609,8 @@ COMMANDS = {"list": _cmd_list, "run": _cmd_run, "export": _cmd_export, "import":
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _build_parser().parse_args(argv)
-        plugins.load(catalogue, args.plugin)  # before anything is written: a broken plugin stops here
+        if args.verb != "ab":  # ab imports its plugin from each side's worktree, not from here
+            plugins.load(catalogue, args.plugin)  # before anything is written: a broken plugin stops here
         return COMMANDS[args.verb](args)
     except (UsageError, sweep.SelectionError, results_db.BadDatabaseURL, results_db.SchemaError,
             results_db.CannotOpen, plugins.PluginError) as exc:

@@ -284,16 +284,16 @@ def verdict_paired(ratio: float, ci_low: float, ci_high: float, floor: float = F
 
 
 def compare_entries(pairs: Iterable[tuple[Sequence, Sequence]], floor: float = FLOOR, alpha: float = ALPHA,
-                    words: tuple[str, str] = RUN_WORDS, n_boot: int = N_BOOT) -> list[dict]:
-    """Every (before, after) pair of cell entries (samples, sample_rounds[, sample_cycles])
+                    words: tuple[str, str] = RUN_WORDS, n_boot: int = N_BOOT, statistic: str = "median") -> list[dict]:
+    """Every (before, after) pair of cell entries (samples, sample_rounds[, sample_cycles, turns])
     compared: paired (compare_paired, verdict_paired) where the two cells took turns in at
-    least MIN_PAIRS shared cycles, unpaired (compare_all) otherwise; `paired` says which.
-    VERDICT_COLUMNS and `paired` for each, in order."""
+    least MIN_PAIRS shared cycles, unpaired (compare_all, of `statistic`) otherwise; `paired`
+    says which. VERDICT_COLUMNS and `paired` for each, in order."""
     pairs = list(pairs)
     logs = [paired_log_ratios(b, a) for b, a in pairs]
     is_paired = [sum(len(r) for r in lr) >= MIN_PAIRS for lr in logs]
     unpaired = compare_all([(rounds_of(b), rounds_of(a)) for (b, a), p in zip(pairs, is_paired) if not p],
-                           floor=floor, alpha=alpha, words=words, n_boot=n_boot)
+                           floor=floor, alpha=alpha, words=words, n_boot=n_boot, statistic=statistic)
     found = {i: compare_paired(lr, n_boot=n_boot, seed=i) for i, (lr, p) in enumerate(zip(logs, is_paired)) if p}
     adjusted = dict(zip(found, adjust([c.p_value for c in found.values()])))
     out, rest = [], iter(unpaired)
@@ -337,13 +337,12 @@ def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = F
     held `inconclusive`, since it would not survive measuring again. A change against the spell's
     direction stands (it is understated)."""
     merged = before.merge(after, on=list(on), suffixes=("_before", "_after"))
-    rounds = lambda row, side: split_rounds(row[f"samples_{side}"], row[f"sample_rounds_{side}"])  # noqa: E731
-    found = compare_all([(rounds(r, "before"), rounds(r, "after")) for _, r in merged.iterrows()],
-                        floor=floor, words=words, statistic=statistic)
+    found = compare_entries([(_entry(r, "before"), _entry(r, "after")) for _, r in merged.iterrows()],
+                            floor=floor, words=words, statistic=statistic)
     table = merged[list(on)].copy()
     table["before_s"] = [float(np.median(s)) if len(s) else np.nan for s in merged["samples_before"]]
     table["after_s"] = [float(np.median(s)) if len(s) else np.nan for s in merged["samples_after"]]
-    table = pd.concat([table, pd.DataFrame(found, columns=VERDICT_COLUMNS, index=table.index)], axis=1)
+    table = pd.concat([table, pd.DataFrame(found, columns=[*VERDICT_COLUMNS, "paired"], index=table.index)], axis=1)
     spelled_runs = set(spelled_runs)
     told, slowed = [], {"before": [], "after": []}
     for _, row in merged.iterrows():
@@ -358,8 +357,17 @@ def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = F
                 said.append(f"{side}: run {run}")
         told.append(", ".join(said))
     table["unsettled"] = told
-    table["verdict"] = hold_spelled(table["verdict"], slowed["before"], slowed["after"], words)
+    # A paired cell's two sides took turns: a spell slowed both alike, and holds nothing.
+    unpaired = ~table["paired"].astype(bool)
+    table["verdict"] = hold_spelled(table["verdict"], pd.Series(slowed["before"], index=table.index) & unpaired,
+                                    pd.Series(slowed["after"], index=table.index) & unpaired, words)
     return table
+
+
+def _entry(row: pd.Series, side: str) -> tuple:
+    """One side of a merged row as compare_entries takes it."""
+    return (row[f"samples_{side}"], row[f"sample_rounds_{side}"], row.get(f"sample_cycles_{side}"),
+            row.get(f"turns_{side}"))
 
 
 def cell_in_spell(unsettled_rounds, run_id, device: str, spelled_runs: Collection[int]) -> bool:

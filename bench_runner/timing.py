@@ -213,32 +213,48 @@ SWITCH_WARMUP_CALLS = 1
 
 def interleave(fns: Sequence[Callable[[], object]], clock: Clock, policy: TimingPolicy,
                rng: random.Random) -> list[Measurement]:
-    """Time several callables in turns: each is warmed up and given its own block size, then in
-    every cycle each runs one block, in a fresh random order from `rng`, after
-    SWITCH_WARMUP_CALLS untimed calls. Sample i of every member comes from cycle i, so two
-    members' samples of one cycle were timed within a few milliseconds of each other and share
-    whatever the machine was doing then: their ratio is free of the drift that separates
-    numbers taken seconds apart.
+    """Time several callables of one process in turns (take_turns): each is warmed up and
+    given its own block size first. The garbage collector stays off throughout."""
+    with collector_paused():
+        sized = [_warm_up(fn, clock, policy) for fn in fns]
+        samples = take_turns([_turn(fn, clock, calls) for fn, (_, calls, _) in zip(fns, sized)], policy, rng)
+    return [Measurement(tuple(s), calls, warmup_calls) for s, (warmup_calls, calls, _) in zip(samples, sized)]
+
+
+def _turn(fn: Callable[[], object], clock: Clock, calls: int) -> Callable[[], tuple[float, int]]:
+    """One member's turn: SWITCH_WARMUP_CALLS untimed calls, then one timed block."""
+    def turn() -> tuple[float, int]:
+        for _ in range(SWITCH_WARMUP_CALLS):
+            fn()
+        return clock.time_block(fn, calls), calls
+    return turn
+
+
+def take_turns(turns: Sequence[Callable[[], tuple[float, int]]], policy: TimingPolicy,
+               rng: random.Random) -> list[list[float]]:
+    """Per-call samples of several members timed in turns: in every cycle each member takes one
+    turn (its untimed warm-up calls, then one timed block: `turns[i]()` returns the block's
+    seconds and calls), in a fresh random order from `rng`. Sample i of every member comes from
+    cycle i, so two members' samples of one cycle were timed within milliseconds of each other
+    and share whatever the machine was doing then: their ratio is free of the drift that
+    separates numbers taken seconds apart. The members may live in other processes (bench_runner.
+    ab times two versions this way).
 
     Cycles go on until there are `min_samples`, and then until the members together have spent
     `budget_s` each in timed blocks or every member's median is known to `target_rel_ci`, at
-    most `max_samples`. The garbage collector stays off throughout."""
-    with collector_paused():
-        sized = [_warm_up(fn, clock, policy) for fn in fns]
-        samples: list[list[float]] = [[] for _ in fns]
-        spent, cycles = 0.0, 0
-        while cycles < policy.max_samples and (
-                cycles < policy.min_samples
-                or (spent < policy.budget_s * len(fns)
-                    and (policy.target_rel_ci <= 0
-                         or max(median_rel_ci(s) for s in samples) > policy.target_rel_ci))):
-            order = list(range(len(fns)))
-            rng.shuffle(order)
-            for i in order:
-                for _ in range(SWITCH_WARMUP_CALLS):
-                    fns[i]()
-                block = clock.time_block(fns[i], sized[i][1])
-                samples[i].append(block / sized[i][1])
-                spent += block
-            cycles += 1
-    return [Measurement(tuple(s), calls, warmup_calls) for s, (warmup_calls, calls, _) in zip(samples, sized)]
+    most `max_samples`."""
+    samples: list[list[float]] = [[] for _ in turns]
+    spent, cycles = 0.0, 0
+    while cycles < policy.max_samples and (
+            cycles < policy.min_samples
+            or (spent < policy.budget_s * len(turns)
+                and (policy.target_rel_ci <= 0
+                     or max(median_rel_ci(s) for s in samples) > policy.target_rel_ci))):
+        order = list(range(len(turns)))
+        rng.shuffle(order)
+        for i in order:
+            block, calls = turns[i]()
+            samples[i].append(block / calls)
+            spent += block
+        cycles += 1
+    return samples

@@ -60,6 +60,16 @@ def bench_runner(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "bench_runner", *args, "--quiet"], cwd=ROOT, check=True)
 
 
+def scratch_db(name: str) -> str:
+    """A new SQLite file in a scratch folder, with a cold compile cache beside it, for a script's
+    runs; its URL is printed so that `--db` can read them again."""
+    scratch = tempfile.mkdtemp()
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = f"{scratch}/inductor"
+    url = f"sqlite:///{scratch}/{name}.db"
+    print(f"runs go to {url} (--db {url} reads them again)", file=sys.stderr)
+    return url
+
+
 def verdict_rates(table: pd.DataFrame) -> dict[str, float]:
     counts = table["verdict"].value_counts()
     n = len(table)

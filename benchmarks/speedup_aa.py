@@ -24,7 +24,6 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,15 +33,16 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench_runner import speedups  # noqa: E402
+from hadamard_bench.vocabulary import CELL_KEY  # noqa: E402
 from bench_runner.commands import compare  # noqa: E402
 from docs_section import write_section  # noqa: E402
-from reproducibility import SELECTION, bench_runner  # noqa: E402
+from reproducibility import SELECTION, bench_runner, scratch_db  # noqa: E402
 from results_db import Run, queries  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
 WAYS = {"interleaved": [], "one at a time": ["--one-at-a-time"]}
 ORDER = ["interleaved", "one at a time", "interleaved", "one at a time"]  # run ids 1 to 4
-KEY = ["benchmark", "method", "backend", "device", "dtype", "mode", "size"]
+KEY = list(CELL_KEY)
 
 # A neighbour on one core: copy two 64 MiB arrays into each other for a second, rest for a second.
 NEIGHBOUR = """
@@ -65,7 +65,7 @@ def speedup_table(session, run_id: int) -> pd.DataFrame:
 
 
 def pair_figures(first: pd.DataFrame, second: pd.DataFrame) -> dict:
-    both = first.join(second, how="inner", lsuffix="_1", rsuffix="_2")
+    both = first.merge(second, left_index=True, right_index=True, suffixes=("_1", "_2"))
     v1, v2 = both["speedup_verdict_1"], both["speedup_verdict_2"]
     flips = int((((v1 == "faster") & (v2 == "slower")) | ((v1 == "slower") & (v2 == "faster"))).sum())
     overlap = ((both["speedup_ci_low_1"] <= both["speedup_ci_high_2"])
@@ -98,10 +98,7 @@ def main() -> int:
     condition = "disturbed" if args.disturb else "quiet"
     url, minutes = args.db, {}
     if url is None:
-        scratch = tempfile.mkdtemp()
-        url = f"sqlite:///{scratch}/speedup_aa.db"
-        print(f"runs go to {url} (--db {url} reads them again)", file=sys.stderr)
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = f"{scratch}/inductor"
+        url = scratch_db("speedup_aa")
         neighbour = None
         if args.disturb:
             core = (os.cpu_count() or 1) - 1

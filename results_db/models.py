@@ -65,6 +65,8 @@ class Run(Base):
     cells_done: Mapped[int] = mapped_column(default=0)
     rounds: Mapped[int] = mapped_column(default=1)  # each round in a fresh worker process
     seed: Mapped[Optional[int]]  # the shuffled order of round r comes from (seed, r)
+    # The other run of an `ab` session: its cells took turns with this run's, cycle by cycle.
+    paired_with: Mapped[Optional[int]]
     message: Mapped[Optional[str]] = mapped_column(Text)
     pid: Mapped[Optional[int]]
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

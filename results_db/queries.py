@@ -160,9 +160,9 @@ CELL_COLUMNS = list(store.CELL_COLUMNS)
 
 
 def _ok_samples(*extra):
-    """`ok` results with their run, machine label, cell key, samples and rounds (and `extra`)."""
+    """`ok` results with their run, machine label, cell key, samples, rounds and cycles (and `extra`)."""
     return (select(*extra, Result.run_id, Machine.label.label("machine"), *(getattr(Result, c) for c in CELL_COLUMNS),
-                   Result.samples, Result.sample_rounds)
+                   Result.samples, Result.sample_rounds, Result.sample_cycles, Run.paired_with)
             .join(Run, Result.run_id == Run.id).join(Machine, Run.machine_id == Machine.id)
             .where(Result.status == "ok"))
 
@@ -182,10 +182,10 @@ def label_fingerprints(session: Session, label: str) -> int:
 
 def samples_frame(session: Session, run_id: int | None = None, machine: str | None = None,
                   benchmark: str | None = None) -> pd.DataFrame:
-    """`ok` results with their raw samples and the round of each, and in how many rounds the cell
-    was timed unsettled (bench_runner.settle; NaN where not recorded): a run's cells, or for a
-    machine label each cell's latest result on that machine's current hardware (label_fingerprint;
-    one row per cell either way)."""
+    """`ok` results with their raw samples, the round and cycle of each and whose cycles they pair
+    with (`turns`: turns_of), and in how many rounds the cell was timed unsettled (bench_runner.
+    settle; NaN where not recorded): a run's cells, or for a machine label each cell's latest
+    result on that machine's current hardware (label_fingerprint; one row per cell either way)."""
     unsettled = (select(Metric.value).where(Metric.result_id == Result.id, Metric.name == "unsettled_rounds")
                  .scalar_subquery().label("unsettled_rounds"))
     query = _ok_samples(Result.id.label("result_id"), unsettled).order_by(Result.id)
@@ -199,8 +199,9 @@ def samples_frame(session: Session, run_id: int | None = None, machine: str | No
     frame = _frame(session, query)
     if frame.empty:
         return pd.DataFrame(columns=["result_id", "unsettled_rounds", "run_id", "machine", *CELL_COLUMNS, "samples",
-                                     "sample_rounds"])
-    return frame.drop_duplicates(CELL_COLUMNS, keep="last").reset_index(drop=True)
+                                     "sample_rounds", "sample_cycles", "turns"])
+    frame["turns"] = [turns_of(int(r), int(p) if pd.notna(p) else None) for r, p in zip(frame["run_id"], frame["paired_with"])]
+    return frame.drop(columns="paired_with").drop_duplicates(CELL_COLUMNS, keep="last").reset_index(drop=True)
 
 
 def history_frame(session: Session, benchmark: str | None = None, method: str | None = None,
@@ -328,16 +329,24 @@ def marks_frame(session: Session, fingerprint: str | None = None) -> pd.DataFram
 
 
 def samples_of(session: Session, result_ids) -> dict[int, tuple[list, list | None, list | None, int]]:
-    """result id → (samples, sample_rounds, sample_cycles, run_id), for the dashboard's
-    comparisons of chosen cells (bench_runner.stats.compare_entries pairs cycles of one run)."""
+    """result id → (samples, sample_rounds, sample_cycles, turns), for the dashboard's
+    comparisons of chosen cells: bench_runner.stats.compare_entries pairs the cycles of two cells
+    with the same `turns` (turns_of: their run, or their `ab` session)."""
     ids = [int(i) for i in result_ids]
     out = {}
     for start in range(0, len(ids), 500):  # bounded IN lists
-        query = (select(Result.id, Result.samples, Result.sample_rounds, Result.sample_cycles, Result.run_id)
+        query = (select(Result.id, Result.samples, Result.sample_rounds, Result.sample_cycles, Result.run_id,
+                        Run.paired_with).join(Run, Result.run_id == Run.id)
                  .where(Result.id.in_(ids[start:start + 500])))
-        for rid, samples, rounds, cycles, run_id in session.execute(query):
-            out[rid] = (samples or [], rounds, cycles, run_id)
+        for rid, samples, rounds, cycles, run_id, paired_with in session.execute(query):
+            out[rid] = (samples or [], rounds, cycles, turns_of(run_id, paired_with))
     return out
+
+
+def turns_of(run_id: int, paired_with: int | None) -> int:
+    """Which cells' cycles pair with a run's: its own, or, for a run of an `ab` session, those of
+    the session's two runs alike (named by the first)."""
+    return min(run_id, paired_with) if paired_with is not None else run_id
 
 
 def round_states(session: Session, run_ids) -> pd.DataFrame:

@@ -52,6 +52,11 @@ counts = result["verdict"].value_counts()
 cols = st.columns(4)
 for col, verdict in zip(cols, (*stats.RUN_WORDS, stats.NO_CHANGE, stats.INCONCLUSIVE)):
     col.metric(verdict.capitalize(), int(counts.get(verdict, 0)))
+paired = int(result["paired"].sum())
+if paired:
+    st.caption(f"**Paired**: {paired} of the {len(result)} cells took turns on both sides, block by block, as one "
+               "`ab` session: each ratio comes from their per-cycle ratios, and a change is one whose interval "
+               "excludes 1 and whose ratio lies beyond the threshold.")
 if counts.get(stats.INCONCLUSIVE, 0):
     st.caption("**Inconclusive**: " + stats.inconclusive_note(result, threshold) + ". "
                + ("Some cells have a single round on a side: their intervals describe one process only."

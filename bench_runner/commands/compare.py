@@ -93,6 +93,30 @@ def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float], caveat: 
     return lines
 
 
+def report(table: pd.DataFrame, fmt: str, before_name: str, after_name: str, threshold: float,
+           statistic: str = "median", machine_drift: dict | None = None, caveat: str | None = None) -> None:
+    """A comparison table on standard output as `--format` asks: table, csv or json."""
+    machine_drift = machine_drift or {}
+    if fmt == "csv":
+        table.to_csv(sys.stdout, index=False)
+    elif fmt == "json":
+        print(json.dumps({"before": before_name, "after": after_name, "threshold": threshold,
+                          "statistic": statistic,
+                          "machine_drift": machine_drift, "settling_caveat": caveat,
+                          "cells": json.loads(table.to_json(orient="records"))}, indent=1))
+    else:
+        shown = table.assign(**{c: table[c].map(lambda v: f"{v:.3f}") for c in ("ratio", "ci_low", "ci_high")},
+                             p_adjusted=table["p_adjusted"].map(lambda v: f"{v:.2g}"),
+                             before_s=table["before_s"].map(lambda v: f"{v:.3g}"),
+                             after_s=table["after_s"].map(lambda v: f"{v:.3g}")).drop(columns=["p_value"])
+        if (shown["unsettled"] == "").all():  # the usual case: say nothing of it
+            shown = shown.drop(columns=["unsettled"])
+        print(f"{after_name} against {before_name}, ratio of {statistic}s, threshold {threshold:.0%}")
+        print(shown.to_string(index=False))
+        print()
+        print("\n".join(summary_lines(table, machine_drift, caveat, threshold)))
+
+
 def run(args) -> int:
     sessions = existing_db(args.db, "compare")
     with sessions() as session:
@@ -103,23 +127,6 @@ def run(args) -> int:
     if table.empty:
         raise UsageError(f"bench_runner compare: no cell has `ok` results in both {before_name} and {after_name}")
     table = table.sort_values(list(CELL_KEY))
-    if args.format == "csv":
-        table.to_csv(sys.stdout, index=False)
-    elif args.format == "json":
-        print(json.dumps({"before": before_name, "after": after_name, "threshold": args.threshold,
-                          "statistic": args.statistic,
-                          "machine_drift": machine_drift, "settling_caveat": caveat,
-                          "cells": json.loads(table.to_json(orient="records"))}, indent=1))
-    else:
-        shown = table.assign(**{c: table[c].map(lambda v: f"{v:.3f}") for c in ("ratio", "ci_low", "ci_high")},
-                             p_adjusted=table["p_adjusted"].map(lambda v: f"{v:.2g}"),
-                             before_s=table["before_s"].map(lambda v: f"{v:.3g}"),
-                             after_s=table["after_s"].map(lambda v: f"{v:.3g}")).drop(columns=["p_value"])
-        if (shown["unsettled"] == "").all():  # the usual case: say nothing of it
-            shown = shown.drop(columns=["unsettled"])
-        print(f"{after_name} against {before_name}, ratio of {args.statistic}s, threshold {args.threshold:.0%}")
-        print(shown.to_string(index=False))
-        print()
-        print("\n".join(summary_lines(table, machine_drift, caveat, args.threshold)))
+    report(table, args.format, before_name, after_name, args.threshold, args.statistic, machine_drift, caveat)
     regressed = (table["verdict"] == stats.RUN_WORDS[0]).any()
     return 1 if args.fail_on_regression and regressed else 0

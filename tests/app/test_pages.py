@@ -499,3 +499,19 @@ def test_paired_speedups_read_through_a_drift_that_hides_unpaired_ones(factor, n
     assert not unpaired["paired"] and unpaired["verdict"] == "inconclusive"
     other_run = {1: samples[1], 2: (*samples[2][:3], 8)}  # the same cycle numbers, another run: no pairs
     assert not data.speedup_intervals(frame, "base", other_run).iloc[0]["paired"]
+
+
+def test_diff_shows_an_ab_sessions_paired_verdicts(db_url, monkeypatch):
+    from tests.bench_runner.test_compare import SESSION, plant_session
+
+    before, after = plant_session(db_url)
+    at = render(db_url, monkeypatch, "app_pages/diff.py")
+    next(s for s in at.selectbox if s.label == "Before").set_value(before).run()
+    next(s for s in at.selectbox if s.label == "After").set_value(after).run()
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric} == {"Regression": "1", "Improvement": "1", "No change": "1",
+                                                    "Inconclusive": "1"}
+    assert any(c.value.startswith("**Paired**: 4 of the 4 cells") for c in at.caption)
+    shown = at.dataframe[0].value.set_index("size")
+    assert shown["paired"].all()
+    assert shown["verdict"].to_dict() == {f"B=1 N={n} C=64 H=4": v for n, (*_, v) in SESSION.items()}

@@ -329,3 +329,55 @@ def test_the_unsettled_share_counts_only_the_runs_asked_and_rounds_that_settled(
     assert stats.unsettled_share(pd.DataFrame({"run_id": [1], "cells": [5]}), [1]) == (0, 0)
     assert stats.settling_caveat(states, {"run 1": [1], "run 2": [2]}) is not None  # 30% and 40%
     assert stats.settling_caveat(states.assign(settle_cells_unsettled=[1, None, 1, 1]), {"a": [1], "b": [2]}) is None
+
+
+# size → (after ÷ before, per-sample noise, verdict): an `ab` session whose machine swings ±30%
+# from cycle to cycle, the same for both sides of a cycle.
+SESSION = {64: (1.25, 0.005, "regression"), 128: (0.8, 0.005, "improvement"), 256: (1.01, 0.005, "no change"),
+           512: (1.03, 0.1, "inconclusive")}
+
+
+def plant_session(db_url: str, linked: bool = True) -> tuple[int, int]:
+    """Two runs whose cells took turns cycle by cycle (an `ab` session), one planted verdict per
+    cell; with `linked` False the same samples as two runs that were not one session."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    factory = sessionmaker(results_db.open_engine(db_url))
+    with factory() as session, session.begin():
+        store.sync_catalogue(session, BENCHMARKS, METHODS)
+        host = store.get_or_create_machine(session, FACTS, "testhost")
+        runs = [store.start_run(session, host, "quick", {"suite": "quick"}, cells_total=4, rounds=3) for _ in "ab"]
+        if linked:
+            runs[0].paired_with, runs[1].paired_with = runs[1].id, runs[0].id
+        for n, (factor, noise, _) in SESSION.items():
+            speed = 1 + 0.3 * rng.uniform(-1, 1, size=24)
+            rounds, cycles = [r for r in range(3) for _ in range(8)], [c for _ in range(3) for c in range(8)]
+            for run, f in zip(runs, (1.0, factor)):
+                samples = list(1e-3 * f * speed * rng.normal(1, noise, size=24))
+                store.record_result(session, run.id, dict(benchmark="token_mixing", method="poly_sa", backend="eager",
+                                                          device="cpu", dtype="float32", mode="forward",
+                                                          size=f"B=1 N={n} C=64 H=4"),
+                                    "ok", samples=samples, sample_rounds=rounds, sample_cycles=cycles,
+                                    metrics={"time_median_s": float(np.median(samples))})
+        for run in runs:
+            store.finish_run(session, run.id)
+        return runs[0].id, runs[1].id
+
+
+def test_an_ab_session_is_compared_from_its_pairs(db_url, capsys):
+    before, after = plant_session(db_url)
+    code, out, _ = compare(db_url, str(before), str(after), "--format", "json", capsys=capsys)
+    cells = json.loads(out)["cells"]
+    assert code == 0 and all(c["paired"] for c in cells)
+    assert {c["size"]: c["verdict"] for c in cells} == {f"B=1 N={n} C=64 H=4": v for n, (*_, v) in SESSION.items()}
+
+
+def test_the_same_samples_in_two_unlinked_runs_are_not_paired(db_url, capsys):
+    before, after = plant_session(db_url, linked=False)
+    code, out, _ = compare(db_url, str(before), str(after), "--format", "json", capsys=capsys)
+    cells = json.loads(out)["cells"]
+    assert not any(c["paired"] for c in cells)
+    verdicts = {c["size"]: c["verdict"] for c in cells}
+    # Unpaired, the ±30% swing hides what the pairs see: no interval fits within ±5%.
+    assert verdicts["B=1 N=256 C=64 H=4"] == verdicts["B=1 N=512 C=64 H=4"] == "inconclusive"

@@ -1,0 +1,244 @@
+"""Two versions measured in one session, taking turns block by block (the `ab` verb).
+
+A side is a version of the code to time: a git revision of the project, checked out into a
+worktree of its own, or of a plugin's repository; an interpreter (a venv with another torch);
+and environment variables (OMP_NUM_THREADS=1). Each side runs in a process of its own
+(bench_runner.side_worker), both pinned to the same CPUs; for every cell of every round both
+build, check and warm the cell up, then take turns (timing.take_turns): each cycle both time one
+block, in a random order seeded by (seed, round, cell). Both sides are stored as two runs that
+name each other (`paired_with`), their samples with their cycles, so `compare`, the Diff page
+and `gate` pair them: what the machine did in a cycle, it did to both.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Callable, Sequence
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from hadamard_bench import plugins
+from results_db import Run, store
+
+from . import sweep, timing
+from .cell import Cell, CellOutcome
+from .worker import allocator_setting
+
+ROOT = Path(__file__).resolve().parent.parent  # the driver's checkout: both sides' measurement code
+START_TIMEOUT_S = 300.0  # importing torch and a catalogue on a cold, busy machine
+
+
+class AbError(RuntimeError):
+    """A side that cannot be set up or started: one line, naming it."""
+
+
+@dataclass(frozen=True)
+class Side:
+    name: str  # base or head
+    revision: str  # as given
+    commit: str  # what it resolved to
+    project: str | None = None  # the side's worktree of the project; None: the driver's checkout
+    plugin_path: str | None = None  # the side's worktree of a plugin's repository
+    python: str = sys.executable
+    env: dict[str, str] = field(default_factory=dict)
+
+    def describe(self) -> dict:
+        """What the side's run stores about it."""
+        return {"side": self.name, "revision": self.revision, "commit": self.commit,
+                "of": "plugin" if self.plugin_path else "project", "python": self.python, "env": dict(self.env)}
+
+
+def git(repo: str, *args: str) -> str:
+    done = subprocess.run(["git", "-C", repo, *args], capture_output=True, text=True)
+    if done.returncode:
+        raise AbError(f"git {' '.join(args[:2])} in {repo}: {(done.stderr.strip().splitlines() or ['failed'])[-1]}")
+    return done.stdout.strip()
+
+
+def resolve(repo: str, revision: str) -> str:
+    """The commit a revision names in `repo`, or a one-line AbError."""
+    if not Path(repo, ".git").exists() and git(repo, "rev-parse", "--is-inside-work-tree") != "true":
+        raise AbError(f"{repo} is not a git repository")
+    try:
+        return git(repo, "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}")
+    except AbError:
+        raise AbError(f"{revision!r} is not a revision of {repo}") from None
+
+
+class Worktrees:
+    """Worktrees of a repository at given commits, in a scratch folder, removed on close."""
+
+    def __init__(self, repo: str):
+        self.repo, self.folder, self.made = repo, tempfile.mkdtemp(prefix="hadamard-bench-ab-"), []
+
+    def add(self, name: str, commit: str) -> str:
+        path = str(Path(self.folder, name))
+        git(self.repo, "worktree", "add", "--detach", "--quiet", path, commit)
+        self.made.append(path)
+        return path
+
+    def close(self) -> None:
+        for path in self.made:
+            subprocess.run(["git", "-C", self.repo, "worktree", "remove", "--force", path], capture_output=True)
+        self.made = []
+
+    def __enter__(self) -> "Worktrees":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class SideFailed(RuntimeError):
+    """A side's process died or stopped answering: the outcome its cell gets."""
+
+    def __init__(self, outcome: CellOutcome):
+        super().__init__(outcome.message)
+        self.outcome = outcome
+
+
+class SideProcess:
+    """One side's worker process and the socket its requests travel on."""
+
+    def __init__(self, side: Side, timeout_s: float, cpus: set[int], plugin: str | None = None):
+        self.side, self.timeout_s = side, timeout_s
+        mine, theirs = socket.socketpair()
+        env = {**os.environ, **{k: v for k, v in allocator_setting().items() if k.isupper()}, **side.env}
+        if plugin and plugin not in plugins.named_in_env():
+            env[plugins.ENV_VAR] = ",".join([*plugins.named_in_env(), plugin])
+        command = [side.python, "-m", "bench_runner.side_worker", str(theirs.fileno())]
+        command += ["--project", side.project] if side.project else []
+        command += ["--plugin", plugin, "--plugin-path", side.plugin_path] if plugin and side.plugin_path else []
+        try:
+            # From the driver's checkout: `-m` puts it first on the path, so bench_runner is the driver's.
+            self.process = subprocess.Popen(command, cwd=ROOT, env=env, pass_fds=[theirs.fileno()],
+                                            preexec_fn=lambda: os.sched_setaffinity(0, cpus))
+        except OSError as exc:
+            raise AbError(f"the {side.name} side's interpreter {side.python} cannot start: {exc.strerror}") from None
+        finally:
+            theirs.close()
+        self.conn = Connection(mine.detach())
+        answer = self._receive(START_TIMEOUT_S)
+        if answer is None or answer[0] != "ready":
+            why = answer[1] if answer else f"exit status {self.process.poll()}; its error is above"
+            self.close()
+            raise AbError(f"the {side.name} side ({side.revision}) did not start: {why}")
+
+    def _receive(self, timeout_s: float):
+        try:
+            if self.conn.poll(timeout_s):
+                return self.conn.recv()
+        except (EOFError, OSError):
+            pass
+        return None
+
+    def ask(self, *message):
+        """The side's answer, or SideFailed (and the process stopped) when none comes in time."""
+        try:
+            self.conn.send(message)
+        except (OSError, BrokenPipeError):
+            pass
+        answer = self._receive(self.timeout_s)
+        if answer is not None:
+            return answer
+        alive = self.process.poll() is None
+        self.close()
+        raise SideFailed(CellOutcome("timeout", f"no answer within {self.timeout_s:g} s; the side was stopped")
+                         if alive else CellOutcome("crashed", f"the side's process exited ({self.process.returncode})"))
+
+    def close(self) -> None:
+        try:
+            self.conn.send(None)
+        except (OSError, BrokenPipeError):
+            pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.conn.close()
+
+
+def one_cell(procs: list[SideProcess], cell: Cell, check: bool, policy: timing.TimingPolicy,
+             rng: random.Random) -> list[CellOutcome]:
+    """Both sides' outcomes of one cell: taking turns when both can run it; a side that cannot
+    ends as its own outcome, and the other is then timed alone."""
+    outcomes: list[CellOutcome | None] = [None, None]
+    for i, proc in enumerate(procs):
+        try:
+            state, why = proc.ask("prepare", cell, check, policy)
+            outcomes[i] = why if state == "outcome" else None
+        except SideFailed as failed:
+            outcomes[i] = failed.outcome
+    ready = [i for i in range(len(procs)) if outcomes[i] is None]
+    try:
+        samples = timing.take_turns([lambda p=procs[i]: p.ask("turn", cell) for i in ready], policy, rng)
+    except SideFailed as failed:  # which side failed: the other is timed alone
+        dead = next(i for i in ready if procs[i].process.poll() is not None or procs[i].conn.closed)
+        outcomes[dead] = failed.outcome
+        ready = [i for i in ready if i != dead]
+        samples = timing.take_turns([lambda p=procs[i]: p.ask("turn", cell) for i in ready], policy, rng)
+    for i, found in zip(ready, samples):
+        try:
+            outcomes[i] = procs[i].ask("finish", cell, found, len(ready) if len(ready) > 1 else 0)
+        except SideFailed as failed:
+            outcomes[i] = failed.outcome
+    return outcomes
+
+
+def start_runs(factory: sessionmaker[Session], catalogue, sel: sweep.Selection, cells: Sequence[Cell],
+               policy: timing.TimingPolicy, sides: Sequence[Side], rounds: int, seed: int) -> list[int]:
+    """Two runs, one a side, that name each other: the session's record."""
+    runs = []
+    for side in sides:
+        run_id = sweep.start(factory, catalogue, sel, cells, policy, rounds=rounds, seed=seed)
+        runs.append(run_id)
+        with factory() as session, session.begin():
+            run = session.get(Run, run_id)
+            run.provenance = {**run.provenance, "ab": side.describe(),
+                              **({"git_commit": side.commit} if side.project else {})}
+    with factory() as session, session.begin():
+        session.get(Run, runs[0]).paired_with, session.get(Run, runs[1]).paired_with = runs[1], runs[0]
+        for run_id in runs:
+            store.set_status(session, run_id, "running")
+    return runs
+
+
+def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence[Side], cells: Sequence[Cell],
+            policy: timing.TimingPolicy, rounds: int, seed: int, timeout_s: float, plugin: str | None = None,
+            on_cell: Callable[[Cell], None] | None = None) -> None:
+    """Every cell in `rounds` rounds, each round with fresh side processes and its own shuffled
+    order; each side's outcome stored in its run as `run` stores a round. A cell that failed on
+    a side is not measured again on either."""
+    cpus = os.sched_getaffinity(0)
+    failed: set[Cell] = set()
+    for round_index in range(rounds):
+        procs = [SideProcess(side, timeout_s, cpus, plugin) for side in sides]
+        try:
+            for cell in sweep.round_order(cells, seed, round_index):
+                if cell in failed:
+                    continue
+                rng = random.Random(f"{seed}:{round_index}:{sweep.group_key(cell)}:{cell.method}:{cell.backend}")
+                outcomes = one_cell(procs, cell, round_index == 0, policy, rng)
+                for i, outcome in enumerate(outcomes):
+                    if procs[i].conn.closed:  # a side that died is started again for the next cell
+                        procs[i] = SideProcess(sides[i], timeout_s, cpus, plugin)
+                with factory() as session, session.begin():
+                    for run_id, outcome in zip(runs, outcomes):
+                        sweep._store_round(session, run_id, cell, outcome, round_index, rounds, None)
+                if any(o.status != "ok" for o in outcomes):
+                    failed.add(cell)
+                if on_cell:
+                    on_cell(cell)
+        finally:
+            for proc in procs:
+                if not proc.conn.closed:
+                    proc.close()

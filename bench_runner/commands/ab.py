@@ -1,0 +1,175 @@
+"""`ab BASE HEAD`: two versions measured in one session, taking turns block by block
+(bench_runner.ab), then compared cell by cell as `compare` does, each ratio from the pairs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from . import UsageError, db_flag, positive_int, threshold_flag
+
+HELP = ("Measure two versions in one session, taking turns block by block: BASE and HEAD are git revisions "
+        "of the project (or, with --repo and --plugin, of a plugin's repository), each checked out into a "
+        "worktree of its own and imported from there without installing it. Each side runs in a process of "
+        "its own, both pinned to the same CPUs; for every cell both time a block in turn, in a random order, "
+        "so that whatever the machine does falls on both. Both sides are stored as two runs linked as one "
+        "session (compare, gate, the Diff and History pages read them) and compared as `compare` does: "
+        "regression or improvement where the paired interval excludes 1 and the ratio is beyond the "
+        "threshold, no change where the whole interval lies within it. `ab HEAD HEAD` is an A/A.")
+
+
+def add_parser(verbs) -> None:
+    from .selection import rounds_flag, selection_flags
+
+    p = verbs.add_parser("ab", help="two versions measured in one session, taking turns; then compared",
+                         description=HELP)
+    p.add_argument("base", metavar="BASE", help="a git revision: the version measured first in the table")
+    p.add_argument("head", metavar="HEAD", help="a git revision: the version judged against BASE")
+    selection_flags(p, "default: cuda when available, else cpu")
+    rounds_flag(p)
+    p.add_argument("--seed", type=positive_int("seed (a whole number)"), help="the session's shuffles (default: fresh)")
+    p.add_argument("--repo", metavar="DIR", help="the git repository BASE and HEAD are revisions of (default: this "
+                                                 "checkout; with --plugin, the plugin's repository)")
+    for side in ("base", "head"):
+        p.add_argument(f"--{side}-python", metavar="PATH",
+                       help=f"the interpreter of the {side} side (e.g. a venv with another torch; default: this one)")
+        p.add_argument(f"--{side}-env", action="append", default=[], metavar="KEY=VALUE",
+                       help=f"set this variable in the {side} side's process (repeatable), e.g. OMP_NUM_THREADS=1")
+    db_flag(p)
+    threshold_flag(p)
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--markdown", metavar="FILE", help="also write the table and its summary to FILE as Markdown")
+    p.add_argument("--fail-on-regression", action="store_true", help="exit with status 1 when any cell regressed")
+    p.add_argument("--cell-timeout", type=float, default=300.0, metavar="SECONDS",
+                   help="stop a side that has not answered within this long (default: 300)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _env(pairs: list[str], flag: str) -> dict[str, str]:
+    out = {}
+    for text in pairs:
+        key, eq, value = text.partition("=")
+        if not eq or not key.strip() or any(c in key for c in " ="):
+            raise UsageError(f"bench_runner ab: {flag} {text!r}: expected KEY=VALUE, e.g. OMP_NUM_THREADS=1")
+        out[key.strip()] = value
+    return out
+
+
+def _python(path: str | None, flag: str) -> str:
+    if path is None:
+        return sys.executable
+    if not (Path(path).is_file() and os.access(path, os.X_OK)):
+        raise UsageError(f"bench_runner ab: {flag} {path!r} is not an executable interpreter")
+    return path
+
+
+def sides_of(args, worktrees, plugin: str | None) -> list:
+    """The two sides the arguments describe, their worktrees made (AbError or UsageError on bad input)."""
+    from ..ab import ROOT, Side, resolve
+
+    repo = str(Path(args.repo or ROOT).resolve())
+    sides = []
+    for name, revision in (("base", args.base), ("head", args.head)):
+        commit = resolve(repo, revision)
+        path = worktrees.add(name, commit)
+        python, env = _python(getattr(args, f"{name}_python"), f"--{name}-python"), _env(
+            getattr(args, f"{name}_env"), f"--{name}-env")
+        sides.append(Side(name, revision, commit, project=None if plugin else path,
+                          plugin_path=path if plugin else None, python=python, env=env))
+    return sides
+
+
+def run(args) -> int:
+    import results_db
+    from hadamard_bench import plugins
+    from hadamard_impls import catalogue
+    from sqlalchemy.orm import sessionmaker
+
+    from .. import ab, stats, sweep
+    from .selection import selection
+    from .compare import report, side
+
+    if len(args.plugin) > 1:
+        raise UsageError("bench_runner ab: name one plugin module (--plugin), whose repository --repo is")
+    plugin = args.plugin[0] if args.plugin else None
+    if plugin and not args.repo:
+        raise UsageError("bench_runner ab: --plugin needs --repo, the plugin's git repository")
+    if not args.suite:
+        raise UsageError("bench_runner ab: --suite is required (smoke, quick, full or paper)")
+    url = results_db.check_url(results_db.resolve_url(args.db))
+    try:
+        with ab.Worktrees(str(Path(args.repo or ab.ROOT).resolve())) as worktrees:
+            sides = sides_of(args, worktrees, plugin)
+            if plugin:  # plan the cells with the head's version of the plugin
+                from ..side_worker import import_from
+
+                try:
+                    import_from(plugin.partition(":")[0], sides[1].plugin_path)
+                except Exception as exc:  # noqa: BLE001 -- whatever the plugin raises: one line
+                    raise UsageError(f"bench_runner ab: plugin {plugin!r} cannot be imported from {args.head}: "
+                                     f"{type(exc).__name__}: {exc}") from None
+                plugins.load(catalogue, [plugin])
+            import torch
+
+            sel = selection(args, args.device or (["cuda"] if torch.cuda.is_available() else ["cpu"]))
+            cells = sweep.plan(catalogue, sel)
+            for s in sides:  # a side that cannot start is bad input: found before anything is stored
+                ab.SideProcess(s, args.cell_timeout, os.sched_getaffinity(0), plugin).close()
+            policy = sweep.POLICIES[sel.suite]
+            rounds, seed = args.rounds or sweep.ROUNDS[sel.suite], args.seed or sweep.new_seed()
+            factory = sessionmaker(results_db.open_engine(url.render_as_string(hide_password=False)))
+            runs = ab.start_runs(factory, catalogue, sel, cells, policy, sides, rounds, seed)
+            print(f"ab: runs {runs[0]} ({args.base}) and {runs[1]} ({args.head}), {len(cells)} cells of the "
+                  f"{sel.suite} suite, {rounds} round{'s' * (rounds > 1)}, taking turns", file=sys.stderr)
+            _measure(args, factory, runs, sides, cells, policy, rounds, seed, plugin)
+    except ab.AbError as exc:
+        raise UsageError(f"bench_runner ab: {exc}") from None
+    with factory() as session:
+        before, _, _ = side(session, str(runs[0]))
+        after, _, _ = side(session, str(runs[1]))
+    table = stats.comparison_table(before, after, args.threshold)
+    if table.empty:
+        print("bench_runner ab: no cell ended `ok` on both sides", file=sys.stderr)
+        return 1
+    names = f"run {runs[0]} ({args.base})", f"run {runs[1]} ({args.head})"
+    report(table, args.format, *names, args.threshold)
+    if args.markdown:
+        Path(args.markdown).write_text(markdown(table, *names, args.threshold))
+        print(f"wrote {args.markdown}", file=sys.stderr)
+    regressed = (table["verdict"] == stats.RUN_WORDS[0]).any()
+    return 1 if args.fail_on_regression and regressed else 0
+
+
+def _measure(args, factory, runs, sides, cells, policy, rounds, seed, plugin) -> None:
+    from results_db import store
+    from tqdm import tqdm
+
+    from .. import ab
+
+    with tqdm(total=len(cells) * rounds, unit="cell", disable=args.quiet, dynamic_ncols=True) as bar:
+        try:
+            ab.measure(factory, runs, sides, cells, policy, rounds, seed, args.cell_timeout, plugin,
+                       on_cell=lambda cell: bar.update())
+        except BaseException as exc:
+            with factory() as session, session.begin():
+                for run_id in runs:
+                    store.finish_run(session, run_id, "interrupted" if isinstance(exc, KeyboardInterrupt)
+                                     else "failed", f"{type(exc).__name__}: {exc}"[:500])
+            raise
+    with factory() as session, session.begin():
+        for run_id in runs:
+            store.finish_run(session, run_id, "finished")
+
+
+def markdown(table, before_name: str, after_name: str, threshold: float) -> str:
+    """The comparison as a Markdown table with its summary, for a pull request's description."""
+    from .compare import summary_lines
+
+    head = f"**{after_name}** against **{before_name}** (paired, threshold {threshold:.0%})\n\n"
+    rows = ["| benchmark | method | backend | size | ratio | 95% interval | verdict |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    rows += [f"| {r.benchmark} | {r.method} | {r.backend} | {r.size} | {r.ratio:.3f} | "
+             f"[{r.ci_low:.3f}, {r.ci_high:.3f}] | {r.verdict} |" for r in table.itertuples()]
+    return head + "\n".join(rows) + "\n\n" + "\n".join(f"- {line}" for line in summary_lines(table, {}, None,
+                                                                                          threshold)) + "\n"

@@ -1,0 +1,130 @@
+"""One side of an `ab` session: a process that builds and times one version's cells when the
+driver (bench_runner.ab) asks, so that two versions can take turns block by block.
+
+    python -m bench_runner.side_worker FD [--project DIR] [--plugin MODULE --plugin-path DIR]
+
+The driver starts it from its own checkout, so both sides are timed by the same measurement
+code; `--project` names the side's worktree, whose catalogue (hadamard_bench and
+hadamard_impls) is imported from there, and `--plugin-path` a plugin's worktree, from which
+the plugin MODULE is imported before the plugins named in HADAMARD_BENCH_PLUGINS register.
+FD is the side's end of a socket pair: requests and answers travel on it, pickled, one at a
+time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.machinery
+import importlib.util
+import sys
+
+
+def import_from(name: str, folder: str):
+    """The top-level module or package `name` imported from `folder`, whatever the path holds:
+    its submodules then come from there too (through the package's own path), and every later
+    `import name` finds it."""
+    spec = importlib.machinery.PathFinder.find_spec(name, [folder])
+    if spec is None:
+        raise ImportError(f"no module {name!r} in {folder}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def catalogue_of(project: str | None, plugin_path: str | None, plugin: str | None):
+    """The side's catalogue with its plugin: the catalogue (hadamard_bench, then hadamard_impls)
+    imported from `project`, the plugin module from `plugin_path`; bench_runner stays the driver's."""
+    if project:
+        import_from("hadamard_bench", project)
+        import_from("hadamard_impls", project)
+    if plugin and plugin_path:
+        import_from(plugin.partition(":")[0], plugin_path)
+    from .worker import load_catalogue
+
+    return load_catalogue("hadamard_bench.plugins:loaded_catalogue")
+
+
+class Side:
+    """The cells this process has built, by key: each prepared, warmed up and sized once per
+    round, then timed a block per turn, then finished."""
+
+    def __init__(self, catalogue):
+        self.catalogue, self.prepared = catalogue, {}
+
+    def prepare(self, cell, check: bool, policy):
+        """Build, check and warm up `cell`: ("ready", None), or ("outcome", why it cannot run)."""
+        from . import cell as cells
+        from . import timing
+
+        cells._float32_only()
+        plan = cells._unavailable(self.catalogue, cell)
+        if isinstance(plan, cells.CellOutcome):
+            return "outcome", plan
+        try:
+            found = cells._prepare(self.catalogue, cell, policy, None, check, plan)
+            if isinstance(found, cells.CellOutcome):
+                return "outcome", found
+            with timing.collector_paused():
+                warmup_calls, calls, _ = timing._warm_up(found.call, found.clock, found.policy)
+        except Exception as exc:  # noqa: BLE001 -- every failure becomes a stored status
+            return "outcome", cells._failed(exc)
+        self.prepared[cell] = (found, warmup_calls, calls, timing._turn(found.call, found.clock, calls))
+        return "ready", None
+
+    def turn(self, cell) -> tuple[float, int]:
+        """One turn of `cell`: its untimed call, then a timed block (seconds, calls)."""
+        from . import timing
+
+        with timing.collector_paused():
+            return self.prepared[cell][3]()
+
+    def finish(self, cell, samples: list[float], members: int):
+        from . import cell as cells
+        from . import timing
+
+        found, warmup_calls, calls, _ = self.prepared.pop(cell)
+        try:
+            measured = timing.Measurement(tuple(samples), calls, warmup_calls)
+            return cells._finish(found, measured, unsettled=False, members=members)
+        except Exception as exc:  # noqa: BLE001
+            return cells._failed(exc)
+        finally:
+            cells._release({cell.device})
+
+
+def serve(conn, side: Side) -> None:
+    while True:
+        message = conn.recv()
+        if message is None:
+            return
+        verb, *args = message
+        conn.send(getattr(side, verb)(*args))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("fd", type=int)
+    parser.add_argument("--project")
+    parser.add_argument("--plugin")
+    parser.add_argument("--plugin-path")
+    args = parser.parse_args()
+    from multiprocessing.connection import Connection
+
+    conn = Connection(args.fd)
+    try:
+        side = Side(catalogue_of(args.project, args.plugin_path, args.plugin))
+    except Exception as exc:  # noqa: BLE001 -- the driver reports it in one line
+        conn.send(("failed", f"{type(exc).__name__}: {exc}"[:500]))
+        return 1
+    conn.send(("ready", None))
+    serve(conn, side)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

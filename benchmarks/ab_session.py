@@ -1,0 +1,149 @@
+"""Does `ab` tell versions apart, and nothing from itself?
+
+Three `ab` sessions on this machine's CPU, each printed as a table and written into
+docs/benchmarks.md:
+
+1. A/A: `ab HEAD HEAD` over the selection of benchmarks/reproducibility.py (the quick suite's
+   eager cells of six benchmarks, 110 cells): every regression or improvement is false.
+2. A/B, threads: gated_ffn with the head side on one thread (`--head-env OMP_NUM_THREADS=1`).
+3. A/B, a plugin at two commits, the second moving ~1.3x the memory of the first: a multiply
+   (and a multiply-add) over n elements, then, in the second commit, 45% of the output read and
+   written once more.
+
+    python benchmarks/ab_session.py            # about 25 minutes on 2 cores
+    python benchmarks/ab_session.py --db URL   # re-read the sessions an earlier call stored there
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+import pandas as pd  # noqa: E402
+
+from bench_runner import stats  # noqa: E402
+from bench_runner.commands import compare  # noqa: E402
+from docs_section import write_section  # noqa: E402
+from reproducibility import BENCHMARKS, SELECTION, scratch_db  # noqa: E402
+
+DOC = ROOT / "docs" / "benchmarks.md"
+
+PLUGIN = textwrap.dedent('''
+    """Memory traffic for benchmarks/ab_session.py: EXTRA of the output read and written again."""
+    import torch
+    from torch import nn
+
+    EXTRA = {extra}
+
+
+    class Traffic(nn.Module):
+        def __init__(self, add):
+            super().__init__()
+            self.add = add
+
+        def forward(self, a, b):
+            y = a * b + a if self.add else a * b
+            if EXTRA:
+                y[: int(EXTRA * y.numel())].mul_(1.0)
+            return y
+
+
+    def register(catalogue):
+        bench = catalogue.benchmark(
+            "ab_traffic", domain="efficient", title="memory traffic", contract="a, b (n,) -> (n,)", params=("n",),
+            sweeps={{s: [{{"n": 1 << k}} for k in (16, 18, 20, 22)] for s in ("smoke", "quick", "full")}},
+            make_inputs=lambda s, g: (torch.randn(s["n"], generator=g), torch.randn(s["n"], generator=g)))
+        common = dict(latex="y = a * b", flops=lambda s: s["n"], bytes=lambda s, i: 3 * s["n"] * i,
+                      exponents={{"n": 1}}, backends=("eager",))
+
+        def mul(size):
+            """a * b"""
+            return Traffic(False)
+
+        def mul_add(size):
+            """a * b + a"""
+            return Traffic(True)
+
+        bench.method("mul", role="hadamard", **common)(mul)
+        bench.method("mul_add", role="baseline", **common)(mul_add)
+''')
+
+
+def ab(url: str, *args: str) -> float:
+    """One `ab` session into `url`; its minutes."""
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "bench_runner", "ab", *args, "--db", url, "--quiet",
+                           "--format", "csv"], cwd=ROOT, capture_output=True, text=True)
+    if done.returncode not in (0, 1):
+        sys.exit(done.stderr)
+    return (time.perf_counter() - started) / 60
+
+
+def plugin_repo(folder: str) -> str:
+    repo = Path(folder, "traffic_plugin")
+    repo.mkdir()
+    git = lambda *a: subprocess.run(["git", "-C", str(repo), *a], check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    for extra, tag in ((0.0, "one"), (0.45, "more")):
+        (repo / "ab_traffic_plugin.py").write_text(PLUGIN.format(extra=extra))
+        git("add", ".")
+        git("-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-q", "-m", tag)
+        git("tag", tag)
+    return str(repo)
+
+
+def rates(table: pd.DataFrame) -> dict:
+    counts = table["verdict"].value_counts()
+    return {v: int(counts.get(v, 0)) for v in (*stats.RUN_WORDS, stats.NO_CHANGE, stats.INCONCLUSIVE)} | {
+        "cells": len(table), "paired": int(table["paired"].sum()), "median": float(table["ratio"].median()),
+        "half": float(stats.interval_half_width(table).median())}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", help="re-read the three sessions (runs 1-6) an earlier call stored at this URL")
+    args = parser.parse_args()
+    url, minutes = args.db, {}
+    if url is None:
+        url = scratch_db("ab")
+        minutes["A/A"] = ab(url, "HEAD", "HEAD", *SELECTION)
+        ffn = [a for a in SELECTION if a not in BENCHMARKS and a != "--benchmark"] + ["--benchmark", "gated_ffn"]
+        minutes["threads"] = ab(url, "HEAD", "HEAD", *ffn, "--head-env", "OMP_NUM_THREADS=1")
+        minutes["traffic"] = ab(url, "one", "more", "--repo", plugin_repo(tempfile.mkdtemp()), "--plugin", "ab_traffic_plugin",
+                                "--suite", "quick", "--benchmark", "ab_traffic", "--device", "cpu")
+    sessions = compare.existing_db(url, "compare")
+    with sessions() as session:
+        tables = {name: stats.comparison_table(compare.side(session, str(b))[0], compare.side(session, str(b + 1))[0])
+                  for name, b in (("A/A", 1), ("threads", 3), ("traffic", 5))}
+    found = {name: rates(t) for name, t in tables.items()}
+    what = {"A/A": "A/A: `ab HEAD HEAD`, 110 cells",
+            "threads": "A/B: gated_ffn, head on one thread (`--head-env OMP_NUM_THREADS=1`)",
+            "traffic": "A/B: a plugin at two commits, the second moving ~1.3x the memory"}
+    lines = [
+        f"Measured {pd.Timestamp.now():%Y-%m-%d %H:%M} on this machine's CPU ({os.cpu_count()} cores), the quick "
+        f"suite, {stats.FLOOR:.0%} floor.",
+        "",
+        "| session | cells | regression | improvement | no change | inconclusive | paired | median ratio | "
+        "median half-width | minutes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        *[f"| {what[n]} | {f['cells']} | {f['regression']} | {f['improvement']} | {f['no change']} | "
+          f"{f['inconclusive']} | {f['paired']} | {f['median']:.3f} | ±{f['half']:.1%} | "
+          f"{minutes.get(n, float('nan')):.1f} |" for n, f in found.items()],
+    ]
+    table = "\n".join(lines)
+    print(table)
+    write_section(DOC, "ab-session", table, heading="## Two versions taking turns: `ab`\n\n"
+                                                     "`python benchmarks/ab_session.py`:")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
