@@ -12,6 +12,7 @@ and `gate` pair them: what the machine did in a cycle, it did to both.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import socket
@@ -34,6 +35,15 @@ from .worker import allocator_setting
 
 ROOT = Path(__file__).resolve().parent.parent  # the driver's checkout: both sides' measurement code
 START_TIMEOUT_S = 300.0  # importing torch and a catalogue on a cold, busy machine
+# Two processes take turns on the same cores, and after its turn a side's OpenMP threads would
+# spin for milliseconds (libgomp's default), on the cores the other side is being timed on: on a
+# 2-vCPU VM on 2026-12-02 an A/A's per-cycle log ratios spread by 0.70 (SD) in gated_ffn cells of
+# 1-10 ms, and by 0.064 with the threads sleeping at once. So unless the user's environment (or a
+# side's --base-env/--head-env) says otherwise, both sides run with passive OpenMP threads.
+SIDE_ENV_DEFAULTS = {"OMP_WAIT_POLICY": "passive"}
+# Turns between two processes are noisier than within one (a block's time spreads by 6-19% against
+# 13% in one process on that VM, with passive threads), so each round takes at least this many cycles.
+MIN_CYCLES = 10
 
 
 class AbError(RuntimeError):
@@ -51,9 +61,10 @@ class Side:
     env: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> dict:
-        """What the side's run stores about it."""
+        """What the side's run stores about it: `env` as the side's process had it set, defaults included."""
+        env = {k: os.environ.get(k, v) for k, v in SIDE_ENV_DEFAULTS.items()} | self.env
         return {"side": self.name, "revision": self.revision, "commit": self.commit,
-                "of": "plugin" if self.plugin_path else "project", "python": self.python, "env": dict(self.env)}
+                "of": "plugin" if self.plugin_path else "project", "python": self.python, "env": env}
 
 
 def git(repo: str, *args: str) -> str:
@@ -111,7 +122,8 @@ class SideProcess:
     def __init__(self, side: Side, timeout_s: float, cpus: set[int], plugin: str | None = None):
         self.side, self.timeout_s = side, timeout_s
         mine, theirs = socket.socketpair()
-        env = {**os.environ, **{k: v for k, v in allocator_setting().items() if k.isupper()}, **side.env}
+        env = {**SIDE_ENV_DEFAULTS, **os.environ, **{k: v for k, v in allocator_setting().items() if k.isupper()},
+               **side.env}
         if plugin and plugin not in plugins.named_in_env():
             env[plugins.ENV_VAR] = ",".join([*plugins.named_in_env(), plugin])
         command = [side.python, "-m", "bench_runner.side_worker", str(theirs.fileno())]
@@ -219,6 +231,7 @@ def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence
     order; each side's outcome stored in its run as `run` stores a round. A cell that failed on
     a side is not measured again on either."""
     cpus = os.sched_getaffinity(0)
+    policy = dataclasses.replace(policy, min_samples=max(policy.min_samples, MIN_CYCLES))
     failed: set[Cell] = set()
     for round_index in range(rounds):
         procs = [SideProcess(side, timeout_s, cpus, plugin) for side in sides]

@@ -204,11 +204,15 @@ def _measure(fn: Callable[[], object], clock: Clock, policy: TimingPolicy) -> Me
     return Measurement(tuple(samples), calls, warmup_calls)
 
 
-# Untimed calls a member makes each time its turn comes, before its block is timed: the member
-# before it left its own data in the caches, and the first call after a switch pays to evict
-# it. Short blocks without them change the ratio itself (on a 2-vCPU VM on 2026-12-01, a
-# 1024x256 matmul against a multiply read 0.17 in ~0.2 ms blocks against 0.09 one at a time).
+# What a member does each time its turn comes, before its block is timed: untimed calls, at least
+# SWITCH_WARMUP_CALLS and for at least SWITCH_WARMUP_S. The member before it left its own data in
+# the caches, and (in another process, as `ab` runs them) its OpenMP threads spinning for a while
+# after their last parallel region. Short blocks without such calls change the ratio itself: on
+# a 2-vCPU VM on 2026-12-01, a 1024x256 matmul against a multiply read 0.17 in ~0.2 ms blocks
+# against 0.09 one at a time; and two processes of the same code taking turns with one untimed
+# call read per-cycle log ratios spread by 0.4-0.6 (SD) in cells of 0.1-10 ms on 2026-12-02.
 SWITCH_WARMUP_CALLS = 1
+SWITCH_WARMUP_S = 2e-3
 
 
 def interleave(fns: Sequence[Callable[[], object]], clock: Clock, policy: TimingPolicy,
@@ -222,10 +226,12 @@ def interleave(fns: Sequence[Callable[[], object]], clock: Clock, policy: Timing
 
 
 def _turn(fn: Callable[[], object], clock: Clock, calls: int) -> Callable[[], tuple[float, int]]:
-    """One member's turn: SWITCH_WARMUP_CALLS untimed calls, then one timed block."""
+    """One member's turn: untimed calls (SWITCH_WARMUP_CALLS, SWITCH_WARMUP_S), then one timed block."""
     def turn() -> tuple[float, int]:
-        for _ in range(SWITCH_WARMUP_CALLS):
+        until, made = time.perf_counter() + SWITCH_WARMUP_S, 0
+        while made < SWITCH_WARMUP_CALLS or time.perf_counter() < until:
             fn()
+            made += 1
         return clock.time_block(fn, calls), calls
     return turn
 

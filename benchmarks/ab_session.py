@@ -32,6 +32,7 @@ import pandas as pd  # noqa: E402
 from bench_runner import stats  # noqa: E402
 from bench_runner.commands import compare  # noqa: E402
 from docs_section import write_section  # noqa: E402
+from results_db import Run  # noqa: E402
 from reproducibility import BENCHMARKS, SELECTION, scratch_db  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -123,12 +124,17 @@ def main() -> int:
     with sessions() as session:
         tables = {name: stats.comparison_table(compare.side(session, str(b))[0], compare.side(session, str(b + 1))[0])
                   for name, b in (("A/A", 1), ("threads", 3), ("traffic", 5))}
+        first = session.get(Run, 1)
+        when, commit = first.started_at, (first.provenance or {}).get("git_commit") or "unknown"
+        if not minutes:  # re-read: the sessions' own start and end
+            minutes = {n: (session.get(Run, b + 1).finished_at - session.get(Run, b).started_at).total_seconds() / 60
+                       for n, b in (("A/A", 1), ("threads", 3), ("traffic", 5))}
     found = {name: rates(t) for name, t in tables.items()}
     what = {"A/A": "A/A: `ab HEAD HEAD`, 110 cells",
             "threads": "A/B: gated_ffn, head on one thread (`--head-env OMP_NUM_THREADS=1`)",
             "traffic": "A/B: a plugin at two commits, the second moving ~1.3x the memory"}
     lines = [
-        f"Measured {pd.Timestamp.now():%Y-%m-%d %H:%M} on this machine's CPU ({os.cpu_count()} cores), the quick "
+        f"Measured {when:%Y-%m-%d %H:%M} UTC at {commit[:7]} on this machine's CPU ({os.cpu_count()} cores), the quick "
         f"suite, {stats.FLOOR:.0%} floor.",
         "",
         "| session | cells | regression | improvement | no change | inconclusive | paired | median ratio | "

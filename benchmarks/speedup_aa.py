@@ -118,6 +118,8 @@ def main() -> int:
         if not minutes:  # re-read: the runs' own start and end
             minutes = {r: (run.finished_at - run.started_at).total_seconds() / 60
                        for r in range(1, 5) for run in [session.get(Run, r)]}
+        first = session.get(Run, 1)
+        when, commit = first.started_at, (first.provenance or {}).get("git_commit") or "unknown"
     rows = []
     for way in WAYS:
         first, second = [r for r, w in enumerate(ORDER, start=1) if w == way]
@@ -129,7 +131,7 @@ def main() -> int:
                     + ", ".join(f"{v:.0%}" for v in f["paired"]) + " | "
                     + ", ".join(f"{minutes[r]:.1f}" for r in (first, second)) + " |")
     lines = [
-        f"Measured {pd.Timestamp.now():%Y-%m-%d %H:%M} on this machine's CPU ({os.cpu_count()} cores), {condition}"
+        f"Measured {when:%Y-%m-%d %H:%M} UTC at {commit[:7]} on this machine's CPU ({os.cpu_count()} cores), {condition}"
         + (" (a neighbour streaming 128 MiB on one core, a second on, a second off)" if args.disturb else "")
         + "; the quick suite's eager cells of six benchmarks, runs 1-4 back to back, the two ways alternating.",
         "",
