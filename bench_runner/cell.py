@@ -267,7 +267,7 @@ def run_group(catalogue: Catalogue, work: list[tuple[Cell, bool]], policy: timin
                     outcomes[i] = _finish(p, timing.measure(p.call, p.clock, p.policy),
                                           settle.before_timing(p.cell.device, policy.settle_s))
                 else:
-                    outcomes[i] = _finish(p, measured[n], unsettled, members=len(prepared))
+                    outcomes[i] = _finish(p, measured[n], unsettled, members=len(prepared) if len(prepared) > 1 else 0)
             except Exception as exc:  # noqa: BLE001
                 outcomes[i] = _failed(exc)
         return outcomes

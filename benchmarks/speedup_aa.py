@@ -47,7 +47,7 @@ KEY = list(CELL_KEY)
 # A neighbour on one core: copy two 64 MiB arrays into each other for a second, rest for a second.
 NEIGHBOUR = """
 import os, time, numpy as np
-os.sched_setaffinity(0, {CORE})
+os.sched_setaffinity(0, [CORE])
 a, b = np.ones(8 << 20), np.empty(8 << 20)
 while True:
     end = time.perf_counter() + 1.0
@@ -102,7 +102,10 @@ def main() -> int:
         neighbour = None
         if args.disturb:
             core = (os.cpu_count() or 1) - 1
-            neighbour = subprocess.Popen([sys.executable, "-c", NEIGHBOUR.replace("{CORE}", str(core))])
+            neighbour = subprocess.Popen([sys.executable, "-c", NEIGHBOUR.replace("CORE", str(core))])
+            time.sleep(2)
+            if neighbour.poll() is not None:
+                sys.exit("the neighbour did not start: its error is above")
         try:
             for run_id, way in enumerate(ORDER, start=1):
                 started = time.perf_counter()

@@ -499,6 +499,11 @@ def test_paired_speedups_read_through_a_drift_that_hides_unpaired_ones(factor, n
     assert not unpaired["paired"] and unpaired["verdict"] == "inconclusive"
     other_run = {1: samples[1], 2: (*samples[2][:3], 8)}  # the same cycle numbers, another run: no pairs
     assert not data.speedup_intervals(frame, "base", other_run).iloc[0]["paired"]
+    catalogue = pd.DataFrame({"benchmark": ["b", "b"], "method": ["h", "base"], "role": ["hadamard", "baseline"]})
+    headline = data.headline_verdicts(data.headlines(frame, catalogue), samples,
+                                      data.spelled(frame, [7])).iloc[0]  # the Overview's, in a spell: held for none
+    assert headline["paired"] and headline["verdict"] == verdict
+    assert ("faster" in data.headline_text(headline)) == (verdict == "faster")
 
 
 def test_diff_shows_an_ab_sessions_paired_verdicts(db_url, monkeypatch):
