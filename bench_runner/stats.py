@@ -213,24 +213,25 @@ def compare_all(pairs: Iterable[tuple[Sequence[np.ndarray], Sequence[np.ndarray]
 
 
 def rounds_of(entry) -> list[np.ndarray]:
-    """A cell's samples by round from its entry (samples, sample_rounds[, sample_cycles, run_id]),
+    """A cell's samples by round from its entry (samples, sample_rounds[, sample_cycles, turns]),
     as results_db.queries.samples_of gives them."""
     return split_rounds(entry[0], entry[1])
 
 
 def paired_log_ratios(before: Sequence, after: Sequence) -> list[np.ndarray]:
-    """Per round, log(after ÷ before) of the samples two cells of one run timed in the same cycle
-    of that round (their entries: samples, sample_rounds, sample_cycles, run_id; see
-    Result.sample_cycles). Cells of two runs, a round where they share no cycle, and a sample
-    whose cycle is -1 (a retake) pair nothing."""
+    """Per round, log(after ÷ before) of the samples two cells timed in the same cycle of that
+    round (their entries: samples, sample_rounds, sample_cycles, turns: the run, or the `ab`
+    session, whose cycles they are; see Result.sample_cycles and queries.turns_of). Cells of
+    different turns, a round where they share no cycle, and a sample whose cycle is -1 (a
+    retake) pair nothing."""
     def by_key(entry) -> dict[tuple[int, int], float]:
         samples, rounds, cycles = (list(entry) + [None, None])[:3]
-        if not samples or cycles is None or len(cycles) != len(samples):
+        if not isinstance(cycles, (list, tuple, np.ndarray)) or samples is None or len(cycles) != len(samples):
             return {}
         rounds = rounds if rounds is not None and len(rounds) == len(samples) else [0] * len(samples)
         return {(int(r), int(c)): float(x) for x, r, c in zip(samples, rounds, cycles) if c >= 0 and x > 0}
-    run_of = lambda entry: entry[3] if len(entry) > 3 else None  # noqa: E731
-    if run_of(before) != run_of(after):
+    turns = lambda entry: entry[3] if len(entry) > 3 else None  # noqa: E731
+    if turns(before) != turns(after):
         return []
     b, a = by_key(before), by_key(after)
     shared = sorted(b.keys() & a.keys())

@@ -149,9 +149,8 @@ def test_a_group_in_process_stores_cycles_that_pair_and_replays_its_orders(db_ur
     with factory() as session:
         ok = session.scalars(select(Result).where(Result.status == "ok")).all()
         assert {r.method for r in ok} == {"double"}
-        for r in ok:
-            assert len(r.sample_cycles) == len(r.samples) == len(r.sample_rounds)
-            assert set(r.sample_rounds) == {0, 1}
+        for r in ok:  # its partners failed: left alone, it had no one to take turns with
+            assert r.sample_cycles is None and set(r.sample_rounds) == {0, 1}
     # A group of the toy's two working methods: both have a sample in every cycle of every round.
     group = [c for c in cells if c.size_dict["n"] == 8 and c.method == "double"]
     twin = [(group[0], True), (group[0], True)]
