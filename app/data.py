@@ -18,6 +18,7 @@ from sqlalchemy.orm import sessionmaker
 
 import results_db
 from bench_runner import history, stats
+from bench_runner.speedups import flipped
 from results_db import bundle, queries, store
 
 from . import text
@@ -327,9 +328,8 @@ def _with_speedup_intervals(frame: pd.DataFrame, samples: dict, in_spell: dict[i
     found = stats.compare_entries([(entry(b), entry(m)) for b, m in zip(frame["baseline_result_id"], frame["result_id"])],
                                   words=stats.METHOD_WORDS)
     out = frame.copy()
-    out["speedup"] = [1 / f["ratio"] if f["ratio"] else float("nan") for f in found]
-    out["speedup_low"] = [1 / f["ci_high"] if f["ci_high"] else float("nan") for f in found]
-    out["speedup_high"] = [1 / f["ci_low"] if f["ci_low"] else float("nan") for f in found]
+    speed = [flipped(f) for f in found]
+    out["speedup"], out["speedup_low"], out["speedup_high"] = ([s[i] for s in speed] for i in range(3))
     out["paired"] = [f["paired"] for f in found]
     unpaired = [not f["paired"] for f in found]
     held = stats.hold_spelled([f["verdict"] for f in found],

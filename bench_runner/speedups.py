@@ -16,6 +16,13 @@ COLUMNS = ["baseline", "speedup", "speedup_ci_low", "speedup_ci_high", "speedup_
 SAME_PLACE = ["run_id", "benchmark", "backend", "size", "device", "dtype", "mode"]
 
 
+def flipped(found: dict) -> tuple[float, float, float]:
+    """A time ratio's comparison (method ÷ baseline, with its interval: stats.compare_entries)
+    as a speed-up: its reciprocal, the interval flipped."""
+    inverse = lambda v: 1 / v if v else float("nan")  # noqa: E731
+    return inverse(found["ratio"]), inverse(found["ci_high"]), inverse(found["ci_low"])
+
+
 def baselines(catalogue: pd.DataFrame) -> dict[tuple[str, str], str]:
     """(benchmark, method) → the method it is judged against, for every method that is not a
     baseline itself (catalogue: results_db.queries.catalogue_frame)."""
@@ -54,9 +61,7 @@ def with_speedups(frame: pd.DataFrame, catalogue: pd.DataFrame, samples: dict) -
         pairs.append((samples.get(int(found), ([], None)), samples.get(int(r["result_id"]), ([], None))))
     for (index, base), f in zip(rows, stats.compare_entries(pairs, words=stats.METHOD_WORDS)):
         out.at[index, "baseline"] = base
-        out.at[index, "speedup"] = 1 / f["ratio"] if f["ratio"] else float("nan")
-        out.at[index, "speedup_ci_low"] = 1 / f["ci_high"] if f["ci_high"] else float("nan")
-        out.at[index, "speedup_ci_high"] = 1 / f["ci_low"] if f["ci_low"] else float("nan")
+        out.at[index, "speedup"], out.at[index, "speedup_ci_low"], out.at[index, "speedup_ci_high"] = flipped(f)
         out.at[index, "speedup_verdict"] = f["verdict"]
         out.at[index, "speedup_paired"] = f["paired"]
     return out
