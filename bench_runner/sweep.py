@@ -497,7 +497,6 @@ def _store_round(session: Session, run_id: int, cell: Cell, outcome: CellOutcome
     if result is None:  # the cell's first measurement
         samples = outcome.samples or []
         sample_rounds = [round_index] * len(samples) if samples else None
-        sample_cycles = list(range(len(samples))) if samples and outcome.interleaved else None
         metrics = dict(outcome.metrics)
         status, message = outcome.status, outcome.message
         if status == "ok":
@@ -508,16 +507,21 @@ def _store_round(session: Session, run_id: int, cell: Cell, outcome: CellOutcome
             status = "implausible" if message else status
         # A cell that is not `ok` is settled: the rounds it will not be measured in count as done.
         store.record_result(session, run_id, cell.key(), status, message, outcome.samples,
-                            metrics, sample_rounds=sample_rounds, sample_cycles=sample_cycles,
+                            metrics, sample_rounds=sample_rounds, sample_cycles=_cycles(outcome),
                             progress=1 if status == "ok" else rounds - round_index, provenance=outcome.provenance)
         return status
     store.count_progress(session, run_id)
     if outcome.status != "ok":
         store.note_round_failure(result, round_index, outcome.status, outcome.message)
         return result.status
-    samples = list(outcome.samples or [])
-    store.add_round(session, result, samples, round_index, list(range(len(samples))) if outcome.interleaved else None)
+    store.add_round(session, result, list(outcome.samples or []), round_index, _cycles(outcome))
     return _restate(session, cell, result, ceilings, unsettled_change=int(outcome.unsettled))
+
+
+def _cycles(outcome: CellOutcome) -> list[int] | None:
+    """The cycle of each of an outcome's samples: sample i of a member that took turns comes from
+    cycle i (timing.take_turns); None for one timed alone."""
+    return list(range(len(outcome.samples))) if outcome.interleaved and outcome.samples else None
 
 
 def _store_retake(session: Session, run_id: int, cell: Cell, outcome: CellOutcome, round_index: int,

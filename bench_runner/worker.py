@@ -11,6 +11,7 @@ so a cell's time does not depend on what the process ran before it.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import importlib
 import multiprocessing
 import os
@@ -245,7 +246,7 @@ class IsolatedRunner:
         """A comparison group's members taking turns in the worker (cell.run_group), with the cell
         timeout for each member; a worker that dies or hangs ends them all alike."""
         found = self._run(("group", work, order_key), self.timeout_s * len(work))
-        return found if isinstance(found, list) else [found] * len(work)
+        return found if isinstance(found, list) else [dataclasses.replace(found) for _ in work]
 
     def _run(self, message: tuple, timeout_s: float):
         """Send a cell or a group to the worker (started first if need be) and return what it
