@@ -17,7 +17,7 @@ import streamlit as st
 from sqlalchemy.orm import sessionmaker
 
 import results_db
-from bench_runner import history, stats
+from bench_runner import defaults, history, stats
 from bench_runner.speedups import flipped
 from results_db import bundle, queries, store
 
@@ -424,7 +424,7 @@ def headline_text(h) -> str:
         claim = (f":red[**{method}** is {1 / h.speedup:.2f}× [{1 / h.speedup_high:.2f}, {1 / h.speedup_low:.2f}] "
                  f"slower than **{baseline}**]")
     elif h.verdict == "no change":
-        claim = f"**{method}** runs as fast as **{baseline}** (within ±{stats.FLOOR:.0%}: {interval})"
+        claim = f"**{method}** runs as fast as **{baseline}** (within ±{defaults.FLOOR:.0%}: {interval})"
     else:
         claim = (f":orange[**{method}** against **{baseline}**: {h.speedup:.2f}× {interval}, inconclusive: "
                  f"measure again with more rounds]")

@@ -12,16 +12,7 @@ from .analysis import with_size_columns
 CELL_KEY = [*vocabulary.CELL_KEY, "machine"]
 CONTEXT = ["machine", "device", "dtype", "mode"]  # what must match for two results to compare
 
-METRICS = {  # column → (label, unit)
-    "time_median_s": ("Runtime (median)", "s"),
-    "peak_mem_bytes": ("Peak memory", "bytes"),
-    "gflops": ("Throughput", "GFLOP/s"),
-    "gbps": ("Bandwidth", "GB/s"),
-    "flops": ("FLOPs (analytic)", "FLOP"),
-    "energy_j_per_call": ("Energy per call", "J"),
-    "gflops_per_j": ("Energy efficiency", "GFLOP/J"),
-    "speedup": ("Speed-up against a baseline", "×"),
-}
+METRICS = vocabulary.METRICS  # column → (label, unit)
 
 
 def add_derived(frame: pd.DataFrame) -> pd.DataFrame:

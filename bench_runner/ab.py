@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hadamard_bench import plugins
 from results_db import Run, store
 
-from . import sweep, timing
+from . import defaults, sweep, timing
 from .cell import Cell, CellOutcome
 from .worker import allocator_setting
 
@@ -179,7 +179,7 @@ class SideProcess:
         self.conn.close()
 
 
-def one_cell(procs: list[SideProcess], cell: Cell, check: bool, policy: timing.TimingPolicy,
+def one_cell(procs: list[SideProcess], cell: Cell, check: bool, policy: defaults.TimingPolicy,
              rng: random.Random) -> list[CellOutcome]:
     """Both sides' outcomes of one cell: taking turns when both can run it; a side that cannot
     ends as its own outcome, and the other is then timed alone."""
@@ -207,7 +207,7 @@ def one_cell(procs: list[SideProcess], cell: Cell, check: bool, policy: timing.T
 
 
 def start_runs(factory: sessionmaker[Session], catalogue, sel: sweep.Selection, cells: Sequence[Cell],
-               policy: timing.TimingPolicy, sides: Sequence[Side], rounds: int, seed: int) -> list[int]:
+               policy: defaults.TimingPolicy, sides: Sequence[Side], rounds: int, seed: int) -> list[int]:
     """Two runs, one a side, that name each other: the session's record."""
     runs = []
     for side in sides:
@@ -225,7 +225,7 @@ def start_runs(factory: sessionmaker[Session], catalogue, sel: sweep.Selection, 
 
 
 def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence[Side], cells: Sequence[Cell],
-            policy: timing.TimingPolicy, rounds: int, seed: int, timeout_s: float, plugin: str | None = None,
+            policy: defaults.TimingPolicy, rounds: int, seed: int, timeout_s: float, plugin: str | None = None,
             on_cell: Callable[[Cell], None] | None = None) -> None:
     """Every cell in `rounds` rounds, each round with fresh side processes and its own shuffled
     order; each side's outcome stored in its run as `run` stores a round. A cell that failed on

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import torch
 
-from . import settle, timing
+from . import defaults, settle, timing
 
 # Large enough to leave the caches (CPU) and to saturate the device (GPU), small
 # enough to take well under a second.
 COPY_BYTES = {"cpu": 64 * 2**20, "cuda": 1024 * 2**20}
 MATMUL_SIZE = {"cpu": 1024, "cuda": 8192}
 CONV_SHAPE = {"cpu": (8, 256, 16)}  # batch, channels, side: a convolution oneDNN runs near its peak
-POLICY = timing.TimingPolicy(warmup_s=0.05, min_block_s=1e-3, budget_s=0.2, min_samples=5)
+POLICY = defaults.TimingPolicy(warmup_s=0.05, min_block_s=1e-3, budget_s=0.2, min_samples=5)
 
 
 def calibrate(device: str, dtypes: list[str], clock: timing.Clock | None = None) -> dict[str, object]:
@@ -72,7 +72,7 @@ def roofline_fraction(flops: float | None, bytes_moved: float | None, seconds: f
 # comparison across rounds and runs can tell how much the machine itself changed.
 DRIFT_COPY_BYTES = {"cpu": 16 * 2**20, "cuda": 256 * 2**20}
 DRIFT_MATMUL_SIZE = {"cpu": 256, "cuda": 4096}
-DRIFT_POLICY = timing.TimingPolicy(warmup_s=0.02, min_block_s=1e-3, budget_s=0.1, min_samples=7)
+DRIFT_POLICY = defaults.TimingPolicy(warmup_s=0.02, min_block_s=1e-3, budget_s=0.1, min_samples=7)
 
 
 def drift_control(device: str, clock: timing.Clock | None = None) -> dict[str, float]:

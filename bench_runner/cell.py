@@ -19,7 +19,7 @@ import torch
 from hadamard_bench import vocabulary
 from hadamard_impls import BACKENDS, Catalogue, size_label
 
-from . import flops, kernels, machine, memory, settle, telemetry, timing
+from . import defaults, flops, kernels, machine, memory, settle, telemetry, timing
 
 DTYPES = dict(zip(vocabulary.DTYPES, (torch.float32, torch.bfloat16, torch.float16)))
 MODES = vocabulary.MODES
@@ -188,7 +188,7 @@ def _release(devices) -> None:
         torch.cuda.empty_cache()
 
 
-def run_cell(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
+def run_cell(catalogue: Catalogue, cell: Cell, policy: defaults.TimingPolicy,
              clock: timing.Clock | None = None, check: bool = True) -> CellOutcome:
     """Check a cell against its reference, time it, count its memory and FLOPs. With
     `check=False` (a later round of a cell that passed all that) only warm up and time it."""
@@ -223,7 +223,7 @@ def group_fits(catalogue: Catalogue, cells: list[Cell]) -> bool:
 ALONE_NOTE = "timed one at a time: its group does not fit in memory together"
 
 
-def run_group(catalogue: Catalogue, work: list[tuple[Cell, bool]], policy: timing.TimingPolicy,
+def run_group(catalogue: Catalogue, work: list[tuple[Cell, bool]], policy: defaults.TimingPolicy,
               rng: random.Random, clock: timing.Clock | None = None) -> list[CellOutcome]:
     """The members of one comparison group (`work`: each cell with whether to check it), timed
     in turns (timing.interleave): each is built, checked and warmed up, then all are timed
@@ -275,7 +275,7 @@ def run_group(catalogue: Catalogue, work: list[tuple[Cell, bool]], policy: timin
         _release({c.device for c, _ in work})
 
 
-def _alone(catalogue: Catalogue, item: tuple[Cell, bool], policy: timing.TimingPolicy,
+def _alone(catalogue: Catalogue, item: tuple[Cell, bool], policy: defaults.TimingPolicy,
            clock: timing.Clock | None, too_large: bool) -> CellOutcome:
     outcome = run_cell(catalogue, item[0], policy, clock, check=item[1])
     if too_large and outcome.status == "ok":
@@ -295,13 +295,13 @@ class Prepared:
     fn: Callable
     call: Callable[[], object]
     clock: timing.Clock
-    policy: timing.TimingPolicy
+    policy: defaults.TimingPolicy
     check: bool
     provenance: dict | None
     first_call_s: float
 
 
-def _graph_timing(call: Callable[[], object], clock: timing.Clock, policy: timing.TimingPolicy) -> dict:
+def _graph_timing(call: Callable[[], object], clock: timing.Clock, policy: defaults.TimingPolicy) -> dict:
     """The same call replayed from a CUDA graph: what is left once launch overhead is gone."""
     try:
         replay = timing.cuda_graph(call)
@@ -349,7 +349,7 @@ def _timing_metrics(measured: timing.Measurement) -> dict[str, float]:
             "noisy": float(measured.noisy), "median_rel_ci": measured.rel_ci}
 
 
-def _prepare(catalogue: Catalogue, cell: Cell, policy: timing.TimingPolicy,
+def _prepare(catalogue: Catalogue, cell: Cell, policy: defaults.TimingPolicy,
              clock: timing.Clock | None, check: bool, plan: tuple[str, str]) -> Prepared | CellOutcome:
     bench = catalogue.benchmarks[cell.benchmark]
     method = bench.methods[cell.method]

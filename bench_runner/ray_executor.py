@@ -32,7 +32,7 @@ from typing import Iterable, Iterator
 
 from . import machine, settle
 from .cell import Cell, CellOutcome, _one_line
-from .timing import TimingPolicy
+from .defaults import TimingPolicy
 from .worker import allocator_setting, load_catalogue, measure_cell
 
 INSTALL = "Ray is not installed: pip install 'hadamard-bench[ray]' (or pip install ray)"

@@ -38,8 +38,15 @@ def import_from(name: str, folder: str):
 
 def catalogue_of(project: str | None, plugin_path: str | None, plugin: str | None):
     """The side's catalogue with its plugin: the catalogue (hadamard_bench, then hadamard_impls)
-    imported from `project`, the plugin module from `plugin_path`; bench_runner stays the driver's."""
+    imported from `project`, the plugin module from `plugin_path`; bench_runner stays the driver's,
+    and so do the words it measures and stores in (hadamard_bench.vocabulary and .errors, imported
+    here first, so that the side's package finds them already loaded): an older side's catalogue
+    reads the driver's vocabulary, which only grows, instead of the driver's code failing on a
+    word the older vocabulary lacked."""
     if project:
+        import hadamard_bench.errors  # noqa: F401
+        import hadamard_bench.vocabulary  # noqa: F401
+
         import_from("hadamard_bench", project)
         import_from("hadamard_impls", project)
     if plugin and plugin_path:

@@ -20,17 +20,17 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from results_db.store import CELL_COLUMNS
 
-FLOOR = 0.05  # a change smaller than 5% is treated as no change
+
+from hadamard_bench.vocabulary import CELL_KEY, STATISTICS
+
+from .defaults import FLOOR
+
 ALPHA = 0.05  # false-discovery rate across the cells compared at once
 NOISY_IQR = 0.10  # torch.utils.benchmark's threshold: within-round IQR above 10% of the median
 NOISY_ROUND_SPREAD = 0.10  # round medians more than 10% of the median apart
 N_BOOT = 1000
 
-# What a comparison takes the ratio of: the median, or the 10th percentile, which shared and
-# virtual machines reproduce better (their disturbances only ever add time).
-STATISTICS = {"median": 0.5, "p10": 0.1}
 
 # Between two runs (after ÷ before) and between two methods (method ÷ baseline).
 RUN_WORDS = ("regression", "improvement")
@@ -309,7 +309,7 @@ def compare_entries(pairs: Iterable[tuple[Sequence, Sequence]], floor: float = F
     return out
 
 
-CELL = list(CELL_COLUMNS)  # what identifies a cell, as results_db stores it
+CELL = list(CELL_KEY)  # what identifies a cell, as results_db stores it
 
 
 def _unsettled(row: pd.Series, side: str) -> tuple[int, int]:

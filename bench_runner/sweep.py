@@ -14,37 +14,18 @@ import torch
 from sqlalchemy.orm import Session, sessionmaker
 
 from hadamard_bench import vocabulary
+from hadamard_bench.errors import BadInput
 from hadamard_impls import BACKENDS, SUITES, Catalogue
 from results_db import store
 from results_db.models import Run
 
 from . import calibration, flops, machine, machine_state, plausibility, settle, stats, telemetry
 from .cell import DTYPES, MODES, Cell, CellOutcome, device_unavailable, dtype_unsupported, run_cell, run_group
-from .timing import Clock, TimingPolicy
+from .defaults import CALM_WAIT_S, POLICIES, ROUNDS, TimingPolicy
+from .timing import Clock
 from .worker import allocator_setting
 
-# How long one cell may take before its worker is stopped and the cell stored as `timeout`.
-CELL_TIMEOUT_S = {"smoke": 300.0, "quick": 300.0, "full": 1800.0, "paper": 1800.0}
-
-# How many rounds each suite measures, each in a fresh worker: one process is one draw of
-# the machine's and the allocator's state, so a verdict across runs needs several.
-ROUNDS = {"smoke": 1, "quick": 3, "full": 5, "paper": 5}
-
-# How hard each suite measures per round: smoke proves the path works, full is for papers.
-POLICIES = {
-    "smoke": TimingPolicy(warmup_s=0.005, min_block_s=1e-4, budget_s=0.02, min_samples=3),
-    "quick": TimingPolicy(warmup_s=0.01, min_block_s=5e-4, budget_s=0.025, min_samples=5, settle_s=2.0,
-                          retakes=3),
-    "full": TimingPolicy(warmup_s=0.1, min_block_s=1e-3, budget_s=1.0, min_samples=10, settle_s=2.0, retakes=5),
-    "paper": TimingPolicy(warmup_s=0.05, min_block_s=1e-3, budget_s=0.5, min_samples=10, settle_s=2.0, retakes=5),
-}
-
-# Before a retake pass the worker waits up to this long for a slow spell of its cores to pass;
-# if it has not, retaking now would only time the spell again, and the cells keep what they have.
-CALM_WAIT_S = 30.0
-
-
-class SelectionError(ValueError):
+class SelectionError(BadInput):
     """A selection that names something the catalogue does not have."""
 
 

@@ -20,6 +20,7 @@ import torch
 
 from hadamard_impls import replay
 
+from .defaults import TimingPolicy
 from .stats import median_rel_ci
 
 
@@ -87,30 +88,6 @@ def cuda_graph(fn: Callable[[], object]) -> Callable[[], object]:
     """`fn` captured into a CUDA graph: its replay launches every kernel at once, so timing
     it against `fn` shows the launch overhead apart. Raises if `fn` cannot be captured."""
     return replay.capture(fn)[0]
-
-
-@dataclass(frozen=True)
-class TimingPolicy:
-    warmup_s: float = 0.05  # keep calling until this much time has passed (at least one call)
-    min_block_s: float = 1e-3  # a sample lasts at least this long, far above clock resolution
-    budget_s: float = 0.5  # stop sampling after this much measured time ...
-    min_samples: int = 5  # ... but not before this many samples
-    max_samples: int = 200
-    # ... and earlier, once the median is known this well: the half-width of its 95%
-    # confidence interval over the median (0: no early stop).
-    target_rel_ci: float = 0.02
-    flush_l2: bool = True  # CUDA: start every timed call from a cold L2
-    cuda_graphs: bool = True  # CUDA, forward mode: also time a CUDA-graph replay
-    energy: bool = False  # also the energy per call (a second of repeated calls per cell; bench_runner.telemetry)
-    # CPU, several threads: wait up to this long before timing a cell while the machine's cores
-    # are slow to work together (bench_runner.settle); 0: never wait.
-    settle_s: float = 0.0
-    # After the rounds, time again up to this many times each cell a spell left unsettled, once
-    # the spell has passed, in place of its unsettled round (bench_runner.sweep); 0: never.
-    retakes: int = 0
-    # Time the members of a comparison group (the methods and backends of one benchmark, size,
-    # device, dtype and mode) in turns, block by block (interleave); False: one after the other.
-    interleave: bool = True
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from multiprocessing.connection import Connection
 
 from . import machine_state, settle
 from .cell import Cell, CellOutcome, run_cell, run_group
-from .timing import TimingPolicy
+from .defaults import TimingPolicy
 
 # glibc's malloc serves a large block either from its heap (reused, no page faults) or from
 # a fresh mmap (page-faulted and zeroed on every call), and which one depends on what the

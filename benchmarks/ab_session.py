@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 import pandas as pd  # noqa: E402
 
-from bench_runner import stats  # noqa: E402
+from bench_runner import defaults, stats# noqa: E402
 from bench_runner.commands import compare  # noqa: E402
 from docs_section import write_section  # noqa: E402
 from results_db import Run  # noqa: E402
@@ -135,7 +135,7 @@ def main() -> int:
             "traffic": "A/B: a plugin at two commits, the second moving ~1.3x the memory"}
     lines = [
         f"Measured {when:%Y-%m-%d %H:%M} UTC at {commit[:7]} on this machine's CPU ({os.cpu_count()} cores), the quick "
-        f"suite, {stats.FLOOR:.0%} floor.",
+        f"suite, {defaults.FLOOR:.0%} floor.",
         "",
         "| session | cells | regression | improvement | no change | inconclusive | paired | median ratio | "
         "median half-width | minutes |",

@@ -23,7 +23,7 @@ import torch.utils.benchmark as tb
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from bench_runner import calibration, timing  # noqa: E402
+from bench_runner import calibration, defaults, timing# noqa: E402
 from docs_section import write_section  # noqa: E402
 
 DOC = ROOT / "docs" / "measurement.md"
@@ -44,7 +44,7 @@ def cases() -> dict[str, tuple[str, dict]]:
 
 
 BUDGET_S = 0.2  # the same time budget for both: blocked_autorange's min_run_time
-OURS = timing.TimingPolicy(warmup_s=0.01, budget_s=BUDGET_S)
+OURS = defaults.TimingPolicy(warmup_s=0.01, budget_s=BUDGET_S)
 
 
 def ours(stmt: str, env: dict) -> tuple[float, float]:
@@ -81,7 +81,7 @@ def main() -> int:
     out = torch.empty_like(a)
     gbps = {}
     for label, fn in (("a * b", lambda: a * b), ("torch.mul(a, b, out=c)", lambda: torch.mul(a, b, out=out))):
-        seconds = timing.measure(fn, timing.WallClock(), timing.TimingPolicy()).median
+        seconds = timing.measure(fn, timing.WallClock(), defaults.TimingPolicy()).median
         gbps[label] = (seconds, 3 * a.numel() * 4 / seconds / 1e9)
 
     lines = [

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 import pandas as pd  # noqa: E402
 
-from bench_runner import stats  # noqa: E402
+from bench_runner import defaults, stats# noqa: E402
 from bench_runner.commands import compare  # noqa: E402
 from results_db import Run, queries  # noqa: E402
 from docs_section import write_section  # noqa: E402
@@ -86,7 +86,7 @@ def in_worker_ms(after_the_rest: bool) -> float:
     cells = sweep.plan(catalogue, sweep.Selection(suite="quick", benchmarks=["elementwise"], backends=["eager"]))
     last = [c for c in cells if c.method == "hadamard_chain" and c.size_dict["n"] == 4194304]
     order = ([c for c in cells if c not in last] if after_the_rest else []) + last
-    with IsolatedRunner("hadamard_impls:catalogue", sweep.POLICIES["quick"], 300) as run_one:
+    with IsolatedRunner("hadamard_impls:catalogue", defaults.POLICIES["quick"], 300) as run_one:
         outcomes = [run_one(c) for c in order]
     return outcomes[-1].metrics["time_median_s"] * 1e3
 
@@ -188,7 +188,7 @@ def main() -> int:
     inconclusive = [r["inconclusive"] / max(r["cells"], 1) for r in aa_rates.values()]
     lines = [
         f"Measured {pd.Timestamp.now():%Y-%m-%d} on this machine's CPU ({os.cpu_count()} cores), the quick suite's "
-        f"eager cells of {', '.join(BENCHMARKS)}, {rounds_used} rounds a run, {stats.FLOOR:.0%} floor; "
+        f"eager cells of {', '.join(BENCHMARKS)}, {rounds_used} rounds a run, {defaults.FLOOR:.0%} floor; "
         f"{len(a_runs)} A runs back to back, each compared with the next.",
         "",
         "| experiment | cells | regression | improvement | no change | inconclusive |",
@@ -204,7 +204,7 @@ def main() -> int:
         "- Honest intervals: in each pair, the share of the 95% intervals that hold 1 (nothing changed, so "
         "about 95% should): " + ", ".join(f"{stats.interval_coverage(aa[p]):.0%}" for p in pairs)
         + "; their median half-width " + ", ".join(f"{stats.interval_half_width(aa[p]).median():.1%}" for p in pairs)
-        + f". A cell is `no change` only when its change and its half-width fit inside the {stats.FLOOR:.0%} floor "
+        + f". A cell is `no change` only when its change and its half-width fit inside the {defaults.FLOOR:.0%} floor "
         "together.",
         "- Inconclusive at a wider floor (`compare --threshold`), per pair: "
         + "; ".join(at_floor(floor, w) for floor, w in wider.items()) + ".",

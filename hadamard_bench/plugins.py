@@ -21,6 +21,8 @@ import os
 from importlib.metadata import entry_points
 from typing import Callable, Iterable
 
+from .errors import BadInput
+
 GROUP = "hadamard_bench.plugins"
 ENV_VAR = "HADAMARD_BENCH_PLUGINS"
 # The register callables already run in this process, with the catalogue they filled: a plugin
@@ -28,7 +30,7 @@ ENV_VAR = "HADAMARD_BENCH_PLUGINS"
 _loaded: set[tuple[int, Callable]] = set()
 
 
-class PluginError(Exception):
+class PluginError(BadInput):
     """A plugin that cannot be used: one line, naming it."""
 
 

@@ -33,5 +33,24 @@ STATUSES = ("ok", "error", "oom", "mismatch", "skipped", "crashed", "timeout", "
 FAILED = ("error", "oom", "mismatch", "crashed", "timeout", "implausible")
 RUN_STATUSES = ("queued", "running", "finished", "failed", "interrupted", "cancelling", "cancelled")
 
+# The environment variable that names the results database (a SQLAlchemy URL) when --db does not.
+DB_ENV_VAR = "HADAMARD_BENCH_DB"
+
+# What a comparison takes the ratio of, and its quantile: the median, or the 10th percentile,
+# which shared and virtual machines reproduce better (their disturbances only ever add time).
+STATISTICS = {"median": 0.5, "p10": 0.1}
+
+# What a chart or `plot` can show: column → (label, unit).
+METRICS = {
+    "time_median_s": ("Runtime (median)", "s"),
+    "peak_mem_bytes": ("Peak memory", "bytes"),
+    "gflops": ("Throughput", "GFLOP/s"),
+    "gbps": ("Bandwidth", "GB/s"),
+    "flops": ("FLOPs (analytic)", "FLOP"),
+    "energy_j_per_call": ("Energy per call", "J"),
+    "gflops_per_j": ("Energy efficiency", "GFLOP/J"),
+    "speedup": ("Speed-up against a baseline", "×"),
+}
+
 # A person's word on a history: the change at a run is expected, or a run starts a new level.
 MARK_KINDS = ("expected", "new_distribution")

@@ -15,6 +15,9 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
+from hadamard_bench.errors import BadInput
+from hadamard_bench.vocabulary import DB_ENV_VAR
+
 from . import schema
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -32,22 +35,21 @@ def _results_dir() -> Path:
 
 RESULTS_DIR = _results_dir()
 DEFAULT_PATH = RESULTS_DIR / "hadamard_bench.db"
-ENV_VAR = "HADAMARD_BENCH_DB"
 SCHEMA_LOCK = 0x4841444D  # "HADM": the advisory lock id Hadamard Bench takes while it sets up a schema
 
 
-class BadDatabaseURL(ValueError):
+class BadDatabaseURL(BadInput):
     """A URL SQLAlchemy cannot parse or has no driver for."""
 
 
-class CannotOpen(ValueError):
+class CannotOpen(BadInput):
     """A database that cannot be reached or created: a path that cannot hold a file, a server
     that does not answer or refuses the login. One line, says which."""
 
 
 def resolve_url(url: str | None = None) -> str:
     """The URL given, else $HADAMARD_BENCH_DB, else the default SQLite file."""
-    return url or os.environ.get(ENV_VAR) or f"sqlite:///{DEFAULT_PATH}"
+    return url or os.environ.get(DB_ENV_VAR) or f"sqlite:///{DEFAULT_PATH}"
 
 
 def check_url(url: str) -> URL:

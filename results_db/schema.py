@@ -20,6 +20,8 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, text
 
+from hadamard_bench.errors import BadInput
+
 from .models import Base
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -28,7 +30,7 @@ LATER_TABLES = {"agent", "round", "mark", "history_point", "latest_result"}  # a
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-class SchemaError(ValueError):
+class SchemaError(BadInput):
     """A database this code must not open: newer, foreign or damaged. One line, says which."""
 
 

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app import charts, data, exports, text
-from bench_runner import stats
+from bench_runner import defaults
 
 url = data.db_url()
 st.title("Compare methods")
@@ -120,9 +120,9 @@ if baseline is not None:
         paired = int(speed["paired"].sum())
         st.caption(f"{paired} of the {len(speed)} speed-ups are paired: the method and its baseline took turns block "
                    f"by block in one run, and the interval comes from their per-cycle ratios; such a speed-up is "
-                   f"faster or slower where its interval excludes 1 and it lies beyond ±{stats.FLOOR:.0%}. "
-                   f"The others compare two cells timed apart: their whole interval must lie beyond ±{stats.FLOOR:.0%} "
-                   f"and the rank test hold across the table. No change: the interval lies within ±{stats.FLOOR:.0%}. "
+                   f"faster or slower where its interval excludes 1 and it lies beyond ±{defaults.FLOOR:.0%}. "
+                   f"The others compare two cells timed apart: their whole interval must lie beyond ±{defaults.FLOOR:.0%} "
+                   f"and the rank test hold across the table. No change: the interval lies within ±{defaults.FLOOR:.0%}. "
                    + (f"`?` marks the {inconclusive} inconclusive cells." if inconclusive else ""))
 
 export = shown[[c for c in shown.columns if not c.startswith("size_") and c != "result_id"]]

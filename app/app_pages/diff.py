@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app import data, exports, text
-from bench_runner import stats
+from bench_runner import defaults, stats
 
 url = data.db_url()
 st.title("Diff")
@@ -27,7 +27,7 @@ if len(choices) < 2:
 cols = st.columns(3)
 before = cols[0].selectbox("Before", choices, index=1, format_func=label)
 after = cols[1].selectbox("After", choices, index=0, format_func=label)
-threshold = cols[2].slider("Threshold", 0.0, 0.5, stats.FLOOR, 0.01, format="%.2f",
+threshold = cols[2].slider("Threshold", 0.0, 0.5, defaults.FLOOR, 0.01, format="%.2f",
                            help="The practical floor: a change smaller than this counts as no change")
 
 

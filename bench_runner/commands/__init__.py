@@ -1,62 +1,46 @@
-"""The command line's verbs that have a module of their own (after asv's commands/): each
-module has `add_parser(verbs)`, which declares its flags, and `run(args) -> int`.
+"""The command line's verbs, one module each (after asv's commands/). Each module has
+`add_parser(verbs)`, which declares its flags, and `run(args) -> int`; the flags several verbs
+share live in `flags`. A verb module imports only the standard library and torch-free constants
+at its top, and what it needs (torch, SQLAlchemy, pandas) when it runs, so that `--help` and the
+verbs that only read the database start in a fraction of a second.
 
-Shared here: the one-line usage error every verb raises on bad input, and the --db flag.
+Bad input ends in one line on stderr and exit status 2, before anything is written.
 """
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
-from sqlalchemy.orm import Session, sessionmaker
-
-import results_db
+from hadamard_bench.errors import BadInput
 
 EXIT_USAGE = 2
 
-
-class UsageError(Exception):
-    """Bad input: reported in one line with exit status 2."""
-
-
-def db_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", metavar="URL",
-                   help=f"SQLAlchemy URL (default: ${results_db.engine.ENV_VAR}, "
-                        f"else sqlite:///results/hadamard_bench.db)")
+# Verb → module, in the order `--help` lists them (`import` is a keyword, hence `import_`).
+VERBS = {"list": "list", "run": "run", "ab": "ab", "compare": "compare", "history": "history", "gate": "gate",
+         "mark": "mark", "doctor": "doctor", "serve": "serve", "plot": "plot", "export": "export",
+         "import": "import_", "submit": "submit", "agent": "agent", "db": "db"}
 
 
-def threshold_flag(p: argparse.ArgumentParser) -> None:
-    """--threshold: the practical floor under which a change counts as none (compare, gate)."""
-    from .. import stats
-
-    p.add_argument("--threshold", type=_fraction, default=stats.FLOOR, metavar="FRACTION",
-                   help=f"the practical floor: smaller changes count as none (default: {stats.FLOOR})")
+class UsageError(BadInput):
+    """Bad input on the command line: reported in one line with exit status 2."""
 
 
-def positive_int(what: str, zero_allowed: bool = False):
-    """An argparse type for a positive (or, with zero_allowed, non-negative) whole number:
-    `positive_int("run id")` says "'x' is not a run id"."""
-    def parse(text: str) -> int:
-        if not text.isdigit() or int(text) < (0 if zero_allowed else 1):
-            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a {what}")
-        return int(text)
-    return parse
+def existing_url(url_text: str | None, verb: str):
+    """The database URL a verb was given (--db, else $HADAMARD_BENCH_DB, else the default file),
+    refused in one line when it names an SQLite file that does not exist."""
+    from pathlib import Path
 
+    import results_db
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a fraction between 0 and 1 (0.05 is 5%)")
-    return value
-
-
-def existing_db(url_text: str | None, verb: str) -> sessionmaker[Session]:
-    """Sessions on a database that must already exist (a read-only verb creates nothing)."""
     url = results_db.check_url(results_db.resolve_url(url_text))
     if url.get_backend_name() == "sqlite" and not Path(url.database).exists():
         raise UsageError(f"bench_runner {verb}: no results database at {url.database}")
+    return url
+
+
+def existing_db(url_text: str | None, verb: str):
+    """Sessions on a database that must already exist (a read-only verb creates nothing)."""
+    from sqlalchemy.orm import sessionmaker
+
+    import results_db
+
+    url = existing_url(url_text, verb)
     return sessionmaker(results_db.open_engine(url.render_as_string(hide_password=False), create=False))

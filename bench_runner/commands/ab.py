@@ -7,7 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-from . import UsageError, db_flag, positive_int, threshold_flag
+from .. import defaults
+from . import UsageError
+from .flags import db_flag, plugin_flag, positive_int, rounds_flag, selection, selection_flags, threshold_flag
 
 HELP = ("Measure two versions in one session, taking turns block by block: BASE and HEAD are git revisions "
         "of the project (or, with --repo and --plugin, of a plugin's repository), each checked out into a "
@@ -20,8 +22,6 @@ HELP = ("Measure two versions in one session, taking turns block by block: BASE 
 
 
 def add_parser(verbs) -> None:
-    from .selection import rounds_flag, selection_flags
-
     p = verbs.add_parser("ab", help="two versions measured in one session, taking turns; then compared",
                          description=HELP)
     p.add_argument("base", metavar="BASE", help="a git revision: the version measured first in the table")
@@ -44,6 +44,7 @@ def add_parser(verbs) -> None:
     p.add_argument("--cell-timeout", type=float, default=300.0, metavar="SECONDS",
                    help="stop a side that has not answered within this long (default: 300)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    plugin_flag(p)
 
 
 def _env(pairs: list[str], flag: str) -> dict[str, str]:
@@ -87,7 +88,6 @@ def run(args) -> int:
     from sqlalchemy.orm import sessionmaker
 
     from .. import ab, stats, sweep
-    from .selection import selection
     from .compare import report, side
 
     if len(args.plugin) > 1:
@@ -116,8 +116,8 @@ def run(args) -> int:
             cells = sweep.plan(catalogue, sel)
             for s in sides:  # a side that cannot start is bad input: found before anything is stored
                 ab.SideProcess(s, args.cell_timeout, os.sched_getaffinity(0), plugin).close()
-            policy = sweep.POLICIES[sel.suite]
-            rounds, seed = args.rounds or sweep.ROUNDS[sel.suite], args.seed or sweep.new_seed()
+            policy = defaults.POLICIES[sel.suite]
+            rounds, seed = args.rounds or defaults.ROUNDS[sel.suite], args.seed or sweep.new_seed()
             factory = sessionmaker(results_db.open_engine(url.render_as_string(hide_password=False)))
             runs = ab.start_runs(factory, catalogue, sel, cells, policy, sides, rounds, seed)
             print(f"ab: runs {runs[0]} ({args.base}) and {runs[1]} ({args.head}), {len(cells)} cells of the "

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
 
-import pandas as pd
+from hadamard_bench.vocabulary import CELL_KEY, STATISTICS
 
-from hadamard_bench.vocabulary import CELL_KEY
-from sqlalchemy.orm import Session
+from .. import defaults
+from . import UsageError, existing_db
+from .flags import db_flag, threshold_flag
 
-from results_db import Run, queries
-
-from .. import stats
-from . import UsageError, db_flag, existing_db, threshold_flag
+if TYPE_CHECKING:
+    import pandas as pd
+    from sqlalchemy.orm import Session
 
 def add_parser(verbs) -> None:
     p = verbs.add_parser(
@@ -27,7 +28,7 @@ def add_parser(verbs) -> None:
     p.add_argument("after", metavar="AFTER", help="a run id, or machine:LABEL")
     db_flag(p)
     threshold_flag(p)
-    p.add_argument("--statistic", choices=list(stats.STATISTICS), default="median",
+    p.add_argument("--statistic", choices=list(STATISTICS), default="median",
                    help="what the ratio is taken of: the median (default), or the 10th percentile, which "
                         "reproduces better on shared or virtual machines, whose disturbances only add time")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
@@ -36,6 +37,8 @@ def add_parser(verbs) -> None:
 
 def side(session: Session, spec: str) -> tuple[pd.DataFrame, list[int], str]:
     """The cells of `spec` (a run id or machine:LABEL), the runs they come from, and a name."""
+    from results_db import Run, queries
+
     if spec.startswith("machine:"):
         label = spec.removeprefix("machine:")
         frame = queries.samples_frame(session, machine=label)
@@ -60,6 +63,10 @@ def machine_change(session: Session, before_runs: list[int], after_runs: list[in
     """How much the machine itself changed between the sides (their drift controls' ratio), a
     caveat when either side was timed in a slow spell it could not wait out, and the runs such a
     spell outlasted (stats.runs_in_spells)."""
+    from results_db import queries
+
+    from .. import stats
+
     states = queries.round_states(session, before_runs + after_runs)
     if states.empty:
         return {}, None, []
@@ -69,7 +76,9 @@ def machine_change(session: Session, before_runs: list[int], after_runs: list[in
 
 
 def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float], caveat: str | None = None,
-                  threshold: float = stats.FLOOR) -> list[str]:
+                  threshold: float = defaults.FLOOR) -> list[str]:
+    from .. import stats
+
     counts = table["verdict"].value_counts()
     lines = [f"geometric mean of after ÷ before, {bench}: {stats.geomean(group['ratio']):.3f}× over {len(group)} cells"
              for bench, group in table.groupby("benchmark")]
@@ -118,6 +127,8 @@ def report(table: pd.DataFrame, fmt: str, before_name: str, after_name: str, thr
 
 
 def run(args) -> int:
+    from .. import stats
+
     sessions = existing_db(args.db, "compare")
     with sessions() as session:
         before, before_runs, before_name = side(session, args.before)

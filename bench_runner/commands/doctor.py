@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import machine_state
-from ..worker import allocator_setting
 
 
 @dataclass
@@ -83,6 +82,8 @@ def cpu_findings(window_s: float = 1.0) -> list[Finding]:
     omp = os.environ.get("OMP_NUM_THREADS")
     found.append(Finding(True, "threads", f"OMP_NUM_THREADS={omp}" if omp else
                          "PyTorch's default (all physical cores); --threads N fixes it per run"))
+    from ..worker import allocator_setting  # imports torch: only when the check runs
+
     setting = allocator_setting()
     found.append(Finding(setting["allocator"] != "system default", "workers' allocator",
                          " ".join(f"{k}={v}" for k, v in setting.items() if k != "allocator") or setting["allocator"],

@@ -7,13 +7,13 @@ on RUN itself explains its changes (an `expected` one) or leaves nothing to judg
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+from . import UsageError, existing_db
+from .flags import db_flag, positive_int, threshold_flag
 
-from results_db import Run, queries
-
-from .. import history, stats
-from . import UsageError, db_flag, existing_db, positive_int, threshold_flag
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def add_parser(verbs) -> None:
@@ -37,6 +37,11 @@ def baseline_rows(history_rows: pd.DataFrame, run_id: int, started_at, against: 
                   marks: pd.DataFrame | None = None) -> pd.DataFrame:
     """The history rows a baseline is made of: per cell, its `against` latest runs before
     `run_id`, none before the latest earlier run a mark covers."""
+    import pandas as pd
+    from results_db import queries
+
+    from .. import history
+
     earlier = history_rows[(history_rows["run_id"] != run_id) & (history_rows["started_at"] < started_at)]
     marked = marks[marks["started_at"] < started_at] if marks is not None else pd.DataFrame()
     kept = []
@@ -53,6 +58,11 @@ def baseline_frame(history_rows: pd.DataFrame, run_id: int, started_at, against:
     """Per cell, the samples of its `against` latest runs before `run_id` (none before the latest
     earlier run a mark covers), each run's rounds kept apart (round labels offset per run), in
     samples_frame's shape."""
+    import pandas as pd
+    from results_db import queries
+
+    from .. import stats
+
     rows = []
     chosen = baseline_rows(history_rows, run_id, started_at, against, marks)
     for key, cell in chosen.groupby(queries.CELL_COLUMNS, sort=False):
@@ -71,12 +81,18 @@ def baseline_frame(history_rows: pd.DataFrame, run_id: int, started_at, against:
 
 def explained(table: pd.DataFrame, marks: pd.DataFrame, run_id: int) -> pd.Series:
     """Per compared cell, the note of an `expected` mark on `run_id` that covers it ("" if none)."""
+    import pandas as pd
+
+    from .. import history
+
     out = ["; ".join(m.note or "expected" for m in history.covering(marks, history.cell_of(r), "expected", run_id))
            for r in table.itertuples()]
     return pd.Series(out, index=table.index, dtype=object)
 
 
 def markdown(table: pd.DataFrame, run_id: int, against: int, threshold: float) -> str:
+    from .. import stats
+
     lines = [f"### Hadamard Bench: run {run_id} against up to {against} earlier runs", "",
              "| benchmark | cells | geometric mean (this ÷ before) | regressions |", "| --- | --- | --- | --- |"]
     for bench, group in table.groupby("benchmark"):
@@ -100,6 +116,11 @@ def markdown(table: pd.DataFrame, run_id: int, against: int, threshold: float) -
 
 
 def run(args) -> int:
+    import pandas as pd
+    from results_db import Run, queries
+
+    from .. import history, stats
+
     sessions = existing_db(args.db, "gate")
     with sessions() as session:
         run_row = session.get(Run, args.run)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import sys
 
-from results_db import queries
+from hadamard_bench.vocabulary import CELL_KEY
 
-from .. import history
-from . import UsageError, db_flag, existing_db
+from . import UsageError, existing_db
+from .flags import db_flag
 
-COLUMNS = [*queries.CELL_COLUMNS, "fingerprint", "machine", "run_id", "started_at", "commit", "time_median_s", "ci_low",
+COLUMNS = [*CELL_KEY, "fingerprint", "machine", "run_id", "started_at", "commit", "time_median_s", "ci_low",
            "ci_high", "change_point", "differs", "annotation"]
 
 
@@ -46,6 +46,10 @@ def _size_matches(wanted: str | None):
 
 
 def run(args) -> int:
+    from results_db import queries
+
+    from .. import history
+
     matches = _size_matches(args.size)
     sessions = existing_db(args.db, "history")
     with sessions() as session, session.begin():  # stale points are recomputed and kept

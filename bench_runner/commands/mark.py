@@ -5,10 +5,9 @@ from RUN on, and change points are searched separately on either side of a new s
 from __future__ import annotations
 
 from hadamard_bench.vocabulary import CELL_KEY, MARK_KINDS
-from results_db import queries
 
-from .. import history
-from . import UsageError, db_flag, existing_db, positive_int
+from . import UsageError, existing_db
+from .flags import db_flag, positive_int
 
 SCOPE = CELL_KEY  # a mark narrows to cells by any part of their key
 
@@ -35,6 +34,10 @@ def add_parser(verbs) -> None:
 
 
 def run(args) -> int:
+    from results_db import queries
+
+    from .. import history
+
     sessions = existing_db(args.db, "mark")
     if args.delete is not None:
         with sessions() as session, session.begin():

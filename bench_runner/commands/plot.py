@@ -5,16 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from results_db import queries
+from hadamard_bench.vocabulary import METRICS
 
-from . import UsageError, db_flag, existing_db
+from . import UsageError, existing_db
+from .flags import db_flag
 
 FORMATS = (".svg", ".png", ".html")
 
 
 def add_parser(verbs) -> None:
-    from app.shaping import METRICS
-
     p = verbs.add_parser(
         "plot", help="write a benchmark's chart to an SVG, PNG or HTML file",
         description="Draw one benchmark's methods against a size parameter, as the Compare page does (the "
@@ -46,6 +45,7 @@ def _pick(rows, column: str, wanted: str | None, prefer: str | None = None):
 
 def run(args) -> int:
     from app import charts, shaping
+    from results_db import queries
 
     out = Path(args.out)
     if out.suffix.lower() not in FORMATS:
@@ -78,7 +78,7 @@ def run(args) -> int:
         raise UsageError(f"bench_runner plot: --x {x!r} is not a size parameter here ({', '.join(params)})")
     fixed = {p: rows[f"size_{p}"].mode().iloc[0] for p in params if p != x}  # the commonest value of the others
     shown = shaping.hold_fixed(rows, x, fixed)
-    label, unit = shaping.METRICS[args.metric]
+    label, unit = METRICS[args.metric]
     held = ", ".join(f"{p}={v}" for p, v in fixed.items())
     figure = charts.scaling_chart(shown, f"size_{x}", args.metric, x_title=x, y_title=f"{label} ({unit})",
                                   error="time_iqr_s" if args.metric == "time_median_s" else None)

@@ -6,9 +6,10 @@ import os
 import sys
 from pathlib import Path
 
-import results_db
+from hadamard_bench.vocabulary import DB_ENV_VAR
 
-from . import UsageError, db_flag
+from . import UsageError
+from .flags import db_flag, plugin_flag
 
 
 def add_parser(verbs) -> None:
@@ -23,10 +24,16 @@ def add_parser(verbs) -> None:
                    help="for a dashboard shared with a team: no run, cancel, queue or mark controls, nothing "
                         "written to the database (HADAMARD_BENCH_READONLY=1 does the same)")
     db_flag(p)
+    plugin_flag(p)
 
 
 def run(args) -> int:
     import app  # torch-free: the dashboard's package, wherever it is installed
+    import results_db
+
+    from .flags import catalogue_with_plugins
+
+    catalogue_with_plugins(args)  # a broken plugin stops here; a good one reaches the runs the page starts
 
     if not 0 < args.port < 65536:
         raise UsageError(f"bench_runner serve: --port {args.port} is not a port (1 to 65535)")
@@ -39,7 +46,7 @@ def run(args) -> int:
             "--server.address", args.address, "--browser.gatherUsageStats", "false"]
     if args.headless:
         argv += ["--server.headless", "true"]
-    env = {**os.environ, results_db.engine.ENV_VAR: url}
+    env = {**os.environ, DB_ENV_VAR: url}
     if args.readonly:
         env["HADAMARD_BENCH_READONLY"] = "1"
     # This process becomes the server: a service manager's SIGTERM, or a terminal's Ctrl-C,

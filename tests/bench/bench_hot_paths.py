@@ -6,13 +6,13 @@ import torch
 from sqlalchemy.orm import sessionmaker
 
 import results_db
-from bench_runner import timing
+from bench_runner import defaults, timing
 from bench_runner.cell import Cell, run_cell
 from hadamard_impls import catalogue
 from results_db import queries, store
 from tests.conftest import seed
 
-ONE_CALL = timing.TimingPolicy(warmup_s=0.0, min_block_s=0.0, budget_s=0.0, min_samples=3)
+ONE_CALL = defaults.TimingPolicy(warmup_s=0.0, min_block_s=0.0, budget_s=0.0, min_samples=3)
 
 
 def test_measurement_loop_of_a_small_kernel(benchmark):

@@ -129,3 +129,22 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, says):
     err = capsys.readouterr().err.strip()
     assert code == 2 and says in err and len(err.splitlines()) == 1, err
     assert not db.exists()
+
+
+def test_an_older_side_whose_vocabulary_lacks_a_newer_word_still_builds_its_catalogue(tmp_path):
+    """The driver's measurement code reads words a base side's older vocabulary may lack (the
+    driver's vocabulary only grows): the side's catalogue reads the driver's vocabulary."""
+    import shutil
+
+    for package in ("hadamard_bench", "hadamard_impls"):
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    vocabulary = tmp_path / "hadamard_bench" / "vocabulary.py"
+    text = vocabulary.read_text()
+    start = text.index("STATISTICS = {")
+    vocabulary.write_text(text[:start] + text[text.index("}\n", start) + 2:])  # as before it had the word
+    code = (f"from bench_runner.side_worker import catalogue_of; import sys; c = catalogue_of({str(tmp_path)!r}, "
+            "None, None); print(sys.modules['hadamard_impls'].__file__); print(len(list(c.methods())))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    origin, methods = out.stdout.split()
+    assert origin.startswith(str(tmp_path)) and int(methods) > 10

@@ -187,9 +187,9 @@ def test_export_of_a_missing_database_is_refused(tmp_path):
 
 
 def test_an_unsupported_dtype_is_refused_before_anything_is_written(monkeypatch, tmp_path, capsys):
-    from bench_runner import cli as cli_module
+    from bench_runner import cell, cli as cli_module
 
-    monkeypatch.setattr(cli_module, "dtype_unsupported",
+    monkeypatch.setattr(cell, "dtype_unsupported",  # what `run` asks when it runs
                         lambda device, dtype: "no bfloat16 here" if dtype == "bfloat16" else None)
     code = cli_module.main(["run", "--suite", "smoke", "--dtype", "bfloat16",
                             "--db", f"sqlite:///{tmp_path / 'x.db'}"])
@@ -248,3 +248,37 @@ def test_a_reader_that_stops_early_is_not_an_error(smoke_db):
     assert out.stdout.startswith("benchmark,method,backend")
     assert out.stdout.count("\n") == 1
     assert "Traceback" not in out.stderr and "BrokenPipeError" not in out.stderr, out.stderr
+
+
+def test_help_and_the_verbs_that_only_read_never_import_torch(seeded_db, tmp_path):
+    """`--help` of every verb, and compare, history, gate, mark --list, export and db status on a
+    database, run without torch (2.8 s of a slow VM's 7.5 s before each verb imported lazily);
+    `--help` without SQLAlchemy or pandas either."""
+    code = f"""
+import contextlib, io, sys
+from bench_runner import cli
+from bench_runner.commands import VERBS
+
+def loaded():
+    return sorted(m for m in ("torch", "sqlalchemy", "pandas", "scipy", "hadamard_impls") if m in sys.modules)
+
+for verb in VERBS:
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            cli.main([verb, "--help"])
+        except SystemExit as exc:
+            assert exc.code == 0, verb
+print("help", loaded())
+db = {seeded_db!r}
+for argv in (["compare", "1", "1"], ["history"], ["gate", "1"], ["mark", "--list"], ["db", "status"],
+             ["export", "--out", {str(tmp_path / 'out.csv')!r}]):
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = cli.main([*argv, "--db", db])
+    assert code == 0, (argv, code)
+print("read", loaded())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    lines = dict(line.split(" ", 1) for line in out.stdout.splitlines())
+    assert lines["help"] == "[]"
+    assert "torch" not in lines["read"] and "hadamard_impls" not in lines["read"], lines["read"]

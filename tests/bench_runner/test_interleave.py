@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 import results_db
-from bench_runner import stats, sweep, timing
+from bench_runner import defaults, stats, sweep, timing
 from bench_runner.cell import run_group
 from results_db import Result, store
 from tests.bench_runner.toy import FAST, toy_catalogue
@@ -38,7 +38,7 @@ class SharedDriftClock:
         return total
 
 
-POLICY = timing.TimingPolicy(warmup_s=0.0, min_block_s=1e-3, budget_s=0.05, min_samples=5, max_samples=200,
+POLICY = defaults.TimingPolicy(warmup_s=0.0, min_block_s=1e-3, budget_s=0.05, min_samples=5, max_samples=200,
                              target_rel_ci=0.0)
 
 

@@ -1,13 +1,13 @@
 """Retakes: after the rounds, a cell-round a slow spell of the cores left unsettled is timed
 again once the spell has passed, and a settled retake takes that round's place."""
 
-import argparse
 
 import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from bench_runner import cli, stats, sweep
+from bench_runner import cli, defaults, stats, sweep
+from bench_runner.commands import run as run_verb
 from bench_runner.cell import CellOutcome
 from bench_runner.worker import IsolatedRunner
 from results_db import Result, RoundRecord, queries
@@ -108,7 +108,7 @@ def test_no_retake_while_the_spell_is_still_on(db_url):
     assert all(m["unsettled_rounds"] == 1 for _, _, m, _ in results)
     assert len(records) == 4 and runner.calms == 1  # one pass, which found no calm and stopped
     assert (records[-1][1], records[-1][2]["retake_cells"], records[-1][2]["retaken"]) == (0, 0, 0)
-    assert records[-1][2]["retake_calm_waited_s"] == sweep.CALM_WAIT_S
+    assert records[-1][2]["retake_calm_waited_s"] == defaults.CALM_WAIT_S
     assert sum(kind == "timed" for kind, *_ in runner.calls) == 4  # rounds 2 and 3 only
 
 
@@ -152,9 +152,11 @@ def test_the_runs_page_counts_rounds_and_retakes_apart():
 
 
 def test_the_suites_retake_unless_told_not_to(capsys):
-    args = lambda **kw: argparse.Namespace(warm_l2=False, energy=False, **kw)  # noqa: E731
-    assert cli._policy(args(), "quick").retakes == 3 and cli._policy(args(), "smoke").retakes == 0
-    assert cli._policy(args(retakes=0), "full").retakes == 0
+    def policy(suite, *flags):  # the policy the run verb's flags ask for
+        return run_verb.policy_for(cli.build_parser().parse_args(["run", "--suite", suite, *flags]), suite)
+
+    assert policy("quick").retakes == 3 and policy("smoke").retakes == 0
+    assert policy("full", "--retakes", "0").retakes == 0
     assert cli.main(["run", "--suite", "smoke", "--retakes", "-1"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "bench_runner run: argument --retakes: '-1' is not a number of retake passes (0 or more)"

@@ -1,7 +1,6 @@
 """Settling: before a threaded CPU cell is timed, the worker waits while a small probe reads slower
 than the run's best, within its limits, and says what it waited."""
 
-import argparse
 import dataclasses
 
 import pytest
@@ -10,6 +9,7 @@ from sqlalchemy.orm import sessionmaker
 
 import results_db
 from bench_runner import cli, settle, sweep
+from bench_runner.commands import run as run_verb
 from bench_runner.worker import IsolatedRunner
 from results_db import RoundRecord
 from tests.bench_runner.test_rounds import Recording
@@ -123,12 +123,14 @@ def test_a_worker_hands_its_best_probe_to_the_next_round():
 
 
 def test_the_suites_settle_unless_told_not_to():
-    args = lambda **kw: argparse.Namespace(warm_l2=False, energy=False, **kw)  # noqa: E731
-    assert cli._policy(args(), "quick").settle_s == 2.0 and cli._policy(args(), "smoke").settle_s == 0
-    assert cli._policy(args(settle=0.0), "full").settle_s == 0.0
-    assert cli._policy(args(settle=5.0), "smoke").settle_s == 5.0
-    assert sweep.provenance_for(cli._policy(args(), "paper"))["timing"]["policy"]["settle_s"] == 2.0
+    def policy(suite, *flags):  # the policy the run verb's flags ask for
+        return run_verb.policy_for(cli.build_parser().parse_args(["run", "--suite", suite, *flags]), suite)
 
+    assert policy("quick").settle_s == 2.0 and policy("smoke").settle_s == 0
+    assert policy("full", "--settle", "0").settle_s == 0.0
+    assert policy("smoke", "--settle", "5").settle_s == 5.0
+    assert policy("quick", "--one-at-a-time").interleave is False and policy("quick").interleave is True
+    assert sweep.provenance_for(policy("paper"))["timing"]["policy"]["settle_s"] == 2.0
 
 
 def test_a_ledger_hands_each_node_its_own_best_probe_and_sums_a_round():

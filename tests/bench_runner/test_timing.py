@@ -3,7 +3,8 @@ import statistics
 
 import pytest
 
-from bench_runner.timing import Measurement, TimingPolicy, measure
+from bench_runner.defaults import TimingPolicy
+from bench_runner.timing import Measurement, measure
 
 
 class FakeClock:

@@ -11,7 +11,7 @@ import time
 import torch
 from torch import nn
 
-from bench_runner.timing import TimingPolicy
+from bench_runner.defaults import TimingPolicy
 from hadamard_impls import Catalogue
 
 FAST = TimingPolicy(warmup_s=0.0, min_block_s=0.0, budget_s=0.0, min_samples=2)

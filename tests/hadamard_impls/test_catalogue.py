@@ -7,7 +7,7 @@ import torch
 from bench_runner.cell import Cell, run_cell
 from bench_runner import flops
 from bench_runner.flops import count_flops
-from bench_runner.timing import TimingPolicy
+from bench_runner.defaults import TimingPolicy
 from hadamard_impls import Catalogue, catalogue
 from hadamard_impls.modulation.gated_ffn import gated_hidden
 

@@ -1,0 +1,56 @@
+"""`agent --label LABEL`: claim the runs `submit` queued for this machine's label, one at a time,
+and measure each here as `run` does (bench_runner.agent keeps the queue)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .flags import catalogue_with_plugins, db_flag, label, measure_flags, plugin_flag, seconds
+
+
+def add_parser(verbs) -> None:
+    p = verbs.add_parser("agent", help="run the runs queued for this machine's label",
+                         description="Poll the database for runs submitted for LABEL, claim one at a time "
+                                     "(no run is taken twice, whatever the number of agents) and run it "
+                                     "here, cell by cell; the dashboard shows the agent alive while it runs.")
+    p.add_argument("--label", required=True, type=label, help="this machine's label, e.g. gpu-server")
+    db_flag(p)
+    p.add_argument("--poll", type=seconds(), default=5.0, metavar="SECONDS",
+                   help="how often to look for queued runs (default: 5)")
+    p.add_argument("--once", action="store_true", help="stop when the queue is empty instead of waiting")
+    p.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
+    measure_flags(p)  # with --executor ray, an agent on a Ray cluster's head runs each claimed run over it
+    plugin_flag(p)
+
+
+def run(args) -> int:
+    import results_db
+    from results_db import store
+    from sqlalchemy.orm import sessionmaker
+
+    from .. import sweep
+    from ..agent import serve
+    from .run import measure, policy_for, ray_options
+
+    catalogue = catalogue_with_plugins(args)
+    url = results_db.check_url(results_db.resolve_url(args.db))
+    ray_options(args)  # a bad executor flag is refused before the agent registers
+    factory = sessionmaker(results_db.open_engine(url.render_as_string(hide_password=False)))
+
+    def run_claimed(run_id: int) -> int:
+        with factory() as session, session.begin():
+            run = session.get(results_db.Run, run_id)
+            sel = sweep.Selection.from_options(run.options)
+            try:
+                cells = sweep.plan(catalogue, sel)
+            except sweep.SelectionError as exc:  # submitted by a newer or older catalogue
+                store.finish_run(session, run_id, "failed", f"this agent's catalogue refuses it: {exc}"[:500])
+                return 1
+            policy = policy_for(args, sel.suite)
+            store.sync_catalogue(session, *sweep.catalogue_rows(catalogue))
+            run.provenance, run.cells_total = sweep.provenance_for(policy), len(cells) * run.rounds
+        return measure(args, factory, run_id, policy, cells, sel.suite, catalogue)
+
+    return serve(factory, args.label, run_claimed, once=args.once, poll_s=args.poll,
+                 say=lambda line: print(line, file=sys.stderr))

@@ -1,0 +1,82 @@
+"""`export`: the stored results as one row per cell (CSV or JSON, with each cell's speed-up
+against its baseline), or whole runs as a bundle `import` reads, or pytest-benchmark's layout."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from . import UsageError, existing_db
+from .flags import db_flag
+
+
+def add_parser(verbs) -> None:
+    p = verbs.add_parser("export", help="write the stored results as a table",
+                         description="Write the stored results, one row per cell, as CSV or JSON; or whole "
+                                     "runs as a bundle that `import` reads into another database.")
+    db_flag(p)
+    p.add_argument("--format", choices=["csv", "json", "bundle", "pytest-benchmark"], default="csv",
+                   help="csv, json: one row per cell; bundle: whole runs with their machine, provenance, "
+                        "calibration and samples, lossless; pytest-benchmark: the layout of "
+                        "`pytest --benchmark-json`, for `pytest-benchmark compare`")
+    p.add_argument("--out", required=True, metavar="FILE", help="where to write ('-' for stdout)")
+    p.add_argument("--run", type=int, metavar="RUN_ID", help="only this run")
+    p.add_argument("--allow-dirty", action="store_true",
+                   help="export a bundle of runs measured from a checkout with local changes (the bundle says so)")
+
+
+def run(args) -> int:
+    import results_db
+
+    sessions = existing_db(args.db, "export")
+    if args.run is not None:
+        with sessions() as session:
+            if session.get(results_db.Run, args.run) is None:
+                raise UsageError(f"bench_runner export: no run {args.run} in this database")
+    if args.format in ("bundle", "pytest-benchmark"):
+        return _runs(args, sessions)
+    return _cells(args, sessions)
+
+
+def _runs(args, sessions) -> int:
+    """Whole runs: a bundle, or pytest-benchmark's JSON."""
+    from results_db import bundle, pytest_bench
+
+    write = bundle.export_bundle if args.format == "bundle" else pytest_bench.export
+    with sessions() as session:
+        data = write(session, [args.run] if args.run else None)
+    dirty = bundle.dirty_runs(data) if args.format == "bundle" else []
+    if dirty and not args.allow_dirty:
+        raise UsageError(f"bench_runner export: {len(dirty)} of the runs were measured from a checkout with "
+                         f"local changes, so no commit reproduces them; --allow-dirty exports them anyway, "
+                         f"and the bundle says so")
+    if dirty:
+        data["dirty"] = {"runs_started_at": dirty, "note": "measured from a checkout with uncommitted changes"}
+    if args.out == "-":
+        print(json.dumps(data, indent=1, allow_nan=False))
+    else:
+        bundle.write_file(data, args.out)
+        what = f"{len(data['runs'])} runs" if "runs" in data else f"{len(data['benchmarks'])} benchmarks"
+        print(f"wrote {what} to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _cells(args, sessions) -> int:
+    """One row per cell, CSV or JSON, with its speed-up against its baseline."""
+    from results_db import queries
+
+    from .. import speedups
+
+    with sessions() as session:
+        frame = queries.export_frame(session, run_id=args.run, with_ids=True)
+        frame = speedups.with_speedups(frame, queries.catalogue_frame(session),
+                                       queries.samples_of(session, frame.loc[frame["status"] == "ok", "result_id"]))
+    frame = frame.drop(columns="result_id")
+    out = sys.stdout if args.out == "-" else args.out
+    if args.format == "csv":
+        queries.spreadsheet_safe(frame).to_csv(out, index=False)
+    else:
+        frame.to_json(out, orient="records", date_format="iso", indent=1)
+    if args.out != "-":
+        print(f"wrote {len(frame)} rows to {args.out}", file=sys.stderr)
+    return 0

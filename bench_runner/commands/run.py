@@ -1,0 +1,315 @@
+"""`run`: measure a suite's cells into the results database, or `--resume` an interrupted run.
+`agent` runs the runs it claims through the same `measure` below."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from .. import defaults
+from . import UsageError, existing_url
+from .flags import (catalogue_with_plugins, db_flag, measure_flags, plugin_flag, positive_int, rounds_flag, seconds,
+                    selection, selection_flags)
+
+# What a worker process loads: the catalogue with its plugins (named to it through the environment).
+CATALOGUE_REF = "hadamard_bench.plugins:loaded_catalogue"
+
+
+def add_parser(verbs) -> None:
+    p = verbs.add_parser("run", help="run a sweep and store every cell",
+                         description="Run a size sweep and store every cell in the results database. "
+                                     "Selection flags can be given several times.")
+    p.add_argument("--resume", type=positive_int("run id"), metavar="RUN_ID",
+                   help="finish an interrupted run: only its missing cells, with its own selection")
+    selection_flags(p, "default: cuda when available, else cpu")
+    db_flag(p)
+    p.add_argument("--threads", type=positive_int("positive number of threads"), metavar="N",
+                   help="CPU threads for PyTorch (default: its own, all physical cores); stored with the run")
+    rounds_flag(p)
+    p.add_argument("--seed", type=positive_int("positive whole number"), metavar="N",
+                   help="the seed of the rounds' shuffled order (default: a fresh one, stored with the run)")
+    p.add_argument("--if-empty", action="store_true",
+                   help="do nothing when the database already holds a run")
+    p.add_argument("--detach", action="store_true",
+                   help="run in the background; progress goes to the database, output to a log file beside "
+                        "the SQLite database (for PostgreSQL, in results/)")
+    p.add_argument("--wait-quiet", type=seconds(zero_allowed=True), default=0.0, metavar="SECONDS",
+                   help="before calibrating, wait up to this long for other processes to leave the CPUs (a "
+                        "dashboard starting beside the run, a build finishing); the run then starts and says "
+                        "whether the machine is still busy (default: 0, start at once)")
+    measure_flags(p)
+    p.add_argument("--in-process", action="store_true",
+                   help="run cells in this process instead of a worker (debugging: a crash ends the sweep)")
+    plugin_flag(p)
+
+
+def run(args) -> int:
+    import results_db
+    from results_db import queries
+    from sqlalchemy.orm import sessionmaker
+
+    from .. import machine_state, sweep
+    from ..cell import dtype_unsupported
+
+    catalogue = catalogue_with_plugins(args)
+    url = results_db.check_url(results_db.resolve_url(args.db))
+    if args.resume:
+        return _resume(args, catalogue)
+    if not args.suite:
+        raise UsageError("bench_runner run: one of the arguments --suite or --resume is required")
+    sel = selection(args, args.device or (["cuda"] if _cuda_available() else ["cpu"]))
+    cells = sweep.plan(catalogue, sel)
+    for device in sel.devices:
+        for dtype in sel.dtypes:
+            reason = dtype_unsupported(device, dtype)
+            if reason:
+                raise UsageError(f"bench_runner run: --dtype {dtype} cannot run on {device}: {reason}")
+
+    factory = sessionmaker(results_db.open_engine(url.render_as_string(hide_password=False)))
+    ray_options(args)  # a bad executor flag is refused before anything is stored
+    if args.if_empty:
+        with factory() as session:
+            if queries.has_runs(session):
+                print("the results database already holds runs; nothing started")
+                return 0
+    if args.detach:
+        return _detach(args)
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    policy = policy_for(args, sel.suite)
+    busy, waited = machine_state.wait_until_quiet(args.wait_quiet)
+    if waited >= 1:
+        print(f"waited {waited:.0f} s for the machine to be quiet{': still busy' if busy else ''}", file=sys.stderr)
+    run_id = sweep.start(factory, catalogue, sel, cells, policy, rounds=args.rounds, seed=args.seed, busy=busy)
+    rounds = args.rounds or defaults.ROUNDS[sel.suite]
+    print(f"run {run_id}: {len(cells)} cells of the {sel.suite} suite, {rounds} round{'s' * (rounds > 1)}, "
+          f"into {url.render_as_string()}", file=sys.stderr)
+    if busy:
+        print(f"run {run_id}: this machine is busy ({'; '.join(busy)}): its timings may not reproduce; "
+              f"see `python -m bench_runner doctor`", file=sys.stderr)
+    return measure(args, factory, run_id, policy, cells, sel.suite, catalogue)
+
+
+def _resume(args, catalogue) -> int:
+    """Take up an interrupted run where it stopped: the cells it has not stored, nothing twice."""
+    import os
+
+    import results_db
+    from results_db import store
+    from sqlalchemy.orm import sessionmaker
+
+    from .. import sweep
+
+    if (args.suite or args.benchmark or args.method or args.backend or args.device or args.dtype or args.mode
+            or args.size or args.rounds or args.seed):
+        raise UsageError("bench_runner run: --resume takes the run's own selection; give no other selection flag")
+    url = existing_url(args.db, "run")
+    factory = sessionmaker(results_db.open_engine(url.render_as_string(hide_password=False), create=False))
+    with factory() as session, session.begin():
+        run = session.get(results_db.Run, args.resume)
+        if run is None:
+            raise UsageError(f"bench_runner run: no run {args.resume} in this database")
+        if run.status in ("finished", "cancelled"):
+            raise UsageError(f"bench_runner run: run {run.id} has {run.status}; nothing to resume")
+        if run.status in ("queued", "running", "cancelling") and sweep.process_alive(run):
+            raise UsageError(f"bench_runner run: run {run.id} is still {run.status} (pid {run.pid})")
+        sel = sweep.Selection.from_options(run.options)
+        cells = sweep.plan(catalogue, sel)
+        missing, rounds = run.cells_total - run.cells_done, run.rounds
+        if args.detach:
+            return _detach(args)
+        store.reopen_run(session, run.id, os.getpid())
+    policy = policy_for(args, sel.suite)
+    print(f"run {args.resume} resumed: {missing} of its {len(cells) * rounds} measurements ({len(cells)} cells × "
+          f"{rounds} round{'s' * (rounds > 1)}) are missing", file=sys.stderr)
+    return measure(args, factory, args.resume, policy, cells, sel.suite, catalogue)
+
+
+def policy_for(args, suite: str) -> defaults.TimingPolicy:
+    """The suite's timing policy, with the L2 flush, energy, settling, retakes and turns as the
+    command's flags ask."""
+    policy = dataclasses.replace(defaults.POLICIES[suite], flush_l2=not args.warm_l2, energy=args.energy,
+                                 interleave=not args.one_at_a_time)
+    if args.settle is not None:
+        policy = dataclasses.replace(policy, settle_s=args.settle)
+    if args.retakes is not None:
+        policy = dataclasses.replace(policy, retakes=args.retakes)
+    return policy
+
+
+def measure(args, factory, run_id: int, policy, cells, suite: str, catalogue) -> int:
+    """Wait for this machine's earlier runs, run the cells in the run's rounds, and record how the
+    run ended (`run`, `run --resume` and `agent`)."""
+    import results_db
+    from results_db import queries, store
+
+    from .. import stats, sweep
+
+    with factory() as session:
+        run = session.get(results_db.Run, run_id)
+        rounds, seed, done = run.rounds, run.seed or 0, run.cells_done
+        # Workers run with the thread count the run stored (a resumed run keeps its own). On Ray the
+        # driver's default says nothing about the nodes: only an explicit --threads counts there.
+        threads = getattr(args, "threads", None) or (
+            (run.provenance or {}).get("threads") if args.executor == "local" else None)
+    try:
+        sweep.wait_for_turn(factory, run_id, on_wait=lambda ahead: print(
+            f"run {run_id} waits for run {', '.join(map(str, ahead))} on this machine", file=sys.stderr))
+        counts = _execute_with_progress(factory, run_id, policy, cells, catalogue, quiet=args.quiet,
+                                        isolate=not args.in_process,
+                                        timeout_s=args.cell_timeout or defaults.CELL_TIMEOUT_S[suite],
+                                        rounds=rounds, seed=seed, done=done,
+                                        threads=threads, ray=ray_options(args))
+    except KeyboardInterrupt:
+        with factory() as session, session.begin():
+            store.finish_run(session, run_id, "interrupted", "stopped by the user")
+        print(f"run {run_id} interrupted; finished cells are kept", file=sys.stderr)
+        return 130
+    except BaseException as exc:
+        with factory() as session, session.begin():
+            store.finish_run(session, run_id, "failed", f"{type(exc).__name__}: {exc}"[:500])
+        raise
+    with factory() as session, session.begin():
+        ended = "cancelled" if store.run_status(session, run_id) == "cancelling" else "finished"
+        store.finish_run(session, run_id, ended)
+    print(f"run {run_id} {ended}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
+          file=sys.stderr)
+    with factory() as session:
+        retakes = stats.retake_text(queries.round_states(session, [run_id]), run_id)
+    if retakes:
+        print(f"run {run_id}: {retakes}", file=sys.stderr)
+    _refresh_history(factory, run_id, args.quiet)
+    return 0
+
+
+def _refresh_history(factory, run_id: int, quiet: bool) -> None:
+    """Bring the run's fingerprint's history points up to date, so `history`, `gate` and the
+    History page read stored points. Its results are already committed: a failure here costs
+    nothing but time (the next reader recomputes), so it is reported, not raised."""
+    import results_db
+
+    from .. import history
+
+    try:
+        with factory() as session, session.begin():
+            fingerprint = session.get(results_db.Run, run_id).machine.fingerprint
+            points = history.refresh(session, fingerprint)
+        if points and not quiet:
+            print(f"history: {len(points)} points and their cells' change points brought up to date",
+                  file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 -- never lose a finished run over a derived cache
+        print(f"history not brought up to date ({type(exc).__name__}: {exc}); the next reader will",
+              file=sys.stderr)
+
+
+def ray_options(args) -> dict | None:
+    """The Ray executor's settings from the run's (or agent's) flags, or None for the local executor."""
+    import importlib.util
+    import os
+
+    from hadamard_bench import plugins
+
+    verb = f"bench_runner {args.verb}"
+    if args.executor != "ray":
+        if args.ray_address or args.ray_resource or args.accelerator_type:
+            raise UsageError(f"{verb}: --ray-address, --ray-resource and --accelerator-type need --executor ray")
+        return None
+    if args.in_process:
+        raise UsageError(f"{verb}: --in-process and --executor ray exclude each other")
+    if importlib.util.find_spec("ray") is None:
+        from ..ray_executor import INSTALL
+
+        raise UsageError(f"{verb}: {INSTALL}")
+    resources = {}
+    for text in args.ray_resource:
+        name, _, amount = text.partition("=")
+        try:
+            resources[name.strip()] = float(amount) if amount else 1.0
+        except ValueError:
+            raise UsageError(f"{verb}: --ray-resource {text!r}: expected NAME=AMOUNT, e.g. bench_gpu=1") from None
+        if not name.strip() or resources[name.strip()] <= 0:
+            raise UsageError(f"{verb}: --ray-resource {text!r}: expected NAME=AMOUNT with AMOUNT above 0")
+    return {"address": args.ray_address, "resources": resources, "accelerator_type": args.accelerator_type,
+            "plugins_env": {plugins.ENV_VAR: os.environ[plugins.ENV_VAR]} if os.environ.get(plugins.ENV_VAR) else {}}
+
+
+def _execute_with_progress(factory, run_id, policy, cells, catalogue, quiet: bool, isolate: bool = True,
+                           timeout_s: float | None = None, rounds: int = 1, seed: int = 0,
+                           done: int = 0, threads: int | None = None, ray: dict | None = None) -> dict[str, int]:
+    from tqdm import tqdm
+
+    from .. import sweep
+    from ..worker import IsolatedRunner
+
+    with tqdm(total=len(cells) * rounds, initial=done, unit="cell", disable=quiet, dynamic_ncols=True) as bar:
+        def on_cell(cell, status):
+            bar.set_postfix_str(f"{cell.benchmark}/{cell.method}/{cell.backend} {status}", refresh=False)
+            bar.update()
+
+        retaken = [0, 0]  # (settled, tried): the bar is full by then, so the postfix counts them
+
+        def on_retake(cell, settled):
+            retaken[0] += settled
+            retaken[1] += 1
+            bar.set_postfix_str(f"retaking cells timed in a slow spell: {retaken[0]} of {retaken[1]} settled")
+
+        passes = dict(rounds=rounds, seed=seed, retakes=policy.retakes, on_retake=on_retake,
+                      interleave=policy.interleave and ray is None)  # a Ray task runs one cell
+
+        if ray is not None:
+            from ..ray_executor import RayExecutor
+
+            bar.set_postfix_str("starting Ray" if not ray["address"] else f"connecting to Ray at {ray['address']}")
+            try:
+                executor = RayExecutor(CATALOGUE_REF, policy, timeout_s, threads=threads, **ray)
+            except RuntimeError as exc:
+                raise UsageError(f"bench_runner run: {exc}") from None
+            with executor:
+                bar.set_postfix_str("calibrating the ceilings on a Ray node")
+                try:
+                    ceilings = sweep.calibrate(factory, run_id, cells, measure=executor.calibrate)
+                except RuntimeError as exc:  # no node can take the cells
+                    raise UsageError(f"bench_runner run: {exc}") from None
+                return sweep.execute(factory, run_id, cells, executor, on_cell=on_cell, ceilings=ceilings,
+                                     **passes)
+        bar.set_postfix_str("calibrating the devices' ceilings")
+        ceilings = sweep.calibrate(factory, run_id, cells)
+        if not isolate:
+            return sweep.execute(factory, run_id, cells, sweep.in_process(catalogue, policy),
+                                 on_cell=on_cell, ceilings=ceilings, **passes)
+        bar.set_postfix_str("starting the worker process")
+        with IsolatedRunner(CATALOGUE_REF, policy, timeout_s, threads=threads) as run_one:
+            return sweep.execute(factory, run_id, cells, run_one, on_cell=on_cell, ceilings=ceilings, **passes)
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _detach(args) -> int:
+    """Start this same run as a separate process that outlives the caller."""
+    import results_db
+
+    argv = [a for a in sys.argv[1:] if a not in ("--detach", "--if-empty")]
+    what = f"run {args.resume}" if args.resume else f"the {args.suite} suite"
+    # Beside its SQLite file (a scratch database keeps its logs to itself), else in results/;
+    # check_url refuses an SQLite URL that names no file.
+    url = results_db.check_url(results_db.resolve_url(args.db))
+    sqlite = url.get_backend_name() == "sqlite"
+    log_dir = Path(url.database).resolve().parent if sqlite else results_db.engine.RESULTS_DIR
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log = log_dir / f"run-{datetime.now():%Y%m%d-%H%M%S}.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "bench_runner", *argv, "--quiet"],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)  # the caller's folder: a relative --db means the same
+    print(f"started {what} in the background (pid {proc.pid}); log: {log}")
+    return 0

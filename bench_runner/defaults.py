@@ -1,0 +1,58 @@
+"""Every setting a user can change, with its default, in one torch-free module: how hard each
+suite measures, how many rounds it takes, how long a cell may run, and the practical floor
+of a comparison. The command line reads them for its help text without importing torch, and
+docs/measurement.md's table of defaults is generated from them (scripts/catalogue_docs.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TimingPolicy:
+    """How one round measures a cell (bench_runner.timing reads it)."""
+
+    warmup_s: float = 0.05  # keep calling until this much time has passed (at least one call)
+    min_block_s: float = 1e-3  # a sample lasts at least this long, far above clock resolution
+    budget_s: float = 0.5  # stop sampling after this much measured time ...
+    min_samples: int = 5  # ... but not before this many samples
+    max_samples: int = 200
+    # ... and earlier, once the median is known this well: the half-width of its 95%
+    # confidence interval over the median (0: no early stop).
+    target_rel_ci: float = 0.02
+    flush_l2: bool = True  # CUDA: start every timed call from a cold L2
+    cuda_graphs: bool = True  # CUDA, forward mode: also time a CUDA-graph replay
+    energy: bool = False  # also the energy per call (a second of repeated calls per cell; bench_runner.telemetry)
+    # CPU, several threads: wait up to this long before timing a cell while the machine's cores
+    # are slow to work together (bench_runner.settle); 0: never wait.
+    settle_s: float = 0.0
+    # After the rounds, time again up to this many times each cell a spell left unsettled, once
+    # the spell has passed, in place of its unsettled round (bench_runner.sweep); 0: never.
+    retakes: int = 0
+    # Time the members of a comparison group (the methods and backends of one benchmark, size,
+    # device, dtype and mode) in turns, block by block (interleave); False: one after the other.
+    interleave: bool = True
+
+
+# How hard each suite measures per round: smoke proves the path works, full is for papers.
+POLICIES = {
+    "smoke": TimingPolicy(warmup_s=0.005, min_block_s=1e-4, budget_s=0.02, min_samples=3),
+    "quick": TimingPolicy(warmup_s=0.01, min_block_s=5e-4, budget_s=0.025, min_samples=5, settle_s=2.0,
+                          retakes=3),
+    "full": TimingPolicy(warmup_s=0.1, min_block_s=1e-3, budget_s=1.0, min_samples=10, settle_s=2.0, retakes=5),
+    "paper": TimingPolicy(warmup_s=0.05, min_block_s=1e-3, budget_s=0.5, min_samples=10, settle_s=2.0, retakes=5),
+}
+
+# How many rounds each suite measures, each in a fresh worker: one process is one draw of
+# the machine's and the allocator's state, so a verdict across runs needs several.
+ROUNDS = {"smoke": 1, "quick": 3, "full": 5, "paper": 5}
+
+# How long one cell may take before its worker is stopped and the cell stored as `timeout`.
+CELL_TIMEOUT_S = {"smoke": 300.0, "quick": 300.0, "full": 1800.0, "paper": 1800.0}
+
+# Before a retake pass the worker waits up to this long for a slow spell of its cores to pass;
+# if it has not, retaking now would only time the spell again, and the cells keep what they have.
+CALM_WAIT_S = 30.0
+
+# A change smaller than this fraction counts as no change (compare, gate, the dashboard's verdicts).
+FLOOR = 0.05
