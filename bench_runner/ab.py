@@ -239,7 +239,7 @@ def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence
             for cell in sweep.round_order(cells, seed, round_index):
                 if cell in failed:
                     continue
-                rng = random.Random(f"{seed}:{round_index}:{sweep.group_key(cell)}:{cell.method}:{cell.backend}")
+                rng = random.Random(f"{seed}:{round_index}:{cell.group()}:{cell.method}:{cell.backend}")
                 outcomes = one_cell(procs, cell, round_index == 0, policy, rng)
                 for i, outcome in enumerate(outcomes):
                     if procs[i].conn.closed:  # a side that died is started again for the next cell

@@ -4,9 +4,12 @@ fraction of the roofline min(peak FLOP/s, intensity × bandwidth)."""
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 
-from . import defaults, settle, timing
+from . import defaults, settle, telemetry, timing
+from .cell import device_unavailable, dtype_unsupported
 
 # Large enough to leave the caches (CPU) and to saturate the device (GPU), small
 # enough to take well under a second.
@@ -88,3 +91,17 @@ def drift_control(device: str, clock: timing.Clock | None = None) -> dict[str, f
     if device == "cpu":  # how well the cores work together now (bench_runner.settle)
         controls["probe_s"] = settle.probe_s()
     return controls
+
+
+def ceilings_here(cells: Sequence) -> dict:
+    """Each device's ceilings (the devices and dtypes the cells use), measured in this process."""
+    ceilings = {}
+    for device in sorted({c.device for c in cells}):
+        if device_unavailable(device):
+            continue
+        dtypes = sorted({c.dtype for c in cells if c.device == device and not dtype_unsupported(device, c.dtype)})
+        ceilings[device] = calibrate(device, dtypes)
+        idle = telemetry.idle_power_w(telemetry.source_for(device))  # a second, where there is a counter
+        if idle is not None:
+            ceilings[device]["idle_power_w"] = idle
+    return ceilings

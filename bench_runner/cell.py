@@ -53,6 +53,11 @@ class Cell:
                     device=self.device, dtype=self.dtype, mode=self.mode,
                     size=size_label(self.size_dict))
 
+    def group(self) -> tuple:
+        """The cell's comparison group: the methods and backends of one benchmark, size, device,
+        dtype and mode, the cells whose ratios the tool reports (and which take turns)."""
+        return self.benchmark, self.size, self.device, self.dtype, self.mode
+
 
 @dataclass
 class CellOutcome:

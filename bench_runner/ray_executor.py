@@ -33,6 +33,7 @@ from typing import Iterable, Iterator
 from . import machine, settle
 from .cell import Cell, CellOutcome, _one_line
 from .defaults import TimingPolicy
+from .executor import Executor
 from .worker import allocator_setting, load_catalogue, measure_cell
 
 INSTALL = "Ray is not installed: pip install 'hadamard-bench[ray]' (or pip install ray)"
@@ -82,13 +83,15 @@ def _measure(catalogue_ref: str, cell: Cell, policy: TimingPolicy, check: bool, 
 
 def _calibrate(cells: list[Cell]) -> tuple[dict, dict, str]:
     """The node's facts, its devices' ceilings and its Ray node id, inside a Ray worker."""
-    from .sweep import ceilings_here
+    from .calibration import ceilings_here
 
     return machine.facts(), ceilings_here(cells), _node()["node"]
 
 
-class RayExecutor:
-    """Runs a round's cells as Ray tasks and yields their outcomes as they finish."""
+class RayExecutor(Executor):
+    """Runs a round's cells as Ray tasks and yields their outcomes as they finish (executor.Executor).
+    Each task settles on its own node (settle_summary sums them); there is no worker here to wait
+    in, so a retake pass does not wait for calm (Executor.calm) and the tasks' own settling holds."""
 
     def __init__(self, catalogue_ref: str, policy: TimingPolicy, timeout_s: float, threads: int | None = None,
                  address: str | None = None, resources: dict[str, float] | None = None,
@@ -118,7 +121,7 @@ class RayExecutor:
             options["accelerator_type"] = self.accelerator_type
         return options
 
-    def calibrate(self, cells: list[Cell]) -> tuple[dict, dict]:
+    def ceilings(self, cells: list[Cell]) -> tuple[dict, dict]:
         """(facts, ceilings) of a node the cells would run on; the node's CPUs are what a CPU cell
         then asks for."""
         ray = _ray()
@@ -151,9 +154,14 @@ class RayExecutor:
         """How this round's tasks waited out slow spells (bench_runner.settle), for its state."""
         return self._settling.round_summary()
 
-    def run_round(self, work: list[tuple[Cell, bool]]) -> Iterator[tuple[Cell, CellOutcome]]:
-        """(cell, check) pairs in; (cell, outcome) out as each finishes. A task lost with its
-        worker or node is submitted once more; lost twice, the cell is `crashed`."""
+    def measure(self, cell: Cell, check: bool = True) -> CellOutcome:
+        return next(self.run_round([(cell, check)]))[1]
+
+    def run_round(self, work: list[tuple[Cell, bool]], order_seed: str | None = None
+                  ) -> Iterator[tuple[Cell, CellOutcome]]:
+        """(cell, check) pairs in; (cell, outcome) out as each finishes, all at once (a task runs
+        one cell, so `order_seed` asks for no turns here). A task lost with its worker or node is
+        submitted once more; lost twice, the cell is `crashed`."""
         ray = _ray()
         pending = {self._submit(cell, check): (cell, check, 1) for cell, check in work}
         try:
@@ -183,10 +191,4 @@ class RayExecutor:
         ray = _ray()
         if ray.is_initialized():
             ray.shutdown()
-
-    def __enter__(self) -> "RayExecutor":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 

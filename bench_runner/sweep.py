@@ -8,7 +8,7 @@ import random
 import socket
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import torch
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,10 +19,10 @@ from hadamard_impls import BACKENDS, SUITES, Catalogue
 from results_db import store
 from results_db.models import Run
 
-from . import calibration, flops, machine, machine_state, plausibility, settle, stats, telemetry
-from .cell import DTYPES, MODES, Cell, CellOutcome, device_unavailable, dtype_unsupported, run_cell, run_group
+from . import calibration, flops, machine, machine_state, plausibility, stats, telemetry
+from .cell import DTYPES, MODES, Cell, CellOutcome, device_unavailable
 from .defaults import CALM_WAIT_S, POLICIES, ROUNDS, TimingPolicy
-from .timing import Clock
+from .executor import Executor
 from .worker import allocator_setting
 
 class SelectionError(BadInput):
@@ -151,33 +151,15 @@ def start(session_factory: sessionmaker[Session], catalogue: Catalogue, sel: Sel
         return run.id
 
 
-def ceilings_here(cells: Sequence[Cell]) -> dict:
-    """Each device's ceilings (the devices and dtypes the cells use), measured in this process."""
-    ceilings = {}
-    for device in sorted({c.device for c in cells}):
-        if device_unavailable(device):
-            continue
-        dtypes = sorted({c.dtype for c in cells if c.device == device and not dtype_unsupported(device, c.dtype)})
-        ceilings[device] = calibration.calibrate(device, dtypes)
-        idle = telemetry.idle_power_w(telemetry.source_for(device))  # a second, where there is a counter
-        if idle is not None:
-            ceilings[device]["idle_power_w"] = idle
-    return ceilings
-
-
 def calibrate(session_factory: sessionmaker[Session], run_id: int, cells: Sequence[Cell],
-              measure: Callable[[list[Cell]], tuple[dict, dict]] | None = None) -> dict:
-    """Measure each device's ceilings and store them. A resumed run keeps the ceilings its first
-    cells were placed under, so every cell's roofline fraction is against the same ones; what the
-    machine measured at the resume is kept apart, in the run's provenance (`resumed_calibrations`),
-    for a reader to see how far it moved. `measure` measures elsewhere (a Ray node) and returns that
-    machine's facts with its ceilings: the run is then that machine's. Returns the run's ceilings,
+              executor: Executor | None = None) -> dict:
+    """Measure each device's ceilings where the cells run (`executor.ceilings`: here, or on a Ray
+    node, whose machine the run then is) and store them. A resumed run keeps the ceilings its
+    first cells were placed under, so every cell's roofline fraction is against the same ones;
+    what the machine measured at the resume is kept apart, in the run's provenance
+    (`resumed_calibrations`), for a reader to see how far it moved. Returns the run's ceilings,
     each device's with the plausibility guard's (the highest this machine has measured) beside them."""
-    facts = None
-    if measure is None:
-        ceilings = ceilings_here(cells)
-    else:
-        facts, ceilings = measure(list(cells))
+    facts, ceilings = (executor or Executor()).ceilings(list(cells))
     with session_factory() as session, session.begin():
         if facts is not None:
             run = session.get(Run, run_id)
@@ -206,36 +188,6 @@ def derived_metrics(m: dict, ceilings: dict | None, dtype: str) -> dict[str, flo
         "roofline_fraction": (calibration.roofline_fraction(flop_count, moved, seconds, ceilings, dtype)
                               if ceilings else None),
     }
-
-
-class InProcess:
-    """Cells run in this process: for tests and debugging (a crash ends the sweep; rounds share
-    the process, so they do not isolate anything)."""
-
-    def __init__(self, catalogue: Catalogue, policy: TimingPolicy, clock: Clock | None = None):
-        self.catalogue, self.policy, self.clock = catalogue, policy, clock
-
-    def __call__(self, cell: Cell) -> CellOutcome:
-        return run_cell(self.catalogue, cell, self.policy, self.clock)
-
-    def time_only(self, cell: Cell) -> CellOutcome:
-        return run_cell(self.catalogue, cell, self.policy, self.clock, check=False)
-
-    def run_group(self, work: list[tuple[Cell, bool]], order_key: str) -> list[CellOutcome]:
-        return run_group(self.catalogue, work, self.policy, random.Random(order_key), self.clock)
-
-    def drift(self, devices: list[str]) -> dict[str, dict[str, float]]:
-        return {d: calibration.drift_control(d) for d in devices if not device_unavailable(d)}
-
-    def offer_probe(self, best: float | None) -> None:
-        settle.settler().offer(best)
-
-    def calm(self, max_wait_s: float) -> tuple[float, bool]:
-        return settle.settler().calm(max_wait_s)
-
-
-def in_process(catalogue: Catalogue, policy: TimingPolicy, clock: Clock | None = None) -> InProcess:
-    return InProcess(catalogue, policy, clock)
 
 
 def cancelled(session_factory: sessionmaker[Session], run_id: int) -> bool:
@@ -279,12 +231,6 @@ def _alive(run, session: Session) -> bool:
     return False
 
 
-def group_key(cell: Cell) -> tuple:
-    """A cell's comparison group: the methods and backends of one benchmark, size, device, dtype
-    and mode, the cells whose ratios the tool reports."""
-    return cell.benchmark, cell.size, cell.device, cell.dtype, cell.mode
-
-
 def round_order(cells: Sequence[Cell], seed: int, round_index: int) -> list[Cell]:
     """The cells in round `round_index`'s order: shuffled reproducibly from (seed, round), with
     the methods and backends of one benchmark, size, device, dtype and mode kept next to each
@@ -292,7 +238,7 @@ def round_order(cells: Sequence[Cell], seed: int, round_index: int) -> list[Cell
     rng = random.Random(f"{seed}:{round_index}")
     groups: dict[tuple, list[Cell]] = {}
     for cell in cells:
-        groups.setdefault(group_key(cell), []).append(cell)
+        groups.setdefault(cell.group(), []).append(cell)
     keys = list(groups)
     rng.shuffle(keys)
     order = []
@@ -309,14 +255,14 @@ def _cell_id(cell: Cell) -> tuple[str, ...]:
 
 
 def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence[Cell],
-            run_one: Callable[[Cell], CellOutcome], on_cell: Callable[[Cell, str], None] | None = None,
+            executor: Executor, on_cell: Callable[[Cell, str], None] | None = None,
             ceilings: dict | None = None, rounds: int = 1, seed: int = 0, retakes: int = 0,
             on_retake: Callable[[Cell, bool], None] | None = None, interleave: bool = False) -> dict[str, int]:
     """Measure every cell in `rounds` rounds, committing each cell as it finishes; return the
     count per status (of each cell's first measurement). Then up to `retakes` passes retake the
     cell-rounds a slow spell left unsettled (_retake; `on_retake(cell, replaced)` after each).
 
-    Each round starts a fresh worker (when `run_one` can restart) and runs the cells in its own
+    Each round starts a fresh worker (executor.restart) and runs the cells in its own
     shuffled order; a cell's first measurement checks it and counts its memory and FLOPs, later
     rounds only time it and pool their samples with the earlier ones. Cells a run already holds
     (`--resume`) are measured only in the rounds they lack. A run cancelled from the dashboard
@@ -324,10 +270,9 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
     counts: dict[str, int] = {}
     with session_factory() as session:
         stored = store.stored_cells(session, run_id)
-        if hasattr(run_one, "offer_probe"):
-            # A run that starts in a slow spell would take the spell's probe as the norm and never
-            # wait: it settles against the fastest probe of this machine's recent runs too.
-            run_one.offer_probe(store.machine_probe_best(session, run_id))
+        # A run that starts in a slow spell would take the spell's probe as the norm and never
+        # wait: it settles against the fastest probe of this machine's recent runs too.
+        executor.offer_probe(store.machine_probe_best(session, run_id))
     devices = sorted({c.device for c in cells if not device_unavailable(c.device)})
     spelled: dict[tuple, list[int]] = {}  # an `ok` cell's rounds timed unsettled in this process
     for round_index in range(rounds):
@@ -338,16 +283,16 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
             continue
         if cancelled(session_factory, run_id):
             break
-        if hasattr(run_one, "restart"):
-            run_one.restart()
+        executor.restart()
         before = machine_state.snapshot()
         sources = {d: telemetry.source_for(d) for d in devices}
         telemetry_before = {d: s.sample() for d, s in sources.items()}
         with session_factory() as session, session.begin():
             record_id = store.start_round(session, run_id, round_index, seed, os.getpid()).id
-        drift = run_one.drift(devices) if hasattr(run_one, "drift") else {}
+        drift = executor.drift(devices)
         measured = 0
-        outcomes = _outcomes(run_one, todo, stored, f"{seed}:{round_index}" if interleave else None)
+        outcomes = executor.run_round([(cell, _cell_id(cell) not in stored) for cell in todo],
+                                      f"{seed}:{round_index}" if interleave else None)
         for cell, outcome in outcomes:
             key = _cell_id(cell)
             first = key not in stored
@@ -367,9 +312,9 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
             if cancelled(session_factory, run_id):
                 outcomes.close()  # an executor with cells in flight stops them
                 break
-        state = _round_state(run_one, before, drift)
-        if hasattr(run_one, "settle_summary"):  # how long the worker waited out slow spells of its cores
-            state.update({f"settle_{k}": v for k, v in run_one.settle_summary().items()})
+        state = _round_state(executor, before, drift)
+        # How long the worker waited out slow spells of its cores.
+        state.update({f"settle_{k}": v for k, v in executor.settle_summary().items()})
         # Clocks, power, temperature and throttling as the round began and ended (NVML on a GPU).
         telemetry_after = {d: s.sample() for d, s in sources.items()}
         if any(telemetry_before.values()) or any(telemetry_after.values()):
@@ -377,18 +322,18 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
         with session_factory() as session, session.begin():
             store.finish_round(session, record_id, measured, state)
     if retakes and spelled and not cancelled(session_factory, run_id):
-        _retake(session_factory, run_id, cells, run_one, spelled, devices, ceilings, rounds, seed, retakes,
+        _retake(session_factory, run_id, cells, executor, spelled, devices, ceilings, rounds, seed, retakes,
                 on_retake)
     return counts
 
 
-def _round_state(run_one, before, drift: dict) -> dict:
-    """What the machine did during a round (or a retake pass) in `run_one`'s worker."""
-    worker_cpu = run_one.worker_cpu_seconds() if hasattr(run_one, "worker_cpu_seconds") else 0.0
-    return {**machine_state.state_between(before, machine_state.snapshot(), worker_cpu), "drift": drift}
+def _round_state(executor: Executor, before, drift: dict) -> dict:
+    """What the machine did during a round (or a retake pass) in the executor's worker."""
+    return {**machine_state.state_between(before, machine_state.snapshot(), executor.worker_cpu_seconds()),
+            "drift": drift}
 
 
-def _retake(session_factory: sessionmaker[Session], run_id: int, cells: Sequence[Cell], run_one,
+def _retake(session_factory: sessionmaker[Session], run_id: int, cells: Sequence[Cell], executor: Executor,
             spelled: dict[tuple, list[int]], devices: list[str], ceilings: dict | None, rounds: int, seed: int,
             passes: int, on_retake: Callable[[Cell, bool], None] | None) -> None:
     """Time again the cell-rounds a slow spell of the cores left unsettled (bench_runner.settle).
@@ -409,16 +354,15 @@ def _retake(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
         due = [c for c in round_order(cells, seed, rounds + attempt) if spelled.get(_cell_id(c))]
         if not due or cancelled(session_factory, run_id):
             return
-        if hasattr(run_one, "restart"):
-            run_one.restart()
+        executor.restart()
         before = machine_state.snapshot()
         with session_factory() as session, session.begin():
             record_id = store.start_round(session, run_id, rounds + attempt, seed, os.getpid()).id
-        drift = run_one.drift(devices) if hasattr(run_one, "drift") else {}
-        waited, calm = run_one.calm(CALM_WAIT_S) if hasattr(run_one, "calm") else (0.0, True)
+        drift = executor.drift(devices)
+        waited, calm = executor.calm(CALM_WAIT_S)
         replaced = tried = 0
         if calm:
-            outcomes = _outcomes(run_one, due, {_cell_id(c): True for c in due})  # timing only
+            outcomes = executor.run_round([(cell, False) for cell in due])  # timing only, one at a time
             for cell, outcome in outcomes:
                 tried += 1
                 settled = outcome.status == "ok" and not outcome.unsettled
@@ -433,42 +377,15 @@ def _retake(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
                 if cancelled(session_factory, run_id):
                     outcomes.close()
                     break
-        state = {**_round_state(run_one, before, drift), "retake": attempt + 1, "retake_calm_waited_s": waited,
+        state = {**_round_state(executor, before, drift), "retake": attempt + 1, "retake_calm_waited_s": waited,
                  "retake_cells": tried, "retaken": replaced}
-        if hasattr(run_one, "settle_summary"):  # the pass's best probe and waits, but not its own count:
-            summary = run_one.settle_summary()  # what stays unsettled is what was not retaken
-            state.update({f"settle_{k}": summary.get(k) for k in ("probe_best_s", "waited_s") if k in summary})
+        # The pass's best probe and waits, but not its own count: what stays unsettled is what was not retaken.
+        summary = executor.settle_summary()
+        state.update({f"settle_{k}": summary.get(k) for k in ("probe_best_s", "waited_s") if k in summary})
         with session_factory() as session, session.begin():
             store.finish_round(session, record_id, tried, state)
         if not calm:
             return
-
-
-def _outcomes(run_one, todo: list[Cell], stored: dict, order_seed: str | None = None
-              ) -> Iterator[tuple[Cell, CellOutcome]]:
-    """(cell, outcome) for a round's cells as they finish. A cell's first measurement checks it,
-    later rounds only time it. An executor that runs many cells at once (bench_runner.ray_executor)
-    takes the whole round and yields in the order they finish; with `order_seed`, each comparison
-    group's members take turns (run_group, in orders seeded by `order_seed` and the group);
-    otherwise one at a time, in order."""
-    work = [(cell, _cell_id(cell) not in stored) for cell in todo]
-    if hasattr(run_one, "run_round"):
-        yield from run_one.run_round(work)
-        return
-    if order_seed is None:
-        yield from _one_at_a_time(run_one, work)
-        return
-    for key, members in itertools.groupby(work, key=lambda item: group_key(item[0])):
-        members = list(members)
-        if len(members) == 1:  # nothing to take turns with
-            yield from _one_at_a_time(run_one, members)
-        else:
-            yield from zip((cell for cell, _ in members), run_one.run_group(members, f"{order_seed}:{key}"))
-
-
-def _one_at_a_time(run_one, work: list[tuple[Cell, bool]]) -> Iterator[tuple[Cell, CellOutcome]]:
-    for cell, first in work:
-        yield cell, run_one(cell) if first else getattr(run_one, "time_only", run_one)(cell)
 
 
 def _store_round(session: Session, run_id: int, cell: Cell, outcome: CellOutcome, round_index: int,

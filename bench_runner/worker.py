@@ -22,6 +22,7 @@ from multiprocessing.connection import Connection
 from . import machine_state, settle
 from .cell import Cell, CellOutcome, run_cell, run_group
 from .defaults import TimingPolicy
+from .executor import Executor
 
 # glibc's malloc serves a large block either from its heap (reused, no page faults) or from
 # a fresh mmap (page-faulted and zeroed on every call), and which one depends on what the
@@ -135,8 +136,8 @@ def _serve(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads: 
         conn.send(measure_cell(catalogue, cell, policy, check))
 
 
-class IsolatedRunner:
-    """Runs cells one by one in a worker process; call it like run_cell, close it when done."""
+class IsolatedRunner(Executor):
+    """Runs cells in a worker process, a fresh one each round (executor.Executor); close it when done."""
 
     START_TIMEOUT_S = 300.0  # importing torch and the catalogue on a cold, busy machine
 
@@ -235,11 +236,7 @@ class IsolatedRunner:
         the reference the next workers settle against."""
         self._probe_best_s = settle.faster(self._probe_best_s, best)
 
-    def time_only(self, cell: Cell) -> CellOutcome:
-        """A later round of a cell already checked: warm-up and timing, no reference check."""
-        return self(cell, check=False)
-
-    def __call__(self, cell: Cell, check: bool = True) -> CellOutcome:
+    def measure(self, cell: Cell, check: bool = True) -> CellOutcome:
         return self._run(("cell", cell, check), self.timeout_s)
 
     def run_group(self, work: list[tuple[Cell, bool]], order_key: str) -> list[CellOutcome]:
@@ -279,9 +276,3 @@ class IsolatedRunner:
             except (OSError, BrokenPipeError):
                 pass
         self._stop()
-
-    def __enter__(self) -> "IsolatedRunner":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

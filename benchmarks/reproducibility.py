@@ -87,7 +87,7 @@ def in_worker_ms(after_the_rest: bool) -> float:
     last = [c for c in cells if c.method == "hadamard_chain" and c.size_dict["n"] == 4194304]
     order = ([c for c in cells if c not in last] if after_the_rest else []) + last
     with IsolatedRunner("hadamard_impls:catalogue", defaults.POLICIES["quick"], 300) as run_one:
-        outcomes = [run_one(c) for c in order]
+        outcomes = [run_one.measure(c) for c in order]
     return outcomes[-1].metrics["time_median_s"] * 1e3
 
 

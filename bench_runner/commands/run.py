@@ -14,10 +14,6 @@ from . import UsageError, existing_url
 from .flags import (catalogue_with_plugins, db_flag, measure_flags, plugin_flag, positive_int, rounds_flag, seconds,
                     selection, selection_flags)
 
-# What a worker process loads: the catalogue with its plugins (named to it through the environment).
-CATALOGUE_REF = "hadamard_bench.plugins:loaded_catalogue"
-
-
 def add_parser(verbs) -> None:
     p = verbs.add_parser("run", help="run a sweep and store every cell",
                          description="Run a size sweep and store every cell in the results database. "
@@ -244,8 +240,7 @@ def _execute_with_progress(factory, run_id, policy, cells, catalogue, quiet: boo
                            done: int = 0, threads: int | None = None, ray: dict | None = None) -> dict[str, int]:
     from tqdm import tqdm
 
-    from .. import sweep
-    from ..worker import IsolatedRunner
+    from .. import executor, sweep
 
     with tqdm(total=len(cells) * rounds, initial=done, unit="cell", disable=quiet, dynamic_ncols=True) as bar:
         def on_cell(cell, status):
@@ -259,33 +254,22 @@ def _execute_with_progress(factory, run_id, policy, cells, catalogue, quiet: boo
             retaken[1] += 1
             bar.set_postfix_str(f"retaking cells timed in a slow spell: {retaken[0]} of {retaken[1]} settled")
 
-        passes = dict(rounds=rounds, seed=seed, retakes=policy.retakes, on_retake=on_retake,
-                      interleave=policy.interleave and ray is None)  # a Ray task runs one cell
-
-        if ray is not None:
-            from ..ray_executor import RayExecutor
-
-            bar.set_postfix_str("starting Ray" if not ray["address"] else f"connecting to Ray at {ray['address']}")
+        bar.set_postfix_str("starting Ray" if ray and not ray["address"] else
+                            f"connecting to Ray at {ray['address']}" if ray else "calibrating the devices' ceilings")
+        try:  # Ray that cannot start is said in one line
+            runner = executor.for_run(catalogue, policy, timeout_s, threads, isolate, ray)
+        except RuntimeError as exc:
+            raise UsageError(f"bench_runner run: {exc}") from None
+        with runner:
             try:
-                executor = RayExecutor(CATALOGUE_REF, policy, timeout_s, threads=threads, **ray)
-            except RuntimeError as exc:
+                ceilings = sweep.calibrate(factory, run_id, cells, runner)
+            except RuntimeError as exc:  # on Ray: no node can take the cells
+                if ray is None:
+                    raise
                 raise UsageError(f"bench_runner run: {exc}") from None
-            with executor:
-                bar.set_postfix_str("calibrating the ceilings on a Ray node")
-                try:
-                    ceilings = sweep.calibrate(factory, run_id, cells, measure=executor.calibrate)
-                except RuntimeError as exc:  # no node can take the cells
-                    raise UsageError(f"bench_runner run: {exc}") from None
-                return sweep.execute(factory, run_id, cells, executor, on_cell=on_cell, ceilings=ceilings,
-                                     **passes)
-        bar.set_postfix_str("calibrating the devices' ceilings")
-        ceilings = sweep.calibrate(factory, run_id, cells)
-        if not isolate:
-            return sweep.execute(factory, run_id, cells, sweep.in_process(catalogue, policy),
-                                 on_cell=on_cell, ceilings=ceilings, **passes)
-        bar.set_postfix_str("starting the worker process")
-        with IsolatedRunner(CATALOGUE_REF, policy, timeout_s, threads=threads) as run_one:
-            return sweep.execute(factory, run_id, cells, run_one, on_cell=on_cell, ceilings=ceilings, **passes)
+            return sweep.execute(factory, run_id, cells, runner, on_cell=on_cell, ceilings=ceilings,
+                                 rounds=rounds, seed=seed, retakes=policy.retakes, on_retake=on_retake,
+                                 interleave=policy.interleave and ray is None)  # a Ray task runs one cell
 
 
 def _cuda_available() -> bool:

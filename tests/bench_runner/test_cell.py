@@ -8,6 +8,7 @@ import results_db
 from bench_runner import cell as cell_module
 from bench_runner import sweep
 from bench_runner.cell import Cell, run_cell
+from bench_runner.executor import InProcess
 from results_db import queries
 from tests.bench_runner.toy import FAST, toy_catalogue
 
@@ -71,7 +72,7 @@ def test_failing_cells_do_not_stop_the_sweep(db_url):
     cells = sweep.plan(cat, sel)
     factory = sessionmaker(results_db.open_engine(db_url))
     run_id = sweep.start(factory, cat, sel, cells)
-    counts = sweep.execute(factory, run_id, cells, sweep.in_process(cat, FAST))
+    counts = sweep.execute(factory, run_id, cells, InProcess(cat, FAST))
     assert counts == {"ok": 2, "error": 2, "oom": 2, "mismatch": 2}
     with factory() as session:
         frame = queries.results_frame(session)

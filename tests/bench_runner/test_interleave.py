@@ -12,6 +12,7 @@ from sqlalchemy.orm import sessionmaker
 import results_db
 from bench_runner import defaults, stats, sweep, timing
 from bench_runner.cell import run_group
+from bench_runner.executor import InProcess
 from results_db import Result, store
 from tests.bench_runner.toy import FAST, toy_catalogue
 
@@ -144,7 +145,7 @@ def test_a_group_in_process_stores_cycles_that_pair_and_replays_its_orders(db_ur
     cells = sweep.plan(cat, sel)
     factory = sessionmaker(results_db.open_engine(db_url))
     run_id = sweep.start(factory, cat, sel, cells, rounds=2, seed=11)
-    counts = sweep.execute(factory, run_id, cells, sweep.in_process(cat, FAST), rounds=2, seed=11, interleave=True)
+    counts = sweep.execute(factory, run_id, cells, InProcess(cat, FAST), rounds=2, seed=11, interleave=True)
     assert counts == {"ok": 2, "mismatch": 2, "error": 2}  # a failing member does not stop its group
     with factory() as session:
         ok = session.scalars(select(Result).where(Result.status == "ok")).all()

@@ -5,6 +5,7 @@ from sqlalchemy import select
 
 import results_db
 from bench_runner import plausibility, sweep
+from bench_runner.executor import Executor, InProcess
 from bench_runner.plausibility import Peaks
 from tests.bench_runner.test_compare import FACTS
 from tests.bench_runner.test_rounds import _run
@@ -52,17 +53,11 @@ def test_a_cpu_or_unknown_gpu_is_judged_against_its_calibration_with_a_wider_mar
     assert plausibility.check(fast, "cpu", "float32", None) is None  # nothing to judge against
 
 
-class Fast:
+class Fast(InProcess):
     """The in-process runner on a planted clock that makes every call take a picosecond."""
 
     def __init__(self, cat):
-        self.inner = sweep.InProcess(cat, FAST, clock=FakeClock(per_call=1e-12))
-
-    def __call__(self, cell):
-        return self.inner(cell)
-
-    def time_only(self, cell):
-        return self.inner.time_only(cell)
+        super().__init__(cat, FAST, clock=FakeClock(per_call=1e-12))
 
 
 def test_a_planted_impossible_cell_is_stored_as_implausible_with_its_figures(db_url):
@@ -110,7 +105,11 @@ def test_a_run_calibrated_on_a_busy_moment_is_guarded_by_its_machines_earlier_ca
         session.add(earlier)
         session.flush()
         earlier_id = earlier.id
-    ceilings = sweep.calibrate(factory, run_id, cells, measure=lambda cells: (None, busy))
+    class MeasuresBusy(Executor):  # the ceilings this run measured, in a busy moment
+        def ceilings(self, cells):
+            return None, busy
+
+    ceilings = sweep.calibrate(factory, run_id, cells, MeasuresBusy())
     assert ceilings["cpu"]["guard"]["matmul_gflops"] == {"float32": [1e15, earlier_id]}  # not the other machine's
     assert ceilings["cpu"]["matmul_gflops"] == {"float32": 100.0}  # what the rooflines use: this run's own
     with factory() as session:

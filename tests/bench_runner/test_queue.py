@@ -10,6 +10,7 @@ from sqlalchemy.orm import sessionmaker
 
 import results_db
 from bench_runner import sweep
+from bench_runner.executor import InProcess
 from results_db import store
 from tests.bench_runner.toy import FAST, toy_catalogue
 
@@ -26,7 +27,7 @@ def test_a_cancelled_run_stops_before_its_next_cell(db_url):
     cat, cells, factory, first, _ = _two_runs(db_url)
     with factory() as session, session.begin():
         assert store.request_cancel(session, first)
-    counts = sweep.execute(factory, first, cells, sweep.in_process(cat, FAST))
+    counts = sweep.execute(factory, first, cells, InProcess(cat, FAST))
     assert counts == {}
 
 

@@ -7,6 +7,7 @@ from sqlalchemy.orm import sessionmaker
 
 import results_db
 from bench_runner import sweep
+from bench_runner.executor import Executor, InProcess
 from bench_runner.cell import CellOutcome
 from hadamard_impls import catalogue as real_catalogue
 from results_db import RoundRecord, Run, queries
@@ -27,12 +28,12 @@ def test_the_order_is_shuffled_per_round_reproducibly_and_keeps_a_size_together(
     assert len(runs_of) == len(set(groups))
 
 
-class Recording:
+class Recording(Executor):
     """The in-process runner, remembering which calls checked and which only timed; it can
     fail one cell in one round, or stop the sweep (as a kill would) after `stop_after` calls."""
 
     def __init__(self, cat, fail=None, stop_after=None):
-        self.inner, self.fail, self.stop_after = sweep.in_process(cat, FAST), fail, stop_after
+        self.inner, self.fail, self.stop_after = InProcess(cat, FAST), fail, stop_after
         self.calls, self.round = [], -1
 
     def restart(self):
@@ -46,15 +47,11 @@ class Recording:
             raise KeyboardInterrupt
         self.calls.append((kind, cell.method, cell.size_dict["n"]))
 
-    def __call__(self, cell):
-        self._count(cell, "checked")
-        return self.inner(cell)
-
-    def time_only(self, cell):
-        self._count(cell, "timed")
-        if self.fail == (cell.method, cell.size_dict["n"], self.round):
+    def measure(self, cell, check=True):
+        self._count(cell, "checked" if check else "timed")
+        if not check and self.fail == (cell.method, cell.size_dict["n"], self.round):
             return CellOutcome("crashed", "the worker died of SIGSEGV")
-        return self.inner.time_only(cell)
+        return self.inner.measure(cell, check)
 
 
 def _run(db_url, rounds, runner_for, seed=5):
@@ -120,7 +117,7 @@ def test_a_run_stopped_mid_round_is_finished_by_a_resume_without_doubles(db_url)
 def test_compare_reads_the_rounds_back(db_url):
     from bench_runner import stats
 
-    cat, cells, factory, run_id, runner = _run(db_url, 2, lambda cat: sweep.in_process(cat, FAST))
+    cat, cells, factory, run_id, runner = _run(db_url, 2, lambda cat: InProcess(cat, FAST))
     sweep.execute(factory, run_id, cells, runner, rounds=2, seed=1)
     with factory() as session:
         frame = queries.samples_frame(session, run_id=run_id)

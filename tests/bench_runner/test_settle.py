@@ -109,6 +109,7 @@ def test_each_round_stores_what_its_worker_waited(db_url):
     assert [s["settle_cells_waited"] for s in states] == [0, 1] and states[0]["settle_probe_best_s"] == 5e-5
 
 
+@pytest.mark.slow
 def test_a_worker_hands_its_best_probe_to_the_next_round():
     policy = dataclasses.replace(FAST, settle_s=0.5)
     with IsolatedRunner("tests.bench_runner.toy:toy_catalogue", policy, 60, threads=2) as runner:
@@ -174,11 +175,8 @@ def test_each_cell_counts_the_rounds_it_was_timed_unsettled(db_url):
             outcome.unsettled = self.round in (0, 2)
             return outcome
 
-        def __call__(self, cell):
-            return self._flag(super().__call__(cell))
-
-        def time_only(self, cell):
-            return self._flag(super().time_only(cell))
+        def measure(self, cell, check=True):
+            return self._flag(super().measure(cell, check))
 
     cat, cells, factory, run_id, runner = _run(db_url, 3, Unsettled)
     sweep.execute(factory, run_id, cells, runner, rounds=3, seed=5)

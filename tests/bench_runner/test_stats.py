@@ -146,18 +146,6 @@ def test_the_fast_bootstrap_reads_each_resample_at_its_own_rank(quantile):
     assert fast == pytest.approx(expected)
 
 
-def test_the_statistics_and_the_pages_that_use_them_leave_torch_unimported():
-    import subprocess
-    import sys
-
-    code = ("import sys, bench_runner.stats, bench_runner.commands.compare, app.data, app.claims; "
-            "print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=__import__("pathlib").Path(__file__).resolve().parents[2])
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "False"
-
-
 def test_a_planted_step_is_found_at_its_run_and_stationary_noise_rarely_gives_one():
     rng = np.random.default_rng(5)
     found_at_step, spurious = 0, 0

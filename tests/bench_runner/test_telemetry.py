@@ -8,6 +8,7 @@ from sqlalchemy import select
 import results_db
 from bench_runner import sweep, telemetry
 from bench_runner.cell import Cell, run_cell
+from bench_runner.executor import InProcess
 from hadamard_impls import catalogue
 from tests.bench_runner.toy import FAST
 
@@ -74,7 +75,7 @@ def test_without_a_counter_energy_is_absent_with_the_reason():
 def test_each_round_keeps_the_devices_telemetry_and_the_run_its_idle_power(db_url, fake_cpu):
     from tests.bench_runner.test_rounds import _run
 
-    cat, cells, factory, run_id, runner = _run(db_url, 1, lambda cat: sweep.in_process(cat, FAST))
+    cat, cells, factory, run_id, runner = _run(db_url, 1, lambda cat: InProcess(cat, FAST))
     ceilings = sweep.calibrate(factory, run_id, cells)
     assert ceilings["cpu"]["idle_power_w"] == pytest.approx(50.0, rel=0.05)
     sweep.execute(factory, run_id, cells, runner, ceilings=ceilings, rounds=1)

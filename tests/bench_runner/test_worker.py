@@ -17,9 +17,10 @@ def crash_cell(method: str) -> Cell:
     return Cell("toy_crash", method, "eager", (("n", 8),), "cpu", "float32", "forward")
 
 
+@pytest.mark.slow
 def test_every_way_a_worker_can_die_is_a_status_and_the_next_cell_still_runs():
     with IsolatedRunner(TOY, FAST, timeout_s=10) as run:
-        outcomes = [run(crash_cell(m)) for m in ("double", "segfaults", "double", "hangs", "killed", "double")]
+        outcomes = [run.measure(crash_cell(m)) for m in ("double", "segfaults", "double", "hangs", "killed", "double")]
     assert [o.status for o in outcomes] == ["ok", "crashed", "ok", "timeout", "oom", "ok"]
     assert outcomes[1].message == "the worker died of SIGSEGV"
     assert "within 10 s" in outcomes[3].message
@@ -27,6 +28,7 @@ def test_every_way_a_worker_can_die_is_a_status_and_the_next_cell_still_runs():
     assert outcomes[0].metrics["process_peak_rss_bytes"] > outcomes[0].metrics["peak_mem_bytes"]
 
 
+@pytest.mark.slow
 def test_an_isolated_sweep_stores_every_cell(db_url):
     cat = toy_catalogue()
     sel = sweep.Selection(suite="smoke", benchmarks=["toy_crash"])
@@ -45,4 +47,4 @@ def test_an_isolated_sweep_stores_every_cell(db_url):
 def test_a_worker_that_cannot_load_its_catalogue_is_reported():
     with pytest.raises(RuntimeError, match="did not start"), IsolatedRunner("no.such.module:x", FAST, 5) as run:
         run.START_TIMEOUT_S = 20
-        run(crash_cell("double"))
+        run.measure(crash_cell("double"))
