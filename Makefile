@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 
-.PHONY: run test bench smoke clean
+.PHONY: run test test-all bench smoke clean
 
 # The venv is (re)built when requirements change; the stamp records a finished install.
 $(VENV)/.run-deps: requirements.txt pyproject.toml
@@ -26,9 +26,17 @@ run: $(VENV)/.run-deps
 	$(PY) -m bench_runner run --suite quick --if-empty --detach --wait-quiet 60
 	$(PY) -m bench_runner serve --port $(PORT)
 
-## test: install what the tests need and run them all
+# The fast tier leaves out what pyproject.toml's markers name: browser, install, Ray, plugins,
+# PostgreSQL, the whole compile matrix and the slow subprocess tests.
+FAST_TIER := not (browser or install or ray or plugins or postgres or compile_matrix or slow)
+
+## test: install what the tests need and run the fast tier (a few minutes)
 test: $(VENV)/.test-deps
-	$(PY) -m pytest
+	$(PY) -m pytest -m "$(FAST_TIER)"
+
+## test-all: every test, the 25 slowest named at the end (.ci/run runs this)
+test-all: $(VENV)/.test-deps
+	$(PY) -m pytest --durations=25
 
 ## bench: pytest-benchmark tests of the tool's hot paths, into results/bench.json (not part of `make test`)
 bench: $(VENV)/.test-deps

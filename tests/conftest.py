@@ -116,7 +116,7 @@ def seeded_db(db_url) -> str:
 PG_ENV = "HADAMARD_BENCH_TEST_PG"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store_url(request, tmp_path):
     """An empty database of each kind the storage code supports: an SQLite file, and a fresh
     database on the PostgreSQL server $HADAMARD_BENCH_TEST_PG names (.ci/run starts one)."""

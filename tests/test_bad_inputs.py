@@ -5,6 +5,7 @@ gets one line on stderr and exit status 2, and the database it was pointed at is
 import gc
 import hashlib
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -76,10 +77,10 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture
-def finished_db(tmp_path) -> tuple[str, Path]:
-    """A database holding one finished run, which every bad input must leave as it is."""
-    path = tmp_path / "kept.db"
+@pytest.fixture(scope="module")
+def finished_once(tmp_path_factory) -> Path:
+    """One finished run, measured once for the module."""
+    path = tmp_path_factory.mktemp("finished") / "kept.db"
     assert main(["run", "--suite", "smoke", "--benchmark", "elementwise", "--method", "copy", "--backend", "eager",
                  "--device", "cpu", "--in-process", "--quiet", "--db", f"sqlite:///{path}"]) == 0
     # Close the run's pooled connections and fold the write-ahead log into the file now: left
@@ -88,6 +89,14 @@ def finished_db(tmp_path) -> tuple[str, Path]:
     db = sqlite3.connect(path)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
+    return path
+
+
+@pytest.fixture
+def finished_db(finished_once, tmp_path) -> tuple[str, Path]:
+    """A copy of a database holding one finished run, which every bad input must leave as it is."""
+    path = tmp_path / "kept.db"
+    shutil.copyfile(finished_once, path)
     return f"sqlite:///{path}", path
 
 

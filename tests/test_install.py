@@ -13,6 +13,8 @@ import pytest
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.install  # make test-all
+
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):

@@ -15,6 +15,8 @@ from bench_runner import flops
 from results_db import queries
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.plugins  # make test-all
+
 EXAMPLE = ROOT / "examples" / "plugin"
 
 

@@ -17,6 +17,8 @@ import pytest
 
 from tests.conftest import ROOT, SIZES
 
+pytestmark = pytest.mark.browser  # make test-all
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if not CHROMIUM:
     if os.environ.get("CI") == "true":

@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from sqlalchemy.orm import sessionmaker
 
 import results_db
@@ -13,6 +14,7 @@ from results_db import queries
 from tests.app.test_pages import render
 
 
+@pytest.mark.slow
 def test_the_form_starts_a_detached_run_that_finishes(seeded_db, monkeypatch):
     at = render(seeded_db, monkeypatch, "app_pages/runs.py")
     form = {w.label: w for w in [*at.selectbox, *at.multiselect]}

@@ -71,6 +71,7 @@ def plugin_repo(tmp_path_factory):
     return repo
 
 
+@pytest.mark.slow
 def test_two_commits_of_a_plugin_take_turns_and_the_slower_one_is_a_regression(plugin_repo, tmp_path, capsys):
     # A process of its own: the plugin registers into the catalogue of the process that plans the cells.
     url = f"sqlite:///{tmp_path / 'ab.db'}"
@@ -102,6 +103,7 @@ def test_two_commits_of_a_plugin_take_turns_and_the_slower_one_is_a_regression(p
     assert capsys.readouterr().out.count("regression") == 4
 
 
+@pytest.mark.slow
 def test_the_same_revision_on_both_sides_is_an_a_a(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'aa.db'}"
     code = cli.main(["ab", "HEAD", "HEAD", "--suite", "smoke", "--benchmark", "elementwise", "--method",

@@ -51,6 +51,7 @@ def test_a_claim_takes_each_queued_run_once(store_url):
         assert session.get(Run, other).status == "queued"
 
 
+@pytest.mark.slow
 def test_two_agents_run_each_queued_run_exactly_once(store_url, capsys):
     for _ in range(4):
         assert main([*SUBMIT, "--db", store_url]) == 0

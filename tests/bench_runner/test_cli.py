@@ -1,10 +1,14 @@
 """The command line as a user meets it: real processes, a temporary SQLite file."""
 
+import contextlib
+import io
 import os
 import shlex
 import subprocess
 import sys
+import types
 from pathlib import Path
+from unittest import mock
 
 import pandas as pd
 import pytest
@@ -12,15 +16,29 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 import results_db
+from bench_runner.cli import main
 from hadamard_impls import catalogue
 from results_db import queries
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def cli(*args, env=None):
+def cli_process(*args, env=None):
+    """The command line as a user runs it: a process of its own (one test per exit path)."""
     return subprocess.run([sys.executable, "-m", "bench_runner", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=300, env={**os.environ, **(env or {})})
+
+
+def cli(*args, env=None):
+    """The command line in this process, as a finished process reads: returncode, stdout, stderr.
+    The verbs are the same code as in a process of their own, without a second start of torch."""
+    out, err = io.StringIO(), io.StringIO()
+    with mock.patch.dict(os.environ, env or {}), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # --help
+            code = exc.code
+    return types.SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 def test_list_shows_every_method_with_its_role():
@@ -41,19 +59,33 @@ def test_every_verb_has_help(verb):
 
 @pytest.fixture(scope="module")
 def smoke_db(tmp_path_factory):
-    """One real smoke run shared by the tests below; it is the path `make run` takes."""
+    """One real smoke run on eager, in a process of its own, shared by the tests below: the path
+    `make run` takes (test_a_smoke_run_covers_every_backend runs every backend, in make test-all)."""
     path = tmp_path_factory.mktemp("smoke") / "smoke.db"
-    out = cli("run", "--suite", "smoke", "--db", f"sqlite:///{path}")
+    out = cli_process("run", "--suite", "smoke", "--backend", "eager", "--db", f"sqlite:///{path}")
     assert out.returncode == 0, out.stderr
     return f"sqlite:///{path}", out
 
 
-def test_a_smoke_run_stores_a_filled_row_for_every_method_and_backend(smoke_db):
+@pytest.mark.slow
+def test_a_smoke_run_covers_every_backend(tmp_path):
+    url = f"sqlite:///{tmp_path / 'smoke.db'}"
+    out = cli_process("run", "--suite", "smoke", "--db", url)
+    assert out.returncode == 0, out.stderr
+    with sessionmaker(results_db.open_engine(url))() as session:
+        frame = queries.results_frame(session)
+    expected = {(m.benchmark, m.id, b) for m in catalogue.methods() for b in m.backends}
+    assert set(zip(frame["benchmark"], frame["method"], frame["backend"])) == expected
+    assert (frame["status"] == "ok").all(), frame[["method", "backend", "message"]]
+    assert (frame.loc[frame["backend"] == "compile", "first_call_s"] > 0).all()
+
+
+def test_a_smoke_run_stores_a_filled_row_for_every_method(smoke_db):
     url, out = smoke_db
     assert "finished" in out.stderr
     with sessionmaker(results_db.open_engine(url))() as session:
         frame = queries.results_frame(session)
-    expected = {(m.benchmark, m.id, b) for m in catalogue.methods() for b in m.backends}
+    expected = {(m.benchmark, m.id, "eager") for m in catalogue.methods()}
     assert set(zip(frame["benchmark"], frame["method"], frame["backend"])) == expected
     assert (frame["status"] == "ok").all(), frame[["method", "backend", "message"]]
     for column in ("time_median_s", "time_iqr_s", "time_min_s", "samples", "peak_mem_bytes", "flops",
@@ -66,7 +98,6 @@ def test_a_smoke_run_stores_a_filled_row_for_every_method_and_backend(smoke_db):
     hadamard = frame[(frame["method"] == "hadamard") & (frame["backend"] == "eager")].iloc[0]
     assert hadamard["intensity"] == pytest.approx(1 / 12)  # 1 FLOP per 3 float32 values moved
     assert hadamard["gbps"] == pytest.approx(hadamard["bytes"] / hadamard["time_median_s"] / 1e9)
-    assert (frame.loc[frame["backend"] == "compile", "first_call_s"] > 0).all()
 
 
 def test_a_finished_run_leaves_its_history_up_to_date(smoke_db):
@@ -176,6 +207,12 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(args, words, tmp_path):
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1, out.stderr
     assert words in out.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_input_in_a_process_of_its_own_is_one_line_exit_2(tmp_path):
+    out = cli_process("run", "--suite", "smoke", "--benchmark", "nope", "--db", f"sqlite:///{tmp_path / 'x.db'}")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "unknown benchmark 'nope'" in out.stderr
     assert list(tmp_path.iterdir()) == []
 
 

@@ -45,6 +45,7 @@ def stored(url):
                 for r in session.query(Result).order_by(Result.id)]
 
 
+@pytest.mark.ray
 def test_every_cell_lands_once_on_the_node_its_resources_ask_for(cluster, tmp_path):
     # node_b, the second node: with node_a as free as it, only the resource can send every cell there.
     c, nodes = cluster
@@ -64,6 +65,7 @@ def test_every_cell_lands_once_on_the_node_its_resources_ask_for(cluster, tmp_pa
     assert 1e-6 < states["settle_probe_best_s"].iloc[0] < 0.1
 
 
+@pytest.mark.ray
 def test_an_agent_runs_a_submitted_run_over_its_ray_cluster(cluster, tmp_path):
     """`submit` from anywhere, an agent on the cluster's head fans the claimed run out over Ray."""
     c, nodes = cluster
@@ -77,6 +79,7 @@ def test_an_agent_runs_a_submitted_run_over_its_ray_cluster(cluster, tmp_path):
     assert {r[2] for r in rows} == {nodes["node_a"].node_id}
 
 
+@pytest.mark.ray
 def test_a_resource_no_node_offers_fails_the_run_at_once(cluster, tmp_path, capsys):
     c, _ = cluster
     url = f"sqlite:///{tmp_path / 'ray.db'}"
@@ -87,6 +90,7 @@ def test_a_resource_no_node_offers_fails_the_run_at_once(cluster, tmp_path, caps
         assert run.status == "failed" and "nowhere" in run.message
 
 
+@pytest.mark.ray
 def test_a_node_killed_mid_sweep_loses_and_doubles_nothing(tmp_path):
     # A cluster of its own: the node killed here must not be missed by the tests above.
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})

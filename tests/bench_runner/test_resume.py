@@ -36,6 +36,7 @@ def _runs(path) -> int:
 
 
 # Killed as soon as the run exists (calibrating, before any cell), after the first cell, mid-sweep.
+@pytest.mark.slow
 @pytest.mark.parametrize("after", [0, 1, 3], ids=["before-any-cell", "after-one-cell", "mid-sweep"])
 def test_a_killed_run_keeps_its_cells_and_resume_completes_it(tmp_path, after):
     path = tmp_path / "killed.db"

@@ -10,9 +10,9 @@ from bench_runner.flops import count_flops
 from bench_runner.defaults import TimingPolicy
 from hadamard_impls import Catalogue, catalogue
 from hadamard_impls.modulation.gated_ffn import gated_hidden
+from tests.hadamard_impls.cases import backend_cases
 
 FAST = TimingPolicy(warmup_s=0.0, min_block_s=0.0, budget_s=0.0, min_samples=2)
-CASES = [(m, b) for m in catalogue.methods() for b in m.backends]
 
 
 def test_every_method_declares_what_the_runner_and_the_dashboard_need():
@@ -43,8 +43,7 @@ def test_analytic_flops_match_the_counted_flops(method):
     assert counted == pytest.approx(method.flops(size), rel=flops.AGREEMENT)
 
 
-@pytest.mark.parametrize("mode", ["forward", "train"])
-@pytest.mark.parametrize("method, backend", CASES, ids=[f"{m.benchmark}.{m.id}.{b}" for m, b in CASES])
+@pytest.mark.parametrize("method, backend, mode", backend_cases(modes=("forward", "train")))
 def test_every_method_and_backend_runs_and_matches_its_reference(method, backend, mode):
     size = catalogue.benchmarks[method.benchmark].sizes("smoke")[0]
     cell = Cell(method.benchmark, method.id, backend, tuple(size.items()), "cpu", "float32", mode)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from hadamard_impls import BACKENDS, catalogue
+from tests.hadamard_impls.cases import backend_cases
 
 torch.set_default_dtype(torch.float32)
 
@@ -161,10 +162,7 @@ def test_film_is_an_affine_map_per_channel():
 
 
 # Every backend against its method's float64 reference, forward and backward.
-CASES = [(m, b) for m in catalogue.methods() for b in m.backends]
-
-
-@pytest.mark.parametrize("method, backend", CASES, ids=[f"{m.benchmark}.{m.id}.{b}" for m, b in CASES])
+@pytest.mark.parametrize("method, backend", backend_cases())
 def test_backend_gradients_match_the_reference(method, backend):
     bench = catalogue.benchmarks[method.benchmark]
     size = bench.sizes("smoke")[0]
