@@ -17,7 +17,7 @@ import streamlit as st
 from sqlalchemy.orm import sessionmaker
 
 import results_db
-from bench_runner import defaults, history, stats
+from bench_runner import comparison, defaults, history, stats
 from bench_runner.speedups import flipped
 from results_db import bundle, queries, store
 
@@ -134,10 +134,10 @@ def run_conditions(states: pd.DataFrame, busy: dict[int, list[str]]) -> pd.DataF
     if states.empty:
         return pd.DataFrame(columns=columns)
     # A retake pass (bench_runner.sweep) is not a round: what it retook settled leaves the count
-    # of cells timed unsettled (stats.left_unsettled), and the drift controls it took after
+    # of cells timed unsettled (comparison.left_unsettled), and the drift controls it took after
     # waiting for calm stay out.
     every = states
-    states = states[stats.regular_rounds(states)]
+    states = states[comparison.regular_rounds(states)]
     agg = {"round": "nunique"}
     for column, how in (("load_1m_after", "max"), ("other_cpu_share", "max"), ("steal_share", "max"),
                         ("settle_waited_s", "sum"), ("settle_cells_unsettled", "sum")):
@@ -147,9 +147,9 @@ def run_conditions(states: pd.DataFrame, busy: dict[int, list[str]]) -> pd.DataF
     out = states.groupby("run_id").agg(agg).reset_index().rename(columns={
         "round": "rounds_measured", "load_1m_after": "load_1m_max", "other_cpu_share": "other_cpu_share_max",
         "steal_share": "steal_share_max"})
-    out["cells_retaken"] = [stats.retaken(every, [r]) for r in out["run_id"]]
+    out["cells_retaken"] = [comparison.retaken(every, [r]) for r in out["run_id"]]
     if "settle_cells_unsettled" in out:
-        out["settle_cells_unsettled"] = [stats.left_unsettled(every, [r]) for r in out["run_id"]]
+        out["settle_cells_unsettled"] = [comparison.left_unsettled(every, [r]) for r in out["run_id"]]
     out["busy_at_start"] = out["run_id"].map(lambda r: "; ".join(busy.get(int(r), [])))
     return out.sort_values("run_id", ascending=False)
 
@@ -295,7 +295,7 @@ def speedup_intervals(frame: pd.DataFrame, baseline: str, samples: dict, spelled
     id → queries.samples_of's entry): paired per cycle where the two took turns in one run
     (stats.compare_entries), else from their rounds, p-values adjusted across the table. An
     unpaired verdict a slow spell of the cores could have made is held `inconclusive`
-    (stats.hold_spelled; spelled_runs: the runs a spell outlasted)."""
+    (comparison.hold_spelled; spelled_runs: the runs a spell outlasted)."""
     pairs = speedups(frame, baseline)
     base_ids = frame[frame["method"] == baseline].set_index(CONTEXT + ["backend", "size"])["result_id"]
     pairs = pairs[pairs["method"] != baseline].reset_index(drop=True)
@@ -305,18 +305,18 @@ def speedup_intervals(frame: pd.DataFrame, baseline: str, samples: dict, spelled
 
 
 def spelled(frame: pd.DataFrame, spelled_runs=()) -> dict[int, bool]:
-    """Result id → whether the cell was measured in a slow spell of its cores (stats.cell_in_spell)."""
+    """Result id → whether the cell was measured in a slow spell of its cores (comparison.cell_in_spell)."""
     unsettled = frame["unsettled_rounds"] if "unsettled_rounds" in frame else [None] * len(frame)
     runs = frame["run_id"] if "run_id" in frame else [None] * len(frame)
-    return {int(rid): stats.cell_in_spell(u, run, device, spelled_runs)
+    return {int(rid): comparison.cell_in_spell(u, run, device, spelled_runs)
             for rid, u, run, device in zip(frame["result_id"], unsettled, runs, frame["device"])}
 
 
 def spelled_runs(url: str, run_ids) -> list[int]:
-    """Of `run_ids`, the runs a slow spell of the cores outlasted (stats.runs_in_spells)."""
+    """Of `run_ids`, the runs a slow spell of the cores outlasted (comparison.runs_in_spells)."""
     runs = tuple(sorted({int(r) for r in run_ids}))
     states = load_round_states(url, runs) if runs else pd.DataFrame()
-    return list(stats.runs_in_spells(states, runs)) if not states.empty else []
+    return list(comparison.runs_in_spells(states, runs)) if not states.empty else []
 
 
 def _with_speedup_intervals(frame: pd.DataFrame, samples: dict, in_spell: dict[int, bool]) -> pd.DataFrame:
@@ -332,7 +332,7 @@ def _with_speedup_intervals(frame: pd.DataFrame, samples: dict, in_spell: dict[i
     out["speedup"], out["speedup_low"], out["speedup_high"] = ([s[i] for s in speed] for i in range(3))
     out["paired"] = [f["paired"] for f in found]
     unpaired = [not f["paired"] for f in found]
-    held = stats.hold_spelled([f["verdict"] for f in found],
+    held = comparison.hold_spelled([f["verdict"] for f in found],
                               [u and in_spell.get(int(r), False) for u, r in zip(unpaired, out["baseline_result_id"])],
                               [u and in_spell.get(int(r), False) for u, r in zip(unpaired, out["result_id"])],
                               stats.METHOD_WORDS)

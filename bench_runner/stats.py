@@ -1,11 +1,16 @@
-"""Statistics of timing samples, in one place: the runner, the CLI, the dashboard and
-benchmarks/ all call these functions, so a verdict reads the same everywhere.
+"""Statistics of timing samples, as pure functions: numbers in, numbers out. The runner, the
+CLI, the dashboard and benchmarks/ all call these, so a verdict reads the same everywhere;
+bench_runner.comparison builds tables of them and bench_runner.wording explains them.
 
 A cell's samples come in rounds, each measured in a fresh worker process. Samples of
 one round are not independent draws of the machine: they share one process's memory
 layout, one allocator history, one stretch of machine state. So the uncertainty of a
-median comes from a hierarchical bootstrap, rounds first and samples within them, and
-a verdict needs its whole confidence interval beyond (or inside) a practical floor.
+median comes from a hierarchical bootstrap, rounds first and samples within them
+(Davison & Hinkley, Bootstrap Methods and their Application, 1997, §3.8), and a verdict
+needs its whole confidence interval beyond (or inside) a practical floor, as an
+equivalence test does (Schuirmann's two one-sided tests, 1987). p-values across cells are
+adjusted by Benjamini & Hochberg (1995); change points are E-divisive means (Matteson &
+James, 2014), as in MongoDB's performance CI.
 
 Torch-free (numpy and scipy), so the dashboard can import it.
 """
@@ -14,15 +19,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Collection, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
-import pandas as pd
 from scipy import stats as sps
 
-
-
-from hadamard_bench.vocabulary import CELL_KEY, STATISTICS
+from hadamard_bench.vocabulary import STATISTICS
 
 from .defaults import FLOOR
 
@@ -309,231 +311,9 @@ def compare_entries(pairs: Iterable[tuple[Sequence, Sequence]], floor: float = F
     return out
 
 
-CELL = list(CELL_KEY)  # what identifies a cell, as results_db stores it
-
-
-def _unsettled(row: pd.Series, side: str) -> tuple[int, int]:
-    """(rounds the side's cell was timed unsettled in, its rounds); (0, rounds) where not recorded."""
-    labels = row[f"sample_rounds_{side}"]
-    rounds = len(set(labels)) if labels is not None and len(labels) else 1
-    count = row.get(f"unsettled_rounds_{side}")
-    return (int(count) if count is not None and np.isfinite(count) else 0), rounds
-
-
-def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = FLOOR,
-                     words: tuple[str, str] = RUN_WORDS, on: Sequence[str] = CELL,
-                     statistic: str = "median", spelled_runs: Iterable[int] = ()) -> pd.DataFrame:
-    """One row per cell in both frames (with `samples` and `sample_rounds` columns, as
-    results_db.queries.samples_frame gives them), with before_s, after_s and VERDICT_COLUMNS,
-    and `unsettled`: which side was measured in a slow spell of its cores, if either.
-
-    A side was, for a cell, when the cell still holds a round timed unsettled (bench_runner.settle:
-    one its run could neither wait out nor retake), or when the cell ran on a CPU in one of
-    `spelled_runs` (spelled_runs: runs a spell outlasted). Such a spell slows a whole stretch of
-    the machine's time, the rounds the probe passed included: on 2026-11-29 a run left 77 of its
-    330 cell-rounds unsettled after retakes, and three cells with one unsettled round of three
-    each were slower in all three rounds than in the next run (their medians by 12–36%), so
-    `compare` called them improvements. A spell only adds time, so it can fake a regression when
-    it slowed the after side and an improvement when it slowed the before side: such a verdict is
-    held `inconclusive`, since it would not survive measuring again. A change against the spell's
-    direction stands (it is understated)."""
-    merged = before.merge(after, on=list(on), suffixes=("_before", "_after"))
-    found = compare_entries([(_entry(r, "before"), _entry(r, "after")) for _, r in merged.iterrows()],
-                            floor=floor, words=words, statistic=statistic)
-    table = merged[list(on)].copy()
-    table["before_s"] = [float(np.median(s)) if len(s) else np.nan for s in merged["samples_before"]]
-    table["after_s"] = [float(np.median(s)) if len(s) else np.nan for s in merged["samples_after"]]
-    table = pd.concat([table, pd.DataFrame(found, columns=[*VERDICT_COLUMNS, "paired"], index=table.index)], axis=1)
-    spelled_runs = set(spelled_runs)
-    told, slowed = [], {"before": [], "after": []}
-    for _, row in merged.iterrows():
-        said = []
-        for side in slowed:
-            bad, n = _unsettled(row, side)
-            run = row.get(f"run_id_{side}", row.get("run_id"))
-            slowed[side].append(cell_in_spell(bad, run, row.get("device"), spelled_runs))
-            if bad:
-                said.append(f"{side} {bad} of {n}")
-            elif slowed[side][-1]:
-                said.append(f"{side}: run {run}")
-        told.append(", ".join(said))
-    table["unsettled"] = told
-    # A paired cell's two sides took turns: a spell slowed both alike, and holds nothing.
-    unpaired = ~table["paired"].astype(bool)
-    table["verdict"] = hold_spelled(table["verdict"], pd.Series(slowed["before"], index=table.index) & unpaired,
-                                    pd.Series(slowed["after"], index=table.index) & unpaired, words)
-    return table
-
-
-def _entry(row: pd.Series, side: str) -> tuple:
-    """One side of a merged row as compare_entries takes it."""
-    return (row[f"samples_{side}"], row[f"sample_rounds_{side}"], row.get(f"sample_cycles_{side}"),
-            row.get(f"turns_{side}"))
-
-
-def cell_in_spell(unsettled_rounds, run_id, device: str, spelled_runs: Collection[int]) -> bool:
-    """Whether a cell was measured in a slow spell of its cores: it still holds a round timed
-    unsettled, or it ran on a CPU in a run the spell outlasted (see comparison_table)."""
-    unsettled = unsettled_rounds is not None and np.isfinite(unsettled_rounds) and unsettled_rounds > 0
-    return bool(unsettled or (device == "cpu" and run_id in spelled_runs))
-
-
-def hold_spelled(verdicts: Iterable[str], before_slowed: Iterable[bool], after_slowed: Iterable[bool],
-                 words: tuple[str, str] = RUN_WORDS) -> list[str]:
-    """Verdicts with what a slow spell could have made held `inconclusive`: a spell only adds time,
-    so a `words[0]` (regression, slower) whose after side was measured in one, and a `words[1]`
-    (improvement, faster) whose before side was."""
-    return [INCONCLUSIVE if (v == words[0] and after) or (v == words[1] and before) else v
-            for v, before, after in zip(verdicts, before_slowed, after_slowed)]
-
-
-def interval_coverage(table: pd.DataFrame) -> float:
-    """The share of compared cells whose interval holds 1 (NaN when none has one). Between two
-    runs of the same code nothing changed, so honest 95% intervals hold 1 for about 95% of the
-    cells; far fewer means the intervals are narrower than what moves between runs, and the
-    verdicts they give will not survive measuring again."""
-    known = table.dropna(subset=["ci_low", "ci_high"])
-    if known.empty:
-        return float("nan")
-    return float(((known["ci_low"] <= 1) & (known["ci_high"] >= 1)).mean())
-
-
-def interval_half_width(table: pd.DataFrame) -> pd.Series:
-    """Each interval's half-width as a share of the ratio (the geometric mean of ci_high ÷ ratio
-    and ratio ÷ ci_low, less 1): a cell can be `no change` only when its change and this fit
-    inside the floor together."""
-    return np.sqrt(table["ci_high"] / table["ci_low"]) - 1
-
-
-def inconclusive_note(table: pd.DataFrame, floor: float = FLOOR) -> str | None:
-    """Why the `inconclusive` cells of a comparison are, in its own figures: a cell is `no change`
-    only when its change and its interval's half-width fit inside the floor together, so the
-    median half-width says how small a change must be to be told from none (None when no cell is
-    inconclusive). The same sentence for `compare` and the Diff page."""
-    count = int((table["verdict"] == INCONCLUSIVE).sum())
-    if not count:
-        return None
-    width = float(interval_half_width(table).median())
-    text = (f"{count} of {len(table)} cells are inconclusive: a cell is `no change` only when its whole 95% "
-            f"interval lies within ±{floor:.0%}")
-    if not np.isfinite(width):
-        return text + "; these cells have no interval (too few samples)"
-    room = floor - width
-    text += (f", and the intervals here are a median ±{width:.1%} wide, so only a measured change under about "
-             f"{room:.1%} can be told from none" if room > 0.001 else
-             f", and the intervals here are a median ±{width:.1%} wide: as wide as the floor")
-    return text + ". More rounds on both sides narrow the intervals; a wider floor (`--threshold`) asks less of them"
-
-
-def drift_ratios(states: pd.DataFrame, before_runs: Sequence[int], after_runs: Sequence[int]) -> dict[str, float]:
-    """How much the machine itself changed: after ÷ before of the drift controls' medians, from
-    the rounds' states (results_db.queries.round_states)."""
-    out = {}
-    states = states[regular_rounds(states)]  # a retake pass waited for calm: it would flatter the machine
-    for column in [c for c in states.columns if c.startswith("drift_")]:
-        b = states.loc[states["run_id"].isin(list(before_runs)), column].dropna()
-        a = states.loc[states["run_id"].isin(list(after_runs)), column].dropna()
-        if len(a) and len(b):
-            out[column.removeprefix("drift_").removesuffix("_s").replace("_", " ")] = float(a.median() / b.median())
-    return out
-
-
-UNSETTLED_WARN = 0.10  # a side with more of its cell-rounds timed unsettled gets a caveat
-
-
-def regular_rounds(states: pd.DataFrame) -> pd.Series:
-    """Which rows of round states are a run's rounds, not its retake passes (bench_runner.sweep)."""
-    if "retake" not in states:
-        return pd.Series(True, index=states.index)
-    return states["retake"].isna()
-
-
-def retaken(states: pd.DataFrame, runs: Sequence[int]) -> int:
-    """Cell-rounds of `runs` that retake passes (bench_runner.sweep) timed again settled."""
-    if states.empty or "retaken" not in states:
-        return 0
-    return int(states.loc[states["run_id"].isin(list(runs)), "retaken"].fillna(0).sum())
-
-
-def left_unsettled(states: pd.DataFrame, runs: Sequence[int]) -> int:
-    """Cell-rounds of `runs` timed while the cores were still slow to work together and not
-    retaken settled afterwards, from the rounds' states (bench_runner.settle)."""
-    if states.empty or "settle_cells_unsettled" not in states:
-        return 0
-    mine = states[states["run_id"].isin(list(runs))]
-    return int(mine.loc[regular_rounds(mine), "settle_cells_unsettled"].fillna(0).sum()) - retaken(mine, runs)
-
-
-def unsettled_share(states: pd.DataFrame, runs: Sequence[int]) -> tuple[int, int]:
-    """(left_unsettled, cell-rounds measured) over `runs`, counting only rounds that settled;
-    (0, 0) where no round settled."""
-    if states.empty or "settle_cells_unsettled" not in states:
-        return 0, 0
-    mine = states[states["run_id"].isin(list(runs))]
-    rounds = mine[regular_rounds(mine) & mine["settle_cells_unsettled"].notna()]
-    return left_unsettled(mine, runs), int(rounds["cells"].sum())
-
-
-def retake_text(states: pd.DataFrame, run_id: int) -> str | None:
-    """`12 of the 40 cell-rounds timed in a slow spell were retaken settled, in 2 passes`, for a
-    run whose spells called for retakes; None otherwise."""
-    mine = states[states["run_id"] == run_id] if not states.empty else states
-    if mine.empty or "retake" not in mine or not mine["retake"].notna().any():
-        return None
-    rounds = mine[regular_rounds(mine)]
-    spelled = int(rounds["settle_cells_unsettled"].fillna(0).sum()) if "settle_cells_unsettled" in rounds else 0
-    passes = mine[mine["retake"].notna()]
-    calm = "" if passes["retake_cells"].iloc[-1] else "; the last pass found the spell still on after " \
-        f"{passes['retake_calm_waited_s'].iloc[-1]:.0f} s and retook nothing"
-    return (f"{retaken(mine, [run_id])} of the {spelled} cell-rounds timed in a slow spell were retaken settled, "
-            f"in {len(passes)} pass{'es' * (len(passes) > 1)}{calm}")
-
-
-def _outlasted(share: tuple[int, int]) -> bool:
-    """Whether (cell-rounds left unsettled, cell-rounds measured) is more than UNSETTLED_WARN:
-    a spell of the cores outlasted what the runs could wait and retake."""
-    bad, total = share
-    return bool(total) and bad / total > UNSETTLED_WARN
-
-
-def runs_in_spells(states: pd.DataFrame, runs: Iterable[int]) -> list[int]:
-    """The runs a spell of their cores outlasted (_outlasted): comparison_table holds what it
-    could fake."""
-    return [int(run) for run in runs if _outlasted(unsettled_share(states, [run]))]
-
-
-def settling_caveat(states: pd.DataFrame, sides: dict[str, Sequence[int]]) -> str | None:
-    """A sentence when a side timed more than UNSETTLED_WARN of its cell-rounds unsettled: its
-    cells of small threaded steps may have run up to 1.7× slower for the machine's sake, over
-    stretches longer than the rounds, which the intervals cannot see. None otherwise."""
-    counts = {name: unsettled_share(states, runs) for name, runs in sides.items()}
-    if not any(_outlasted(share) for share in counts.values()):
-        return None
-    told = ", ".join(f"{name} {bad} of {total}" for name, (bad, total) in counts.items() if total)
-    return (f"cell-rounds timed while the cores were slow to work together (unsettled): {told}; a change in a "
-            f"threaded CPU cell may then be the machine's, not the code's: measure again before trusting it")
-
-
-def drift_text(ratios: dict[str, float]) -> str:
-    """`cpu copy 0.982×, cpu matmul 1.003×`."""
-    return ", ".join(f"{name} {ratio:.3f}×" for name, ratio in sorted(ratios.items()))
-
-
 def geomean(ratios: Iterable[float]) -> float:
     values = np.asarray([r for r in ratios if r is not None and np.isfinite(r) and r > 0], dtype=float)
     return float(np.exp(np.log(values).mean())) if len(values) else float("nan")
-
-
-def explain_verdicts(floor: float = FLOOR) -> str:
-    """One paragraph for a page or a table footer: what each verdict means."""
-    return (f"Ratio of medians with a 95% interval from a hierarchical bootstrap (rounds, then samples "
-            f"within them). A change is called only when the whole interval lies beyond ±{floor:.0%} and a "
-            f"Mann–Whitney U test stays significant after Benjamini–Hochberg across the cells compared; "
-            f"`no change` when the whole interval lies within ±{floor:.0%}; `inconclusive` when it straddles "
-            f"that floor: measure again with more rounds to decide. A regression (an improvement) is also held "
-            f"`inconclusive` when the after (before) side still holds a round timed while the cores were slow "
-            f"to work together, or ran on a CPU in a run such a spell outlasted, since a spell only adds time "
-            f"(column `unsettled`).")
 
 
 def exponent_interval(x: Sequence[float], rounds_per_x: Sequence[Sequence[np.ndarray]], n_boot: int = N_BOOT,

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 import pandas as pd  # noqa: E402
 
-from bench_runner import defaults, stats# noqa: E402
+from bench_runner import comparison, defaults, stats  # noqa: E402
 from bench_runner.commands import compare  # noqa: E402
 from docs_section import write_section  # noqa: E402
 from results_db import Run  # noqa: E402
@@ -105,7 +105,7 @@ def rates(table: pd.DataFrame) -> dict:
     counts = table["verdict"].value_counts()
     return {v: int(counts.get(v, 0)) for v in (*stats.RUN_WORDS, stats.NO_CHANGE, stats.INCONCLUSIVE)} | {
         "cells": len(table), "paired": int(table["paired"].sum()), "median": float(table["ratio"].median()),
-        "half": float(stats.interval_half_width(table).median())}
+        "half": float(comparison.interval_half_width(table).median())}
 
 
 def main() -> int:
@@ -122,7 +122,7 @@ def main() -> int:
                                 "--suite", "quick", "--benchmark", "ab_traffic", "--device", "cpu")
     sessions = compare.existing_db(url, "compare")
     with sessions() as session:
-        tables = {name: stats.comparison_table(compare.side(session, str(b))[0], compare.side(session, str(b + 1))[0])
+        tables = {name: comparison.comparison_table(compare.side(session, str(b))[0], compare.side(session, str(b + 1))[0])
                   for name, b in (("A/A", 1), ("threads", 3), ("traffic", 5))}
         first = session.get(Run, 1)
         when, commit = first.started_at, (first.provenance or {}).get("git_commit") or "unknown"

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from docs_section import write_section  # noqa: E402
 import results_db  # noqa: E402
-from bench_runner import stats  # noqa: E402
+from bench_runner import comparison, wording  # noqa: E402
 from results_db import queries  # noqa: E402
 from results_db.models import Run  # noqa: E402
 
@@ -71,9 +71,9 @@ def main() -> int:
         f"| median spread between round medians (`round_spread`) | "
         f"{pd.to_numeric(ok['round_spread']).median():.1%} | |",
     ]
-    retakes = stats.retake_text(states, run.id)
+    retakes = wording.retake_text(states, run.id)
     if retakes:  # what slow spells of the cores cost the run (bench_runner.settle, --retakes)
-        passes = states[~stats.regular_rounds(states)]
+        passes = states[~comparison.regular_rounds(states)]
         lines += ["", f"Its retake passes took {passes['wall_s'].sum():.0f} s of that: {retakes}."]
     table = "\n".join(lines)
     print(table)

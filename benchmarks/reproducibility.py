@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 import pandas as pd  # noqa: E402
 
-from bench_runner import defaults, stats# noqa: E402
+from bench_runner import comparison, defaults, stats, wording  # noqa: E402
 from bench_runner.commands import compare  # noqa: E402
 from results_db import Run, queries  # noqa: E402
 from docs_section import write_section  # noqa: E402
@@ -136,20 +136,20 @@ def main() -> int:
         states = queries.round_states(session, a_runs + [b_run])
         rounds_used = int(session.get(Run, a_runs[0]).rounds)
     pairs = [(r, r + 1) for r in a_runs[:-1]]
-    spelled = stats.runs_in_spells(states, a_runs + [b_run])  # as `compare` holds what their spells could fake
-    aa = {pair: stats.comparison_table(a[pair[0]], a[pair[1]], spelled_runs=spelled) for pair in pairs}
+    spelled = comparison.runs_in_spells(states, a_runs + [b_run])  # as `compare` holds what their spells could fake
+    aa = {pair: comparison.comparison_table(a[pair[0]], a[pair[1]], spelled_runs=spelled) for pair in pairs}
     aa_rates = {pair: verdict_rates(table) for pair, table in aa.items()}
     # What a wider practical floor would call the same pairs (`compare --threshold`).
-    wider = {floor: {pair: verdict_rates(stats.comparison_table(a[pair[0]], a[pair[1]], floor=floor,
+    wider = {floor: {pair: verdict_rates(comparison.comparison_table(a[pair[0]], a[pair[1]], floor=floor,
                                                                  spelled_runs=spelled)) for pair in pairs}
              for floor in WIDER_FLOORS}
-    aa10 = {pair: verdict_rates(stats.comparison_table(a[pair[0]], a[pair[1]], statistic="p10", spelled_runs=spelled))
+    aa10 = {pair: verdict_rates(comparison.comparison_table(a[pair[0]], a[pair[1]], statistic="p10", spelled_runs=spelled))
             for pair in pairs}
     first = a[a_runs[0]]
     first_ffn = first[first["benchmark"] == "gated_ffn"]
-    ab = stats.comparison_table(first_ffn, b, spelled_runs=spelled)
+    ab = comparison.comparison_table(first_ffn, b, spelled_runs=spelled)
     ab_rates = verdict_rates(ab)
-    ab10 = verdict_rates(stats.comparison_table(first_ffn, b, statistic="p10", spelled_runs=spelled))
+    ab10 = verdict_rates(comparison.comparison_table(first_ffn, b, statistic="p10", spelled_runs=spelled))
     every = pd.concat(aa.values())
     abs_change = (every["ratio"] - 1).abs()
 
@@ -202,8 +202,8 @@ def main() -> int:
         + " by the median; " + ", ".join(f"{false10[p]}" for p in pairs) + " by the p10. Inconclusive per pair: "
         + ", ".join(f"{v:.0%}" for v in inconclusive) + f" (median {pd.Series(inconclusive).median():.0%}).",
         "- Honest intervals: in each pair, the share of the 95% intervals that hold 1 (nothing changed, so "
-        "about 95% should): " + ", ".join(f"{stats.interval_coverage(aa[p]):.0%}" for p in pairs)
-        + "; their median half-width " + ", ".join(f"{stats.interval_half_width(aa[p]).median():.1%}" for p in pairs)
+        "about 95% should): " + ", ".join(f"{comparison.interval_coverage(aa[p]):.0%}" for p in pairs)
+        + "; their median half-width " + ", ".join(f"{comparison.interval_half_width(aa[p]).median():.1%}" for p in pairs)
         + f". A cell is `no change` only when its change and its half-width fit inside the {defaults.FLOOR:.0%} floor "
         "together.",
         "- Inconclusive at a wider floor (`compare --threshold`), per pair: "
@@ -213,11 +213,11 @@ def main() -> int:
         f"- A/B power: **{ab_rates['regression'] / max(ab_rates['cells'], 1):.0%}** of the gated_ffn cells called a "
         f"regression, {ab_rates['improvement']} an improvement; median ratio {ab['ratio'].median():.2f}×.",
         "- Machine drift within each pair (drift controls, after ÷ before): "
-        + "; ".join(f"{x}→{y} " + (stats.drift_text(d) or "not recorded")
+        + "; ".join(f"{x}→{y} " + (wording.drift_text(d) or "not recorded")
                     for (x, y), d in zip(pairs, drift_aa)) + ".",
         "- Cell-rounds timed while the cores were still slow to work together (unsettled, `--settle`) and not "
         "retaken settled (`--retakes`), per A run: "
-        + ", ".join("{} of {}".format(*stats.unsettled_share(states, [r])) + f" ({stats.retaken(states, [r])} retaken)"
+        + ", ".join("{} of {}".format(*comparison.unsettled_share(states, [r])) + f" ({comparison.retaken(states, [r])} retaken)"
                     for r in a_runs) + ".",
         "",
         f"hadamard_chain at n = 4,194,304, eager (median per call, over {args.turns} turns; in its own run, "

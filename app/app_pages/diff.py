@@ -3,11 +3,11 @@
 import streamlit as st
 
 from app import data, exports, text
-from bench_runner import defaults, stats
+from bench_runner import comparison, defaults, stats, wording
 
 url = data.db_url()
 st.title("Diff")
-st.caption("After ÷ before, per cell measured in both. " + stats.explain_verdicts())
+st.caption("After ÷ before, per cell measured in both. " + wording.explain_verdicts())
 
 runs = data.load_runs(url)
 by = st.radio("Compare", ["runs", "machines"], horizontal=True)
@@ -43,7 +43,7 @@ if by == "machines":
                    "the one measured last.")
 measured_in = tuple(sorted({int(r) for r in (*before_cells["run_id"], *after_cells["run_id"])}))
 states = data.load_round_states(url, measured_in)
-result = stats.comparison_table(before_cells, after_cells, threshold, spelled_runs=data.spelled_runs(url, measured_in))
+result = comparison.comparison_table(before_cells, after_cells, threshold, spelled_runs=data.spelled_runs(url, measured_in))
 if result.empty:
     st.info("No cell has successful results on both sides.")
     st.stop()
@@ -58,14 +58,14 @@ if paired:
                "`ab` session: each ratio comes from their per-cycle ratios, and a change is one whose interval "
                "excludes 1 and whose ratio lies beyond the threshold.")
 if counts.get(stats.INCONCLUSIVE, 0):
-    st.caption("**Inconclusive**: " + stats.inconclusive_note(result, threshold) + ". "
+    st.caption("**Inconclusive**: " + wording.inconclusive_note(result, threshold) + ". "
                + ("Some cells have a single round on a side: their intervals describe one process only."
                   if (result["rounds"] < 2).any() else ""))
 if by == "runs":
-    drift = stats.drift_ratios(states, [int(before)], [int(after)]) if not states.empty else {}
+    drift = comparison.drift_ratios(states, [int(before)], [int(after)]) if not states.empty else {}
     if drift:
-        st.caption("The machine itself (drift controls, after ÷ before): " + stats.drift_text(drift))
-    caveat = stats.settling_caveat(states, {f"run {before}": [int(before)], f"run {after}": [int(after)]})
+        st.caption("The machine itself (drift controls, after ÷ before): " + wording.drift_text(drift))
+    caveat = wording.settling_caveat(states, {f"run {before}": [int(before)], f"run {after}": [int(after)]})
     if caveat:
         st.warning(caveat[0].upper() + caveat[1:] + ".")
 colours = {"regression": "background-color: #fde2e1", "improvement": "background-color: #e1f5e4",

@@ -87,7 +87,7 @@ def run(args) -> int:
     from hadamard_impls import catalogue
     from sqlalchemy.orm import sessionmaker
 
-    from .. import ab, stats, sweep
+    from .. import ab, comparison, stats, sweep
     from .compare import report, side
 
     if len(args.plugin) > 1:
@@ -128,7 +128,7 @@ def run(args) -> int:
     with factory() as session:
         before, _, _ = side(session, str(runs[0]))
         after, _, _ = side(session, str(runs[1]))
-    table = stats.comparison_table(before, after, args.threshold)
+    table = comparison.comparison_table(before, after, args.threshold)
     if table.empty:
         print("bench_runner ab: no cell ended `ok` on both sides", file=sys.stderr)
         return 1

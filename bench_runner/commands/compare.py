@@ -62,33 +62,33 @@ def machine_change(session: Session, before_runs: list[int], after_runs: list[in
                    names: tuple[str, str] = ("before", "after")) -> tuple[dict[str, float], str | None, list[int]]:
     """How much the machine itself changed between the sides (their drift controls' ratio), a
     caveat when either side was timed in a slow spell it could not wait out, and the runs such a
-    spell outlasted (stats.runs_in_spells)."""
+    spell outlasted (comparison.runs_in_spells)."""
     from results_db import queries
 
-    from .. import stats
+    from .. import comparison, wording
 
     states = queries.round_states(session, before_runs + after_runs)
     if states.empty:
         return {}, None, []
     sides = dict(zip(names, (before_runs, after_runs)))  # one entry when a run is compared with itself
-    return (stats.drift_ratios(states, before_runs, after_runs), stats.settling_caveat(states, sides),
-            stats.runs_in_spells(states, before_runs + after_runs))
+    return (comparison.drift_ratios(states, before_runs, after_runs), wording.settling_caveat(states, sides),
+            comparison.runs_in_spells(states, before_runs + after_runs))
 
 
 def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float], caveat: str | None = None,
                   threshold: float = defaults.FLOOR) -> list[str]:
-    from .. import stats
+    from .. import stats, wording
 
     counts = table["verdict"].value_counts()
     lines = [f"geometric mean of after ÷ before, {bench}: {stats.geomean(group['ratio']):.3f}× over {len(group)} cells"
              for bench, group in table.groupby("benchmark")]
     lines.append("verdicts: " + ", ".join(f"{int(counts.get(v, 0))} {v}" for v in
                                           (*stats.RUN_WORDS, stats.NO_CHANGE, stats.INCONCLUSIVE)))
-    note = stats.inconclusive_note(table, threshold)
+    note = wording.inconclusive_note(table, threshold)
     if note:
         lines.append(note)
     if machine_drift:
-        lines.append("machine drift (drift controls, after ÷ before): " + stats.drift_text(machine_drift))
+        lines.append("machine drift (drift controls, after ÷ before): " + wording.drift_text(machine_drift))
     if caveat:
         lines.append(caveat)
     held = int((table["unsettled"] != "").sum()) if "unsettled" in table else 0
@@ -127,14 +127,14 @@ def report(table: pd.DataFrame, fmt: str, before_name: str, after_name: str, thr
 
 
 def run(args) -> int:
-    from .. import stats
+    from .. import comparison, stats
 
     sessions = existing_db(args.db, "compare")
     with sessions() as session:
         before, before_runs, before_name = side(session, args.before)
         after, after_runs, after_name = side(session, args.after)
         machine_drift, caveat, spelled = machine_change(session, before_runs, after_runs, (before_name, after_name))
-    table = stats.comparison_table(before, after, args.threshold, statistic=args.statistic, spelled_runs=spelled)
+    table = comparison.comparison_table(before, after, args.threshold, statistic=args.statistic, spelled_runs=spelled)
     if table.empty:
         raise UsageError(f"bench_runner compare: no cell has `ok` results in both {before_name} and {after_name}")
     table = table.sort_values(list(CELL_KEY))

@@ -119,7 +119,7 @@ def run(args) -> int:
     import pandas as pd
     from results_db import Run, queries
 
-    from .. import history, stats
+    from .. import comparison, history, stats
 
     sessions = existing_db(args.db, "gate")
     with sessions() as session:
@@ -137,7 +137,7 @@ def run(args) -> int:
     mine = mine[[not history.covering(marks, history.cell_of(r), "new_distribution", args.run)
                  for r in mine.itertuples()]]
     baseline = baseline_frame(rows, args.run, started_at, args.against, marks)
-    table = stats.comparison_table(baseline, mine, args.threshold) if len(mine) else pd.DataFrame()
+    table = comparison.comparison_table(baseline, mine, args.threshold) if len(mine) else pd.DataFrame()
     if table.empty:
         print(f"run {args.run}: none of its cells has a history to judge against on {label}'s fingerprint "
               f"({fingerprint}); nothing to judge")

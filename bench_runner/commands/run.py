@@ -145,7 +145,7 @@ def measure(args, factory, run_id: int, policy, cells, suite: str, catalogue) ->
     import results_db
     from results_db import queries, store
 
-    from .. import stats, sweep
+    from .. import sweep, wording
 
     with factory() as session:
         run = session.get(results_db.Run, run_id)
@@ -177,7 +177,7 @@ def measure(args, factory, run_id: int, policy, cells, suite: str, catalogue) ->
     print(f"run {run_id} {ended}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
           file=sys.stderr)
     with factory() as session:
-        retakes = stats.retake_text(queries.round_states(session, [run_id]), run_id)
+        retakes = wording.retake_text(queries.round_states(session, [run_id]), run_id)
     if retakes:
         print(f"run {run_id}: {retakes}", file=sys.stderr)
     _refresh_history(factory, run_id, args.quiet)

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy.orm import sessionmaker
 
 import results_db
-from bench_runner import machine_state, stats
+from bench_runner import comparison, machine_state, wording
 from bench_runner.cli import main
 from bench_runner.commands import doctor
 from results_db import store
@@ -324,11 +324,11 @@ def test_the_unsettled_share_counts_only_the_runs_asked_and_rounds_that_settled(
 
     states = pd.DataFrame({"run_id": [1, 1, 2, 3], "cells": [10, 10, 10, 10],
                            "settle_cells_unsettled": [3, None, 4, 10]})
-    assert stats.unsettled_share(states, [1]) == (3, 10)  # the round without settling is left out
-    assert stats.unsettled_share(states, [1, 2]) == (7, 20)
-    assert stats.unsettled_share(pd.DataFrame({"run_id": [1], "cells": [5]}), [1]) == (0, 0)
-    assert stats.settling_caveat(states, {"run 1": [1], "run 2": [2]}) is not None  # 30% and 40%
-    assert stats.settling_caveat(states.assign(settle_cells_unsettled=[1, None, 1, 1]), {"a": [1], "b": [2]}) is None
+    assert comparison.unsettled_share(states, [1]) == (3, 10)  # the round without settling is left out
+    assert comparison.unsettled_share(states, [1, 2]) == (7, 20)
+    assert comparison.unsettled_share(pd.DataFrame({"run_id": [1], "cells": [5]}), [1]) == (0, 0)
+    assert wording.settling_caveat(states, {"run 1": [1], "run 2": [2]}) is not None  # 30% and 40%
+    assert wording.settling_caveat(states.assign(settle_cells_unsettled=[1, None, 1, 1]), {"a": [1], "b": [2]}) is None
 
 
 # size → (after ÷ before, per-sample noise, verdict): an `ab` session whose machine swings ±30%

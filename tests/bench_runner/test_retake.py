@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from bench_runner import cli, defaults, stats, sweep
+from bench_runner import cli, comparison, defaults, sweep, wording
 from bench_runner.commands import run as run_verb
 from bench_runner.cell import CellOutcome
 from bench_runner.worker import IsolatedRunner
@@ -134,15 +134,15 @@ def _states():
 
 def test_what_was_retaken_leaves_the_unsettled_count_and_a_pass_is_not_a_round():
     states = _states()
-    assert stats.unsettled_share(states, [1]) == (0, 30)
-    assert stats.unsettled_share(states.iloc[:4], [1]) == (2, 30)
-    assert stats.drift_ratios(states, [1], [1]) == {"cpu probe": 1.0}  # the passes' calm probes stay out
-    assert stats.retake_text(states, 1) == "8 of the 8 cell-rounds timed in a slow spell were retaken settled, in 2 passes"
+    assert comparison.unsettled_share(states, [1]) == (0, 30)
+    assert comparison.unsettled_share(states.iloc[:4], [1]) == (2, 30)
+    assert comparison.drift_ratios(states, [1], [1]) == {"cpu probe": 1.0}  # the passes' calm probes stay out
+    assert wording.retake_text(states, 1) == "8 of the 8 cell-rounds timed in a slow spell were retaken settled, in 2 passes"
     stuck = states.iloc[:4].assign(retake_cells=[None, None, None, 0], retaken=[None, None, None, 0],
                                    retake_calm_waited_s=[None, None, None, 30.0])
-    assert stats.retake_text(stuck, 1) == ("0 of the 8 cell-rounds timed in a slow spell were retaken settled, in 1 "
+    assert wording.retake_text(stuck, 1) == ("0 of the 8 cell-rounds timed in a slow spell were retaken settled, in 1 "
                                            "pass; the last pass found the spell still on after 30 s and retook nothing")
-    assert stats.retake_text(states.iloc[:3], 1) is None
+    assert wording.retake_text(states.iloc[:3], 1) is None
 
 
 def test_the_runs_page_counts_rounds_and_retakes_apart():
@@ -177,5 +177,5 @@ def test_a_run_says_what_it_retook(db_url, capsys):
     sweep.execute(factory, run_id, cells, runner, rounds=3, seed=5, retakes=2)
     with factory() as session:
         states = queries.round_states(session, [run_id])
-    assert stats.retake_text(states, run_id) == ("2 of the 2 cell-rounds timed in a slow spell were retaken "
+    assert wording.retake_text(states, run_id) == ("2 of the 2 cell-rounds timed in a slow spell were retaken "
                                                  "settled, in 1 pass")

@@ -115,11 +115,11 @@ def test_a_run_stopped_mid_round_is_finished_by_a_resume_without_doubles(db_url)
 
 
 def test_compare_reads_the_rounds_back(db_url):
-    from bench_runner import stats
+    from bench_runner import comparison
 
     cat, cells, factory, run_id, runner = _run(db_url, 2, lambda cat: InProcess(cat, FAST))
     sweep.execute(factory, run_id, cells, runner, rounds=2, seed=1)
     with factory() as session:
         frame = queries.samples_frame(session, run_id=run_id)
-    table = stats.comparison_table(frame, frame)
+    table = comparison.comparison_table(frame, frame)
     assert list(table["rounds"]) == [2, 2] and list(table["ratio"]) == [1.0, 1.0]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bench_runner import stats
+from bench_runner import comparison, stats, wording
 
 
 def cell(rng, median=1e-3, rounds=3, samples=20, round_sd=0.03, sample_sd=0.02):
@@ -111,7 +111,7 @@ def test_comparison_table_merges_cells_and_keeps_their_keys():
                              samples=[v for r in rounds for v in r],
                              sample_rounds=[k for k, r in enumerate(rounds) for _ in r]))
     frame = pd.DataFrame(rows)
-    table = stats.comparison_table(frame[frame["side"] == "before"], frame[frame["side"] == "after"])
+    table = comparison.comparison_table(frame[frame["side"] == "before"], frame[frame["side"] == "after"])
     verdicts = table.set_index("method")["verdict"].to_dict()
     assert verdicts["a"] == "regression" and verdicts["b"] in ("no change", "inconclusive")
     assert stats.geomean(table["ratio"]) == pytest.approx(np.sqrt(2), rel=0.05)
@@ -195,7 +195,7 @@ def test_a_change_a_spell_could_have_faked_is_held_inconclusive():
                              sample_rounds=[k for k, r in enumerate(rounds) for _ in r],
                              unsettled_rounds=np.nan if unsettled is None else unsettled))
     frame = pd.DataFrame(rows)
-    table = stats.comparison_table(frame[frame["side"] == "before"], frame[frame["side"] == "after"]).set_index("method")
+    table = comparison.comparison_table(frame[frame["side"] == "before"], frame[frame["side"] == "after"]).set_index("method")
     verdicts = table["verdict"].to_dict()
     assert verdicts == {
         "settled": "regression", "unknown": "regression",  # recorded before settling kept count
@@ -207,15 +207,15 @@ def test_a_change_a_spell_could_have_faked_is_held_inconclusive():
     assert table.loc["after two of three", "unsettled"] == "after 2 of 3"
     assert table.loc["before two of three", "unsettled"] == "before 2 of 3" and table.loc["settled", "unsettled"] == ""
     assert table.loc["after two of three", "ratio"] == pytest.approx(1.3, rel=0.05)  # the figures stay as measured
-    # A run a spell outlasted (stats.runs_in_spells) holds what the spell could fake in all its CPU cells.
+    # A run a spell outlasted (comparison.runs_in_spells) holds what the spell could fake in all its CPU cells.
     before, after = frame[frame["side"] == "before"], frame[frame["side"] == "after"]
-    held = stats.comparison_table(before, after, spelled_runs=[2]).set_index("method")
+    held = comparison.comparison_table(before, after, spelled_runs=[2]).set_index("method")
     assert held.loc["settled", "verdict"] == "inconclusive" and held.loc["settled", "unsettled"] == "after: run 2"
     assert held.loc["improvement, after two", "verdict"] == "improvement"  # a spell only understates it
-    on_gpu = stats.comparison_table(before.assign(device="cuda"), after.assign(device="cuda"),
+    on_gpu = comparison.comparison_table(before.assign(device="cuda"), after.assign(device="cuda"),
                                     spelled_runs=[2]).set_index("method")
     assert on_gpu.loc["settled", "verdict"] == "regression"  # a spell of the CPU's cores
-    assert stats.comparison_table(before, after, spelled_runs=[1]).set_index("method").loc[
+    assert comparison.comparison_table(before, after, spelled_runs=[1]).set_index("method").loc[
         "settled", "verdict"] == "regression"  # the before side's spell cannot fake a regression
 
 
@@ -228,16 +228,16 @@ def test_coverage_tells_honest_intervals_from_runs_that_drift_more_than_their_ro
     drifted = pd.DataFrame(stats.compare_all([(cell(rng), cell(rng, median=1e-3 * np.exp(rng.normal(0, 0.08))))
                                               for _ in range(200)]))
     # Three rounds a side: the widened percentile interval holds 1 for about 87% of these cells.
-    assert stats.interval_coverage(honest) >= 0.8
-    assert stats.interval_coverage(drifted) <= 0.6
-    assert np.isnan(stats.interval_coverage(honest.iloc[:0]))
+    assert comparison.interval_coverage(honest) >= 0.8
+    assert comparison.interval_coverage(drifted) <= 0.6
+    assert np.isnan(comparison.interval_coverage(honest.iloc[:0]))
 
 
 def test_the_half_width_is_read_around_the_ratio_on_a_log_scale():
     import pandas as pd
 
     table = pd.DataFrame({"ci_low": [0.96, 1.0 / 1.1, np.nan], "ci_high": [1.0 / 0.96, 1.1, 1.2]})
-    widths = stats.interval_half_width(table)
+    widths = comparison.interval_half_width(table)
     assert widths.iloc[0] == pytest.approx(1 / 0.96 - 1)
     assert widths.iloc[1] == pytest.approx(0.1)
     assert np.isnan(widths.iloc[2])
@@ -248,20 +248,20 @@ def test_the_inconclusive_note_says_how_small_a_change_the_intervals_can_tell():
 
     table = pd.DataFrame({"ratio": [1.0, 1.03, 0.99], "ci_low": [0.98, 1.0, 0.97], "ci_high": [1.0 / 0.98, 1.06, 1.01],
                           "verdict": ["no change", "inconclusive", "no change"]})
-    note = stats.inconclusive_note(table, 0.05)
+    note = wording.inconclusive_note(table, 0.05)
     # Half-widths 2.0%, about 3.0% and 2.0%: the median leaves 3% of the 5% floor for the change itself.
     assert note.startswith("1 of 3 cells are inconclusive") and "a median ±2.0% wide" in note
     assert "change under about 3.0% can be told from none" in note
-    assert "as wide as the floor" in stats.inconclusive_note(table, 0.02)
-    assert stats.inconclusive_note(table.assign(verdict="no change")) is None
+    assert "as wide as the floor" in wording.inconclusive_note(table, 0.02)
+    assert wording.inconclusive_note(table.assign(verdict="no change")) is None
     alone = pd.DataFrame({"ratio": [1.0], "ci_low": [np.nan], "ci_high": [np.nan], "verdict": ["inconclusive"]})
-    assert stats.inconclusive_note(alone).endswith("no interval (too few samples)")
+    assert wording.inconclusive_note(alone).endswith("no interval (too few samples)")
 
 
 def test_a_spell_holds_only_the_change_it_could_have_made():
     verdicts = ["regression", "improvement", "regression", "improvement", "no change"]
-    held = stats.hold_spelled(verdicts, before_slowed=[True, True, False, False, True],
+    held = comparison.hold_spelled(verdicts, before_slowed=[True, True, False, False, True],
                               after_slowed=[False, False, True, True, True])
     assert held == ["regression", "inconclusive", "inconclusive", "improvement", "no change"]
-    assert stats.cell_in_spell(2, 1, "cuda", []) and not stats.cell_in_spell(0, 1, "cpu", [2])
-    assert stats.cell_in_spell(float("nan"), 2, "cpu", [2]) and not stats.cell_in_spell(None, 2, "cuda", [2])
+    assert comparison.cell_in_spell(2, 1, "cuda", []) and not comparison.cell_in_spell(0, 1, "cpu", [2])
+    assert comparison.cell_in_spell(float("nan"), 2, "cpu", [2]) and not comparison.cell_in_spell(None, 2, "cuda", [2])

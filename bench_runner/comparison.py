@@ -1,0 +1,175 @@
+"""Comparing two sets of cells as tables: each cell's verdict from its samples (bench_runner.stats),
+held inconclusive where a slow spell of the cores may explain it, and what the rounds' machine
+states say of those spells and of the machine's drift. `compare`, `gate`, `ab`, the Diff page
+and the benchmarks read comparisons through these; the sentences that explain them are in
+bench_runner.wording. Torch-free (pandas and numpy), so the dashboard can import it."""
+
+from __future__ import annotations
+
+from typing import Collection, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from hadamard_bench.vocabulary import CELL_KEY
+
+from .defaults import FLOOR
+from .stats import INCONCLUSIVE, RUN_WORDS, VERDICT_COLUMNS, compare_entries
+
+
+CELL = list(CELL_KEY)  # what identifies a cell, as results_db stores it
+
+
+def _unsettled(row: pd.Series, side: str) -> tuple[int, int]:
+    """(rounds the side's cell was timed unsettled in, its rounds); (0, rounds) where not recorded."""
+    labels = row[f"sample_rounds_{side}"]
+    rounds = len(set(labels)) if labels is not None and len(labels) else 1
+    count = row.get(f"unsettled_rounds_{side}")
+    return (int(count) if count is not None and np.isfinite(count) else 0), rounds
+
+
+def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = FLOOR,
+                     words: tuple[str, str] = RUN_WORDS, on: Sequence[str] = CELL,
+                     statistic: str = "median", spelled_runs: Iterable[int] = ()) -> pd.DataFrame:
+    """One row per cell in both frames (with `samples` and `sample_rounds` columns, as
+    results_db.queries.samples_frame gives them), with before_s, after_s and VERDICT_COLUMNS,
+    and `unsettled`: which side was measured in a slow spell of its cores, if either.
+
+    A side was, for a cell, when the cell still holds a round timed unsettled (bench_runner.settle:
+    one its run could neither wait out nor retake), or when the cell ran on a CPU in one of
+    `spelled_runs` (spelled_runs: runs a spell outlasted). Such a spell slows a whole stretch of
+    the machine's time, the rounds the probe passed included: on 2026-11-29 a run left 77 of its
+    330 cell-rounds unsettled after retakes, and three cells with one unsettled round of three
+    each were slower in all three rounds than in the next run (their medians by 12–36%), so
+    `compare` called them improvements. A spell only adds time, so it can fake a regression when
+    it slowed the after side and an improvement when it slowed the before side: such a verdict is
+    held `inconclusive`, since it would not survive measuring again. A change against the spell's
+    direction stands (it is understated)."""
+    merged = before.merge(after, on=list(on), suffixes=("_before", "_after"))
+    found = compare_entries([(_entry(r, "before"), _entry(r, "after")) for _, r in merged.iterrows()],
+                            floor=floor, words=words, statistic=statistic)
+    table = merged[list(on)].copy()
+    table["before_s"] = [float(np.median(s)) if len(s) else np.nan for s in merged["samples_before"]]
+    table["after_s"] = [float(np.median(s)) if len(s) else np.nan for s in merged["samples_after"]]
+    table = pd.concat([table, pd.DataFrame(found, columns=[*VERDICT_COLUMNS, "paired"], index=table.index)], axis=1)
+    spelled_runs = set(spelled_runs)
+    told, slowed = [], {"before": [], "after": []}
+    for _, row in merged.iterrows():
+        said = []
+        for side in slowed:
+            bad, n = _unsettled(row, side)
+            run = row.get(f"run_id_{side}", row.get("run_id"))
+            slowed[side].append(cell_in_spell(bad, run, row.get("device"), spelled_runs))
+            if bad:
+                said.append(f"{side} {bad} of {n}")
+            elif slowed[side][-1]:
+                said.append(f"{side}: run {run}")
+        told.append(", ".join(said))
+    table["unsettled"] = told
+    # A paired cell's two sides took turns: a spell slowed both alike, and holds nothing.
+    unpaired = ~table["paired"].astype(bool)
+    table["verdict"] = hold_spelled(table["verdict"], pd.Series(slowed["before"], index=table.index) & unpaired,
+                                    pd.Series(slowed["after"], index=table.index) & unpaired, words)
+    return table
+
+
+def _entry(row: pd.Series, side: str) -> tuple:
+    """One side of a merged row as compare_entries takes it."""
+    return (row[f"samples_{side}"], row[f"sample_rounds_{side}"], row.get(f"sample_cycles_{side}"),
+            row.get(f"turns_{side}"))
+
+
+def cell_in_spell(unsettled_rounds, run_id, device: str, spelled_runs: Collection[int]) -> bool:
+    """Whether a cell was measured in a slow spell of its cores: it still holds a round timed
+    unsettled, or it ran on a CPU in a run the spell outlasted (see comparison_table)."""
+    unsettled = unsettled_rounds is not None and np.isfinite(unsettled_rounds) and unsettled_rounds > 0
+    return bool(unsettled or (device == "cpu" and run_id in spelled_runs))
+
+
+def hold_spelled(verdicts: Iterable[str], before_slowed: Iterable[bool], after_slowed: Iterable[bool],
+                 words: tuple[str, str] = RUN_WORDS) -> list[str]:
+    """Verdicts with what a slow spell could have made held `inconclusive`: a spell only adds time,
+    so a `words[0]` (regression, slower) whose after side was measured in one, and a `words[1]`
+    (improvement, faster) whose before side was."""
+    return [INCONCLUSIVE if (v == words[0] and after) or (v == words[1] and before) else v
+            for v, before, after in zip(verdicts, before_slowed, after_slowed)]
+
+
+def interval_coverage(table: pd.DataFrame) -> float:
+    """The share of compared cells whose interval holds 1 (NaN when none has one). Between two
+    runs of the same code nothing changed, so honest 95% intervals hold 1 for about 95% of the
+    cells; far fewer means the intervals are narrower than what moves between runs, and the
+    verdicts they give will not survive measuring again."""
+    known = table.dropna(subset=["ci_low", "ci_high"])
+    if known.empty:
+        return float("nan")
+    return float(((known["ci_low"] <= 1) & (known["ci_high"] >= 1)).mean())
+
+
+def interval_half_width(table: pd.DataFrame) -> pd.Series:
+    """Each interval's half-width as a share of the ratio (the geometric mean of ci_high ÷ ratio
+    and ratio ÷ ci_low, less 1): a cell can be `no change` only when its change and this fit
+    inside the floor together."""
+    return np.sqrt(table["ci_high"] / table["ci_low"]) - 1
+
+
+def drift_ratios(states: pd.DataFrame, before_runs: Sequence[int], after_runs: Sequence[int]) -> dict[str, float]:
+    """How much the machine itself changed: after ÷ before of the drift controls' medians, from
+    the rounds' states (results_db.queries.round_states)."""
+    out = {}
+    states = states[regular_rounds(states)]  # a retake pass waited for calm: it would flatter the machine
+    for column in [c for c in states.columns if c.startswith("drift_")]:
+        b = states.loc[states["run_id"].isin(list(before_runs)), column].dropna()
+        a = states.loc[states["run_id"].isin(list(after_runs)), column].dropna()
+        if len(a) and len(b):
+            out[column.removeprefix("drift_").removesuffix("_s").replace("_", " ")] = float(a.median() / b.median())
+    return out
+
+
+UNSETTLED_WARN = 0.10  # a side with more of its cell-rounds timed unsettled gets a caveat
+
+
+def regular_rounds(states: pd.DataFrame) -> pd.Series:
+    """Which rows of round states are a run's rounds, not its retake passes (bench_runner.sweep)."""
+    if "retake" not in states:
+        return pd.Series(True, index=states.index)
+    return states["retake"].isna()
+
+
+def retaken(states: pd.DataFrame, runs: Sequence[int]) -> int:
+    """Cell-rounds of `runs` that retake passes (bench_runner.sweep) timed again settled."""
+    if states.empty or "retaken" not in states:
+        return 0
+    return int(states.loc[states["run_id"].isin(list(runs)), "retaken"].fillna(0).sum())
+
+
+def left_unsettled(states: pd.DataFrame, runs: Sequence[int]) -> int:
+    """Cell-rounds of `runs` timed while the cores were still slow to work together and not
+    retaken settled afterwards, from the rounds' states (bench_runner.settle)."""
+    if states.empty or "settle_cells_unsettled" not in states:
+        return 0
+    mine = states[states["run_id"].isin(list(runs))]
+    return int(mine.loc[regular_rounds(mine), "settle_cells_unsettled"].fillna(0).sum()) - retaken(mine, runs)
+
+
+def unsettled_share(states: pd.DataFrame, runs: Sequence[int]) -> tuple[int, int]:
+    """(left_unsettled, cell-rounds measured) over `runs`, counting only rounds that settled;
+    (0, 0) where no round settled."""
+    if states.empty or "settle_cells_unsettled" not in states:
+        return 0, 0
+    mine = states[states["run_id"].isin(list(runs))]
+    rounds = mine[regular_rounds(mine) & mine["settle_cells_unsettled"].notna()]
+    return left_unsettled(mine, runs), int(rounds["cells"].sum())
+
+
+def outlasted(share: tuple[int, int]) -> bool:
+    """Whether (cell-rounds left unsettled, cell-rounds measured) is more than UNSETTLED_WARN:
+    a spell of the cores outlasted what the runs could wait and retake."""
+    bad, total = share
+    return bool(total) and bad / total > UNSETTLED_WARN
+
+
+def runs_in_spells(states: pd.DataFrame, runs: Iterable[int]) -> list[int]:
+    """The runs a spell of their cores outlasted (outlasted): comparison_table holds what it
+    could fake."""
+    return [int(run) for run in runs if outlasted(unsettled_share(states, [run]))]
