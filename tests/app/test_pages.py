@@ -381,6 +381,7 @@ def _png_size(png: bytes) -> tuple[int, int]:
     return struct.unpack(">II", png[16:24])  # the IHDR chunk: width, height
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(not __import__("shutil").which("chromium"), reason="chart images need Chromium (apt-get install chromium)")
 def test_the_compare_chart_as_png_and_svg(seeded_db):
     import xml.etree.ElementTree as ET

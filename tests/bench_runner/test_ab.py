@@ -133,6 +133,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, says):
     assert not db.exists()
 
 
+@pytest.mark.slow
 def test_an_older_side_whose_vocabulary_lacks_a_newer_word_still_builds_its_catalogue(tmp_path):
     """The driver's measurement code reads words a base side's older vocabulary may lack (the
     driver's vocabulary only grows): the side's catalogue reads the driver's vocabulary."""

@@ -8,7 +8,11 @@ import pytest
 
 from bench_runner.cli import main
 
-needs_chromium = pytest.mark.skipif(not shutil.which("chromium"), reason="images need Chromium (apt-get install chromium)")
+
+def needs_chromium(test):
+    """Images are drawn in the system's Chromium: make test-all, with the browser tests."""
+    skip = pytest.mark.skipif(not shutil.which("chromium"), reason="images need Chromium (apt-get install chromium)")
+    return pytest.mark.browser(skip(test))
 
 
 @needs_chromium

@@ -1,25 +1,29 @@
-"""The (method, backend, mode) cases the catalogue's tests run, in two tiers: the fast tier
-(`make test`) runs every method on eager and library, and the first method of each benchmark
-on compile and Triton in forward mode; the rest of that matrix is marked `compile_matrix`
-(`make test-all`), since each torch.compile case costs seconds on a 2-core machine."""
+"""The (method, backend, mode) cases the catalogue's tests run, in two tiers. The fast tier
+(`make test`) runs every method on eager and library, and one case per benchmark on compile and
+on Triton: its first method, in train mode (forward and backward) through the runner's own
+cell. The rest of that matrix, and every gradient check through a compiled backend, are marked
+`compile_matrix` (`make test-all`): each torch.compile case costs seconds on a 2-core machine,
+and Triton runs in its interpreter on a CPU."""
 
 import pytest
 
 from hadamard_impls import catalogue
 
-EXPENSIVE = ("compile", "triton")  # compiled: seconds per case (Triton runs in its interpreter on a CPU)
+EXPENSIVE = ("compile", "triton")
+SAMPLED_MODE = "train"
 
 
-def backend_cases(modes=("forward",)) -> list:
-    cases, first = [], set()
+def backend_cases(modes: tuple[str, ...] = ()) -> list:
+    """pytest params (method, backend) or, with `modes`, (method, backend, mode)."""
+    cases, sampled = [], set()
     for m in catalogue.methods():
         for backend in m.backends:
-            for mode in modes:
-                sampled = (m.benchmark, backend) not in first and mode == "forward"
-                if backend in EXPENSIVE and sampled:
-                    first.add((m.benchmark, backend))
-                marks = pytest.mark.compile_matrix if backend in EXPENSIVE and not sampled else ()
-                values = (m, backend, mode) if len(modes) > 1 else (m, backend)
+            for mode in modes or (None,):
+                chosen = backend in EXPENSIVE and mode == SAMPLED_MODE and (m.benchmark, backend) not in sampled
+                if chosen:
+                    sampled.add((m.benchmark, backend))
+                marks = pytest.mark.compile_matrix if backend in EXPENSIVE and not chosen else ()
+                values = (m, backend) if mode is None else (m, backend, mode)
                 cases.append(pytest.param(*values, marks=marks,
-                                          id=".".join((m.benchmark, m.id, backend, *([mode] if len(modes) > 1 else [])))))
+                                          id=".".join(str(v) for v in (m.benchmark, m.id, backend, mode) if v)))
     return cases

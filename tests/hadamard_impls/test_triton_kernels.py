@@ -206,6 +206,7 @@ ODD_SIZES = {
 }
 
 
+@pytest.mark.compile_matrix  # each kernel is tested above; the catalogue tests run one Triton method per benchmark
 @pytest.mark.parametrize("method", TRITON_METHODS, ids=lambda m: m.id)
 def test_every_triton_method_matches_eager_forward_and_backward(method):
     bench = catalogue.benchmarks[method.benchmark]
