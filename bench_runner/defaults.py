@@ -56,3 +56,25 @@ CALM_WAIT_S = 30.0
 
 # A change smaller than this fraction counts as no change (compare, gate, the dashboard's verdicts).
 FLOOR = 0.05
+
+
+def markdown_table() -> str:
+    """The defaults per suite as a Markdown table: docs/measurement.md holds it, written by
+    scripts/catalogue_docs.py (a test fails when it is out of date)."""
+    rows = [("rounds (each in a fresh worker)", lambda s: f"{ROUNDS[s]}"),
+            ("warm-up per cell, s", lambda s: f"{POLICIES[s].warmup_s:g}"),
+            ("shortest sample (a block of calls), s", lambda s: f"{POLICIES[s].min_block_s:g}"),
+            ("timed budget per cell and round, s", lambda s: f"{POLICIES[s].budget_s:g}"),
+            ("samples per cell and round", lambda s: f"{POLICIES[s].min_samples}–{POLICIES[s].max_samples}"),
+            ("stop sampling once the median is known to ±", lambda s: f"{POLICIES[s].target_rel_ci:.0%}"),
+            ("`--settle`: wait for slow cores, s", lambda s: f"{POLICIES[s].settle_s:g}"),
+            ("`--retakes`: passes", lambda s: f"{POLICIES[s].retakes}"),
+            ("`--cell-timeout`, s", lambda s: f"{CELL_TIMEOUT_S[s]:g}"),
+            ("group members take turns", lambda s: "yes" if POLICIES[s].interleave else "no")]
+    suites = list(POLICIES)
+    lines = ["| setting | " + " | ".join(suites) + " |", "| --- |" + " --- |" * len(suites)]
+    lines += [f"| {name} | " + " | ".join(cell(s) for s in suites) + " |" for name, cell in rows]
+    lines += ["", f"Every suite: a change under {FLOOR:.0%} counts as none (`--threshold`); a retake pass waits up "
+                  f"to {CALM_WAIT_S:g} s for calm; on CUDA the L2 cache is flushed before each timed call "
+                  f"(`--warm-l2` keeps it warm) and forward cells are also timed as a CUDA-graph replay."]
+    return "\n".join(lines)

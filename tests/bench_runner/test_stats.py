@@ -146,6 +146,7 @@ def test_the_fast_bootstrap_reads_each_resample_at_its_own_rank(quantile):
     assert fast == pytest.approx(expected)
 
 
+@pytest.mark.slow  # 400 searches; the fast tier keeps the change-point tests below
 def test_a_planted_step_is_found_at_its_run_and_stationary_noise_rarely_gives_one():
     rng = np.random.default_rng(5)
     found_at_step, spurious = 0, 0

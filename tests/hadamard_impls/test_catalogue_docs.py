@@ -30,6 +30,15 @@ def test_the_readme_table_is_generated_from_the_catalogue():
     assert readme[readme.index(start) + len(start):readme.index(end)] == overview_table(catalogue), REGENERATE
 
 
+def test_the_table_of_defaults_is_generated_from_the_code():
+    from bench_runner import defaults
+
+    text = (ROOT / "docs" / "measurement.md").read_text(encoding="utf-8")
+    start, end = "<!-- defaults-table: start -->\n", "\n<!-- defaults-table: end -->"
+    assert text[text.index(start) + len(start):text.index(end)] == defaults.markdown_table(), REGENERATE
+    assert f"| {defaults.ROUNDS['quick']} |" in defaults.markdown_table()
+
+
 def test_the_dashboards_catalogue_is_the_codes():
     assert (ROOT / "app" / "catalogue.json").read_text(encoding="utf-8") == snapshot(catalogue), REGENERATE
 
