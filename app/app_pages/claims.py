@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from app import charts, claims, data, exports, text
+from app import charts, claims, data, exports, shaping, text
 
 url = data.db_url()
 st.title("Survey claims")
@@ -78,7 +78,7 @@ for claim, v in zip(claims.CLAIMS, verdicts.itertuples()):
         for param, value in v.held_sizes.items():
             if param != claim.param:
                 shown = shown[shown[f"size_{param}"] == value]
-        label, unit = data.METRICS.get(claim.metric, ("FLOPs (counted)", "FLOP"))
+        label, unit = shaping.METRICS.get(claim.metric, ("FLOPs (counted)", "FLOP"))
         st.plotly_chart(charts.scaling_chart(shown, f"size_{claim.param}", claim.metric, x_title=claim.param,
                                              y_title=f"{label} ({unit})"),
                         width="stretch", key=f"chart_{claim.id}")

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from app import charts, data, exports, text
+from app import charts, data, judging, exports, shaping, text, widgets
 from bench_runner import defaults
 
 url = data.db_url()
@@ -20,7 +20,7 @@ titles = catalogue.drop_duplicates("benchmark").set_index("benchmark")["title"].
 local = data.local_catalogue().benchmarks  # only the code's own titles are shown; others by id
 benchmarks = [b for b in titles if b in set(measured)]
 # The selection lives in the URL, so a chart can be shared as a link.
-from_url = data.url_index
+from_url = widgets.url_index
 # The chart must sit above the fold: the controls everyone uses in two compact rows, the rest folded.
 top = st.columns([3, 2, 2, 2])
 context_cols = st.columns(4)
@@ -33,23 +33,23 @@ run_choice = top[1].selectbox("Results from", ["latest of each cell", *run_ids],
                               index=from_url("run", ["latest of each cell", *run_ids]),
                               format_func=lambda r: r if isinstance(r, str) else f"run {r}")
 rows = (data.load_latest(url, benchmark=bench) if isinstance(run_choice, str)
-        else data.latest_ok(data.load_run_results(url, bench, int(run_choice))))
+        else shaping.latest_ok(data.load_run_results(url, bench, int(run_choice))))
 
 all_rows = rows
 context = {}
 reference = data.load_reference_machines(url)
-for key, col in zip(data.CONTEXT, context_cols):
-    options = data.context_options(rows[key].unique(), key, reference)
+for key, col in zip(shaping.CONTEXT, context_cols):
+    options = widgets.context_options(rows[key].unique(), key, reference)
     context[key] = col.selectbox(key.capitalize(), options, index=from_url(key, options), format_func=text.visible)
     rows = rows[rows[key] == context[key]]
 
 # Another machine's results of the same dtype and mode (a shipped reference GPU, say), drawn beside.
-others = data.other_machines(all_rows, context)
+others = judging.other_machines(all_rows, context)
 beside = more.selectbox("Beside it", ["nothing", *others], index=from_url("beside", ["nothing", *others]),
                         format_func=text.visible,
                         help="Another machine's results for the same benchmark, dtype and mode, as dotted lines")
 if beside != "nothing":
-    rows = pd.concat([rows.assign(beside=""), data.rows_of(all_rows, others[beside]).assign(beside=beside)],
+    rows = pd.concat([rows.assign(beside=""), judging.rows_of(all_rows, others[beside]).assign(beside=beside)],
                      ignore_index=True)
 
 cols = more.columns(2)
@@ -58,15 +58,15 @@ methods = cols[0].multiselect("Methods", sorted(rows["method"].unique()), defaul
 backends = cols[1].multiselect("Backends", sorted(rows["backend"].unique()), default=sorted(rows["backend"].unique()),
                                format_func=text.visible)
 # Only the metrics these results have (energy is measured with --energy only).
-offered = [m for m in data.METRICS if m == "speedup" or (m in rows and rows[m].notna().any())]
+offered = [m for m in shaping.METRICS if m == "speedup" or (m in rows and rows[m].notna().any())]
 metric = top[2].selectbox("Metric", offered, index=from_url("metric", offered),
-                          format_func=lambda m: data.METRICS[m][0])
+                          format_func=lambda m: shaping.METRICS[m][0])
 rows = rows[rows["method"].isin(methods) & rows["backend"].isin(backends)]
 if rows.empty:
     st.info("Choose at least one method and one backend (under the folded controls).")
     st.stop()
 
-params = data.varying_params(rows) or data.size_params(rows)
+params = shaping.varying_params(rows) or shaping.size_params(rows)
 default_x = catalogue.loc[catalogue["benchmark"] == bench, "x_param"].iloc[0]
 x_param = top[3].selectbox("x-axis", params, index=from_url("x", params, default_x), format_func=text.visible)
 fixed = {}
@@ -77,7 +77,7 @@ for param, col in zip(held, more.columns(len(held)) if held else []):
         continue
     common = rows[f"size_{param}"].mode().iloc[0]
     fixed[param] = col.selectbox(f"{text.md(param)} held at", values, index=values.index(common))
-shown = data.hold_fixed(rows, x_param, fixed)
+shown = shaping.hold_fixed(rows, x_param, fixed)
 
 # Baselines first, then the yardsticks (references such as `linear` or `copy`).
 roles = shown.drop_duplicates("method").set_index("method")["role"]
@@ -92,11 +92,11 @@ if metric == "speedup":
     if baseline is None:
         st.info("No baseline among the methods shown: choose one in Methods to chart speed-ups.")
         st.stop()
-    plotted = data.speedups(shown, baseline)
+    plotted = shaping.speedups(shown, baseline)
     y_title = f"Speed-up against {text.plotly(baseline)} (its time ÷ the method's)"
 else:
     plotted = shown
-    label, unit = data.METRICS[metric]
+    label, unit = shaping.METRICS[metric]
     y_title = f"{label} ({unit})"
 figure = charts.scaling_chart(plotted, f"size_{x_param}", metric, x_title=text.plotly(x_param), y_title=y_title,
                               error="time_iqr_s" if metric == "time_median_s" else None)
@@ -106,10 +106,10 @@ if metric == "time_median_s":
 
 if baseline is not None:
     mine = shown[shown["beside"] == ""] if "beside" in shown else shown
-    speed = data.speedup_intervals(mine, baseline, data.load_samples(url, tuple(int(r) for r in mine["result_id"])),
+    speed = judging.speedup_intervals(mine, baseline, data.load_samples(url, tuple(int(r) for r in mine["result_id"])),
                                    data.spelled_runs(url, mine["run_id"]))
     if not speed.empty:
-        speed["shown"] = speed.apply(data.speedup_label, axis=1)
+        speed["shown"] = speed.apply(judging.speedup_label, axis=1)
         table = speed.pivot_table(index=f"size_{x_param}", values="shown", columns=["method", "backend"],
                                   aggfunc="first")
         table.index.name = x_param

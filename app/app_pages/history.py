@@ -4,7 +4,7 @@ interval, the change points found in it, what differs across them, and people's 
 import pandas as pd
 import streamlit as st
 
-from app import charts, data, exports, text
+from app import charts, data, judging, exports, text, widgets
 from bench_runner import history
 from hadamard_bench.vocabulary import CELL_KEY, MARK_KINDS
 
@@ -22,31 +22,31 @@ if fingerprints.empty:
 described = {r.fingerprint: text.visible(f"{r.hardware} · {', '.join(r.hostnames)}") + f" · {r.runs} runs"
              for r in fingerprints.itertuples()}
 choices = list(described)
-fingerprint = st.selectbox("Machine (hardware fingerprint)", choices, index=data.url_index("machine", choices),
+fingerprint = st.selectbox("Machine (hardware fingerprint)", choices, index=widgets.url_index("machine", choices),
                            format_func=described.get)
 cells = data.load_history_cells(url, fingerprint)
 benchmarks = sorted(cells["benchmark"].unique())
 cols = st.columns(4)
-bench = cols[0].selectbox("Benchmark", benchmarks, index=data.url_index("benchmark", benchmarks),
+bench = cols[0].selectbox("Benchmark", benchmarks, index=widgets.url_index("benchmark", benchmarks),
                          format_func=text.visible)
 cells = cells[cells["benchmark"] == bench]
 state = {"machine": fingerprint, "benchmark": bench}
 for key, col in zip(("method", "backend"), cols[1:3]):  # chosen before loading: one method's history is read
     options = sorted(cells[key].unique())
-    state[key] = col.selectbox(key.capitalize(), options, index=data.url_index(key, options),
+    state[key] = col.selectbox(key.capitalize(), options, index=widgets.url_index(key, options),
                                format_func=text.visible)
     cells = cells[cells[key] == state[key]]
 rows = data.load_history(url, fingerprint, bench, state["method"], state["backend"])
 sizes = ["all sizes", *dict.fromkeys(rows.sort_values("size", key=lambda s: s.str.len())["size"])]
-state["size"] = cols[3].selectbox("Size", sizes, index=data.url_index("size", sizes), format_func=text.visible)
+state["size"] = cols[3].selectbox("Size", sizes, index=widgets.url_index("size", sizes), format_func=text.visible)
 cols = st.columns(4)
 for key, col in zip(("device", "dtype", "mode"), cols):
     options = sorted(rows[key].unique())
-    state[key] = col.selectbox(key.capitalize(), options, index=data.url_index(key, options),
+    state[key] = col.selectbox(key.capitalize(), options, index=widgets.url_index(key, options),
                                format_func=text.visible)
     rows = rows[rows[key] == state[key]]
 axes = ["run start", "commit"]
-state["x"] = cols[3].radio("Runs placed by", axes, index=data.url_index("x", axes), horizontal=True)
+state["x"] = cols[3].radio("Runs placed by", axes, index=widgets.url_index("x", axes), horizontal=True)
 if state["size"] != "all sizes":
     rows = rows[rows["size"] == state["size"]]
 st.query_params.from_dict(state)
@@ -60,7 +60,7 @@ runs_here = rows["run_id"].nunique()
 if runs_here < 2:
     st.caption("One run so far: a history, and its change points, need more.")
 
-changes = data.change_point_table(rows)
+changes = judging.change_point_table(rows)
 if not changes.empty:
     st.markdown("**Change points and marks** (step: this run's median ÷ the previous run's)")
     st.dataframe(changes.style.format({"step": "{:.3f}×"}), hide_index=True, width="stretch")

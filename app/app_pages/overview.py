@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app import data, text
+from app import data, judging, text
 from hadamard_bench.vocabulary import DOMAINS
 
 DOMAIN_TITLES = DOMAINS
@@ -16,7 +16,7 @@ st.caption("What does a Hadamard-product primitive really cost against the opera
 @st.fragment(run_every=2)
 def progress():
     runs = data.load_run_progress(url)
-    active = data.active_runs(runs)
+    active = judging.active_runs(runs)
     for run in active.itertuples():
         st.progress(run.cells_done / max(run.cells_total, 1),
                     text=f"Run {run.run_id} ({text.md(run.suite)} suite on {text.md(run.machine)}): "
@@ -41,9 +41,9 @@ if reference:
     st.caption(f"Shipped reference results: {', '.join(map(text.md, reference))} (results/reference/). Their headlines stand "
                "beside yours below; Compare draws them beside your own runs under *Beside it*.")
 
-for domain, in_domain in catalogue.groupby("domain", sort=False):
-    st.header(DOMAIN_TITLES.get(domain) or text.md(domain))
-    for bench, methods in in_domain.groupby("benchmark", sort=False):
+for family, in_family in catalogue.groupby("domain", sort=False):
+    st.header(DOMAIN_TITLES.get(family) or text.md(family))
+    for bench, methods in in_family.groupby("benchmark", sort=False):
         first = methods.iloc[0]
         with st.container(border=True):
             if bench in local.benchmarks:
@@ -53,7 +53,7 @@ for domain, in_domain in catalogue.groupby("domain", sort=False):
                 st.subheader(text.code(bench))
                 st.caption("Not in this installation's catalogue: shown by its id.")
             for h in headlines[headlines["benchmark"] == bench].itertuples():
-                st.markdown(data.headline_text(h)
+                st.markdown(judging.headline_text(h)
                             + (" · :orange[noisy: a timing spread over 10% within or between rounds]"
                                if h.noisy else ""))
             table = methods[["method", "role", "summary", "exponents", "backends"]].rename(

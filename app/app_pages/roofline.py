@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app import charts, data, exports, text
+from app import charts, data, exports, shaping, text, widgets
 
 url = data.db_url()
 st.title("Roofline")
@@ -13,7 +13,7 @@ ok = data.load_latest(url)
 if ok.empty:
     st.info("No successful results yet: run `python -m bench_runner run --suite quick`.")
     st.stop()
-rows = data.pick_context(data.add_derived(ok), key_prefix="roofline_")
+rows = widgets.pick_context(shaping.add_derived(ok), key_prefix="roofline_")
 backends = st.multiselect("Backends", sorted(rows["backend"].unique()), default=sorted(rows["backend"].unique()),
                           format_func=text.visible)
 rows = rows[rows["backend"].isin(backends)]

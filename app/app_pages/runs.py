@@ -6,7 +6,7 @@ import sys
 
 import streamlit as st
 
-from app import data, exports, text
+from app import data, judging, exports, text
 from hadamard_bench import vocabulary
 from results_db import store
 
@@ -25,7 +25,7 @@ def history():
     if runs.empty:
         st.info("No runs yet. Start one below.")
         return
-    for run in data.active_runs(runs).itertuples():
+    for run in judging.active_runs(runs).itertuples():
         cols = st.columns([5, 1])
         cols[0].progress(run.cells_done / max(run.cells_total, 1),
                          text=f"Run {run.run_id} ({text.md(run.suite)}, {text.md(run.status)}): {run.cells_done} of {run.cells_total} "
@@ -120,7 +120,7 @@ def machine_state():
     runs = data.load_runs(url)
     if runs.empty:
         return
-    conditions = data.run_conditions(data.load_round_states(url, tuple(int(r) for r in runs["run_id"][:50])),
+    conditions = judging.run_conditions(data.load_round_states(url, tuple(int(r) for r in runs["run_id"][:50])),
                                      data.load_busy_at_start(url))
     for run in conditions[conditions["busy_at_start"] != ""].itertuples():
         st.warning(f"Run {run.run_id} started on a busy machine ({text.md(run.busy_at_start)}): its timings may not "

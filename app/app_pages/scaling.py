@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from app import analysis, data, exports, text
+from app import analysis, data, exports, shaping, text, widgets
 
 url = data.db_url()
 st.title("Scaling")
@@ -21,13 +21,13 @@ local = data.local_catalogue().benchmarks  # only the code's own titles are show
 bench = st.selectbox("Benchmark", [b for b in titles if b in set(measured)],
                      format_func=lambda b: f"{b}: {titles[b]}" if b in local else text.visible(b))
 rows = data.load_latest(url, benchmark=bench)
-rows = data.pick_context(rows, key_prefix="scaling_")
+rows = widgets.pick_context(rows, key_prefix="scaling_")
 backend = st.selectbox("Backend", sorted(rows["backend"].unique(), key=lambda b: (b != "eager", b)),
                        format_func=text.visible)
 rows = rows[rows["backend"] == backend]
 methods = catalogue[catalogue["benchmark"] == bench]
 
-params = data.varying_params(rows)
+params = shaping.varying_params(rows)
 if not params:
     st.info("This selection has a single size: nothing to fit.")
     st.stop()

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app import claims, data
+from app import claims, data, widgets
 from tests.conftest import unescaped
 
 CLAIM = {c.id: c for c in claims.CLAIMS}
@@ -172,7 +172,7 @@ def test_pages_open_on_the_users_own_machine_before_the_shipped_reference(with_r
 
 
 def test_float32_and_forward_come_first_and_the_rest_sorted():
-    assert data.context_options(["bfloat16", "float32", "float16"], "dtype", []) == ["float32", "bfloat16", "float16"]
-    assert data.context_options(["train", "forward"], "mode", []) == ["forward", "train"]
-    assert data.context_options(["cuda", "cpu"], "device", []) == ["cpu", "cuda"]
-    assert data.context_options(["Z (reference)", "a", "b"], "machine", ["Z (reference)"]) == ["a", "b", "Z (reference)"]
+    assert widgets.context_options(["bfloat16", "float32", "float16"], "dtype", []) == ["float32", "bfloat16", "float16"]
+    assert widgets.context_options(["train", "forward"], "mode", []) == ["forward", "train"]
+    assert widgets.context_options(["cuda", "cpu"], "device", []) == ["cpu", "cuda"]
+    assert widgets.context_options(["Z (reference)", "a", "b"], "machine", ["Z (reference)"]) == ["a", "b", "Z (reference)"]

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app import data
+from app import analysis, judging, shaping
 from tests.conftest import SIZES, seed, synthetic_time
 
 PAGES = ["app_pages/overview.py", "app_pages/compare.py", "app_pages/scaling.py", "app_pages/roofline.py",
@@ -118,7 +118,7 @@ def test_headlines_pick_the_largest_common_size():
         "time_median_s": [1.0, 5.0, 2.0, 9.0], "peak_mem_bytes": [1, 1, 1, 1],
     })
     catalogue = pd.DataFrame({"benchmark": ["b", "b"], "method": ["h", "base"], "role": ["hadamard", "baseline"]})
-    h = data.headlines(frame, catalogue)
+    h = judging.headlines(frame, catalogue)
     assert len(h) == 1
     assert h.iloc[0]["size"] == "n=1"  # n=100 has no baseline, n=10 no Hadamard result
     assert h.iloc[0]["speedup"] == 2.0
@@ -128,7 +128,7 @@ def test_parse_size_inverts_size_label():
     from hadamard_impls import size_label
 
     size = {"B": 1, "N": 256, "C": 64, "H": 4}
-    assert data.parse_size(size_label(size)) == size
+    assert analysis.parse_size(size_label(size)) == size
 
 
 def test_scaling_recovers_the_planted_exponents(seeded_db, monkeypatch):
@@ -186,9 +186,9 @@ def test_a_headline_built_on_a_noisy_timing_says_so():
         "time_median_s": [1.0, 2.0], "peak_mem_bytes": [1, 1], "noisy": [False, True],
     })
     catalogue = pd.DataFrame({"benchmark": ["b", "b"], "method": ["h", "base"], "role": ["hadamard", "baseline"]})
-    assert data.headlines(frame, catalogue).iloc[0]["noisy"]
+    assert judging.headlines(frame, catalogue).iloc[0]["noisy"]
     frame["noisy"] = False
-    assert not data.headlines(frame, catalogue).iloc[0]["noisy"]
+    assert not judging.headlines(frame, catalogue).iloc[0]["noisy"]
 
 
 def test_compare_charts_speedups_and_reads_one_run(seeded_db, monkeypatch):
@@ -285,14 +285,14 @@ def test_speedups_and_headlines_say_faster_only_when_the_verdict_does(factor, sp
         "time_median_s": [factor * 1e-3, 1e-3], "peak_mem_bytes": [1, 1], "noisy": [False, False],
     })
     samples = {1: planted_samples(factor * 1e-3, spread), 2: planted_samples(1e-3, 0.01)}
-    speed = data.speedup_intervals(frame, "base", samples)
+    speed = judging.speedup_intervals(frame, "base", samples)
     assert list(speed["verdict"]) == [verdict]
     row = speed.iloc[0]
     assert row["speedup_low"] <= row["speedup"] <= row["speedup_high"]
-    assert data.speedup_label(row).endswith("?") == (verdict == "inconclusive")
+    assert judging.speedup_label(row).endswith("?") == (verdict == "inconclusive")
     catalogue = pd.DataFrame({"benchmark": ["b", "b"], "method": ["h", "base"], "role": ["hadamard", "baseline"]})
-    headline = data.headline_verdicts(data.headlines(frame, catalogue), samples).iloc[0]
-    text = data.headline_text(headline)
+    headline = judging.headline_verdicts(judging.headlines(frame, catalogue), samples).iloc[0]
+    text = judging.headline_text(headline)
     assert words in text and ("faster" in text) == (verdict == "faster")
 
 
@@ -311,11 +311,11 @@ def test_a_method_is_not_called_faster_on_what_a_slow_spell_could_have_made(unse
         "time_median_s": [0.5e-3, 1e-3], "peak_mem_bytes": [1, 1], "noisy": [False, False],
         "unsettled_rounds": [unsettled[1], unsettled[2]]})
     samples = {1: planted_samples(0.5e-3, 0.01), 2: planted_samples(1e-3, 0.01)}
-    assert list(data.speedup_intervals(frame, "base", samples, spelled_runs)["verdict"]) == [verdict]
+    assert list(judging.speedup_intervals(frame, "base", samples, spelled_runs)["verdict"]) == [verdict]
     catalogue = pd.DataFrame({"benchmark": ["b", "b"], "method": ["h", "base"], "role": ["hadamard", "baseline"]})
-    headline = data.headline_verdicts(data.headlines(frame, catalogue), samples,
-                                      data.spelled(frame, spelled_runs)).iloc[0]
-    assert headline["verdict"] == verdict and ("faster" in data.headline_text(headline)) == (verdict == "faster")
+    headline = judging.headline_verdicts(judging.headlines(frame, catalogue), samples,
+                                      judging.spelled(frame, spelled_runs)).iloc[0]
+    assert headline["verdict"] == verdict and ("faster" in judging.headline_text(headline)) == (verdict == "faster")
 
 
 def test_history_of_a_single_run_says_more_are_needed(seeded_db, monkeypatch):
@@ -393,7 +393,7 @@ def test_the_compare_chart_as_png_and_svg(seeded_db):
     from results_db import queries
 
     with sessionmaker(results_db.open_engine(seeded_db))() as session:
-        rows = data.add_derived(data.latest_ok(queries.results_frame(session, benchmark="token_mixing")))
+        rows = shaping.add_derived(shaping.latest_ok(queries.results_frame(session, benchmark="token_mixing")))
     figure = charts.scaling_chart(rows, "size_N", "time_median_s", x_title="N", y_title="Runtime (s)")
     assert _png_size(charts.image(figure, "png", width=800, height=500)) == (1600, 1000)  # twice the pixels
     svg = charts.image(figure, "svg", width=800, height=500).decode()
@@ -417,7 +417,7 @@ def test_energy_is_offered_where_it_was_measured_with_its_efficiency(seeded_db, 
     assert "Runtime (median)" in offered and "Energy per call" not in offered  # none measured here
     frame = pd.DataFrame({"time_median_s": [1e-3], "flops": [2e9], "bytes": [1e6], "energy_j_per_call": [0.5],
                           "size": ["n=1"]})
-    assert data.add_derived(frame)["gflops_per_j"].iloc[0] == pytest.approx(4.0)  # 2 GFLOP for half a joule
+    assert shaping.add_derived(frame)["gflops_per_j"].iloc[0] == pytest.approx(4.0)  # 2 GFLOP for half a joule
 
 
 def test_a_read_only_dashboard_has_no_controls_that_write_and_writes_nothing(db_url, monkeypatch):
@@ -493,18 +493,18 @@ def test_paired_speedups_read_through_a_drift_that_hides_unpaired_ones(factor, n
         "time_median_s": [factor * 1e-3, 1e-3], "peak_mem_bytes": [1, 1], "noisy": [False, False],
         "unsettled_rounds": [1, 1]})
     samples = _paired_entries(factor, drift=0.3, noise=noise)
-    speed = data.speedup_intervals(frame, "base", samples, spelled_runs=[7]).iloc[0]
+    speed = judging.speedup_intervals(frame, "base", samples, spelled_runs=[7]).iloc[0]
     assert speed["paired"] and speed["verdict"] == verdict
     assert speed["speedup"] == pytest.approx(1 / factor, rel=3 * noise)
-    unpaired = data.speedup_intervals(frame, "base", {k: v[:2] for k, v in samples.items()}).iloc[0]
+    unpaired = judging.speedup_intervals(frame, "base", {k: v[:2] for k, v in samples.items()}).iloc[0]
     assert not unpaired["paired"] and unpaired["verdict"] == "inconclusive"
     other_run = {1: samples[1], 2: (*samples[2][:3], 8)}  # the same cycle numbers, another run: no pairs
-    assert not data.speedup_intervals(frame, "base", other_run).iloc[0]["paired"]
+    assert not judging.speedup_intervals(frame, "base", other_run).iloc[0]["paired"]
     catalogue = pd.DataFrame({"benchmark": ["b", "b"], "method": ["h", "base"], "role": ["hadamard", "baseline"]})
-    headline = data.headline_verdicts(data.headlines(frame, catalogue), samples,
-                                      data.spelled(frame, [7])).iloc[0]  # the Overview's, in a spell: held for none
+    headline = judging.headline_verdicts(judging.headlines(frame, catalogue), samples,
+                                      judging.spelled(frame, [7])).iloc[0]  # the Overview's, in a spell: held for none
     assert headline["paired"] and headline["verdict"] == verdict
-    assert ("faster" in data.headline_text(headline)) == (verdict == "faster")
+    assert ("faster" in judging.headline_text(headline)) == (verdict == "faster")
 
 
 def test_diff_shows_an_ab_sessions_paired_verdicts(db_url, monkeypatch):

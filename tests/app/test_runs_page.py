@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.orm import sessionmaker
 
 import results_db
-from app import data
+from app import judging
 from results_db import queries
 from tests.app.test_pages import render
 
@@ -48,7 +48,7 @@ def test_the_runs_page_sums_each_runs_waiting():
         "run_id": [1, 1, 1, 2], "round": [1, 2, 3, 1], "load_1m_after": [0.5, 0.9, 0.7, 0.2],
         "settle_waited_s": [0.0, 2.5, 10.0, 0.0], "settle_cells_unsettled": [0, 1, 4, 0],
         "drift_cpu_probe_s": [46e-6, 53e-6, 47e-6, 45e-6]})
-    out = data.run_conditions(states, {}).set_index("run_id")
+    out = judging.run_conditions(states, {}).set_index("run_id")
     assert out.loc[1, "settle_waited_s"] == 12.5 and out.loc[1, "settle_cells_unsettled"] == 5
     assert out.loc[1, "drift_cpu_probe_s"] == 47e-6 and out.loc[2, "settle_waited_s"] == 0
     assert out.loc[1, "load_1m_max"] == 0.9 and out.loc[1, "rounds_measured"] == 3

@@ -146,9 +146,9 @@ def test_what_was_retaken_leaves_the_unsettled_count_and_a_pass_is_not_a_round()
 
 
 def test_the_runs_page_counts_rounds_and_retakes_apart():
-    from app import data
+    from app import judging
 
-    out = data.run_conditions(_states(), {}).set_index("run_id")
+    out = judging.run_conditions(_states(), {}).set_index("run_id")
     assert out.loc[1, "rounds_measured"] == 3 and out.loc[1, "cells_retaken"] == 8
     assert out.loc[1, "settle_cells_unsettled"] == 0 and out.loc[1, "drift_cpu_probe_s"] == 46e-6
 

@@ -1,0 +1,221 @@
+"""What the dashboard judges, apart from how it loads and shows it: each Hadamard method's
+speed-up over its baseline with an interval and a verdict, the headlines of the Overview, the
+machine's conditions per run, the change points of a history. Plain pandas and the runner's
+torch-free statistics, no Streamlit: the pages call these on what app.data loaded."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bench_runner import comparison, defaults, history, stats
+from bench_runner.speedups import flipped
+
+from . import text
+from .analysis import parse_size
+from .shaping import CONTEXT, latest_ok, speedups
+
+
+def run_conditions(states: pd.DataFrame, busy: dict[int, list[str]]) -> pd.DataFrame:
+    """Per run, what the machine did while it ran: the worst round's load, other processes'
+    CPU share and steal, how long its workers waited for the cores to settle and how many cells
+    they timed unsettled (bench_runner.settle), the drift controls' median, and whether it
+    started busy."""
+    columns = ["run_id", "rounds_measured", "load_1m_max", "other_cpu_share_max", "steal_share_max",
+               "settle_waited_s", "settle_cells_unsettled", "cells_retaken", "drift_cpu_copy_s",
+               "drift_cpu_matmul_s", "drift_cpu_probe_s", "busy_at_start"]
+    if states.empty:
+        return pd.DataFrame(columns=columns)
+    # A retake pass (bench_runner.sweep) is not a round: what it retook settled leaves the count
+    # of cells timed unsettled (comparison.left_unsettled), and the drift controls it took after
+    # waiting for calm stay out.
+    every = states
+    states = states[comparison.regular_rounds(states)]
+    agg = {"round": "nunique"}
+    for column, how in (("load_1m_after", "max"), ("other_cpu_share", "max"), ("steal_share", "max"),
+                        ("settle_waited_s", "sum"), ("settle_cells_unsettled", "sum")):
+        if column in states:
+            agg[column] = how
+    agg.update({c: "median" for c in states.columns if c.startswith("drift_")})
+    out = states.groupby("run_id").agg(agg).reset_index().rename(columns={
+        "round": "rounds_measured", "load_1m_after": "load_1m_max", "other_cpu_share": "other_cpu_share_max",
+        "steal_share": "steal_share_max"})
+    out["cells_retaken"] = [comparison.retaken(every, [r]) for r in out["run_id"]]
+    if "settle_cells_unsettled" in out:
+        out["settle_cells_unsettled"] = [comparison.left_unsettled(every, [r]) for r in out["run_id"]]
+    out["busy_at_start"] = out["run_id"].map(lambda r: "; ".join(busy.get(int(r), [])))
+    return out.sort_values("run_id", ascending=False)
+
+
+def own_first(machines, reference: list[str]) -> list[str]:
+    """Machine labels, the user's own before the shipped reference ones."""
+    return sorted(machines, key=lambda m: (m in reference, m))
+
+
+def other_machines(rows: pd.DataFrame, context: dict) -> dict[str, dict]:
+    """`machine · device` → its context, for every machine and device other than `context`'s
+    that has results in the same dtype and mode."""
+    same = rows[(rows["dtype"] == context["dtype"]) & (rows["mode"] == context["mode"])]
+    pairs = same[["machine", "device"]].drop_duplicates().sort_values(["machine", "device"])
+    return {f"{m} · {d}": {**context, "machine": m, "device": d} for m, d in pairs.itertuples(index=False)
+            if (m, d) != (context["machine"], context["device"])}
+
+
+def rows_of(rows: pd.DataFrame, context: dict) -> pd.DataFrame:
+    keep = pd.Series(True, index=rows.index)
+    for key, value in context.items():
+        keep &= rows[key] == value
+    return rows[keep]
+
+
+def speedup_intervals(frame: pd.DataFrame, baseline: str, samples: dict, spelled_runs=()) -> pd.DataFrame:
+    """Each method's speed-up over `baseline` (same backend and size) with its 95% interval and a
+    verdict (`faster`, `slower`, `no change`, `inconclusive`), from the cells' samples (result
+    id → queries.samples_of's entry): paired per cycle where the two took turns in one run
+    (stats.compare_entries), else from their rounds, p-values adjusted across the table. An
+    unpaired verdict a slow spell of the cores could have made is held `inconclusive`
+    (comparison.hold_spelled; spelled_runs: the runs a spell outlasted)."""
+    pairs = speedups(frame, baseline)
+    base_ids = frame[frame["method"] == baseline].set_index(CONTEXT + ["backend", "size"])["result_id"]
+    pairs = pairs[pairs["method"] != baseline].reset_index(drop=True)
+    pairs["baseline_result_id"] = [base_ids[tuple(r[k] for k in CONTEXT + ["backend", "size"])]
+                                   for _, r in pairs.iterrows()]
+    return _with_speedup_intervals(pairs, samples, spelled(frame, spelled_runs))
+
+
+def spelled(frame: pd.DataFrame, spelled_runs=()) -> dict[int, bool]:
+    """Result id → whether the cell was measured in a slow spell of its cores (comparison.cell_in_spell)."""
+    unsettled = frame["unsettled_rounds"] if "unsettled_rounds" in frame else [None] * len(frame)
+    runs = frame["run_id"] if "run_id" in frame else [None] * len(frame)
+    return {int(rid): comparison.cell_in_spell(u, run, device, spelled_runs)
+            for rid, u, run, device in zip(frame["result_id"], unsettled, runs, frame["device"])}
+
+
+def _with_speedup_intervals(frame: pd.DataFrame, samples: dict, in_spell: dict[int, bool]) -> pd.DataFrame:
+    """`frame` (with result_id and baseline_result_id) with each row's speed-up, its interval and
+    verdict, and whether it was paired: method ÷ baseline is the time ratio (stats.
+    compare_entries); its reciprocal is the speed-up, the interval flipped. A paired speed-up's
+    two sides shared whatever spell the machine had, so only unpaired verdicts are held."""
+    entry = lambda rid: samples.get(int(rid), ([], None))  # noqa: E731
+    found = stats.compare_entries([(entry(b), entry(m)) for b, m in zip(frame["baseline_result_id"], frame["result_id"])],
+                                  words=stats.METHOD_WORDS)
+    out = frame.copy()
+    speed = [flipped(f) for f in found]
+    out["speedup"], out["speedup_low"], out["speedup_high"] = ([s[i] for s in speed] for i in range(3))
+    out["paired"] = [f["paired"] for f in found]
+    unpaired = [not f["paired"] for f in found]
+    held = comparison.hold_spelled([f["verdict"] for f in found],
+                              [u and in_spell.get(int(r), False) for u, r in zip(unpaired, out["baseline_result_id"])],
+                              [u and in_spell.get(int(r), False) for u, r in zip(unpaired, out["result_id"])],
+                              stats.METHOD_WORDS)
+    out["verdict"] = pd.Series(held, index=out.index, dtype=object)
+    return out
+
+
+def speedup_label(row) -> str:
+    """`2.31× [2.10, 2.52]`, with a question mark when the verdict is inconclusive."""
+    mark = " ?" if row["verdict"] == stats.INCONCLUSIVE else ""
+    return f"{row['speedup']:.2f}× [{row['speedup_low']:.2f}, {row['speedup_high']:.2f}]{mark}"
+
+
+HEADLINE_COLUMNS = ["benchmark", "method", "baseline", "backend", *CONTEXT, "size", "speedup", "memory_ratio", "noisy",
+                    "result_id", "baseline_result_id"]
+
+
+def judged_pairs(catalogue: pd.DataFrame) -> pd.DataFrame:
+    """(benchmark, method, baseline): each Hadamard method with the methods it is compared with
+    (its `against`, else every baseline of its benchmark)."""
+    roles = catalogue.set_index(["benchmark", "method"])["role"].to_dict()
+    against = (catalogue.set_index(["benchmark", "method"])["against"].to_dict()
+               if "against" in catalogue else {})
+    pairs = [(bench, method, base) for (bench, method), role in roles.items() if role == "hadamard"
+             for base in (against.get((bench, method)) or
+                          [m for (b, m), r in roles.items() if b == bench and r == "baseline"])]
+    return pd.DataFrame(pairs, columns=["benchmark", "method", "baseline"])
+
+
+def headlines(frame: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
+    """Each Hadamard method against each baseline of its benchmark, at the largest size both
+    reached, same machine, device, dtype, mode and backend (eager preferred, else the backend
+    the group's oldest latest result used). Joins, not a loop per group: the Overview computes
+    it on every first render."""
+    latest = latest_ok(frame)
+    pairs = judged_pairs(catalogue)
+    if latest.empty or pairs.empty:
+        return pd.DataFrame(columns=HEADLINE_COLUMNS)
+    group = ["benchmark", *CONTEXT]
+    chosen = latest.groupby(group, sort=False)["backend"].agg(
+        lambda b: "eager" if (b == "eager").any() else b.iloc[0]).rename("chosen").reset_index()
+    rows = latest.merge(chosen, on=group)
+    rows = rows[rows["backend"] == rows["chosen"]]
+    if "noisy" not in rows:
+        rows = rows.assign(noisy=False)
+    keep = [*group, "backend", "size", "time_median_s", "peak_mem_bytes", "result_id", "noisy"]
+    mine = rows[[*keep, "method"]].merge(pairs, on=["benchmark", "method"])
+    theirs = rows[[*keep, "method"]].rename(columns={"method": "baseline"})
+    both = mine.merge(theirs, on=[*group, "backend", "size", "baseline"], suffixes=("", "_base"))
+    if both.empty:
+        return pd.DataFrame(columns=HEADLINE_COLUMNS)
+    both["weight"] = [sum(parse_size(s).values()) for s in both["size"]]
+    top = both.loc[both.groupby([*group, "method", "baseline"], sort=False)["weight"].idxmax()]
+    out = top.assign(
+        speedup=top["time_median_s_base"] / top["time_median_s"],
+        memory_ratio=[_ratio(b, m) for b, m in zip(top["peak_mem_bytes_base"], top["peak_mem_bytes"])],
+        noisy=[_flag(a) or _flag(b) for a, b in zip(top["noisy"], top["noisy_base"])],
+        baseline_result_id=top["result_id_base"])
+    return out.sort_values([*group, "method", "baseline"])[HEADLINE_COLUMNS].reset_index(drop=True)
+
+
+def headline_verdicts(headlines: pd.DataFrame, samples: dict, in_spell: dict[int, bool] | None = None) -> pd.DataFrame:
+    """Headlines with each speed-up's 95% interval and verdict: a headline says "faster" only
+    when the verdict does (and no slow spell could have made it: `in_spell`, from `spelled`)."""
+    return _with_speedup_intervals(headlines, samples, in_spell or {})
+
+
+def headline_text(h) -> str:
+    """One headline in Markdown, worded by its verdict; the stored names in it made inert."""
+    method, baseline, machine = text.md(h.method), text.md(h.baseline), text.md(h.machine)
+    interval = f"[{h.speedup_low:.2f}, {h.speedup_high:.2f}]"
+    where = (f"at {text.md(h.size)} ({text.md(h.device)}, {text.md(h.dtype)}, {text.md(h.mode)}, "
+             f"{text.md(h.backend)}; {machine})")
+    if h.verdict == "faster":
+        claim = f":green[**{method}** is {h.speedup:.2f}× {interval} faster than **{baseline}**]"
+    elif h.verdict == "slower":
+        claim = (f":red[**{method}** is {1 / h.speedup:.2f}× [{1 / h.speedup_high:.2f}, {1 / h.speedup_low:.2f}] "
+                 f"slower than **{baseline}**]")
+    elif h.verdict == "no change":
+        claim = f"**{method}** runs as fast as **{baseline}** (within ±{defaults.FLOOR:.0%}: {interval})"
+    else:
+        claim = (f":orange[**{method}** against **{baseline}**: {h.speedup:.2f}× {interval}, inconclusive: "
+                 f"measure again with more rounds]")
+    return f"{claim} {where}; {baseline} takes {h.memory_ratio:.2f}× its peak memory"
+
+
+def _flag(value) -> bool:
+    return bool(value) if not pd.isna(value) else False
+
+
+def _ratio(a, b) -> float:
+    try:
+        return float(a) / float(b) if float(b) > 0 else float("nan")
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def active_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    return runs[runs["status"].isin(["queued", "running", "cancelling"])]
+
+
+def change_point_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Each change point and each marked run of the chosen rows: the run, the cell, the step
+    (this run's median ÷ the previous run's), what differs across it, and the marks."""
+    out = []
+    for _, cell in rows.groupby(history.CELL, sort=False):
+        previous = cell["time_median_s"].shift()
+        for i in cell.index[cell["change_point"] | cell["annotation"].str.contains("marked", regex=False)]:
+            r = cell.loc[i]
+            out.append({"run_id": int(r["run_id"]), "started_at": r["started_at"], "size": r["size"],
+                        "method": r["method"], "backend": r["backend"], "change_point": bool(r["change_point"]),
+                        "step": r["time_median_s"] / previous[i] if pd.notna(previous[i]) else float("nan"),
+                        "differs": r["differs"], "annotation": r["annotation"]})
+    return pd.DataFrame(out, columns=["run_id", "started_at", "size", "method", "backend", "change_point", "step",
+                                      "differs", "annotation"])
