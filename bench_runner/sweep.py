@@ -283,54 +283,82 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
             continue
         if cancelled(session_factory, run_id):
             break
-        executor.restart()
-        before = machine_state.snapshot()
-        sources = {d: telemetry.source_for(d) for d in devices}
-        telemetry_before = {d: s.sample() for d, s in sources.items()}
-        with session_factory() as session, session.begin():
-            record_id = store.start_round(session, run_id, round_index, seed, os.getpid()).id
-        drift = executor.drift(devices)
-        measured = 0
+        started = _start_round(session_factory, run_id, round_index, seed, executor, devices)
         outcomes = executor.run_round([(cell, _cell_id(cell) not in stored) for cell in todo],
                                       f"{seed}:{round_index}" if interleave else None)
+        measured = 0
         for cell, outcome in outcomes:
-            key = _cell_id(cell)
-            first = key not in stored
-            with session_factory() as session, session.begin():
-                status = _store_round(session, run_id, cell, outcome, round_index, rounds,
-                                      (ceilings or {}).get(cell.device))
-            if first:  # as stored: an `ok` outcome the guard found impossible counts as `implausible`
-                counts[status] = counts.get(status, 0) + 1
-                stored[key] = {round_index} if status == "ok" else None
-            elif outcome.status == "ok":
-                stored[key].add(round_index)
-            if outcome.status == "ok" and outcome.unsettled and stored[key] is not None:
-                spelled.setdefault(key, []).append(round_index)
+            status = _record(session_factory, run_id, cell, outcome, round_index, rounds, ceilings, stored, spelled,
+                             counts)
             measured += 1
             if on_cell:
-                on_cell(cell, status if first else outcome.status)
+                on_cell(cell, status)
             if cancelled(session_factory, run_id):
                 outcomes.close()  # an executor with cells in flight stops them
                 break
-        state = _round_state(executor, before, drift)
-        # How long the worker waited out slow spells of its cores.
-        state.update({f"settle_{k}": v for k, v in executor.settle_summary().items()})
-        # Clocks, power, temperature and throttling as the round began and ended (NVML on a GPU).
-        telemetry_after = {d: s.sample() for d, s in sources.items()}
-        if any(telemetry_before.values()) or any(telemetry_after.values()):
-            state["telemetry"] = {d: {"before": telemetry_before[d], "after": telemetry_after[d]} for d in sources}
-        with session_factory() as session, session.begin():
-            store.finish_round(session, record_id, measured, state)
+        _finish_round(session_factory, started, executor, measured)
     if retakes and spelled and not cancelled(session_factory, run_id):
         _retake(session_factory, run_id, cells, executor, spelled, devices, ceilings, rounds, seed, retakes,
                 on_retake)
     return counts
 
 
-def _round_state(executor: Executor, before, drift: dict) -> dict:
-    """What the machine did during a round (or a retake pass) in the executor's worker."""
-    return {**machine_state.state_between(before, machine_state.snapshot(), executor.worker_cpu_seconds()),
-            "drift": drift}
+def _record(session_factory: sessionmaker[Session], run_id: int, cell: Cell, outcome: CellOutcome, round_index: int,
+            rounds: int, ceilings: dict | None, stored: dict, spelled: dict, counts: dict[str, int]) -> str:
+    """Store one cell's round and keep the sweep's books: which rounds each cell holds, which it
+    timed unsettled, and the count per status of first measurements. Returns the status to show."""
+    key = _cell_id(cell)
+    first = key not in stored
+    with session_factory() as session, session.begin():
+        status = _store_round(session, run_id, cell, outcome, round_index, rounds, (ceilings or {}).get(cell.device))
+    if first:  # as stored: an `ok` outcome the guard found impossible counts as `implausible`
+        counts[status] = counts.get(status, 0) + 1
+        stored[key] = {round_index} if status == "ok" else None
+    elif outcome.status == "ok":
+        stored[key].add(round_index)
+    if outcome.status == "ok" and outcome.unsettled and stored[key] is not None:
+        spelled.setdefault(key, []).append(round_index)
+    return status if first else outcome.status
+
+
+@dataclass
+class _RoundStart:
+    """What a round (or a retake pass) recorded as it began, for _finish_round."""
+
+    record_id: int
+    before: dict
+    sources: dict
+    telemetry: dict
+    drift: dict
+
+
+def _start_round(session_factory: sessionmaker[Session], run_id: int, index: int, seed: int, executor: Executor,
+                 devices: list[str]) -> _RoundStart:
+    """A round's bookkeeping as it begins, for a round and a retake pass alike: a fresh worker,
+    the machine's state and the devices' telemetry, a round record, the drift controls."""
+    executor.restart()
+    before = machine_state.snapshot()
+    sources = {d: telemetry.source_for(d) for d in devices}
+    sampled = {d: s.sample() for d, s in sources.items()}
+    with session_factory() as session, session.begin():
+        record_id = store.start_round(session, run_id, index, seed, os.getpid()).id
+    return _RoundStart(record_id, before, sources, sampled, executor.drift(devices))
+
+
+def _finish_round(session_factory: sessionmaker[Session], started: _RoundStart, executor: Executor, cells: int,
+                  extra: dict | None = None, settle_keys: Sequence[str] | None = None) -> None:
+    """Store what the machine did during the round: its state, the drift controls, how long the
+    worker waited out slow spells of its cores (only `settle_keys` of them, if given), the
+    telemetry as the round began and ended (NVML on a GPU), and `extra`."""
+    state = {**machine_state.state_between(started.before, machine_state.snapshot(), executor.worker_cpu_seconds()),
+             "drift": started.drift, **(extra or {})}
+    summary = executor.settle_summary()
+    state.update({f"settle_{k}": v for k, v in summary.items() if settle_keys is None or k in settle_keys})
+    after = {d: s.sample() for d, s in started.sources.items()}
+    if any(started.telemetry.values()) or any(after.values()):
+        state["telemetry"] = {d: {"before": started.telemetry[d], "after": after[d]} for d in started.sources}
+    with session_factory() as session, session.begin():
+        store.finish_round(session, started.record_id, cells, state)
 
 
 def _retake(session_factory: sessionmaker[Session], run_id: int, cells: Sequence[Cell], executor: Executor,
@@ -354,11 +382,7 @@ def _retake(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
         due = [c for c in round_order(cells, seed, rounds + attempt) if spelled.get(_cell_id(c))]
         if not due or cancelled(session_factory, run_id):
             return
-        executor.restart()
-        before = machine_state.snapshot()
-        with session_factory() as session, session.begin():
-            record_id = store.start_round(session, run_id, rounds + attempt, seed, os.getpid()).id
-        drift = executor.drift(devices)
+        started = _start_round(session_factory, run_id, rounds + attempt, seed, executor, devices)
         waited, calm = executor.calm(CALM_WAIT_S)
         replaced = tried = 0
         if calm:
@@ -377,13 +401,10 @@ def _retake(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
                 if cancelled(session_factory, run_id):
                     outcomes.close()
                     break
-        state = {**_round_state(executor, before, drift), "retake": attempt + 1, "retake_calm_waited_s": waited,
-                 "retake_cells": tried, "retaken": replaced}
         # The pass's best probe and waits, but not its own count: what stays unsettled is what was not retaken.
-        summary = executor.settle_summary()
-        state.update({f"settle_{k}": summary.get(k) for k in ("probe_best_s", "waited_s") if k in summary})
-        with session_factory() as session, session.begin():
-            store.finish_round(session, record_id, tried, state)
+        _finish_round(session_factory, started, executor, tried,
+                      {"retake": attempt + 1, "retake_calm_waited_s": waited, "retake_cells": tried, "retaken": replaced},
+                      settle_keys=("probe_best_s", "waited_s"))
         if not calm:
             return
 
