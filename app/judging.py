@@ -9,6 +9,7 @@ import pandas as pd
 
 from bench_runner import comparison, defaults, history, stats
 from bench_runner.speedups import flipped
+from results_db.round_state import DRIFT_PREFIX, SETTLE_UNSETTLED, SETTLE_WAITED
 
 from . import text
 from .analysis import parse_size
@@ -21,8 +22,8 @@ def run_conditions(states: pd.DataFrame, busy: dict[int, list[str]]) -> pd.DataF
     they timed unsettled (bench_runner.settle), the drift controls' median, and whether it
     started busy."""
     columns = ["run_id", "rounds_measured", "load_1m_max", "other_cpu_share_max", "steal_share_max",
-               "settle_waited_s", "settle_cells_unsettled", "cells_retaken", "drift_cpu_copy_s",
-               "drift_cpu_matmul_s", "drift_cpu_probe_s", "busy_at_start"]
+               SETTLE_WAITED, SETTLE_UNSETTLED, "cells_retaken",
+               *(f"{DRIFT_PREFIX}cpu_{control}_s" for control in ("copy", "matmul", "probe")), "busy_at_start"]
     if states.empty:
         return pd.DataFrame(columns=columns)
     # A retake pass (bench_runner.sweep) is not a round: what it retook settled leaves the count
@@ -32,16 +33,16 @@ def run_conditions(states: pd.DataFrame, busy: dict[int, list[str]]) -> pd.DataF
     states = states[comparison.regular_rounds(states)]
     agg = {"round": "nunique"}
     for column, how in (("load_1m_after", "max"), ("other_cpu_share", "max"), ("steal_share", "max"),
-                        ("settle_waited_s", "sum"), ("settle_cells_unsettled", "sum")):
+                        (SETTLE_WAITED, "sum"), (SETTLE_UNSETTLED, "sum")):
         if column in states:
             agg[column] = how
-    agg.update({c: "median" for c in states.columns if c.startswith("drift_")})
+    agg.update({c: "median" for c in states.columns if c.startswith(DRIFT_PREFIX)})
     out = states.groupby("run_id").agg(agg).reset_index().rename(columns={
         "round": "rounds_measured", "load_1m_after": "load_1m_max", "other_cpu_share": "other_cpu_share_max",
         "steal_share": "steal_share_max"})
     out["cells_retaken"] = [comparison.retaken(every, [r]) for r in out["run_id"]]
-    if "settle_cells_unsettled" in out:
-        out["settle_cells_unsettled"] = [comparison.left_unsettled(every, [r]) for r in out["run_id"]]
+    if SETTLE_UNSETTLED in out:
+        out[SETTLE_UNSETTLED] = [comparison.left_unsettled(every, [r]) for r in out["run_id"]]
     out["busy_at_start"] = out["run_id"].map(lambda r: "; ".join(busy.get(int(r), [])))
     return out.sort_values("run_id", ascending=False)
 

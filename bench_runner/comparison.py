@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from hadamard_bench.vocabulary import CELL_KEY
+from results_db.round_state import DRIFT_PREFIX, RETAKE, RETAKEN, SETTLE_UNSETTLED
 
 from .defaults import FLOOR
 from .stats import INCONCLUSIVE, RUN_WORDS, VERDICT_COLUMNS, compare_entries
@@ -118,11 +119,11 @@ def drift_ratios(states: pd.DataFrame, before_runs: Sequence[int], after_runs: S
     the rounds' states (results_db.queries.round_states)."""
     out = {}
     states = states[regular_rounds(states)]  # a retake pass waited for calm: it would flatter the machine
-    for column in [c for c in states.columns if c.startswith("drift_")]:
+    for column in [c for c in states.columns if c.startswith(DRIFT_PREFIX)]:
         b = states.loc[states["run_id"].isin(list(before_runs)), column].dropna()
         a = states.loc[states["run_id"].isin(list(after_runs)), column].dropna()
         if len(a) and len(b):
-            out[column.removeprefix("drift_").removesuffix("_s").replace("_", " ")] = float(a.median() / b.median())
+            out[column.removeprefix(DRIFT_PREFIX).removesuffix("_s").replace("_", " ")] = float(a.median() / b.median())
     return out
 
 
@@ -131,34 +132,34 @@ UNSETTLED_WARN = 0.10  # a side with more of its cell-rounds timed unsettled get
 
 def regular_rounds(states: pd.DataFrame) -> pd.Series:
     """Which rows of round states are a run's rounds, not its retake passes (bench_runner.sweep)."""
-    if "retake" not in states:
+    if RETAKE not in states:
         return pd.Series(True, index=states.index)
-    return states["retake"].isna()
+    return states[RETAKE].isna()
 
 
 def retaken(states: pd.DataFrame, runs: Sequence[int]) -> int:
     """Cell-rounds of `runs` that retake passes (bench_runner.sweep) timed again settled."""
-    if states.empty or "retaken" not in states:
+    if states.empty or RETAKEN not in states:
         return 0
-    return int(states.loc[states["run_id"].isin(list(runs)), "retaken"].fillna(0).sum())
+    return int(states.loc[states["run_id"].isin(list(runs)), RETAKEN].fillna(0).sum())
 
 
 def left_unsettled(states: pd.DataFrame, runs: Sequence[int]) -> int:
     """Cell-rounds of `runs` timed while the cores were still slow to work together and not
     retaken settled afterwards, from the rounds' states (bench_runner.settle)."""
-    if states.empty or "settle_cells_unsettled" not in states:
+    if states.empty or SETTLE_UNSETTLED not in states:
         return 0
     mine = states[states["run_id"].isin(list(runs))]
-    return int(mine.loc[regular_rounds(mine), "settle_cells_unsettled"].fillna(0).sum()) - retaken(mine, runs)
+    return int(mine.loc[regular_rounds(mine), SETTLE_UNSETTLED].fillna(0).sum()) - retaken(mine, runs)
 
 
 def unsettled_share(states: pd.DataFrame, runs: Sequence[int]) -> tuple[int, int]:
     """(left_unsettled, cell-rounds measured) over `runs`, counting only rounds that settled;
     (0, 0) where no round settled."""
-    if states.empty or "settle_cells_unsettled" not in states:
+    if states.empty or SETTLE_UNSETTLED not in states:
         return 0, 0
     mine = states[states["run_id"].isin(list(runs))]
-    rounds = mine[regular_rounds(mine) & mine["settle_cells_unsettled"].notna()]
+    rounds = mine[regular_rounds(mine) & mine[SETTLE_UNSETTLED].notna()]
     return left_unsettled(mine, runs), int(rounds["cells"].sum())
 
 

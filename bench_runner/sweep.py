@@ -18,6 +18,7 @@ from hadamard_bench.errors import BadInput
 from hadamard_impls import BACKENDS, SUITES, Catalogue
 from results_db import store
 from results_db.models import Run
+from results_db.round_state import RoundState
 
 from . import calibration, flops, machine, machine_state, plausibility, stats, telemetry
 from .cell import DTYPES, MODES, Cell, CellOutcome, device_unavailable
@@ -350,13 +351,12 @@ def _finish_round(session_factory: sessionmaker[Session], started: _RoundStart, 
     """Store what the machine did during the round: its state, the drift controls, how long the
     worker waited out slow spells of its cores (only `settle_keys` of them, if given), the
     telemetry as the round began and ended (NVML on a GPU), and `extra`."""
-    state = {**machine_state.state_between(started.before, machine_state.snapshot(), executor.worker_cpu_seconds()),
-             "drift": started.drift, **(extra or {})}
-    summary = executor.settle_summary()
-    state.update({f"settle_{k}": v for k, v in summary.items() if settle_keys is None or k in settle_keys})
+    machine = machine_state.state_between(started.before, machine_state.snapshot(), executor.worker_cpu_seconds())
+    settle = {k: v for k, v in executor.settle_summary().items() if settle_keys is None or k in settle_keys}
     after = {d: s.sample() for d, s in started.sources.items()}
-    if any(started.telemetry.values()) or any(after.values()):
-        state["telemetry"] = {d: {"before": started.telemetry[d], "after": after[d]} for d in started.sources}
+    devices = {d: {"before": started.telemetry[d], "after": after[d]} for d in started.sources}
+    state = RoundState(**machine, drift=started.drift, settle=settle, **(extra or {}),
+                       telemetry=devices if any(started.telemetry.values()) or any(after.values()) else None)
     with session_factory() as session, session.begin():
         store.finish_round(session, started.record_id, cells, state)
 

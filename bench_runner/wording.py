@@ -8,6 +8,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from results_db.round_state import RETAKE, RETAKE_CALM_WAITED, RETAKE_CELLS, SETTLE_UNSETTLED
+
 from .comparison import interval_half_width, outlasted, regular_rounds, retaken, unsettled_share
 from .defaults import FLOOR
 from .stats import INCONCLUSIVE
@@ -37,13 +39,13 @@ def retake_text(states: pd.DataFrame, run_id: int) -> str | None:
     """`12 of the 40 cell-rounds timed in a slow spell were retaken settled, in 2 passes`, for a
     run whose spells called for retakes; None otherwise."""
     mine = states[states["run_id"] == run_id] if not states.empty else states
-    if mine.empty or "retake" not in mine or not mine["retake"].notna().any():
+    if mine.empty or RETAKE not in mine or not mine[RETAKE].notna().any():
         return None
     rounds = mine[regular_rounds(mine)]
-    spelled = int(rounds["settle_cells_unsettled"].fillna(0).sum()) if "settle_cells_unsettled" in rounds else 0
-    passes = mine[mine["retake"].notna()]
-    calm = "" if passes["retake_cells"].iloc[-1] else "; the last pass found the spell still on after " \
-        f"{passes['retake_calm_waited_s'].iloc[-1]:.0f} s and retook nothing"
+    spelled = int(rounds[SETTLE_UNSETTLED].fillna(0).sum()) if SETTLE_UNSETTLED in rounds else 0
+    passes = mine[mine[RETAKE].notna()]
+    calm = "" if passes[RETAKE_CELLS].iloc[-1] else "; the last pass found the spell still on after " \
+        f"{passes[RETAKE_CALM_WAITED].iloc[-1]:.0f} s and retook nothing"
     return (f"{retaken(mine, [run_id])} of the {spelled} cell-rounds timed in a slow spell were retaken settled, "
             f"in {len(passes)} pass{'es' * (len(passes) > 1)}{calm}")
 

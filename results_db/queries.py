@@ -13,6 +13,7 @@ from hadamard_bench.vocabulary import FAILED
 from . import store
 from .models import (Agent, BenchmarkInfo, HistoryPoint, LatestResult, Machine, Mark, Metric, MethodInfo, Result,
                      RoundRecord, Run, utcnow)
+from .round_state import RoundState
 
 # The export's leading columns, in order; any further metrics follow them.
 EXPORT_COLUMNS = [
@@ -354,13 +355,8 @@ def round_states(session: Session, run_ids) -> pd.DataFrame:
     rows = []
     for g in session.scalars(select(RoundRecord).where(RoundRecord.run_id.in_([int(r) for r in run_ids]))
                              .order_by(RoundRecord.id)):
-        state = dict(g.state or {})
-        drift = state.pop("drift", {}) or {}
-        row = {"run_id": g.run_id, "round": g.round + 1, "cells": g.cells, "started_at": g.started_at, **state}
-        for device, values in drift.items():
-            for name, value in (values.items() if isinstance(values, dict) else ()):  # "error": why none
-                row[f"drift_{device}_{name}"] = value
-        rows.append(row)
+        rows.append({"run_id": g.run_id, "round": g.round + 1, "cells": g.cells, "started_at": g.started_at,
+                     **RoundState.from_json(g.state).row()})
     return pd.DataFrame(rows)
 
 

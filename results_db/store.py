@@ -18,6 +18,7 @@ from hadamard_bench.vocabulary import CELL_KEY, MARK_KINDS
 
 from .models import (Agent, BenchmarkInfo, HistoryPoint, LatestResult, Machine, Mark, Metric, MethodInfo,
                      Result, RoundRecord, Run, utcnow)
+from .round_state import RoundState
 
 MACHINE_FIELDS = ("hostname", "cpu_model", "cpu_cores", "memory_gib", "torch_version", "cuda_version",
                   "gpu_name", "driver_version", "os", "python_version")
@@ -207,9 +208,9 @@ def start_round(session: Session, run_id: int, round_index: int, seed: int, pid:
     return record
 
 
-def finish_round(session: Session, round_id: int, cells: int, state: Mapping) -> None:
+def finish_round(session: Session, round_id: int, cells: int, state: RoundState) -> None:
     session.execute(update(RoundRecord).where(RoundRecord.id == round_id)
-                    .values(cells=cells, state=dict(state), finished_at=utcnow()))
+                    .values(cells=cells, state=state.to_json(), finished_at=utcnow()))
 
 
 def set_calibration(session: Session, run_id: int, calibration: Mapping) -> None:
@@ -245,9 +246,9 @@ def machine_probe_best(session: Session, run_id: int, recent: int = 10) -> float
                               .order_by(Run.id.desc()))
     runs = [r for r, provenance in earlier if (provenance or {}).get("threads") == threads][:recent]
     probes = []
-    for state in session.scalars(select(RoundRecord.state).where(RoundRecord.run_id.in_(runs))):
-        state = state or {}
-        probes += [state.get("settle_probe_best_s"), ((state.get("drift") or {}).get("cpu") or {}).get("probe_s")]
+    for stored in session.scalars(select(RoundRecord.state).where(RoundRecord.run_id.in_(runs))):
+        state = RoundState.from_json(stored)
+        probes += [state.settle.get("probe_best_s"), (state.drift.get("cpu") or {}).get("probe_s")]
     probes = [p for p in probes if isinstance(p, (int, float)) and p > 0]
     return min(probes) if probes else None
 

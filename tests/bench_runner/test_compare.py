@@ -10,6 +10,7 @@ from bench_runner import comparison, machine_state, wording
 from bench_runner.cli import main
 from bench_runner.commands import doctor
 from results_db import store
+from results_db.round_state import RoundState
 from tests.conftest import BENCHMARKS, FACTS, METHODS, planted_samples
 
 # size → (before time, after ÷ before, the rounds' spread after): one cell per verdict.
@@ -285,8 +286,8 @@ def _plant_rounds(db_url, unsettled: dict[int, list[int]], cells: int = 10):
         for run_id, per_round in unsettled.items():
             for i, bad in enumerate(per_round):
                 record = store.start_round(session, run_id, i, 5, None)
-                store.finish_round(session, record.id, cells, {"settle_cells_unsettled": bad, "settle_waited_s": 10.0,
-                                                               "drift": {"cpu": {"probe_s": 46e-6}}})
+                store.finish_round(session, record.id, cells, RoundState(
+                    settle={"cells_unsettled": bad, "waited_s": 10.0}, drift={"cpu": {"probe_s": 46e-6}}))
 
 
 def test_a_side_timed_in_a_spell_it_could_not_wait_out_gets_a_caveat(planted_db, capsys):
