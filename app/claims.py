@@ -13,7 +13,8 @@ share it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -88,80 +89,112 @@ def _side(lo: float, hi: float, threshold: float, above: bool) -> str:
     return "yes" if hi <= threshold else "no" if lo > threshold else "unsure"
 
 
-def judge(claim: Claim, rows: pd.DataFrame, samples: dict | None = None) -> dict:
+NAN_CI = (float("nan"), float("nan"))
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """One claim judged against one machine's rows: the measured facts, the verdict, and `why` in
+    one sentence; the Survey claims page and benchmarks/gpu_summary.py lay it out their own way."""
+
+    claim: str
+    verdict: str = "not measured"  # holds, does not hold, inconclusive, not measured
+    why: str = ""
+    held_sizes: dict = field(default_factory=dict)  # the other size parameters, held at these values
+    hadamard_exponent: float = float("nan")  # growth in positions or tokens, with its 95% interval
+    hadamard_ci: tuple[float, float] = NAN_CI
+    quadratic_exponent: float = float("nan")  # the slowest-growing of the methods claimed quadratic
+    quadratic_ci: tuple[float, float] = NAN_CI
+    hadamard_kernel_exponent: float = float("nan")  # from CUDA-graph replays, where they exist
+    quadratic_kernel_exponent: float = float("nan")
+    yardstick_ratio: float = float("nan")  # the Hadamard method ÷ its linear yardstick at the largest size
+    largest_size: int | None = None
+    crossover_kind: str = ""  # analysis.find_crossover's: always_faster, never_faster, crossover
+    crossover_at: float = float("nan")
+    crossover: str = ""  # the crossover in words
+
+
+def judge(claim: Claim, rows: pd.DataFrame, samples: dict | None = None) -> Judgement:
     """One claim against result rows of one machine, device, dtype, mode and backend.
 
-    Returns the measured exponents (in positions or tokens) with 95% intervals where samples
-    are given (result id → (samples, sample_rounds)), the ratio of the Hadamard method to its
-    linear yardstick at the largest size, the crossover against the strongest baseline and a
-    verdict: holds, does not hold, inconclusive (an interval straddles a threshold), or not
-    measured. Runtime is judged on per-call times; kernel-only exponents (CUDA-graph replays)
-    are reported beside them where they exist."""
-    out = dict(claim=claim.id, figure=claim.figure, statement=claim.statement, benchmark=claim.benchmark,
-               metric=claim.metric, hadamard=claim.hadamard, verdict="not measured", why="", held="",
-               hadamard_exponent=np.nan, hadamard_ci=(np.nan, np.nan), quadratic_exponent=np.nan,
-               quadratic_ci=(np.nan, np.nan), hadamard_kernel_exponent=np.nan, quadratic_kernel_exponent=np.nan,
-               judged_on="per call" if claim.metric == "time_median_s" else claim.metric,
-               yardstick_ratio=np.nan, crossover="", largest="",
-               # The same facts structured, for pages that filter or word them their own way.
-               held_sizes={}, crossover_kind="", crossover_at=np.nan)
+    The measured exponents (in positions or tokens) have 95% intervals where samples are given
+    (result id → (samples, sample_rounds)). The verdict: holds, does not hold, inconclusive (an
+    interval straddles a threshold), or not measured. Runtime is judged on per-call times;
+    kernel-only exponents (CUDA-graph replays) are reported beside them where they exist."""
     ok = rows[(rows["benchmark"] == claim.benchmark) & (rows["status"] == "ok")]
     if ok.empty:
-        out["why"] = f"no {claim.benchmark} results"
-        return out
+        return Judgement(claim.id, why=f"no {claim.benchmark} results")
     found = longest_sweep(with_size_columns(ok).dropna(axis=1, how="all"), claim.param)
     if found is None:
-        out["why"] = f"no sweep over {claim.param}"
-        return out
+        return Judgement(claim.id, why=f"no sweep over {claim.param}")
     fixed, sweep = found
-    out["held_sizes"] = {k: int(v) for k, v in fixed.items()}
-    out["held"] = ", ".join(f"{k}={v}" for k, v in out["held_sizes"].items())
-    col = f"size_{claim.param}"
+    facts = dict(held_sizes={k: int(v) for k, v in fixed.items()}, **_exponents(claim, sweep, samples),
+                 **_against_others(claim, sweep))
+    if not np.isfinite(facts["hadamard_exponent"]) or not np.isfinite(facts.get("quadratic_exponent", np.nan)):
+        return Judgement(claim.id, why="too few sizes of the methods the claim names", **facts)
+    return Judgement(claim.id, *_verdict(claim, facts), **facts)
+
+
+def _exponents(claim: Claim, sweep: pd.DataFrame, samples: dict | None) -> dict:
+    """The Hadamard method's growth exponent and the slowest-growing quadratic method's, with
+    their intervals, and the kernel-only exponents where CUDA-graph replays were timed."""
     mine, mine_lo, mine_hi = _exponent(sweep, claim, claim.hadamard, samples=samples)
     theirs = sorted((e for e in (_exponent(sweep, claim, m, samples=samples) for m in claim.quadratic)
                      if np.isfinite(e[0])), key=lambda e: e[0])
-    out["hadamard_exponent"], out["hadamard_ci"] = mine, (mine_lo, mine_hi)
+    out = dict(hadamard_exponent=mine, hadamard_ci=(mine_lo, mine_hi))
     if theirs:  # the slowest-growing of the quadratic methods is the one that must be quadratic
-        out["quadratic_exponent"], out["quadratic_ci"] = theirs[0][0], (theirs[0][1], theirs[0][2])
+        out.update(quadratic_exponent=theirs[0][0], quadratic_ci=(theirs[0][1], theirs[0][2]))
     if claim.metric == "time_median_s" and "time_graph_median_s" in sweep:
-        out["hadamard_kernel_exponent"] = _exponent(sweep, claim, claim.hadamard, "time_graph_median_s")[0]
         kernel = [_exponent(sweep, claim, m, "time_graph_median_s")[0] for m in claim.quadratic]
         kernel = [k for k in kernel if np.isfinite(k)]
-        out["quadratic_kernel_exponent"] = min(kernel) if kernel else np.nan
+        out.update(hadamard_kernel_exponent=_exponent(sweep, claim, claim.hadamard, "time_graph_median_s")[0],
+                   quadratic_kernel_exponent=min(kernel) if kernel else float("nan"))
+    return out
+
+
+def _against_others(claim: Claim, sweep: pd.DataFrame) -> dict:
+    """The Hadamard method ÷ its yardstick at the largest size both reached, and (for runtime)
+    where it overtakes the strongest baseline."""
+    out = {}
+    col = f"size_{claim.param}"
     by = {m: g.dropna(subset=[claim.metric]).set_index(col)[claim.metric].astype(float)
           for m, g in sweep.groupby("method")}
     if claim.hadamard in by and claim.yardstick in by:
         both = by[claim.hadamard].index.intersection(by[claim.yardstick].index)
         if len(both):
             top = both.max()
-            out["yardstick_ratio"] = by[claim.hadamard][top] / by[claim.yardstick][top]
-            out["largest"] = f"{claim.param}={int(top)}"
+            out.update(yardstick_ratio=by[claim.hadamard][top] / by[claim.yardstick][top], largest_size=int(top))
     if claim.metric == "time_median_s" and claim.hadamard in by and claim.strongest in by:
         pair = pd.concat([by[claim.hadamard], by[claim.strongest]], axis=1, join="inner").sort_index()
         if len(pair) >= 2:
             cross = find_crossover(pair.index, pair.iloc[:, 0], pair.iloc[:, 1])
-            out["crossover"] = cross.describe(claim.param)
-            out["crossover_kind"], out["crossover_at"] = cross.kind, cross.at if cross.at is not None else np.nan
-    if not np.isfinite(mine) or not theirs:
-        out["why"] = "too few sizes of the methods the claim names"
-        return out
-    linear = _side(mine_lo, mine_hi, LINEAR_AT_MOST, above=False)
-    quadratic = _side(*out["quadratic_ci"], QUADRATIC_ABOVE, above=True)
-    out["verdict"] = ("holds" if linear == quadratic == "yes" else
-                      "does not hold" if "no" in (linear, quadratic) else "inconclusive")
-    q_name, q = "/".join(claim.quadratic), out["quadratic_exponent"]
+            out.update(crossover=cross.describe(claim.param), crossover_kind=cross.kind,
+                       crossover_at=cross.at if cross.at is not None else float("nan"))
+    return out
+
+
+def _verdict(claim: Claim, facts: dict) -> tuple[str, str]:
+    """(verdict, why): holds when the Hadamard exponent's interval lies at most at LINEAR_AT_MOST
+    and the quadratic one's above QUADRATIC_ABOVE; does not hold when either lies on the wrong
+    side; inconclusive when one straddles its threshold."""
+    mine, mine_ci, q, q_ci = (facts["hadamard_exponent"], facts["hadamard_ci"], facts["quadratic_exponent"],
+                              facts["quadratic_ci"])
+    linear = _side(*mine_ci, LINEAR_AT_MOST, above=False)
+    quadratic = _side(*q_ci, QUADRATIC_ABOVE, above=True)
+    verdict = ("holds" if linear == quadratic == "yes" else
+               "does not hold" if "no" in (linear, quadratic) else "inconclusive")
+    q_name = "/".join(claim.quadratic)
     shown = lambda e, ci: f"{e:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci[0] != ci[1] else "")  # noqa: E731
     reasons = {
-        "no": (f"{claim.hadamard} grows with exponent {shown(mine, out['hadamard_ci'])} > {LINEAR_AT_MOST}",
-               f"{q_name} grows with exponent {shown(q, out['quadratic_ci'])} ≤ {QUADRATIC_ABOVE}"),
-        "unsure": (f"{claim.hadamard}'s exponent {shown(mine, out['hadamard_ci'])} straddles {LINEAR_AT_MOST}",
-                   f"{q_name}'s exponent {shown(q, out['quadratic_ci'])} straddles {QUADRATIC_ABOVE}"),
+        "no": (f"{claim.hadamard} grows with exponent {shown(mine, mine_ci)} > {LINEAR_AT_MOST}",
+               f"{q_name} grows with exponent {shown(q, q_ci)} ≤ {QUADRATIC_ABOVE}"),
+        "unsure": (f"{claim.hadamard}'s exponent {shown(mine, mine_ci)} straddles {LINEAR_AT_MOST}",
+                   f"{q_name}'s exponent {shown(q, q_ci)} straddles {QUADRATIC_ABOVE}"),
     }
     why = [reasons[state][i] for i, state in enumerate((linear, quadratic)) if state != "yes"
-           and (out["verdict"] != "does not hold" or state == "no")]
-    out["why"] = "; ".join(why) or (f"{claim.hadamard} {shown(mine, out['hadamard_ci'])} ≤ {LINEAR_AT_MOST}, "
-                                    f"{q_name} {shown(q, out['quadratic_ci'])} > {QUADRATIC_ABOVE}")
-    return out
+           and (verdict != "does not hold" or state == "no")]
+    return verdict, "; ".join(why) or (f"{claim.hadamard} {shown(mine, mine_ci)} ≤ {LINEAR_AT_MOST}, "
+                                       f"{q_name} {shown(q, q_ci)} > {QUADRATIC_ABOVE}")
 
 
 def estimate_text(estimate: float) -> str:
@@ -175,5 +208,21 @@ def interval_text(ci: tuple[float, float]) -> str | None:
     return f"[{ci[0]:.2f}, {ci[1]:.2f}]"
 
 
-def judge_all(rows: pd.DataFrame, samples: dict | None = None) -> pd.DataFrame:
-    return pd.DataFrame([judge(c, rows, samples) for c in CLAIMS])
+def judge_all(rows: pd.DataFrame, samples: dict | None = None) -> list[Judgement]:
+    """Every claim of CLAIMS, in order."""
+    return [judge(c, rows, samples) for c in CLAIMS]
+
+
+def held_text(j: Judgement) -> str:
+    """`B=1, C=64, H=4`: the size parameters a claim's sweep held fixed."""
+    return ", ".join(f"{k}={v}" for k, v in j.held_sizes.items())
+
+
+def table(judgements: list[Judgement]) -> pd.DataFrame:
+    """Judgements as rows, with each claim's figure, statement and metric beside them."""
+    claims = {c.id: c for c in CLAIMS}
+    return pd.DataFrame([{"figure": claims[j.claim].figure, "statement": claims[j.claim].statement,
+                          "benchmark": claims[j.claim].benchmark, "hadamard": claims[j.claim].hadamard,
+                          "metric": claims[j.claim].metric, "held": held_text(j),
+                          "largest": f"{claims[j.claim].param}={j.largest_size}" if j.largest_size else "",
+                          **dataclasses.asdict(j)} for j in judgements])

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 import results_db  # noqa: E402
 from app.analysis import with_size_columns  # noqa: E402
-from app.claims import judge_all  # noqa: E402
+from app.claims import judge_all, table as claims_table  # noqa: E402
 from app.markdown import markdown_table  # noqa: E402
 from docs_section import write_section  # noqa: E402
 from results_db import queries  # noqa: E402
@@ -169,7 +169,7 @@ def gated(results: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 def claims(results: pd.DataFrame) -> pd.DataFrame:
     rows = results[(results["backend"] == "eager") & (results["mode"] == "forward")
                    & (results["dtype"] == "float32") & (results["suite"] == "paper")]
-    verdicts = judge_all(rows)
+    verdicts = claims_table(judge_all(rows))
     verdicts = verdicts.rename(columns={"crossover": "overtakes the strongest baseline at"})
     return verdicts[["figure", "statement", "metric", "held", "hadamard_exponent", "quadratic_exponent",
                      "yardstick_ratio", "largest", "overtakes the strongest baseline at", "verdict"]]

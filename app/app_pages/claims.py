@@ -47,7 +47,7 @@ def interval(ci) -> dict:
     return dict(delta=shown, delta_color="off", delta_arrow="off", delta_description="95% interval" if shown else None)
 
 
-for claim, v in zip(claims.CLAIMS, verdicts.itertuples()):
+for claim, v in zip(claims.CLAIMS, verdicts):
     with st.container(border=True):
         st.markdown(f"**{claim.figure}.** {claim.statement}")
         show = {"holds": st.success, "does not hold": st.error, "inconclusive": st.warning}.get(v.verdict, st.info)
@@ -65,7 +65,7 @@ for claim, v in zip(claims.CLAIMS, verdicts.itertuples()):
                        **interval(v.quadratic_ci),
                        help="the slowest-growing of them" + (kernel_note.format(v.quadratic_kernel_exponent)
                                                               if pd.notna(v.quadratic_kernel_exponent) else ""))
-        cols[2].metric(f"{claim.hadamard} ÷ {claim.yardstick}" + (f" at {text.md(v.largest)}" if v.largest else ""),
+        cols[2].metric(f"{claim.hadamard} ÷ {claim.yardstick}" + (f" at {claim.param}={v.largest_size}" if v.largest_size else ""),
                        f"{v.yardstick_ratio:.2f}×" if pd.notna(v.yardstick_ratio) else "n/a")
         overtakes = {"always_faster": "throughout", "never_faster": "never",
                      "crossover": f"{claim.param} ≈ {v.crossover_at:.0f}"}.get(v.crossover_kind)
@@ -85,11 +85,12 @@ for claim, v in zip(claims.CLAIMS, verdicts.itertuples()):
         kernel = (f" Kernel-only exponents (CUDA-graph replays): {claim.hadamard} {v.hadamard_kernel_exponent:.2f}, "
                   f"{' / '.join(claim.quadratic)} {v.quadratic_kernel_exponent:.2f}; the verdict is judged on "
                   f"per-call times." if pd.notna(v.hadamard_kernel_exponent) else "")
-        st.caption(f"{claim.benchmark}, {text.md(v.held)}; {claim.param} grows"
+        st.caption(f"{claim.benchmark}, {text.md(claims.held_text(v))}; {claim.param} grows"
                    + (", so positions grow as its square" if claim.per_param == 2 else "") + "." + kernel)
 
-table = verdicts.drop(columns=["statement", "held_sizes", "crossover_kind"]).assign(
-    hadamard_ci=verdicts["hadamard_ci"].map(lambda ci: f"[{ci[0]:.2f}, {ci[1]:.2f}]"),
-    quadratic_ci=verdicts["quadratic_ci"].map(lambda ci: f"[{ci[0]:.2f}, {ci[1]:.2f}]"))
+judged = claims.table(verdicts)
+table = judged.drop(columns=["statement", "held_sizes", "crossover_kind", "largest_size"]).assign(
+    hadamard_ci=judged["hadamard_ci"].map(lambda ci: f"[{ci[0]:.2f}, {ci[1]:.2f}]"),
+    quadratic_ci=judged["quadratic_ci"].map(lambda ci: f"[{ci[0]:.2f}, {ci[1]:.2f}]"))
 st.dataframe(table, hide_index=True, width="stretch")
 exports.download_buttons(table, "survey-claims")

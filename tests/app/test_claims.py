@@ -29,17 +29,17 @@ def test_linear_against_quadratic_holds_with_the_exponents_in_tokens():
     rows = planted("token_mixing", "N", {"poly_sa": 1.0, "softmax_attention": 2.0, "linear": 1.0, "sdpa": 1.9},
                    "B=1 C=64 H=4")
     v = claims.judge(CLAIM["s4_runtime"], rows)
-    assert v["verdict"] == "holds"
-    assert v["hadamard_exponent"] == pytest.approx(1.0) and v["quadratic_exponent"] == pytest.approx(2.0)
-    assert v["yardstick_ratio"] == pytest.approx(1.0) and v["largest"] == "N=128"
-    assert v["held"] == "B=1, C=64, H=4" and v["held_sizes"] == {"B": 1, "C": 64, "H": 4}
+    assert v.verdict == "holds"
+    assert v.hadamard_exponent == pytest.approx(1.0) and v.quadratic_exponent == pytest.approx(2.0)
+    assert v.yardstick_ratio == pytest.approx(1.0) and v.largest_size == 128
+    assert claims.held_text(v) == "B=1, C=64, H=4" and v.held_sizes == {"B": 1, "C": 64, "H": 4}
 
 
 def test_spatial_exponents_are_per_position_not_per_side():
     # Runtime ∝ H² is linear in positions N = H²; ∝ H⁴ is quadratic.
     rows = planted("spatial_mixing", "H", {"poly_nl": 2.0, "non_local": 4.0, "conv1x1": 2.0}, "B=1 C=8")
     v = claims.judge(CLAIM["s3_runtime"], rows)
-    assert (v["verdict"], v["hadamard_exponent"], v["quadratic_exponent"]) == ("holds", pytest.approx(1.0),
+    assert (v.verdict, v.hadamard_exponent, v.quadratic_exponent) == ("holds", pytest.approx(1.0),
                                                                              pytest.approx(2.0))
 
 
@@ -49,7 +49,7 @@ def test_spatial_exponents_are_per_position_not_per_side():
 ])
 def test_a_claim_that_the_numbers_contradict_does_not_hold(exponents, why):
     v = claims.judge(CLAIM["s4_runtime"], planted("token_mixing", "N", exponents, "B=1"))
-    assert v["verdict"] == "does not hold" and why in v["why"]
+    assert v.verdict == "does not hold" and why in v.why
 
 
 def _with_samples(rows, round_effect):
@@ -66,20 +66,20 @@ def test_the_verdict_weighs_the_exponents_intervals(round_effect, verdict):
     rows, samples = _with_samples(planted("token_mixing", "N", {"poly_sa": 1.2, "softmax_attention": 2.0},
                                           "B=1"), round_effect)
     v = claims.judge(CLAIM["s4_runtime"], rows, samples)
-    assert v["verdict"] == verdict, v["why"]
-    low, high = v["hadamard_ci"]
+    assert v.verdict == verdict, v.why
+    low, high = v.hadamard_ci
     assert low <= 1.2 <= high
     if verdict == "inconclusive":
-        assert low < 1.3 < high and "straddles 1.3" in v["why"]
+        assert low < 1.3 < high and "straddles 1.3" in v.why
     # Without samples the point estimate judges alone.
-    assert claims.judge(CLAIM["s4_runtime"], rows)["verdict"] == "holds"
+    assert claims.judge(CLAIM["s4_runtime"], rows).verdict == "holds"
 
 
 def test_a_claim_without_its_results_is_not_measured():
     v = claims.judge(CLAIM["s3_memory"], planted("token_mixing", "N", {"poly_sa": 1.0}, "B=1"))
-    assert v["verdict"] == "not measured" and "spatial_mixing" in v["why"]
+    assert v.verdict == "not measured" and "spatial_mixing" in v.why
     v = claims.judge(CLAIM["s4_runtime"], planted("token_mixing", "N", {"poly_sa": 1.0}, "B=1"))
-    assert v["verdict"] == "not measured"
+    assert v.verdict == "not measured"
 
 
 def test_the_crossover_against_the_strongest_baseline_is_reported():
@@ -87,8 +87,8 @@ def test_the_crossover_against_the_strongest_baseline_is_reported():
     sdpa = rows[rows["method"] == "softmax_attention"].assign(method="sdpa")
     sdpa["time_median_s"] = sdpa["time_median_s"] / 64  # planted: poly_sa overtakes sdpa at N = 64
     v = claims.judge(CLAIM["s4_runtime"], pd.concat([rows, sdpa]))
-    assert v["crossover"] == "N ≈ 64"
-    assert v["crossover_kind"] == "crossover" and round(v["crossover_at"]) == 64
+    assert v.crossover == "N ≈ 64"
+    assert v.crossover_kind == "crossover" and round(v.crossover_at) == 64
 
 
 def render(url, monkeypatch, page):
