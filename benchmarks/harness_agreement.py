@@ -5,7 +5,7 @@ thread count: the median from bench_runner.timing.measure (default policy: adapt
 2% target) against torch.utils.benchmark.Timer.blocked_autorange, each with the
 wall time it took to reach its answer. Then the bare Hadamard product at 16M float32
 elements against the calibrated copy bandwidth. Prints a table and writes it into
-docs/measurement.md (between its generated-section markers).
+docs/benchmarks.md (between its generated-section markers).
 
     python benchmarks/harness_agreement.py [--rounds 5]
 """
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 from bench_runner import calibration, defaults, timing# noqa: E402
 from docs_section import write_section  # noqa: E402
 
-DOC = ROOT / "docs" / "measurement.md"
+DOC = ROOT / "docs" / "benchmarks.md"
 
 
 def cases() -> dict[str, tuple[str, dict]]:

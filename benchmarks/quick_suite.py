@@ -4,7 +4,7 @@ Runs the whole catalogue's quick suite on the CPU with an empty torch.compile
 cache (as on a fresh machine), or reads a finished run with --db, and reports
 its wall time with its rounds, the cells per status, and the share of `ok` cells
 that are not `noisy` (IQR and the spread between rounds within 10% of the median). Prints a table and writes it into
-docs/measurement.md (between its generated-section markers).
+docs/benchmarks.md (between its generated-section markers).
 
     python benchmarks/quick_suite.py                                 # a cold run, 6–8 minutes on 2 cores
     python benchmarks/quick_suite.py --db sqlite:///results/hadamard_bench.db   # the last run stored there
@@ -31,7 +31,7 @@ from bench_runner import comparison, wording  # noqa: E402
 from results_db import queries  # noqa: E402
 from results_db.models import Run  # noqa: E402
 
-DOC = ROOT / "docs" / "measurement.md"
+DOC = ROOT / "docs" / "benchmarks.md"
 
 
 def main() -> int:

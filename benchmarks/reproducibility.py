@@ -1,7 +1,7 @@
 """Do verdicts survive being measured again?
 
 Three experiments on this machine's CPU, each printed as a table and written into
-docs/measurement.md (between its generated-section markers):
+docs/benchmarks.md (between its generated-section markers):
 
 1. A/A: the same selection (the quick suite's eager cells of six benchmarks, 110
    cells) run PAIRS + 1 times back to back into one database, and each run
@@ -38,7 +38,7 @@ from bench_runner.commands import compare  # noqa: E402
 from results_db import Run, queries  # noqa: E402
 from docs_section import write_section  # noqa: E402
 
-DOC = ROOT / "docs" / "measurement.md"
+DOC = ROOT / "docs" / "benchmarks.md"
 BENCHMARKS = ["token_mixing", "gated_ffn", "elementwise", "polynomial_layer", "bimodal_fusion", "spatial_mixing"]
 SELECTION = ["--suite", "quick", "--backend", "eager", "--device", "cpu",
              *[a for b in BENCHMARKS for a in ("--benchmark", b)]]
