@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hadamard_bench import plugins
 from results_db import Run, store
 
-from . import defaults, sweep, timing
+from . import defaults, record, selection, sweep, timing
 from .cell import Cell, CellOutcome
 from .worker import allocator_setting
 
@@ -206,7 +206,7 @@ def one_cell(procs: list[SideProcess], cell: Cell, check: bool, policy: defaults
     return outcomes
 
 
-def start_runs(factory: sessionmaker[Session], catalogue, sel: sweep.Selection, cells: Sequence[Cell],
+def start_runs(factory: sessionmaker[Session], catalogue, sel: selection.Selection, cells: Sequence[Cell],
                policy: defaults.TimingPolicy, sides: Sequence[Side], rounds: int, seed: int) -> list[int]:
     """Two runs, one a side, that name each other: the session's record."""
     runs = []
@@ -236,7 +236,7 @@ def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence
     for round_index in range(rounds):
         procs = [SideProcess(side, timeout_s, cpus, plugin) for side in sides]
         try:
-            for cell in sweep.round_order(cells, seed, round_index):
+            for cell in selection.round_order(cells, seed, round_index):
                 if cell in failed:
                     continue
                 rng = random.Random(f"{seed}:{round_index}:{cell.group()}:{cell.method}:{cell.backend}")
@@ -246,7 +246,7 @@ def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence
                         procs[i] = SideProcess(sides[i], timeout_s, cpus, plugin)
                 with factory() as session, session.begin():
                     for run_id, outcome in zip(runs, outcomes):
-                        sweep._store_round(session, run_id, cell, outcome, round_index, rounds, None)
+                        record.store_round(session, run_id, cell, outcome, round_index, rounds, None)
                 if any(o.status != "ok" for o in outcomes):
                     failed.add(cell)
                 if on_cell:

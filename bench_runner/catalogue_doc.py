@@ -23,7 +23,7 @@ def snapshot(catalogue: Catalogue) -> str:
     """The rows the runner stores for this catalogue (benchmarks, methods), as JSON: what the
     dashboard lays over a database without importing torch, so that the code's titles, formulas
     and cuDNN declarations win over a bundle's."""
-    from .sweep import catalogue_rows
+    from .selection import catalogue_rows
 
     benchmarks, methods = catalogue_rows(catalogue)
     return json.dumps({"benchmarks": benchmarks, "methods": methods}, indent=1, ensure_ascii=False) + "\n"

@@ -1,10 +1,10 @@
-"""Planning a sweep from a selection, and running it into the database."""
+"""Running a planned run's cells into the database: the run's record, its ceilings, its rounds
+through an executor (bench_runner.executor), each round's bookkeeping, and the retake passes.
+What a run measures is bench_runner.selection's; how each outcome is stored, bench_runner.record's."""
 
 from __future__ import annotations
 
-import itertools
 import os
-import random
 import socket
 import time
 from dataclasses import dataclass
@@ -13,108 +13,16 @@ from typing import Callable, Sequence
 import torch
 from sqlalchemy.orm import Session, sessionmaker
 
-from hadamard_bench import vocabulary
-from hadamard_bench.errors import BadInput
-from hadamard_impls import BACKENDS, SUITES, Catalogue
+from hadamard_impls import Catalogue
 from results_db import store
 from results_db.models import Run
 from results_db.round_state import RoundState
 
-from . import calibration, flops, machine, machine_state, plausibility, stats, telemetry
-from .cell import DTYPES, MODES, Cell, CellOutcome, device_unavailable
+from . import flops, machine, machine_state, plausibility, record, selection, telemetry
+from .cell import Cell, CellOutcome, device_unavailable
 from .defaults import CALM_WAIT_S, POLICIES, ROUNDS, TimingPolicy
 from .executor import Executor
 from .worker import allocator_setting
-
-class SelectionError(BadInput):
-    """A selection that names something the catalogue does not have."""
-
-
-@dataclass(frozen=True)
-class Selection:
-    suite: str
-    benchmarks: Sequence[str] = ()
-    methods: Sequence[str] = ()
-    backends: Sequence[str] = ()
-    devices: Sequence[str] = ("cpu",)
-    dtypes: Sequence[str] = ("float32",)
-    modes: Sequence[str] = ("forward",)
-    sizes: Sequence[str] = ()  # "n=67108864" or "N=4096,C=512": only the sizes that match one of them
-
-    def as_options(self) -> dict:
-        return {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in self.__dict__.items()}
-
-    @classmethod
-    def from_options(cls, options: dict) -> "Selection":
-        """The selection a run stored (as_options), ignoring what is not a selection (a queue target)."""
-        return cls(**{k: v for k, v in options.items() if k in cls.__dataclass_fields__})
-
-
-def _unknown(kind: str, given: Sequence[str], known: Sequence[str]) -> None:
-    bad = [g for g in given if g not in known]
-    if bad:
-        raise SelectionError(f"unknown {kind} {', '.join(map(repr, bad))} (known: {', '.join(known)})")
-
-
-def plan(catalogue: Catalogue, sel: Selection) -> list[Cell]:
-    """Every cell the selection asks for, in run order; raises SelectionError on bad names."""
-    _unknown("suite", [sel.suite], SUITES)
-    _unknown("benchmark", sel.benchmarks, list(catalogue.benchmarks))
-    _unknown("method", sel.methods, sorted({m.id for m in catalogue.methods()}))
-    _unknown("backend", sel.backends, list(BACKENDS))
-    _unknown("device", sel.devices, vocabulary.DEVICES)
-    _unknown("dtype", sel.dtypes, list(DTYPES))
-    _unknown("mode", sel.modes, list(MODES))
-
-    wanted = [_size_filter(text) for text in sel.sizes]
-    if wanted:
-        params = {p for b in catalogue.benchmarks.values() if not sel.benchmarks or b.id in sel.benchmarks
-                  for p in b.params}
-        _unknown("size parameter", sorted({k for w in wanted for k in w}), sorted(params))
-
-    cells = []
-    for bench in catalogue.benchmarks.values():
-        if sel.benchmarks and bench.id not in sel.benchmarks:
-            continue
-        for method in bench.methods.values():
-            if sel.methods and method.id not in sel.methods:
-                continue
-            for backend in method.backends:
-                if sel.backends and backend not in sel.backends:
-                    continue
-                sizes = [s for s in bench.sizes(sel.suite)
-                         if not wanted or any(w.items() <= s.items() for w in wanted)]
-                for size, device, dtype, mode in itertools.product(sizes, sel.devices, sel.dtypes, sel.modes):
-                    cells.append(Cell(bench.id, method.id, backend, tuple(size.items()),
-                                      device, dtype, mode))
-    if not cells and sel.suite == "paper":
-        raise SelectionError("the paper suite holds only "
-                             + ", ".join(b.id for b in catalogue.benchmarks.values() if b.sizes("paper")))
-    if not cells:
-        raise SelectionError("the selection matches no cell: check that the methods belong to the "
-                             "benchmarks, offer the backends and have the sizes given "
-                             "(see `python -m bench_runner list`)")
-    return cells
-
-
-def _size_filter(text: str) -> dict[str, int]:
-    """`N=4096,C=512` → {"N": 4096, "C": 512}."""
-    out = {}
-    for part in text.split(","):
-        key, eq, value = part.partition("=")
-        if not eq or not key.strip() or not value.strip().isdigit():
-            raise SelectionError(f"size filter {text!r} is not of the form NAME=INT[,NAME=INT...]")
-        out[key.strip()] = int(value)
-    return out
-
-
-def catalogue_rows(catalogue: Catalogue) -> tuple[list[dict], list[dict]]:
-    benchmarks = [dict(id=b.id, domain=b.domain, title=b.title, contract=b.contract,
-                       params=list(b.params), x_param=b.x_param) for b in catalogue.benchmarks.values()]
-    methods = [dict(benchmark=m.benchmark, id=m.id, role=m.role, summary=m.summary, latex=m.latex,
-                    exponents=dict(m.exponents), backends=list(m.backends), cudnn=list(m.cudnn),
-                    against=catalogue.benchmarks[m.benchmark].compared_with(m)) for m in catalogue.methods()]
-    return benchmarks, methods
 
 
 def provenance_for(policy: TimingPolicy) -> dict:
@@ -130,11 +38,7 @@ def provenance_for(policy: TimingPolicy) -> dict:
     )
 
 
-def new_seed() -> int:
-    return random.SystemRandom().randrange(1, 2**31)
-
-
-def start(session_factory: sessionmaker[Session], catalogue: Catalogue, sel: Selection,
+def start(session_factory: sessionmaker[Session], catalogue: Catalogue, sel: selection.Selection,
           cells: Sequence[Cell], policy: TimingPolicy | None = None, rounds: int | None = None,
           seed: int | None = None, busy: Sequence[str] = ()) -> int:
     """Record the machine, the catalogue and a new run; return the run's id. `busy`: why the
@@ -145,10 +49,10 @@ def start(session_factory: sessionmaker[Session], catalogue: Catalogue, sel: Sel
         prov["busy_at_start"] = list(busy)
     rounds = rounds or ROUNDS[sel.suite]
     with session_factory() as session, session.begin():
-        store.sync_catalogue(session, *catalogue_rows(catalogue))
+        store.sync_catalogue(session, *selection.catalogue_rows(catalogue))
         host = store.get_or_create_machine(session, facts, machine.label(facts))
         run = store.start_run(session, host, sel.suite, sel.as_options(), len(cells) * rounds, pid=os.getpid(),
-                              provenance=prov, rounds=rounds, seed=seed if seed is not None else new_seed())
+                              provenance=prov, rounds=rounds, seed=seed if seed is not None else selection.new_seed())
         return run.id
 
 
@@ -175,20 +79,6 @@ def calibrate(session_factory: sessionmaker[Session], run_id: int, cells: Sequen
     # The plausibility guard judges against the highest ceilings this machine has measured.
     return {device: plausibility.with_machine_best(own, [(run, c[device]) for run, c in earlier if device in c])
             for device, own in ceilings.items()}
-
-
-def derived_metrics(m: dict, ceilings: dict | None, dtype: str) -> dict[str, float | None]:
-    """Rates from a cell's counts and median: where it sits on its device's roofline."""
-    seconds, flop_count, moved = m.get("time_median_s"), m.get("flops"), m.get("bytes")
-    if not seconds:
-        return {}
-    return {
-        "gflops": flop_count / seconds / 1e9 if flop_count is not None else None,
-        "gbps": moved / seconds / 1e9 if moved else None,
-        "intensity": flop_count / moved if moved and flop_count is not None else None,
-        "roofline_fraction": (calibration.roofline_fraction(flop_count, moved, seconds, ceilings, dtype)
-                              if ceilings else None),
-    }
 
 
 def cancelled(session_factory: sessionmaker[Session], run_id: int) -> bool:
@@ -232,24 +122,6 @@ def _alive(run, session: Session) -> bool:
     return False
 
 
-def round_order(cells: Sequence[Cell], seed: int, round_index: int) -> list[Cell]:
-    """The cells in round `round_index`'s order: shuffled reproducibly from (seed, round), with
-    the methods and backends of one benchmark, size, device, dtype and mode kept next to each
-    other, so that whatever the machine does drifts over a method and its baseline alike."""
-    rng = random.Random(f"{seed}:{round_index}")
-    groups: dict[tuple, list[Cell]] = {}
-    for cell in cells:
-        groups.setdefault(cell.group(), []).append(cell)
-    keys = list(groups)
-    rng.shuffle(keys)
-    order = []
-    for key in keys:
-        group = list(groups[key])
-        rng.shuffle(group)
-        order += group
-    return order
-
-
 def _cell_id(cell: Cell) -> tuple[str, ...]:
     key = cell.key()
     return tuple(key[c] for c in store.CELL_COLUMNS)
@@ -277,7 +149,7 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
     devices = sorted({c.device for c in cells if not device_unavailable(c.device)})
     spelled: dict[tuple, list[int]] = {}  # an `ok` cell's rounds timed unsettled in this process
     for round_index in range(rounds):
-        todo = [c for c in round_order(cells, seed, round_index)
+        todo = [c for c in selection.round_order(cells, seed, round_index)
                 if _cell_id(c) not in stored or (stored[_cell_id(c)] is not None
                                                  and round_index not in stored[_cell_id(c)])]
         if not todo:
@@ -311,7 +183,7 @@ def _record(session_factory: sessionmaker[Session], run_id: int, cell: Cell, out
     key = _cell_id(cell)
     first = key not in stored
     with session_factory() as session, session.begin():
-        status = _store_round(session, run_id, cell, outcome, round_index, rounds, (ceilings or {}).get(cell.device))
+        status = record.store_round(session, run_id, cell, outcome, round_index, rounds, (ceilings or {}).get(cell.device))
     if first:  # as stored: an `ok` outcome the guard found impossible counts as `implausible`
         counts[status] = counts.get(status, 0) + 1
         stored[key] = {round_index} if status == "ok" else None
@@ -379,7 +251,7 @@ def _retake(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
     samples of a spell are taken for what they are: the machine's, not the code's. Each pass is
     stored as a round record with `retake` set."""
     for attempt in range(passes):
-        due = [c for c in round_order(cells, seed, rounds + attempt) if spelled.get(_cell_id(c))]
+        due = [c for c in selection.round_order(cells, seed, rounds + attempt) if spelled.get(_cell_id(c))]
         if not due or cancelled(session_factory, run_id):
             return
         started = _start_round(session_factory, run_id, rounds + attempt, seed, executor, devices)
@@ -393,7 +265,7 @@ def _retake(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
                 if settled:
                     round_index = spelled[_cell_id(cell)].pop(0)
                     with session_factory() as session, session.begin():
-                        _store_retake(session, run_id, cell, outcome, round_index,
+                        record.store_retake(session, run_id, cell, outcome, round_index,
                                       (ceilings or {}).get(cell.device))
                     replaced += 1
                 if on_retake:
@@ -409,60 +281,3 @@ def _retake(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
             return
 
 
-def _store_round(session: Session, run_id: int, cell: Cell, outcome: CellOutcome, round_index: int,
-                 rounds: int, ceilings: dict | None) -> str:
-    """Store one round of one cell; returns the cell's status after it."""
-    result = store.find_result(session, run_id, cell.key())
-    if result is None:  # the cell's first measurement
-        samples = outcome.samples or []
-        sample_rounds = [round_index] * len(samples) if samples else None
-        metrics = dict(outcome.metrics)
-        status, message = outcome.status, outcome.message
-        if status == "ok":
-            metrics.update(stats.summarize(samples, sample_rounds))
-            metrics["unsettled_rounds"] = float(outcome.unsettled)
-            metrics.update(derived_metrics(metrics, ceilings, cell.dtype))
-            message = _implausible(cell, metrics, ceilings)
-            status = "implausible" if message else status
-        # A cell that is not `ok` is settled: the rounds it will not be measured in count as done.
-        store.record_result(session, run_id, cell.key(), status, message, outcome.samples,
-                            metrics, sample_rounds=sample_rounds, sample_cycles=_cycles(outcome),
-                            progress=1 if status == "ok" else rounds - round_index, provenance=outcome.provenance)
-        return status
-    store.count_progress(session, run_id)
-    if outcome.status != "ok":
-        store.note_round_failure(result, round_index, outcome.status, outcome.message)
-        return result.status
-    store.add_round(session, result, list(outcome.samples or []), round_index, _cycles(outcome))
-    return _restate(session, cell, result, ceilings, unsettled_change=int(outcome.unsettled))
-
-
-def _cycles(outcome: CellOutcome) -> list[int] | None:
-    """The cycle of each of an outcome's samples: sample i of a member that took turns comes from
-    cycle i (timing.take_turns); None for one timed alone."""
-    return list(range(len(outcome.samples))) if outcome.interleaved and outcome.samples else None
-
-
-def _store_retake(session: Session, run_id: int, cell: Cell, outcome: CellOutcome, round_index: int,
-                  ceilings: dict | None) -> str:
-    """A settled retake in place of the cell's unsettled round `round_index`."""
-    result = store.find_result(session, run_id, cell.key())
-    store.replace_round(result, list(outcome.samples or []), round_index)
-    return _restate(session, cell, result, ceilings, unsettled_change=-1)
-
-
-def _restate(session: Session, cell: Cell, result, ceilings: dict | None, unsettled_change: int) -> str:
-    """A stored cell's statistics again, from all the samples it now holds; returns its status."""
-    metrics = stats.summarize(result.samples, result.sample_rounds)
-    kept = {m.name: m.value for m in result.metrics}
-    metrics["unsettled_rounds"] = max((kept.get("unsettled_rounds") or 0.0) + unsettled_change, 0.0)
-    metrics.update(derived_metrics({**kept, **metrics}, ceilings, cell.dtype))
-    store.set_metrics(session, result, metrics)
-    message = _implausible(cell, {**kept, **metrics}, ceilings)
-    if message:  # the pooled median is what is judged: a later round can make it impossible too
-        store.demote(session, result, "implausible", message)
-    return result.status
-
-
-def _implausible(cell: Cell, metrics: dict, ceilings: dict | None) -> str | None:
-    return plausibility.check(metrics, cell.device, cell.dtype, ceilings, plausibility.device_name(cell.device))

@@ -55,7 +55,7 @@ def fill(url: str, rows: int) -> None:
     a time (a million results' metrics would not fit in memory at once). Each run measures every
     quick-suite cell in both modes, with samples from two rounds, as a real run stores them."""
     import hadamard_impls
-    from bench_runner.sweep import catalogue_rows
+    from bench_runner.selection import catalogue_rows
 
     rng = random.Random(0)
     factory = sessionmaker(results_db.open_engine(url))

@@ -79,11 +79,11 @@ def verdict_rates(table: pd.DataFrame) -> dict[str, float]:
 def in_worker_ms(after_the_rest: bool) -> float:
     """hadamard_chain at 4M timed in a fresh worker, alone or right after every other elementwise
     quick cell."""
-    from bench_runner import sweep
+    from bench_runner import selection
     from bench_runner.worker import IsolatedRunner
     from hadamard_impls import catalogue
 
-    cells = sweep.plan(catalogue, sweep.Selection(suite="quick", benchmarks=["elementwise"], backends=["eager"]))
+    cells = selection.plan(catalogue, selection.Selection(suite="quick", benchmarks=["elementwise"], backends=["eager"]))
     last = [c for c in cells if c.method == "hadamard_chain" and c.size_dict["n"] == 4194304]
     order = ([c for c in cells if c not in last] if after_the_rest else []) + last
     with IsolatedRunner("hadamard_impls:catalogue", defaults.POLICIES["quick"], 300) as run_one:

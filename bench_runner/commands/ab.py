@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .. import defaults
 from . import UsageError
-from .flags import db_flag, plugin_flag, positive_int, rounds_flag, selection, selection_flags, threshold_flag
+from .flags import db_flag, plugin_flag, positive_int, rounds_flag, selected, selection_flags, threshold_flag
 
 HELP = ("Measure two versions in one session, taking turns block by block: BASE and HEAD are git revisions "
         "of the project (or, with --repo and --plugin, of a plugin's repository), each checked out into a "
@@ -87,7 +87,7 @@ def run(args) -> int:
     from hadamard_impls import catalogue
     from sqlalchemy.orm import sessionmaker
 
-    from .. import ab, comparison, stats, sweep
+    from .. import ab, comparison, selection, stats
     from .compare import report, side
 
     if len(args.plugin) > 1:
@@ -112,12 +112,12 @@ def run(args) -> int:
                 plugins.load(catalogue, [plugin])
             import torch
 
-            sel = selection(args, args.device or (["cuda"] if torch.cuda.is_available() else ["cpu"]))
-            cells = sweep.plan(catalogue, sel)
+            sel = selected(args, args.device or (["cuda"] if torch.cuda.is_available() else ["cpu"]))
+            cells = selection.plan(catalogue, sel)
             for s in sides:  # a side that cannot start is bad input: found before anything is stored
                 ab.SideProcess(s, args.cell_timeout, os.sched_getaffinity(0), plugin).close()
             policy = defaults.POLICIES[sel.suite]
-            rounds, seed = args.rounds or defaults.ROUNDS[sel.suite], args.seed or sweep.new_seed()
+            rounds, seed = args.rounds or defaults.ROUNDS[sel.suite], args.seed or selection.new_seed()
             factory = sessionmaker(results_db.open_engine(url.render_as_string(hide_password=False)))
             runs = ab.start_runs(factory, catalogue, sel, cells, policy, sides, rounds, seed)
             print(f"ab: runs {runs[0]} ({args.base}) and {runs[1]} ({args.head}), {len(cells)} cells of the "

@@ -29,7 +29,7 @@ def run(args) -> int:
     from results_db import store
     from sqlalchemy.orm import sessionmaker
 
-    from .. import sweep
+    from .. import selection, sweep
     from ..agent import serve
     from .run import measure, policy_for, ray_options
 
@@ -41,14 +41,14 @@ def run(args) -> int:
     def run_claimed(run_id: int) -> int:
         with factory() as session, session.begin():
             run = session.get(results_db.Run, run_id)
-            sel = sweep.Selection.from_options(run.options)
+            sel = selection.Selection.from_options(run.options)
             try:
-                cells = sweep.plan(catalogue, sel)
-            except sweep.SelectionError as exc:  # submitted by a newer or older catalogue
+                cells = selection.plan(catalogue, sel)
+            except selection.SelectionError as exc:  # submitted by a newer or older catalogue
                 store.finish_run(session, run_id, "failed", f"this agent's catalogue refuses it: {exc}"[:500])
                 return 1
             policy = policy_for(args, sel.suite)
-            store.sync_catalogue(session, *sweep.catalogue_rows(catalogue))
+            store.sync_catalogue(session, *selection.catalogue_rows(catalogue))
             run.provenance, run.cells_total = sweep.provenance_for(policy), len(cells) * run.rounds
         return measure(args, factory, run_id, policy, cells, sel.suite, catalogue)
 

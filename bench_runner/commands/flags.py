@@ -95,9 +95,9 @@ def selection_flags(p: argparse.ArgumentParser, device_help: str) -> None:
                    help="forward (inference) or train (forward and backward); default: forward")
 
 
-def selection(args, devices: list[str]):
-    """The sweep.Selection the selection flags name, on `devices`."""
-    from ..sweep import Selection
+def selected(args, devices: list[str]):
+    """The selection.Selection the selection flags name, on `devices`."""
+    from ..selection import Selection
 
     return Selection(suite=args.suite, benchmarks=args.benchmark, methods=args.method, backends=args.backend,
                      devices=devices, dtypes=args.dtype or ["float32"], modes=args.mode or ["forward"],

@@ -28,7 +28,7 @@ def run(args) -> int:
     from results_db import bundle, pytest_bench, store
     from sqlalchemy.orm import sessionmaker
 
-    from ..sweep import catalogue_rows
+    from ..selection import catalogue_rows
 
     catalogue = catalogue_with_plugins(args)
     url = results_db.check_url(results_db.resolve_url(args.db))

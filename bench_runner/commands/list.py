@@ -18,7 +18,7 @@ def add_parser(verbs) -> None:
 
 
 def run(args) -> int:
-    from ..sweep import catalogue_rows
+    from ..selection import catalogue_rows
 
     catalogue = catalogue_with_plugins(args)
     if args.format == "json":

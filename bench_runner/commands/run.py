@@ -12,7 +12,7 @@ from pathlib import Path
 from .. import defaults
 from . import UsageError, existing_url
 from .flags import (catalogue_with_plugins, db_flag, measure_flags, plugin_flag, positive_int, rounds_flag, seconds,
-                    selection, selection_flags)
+                    selected, selection_flags)
 
 def add_parser(verbs) -> None:
     p = verbs.add_parser("run", help="run a sweep and store every cell",
@@ -47,7 +47,7 @@ def run(args) -> int:
     from results_db import queries
     from sqlalchemy.orm import sessionmaker
 
-    from .. import machine_state, sweep
+    from .. import machine_state, selection, sweep
     from ..cell import dtype_unsupported
 
     catalogue = catalogue_with_plugins(args)
@@ -56,8 +56,8 @@ def run(args) -> int:
         return _resume(args, catalogue)
     if not args.suite:
         raise UsageError("bench_runner run: one of the arguments --suite or --resume is required")
-    sel = selection(args, args.device or (["cuda"] if _cuda_available() else ["cpu"]))
-    cells = sweep.plan(catalogue, sel)
+    sel = selected(args, args.device or (["cuda"] if _cuda_available() else ["cpu"]))
+    cells = selection.plan(catalogue, sel)
     for device in sel.devices:
         for dtype in sel.dtypes:
             reason = dtype_unsupported(device, dtype)
@@ -100,7 +100,7 @@ def _resume(args, catalogue) -> int:
     from results_db import store
     from sqlalchemy.orm import sessionmaker
 
-    from .. import sweep
+    from .. import selection, sweep
 
     if (args.suite or args.benchmark or args.method or args.backend or args.device or args.dtype or args.mode
             or args.size or args.rounds or args.seed):
@@ -115,8 +115,8 @@ def _resume(args, catalogue) -> int:
             raise UsageError(f"bench_runner run: run {run.id} has {run.status}; nothing to resume")
         if run.status in ("queued", "running", "cancelling") and sweep.process_alive(run):
             raise UsageError(f"bench_runner run: run {run.id} is still {run.status} (pid {run.pid})")
-        sel = sweep.Selection.from_options(run.options)
-        cells = sweep.plan(catalogue, sel)
+        sel = selection.Selection.from_options(run.options)
+        cells = selection.plan(catalogue, sel)
         missing, rounds = run.cells_total - run.cells_done, run.rounds
         if args.detach:
             return _detach(args)

@@ -4,7 +4,7 @@ the selection is checked against the catalogue now, nothing runs here."""
 from __future__ import annotations
 
 from . import UsageError
-from .flags import catalogue_with_plugins, db_flag, label, plugin_flag, rounds_flag, selection, selection_flags
+from .flags import catalogue_with_plugins, db_flag, label, plugin_flag, rounds_flag, selected, selection_flags
 
 
 def add_parser(verbs) -> None:
@@ -24,20 +24,20 @@ def run(args) -> int:
     from results_db import store
     from sqlalchemy.orm import sessionmaker
 
-    from .. import defaults, sweep
+    from .. import defaults, selection
 
     catalogue = catalogue_with_plugins(args)
     if not args.suite:
         raise UsageError("bench_runner submit: the argument --suite is required")
     url = results_db.check_url(results_db.resolve_url(args.db))
-    sel = selection(args, args.device or ["cuda"])
-    cells = sweep.plan(catalogue, sel)  # only catalogue ids and the suites' own sizes get queued
+    sel = selected(args, args.device or ["cuda"])
+    cells = selection.plan(catalogue, sel)  # only catalogue ids and the suites' own sizes get queued
     factory = sessionmaker(results_db.open_engine(url.render_as_string(hide_password=False)))
     with factory() as session, session.begin():
-        store.sync_catalogue(session, *sweep.catalogue_rows(catalogue))
+        store.sync_catalogue(session, *selection.catalogue_rows(catalogue))
         rounds = args.rounds or defaults.ROUNDS[sel.suite]
         run_id = store.submit_run(session, args.label, sel.suite, sel.as_options(), len(cells) * rounds,
-                                  rounds=rounds, seed=sweep.new_seed()).id
+                                  rounds=rounds, seed=selection.new_seed()).id
     print(f"run {run_id}: {len(cells)} cells of the {sel.suite} suite, {rounds} rounds, queued for agent "
           f"{args.label!r}")
     return 0

@@ -6,7 +6,7 @@ from sqlalchemy.orm import sessionmaker
 
 import results_db
 from bench_runner import cell as cell_module
-from bench_runner import sweep
+from bench_runner import selection, sweep
 from bench_runner.cell import Cell, run_cell
 from bench_runner.executor import InProcess
 from results_db import queries
@@ -68,8 +68,8 @@ def test_a_size_that_cannot_fit_is_skipped_before_it_runs(monkeypatch):
 
 def test_failing_cells_do_not_stop_the_sweep(db_url):
     cat = toy_catalogue()
-    sel = sweep.Selection(suite="smoke", benchmarks=["toy"])
-    cells = sweep.plan(cat, sel)
+    sel = selection.Selection(suite="smoke", benchmarks=["toy"])
+    cells = selection.plan(cat, sel)
     factory = sessionmaker(results_db.open_engine(db_url))
     run_id = sweep.start(factory, cat, sel, cells)
     counts = sweep.execute(factory, run_id, cells, InProcess(cat, FAST))
@@ -91,8 +91,8 @@ def test_failing_cells_do_not_stop_the_sweep(db_url):
     (dict(suite="smoke", backends=["compile"]), "matches no cell"),
 ])
 def test_bad_selections_are_refused(kwargs, words):
-    with pytest.raises(sweep.SelectionError, match=words):
-        sweep.plan(toy_catalogue(), sweep.Selection(**kwargs))
+    with pytest.raises(selection.SelectionError, match=words):
+        selection.plan(toy_catalogue(), selection.Selection(**kwargs))
 
 
 def test_train_mode_produces_fresh_gradients_on_every_call():

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 import results_db
-from bench_runner import defaults, stats, sweep, timing
+from bench_runner import defaults, selection, stats, sweep, timing
 from bench_runner.cell import run_group
 from bench_runner.executor import InProcess
 from results_db import Result, store
@@ -141,8 +141,8 @@ def test_the_paired_verdict_rule(ratio, lo, hi, expected):
 
 def test_a_group_in_process_stores_cycles_that_pair_and_replays_its_orders(db_url):
     cat = toy_catalogue()
-    sel = sweep.Selection(suite="smoke", benchmarks=["toy"], methods=["double", "drifts", "raises"])
-    cells = sweep.plan(cat, sel)
+    sel = selection.Selection(suite="smoke", benchmarks=["toy"], methods=["double", "drifts", "raises"])
+    cells = selection.plan(cat, sel)
     factory = sessionmaker(results_db.open_engine(db_url))
     run_id = sweep.start(factory, cat, sel, cells, rounds=2, seed=11)
     counts = sweep.execute(factory, run_id, cells, InProcess(cat, FAST), rounds=2, seed=11, interleave=True)
@@ -164,7 +164,7 @@ def test_a_group_too_large_to_hold_at_once_is_timed_one_member_at_a_time(monkeyp
     import bench_runner.cell as cell_module
 
     cat = toy_catalogue()
-    cells = sweep.plan(cat, sweep.Selection(suite="smoke", benchmarks=["toy"], methods=["double"]))
+    cells = selection.plan(cat, selection.Selection(suite="smoke", benchmarks=["toy"], methods=["double"]))
     monkeypatch.setattr(cell_module, "available_memory", lambda device: 1)  # one byte free
     monkeypatch.setattr(cell_module, "check_plan", lambda *a: ("cpu", cell_module.FLOAT64_HERE))
     outcomes = run_group(cat, [(cells[0], True), (cells[0], True)], FAST, random.Random(0))
@@ -176,8 +176,8 @@ def test_a_group_too_large_to_hold_at_once_is_timed_one_member_at_a_time(monkeyp
 def test_a_retake_leaves_its_round_unpaired(db_url):
     factory = sessionmaker(results_db.open_engine(db_url))
     cat = toy_catalogue()
-    sel = sweep.Selection(suite="smoke", benchmarks=["toy"], methods=["double"])
-    cells = sweep.plan(cat, sel)
+    sel = selection.Selection(suite="smoke", benchmarks=["toy"], methods=["double"])
+    cells = selection.plan(cat, sel)
     run_id = sweep.start(factory, cat, sel, cells, rounds=1, seed=1)
     with factory() as session, session.begin():
         result = store.record_result(session, run_id, cells[0].key(), "ok", samples=[1.0, 2.0, 3.0, 4.0],

@@ -9,7 +9,7 @@ import time
 from sqlalchemy.orm import sessionmaker
 
 import results_db
-from bench_runner import sweep
+from bench_runner import selection, sweep
 from bench_runner.executor import InProcess
 from results_db import store
 from tests.bench_runner.toy import FAST, toy_catalogue
@@ -17,8 +17,8 @@ from tests.bench_runner.toy import FAST, toy_catalogue
 
 def _two_runs(db_url):
     cat = toy_catalogue()
-    sel = sweep.Selection(suite="smoke", benchmarks=["toy"], methods=["double"])
-    cells = sweep.plan(cat, sel)
+    sel = selection.Selection(suite="smoke", benchmarks=["toy"], methods=["double"])
+    cells = selection.plan(cat, sel)
     factory = sessionmaker(results_db.open_engine(db_url))
     return cat, cells, factory, sweep.start(factory, cat, sel, cells), sweep.start(factory, cat, sel, cells)
 

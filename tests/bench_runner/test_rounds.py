@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 import results_db
-from bench_runner import sweep
+from bench_runner import selection, sweep
 from bench_runner.executor import Executor, InProcess
 from bench_runner.cell import CellOutcome
 from hadamard_impls import catalogue as real_catalogue
@@ -15,13 +15,13 @@ from tests.bench_runner.toy import FAST, toy_catalogue
 
 
 def test_the_order_is_shuffled_per_round_reproducibly_and_keeps_a_size_together():
-    cells = sweep.plan(real_catalogue, sweep.Selection(suite="quick", benchmarks=["gated_ffn", "elementwise"],
+    cells = selection.plan(real_catalogue, selection.Selection(suite="quick", benchmarks=["gated_ffn", "elementwise"],
                                                        backends=["eager"]))
-    first = sweep.round_order(cells, seed=42, round_index=0)
+    first = selection.round_order(cells, seed=42, round_index=0)
     assert sorted(first, key=str) == sorted(cells, key=str)
-    assert first == sweep.round_order(cells, seed=42, round_index=0)
-    assert first != sweep.round_order(cells, seed=42, round_index=1)
-    assert first != sweep.round_order(cells, seed=43, round_index=0)
+    assert first == selection.round_order(cells, seed=42, round_index=0)
+    assert first != selection.round_order(cells, seed=42, round_index=1)
+    assert first != selection.round_order(cells, seed=43, round_index=0)
     # The methods of one benchmark and size run back to back, whatever the shuffle.
     groups = [(c.benchmark, c.size) for c in first]
     runs_of = [g for i, g in enumerate(groups) if i == 0 or groups[i - 1] != g]
@@ -56,8 +56,8 @@ class Recording(Executor):
 
 def _run(db_url, rounds, runner_for, seed=5):
     cat = toy_catalogue()
-    sel = sweep.Selection(suite="smoke", benchmarks=["toy"])
-    cells = sweep.plan(cat, sel)
+    sel = selection.Selection(suite="smoke", benchmarks=["toy"])
+    cells = selection.plan(cat, sel)
     factory = sessionmaker(results_db.open_engine(db_url))
     run_id = sweep.start(factory, cat, sel, cells, rounds=rounds, seed=seed)
     return cat, cells, factory, run_id, runner_for(cat)

@@ -5,13 +5,13 @@ import importlib.util
 import pytest
 import torch
 
-from bench_runner import sweep
+from bench_runner import selection
 from bench_runner.cli import main
 from hadamard_impls import BACKENDS, catalogue
 
 
 def test_the_paper_suite_holds_figures_s3_and_s4_only():
-    cells = sweep.plan(catalogue, sweep.Selection("paper", backends=["eager"]))
+    cells = selection.plan(catalogue, selection.Selection("paper", backends=["eager"]))
     assert {c.benchmark for c in cells} == {"spatial_mixing", "token_mixing"}
     tokens = sorted({dict(c.size)["N"] for c in cells if c.benchmark == "token_mixing"})
     assert tokens == [512, 1024, 2048, 4096, 8192, 16384]
@@ -20,16 +20,16 @@ def test_the_paper_suite_holds_figures_s3_and_s4_only():
 
 
 def test_a_benchmark_outside_the_paper_suite_is_named_in_the_error():
-    with pytest.raises(sweep.SelectionError, match="the paper suite holds only spatial_mixing, token_mixing"):
-        sweep.plan(catalogue, sweep.Selection("paper", benchmarks=["elementwise"]))
+    with pytest.raises(selection.SelectionError, match="the paper suite holds only spatial_mixing, token_mixing"):
+        selection.plan(catalogue, selection.Selection("paper", benchmarks=["elementwise"]))
 
 
 def test_a_size_filter_keeps_the_matching_sizes_of_every_selected_benchmark():
-    cells = sweep.plan(catalogue, sweep.Selection("full", benchmarks=["elementwise"], methods=["hadamard"],
+    cells = selection.plan(catalogue, selection.Selection("full", benchmarks=["elementwise"], methods=["hadamard"],
                                                   sizes=["n=67108864"]))
     assert {dict(c.size)["n"] for c in cells} == {2**26} and {c.backend for c in cells} == {"eager", "compile",
                                                                                            "triton"}
-    cells = sweep.plan(catalogue, sweep.Selection("full", benchmarks=["spatial_mixing"], sizes=["H=64,C=512",
+    cells = selection.plan(catalogue, selection.Selection("full", benchmarks=["spatial_mixing"], sizes=["H=64,C=512",
                                                                                                 "H=16"]))
     assert sorted({(dict(c.size)["H"], dict(c.size)["C"]) for c in cells}) == [(16, 256), (64, 512)]
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 import results_db
-from bench_runner import cli, settle, sweep
+from bench_runner import cli, selection, settle, sweep
 from bench_runner.commands import run as run_verb
 from bench_runner.worker import IsolatedRunner
 from results_db import RoundRecord
@@ -98,8 +98,8 @@ def test_each_round_stores_what_its_worker_waited(db_url):
                     "cells_unsettled": 0}
 
     cat = toy_catalogue()
-    sel = sweep.Selection(suite="smoke", benchmarks=["toy"])
-    cells = sweep.plan(cat, sel)
+    sel = selection.Selection(suite="smoke", benchmarks=["toy"])
+    cells = selection.plan(cat, sel)
     factory = sessionmaker(results_db.open_engine(db_url))
     run_id = sweep.start(factory, cat, sel, cells, rounds=2, seed=1)
     sweep.execute(factory, run_id, cells, Settling(cat), rounds=2, seed=1)
@@ -204,7 +204,7 @@ def test_a_run_settles_against_the_fastest_probe_of_its_machines_recent_runs(db_
     with factory() as session, session.begin():  # what its rounds would have stored
         for record in session.scalars(select(RoundRecord).where(RoundRecord.run_id == first)):
             record.state = {**record.state, "settle_probe_best_s": 53e-6, "drift": {"cpu": {"probe_s": 46e-6}}}
-    second = sweep.start(factory, cat, sweep.Selection(suite="smoke", benchmarks=["toy"]), cells, rounds=1)
+    second = sweep.start(factory, cat, selection.Selection(suite="smoke", benchmarks=["toy"]), cells, rounds=1)
     runner = Offered(cat)
     sweep.execute(factory, second, cells, runner, rounds=1)
     assert runner.offered == [46e-6]  # the faster of the two probes the earlier run stored

@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy.orm import sessionmaker
 
 import results_db
-from bench_runner import sweep
+from bench_runner import selection, sweep
 from bench_runner.cell import Cell
 from bench_runner.worker import IsolatedRunner
 from results_db import queries
@@ -31,8 +31,8 @@ def test_every_way_a_worker_can_die_is_a_status_and_the_next_cell_still_runs():
 @pytest.mark.slow
 def test_an_isolated_sweep_stores_every_cell(db_url):
     cat = toy_catalogue()
-    sel = sweep.Selection(suite="smoke", benchmarks=["toy_crash"])
-    cells = sweep.plan(cat, sel)
+    sel = selection.Selection(suite="smoke", benchmarks=["toy_crash"])
+    cells = selection.plan(cat, sel)
     factory = sessionmaker(results_db.open_engine(db_url))
     run_id = sweep.start(factory, cat, sel, cells)
     with IsolatedRunner(TOY, FAST, timeout_s=10) as run:

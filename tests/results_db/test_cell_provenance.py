@@ -9,7 +9,7 @@ from sqlalchemy.orm import sessionmaker
 
 import results_db
 from bench_runner.cli import main
-from bench_runner.sweep import catalogue_rows
+from bench_runner.selection import catalogue_rows
 from hadamard_impls import catalogue
 from results_db import bundle, queries, store
 from tests.conftest import FACTS, ROOT

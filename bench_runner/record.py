@@ -1,0 +1,85 @@
+"""Storing what a round measured of a cell: its first measurement with its statistics, rates
+and plausibility, a later round's samples pooled with the earlier ones, a retake in place of a
+round a slow spell unsettled."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from results_db import store
+
+from . import calibration, plausibility, stats
+from .cell import Cell, CellOutcome
+
+
+def derived_metrics(m: dict, ceilings: dict | None, dtype: str) -> dict[str, float | None]:
+    """Rates from a cell's counts and median: where it sits on its device's roofline."""
+    seconds, flop_count, moved = m.get("time_median_s"), m.get("flops"), m.get("bytes")
+    if not seconds:
+        return {}
+    return {
+        "gflops": flop_count / seconds / 1e9 if flop_count is not None else None,
+        "gbps": moved / seconds / 1e9 if moved else None,
+        "intensity": flop_count / moved if moved and flop_count is not None else None,
+        "roofline_fraction": (calibration.roofline_fraction(flop_count, moved, seconds, ceilings, dtype)
+                              if ceilings else None),
+    }
+
+
+def store_round(session: Session, run_id: int, cell: Cell, outcome: CellOutcome, round_index: int,
+                 rounds: int, ceilings: dict | None) -> str:
+    """Store one round of one cell; returns the cell's status after it."""
+    result = store.find_result(session, run_id, cell.key())
+    if result is None:  # the cell's first measurement
+        samples = outcome.samples or []
+        sample_rounds = [round_index] * len(samples) if samples else None
+        metrics = dict(outcome.metrics)
+        status, message = outcome.status, outcome.message
+        if status == "ok":
+            metrics.update(stats.summarize(samples, sample_rounds))
+            metrics["unsettled_rounds"] = float(outcome.unsettled)
+            metrics.update(derived_metrics(metrics, ceilings, cell.dtype))
+            message = implausible(cell, metrics, ceilings)
+            status = "implausible" if message else status
+        # A cell that is not `ok` is settled: the rounds it will not be measured in count as done.
+        store.record_result(session, run_id, cell.key(), status, message, outcome.samples,
+                            metrics, sample_rounds=sample_rounds, sample_cycles=_cycles(outcome),
+                            progress=1 if status == "ok" else rounds - round_index, provenance=outcome.provenance)
+        return status
+    store.count_progress(session, run_id)
+    if outcome.status != "ok":
+        store.note_round_failure(result, round_index, outcome.status, outcome.message)
+        return result.status
+    store.add_round(session, result, list(outcome.samples or []), round_index, _cycles(outcome))
+    return restate(session, cell, result, ceilings, unsettled_change=int(outcome.unsettled))
+
+
+def _cycles(outcome: CellOutcome) -> list[int] | None:
+    """The cycle of each of an outcome's samples: sample i of a member that took turns comes from
+    cycle i (timing.take_turns); None for one timed alone."""
+    return list(range(len(outcome.samples))) if outcome.interleaved and outcome.samples else None
+
+
+def store_retake(session: Session, run_id: int, cell: Cell, outcome: CellOutcome, round_index: int,
+                  ceilings: dict | None) -> str:
+    """A settled retake in place of the cell's unsettled round `round_index`."""
+    result = store.find_result(session, run_id, cell.key())
+    store.replace_round(result, list(outcome.samples or []), round_index)
+    return restate(session, cell, result, ceilings, unsettled_change=-1)
+
+
+def restate(session: Session, cell: Cell, result, ceilings: dict | None, unsettled_change: int) -> str:
+    """A stored cell's statistics again, from all the samples it now holds; returns its status."""
+    metrics = stats.summarize(result.samples, result.sample_rounds)
+    kept = {m.name: m.value for m in result.metrics}
+    metrics["unsettled_rounds"] = max((kept.get("unsettled_rounds") or 0.0) + unsettled_change, 0.0)
+    metrics.update(derived_metrics({**kept, **metrics}, ceilings, cell.dtype))
+    store.set_metrics(session, result, metrics)
+    message = implausible(cell, {**kept, **metrics}, ceilings)
+    if message:  # the pooled median is what is judged: a later round can make it impossible too
+        store.demote(session, result, "implausible", message)
+    return result.status
+
+
+def implausible(cell: Cell, metrics: dict, ceilings: dict | None) -> str | None:
+    return plausibility.check(metrics, cell.device, cell.dtype, ceilings, plausibility.device_name(cell.device))
