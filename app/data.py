@@ -49,6 +49,12 @@ def sessions(url: str) -> sessionmaker:
 
 # Results are cached for a minute; pages that watch a run clear the cache as cells land
 # (see refresh_on_progress), so new results show without a minute's wait.
+def _read(url: str, query, *args, **kwargs):
+    """`query(session, *args, **kwargs)` in a session of its own on `url`'s database."""
+    with sessions(url)() as session:
+        return query(session, *args, **kwargs)
+
+
 @st.cache_data(ttl=60, show_spinner=False)
 def load_latest(url: str, benchmark: str | None = None) -> pd.DataFrame:
     """Each cell's latest `ok` result on each machine (of one benchmark, when given), every metric
@@ -67,72 +73,61 @@ def load_run_results(url: str, benchmark: str, run_id: int) -> pd.DataFrame:
 
 @st.cache_data(ttl=60, show_spinner=False)
 def load_runs_with_results(url: str, benchmark: str) -> list[int]:
-    with sessions(url)() as session:
-        return queries.runs_with_results(session, benchmark)
+    return _read(url, queries.runs_with_results, benchmark)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
 def load_machines_with_results(url: str) -> list[str]:
-    with sessions(url)() as session:
-        return queries.machines_with_results(session)
+    return _read(url, queries.machines_with_results)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
 def load_result_count(url: str) -> int:
-    with sessions(url)() as session:
-        return queries.result_count(session)
+    return _read(url, queries.result_count)
 
 
 @st.cache_data(ttl=60, show_spinner=False, max_entries=64)
 def load_samples(url: str, result_ids: tuple[int, ...]) -> dict[int, tuple[list, list | None]]:
     """Raw samples and their rounds of the given results: what the confidence intervals need."""
-    with sessions(url)() as session:
-        return queries.samples_of(session, result_ids)
+    return _read(url, queries.samples_of, result_ids)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
 def load_cell_samples(url: str, run_id: int | None = None, machine: str | None = None) -> pd.DataFrame:
     """A run's `ok` cells (or a machine's latest of each) with their samples, for comparisons."""
-    with sessions(url)() as session:
-        return queries.samples_frame(session, run_id=run_id, machine=machine)
+    return _read(url, queries.samples_frame, run_id=run_id, machine=machine)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
 def load_label_fingerprints(url: str, label: str) -> int:
-    with sessions(url)() as session:
-        return queries.label_fingerprints(session, label)
+    return _read(url, queries.label_fingerprints, label)
 
 
 @st.cache_data(ttl=10, show_spinner=False)
 def load_round_states(url: str, run_ids: tuple[int, ...]) -> pd.DataFrame:
-    with sessions(url)() as session:
-        return queries.round_states(session, run_ids)
+    return _read(url, queries.round_states, run_ids)
 
 
 @st.cache_data(ttl=10, show_spinner=False)
 def load_busy_at_start(url: str) -> dict[int, list[str]]:
-    with sessions(url)() as session:
-        return queries.busy_at_start(session)
+    return _read(url, queries.busy_at_start)
 
 
 @st.cache_data(ttl=3, show_spinner=False)
 def load_runs(url: str) -> pd.DataFrame:
-    with sessions(url)() as session:
-        return queries.runs_frame(session)
+    return _read(url, queries.runs_frame)
 
 
 @st.cache_data(ttl=2, show_spinner=False)
 def load_run_progress(url: str) -> pd.DataFrame:
     """Every run's progress, without its ok and failed counts: read from the run table alone,
     for progress bars that poll every two seconds."""
-    with sessions(url)() as session:
-        return queries.runs_frame(session, counts=False)
+    return _read(url, queries.runs_frame, counts=False)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
 def load_benchmarks_with_results(url: str) -> list[str]:
-    with sessions(url)() as session:
-        return queries.benchmarks_with_results(session)
+    return _read(url, queries.benchmarks_with_results)
 
 
 class LocalCatalogue(NamedTuple):
@@ -201,32 +196,27 @@ def refresh_on_progress(runs: pd.DataFrame) -> None:
 
 @st.cache_data(ttl=60, show_spinner=False)
 def load_catalogue(url: str) -> pd.DataFrame:
-    with sessions(url)() as session:
-        return queries.catalogue_frame(session)
+    return _read(url, queries.catalogue_frame)
 
 
 @st.cache_data(ttl=10, show_spinner=False)
 def load_calibrations(url: str) -> pd.DataFrame:
-    with sessions(url)() as session:
-        return queries.calibrations(session)
+    return _read(url, queries.calibrations)
 
 
 @st.cache_data(ttl=3, show_spinner=False)
 def load_agents(url: str) -> pd.DataFrame:
-    with sessions(url)() as session:
-        return queries.agents_frame(session)
+    return _read(url, queries.agents_frame)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
 def load_reference_machines(url: str) -> list[str]:
-    with sessions(url)() as session:
-        return queries.reference_machines(session)
+    return _read(url, queries.reference_machines)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
 def load_machines(url: str) -> pd.DataFrame:
-    with sessions(url)() as session:
-        return queries.machines(session)
+    return _read(url, queries.machines)
 
 
 def spelled_runs(url: str, run_ids) -> list[int]:
@@ -250,8 +240,7 @@ def load_headlines(url: str) -> pd.DataFrame:
 
 @st.cache_data(ttl=10, show_spinner=False)
 def load_fingerprints(url: str) -> pd.DataFrame:
-    with sessions(url)() as session:
-        return queries.fingerprints_frame(session)
+    return _read(url, queries.fingerprints_frame)
 
 
 @st.cache_data(ttl=60, show_spinner="Bringing the history up to date")
@@ -266,14 +255,12 @@ def load_history(url: str, fingerprint: str, benchmark: str, method: str, backen
 @st.cache_data(ttl=60, show_spinner=False)
 def load_history_cells(url: str, fingerprint: str) -> pd.DataFrame:
     """The cells measured on the fingerprint: the History page's choices."""
-    with sessions(url)() as session:
-        return queries.history_cells(session, fingerprint)
+    return _read(url, queries.history_cells, fingerprint)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
 def load_history_runs(url: str, fingerprint: str) -> pd.DataFrame:
-    with sessions(url)() as session:
-        return queries.history_runs(session, fingerprint)
+    return _read(url, queries.history_runs, fingerprint)
 
 
 @st.cache_data(ttl=60, show_spinner="Bringing the history up to date")
