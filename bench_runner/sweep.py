@@ -161,8 +161,8 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
                                       f"{seed}:{round_index}" if interleave else None)
         measured = 0
         for cell, outcome in outcomes:
-            status = _record(session_factory, run_id, cell, outcome, round_index, rounds, ceilings, stored, spelled,
-                             counts)
+            status = _store_outcome(session_factory, run_id, cell, outcome, round_index, rounds, ceilings, stored,
+                                    spelled, counts)
             measured += 1
             if on_cell:
                 on_cell(cell, status)
@@ -176,14 +176,16 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
     return counts
 
 
-def _record(session_factory: sessionmaker[Session], run_id: int, cell: Cell, outcome: CellOutcome, round_index: int,
-            rounds: int, ceilings: dict | None, stored: dict, spelled: dict, counts: dict[str, int]) -> str:
+def _store_outcome(session_factory: sessionmaker[Session], run_id: int, cell: Cell, outcome: CellOutcome,
+                   round_index: int, rounds: int, ceilings: dict | None, stored: dict, spelled: dict,
+                   counts: dict[str, int]) -> str:
     """Store one cell's round and keep the sweep's books: which rounds each cell holds, which it
     timed unsettled, and the count per status of first measurements. Returns the status to show."""
     key = _cell_id(cell)
     first = key not in stored
     with session_factory() as session, session.begin():
-        status = record.store_round(session, run_id, cell, outcome, round_index, rounds, (ceilings or {}).get(cell.device))
+        status = record.store_round(session, run_id, cell, outcome, round_index, rounds,
+                                    (ceilings or {}).get(cell.device))
     if first:  # as stored: an `ok` outcome the guard found impossible counts as `implausible`
         counts[status] = counts.get(status, 0) + 1
         stored[key] = {round_index} if status == "ok" else None
@@ -275,7 +277,8 @@ def _retake(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
                     break
         # The pass's best probe and waits, but not its own count: what stays unsettled is what was not retaken.
         _finish_round(session_factory, started, executor, tried,
-                      {"retake": attempt + 1, "retake_calm_waited_s": waited, "retake_cells": tried, "retaken": replaced},
+                      {"retake": attempt + 1, "retake_calm_waited_s": waited, "retake_cells": tried,
+                       "retaken": replaced},
                       settle_keys=("probe_best_s", "waited_s"))
         if not calm:
             return

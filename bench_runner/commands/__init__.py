@@ -23,24 +23,33 @@ class UsageError(BadInput):
     """Bad input on the command line: reported in one line with exit status 2."""
 
 
-def existing_url(url_text: str | None, verb: str):
+def checked_url(url_text: str | None):
     """The database URL a verb was given (--db, else $HADAMARD_BENCH_DB, else the default file),
-    refused in one line when it names an SQLite file that does not exist."""
-    from pathlib import Path
-
+    refused in one line when it cannot work."""
     import results_db
 
-    url = results_db.check_url(results_db.resolve_url(url_text))
+    return results_db.check_url(results_db.resolve_url(url_text))
+
+
+def existing_url(url_text: str | None, verb: str):
+    """checked_url, also refused when it names an SQLite file that does not exist."""
+    from pathlib import Path
+
+    url = checked_url(url_text)
     if url.get_backend_name() == "sqlite" and not Path(url.database).exists():
         raise UsageError(f"bench_runner {verb}: no results database at {url.database}")
     return url
 
 
-def existing_db(url_text: str | None, verb: str):
-    """Sessions on a database that must already exist (a read-only verb creates nothing)."""
+def sessions_on(url, create: bool = True):
+    """Sessions on the database at a checked URL; without `create`, only one that exists is opened."""
     from sqlalchemy.orm import sessionmaker
 
     import results_db
 
-    url = existing_url(url_text, verb)
-    return sessionmaker(results_db.open_engine(url.render_as_string(hide_password=False), create=False))
+    return sessionmaker(results_db.open_engine(url.render_as_string(hide_password=False), create=create))
+
+
+def existing_db(url_text: str | None, verb: str):
+    """Sessions on a database that must already exist (a read-only verb creates nothing)."""
+    return sessions_on(existing_url(url_text, verb), create=False)

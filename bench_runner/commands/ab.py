@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .. import defaults
-from . import UsageError
+from . import UsageError, checked_url, sessions_on
 from .flags import db_flag, plugin_flag, positive_int, rounds_flag, selected, selection_flags, threshold_flag
 
 HELP = ("Measure two versions in one session, taking turns block by block: BASE and HEAD are git revisions "
@@ -82,10 +82,8 @@ def sides_of(args, worktrees, plugin: str | None) -> list:
 
 
 def run(args) -> int:
-    import results_db
     from hadamard_bench import plugins
     from hadamard_impls import catalogue
-    from sqlalchemy.orm import sessionmaker
 
     from .. import ab, comparison, selection, stats
     from .compare import report, side
@@ -97,7 +95,7 @@ def run(args) -> int:
         raise UsageError("bench_runner ab: --plugin needs --repo, the plugin's git repository")
     if not args.suite:
         raise UsageError("bench_runner ab: --suite is required (smoke, quick, full or paper)")
-    url = results_db.check_url(results_db.resolve_url(args.db))
+    url = checked_url(args.db)
     try:
         with ab.Worktrees(str(Path(args.repo or ab.ROOT).resolve())) as worktrees:
             sides = sides_of(args, worktrees, plugin)
@@ -118,7 +116,7 @@ def run(args) -> int:
                 ab.SideProcess(s, args.cell_timeout, os.sched_getaffinity(0), plugin).close()
             policy = defaults.POLICIES[sel.suite]
             rounds, seed = args.rounds or defaults.ROUNDS[sel.suite], args.seed or selection.new_seed()
-            factory = sessionmaker(results_db.open_engine(url.render_as_string(hide_password=False)))
+            factory = sessions_on(url)
             runs = ab.start_runs(factory, catalogue, sel, cells, policy, sides, rounds, seed)
             print(f"ab: runs {runs[0]} ({args.base}) and {runs[1]} ({args.head}), {len(cells)} cells of the "
                   f"{sel.suite} suite, {rounds} round{'s' * (rounds > 1)}, taking turns", file=sys.stderr)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import checked_url, sessions_on
 from .flags import catalogue_with_plugins, db_flag, label, measure_flags, plugin_flag, seconds
 
 
@@ -27,16 +28,15 @@ def add_parser(verbs) -> None:
 def run(args) -> int:
     import results_db
     from results_db import store
-    from sqlalchemy.orm import sessionmaker
 
     from .. import selection, sweep
     from ..agent import serve
     from .run import measure, policy_for, ray_options
 
     catalogue = catalogue_with_plugins(args)
-    url = results_db.check_url(results_db.resolve_url(args.db))
+    url = checked_url(args.db)
     ray_options(args)  # a bad executor flag is refused before the agent registers
-    factory = sessionmaker(results_db.open_engine(url.render_as_string(hide_password=False)))
+    factory = sessions_on(url)
 
     def run_claimed(run_id: int) -> int:
         with factory() as session, session.begin():

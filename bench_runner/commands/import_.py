@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from . import UsageError
+from . import UsageError, checked_url, sessions_on
 from .flags import catalogue_with_plugins, db_flag, plugin_flag
 
 
@@ -24,14 +24,12 @@ def add_parser(verbs) -> None:
 
 
 def run(args) -> int:
-    import results_db
     from results_db import bundle, pytest_bench, store
-    from sqlalchemy.orm import sessionmaker
 
     from ..selection import catalogue_rows
 
     catalogue = catalogue_with_plugins(args)
-    url = results_db.check_url(results_db.resolve_url(args.db))
+    url = checked_url(args.db)
     try:
         data = bundle.read_file(args.file)
         kind = pytest_bench if pytest_bench.looks_like(data) else bundle
@@ -40,9 +38,8 @@ def run(args) -> int:
         kind.validate(data)  # before the database is opened or created
     except bundle.BundleError as exc:
         raise UsageError(f"bench_runner import: {exc}") from None
-    engine = results_db.open_engine(url.render_as_string(hide_password=False))
     store_runs = pytest_bench.import_file if kind is pytest_bench else bundle.import_bundle
-    with sessionmaker(engine)() as session, session.begin():
+    with sessions_on(url)() as session, session.begin():
         # The code's catalogue first: a bundle's own (older) records must not decide how its cells read.
         store.sync_catalogue(session, *catalogue_rows(catalogue))
         added, skipped = store_runs(session, data, source=Path(args.file).name, label=args.label)

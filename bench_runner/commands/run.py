@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .. import defaults
-from . import UsageError, existing_url
+from . import UsageError, checked_url, existing_url, sessions_on
 from .flags import (catalogue_with_plugins, db_flag, measure_flags, plugin_flag, positive_int, rounds_flag, seconds,
                     selected, selection_flags)
 
@@ -43,17 +43,15 @@ def add_parser(verbs) -> None:
 
 
 def run(args) -> int:
-    import results_db
     from results_db import queries
-    from sqlalchemy.orm import sessionmaker
 
     from .. import machine_state, selection, sweep
     from ..cell import dtype_unsupported
 
     catalogue = catalogue_with_plugins(args)
-    url = results_db.check_url(results_db.resolve_url(args.db))
+    url = checked_url(args.db)
     if args.resume:
-        return _resume(args, catalogue)
+        return _resume(args, catalogue)  # its database must exist
     if not args.suite:
         raise UsageError("bench_runner run: one of the arguments --suite or --resume is required")
     sel = selected(args, args.device or (["cuda"] if _cuda_available() else ["cpu"]))
@@ -64,7 +62,7 @@ def run(args) -> int:
             if reason:
                 raise UsageError(f"bench_runner run: --dtype {dtype} cannot run on {device}: {reason}")
 
-    factory = sessionmaker(results_db.open_engine(url.render_as_string(hide_password=False)))
+    factory = sessions_on(url)
     ray_options(args)  # a bad executor flag is refused before anything is stored
     if args.if_empty:
         with factory() as session:
@@ -98,7 +96,6 @@ def _resume(args, catalogue) -> int:
 
     import results_db
     from results_db import store
-    from sqlalchemy.orm import sessionmaker
 
     from .. import selection, sweep
 
@@ -106,7 +103,7 @@ def _resume(args, catalogue) -> int:
             or args.size or args.rounds or args.seed):
         raise UsageError("bench_runner run: --resume takes the run's own selection; give no other selection flag")
     url = existing_url(args.db, "run")
-    factory = sessionmaker(results_db.open_engine(url.render_as_string(hide_password=False), create=False))
+    factory = sessions_on(url, create=False)
     with factory() as session, session.begin():
         run = session.get(results_db.Run, args.resume)
         if run is None:
@@ -286,7 +283,7 @@ def _detach(args) -> int:
     what = f"run {args.resume}" if args.resume else f"the {args.suite} suite"
     # Beside its SQLite file (a scratch database keeps its logs to itself), else in results/;
     # check_url refuses an SQLite URL that names no file.
-    url = results_db.check_url(results_db.resolve_url(args.db))
+    url = checked_url(args.db)
     sqlite = url.get_backend_name() == "sqlite"
     log_dir = Path(url.database).resolve().parent if sqlite else results_db.engine.RESULTS_DIR
     log_dir.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@ the selection is checked against the catalogue now, nothing runs here."""
 
 from __future__ import annotations
 
-from . import UsageError
+from . import UsageError, checked_url, sessions_on
 from .flags import catalogue_with_plugins, db_flag, label, plugin_flag, rounds_flag, selected, selection_flags
 
 
@@ -20,19 +20,17 @@ def add_parser(verbs) -> None:
 
 
 def run(args) -> int:
-    import results_db
     from results_db import store
-    from sqlalchemy.orm import sessionmaker
 
     from .. import defaults, selection
 
     catalogue = catalogue_with_plugins(args)
     if not args.suite:
         raise UsageError("bench_runner submit: the argument --suite is required")
-    url = results_db.check_url(results_db.resolve_url(args.db))
+    url = checked_url(args.db)
     sel = selected(args, args.device or ["cuda"])
     cells = selection.plan(catalogue, sel)  # only catalogue ids and the suites' own sizes get queued
-    factory = sessionmaker(results_db.open_engine(url.render_as_string(hide_password=False)))
+    factory = sessions_on(url)
     with factory() as session, session.begin():
         store.sync_catalogue(session, *selection.catalogue_rows(catalogue))
         rounds = args.rounds or defaults.ROUNDS[sel.suite]
