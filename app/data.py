@@ -234,7 +234,7 @@ def load_headlines(url: str) -> pd.DataFrame:
     found = judging.headlines(latest, load_catalogue(url))
     ids = tuple(int(r) for r in pd.concat([found["result_id"], found["baseline_result_id"]]))
     judged = latest[latest["result_id"].isin(ids)] if ids else latest.iloc[0:0]  # the headlines' cells only
-    in_spell = judging.spelled(judged, spelled_runs(url, judged["run_id"])) if not judged.empty else {}
+    in_spell = comparison.cells_in_spell(judged, spelled_runs(url, judged["run_id"])) if not judged.empty else {}
     return judging.headline_verdicts(found, load_samples(url, ids), in_spell)
 
 

@@ -80,15 +80,7 @@ def speedup_intervals(frame: pd.DataFrame, baseline: str, samples: dict, spelled
     pairs = pairs[pairs["method"] != baseline].reset_index(drop=True)
     pairs["baseline_result_id"] = [base_ids[tuple(r[k] for k in CONTEXT + ["backend", "size"])]
                                    for _, r in pairs.iterrows()]
-    return _with_speedup_intervals(pairs, samples, spelled(frame, spelled_runs))
-
-
-def spelled(frame: pd.DataFrame, spelled_runs=()) -> dict[int, bool]:
-    """Result id → whether the cell was measured in a slow spell of its cores (comparison.cell_in_spell)."""
-    unsettled = frame["unsettled_rounds"] if "unsettled_rounds" in frame else [None] * len(frame)
-    runs = frame["run_id"] if "run_id" in frame else [None] * len(frame)
-    return {int(rid): comparison.cell_in_spell(u, run, device, spelled_runs)
-            for rid, u, run, device in zip(frame["result_id"], unsettled, runs, frame["device"])}
+    return _with_speedup_intervals(pairs, samples, comparison.cells_in_spell(frame, spelled_runs))
 
 
 def _with_speedup_intervals(frame: pd.DataFrame, samples: dict, in_spell: dict[int, bool]) -> pd.DataFrame:
@@ -97,18 +89,15 @@ def _with_speedup_intervals(frame: pd.DataFrame, samples: dict, in_spell: dict[i
     compare_entries); its reciprocal is the speed-up, the interval flipped. A paired speed-up's
     two sides shared whatever spell the machine had, so only unpaired verdicts are held."""
     entry = lambda rid: samples.get(int(rid), ([], None))  # noqa: E731
-    found = stats.compare_entries([(entry(b), entry(m)) for b, m in zip(frame["baseline_result_id"], frame["result_id"])],
-                                  words=stats.METHOD_WORDS)
+    spell = lambda rid: in_spell.get(int(rid), False)  # noqa: E731
+    found = comparison.judge([(entry(b), entry(m)) for b, m in zip(frame["baseline_result_id"], frame["result_id"])],
+                             [(spell(b), spell(m)) for b, m in zip(frame["baseline_result_id"], frame["result_id"])],
+                             words=stats.METHOD_WORDS)
     out = frame.copy()
     speed = [flipped(f) for f in found]
     out["speedup"], out["speedup_low"], out["speedup_high"] = ([s[i] for s in speed] for i in range(3))
     out["paired"] = [f["paired"] for f in found]
-    unpaired = [not f["paired"] for f in found]
-    held = comparison.hold_spelled([f["verdict"] for f in found],
-                              [u and in_spell.get(int(r), False) for u, r in zip(unpaired, out["baseline_result_id"])],
-                              [u and in_spell.get(int(r), False) for u, r in zip(unpaired, out["result_id"])],
-                              stats.METHOD_WORDS)
-    out["verdict"] = pd.Series(held, index=out.index, dtype=object)
+    out["verdict"] = pd.Series([f["verdict"] for f in found], index=out.index, dtype=object)
     return out
 
 
@@ -168,7 +157,7 @@ def headlines(frame: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
 
 def headline_verdicts(headlines: pd.DataFrame, samples: dict, in_spell: dict[int, bool] | None = None) -> pd.DataFrame:
     """Headlines with each speed-up's 95% interval and verdict: a headline says "faster" only
-    when the verdict does (and no slow spell could have made it: `in_spell`, from `spelled`)."""
+    when the verdict does (and no slow spell could have made it: `in_spell`, from comparison.cells_in_spell)."""
     return _with_speedup_intervals(headlines, samples, in_spell or {})
 
 

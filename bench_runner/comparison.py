@@ -47,31 +47,46 @@ def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = F
     held `inconclusive`, since it would not survive measuring again. A change against the spell's
     direction stands (it is understated)."""
     merged = before.merge(after, on=list(on), suffixes=("_before", "_after"))
-    found = compare_entries([(_entry(r, "before"), _entry(r, "after")) for _, r in merged.iterrows()],
-                            floor=floor, words=words, statistic=statistic)
+    spelled_runs = set(spelled_runs)
+    told, slowed = [], []
+    for _, row in merged.iterrows():
+        said, sides = [], []
+        for side in ("before", "after"):
+            bad, n = _unsettled(row, side)
+            run = row.get(f"run_id_{side}", row.get("run_id"))
+            sides.append(cell_in_spell(bad, run, row.get("device"), spelled_runs))
+            if bad:
+                said.append(f"{side} {bad} of {n}")
+            elif sides[-1]:
+                said.append(f"{side}: run {run}")
+        told.append(", ".join(said))
+        slowed.append(tuple(sides))
+    found = judge([(_entry(r, "before"), _entry(r, "after")) for _, r in merged.iterrows()], slowed,
+                  floor=floor, words=words, statistic=statistic)
     table = merged[list(on)].copy()
     table["before_s"] = [float(np.median(s)) if len(s) else np.nan for s in merged["samples_before"]]
     table["after_s"] = [float(np.median(s)) if len(s) else np.nan for s in merged["samples_after"]]
     table = pd.concat([table, pd.DataFrame(found, columns=[*VERDICT_COLUMNS, "paired"], index=table.index)], axis=1)
-    spelled_runs = set(spelled_runs)
-    told, slowed = [], {"before": [], "after": []}
-    for _, row in merged.iterrows():
-        said = []
-        for side in slowed:
-            bad, n = _unsettled(row, side)
-            run = row.get(f"run_id_{side}", row.get("run_id"))
-            slowed[side].append(cell_in_spell(bad, run, row.get("device"), spelled_runs))
-            if bad:
-                said.append(f"{side} {bad} of {n}")
-            elif slowed[side][-1]:
-                said.append(f"{side}: run {run}")
-        told.append(", ".join(said))
     table["unsettled"] = told
-    # A paired cell's two sides took turns: a spell slowed both alike, and holds nothing.
-    unpaired = ~table["paired"].astype(bool)
-    table["verdict"] = hold_spelled(table["verdict"], pd.Series(slowed["before"], index=table.index) & unpaired,
-                                    pd.Series(slowed["after"], index=table.index) & unpaired, words)
     return table
+
+
+def judge(pairs: Sequence[tuple[Sequence, Sequence]], slowed: Sequence[tuple[bool, bool]] | None = None,
+          words: tuple[str, str] = RUN_WORDS, **options) -> list[dict]:
+    """Every comparison the tool reports, run against run (comparison_table) or method against
+    its baseline (bench_runner.speedups, the dashboard): stats.compare_entries' verdict for each
+    (before, after) pair of entries, then held `inconclusive` where a slow spell could have made
+    it (hold_spelled). `slowed`: per pair, whether its (before, after) side was measured in a
+    spell (cell_in_spell); None where nothing is known. A paired cell's two sides took turns, so
+    a spell slowed both alike and holds nothing. `options`: compare_entries' floor, alpha,
+    statistic."""
+    found = compare_entries(pairs, words=words, **options)
+    if slowed is None:
+        return found
+    unpaired = [not f["paired"] for f in found]
+    held = hold_spelled([f["verdict"] for f in found], [u and b for u, (b, _) in zip(unpaired, slowed)],
+                        [u and a for u, (_, a) in zip(unpaired, slowed)], words)
+    return [{**f, "verdict": v} for f, v in zip(found, held)]
 
 
 def _entry(row: pd.Series, side: str) -> tuple:
@@ -85,6 +100,15 @@ def cell_in_spell(unsettled_rounds, run_id, device: str, spelled_runs: Collectio
     unsettled, or it ran on a CPU in a run the spell outlasted (see comparison_table)."""
     unsettled = unsettled_rounds is not None and np.isfinite(unsettled_rounds) and unsettled_rounds > 0
     return bool(unsettled or (device == "cpu" and run_id in spelled_runs))
+
+
+def cells_in_spell(frame: pd.DataFrame, spelled_runs: Collection[int] = ()) -> dict[int, bool]:
+    """Result id → cell_in_spell, for a frame of results (result_id, device; unsettled_rounds and
+    run_id where known)."""
+    unsettled = frame["unsettled_rounds"] if "unsettled_rounds" in frame else [None] * len(frame)
+    runs = frame["run_id"] if "run_id" in frame else [None] * len(frame)
+    return {int(rid): cell_in_spell(u, run, device, spelled_runs)
+            for rid, u, run, device in zip(frame["result_id"], unsettled, runs, frame["device"])}
 
 
 def hold_spelled(verdicts: Iterable[str], before_slowed: Iterable[bool], after_slowed: Iterable[bool],

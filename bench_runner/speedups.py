@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import stats
+from . import comparison, stats
 
 COLUMNS = ["baseline", "speedup", "speedup_ci_low", "speedup_ci_high", "speedup_verdict", "speedup_paired"]
 SAME_PLACE = ["run_id", "benchmark", "backend", "size", "device", "dtype", "mode"]
@@ -39,11 +39,14 @@ def baselines(catalogue: pd.DataFrame) -> dict[tuple[str, str], str]:
     return out
 
 
-def with_speedups(frame: pd.DataFrame, catalogue: pd.DataFrame, samples: dict) -> pd.DataFrame:
+def with_speedups(frame: pd.DataFrame, catalogue: pd.DataFrame, samples: dict,
+                  in_spell: dict[int, bool] | None = None) -> pd.DataFrame:
     """`frame` (results with result_id, status and SAME_PLACE's columns) with COLUMNS added:
     method ÷ baseline's time ratio turned into a speed-up (above 1: faster than the baseline),
     its 95% interval and verdict (faster, slower, no change, inconclusive), and whether it was
-    paired. `samples`: result id → results_db.queries.samples_of's entry. Cells with no
+    paired, held as the dashboard holds it (comparison.judge; `in_spell`: result id → whether
+    the cell was measured in a slow spell, comparison.cells_in_spell). `samples`: result id →
+    results_db.queries.samples_of's entry. Cells with no
     baseline, or whose baseline did not end `ok` in the same run, are left empty."""
     out = frame.copy()
     for column in COLUMNS:
@@ -51,7 +54,7 @@ def with_speedups(frame: pd.DataFrame, catalogue: pd.DataFrame, samples: dict) -
     against = baselines(catalogue)
     ok = frame[frame["status"] == "ok"]
     base_id = {(*(r[c] for c in SAME_PLACE), r["method"]): r["result_id"] for _, r in ok.iterrows()}
-    rows, pairs = [], []
+    rows, pairs, slowed = [], [], []
     for index, r in ok.iterrows():
         base = against.get((r["benchmark"], r["method"]))
         found = base_id.get((*(r[c] for c in SAME_PLACE), base)) if base else None
@@ -59,7 +62,8 @@ def with_speedups(frame: pd.DataFrame, catalogue: pd.DataFrame, samples: dict) -
             continue
         rows.append((index, base))
         pairs.append((samples.get(int(found), ([], None)), samples.get(int(r["result_id"]), ([], None))))
-    for (index, base), f in zip(rows, stats.compare_entries(pairs, words=stats.METHOD_WORDS)):
+        slowed.append(tuple(bool((in_spell or {}).get(int(i))) for i in (found, r["result_id"])))
+    for (index, base), f in zip(rows, comparison.judge(pairs, slowed if in_spell else None, words=stats.METHOD_WORDS)):
         out.at[index, "baseline"] = base
         out.at[index, "speedup"], out.at[index, "speedup_ci_low"], out.at[index, "speedup_ci_high"] = flipped(f)
         out.at[index, "speedup_verdict"] = f["verdict"]

@@ -65,12 +65,15 @@ def _cells(args, sessions) -> int:
     """One row per cell, CSV or JSON, with its speed-up against its baseline."""
     from results_db import queries
 
-    from .. import speedups
+    from .. import comparison, speedups
 
     with sessions() as session:
         frame = queries.export_frame(session, run_id=args.run, with_ids=True)
+        runs = sorted({int(r) for r in frame["run_id"]}) if "run_id" in frame else []
+        spelled = comparison.runs_in_spells(queries.round_states(session, runs), runs) if runs else []
         frame = speedups.with_speedups(frame, queries.catalogue_frame(session),
-                                       queries.samples_of(session, frame.loc[frame["status"] == "ok", "result_id"]))
+                                       queries.samples_of(session, frame.loc[frame["status"] == "ok", "result_id"]),
+                                       comparison.cells_in_spell(frame, spelled))
     frame = frame.drop(columns="result_id")
     out = sys.stdout if args.out == "-" else args.out
     if args.format == "csv":

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from bench_runner import comparison, speedups
 from app import analysis, judging, shaping
 from tests.conftest import SIZES, seed, synthetic_time
 
@@ -312,10 +313,14 @@ def test_a_method_is_not_called_faster_on_what_a_slow_spell_could_have_made(unse
         "unsettled_rounds": [unsettled[1], unsettled[2]]})
     samples = {1: planted_samples(0.5e-3, 0.01), 2: planted_samples(1e-3, 0.01)}
     assert list(judging.speedup_intervals(frame, "base", samples, spelled_runs)["verdict"]) == [verdict]
-    catalogue = pd.DataFrame({"benchmark": ["b", "b"], "method": ["h", "base"], "role": ["hadamard", "baseline"]})
+    catalogue = pd.DataFrame({"benchmark": ["b", "b"], "method": ["h", "base"], "role": ["hadamard", "baseline"],
+                              "against": [None, None]})
     headline = judging.headline_verdicts(judging.headlines(frame, catalogue), samples,
-                                      judging.spelled(frame, spelled_runs)).iloc[0]
+                                      comparison.cells_in_spell(frame, spelled_runs)).iloc[0]
     assert headline["verdict"] == verdict and ("faster" in judging.headline_text(headline)) == (verdict == "faster")
+    # The CSV and JSON exports hold the same verdicts (one function, comparison.judge).
+    exported = speedups.with_speedups(frame, catalogue, samples, comparison.cells_in_spell(frame, spelled_runs))
+    assert list(exported["speedup_verdict"].dropna()) == [verdict]
 
 
 def test_history_of_a_single_run_says_more_are_needed(seeded_db, monkeypatch):
@@ -502,7 +507,7 @@ def test_paired_speedups_read_through_a_drift_that_hides_unpaired_ones(factor, n
     assert not judging.speedup_intervals(frame, "base", other_run).iloc[0]["paired"]
     catalogue = pd.DataFrame({"benchmark": ["b", "b"], "method": ["h", "base"], "role": ["hadamard", "baseline"]})
     headline = judging.headline_verdicts(judging.headlines(frame, catalogue), samples,
-                                      judging.spelled(frame, [7])).iloc[0]  # the Overview's, in a spell: held for none
+                                      comparison.cells_in_spell(frame, [7])).iloc[0]  # the Overview's, in a spell: held for none
     assert headline["paired"] and headline["verdict"] == verdict
     assert ("faster" in judging.headline_text(headline)) == (verdict == "faster")
 

@@ -2,6 +2,7 @@
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,9 +32,12 @@ def pytest_benchmark_json(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("pb")
     (folder / "test_sums.py").write_text(PYTEST_FILE)
     out = folder / "out.json"
+    # pytest-benchmark switches itself off where it sees an xdist worker's variables, which a
+    # `make test` run in parallel hands down to this pytest of its own.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder / "test_sums.py"),
                            f"--benchmark-json={out}", "--benchmark-max-time=0.05", "-o", "addopts="],
-                          cwd=folder, capture_output=True, text=True, timeout=300)
+                          cwd=folder, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     return out
 
