@@ -16,7 +16,7 @@ from sqlalchemy.orm import sessionmaker
 
 import results_db
 from bench_runner import comparison, history
-from results_db import bundle, queries, store
+from results_db import bundle, history_queries, queries, store
 
 from . import judging
 from .shaping import add_derived, latest_ok
@@ -240,7 +240,7 @@ def load_headlines(url: str) -> pd.DataFrame:
 
 @st.cache_data(ttl=10, show_spinner=False)
 def load_fingerprints(url: str) -> pd.DataFrame:
-    return _read(url, queries.fingerprints_frame)
+    return _read(url, history_queries.fingerprints_frame)
 
 
 @st.cache_data(ttl=60, show_spinner="Bringing the history up to date")
@@ -255,12 +255,12 @@ def load_history(url: str, fingerprint: str, benchmark: str, method: str, backen
 @st.cache_data(ttl=60, show_spinner=False)
 def load_history_cells(url: str, fingerprint: str) -> pd.DataFrame:
     """The cells measured on the fingerprint: the History page's choices."""
-    return _read(url, queries.history_cells, fingerprint)
+    return _read(url, history_queries.history_cells, fingerprint)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
 def load_history_runs(url: str, fingerprint: str) -> pd.DataFrame:
-    return _read(url, queries.history_runs, fingerprint)
+    return _read(url, history_queries.history_runs, fingerprint)
 
 
 @st.cache_data(ttl=60, show_spinner="Bringing the history up to date")

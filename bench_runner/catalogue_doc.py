@@ -12,7 +12,8 @@ from hadamard_bench.vocabulary import DOMAINS, SUITES
 from hadamard_impls import Catalogue, size_label
 
 from . import flops
-from .cell import DTYPES, TOLERANCES
+from .cell import DTYPES
+from .reference import TOLERANCES
 
 
 def _ids(ids) -> str:

@@ -19,19 +19,10 @@ import torch
 from hadamard_bench import vocabulary
 from hadamard_impls import BACKENDS, Catalogue, size_label
 
-from . import defaults, flops, kernels, machine, memory, settle, telemetry, timing
+from . import defaults, flops, kernels, machine, memory, reference, settle, telemetry, timing
 
 DTYPES = dict(zip(vocabulary.DTYPES, (torch.float32, torch.bfloat16, torch.float16)))
 MODES = vocabulary.MODES
-
-# Against a float64 reference computed from the same (already rounded) weights and
-# inputs, so only the arithmetic of the cell's dtype is judged.
-TOLERANCES = {
-    torch.float32: dict(rtol=1e-3, atol=1e-3),
-    torch.bfloat16: dict(rtol=5e-2, atol=5e-2),
-    torch.float16: dict(rtol=1e-2, atol=1e-2),
-}
-
 
 @dataclass(frozen=True)
 class Cell:
@@ -84,53 +75,6 @@ def dtype_unsupported(device: str, dtype: str) -> str | None:
     return None
 
 
-def available_memory(device: str) -> int | None:
-    """Bytes free for a new allocation on `device`, or None when unknown."""
-    if device == "cuda":
-        return torch.cuda.mem_get_info()[0]
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-FLOAT64_HERE = "float64 reference"
-FLOAT64_ON_HOST = "float64 reference on the host (the device could not hold it)"
-FLOAT32_REFERENCE = "float32 reference (float64 fits nowhere)"
-OWN_CHECK = "the method's own structural check"
-
-
-def reference_plan(need_cell: float, need_float64: float, need_float32: float, dtype: torch.dtype,
-                   device: str, free_device: float | None, free_host: float | None) -> tuple[str, str] | str:
-    """Where a cell's correctness reference runs, and which it is: (device, label), or why the
-    cell cannot be checked at all. At the sizes where a claim turns quadratic (a non-local
-    block at H = 192: a 36864² score matrix) the float64 reference no longer fits a GPU: it
-    runs on the host, which has more memory; a 16-bit cell falls back to a float32 reference."""
-    fits = lambda need, free: free is None or need <= 0.9 * free  # noqa: E731
-    if not fits(need_cell, free_device):
-        return f"needs about {need_cell / 2**30:.1f} GiB, {free_device / 2**30:.1f} GiB free on {device}"
-    if fits(need_float64, free_device):
-        return device, FLOAT64_HERE
-    if device != "cpu" and fits(need_float64, free_host):
-        return "cpu", FLOAT64_ON_HOST
-    if dtype != torch.float32 and fits(need_float32, free_device):
-        return device, FLOAT32_REFERENCE
-    return (f"its float64 reference needs about {need_float64 / 2**30:.1f} GiB, more than {device}"
-            + (" or the host" if device != "cpu" else "") + " has free")
-
-
-def check_plan(method, size, device: str, dtype: torch.dtype, mode: str) -> tuple[str, str] | str:
-    """reference_plan for a cell, from its method's estimates before anything is allocated: a
-    string says why the cell cannot fit or be checked."""
-    need = method.memory_estimate(size, dtype.itemsize) * (3 if mode == "train" else 1)
-    return reference_plan(need, method.memory_estimate(size, 8), method.memory_estimate(size, 4), dtype, device,
-                          available_memory(device), available_memory("cpu") if device != "cpu" else None)
-
-
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:500]
@@ -171,7 +115,7 @@ def _unavailable(catalogue: Catalogue, cell: Cell) -> CellOutcome | tuple[str, s
     if reason:
         return CellOutcome("skipped", reason)
     method = catalogue.benchmarks[cell.benchmark].methods[cell.method]
-    plan = check_plan(method, cell.size_dict, cell.device, DTYPES[cell.dtype], cell.mode)
+    plan = reference.check_plan(method, cell.size_dict, cell.device, DTYPES[cell.dtype], cell.mode)
     return CellOutcome("skipped", plan) if isinstance(plan, str) else plan
 
 
@@ -221,7 +165,7 @@ def group_fits(catalogue: Catalogue, cells: list[Cell]) -> bool:
         method = catalogue.benchmarks[cell.benchmark].methods[cell.method]
         per = method.memory_estimate(cell.size_dict, DTYPES[cell.dtype].itemsize) * (3 if cell.mode == "train" else 1)
         need[cell.device] = need.get(cell.device, 0) + per
-    free = {device: available_memory(device) for device in need}
+    free = {device: reference.available_memory(device) for device in need}
     return all(free[d] is None or n <= 0.9 * free[d] for d, n in need.items())
 
 
@@ -321,32 +265,6 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _reference(method, size, device, dtype, where, precision) -> torch.nn.Module:
-    """The cell's module again, from the same seed and rounded to the same dtype, in the
-    reference's precision on `where`: only the arithmetic of the cell's dtype and backend is judged."""
-    torch.manual_seed(0)
-    return method.build(size).to(device=device, dtype=dtype).to(device=where, dtype=precision)
-
-
-def _check(method, size, device, dtype, inputs, actual, plan: tuple[str, str]) -> str | None:
-    """Why the output is wrong, or None: against the reference `plan` names (where, which), or
-    the method's own structural check when its output is random."""
-    where, label = plan
-    precision = torch.float32 if label == FLOAT32_REFERENCE else torch.float64
-    try:
-        if method.check is not None:
-            method.check(inputs, actual)
-        else:
-            expected = _reference(method, size, device, dtype, where, precision)(
-                *(t.to(device=where, dtype=precision) if t.is_floating_point() else t.to(where) for t in inputs))
-            torch.testing.assert_close(actual.to(device=where, dtype=torch.float64), expected.to(torch.float64),
-                                       **TOLERANCES[dtype])
-    except AssertionError as exc:
-        detail = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-        return f"output differs from the float64 reference: {detail}"[:500]
-    return None
-
-
 def _timing_metrics(measured: timing.Measurement) -> dict[str, float]:
     return {"time_median_s": measured.median, "time_iqr_s": measured.iqr,
             "time_min_s": measured.min, "time_mean_s": measured.mean,
@@ -380,11 +298,11 @@ def _prepare(catalogue: Catalogue, cell: Cell, policy: defaults.TimingPolicy,
         first_call_s = time.perf_counter() - started
         provenance = None
         if check:
-            mismatch = _check(method, size, device, dtype, inputs, actual, plan)
+            mismatch = reference.check(method, size, device, dtype, inputs, actual, plan)
             if mismatch:
                 return CellOutcome("mismatch", mismatch)
             provenance = {**machine.cell_provenance(cell.device), "kernels": kernels.chosen(lambda: direct(*inputs)),
-                          "check": OWN_CHECK if method.check is not None else plan[1]}
+                          "check": reference.OWN_CHECK if method.check is not None else plan[1]}
         del actual
 
     call = _mode_call(fn, module, inputs, cell.mode)

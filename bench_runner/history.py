@@ -17,7 +17,7 @@ import pandas as pd
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from results_db import Machine, Mark, Result, Run, queries, store
+from results_db import Machine, Mark, Result, Run, history_queries, queries, store
 
 from . import stats
 
@@ -109,14 +109,14 @@ def refresh(session: Session, fingerprint: str | None = None, cells: Iterable[tu
     """Recompute the history points of every stale cell (on `fingerprint`, when given) and of
     `cells` ((fingerprint, *cell key) tuples, e.g. those a new mark covers), store them unless
     `persist=False` (a read-only dashboard), and return them. The caller commits."""
-    todo = sorted(set(queries.stale_cells(session, fingerprint)) | set(cells))
+    todo = sorted(set(history_queries.stale_cells(session, fingerprint)) | set(cells))
     done, points = 0, []
     by_place: dict[tuple[str, str], set[tuple]] = {}
     for fp, *key in todo:
         by_place.setdefault((fp, key[0]), set()).add(tuple(key))
     for (fp, benchmark), keys in by_place.items():
-        frame = queries.history_frame(session, benchmark=benchmark, fingerprint=fp)
-        marks = queries.marks_frame(session, fp)
+        frame = history_queries.history_frame(session, benchmark=benchmark, fingerprint=fp)
+        marks = history_queries.marks_frame(session, fp)
         for key, cell in frame.groupby(CELL, sort=False):
             if tuple(key) not in keys:
                 continue
@@ -183,18 +183,18 @@ def history_table(session: Session, fingerprint: str | None = None, benchmark: s
     since the cell's previous run (torch, driver), and the marks on the run."""
     frame = fresh_points(session, persist, benchmark=benchmark, method=method, backend=backend, machine=machine,
                          fingerprint=fingerprint)
-    return annotate(frame, queries.marks_frame(session, fingerprint))
+    return annotate(frame, history_queries.marks_frame(session, fingerprint))
 
 
 def fresh_points(session: Session, persist: bool = True, details: bool = True, **where) -> pd.DataFrame:
     """history_frame's rows (without samples) chosen by `where`, with the points of the cells
     among them that were stale computed first (and stored, unless `persist=False`)."""
-    frame = queries.history_frame(session, samples=False, details=details, **where)
+    frame = history_queries.history_frame(session, samples=False, details=details, **where)
     stale = frame[~frame["cached"].astype(bool)]
     if len(stale):
         points = refresh(session, cells={(r.fingerprint, *(getattr(r, c) for c in CELL)) for r in stale.itertuples()},
                          persist=persist)
-        frame = with_points(frame, points) if not persist else queries.history_frame(
+        frame = with_points(frame, points) if not persist else history_queries.history_frame(
             session, samples=False, details=details, **where)
     return frame
 

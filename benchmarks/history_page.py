@@ -34,7 +34,7 @@ from sqlalchemy.orm import sessionmaker  # noqa: E402
 import results_db  # noqa: E402
 from bench_runner import history  # noqa: E402
 from docs_section import write_section  # noqa: E402
-from results_db import queries, store  # noqa: E402
+from results_db import history_queries, store  # noqa: E402
 from results_db.models import Result  # noqa: E402
 
 DOC = ROOT / "docs" / "history.md"
@@ -116,7 +116,7 @@ def main() -> int:
         cold = len(history.refresh(session, fingerprint))
     cold_s = time.perf_counter() - started
     with factory() as session:
-        points = queries.history_frame(session, fingerprint=fingerprint, samples=False)
+        points = history_queries.history_frame(session, fingerprint=fingerprint, samples=False)
     stepped = points[points["change_point"].astype(bool)]
     found = int((stepped["run_id"] == step_at).sum())
     false = int((stepped["run_id"] != step_at).sum())

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from hadamard_bench.vocabulary import FAILED
 
 from . import store
-from .models import (Agent, BenchmarkInfo, HistoryPoint, LatestResult, Machine, Mark, Metric, MethodInfo, Result,
+from .models import (Agent, BenchmarkInfo, LatestResult, Machine, Metric, MethodInfo, Result,
                      RoundRecord, Run, utcnow)
 from .round_state import RoundState
 
@@ -23,7 +23,8 @@ EXPORT_COLUMNS = [
 ]
 
 
-def _frame(session: Session, query) -> pd.DataFrame:
+def read_frame(session: Session, query) -> pd.DataFrame:
+    """The rows `query` selects, as a DataFrame with its column names (none: an empty frame with them)."""
     result = session.execute(query)
     columns = list(result.keys())
     return pd.DataFrame.from_records([tuple(row) for row in result], columns=columns)
@@ -77,7 +78,7 @@ def results_frame(session: Session, benchmark: str | None = None, run_id: int | 
         .where(*where)
         .order_by(Result.id)
     )
-    frame = _frame(session, query)
+    frame = read_frame(session, query)
     if frame.empty:
         frame = pd.DataFrame(columns=["result_id", *EXPORT_COLUMNS])
     frame["is_baseline"] = frame["role"].isin(["baseline", "reference"])
@@ -197,136 +198,12 @@ def samples_frame(session: Session, run_id: int | None = None, machine: str | No
                             Result.id.in_(latest_ids(benchmark, machine)))
     if benchmark is not None:
         query = query.where(Result.benchmark == benchmark)
-    frame = _frame(session, query)
+    frame = read_frame(session, query)
     if frame.empty:
         return pd.DataFrame(columns=["result_id", "unsettled_rounds", "run_id", "machine", *CELL_COLUMNS, "samples",
                                      "sample_rounds", "sample_cycles", "turns"])
     frame["turns"] = [turns_of(int(r), int(p) if pd.notna(p) else None) for r, p in zip(frame["run_id"], frame["paired_with"])]
     return frame.drop(columns="paired_with").drop_duplicates(CELL_COLUMNS, keep="last").reset_index(drop=True)
-
-
-def history_frame(session: Session, benchmark: str | None = None, method: str | None = None,
-                  backend: str | None = None, machine: str | None = None, fingerprint: str | None = None,
-                  samples: bool = True, details: bool = True, run_ids=None) -> pd.DataFrame:
-    """Every `ok` result of the chosen cells in every run (of `run_ids`, when given), oldest run
-    first: one row per cell and run, with the run's start, provenance and options, the machine's label, fingerprint and
-    driver, the cached history point (time_median_s, ci_low, ci_high, change_point; `cached`
-    false where not yet computed) and, unless `samples=False`, the samples."""
-    columns = [Result.id.label("result_id"), Result.run_id, Run.started_at,
-               *((Run.provenance, Run.options) if details else ()),
-               Machine.label.label("machine"), Machine.fingerprint, Machine.driver_version,
-               *(getattr(Result, c) for c in CELL_COLUMNS),
-               *((Result.samples, Result.sample_rounds) if samples else ()),
-               HistoryPoint.time_median_s, HistoryPoint.ci_low, HistoryPoint.ci_high, HistoryPoint.change_point,
-               HistoryPoint.result_id.is_not(None).label("cached")]
-    query = (select(*columns).join(Run, Result.run_id == Run.id).join(Machine, Run.machine_id == Machine.id)
-             .outerjoin(HistoryPoint, HistoryPoint.result_id == Result.id)
-             .where(Result.status == "ok").order_by(Run.started_at, Run.id, Result.id))
-    for column, value in (("benchmark", benchmark), ("method", method), ("backend", backend)):
-        if value is not None:
-            query = query.where(getattr(Result, column) == value)
-    if machine is not None:  # a label stands for the fingerprints of the machines it names
-        query = query.where(Machine.fingerprint.in_(select(Machine.fingerprint).where(Machine.label == machine)))
-    if fingerprint is not None:
-        query = query.where(Machine.fingerprint == fingerprint)
-    if run_ids is not None:
-        query = query.where(Result.run_id.in_([int(r) for r in run_ids]))
-    frame = _frame(session, query)
-    if frame.empty:
-        return pd.DataFrame(columns=[*query.selected_columns.keys(), *(["commit"] if details else [])])
-    if details:
-        frame["commit"] = frame["provenance"].map(lambda p: (p or {}).get("git_commit"))
-    return frame
-
-
-def newest_before(session: Session, fingerprint: str, before, per_cell: int) -> pd.DataFrame:
-    """Each cell's `per_cell` newest `ok` results on `fingerprint` from runs started before
-    `before`, oldest first, with their samples: what `gate` judges a run against. The window
-    function picks them in the database, so a history of hundreds of runs is not read whole."""
-    newest = func.row_number().over(partition_by=[getattr(Result, c) for c in CELL_COLUMNS],
-                                    order_by=[Run.started_at.desc(), Run.id.desc(), Result.id.desc()])
-    ranked = (select(Result.id.label("result_id"), Result.run_id, Run.started_at,
-                     *(getattr(Result, c) for c in CELL_COLUMNS), newest.label("newest"))
-              .join(Run, Result.run_id == Run.id).join(Machine, Run.machine_id == Machine.id)
-              .where(Result.status == "ok", Machine.fingerprint == fingerprint, Run.started_at < before)
-              .subquery())
-    query = (select(*(c for c in ranked.c if c.name != "newest"), Result.samples, Result.sample_rounds)
-             .join(Result, Result.id == ranked.c.result_id).where(ranked.c.newest <= per_cell)
-             .order_by(ranked.c.started_at, ranked.c.run_id, ranked.c.result_id))
-    frame = _frame(session, query)
-    return frame if not frame.empty else pd.DataFrame(
-        columns=["result_id", "run_id", "started_at", *CELL_COLUMNS, "samples", "sample_rounds"])
-
-
-def history_cells(session: Session, fingerprint: str) -> pd.DataFrame:
-    """The cells (cell key columns) with an `ok` result on `fingerprint`: one row each, from
-    LatestResult, for the History page's choices."""
-    query = (select(*(getattr(LatestResult, c) for c in CELL_COLUMNS)).distinct()
-             .join(Machine, LatestResult.machine_id == Machine.id).where(Machine.fingerprint == fingerprint))
-    frame = _frame(session, query)
-    return frame if not frame.empty else pd.DataFrame(columns=CELL_COLUMNS)
-
-
-def history_runs(session: Session, fingerprint: str) -> pd.DataFrame:
-    """The runs on `fingerprint` with an `ok` result (run_id, started_at), oldest first."""
-    query = (select(Run.id.label("run_id"), Run.started_at).join(Machine, Run.machine_id == Machine.id)
-             .where(Machine.fingerprint == fingerprint, _has_ok_result()).order_by(Run.started_at, Run.id))
-    frame = _frame(session, query)
-    return frame if not frame.empty else pd.DataFrame(columns=["run_id", "started_at"])
-
-
-def _has_ok_result():
-    """Whether a run has an `ok` result: an EXISTS that the result table's run index answers
-    at the run's first rows, not a scan of every result."""
-    return select(Result.id).where(Result.run_id == Run.id, Result.status == "ok").exists()
-
-
-def stale_cells(session: Session, fingerprint: str | None = None) -> list[tuple]:
-    """(fingerprint, *cell key) of every cell with an `ok` result that has no history point yet."""
-    query = (select(Machine.fingerprint, *(getattr(Result, c) for c in CELL_COLUMNS)).distinct()
-             .join(Run, Result.run_id == Run.id).join(Machine, Run.machine_id == Machine.id)
-             .outerjoin(HistoryPoint, HistoryPoint.result_id == Result.id)
-             .where(Result.status == "ok", HistoryPoint.result_id.is_(None)))
-    if fingerprint is not None:
-        query = query.where(Machine.fingerprint == fingerprint)
-    return [tuple(row) for row in session.execute(query)]
-
-
-def fingerprints_frame(session: Session) -> pd.DataFrame:
-    """One row per fingerprint with `ok` results: what hardware it is, the hostnames and labels
-    that share it, how many runs it has and when the latest started."""
-    query = (select(Machine.fingerprint, Machine.label, Machine.hostname, Machine.cpu_model, Machine.cpu_cores,
-                    Machine.memory_gib, Machine.gpu_name, Machine.driver_version,
-                    func.count(Run.id).label("runs"), func.max(Run.started_at).label("latest"))
-             .join(Run, Run.machine_id == Machine.id)
-             .where(Machine.id.in_(select(LatestResult.machine_id)), _has_ok_result()).group_by(Machine.id))
-    frame = _frame(session, query)
-    columns = ["fingerprint", "hardware", "labels", "hostnames", "runs", "latest"]
-    if frame.empty:
-        return pd.DataFrame(columns=columns)
-    rows = []
-    for fp, group in frame.groupby("fingerprint", sort=False):
-        first = group.iloc[0].where(group.iloc[0].notna(), None)  # an all-None column reads back as NaN
-        memory = f"{int(first.memory_gib)} GiB" if first.memory_gib is not None else "memory not recorded"
-        gpu = (f"{first.gpu_name}, driver {str(first.driver_version).split('.')[0]}"
-               if first.gpu_name and first.driver_version else first.gpu_name)
-        hardware = " · ".join(p for p in (gpu, f"{first.cpu_model} ×{first.cpu_cores}", memory) if p)
-        rows.append({"fingerprint": fp, "hardware": hardware, "labels": sorted(set(group["label"])),
-                     "hostnames": sorted(set(group["hostname"])), "runs": int(group["runs"].sum()),
-                     "latest": group["latest"].max()})
-    return pd.DataFrame(rows, columns=columns).sort_values("latest", ascending=False).reset_index(drop=True)
-
-
-def marks_frame(session: Session, fingerprint: str | None = None) -> pd.DataFrame:
-    """Every mark (on runs of `fingerprint`, when given), oldest first."""
-    query = (select(Mark.id, Mark.run_id, Mark.kind, Mark.note, Mark.cells, Mark.created_at,
-                    Machine.fingerprint, Run.started_at)
-             .join(Run, Mark.run_id == Run.id).join(Machine, Run.machine_id == Machine.id).order_by(Mark.id))
-    if fingerprint is not None:
-        query = query.where(Machine.fingerprint == fingerprint)
-    frame = _frame(session, query)
-    return frame if not frame.empty else pd.DataFrame(
-        columns=["id", "run_id", "kind", "note", "cells", "created_at", "fingerprint", "started_at"])
 
 
 def samples_of(session: Session, result_ids) -> dict[int, tuple[list, list | None, list | None, int]]:
@@ -367,7 +244,7 @@ def runs_frame(session: Session, counts: bool = True) -> pd.DataFrame:
     columns = [Run.id.label("run_id"), Run.suite, Run.status, Machine.label.label("machine"), Run.started_at,
                Run.finished_at, Run.rounds, Run.cells_done, Run.cells_total]
     if not counts:
-        return _frame(session, select(*columns, Run.message).join(Machine, Run.machine_id == Machine.id)
+        return read_frame(session, select(*columns, Run.message).join(Machine, Run.machine_id == Machine.id)
                       .order_by(Run.id.desc()))
     ok = func.sum(case((Result.status == "ok", 1), else_=0))
     failed = func.sum(case((Result.status.in_(FAILED), 1), else_=0))
@@ -378,7 +255,7 @@ def runs_frame(session: Session, counts: bool = True) -> pd.DataFrame:
         .group_by(Run.id, Machine.label)
         .order_by(Run.id.desc())
     )
-    return _frame(session, query)
+    return read_frame(session, query)
 
 
 def busy_at_start(session: Session) -> dict[int, list[str]]:
@@ -395,7 +272,7 @@ def catalogue_frame(session: Session) -> pd.DataFrame:
                MethodInfo.exponents, MethodInfo.backends, MethodInfo.against)
         .join(MethodInfo, MethodInfo.benchmark == BenchmarkInfo.id)
     )
-    return _frame(session, query)
+    return read_frame(session, query)
 
 
 def benchmarks_with_results(session: Session) -> list[str]:
@@ -443,7 +320,7 @@ def calibrations(session: Session) -> pd.DataFrame:
 
 
 def machines(session: Session) -> pd.DataFrame:
-    return _frame(session, select(Machine.id, Machine.label, Machine.hostname, Machine.gpu_name,
+    return read_frame(session, select(Machine.id, Machine.label, Machine.hostname, Machine.gpu_name,
                                   Machine.torch_version, Machine.cuda_version))
 
 

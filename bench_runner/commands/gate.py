@@ -117,7 +117,7 @@ def markdown(table: pd.DataFrame, run_id: int, against: int, threshold: float) -
 
 def run(args) -> int:
     import pandas as pd
-    from results_db import Run, queries
+    from results_db import Run, history_queries, queries
 
     from .. import comparison, history, stats
 
@@ -128,9 +128,9 @@ def run(args) -> int:
             raise UsageError(f"bench_runner gate: no run {args.run} in this database")
         fingerprint, label, started_at = run_row.machine.fingerprint, run_row.machine.label, run_row.started_at
         mine = queries.samples_frame(session, run_id=args.run)
-        marks = queries.marks_frame(session, fingerprint)
+        marks = history_queries.marks_frame(session, fingerprint)
         # Each cell's newest runs only: a mark can shorten them further, never reach past them.
-        rows = queries.newest_before(session, fingerprint, started_at, args.against)
+        rows = history_queries.newest_before(session, fingerprint, started_at, args.against)
     if mine.empty:
         raise UsageError(f"bench_runner gate: run {args.run} has no `ok` cells to judge")
     # A run marked as a new start has nothing before it to be judged against.

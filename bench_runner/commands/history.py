@@ -46,14 +46,14 @@ def _size_matches(wanted: str | None):
 
 
 def run(args) -> int:
-    from results_db import queries
+    from results_db import history_queries, queries
 
     from .. import history
 
     matches = _size_matches(args.size)
     sessions = existing_db(args.db, "history")
     with sessions() as session, session.begin():  # stale points are recomputed and kept
-        known = set(queries.fingerprints_frame(session)["fingerprint"])
+        known = set(history_queries.fingerprints_frame(session)["fingerprint"])
         by = {"fingerprint": args.machine} if args.machine in known else {"machine": args.machine}
         table = history.history_table(session, benchmark=args.benchmark, method=args.method, backend=args.backend,
                                       **by)

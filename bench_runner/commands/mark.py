@@ -34,7 +34,7 @@ def add_parser(verbs) -> None:
 
 
 def run(args) -> int:
-    from results_db import queries
+    from results_db import history_queries
 
     from .. import history
 
@@ -50,7 +50,7 @@ def run(args) -> int:
         return 0
     if args.kind == "list":
         with sessions() as session:
-            marks = queries.marks_frame(session)
+            marks = history_queries.marks_frame(session)
         if marks.empty:
             print("no marks")
         else:

@@ -368,10 +368,10 @@ def test_a_mark_added_on_the_history_page_is_stored_and_drawn(db_url, monkeypatc
     from sqlalchemy.orm import sessionmaker
 
     import results_db
-    from results_db import queries
+    from results_db import history_queries
 
     with sessionmaker(results_db.open_engine(db_url))() as session:
-        marks = queries.marks_frame(session)
+        marks = history_queries.marks_frame(session)
     assert list(marks["run_id"]) == [5] and marks["kind"].iloc[0] == "expected"
     assert marks["cells"].iloc[0]["size"] == "B=1 N=256 C=64 H=4"
     # The change point is still drawn, now in the colour of an explained one.

@@ -5,8 +5,7 @@ import torch
 from sqlalchemy.orm import sessionmaker
 
 import results_db
-from bench_runner import cell as cell_module
-from bench_runner import selection, sweep
+from bench_runner import reference, selection, sweep
 from bench_runner.cell import Cell, run_cell
 from bench_runner.executor import InProcess
 from results_db import queries
@@ -60,7 +59,7 @@ def test_cuda_without_a_device_is_skipped_with_the_reason():
 
 
 def test_a_size_that_cannot_fit_is_skipped_before_it_runs(monkeypatch):
-    monkeypatch.setattr(cell_module, "available_memory", lambda device: 10)  # bytes: less than any cell needs
+    monkeypatch.setattr(reference, "available_memory", lambda device: 10)  # bytes: less than any cell needs
     outcome = run_cell(toy_catalogue(), cell("double"), FAST)
     assert outcome.status == "skipped"
     assert outcome.message.startswith("needs about")
@@ -117,15 +116,15 @@ GIB = 2**30
 
 
 @pytest.mark.parametrize("need, free_device, free_host, dtype, expected", [
-    ((1, 2, 1), 10, 100, torch.float32, ("cuda", cell_module.FLOAT64_HERE)),
-    ((1, 40, 20), 10, 100, torch.float32, ("cpu", cell_module.FLOAT64_ON_HOST)),  # non_local at H = 192, say
-    ((1, 400, 5), 10, 100, torch.bfloat16, ("cuda", cell_module.FLOAT32_REFERENCE)),
+    ((1, 2, 1), 10, 100, torch.float32, ("cuda", reference.FLOAT64_HERE)),
+    ((1, 40, 20), 10, 100, torch.float32, ("cpu", reference.FLOAT64_ON_HOST)),  # non_local at H = 192, say
+    ((1, 400, 5), 10, 100, torch.bfloat16, ("cuda", reference.FLOAT32_REFERENCE)),
     ((1, 400, 200), 10, 100, torch.float32, "its float64 reference needs about 400.0 GiB, more than cuda or the host has free"),
     ((20, 40, 20), 10, 100, torch.float32, "needs about 20.0 GiB, 10.0 GiB free on cuda"),
 ])
 def test_the_reference_moves_to_the_host_when_the_gpu_cannot_hold_it(need, free_device, free_host, dtype, expected):
     cell_need, float64, float32 = (n * GIB for n in need)
-    plan = cell_module.reference_plan(cell_need, float64, float32, dtype, "cuda", free_device * GIB, free_host * GIB)
+    plan = reference.reference_plan(cell_need, float64, float32, dtype, "cuda", free_device * GIB, free_host * GIB)
     assert plan == expected
 
 
@@ -137,8 +136,8 @@ def test_a_cell_says_which_check_it_had():
         size = catalogue.benchmarks[bench].sizes("smoke")[0]
         outcomes[method] = run_cell(catalogue, Cell(bench, method, "eager", tuple(size.items()), "cpu", "float32",
                                                     "forward"), FAST)
-    assert outcomes["hadamard"].provenance["check"] == cell_module.FLOAT64_HERE
-    assert outcomes["dropout"].provenance["check"] == cell_module.OWN_CHECK
+    assert outcomes["hadamard"].provenance["check"] == reference.FLOAT64_HERE
+    assert outcomes["dropout"].provenance["check"] == reference.OWN_CHECK
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a CUDA device")

@@ -18,7 +18,7 @@ from sqlalchemy.orm import sessionmaker
 import results_db
 from bench_runner.cli import main
 from hadamard_impls import catalogue
-from results_db import queries
+from results_db import history_queries, queries
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -111,8 +111,8 @@ def test_a_finished_run_leaves_its_history_up_to_date(smoke_db):
     url, out = smoke_db
     assert "points and their cells' change points brought up to date" in out.stderr
     with sessionmaker(results_db.open_engine(url))() as session:
-        assert queries.stale_cells(session) == []
-        points = queries.history_frame(session, samples=False)
+        assert history_queries.stale_cells(session) == []
+        points = history_queries.history_frame(session, samples=False)
         ok = (queries.results_frame(session)["status"] == "ok").sum()
         machine = session.scalars(select(results_db.Machine)).one()
     assert len(points) == ok > 0

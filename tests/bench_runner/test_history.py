@@ -9,7 +9,7 @@ from sqlalchemy.orm import sessionmaker
 import results_db
 from bench_runner import history
 from bench_runner.cli import main
-from results_db import HistoryPoint, queries, store
+from results_db import HistoryPoint, history_queries, store
 from tests.bench_runner.test_compare import _history_db, _run
 from tests.conftest import BENCHMARKS, FACTS, METHODS
 
@@ -95,9 +95,9 @@ def test_points_are_cached_and_a_new_run_makes_its_cells_stale_until_refreshed(d
         for _ in range(2):
             _run(session, host, lambda f: 1.6 if f == 1.0 else 1.0, lambda s: 0.01)
     with factory() as session, session.begin():
-        assert len(queries.stale_cells(session)) == 4
+        assert len(history_queries.stale_cells(session)) == 4
         assert len(history.refresh(session)) == 4 * 6  # each stale cell whole: its six runs
-        assert queries.stale_cells(session) == []
+        assert history_queries.stale_cells(session) == []
     rows = history_json(db_url, capsys, "--size", "N=256")
     assert [r["change_point"] for r in rows] == [False] * 4 + [True, False]
 
@@ -148,7 +148,7 @@ def test_mark_bad_input_is_one_line_and_exit_2_and_writes_nothing(db_url, capsys
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1
     with sessionmaker(results_db.open_engine(db_url))() as session:
-        assert queries.marks_frame(session).empty
+        assert history_queries.marks_frame(session).empty
 
 
 def test_the_geometric_mean_line_is_relative_to_the_first_run_chosen(db_url):
@@ -173,4 +173,4 @@ def test_a_result_without_samples_is_a_gap_not_a_point_nor_forever_stale(db_url,
     rows = history_json(db_url, capsys, "--size", "N=256")
     assert rows[2]["time_median_s"] is None and [r["change_point"] for r in rows][4]
     with factory() as session:
-        assert queries.stale_cells(session) == []
+        assert history_queries.stale_cells(session) == []

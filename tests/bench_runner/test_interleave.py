@@ -11,7 +11,7 @@ from sqlalchemy.orm import sessionmaker
 
 import results_db
 from bench_runner import defaults, selection, stats, sweep, timing
-from bench_runner.cell import run_group
+from bench_runner.cell import ALONE_NOTE, run_group
 from bench_runner.executor import InProcess
 from results_db import Result, store
 from tests.bench_runner.toy import FAST, toy_catalogue
@@ -161,16 +161,16 @@ def test_a_group_in_process_stores_cycles_that_pair_and_replays_its_orders(db_ur
 
 
 def test_a_group_too_large_to_hold_at_once_is_timed_one_member_at_a_time(monkeypatch):
-    import bench_runner.cell as cell_module
+    from bench_runner import reference
 
     cat = toy_catalogue()
     cells = selection.plan(cat, selection.Selection(suite="smoke", benchmarks=["toy"], methods=["double"]))
-    monkeypatch.setattr(cell_module, "available_memory", lambda device: 1)  # one byte free
-    monkeypatch.setattr(cell_module, "check_plan", lambda *a: ("cpu", cell_module.FLOAT64_HERE))
+    monkeypatch.setattr(reference, "available_memory", lambda device: 1)  # one byte free
+    monkeypatch.setattr(reference, "check_plan", lambda *a: ("cpu", reference.FLOAT64_HERE))
     outcomes = run_group(cat, [(cells[0], True), (cells[0], True)], FAST, random.Random(0))
     assert [o.status for o in outcomes] == ["ok", "ok"]
     assert not any(o.interleaved for o in outcomes)
-    assert all(o.provenance["timed"] == cell_module.ALONE_NOTE for o in outcomes)
+    assert all(o.provenance["timed"] == ALONE_NOTE for o in outcomes)
 
 
 def test_a_retake_leaves_its_round_unpaired(db_url):

@@ -7,7 +7,7 @@ from sqlalchemy.orm import sessionmaker
 
 import results_db
 from app.shaping import latest_ok
-from results_db import LatestResult, bundle, queries, store
+from results_db import LatestResult, bundle, history_queries, queries, store
 from tests.conftest import FACTS
 
 CELL = dict(benchmark="b", method="m", backend="eager", device="cpu", dtype="float32", mode="forward", size="n=1")
@@ -91,14 +91,14 @@ def test_the_cheap_reads_the_pages_use_agree_with_the_results(store_url):
     with factory() as session:
         assert queries.machines_with_results(session) == ["good"]
         assert queries.benchmarks_with_results(session) == ["b"]
-        assert list(queries.history_runs(session, fingerprint)["run_id"]) == [runs[0], runs[3]]
-        assert list(queries.history_cells(session, fingerprint)["benchmark"]) == ["b"]
+        assert list(history_queries.history_runs(session, fingerprint)["run_id"]) == [runs[0], runs[3]]
+        assert list(history_queries.history_cells(session, fingerprint)["benchmark"]) == ["b"]
         assert queries.runs_with_results(session, "b") == [runs[3], runs[0]]
         full, light = queries.runs_frame(session), queries.runs_frame(session, counts=False)
         assert list(full["run_id"]) == list(light["run_id"]) == runs[::-1]
         assert list(full["cells_done"]) == list(light["cells_done"]) == [1, 1, 1, 1]
         assert list(full["cells_ok"]) == [1, 0, 0, 1] and "cells_ok" not in light
-        fingerprints = queries.fingerprints_frame(session)
+        fingerprints = history_queries.fingerprints_frame(session)
         assert list(fingerprints["fingerprint"]) == [fingerprint] and fingerprints["runs"].iloc[0] == 2
 
 
@@ -119,7 +119,7 @@ def test_newest_before_reads_only_the_runs_a_gate_needs(store_url):
         judged = run.id  # the last run is the one judged: only runs started before it count
         fingerprint, before = here.fingerprint, run.started_at
     with factory() as session:
-        frame = queries.newest_before(session, fingerprint, before, per_cell=2)
+        frame = history_queries.newest_before(session, fingerprint, before, per_cell=2)
     assert judged not in set(frame["run_id"])
     assert list(frame.loc[frame["size"] == "n=1", "result_id"]) == [ids[1, "n=1"], ids[4, "n=1"]]
     assert list(frame.loc[frame["size"] == "n=2", "result_id"]) == [ids[0, "n=2"], ids[1, "n=2"]]
