@@ -13,16 +13,11 @@ from pathlib import Path
 
 import torch
 
+from hadamard_bench import proc
+
 
 def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return proc.fields("/proc/cpuinfo").get("model name") or platform.processor() or platform.machine()
 
 
 def _memory_gib() -> int | None:

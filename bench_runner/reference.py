@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from hadamard_bench import proc
+
 # Against a float64 reference computed from the same (already rounded) weights and
 # inputs, so only the arithmetic of the cell's dtype is judged.
 TOLERANCES = {
@@ -23,14 +25,7 @@ def available_memory(device: str) -> int | None:
     """Bytes free for a new allocation on `device`, or None when unknown."""
     if device == "cuda":
         return torch.cuda.mem_get_info()[0]
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
+    return proc.kib_bytes(proc.fields("/proc/meminfo").get("MemAvailable"))
 
 
 FLOAT64_HERE = "float64 reference"

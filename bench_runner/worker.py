@@ -19,6 +19,8 @@ import random
 import signal
 from multiprocessing.connection import Connection
 
+from hadamard_bench import proc
+
 from . import machine_state, settle
 from .cell import Cell, CellOutcome, run_cell, run_group
 from .defaults import TimingPolicy
@@ -70,14 +72,7 @@ def _peak_rss_reset() -> None:
 
 
 def _peak_rss_bytes() -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
+    return proc.kib_bytes(proc.fields("/proc/self/status").get("VmHWM"))
 
 
 def measure_cell(catalogue, cell: Cell, policy: TimingPolicy, check: bool) -> CellOutcome:

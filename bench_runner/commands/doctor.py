@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from hadamard_bench import proc
+
 from .. import machine_state
 
 
@@ -27,17 +29,6 @@ def add_parser(verbs) -> None:
                                  "processes, CPU steal, the frequency governor, memory and swap, thread settings, "
                                  "how steadily the cores work together and, with a CUDA GPU, its persistence mode, "
                                  "clocks and throttling. Exit status 1 when something would disturb a measurement.")
-
-
-def _meminfo() -> dict[str, int]:
-    out = {}
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            key, _, rest = line.partition(":")
-            out[key] = int(rest.split()[0]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return out
 
 
 def cpu_findings(window_s: float = 1.0) -> list[Finding]:
@@ -72,7 +63,7 @@ def cpu_findings(window_s: float = 1.0) -> list[Finding]:
         found.append(Finding(not on, "CPU boost", "on" if on else "off",
                              "turbo clocks depend on temperature and load; `echo 0 > "
                              "/sys/devices/system/cpu/cpufreq/boost` for steadier figures"))
-    mem = _meminfo()
+    mem = {key: proc.kib_bytes(value) or 0 for key, value in proc.fields("/proc/meminfo").items()}
     if mem:
         available, swap_used = mem.get("MemAvailable", 0), mem.get("SwapTotal", 0) - mem.get("SwapFree", 0)
         found.append(Finding(available > 2 * 2**30, "memory available", f"{available / 2**30:.1f} GiB",
