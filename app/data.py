@@ -16,7 +16,7 @@ from sqlalchemy.orm import sessionmaker
 
 import results_db
 from bench_runner import comparison, history
-from results_db import bundle, history_queries, queries, store
+from results_db import bundle, bundle_format, history_queries, queries, store
 
 from . import judging
 from .shaping import add_derived, latest_ok
@@ -175,7 +175,7 @@ def import_reference(url: str) -> list[str]:
         return problems
     for path in sorted(REFERENCE_DIR.glob("*.json")):
         try:
-            shipped = bundle.read_file(path)
+            shipped = bundle_format.read_file(path)
             with sessions(url)() as session, session.begin():
                 bundle.import_bundle(session, shipped, source=f"results/reference/{path.name}")
         except Exception as exc:  # noqa: BLE001 -- a read-only or foreign database must not stop the app

@@ -20,7 +20,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .bundle import MAX_INT, BundleError, _Check, _origin, known_origins, machine_for, store_results
+from .bundle import known_origins, machine_for, origin_of, store_results
+from .bundle_format import MAX_INT, BundleError, FieldCheck
 from .models import BenchmarkInfo, MethodInfo, Result, Run
 
 SUITE = "pytest-benchmark"
@@ -33,7 +34,7 @@ def looks_like(data: dict) -> bool:
     return isinstance(data.get("benchmarks"), list) and isinstance(data.get("machine_info"), dict)
 
 
-def _machine(c: _Check, info: dict) -> dict:
+def _machine(c: FieldCheck, info: dict) -> dict:
     cpu = info.get("cpu") if isinstance(info.get("cpu"), dict) else {}
     facts = {
         "hostname": str(info.get("node") or "unknown")[:200],
@@ -53,7 +54,7 @@ def _machine(c: _Check, info: dict) -> dict:
 CELL_PARAMS = {"backend": "pytest", "device": "cpu", "dtype": "n/a", "mode": "n/a"}
 
 
-def _split(c: _Check, bench: dict) -> dict[str, str]:
+def _split(c: FieldCheck, bench: dict) -> dict[str, str]:
     """Our cell columns for one pytest-benchmark entry. Parameters named backend, device,
     dtype or mode (as our own export writes them) go back to their columns."""
     name = c.text(bench, "name", 500)
@@ -75,13 +76,13 @@ def _split(c: _Check, bench: dict) -> dict[str, str]:
 
 def validate(data: dict) -> dict:
     """The file's run, checked and typed: BundleError on the first problem."""
-    c = _Check("pytest-benchmark file")
+    c = FieldCheck("pytest-benchmark file")
     machine = _machine(c, c.obj(data, "machine_info"))
     commit = data.get("commit_info") if isinstance(data.get("commit_info"), dict) else {}
     started = c.time(data, "datetime", optional=True) or datetime.now(timezone.utc)
     results, seen = [], set()
     for i, bench in enumerate(data["benchmarks"]):
-        cb = _Check(f"pytest-benchmark file, benchmark {i + 1}")
+        cb = FieldCheck(f"pytest-benchmark file, benchmark {i + 1}")
         if not isinstance(bench, dict):
             cb.fail("must be an object")
         cell = _split(cb, bench)
@@ -112,7 +113,7 @@ def import_file(session: Session, data: dict, source: str, label: str | None = N
     """Store a pytest-benchmark JSON as one finished run; (new run ids, runs already here)."""
     run = validate(data)
     facts = run["machine"]
-    origin = _origin(facts["key"], run["started_at"])
+    origin = origin_of(facts["key"], run["started_at"])
     if origin in known_origins(session):
         return [], 1
     machine = machine_for(session, facts, label)

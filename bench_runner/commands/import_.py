@@ -24,19 +24,19 @@ def add_parser(verbs) -> None:
 
 
 def run(args) -> int:
-    from results_db import bundle, pytest_bench, store
+    from results_db import bundle, bundle_format, pytest_bench, store
 
     from ..selection import catalogue_rows
 
     catalogue = catalogue_with_plugins(args)
     url = checked_url(args.db)
     try:
-        data = bundle.read_file(args.file)
+        data = bundle_format.read_file(args.file)
         kind = pytest_bench if pytest_bench.looks_like(data) else bundle
         if kind is bundle and "format" not in data:
-            raise bundle.BundleError(f"{args.file} is neither a Hadamard Bench bundle nor a pytest-benchmark JSON")
+            raise bundle_format.BundleError(f"{args.file} is neither a Hadamard Bench bundle nor a pytest-benchmark JSON")
         kind.validate(data)  # before the database is opened or created
-    except bundle.BundleError as exc:
+    except bundle_format.BundleError as exc:
         raise UsageError(f"bench_runner import: {exc}") from None
     store_runs = pytest_bench.import_file if kind is pytest_bench else bundle.import_bundle
     with sessions_on(url)() as session, session.begin():

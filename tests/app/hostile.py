@@ -14,7 +14,7 @@ import re
 from sqlalchemy.orm import sessionmaker
 
 import results_db
-from results_db import bundle, pytest_bench
+from results_db import bundle, bundle_format, pytest_bench
 from tests.conftest import seed
 
 HOST = "tracker.invalid"
@@ -78,7 +78,7 @@ def fill(url: str, clean_url: str) -> None:
     """Into `url`: the code's catalogue (as the dashboard lays it), the hostile bundle and the
     hostile pytest-benchmark file, through the same imports the CLI and dashboard use."""
     seed(clean_url)
-    data = bundle.parse(json.dumps(hostile_bundle(clean_url)))
+    data = bundle_format.parse(json.dumps(hostile_bundle(clean_url)))
     with sessionmaker(results_db.open_engine(url))() as session, session.begin():
         bundle.import_bundle(session, data, source="hostile.json")
         pytest_bench.import_file(session, hostile_pytest_benchmark(), source="hostile-pytest.json")

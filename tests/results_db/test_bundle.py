@@ -11,7 +11,7 @@ from sqlalchemy.orm import sessionmaker
 
 import results_db
 from bench_runner.cli import main
-from results_db import bundle, queries
+from results_db import bundle, bundle_format, queries
 from results_db.models import Metric, Result, Run
 
 REFERENCE = Path(__file__).resolve().parents[2] / "results" / "reference"
@@ -69,8 +69,8 @@ def test_a_bundle_keeps_each_samples_round_and_the_rounds_records(seeded_db, tmp
 def test_a_bundle_whose_rounds_do_not_match_its_samples_is_refused(seeded_db):
     data = exported(seeded_db)
     data["runs"][0]["results"][0]["sample_rounds"] = [0, 1]
-    with pytest.raises(bundle.BundleError, match="one per sample"):
-        bundle.validate(data)
+    with pytest.raises(bundle_format.BundleError, match="one per sample"):
+        bundle_format.validate(data)
 
 
 def test_importing_a_run_twice_adds_it_once(seeded_db):
@@ -169,7 +169,7 @@ def test_a_bad_bundle_is_refused_with_where_and_why_and_nothing_is_written(seede
     data = _broken(exported(seeded_db), change)
     other = store_url
     assert counts(other) == (0, 0, 0)
-    with pytest.raises(bundle.BundleError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(bundle_format.BundleError, match=message.replace("(", r"\(").replace(")", r"\)")):
         with factory(other)() as session, session.begin():
             bundle.import_bundle(session, data, source="bad")
     assert counts(other) == (0, 0, 0)
@@ -212,7 +212,7 @@ def test_export_then_import_on_the_command_line(seeded_db, tmp_path, capsys):
 
 @pytest.mark.parametrize("path", sorted(REFERENCE.glob("*.json")), ids=lambda p: p.name)
 def test_every_shipped_reference_bundle_imports_and_names_its_gpu(path, db_url):
-    data = bundle.read_file(path)
+    data = bundle_format.read_file(path)
     with factory(db_url)() as session, session.begin():
         added, _ = bundle.import_bundle(session, data, source=f"results/reference/{path.name}")
     with factory(db_url)() as session:

@@ -11,7 +11,7 @@ import results_db
 from bench_runner.cli import main
 from bench_runner.selection import catalogue_rows
 from hadamard_impls import catalogue
-from results_db import bundle, queries, store
+from results_db import bundle, bundle_format, queries, store
 from tests.conftest import FACTS, ROOT
 
 H200_FP32_TFLOPS = 67.0
@@ -38,7 +38,7 @@ def shipped(tmp_path_factory):
     factory = sessionmaker(results_db.open_engine(url))
     with factory() as session, session.begin():
         store.sync_catalogue(session, *catalogue_rows(catalogue))
-        bundle.import_bundle(session, bundle.read_file(ROOT / "results/reference/nvidia-h200.json"),
+        bundle.import_bundle(session, bundle_format.read_file(ROOT / "results/reference/nvidia-h200.json"),
                              source="results/reference/nvidia-h200.json")
     with factory() as session:
         return queries.results_frame(session)
@@ -63,7 +63,7 @@ def test_a_database_the_bundle_alone_filled_labels_its_tf32_cells_too(fill, tmp_
     fill(url, monkeypatch)
     with sessionmaker(results_db.open_engine(url, create=False))() as session:
         frame = queries.results_frame(session)
-    assert len(frame) == sum(len(run["results"]) for run in bundle.read_file(REFERENCE)["runs"])
+    assert len(frame) == sum(len(run["results"]) for run in bundle_format.read_file(REFERENCE)["runs"])
     test_no_shipped_float32_gpu_cell_is_faster_than_float32_can_be(frame)
 
 
