@@ -9,6 +9,7 @@ import pandas as pd
 
 from bench_runner import comparison, defaults, history, stats
 from bench_runner.speedups import flipped
+from hadamard_bench.vocabulary import METHOD_WORDS
 from results_db.round_state import DRIFT_PREFIX, SETTLE_UNSETTLED, SETTLE_WAITED
 
 from . import text
@@ -92,7 +93,7 @@ def _with_speedup_intervals(frame: pd.DataFrame, samples: dict, in_spell: dict[i
     spell = lambda rid: in_spell.get(int(rid), False)  # noqa: E731
     found = comparison.judge([(entry(b), entry(m)) for b, m in zip(frame["baseline_result_id"], frame["result_id"])],
                              [(spell(b), spell(m)) for b, m in zip(frame["baseline_result_id"], frame["result_id"])],
-                             words=stats.METHOD_WORDS)
+                             words=METHOD_WORDS)
     out = frame.copy()
     speed = [flipped(f) for f in found]
     out["speedup"], out["speedup_low"], out["speedup_high"] = ([s[i] for s in speed] for i in range(3))

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import comparison, stats
+from hadamard_bench.vocabulary import METHOD_WORDS
+
+from . import comparison
 
 COLUMNS = ["baseline", "speedup", "speedup_ci_low", "speedup_ci_high", "speedup_verdict", "speedup_paired"]
 SAME_PLACE = ["run_id", "benchmark", "backend", "size", "device", "dtype", "mode"]
@@ -63,7 +65,7 @@ def with_speedups(frame: pd.DataFrame, catalogue: pd.DataFrame, samples: dict,
         rows.append((index, base))
         pairs.append((samples.get(int(found), ([], None)), samples.get(int(r["result_id"]), ([], None))))
         slowed.append(tuple(bool((in_spell or {}).get(int(i))) for i in (found, r["result_id"])))
-    for (index, base), f in zip(rows, comparison.judge(pairs, slowed if in_spell else None, words=stats.METHOD_WORDS)):
+    for (index, base), f in zip(rows, comparison.judge(pairs, slowed if in_spell else None, words=METHOD_WORDS)):
         out.at[index, "baseline"] = base
         out.at[index, "speedup"], out.at[index, "speedup_ci_low"], out.at[index, "speedup_ci_high"] = flipped(f)
         out.at[index, "speedup_verdict"] = f["verdict"]

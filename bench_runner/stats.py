@@ -10,9 +10,7 @@ median comes from a hierarchical bootstrap, rounds first and samples within them
 needs its whole confidence interval beyond (or inside) a practical floor, as an
 equivalence test does (Schuirmann's two one-sided tests, 1987). p-values across cells are
 adjusted by Benjamini & Hochberg (1995); change points are E-divisive means (Matteson &
-James, 2014), as in MongoDB's performance CI.
-
-Torch-free (numpy and scipy), so the dashboard can import it.
+James, 2014), as in MongoDB's performance CI. Torch-free (numpy, scipy): the dashboard imports it.
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from scipy import stats as sps
 
-from hadamard_bench.vocabulary import STATISTICS
+from hadamard_bench.vocabulary import INCONCLUSIVE, NO_CHANGE, RUN_WORDS, STATISTICS
 
 from .defaults import FLOOR
 
@@ -32,12 +30,6 @@ ALPHA = 0.05  # false-discovery rate across the cells compared at once
 NOISY_IQR = 0.10  # torch.utils.benchmark's threshold: within-round IQR above 10% of the median
 NOISY_ROUND_SPREAD = 0.10  # round medians more than 10% of the median apart
 N_BOOT = 1000
-
-
-# Between two runs (after ÷ before) and between two methods (method ÷ baseline).
-RUN_WORDS = ("regression", "improvement")
-METHOD_WORDS = ("slower", "faster")
-NO_CHANGE, INCONCLUSIVE = "no change", "inconclusive"
 
 
 def split_rounds(samples: Sequence[float], sample_rounds: Sequence[int] | None = None) -> list[np.ndarray]:

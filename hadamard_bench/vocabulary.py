@@ -40,6 +40,12 @@ DB_ENV_VAR = "HADAMARD_BENCH_DB"
 # which shared and virtual machines reproduce better (their disturbances only ever add time).
 STATISTICS = {"median": 0.5, "p10": 0.1}
 
+# A comparison's verdicts: between two runs (after ÷ before) and between two methods (method ÷
+# baseline), each worded by its direction, or neither.
+RUN_WORDS = ("regression", "improvement")
+METHOD_WORDS = ("slower", "faster")
+NO_CHANGE, INCONCLUSIVE = "no change", "inconclusive"
+
 # What a chart or `plot` can show: column → (label, unit).
 METRICS = {
     "time_median_s": ("Runtime (median)", "s"),

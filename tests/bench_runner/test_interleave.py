@@ -13,6 +13,7 @@ import results_db
 from bench_runner import defaults, selection, stats, sweep, timing
 from bench_runner.cell import ALONE_NOTE, run_group
 from bench_runner.executor import InProcess
+from hadamard_bench.vocabulary import METHOD_WORDS
 from results_db import Result, store
 from tests.bench_runner.toy import FAST, toy_catalogue
 
@@ -104,8 +105,8 @@ def test_paired_ratios_share_the_drift_that_unpaired_ones_carry():
                     rounds.append(r)
                     cycles.append(c)
             pairs.append((_entry(base_t, rounds, cycles), _entry(head_t, rounds, cycles)))
-        paired = stats.compare_entries(pairs, words=stats.METHOD_WORDS)
-        unpaired = stats.compare_entries([((b[0], b[1]), (a[0], a[1])) for b, a in pairs], words=stats.METHOD_WORDS)
+        paired = stats.compare_entries(pairs, words=METHOD_WORDS)
+        unpaired = stats.compare_entries([((b[0], b[1]), (a[0], a[1])) for b, a in pairs], words=METHOD_WORDS)
         found[shift] = paired, unpaired
     aa, aa_unpaired = found[1.0]
     assert all(r["paired"] for r in aa) and not any(r["paired"] for r in aa_unpaired)
@@ -136,7 +137,7 @@ def test_pairs_match_round_and_cycle_and_skip_retaken_samples():
     (0.93, 0.85, 1.02, "inconclusive"),  # holds 1
 ])
 def test_the_paired_verdict_rule(ratio, lo, hi, expected):
-    assert stats.verdict_paired(ratio, lo, hi, words=stats.METHOD_WORDS) == expected
+    assert stats.verdict_paired(ratio, lo, hi, words=METHOD_WORDS) == expected
 
 
 def test_a_group_in_process_stores_cycles_that_pair_and_replays_its_orders(db_url):

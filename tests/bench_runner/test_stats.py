@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from bench_runner import comparison, stats, wording
+from hadamard_bench.vocabulary import METHOD_WORDS
 
 
 def cell(rng, median=1e-3, rounds=3, samples=20, round_sd=0.03, sample_sd=0.02):
@@ -49,8 +50,8 @@ def test_bootstrap_is_hierarchical_and_reproducible():
 def test_verdicts(low, high, p, expected):
     assert stats.verdict(low, high, p) == expected
     if expected in stats.RUN_WORDS:
-        assert stats.verdict(low, high, p, words=stats.METHOD_WORDS) == \
-            stats.METHOD_WORDS[stats.RUN_WORDS.index(expected)]
+        assert stats.verdict(low, high, p, words=METHOD_WORDS) == \
+            METHOD_WORDS[stats.RUN_WORDS.index(expected)]
 
 
 def test_benjamini_hochberg_matches_the_textbook():
@@ -77,7 +78,7 @@ def test_a_1_3x_shift_is_found():
     found = stats.compare_all(pairs)
     assert np.mean([f["verdict"] == "regression" for f in found]) >= 0.95
     assert np.median([f["ratio"] for f in found]) == pytest.approx(1.3, rel=0.03)
-    faster = stats.compare_all([(b, a) for a, b in pairs[:50]], words=stats.METHOD_WORDS)
+    faster = stats.compare_all([(b, a) for a, b in pairs[:50]], words=METHOD_WORDS)
     assert all(f["verdict"] in ("faster", "inconclusive") for f in faster)
     assert np.mean([f["verdict"] == "faster" for f in faster]) >= 0.95
 
