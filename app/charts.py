@@ -149,7 +149,13 @@ def image(figure: go.Figure, fmt: str, width: int = 1200, height: int = 700) -> 
     if not browser:
         raise ChartImageError("chart images need Chromium: apt-get install chromium (or set BROWSER_PATH)")
     os.environ.setdefault("BROWSER_PATH", browser)
-    try:
-        return figure.to_image(format=fmt, width=width, height=height, scale=2 if fmt == "png" else 1)
-    except Exception as exc:  # noqa: BLE001 -- kaleido missing, the browser failing to start: one line
-        raise ChartImageError(f"could not draw the chart as {fmt.upper()}: {type(exc).__name__}: {exc}") from None
+    for attempt in (1, 2):
+        try:
+            return figure.to_image(format=fmt, width=width, height=height, scale=2 if fmt == "png" else 1)
+        except Exception as exc:  # noqa: BLE001 -- kaleido missing, the browser failing to start: one line
+            # On a busy machine kaleido can call into its page before the page's own script has
+            # loaded (a ReferenceError for `kaleido_scopes`, seen with two test workers on two
+            # cores); a second try finds it loaded. Anything else fails at once.
+            if attempt == 1 and "kaleido_scopes is not defined" in str(exc):
+                continue
+            raise ChartImageError(f"could not draw the chart as {fmt.upper()}: {type(exc).__name__}: {exc}") from None

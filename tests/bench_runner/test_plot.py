@@ -52,3 +52,28 @@ def test_plot_bad_input_is_one_line_and_exit_2_and_writes_nothing(seeded_db, tmp
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1
     assert list(work.iterdir()) == []
+
+
+@pytest.mark.parametrize("first, calls, drawn", [
+    ("ReferenceError: kaleido_scopes is not defined", 2, True),  # its page not loaded yet: tried again
+    ("BrowserFailedError: the browser did not start", 1, False),  # anything else: one line at once
+])
+def test_a_chart_image_is_tried_again_only_when_kaleidos_page_was_not_ready(monkeypatch, first, calls, drawn):
+    from app import charts
+
+    tried = []
+
+    class Figure:
+        def to_image(self, **kwargs):
+            tried.append(kwargs)
+            if len(tried) == 1:
+                raise RuntimeError(first)
+            return b"png"
+
+    monkeypatch.setenv("BROWSER_PATH", "/usr/bin/true")
+    if drawn:
+        assert charts.image(Figure(), "png") == b"png"
+    else:
+        with pytest.raises(charts.ChartImageError, match="did not start"):
+            charts.image(Figure(), "png")
+    assert len(tried) == calls
