@@ -23,6 +23,11 @@ class Finding:
     advice: str = ""
 
 
+def _meminfo() -> dict[str, int]:
+    """/proc/meminfo in bytes ({} where there is none)."""
+    return {key: proc.kib_bytes(value) or 0 for key, value in proc.fields("/proc/meminfo").items()}
+
+
 def add_parser(verbs) -> None:
     verbs.add_parser("doctor", help="what on this machine would disturb measurements, with advice",
                      description="Check this machine for what makes timings irreproducible: load, other busy "
@@ -63,7 +68,7 @@ def cpu_findings(window_s: float = 1.0) -> list[Finding]:
         found.append(Finding(not on, "CPU boost", "on" if on else "off",
                              "turbo clocks depend on temperature and load; `echo 0 > "
                              "/sys/devices/system/cpu/cpufreq/boost` for steadier figures"))
-    mem = {key: proc.kib_bytes(value) or 0 for key, value in proc.fields("/proc/meminfo").items()}
+    mem = _meminfo()
     if mem:
         available, swap_used = mem.get("MemAvailable", 0), mem.get("SwapTotal", 0) - mem.get("SwapFree", 0)
         found.append(Finding(available > 2 * 2**30, "memory available", f"{available / 2**30:.1f} GiB",
