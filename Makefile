@@ -26,17 +26,23 @@ run: $(VENV)/.run-deps
 	$(PY) -m bench_runner run --suite quick --if-empty --detach --wait-quiet 60
 	$(PY) -m bench_runner serve --port $(PORT)
 
+# The tests run in parallel, one pytest-xdist worker per CPU (at most 8; WORKERS=0 runs them in one
+# process). Each worker takes whole modules (--dist loadscope), so a module's fixtures (a smoke run,
+# a Ray cluster) are prepared once.
+WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n > 8 ? 8 : n )))
+PARALLEL := -n $(WORKERS) --dist loadscope
+
 # The fast tier leaves out what pyproject.toml's markers name: browser, install, Ray, plugins,
 # PostgreSQL, the whole compile matrix and the slow subprocess tests.
 FAST_TIER := not (browser or install or ray or plugins or postgres or compile_matrix or slow)
 
 ## test: install what the tests need and run the fast tier (a few minutes)
 test: $(VENV)/.test-deps
-	$(PY) -m pytest -m "$(FAST_TIER)"
+	$(PY) -m pytest -m "$(FAST_TIER)" $(PARALLEL)
 
 ## test-all: every test, the 25 slowest named at the end (.ci/run runs this)
 test-all: $(VENV)/.test-deps
-	$(PY) -m pytest --durations=25
+	$(PY) -m pytest $(PARALLEL) --durations=25
 
 ## bench: pytest-benchmark tests of the tool's hot paths, into results/bench.json (not part of `make test`)
 bench: $(VENV)/.test-deps
