@@ -101,7 +101,7 @@ def plain_ms(tuned: bool) -> float:
     return float(out.stdout.strip()) * 1e3
 
 
-def main() -> int:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=3, metavar="K",
                         help="A/A pairs: the selection is run K + 1 times back to back (default 3)")
@@ -114,19 +114,26 @@ def main() -> int:
     args = parser.parse_args()
     if min(args.pairs, args.turns, args.rounds or 1) < 1:
         parser.error("--pairs, --rounds and --turns take a positive number")
-    a_runs = list(range(1, args.pairs + 2))
-    b_run, chain_run = a_runs[-1] + 1, a_runs[-1] + 2
-    url = args.db
-    if url is None:
-        scratch = tempfile.mkdtemp()
-        url = f"sqlite:///{scratch}/repro.db"
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = f"{scratch}/inductor"
-        rounds = ["--rounds", str(args.rounds)] if args.rounds else []
-        for _ in a_runs:
-            bench_runner("run", *SELECTION, *rounds, "--db", url)
-        bench_runner("run", *[a for a in SELECTION if a not in BENCHMARKS and a != "--benchmark"],
-                     "--benchmark", "gated_ffn", "--threads", "1", *rounds, "--db", url)
-        bench_runner("run", *CHAIN, "--db", url)
+    return args
+
+
+def measure_runs(a_runs: list[int], rounds: int | None) -> str:
+    """The A runs, the B run and hadamard_chain's run, into a scratch database; its URL."""
+    scratch = tempfile.mkdtemp()
+    url = f"sqlite:///{scratch}/repro.db"
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = f"{scratch}/inductor"
+    rounds_flag = ["--rounds", str(rounds)] if rounds else []
+    for _ in a_runs:
+        bench_runner("run", *SELECTION, *rounds_flag, "--db", url)
+    bench_runner("run", *[a for a in SELECTION if a not in BENCHMARKS and a != "--benchmark"],
+                 "--benchmark", "gated_ffn", "--threads", "1", *rounds_flag, "--db", url)
+    bench_runner("run", *CHAIN, "--db", url)
+    return url
+
+
+def compare_runs(url: str, a_runs: list[int], b_run: int, chain_run: int) -> dict:
+    """Each A/A pair and the A/B pair compared as `compare` would, at the default floor, wider
+    floors and the p10, with what the rounds' states say of drift and slow spells."""
     sessions = compare.existing_db(url, "compare")
     with sessions() as session:
         a = {r: compare.side(session, str(r))[0] for r in a_runs}
@@ -137,66 +144,75 @@ def main() -> int:
         rounds_used = int(session.get(Run, a_runs[0]).rounds)
     pairs = [(r, r + 1) for r in a_runs[:-1]]
     spelled = comparison.runs_in_spells(states, a_runs + [b_run])  # as `compare` holds what their spells could fake
-    aa = {pair: comparison.comparison_table(a[pair[0]], a[pair[1]], spelled_runs=spelled) for pair in pairs}
-    aa_rates = {pair: verdict_rates(table) for pair, table in aa.items()}
-    # What a wider practical floor would call the same pairs (`compare --threshold`).
-    wider = {floor: {pair: verdict_rates(comparison.comparison_table(a[pair[0]], a[pair[1]], floor=floor,
-                                                                 spelled_runs=spelled)) for pair in pairs}
-             for floor in WIDER_FLOORS}
-    aa10 = {pair: verdict_rates(comparison.comparison_table(a[pair[0]], a[pair[1]], statistic="p10", spelled_runs=spelled))
-            for pair in pairs}
+    table = lambda x, y, **kw: comparison.comparison_table(x, y, spelled_runs=spelled, **kw)  # noqa: E731
+    aa = {pair: table(a[pair[0]], a[pair[1]]) for pair in pairs}
     first = a[a_runs[0]]
     first_ffn = first[first["benchmark"] == "gated_ffn"]
-    ab = comparison.comparison_table(first_ffn, b, spelled_runs=spelled)
-    ab_rates = verdict_rates(ab)
-    ab10 = verdict_rates(comparison.comparison_table(first_ffn, b, statistic="p10", spelled_runs=spelled))
-    every = pd.concat(aa.values())
-    abs_change = (every["ratio"] - 1).abs()
+    ab = table(first_ffn, b)
+    return {
+        "a_runs": a_runs, "b_run": b_run, "pairs": pairs, "aa": aa, "ab": ab, "alone": alone,
+        "drift_aa": drift_aa, "states": states, "rounds_used": rounds_used,
+        "aa_rates": {pair: verdict_rates(t) for pair, t in aa.items()},
+        # What a wider practical floor would call the same pairs (`compare --threshold`).
+        "wider": {floor: {pair: verdict_rates(table(a[pair[0]], a[pair[1]], floor=floor)) for pair in pairs}
+                  for floor in WIDER_FLOORS},
+        "aa10": {pair: verdict_rates(table(a[pair[0]], a[pair[1]], statistic="p10")) for pair in pairs},
+        "ab_rates": verdict_rates(ab), "ab10": verdict_rates(table(first_ffn, b, statistic="p10")),
+    }
 
-    # The machine drifts by minutes, and a 48 MiB working set sees the host's memory bandwidth
-    # move by 20% between one minute and the next: so the four settings are measured in turn,
-    # `--turns` times, and each worker setting is judged by the median of its per-turn ratios to
-    # the plain process measured right beside it.
+
+def allocator_turns(turns: int) -> dict[str, list[float]]:
+    """hadamard_chain's time per call in each of the four settings, measured in turn `turns` times.
+
+    The machine drifts by minutes, and a 48 MiB working set sees the host's memory bandwidth move
+    by 20% between one minute and the next: so each worker setting is judged by the median of
+    its per-turn ratios to the plain process measured right beside it."""
     settings = {"alone in a fresh worker": lambda: in_worker_ms(False),
                 "in one worker after the other elementwise cells": lambda: in_worker_ms(True),
                 PLAIN_TUNED: lambda: plain_ms(True),
                 "fresh plain process, torch.utils.benchmark, system allocator": lambda: plain_ms(False)}
     times = {name: [] for name in settings}
-    for _ in range(args.turns):
+    for _ in range(turns):
         for name, measure in settings.items():
             times[name].append(measure())
-    chain = {name: float(pd.Series(values).median()) for name, values in times.items()}
-    to_plain = {name: float((pd.Series(times[name]) / pd.Series(times[PLAIN_TUNED])).median()) for name in times}
-    spread = max(abs(to_plain[name] - 1) for name in list(settings)[:2])
+    return times
 
-    def row(name: str, rates: dict) -> str:
-        return (f"| {name} | {rates['cells']} | {rates['regression']} | {rates['improvement']} | "
-                f"{rates['no change']} | {rates['inconclusive']} |")
 
-    def share(count: int, rates: dict) -> str:
-        return f"{count / max(rates['cells'], 1):.0%}"
+def row(name: str, rates: dict) -> str:
+    return (f"| {name} | {rates['cells']} | {rates['regression']} | {rates['improvement']} | "
+            f"{rates['no change']} | {rates['inconclusive']} |")
 
-    def changed(rates: dict) -> int:  # in an A/A pair, every one is false
-        return rates["regression"] + rates["improvement"]
 
-    def at_floor(floor: float, rates: dict) -> str:
-        return (f"{floor * 100:g}%: " + ", ".join(share(rates[p]["inconclusive"], rates[p]) for p in pairs)
-                + " (false changes " + ", ".join(str(changed(rates[p])) for p in pairs) + ")")
+def share(count: int, rates: dict) -> str:
+    return f"{count / max(rates['cells'], 1):.0%}"
 
+
+def changed(rates: dict) -> int:  # in an A/A pair, every one is false
+    return rates["regression"] + rates["improvement"]
+
+
+def verdict_lines(f: dict) -> list[str]:
+    """The verdicts' table and what it says."""
+    pairs, aa, aa_rates, ab_rates, states = f["pairs"], f["aa"], f["aa_rates"], f["ab_rates"], f["states"]
     false = {pair: changed(r) for pair, r in aa_rates.items()}
-    false10 = {pair: changed(r) for pair, r in aa10.items()}
+    false10 = {pair: changed(r) for pair, r in f["aa10"].items()}
     inconclusive = [r["inconclusive"] / max(r["cells"], 1) for r in aa_rates.values()]
-    lines = [
+    every = pd.concat(aa.values())
+    abs_change = (every["ratio"] - 1).abs()
+    at_floor = lambda floor, rates: (  # noqa: E731
+        f"{floor * 100:g}%: " + ", ".join(share(rates[p]["inconclusive"], rates[p]) for p in pairs)
+        + " (false changes " + ", ".join(str(changed(rates[p])) for p in pairs) + ")")
+    return [
         f"Measured {pd.Timestamp.now():%Y-%m-%d} on this machine's CPU ({os.cpu_count()} cores), the quick suite's "
-        f"eager cells of {', '.join(BENCHMARKS)}, {rounds_used} rounds a run, {defaults.FLOOR:.0%} floor; "
-        f"{len(a_runs)} A runs back to back, each compared with the next.",
+        f"eager cells of {', '.join(BENCHMARKS)}, {f['rounds_used']} rounds a run, {defaults.FLOOR:.0%} floor; "
+        f"{len(f['a_runs'])} A runs back to back, each compared with the next.",
         "",
         "| experiment | cells | regression | improvement | no change | inconclusive |",
         "| --- | --- | --- | --- | --- | --- |",
         *[row(f"A/A: `compare {x} {y}`", aa_rates[(x, y)]) for x, y in pairs],
-        row(f"A/B: gated_ffn with `--threads 1` (run {b_run}) against run 1", ab_rates),
-        *[row(f"A/A, `--statistic p10`: `compare {x} {y}`", aa10[(x, y)]) for x, y in pairs],
-        row("A/B, `--statistic p10`", ab10),
+        row(f"A/B: gated_ffn with `--threads 1` (run {f['b_run']}) against run 1", ab_rates),
+        *[row(f"A/A, `--statistic p10`: `compare {x} {y}`", f["aa10"][(x, y)]) for x, y in pairs],
+        row("A/B, `--statistic p10`", f["ab10"]),
         "",
         "- A/A false changes per pair: " + ", ".join(f"{false[p]} ({share(false[p], aa_rates[p])})" for p in pairs)
         + " by the median; " + ", ".join(f"{false10[p]}" for p in pairs) + " by the p10. Inconclusive per pair: "
@@ -207,20 +223,29 @@ def main() -> int:
         + f". A cell is `no change` only when its change and its half-width fit inside the {defaults.FLOOR:.0%} floor "
         "together.",
         "- Inconclusive at a wider floor (`compare --threshold`), per pair: "
-        + "; ".join(at_floor(floor, w) for floor, w in wider.items()) + ".",
+        + "; ".join(at_floor(floor, w) for floor, w in f["wider"].items()) + ".",
         f"- Over all pairs, median |change| {abs_change.median():.1%}, 90th percentile {abs_change.quantile(0.9):.1%}, "
         f"largest {every['ratio'].max():.2f}× / {every['ratio'].min():.2f}×.",
         f"- A/B power: **{ab_rates['regression'] / max(ab_rates['cells'], 1):.0%}** of the gated_ffn cells called a "
-        f"regression, {ab_rates['improvement']} an improvement; median ratio {ab['ratio'].median():.2f}×.",
+        f"regression, {ab_rates['improvement']} an improvement; median ratio {f['ab']['ratio'].median():.2f}×.",
         "- Machine drift within each pair (drift controls, after ÷ before): "
         + "; ".join(f"{x}→{y} " + (wording.drift_text(d) or "not recorded")
-                    for (x, y), d in zip(pairs, drift_aa)) + ".",
+                    for (x, y), d in zip(pairs, f["drift_aa"])) + ".",
         "- Cell-rounds timed while the cores were still slow to work together (unsettled, `--settle`) and not "
         "retaken settled (`--retakes`), per A run: "
         + ", ".join("{} of {}".format(*comparison.unsettled_share(states, [r])) + f" ({comparison.retaken(states, [r])} retaken)"
-                    for r in a_runs) + ".",
-        "",
-        f"hadamard_chain at n = 4,194,304, eager (median per call, over {args.turns} turns; in its own run, "
+                    for r in f["a_runs"]) + ".",
+    ]
+
+
+def allocator_lines(times: dict[str, list[float]], alone) -> list[str]:
+    """The allocator experiment's table and what it says."""
+    chain = {name: float(pd.Series(values).median()) for name, values in times.items()}
+    to_plain = {name: float((pd.Series(times[name]) / pd.Series(times[PLAIN_TUNED])).median()) for name in times}
+    spread = max(abs(to_plain[name] - 1) for name in list(times)[:2])
+    turns = len(times[PLAIN_TUNED])
+    return [
+        f"hadamard_chain at n = 4,194,304, eager (median per call, over {turns} turns; in its own run, "
         f"{len(set(alone['sample_rounds'].iloc[0] or [0]))} rounds: "
         f"{float(pd.Series(alone['samples'].iloc[0]).median()) * 1e3:.2f} ms):",
         "",
@@ -230,9 +255,17 @@ def main() -> int:
           for k, v in chain.items()],
         "",
         f"Both worker settings agree with the plain process within **{spread:.1%}** (the median of "
-        f"{args.turns} per-turn ratios; the target is 15%).",
+        f"{turns} per-turn ratios; the target is 15%).",
     ]
-    table = "\n".join(lines)
+
+
+def main() -> int:
+    args = arguments()
+    a_runs = list(range(1, args.pairs + 2))
+    b_run, chain_run = a_runs[-1] + 1, a_runs[-1] + 2
+    url = args.db or measure_runs(a_runs, args.rounds)
+    found = compare_runs(url, a_runs, b_run, chain_run)
+    table = "\n".join([*verdict_lines(found), "", *allocator_lines(allocator_turns(args.turns), found["alone"])])
     print(table)
     write_section(DOC, "reproducibility", table,
                   heading="## Verdicts that reproduce\n\n`python benchmarks/reproducibility.py`:")

@@ -89,6 +89,39 @@ def time_ratio(session, interleaved: int, alone: int) -> tuple[float, float]:
     return float(ratio.median()), float(ratio[fast <= fast.quantile(1 / 3)].median())
 
 
+def measure_runs(disturb: bool) -> tuple[str, dict[int, float]]:
+    """Runs 1-4, the two ways alternating, into a scratch database (beside the neighbour when
+    `disturb`): its URL and each run's minutes."""
+    url, minutes, neighbour = scratch_db("speedup_aa"), {}, None
+    if disturb:
+        core = (os.cpu_count() or 1) - 1
+        neighbour = subprocess.Popen([sys.executable, "-c", NEIGHBOUR.replace("CORE", str(core))])
+        time.sleep(2)
+        if neighbour.poll() is not None:
+            sys.exit("the neighbour did not start: its error is above")
+    try:
+        for run_id, way in enumerate(ORDER, start=1):
+            started = time.perf_counter()
+            bench_runner("run", *SELECTION, *WAYS[way], "--db", url)
+            minutes[run_id] = (time.perf_counter() - started) / 60
+    finally:
+        if neighbour is not None:
+            neighbour.kill()
+    return url, minutes
+
+
+def way_row(way: str, tables: dict, minutes: dict[int, float]) -> str:
+    """One way's row: its two runs' speed-ups set against each other (pair_figures)."""
+    first, second = [r for r, w in enumerate(ORDER, start=1) if w == way]
+    f = pair_figures(tables[first], tables[second])
+    return (f"| {way} | {first}, {second} | {f['speed-ups']} | {f['flips']} | {f['overlap']:.0%} | "
+            f"{f['moved']:.1%} | {f['moved_over_5']:.0%} | "
+            + ", ".join(f"{v:.0%}" for v in f["inconclusive"]) + " | "
+            + ", ".join(f"±{v:.1%}" for v in f["half_width"]) + " | "
+            + ", ".join(f"{v:.0%}" for v in f["paired"]) + " | "
+            + ", ".join(f"{minutes[r]:.1f}" for r in (first, second)) + " |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--disturb", action="store_true",
@@ -96,24 +129,7 @@ def main() -> int:
     parser.add_argument("--db", help="re-read the four runs an earlier call stored at this URL")
     args = parser.parse_args()
     condition = "disturbed" if args.disturb else "quiet"
-    url, minutes = args.db, {}
-    if url is None:
-        url = scratch_db("speedup_aa")
-        neighbour = None
-        if args.disturb:
-            core = (os.cpu_count() or 1) - 1
-            neighbour = subprocess.Popen([sys.executable, "-c", NEIGHBOUR.replace("CORE", str(core))])
-            time.sleep(2)
-            if neighbour.poll() is not None:
-                sys.exit("the neighbour did not start: its error is above")
-        try:
-            for run_id, way in enumerate(ORDER, start=1):
-                started = time.perf_counter()
-                bench_runner("run", *SELECTION, *WAYS[way], "--db", url)
-                minutes[run_id] = (time.perf_counter() - started) / 60
-        finally:
-            if neighbour is not None:
-                neighbour.kill()
+    url, minutes = (args.db, {}) if args.db else measure_runs(args.disturb)
     sessions = compare.existing_db(url, "compare")
     with sessions() as session:
         tables = {r: speedup_table(session, r) for r in range(1, 5)}
@@ -123,16 +139,6 @@ def main() -> int:
                        for r in range(1, 5) for run in [session.get(Run, r)]}
         first = session.get(Run, 1)
         when, commit = first.started_at, (first.provenance or {}).get("git_commit") or "unknown"
-    rows = []
-    for way in WAYS:
-        first, second = [r for r, w in enumerate(ORDER, start=1) if w == way]
-        f = pair_figures(tables[first], tables[second])
-        rows.append(f"| {way} | {first}, {second} | {f['speed-ups']} | {f['flips']} | {f['overlap']:.0%} | "
-                    f"{f['moved']:.1%} | {f['moved_over_5']:.0%} | "
-                    + ", ".join(f"{v:.0%}" for v in f["inconclusive"]) + " | "
-                    + ", ".join(f"±{v:.1%}" for v in f["half_width"]) + " | "
-                    + ", ".join(f"{v:.0%}" for v in f["paired"]) + " | "
-                    + ", ".join(f"{minutes[r]:.1f}" for r in (first, second)) + " |")
     lines = [
         f"Measured {when:%Y-%m-%d %H:%M} UTC at {commit[:7]} on this machine's CPU ({os.cpu_count()} cores), {condition}"
         + (" (a neighbour streaming 128 MiB on one core, a second on, a second off)" if args.disturb else "")
@@ -141,7 +147,7 @@ def main() -> int:
         "| timing | runs | speed-ups | verdict flips | intervals overlap | median move | moved > 5% | "
         "inconclusive | median half-width | paired | minutes |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-        *rows,
+        *[way_row(way, tables, minutes) for way in WAYS],
         "",
         f"A cell's median per call interleaved ÷ one at a time (runs 1 ÷ 2, 3 ÷ 4; minutes apart): "
         f"{ratios[0][0]:.3f} and {ratios[1][0]:.3f} over all cells, {ratios[0][1]:.3f} and {ratios[1][1]:.3f} over "
