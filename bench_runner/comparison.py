@@ -39,10 +39,8 @@ def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = F
     A side was, for a cell, when the cell still holds a round timed unsettled (bench_runner.settle:
     one its run could neither wait out nor retake), or when the cell ran on a CPU in one of
     `spelled_runs` (spelled_runs: runs a spell outlasted). Such a spell slows a whole stretch of
-    the machine's time, the rounds the probe passed included: on 2026-11-29 a run left 77 of its
-    330 cell-rounds unsettled after retakes, and three cells with one unsettled round of three
-    each were slower in all three rounds than in the next run (their medians by 12–36%), so
-    `compare` called them improvements. A spell only adds time, so it can fake a regression when
+    the machine's time, the rounds the probe passed included (seen:
+    docs/notes/2026-11-29-slow-spells-of-the-cores.md). A spell only adds time, so it can fake a regression when
     it slowed the after side and an improvement when it slowed the before side: such a verdict is
     held `inconclusive`, since it would not survive measuring again. A change against the spell's
     direction stands (it is understated)."""

@@ -36,7 +36,7 @@ POLL_S = 0.25
 # A worker (one round) waits at most this long in all. A spell that outlasts it leaves the rest of
 # the round unsettled, and the retake passes (bench_runner.sweep), which first wait for calm, time
 # those cells again: waiting longer inside a round mostly spent the quick suite's minutes on spells
-# that went on anyway (on 2026-11-29 every round of a quick suite spent its whole 10 s).
+# that went on anyway (the story: docs/notes/2026-11-29-slow-spells-of-the-cores.md).
 ROUND_BUDGET_S = 5.0
 
 

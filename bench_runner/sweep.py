@@ -240,12 +240,9 @@ def _retake(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
             passes: int, on_retake: Callable[[Cell, bool], None] | None) -> None:
     """Time again the cell-rounds a slow spell of the cores left unsettled (bench_runner.settle).
 
-    A spell can outlast the few seconds a round may wait for it (on the 2-vCPU VM this project
-    is developed on, one lasted two and a half minutes, across three runs of the A/A selection),
-    and then the rounds measure the spell: in runs of that selection on 2026-11-29, the standard
-    deviation of a cell's round medians was a median 6.5–11% of the median in runs that met a
-    spell and 1.3–2.5% in those that did not, and every interval built on it widened alike. So
-    after the rounds, each pass starts a fresh worker, waits up to CALM_WAIT_S for the spell to
+    A spell can outlast the few seconds a round may wait for it, and then the rounds measure the
+    spell, and every interval built on them widens alike (seen:
+    docs/notes/2026-11-29-slow-spells-of-the-cores.md). So after the rounds, each pass starts a fresh worker, waits up to CALM_WAIT_S for the spell to
     pass (if it has not, the cells keep what they have), and times each such cell once more, in
     a new shuffled order: a retake timed settled replaces the samples of the cell's earliest
     unsettled round (the count and the cell's provenance say so), one that is not leaves them as

@@ -7,7 +7,7 @@ two machines, with samples and 16 metrics each) through results_db's own models,
 derives what a run leaves behind as it ends (the latest-result table, the history
 points), then renders every page headless with Streamlit's AppTest in a fresh
 process, several times, and reports the first and the median later render and the
-process's peak memory. Prints a table and writes it into docs/dashboard.md.
+process's peak memory. Prints a table and writes it into docs/benchmarks.md.
 
     python benchmarks/dashboard_load.py [--rows 100000 1000000] [--loads 5] [--db-dir DIR]
 """
@@ -36,8 +36,9 @@ import results_db  # noqa: E402
 from results_db import store  # noqa: E402
 from results_db.models import Metric, Result  # noqa: E402
 from bench_runner.worker import _peak_rss_bytes, _peak_rss_reset  # noqa: E402
+from docs_section import write_section  # noqa: E402
 
-DOC = ROOT / "docs" / "dashboard.md"
+DOC = ROOT / "docs" / "benchmarks.md"
 PAGES = ["app_pages/overview.py", "app_pages/compare.py", "app_pages/scaling.py", "app_pages/roofline.py",
          "app_pages/runs.py", "app_pages/diff.py", "app_pages/history.py", "app_pages/claims.py"]
 METRICS = ["time_median_s", "time_iqr_s", "time_min_s", "time_mean_s", "samples", "calls_per_sample", "noisy",
@@ -168,8 +169,6 @@ def table(found: list[dict], loads: int) -> str:
     setup = "; ".join(f"{s} results filled in {m['setup'][0]:.0f} s, their latest-result table and history "
                       f"points derived in {m['setup'][1]:.0f} s" for s, m in zip(sizes, found) if m["setup"])
     lines = [
-        "# Dashboard render times",
-        "",
         f"`python benchmarks/dashboard_load.py --rows {' '.join(str(m['rows']) for m in found)} --loads {loads}`, "
         f"{time.strftime('%Y-%m-%d')}. Synthetic results shaped like a team's database: every quick-suite cell "
         f"in both modes, run after run on two machines, {SAMPLES} samples from {ROUNDS} rounds and "
@@ -215,8 +214,7 @@ def main() -> int:
         print(f"{rows:,} results rendered", file=sys.stderr)
     text = table(found, args.loads)
     print(text)
-    DOC.write_text(text)
-    print(f"wrote {DOC}", file=sys.stderr)
+    write_section(DOC, "dashboard-render", text, heading="## Dashboard render times")
     return 0
 
 
