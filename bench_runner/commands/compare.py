@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from sqlalchemy.orm import Session
 
+
 def add_parser(verbs) -> None:
     p = verbs.add_parser(
         "compare", help="two runs or two machines cell by cell, with confidence intervals and verdicts",
