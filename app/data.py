@@ -16,7 +16,7 @@ from sqlalchemy.orm import sessionmaker
 
 import results_db
 from bench_runner import comparison, history
-from results_db import bundle, bundle_format, history_queries, queries, store
+from results_db import bundle, bundle_format, damage, history_queries, queries, store
 
 from . import judging
 from .shaping import add_derived, latest_ok
@@ -40,6 +40,17 @@ PROJECT_ROOT = results_db.engine.PROJECT_ROOT
 # laptop's numbers have something to stand beside. scripts/gpu_check.sh makes them.
 REFERENCE_DIR = PROJECT_ROOT / "results" / "reference"
 LOCAL_CATALOGUE = Path(__file__).with_name("catalogue.json")  # scripts/catalogue_docs.py writes it
+
+
+@st.cache_resource(show_spinner="Reading every page of the results file once")
+def check_intact(url: str) -> bool:
+    """DamagedDatabase (results_db.damage) when an SQLite results file has a page SQLite cannot
+    read: checked once per server, before the shipped reference results are written into it.
+    An error is not cached, so a damaged file is refused on every visit."""
+    parsed = results_db.check_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        damage.require_intact(Path(parsed.database))
+    return True
 
 
 @st.cache_resource

@@ -4,16 +4,18 @@ import streamlit as st
 
 import results_db  # the project is installed (make run: editable; pip install .), so no path to patch
 from app import data, text
+from results_db import damage
 
 st.set_page_config(page_title="Hadamard Bench", page_icon="⊙", layout="wide")
 try:
+    data.check_intact(data.db_url())
     data.sessions(data.db_url())
 except (results_db.SchemaError, results_db.BadDatabaseURL, results_db.CannotOpen) as exc:  # newer, foreign, damaged: left untouched
     st.error(text.md(exc, None))
     st.stop()
 for problem in data.import_reference(data.db_url()):
     st.sidebar.warning(f"Reference results not added: {text.md(problem)}")
-st.navigation([
+page = st.navigation([
     st.Page("app_pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
     st.Page("app_pages/compare.py", title="Compare", icon=":material/show_chart:"),
     st.Page("app_pages/scaling.py", title="Scaling", icon=":material/trending_up:"),
@@ -22,4 +24,11 @@ st.navigation([
     st.Page("app_pages/diff.py", title="Diff", icon=":material/compare_arrows:"),
     st.Page("app_pages/history.py", title="History", icon=":material/timeline:"),
     st.Page("app_pages/claims.py", title="Survey claims", icon=":material/fact_check:"),
-]).run()
+])
+try:
+    page.run()
+except Exception as exc:
+    if not damage.is_damage(exc):  # Streamlit's own control flow, or a bug of ours: as it is
+        raise
+    # A page SQLite cannot read, met after the check at start (the file damaged since).
+    st.error(text.md(damage.damaged(damage.database_of(data.db_url()), exc), None))

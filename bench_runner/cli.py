@@ -34,17 +34,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = None
     try:
         args = build_parser().parse_args(argv)
         return args.handler(args)
-    except BadInput as exc:
-        message = str(exc)
-        if not message.startswith("bench_runner"):
-            message = f"bench_runner: error: {message}"
-        print(message, file=sys.stderr)
-        return EXIT_USAGE
     except BrokenPipeError:
         # The reader stopped early (`compare --format csv | head`): nothing of ours failed. Standard
         # output goes to /dev/null so that flushing it at exit does not raise the same error again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:
+        if not isinstance(exc, BadInput):
+            exc = _as_damage(exc, args)
+        message = str(exc)
+        if not message.startswith("bench_runner"):
+            message = f"bench_runner: error: {message}"
+        print(message, file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _as_damage(exc: Exception, args) -> BadInput:
+    """A damaged results file met mid-verb (SQLite cannot read a page) as its one line; any
+    other error is a bug of ours, and its traceback is what a report needs."""
+    from results_db import damage
+
+    if not damage.is_damage(exc):
+        raise exc
+    return damage.damaged(damage.database_of(getattr(args, "db", None)), exc)

@@ -85,7 +85,9 @@ def sqlite_revision(path: Path) -> str | None:
     if header[:len(SQLITE_HEADER)] != SQLITE_HEADER:
         raise SchemaError(f"{where} is not an SQLite database; it was left untouched")
     if _cut_short(header, path.stat().st_size):
-        raise SchemaError(f"{where} is damaged or truncated (shorter than its header says); it was left untouched")
+        from .damage import damaged
+
+        raise damaged(where, "shorter than its header says: a copy cut short")
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
@@ -96,7 +98,9 @@ def sqlite_revision(path: Path) -> str | None:
         finally:
             db.close()
     except sqlite3.DatabaseError as exc:
-        raise SchemaError(f"{where} is damaged or truncated ({exc}); it was left untouched") from None
+        from .damage import damaged
+
+        raise damaged(where, exc) from None
     return _revision_of(tables, version, run_columns, where)
 
 
@@ -139,6 +143,9 @@ def ensure(engine: Engine, revision: str | None, sqlite_path: Path | None = None
             command.stamp(config, current)
             return "created"
         if sqlite_path is not None:  # the file as it was, write-ahead log included
+            from .damage import require_intact
+
+            require_intact(sqlite_path)  # a damaged file is not migrated: its copy would keep the damage
             for part in (sqlite_path, sqlite_path.with_name(sqlite_path.name + "-wal")):
                 if part.exists():
                     shutil.copy2(part, part.with_name(f"{part.name}.before-{revision}"))

@@ -41,15 +41,22 @@ def existing_url(url_text: str | None, verb: str):
     return url
 
 
-def sessions_on(url, create: bool = True):
-    """Sessions on the database at a checked URL; without `create`, only one that exists is opened."""
+def sessions_on(url, create: bool = True, writes: bool = True):
+    """Sessions on the database at a checked URL; without `create`, only one that exists is opened.
+    A verb that `writes` first has an SQLite file read whole (results_db.damage.require_intact):
+    a damaged one is refused in one line before anything is written to it."""
+    from pathlib import Path
+
     from sqlalchemy.orm import sessionmaker
 
     import results_db
+    from results_db import damage
 
+    if writes and url.get_backend_name() == "sqlite":
+        damage.require_intact(Path(url.database))
     return sessionmaker(results_db.open_engine(url.render_as_string(hide_password=False), create=create))
 
 
-def existing_db(url_text: str | None, verb: str):
+def existing_db(url_text: str | None, verb: str, writes: bool = False):
     """Sessions on a database that must already exist (a read-only verb creates nothing)."""
-    return sessions_on(existing_url(url_text, verb), create=False)
+    return sessions_on(existing_url(url_text, verb), create=False, writes=writes)

@@ -38,7 +38,7 @@ def run(args) -> int:
 
     from .. import history
 
-    sessions = existing_db(args.db, "mark")
+    sessions = existing_db(args.db, "mark", writes=True)
     if args.delete is not None:
         with sessions() as session, session.begin():
             try:

@@ -134,7 +134,7 @@ BAD_FILES = {
     "newer": (_newer, "was written by a newer Hadamard Bench (schema 9999"),
     "foreign": (_foreign, "is not a Hadamard Bench database (it has tables users)"),
     "not sqlite": (_not_sqlite, "is not an SQLite database"),
-    "truncated": (_truncated, "is damaged or truncated"),
+    "truncated": (_truncated, "is damaged (shorter than its header says"),
 }
 
 
