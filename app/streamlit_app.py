@@ -13,6 +13,9 @@ try:
 except (results_db.SchemaError, results_db.BadDatabaseURL, results_db.CannotOpen) as exc:  # newer, foreign, damaged: left untouched
     st.error(text.md(exc, None))
     st.stop()
+if data.read_only():  # every page says so, so that nobody wonders where the Start button went
+    st.sidebar.caption("Read-only: this dashboard starts, cancels, queues and marks nothing "
+                       "(`serve --allow-runs` on a machine of your own lets it).")
 for problem in data.import_reference(data.db_url()):
     st.sidebar.warning(f"Reference results not added: {text.md(problem)}")
 page = st.navigation([

@@ -22,7 +22,11 @@ def add_parser(verbs) -> None:
     p.add_argument("--headless", action="store_true", help="do not open a browser")
     p.add_argument("--readonly", action="store_true",
                    help="for a dashboard shared with a team: no run, cancel, queue or mark controls, nothing "
-                        "written to the database (HADAMARD_BENCH_READONLY=1 does the same)")
+                        "written to the database (HADAMARD_BENCH_READONLY=1 does the same); the default on an "
+                        "address other than this machine's own")
+    p.add_argument("--allow-runs", action="store_true",
+                   help="on an address others can reach (--address 0.0.0.0), let whoever reaches it start, "
+                        "cancel and queue runs and mark them too")
     db_flag(p)
     plugin_flag(p)
 
@@ -47,10 +51,37 @@ def run(args) -> int:
     if args.headless:
         argv += ["--server.headless", "true"]
     env = {**os.environ, DB_ENV_VAR: url}
-    if args.readonly:
+    if _read_only(args):
         env["HADAMARD_BENCH_READONLY"] = "1"
     # This process becomes the server: a service manager's SIGTERM, or a terminal's Ctrl-C,
     # reaches Streamlit itself, with no child left serving behind a parent that stopped.
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, argv, env)
+
+
+def _read_only(args) -> bool:
+    """Whether the dashboard may write: never with --readonly; on an address only this machine
+    reaches, yes; on one others can reach, only with --allow-runs, since whoever reaches the port
+    could otherwise start and cancel runs on this machine."""
+    if args.readonly and args.allow_runs:
+        raise UsageError("bench_runner serve: --readonly and --allow-runs contradict each other")
+    if args.readonly or os.environ.get("HADAMARD_BENCH_READONLY", "").lower() in ("1", "true", "yes", "on"):
+        return True
+    if _loopback(args.address) or args.allow_runs:
+        return False
+    print(f"bench_runner serve: read-only on {args.address}, which others can reach: the pages start, cancel "
+          "and mark nothing (--allow-runs lets them)", file=sys.stderr)
+    return True
+
+
+def _loopback(address: str) -> bool:
+    import ipaddress
+
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
