@@ -151,3 +151,15 @@ def store_url(request, tmp_path):
 def seeded_store(store_url) -> str:
     seed(store_url)
     return store_url
+
+
+# The modules whose tests take longest (`make test-all` names its 25 slowest), run first: the
+# parallel workers (pytest-xdist, a module at a time) then finish together, not with one of them
+# starting the Ray cluster's minutes while the other has nothing left to do.
+LONGEST_FIRST = ("test_ray", "test_browser", "test_resume", "test_worker", "test_concurrency", "test_agents",
+                 "test_ab", "test_plugins", "test_cli", "test_catalogue")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.module.__name__.rsplit(".", 1)[-1], len(rank)))
