@@ -31,7 +31,9 @@ page = st.navigation([
 try:
     page.run()
 except Exception as exc:
-    if not damage.is_damage(exc):  # Streamlit's own control flow, or a bug of ours: as it is
+    # A page SQLite cannot read, met after the check at start (the file damaged since), or a
+    # write the disk refused; anything else (Streamlit's own control flow, a bug) as it is.
+    found = damage.explained(damage.database_of(data.db_url()), exc)
+    if found is None:
         raise
-    # A page SQLite cannot read, met after the check at start (the file damaged since).
-    st.error(text.md(damage.damaged(damage.database_of(data.db_url()), exc), None))
+    st.error(text.md(found, None))

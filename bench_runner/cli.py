@@ -54,10 +54,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _as_damage(exc: Exception, args) -> BadInput:
-    """A damaged results file met mid-verb (SQLite cannot read a page) as its one line; any
-    other error is a bug of ours, and its traceback is what a report needs."""
+    """A storage error met mid-verb (a page SQLite cannot read, a full disk) as its one line;
+    any other error is a bug of ours, and its traceback is what a report needs."""
     from results_db import damage
 
-    if not damage.is_damage(exc):
+    found = damage.explained(damage.database_of(getattr(args, "db", None)), exc)
+    if found is None:
         raise exc
-    return damage.damaged(damage.database_of(getattr(args, "db", None)), exc)
+    return found

@@ -26,8 +26,11 @@ from hadamard_bench.errors import BadInput
 from .schema import SchemaError
 
 # What SQLite (and SQLAlchemy around it) says when a file's pages cannot be read as a database.
-DAMAGE_SIGNS = ("malformed", "file is not a database", "could not decode", "disk i/o error",
-                "database corrupt", "invalid page number", "file is encrypted")
+DAMAGE_SIGNS = ("malformed", "file is not a database", "could not decode", "database corrupt",
+                "invalid page number", "file is encrypted")
+# What it says when a sound file cannot be written: a full disk (or a file-size limit, which
+# reads as an I/O error), a file or folder that is read-only.
+WRITE_SIGNS = ("database or disk is full", "disk i/o error", "readonly database")
 
 Progress = Callable[[str], None]
 
@@ -38,10 +41,35 @@ class DamagedDatabase(SchemaError):
     dashboard refuse it the same way."""
 
 
+class CannotWrite(BadInput):
+    """A sound results file that cannot take a write (disk full, read-only): one line."""
+
+
+def _said(exc: BaseException) -> str:
+    return str(getattr(exc, "orig", None) or exc).lower()
+
+
 def is_damage(exc: BaseException) -> bool:
     """Whether an error (SQLAlchemy's or sqlite3's) says the file itself is damaged."""
-    text = str(getattr(exc, "orig", None) or exc).lower()
-    return any(sign in text for sign in DAMAGE_SIGNS)
+    return any(sign in _said(exc) for sign in DAMAGE_SIGNS)
+
+
+def is_write_failure(exc: BaseException) -> bool:
+    """Whether an error says the disk or the file refused a write (full, read-only)."""
+    return any(sign in _said(exc) for sign in WRITE_SIGNS)
+
+
+def explained(where: str, exc: BaseException) -> BadInput | None:
+    """The one line for a storage error met mid-verb (damage, or a write refused), else None."""
+    if is_damage(exc):
+        return damaged(where, exc)
+    if is_write_failure(exc):
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        return CannotWrite(
+            f"could not write to the results database {where} ({detail[0][:120] if detail else 'refused'}): is "
+            "its disk full, or the file read-only? What it held before is kept; make room (or fix its "
+            "permissions), then `run --resume RUN_ID` finishes a run this stopped")
+    return None
 
 
 def damaged(where: str | os.PathLike, exc: BaseException | str) -> DamagedDatabase:

@@ -154,3 +154,46 @@ def test_the_dashboard_says_the_file_is_damaged_and_writes_nothing(damaged_file,
     assert not at.exception
     assert f"the results database {path} is damaged" in unescaped(at.error[0].value)
     assert digest(path) == before
+
+
+@pytest.mark.slow
+def test_a_disk_that_fills_mid_run_stops_it_in_one_line_and_resume_finishes_it(tmp_path):
+    """A file-size limit stands in for a full disk: SQLite's writes past it fail as on a full one."""
+    import os
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "results.db"
+    url = f"sqlite:///{path}"
+    seed(url)
+    gc.collect()
+    before = rows(path, "result")
+    limit = path.stat().st_size + 60_000  # room for a few cells, not the whole run
+
+    def small_disk():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, as on a full disk
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    argv = [sys.executable, "-m", "bench_runner", "run", "--suite", "smoke", "--benchmark", "elementwise",
+            "--db", url, "--quiet"]
+    full = subprocess.run(argv, cwd=ROOT, preexec_fn=small_disk, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "HADAMARD_BENCH_REFERENCE": "off"})
+    assert full.returncode == 2, full.stderr
+    said = full.stderr.strip().splitlines()  # the run's own opening lines, then one for the failure
+    ours = [i for i, line in enumerate(said) if line.startswith("bench_runner: error: could not write to the "
+                                                                 "results database")]
+    assert ours and "--resume" in said[ours[0]], full.stderr
+    # (What multiprocessing's resource tracker may print after it, at exit under the same limit, is not ours.)
+    assert not any("Traceback" in line for line in said[:ours[0]]), full.stderr
+    assert damage.quick_check(path) == []  # the file is sound
+    with closing(sqlite3.connect(path)) as db:
+        status, done, total = db.execute("SELECT status, cells_done, cells_total FROM run WHERE id = 2").fetchone()
+    assert status == "failed" and 0 < done < total
+    assert {i: r for i, r in rows(path, "result").items() if i in before} == before  # nothing earlier lost
+    resumed = subprocess.run([*argv[:4], "--resume", "2", "--db", url, "--quiet"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT status, cells_done FROM run WHERE id = 2").fetchone() == ("finished", total)
