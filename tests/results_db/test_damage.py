@@ -197,3 +197,40 @@ def test_a_disk_that_fills_mid_run_stops_it_in_one_line_and_resume_finishes_it(t
     assert resumed.returncode == 0, resumed.stderr
     with closing(sqlite3.connect(path)) as db:
         assert db.execute("SELECT status, cells_done FROM run WHERE id = 2").fetchone() == ("finished", total)
+
+
+def test_a_process_killed_in_the_middle_of_an_import_leaves_nothing_of_it(tmp_path):
+    """The dashboard adds bundles, and `import` stores them, in one transaction each: a process
+    killed between two of a bundle's runs (os._exit, no cleanup, as SIGKILL) leaves none of them,
+    the file sound and the earlier runs as they were; importing again adds them all."""
+    import subprocess
+    import sys
+
+    source, target = tmp_path / "source.db", tmp_path / "target.db"
+    for _ in range(5):
+        seed(f"sqlite:///{source}")
+    bundle_file = tmp_path / "five.json"
+    assert main(["export", "--format", "bundle", "--out", str(bundle_file), "--db", f"sqlite:///{source}"]) == 0
+    seed(f"sqlite:///{target}")
+    gc.collect()
+    before = rows(target, "result")
+    killed = f"""
+import os, sys
+import results_db.bundle as bundle
+stored = bundle.store_results
+calls = []
+def store_results(*args):
+    calls.append(1)
+    if len(calls) == 3:  # the third run's results: two runs already written in this transaction
+        os._exit(137)
+    stored(*args)
+bundle.store_results = store_results
+from bench_runner.cli import main
+sys.exit(main(["import", {str(bundle_file)!r}, "--db", {f"sqlite:///{target}"!r}]))
+"""
+    done = subprocess.run([sys.executable, "-c", killed], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 137, done.stderr
+    assert damage.quick_check(target) == []
+    assert rows(target, "result") == before and len(rows(target, "run")) == 1
+    assert main(["import", str(bundle_file), "--db", f"sqlite:///{target}"]) == 0
+    assert len(rows(target, "run")) == 6 and len(rows(target, "result")) == len(before) * 6
