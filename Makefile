@@ -28,9 +28,10 @@ run: $(VENV)/.run-deps
 
 # The tests run in parallel, one pytest-xdist worker per CPU (at most 8; WORKERS=0 runs them in one
 # process). Each worker takes whole modules (--dist loadscope), so a module's fixtures (a smoke run,
-# a Ray cluster) are prepared once.
+# a Ray cluster) are prepared once, in the order tests/conftest.py gives them: the longest first
+# (xdist would otherwise start with the modules of most tests, and leave Ray's minutes to the end).
 WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n > 8 ? 8 : n )))
-PARALLEL := -n $(WORKERS) --dist loadscope
+PARALLEL := -n $(WORKERS) --dist loadscope --no-loadscope-reorder
 
 # The fast tier leaves out what pyproject.toml's markers name: browser, install, Ray, plugins,
 # PostgreSQL, the whole compile matrix and the slow subprocess tests.

@@ -14,13 +14,11 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dashboard_load import fill  # this folder is on the path of a script run from it
+from docs_section import write_section
+from results_db import damage
 
-from dashboard_load import fill  # noqa: E402
-from docs_section import write_section  # noqa: E402
-from results_db import damage  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 DOC = ROOT / "docs" / "benchmarks.md"
 
