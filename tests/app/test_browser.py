@@ -103,6 +103,30 @@ def _choose(page, label: str, option: str) -> None:
     page.wait_for_timeout(1500)
 
 
+def _start_a_smoke_run(page, base: str, db_url: str, tmp_path) -> None:
+    """Runs: start a smoke run of one method from the form and watch it finish."""
+    _open(page, f"{base}/runs")
+    _choose(page, "Suite", "smoke")
+    for label, value in (("Benchmarks", "token_mixing"), ("Methods", "poly_sa"), ("Backends", "eager")):
+        box = page.locator("[data-testid='stMultiSelect']").filter(has_text=label).first
+        box.locator("input").fill(value)
+        page.keyboard.press("Enter")
+        page.keyboard.press("Escape")
+    page.get_by_role("button", name="Start").click()
+    page.wait_for_selector("text=started the smoke suite", timeout=60_000)
+    # The page polls the database every two seconds and says when the run has finished.
+    page.wait_for_selector("text=Latest: run 2 finished, 1 ok and 0 failed of 1 cells", timeout=180_000)
+    _shot(page, "runs-after", tmp_path)
+    from sqlalchemy.orm import sessionmaker
+
+    import results_db
+    from results_db import queries
+
+    with sessionmaker(results_db.open_engine(db_url))() as session:
+        runs = queries.runs_frame(session)
+    assert (runs.iloc[0]["status"], runs.iloc[0]["cells_ok"]) == ("finished", 1)
+
+
 def test_every_page_compare_download_and_a_run_started_from_the_browser(served, page, tmp_path):
     base, db_url = served
     for path in ("", "compare", "scaling", "roofline", "runs", "diff", "history"):
@@ -140,27 +164,7 @@ def test_every_page_compare_download_and_a_run_started_from_the_browser(served, 
     svg = Path(download.value.path()).read_text()
     assert svg.lstrip().startswith("<svg") and "poly_sa · eager" in svg
 
-    # Runs: start a smoke run of one method and watch it finish.
-    _open(page, f"{base}/runs")
-    _choose(page, "Suite", "smoke")
-    for label, value in (("Benchmarks", "token_mixing"), ("Methods", "poly_sa"), ("Backends", "eager")):
-        box = page.locator("[data-testid='stMultiSelect']").filter(has_text=label).first
-        box.locator("input").fill(value)
-        page.keyboard.press("Enter")
-        page.keyboard.press("Escape")
-    page.get_by_role("button", name="Start").click()
-    page.wait_for_selector("text=started the smoke suite", timeout=60_000)
-    # The page polls the database every two seconds and says when the run has finished.
-    page.wait_for_selector("text=Latest: run 2 finished, 1 ok and 0 failed of 1 cells", timeout=180_000)
-    _shot(page, "runs-after", tmp_path)
-    from sqlalchemy.orm import sessionmaker
-
-    import results_db
-    from results_db import queries
-
-    with sessionmaker(results_db.open_engine(db_url))() as session:
-        runs = queries.runs_frame(session)
-    assert (runs.iloc[0]["status"], runs.iloc[0]["cells_ok"]) == ("finished", 1)
+    _start_a_smoke_run(page, base, db_url, tmp_path)
 
     # History: the run just made, on this machine's fingerprint; its chart, and the choice kept in the link.
     _open(page, f"{base}/history")
