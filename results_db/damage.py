@@ -164,6 +164,9 @@ def backup(path: Path, target: Path, progress: Progress | None = None) -> int:
                 if progress and total:
                     progress(f"copied {total - remaining} of {total} pages")
             source.backup(copy, pages=1024, progress=step)
+            # The copy is one file: no write-ahead log beside it to lose when it is moved or mailed
+            # (opened by the tool again, it returns to WAL mode).
+            copy.execute("PRAGMA journal_mode=DELETE")
         finally:
             source.close()
             copy.close()
@@ -172,7 +175,8 @@ def backup(path: Path, target: Path, progress: Progress | None = None) -> int:
             raise damaged(path, problems[0])
         os.replace(partial, target)
     finally:
-        partial.unlink(missing_ok=True)
+        for leftover in (partial, *(partial.with_name(partial.name + end) for end in ("-wal", "-shm", "-journal"))):
+            leftover.unlink(missing_ok=True)
     return target.stat().st_size
 
 

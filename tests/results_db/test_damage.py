@@ -131,6 +131,7 @@ def test_db_backup_copies_what_the_write_ahead_log_still_holds(sound, tmp_path, 
     assert "checked" in capsys.readouterr().out
     assert rows(copy, "result") == rows(sound, "result") and len(rows(copy, "run")) == RUNS + 1
     assert damage.quick_check(copy) == []
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("copy")) == ["copy.db"]  # one file
     assert main(["db", "backup", str(copy), "--db", url]) == 2  # never over a file
     assert "never overwrites" in capsys.readouterr().err
 
