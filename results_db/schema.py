@@ -11,8 +11,8 @@ connection that could change them (switching to WAL writes the file header).
 from __future__ import annotations
 
 import functools
-import shutil
 import sqlite3
+import sys
 from pathlib import Path
 
 from alembic import command
@@ -136,20 +136,33 @@ def ensure(engine: Engine, revision: str | None, sqlite_path: Path | None = None
     current = head()
     if revision == current:
         return "current"
+    if revision is not None and sqlite_path is not None:
+        _keep_before(sqlite_path, revision)
     with engine.begin() as conn:
         config = _config(conn)
         if revision is None:
             Base.metadata.create_all(conn)
             command.stamp(config, current)
             return "created"
-        if sqlite_path is not None:  # the file as it was, write-ahead log included
-            from .damage import require_intact
-
-            require_intact(sqlite_path)  # a damaged file is not migrated: its copy would keep the damage
-            for part in (sqlite_path, sqlite_path.with_name(sqlite_path.name + "-wal")):
-                if part.exists():
-                    shutil.copy2(part, part.with_name(f"{part.name}.before-{revision}"))
         if not inspect(conn).has_table("alembic_version"):
             command.stamp(config, revision)
         command.upgrade(config, current)
     return f"migrated from {revision} to {current}"
+
+
+def _keep_before(path: Path, revision: str) -> Path:
+    """The file as it was, copied beside it (NAME.before-REVISION, or .1, .2 … where that is
+    taken) through SQLite's backup API, write-ahead log included and checked, and said on stderr:
+    a migration does not go back. A damaged file is refused first: it is not migrated."""
+    from .damage import backup, require_intact
+
+    require_intact(path)
+    target = path.with_name(f"{path.name}.before-{revision}")
+    n = 0
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.before-{revision}.{n}")
+    backup(path, target)
+    print(f"migrating {path} from schema {revision} to {head()}; the file as it was is {target}", file=sys.stderr)
+    return target
+

@@ -57,7 +57,7 @@ def first_schema_db(url: str, stamped: bool) -> None:
 
 
 @pytest.mark.parametrize("stamped", [True, False], ids=["stamped", "from-create_all"])
-def test_a_first_schema_database_is_migrated_and_its_results_still_read(store_url, tmp_path, stamped):
+def test_a_first_schema_database_is_migrated_and_its_results_still_read(store_url, tmp_path, stamped, capsys):
     first_schema_db(store_url, stamped)
     assert schema.engine_revision(create_engine(store_url)) == "0001"
     engine = results_db.open_engine(store_url)
@@ -73,8 +73,11 @@ def test_a_first_schema_database_is_migrated_and_its_results_still_read(store_ur
         machine = session.get(results_db.Machine, 1)
         assert machine.memory_gib is None and machine.driver_version is None
         assert machine.fingerprint == store.fingerprint_of({"cpu_model": "CPU", "cpu_cores": 2}) != ""
-    if store_url.startswith("sqlite"):
-        assert (tmp_path / "store.db.before-0001").exists()  # the file as it was, kept beside it
+    if store_url.startswith("sqlite"):  # the file as it was, kept beside it, whole and readable
+        kept = tmp_path / "store.db.before-0001"
+        assert schema.sqlite_revision(kept) == "0001"
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith("store.db.before")] == [kept.name]
+        assert f"the file as it was is {kept}" in capsys.readouterr().err  # and the user is told where
 
 
 def test_the_migrations_build_the_schema_the_models_create(tmp_path):
