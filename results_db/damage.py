@@ -31,6 +31,9 @@ DAMAGE_SIGNS = ("malformed", "file is not a database", "could not decode", "data
 # What it says when a sound file cannot be written: a full disk (or a file-size limit, which
 # reads as an I/O error), a file or folder that is read-only.
 WRITE_SIGNS = ("database or disk is full", "disk i/o error", "readonly database")
+# What a database server's dropped connection reads as (a restart, a failover, an administrator).
+LOST_SIGNS = ("terminating connection", "server closed the connection", "connection is closed",
+              "consuming input failed", "connection refused", "connection timed out")
 
 Progress = Callable[[str], None]
 
@@ -60,9 +63,15 @@ def is_write_failure(exc: BaseException) -> bool:
 
 
 def explained(where: str, exc: BaseException) -> BadInput | None:
-    """The one line for a storage error met mid-verb (damage, or a write refused), else None."""
+    """The one line for a storage error met mid-verb (damage, a server gone, a write refused), else None."""
     if is_damage(exc):
         return damaged(where, exc)
+    if any(sign in _said(exc) for sign in LOST_SIGNS):
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        return CannotWrite(
+            f"lost the connection to the results database {where} ({detail[0][:120] if detail else 'dropped'}): "
+            "what it stored before is kept; once the server is back, `run --resume RUN_ID` finishes a run this "
+            "stopped")
     if is_write_failure(exc):
         detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         return CannotWrite(

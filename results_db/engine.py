@@ -141,8 +141,11 @@ def _open(url: str | None, create: bool) -> Engine:
     Without `create`, a database that does not exist yet is an error, not a new file.
     SchemaError: newer, foreign or damaged; nothing was changed."""
     parsed = check_url(resolve_url(url))
-    engine = create_engine(parsed)
-    if parsed.get_backend_name() != "sqlite":
+    server = parsed.get_backend_name() != "sqlite"
+    # A server's pooled connection can die under it (a restart, a failover): each checkout tests
+    # its connection first, so that a dashboard or an agent that outlives the restart reconnects.
+    engine = create_engine(parsed, pool_pre_ping=server)
+    if server:
         with _server_lock(engine):
             revision = schema.engine_revision(engine)
             if revision is None and not create:

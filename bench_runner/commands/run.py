@@ -124,6 +124,17 @@ def _resume(args, catalogue) -> int:
     return measure(args, factory, args.resume, policy, cells, sel.suite, catalogue)
 
 
+def _raise_storage_error(exc: BaseException, args, run_id: int) -> None:
+    """A storage error that stopped the run (a full disk, a server gone, a damaged page) as its
+    one line, naming the run to resume; anything else is left to rise as it is."""
+    from results_db import damage
+
+    if isinstance(exc, Exception):
+        found = damage.explained(damage.database_of(args.db), exc)
+        if found is not None:
+            raise type(found)(str(found).replace("RUN_ID", str(run_id))) from None
+
+
 def policy_for(args, suite: str) -> defaults.TimingPolicy:
     """The suite's timing policy, with the L2 flush, energy, settling, retakes and turns as the
     command's flags ask."""
@@ -167,6 +178,7 @@ def measure(args, factory, run_id: int, policy, cells, suite: str, catalogue) ->
     except BaseException as exc:
         with factory() as session, session.begin():
             store.finish_run(session, run_id, "failed", f"{type(exc).__name__}: {exc}"[:500])
+        _raise_storage_error(exc, args, run_id)
         raise
     with factory() as session, session.begin():
         ended = "cancelled" if store.run_status(session, run_id) == "cancelling" else "finished"

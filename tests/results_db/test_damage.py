@@ -185,7 +185,7 @@ def test_a_disk_that_fills_mid_run_stops_it_in_one_line_and_resume_finishes_it(t
     said = full.stderr.strip().splitlines()  # the run's own opening lines, then one for the failure
     ours = [i for i, line in enumerate(said) if line.startswith("bench_runner: error: could not write to the "
                                                                  "results database")]
-    assert ours and "--resume" in said[ours[0]], full.stderr
+    assert ours and "run --resume 2" in said[ours[0]], full.stderr
     # (What multiprocessing's resource tracker may print after it, at exit under the same limit, is not ours.)
     assert not any("Traceback" in line for line in said[:ours[0]]), full.stderr
     assert damage.quick_check(path) == []  # the file is sound
@@ -235,3 +235,57 @@ sys.exit(main(["import", {str(bundle_file)!r}, "--db", {f"sqlite:///{target}"!r}
     assert rows(target, "result") == before and len(rows(target, "run")) == 1
     assert main(["import", str(bundle_file), "--db", f"sqlite:///{target}"]) == 0
     assert len(rows(target, "run")) == 6 and len(rows(target, "result")) == len(before) * 6
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+def test_a_server_that_drops_the_run_mid_sweep_stops_it_in_one_line_and_resume_finishes_it(store_url):
+    """As a PostgreSQL restart does: the server ends the run's connections after a few cells. The
+    run stops in one line, no cell is stored twice, and `--resume` completes it."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    argv = [sys.executable, "-m", "bench_runner", "run", "--suite", "smoke", "--benchmark", "elementwise",
+            "--db", store_url, "--quiet"]
+    runner = subprocess.Popen(argv, cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "HADAMARD_BENCH_REFERENCE": "off"})
+    engine = create_engine(store_url, pool_pre_ping=True)
+    database = make_url(store_url).database
+    stored = 0
+    for _ in range(600):  # until three cells are stored (at most a minute)
+        try:
+            with engine.connect() as conn:
+                stored = conn.execute(text("SELECT count(*) FROM result")).scalar()
+        except Exception:  # noqa: BLE001 -- the run has not made its tables yet
+            stored = 0
+        if stored >= 3:
+            break
+        time.sleep(0.1)
+    assert stored >= 3
+    with engine.connect() as conn:  # every connection to the run's database but this one, ended
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": database})
+    said = runner.communicate(timeout=600)[1]
+    lines = said.strip().splitlines()
+    if runner.returncode != 0:  # it stopped (it may also have finished, had the cut fallen between cells)
+        ours = [i for i, line in enumerate(lines)
+                if line.startswith("bench_runner: error: lost the connection to the results database")]
+        assert runner.returncode == 2 and ours, said
+        # (psycopg's own notes on the dropped connection, and multiprocessing's at exit, are not ours)
+        assert not any("Traceback" in line for line in lines[:ours[0]]), said
+        assert "run --resume 1" in lines[ours[0]] and ":hadamard@" not in lines[ours[0]]  # no password
+        resumed = subprocess.run([*argv[:4], "--resume", "1", "--db", store_url, "--quiet"], cwd=ROOT,
+                                 capture_output=True, text=True, timeout=600)
+        assert resumed.returncode == 0, resumed.stderr
+    with engine.connect() as conn:
+        status, done, total = conn.execute(text("SELECT status, cells_done, cells_total FROM run")).one()
+        cells = conn.execute(text("SELECT count(*), count(DISTINCT (benchmark, method, backend, size, device, "
+                                  "dtype, mode)) FROM result")).one()
+    engine.dispose()
+    assert (status, done) == ("finished", total) and cells[0] == cells[1] == total
