@@ -240,6 +240,11 @@ def recover(path: Path, target_url: str, progress: Progress | None = None) -> Sa
         with Session(engine) as session:
             store.keep_latest(session)
             session.commit()
+    except BaseException:  # a recovery cut short leaves no half-filled file to be taken for the result
+        engine.dispose()
+        for part in (target, *(target.with_name(target.name + end) for end in ("-wal", "-shm"))):
+            part.unlink(missing_ok=True)
+        raise
     finally:
         source.close()
         engine.dispose()

@@ -289,3 +289,12 @@ def test_a_server_that_drops_the_run_mid_sweep_stops_it_in_one_line_and_resume_f
                                   "dtype, mode)) FROM result")).one()
     engine.dispose()
     assert (status, done) == ("finished", total) and cells[0] == cells[1] == total
+
+
+def test_a_recovery_cut_short_leaves_no_half_filled_file(damaged_file, tmp_path, monkeypatch):
+    path, _ = damaged_file
+    out = tmp_path / "recovered.db"
+    monkeypatch.setattr(damage, "_copy_table", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))  # Ctrl-C
+    with pytest.raises(KeyboardInterrupt):
+        damage.recover(path, f"sqlite:///{out}")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("recovered")]  # a second try may begin
