@@ -298,3 +298,15 @@ def test_a_recovery_cut_short_leaves_no_half_filled_file(damaged_file, tmp_path,
     with pytest.raises(KeyboardInterrupt):
         damage.recover(path, f"sqlite:///{out}")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("recovered")]  # a second try may begin
+
+
+def test_a_write_a_read_only_file_refuses_is_said_as_such_not_as_damage(sound):
+    """As root (as CI runs) permissions stop no write, so SQLite's read-only mode stands in for a
+    read-only file: the error it raises reads as a write refused, with what to do."""
+    with closing(sqlite3.connect(f"file:{sound}?mode=ro", uri=True)) as db:
+        with pytest.raises(sqlite3.OperationalError) as refused:
+            db.execute("DELETE FROM mark")
+    said = damage.explained(str(sound), refused.value)
+    assert isinstance(said, damage.CannotWrite) and not damage.is_damage(refused.value)
+    assert str(said).startswith(f"could not write to the results database {sound} (attempt to write a readonly")
+    assert damage.explained(str(sound), ValueError("a bug of ours")) is None  # anything else: a traceback
