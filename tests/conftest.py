@@ -157,7 +157,7 @@ def seeded_store(store_url) -> str:
 # parallel workers (pytest-xdist, a module at a time) then finish together, not with one of them
 # starting the Ray cluster's minutes while the other has nothing left to do.
 LONGEST_FIRST = ("test_ray", "test_browser", "test_resume", "test_worker", "test_concurrency", "test_agents",
-                 "test_ab", "test_plugins", "test_cli", "test_catalogue")
+                 "test_faults", "test_ab", "test_plugins", "test_cli", "test_damage", "test_catalogue")
 
 
 def pytest_collection_modifyitems(items):
