@@ -16,6 +16,7 @@ from sqlalchemy.orm import sessionmaker
 
 import results_db
 from bench_runner import comparison, history
+from hadamard_bench import vocabulary
 from results_db import bundle, bundle_format, damage, history_queries, queries, store
 
 from . import judging
@@ -26,13 +27,13 @@ def db_url() -> str:
     return results_db.resolve_url()
 
 
-READ_ONLY_VAR = "HADAMARD_BENCH_READONLY"
+READ_ONLY_VAR = vocabulary.READ_ONLY_ENV_VAR
 
 
 def read_only() -> bool:
     """A dashboard shared with a team (HADAMARD_BENCH_READONLY=1, `serve --readonly`): no control
     that starts, cancels or queues a run, no marks, nothing written to the database."""
-    return os.environ.get(READ_ONLY_VAR, "").lower() in ("1", "true", "yes", "on")
+    return os.environ.get(READ_ONLY_VAR, "").lower() in vocabulary.YES
 
 
 PROJECT_ROOT = results_db.engine.PROJECT_ROOT

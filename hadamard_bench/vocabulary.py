@@ -35,6 +35,9 @@ RUN_STATUSES = ("queued", "running", "finished", "failed", "interrupted", "cance
 
 # The environment variable that names the results database (a SQLAlchemy URL) when --db does not.
 DB_ENV_VAR = "HADAMARD_BENCH_DB"
+# The one that makes the dashboard read-only (set to one of YES: `serve --readonly` sets it).
+READ_ONLY_ENV_VAR = "HADAMARD_BENCH_READONLY"
+YES = ("1", "true", "yes", "on")
 
 # What a comparison takes the ratio of, and its quantile: the median, or the 10th percentile,
 # which shared and virtual machines reproduce better (their disturbances only ever add time).

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from hadamard_bench.vocabulary import DB_ENV_VAR
+from hadamard_bench.vocabulary import DB_ENV_VAR, READ_ONLY_ENV_VAR, YES
 
 from . import UsageError
 from .flags import db_flag, plugin_flag
@@ -52,7 +52,7 @@ def run(args) -> int:
         argv += ["--server.headless", "true"]
     env = {**os.environ, DB_ENV_VAR: url}
     if _read_only(args):
-        env["HADAMARD_BENCH_READONLY"] = "1"
+        env[READ_ONLY_ENV_VAR] = "1"
     # This process becomes the server: a service manager's SIGTERM, or a terminal's Ctrl-C,
     # reaches Streamlit itself, with no child left serving behind a parent that stopped.
     sys.stdout.flush()
@@ -66,7 +66,7 @@ def _read_only(args) -> bool:
     could otherwise start and cancel runs on this machine."""
     if args.readonly and args.allow_runs:
         raise UsageError("bench_runner serve: --readonly and --allow-runs contradict each other")
-    if args.readonly or os.environ.get("HADAMARD_BENCH_READONLY", "").lower() in ("1", "true", "yes", "on"):
+    if args.readonly or os.environ.get(READ_ONLY_ENV_VAR, "").lower() in YES:
         return True
     if _loopback(args.address) or args.allow_runs:
         return False
