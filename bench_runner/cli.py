@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except Exception as exc:
         if not isinstance(exc, BadInput):
-            exc = _as_damage(exc, args)
+            exc = _as_storage_error(exc, args)
         message = str(exc)
         if not message.startswith("bench_runner"):
             message = f"bench_runner: error: {message}"
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
 
 
-def _as_damage(exc: Exception, args) -> BadInput:
+def _as_storage_error(exc: Exception, args) -> BadInput:
     """A storage error met mid-verb (a page SQLite cannot read, a full disk) as its one line;
     any other error is a bug of ours, and its traceback is what a report needs."""
     from results_db import damage

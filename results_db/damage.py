@@ -44,8 +44,9 @@ class DamagedDatabase(SchemaError):
     dashboard refuse it the same way."""
 
 
-class CannotWrite(BadInput):
-    """A sound results file that cannot take a write (disk full, read-only): one line."""
+class StorageFailed(BadInput):
+    """A sound database that failed the verb: a write the disk or file refused (full, read-only),
+    or a server that dropped the connection. One line; what was stored before is kept."""
 
 
 def _said(exc: BaseException) -> str:
@@ -68,13 +69,13 @@ def explained(where: str, exc: BaseException) -> BadInput | None:
         return damaged(where, exc)
     if any(sign in _said(exc) for sign in LOST_SIGNS):
         detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        return CannotWrite(
+        return StorageFailed(
             f"lost the connection to the results database {where} ({detail[0][:120] if detail else 'dropped'}): "
             "what it stored before is kept; once the server is back, `run --resume RUN_ID` finishes a run this "
             "stopped")
     if is_write_failure(exc):
         detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        return CannotWrite(
+        return StorageFailed(
             f"could not write to the results database {where} ({detail[0][:120] if detail else 'refused'}): is "
             "its disk full, or the file read-only? What it held before is kept; make room (or fix its "
             "permissions), then `run --resume RUN_ID` finishes a run this stopped")

@@ -173,6 +173,6 @@ def test_a_write_a_read_only_file_refuses_is_said_as_such_not_as_damage(sound):
         with pytest.raises(sqlite3.OperationalError) as refused:
             db.execute("DELETE FROM mark")
     said = damage.explained(str(sound), refused.value)
-    assert isinstance(said, damage.CannotWrite) and not damage.is_damage(refused.value)
+    assert isinstance(said, damage.StorageFailed) and not damage.is_damage(refused.value)
     assert str(said).startswith(f"could not write to the results database {sound} (attempt to write a readonly")
     assert damage.explained(str(sound), ValueError("a bug of ours")) is None  # anything else: a traceback
