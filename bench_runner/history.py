@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from results_db import Machine, Mark, Result, Run, history_queries, queries, store
 
-from . import stats
+from . import stats, step_detect
 
 CELL = queries.CELL_COLUMNS
 # What may differ between two runs of one fingerprint, as a change point lists it.
@@ -79,7 +79,7 @@ def cell_points(cell: pd.DataFrame, new_starts: Iterable[int] = ()) -> list[dict
     cuts = sorted({0, len(runs), *(i for i, run in enumerate(runs) if run in set(new_starts))})
     for start, end in zip(cuts, cuts[1:]):
         kept = [i for i in range(start, end) if points[i]["time_median_s"] is not None]
-        found = stats.change_points([points[i]["time_median_s"] for i in kept], rounds=[rounds[i] for i in kept])
+        found = step_detect.change_points([points[i]["time_median_s"] for i in kept], rounds=[rounds[i] for i in kept])
         for index in found:
             points[kept[index]]["change_point"] = True
     return points

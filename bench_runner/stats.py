@@ -9,8 +9,8 @@ median comes from a hierarchical bootstrap, rounds first and samples within them
 (Davison & Hinkley, Bootstrap Methods and their Application, 1997, §3.8), and a verdict
 needs its whole confidence interval beyond (or inside) a practical floor, as an
 equivalence test does (Schuirmann's two one-sided tests, 1987). p-values across cells are
-adjusted by Benjamini & Hochberg (1995); change points are E-divisive means (Matteson &
-James, 2014), as in MongoDB's performance CI. Torch-free (numpy, scipy): the dashboard imports it.
+adjusted by Benjamini & Hochberg (1995). A history's change points are searched in
+bench_runner.step_detect on top of these. Torch-free (numpy, scipy): the dashboard imports it.
 """
 
 from __future__ import annotations
@@ -195,15 +195,41 @@ def verdict(ci_low: float, ci_high: float, p_adjusted: float, floor: float = FLO
 VERDICT_COLUMNS = ["ratio", "ci_low", "ci_high", "p_value", "p_adjusted", "rounds", "verdict"]
 
 
-def compare_all(pairs: Iterable[tuple[Sequence[np.ndarray], Sequence[np.ndarray]]], floor: float = FLOOR,
-                alpha: float = ALPHA, words: tuple[str, str] = RUN_WORDS, n_boot: int = N_BOOT,
-                statistic: str = "median") -> list[dict]:
-    """Every (before, after) pair compared, p-values adjusted together, each with its verdict."""
+def compare_all(pairs: Iterable[tuple[Sequence[np.ndarray], Sequence[np.ndarray]]],
+                floor: float | Sequence[float] = FLOOR, alpha: float = ALPHA, words: tuple[str, str] = RUN_WORDS,
+                n_boot: int = N_BOOT, statistic: str = "median") -> list[dict]:
+    """Every (before, after) pair compared, p-values adjusted together, each with its verdict at
+    its `floor` (one for all, or one per pair)."""
     found = [compare(b, a, n_boot=n_boot, seed=i, statistic=statistic) for i, (b, a) in enumerate(pairs)]
     adjusted = adjust([c.p_value for c in found])
+    floors = np.broadcast_to(np.asarray(floor, dtype=float), (len(found),))
     return [dict(ratio=c.ratio, ci_low=c.ci_low, ci_high=c.ci_high, p_value=c.p_value, p_adjusted=float(p),
-                 rounds=c.rounds, verdict=verdict(c.ci_low, c.ci_high, p, floor, alpha, words))
-            for c, p in zip(found, adjusted)]
+                 rounds=c.rounds, verdict=verdict(c.ci_low, c.ci_high, p, f, alpha, words), floor=float(f))
+            for c, p, f in zip(found, adjusted, floors)]
+
+
+DRIFT_Z = 2.576  # the floor holds 99% of time-separated pairs: an A/A across time calls ~1% changed
+
+
+def drift_floors(run_medians: Sequence[Sequence[float]], z: float = DRIFT_Z, prior_runs: int = 4) -> np.ndarray:
+    """Per cell, how far two of its runs taken at different times move apart on this machine:
+    the change that 99% of such pairs stay within, exp(z·√2·s) − 1, where s is the standard
+    deviation of the log of the cell's median across runs (each a separate process at another
+    time). A cell measured by few runs knows its own s poorly (three runs: two degrees of
+    freedom), so each cell's variance is moderated towards all cells' by `prior_runs` degrees of
+    freedom, as limma's moderated t does (Smyth, "Linear models and empirical Bayes methods for
+    assessing differential expression", 2004). The prior is the cells' median variance, which a
+    glitch in one cell cannot move, divided by the chi-square median's share of the mean (0.69
+    for two degrees of freedom) so that it estimates the variance itself. NaN for a cell of
+    fewer than two runs."""
+    logs = [np.log(np.asarray(m, dtype=float)) for m in run_medians]
+    df = np.array([len(x) - 1 for x in logs], dtype=float)
+    var = np.array([np.var(x, ddof=1) if len(x) > 1 else np.nan for x in logs])
+    known = np.isfinite(var)
+    typical_df = float(np.median(df[known])) if known.any() else 1.0
+    prior = float(np.median(var[known])) / (sps.chi2.median(typical_df) / typical_df) if known.any() else np.nan
+    moderated = (prior_runs * prior + df * var) / (prior_runs + df)
+    return np.where(df > 0, np.expm1(z * np.sqrt(2 * moderated)), np.nan)
 
 
 def rounds_of(entry) -> list[np.ndarray]:
@@ -279,16 +305,22 @@ def verdict_paired(ratio: float, ci_low: float, ci_high: float, floor: float = F
 
 
 def compare_entries(pairs: Iterable[tuple[Sequence, Sequence]], floor: float = FLOOR, alpha: float = ALPHA,
-                    words: tuple[str, str] = RUN_WORDS, n_boot: int = N_BOOT, statistic: str = "median") -> list[dict]:
+                    words: tuple[str, str] = RUN_WORDS, n_boot: int = N_BOOT, statistic: str = "median",
+                    drift: Sequence[float] | None = None) -> list[dict]:
     """Every (before, after) pair of cell entries (samples, sample_rounds[, sample_cycles, turns])
     compared: paired (compare_paired, verdict_paired) where the two cells took turns in at
     least MIN_PAIRS shared cycles, unpaired (compare_all, of `statistic`) otherwise; `paired`
-    says which. VERDICT_COLUMNS and `paired` for each, in order."""
+    says which. An unpaired pair's two sides were timed at different times, so its floor is
+    max(floor, its `drift`: how far the cell moves between runs, drift_floors) where one is
+    known. VERDICT_COLUMNS, `floor` and `paired` for each, in order."""
     pairs = list(pairs)
     logs = [paired_log_ratios(b, a) for b, a in pairs]
     is_paired = [sum(len(r) for r in lr) >= MIN_PAIRS for lr in logs]
+    drift = np.full(len(pairs), np.nan) if drift is None else np.asarray(drift, dtype=float)
+    floors = np.fmax(floor, drift)  # fmax: a cell without a measured drift keeps `floor`
     unpaired = compare_all([(rounds_of(b), rounds_of(a)) for (b, a), p in zip(pairs, is_paired) if not p],
-                           floor=floor, alpha=alpha, words=words, n_boot=n_boot, statistic=statistic)
+                           floor=[f for f, p in zip(floors, is_paired) if not p], alpha=alpha, words=words,
+                           n_boot=n_boot, statistic=statistic)
     found = {i: compare_paired(lr, n_boot=n_boot, seed=i) for i, (lr, p) in enumerate(zip(logs, is_paired)) if p}
     adjusted = dict(zip(found, adjust([c.p_value for c in found.values()])))
     out, rest = [], iter(unpaired)
@@ -299,7 +331,8 @@ def compare_entries(pairs: Iterable[tuple[Sequence, Sequence]], floor: float = F
         c = found[i]
         out.append(dict(ratio=c.ratio, ci_low=c.ci_low, ci_high=c.ci_high, p_value=c.p_value,
                         p_adjusted=float(adjusted[i]), rounds=c.rounds,
-                        verdict=verdict_paired(c.ratio, c.ci_low, c.ci_high, floor, words), paired=True))
+                        verdict=verdict_paired(c.ratio, c.ci_low, c.ci_high, floor, words), floor=float(floor),
+                        paired=True))
     return out
 
 
@@ -335,63 +368,3 @@ def median_interval(rounds: Sequence[np.ndarray], n_boot: int = N_BOOT, seed: in
     log_boot = np.log(bootstrap_medians(rounds, n_boot, np.random.default_rng(seed)))
     lo, hi = _widened_interval(median, log_boot, len(rounds))
     return median, lo, hi
-
-
-def _divergence(z: np.ndarray, min_size: int) -> tuple[int, float]:
-    """E-divisive's split statistic (Matteson & James 2014, α = 1) at its best split of `z`:
-    (index where the new level starts, Q there). As in the paper, the segment after the split
-    may end before the series does (z[:τ] against z[τ:κ]), so a level that rises and falls
-    back is found too."""
-    n = len(z)
-    distances = np.abs(z[:, None] - z[None, :])
-    s = np.zeros((n + 1, n + 1))
-    s[1:, 1:] = distances.cumsum(0).cumsum(1)
-    block = lambda a, b, c, d: s[b, d] - s[a, d] - s[b, c] + s[a, c]  # noqa: E731 -- sum of distances[a:b, c:d]
-    tau, kappa = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
-    valid = (tau >= min_size) & (kappa - tau >= min_size)
-    tau, kappa = tau[valid], kappa[valid]
-    m = kappa - tau
-    energy = (2 * block(0, tau, tau, kappa) / (tau * m) - block(0, tau, 0, tau) / (tau * (tau - 1))
-              - block(tau, kappa, tau, kappa) / (m * (m - 1)))
-    q = tau * m / kappa * energy
-    best = int(np.argmax(q))
-    return int(tau[best]), float(q[best])
-
-
-def change_points(values: Sequence[float], alpha: float = ALPHA, floor: float = FLOOR, permutations: int = 199,
-                  min_size: int = 2, seed: int = 0,
-                  rounds: Sequence[Sequence[np.ndarray]] | None = None) -> list[int]:
-    """Indices where a new level starts in a series of run medians. E-divisive means on the log
-    medians finds the best split; it is kept when it is significant and the two sides' medians
-    differ by more than the practical floor, then each side is searched again.
-
-    Significance: with each run's rounds given (`rounds`, one list per value), the split is
-    judged by `compare` on the rounds pooled on either side, so the uncertainty of every run
-    counts and even five runs can show a step; without them, by a permutation test of the
-    split statistic (which needs a longer series: with five values its p never falls below
-    0.05). Seeded: the same history always gives the same change points."""
-    z = np.log(np.asarray(values, dtype=float))
-    rng = np.random.default_rng(seed)
-    found: list[int] = []
-    pending = [(0, len(z))]
-    while pending:
-        start, end = pending.pop()
-        segment = z[start:end]
-        if len(segment) < 2 * min_size:
-            continue
-        split, q = _divergence(segment, min_size)
-        step = abs(np.median(segment[split:]) - np.median(segment[:split]))
-        if step <= math.log(1 + floor):
-            continue
-        if rounds is not None:
-            before = [r for run in rounds[start:start + split] for r in run]
-            after = [r for run in rounds[start + split:end] for r in run]
-            c = compare(before, after, seed=seed)
-            significant = verdict(c.ci_low, c.ci_high, c.p_value, floor, alpha) in RUN_WORDS
-        else:
-            beaten = sum(_divergence(rng.permutation(segment), min_size)[1] >= q for _ in range(permutations))
-            significant = (beaten + 1) / (permutations + 1) < alpha
-        if significant:
-            found.append(start + split)
-            pending += [(start, start + split), (start + split, end)]
-    return sorted(found)

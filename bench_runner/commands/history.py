@@ -1,5 +1,5 @@
 """`history`: every cell's median per run over time, with its 95% interval and where a change
-point (E-divisive means, bench_runner.stats.change_points) starts a new level."""
+point (E-divisive means, bench_runner.step_detect.change_points) starts a new level."""
 
 from __future__ import annotations
 

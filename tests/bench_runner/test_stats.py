@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bench_runner import comparison, stats, wording
+from bench_runner import comparison, stats, step_detect, wording
 from hadamard_bench.vocabulary import METHOD_WORDS
 
 
@@ -153,17 +153,17 @@ def test_a_planted_step_is_found_at_its_run_and_stationary_noise_rarely_gives_on
     found_at_step, spurious = 0, 0
     for i in range(200):
         step = np.r_[np.ones(6), np.full(4, 1.3)] * np.exp(rng.normal(0, 0.03, 10))
-        found_at_step += stats.change_points(step, seed=i) == [6]
-        spurious += bool(stats.change_points(np.exp(rng.normal(0, 0.03, 10)), seed=i))
+        found_at_step += step_detect.change_points(step, seed=i) == [6]
+        spurious += bool(step_detect.change_points(np.exp(rng.normal(0, 0.03, 10)), seed=i))
     assert found_at_step / 200 >= 0.95
     assert spurious / 200 <= 0.05
 
 
 def test_change_points_ignore_steps_below_the_floor_and_find_two():
     flat_but_tiny = np.r_[np.ones(8), np.full(8, 1.02)]
-    assert stats.change_points(flat_but_tiny) == []  # real, but under 5%: no practical change
+    assert step_detect.change_points(flat_but_tiny) == []  # real, but under 5%: no practical change
     two = np.r_[np.ones(6), np.full(6, 1.5), np.full(6, 1.0)] * np.exp(np.random.default_rng(2).normal(0, 0.01, 18))
-    assert stats.change_points(two) == [6, 12]
+    assert step_detect.change_points(two) == [6, 12]
 
 
 def test_with_their_rounds_five_runs_are_enough_to_place_a_step():
@@ -173,8 +173,8 @@ def test_with_their_rounds_five_runs_are_enough_to_place_a_step():
         steady = [cell(rng, round_sd=0.02) for _ in range(5)]
         stepped = steady[:3] + [cell(rng, median=1.3e-3, round_sd=0.02) for _ in range(2)]
         medians = lambda runs: [np.median(np.concatenate(r)) for r in runs]  # noqa: E731
-        placed += stats.change_points(medians(stepped), rounds=stepped, seed=i) == [3]
-        spurious += bool(stats.change_points(medians(steady), rounds=steady, seed=i))
+        placed += step_detect.change_points(medians(stepped), rounds=stepped, seed=i) == [3]
+        spurious += bool(step_detect.change_points(medians(steady), rounds=steady, seed=i))
     assert placed >= 95 and spurious <= 5
 
 

@@ -1,0 +1,75 @@
+"""Where a history's level steps: E-divisive means (Matteson & James, "A nonparametric approach
+for multiple change point analysis of multivariate data", JASA 2014), as in MongoDB's
+performance CI, on a cell's run medians, each step judged by bench_runner.stats' comparison of
+the runs on either side. Pure functions, apart from stats as asv keeps its step_detect apart
+from its statistics. Torch-free: the dashboard imports it through bench_runner.history."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from .defaults import FLOOR
+from .stats import ALPHA, RUN_WORDS, compare, verdict
+
+
+def _divergence(z: np.ndarray, min_size: int) -> tuple[int, float]:
+    """E-divisive's split statistic (Matteson & James 2014, α = 1) at its best split of `z`:
+    (index where the new level starts, Q there). As in the paper, the segment after the split
+    may end before the series does (z[:τ] against z[τ:κ]), so a level that rises and falls
+    back is found too."""
+    n = len(z)
+    distances = np.abs(z[:, None] - z[None, :])
+    s = np.zeros((n + 1, n + 1))
+    s[1:, 1:] = distances.cumsum(0).cumsum(1)
+    block = lambda a, b, c, d: s[b, d] - s[a, d] - s[b, c] + s[a, c]  # noqa: E731 -- sum of distances[a:b, c:d]
+    tau, kappa = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
+    valid = (tau >= min_size) & (kappa - tau >= min_size)
+    tau, kappa = tau[valid], kappa[valid]
+    m = kappa - tau
+    energy = (2 * block(0, tau, tau, kappa) / (tau * m) - block(0, tau, 0, tau) / (tau * (tau - 1))
+              - block(tau, kappa, tau, kappa) / (m * (m - 1)))
+    q = tau * m / kappa * energy
+    best = int(np.argmax(q))
+    return int(tau[best]), float(q[best])
+
+
+def change_points(values: Sequence[float], alpha: float = ALPHA, floor: float = FLOOR, permutations: int = 199,
+                  min_size: int = 2, seed: int = 0,
+                  rounds: Sequence[Sequence[np.ndarray]] | None = None) -> list[int]:
+    """Indices where a new level starts in a series of run medians. E-divisive means on the log
+    medians finds the best split; it is kept when it is significant and the two sides' medians
+    differ by more than the practical floor, then each side is searched again.
+
+    Significance: with each run's rounds given (`rounds`, one list per value), the split is
+    judged by `compare` on the rounds pooled on either side, so the uncertainty of every run
+    counts and even five runs can show a step; without them, by a permutation test of the
+    split statistic (which needs a longer series: with five values its p never falls below
+    0.05). Seeded: the same history always gives the same change points."""
+    z = np.log(np.asarray(values, dtype=float))
+    rng = np.random.default_rng(seed)
+    found: list[int] = []
+    pending = [(0, len(z))]
+    while pending:
+        start, end = pending.pop()
+        segment = z[start:end]
+        if len(segment) < 2 * min_size:
+            continue
+        split, q = _divergence(segment, min_size)
+        step = abs(np.median(segment[split:]) - np.median(segment[:split]))
+        if step <= math.log(1 + floor):
+            continue
+        if rounds is not None:
+            before = [r for run in rounds[start:start + split] for r in run]
+            after = [r for run in rounds[start + split:end] for r in run]
+            c = compare(before, after, seed=seed)
+            significant = verdict(c.ci_low, c.ci_high, c.p_value, floor, alpha) in RUN_WORDS
+        else:
+            beaten = sum(_divergence(rng.permutation(segment), min_size)[1] >= q for _ in range(permutations))
+            significant = (beaten + 1) / (permutations + 1) < alpha
+        if significant:
+            found.append(start + split)
+            pending += [(start, start + split), (start + split, end)]
+    return sorted(found)
