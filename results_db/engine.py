@@ -8,6 +8,7 @@ created, so a bad one fails with a one-line message and writes nothing.
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,6 +36,7 @@ def _results_dir() -> Path:
 
 RESULTS_DIR = _results_dir()
 DEFAULT_PATH = RESULTS_DIR / "hadamard_bench.db"
+_OPENING = threading.RLock()  # threads of one process opening a database, one at a time
 SCHEMA_LOCK = 0x4841444D  # "HADM": the advisory lock id Hadamard Bench takes while it sets up a schema
 
 
@@ -90,7 +92,10 @@ def _one_opener_at_a_time(path: Path):
         yield
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "ab") as handle:  # creates an empty file, which reads as a new database
+    # Creates an empty file, which reads as a new database; the descriptor stays open, since
+    # closing one would drop the SQLite locks of this process's connections (schema._KEPT).
+    handle = schema.kept_descriptor(path, create=True)
+    with _OPENING:  # flock does not exclude another thread holding the same descriptor
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

@@ -11,8 +11,11 @@ connection that could change them (switching to WAL writes the file header).
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 import sys
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 from alembic import command
@@ -26,7 +29,7 @@ from .models import Base
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 OUR_TABLES = {"machine", "run", "benchmark", "method", "result", "metric"}
-LATER_TABLES = {"agent", "round", "mark", "history_point", "latest_result"}  # added by migrations 0003 to 0007
+LATER_TABLES = {"agent", "round", "mark", "history_point", "latest_result", "noise_floor"}  # migrations 0003 to 0009
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
@@ -72,14 +75,50 @@ def _revision_of(tables: set[str], version: str | None, run_columns: set[str], w
     return version
 
 
+# POSIX drops every fcntl lock a process holds on a file as soon as the process closes *any*
+# descriptor of that file, and SQLite's locks are fcntl locks. A plain open() and close() of the
+# database beside a live connection of this process lets another process take the file for
+# unused: its last connection checkpoints and deletes the WAL under ours, which then reads a
+# stale snapshot and would write into a deleted log (sqlite.org/howtocorrupt.html, §2.2; seen when
+# `noise` read the database between the `run` processes it started). So this code's own reads
+# of the file (its header) and its flock go through one descriptor per file, kept open.
+_KEPT: OrderedDict[str, int] = OrderedDict()
+KEPT_FILES = 64  # a process uses one or two databases; a test process a new one per test
+_KEPT_LOCK = threading.Lock()
+
+
+def kept_descriptor(path: Path, create: bool = False) -> int:
+    """A descriptor of the file at `path` that this process keeps open (see _KEPT), reopened when
+    the file was replaced; with `create`, an empty file is made where none is."""
+    key = str(path.resolve())
+    with _KEPT_LOCK:
+        fd = _KEPT.get(key)
+        if fd is not None:
+            try:
+                if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                    _KEPT.move_to_end(key)
+                    return fd
+            except FileNotFoundError:
+                pass
+            os.close(_KEPT.pop(key))  # a file since replaced or removed: its locks went with it
+        flags = os.O_RDONLY | (os.O_CREAT if create else 0)
+        try:
+            fd = os.open(path, flags, 0o644)
+        except PermissionError:
+            fd = os.open(path, os.O_RDONLY)
+        _KEPT[key] = fd
+        while len(_KEPT) > KEPT_FILES:
+            os.close(_KEPT.popitem(last=False)[1])
+        return fd
+
+
 def sqlite_revision(path: Path) -> str | None:
     """The revision of the SQLite file at `path`, read without changing a byte of it."""
     where = str(path)
     if not path.exists() or path.stat().st_size == 0:
         return None
     try:
-        with open(path, "rb") as f:
-            header = f.read(100)
+        header = os.pread(kept_descriptor(path), 100, 0)
     except OSError as exc:
         raise SchemaError(f"cannot read {where}: {exc.strerror}") from None
     if header[:len(SQLITE_HEADER)] != SQLITE_HEADER:

@@ -2,17 +2,20 @@
 and newer, foreign or damaged files are refused and left byte for byte as they were."""
 
 import hashlib
+import subprocess
+import sys
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, func, inspect, select
 from sqlalchemy.orm import sessionmaker
 
 import results_db
 from bench_runner.cli import main
 from results_db import queries, schema, store
+from results_db.models import BenchmarkInfo
 from tests.conftest import unescaped
 
 
@@ -185,3 +188,27 @@ def test_a_creation_cut_short_is_finished_not_refused(tmp_path):
     assert schema.sqlite_revision(path) == schema.head()
     assert schema.OUR_TABLES <= set(inspect(engine).get_table_names())
     seed(f"sqlite:///{path}")  # and it holds results
+
+
+WRITE_FROM_ELSEWHERE = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("INSERT INTO benchmark VALUES (?, 'high_order', 'From another process', 'X', '[]', 'n')", (sys.argv[2],))
+db.commit()
+db.close()  # the last connection, as it believes: it checkpoints and deletes the WAL
+"""
+
+
+def test_opening_a_database_again_keeps_this_process_connections_current(tmp_path):
+    """A plain open() and close() of the file drops every SQLite lock this process holds on it
+    (POSIX fcntl locks): another process's last close then deletes the WAL under a live pooled
+    connection, which goes on reading a stale snapshot. Opening a second engine reads the header
+    and takes the flock; what other processes write afterwards must still be seen by both."""
+    path = tmp_path / "results.db"
+    first = sessionmaker(results_db.open_engine(f"sqlite:///{path}"))
+    second = sessionmaker(results_db.open_engine(f"sqlite:///{path}", create=False))
+    for written in range(1, 4):
+        subprocess.run([sys.executable, "-c", WRITE_FROM_ELSEWHERE, str(path), f"b{written}"], check=True)
+        for factory in (first, second):
+            with factory() as session:
+                assert session.scalar(select(func.count()).select_from(BenchmarkInfo)) == written
