@@ -120,6 +120,17 @@ def load_round_states(url: str, run_ids: tuple[int, ...]) -> pd.DataFrame:
     return _read(url, queries.round_states, run_ids)
 
 
+@st.cache_data(ttl=60, show_spinner=False)
+def load_measured_drift(url: str, run_ids: tuple[int, ...]) -> tuple[dict, pd.DataFrame, int]:
+    """The noise floor comparisons across `run_ids` judge each cell at (history.measured_drift)."""
+    return _read(url, history.measured_drift, run_ids)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def load_noise_floors(url: str, fingerprint: str) -> pd.DataFrame:
+    return _read(url, history_queries.noise_floors, fingerprint)
+
+
 @st.cache_data(ttl=10, show_spinner=False)
 def load_busy_at_start(url: str) -> dict[int, list[str]]:
     return _read(url, queries.busy_at_start)

@@ -6,7 +6,7 @@ bench_runner.wording. Torch-free (pandas and numpy), so the dashboard can import
 
 from __future__ import annotations
 
-from typing import Collection, Iterable, Sequence
+from typing import Collection, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,7 +15,7 @@ from hadamard_bench.vocabulary import CELL_KEY
 from results_db.round_state import DRIFT_PREFIX, RETAKE, RETAKEN, SETTLE_UNSETTLED
 
 from .defaults import FLOOR
-from .stats import INCONCLUSIVE, RUN_WORDS, VERDICT_COLUMNS, compare_entries
+from .stats import INCONCLUSIVE, RUN_WORDS, VERDICT_COLUMNS, compare_entries, drift_floors
 
 
 CELL = list(CELL_KEY)  # what identifies a cell, as results_db stores it
@@ -31,10 +31,13 @@ def _unsettled(row: pd.Series, side: str) -> tuple[int, int]:
 
 def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = FLOOR,
                      words: tuple[str, str] = RUN_WORDS, on: Sequence[str] = CELL,
-                     statistic: str = "median", spelled_runs: Iterable[int] = ()) -> pd.DataFrame:
+                     statistic: str = "median", spelled_runs: Iterable[int] = (),
+                     drift: Mapping[tuple, float] | None = None) -> pd.DataFrame:
     """One row per cell in both frames (with `samples` and `sample_rounds` columns, as
-    results_db.queries.samples_frame gives them), with before_s, after_s and VERDICT_COLUMNS,
-    and `unsettled`: which side was measured in a slow spell of its cores, if either.
+    results_db.queries.samples_frame gives them), with before_s, after_s, VERDICT_COLUMNS,
+    `floor` (what the cell was judged at: max(floor, its measured `drift`, cell key tuple → drift
+    from drift_table) for sides timed apart, `floor` for paired ones), `paired`, and
+    `unsettled`: which side was measured in a slow spell of its cores, if either.
 
     A side was, for a cell, when the cell still holds a round timed unsettled (bench_runner.settle:
     one its run could neither wait out nor retake), or when the cell ran on a CPU in one of
@@ -59,12 +62,14 @@ def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = F
                 said.append(f"{side}: run {run}")
         told.append(", ".join(said))
         slowed.append(tuple(sides))
+    drift = drift or {}
     found = judge([(_entry(r, "before"), _entry(r, "after")) for _, r in merged.iterrows()], slowed,
-                  floor=floor, words=words, statistic=statistic)
+                  floor=floor, words=words, statistic=statistic,
+                  drift=[drift.get(tuple(r[c] for c in CELL), np.nan) for _, r in merged.iterrows()])
     table = merged[list(on)].copy()
     table["before_s"] = [float(np.median(s)) if len(s) else np.nan for s in merged["samples_before"]]
     table["after_s"] = [float(np.median(s)) if len(s) else np.nan for s in merged["samples_after"]]
-    table = pd.concat([table, pd.DataFrame(found, columns=[*VERDICT_COLUMNS, "paired"], index=table.index)], axis=1)
+    table = pd.concat([table, pd.DataFrame(found, columns=[*VERDICT_COLUMNS, "floor", "paired"], index=table.index)], axis=1)
     table["unsettled"] = told
     return table
 
@@ -116,6 +121,22 @@ def hold_spelled(verdicts: Iterable[str], before_slowed: Iterable[bool], after_s
     (improvement, faster) whose before side was."""
     return [INCONCLUSIVE if (v == words[0] and after) or (v == words[1] and before) else v
             for v, before, after in zip(verdicts, before_slowed, after_slowed)]
+
+
+def drift_table(runs: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Each cell's measured drift (stats.drift_floors) from its samples in `runs` (one frame per
+    run, as results_db.queries.samples_frame gives it: runs taken at different times), over the
+    cells at least two of them measured: the cell key, `drift` and `runs` (how many measured it)."""
+    medians: dict[tuple, list[float]] = {}
+    for frame in runs:
+        for key, samples in zip(frame[CELL].itertuples(index=False, name=None), frame["samples"]):
+            if samples is not None and len(samples):
+                medians.setdefault(tuple(key), []).append(float(np.median(samples)))
+    kept = {k: v for k, v in medians.items() if len(v) >= 2}
+    table = pd.DataFrame(list(kept), columns=CELL)
+    table["drift"] = drift_floors(list(kept.values())) if kept else []
+    table["runs"] = [len(v) for v in kept.values()]
+    return table
 
 
 def interval_coverage(table: pd.DataFrame) -> float:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from results_db import Machine, Mark, Result, Run, history_queries, queries, store
 
 from . import stats, step_detect
+from .defaults import FLOOR
 
 CELL = queries.CELL_COLUMNS
 # What may differ between two runs of one fingerprint, as a change point lists it.
@@ -61,11 +62,12 @@ def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def cell_points(cell: pd.DataFrame, new_starts: Iterable[int] = ()) -> list[dict]:
+def cell_points(cell: pd.DataFrame, new_starts: Iterable[int] = (), floor: float = FLOOR) -> list[dict]:
     """History points of one cell's rows (oldest first, with samples): each run's median and 95%
     interval (kept from the cache where present: a result's own interval never changes), and
-    change points found separately within each stretch between runs marked as a new start. A
-    result without samples is a gap: its point holds None and the search passes over it."""
+    change points found separately within each stretch between runs marked as a new start, at
+    `floor` (a step smaller is no change: the cell's floor, measured_floor). A result without
+    samples is a gap: its point holds None and the search passes over it."""
     points, rounds = [], []
     for r in cell.itertuples():
         rounds.append(stats.split_rounds(r.samples, r.sample_rounds))
@@ -79,7 +81,8 @@ def cell_points(cell: pd.DataFrame, new_starts: Iterable[int] = ()) -> list[dict
     cuts = sorted({0, len(runs), *(i for i, run in enumerate(runs) if run in set(new_starts))})
     for start, end in zip(cuts, cuts[1:]):
         kept = [i for i in range(start, end) if points[i]["time_median_s"] is not None]
-        found = step_detect.change_points([points[i]["time_median_s"] for i in kept], rounds=[rounds[i] for i in kept])
+        found = step_detect.change_points([points[i]["time_median_s"] for i in kept], floor=floor,
+                                          rounds=[rounds[i] for i in kept])
         for index in found:
             points[kept[index]]["change_point"] = True
     return points
@@ -117,10 +120,11 @@ def refresh(session: Session, fingerprint: str | None = None, cells: Iterable[tu
     for (fp, benchmark), keys in by_place.items():
         frame = history_queries.history_frame(session, benchmark=benchmark, fingerprint=fp)
         marks = history_queries.marks_frame(session, fp)
+        drift = drift_by_cell(history_queries.noise_floors(session, fp))
         for key, cell in frame.groupby(CELL, sort=False):
             if tuple(key) not in keys:
                 continue
-            found = cell_points(cell, _new_starts(marks, dict(zip(CELL, key))))
+            found = cell_points(cell, _new_starts(marks, dict(zip(CELL, key))), measured_floor(drift, key))
             if persist:
                 store.write_history_points(session, found)
             points += found
@@ -128,6 +132,27 @@ def refresh(session: Session, fingerprint: str | None = None, cells: Iterable[tu
             if progress:
                 progress(done, len(todo))
     return points
+
+
+def drift_by_cell(floors: pd.DataFrame) -> dict[tuple, float]:
+    """Cell key tuple → its measured drift, from history_queries.noise_floors."""
+    return dict(zip(floors[CELL].itertuples(index=False, name=None), floors["drift"]))
+
+
+def measured_floor(drift: Mapping[tuple, float], key: Iterable, floor: float = FLOOR) -> float:
+    """The floor a cell is judged at across time: the larger of `floor` and its measured drift."""
+    return max(floor, drift.get(tuple(key), 0.0))
+
+
+def measured_drift(session: Session, run_ids: Iterable[int]) -> tuple[dict[tuple, float], pd.DataFrame, int]:
+    """What comparisons across `run_ids` take as each cell's drift: (cell key → drift, the noise
+    floors it comes from, how many hardware fingerprints the runs span). Empty unless the runs
+    share one fingerprint: a floor measured on one machine says nothing of two."""
+    fingerprints = history_queries.run_fingerprints(session, run_ids)
+    if len(fingerprints) != 1:
+        return {}, pd.DataFrame(columns=history_queries.NOISE_COLUMNS), len(fingerprints)
+    floors = history_queries.noise_floors(session, next(iter(fingerprints)))
+    return drift_by_cell(floors), floors, 1
 
 
 def with_points(frame: pd.DataFrame, points: list[dict]) -> pd.DataFrame:

@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from hadamard_bench.vocabulary import CELL_KEY
 from results_db.round_state import RETAKE, RETAKE_CALM_WAITED, RETAKE_CELLS, SETTLE_UNSETTLED
 
 from .comparison import interval_half_width, outlasted, regular_rounds, retaken, unsettled_share
@@ -24,8 +25,14 @@ def inconclusive_note(table: pd.DataFrame, floor: float = FLOOR) -> str | None:
     if not count:
         return None
     width = float(interval_half_width(table).median())
+    floors = table["floor"].dropna() if "floor" in table else pd.Series(dtype=float)
+    if len(floors) and floors.max() > floors.min():  # measured floors: each cell has its own
+        floor = float(floors.median())
+        within = f"its floor (here ±{floors.min():.0%} to ±{floors.max():.0%}, a median ±{floor:.0%})"
+    else:
+        within = f"±{floor:.0%}"
     text = (f"{count} of {len(table)} cells are inconclusive: a cell is `no change` only when its whole 95% "
-            f"interval lies within ±{floor:.0%}")
+            f"interval lies within {within}")
     if not np.isfinite(width):
         return text + "; these cells have no interval (too few samples)"
     room = floor - width
@@ -77,3 +84,54 @@ def explain_verdicts(floor: float = FLOOR) -> str:
             f"`inconclusive` when the after (before) side still holds a round timed while the cores were slow "
             f"to work together, or ran on a CPU in a run such a spell outlasted, since a spell only adds time "
             f"(column `unsettled`).")
+
+
+def noise_summary(floors: pd.DataFrame) -> str:
+    """A fingerprint's stored noise floors (results_db.history_queries.noise_floors), per benchmark:
+    cells, the median and largest drift, and when and from which runs they were measured."""
+    lines = []
+    for bench, group in floors.groupby("benchmark"):
+        worst = group.loc[group["drift"].idxmax()]
+        lines.append(f"  {bench}: {len(group)} cells, drift median {group['drift'].median():.1%}, largest "
+                     f"{worst['drift']:.1%} ({worst['method']}/{worst['backend']} {worst['size']})")
+    runs = sorted({tuple(r) for r in floors["run_ids"]})
+    when = pd.to_datetime(floors["measured_at"]).max()
+    above = int((floors["drift"] > FLOOR).sum())
+    lines.append(f"  {len(floors)} cells, {above} of them drifting more than the {FLOOR:.0%} threshold between "
+                 f"runs; measured {when:%Y-%m-%d %H:%M} from runs " + "; ".join(", ".join(map(str, r)) for r in runs))
+    return "\n".join(lines)
+
+
+def floor_note(table: pd.DataFrame, threshold: float, floors: pd.DataFrame, fingerprints: int) -> str:
+    """Which floor a comparison of runs judged its cells at (the `floor` column): the threshold,
+    or each cell's measured drift where larger (`hadamard-bench noise`), and why."""
+    apart = table[~table["paired"].astype(bool)] if "paired" in table else table
+    if apart.empty:
+        return f"floor: ±{threshold:.0%} for every cell: each pair of cells took turns, sharing the machine's drift"
+    if fingerprints > 1:
+        return (f"floor: ±{threshold:.0%}: the sides ran on different hardware, and a noise floor measured on one "
+                f"machine says nothing of two")
+    if floors.empty:
+        return (f"floor: ±{threshold:.0%}: no noise floor is measured on this hardware, so a cell that drifts more "
+                f"than that between runs may read as changed; `hadamard-bench noise --suite quick` measures one")
+    raised = apart[apart["floor"] > threshold]
+    when = pd.to_datetime(floors["measured_at"]).max()
+    return (f"floor: each cell's drift between runs as measured on this hardware ({when:%Y-%m-%d}) where larger "
+            f"than ±{threshold:.0%}: {len(raised)} of {len(apart)} cells timed apart were judged at more "
+            + (f"(median ±{raised['floor'].median():.0%}, column `floor`)" if len(raised) else "(none drifted more)"))
+
+
+def change_point_floor_note(cells: pd.DataFrame, floors: pd.DataFrame) -> str:
+    """Which floor the change points of `cells` (frames with the cell key) were searched at: a
+    step within ±FLOOR, or within the cell's measured drift between runs where larger, is none."""
+    key = list(CELL_KEY)
+    if floors.empty:
+        return (f"a step is a change point beyond ±{FLOOR:.0%}; no noise floor is measured on this hardware "
+                f"(`hadamard-bench noise` measures how far its runs drift apart, and steps within that are not called)")
+    shown = cells[key].drop_duplicates().merge(floors, on=key)
+    raised = shown[shown["drift"] > FLOOR]
+    when = pd.to_datetime(floors["measured_at"]).max()
+    return (f"a step is a change point beyond ±{FLOOR:.0%}, or beyond the cell's drift between runs as measured on "
+            f"this hardware ({when:%Y-%m-%d}) where larger: {len(raised)} of these "
+            f"{len(cells[key].drop_duplicates())} cells"
+            + (f", a median ±{raised['drift'].median():.0%}" if len(raised) else ""))

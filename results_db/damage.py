@@ -277,6 +277,12 @@ def _readable_copy(path: Path, scratch: Path) -> sqlite3.Connection:
     return conn
 
 
+def _insert_rows(out: sqlite3.Connection, insert: str, rows: list, table: str, salvage: Salvage) -> None:
+    inserted = out.executemany(insert, rows).rowcount if rows else 0
+    salvage.kept[table] += inserted
+    salvage.lost[table] += len(rows) - inserted
+
+
 def _copy_table(source: sqlite3.Connection, out: sqlite3.Connection, table, salvage: Salvage,
                 kept_keys: dict[tuple[str, str], set]) -> None:
     """One table's readable rows into `out`, less those whose parent rows were not kept."""
@@ -295,11 +301,13 @@ def _copy_table(source: sqlite3.Connection, out: sqlite3.Connection, table, salv
                   if fk.column.table is table and fk.column.name in columns}
     for name in referenced:
         kept_keys[(table.name, name)] = set()
-    insert = (f'INSERT INTO "{table.name}" ({", ".join(columns)}) '
+    # OR IGNORE: a page cut short can read as a row with NULL where the schema forbids it, or as a
+    # second copy of a key; such garbage is counted lost (rowcount says what went in), not fatal.
+    insert = (f'INSERT OR IGNORE INTO "{table.name}" ({", ".join(columns)}) '
               f'VALUES ({", ".join("?" for _ in columns)})')
     rows, gaps = _readable_rows(source, table.name, columns)
     keep = []
-    for row in rows:
+    for row in rows():
         values = _decoded(row)
         if values is None or any(values[i] is not None and values[i] not in kept_keys.get(key, ())
                                  for i, key in parents):
@@ -309,18 +317,16 @@ def _copy_table(source: sqlite3.Connection, out: sqlite3.Connection, table, salv
         for name in referenced:
             kept_keys[(table.name, name)].add(values[columns.index(name)])
         if len(keep) == 1000:
-            out.executemany(insert, keep)
-            salvage.kept[table.name] += len(keep)
+            _insert_rows(out, insert, keep, table.name, salvage)
             keep = []
-    out.executemany(insert, keep)
-    salvage.kept[table.name] += len(keep)
+    _insert_rows(out, insert, keep, table.name, salvage)
     salvage.lost[table.name] += sum(high - low + 1 for low, high in gaps)
     if gaps:
         salvage.unreadable[table.name] = gaps
 
 
 def _readable_rows(source: sqlite3.Connection, table: str, columns: list[str],
-                   batch: int = 500) -> tuple[Iterator[tuple], list[tuple[int, int]]]:
+                   batch: int = 500) -> tuple[Callable[[], Iterator[tuple]], list[tuple[int, int]]]:
     """The rows of `table` in rowid order, stepping over every stretch of rowids that cannot be
     read (returned as (first, last) pairs once the rows are consumed). Rowids are the tables'
     autoincrementing ids, so a stretch is about as many rows as were lost."""
@@ -346,23 +352,13 @@ def _readable_rows(source: sqlite3.Connection, table: str, columns: list[str],
                     gaps.append((after + 1, resume - 1))
                     after = resume - 1
                     continue
-            if not found:
+            if not found or found[-1][0] <= after:  # none, or a damaged tree that leads back: the end
                 return
             for row in found:
                 yield row[1:]
             after = found[-1][0]
 
-    return _Deferred(rows), gaps
-
-
-class _Deferred:
-    """An iterable that runs its generator when iterated, so that `gaps` fills as rows are read."""
-
-    def __init__(self, make):
-        self.make = make
-
-    def __iter__(self):
-        return self.make()
+    return rows, gaps  # `gaps` fills as rows() is consumed
 
 
 def _next_readable(fetch, after: int) -> int | None:

@@ -1,6 +1,7 @@
 """Reads behind a machine's history: every run of a cell on one hardware fingerprint, the
-cached history points, the cells still without one, the fingerprints and the marks. What
-bench_runner.history, `gate`, `history`, `mark` and the History page read."""
+cached history points, the cells still without one, the fingerprints, the marks and the
+measured noise floors. What bench_runner.history, `gate`, `compare`, `history`, `mark`,
+`noise` and the History and Diff pages read."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .models import HistoryPoint, LatestResult, Machine, Mark, Result, Run
+from .models import HistoryPoint, LatestResult, Machine, Mark, NoiseFloor, Result, Run
 from .queries import CELL_COLUMNS, read_frame
 
 def history_frame(session: Session, benchmark: str | None = None, method: str | None = None,
@@ -133,3 +134,20 @@ def marks_frame(session: Session, fingerprint: str | None = None) -> pd.DataFram
     frame = read_frame(session, query)
     return frame if not frame.empty else pd.DataFrame(
         columns=["id", "run_id", "kind", "note", "cells", "created_at", "fingerprint", "started_at"])
+
+
+NOISE_COLUMNS = [*CELL_COLUMNS, "drift", "run_ids", "measured_at"]
+
+
+def noise_floors(session: Session, fingerprint: str) -> pd.DataFrame:
+    """The fingerprint's measured noise floors (`hadamard-bench noise`), one row per cell:
+    the cell key, drift, the runs it was measured from and when."""
+    frame = read_frame(session, select(*(getattr(NoiseFloor, c) for c in NOISE_COLUMNS))
+                       .where(NoiseFloor.fingerprint == fingerprint))
+    return frame if not frame.empty else pd.DataFrame(columns=NOISE_COLUMNS)
+
+
+def run_fingerprints(session: Session, run_ids) -> set[str]:
+    """The hardware fingerprints the runs were measured on."""
+    return set(session.scalars(select(Machine.fingerprint).join(Run, Run.machine_id == Machine.id)
+                               .where(Run.id.in_(list(run_ids)))))

@@ -218,7 +218,20 @@ class HistoryPoint(Base):
     change_point: Mapped[bool] = mapped_column(default=False)
 
 
-class LatestResult(Base):
+class CellKeyed:
+    """A table keyed by a cell (CELL_KEY), as the derived per-cell tables below are: their own
+    leading key column sorts before these (sort_order=-1), the rest after."""
+
+    benchmark: Mapped[str] = mapped_column(String(64), primary_key=True)
+    method: Mapped[str] = mapped_column(String(64), primary_key=True)
+    backend: Mapped[str] = mapped_column(String(32), primary_key=True)
+    device: Mapped[str] = mapped_column(String(16), primary_key=True)
+    dtype: Mapped[str] = mapped_column(String(16), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16), primary_key=True)
+    size: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+class LatestResult(CellKeyed, Base):
     """Which result is the latest `ok` one of each cell on each machine: what most pages show.
 
     Kept at write time (store.keep_latest) so a page reads a row per cell instead of scanning
@@ -228,13 +241,20 @@ class LatestResult(Base):
 
     __tablename__ = "latest_result"
 
-    machine_id: Mapped[int] = mapped_column(ForeignKey("machine.id"), primary_key=True)
-    benchmark: Mapped[str] = mapped_column(String(64), primary_key=True)
-    method: Mapped[str] = mapped_column(String(64), primary_key=True)
-    backend: Mapped[str] = mapped_column(String(32), primary_key=True)
-    device: Mapped[str] = mapped_column(String(16), primary_key=True)
-    dtype: Mapped[str] = mapped_column(String(16), primary_key=True)
-    mode: Mapped[str] = mapped_column(String(16), primary_key=True)
-    size: Mapped[str] = mapped_column(String(200), primary_key=True)
-    variant: Mapped[str] = mapped_column(String(100), primary_key=True)
-    result_id: Mapped[int] = mapped_column(ForeignKey("result.id", ondelete="CASCADE"), index=True)
+    machine_id: Mapped[int] = mapped_column(ForeignKey("machine.id"), primary_key=True, sort_order=-1)
+    variant: Mapped[str] = mapped_column(String(100), primary_key=True, sort_order=1)
+    result_id: Mapped[int] = mapped_column(ForeignKey("result.id", ondelete="CASCADE"), index=True, sort_order=1)
+
+
+class NoiseFloor(CellKeyed, Base):
+    """How far a cell moves between runs taken at different times on one hardware fingerprint
+    (`hadamard-bench noise`): the relative change 99% of such pairs of runs stay within
+    (bench_runner.stats.drift_floors). Comparisons of two runs (`compare`, `gate`, History) judge
+    the cell at max(threshold, drift). A new measurement of the cell replaces it."""
+
+    __tablename__ = "noise_floor"
+
+    fingerprint: Mapped[str] = mapped_column(String(16), primary_key=True, sort_order=-1)
+    drift: Mapped[float] = mapped_column(Float, sort_order=1)
+    run_ids: Mapped[list] = mapped_column(JSON, sort_order=1)  # the runs it was measured from, oldest first
+    measured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, sort_order=1)

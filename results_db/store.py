@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from hadamard_bench.vocabulary import CELL_KEY, MARK_KINDS
 
 from .models import (Agent, BenchmarkInfo, HistoryPoint, LatestResult, Machine, Mark, Metric, MethodInfo,
-                     Result, RoundRecord, Run, utcnow)
+                     NoiseFloor, Result, RoundRecord, Run, utcnow)
 from .round_state import RoundState
 
 MACHINE_FIELDS = ("hostname", "cpu_model", "cpu_cores", "memory_gib", "torch_version", "cuda_version",
@@ -365,6 +365,17 @@ def write_history_points(session: Session, points: list[dict]) -> None:
     """Store (or replace) cached history points: dicts of HistoryPoint's columns."""
     for start in range(0, len(points), 500):  # bounded statements on SQLite's variable limit
         _upsert(session, HistoryPoint, points[start:start + 500], ["result_id"], update_rest=True)
+
+
+def write_noise_floors(session: Session, fingerprint: str, floors: Iterable[Mapping], run_ids: list[int]) -> int:
+    """Store (or replace) a fingerprint's measured noise floors: one {cell key…, drift} per cell,
+    measured from `run_ids`. Returns how many were written."""
+    now = utcnow()
+    rows = [{"fingerprint": fingerprint, **{c: f[c] for c in CELL_KEY}, "drift": float(f["drift"]),
+             "run_ids": list(run_ids), "measured_at": now} for f in floors]
+    for start in range(0, len(rows), 500):  # bounded statements on SQLite's variable limit
+        _upsert(session, NoiseFloor, rows[start:start + 500], ["fingerprint", *CELL_KEY], update_rest=True)
+    return len(rows)
 
 
 def add_mark(session: Session, run_id: int, kind: str, note: str = "", cells: Mapping[str, str] | None = None) -> Mark:

@@ -43,7 +43,9 @@ if by == "machines":
                    "the one measured last.")
 measured_in = tuple(sorted({int(r) for r in (*before_cells["run_id"], *after_cells["run_id"])}))
 states = data.load_round_states(url, measured_in)
-result = comparison.comparison_table(before_cells, after_cells, threshold, spelled_runs=data.spelled_runs(url, measured_in))
+drift, floors, fingerprints = data.load_measured_drift(url, measured_in)
+result = comparison.comparison_table(before_cells, after_cells, threshold, spelled_runs=data.spelled_runs(url, measured_in),
+                                     drift=drift)
 if result.empty:
     st.info("No cell has successful results on both sides.")
     st.stop()
@@ -57,6 +59,7 @@ if paired:
     st.caption(f"**Paired**: {paired} of the {len(result)} cells took turns on both sides, block by block, as one "
                "`ab` session: each ratio comes from their per-cycle ratios, and a change is one whose interval "
                "excludes 1 and whose ratio lies beyond the threshold.")
+st.caption("**Floor**: " + wording.floor_note(result, threshold, floors, fingerprints).removeprefix("floor: ") + ".")
 if counts.get(stats.INCONCLUSIVE, 0):
     st.caption("**Inconclusive**: " + wording.inconclusive_note(result, threshold) + ". "
                + ("Some cells have a single round on a side: their intervals describe one process only."
@@ -72,6 +75,6 @@ colours = {"regression": "background-color: #fde2e1", "improvement": "background
            "inconclusive": "background-color: #fff6d5"}
 st.dataframe(result.style.format({"ratio": "{:.3f}×", "ci_low": "{:.3f}", "ci_high": "{:.3f}",
                                   "p_adjusted": "{:.2g}", "p_value": "{:.2g}", "before_s": "{:.3g}",
-                                  "after_s": "{:.3g}"})
+                                  "after_s": "{:.3g}", "floor": "{:.0%}"})
              .apply(lambda r: [colours.get(r["verdict"], "") for _ in r], axis=1), hide_index=True, width="stretch")
 exports.download_buttons(result, f"diff-{before}-{after}")

@@ -5,15 +5,15 @@ import pandas as pd
 import streamlit as st
 
 from app import charts, data, judging, exports, text, widgets
-from bench_runner import history
+from bench_runner import history, wording
 from hadamard_bench.vocabulary import CELL_KEY, MARK_KINDS
 
 url = data.db_url()
 st.title("History")
 st.caption("Each run's median with its 95% interval from the rounds, on one hardware fingerprint (CPU model, "
            "cores, memory, GPU, driver major: identical nodes share it; a torch or driver upgrade is an "
-           "annotation, not a new history). Change points: E-divisive means, kept where the step exceeds 5% "
-           "and the rounds on either side make it significant. `python -m bench_runner history` prints the same.")
+           "annotation, not a new history). Change points: E-divisive means, kept where the step exceeds the "
+           "cell's floor (said below the chart) and the rounds on either side make it significant. `python -m bench_runner history` prints the same.")
 
 fingerprints = data.load_fingerprints(url)
 if fingerprints.empty:
@@ -59,6 +59,7 @@ st.plotly_chart(figure, width="stretch")
 runs_here = rows["run_id"].nunique()
 if runs_here < 2:
     st.caption("One run so far: a history, and its change points, need more.")
+st.caption("Change points: " + wording.change_point_floor_note(rows, data.load_noise_floors(url, fingerprint)) + ".")
 
 changes = judging.change_point_table(rows)
 if not changes.empty:

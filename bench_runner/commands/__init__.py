@@ -14,7 +14,7 @@ from hadamard_bench.errors import BadInput
 EXIT_USAGE = 2
 
 # Verb → module, in the order `--help` lists them (`import` is a keyword, hence `import_`).
-VERBS = {"list": "list", "run": "run", "ab": "ab", "compare": "compare", "history": "history", "gate": "gate",
+VERBS = {"list": "list", "run": "run", "ab": "ab", "noise": "noise", "compare": "compare", "history": "history", "gate": "gate",
          "mark": "mark", "doctor": "doctor", "serve": "serve", "plot": "plot", "export": "export",
          "import": "import_", "submit": "submit", "agent": "agent", "db": "db"}
 

@@ -1,5 +1,7 @@
 """`compare BEFORE AFTER`: every cell measured in both, with the ratio of medians, its 95% CI,
-an adjusted p-value and a verdict (bench_runner.stats); exit 1 on a regression when asked."""
+an adjusted p-value and a verdict (bench_runner.stats) at each cell's floor: the threshold, or
+the cell's drift between runs where `noise` measured a larger one; exit 1 on a regression when
+asked."""
 
 from __future__ import annotations
 
@@ -24,7 +26,10 @@ def add_parser(verbs) -> None:
         description="Compare every cell measured in both BEFORE and AFTER: ratio of medians (after ÷ before) "
                     "with a 95% interval from a hierarchical bootstrap (rounds, then samples), a Mann–Whitney U "
                     "p-value adjusted by Benjamini–Hochberg across the cells, and a verdict: regression, "
-                    "improvement, no change (the whole interval within the threshold) or inconclusive.")
+                    "improvement, no change (the whole interval within the threshold) or inconclusive. Two runs "
+                    "of one machine are timed at different times: a cell whose drift between runs `noise` measured "
+                    "larger than the threshold is judged at that drift instead (column `floor`). Cells that took "
+                    "turns in one `ab` session are paired, and keep the threshold.")
     p.add_argument("before", metavar="BEFORE", help="a run id, or machine:LABEL for that machine's latest cells")
     p.add_argument("after", metavar="AFTER", help="a run id, or machine:LABEL")
     db_flag(p)
@@ -77,7 +82,7 @@ def machine_change(session: Session, before_runs: list[int], after_runs: list[in
 
 
 def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float], caveat: str | None = None,
-                  threshold: float = defaults.FLOOR) -> list[str]:
+                  threshold: float = defaults.FLOOR, floor_note: str | None = None) -> list[str]:
     from .. import stats, wording
 
     counts = table["verdict"].value_counts()
@@ -85,6 +90,8 @@ def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float], caveat: 
              for bench, group in table.groupby("benchmark")]
     lines.append("verdicts: " + ", ".join(f"{int(counts.get(v, 0))} {v}" for v in
                                           (*stats.RUN_WORDS, stats.NO_CHANGE, stats.INCONCLUSIVE)))
+    if floor_note:
+        lines.append(floor_note)
     note = wording.inconclusive_note(table, threshold)
     if note:
         lines.append(note)
@@ -104,41 +111,48 @@ def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float], caveat: 
 
 
 def report(table: pd.DataFrame, fmt: str, before_name: str, after_name: str, threshold: float,
-           statistic: str = "median", machine_drift: dict | None = None, caveat: str | None = None) -> None:
+           statistic: str = "median", machine_drift: dict | None = None, caveat: str | None = None,
+           floor_note: str | None = None) -> None:
     """A comparison table on standard output as `--format` asks: table, csv or json."""
     machine_drift = machine_drift or {}
     if fmt == "csv":
         table.to_csv(sys.stdout, index=False)
     elif fmt == "json":
         print(json.dumps({"before": before_name, "after": after_name, "threshold": threshold,
-                          "statistic": statistic,
+                          "statistic": statistic, "floor_note": floor_note,
                           "machine_drift": machine_drift, "settling_caveat": caveat,
                           "cells": json.loads(table.to_json(orient="records"))}, indent=1))
     else:
         shown = table.assign(**{c: table[c].map(lambda v: f"{v:.3f}") for c in ("ratio", "ci_low", "ci_high")},
+                             floor=table["floor"].map(lambda v: f"{v:.0%}"),
                              p_adjusted=table["p_adjusted"].map(lambda v: f"{v:.2g}"),
                              before_s=table["before_s"].map(lambda v: f"{v:.3g}"),
                              after_s=table["after_s"].map(lambda v: f"{v:.3g}")).drop(columns=["p_value"])
         if (shown["unsettled"] == "").all():  # the usual case: say nothing of it
             shown = shown.drop(columns=["unsettled"])
+        if (table["floor"] == threshold).all():  # no measured floor raised any cell's: the title says it
+            shown = shown.drop(columns=["floor"])
         print(f"{after_name} against {before_name}, ratio of {statistic}s, threshold {threshold:.0%}")
         print(shown.to_string(index=False))
         print()
-        print("\n".join(summary_lines(table, machine_drift, caveat, threshold)))
+        print("\n".join(summary_lines(table, machine_drift, caveat, threshold, floor_note)))
 
 
 def run(args) -> int:
-    from .. import comparison, stats
+    from .. import comparison, history, stats, wording
 
     sessions = existing_db(args.db, "compare")
     with sessions() as session:
         before, before_runs, before_name = side(session, args.before)
         after, after_runs, after_name = side(session, args.after)
         machine_drift, caveat, spelled = machine_change(session, before_runs, after_runs, (before_name, after_name))
-    table = comparison.comparison_table(before, after, args.threshold, statistic=args.statistic, spelled_runs=spelled)
+        drift, floors, fingerprints = history.measured_drift(session, before_runs + after_runs)
+    table = comparison.comparison_table(before, after, args.threshold, statistic=args.statistic, spelled_runs=spelled,
+                                        drift=drift)
     if table.empty:
         raise UsageError(f"bench_runner compare: no cell has `ok` results in both {before_name} and {after_name}")
     table = table.sort_values(list(CELL_KEY))
-    report(table, args.format, before_name, after_name, args.threshold, args.statistic, machine_drift, caveat)
+    report(table, args.format, before_name, after_name, args.threshold, args.statistic, machine_drift, caveat,
+           wording.floor_note(table, args.threshold, floors, fingerprints))
     regressed = (table["verdict"] == stats.RUN_WORDS[0]).any()
     return 1 if args.fail_on_regression and regressed else 0

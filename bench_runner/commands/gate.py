@@ -1,5 +1,6 @@
 """`gate RUN`: RUN's cells against the same cells' recent history on the same hardware fingerprint;
-exit 1 on a significant regression beyond the threshold that no mark explains, for CI. The
+exit 1 on a significant regression beyond the cell's floor (the threshold, or the cell's drift
+between runs where `noise` measured a larger one) that no mark explains, for CI. The
 statistics are `compare`'s: the earlier runs' rounds together form the "before" side, so their
 run-to-run spread widens the interval. A mark on an earlier run starts the baseline there; a mark
 on RUN itself explains its changes (an `expected` one) or leaves nothing to judge (a new start)."""
@@ -90,7 +91,7 @@ def explained(table: pd.DataFrame, marks: pd.DataFrame, run_id: int) -> pd.Serie
     return pd.Series(out, index=table.index, dtype=object)
 
 
-def markdown(table: pd.DataFrame, run_id: int, against: int, threshold: float) -> str:
+def markdown(table: pd.DataFrame, run_id: int, against: int, threshold: float, floor_note: str = "") -> str:
     from .. import stats
 
     lines = [f"### Hadamard Bench: run {run_id} against up to {against} earlier runs", "",
@@ -105,13 +106,15 @@ def markdown(table: pd.DataFrame, run_id: int, against: int, threshold: float) -
         lines += ["", f"{len(expected)} regressions are marked expected: "
                   + "; ".join(sorted(set(expected["explained_by"])))]
     if regressed.empty:
-        lines += ["", f"No cell regressed beyond {threshold:.0%}."]
+        lines += ["", f"No cell regressed beyond its floor ({threshold:.0%}, or its measured drift where larger)."]
     else:
-        lines += ["", f"**{len(regressed)} cells regressed** beyond {threshold:.0%}:", "",
-                  "| cell | ratio | 95% interval | p (adjusted) |", "| --- | --- | --- | --- |"]
+        lines += ["", f"**{len(regressed)} cells regressed** beyond their floor:", "",
+                  "| cell | ratio | 95% interval | floor | p (adjusted) |", "| --- | --- | --- | --- | --- |"]
         for r in regressed.itertuples():
             lines.append(f"| {r.benchmark} · {r.method} · {r.backend} · {r.device} · {r.dtype} · {r.mode} · {r.size} "
-                         f"| {r.ratio:.3f}× | [{r.ci_low:.3f}, {r.ci_high:.3f}] | {r.p_adjusted:.2g} |")
+                         f"| {r.ratio:.3f}× | [{r.ci_low:.3f}, {r.ci_high:.3f}] | {r.floor:.0%} | {r.p_adjusted:.2g} |")
+    if floor_note:
+        lines += ["", floor_note[0].upper() + floor_note[1:] + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -119,7 +122,7 @@ def run(args) -> int:
     import pandas as pd
     from results_db import Run, history_queries, queries
 
-    from .. import comparison, history, stats
+    from .. import comparison, history, stats, wording
 
     sessions = existing_db(args.db, "gate")
     with sessions() as session:
@@ -131,13 +134,15 @@ def run(args) -> int:
         marks = history_queries.marks_frame(session, fingerprint)
         # Each cell's newest runs only: a mark can shorten them further, never reach past them.
         rows = history_queries.newest_before(session, fingerprint, started_at, args.against)
+        floors = history_queries.noise_floors(session, fingerprint)
     if mine.empty:
         raise UsageError(f"bench_runner gate: run {args.run} has no `ok` cells to judge")
     # A run marked as a new start has nothing before it to be judged against.
     mine = mine[[not history.covering(marks, history.cell_of(r), "new_distribution", args.run)
                  for r in mine.itertuples()]]
     baseline = baseline_frame(rows, args.run, started_at, args.against, marks)
-    table = comparison.comparison_table(baseline, mine, args.threshold) if len(mine) else pd.DataFrame()
+    table = comparison.comparison_table(baseline, mine, args.threshold, drift=history.drift_by_cell(floors)) if len(
+        mine) else pd.DataFrame()
     if table.empty:
         print(f"run {args.run}: none of its cells has a history to judge against on {label}'s fingerprint "
               f"({fingerprint}); nothing to judge")
@@ -148,11 +153,14 @@ def run(args) -> int:
         print(f"{bench}: geometric mean {stats.geomean(group['ratio']):.3f}× over {len(group)} cells")
     print("verdicts: " + ", ".join(f"{int(counts.get(v, 0))} {v}" for v in
                                    (*stats.RUN_WORDS, stats.NO_CHANGE, stats.INCONCLUSIVE)))
+    note = wording.floor_note(table, args.threshold, floors, 1)
+    print(note)
     regressions = table[table["verdict"] == "regression"]
     for r in regressions.itertuples():
         why = f" (marked expected: {r.explained_by})" if r.explained_by else ""
         print(f"regression: {r.benchmark}/{r.method}/{r.backend} {r.size}: {r.ratio:.3f}× "
               f"[{r.ci_low:.3f}, {r.ci_high:.3f}]{why}")
     if args.markdown:
-        Path(args.markdown).write_text(markdown(table, args.run, args.against, args.threshold), encoding="utf-8")
+        Path(args.markdown).write_text(markdown(table, args.run, args.against, args.threshold, note),
+                                       encoding="utf-8")
     return 1 if (regressions["explained_by"] == "").any() else 0

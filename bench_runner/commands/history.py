@@ -46,9 +46,10 @@ def _size_matches(wanted: str | None):
 
 
 def run(args) -> int:
+    import pandas as pd
     from results_db import history_queries, queries
 
-    from .. import history
+    from .. import history, wording
 
     matches = _size_matches(args.size)
     sessions = existing_db(args.db, "history")
@@ -57,6 +58,7 @@ def run(args) -> int:
         by = {"fingerprint": args.machine} if args.machine in known else {"machine": args.machine}
         table = history.history_table(session, benchmark=args.benchmark, method=args.method, backend=args.backend,
                                       **by)
+        floors = [history_queries.noise_floors(session, fp) for fp in sorted(set(table.get("fingerprint", [])))]
     table = table[table["size"].map(matches)] if not table.empty else table
     if table.empty:
         raise UsageError("bench_runner history: no `ok` results match the selection")
@@ -73,4 +75,5 @@ def run(args) -> int:
         print(shown.to_string(index=False))
         print(f"\n{int(table['change_point'].sum())} change points in "
               f"{table.groupby([*queries.CELL_COLUMNS, 'fingerprint']).ngroups} cells")
+        print(wording.change_point_floor_note(table, pd.concat(floors, ignore_index=True)))
     return 0

@@ -264,8 +264,8 @@ def test_gate_fails_a_run_that_regressed_against_its_history_and_writes_a_summar
     out = capsys.readouterr().out
     assert "regression: token_mixing/poly_sa/eager B=1 N=256 C=64 H=4: 1.6" in out
     text = summary.read_text()
-    assert "| token_mixing | 4 | " in text and "**1 cells regressed** beyond 5%" in text
-    assert "B=1 N=256 C=64 H=4 | 1.6" in text
+    assert "| token_mixing | 4 | " in text and "**1 cells regressed** beyond their floor" in text
+    assert "B=1 N=256 C=64 H=4 | 1.6" in text and "| 5% |" in text and "no noise floor is measured" in text
     assert main(["gate", "5", "--db", db_url, "--threshold", "0.7"]) == 0  # a 60% slowdown is under a 70% floor
     assert main(["gate", "1", "--db", db_url]) == 0  # nothing before it: nothing to judge
     assert "nothing to judge" in capsys.readouterr().out

@@ -1,0 +1,138 @@
+"""`noise`: measure how far runs taken at different times move apart on this machine, per cell,
+and store it as the machine's noise floor. Comparisons across time (`compare` of two runs,
+`gate`, History) then judge each cell at max(threshold, its drift) and say so; cells that took
+turns in one session (`ab`, one run's methods) share the drift and keep the threshold."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from . import UsageError, checked_url, existing_db, sessions_on
+from .flags import db_flag, plugin_flag, positive_int, rounds_flag, selection_flags
+
+RUN_FLAGS = ("suite", "benchmark", "method", "backend", "size", "device", "dtype", "mode", "plugin")
+
+
+def add_parser(verbs) -> None:
+    p = verbs.add_parser(
+        "noise", help="measure how far separate runs drift apart here, per cell: the floor comparisons across time use",
+        description="Run the selection REPEAT times, one run after another (each as `run` would), or take "
+                    "runs already stored (--from), and store for each cell measured in two or more of them how "
+                    "far its median moves between runs taken at different times: the change 99% of such pairs "
+                    "stay within, from the spread of its runs' medians, moderated towards the other cells' "
+                    "(three runs know one cell's spread poorly). `compare` of two runs, `gate` and History then "
+                    "judge each cell at the larger of --threshold and this drift, and say which floor they "
+                    "used. A new measurement replaces a cell's floor; --show lists what is stored.")
+    selection_flags(p, "default: as `run`, cuda when available, else cpu")
+    p.add_argument("--repeat", type=positive_int("number of runs (2 or more)"), default=3, metavar="N",
+                   help="how many runs of the selection to take, one after another (default: 3)")
+    rounds_flag(p)
+    p.add_argument("--from", dest="runs", nargs="+", type=positive_int("run id"), metavar="RUN",
+                   help="measure from these stored runs of one machine instead of running anything (two or more, "
+                        "taken at different times: not the two sides of one `ab` session)")
+    p.add_argument("--show", action="store_true", help="list the noise floors stored, per hardware fingerprint")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    db_flag(p)
+    plugin_flag(p)
+
+
+def run(args) -> int:
+    if args.show:
+        return _show(args)
+    if args.runs:
+        if args.suite or args.benchmark or args.method or args.backend or args.size or args.device or args.rounds:
+            raise UsageError("bench_runner noise: --from takes stored runs; give no selection flag with it")
+        run_ids = args.runs
+    else:
+        if not args.suite:
+            raise UsageError("bench_runner noise: one of --suite (runs to take) or --from (stored runs) is required")
+        if args.repeat < 2:
+            raise UsageError("bench_runner noise: --repeat 1 measures no spread between runs; give 2 or more")
+        run_ids = _take_runs(args)
+    return _measure_from(args, run_ids)
+
+
+def _take_runs(args) -> list[int]:
+    """Run the selection `repeat` times through `run`, each a process of its own, one after
+    another; the ids of the runs that finished."""
+    import results_db
+    from sqlalchemy import select
+
+    url = checked_url(args.db)
+    sessions_on(url)  # a damaged file is refused before the first run writes to it
+    argv = ["--db", url.render_as_string(hide_password=False)] + (["--quiet"] if args.quiet else [])
+    for flag in RUN_FLAGS:
+        values = getattr(args, flag)
+        for value in values if isinstance(values, list) else [values] if values else []:
+            argv += [f"--{flag}", str(value)]
+    if args.rounds:
+        argv += ["--rounds", str(args.rounds)]
+    taken, factory = [], sessions_on(url, writes=False)
+    for i in range(args.repeat):
+        print(f"noise: run {i + 1} of {args.repeat}", file=sys.stderr)
+        proc = subprocess.Popen([sys.executable, "-m", "bench_runner", "run", *argv])
+        if proc.wait() != 0:
+            raise UsageError(f"bench_runner noise: run {i + 1} of {args.repeat} ended with status {proc.returncode}; "
+                             f"the runs before it are kept ({', '.join(map(str, taken)) or 'none'}): "
+                             f"`noise --from` can measure from them and more")
+        with factory() as session:  # the run that process stored: the newest of its pid
+            taken.append(session.scalars(select(results_db.Run.id).where(results_db.Run.pid == proc.pid)
+                                         .order_by(results_db.Run.id.desc())).first())
+    return taken
+
+
+def _measure_from(args, run_ids: list[int]) -> int:
+    """Every cell's drift from the runs' samples, stored on their fingerprint, and the cells'
+    history change points searched again at their new floor."""
+    from results_db import Run, history_queries, queries, store
+
+    from .. import comparison, history, wording
+
+    if len(set(run_ids)) < 2:
+        raise UsageError("bench_runner noise: a spread between runs needs two or more different runs")
+    sessions = existing_db(args.db, "noise", writes=True)
+    with sessions() as session, session.begin():
+        runs = [session.get(Run, r) for r in run_ids]
+        missing = [r for r, row in zip(run_ids, runs) if row is None]
+        if missing:
+            raise UsageError(f"bench_runner noise: no run {', '.join(map(str, missing))} in this database")
+        together = [(r.id, r.paired_with) for r in runs if r.paired_with in set(run_ids)]
+        if together:
+            raise UsageError(f"bench_runner noise: runs {together[0][0]} and {together[0][1]} are the two sides of "
+                             f"one `ab` session, timed together: they show no drift between times")
+        fingerprints = {r.machine.fingerprint for r in runs}
+        if len(fingerprints) > 1:
+            raise UsageError(f"bench_runner noise: the runs were measured on {len(fingerprints)} different hardware "
+                             f"fingerprints ({', '.join(sorted(fingerprints))}); give runs of one machine")
+        fingerprint = fingerprints.pop()
+        table = comparison.drift_table([queries.samples_frame(session, run_id=r) for r in run_ids])
+        if table.empty:
+            raise UsageError("bench_runner noise: no cell has `ok` results in two or more of these runs")
+        store.write_noise_floors(session, fingerprint, table.to_dict("records"), sorted(run_ids))
+        history.refresh(session, cells=[(fingerprint, *key) for key in
+                                        table[queries.CELL_COLUMNS].itertuples(index=False, name=None)])
+        floors = history_queries.noise_floors(session, fingerprint)
+    print(f"noise floor of fingerprint {fingerprint}, from runs {', '.join(map(str, sorted(run_ids)))}:")
+    print(wording.noise_summary(floors))
+    return 0
+
+
+def _show(args) -> int:
+    from results_db import history_queries
+
+    from .. import wording
+
+    sessions = existing_db(args.db, "noise")
+    with sessions() as session:
+        fingerprints = history_queries.fingerprints_frame(session)
+        shown = 0
+        for row in fingerprints.itertuples():
+            floors = history_queries.noise_floors(session, row.fingerprint)
+            if len(floors):
+                print(f"fingerprint {row.fingerprint} ({', '.join(row.labels)}: {row.hardware}):")
+                print(wording.noise_summary(floors))
+                shown += 1
+    if not shown:
+        print("no noise floor stored: `hadamard-bench noise --suite quick` measures this machine's")
+    return 0
+

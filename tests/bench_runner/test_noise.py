@@ -1,0 +1,166 @@
+"""`noise`: a machine's measured drift between runs, stored per cell, and the floor `compare`,
+`gate` and History then judge each cell at, on planted runs whose drift is known."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy.stats import chi2
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+import results_db
+from bench_runner.cli import main
+from results_db import history_queries, store
+from tests.conftest import BENCHMARKS, FACTS, METHODS, planted_samples
+
+SIZES = [f"B=1 N={n} C=64 H=4" for n in (64, 128, 256, 512)]
+# Runs 1-3: one machine on three days, each cell at the day's level, tight within a run (the
+# drift is between runs); runs 4 and 5: two more days, the same code (an A/A across time);
+# runs 6-8: a lasting step of 25%.
+LEVELS = [1.0, 1.1, 0.92, 1.0, 1.12, 1.25, 1.25, 1.25]
+
+
+def cell(size: str, method: str = "poly_sa") -> dict:
+    return dict(benchmark="token_mixing", method=method, backend="eager", device="cpu", dtype="float32",
+                mode="forward", size=size)
+
+
+def plant(db_url: str, levels=LEVELS, facts=FACTS, label="testhost") -> list[int]:
+    factory = sessionmaker(results_db.open_engine(db_url))
+    ids = []
+    with factory() as session, session.begin():
+        store.sync_catalogue(session, BENCHMARKS, METHODS)
+        host = store.get_or_create_machine(session, facts, label)
+        for level in levels:
+            run = store.start_run(session, host, "quick", {"suite": "quick"}, cells_total=len(SIZES), rounds=3)
+            for k, size in enumerate(SIZES):
+                samples, rounds = planted_samples(1e-3 * (k + 1) * level, 0.003)
+                store.record_result(session, run.id, cell(size), "ok", samples=samples, sample_rounds=rounds,
+                                    metrics={"time_median_s": 1e-3})
+            store.finish_run(session, run.id)
+            ids.append(run.id)
+    return ids
+
+
+def cli(capsys, *args):
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def floors_in(db_url: str):
+    factory = sessionmaker(results_db.open_engine(db_url, create=False))
+    with factory() as session:
+        fingerprint = session.scalars(select(results_db.Machine.fingerprint)).first()
+        return history_queries.noise_floors(session, fingerprint)
+
+
+def test_noise_from_stored_runs_stores_each_cells_drift(db_url, capsys):
+    plant(db_url)
+    code, out, err = cli(capsys, "noise", "--from", "1", "2", "3", "--db", db_url)
+    assert code == 0, err
+    floors = floors_in(db_url)
+    assert sorted(floors["size"]) == sorted(SIZES)
+    # Every cell moved alike between the three runs (log medians 0, log 1.1, log 0.92), and the
+    # variance is moderated towards the cells' median one, itself scaled by the chi-square
+    # median's share for two degrees of freedom (stats.drift_floors).
+    var = np.var(np.log([1.0, 1.1, 0.92]), ddof=1)
+    moderated = (4 * var / (chi2.median(2) / 2) + 2 * var) / 6
+    assert floors["drift"].to_numpy() == pytest.approx(np.expm1(2.576 * np.sqrt(2 * moderated)), rel=1e-6)
+    assert all(list(r) == [1, 2, 3] for r in floors["run_ids"])
+    assert "token_mixing: 4 cells, drift median" in out and "from runs 1, 2, 3" in out
+    code, out, _ = cli(capsys, "noise", "--show", "--db", db_url)
+    assert code == 0 and "token_mixing: 4 cells" in out
+
+
+def test_compare_of_runs_apart_judges_each_cell_at_its_measured_drift(db_url, capsys):
+    plant(db_url)
+    code, out, _ = cli(capsys, "compare", "4", "5", "--format", "json", "--db", db_url)
+    before = json.loads(out)
+    assert {c["verdict"] for c in before["cells"]} == {"regression"}  # a 12% day-to-day drift, tight runs
+    assert "no noise floor is measured on this hardware" in before["floor_note"]
+    assert {c["floor"] for c in before["cells"]} == {0.05}
+
+    assert cli(capsys, "noise", "--from", "1", "2", "3", "--db", db_url)[0] == 0
+    code, out, _ = cli(capsys, "compare", "4", "5", "--format", "json", "--db", db_url)
+    after = json.loads(out)
+    assert {c["verdict"] for c in after["cells"]} <= {"no change", "inconclusive"}
+    assert all(c["floor"] > 0.2 for c in after["cells"])
+    assert "4 of 4 cells timed apart were judged at more" in after["floor_note"]
+    code, out, _ = cli(capsys, "compare", "4", "5", "--db", db_url)
+    assert "floor" in out.splitlines()[1] and "4 of 4 cells timed apart" in out
+
+
+def test_a_floor_is_not_carried_to_other_hardware(db_url, capsys):
+    plant(db_url)
+    plant(db_url, levels=[1.12], facts={**FACTS, "key": "other", "cpu_model": "Other CPU"}, label="otherhost")
+    assert cli(capsys, "noise", "--from", "1", "2", "3", "--db", db_url)[0] == 0
+    code, out, _ = cli(capsys, "compare", "4", "9", "--format", "json", "--db", db_url)
+    found = json.loads(out)
+    assert "different hardware" in found["floor_note"]
+    assert {c["floor"] for c in found["cells"]} == {0.05}
+
+
+def test_history_and_gate_use_the_measured_floor(db_url, tmp_path, capsys):
+    plant(db_url)
+    code, out, _ = cli(capsys, "history", "--db", db_url)
+    assert code == 0 and "4 change points in 4 cells" in out  # the 25% step at run 6
+    assert "no noise floor is measured" in out
+    assert cli(capsys, "gate", "6", "--db", db_url)[0] == 1
+    assert cli(capsys, "noise", "--from", "1", "2", "3", "--db", db_url)[0] == 0  # drift ±39%: a 25% step is within
+    code, out, _ = cli(capsys, "history", "--db", db_url)
+    assert "0 change points in 4 cells" in out
+    assert "beyond the cell's drift between runs as measured on this hardware" in out and "4 of these 4 cells" in out
+    summary = tmp_path / "gate.md"
+    code, out, _ = cli(capsys, "gate", "6", "--db", db_url, "--markdown", str(summary))
+    assert code == 0 and "0 regression" in out and "judged at more" in out
+    assert "No cell regressed beyond its floor" in summary.read_text()
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--from", "1"], "two or more different runs"),
+    (["--from", "1", "1"], "two or more different runs"),
+    (["--from", "1", "99"], "no run 99"),
+    (["--from", "1", "9"], "2 different hardware fingerprints"),
+    (["--from", "1", "2", "--suite", "quick"], "give no selection flag"),
+    ([], "one of --suite"),
+    (["--suite", "smoke", "--repeat", "1"], "--repeat 1 measures no spread"),
+    (["--from", "1", "x"], "'x' is not a run id"),
+])
+def test_bad_input_is_one_line_and_stores_nothing(db_url, capsys, args, said):
+    plant(db_url)
+    plant(db_url, levels=[1.0], facts={**FACTS, "key": "other", "cpu_model": "Other CPU"}, label="otherhost")
+    code, out, err = cli(capsys, "noise", *args, "--db", db_url)
+    assert code == 2 and said in err and len(err.strip().splitlines()) == 1
+    assert floors_in(db_url).empty
+
+
+def test_the_two_sides_of_one_ab_session_are_refused(db_url, capsys):
+    plant(db_url)
+    factory = sessionmaker(results_db.open_engine(db_url))
+    with factory() as session, session.begin():
+        session.get(results_db.Run, 1).paired_with = 2
+        session.get(results_db.Run, 2).paired_with = 1
+    code, _, err = cli(capsys, "noise", "--from", "1", "2", "3", "--db", db_url)
+    assert code == 2 and "two sides of one `ab` session" in err
+    assert floors_in(db_url).empty
+
+
+def test_noise_without_a_database_says_so(tmp_path, capsys):
+    missing = tmp_path / "none.db"
+    code, _, err = cli(capsys, "noise", "--from", "1", "2", "--db", f"sqlite:///{missing}")
+    assert code == 2 and "no results database at" in err and not missing.exists()
+
+
+@pytest.mark.slow
+def test_noise_takes_its_runs_one_after_another(db_url, capsys):
+    """Two smoke runs of one cell group, each a `run` process of its own, then their drift."""
+    code, out, err = cli(capsys, "noise", "--suite", "smoke", "--benchmark", "elementwise", "--method",
+                         "hadamard", "--backend", "eager", "--repeat", "2", "--rounds", "1", "--quiet",
+                         "--db", db_url)
+    assert code == 0, err
+    floors = floors_in(db_url)
+    assert len(floors) >= 1 and (floors["drift"] > 0).all()
+    assert all(list(r) == [1, 2] for r in floors["run_ids"])
+    assert "noise: run 2 of 2" in err and "from runs 1, 2" in out
