@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,10 +90,10 @@ def time_ratio(session, interleaved: int, alone: int) -> tuple[float, float]:
     return float(ratio.median()), float(ratio[fast <= fast.quantile(1 / 3)].median())
 
 
-def measure_runs(disturb: bool) -> tuple[str, dict[int, float]]:
-    """Runs 1-4, the two ways alternating, into a scratch database (beside the neighbour when
-    `disturb`): its URL and each run's minutes."""
-    url, minutes, neighbour = scratch_db("speedup_aa"), {}, None
+@contextmanager
+def disturbance(disturb: bool):
+    """With `disturb`, the NEIGHBOUR streaming memory on the last core while the block runs."""
+    neighbour = None
     if disturb:
         core = (os.cpu_count() or 1) - 1
         neighbour = subprocess.Popen([sys.executable, "-c", NEIGHBOUR.replace("CORE", str(core))])
@@ -100,13 +101,21 @@ def measure_runs(disturb: bool) -> tuple[str, dict[int, float]]:
         if neighbour.poll() is not None:
             sys.exit("the neighbour did not start: its error is above")
     try:
+        yield
+    finally:
+        if neighbour is not None:
+            neighbour.kill()
+
+
+def measure_runs(disturb: bool) -> tuple[str, dict[int, float]]:
+    """Runs 1-4, the two ways alternating, into a scratch database (beside the neighbour when
+    `disturb`): its URL and each run's minutes."""
+    url, minutes = scratch_db("speedup_aa"), {}
+    with disturbance(disturb):
         for run_id, way in enumerate(ORDER, start=1):
             started = time.perf_counter()
             bench_runner("run", *SELECTION, *WAYS[way], "--db", url)
             minutes[run_id] = (time.perf_counter() - started) / 60
-    finally:
-        if neighbour is not None:
-            neighbour.kill()
     return url, minutes
 
 

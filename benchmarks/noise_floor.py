@@ -1,0 +1,110 @@
+"""Does a measured noise floor keep a comparison across time honest?
+
+The selection of benchmarks/reproducibility.py (the quick suite's eager cells of six
+benchmarks, 110 cells) is measured by `hadamard-bench noise` (three runs one after another:
+runs 1-3, the machine's drift between runs, per cell), then run twice more (runs 4 and 5).
+Nothing changed between runs 4 and 5, so every `regression` or `improvement` when `compare`
+sets them against each other is a false change. The two are compared at the plain 5%
+threshold and at each cell's measured floor (max(threshold, drift)): cells changed,
+inconclusive, no change, and the floors themselves. With `--disturb` a neighbour streams
+memory on one core for the whole measurement (benchmarks/speedup_aa.py's).
+
+    python benchmarks/noise_floor.py              # about 15 minutes on 2 cores
+    python benchmarks/noise_floor.py --disturb    # beside an intermittent memory-bound load
+    python benchmarks/noise_floor.py --db URL     # re-read the five runs an earlier call stored there
+
+The table goes into docs/benchmarks.md, one section per condition.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bench_runner import comparison, defaults, history, stats  # noqa: E402
+from bench_runner.commands import compare  # noqa: E402
+from docs_section import write_section  # noqa: E402
+from reproducibility import SELECTION, bench_runner, scratch_db  # noqa: E402
+from results_db import Run, history_queries  # noqa: E402
+from speedup_aa import disturbance  # noqa: E402
+
+DOC = ROOT / "docs" / "benchmarks.md"
+
+
+def measure_runs(disturb: bool) -> tuple[str, float]:
+    """`noise` over the selection (runs 1-3), then two plain runs (4 and 5), into a scratch
+    database; its URL and the minutes it all took."""
+    url = scratch_db("noise_floor")
+    started = time.perf_counter()
+    with disturbance(disturb):
+        bench_runner("noise", *SELECTION, "--db", url)
+        bench_runner("run", *SELECTION, "--db", url)
+        bench_runner("run", *SELECTION, "--db", url)
+    return url, (time.perf_counter() - started) / 60
+
+
+def row(name: str, table: pd.DataFrame) -> str:
+    counts = table["verdict"].value_counts()
+    changed = sum(int(counts.get(v, 0)) for v in stats.RUN_WORDS)
+    n = len(table)
+    return (f"| {name} | {n} | {changed} ({changed / n:.0%}) | {int(counts.get(stats.INCONCLUSIVE, 0)) / n:.0%} | "
+            f"{int(counts.get(stats.NO_CHANGE, 0)) / n:.0%} | ±{table['floor'].median():.1%} |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--disturb", action="store_true",
+                        help="measure beside a neighbour that streams memory on one core, a second on, a second off")
+    parser.add_argument("--db", help="re-read the five runs an earlier call stored at this URL")
+    args = parser.parse_args()
+    condition = "disturbed" if args.disturb else "quiet"
+    url, minutes = (args.db, float("nan")) if args.db else measure_runs(args.disturb)
+    sessions = compare.existing_db(url, "compare")
+    with sessions() as session:
+        before, _, _ = compare.side(session, "4")
+        after, _, _ = compare.side(session, "5")
+        drift, floors, _ = history.measured_drift(session, [4, 5])
+        assert len(history_queries.run_fingerprints(session, [1, 2, 3, 4, 5])) == 1
+        first, last = session.get(Run, 1), session.get(Run, 5)
+        if np.isnan(minutes):
+            minutes = (last.finished_at - first.started_at).total_seconds() / 60
+        commit = (first.provenance or {}).get("git_commit") or "unknown"
+    plain = comparison.comparison_table(before, after)
+    floored = comparison.comparison_table(before, after, drift=drift)
+    moved = np.abs(np.log(plain["ratio"]))
+    lines = [
+        f"Measured {first.started_at:%Y-%m-%d %H:%M} UTC at {commit[:7]} on this machine's CPU ({os.cpu_count()} "
+        f"cores), {condition}" + (" (a neighbour streaming 128 MiB on one core, a second on, a second off)"
+                                  if args.disturb else "")
+        + f"; the quick suite's eager cells of six benchmarks: `noise` (runs 1-3), then runs 4 and 5, "
+          f"{minutes:.0f} minutes in all.",
+        "",
+        "| runs 5 against 4 judged at | cells | changed (false) | inconclusive | no change | median floor |",
+        "| --- | --- | --- | --- | --- | --- |",
+        row(f"the {defaults.FLOOR:.0%} threshold", plain),
+        row("each cell's measured floor", floored),
+        "",
+        f"Drift between runs as `noise` measured it, over {len(floors)} cells: median ±{floors['drift'].median():.1%}, "
+        f"90th percentile ±{floors['drift'].quantile(0.9):.1%}, largest ±{floors['drift'].max():.1%}; "
+        f"{int((floors['drift'] > defaults.FLOOR).sum())} cells above the threshold. Runs 4 and 5 moved apart by a "
+        f"median {np.expm1(moved.median()):.1%}, {np.mean(moved > np.log1p(floored['floor'])):.0%} of cells by more "
+        f"than their floor.",
+    ]
+    table = "\n".join(lines)
+    print(table)
+    write_section(DOC, f"noise-floor-{condition}", table,
+                  heading=f"## Runs compared across time, at a measured noise floor, {condition}\n\n"
+                          f"`python benchmarks/noise_floor.py" + (" --disturb" if args.disturb else "") + "`:")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
