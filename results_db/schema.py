@@ -137,6 +137,10 @@ def sqlite_revision(path: Path) -> str | None:
         finally:
             db.close()
     except sqlite3.DatabaseError as exc:
+        if "unable to open" in str(exc) and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+            raise SchemaError(f"cannot open the results database {where}: it or its folder is read-only here, and "
+                              f"SQLite must write a file beside it ({path.name}-shm) even to read it; copy it to a "
+                              f"folder you can write and give the copy to --db. It was left untouched") from None
         from .damage import damaged
 
         raise damaged(where, exc) from None

@@ -1,5 +1,5 @@
 """Faults while a run or an import writes: a disk that fills, a database server that drops the
-connection, a process killed mid-import. Each: what the user sees, and that nothing stored
+connection, a process killed mid-import, a file in a read-only folder. Each: what the user sees, and that nothing stored
 before is lost. (Each test starts processes of its own: kept apart from test_damage.py so that
 the two modules can run on different test workers.)"""
 
@@ -141,3 +141,39 @@ def test_a_server_that_drops_the_run_mid_sweep_stops_it_in_one_line_and_resume_f
                                   "dtype, mode)) FROM result")).one()
     engine.dispose()
     assert (status, done) == ("finished", total) and cells[0] == cells[1] == total
+
+
+# As root, permissions do not stop a write: the folder is mounted read-only instead, in a mount
+# namespace of the command's own (as a read-only share or medium is).
+READ_ONLY_MOUNT = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+
+
+def _in_read_only(folder, *argv):
+    if os.geteuid() != 0:
+        return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run(["unshare", "--mount", "sh", "-c", READ_ONLY_MOUNT, str(folder), *argv], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_a_read_only_folder_is_said_as_such_not_as_damage_and_nothing_is_written(tmp_path):
+    folder = tmp_path / "share"
+    folder.mkdir()
+    path = folder / "results.db"
+    seed(f"sqlite:///{path}")
+    gc.collect()  # no connection of this process left on the file
+    before = path.read_bytes()
+    if os.geteuid() != 0:
+        path.chmod(0o444)
+        folder.chmod(0o555)
+    elif _in_read_only(folder, "true").returncode != 0:
+        pytest.skip("cannot mount a folder read-only here (unshare --mount needs CAP_SYS_ADMIN)")
+    try:
+        for verb in (["compare", "1", "1"], ["run", "--suite", "smoke", "--benchmark", "elementwise",
+                                             "--method", "hadamard", "--backend", "eager"]):
+            out = _in_read_only(folder, sys.executable, "-m", "bench_runner", *verb, "--db", f"sqlite:///{path}")
+            assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+            assert "is read-only here" in out.stderr and "damaged" not in out.stderr, out.stderr
+    finally:
+        folder.chmod(0o755)
+    assert path.read_bytes() == before and sorted(p.name for p in folder.iterdir()) == ["results.db"]
