@@ -49,7 +49,7 @@ def test_list_shows_every_method_with_its_role():
         assert method.role in line
 
 
-@pytest.mark.parametrize("verb", [[], ["list"], ["run"], ["export"], ["history"], ["compare"], ["gate"]])
+@pytest.mark.parametrize("verb", [[], ["list"], ["run"], ["export"], ["history"], ["compare"], ["gate"], ["noise"]])
 def test_every_verb_has_help(verb):
     out = cli(*verb, "--help")
     assert out.returncode == 0
