@@ -97,18 +97,26 @@ async def visitors(base: str, sessions: int, laps: int) -> tuple[dict, list]:
     return times, errors
 
 
-def run_seconds(url: str) -> list[float]:
-    """How long each smoke run measured into `url` took, by its own start and end, oldest first
-    (an imported run keeps the times it had elsewhere, and comes last)."""
+def the_runs(url: str) -> tuple[list[float], str, str]:
+    """The smoke run alone and the one beside the visitors (the first two measured into `url`;
+    an imported run comes after them): each one's seconds by its own start and end, and what
+    its own figures said of the machine, beside against alone: its drift controls' ratio and
+    the cell-rounds it flagged as timed in a slow spell."""
     from sqlalchemy import select
     from sqlalchemy.orm import sessionmaker
 
     import results_db
+    from bench_runner import comparison, wording
+    from results_db import queries
 
     with sessionmaker(results_db.open_engine(url, create=False))() as session:
         runs = session.scalars(select(results_db.Run).where(results_db.Run.suite == "smoke")
-                               .order_by(results_db.Run.id)).all()
-        return [(r.finished_at - r.started_at).total_seconds() for r in runs if r.finished_at]
+                               .order_by(results_db.Run.id)).all()[:2]
+        states = queries.round_states(session, [r.id for r in runs])
+    seconds = [(r.finished_at - r.started_at).total_seconds() for r in runs]
+    drift = wording.drift_text(comparison.drift_ratios(states, [runs[0].id], [runs[1].id])) or "none recorded"
+    flagged = ", ".join("{} of {}".format(*comparison.unsettled_share(states, [r.id])) for r in runs)
+    return seconds, drift, flagged
 
 
 def main() -> int:
@@ -163,10 +171,12 @@ def main() -> int:
     for name, t in times.items():
         p95 = sorted(t)[math.ceil(0.95 * len(t)) - 1]  # nearest rank: a render that happened
         lines.append(f"| {name} | {len(t)} | {statistics.median(t):.1f} s | {p95:.1f} s | {max(t):.1f} s |")
-    alone, beside = run_seconds(url)[:2]
+    (alone, beside), drift, flagged = the_runs(url)
     lines += ["", f"Page errors: {len(errors)}" + (": " + "; ".join(errors[:5]) if errors else "") + ". "
               f"The visitors took {visiting:.0f} s; the run, started with them, took {beside:.0f} s by its own "
-              f"start and end, against {alone:.0f} s for the same run alone just before."]
+              f"start and end, against {alone:.0f} s for the same run alone just before. What the run's own "
+              f"figures said of the machine, beside ÷ alone: its drift controls {drift}; cell-rounds it flagged "
+              f"as timed in a slow spell (alone, beside): {flagged}."]
     text = "\n".join(lines) + "\n"
     print(text)
     write_section(DOC, "browser-load", text, heading="## Ten visitors while a run writes")
