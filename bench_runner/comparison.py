@@ -62,10 +62,9 @@ def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = F
                 said.append(f"{side}: run {run}")
         told.append(", ".join(said))
         slowed.append(tuple(sides))
-    drift = drift or {}
     found = judge([(_entry(r, "before"), _entry(r, "after")) for _, r in merged.iterrows()], slowed,
                   floor=floor, words=words, statistic=statistic,
-                  drift=[drift.get(tuple(r[c] for c in CELL), np.nan) for _, r in merged.iterrows()])
+                  drift=[drift.get(tuple(r[c] for c in on), np.nan) for _, r in merged.iterrows()] if drift else None)
     table = merged[list(on)].copy()
     table["before_s"] = [float(np.median(s)) if len(s) else np.nan for s in merged["samples_before"]]
     table["after_s"] = [float(np.median(s)) if len(s) else np.nan for s in merged["samples_after"]]

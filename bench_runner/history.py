@@ -117,10 +117,13 @@ def refresh(session: Session, fingerprint: str | None = None, cells: Iterable[tu
     by_place: dict[tuple[str, str], set[tuple]] = {}
     for fp, *key in todo:
         by_place.setdefault((fp, key[0]), set()).add(tuple(key))
+    drifts: dict[str, dict[tuple, float]] = {}  # per fingerprint, read once for all its benchmarks
     for (fp, benchmark), keys in by_place.items():
         frame = history_queries.history_frame(session, benchmark=benchmark, fingerprint=fp)
         marks = history_queries.marks_frame(session, fp)
-        drift = drift_by_cell(history_queries.noise_floors(session, fp))
+        if fp not in drifts:
+            drifts[fp] = drift_by_cell(history_queries.noise_floors(session, fp))
+        drift = drifts[fp]
         for key, cell in frame.groupby(CELL, sort=False):
             if tuple(key) not in keys:
                 continue

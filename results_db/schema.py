@@ -101,11 +101,7 @@ def kept_descriptor(path: Path, create: bool = False) -> int:
             except FileNotFoundError:
                 pass
             os.close(_KEPT.pop(key))  # a file since replaced or removed: its locks went with it
-        flags = os.O_RDONLY | (os.O_CREAT if create else 0)
-        try:
-            fd = os.open(path, flags, 0o644)
-        except PermissionError:
-            fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | (os.O_CREAT if create else 0), 0o644)  # reading is all it does
         _KEPT[key] = fd
         while len(_KEPT) > KEPT_FILES:
             os.close(_KEPT.popitem(last=False)[1])

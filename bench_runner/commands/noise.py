@@ -59,7 +59,7 @@ def _take_runs(args) -> list[int]:
     from sqlalchemy import select
 
     url = checked_url(args.db)
-    sessions_on(url)  # a damaged file is refused before the first run writes to it
+    factory = sessions_on(url)  # a damaged file is refused before the first run writes to it
     argv = ["--db", url.render_as_string(hide_password=False)] + (["--quiet"] if args.quiet else [])
     for flag in RUN_FLAGS:
         values = getattr(args, flag)
@@ -67,7 +67,7 @@ def _take_runs(args) -> list[int]:
             argv += [f"--{flag}", str(value)]
     if args.rounds:
         argv += ["--rounds", str(args.rounds)]
-    taken, factory = [], sessions_on(url, writes=False)
+    taken = []
     for i in range(args.repeat):
         print(f"noise: run {i + 1} of {args.repeat}", file=sys.stderr)
         proc = subprocess.Popen([sys.executable, "-m", "bench_runner", "run", *argv])
