@@ -2,8 +2,10 @@
 what differs across it, and the marks people put on it.
 
 The points are derived, not measured, so they are cached in the database (HistoryPoint): a
-result without a point marks its cell stale, and `refresh` recomputes the stale cells (the
-whole cell, as a new run can move an earlier change point). A run refreshes its own cells as
+result without a point marks its cell stale, and `refresh` recomputes the stale cells. Change
+points are searched window by window (step_detect.search), so those before a cell's last
+window are final: a new run is searched with that window alone, from the point marked
+`search_from`, and only the points that change are written. A run refreshes its own cells as
 it ends, so the History page opens on stored points. Torch-free: the dashboard imports it.
 """
 
@@ -66,8 +68,9 @@ def cell_points(cell: pd.DataFrame, new_starts: Iterable[int] = (), floor: float
     """History points of one cell's rows (oldest first, with samples): each run's median and 95%
     interval (kept from the cache where present: a result's own interval never changes), and
     change points found separately within each stretch between runs marked as a new start, at
-    `floor` (a step smaller is no change: the cell's floor, measured_floor). A result without
-    samples is a gap: its point holds None and the search passes over it."""
+    `floor` (a step smaller is no change: the cell's floor, measured_floor). `search_from` marks
+    the first run of the last stretch's last search window. A result without samples is a gap:
+    its point holds None and the search passes over it."""
     points, rounds = [], []
     for r in cell.itertuples():
         rounds.append(stats.split_rounds(r.samples, r.sample_rounds))
@@ -76,16 +79,29 @@ def cell_points(cell: pd.DataFrame, new_starts: Iterable[int] = (), floor: float
             cached = stats.median_interval(rounds[-1])
         values = [None if _missing(v) else float(v) for v in cached]
         points.append({"result_id": int(r.result_id), "time_median_s": values[0], "ci_low": values[1],
-                       "ci_high": values[2], "change_point": False})
+                       "ci_high": values[2], "change_point": False, "search_from": False})
     runs = list(cell["run_id"])
     cuts = sorted({0, len(runs), *(i for i, run in enumerate(runs) if run in set(new_starts))})
+    resume = None
     for start, end in zip(cuts, cuts[1:]):
         kept = [i for i in range(start, end) if points[i]["time_median_s"] is not None]
-        found = step_detect.change_points([points[i]["time_median_s"] for i in kept], floor=floor,
-                                          rounds=[rounds[i] for i in kept])
-        for index in found:
+        if not kept:
+            continue
+        found = step_detect.search([points[i]["time_median_s"] for i in kept], floor=floor,
+                                   rounds=[rounds[i] for i in kept])
+        for index in found.change_points:
             points[kept[index]]["change_point"] = True
+        resume = kept[found.last_window]
+    if resume is not None:
+        points[resume]["search_from"] = True
     return points
+
+
+def _changed(cell: pd.DataFrame, points: list[dict]) -> list[dict]:
+    """The points that differ from what `cell`'s rows hold cached (all of those not cached)."""
+    flags = ("change_point", "search_from")
+    return [p for p, r in zip(points, cell.itertuples())
+            if not r.cached or any(bool(p[f]) != bool(getattr(r, f)) for f in flags)]
 
 
 def cell_of(row) -> dict[str, str]:
@@ -108,33 +124,81 @@ def _new_starts(marks: pd.DataFrame, cell: Mapping[str, str]) -> set[int]:
 
 
 def refresh(session: Session, fingerprint: str | None = None, cells: Iterable[tuple] = (),
-            progress: Callable[[int, int], None] | None = None, persist: bool = True) -> list[dict]:
-    """Recompute the history points of every stale cell (on `fingerprint`, when given) and of
-    `cells` ((fingerprint, *cell key) tuples, e.g. those a new mark covers), store them unless
-    `persist=False` (a read-only dashboard), and return them. The caller commits."""
-    todo = sorted(set(history_queries.stale_cells(session, fingerprint)) | set(cells))
-    done, points = 0, []
+            progress: Callable[[int, int], None] | None = None, persist: bool = True,
+            stale_among: Iterable[tuple] | None = None) -> list[dict]:
+    """Bring history points up to date: every stale cell (on `fingerprint`, when given; only
+    those of `stale_among` when given) and, searched whole, `cells` ((fingerprint, *cell key)
+    tuples, e.g. those a new mark or a new noise floor covers). A stale cell whose new results
+    all follow its `search_from` point is searched from there on; the rest whole. Stores the
+    points that changed unless `persist=False` (a read-only dashboard), and returns them. The
+    caller commits."""
+    stale = history_queries.stale_counts(session, fingerprint)
+    if stale_among is not None:
+        stale = {k: n for k, n in stale.items() if k in set(stale_among)}
+    whole = set(cells)
+    todo, done = len(set(stale) | whole), 0
+    points: list[dict] = []
+    for fp in sorted({k[0] for k in stale}):
+        counts = {tuple(k[1:]): n for k, n in stale.items() if k[0] == fp and k not in whole}
+        found, resumed = _resume(session, fp, counts)
+        points += found
+        whole |= {(fp, *k) for k in counts if k not in resumed}
+        done += len(resumed)
+        if progress and resumed:
+            progress(done, todo)
     by_place: dict[tuple[str, str], set[tuple]] = {}
-    for fp, *key in todo:
+    for fp, *key in sorted(whole):
         by_place.setdefault((fp, key[0]), set()).add(tuple(key))
-    drifts: dict[str, dict[tuple, float]] = {}  # per fingerprint, read once for all its benchmarks
     for (fp, benchmark), keys in by_place.items():
-        frame = history_queries.history_frame(session, benchmark=benchmark, fingerprint=fp)
-        marks = history_queries.marks_frame(session, fp)
-        if fp not in drifts:
-            drifts[fp] = drift_by_cell(history_queries.noise_floors(session, fp))
-        drift = drifts[fp]
+        frame = history_queries.history_frame(session, benchmark=benchmark, fingerprint=fp, details=False)
+        marks, drift = history_queries.marks_frame(session, fp), _drift(session, fp)
         for key, cell in frame.groupby(CELL, sort=False):
             if tuple(key) not in keys:
                 continue
-            found = cell_points(cell, _new_starts(marks, dict(zip(CELL, key))), measured_floor(drift, key))
-            if persist:
-                store.write_history_points(session, found)
-            points += found
+            points += _changed(cell, cell_points(cell, _new_starts(marks, dict(zip(CELL, key))),
+                                                 measured_floor(drift, key)))
             done += 1
             if progress:
-                progress(done, len(todo))
+                progress(done, todo)
+    if persist:
+        store.write_history_points(session, points)
     return points
+
+
+def _resume(session: Session, fingerprint: str, stale: Mapping[tuple, int]) -> tuple[list[dict], set[tuple]]:
+    """The changed points of the `stale` cells ({cell key: results without a point}) that can be
+    searched from their `search_from` point on: every new result follows it, and no new start
+    is marked after it. Reads only the runs from the earliest such point on. Returns the points
+    and the cells done; the others need a whole search."""
+    starts = history_queries.search_starts(session, fingerprint)
+    starts = starts[[tuple(k) in stale for k in starts[CELL].itertuples(index=False, name=None)]]
+    if starts.empty:
+        return [], set()
+    resume_at = dict(zip(starts[CELL].itertuples(index=False, name=None), starts["result_id"]))
+    frame = history_queries.history_frame(session, fingerprint=fingerprint, details=False,
+                                          since=starts["started_at"].min())
+    marks, drift = history_queries.marks_frame(session, fingerprint), _drift(session, fingerprint)
+    points, done = [], set()
+    for key, cell in frame.groupby(CELL, sort=False):
+        key = tuple(key)
+        ids = list(cell["result_id"])
+        if key not in resume_at or resume_at[key] not in ids:
+            continue
+        tail = cell.iloc[ids.index(resume_at[key]):]
+        new = int((~tail["cached"].astype(bool)).sum())
+        if new != stale[key] or _new_starts(marks, dict(zip(CELL, key))) & set(tail["run_id"].iloc[1:]):
+            continue
+        found = cell_points(tail, (), measured_floor(drift, key))
+        # A search cannot start a level at its own first run: a change point there was found by
+        # the window before, and stays.
+        found[0]["change_point"] = bool(tail["change_point"].iloc[0])
+        points += _changed(tail, found)
+        done.add(key)
+    return points, done
+
+
+def _drift(session: Session, fingerprint: str) -> dict[tuple, float]:
+    return drift_by_cell(history_queries.noise_floors(session, fingerprint))
 
 
 def drift_by_cell(floors: pd.DataFrame) -> dict[tuple, float]:
@@ -220,8 +284,8 @@ def fresh_points(session: Session, persist: bool = True, details: bool = True, *
     frame = history_queries.history_frame(session, samples=False, details=details, **where)
     stale = frame[~frame["cached"].astype(bool)]
     if len(stale):
-        points = refresh(session, cells={(r.fingerprint, *(getattr(r, c) for c in CELL)) for r in stale.itertuples()},
-                         persist=persist)
+        points = refresh(session, persist=persist, stale_among={
+            (r.fingerprint, *(getattr(r, c) for c in CELL)) for r in stale.itertuples()})
         frame = with_points(frame, points) if not persist else history_queries.history_frame(
             session, samples=False, details=details, **where)
     return frame

@@ -7,7 +7,7 @@ from its statistics. Torch-free: the dashboard imports it through bench_runner.h
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -36,9 +36,53 @@ def _divergence(z: np.ndarray, min_size: int) -> tuple[int, float]:
     return int(tau[best]), float(q[best])
 
 
-def change_points(values: Sequence[float], alpha: float = ALPHA, floor: float = FLOOR, permutations: int = 199,
-                  min_size: int = 2, seed: int = 0,
-                  rounds: Sequence[Sequence[np.ndarray]] | None = None) -> list[int]:
+# How many runs one search sees. E-divisive compares every split with every other, O(n²) in the
+# runs it sees, and judges a split on the rounds of every run on either side: over a whole history
+# of hundreds of runs that is slow, and a new run could move any change point. Searched window by
+# window instead, as Hunter does (Fleming et al., ICPE 2023: E-divisive on windows of 50 points),
+# the change points of a window that is full are final: a new run is searched with the last
+# window only (bench_runner.history's refresh).
+WINDOW = 50
+
+
+class Found(NamedTuple):
+    """What a search found: where new levels start, and where its last window started (every
+    change point before it is final: later runs are searched from there on)."""
+
+    change_points: list[int]
+    last_window: int
+
+
+def search(values: Sequence[float], alpha: float = ALPHA, floor: float = FLOOR, permutations: int = 199,
+           min_size: int = 2, seed: int = 0, rounds: Sequence[Sequence[np.ndarray]] | None = None,
+           window: int = WINDOW) -> Found:
+    """Change points of a series of run medians, searched window by window: the first window
+    holds the first `window` runs; the next starts at the last change point the window found, or
+    half a window on when it found none, so every step is seen away from a window's edge. The
+    last window ends with the series. A history of at most `window` runs is one window.
+
+    Because a full window's search depends on nothing after it, searching `values[last_window:]`
+    (with its rounds) finds the same change points there as searching `values` whole: what
+    history's incremental refresh relies on."""
+    found, start, n = [], 0, len(values)
+    while True:
+        end = min(start + window, n)
+        inside = [start + i for i in _segment_change_points(
+            values[start:end], alpha, floor, permutations, min_size, seed,
+            None if rounds is None else rounds[start:end])]
+        found += inside
+        if end == n:
+            return Found(found, start)
+        start = max([start + window // 2, *inside])
+
+
+def change_points(values: Sequence[float], **options) -> list[int]:
+    """Indices where a new level starts in a series of run medians (search's change points)."""
+    return search(values, **options).change_points
+
+
+def _segment_change_points(values: Sequence[float], alpha: float, floor: float, permutations: int,
+                           min_size: int, seed: int, rounds: Sequence[Sequence[np.ndarray]] | None) -> list[int]:
     """Indices where a new level starts in a series of run medians. E-divisive means on the log
     medians finds the best split; it is kept when it is significant and the two sides' medians
     differ by more than the practical floor, then each side is searched again.

@@ -14,18 +14,19 @@ from .queries import CELL_COLUMNS, read_frame
 
 def history_frame(session: Session, benchmark: str | None = None, method: str | None = None,
                   backend: str | None = None, machine: str | None = None, fingerprint: str | None = None,
-                  samples: bool = True, details: bool = True, run_ids=None) -> pd.DataFrame:
+                  samples: bool = True, details: bool = True, run_ids=None, since=None) -> pd.DataFrame:
     """Every `ok` result of the chosen cells in every run (of `run_ids`, when given), oldest run
     first: one row per cell and run, with the run's start, provenance and options, the machine's label, fingerprint and
     driver, the cached history point (time_median_s, ci_low, ci_high, change_point; `cached`
-    false where not yet computed) and, unless `samples=False`, the samples."""
+    false where not yet computed; search_from) and, unless `samples=False`, the samples. `since`:
+    only runs started then or later."""
     columns = [Result.id.label("result_id"), Result.run_id, Run.started_at,
                *((Run.provenance, Run.options) if details else ()),
                Machine.label.label("machine"), Machine.fingerprint, Machine.driver_version,
                *(getattr(Result, c) for c in CELL_COLUMNS),
                *((Result.samples, Result.sample_rounds) if samples else ()),
                HistoryPoint.time_median_s, HistoryPoint.ci_low, HistoryPoint.ci_high, HistoryPoint.change_point,
-               HistoryPoint.result_id.is_not(None).label("cached")]
+               HistoryPoint.search_from, HistoryPoint.result_id.is_not(None).label("cached")]
     query = (select(*columns).join(Run, Result.run_id == Run.id).join(Machine, Run.machine_id == Machine.id)
              .outerjoin(HistoryPoint, HistoryPoint.result_id == Result.id)
              .where(Result.status == "ok").order_by(Run.started_at, Run.id, Result.id))
@@ -38,6 +39,8 @@ def history_frame(session: Session, benchmark: str | None = None, method: str | 
         query = query.where(Machine.fingerprint == fingerprint)
     if run_ids is not None:
         query = query.where(Result.run_id.in_([int(r) for r in run_ids]))
+    if since is not None:
+        query = query.where(Run.started_at >= since)
     frame = read_frame(session, query)
     if frame.empty:
         return pd.DataFrame(columns=[*query.selected_columns.keys(), *(["commit"] if details else [])])
@@ -97,6 +100,29 @@ def stale_cells(session: Session, fingerprint: str | None = None) -> list[tuple]
     if fingerprint is not None:
         query = query.where(Machine.fingerprint == fingerprint)
     return [tuple(row) for row in session.execute(query)]
+
+
+def stale_counts(session: Session, fingerprint: str | None = None) -> dict[tuple, int]:
+    """(fingerprint, *cell key) → how many of the cell's `ok` results have no history point yet."""
+    key = (Machine.fingerprint, *(getattr(Result, c) for c in CELL_COLUMNS))
+    query = (select(*key, func.count()).join(Run, Result.run_id == Run.id).join(Machine, Run.machine_id == Machine.id)
+             .outerjoin(HistoryPoint, HistoryPoint.result_id == Result.id)
+             .where(Result.status == "ok", HistoryPoint.result_id.is_(None)).group_by(*key))
+    if fingerprint is not None:
+        query = query.where(Machine.fingerprint == fingerprint)
+    return {tuple(row[:-1]): int(row[-1]) for row in session.execute(query)}
+
+
+def search_starts(session: Session, fingerprint: str) -> pd.DataFrame:
+    """Where each cell's change-point search resumes on `fingerprint` (its point with
+    search_from): the cell key, result_id, run_id and the run's start."""
+    query = (select(*(getattr(Result, c) for c in CELL_COLUMNS), Result.id.label("result_id"), Result.run_id,
+                    Run.started_at)
+             .join(HistoryPoint, HistoryPoint.result_id == Result.id).join(Run, Result.run_id == Run.id)
+             .join(Machine, Run.machine_id == Machine.id)
+             .where(HistoryPoint.search_from.is_(True), Machine.fingerprint == fingerprint))
+    frame = read_frame(session, query)
+    return frame if not frame.empty else pd.DataFrame(columns=[*CELL_COLUMNS, "result_id", "run_id", "started_at"])
 
 
 def fingerprints_frame(session: Session) -> pd.DataFrame:

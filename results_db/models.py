@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Optional
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from hadamard_bench.vocabulary import CELL_KEY
@@ -216,6 +216,9 @@ class HistoryPoint(Base):
     ci_low: Mapped[Optional[float]] = mapped_column(Float)
     ci_high: Mapped[Optional[float]] = mapped_column(Float)
     change_point: Mapped[bool] = mapped_column(default=False)
+    # True at the first run of the change-point search's last window (bench_runner.step_detect):
+    # the change points before it are final, and a new run is searched from here on.
+    search_from: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class CellKeyed:

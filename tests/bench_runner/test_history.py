@@ -96,7 +96,9 @@ def test_points_are_cached_and_a_new_run_makes_its_cells_stale_until_refreshed(d
             _run(session, host, lambda f: 1.6 if f == 1.0 else 1.0, lambda s: 0.01)
     with factory() as session, session.begin():
         assert len(history_queries.stale_cells(session)) == 4
-        assert len(history.refresh(session)) == 4 * 6  # each stale cell whole: its six runs
+        # Searched from each cell's search_from point (its first run: four runs are one window), and
+        # only what changed is written: the two new runs' points; no earlier point moved.
+        assert sorted(p["result_id"] for p in history.refresh(session)) == list(range(17, 25))
         assert history_queries.stale_cells(session) == []
     rows = history_json(db_url, capsys, "--size", "N=256")
     assert [r["change_point"] for r in rows] == [False] * 4 + [True, False]
