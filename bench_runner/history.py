@@ -64,24 +64,43 @@ def _missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+# The columns of history_frame that computing a cell's points reads, row by row.
+ROW = ("result_id", "run_id", "samples", "sample_rounds", "time_median_s", "ci_low", "ci_high", "change_point",
+       "search_from", "cached")
+
+
 def cell_points(cell: pd.DataFrame, new_starts: Iterable[int] = (), floor: float = FLOOR) -> list[dict]:
-    """History points of one cell's rows (oldest first, with samples): each run's median and 95%
-    interval (kept from the cache where present: a result's own interval never changes), and
-    change points found separately within each stretch between runs marked as a new start, at
-    `floor` (a step smaller is no change: the cell's floor, measured_floor). `search_from` marks
-    the first run of the last stretch's last search window. A result without samples is a gap:
-    its point holds None and the search passes over it."""
+    """History points of one cell's rows of history_frame (oldest first, with samples): each
+    run's median and 95% interval (kept from the cache where present: a result's own interval
+    never changes), and change points found separately within each stretch between runs marked
+    as a new start, at `floor` (a step smaller is no change: the cell's floor, measured_floor).
+    `search_from` marks the first run of the last stretch's last search window. A result without
+    samples is a gap: its point holds None and the search passes over it."""
+    return _points(cell[list(ROW)].to_dict("records"), new_starts, floor)
+
+
+def _by_cell(frame: pd.DataFrame) -> dict[tuple, list[dict]]:
+    """history_frame's rows as dicts of ROW, grouped by cell key in their order: a DataFrame's
+    per-row access costs more than a cell's whole search."""
+    columns = [frame[c].tolist() for c in (*CELL, *ROW)]
+    cells: dict[tuple, list[dict]] = {}
+    for values in zip(*columns):
+        cells.setdefault(values[:len(CELL)], []).append(dict(zip(ROW, values[len(CELL):])))
+    return cells
+
+
+def _points(rows: list[dict], new_starts: Iterable[int], floor: float) -> list[dict]:
     points, rounds = [], []
-    for r in cell.itertuples():
-        rounds.append(stats.split_rounds(r.samples, r.sample_rounds))
-        cached = (r.time_median_s, r.ci_low, r.ci_high)
+    for r in rows:
+        rounds.append(stats.split_rounds(r["samples"], r["sample_rounds"]))
+        cached = (r["time_median_s"], r["ci_low"], r["ci_high"])
         if any(_missing(v) for v in cached) and rounds[-1]:
             cached = stats.median_interval(rounds[-1])
         values = [None if _missing(v) else float(v) for v in cached]
-        points.append({"result_id": int(r.result_id), "time_median_s": values[0], "ci_low": values[1],
+        points.append({"result_id": int(r["result_id"]), "time_median_s": values[0], "ci_low": values[1],
                        "ci_high": values[2], "change_point": False, "search_from": False})
-    runs = list(cell["run_id"])
-    cuts = sorted({0, len(runs), *(i for i, run in enumerate(runs) if run in set(new_starts))})
+    starts = set(new_starts)
+    cuts = sorted({0, len(rows), *(i for i, r in enumerate(rows) if r["run_id"] in starts)})
     resume = None
     for start, end in zip(cuts, cuts[1:]):
         kept = [i for i in range(start, end) if points[i]["time_median_s"] is not None]
@@ -97,11 +116,10 @@ def cell_points(cell: pd.DataFrame, new_starts: Iterable[int] = (), floor: float
     return points
 
 
-def _changed(cell: pd.DataFrame, points: list[dict]) -> list[dict]:
-    """The points that differ from what `cell`'s rows hold cached (all of those not cached)."""
-    flags = ("change_point", "search_from")
-    return [p for p, r in zip(points, cell.itertuples())
-            if not r.cached or any(bool(p[f]) != bool(getattr(r, f)) for f in flags)]
+def _changed(rows: list[dict], points: list[dict]) -> list[dict]:
+    """The points that differ from what `rows` hold cached (all of those not cached)."""
+    return [p for p, r in zip(points, rows)
+            if not r["cached"] or any(bool(p[f]) != bool(r[f]) for f in ("change_point", "search_from"))]
 
 
 def cell_of(row) -> dict[str, str]:
@@ -152,11 +170,11 @@ def refresh(session: Session, fingerprint: str | None = None, cells: Iterable[tu
     for (fp, benchmark), keys in by_place.items():
         frame = history_queries.history_frame(session, benchmark=benchmark, fingerprint=fp, details=False)
         marks, drift = history_queries.marks_frame(session, fp), _drift(session, fp)
-        for key, cell in frame.groupby(CELL, sort=False):
-            if tuple(key) not in keys:
+        for key, rows in _by_cell(frame).items():
+            if key not in keys:
                 continue
-            points += _changed(cell, cell_points(cell, _new_starts(marks, dict(zip(CELL, key))),
-                                                 measured_floor(drift, key)))
+            points += _changed(rows, _points(rows, _new_starts(marks, dict(zip(CELL, key))),
+                                             measured_floor(drift, key)))
             done += 1
             if progress:
                 progress(done, todo)
@@ -179,19 +197,18 @@ def _resume(session: Session, fingerprint: str, stale: Mapping[tuple, int]) -> t
                                           since=starts["started_at"].min())
     marks, drift = history_queries.marks_frame(session, fingerprint), _drift(session, fingerprint)
     points, done = [], set()
-    for key, cell in frame.groupby(CELL, sort=False):
-        key = tuple(key)
-        ids = list(cell["result_id"])
+    for key, rows in _by_cell(frame).items():
+        ids = [r["result_id"] for r in rows]
         if key not in resume_at or resume_at[key] not in ids:
             continue
-        tail = cell.iloc[ids.index(resume_at[key]):]
-        new = int((~tail["cached"].astype(bool)).sum())
-        if new != stale[key] or _new_starts(marks, dict(zip(CELL, key))) & set(tail["run_id"].iloc[1:]):
+        tail = rows[ids.index(resume_at[key]):]
+        new = sum(not r["cached"] for r in tail)
+        if new != stale[key] or _new_starts(marks, dict(zip(CELL, key))) & {r["run_id"] for r in tail[1:]}:
             continue
-        found = cell_points(tail, (), measured_floor(drift, key))
+        found = _points(tail, (), measured_floor(drift, key))
         # A search cannot start a level at its own first run: a change point there was found by
         # the window before, and stays.
-        found[0]["change_point"] = bool(tail["change_point"].iloc[0])
+        found[0]["change_point"] = bool(tail[0]["change_point"])
         points += _changed(tail, found)
         done.add(key)
     return points, done

@@ -362,9 +362,15 @@ def heartbeat(session: Session, label: str, hostname: str, machine_id: int | Non
 
 
 def write_history_points(session: Session, points: list[dict]) -> None:
-    """Store (or replace) cached history points: dicts of HistoryPoint's columns."""
-    for start in range(0, len(points), 500):  # bounded statements on SQLite's variable limit
-        _upsert(session, HistoryPoint, points[start:start + 500], ["result_id"], update_rest=True)
+    """Store (or replace) cached history points: dicts of HistoryPoint's columns. One statement
+    executed for every point: a cold refresh writes hundreds of thousands, and a statement of
+    many VALUES rows is compiled anew for each batch (seconds at that count)."""
+    if not points:
+        return
+    statement = _insert(session, HistoryPoint.__table__)
+    statement = statement.on_conflict_do_update(
+        index_elements=["result_id"], set_={c: statement.excluded[c] for c in points[0] if c != "result_id"})
+    session.connection().execute(statement, points)
 
 
 def write_noise_floors(session: Session, fingerprint: str, floors: Iterable[Mapping], run_ids: list[int]) -> int:

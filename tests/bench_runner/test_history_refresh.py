@@ -11,7 +11,7 @@ from sqlalchemy.orm import sessionmaker
 import results_db
 from bench_runner import history, step_detect
 from results_db import history_queries, store
-from results_db.models import Result, Run
+from results_db.models import HistoryPoint, Result, Run
 from tests.conftest import BENCHMARKS, FACTS, METHODS
 
 CELLS = [dict(benchmark="token_mixing", method="poly_sa", backend="eager", device="cpu", dtype="float32",
@@ -131,3 +131,13 @@ def test_a_new_start_marked_on_a_new_run_searches_its_cell_whole(db_url):
     with factory() as session, session.begin():  # as an import brings a run with its marks
         store.add_mark(session, 86, "new_distribution", cells=CELLS[0])
     _refreshed_as_whole(factory)
+
+
+def test_points_cached_before_search_from_existed_are_searched_whole_at_the_next_run(db_url):
+    factory, host_id, rng = _history(db_url, 70, seed=3)
+    with factory() as session, session.begin():  # as migration 0010 leaves them: no search_from point
+        session.execute(update(HistoryPoint).values(search_from=False, change_point=False))
+    _add_runs(factory, host_id, 70, 1, rng)
+    _refreshed_as_whole(factory)
+    stored, _ = _stored_and_whole(factory)
+    assert sum(change for _, change, _ in stored) >= 2  # the step at run 40, in both cells, found again
