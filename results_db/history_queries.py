@@ -77,6 +77,11 @@ def history_cells(session: Session, fingerprint: str) -> pd.DataFrame:
     return frame if not frame.empty else pd.DataFrame(columns=CELL_COLUMNS)
 
 
+def history_benchmarks(session: Session) -> list[str]:
+    """The benchmarks with a stored result, from LatestResult: what `history` reads one at a time."""
+    return list(session.scalars(select(LatestResult.benchmark).distinct().order_by(LatestResult.benchmark)))
+
+
 def history_runs(session: Session, fingerprint: str) -> pd.DataFrame:
     """The runs on `fingerprint` with an `ok` result (run_id, started_at), oldest first."""
     query = (select(Run.id.label("run_id"), Run.started_at).join(Machine, Run.machine_id == Machine.id)

@@ -22,7 +22,8 @@ def add_parser(verbs) -> None:
                     "and change_point=true at the run where E-divisive means finds a new level (the step beyond 5% "
                     "and significant by compare's statistics on the rounds of the runs on either side). A cell's "
                     "history stays on one hardware fingerprint (CPU model, cores, memory, GPU, driver major): "
-                    "identical nodes share it, and a torch or driver upgrade is annotated, not split off.")
+                    "identical nodes share it, and a torch or driver upgrade is annotated, not split off. Rows "
+                    "come one benchmark at a time, each read and printed before the next is read.")
     p.add_argument("--benchmark", metavar="ID")
     p.add_argument("--method", metavar="ID")
     p.add_argument("--backend", metavar="NAME")
@@ -46,34 +47,76 @@ def _size_matches(wanted: str | None):
 
 
 def run(args) -> int:
+    """Streamed a benchmark at a time: each is read, brought up to date (stale points computed and
+    kept) and printed before the next is read, so a whole fingerprint's history is never held at
+    once and the first rows come early."""
     import pandas as pd
-    from results_db import history_queries, queries
+    from results_db import history_queries
 
-    from .. import history, wording
+    from .. import wording
 
     matches = _size_matches(args.size)
     sessions = existing_db(args.db, "history")
-    with sessions() as session, session.begin():  # stale points are recomputed and kept
+    with sessions() as session:
         known = set(history_queries.fingerprints_frame(session)["fingerprint"])
-        by = {"fingerprint": args.machine} if args.machine in known else {"machine": args.machine}
-        table = history.history_table(session, benchmark=args.benchmark, method=args.method, backend=args.backend,
-                                      **by)
-        floors = [history_queries.noise_floors(session, fp) for fp in sorted(set(table.get("fingerprint", [])))]
-    table = table[table["size"].map(matches)] if not table.empty else table
-    if table.empty:
+        benchmarks = [args.benchmark] if args.benchmark else history_queries.history_benchmarks(session)
+    by = {"fingerprint": args.machine} if args.machine in known else {"machine": args.machine}
+    printed = _Printer(args.format)
+    for benchmark in benchmarks:
+        with sessions() as session, session.begin():  # stale points are recomputed and kept
+            table = _history_table(session, benchmark, args, by)
+        table = table[table["size"].map(matches)] if not table.empty else table
+        if not table.empty:
+            printed.batch(table[COLUMNS])
+    if not printed.rows:
         raise UsageError("bench_runner history: no `ok` results match the selection")
-    table = table[COLUMNS]
-    if args.format == "csv":
-        table.to_csv(sys.stdout, index=False)
-    elif args.format == "json":
-        print(json.dumps(json.loads(table.to_json(orient="records", date_format="iso")), indent=1))
-    else:
-        shown = table.assign(**{c: table[c].map(lambda v: f"{v:.4g}") for c in ("time_median_s", "ci_low", "ci_high")},
-                             commit=table["commit"].map(lambda c: (c or "")[:12]),
-                             differs=table["differs"].where(table["change_point"], ""),  # where it matters
-                             change_point=table["change_point"].map({True: "◆", False: ""}))
-        print(shown.to_string(index=False))
-        print(f"\n{int(table['change_point'].sum())} change points in "
-              f"{table.groupby([*queries.CELL_COLUMNS, 'fingerprint']).ngroups} cells")
-        print(wording.change_point_floor_note(table, pd.concat(floors, ignore_index=True)))
+    printed.end()
+    if args.format == "table":
+        with sessions() as session:
+            floors = [history_queries.noise_floors(session, fp) for fp in sorted(printed.fingerprints)]
+        print(f"\n{printed.change_points} change points in {printed.cells} cells")
+        print(wording.change_point_floor_note(pd.concat(printed.keys, ignore_index=True),
+                                              pd.concat(floors, ignore_index=True)))
     return 0
+
+
+def _history_table(session, benchmark: str, args, by: dict):
+    from .. import history
+
+    return history.history_table(session, benchmark=benchmark, method=args.method, backend=args.backend, **by)
+
+
+class _Printer:
+    """Prints history's rows a batch at a time in one format, as one table, CSV or JSON array
+    would read whole, and keeps only what the closing lines need."""
+
+    def __init__(self, fmt: str):
+        self.fmt, self.rows, self.change_points, self.cells = fmt, 0, 0, 0
+        self.fingerprints: set[str] = set()
+        self.keys: list = []  # each batch's distinct cell keys, for the floor note
+
+    def batch(self, table) -> None:
+        import textwrap
+
+        first = self.rows == 0
+        if self.fmt == "csv":
+            table.to_csv(sys.stdout, index=False, header=first)
+        elif self.fmt == "json":  # the items of one array, as json.dumps(rows, indent=1) writes it
+            items = json.loads(table.to_json(orient="records", date_format="iso"))
+            print("[" if first else ",")
+            print(",\n".join(textwrap.indent(json.dumps(item, indent=1), " ") for item in items), end="")
+        else:
+            shown = table.assign(**{c: table[c].map(lambda v: f"{v:.4g}") for c in ("time_median_s", "ci_low", "ci_high")},
+                                 commit=table["commit"].map(lambda c: (c or "")[:12]),
+                                 differs=table["differs"].where(table["change_point"], ""),  # where it matters
+                                 change_point=table["change_point"].map({True: "◆", False: ""}))
+            print(("" if first else "\n") + shown.to_string(index=False))
+        self.rows += len(table)
+        self.change_points += int(table["change_point"].sum())
+        self.cells += table.groupby([*CELL_KEY, "fingerprint"]).ngroups
+        self.fingerprints |= set(table["fingerprint"])
+        self.keys.append(table[list(CELL_KEY)].drop_duplicates())
+
+    def end(self) -> None:
+        if self.fmt == "json":
+            print("\n]")

@@ -176,3 +176,29 @@ def test_a_result_without_samples_is_a_gap_not_a_point_nor_forever_stale(db_url,
     assert rows[2]["time_median_s"] is None and [r["change_point"] for r in rows][4]
     with factory() as session:
         assert history_queries.stale_cells(session) == []
+
+
+def test_history_reads_and_prints_one_benchmark_at_a_time_as_one_table_csv_or_json(db_url, capsys, monkeypatch):
+    _history_db(db_url, (1.0, 1.01, 0.99, 1.0, 1.6, 1.6))
+    factory = sessionmaker(results_db.open_engine(db_url))
+    with factory() as session, session.begin():  # a second benchmark, in runs 1 and 2
+        store.sync_catalogue(session, [dict(BENCHMARKS[0], id="elementwise")], [])
+        for run_id in (1, 2):
+            store.record_result(session, run_id, dict(benchmark="elementwise", method="hadamard", backend="eager",
+                                                      device="cpu", dtype="float32", mode="forward", size="n=4096"),
+                                "ok", samples=[1e-4] * 5, sample_rounds=[0] * 5, metrics={"time_median_s": 1e-4})
+    read = []
+    real = history.history_table
+    monkeypatch.setattr(history, "history_table", lambda session, **kw: read.append(kw["benchmark"]) or real(
+        session, **kw))
+    rows = history_json(db_url, capsys)
+    assert read == ["elementwise", "token_mixing"]  # never the whole fingerprint at once
+    assert [(r["benchmark"], r["run_id"]) for r in rows[:3]] == [("elementwise", 1), ("elementwise", 2),
+                                                                 ("token_mixing", 1)]
+    assert len(rows) == 2 + 4 * 6 and sum(r["change_point"] for r in rows) == 1
+    assert main(["history", "--db", db_url, "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("benchmark,") and len(lines) == 1 + 2 + 4 * 6  # one header
+    assert main(["history", "--db", db_url]) == 0
+    out = capsys.readouterr().out
+    assert out.count("time_median_s") == 2 and "1 change points in 5 cells" in out  # a block per benchmark
