@@ -113,9 +113,11 @@ def test_the_same_revision_on_both_sides_is_an_a_a(tmp_path, capsys):
 
     cells = json.loads(capsys.readouterr().out)["cells"]
     assert cells and all(c["paired"] for c in cells)
-    # The same code on both sides: a ratio near 1 (how often a verdict says so is benchmarks/ab_session.py's
-    # measure, not a test's: an honest 95% interval misses 1 now and then).
-    assert all(0.8 < c["ratio"] < 1.25 and c["ci_low"] <= c["ratio"] <= c["ci_high"] for c in cells)
+    # The same code on both sides: a ratio near 1, within what a test worker beside others on two cores
+    # can move it (how often a verdict says so is benchmarks/ab_session.py's measure, not a test's: an
+    # honest 95% interval misses 1 now and then). A side that timed other work, or other calls, is off
+    # by a factor.
+    assert all(2 / 3 < c["ratio"] < 1.5 and c["ci_low"] <= c["ratio"] <= c["ci_high"] for c in cells), cells
 
 
 @pytest.mark.parametrize("args, says", [

@@ -53,7 +53,9 @@ def test_a_claim_takes_each_queued_run_once(store_url):
 
 @pytest.mark.slow
 def test_two_agents_run_each_queued_run_exactly_once(store_url, capsys):
-    for _ in range(4):
+    # Two runs for two agents polling together: each claim races the other agent's. (The runs then
+    # queue on their one machine, so every further run only adds a quarter-minute of waiting.)
+    for _ in range(2):
         assert main([*SUBMIT, "--db", store_url]) == 0
     assert "queued for agent 'lab'" in capsys.readouterr().out
     argv = [sys.executable, "-m", "bench_runner", "agent", "--label", "lab", "--once", "--poll", "0.2", "--quiet",
@@ -62,14 +64,14 @@ def test_two_agents_run_each_queued_run_exactly_once(store_url, capsys):
     logs = [a.communicate(timeout=300)[1] for a in agents]
     assert all(a.returncode == 0 for a in agents), logs
     claims = [line for log in logs for line in log.splitlines() if "claimed run" in line]
-    assert sorted(int(c.split()[-1]) for c in claims) == [1, 2, 3, 4]  # each run claimed by one agent
+    assert sorted(int(c.split()[-1]) for c in claims) == [1, 2]  # each run claimed by one agent
     factory = sessionmaker(results_db.open_engine(store_url))
     with factory() as session:
         runs = queries.runs_frame(session)
         results = list(session.execute(select(Result.run_id, Result.method)))
         agents_seen = queries.agents_frame(session)
-    assert set(runs["status"]) == {"finished"} and len(runs) == 4
-    assert sorted(r for r, _ in results) == [1, 2, 3, 4]  # one cell each, none twice
+    assert set(runs["status"]) == {"finished"} and len(runs) == 2
+    assert sorted(r for r, _ in results) == [1, 2]  # one cell each, none twice
     assert not runs["machine"].str.contains("queued").any()  # each took the agent's own machine
     assert list(agents_seen["label"]) == ["lab"] and list(agents_seen["status"]) == ["stopped"]
 

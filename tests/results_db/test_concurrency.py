@@ -85,7 +85,8 @@ def test_three_real_runners_and_a_reader(db_url):
     """Three `bench_runner run` processes started together on one file (they queue on one
     machine, polling the database while they wait) and a reader: all finish, all rows land."""
     argv = [sys.executable, "-m", "bench_runner", "run", "--suite", "smoke", "--benchmark", "elementwise",
-            "--method", "copy", "--method", "hadamard", "--backend", "eager", "--db", db_url, "--quiet"]
+            "--method", "copy", "--method", "hadamard", "--backend", "eager", "--in-process", "--db", db_url,
+            "--quiet"]  # in-process: the runs queue on one machine, and a worker's start would only lengthen each
     runners = [subprocess.Popen(argv, cwd=ROOT, stderr=subprocess.PIPE, text=True) for _ in range(3)]
     ctx = multiprocessing.get_context("spawn")
     errors, stop, reads = ctx.Queue(), ctx.Event(), ctx.Value("i", 0)
