@@ -11,11 +11,17 @@ inconclusive, and what each way cost in minutes. With `--disturb` a neighbour st
 on one core, one second on, one second off, for the whole measurement (a laptop's browser, a
 cloud VM's neighbour).
 
+With `--ways settling` the two ways are instead the run's defaults (wait for a slow spell of the
+cores to pass before timing a cell, `--settle`, and time again afterwards the cells a spell left
+unsettled, `--retakes`) and neither (`--settle 0 --retakes 0`): whether that machinery earns
+its minutes.
+
     python benchmarks/speedup_aa.py              # about 10 minutes on 2 cores
     python benchmarks/speedup_aa.py --disturb    # the same beside an intermittent memory-bound load
+    python benchmarks/speedup_aa.py --ways settling [--disturb]
     python benchmarks/speedup_aa.py --db URL     # re-read the four runs an earlier call stored there
 
-The table goes into docs/benchmarks.md, one section per condition.
+The table goes into docs/benchmarks.md, one section per comparison and condition.
 """
 
 from __future__ import annotations
@@ -33,16 +39,17 @@ ROOT = Path(__file__).resolve().parent.parent
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench_runner import speedups  # noqa: E402
+from bench_runner import comparison, speedups, stats  # noqa: E402
 from hadamard_bench.vocabulary import CELL_KEY  # noqa: E402
 from bench_runner.commands import compare  # noqa: E402
 from docs_section import write_section  # noqa: E402
-from reproducibility import SELECTION, bench_runner, scratch_db  # noqa: E402
+from reproducibility import SELECTION, bench_runner, scratch_db, verdict_rates  # noqa: E402
 from results_db import Run, queries  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
-WAYS = {"interleaved": [], "one at a time": ["--one-at-a-time"]}
-ORDER = ["interleaved", "one at a time", "interleaved", "one at a time"]  # run ids 1 to 4
+# Two ways of running each comparison, alternating over runs 1 to 4: ways[0], ways[1], ways[0], ways[1].
+WAYS = {"timing": {"interleaved": [], "one at a time": ["--one-at-a-time"]},
+        "settling": {"settle and retake (defaults)": [], "neither": ["--settle", "0", "--retakes", "0"]}}
 KEY = list(CELL_KEY)
 
 # A neighbour on one core: copy two 64 MiB arrays into each other for a second, rest for a second.
@@ -107,23 +114,42 @@ def disturbance(disturb: bool):
             neighbour.kill()
 
 
-def measure_runs(disturb: bool) -> tuple[str, dict[int, float]]:
+def order(ways: dict) -> list[str]:
+    return [*ways] * 2  # run ids 1 to 4
+
+
+def measure_runs(ways: dict, disturb: bool) -> tuple[str, dict[int, float]]:
     """Runs 1-4, the two ways alternating, into a scratch database (beside the neighbour when
     `disturb`): its URL and each run's minutes."""
     url, minutes = scratch_db("speedup_aa"), {}
     with disturbance(disturb):
-        for run_id, way in enumerate(ORDER, start=1):
+        for run_id, way in enumerate(order(ways), start=1):
             started = time.perf_counter()
-            bench_runner("run", *SELECTION, *WAYS[way], "--db", url)
+            bench_runner("run", *SELECTION, *ways[way], "--db", url)
             minutes[run_id] = (time.perf_counter() - started) / 60
     return url, minutes
 
 
-def way_row(way: str, tables: dict, minutes: dict[int, float]) -> str:
-    """One way's row: its two runs' speed-ups set against each other (pair_figures)."""
-    first, second = [r for r, w in enumerate(ORDER, start=1) if w == way]
+def runs_of(ways: dict, way: str) -> list[int]:
+    return [r for r, w in enumerate(order(ways), start=1) if w == way]
+
+
+def time_aa(session, ways: dict) -> dict[str, dict]:
+    """Each way's two runs' times compared as `compare` does (its verdict counts): an A/A."""
+    sides = {r: compare.side(session, str(r))[0] for r in range(1, 5)}
+    spelled = comparison.runs_in_spells(queries.round_states(session, [1, 2, 3, 4]), [1, 2, 3, 4])
+    return {way: verdict_rates(comparison.comparison_table(*(sides[r] for r in runs_of(ways, way)),
+                                                           spelled_runs=spelled)) for way in ways}
+
+
+def way_row(ways: dict, way: str, tables: dict, minutes: dict[int, float], aa: dict) -> str:
+    """One way's row: its two runs' speed-ups set against each other (pair_figures), and their
+    times (time_aa)."""
+    first, second = runs_of(ways, way)
     f = pair_figures(tables[first], tables[second])
-    return (f"| {way} | {first}, {second} | {f['speed-ups']} | {f['flips']} | {f['overlap']:.0%} | "
+    changed = sum(aa[way][w] for w in stats.RUN_WORDS)
+    return (f"| {way} | {first}, {second} | {changed} of {aa[way]['cells']} | "
+            f"{aa[way][stats.INCONCLUSIVE] / aa[way]['cells']:.0%} | {f['speed-ups']} | {f['flips']} | {f['overlap']:.0%} | "
             f"{f['moved']:.1%} | {f['moved_over_5']:.0%} | "
             + ", ".join(f"{v:.0%}" for v in f["inconclusive"]) + " | "
             + ", ".join(f"±{v:.1%}" for v in f["half_width"]) + " | "
@@ -135,14 +161,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--disturb", action="store_true",
                         help="measure beside a neighbour that streams memory on one core, a second on, a second off")
+    parser.add_argument("--ways", choices=list(WAYS), default="timing",
+                        help="timing: interleaved against one at a time (default); settling: the run's settle and "
+                             "retake against neither")
     parser.add_argument("--db", help="re-read the four runs an earlier call stored at this URL")
     args = parser.parse_args()
-    condition = "disturbed" if args.disturb else "quiet"
-    url, minutes = (args.db, {}) if args.db else measure_runs(args.disturb)
+    condition, ways = "disturbed" if args.disturb else "quiet", WAYS[args.ways]
+    url, minutes = (args.db, {}) if args.db else measure_runs(ways, args.disturb)
     sessions = compare.existing_db(url, "compare")
     with sessions() as session:
         tables = {r: speedup_table(session, r) for r in range(1, 5)}
         ratios = time_ratio(session, 1, 2), time_ratio(session, 3, 4)
+        aa = time_aa(session, ways)
         if not minutes:  # re-read: the runs' own start and end
             minutes = {r: (run.finished_at - run.started_at).total_seconds() / 60
                        for r in range(1, 5) for run in [session.get(Run, r)]}
@@ -153,20 +183,22 @@ def main() -> int:
         + (" (a neighbour streaming 128 MiB on one core, a second on, a second off)" if args.disturb else "")
         + "; the quick suite's eager cells of six benchmarks, runs 1-4 back to back, the two ways alternating.",
         "",
-        "| timing | runs | speed-ups | verdict flips | intervals overlap | median move | moved > 5% | "
-        "inconclusive | median half-width | paired | minutes |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-        *[way_row(way, tables, minutes) for way in WAYS],
+        f"| {args.ways} | runs | times changed (false) | times inconclusive | speed-ups | verdict flips | "
+        "intervals overlap | median move | moved > 5% | speed-ups inconclusive | median half-width | paired | minutes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        *[way_row(ways, way, tables, minutes, aa) for way in ways],
         "",
-        f"A cell's median per call interleaved ÷ one at a time (runs 1 ÷ 2, 3 ÷ 4; minutes apart): "
+        f"A cell's median per call {' ÷ '.join(ways)} (runs 1 ÷ 2, 3 ÷ 4; minutes apart): "
         f"{ratios[0][0]:.3f} and {ratios[1][0]:.3f} over all cells, {ratios[0][1]:.3f} and {ratios[1][1]:.3f} over "
         f"the fastest third.",
     ]
     table = "\n".join(lines)
     print(table)
-    write_section(DOC, f"speedup-aa-{condition}", table,
-                  heading=f"## Speed-ups measured twice, {condition}\n\n`python benchmarks/speedup_aa.py"
-                          + (" --disturb" if args.disturb else "") + "`:")
+    flags = ("" if args.ways == "timing" else " --ways settling") + (" --disturb" if args.disturb else "")
+    section = "speedup-aa" if args.ways == "timing" else "settle-aa"
+    what = "Speed-ups measured twice" if args.ways == "timing" else "Settling and retaking against neither"
+    write_section(DOC, f"{section}-{condition}", table,
+                  heading=f"## {what}, {condition}\n\n`python benchmarks/speedup_aa.py{flags}`:")
     return 0
 
 
