@@ -76,8 +76,8 @@ def _stored_and_whole(factory) -> tuple[list, list]:
     return stored, whole
 
 
-def test_refreshing_run_by_run_keeps_the_change_points_a_whole_search_finds(db_url):
-    factory = sessionmaker(results_db.open_engine(db_url))
+def test_refreshing_run_by_run_keeps_the_change_points_a_whole_search_finds(store_url):
+    factory = sessionmaker(results_db.open_engine(store_url))
     with factory() as session, session.begin():
         store.sync_catalogue(session, BENCHMARKS, METHODS)
         host_id = store.get_or_create_machine(session, FACTS, "testhost").id
