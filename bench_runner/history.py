@@ -11,6 +11,7 @@ it ends, so the History page opens on stored points. Torch-free: the dashboard i
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, Iterable, Mapping
 
@@ -152,13 +153,19 @@ def refresh(session: Session, fingerprint: str | None = None, cells: Iterable[tu
     caller commits."""
     stale = history_queries.stale_counts(session, fingerprint)
     if stale_among is not None:
-        stale = {k: n for k, n in stale.items() if k in set(stale_among)}
+        among = set(stale_among)
+        stale = {k: n for k, n in stale.items() if k in among}
     whole = set(cells)
     todo, done = len(set(stale) | whole), 0
     points: list[dict] = []
+
+    @functools.cache
+    def marks_and_drift(fp: str) -> tuple[pd.DataFrame, dict[tuple, float]]:  # read once a fingerprint
+        return history_queries.marks_frame(session, fp), drift_by_cell(history_queries.noise_floors(session, fp))
+
     for fp in sorted({k[0] for k in stale}):
         counts = {tuple(k[1:]): n for k, n in stale.items() if k[0] == fp and k not in whole}
-        found, resumed = _resume(session, fp, counts)
+        found, resumed = _resume(session, fp, counts, *marks_and_drift(fp))
         points += found
         whole |= {(fp, *k) for k in counts if k not in resumed}
         done += len(resumed)
@@ -169,7 +176,7 @@ def refresh(session: Session, fingerprint: str | None = None, cells: Iterable[tu
         by_place.setdefault((fp, key[0]), set()).add(tuple(key))
     for (fp, benchmark), keys in by_place.items():
         frame = history_queries.history_frame(session, benchmark=benchmark, fingerprint=fp, details=False)
-        marks, drift = history_queries.marks_frame(session, fp), _drift(session, fp)
+        marks, drift = marks_and_drift(fp)
         for key, rows in _by_cell(frame).items():
             if key not in keys:
                 continue
@@ -183,11 +190,12 @@ def refresh(session: Session, fingerprint: str | None = None, cells: Iterable[tu
     return points
 
 
-def _resume(session: Session, fingerprint: str, stale: Mapping[tuple, int]) -> tuple[list[dict], set[tuple]]:
+def _resume(session: Session, fingerprint: str, stale: Mapping[tuple, int], marks: pd.DataFrame,
+            drift: Mapping[tuple, float]) -> tuple[list[dict], set[tuple]]:
     """The changed points of the `stale` cells ({cell key: results without a point}) that can be
     searched from their `search_from` point on: every new result follows it, and no new start
-    is marked after it. Reads only the runs from the earliest such point on. Returns the points
-    and the cells done; the others need a whole search."""
+    (in `marks`) is marked after it. Reads only the runs from the earliest such point on.
+    Returns the points and the cells done; the others need a whole search."""
     starts = history_queries.search_starts(session, fingerprint)
     starts = starts[[tuple(k) in stale for k in starts[CELL].itertuples(index=False, name=None)]]
     if starts.empty:
@@ -195,7 +203,6 @@ def _resume(session: Session, fingerprint: str, stale: Mapping[tuple, int]) -> t
     resume_at = dict(zip(starts[CELL].itertuples(index=False, name=None), starts["result_id"]))
     frame = history_queries.history_frame(session, fingerprint=fingerprint, details=False,
                                           since=starts["started_at"].min())
-    marks, drift = history_queries.marks_frame(session, fingerprint), _drift(session, fingerprint)
     points, done = [], set()
     for key, rows in _by_cell(frame).items():
         ids = [r["result_id"] for r in rows]
@@ -212,10 +219,6 @@ def _resume(session: Session, fingerprint: str, stale: Mapping[tuple, int]) -> t
         points += _changed(tail, found)
         done.add(key)
     return points, done
-
-
-def _drift(session: Session, fingerprint: str) -> dict[tuple, float]:
-    return drift_by_cell(history_queries.noise_floors(session, fingerprint))
 
 
 def drift_by_cell(floors: pd.DataFrame) -> dict[tuple, float]:
