@@ -53,7 +53,7 @@ def run(args) -> int:
     import pandas as pd
     from results_db import history_queries
 
-    from .. import wording
+    from .. import history, wording
 
     matches = _size_matches(args.size)
     sessions = existing_db(args.db, "history")
@@ -64,7 +64,8 @@ def run(args) -> int:
     printed = _Printer(args.format)
     for benchmark in benchmarks:
         with sessions() as session, session.begin():  # stale points are recomputed and kept
-            table = _history_table(session, benchmark, args, by)
+            table = history.history_table(session, benchmark=benchmark, method=args.method, backend=args.backend,
+                                          **by)
         table = table[table["size"].map(matches)] if not table.empty else table
         if not table.empty:
             printed.batch(table[COLUMNS])
@@ -78,12 +79,6 @@ def run(args) -> int:
         print(wording.change_point_floor_note(pd.concat(printed.keys, ignore_index=True),
                                               pd.concat(floors, ignore_index=True)))
     return 0
-
-
-def _history_table(session, benchmark: str, args, by: dict):
-    from .. import history
-
-    return history.history_table(session, benchmark=benchmark, method=args.method, backend=args.backend, **by)
 
 
 class _Printer:
