@@ -62,8 +62,9 @@ def search(values: Sequence[float], alpha: float = ALPHA, floor: float = FLOOR, 
     last window ends with the series. A history of at most `window` runs is one window.
 
     Because a full window's search depends on nothing after it, searching `values[last_window:]`
-    (with its rounds) finds the same change points there as searching `values` whole: what
-    history's incremental refresh relies on."""
+    (with its rounds) finds the same change points after its first run as searching `values`
+    whole (one at last_window itself was found by the window before): what history's
+    incremental refresh relies on."""
     found, start, n = [], 0, len(values)
     while True:
         end = min(start + window, n)
