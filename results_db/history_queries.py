@@ -98,13 +98,7 @@ def _has_ok_result():
 
 def stale_cells(session: Session, fingerprint: str | None = None) -> list[tuple]:
     """(fingerprint, *cell key) of every cell with an `ok` result that has no history point yet."""
-    query = (select(Machine.fingerprint, *(getattr(Result, c) for c in CELL_COLUMNS)).distinct()
-             .join(Run, Result.run_id == Run.id).join(Machine, Run.machine_id == Machine.id)
-             .outerjoin(HistoryPoint, HistoryPoint.result_id == Result.id)
-             .where(Result.status == "ok", HistoryPoint.result_id.is_(None)))
-    if fingerprint is not None:
-        query = query.where(Machine.fingerprint == fingerprint)
-    return [tuple(row) for row in session.execute(query)]
+    return list(stale_counts(session, fingerprint))
 
 
 def stale_counts(session: Session, fingerprint: str | None = None) -> dict[tuple, int]:
