@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from bench_runner import stats
+from bench_runner import comparison, stats
 
 from .analysis import asymptotic_fit, find_crossover, longest_sweep, with_size_columns
 
@@ -108,6 +108,8 @@ class Judgement:
     hadamard_kernel_exponent: float = float("nan")  # from CUDA-graph replays, where they exist
     quadratic_kernel_exponent: float = float("nan")
     yardstick_ratio: float = float("nan")  # the Hadamard method ÷ its linear yardstick at the largest size
+    yardstick_ci: tuple[float, float] = NAN_CI  # its 95% interval, where the two cells' samples are given
+    yardstick_paired: bool = False  # from their per-cycle ratios: the two took turns in one run
     largest_size: int | None = None
     crossover_kind: str = ""  # analysis.find_crossover's: always_faster, never_faster, crossover
     crossover_at: float = float("nan")
@@ -129,7 +131,7 @@ def judge(claim: Claim, rows: pd.DataFrame, samples: dict | None = None) -> Judg
         return Judgement(claim.id, why=f"no sweep over {claim.param}")
     fixed, sweep = found
     facts = dict(held_sizes={k: int(v) for k, v in fixed.items()}, **_exponents(claim, sweep, samples),
-                 **_against_others(claim, sweep))
+                 **_against_others(claim, sweep, samples))
     if not np.isfinite(facts["hadamard_exponent"]) or not np.isfinite(facts.get("quadratic_exponent", np.nan)):
         return Judgement(claim.id, why="too few sizes of the methods the claim names", **facts)
     return Judgement(claim.id, *_verdict(claim, facts), **facts)
@@ -152,9 +154,10 @@ def _exponents(claim: Claim, sweep: pd.DataFrame, samples: dict | None) -> dict:
     return out
 
 
-def _against_others(claim: Claim, sweep: pd.DataFrame) -> dict:
-    """The Hadamard method ÷ its yardstick at the largest size both reached, and (for runtime)
-    where it overtakes the strongest baseline."""
+def _against_others(claim: Claim, sweep: pd.DataFrame, samples: dict | None = None) -> dict:
+    """The Hadamard method ÷ its yardstick at the largest size both reached (for runtime with
+    samples, with its interval: _ratio_of_samples), and (for runtime) where it overtakes the
+    strongest baseline."""
     out = {}
     col = f"size_{claim.param}"
     by = {m: g.dropna(subset=[claim.metric]).set_index(col)[claim.metric].astype(float)
@@ -164,6 +167,8 @@ def _against_others(claim: Claim, sweep: pd.DataFrame) -> dict:
         if len(both):
             top = both.max()
             out.update(yardstick_ratio=by[claim.hadamard][top] / by[claim.yardstick][top], largest_size=int(top))
+            if claim.metric == "time_median_s" and samples and "result_id" in sweep:
+                out.update(_ratio_of_samples(sweep[sweep[col] == top], claim.yardstick, claim.hadamard, samples))
     if claim.metric == "time_median_s" and claim.hadamard in by and claim.strongest in by:
         pair = pd.concat([by[claim.hadamard], by[claim.strongest]], axis=1, join="inner").sort_index()
         if len(pair) >= 2:
@@ -171,6 +176,19 @@ def _against_others(claim: Claim, sweep: pd.DataFrame) -> dict:
             out.update(crossover=cross.describe(claim.param), crossover_kind=cross.kind,
                        crossover_at=cross.at if cross.at is not None else float("nan"))
     return out
+
+
+def _ratio_of_samples(cells: pd.DataFrame, before: str, after: str, samples: dict) -> dict:
+    """`after` ÷ `before` (methods of `cells`, one size) with its 95% interval, as Compare's
+    speed-ups are judged (comparison.judge): from the two cells' per-cycle log ratios where they
+    took turns in one run, else from their rounds. Nothing where either has no samples."""
+    ids = cells.groupby("method")["result_id"].first()
+    entry = lambda m: samples.get(int(ids[m]), ([], None))  # noqa: E731
+    found = comparison.judge([(entry(before), entry(after))])[0]
+    if not all(np.isfinite(found[k]) for k in ("ratio", "ci_low", "ci_high")):
+        return {}
+    return dict(yardstick_ratio=found["ratio"], yardstick_ci=(found["ci_low"], found["ci_high"]),
+                yardstick_paired=bool(found["paired"]))
 
 
 def _verdict(claim: Claim, facts: dict) -> tuple[str, str]:

@@ -66,7 +66,10 @@ for claim, v in zip(claims.CLAIMS, verdicts):
                        help="the slowest-growing of them" + (kernel_note.format(v.quadratic_kernel_exponent)
                                                               if pd.notna(v.quadratic_kernel_exponent) else ""))
         cols[2].metric(f"{claim.hadamard} ÷ {claim.yardstick}" + (f" at {claim.param}={v.largest_size}" if v.largest_size else ""),
-                       f"{v.yardstick_ratio:.2f}×" if pd.notna(v.yardstick_ratio) else "n/a")
+                       f"{v.yardstick_ratio:.2f}×" if pd.notna(v.yardstick_ratio) else "n/a",
+                       **interval(v.yardstick_ci),
+                       help="from the two cells' per-cycle ratios: they took turns in one run" if v.yardstick_paired
+                       else "from the two cells' medians, timed one after the other")
         overtakes = {"always_faster": "throughout", "never_faster": "never",
                      "crossover": f"{claim.param} ≈ {v.crossover_at:.0f}"}.get(v.crossover_kind)
         if claim.metric == "time_median_s":
@@ -91,6 +94,7 @@ for claim, v in zip(claims.CLAIMS, verdicts):
 judged = claims.table(verdicts)
 table = judged.drop(columns=["statement", "held_sizes", "crossover_kind", "largest_size"]).assign(
     hadamard_ci=judged["hadamard_ci"].map(lambda ci: f"[{ci[0]:.2f}, {ci[1]:.2f}]"),
-    quadratic_ci=judged["quadratic_ci"].map(lambda ci: f"[{ci[0]:.2f}, {ci[1]:.2f}]"))
+    quadratic_ci=judged["quadratic_ci"].map(lambda ci: f"[{ci[0]:.2f}, {ci[1]:.2f}]"),
+    yardstick_ci=judged["yardstick_ci"].map(lambda ci: claims.interval_text(ci) or ""))
 st.dataframe(table, hide_index=True, width="stretch")
 exports.download_buttons(table, "survey-claims")

@@ -4,6 +4,7 @@ shipped reference machine."""
 import json
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -89,6 +90,34 @@ def test_the_crossover_against_the_strongest_baseline_is_reported():
     v = claims.judge(CLAIM["s4_runtime"], pd.concat([rows, sdpa]))
     assert v.crossover == "N ≈ 64"
     assert v.crossover_kind == "crossover" and round(v.crossover_at) == 64
+
+
+def test_the_yardstick_ratio_comes_from_the_cycles_the_two_cells_shared():
+    # At the largest N, poly_sa takes 1.5x linear's time in every cycle of three rounds, while the
+    # machine's speed moves both by up to ±30% from cycle to cycle.
+    rows = planted("token_mixing", "N", {"poly_sa": 1.0, "softmax_attention": 2.0, "linear": 1.0}, "B=1")
+    rows = rows.assign(result_id=range(len(rows)))
+    rng = np.random.default_rng(0)
+    drift = 1 + rng.uniform(-0.3, 0.3, 30)
+    rounds, cycles = [k // 10 for k in range(30)], [k % 10 for k in range(30)]
+    top = rows[rows["size"] == "B=1 N=128"].set_index("method")["result_id"]
+    times = {"linear": 1e-3 * drift, "poly_sa": 1.5e-3 * drift * (1 + rng.uniform(-0.005, 0.005, 30))}
+    turns = {m: (list(times[m]), rounds, cycles, 7) for m in times}  # one run: the same turns
+    apart = {m: (list(times[m]), rounds) for m in times}  # the same samples, their cycles unknown
+    judged = {}
+    for name, entries in (("turns", turns), ("apart", apart)):
+        samples = {int(top[m]): entries[m] for m in entries}
+        judged[name] = claims.judge(CLAIM["s4_runtime"], rows, samples)
+    paired, unpaired = judged["turns"], judged["apart"]
+    assert paired.yardstick_paired and not unpaired.yardstick_paired
+    assert paired.yardstick_ratio == pytest.approx(1.5, rel=0.01) and paired.largest_size == 128
+    low, high = paired.yardstick_ci
+    assert 1.47 < low <= 1.5 <= high < 1.53  # the shared drift cancels cycle by cycle
+    low_apart, high_apart = unpaired.yardstick_ci
+    assert low_apart <= 1.5 <= high_apart and (high_apart - low_apart) > 5 * (high - low)
+    # Without samples, the medians' ratio as before, and no interval.
+    plain = claims.judge(CLAIM["s4_runtime"], rows)
+    assert plain.yardstick_ratio == pytest.approx(1.0) and claims.interval_text(plain.yardstick_ci) is None
 
 
 def render(url, monkeypatch, page):
