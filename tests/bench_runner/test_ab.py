@@ -117,7 +117,8 @@ def test_the_same_revision_on_both_sides_is_an_a_a(tmp_path, capsys):
     # can move it (how often a verdict says so is benchmarks/ab_session.py's measure, not a test's: an
     # honest 95% interval misses 1 now and then). A side that timed other work, or other calls, is off
     # by a factor.
-    assert all(2 / 3 < c["ratio"] < 1.5 and c["ci_low"] <= c["ratio"] <= c["ci_high"] for c in cells), cells
+    assert all(2 / 3 < c["ratio"] < 1.5 and c["ci_low"] <= c["ratio"] <= c["ci_high"] for c in cells), \
+        [{k: c.get(k) for k in ("size", "ratio", "ci_low", "ci_high")} for c in cells]
 
 
 @pytest.mark.parametrize("args, says", [
