@@ -153,11 +153,13 @@ def seeded_store(store_url) -> str:
     return store_url
 
 
-# The modules whose tests take longest (`make test-all` names its 25 slowest), run first: the
-# parallel workers (pytest-xdist, a module at a time) then finish together, not with one of them
-# starting the Ray cluster's minutes while the other has nothing left to do.
-LONGEST_FIRST = ("test_ray", "test_browser", "test_resume", "test_worker", "test_concurrency", "test_agents",
-                 "test_faults", "test_ab", "test_plugins", "test_cli", "test_damage", "test_catalogue")
+# The modules whose tests take longest on CI (a fresh clone: every torch.compile cold), run first,
+# longest first: the parallel workers (pytest-xdist, a module at a time) then finish together with
+# the short modules, not with one of them starting the Ray cluster's minutes or the compile matrix
+# while the others have nothing left to do.
+LONGEST_FIRST = ("test_ray", "test_catalogue", "test_checks", "test_browser", "test_faults", "test_plugins",
+                 "test_cli", "test_concurrency", "test_resume", "test_ab", "test_worker", "test_pages",
+                 "test_agents", "test_bundle", "test_noise", "test_triton_kernels", "test_install", "test_damage")
 
 
 def pytest_collection_modifyitems(items):

@@ -75,26 +75,30 @@ def _digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
 
 
-@pytest.mark.parametrize("source, words", [
-    ("raise RuntimeError('boom')\n", "plugin 'broken_plugin' cannot be imported: RuntimeError: boom"),
+# Each kind of broken plugin once, each through another way in: the refusal is one check shared
+# by every verb and by both ways of naming a plugin, and each case is a process (seconds of imports).
+@pytest.mark.parametrize("source, words, verb, named_by", [
+    ("raise RuntimeError('boom')\n", "plugin 'broken_plugin' cannot be imported: RuntimeError: boom",
+     ["run", "--suite", "smoke", "--benchmark", "elementwise"], "flag"),
     ("def register(catalogue):\n    catalogue.benchmarks['token_mixing'].method('poly_sa', role='hadamard', "
      "latex='', flops=lambda s: 0, bytes=lambda s, i: 0, exponents={})(lambda size: None)\n",
-     "plugin broken_plugin: ValueError: method 'poly_sa' is registered twice in 'token_mixing'"),
-    ("register = 3\n", "plugin 'broken_plugin' has no callable 'register'"),
+     "plugin broken_plugin: ValueError: method 'poly_sa' is registered twice in 'token_mixing'", ["list"], "flag"),
+    ("register = 3\n", "plugin 'broken_plugin' has no callable 'register'",
+     ["run", "--suite", "smoke", "--benchmark", "elementwise"], "env"),
 ], ids=["import-fails", "duplicate-id", "not-callable"])
-def test_a_broken_plugin_is_one_line_exit_2_and_writes_nothing(tmp_path, source, words):
+def test_a_broken_plugin_is_one_line_exit_2_and_writes_nothing(tmp_path, source, words, verb, named_by):
     (tmp_path / "broken_plugin.py").write_text(source)
     env = {**{k: v for k, v in os.environ.items() if k != "HADAMARD_BENCH_PLUGINS"}, "PYTHONPATH": str(tmp_path)}
     db = tmp_path / "results.db"
-    for argv in (["run", "--suite", "smoke", "--benchmark", "elementwise", "--db", f"sqlite:///{db}"],
-                 ["list"]):
-        out = bench([*argv, "--plugin", "broken_plugin"], env, timeout=300)
-        assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
-        assert words in out.stderr
+    argv = [*verb, "--db", f"sqlite:///{db}"] if verb[0] == "run" else verb
+    if named_by == "env":
+        env["HADAMARD_BENCH_PLUGINS"] = "broken_plugin"
+    else:
+        argv += ["--plugin", "broken_plugin"]
+    out = bench(argv, env, timeout=300)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert words in out.stderr
     assert not db.exists()
-    env["HADAMARD_BENCH_PLUGINS"] = "broken_plugin"  # named in the environment: the same refusal
-    out = bench(["list"], env, timeout=300)
-    assert out.returncode == 2 and words in out.stderr
 
 
 def test_a_plugin_given_by_flag_reaches_the_worker_processes(tmp_path):

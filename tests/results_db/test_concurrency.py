@@ -15,12 +15,14 @@ from bench_runner.cell import Cell, CellOutcome
 from results_db import queries, store
 from tests.conftest import FACTS, ROOT
 
-WRITERS, CELLS = 3, 150
+# 3 x 60 commits, started together: every commit meets the other writers' and the reader's.
+WRITERS, CELLS = 3, 60
 
 
-def _writer(url: str, tag: int, errors) -> None:
+def _writer(url: str, tag: int, errors, start) -> None:
     """The runner's own write path (sweep.execute: one transaction per finished cell), as fast
-    as it can go, so the three writers really do collide."""
+    as it can go, so the three writers really do collide. All begin writing at once (`start`):
+    a process's imports take seconds, longer than its writes."""
     try:
         factory = sessionmaker(results_db.open_engine(url))
         with factory() as session, session.begin():
@@ -33,6 +35,7 @@ def _writer(url: str, tag: int, errors) -> None:
             def measure(self, cell, check=True):
                 return outcome
 
+        start.wait(timeout=120)
         sweep.execute(factory, run_id, cells, Planted())
         with factory() as session, session.begin():
             store.finish_run(session, run_id)
@@ -40,14 +43,19 @@ def _writer(url: str, tag: int, errors) -> None:
         errors.put(f"writer {tag}: {type(exc).__name__}: {exc}")
 
 
-def _reader(url: str, stop, errors, reads) -> None:
+def _reader(url: str, stop, errors, reads, pause_s: float = 0.0, start=None) -> None:
+    """Reads what the dashboard reads until stopped, back to back or `pause_s` apart, from the
+    moment the writers start if `start` is given."""
     try:
         factory = sessionmaker(results_db.open_engine(url))
+        if start is not None:
+            start.wait(timeout=120)
         while not stop.is_set():
             with factory() as session:
                 queries.results_frame(session)
                 queries.runs_frame(session)
             reads.value += 1
+            stop.wait(pause_s)
     except Exception as exc:  # noqa: BLE001
         errors.put(f"reader: {type(exc).__name__}: {exc}")
 
@@ -57,10 +65,10 @@ def test_three_writers_and_a_reader_lose_nothing(store_url):
     db_url = store_url
     results_db.open_engine(db_url).dispose()  # the schema first, as `make run` would have made it
     ctx = multiprocessing.get_context("spawn")
-    errors, stop, reads = ctx.Queue(), ctx.Event(), ctx.Value("i", 0)
-    reader = ctx.Process(target=_reader, args=(db_url, stop, errors, reads))
+    errors, stop, reads, start = ctx.Queue(), ctx.Event(), ctx.Value("i", 0), ctx.Barrier(WRITERS + 1)
+    reader = ctx.Process(target=_reader, args=(db_url, stop, errors, reads, 0.0, start))
     reader.start()
-    writers = [ctx.Process(target=_writer, args=(db_url, i, errors)) for i in range(WRITERS)]
+    writers = [ctx.Process(target=_writer, args=(db_url, i, errors, start)) for i in range(WRITERS)]
     for w in writers:
         w.start()
     for w in writers:
@@ -91,7 +99,9 @@ def test_three_real_runners_and_a_reader(db_url):
     ctx = multiprocessing.get_context("spawn")
     errors, stop, reads = ctx.Queue(), ctx.Event(), ctx.Value("i", 0)
     time.sleep(1)  # let the first runner create the file
-    reader = ctx.Process(target=_reader, args=(db_url, stop, errors, reads))
+    # Twenty reads a second, more than any dashboard polls: the runs spend most of their time
+    # importing and queueing, and a reader back to back would only take a core from them.
+    reader = ctx.Process(target=_reader, args=(db_url, stop, errors, reads, 0.05))
     reader.start()
     outs = [r.communicate(timeout=300)[1] for r in runners]
     stop.set()
