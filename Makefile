@@ -42,10 +42,11 @@ test: $(VENV)/.test-deps
 	$(PY) -m pytest -m "$(FAST_TIER)" $(PARALLEL)
 
 ## test-all: every test, the 25 slowest named at the end (.ci/run runs this)
-# One worker more than the CPUs: much of this tier waits on processes it started (runs, agents, a
-# Ray cluster, a browser), and on two cores a third worker cut its time by a fifth (14:32 to 11:32).
+# Two workers more than the CPUs: much of this tier waits on processes it started (runs, agents, a
+# Ray cluster, a browser). On two cores, from a fresh clone with every compile cold, pytest took
+# 14:22 with three workers and 13:10 with four, at the same commit.
 test-all: $(VENV)/.test-deps
-	$(PY) -m pytest -n $$(( $(WORKERS) > 0 ? $(WORKERS) + 1 : 0 )) --dist loadscope --no-loadscope-reorder \
+	$(PY) -m pytest -n $$(( $(WORKERS) > 0 ? $(WORKERS) + 2 : 0 )) --dist loadscope --no-loadscope-reorder \
 		--durations=25
 
 ## bench: pytest-benchmark tests of the tool's hot paths, into results/bench.json (not part of `make test`)

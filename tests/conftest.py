@@ -157,8 +157,8 @@ def seeded_store(store_url) -> str:
 # longest first: the parallel workers (pytest-xdist, a module at a time) then finish together with
 # the short modules, not with one of them starting the Ray cluster's minutes or the compile matrix
 # while the others have nothing left to do.
-LONGEST_FIRST = ("test_ray", "test_catalogue", "test_checks", "test_browser", "test_faults", "test_plugins",
-                 "test_cli", "test_concurrency", "test_resume", "test_ab", "test_worker", "test_pages",
+LONGEST_FIRST = ("test_ray", "test_ray_node_loss", "test_catalogue", "test_checks", "test_browser", "test_faults",
+                 "test_plugins", "test_cli", "test_concurrency", "test_resume", "test_ab", "test_worker", "test_pages",
                  "test_agents", "test_bundle", "test_noise", "test_triton_kernels", "test_install", "test_damage")
 
 

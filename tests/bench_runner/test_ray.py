@@ -1,10 +1,6 @@
 """The Ray executor on a real local Ray cluster: a head that runs nothing and two worker nodes
-with distinct custom resources. Every cell lands once, on the node its resources asked for; a
-node killed mid-sweep loses nothing and doubles nothing."""
-
-import json
-import threading
-import time
+with distinct custom resources. Every cell lands once, on the node its resources asked for
+(a node killed mid-sweep: test_ray_node_loss)."""
 
 import pytest
 from sqlalchemy.orm import sessionmaker
@@ -71,12 +67,13 @@ def test_an_agent_runs_a_submitted_run_over_its_ray_cluster(cluster, tmp_path):
     """`submit` from anywhere, an agent on the cluster's head fans the claimed run out over Ray."""
     c, nodes = cluster
     url = f"sqlite:///{tmp_path / 'queue.db'}"
-    selection = [a for a in SWEEP[1:] if a not in ("--executor", "ray", "--quiet", "--cell-timeout", "120")]
+    # One cell: the test above shows every cell landing where its resources ask; this one, the hand-off.
+    selection = ["--suite", "smoke", "--benchmark", "elementwise", "--backend", "eager", "--method", METHODS[0]]
     assert main(["submit", "--label", "cluster", *selection, "--device", "cpu", "--rounds", "1", "--db", url]) == 0
     assert main(["agent", "--label", "cluster", "--once", "--quiet", "--executor", "ray", "--ray-address", c.address,
                  "--ray-resource", "node_a=1", "--db", url]) == 0
     rows = stored(url)
-    assert sorted(r[0] for r in rows) == sorted(METHODS) and {r[1] for r in rows} == {"ok"}, rows
+    assert [(r[0], r[1]) for r in rows] == [(METHODS[0], "ok")], rows
     assert {r[2] for r in rows} == {nodes["node_a"].node_id}
 
 
@@ -89,43 +86,6 @@ def test_a_resource_no_node_offers_fails_the_run_at_once(cluster, tmp_path, caps
     with sessionmaker(results_db.open_engine(url, create=False))() as session:
         run = session.get(results_db.Run, 1)
         assert run.status == "failed" and "nowhere" in run.message
-
-
-@pytest.mark.ray
-def test_a_node_killed_mid_sweep_loses_and_doubles_nothing(tmp_path):
-    # A cluster of its own: the node killed here must not be missed by the tests above.
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
-    survivor = c.add_node(num_cpus=1, resources={"bench": 1})
-    doomed = c.add_node(num_cpus=1, resources={"bench": 1})
-    c.wait_for_nodes()
-    url = f"sqlite:///{tmp_path / 'ray.db'}"
-    codes = []
-    sweep = threading.Thread(target=lambda: codes.append(main([*SWEEP, "--ray-address", c.address,
-                                                                "--ray-resource", "bench=1", "--db", url])))
-    try:
-        sweep.start()
-        deadline = time.monotonic() + 300
-        landed = 0
-        while time.monotonic() < deadline:  # kill it once cells have started landing
-            try:
-                landed = len(stored(url))
-                if landed >= 1:
-                    break
-            except Exception:  # noqa: BLE001 -- the database is being created
-                pass
-            time.sleep(0.2)
-        c.remove_node(doomed, allow_graceful=False)
-        assert landed < CELLS  # killed mid-sweep, with cells still to run
-        sweep.join(timeout=600)
-        assert not sweep.is_alive() and codes == [0]
-        rows = stored(url)
-        assert len(rows) == CELLS and len({r[0] for r in rows}) == CELLS, rows
-        assert {r[1] for r in rows} == {"ok"}, rows  # the lost node's cells ran again on the survivor
-        assert survivor.node_id in {r[2] for r in rows}
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
-        c.shutdown()
 
 
 def test_bad_executor_flags_are_refused_before_anything_is_stored(tmp_path, capsys):
