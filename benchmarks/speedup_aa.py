@@ -50,6 +50,9 @@ DOC = ROOT / "docs" / "benchmarks.md"
 # Two ways of running each comparison, alternating over runs 1 to 4: ways[0], ways[1], ways[0], ways[1].
 WAYS = {"timing": {"interleaved": [], "one at a time": ["--one-at-a-time"]},
         "settling": {"settle and retake (defaults)": [], "neither": ["--settle", "0", "--retakes", "0"]}}
+# Each comparison's section of docs/benchmarks.md: its marker and its heading.
+SECTIONS = {"timing": ("speedup-aa", "Speed-ups measured twice"),
+            "settling": ("settle-aa", "Settling and retaking against neither")}
 KEY = list(CELL_KEY)
 
 # A neighbour on one core: copy two 64 MiB arrays into each other for a second, rest for a second.
@@ -194,9 +197,8 @@ def main() -> int:
     ]
     table = "\n".join(lines)
     print(table)
-    flags = ("" if args.ways == "timing" else " --ways settling") + (" --disturb" if args.disturb else "")
-    section = "speedup-aa" if args.ways == "timing" else "settle-aa"
-    what = "Speed-ups measured twice" if args.ways == "timing" else "Settling and retaking against neither"
+    flags = ("" if args.ways == "timing" else f" --ways {args.ways}") + (" --disturb" if args.disturb else "")
+    section, what = SECTIONS[args.ways]
     write_section(DOC, f"{section}-{condition}", table,
                   heading=f"## {what}, {condition}\n\n`python benchmarks/speedup_aa.py{flags}`:")
     return 0
