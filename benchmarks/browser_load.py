@@ -119,6 +119,31 @@ def the_runs(url: str) -> tuple[list[float], str, str]:
     return seconds, drift, flagged
 
 
+def report(args, times: dict, errors: list, visiting: float, url: str) -> str:
+    """The section for docs/dashboard.md: each page's render times, then what the run saw beside them."""
+    lines = [
+        f"`python benchmarks/browser_load.py --rows {args.rows} --sessions {args.sessions} --laps {args.laps}`, "
+        f"{time.strftime('%Y-%m-%d')}, on this machine ({os.cpu_count()} CPUs): {args.sessions} Chromium sessions "
+        f"on one `serve`, each opening Overview, Compare and History in turn, {args.laps} times over, on "
+        f"{args.rows:,} synthetic results, while a smoke run (elementwise and gated_ffn, eager) wrote into the "
+        f"same file and a bundle of another run was imported 20 s in. A render is timed from asking for the page "
+        f"until Streamlit's status says its script finished.",
+        "",
+        "| page | visits | median | 95th percentile | slowest |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, t in times.items():
+        p95 = sorted(t)[math.ceil(0.95 * len(t)) - 1]  # nearest rank: a render that happened
+        lines.append(f"| {name} | {len(t)} | {statistics.median(t):.1f} s | {p95:.1f} s | {max(t):.1f} s |")
+    (alone, beside), drift, flagged = the_runs(url)
+    lines += ["", f"Page errors: {len(errors)}" + (": " + "; ".join(errors[:5]) if errors else "") + ". "
+              f"The visitors took {visiting:.0f} s; the run, started with them, took {beside:.0f} s by its own "
+              f"start and end, against {alone:.0f} s for the same run alone just before. What the run's own "
+              f"figures said of the machine, beside ÷ alone: its drift controls {drift}; cell-rounds it flagged "
+              f"as timed in a slow spell (alone, beside): {flagged}."]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
@@ -157,27 +182,7 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    lines = [
-        f"`python benchmarks/browser_load.py --rows {args.rows} --sessions {args.sessions} --laps {args.laps}`, "
-        f"{time.strftime('%Y-%m-%d')}, on this machine ({os.cpu_count()} CPUs): {args.sessions} Chromium sessions "
-        f"on one `serve`, each opening Overview, Compare and History in turn, {args.laps} times over, on "
-        f"{args.rows:,} synthetic results, while a smoke run (elementwise and gated_ffn, eager) wrote into the "
-        f"same file and a bundle of another run was imported 20 s in. A render is timed from asking for the page "
-        f"until Streamlit's status says its script finished.",
-        "",
-        "| page | visits | median | 95th percentile | slowest |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for name, t in times.items():
-        p95 = sorted(t)[math.ceil(0.95 * len(t)) - 1]  # nearest rank: a render that happened
-        lines.append(f"| {name} | {len(t)} | {statistics.median(t):.1f} s | {p95:.1f} s | {max(t):.1f} s |")
-    (alone, beside), drift, flagged = the_runs(url)
-    lines += ["", f"Page errors: {len(errors)}" + (": " + "; ".join(errors[:5]) if errors else "") + ". "
-              f"The visitors took {visiting:.0f} s; the run, started with them, took {beside:.0f} s by its own "
-              f"start and end, against {alone:.0f} s for the same run alone just before. What the run's own "
-              f"figures said of the machine, beside ÷ alone: its drift controls {drift}; cell-rounds it flagged "
-              f"as timed in a slow spell (alone, beside): {flagged}."]
-    text = "\n".join(lines) + "\n"
+    text = report(args, times, errors, visiting, url)
     print(text)
     write_section(DOC, "browser-load", text, heading="## Ten visitors while a run writes")
     return 1 if errors else 0
