@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from hadamard_bench.vocabulary import INCONCLUSIVE, METHOD_WORDS
+
 
 def parse_size(label: str) -> dict[str, int]:
     """`B=1 N=64` → {"B": 1, "N": 64}: the inverse of hadamard_impls.size_label."""
@@ -55,13 +57,20 @@ def asymptotic_fit(x, y, min_points: int = 3) -> Fit:
 
 @dataclass(frozen=True)
 class Crossover:
-    kind: str  # "crossover", "always_faster", "never_faster"
+    kind: str  # "crossover", "always_faster", "never_faster", "unsure" (judged_crossover only)
     at: float | None = None  # the size where the method becomes faster, interpolated in log space
 
     def describe(self, param: str) -> str:
         if self.kind == "crossover":
             return f"{param} ≈ {self.at:.0f}"
-        return "faster throughout the range" if self.kind == "always_faster" else "none in range"
+        return {"always_faster": "faster throughout the range",
+                "unsure": "unsure: inconclusive at the largest size"}.get(self.kind, "none in range")
+
+
+def _interpolated(x: np.ndarray, log_speedup: np.ndarray, i: int) -> float:
+    """Where log_speedup crosses 0 between sizes i and i + 1, linearly in log x."""
+    lx0, lx1 = np.log(x[i]), np.log(x[i + 1])
+    return float(np.exp(lx0 + (lx1 - lx0) * (-log_speedup[i]) / (log_speedup[i + 1] - log_speedup[i])))
 
 
 def find_crossover(x, method_time, baseline_time) -> Crossover:
@@ -75,9 +84,32 @@ def find_crossover(x, method_time, baseline_time) -> Crossover:
     if len(slower) == 0:
         return Crossover("always_faster")
     i = slower[-1]  # the last size where the method was not faster; it is faster from i + 1 on
-    lx0, lx1 = np.log(x[i]), np.log(x[i + 1])
-    at = np.exp(lx0 + (lx1 - lx0) * (-ratio[i]) / (ratio[i + 1] - ratio[i]))
-    return Crossover("crossover", float(at))
+    return Crossover("crossover", _interpolated(x, ratio, i))
+
+
+def judged_crossover(x, speedup, verdicts) -> Crossover:
+    """Where the method overtakes the baseline, from each size's verdict (stats' METHOD_WORDS,
+    `no change`, `inconclusive`: its speed-up's interval against the floor) rather than from
+    its point estimate, so a size the noise could put either side never moves the crossover.
+
+    The method is faster from the first size after which every size was judged faster. The size
+    reported lies between the last size not judged faster and the next: where the estimates
+    cross 1 there, interpolated in log space as find_crossover does, else that next size. Not
+    judged faster at the largest size: `never_faster` (judged slower or no change there) or
+    `unsure` (inconclusive there)."""
+    order = np.argsort(np.asarray(x, dtype=float))
+    x = np.asarray(x, dtype=float)[order]
+    log_speedup = np.log(np.asarray(speedup, dtype=float)[order])
+    faster = np.asarray(verdicts, dtype=object)[order] == METHOD_WORDS[1]
+    if not faster[-1]:
+        return Crossover("unsure" if np.asarray(verdicts, dtype=object)[order][-1] == INCONCLUSIVE
+                         else "never_faster")
+    if faster.all():
+        return Crossover("always_faster")
+    i = np.nonzero(~faster)[0][-1]
+    if log_speedup[i] <= 0 < log_speedup[i + 1]:
+        return Crossover("crossover", _interpolated(x, log_speedup, i))
+    return Crossover("crossover", float(x[i + 1]))
 
 
 def sweeps(rows: pd.DataFrame, param: str) -> list[tuple[dict, pd.DataFrame]]:

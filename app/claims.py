@@ -21,7 +21,8 @@ import pandas as pd
 
 from bench_runner import comparison, stats
 
-from .analysis import asymptotic_fit, find_crossover, longest_sweep, with_size_columns
+from .analysis import asymptotic_fit, find_crossover, judged_crossover, longest_sweep, with_size_columns
+from .judging import with_speedup_intervals
 
 LINEAR_AT_MOST = 1.3
 QUADRATIC_ABOVE = 1.7
@@ -111,9 +112,10 @@ class Judgement:
     yardstick_ci: tuple[float, float] = NAN_CI  # its 95% interval, where the two cells' samples are given
     yardstick_paired: bool = False  # from their per-cycle ratios: the two took turns in one run
     largest_size: int | None = None
-    crossover_kind: str = ""  # analysis.find_crossover's: always_faster, never_faster, crossover
+    crossover_kind: str = ""  # analysis.Crossover's: always_faster, never_faster, crossover, unsure
     crossover_at: float = float("nan")
     crossover: str = ""  # the crossover in words
+    crossover_judged: bool = False  # from each size's verdict (judged_crossover), not from medians
 
 
 def judge(claim: Claim, rows: pd.DataFrame, samples: dict | None = None) -> Judgement:
@@ -170,12 +172,28 @@ def _against_others(claim: Claim, sweep: pd.DataFrame, samples: dict | None = No
             if claim.metric == "time_median_s" and samples and "result_id" in sweep:
                 out.update(_ratio_of_samples(sweep[sweep[col] == top], claim.yardstick, claim.hadamard, samples))
     if claim.metric == "time_median_s" and claim.hadamard in by and claim.strongest in by:
-        pair = pd.concat([by[claim.hadamard], by[claim.strongest]], axis=1, join="inner").sort_index()
-        if len(pair) >= 2:
-            cross = find_crossover(pair.index, pair.iloc[:, 0], pair.iloc[:, 1])
-            out.update(crossover=cross.describe(claim.param), crossover_kind=cross.kind,
-                       crossover_at=cross.at if cross.at is not None else float("nan"))
+        out.update(_overtakes(claim, sweep, by, samples))
     return out
+
+
+def _overtakes(claim: Claim, sweep: pd.DataFrame, by: dict, samples: dict | None) -> dict:
+    """Where the Hadamard method overtakes the strongest baseline: from each size's speed-up
+    verdict where every size shared by the two has samples (judged_crossover), else from the
+    medians (find_crossover). Nothing with fewer than two shared sizes."""
+    pair = pd.concat([by[claim.hadamard], by[claim.strongest]], axis=1, join="inner").sort_index()
+    if len(pair) < 2:
+        return {}
+    cross, judged = find_crossover(pair.index, pair.iloc[:, 0], pair.iloc[:, 1]), False
+    if samples and "result_id" in sweep:
+        col = f"size_{claim.param}"
+        ids = {m: sweep[sweep["method"] == m].set_index(col)["result_id"] for m in (claim.hadamard, claim.strongest)}
+        cells = pd.DataFrame({col: pair.index, "result_id": ids[claim.hadamard][pair.index].to_numpy(),
+                              "baseline_result_id": ids[claim.strongest][pair.index].to_numpy()})
+        found = with_speedup_intervals(cells, samples, {})
+        if found["speedup"].notna().all():
+            cross, judged = judged_crossover(found[col], found["speedup"], found["verdict"]), True
+    return dict(crossover=cross.describe(claim.param), crossover_kind=cross.kind, crossover_judged=judged,
+                crossover_at=cross.at if cross.at is not None else float("nan"))
 
 
 def _ratio_of_samples(cells: pd.DataFrame, before: str, after: str, samples: dict) -> dict:

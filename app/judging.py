@@ -81,10 +81,10 @@ def speedup_intervals(frame: pd.DataFrame, baseline: str, samples: dict, spelled
     pairs = pairs[pairs["method"] != baseline].reset_index(drop=True)
     pairs["baseline_result_id"] = [base_ids[tuple(r[k] for k in CONTEXT + ["backend", "size"])]
                                    for _, r in pairs.iterrows()]
-    return _with_speedup_intervals(pairs, samples, comparison.cells_in_spell(frame, spelled_runs))
+    return with_speedup_intervals(pairs, samples, comparison.cells_in_spell(frame, spelled_runs))
 
 
-def _with_speedup_intervals(frame: pd.DataFrame, samples: dict, in_spell: dict[int, bool]) -> pd.DataFrame:
+def with_speedup_intervals(frame: pd.DataFrame, samples: dict, in_spell: dict[int, bool]) -> pd.DataFrame:
     """`frame` (with result_id and baseline_result_id) with each row's speed-up, its interval and
     verdict, and whether it was paired: method ÷ baseline is the time ratio (stats.
     compare_entries); its reciprocal is the speed-up, the interval flipped. A paired speed-up's
@@ -159,7 +159,7 @@ def headlines(frame: pd.DataFrame, catalogue: pd.DataFrame) -> pd.DataFrame:
 def headline_verdicts(headlines: pd.DataFrame, samples: dict, in_spell: dict[int, bool] | None = None) -> pd.DataFrame:
     """Headlines with each speed-up's 95% interval and verdict: a headline says "faster" only
     when the verdict does (and no slow spell could have made it: `in_spell`, from comparison.cells_in_spell)."""
-    return _with_speedup_intervals(headlines, samples, in_spell or {})
+    return with_speedup_intervals(headlines, samples, in_spell or {})
 
 
 def headline_text(h) -> str:

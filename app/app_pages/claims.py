@@ -70,12 +70,15 @@ for claim, v in zip(claims.CLAIMS, verdicts):
                        **interval(v.yardstick_ci),
                        help="from the two cells' per-cycle ratios: they took turns in one run" if v.yardstick_paired
                        else "from the two cells' medians, timed one after the other")
-        overtakes = {"always_faster": "throughout", "never_faster": "never",
+        overtakes = {"always_faster": "throughout", "never_faster": "never", "unsure": "unsure",
                      "crossover": f"{claim.param} ≈ {v.crossover_at:.0f}"}.get(v.crossover_kind)
         if claim.metric == "time_median_s":
             cols[3].metric(f"Overtakes {claim.strongest}", overtakes or "n/a",
-                           help=f"Where {claim.hadamard} becomes faster than {claim.strongest} and stays so, "
-                                "interpolated in log space")
+                           help=f"Where {claim.hadamard} becomes faster than {claim.strongest} and stays so: "
+                                + ("from the first size after which every size's speed-up was judged faster "
+                                   "(its 95% interval beyond the floor); unsure where the largest size is "
+                                   "inconclusive" if v.crossover_judged else
+                                   "from the medians, interpolated in log space (no samples to judge each size)"))
         shown = rows[(rows["benchmark"] == claim.benchmark)
                      & rows["method"].isin([claim.hadamard, *claim.quadratic, claim.yardstick, claim.strongest])]
         for param, value in v.held_sizes.items():

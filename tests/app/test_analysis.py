@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.analysis import asymptotic_fit, find_crossover, fit_exponent, longest_sweep
+from app.analysis import asymptotic_fit, find_crossover, fit_exponent, judged_crossover, longest_sweep
 
 
 @pytest.mark.parametrize("exponent", [1.0, 2.0])
@@ -35,6 +35,25 @@ def test_no_crossover_and_always_faster():
     x = np.array([1, 2, 4])
     assert find_crossover(x, [2, 4, 8], [1, 2, 4]).describe("N") == "none in range"
     assert find_crossover(x, [1, 2, 4], [2, 4, 8]).kind == "always_faster"
+
+
+def test_a_judged_crossover_waits_for_every_larger_size_to_be_judged_faster():
+    x = [16, 32, 64, 128]
+    # The medians put the method ahead from N ≈ 31, but N=32 was within the noise: the verdicts
+    # put it ahead between 32 and 64 (its estimate there already above 1: at 64).
+    speedup = [0.5, 1.03, 1.5, 2.0]
+    assert find_crossover(x, [1 / s for s in speedup], [1] * 4).at < 32
+    judged = judged_crossover(x, speedup, ["slower", "inconclusive", "faster", "faster"])
+    assert judged.kind == "crossover" and judged.at == 64
+    # Below 1 at the last size not judged faster: interpolated where the estimates cross 1.
+    judged = judged_crossover(x, [0.5, 0.9, 1 / 0.9, 2.0], ["slower", "slower", "faster", "faster"])
+    assert judged.kind == "crossover" and 32 < judged.at < 64 and judged.at == pytest.approx(32 * 2 ** 0.5, rel=0.01)
+    # A faster size before a slower one does not count; the order of the sizes does not matter.
+    assert judged_crossover(x[::-1], [2.0, 1.5, 0.8, 1.3][::-1], ["faster", "slower", "faster", "faster"][::-1]).at == 64
+    assert judged_crossover(x, [1.2] * 4, ["faster"] * 4).kind == "always_faster"
+    assert judged_crossover(x, [1.2, 1.2, 1.2, 1.04], ["faster"] * 3 + ["no change"]).kind == "never_faster"
+    unsure = judged_crossover(x, [1.2, 1.2, 1.2, 1.3], ["faster"] * 3 + ["inconclusive"])
+    assert unsure.kind == "unsure" and unsure.describe("N").startswith("unsure")
 
 
 def test_the_longest_sweep_holds_the_other_sizes_fixed():

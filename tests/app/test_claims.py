@@ -92,6 +92,58 @@ def test_the_crossover_against_the_strongest_baseline_is_reported():
     assert v.crossover_kind == "crossover" and round(v.crossover_at) == 64
 
 
+def turns_of(time_ratios: dict, base_s: float, noise: dict, seed: int = 0) -> dict:
+    """Samples of two methods taking turns in one run (three rounds of ten cycles) per size:
+    size → (baseline's entry, method's entry), the method taking `time_ratios[size]` × the
+    baseline's time in every cycle, ± `noise[size]` of its own, while the machine's speed
+    moves both by ±30%."""
+    rng = np.random.default_rng(seed)
+    rounds, cycles = [k // 10 for k in range(30)], [k % 10 for k in range(30)]
+    out = {}
+    for size, ratio in time_ratios.items():
+        drift = 1 + rng.uniform(-0.3, 0.3, 30)
+        mine = ratio * base_s * drift * (1 + rng.uniform(-noise.get(size, 0.005), noise.get(size, 0.005), 30))
+        out[size] = ((list(base_s * drift), rounds, cycles, 7), (list(mine), rounds, cycles, 7))
+    return out
+
+
+def test_the_crossover_comes_from_each_sizes_verdict_where_samples_are_given():
+    # poly_sa's speed-up over sdpa: 0.5, 1.03, 1.5, 2 at N = 16…128. At N=32 its own noise (±15% a
+    # cycle) leaves the speed-up inconclusive: the medians put the crossover below 32, the verdicts
+    # between 32 and 64.
+    rows = planted("token_mixing", "N", {"poly_sa": 1.0, "softmax_attention": 2.0, "linear": 1.0, "sdpa": 1.0}, "B=1")
+    rows = rows.assign(result_id=range(len(rows)))
+    ids = rows.set_index(["method", "size"])["result_id"]
+
+    def judged(ratios: dict, noise: dict, with_samples: bool = True):
+        planted_rows = rows.copy()
+        planted_rows.loc[rows["method"] == "poly_sa", "time_median_s"] = [1e-3 * r for r in ratios.values()]
+        planted_rows.loc[rows["method"] == "sdpa", "time_median_s"] = 1e-3
+        samples = {}
+        for size, (base, mine) in turns_of(ratios, 1e-3, noise).items():
+            samples[int(ids["sdpa", f"B=1 N={size}"])], samples[int(ids["poly_sa", f"B=1 N={size}"])] = base, mine
+        return claims.judge(CLAIM["s4_runtime"], planted_rows, samples if with_samples else None)
+
+    ratios = {16: 2.0, 32: 1 / 1.03, 64: 1 / 1.5, 128: 0.5}
+    plain = judged(ratios, {}, with_samples=False)
+    assert plain.crossover_kind == "crossover" and plain.crossover_at < 32 and not plain.crossover_judged
+    v = judged(ratios, {32: 0.15})
+    assert v.crossover_judged and v.crossover_kind == "crossover" and 32 < v.crossover_at <= 64
+    # Steady, 1.03x at N=32 is within the 5% floor (no change), so not yet faster there either.
+    assert judged(ratios, {}).crossover_at == 64
+    # Clearly faster from N=32 on: the verdicts and the medians agree.
+    ratios[32] = 1 / 1.2
+    v, plain = judged(ratios, {}), judged(ratios, {}, with_samples=False)
+    assert v.crossover_judged and 16 < v.crossover_at < 32
+    assert v.crossover_at == pytest.approx(plain.crossover_at, rel=0.05)
+    # 1.1x at the largest size, but noisy there (±40% a cycle): the medians still give a size, the
+    # verdicts say it was not shown there.
+    ratios[128] = 1 / 1.1
+    assert judged(ratios, {}, with_samples=False).crossover_kind == "crossover"
+    v = judged(ratios, {128: 0.4})
+    assert v.crossover_judged and v.crossover_kind == "unsure" and np.isnan(v.crossover_at)
+
+
 def test_the_yardstick_ratio_comes_from_the_cycles_the_two_cells_shared():
     # At the largest N, poly_sa takes 1.5x linear's time in every cycle of three rounds, while the
     # machine's speed moves both by up to ±30% from cycle to cycle.
