@@ -150,27 +150,3 @@ def fitted_exponents(rows: pd.DataFrame, methods: pd.DataFrame, param: str,
                         stderr=fit.stderr, points=fit.points, theory=theory,
                         flag=bool(np.isfinite(theory) and abs(fit.exponent - theory) > mismatch)))
     return out
-
-
-def crossovers(rows: pd.DataFrame, methods: pd.DataFrame, param: str) -> list[dict]:
-    """Each Hadamard method against each method it is compared with, along `param`."""
-    found = longest_sweep(rows.dropna(axis=1, how="all"), param) if f"size_{param}" in rows else None
-    if not found:
-        return []
-    fixed, sweep = found
-    held = ", ".join(f"{k}={int(v)}" for k, v in fixed.items())
-    by_method = {m: g.sort_values(f"size_{param}") for m, g in sweep.groupby("method")}
-    out = []
-    for h in methods[methods["role"] == "hadamard"].itertuples():
-        for b in methods[methods["method"].isin(list(h.against))].itertuples():
-            if h.method not in by_method or b.method not in by_method:
-                continue
-            pair = by_method[h.method].merge(by_method[b.method], on=f"size_{param}", suffixes=("", "_b"))
-            if len(pair) < 2:
-                continue
-            cross = find_crossover(pair[f"size_{param}"], pair["time_median_s"], pair["time_median_s_b"])
-            last = pair.iloc[-1]
-            out.append(dict(method=h.method, baseline=b.method, held=held, crossover=cross.describe(param),
-                            largest=f"{param}={int(last[f'size_{param}'])}",
-                            speedup=last["time_median_s_b"] / last["time_median_s"]))
-    return out

@@ -21,8 +21,8 @@ import pandas as pd
 
 from bench_runner import comparison, stats
 
-from .analysis import asymptotic_fit, find_crossover, judged_crossover, longest_sweep, with_size_columns
-from .judging import with_speedup_intervals
+from .analysis import asymptotic_fit, longest_sweep, with_size_columns
+from .judging import crossover
 
 LINEAR_AT_MOST = 1.3
 QUADRATIC_ABOVE = 1.7
@@ -172,27 +172,21 @@ def _against_others(claim: Claim, sweep: pd.DataFrame, samples: dict | None = No
             if claim.metric == "time_median_s" and samples and "result_id" in sweep:
                 out.update(_ratio_of_samples(sweep[sweep[col] == top], claim.yardstick, claim.hadamard, samples))
     if claim.metric == "time_median_s" and claim.hadamard in by and claim.strongest in by:
-        out.update(_overtakes(claim, sweep, by, samples))
+        out.update(_overtakes(claim, sweep, samples))
     return out
 
 
-def _overtakes(claim: Claim, sweep: pd.DataFrame, by: dict, samples: dict | None) -> dict:
-    """Where the Hadamard method overtakes the strongest baseline: from each size's speed-up
-    verdict where every size shared by the two has samples (judged_crossover), else from the
-    medians (find_crossover). Nothing with fewer than two shared sizes."""
-    pair = pd.concat([by[claim.hadamard], by[claim.strongest]], axis=1, join="inner").sort_index()
+def _overtakes(claim: Claim, sweep: pd.DataFrame, samples: dict | None) -> dict:
+    """Where the Hadamard method overtakes the strongest baseline (judging.crossover): from each
+    size's speed-up verdict where every size the two share has samples, else from the medians.
+    Nothing with fewer than two shared sizes."""
+    col = f"size_{claim.param}"
+    mine, theirs = (sweep[sweep["method"] == m].dropna(subset=[claim.metric]) for m in (claim.hadamard, claim.strongest))
+    pair = mine.merge(theirs, on=col, suffixes=("", "_b")).rename(columns={"result_id_b": "baseline_result_id"})
     if len(pair) < 2:
         return {}
-    cross, judged = find_crossover(pair.index, pair.iloc[:, 0], pair.iloc[:, 1]), False
-    if samples and "result_id" in sweep:
-        col = f"size_{claim.param}"
-        ids = {m: sweep[sweep["method"] == m].set_index(col)["result_id"] for m in (claim.hadamard, claim.strongest)}
-        cells = pd.DataFrame({col: pair.index, "result_id": ids[claim.hadamard][pair.index].to_numpy(),
-                              "baseline_result_id": ids[claim.strongest][pair.index].to_numpy()})
-        found = with_speedup_intervals(cells, samples, {})
-        if found["speedup"].notna().all():
-            cross, judged = judged_crossover(found[col], found["speedup"], found["verdict"]), True
-    return dict(crossover=cross.describe(claim.param), crossover_kind=cross.kind, crossover_judged=judged,
+    cross, judged = crossover(pair, col, samples)
+    return dict(crossover=cross.describe(claim.param), crossover_kind=cross.kind, crossover_judged=judged is not None,
                 crossover_at=cross.at if cross.at is not None else float("nan"))
 
 

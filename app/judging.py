@@ -5,6 +5,7 @@ torch-free statistics, no Streamlit: the pages call these on what app.data loade
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from bench_runner import comparison, defaults, history, stats
@@ -13,7 +14,7 @@ from hadamard_bench.vocabulary import METHOD_WORDS
 from results_db.round_state import DRIFT_PREFIX, SETTLE_UNSETTLED, SETTLE_WAITED
 
 from . import text
-from .analysis import parse_size
+from .analysis import Crossover, find_crossover, judged_crossover, longest_sweep, parse_size
 from .shaping import CONTEXT, latest_ok, speedups
 
 
@@ -210,3 +211,48 @@ def change_point_table(rows: pd.DataFrame) -> pd.DataFrame:
                         "differs": r["differs"], "annotation": r["annotation"]})
     return pd.DataFrame(out, columns=["run_id", "started_at", "size", "method", "backend", "change_point", "step",
                                       "differs", "annotation"])
+
+
+def crossover(pair: pd.DataFrame, size: str, samples: dict | None = None) -> tuple[Crossover, pd.DataFrame | None]:
+    """Where a method overtakes a baseline along `size`, a column of `pair` (one row per size:
+    time_median_s and time_median_s_b, result_id and baseline_result_id). Judged size by size
+    (analysis.judged_crossover) where every size has samples, returned with the speed-ups and
+    verdicts it was judged on (with_speedup_intervals); else from the medians (find_crossover)
+    with None."""
+    pair = pair.sort_values(size).reset_index(drop=True)
+    if samples and {"result_id", "baseline_result_id"} <= set(pair):
+        found = with_speedup_intervals(pair, samples, {})
+        if found["speedup"].notna().all():
+            return judged_crossover(found[size], found["speedup"], found["verdict"]), found
+    return find_crossover(pair[size], pair["time_median_s"], pair["time_median_s_b"]), None
+
+
+def crossovers(rows: pd.DataFrame, methods: pd.DataFrame, param: str, samples: dict | None = None) -> list[dict]:
+    """Each Hadamard method against each method it is compared with, along `param` (rows of one
+    benchmark, backend, device, dtype and mode): where it overtakes (crossover) and its speed-up
+    at the largest size, with the interval and verdict where `samples` judge every size."""
+    found = longest_sweep(rows.dropna(axis=1, how="all"), param) if f"size_{param}" in rows else None
+    if not found:
+        return []
+    fixed, sweep = found
+    held = ", ".join(f"{k}={int(v)}" for k, v in fixed.items())
+    by_method = {m: g.sort_values(f"size_{param}") for m, g in sweep.groupby("method")}
+    out = []
+    for h in methods[methods["role"] == "hadamard"].itertuples():
+        for b in methods[methods["method"].isin(list(h.against))].itertuples():
+            if h.method not in by_method or b.method not in by_method:
+                continue
+            pair = by_method[h.method].merge(by_method[b.method], on=f"size_{param}", suffixes=("", "_b"))
+            if len(pair) < 2:
+                continue
+            cross, judged = crossover(pair.rename(columns={"result_id_b": "baseline_result_id"}), f"size_{param}",
+                                      samples)
+            last = pair.iloc[-1]
+            top = judged.iloc[-1] if judged is not None else None
+            out.append(dict(method=h.method, baseline=b.method, held=held, crossover=cross.describe(param),
+                            largest=f"{param}={int(last[f'size_{param}'])}",
+                            speedup=last["time_median_s_b"] / last["time_median_s"] if top is None else top["speedup"],
+                            speedup_low=np.nan if top is None else top["speedup_low"],
+                            speedup_high=np.nan if top is None else top["speedup_high"],
+                            verdict="" if top is None else top["verdict"]))
+    return out

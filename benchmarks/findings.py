@@ -25,7 +25,8 @@ from sqlalchemy.orm import sessionmaker
 ROOT = Path(__file__).resolve().parent.parent
 
 import results_db  # noqa: E402
-from app.analysis import crossovers, fitted_exponents, with_size_columns  # noqa: E402
+from app.analysis import fitted_exponents, with_size_columns  # noqa: E402
+from app.judging import crossovers  # noqa: E402
 from results_db import queries  # noqa: E402
 
 CONTEXT = dict(device="cpu", dtype="float32", mode="forward")

@@ -1,7 +1,6 @@
 """History: one cell (or all sizes of a method) run after run on one hardware fingerprint, with its
 interval, the change points found in it, what differs across them, and people's marks."""
 
-import pandas as pd
 import streamlit as st
 
 from app import charts, data, judging, exports, text, widgets

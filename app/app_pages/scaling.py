@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from app import analysis, data, exports, shaping, text, widgets
+from app import analysis, data, exports, judging, shaping, text, widgets
 
 url = data.db_url()
 st.title("Scaling")
@@ -26,6 +26,7 @@ backend = st.selectbox("Backend", sorted(rows["backend"].unique(), key=lambda b:
                        format_func=text.visible)
 rows = rows[rows["backend"] == backend]
 methods = catalogue[catalogue["benchmark"] == bench]
+samples = data.load_samples(url, tuple(int(r) for r in rows["result_id"]))
 
 params = shaping.varying_params(rows)
 if not params:
@@ -44,11 +45,15 @@ for param in params:
         st.dataframe(table.style.format({"measured": "{:.2f}", "stderr": "± {:.2f}", "theory": "{:g}"})
                      .apply(lambda r: ["background-color: #fde2e1" if r["flag"] else "" for _ in r], axis=1),
                      hide_index=True, width="stretch")
-    cross = analysis.crossovers(rows, methods, param)
+    cross = judging.crossovers(rows, methods, param, samples)
     if cross:
-        st.markdown("**Where each Hadamard method overtakes what it is compared with**")
-        st.dataframe(pd.DataFrame(cross).style.format({"speedup": "{:.2f}×"}), hide_index=True,
-                     width="stretch")
+        st.markdown("**Where each Hadamard method overtakes what it is compared with**",
+                    help="From each size's speed-up verdict (its 95% interval against the 5% floor): faster from "
+                         "the first size after which every size was judged faster; unsure where the largest size "
+                         "is inconclusive. The speed-up is at the largest size, with its interval.")
+        st.dataframe(pd.DataFrame(cross).style.format({"speedup": "{:.2f}×", "speedup_low": "{:.2f}",
+                                                       "speedup_high": "{:.2f}"}, na_rep=""),
+                     hide_index=True, width="stretch")
 
 if tables:
     exports.download_buttons(pd.concat(tables, ignore_index=True), f"scaling-{bench}-{backend}")

@@ -58,6 +58,18 @@ def test_overview_headline_reports_the_planted_speedup(seeded_db, monkeypatch):
                      text), text
 
 
+def test_scaling_judges_the_planted_crossover_size_by_size(seeded_db, monkeypatch):
+    # conftest plants poly_sa ∝ N against softmax_attention ∝ N²/128: equal at N=128 (no change
+    # there), slower below, faster above; each cell has three rounds ±1% apart.
+    at = render(seeded_db, monkeypatch, "app_pages/scaling.py")
+    cross = at.dataframe[-1].value.iloc[0]
+    largest = max(SIZES)
+    expected = synthetic_time("softmax_attention", largest) / synthetic_time("poly_sa", largest)
+    assert (cross["method"], cross["baseline"], cross["crossover"]) == ("poly_sa", "softmax_attention", "N ≈ 128")
+    assert cross["verdict"] == "faster" and cross["speedup"] == pytest.approx(expected, rel=0.01)
+    assert cross["speedup_low"] < expected < cross["speedup_high"]
+
+
 def _figure(at, index=0):
     """The page's `index`-th chart as plain lists (Plotly serialises arrays as base64 typed arrays)."""
     import plotly.io
