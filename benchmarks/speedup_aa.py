@@ -1,8 +1,8 @@
 """Do speed-ups reproduce? Interleaved against one-at-a-time timing, quiet and disturbed.
 
 The selection of benchmarks/reproducibility.py (the quick suite's eager cells of six
-benchmarks, 110 cells) is run four times back to back into one database, alternating the
-two ways of timing a comparison group: its members taking turns block by block (the default,
+benchmarks, 110 cells) is run twice per way back to back into one database, the ways
+taking turns; by default the two ways of timing a comparison group: its members taking turns block by block (the default,
 bench_runner.timing.interleave) and one after the other (`run --one-at-a-time`). Within
 each run every method's speed-up over its baseline is worked out as the exports carry it
 (bench_runner.speedups), and each way's two runs are compared: verdicts that flip between
@@ -11,15 +11,15 @@ inconclusive, and what each way cost in minutes. With `--disturb` a neighbour st
 on one core, one second on, one second off, for the whole measurement (a laptop's browser, a
 cloud VM's neighbour).
 
-With `--ways settling` the two ways are instead the run's defaults (wait for a slow spell of the
-cores to pass before timing a cell, `--settle`, and time again afterwards the cells a spell left
-unsettled, `--retakes`) and neither (`--settle 0 --retakes 0`): whether that machinery earns
-its minutes.
+With `--ways settling` the three ways are instead the run's defaults (wait for a slow spell of
+the cores to pass before timing a cell, `--settle`, and time again afterwards the cells a spell
+left unsettled, `--retakes`), settling without retakes (`--retakes 0`) and neither (`--settle 0
+--retakes 0`): whether each part of that machinery earns its minutes.
 
     python benchmarks/speedup_aa.py              # about 10 minutes on 2 cores
     python benchmarks/speedup_aa.py --disturb    # the same beside an intermittent memory-bound load
     python benchmarks/speedup_aa.py --ways settling [--disturb]
-    python benchmarks/speedup_aa.py --db URL     # re-read the four runs an earlier call stored there
+    python benchmarks/speedup_aa.py --db URL     # re-read the runs an earlier call stored there
 
 The table goes into docs/benchmarks.md, one section per comparison and condition.
 """
@@ -47,12 +47,13 @@ from reproducibility import SELECTION, bench_runner, scratch_db, verdict_rates  
 from results_db import Run, queries  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
-# Two ways of running each comparison, alternating over runs 1 to 4: ways[0], ways[1], ways[0], ways[1].
+# The ways of running each comparison, taking turns over the runs: ways[0], ways[1], …, ways[0], ways[1], ….
 WAYS = {"timing": {"interleaved": [], "one at a time": ["--one-at-a-time"]},
-        "settling": {"settle and retake (defaults)": [], "neither": ["--settle", "0", "--retakes", "0"]}}
+        "settling": {"settle and retake (defaults)": [], "settle only": ["--retakes", "0"],
+                     "neither": ["--settle", "0", "--retakes", "0"]}}
 # Each comparison's section of docs/benchmarks.md: its marker and its heading.
 SECTIONS = {"timing": ("speedup-aa", "Speed-ups measured twice"),
-            "settling": ("settle-aa", "Settling and retaking against neither")}
+            "settling": ("settle-aa", "Settling and retaking, settling alone, and neither")}
 KEY = list(CELL_KEY)
 
 # A neighbour on one core: copy two 64 MiB arrays into each other for a second, rest for a second.
@@ -118,11 +119,15 @@ def disturbance(disturb: bool):
 
 
 def order(ways: dict) -> list[str]:
-    return [*ways] * 2  # run ids 1 to 4
+    return [*ways] * 2  # run ids 1 to 2 × len(ways)
+
+
+def run_ids(ways: dict) -> list[int]:
+    return list(range(1, len(order(ways)) + 1))
 
 
 def measure_runs(ways: dict, disturb: bool) -> tuple[str, dict[int, float]]:
-    """Runs 1-4, the two ways alternating, into a scratch database (beside the neighbour when
+    """Two runs of each way, the ways taking turns, into a scratch database (beside the neighbour when
     `disturb`): its URL and each run's minutes."""
     url, minutes = scratch_db("speedup_aa"), {}
     with disturbance(disturb):
@@ -139,8 +144,9 @@ def runs_of(ways: dict, way: str) -> list[int]:
 
 def time_aa(session, ways: dict) -> dict[str, dict]:
     """Each way's two runs' times compared as `compare` does (its verdict counts): an A/A."""
-    sides = {r: compare.side(session, str(r))[0] for r in range(1, 5)}
-    spelled = comparison.runs_in_spells(queries.round_states(session, [1, 2, 3, 4]), [1, 2, 3, 4])
+    runs = run_ids(ways)
+    sides = {r: compare.side(session, str(r))[0] for r in runs}
+    spelled = comparison.runs_in_spells(queries.round_states(session, runs), runs)
     return {way: verdict_rates(comparison.comparison_table(*(sides[r] for r in runs_of(ways, way)),
                                                            spelled_runs=spelled)) for way in ways}
 
@@ -166,32 +172,33 @@ def main() -> int:
                         help="measure beside a neighbour that streams memory on one core, a second on, a second off")
     parser.add_argument("--ways", choices=list(WAYS), default="timing",
                         help="timing: interleaved against one at a time (default); settling: the run's settle and "
-                             "retake against neither")
-    parser.add_argument("--db", help="re-read the four runs an earlier call stored at this URL")
+                             "retake against settling alone and neither")
+    parser.add_argument("--db", help="re-read the runs an earlier call stored at this URL")
     args = parser.parse_args()
     condition, ways = "disturbed" if args.disturb else "quiet", WAYS[args.ways]
     url, minutes = (args.db, {}) if args.db else measure_runs(ways, args.disturb)
     sessions = compare.existing_db(url, "compare")
     with sessions() as session:
-        tables = {r: speedup_table(session, r) for r in range(1, 5)}
-        ratios = time_ratio(session, 1, 2), time_ratio(session, 3, 4)
+        runs, n = run_ids(ways), len(ways)
+        tables = {r: speedup_table(session, r) for r in runs}
+        ratios = time_ratio(session, 1, 2), time_ratio(session, 1 + n, 2 + n)  # ways[0] ÷ ways[1], twice
         aa = time_aa(session, ways)
         if not minutes:  # re-read: the runs' own start and end
             minutes = {r: (run.finished_at - run.started_at).total_seconds() / 60
-                       for r in range(1, 5) for run in [session.get(Run, r)]}
+                       for r in runs for run in [session.get(Run, r)]}
         first = session.get(Run, 1)
         when, commit = first.started_at, (first.provenance or {}).get("git_commit") or "unknown"
     lines = [
         f"Measured {when:%Y-%m-%d %H:%M} UTC at {commit[:7]} on this machine's CPU ({os.cpu_count()} cores), {condition}"
         + (" (a neighbour streaming 128 MiB on one core, a second on, a second off)" if args.disturb else "")
-        + "; the quick suite's eager cells of six benchmarks, runs 1-4 back to back, the two ways alternating.",
+        + f"; the quick suite's eager cells of six benchmarks, runs 1-{len(runs)} back to back, the ways taking turns.",
         "",
         f"| {args.ways} | runs | times changed (false) | times inconclusive | speed-ups | verdict flips | "
         "intervals overlap | median move | moved > 5% | speed-ups inconclusive | median half-width | paired | minutes |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         *[way_row(ways, way, tables, minutes, aa) for way in ways],
         "",
-        f"A cell's median per call {' ÷ '.join(ways)} (runs 1 ÷ 2, 3 ÷ 4; minutes apart): "
+        f"A cell's median per call {' ÷ '.join(list(ways)[:2])} (runs 1 ÷ 2, {1 + n} ÷ {2 + n}; minutes apart): "
         f"{ratios[0][0]:.3f} and {ratios[1][0]:.3f} over all cells, {ratios[0][1]:.3f} and {ratios[1][1]:.3f} over "
         f"the fastest third.",
     ]
