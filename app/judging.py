@@ -24,13 +24,13 @@ def run_conditions(states: pd.DataFrame, busy: dict[int, list[str]]) -> pd.DataF
     they timed unsettled (bench_runner.settle), the drift controls' median, and whether it
     started busy."""
     columns = ["run_id", "rounds_measured", "load_1m_max", "other_cpu_share_max", "steal_share_max",
-               SETTLE_WAITED, SETTLE_UNSETTLED, "cells_retaken",
+               SETTLE_WAITED, SETTLE_UNSETTLED,
                *(f"{DRIFT_PREFIX}cpu_{control}_s" for control in ("copy", "matmul", "probe")), "busy_at_start"]
     if states.empty:
         return pd.DataFrame(columns=columns)
-    # A retake pass (bench_runner.sweep) is not a round: what it retook settled leaves the count
-    # of cells timed unsettled (comparison.left_unsettled), and the drift controls it took after
-    # waiting for calm stay out.
+    # An old run's retake pass (comparison.regular_rounds) is not a round: what it retook settled
+    # leaves the count of cells timed unsettled (comparison.left_unsettled), and the drift
+    # controls it took after waiting for calm stay out.
     every = states
     states = states[comparison.regular_rounds(states)]
     agg = {"round": "nunique"}
@@ -42,7 +42,6 @@ def run_conditions(states: pd.DataFrame, busy: dict[int, list[str]]) -> pd.DataF
     out = states.groupby("run_id").agg(agg).reset_index().rename(columns={
         "round": "rounds_measured", "load_1m_after": "load_1m_max", "other_cpu_share": "other_cpu_share_max",
         "steal_share": "steal_share_max"})
-    out["cells_retaken"] = [comparison.retaken(every, [r]) for r in out["run_id"]]
     if SETTLE_UNSETTLED in out:
         out[SETTLE_UNSETTLED] = [comparison.left_unsettled(every, [r]) for r in out["run_id"]]
     out["busy_at_start"] = out["run_id"].map(lambda r: "; ".join(busy.get(int(r), [])))

@@ -40,7 +40,7 @@ def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = F
     `unsettled`: which side was measured in a slow spell of its cores, if either.
 
     A side was, for a cell, when the cell still holds a round timed unsettled (bench_runner.settle:
-    one its run could neither wait out nor retake), or when the cell ran on a CPU in one of
+    one its run could not wait out), or when the cell ran on a CPU in one of
     `spelled_runs` (spelled_runs: runs a spell outlasted). Such a spell slows a whole stretch of
     the machine's time, the rounds the probe passed included (seen:
     docs/notes/2026-11-29-slow-spells-of-the-cores.md). A spell only adds time, so it can fake a regression when
@@ -160,7 +160,7 @@ def drift_ratios(states: pd.DataFrame, before_runs: Sequence[int], after_runs: S
     """How much the machine itself changed: after ÷ before of the drift controls' medians, from
     the rounds' states (results_db.queries.round_states)."""
     out = {}
-    states = states[regular_rounds(states)]  # a retake pass waited for calm: it would flatter the machine
+    states = states[regular_rounds(states)]  # an old run's retake pass waited for calm: it would flatter the machine
     for column in [c for c in states.columns if c.startswith(DRIFT_PREFIX)]:
         b = states.loc[states["run_id"].isin(list(before_runs)), column].dropna()
         a = states.loc[states["run_id"].isin(list(after_runs)), column].dropna()
@@ -173,14 +173,18 @@ UNSETTLED_WARN = 0.10  # a side with more of its cell-rounds timed unsettled get
 
 
 def regular_rounds(states: pd.DataFrame) -> pd.Series:
-    """Which rows of round states are a run's rounds, not its retake passes (bench_runner.sweep)."""
+    """Which rows of round states are a run's rounds, not its retake passes. Runs stored before
+    December 2026 timed again, after their rounds, the cells a slow spell had left unsettled,
+    and stored each such pass as a round record marked `retake`; runs no longer do (they retook
+    almost nothing: docs/notes/2026-12-02-retakes-retook-nothing.md), but their records stay readable."""
     if RETAKE not in states:
         return pd.Series(True, index=states.index)
     return states[RETAKE].isna()
 
 
 def retaken(states: pd.DataFrame, runs: Sequence[int]) -> int:
-    """Cell-rounds of `runs` that retake passes (bench_runner.sweep) timed again settled."""
+    """Cell-rounds of `runs` that retake passes (regular_rounds: runs before December 2026)
+    timed again settled."""
     if states.empty or RETAKEN not in states:
         return 0
     return int(states.loc[states["run_id"].isin(list(runs)), RETAKEN].fillna(0).sum())
@@ -207,7 +211,7 @@ def unsettled_share(states: pd.DataFrame, runs: Sequence[int]) -> tuple[int, int
 
 def outlasted(share: tuple[int, int]) -> bool:
     """Whether (cell-rounds left unsettled, cell-rounds measured) is more than UNSETTLED_WARN:
-    a spell of the cores outlasted what the runs could wait and retake."""
+    a spell of the cores outlasted what the runs could wait out."""
     bad, total = share
     return bool(total) and bad / total > UNSETTLED_WARN
 

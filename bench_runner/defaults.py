@@ -26,9 +26,6 @@ class TimingPolicy:
     # CPU, several threads: wait up to this long before timing a cell while the machine's cores
     # are slow to work together (bench_runner.settle); 0: never wait.
     settle_s: float = 0.0
-    # After the rounds, time again up to this many times each cell a spell left unsettled, once
-    # the spell has passed, in place of its unsettled round (bench_runner.sweep); 0: never.
-    retakes: int = 0
     # Time the members of a comparison group (the methods and backends of one benchmark, size,
     # device, dtype and mode) in turns, block by block (interleave); False: one after the other.
     interleave: bool = True
@@ -37,10 +34,9 @@ class TimingPolicy:
 # How hard each suite measures per round: smoke proves the path works, full is for papers.
 POLICIES = {
     "smoke": TimingPolicy(warmup_s=0.005, min_block_s=1e-4, budget_s=0.02, min_samples=3),
-    "quick": TimingPolicy(warmup_s=0.01, min_block_s=5e-4, budget_s=0.025, min_samples=5, settle_s=2.0,
-                          retakes=3),
-    "full": TimingPolicy(warmup_s=0.1, min_block_s=1e-3, budget_s=1.0, min_samples=10, settle_s=2.0, retakes=5),
-    "paper": TimingPolicy(warmup_s=0.05, min_block_s=1e-3, budget_s=0.5, min_samples=10, settle_s=2.0, retakes=5),
+    "quick": TimingPolicy(warmup_s=0.01, min_block_s=5e-4, budget_s=0.025, min_samples=5, settle_s=2.0),
+    "full": TimingPolicy(warmup_s=0.1, min_block_s=1e-3, budget_s=1.0, min_samples=10, settle_s=2.0),
+    "paper": TimingPolicy(warmup_s=0.05, min_block_s=1e-3, budget_s=0.5, min_samples=10, settle_s=2.0),
 }
 
 # How many rounds each suite measures, each in a fresh worker: one process is one draw of
@@ -49,10 +45,6 @@ ROUNDS = {"smoke": 1, "quick": 3, "full": 5, "paper": 5}
 
 # How long one cell may take before its worker is stopped and the cell stored as `timeout`.
 CELL_TIMEOUT_S = {"smoke": 300.0, "quick": 300.0, "full": 1800.0, "paper": 1800.0}
-
-# Before a retake pass the worker waits up to this long for a slow spell of its cores to pass;
-# if it has not, retaking now would only time the spell again, and the cells keep what they have.
-CALM_WAIT_S = 30.0
 
 # A change smaller than this fraction counts as no change (compare, gate, the dashboard's verdicts).
 FLOOR = 0.05
@@ -68,13 +60,11 @@ def markdown_table() -> str:
             ("samples per cell and round", lambda s: f"{POLICIES[s].min_samples}–{POLICIES[s].max_samples}"),
             ("stop sampling once the median is known to ±", lambda s: f"{POLICIES[s].target_rel_ci:.0%}"),
             ("`--settle`: wait for slow cores, s", lambda s: f"{POLICIES[s].settle_s:g}"),
-            ("`--retakes`: passes", lambda s: f"{POLICIES[s].retakes}"),
             ("`--cell-timeout`, s", lambda s: f"{CELL_TIMEOUT_S[s]:g}"),
             ("group members take turns", lambda s: "yes" if POLICIES[s].interleave else "no")]
     suites = list(POLICIES)
     lines = ["| setting | " + " | ".join(suites) + " |", "| --- |" + " --- |" * len(suites)]
     lines += [f"| {name} | " + " | ".join(cell(s) for s in suites) + " |" for name, cell in rows]
-    lines += ["", f"Every suite: a change under {FLOOR:.0%} counts as none (`--threshold`); a retake pass waits up "
-                  f"to {CALM_WAIT_S:g} s for calm; on CUDA the L2 cache is flushed before each timed call "
+    lines += ["", f"Every suite: a change under {FLOOR:.0%} counts as none (`--threshold`); on CUDA the L2 cache is flushed before each timed call "
                   f"(`--warm-l2` keeps it warm) and forward cells are also timed as a CUDA-graph replay."]
     return "\n".join(lines)

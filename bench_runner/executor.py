@@ -9,7 +9,7 @@ every executor answers every question, so the sweep never asks whether it can:
     restart()                    a fresh process for the next round, where there is one
     ceilings(cells)              the devices' ceilings, measured where the cells will run
     drift(devices)               the drift controls, measured where the cells run
-    offer_probe / calm / settle_summary   waiting out slow spells of the cores (bench_runner.settle)
+    offer_probe / settle_summary   waiting out slow spells of the cores (bench_runner.settle)
     worker_cpu_seconds()         the CPU time of the process the cells run in
 
 The executors: InProcess (here; tests and --in-process), worker.IsolatedRunner (a worker process
@@ -75,10 +75,6 @@ class Executor:
     def offer_probe(self, best: float | None) -> None:
         """A fastest settling probe seen elsewhere (an earlier round, this machine's earlier runs)."""
 
-    def calm(self, max_wait_s: float) -> tuple[float, bool]:
-        """Wait up to `max_wait_s` for a slow spell of the cores to pass: (seconds waited, whether it did)."""
-        return 0.0, True
-
     def settle_summary(self) -> dict:
         """How the round waited out slow spells of the cores (settle.Settler.summary's keys)."""
         return {}
@@ -115,9 +111,6 @@ class InProcess(Executor):
 
     def offer_probe(self, best: float | None) -> None:
         settle.settler().offer(best)
-
-    def calm(self, max_wait_s: float) -> tuple[float, bool]:
-        return settle.settler().calm(max_wait_s)
 
 
 def for_run(catalogue, policy: TimingPolicy, timeout_s: float, threads: int | None = None, isolate: bool = True,

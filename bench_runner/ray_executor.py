@@ -90,8 +90,7 @@ def _calibrate(cells: list[Cell]) -> tuple[dict, dict, str]:
 
 class RayExecutor(Executor):
     """Runs a round's cells as Ray tasks and yields their outcomes as they finish (executor.Executor).
-    Each task settles on its own node (settle_summary sums them); there is no worker here to wait
-    in, so a retake pass does not wait for calm (Executor.calm) and the tasks' own settling holds."""
+    Each task settles on its own node (settle_summary sums them)."""
 
     def __init__(self, catalogue_ref: str, policy: TimingPolicy, timeout_s: float, threads: int | None = None,
                  address: str | None = None, resources: dict[str, float] | None = None,

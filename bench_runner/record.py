@@ -1,6 +1,5 @@
 """Storing what a round measured of a cell: its first measurement with its statistics, rates
-and plausibility, a later round's samples pooled with the earlier ones, a retake in place of a
-round a slow spell unsettled."""
+and plausibility, and a later round's samples pooled with the earlier ones."""
 
 from __future__ import annotations
 
@@ -58,14 +57,6 @@ def _cycles(outcome: CellOutcome) -> list[int] | None:
     """The cycle of each of an outcome's samples: sample i of a member that took turns comes from
     cycle i (timing.take_turns); None for one timed alone."""
     return list(range(len(outcome.samples))) if outcome.interleaved and outcome.samples else None
-
-
-def store_retake(session: Session, run_id: int, cell: Cell, outcome: CellOutcome, round_index: int,
-                  ceilings: dict | None) -> str:
-    """A settled retake in place of the cell's unsettled round `round_index`."""
-    result = store.find_result(session, run_id, cell.key())
-    store.replace_round(result, list(outcome.samples or []), round_index)
-    return restate(session, cell, result, ceilings, unsettled_change=-1)
 
 
 def restate(session: Session, cell: Cell, result, ceilings: dict | None, unsettled_change: int) -> str:

@@ -34,9 +34,10 @@ PROBE_BLOCKS, PROBE_CALLS = 10, 10  # about 5 ms on two vCPUs
 TOLERANCE = 0.07  # the two states measured 16% apart; each within ±2% of itself
 POLL_S = 0.25
 # A worker (one round) waits at most this long in all. A spell that outlasts it leaves the rest of
-# the round unsettled, and the retake passes (bench_runner.sweep), which first wait for calm, time
-# those cells again: waiting longer inside a round mostly spent the quick suite's minutes on spells
-# that went on anyway (the story: docs/notes/2026-11-29-slow-spells-of-the-cores.md).
+# the round unsettled, and comparisons hold what it could have made (bench_runner.comparison):
+# waiting longer inside a round mostly spent the quick suite's minutes on spells that went on
+# anyway (the story: docs/notes/2026-11-29-slow-spells-of-the-cores.md), and timing those cells
+# again after the rounds found the spell still on (docs/notes/2026-12-02-retakes-retook-nothing.md).
 ROUND_BUDGET_S = 5.0
 
 
@@ -94,18 +95,6 @@ class Settler:
         self.waits += 1
         self.waited_s += waited
         return waited
-
-    def calm(self, max_wait_s: float) -> tuple[float, bool]:
-        """Before a retake pass (bench_runner.sweep): wait up to `max_wait_s` for the probe to read
-        within TOLERANCE of the reference; (seconds waited, whether it did). Not a cell's wait, so
-        it neither counts nor spends the round's budget."""
-        waited = 0.0
-        while self._slow(self._probe()):
-            if waited >= max_wait_s:
-                return waited, False
-            self._sleep(POLL_S)
-            waited += POLL_S
-        return waited, True
 
     def summary(self) -> dict[str, float | int | None]:
         return {"probe_best_s": self.reference_s, "waited_s": round(self.waited_s, 3),

@@ -242,8 +242,8 @@ def paired_log_ratios(before: Sequence, after: Sequence) -> list[np.ndarray]:
     """Per round, log(after ÷ before) of the samples two cells timed in the same cycle of that
     round (their entries: samples, sample_rounds, sample_cycles, turns: the run, or the `ab`
     session, whose cycles they are; see Result.sample_cycles and queries.turns_of). Cells of
-    different turns, a round where they share no cycle, and a sample whose cycle is -1 (a
-    retake) pair nothing."""
+    different turns, a round where they share no cycle, and a sample whose cycle is -1 (timed
+    alone, as an old run's retake was) pair nothing."""
     def by_key(entry) -> dict[tuple[int, int], float]:
         samples, rounds, cycles = (list(entry) + [None, None])[:3]
         if not isinstance(cycles, (list, tuple, np.ndarray)) or samples is None or len(cycles) != len(samples):

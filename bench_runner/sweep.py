@@ -1,5 +1,5 @@
 """Running a planned run's cells into the database: the run's record, its ceilings, its rounds
-through an executor (bench_runner.executor), each round's bookkeeping, and the retake passes.
+through an executor (bench_runner.executor), and each round's bookkeeping.
 What a run measures is bench_runner.selection's; how each outcome is stored, bench_runner.record's."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from results_db.round_state import RoundState
 
 from . import flops, machine, machine_state, plausibility, record, selection, telemetry
 from .cell import Cell, CellOutcome, device_unavailable
-from .defaults import CALM_WAIT_S, POLICIES, ROUNDS, TimingPolicy
+from .defaults import POLICIES, ROUNDS, TimingPolicy
 from .executor import Executor
 from .worker import allocator_setting
 
@@ -129,11 +129,10 @@ def _cell_id(cell: Cell) -> tuple[str, ...]:
 
 def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence[Cell],
             executor: Executor, on_cell: Callable[[Cell, str], None] | None = None,
-            ceilings: dict | None = None, rounds: int = 1, seed: int = 0, retakes: int = 0,
-            on_retake: Callable[[Cell, bool], None] | None = None, interleave: bool = False) -> dict[str, int]:
+            ceilings: dict | None = None, rounds: int = 1, seed: int = 0,
+            interleave: bool = False) -> dict[str, int]:
     """Measure every cell in `rounds` rounds, committing each cell as it finishes; return the
-    count per status (of each cell's first measurement). Then up to `retakes` passes retake the
-    cell-rounds a slow spell left unsettled (_retake; `on_retake(cell, replaced)` after each).
+    count per status (of each cell's first measurement).
 
     Each round starts a fresh worker (executor.restart) and runs the cells in its own
     shuffled order; a cell's first measurement checks it and counts its memory and FLOPs, later
@@ -147,7 +146,6 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
         # wait: it settles against the fastest probe of this machine's recent runs too.
         executor.offer_probe(store.machine_probe_best(session, run_id))
     devices = sorted({c.device for c in cells if not device_unavailable(c.device)})
-    spelled: dict[tuple, list[int]] = {}  # an `ok` cell's rounds timed unsettled in this process
     for round_index in range(rounds):
         todo = [c for c in selection.round_order(cells, seed, round_index)
                 if _cell_id(c) not in stored or (stored[_cell_id(c)] is not None
@@ -162,7 +160,7 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
         measured = 0
         for cell, outcome in outcomes:
             status = _store_outcome(session_factory, run_id, cell, outcome, round_index, rounds, ceilings, stored,
-                                    spelled, counts)
+                                    counts)
             measured += 1
             if on_cell:
                 on_cell(cell, status)
@@ -170,17 +168,14 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
                 outcomes.close()  # an executor with cells in flight stops them
                 break
         _finish_round(session_factory, started, executor, measured)
-    if retakes and spelled and not cancelled(session_factory, run_id):
-        _retake(session_factory, run_id, cells, executor, spelled, devices, ceilings, rounds, seed, retakes,
-                on_retake)
     return counts
 
 
 def _store_outcome(session_factory: sessionmaker[Session], run_id: int, cell: Cell, outcome: CellOutcome,
-                   round_index: int, rounds: int, ceilings: dict | None, stored: dict, spelled: dict,
+                   round_index: int, rounds: int, ceilings: dict | None, stored: dict,
                    counts: dict[str, int]) -> str:
-    """Store one cell's round and keep the sweep's books: which rounds each cell holds, which it
-    timed unsettled, and the count per status of first measurements. Returns the status to show."""
+    """Store one cell's round and keep the sweep's books: which rounds each cell holds, and the
+    count per status of first measurements. Returns the status to show."""
     key = _cell_id(cell)
     first = key not in stored
     with session_factory() as session, session.begin():
@@ -191,14 +186,12 @@ def _store_outcome(session_factory: sessionmaker[Session], run_id: int, cell: Ce
         stored[key] = {round_index} if status == "ok" else None
     elif outcome.status == "ok":
         stored[key].add(round_index)
-    if outcome.status == "ok" and outcome.unsettled and stored[key] is not None:
-        spelled.setdefault(key, []).append(round_index)
     return status if first else outcome.status
 
 
 @dataclass
 class _RoundStart:
-    """What a round (or a retake pass) recorded as it began, for _finish_round."""
+    """What a round recorded as it began, for _finish_round."""
 
     record_id: int
     before: dict
@@ -209,8 +202,7 @@ class _RoundStart:
 
 def _start_round(session_factory: sessionmaker[Session], run_id: int, index: int, seed: int, executor: Executor,
                  devices: list[str]) -> _RoundStart:
-    """A round's bookkeeping as it begins, for a round and a retake pass alike: a fresh worker,
-    the machine's state and the devices' telemetry, a round record, the drift controls."""
+    """A round's bookkeeping as it begins: a fresh worker, the machine's state and the devices' telemetry, a round record, the drift controls."""
     executor.restart()
     before = machine_state.snapshot()
     sources = {d: telemetry.source_for(d) for d in devices}
@@ -220,64 +212,15 @@ def _start_round(session_factory: sessionmaker[Session], run_id: int, index: int
     return _RoundStart(record_id, before, sources, sampled, executor.drift(devices))
 
 
-def _finish_round(session_factory: sessionmaker[Session], started: _RoundStart, executor: Executor, cells: int,
-                  extra: dict | None = None, settle_keys: Sequence[str] | None = None) -> None:
+def _finish_round(session_factory: sessionmaker[Session], started: _RoundStart, executor: Executor,
+                  cells: int) -> None:
     """Store what the machine did during the round: its state, the drift controls, how long the
-    worker waited out slow spells of its cores (only `settle_keys` of them, if given), the
-    telemetry as the round began and ended (NVML on a GPU), and `extra`."""
+    worker waited out slow spells of its cores, and the telemetry as the round began and ended
+    (NVML on a GPU)."""
     machine = machine_state.state_between(started.before, machine_state.snapshot(), executor.worker_cpu_seconds())
-    settle = {k: v for k, v in executor.settle_summary().items() if settle_keys is None or k in settle_keys}
     after = {d: s.sample() for d, s in started.sources.items()}
     devices = {d: {"before": started.telemetry[d], "after": after[d]} for d in started.sources}
-    state = RoundState(**machine, drift=started.drift, settle=settle, **(extra or {}),
+    state = RoundState(**machine, drift=started.drift, settle=executor.settle_summary(),
                        telemetry=devices if any(started.telemetry.values()) or any(after.values()) else None)
     with session_factory() as session, session.begin():
         store.finish_round(session, started.record_id, cells, state)
-
-
-def _retake(session_factory: sessionmaker[Session], run_id: int, cells: Sequence[Cell], executor: Executor,
-            spelled: dict[tuple, list[int]], devices: list[str], ceilings: dict | None, rounds: int, seed: int,
-            passes: int, on_retake: Callable[[Cell, bool], None] | None) -> None:
-    """Time again the cell-rounds a slow spell of the cores left unsettled (bench_runner.settle).
-
-    A spell can outlast the few seconds a round may wait for it, and then the rounds measure the
-    spell, and every interval built on them widens alike (seen:
-    docs/notes/2026-11-29-slow-spells-of-the-cores.md). So after the rounds, each pass starts a fresh worker, waits up to CALM_WAIT_S for the spell to
-    pass (if it has not, the cells keep what they have), and times each such cell once more, in
-    a new shuffled order: a retake timed settled replaces the samples of the cell's earliest
-    unsettled round (the count and the cell's provenance say so), one that is not leaves them as
-    they were. As NVBench can drop the samples a GPU timed while its clocks were held down, the
-    samples of a spell are taken for what they are: the machine's, not the code's. Each pass is
-    stored as a round record with `retake` set."""
-    for attempt in range(passes):
-        due = [c for c in selection.round_order(cells, seed, rounds + attempt) if spelled.get(_cell_id(c))]
-        if not due or cancelled(session_factory, run_id):
-            return
-        started = _start_round(session_factory, run_id, rounds + attempt, seed, executor, devices)
-        waited, calm = executor.calm(CALM_WAIT_S)
-        replaced = tried = 0
-        if calm:
-            outcomes = executor.run_round([(cell, False) for cell in due])  # timing only, one at a time
-            for cell, outcome in outcomes:
-                tried += 1
-                settled = outcome.status == "ok" and not outcome.unsettled
-                if settled:
-                    round_index = spelled[_cell_id(cell)].pop(0)
-                    with session_factory() as session, session.begin():
-                        record.store_retake(session, run_id, cell, outcome, round_index,
-                                      (ceilings or {}).get(cell.device))
-                    replaced += 1
-                if on_retake:
-                    on_retake(cell, settled)
-                if cancelled(session_factory, run_id):
-                    outcomes.close()
-                    break
-        # The pass's best probe and waits, but not its own count: what stays unsettled is what was not retaken.
-        _finish_round(session_factory, started, executor, tried,
-                      {"retake": attempt + 1, "retake_calm_waited_s": waited, "retake_cells": tried,
-                       "retaken": replaced},
-                      settle_keys=("probe_best_s", "waited_s"))
-        if not calm:
-            return
-
-

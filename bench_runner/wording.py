@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 
 from hadamard_bench.vocabulary import CELL_KEY
-from results_db.round_state import RETAKE, RETAKE_CALM_WAITED, RETAKE_CELLS, SETTLE_UNSETTLED
 
-from .comparison import interval_half_width, outlasted, regular_rounds, retaken, unsettled_share
+from .comparison import interval_half_width, outlasted, unsettled_share
 from .defaults import FLOOR
 from .stats import INCONCLUSIVE
 
@@ -40,21 +39,6 @@ def inconclusive_note(table: pd.DataFrame, floor: float = FLOOR) -> str | None:
              f"{room:.1%} can be told from none" if room > 0.001 else
              f", and the intervals here are a median ±{width:.1%} wide: as wide as the floor")
     return text + ". More rounds on both sides narrow the intervals; a wider floor (`--threshold`) asks less of them"
-
-
-def retake_text(states: pd.DataFrame, run_id: int) -> str | None:
-    """`12 of the 40 cell-rounds timed in a slow spell were retaken settled, in 2 passes`, for a
-    run whose spells called for retakes; None otherwise."""
-    mine = states[states["run_id"] == run_id] if not states.empty else states
-    if mine.empty or RETAKE not in mine or not mine[RETAKE].notna().any():
-        return None
-    rounds = mine[regular_rounds(mine)]
-    spelled = int(rounds[SETTLE_UNSETTLED].fillna(0).sum()) if SETTLE_UNSETTLED in rounds else 0
-    passes = mine[mine[RETAKE].notna()]
-    calm = "" if passes[RETAKE_CELLS].iloc[-1] else "; the last pass found the spell still on after " \
-        f"{passes[RETAKE_CALM_WAITED].iloc[-1]:.0f} s and retook nothing"
-    return (f"{retaken(mine, [run_id])} of the {spelled} cell-rounds timed in a slow spell were retaken settled, "
-            f"in {len(passes)} pass{'es' * (len(passes) > 1)}{calm}")
 
 
 def settling_caveat(states: pd.DataFrame, sides: dict[str, Sequence[int]]) -> str | None:

@@ -121,9 +121,6 @@ def _serve(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads: 
         if message[0] == "settle":
             conn.send(settle.settler().summary())
             continue
-        if message[0] == "calm":
-            conn.send(settle.settler().calm(message[1]))
-            continue
         if message[0] == "group":
             conn.send(measure_group(catalogue, message[1], policy, message[2]))
             continue
@@ -220,11 +217,6 @@ class IsolatedRunner(Executor):
         summary = self._ask(("settle",)) or {}
         self.offer_probe(summary.get("probe_best_s"))
         return summary
-
-    def calm(self, max_wait_s: float) -> tuple[float, bool]:
-        """Wait in the worker, up to `max_wait_s`, for its cores to settle (settle.Settler.calm):
-        (seconds waited, whether they did). A worker that does not answer counts as not settled."""
-        return self._request(("calm", max_wait_s), unanswered=(max_wait_s, False))
 
     def offer_probe(self, best: float | None) -> None:
         """A fastest settling probe seen elsewhere (an earlier round, or this machine's earlier runs):

@@ -27,7 +27,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from docs_section import write_section  # noqa: E402
 import results_db  # noqa: E402
-from bench_runner import comparison, wording  # noqa: E402
 from results_db import queries  # noqa: E402
 from results_db.models import Run  # noqa: E402
 
@@ -51,7 +50,6 @@ def main() -> int:
         frame = queries.results_frame(session, run_id=run.id)
         wall = (run.finished_at - run.started_at).total_seconds()
         machine, threads, rounds = run.machine.label, run.provenance.get("threads"), run.rounds
-        states = queries.round_states(session, [run.id])
     ok = frame[frame["status"] == "ok"]
     steady = int((~ok["noisy"].astype(bool)).sum())
     statuses = ", ".join(f"{n} {s}" for s, n in frame["status"].value_counts().items())
@@ -71,10 +69,6 @@ def main() -> int:
         f"| median spread between round medians (`round_spread`) | "
         f"{pd.to_numeric(ok['round_spread']).median():.1%} | |",
     ]
-    retakes = wording.retake_text(states, run.id)
-    if retakes:  # what slow spells of the cores cost the run (bench_runner.settle, --retakes)
-        passes = states[~comparison.regular_rounds(states)]
-        lines += ["", f"Its retake passes took {passes['wall_s'].sum():.0f} s of that: {retakes}."]
     table = "\n".join(lines)
     print(table)
     write_section(DOC, "quick_suite", table, heading="## The quick suite on a 2-core CPU\n\n`python benchmarks/quick_suite.py`:")

@@ -231,10 +231,8 @@ def verdict_lines(f: dict) -> list[str]:
         "- Machine drift within each pair (drift controls, after ÷ before): "
         + "; ".join(f"{x}→{y} " + (wording.drift_text(d) or "not recorded")
                     for (x, y), d in zip(pairs, f["drift_aa"])) + ".",
-        "- Cell-rounds timed while the cores were still slow to work together (unsettled, `--settle`) and not "
-        "retaken settled (`--retakes`), per A run: "
-        + ", ".join("{} of {}".format(*comparison.unsettled_share(states, [r])) + f" ({comparison.retaken(states, [r])} retaken)"
-                    for r in f["a_runs"]) + ".",
+        "- Cell-rounds timed while the cores were still slow to work together (unsettled, `--settle`), per A run: "
+        + ", ".join("{} of {}".format(*comparison.unsettled_share(states, [r])) for r in f["a_runs"]) + ".",
     ]
 
 

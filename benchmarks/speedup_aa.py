@@ -11,10 +11,9 @@ inconclusive, and what each way cost in minutes. With `--disturb` a neighbour st
 on one core, one second on, one second off, for the whole measurement (a laptop's browser, a
 cloud VM's neighbour).
 
-With `--ways settling` the three ways are instead the run's defaults (wait for a slow spell of
-the cores to pass before timing a cell, `--settle`, and time again afterwards the cells a spell
-left unsettled, `--retakes`), settling without retakes (`--retakes 0`) and neither (`--settle 0
---retakes 0`): whether each part of that machinery earns its minutes.
+With `--ways settling` the two ways are instead the run's default, waiting for a slow spell of
+the cores to pass before timing a cell (`--settle`), and not waiting (`--settle 0`): whether
+settling earns its minutes.
 
     python benchmarks/speedup_aa.py              # about 10 minutes on 2 cores
     python benchmarks/speedup_aa.py --disturb    # the same beside an intermittent memory-bound load
@@ -49,11 +48,10 @@ from results_db import Run, queries  # noqa: E402
 DOC = ROOT / "docs" / "benchmarks.md"
 # The ways of running each comparison, taking turns over the runs: ways[0], ways[1], …, ways[0], ways[1], ….
 WAYS = {"timing": {"interleaved": [], "one at a time": ["--one-at-a-time"]},
-        "settling": {"settle and retake (defaults)": [], "settle only": ["--retakes", "0"],
-                     "neither": ["--settle", "0", "--retakes", "0"]}}
+        "settling": {"settle (default)": [], "neither": ["--settle", "0"]}}
 # Each comparison's section of docs/benchmarks.md: its marker and its heading.
 SECTIONS = {"timing": ("speedup-aa", "Speed-ups measured twice"),
-            "settling": ("settle-aa", "Settling and retaking, settling alone, and neither")}
+            "settling": ("settle-aa", "Settling against neither")}
 KEY = list(CELL_KEY)
 
 # A neighbour on one core: copy two 64 MiB arrays into each other for a second, rest for a second.
@@ -171,8 +169,8 @@ def main() -> int:
     parser.add_argument("--disturb", action="store_true",
                         help="measure beside a neighbour that streams memory on one core, a second on, a second off")
     parser.add_argument("--ways", choices=list(WAYS), default="timing",
-                        help="timing: interleaved against one at a time (default); settling: the run's settle and "
-                             "retake against settling alone and neither")
+                        help="timing: interleaved against one at a time (default); settling: the run's settling "
+                             "against none")
     parser.add_argument("--db", help="re-read the runs an earlier call stored at this URL")
     args = parser.parse_args()
     condition, ways = "disturbed" if args.disturb else "quiet", WAYS[args.ways]

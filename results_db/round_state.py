@@ -1,4 +1,4 @@
-"""What the machine did during one round of a run (or one retake pass), as one typed record:
+"""What the machine did during one round of a run (or an old run's retake pass), as one typed record:
 the runner writes it (bench_runner.sweep), a round record stores it as JSON, and readers see it
 as one row of queries.round_states, whose columns are named by the constants below. A rename
 here changes every reader at once, instead of leaving one reading a column that is gone as 0.
@@ -15,6 +15,8 @@ SETTLE_UNSETTLED = "settle_cells_unsettled"  # cells the round timed while the c
 SETTLE_WAITED = "settle_waited_s"
 SETTLE_PROBE_BEST = "settle_probe_best_s"
 DRIFT_PREFIX = "drift_"  # drift_<device>_<control>: the drift controls' seconds
+# Runs stored before December 2026 also timed again, in passes after their rounds, the cells a
+# slow spell had left unsettled (comparison.regular_rounds); these name what such a pass stored.
 RETAKE = "retake"  # the retake pass's number; empty for a regular round
 RETAKE_CELLS = "retake_cells"  # cells a retake pass timed again
 RETAKEN = "retaken"  # of those, the ones timed settled, which replaced an unsettled round
@@ -37,7 +39,7 @@ class RoundState:
     settle: dict = field(default_factory=dict)
     # device → {"before": reading, "after": reading} (bench_runner.telemetry), where there is a counter.
     telemetry: dict | None = None
-    retake: int | None = None
+    retake: int | None = None  # an old run's retake pass (RETAKE above); runs no longer write these
     retake_calm_waited_s: float | None = None
     retake_cells: int | None = None
     retaken: int | None = None

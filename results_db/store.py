@@ -126,23 +126,6 @@ def add_round(session: Session, result: Result, samples: list[float], round_inde
     result.sample_rounds = before + [round_index] * len(samples)
 
 
-def replace_round(result: Result, samples: list[float], round_index: int) -> None:
-    """A retake's samples in place of round `round_index`'s (bench_runner.sweep); the cell's
-    provenance lists the rounds retaken (counted from 1, as the pages count them). The caller
-    recomputes its metrics with set_metrics."""
-    labels = list(result.sample_rounds or [0] * len(result.samples or []))
-    cycles = list(result.sample_cycles or [UNPAIRED] * len(labels))
-    kept = [(x, r, c) for x, r, c in zip(result.samples or [], labels, cycles) if r != round_index]
-    # A retake is timed alone, long after its group's partners: its samples pair with nothing.
-    kept += [(x, round_index, UNPAIRED) for x in samples]
-    result.samples, result.sample_rounds = [x for x, _, _ in kept], [r for _, r, _ in kept]
-    if result.sample_cycles is not None:
-        result.sample_cycles = [c for _, _, c in kept]
-    provenance = dict(result.provenance or {})
-    provenance["retaken_rounds"] = sorted(set(provenance.get("retaken_rounds", [])) | {round_index + 1})
-    result.provenance = provenance
-
-
 def set_metrics(session: Session, result: Result, metrics: Mapping[str, float | None]) -> None:
     """Replace (or add) the named metrics of a result; a None value removes one."""
     kept = {m.name: m for m in result.metrics}

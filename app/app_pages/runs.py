@@ -128,9 +128,8 @@ def machine_state():
     with st.expander("Machine state while each run ran"):
         st.caption("Per run, the worst of its rounds: the 1-minute load average (it counts the run's own worker), "
                    "the share of all CPUs that other processes took and the hypervisor stole; in all its rounds, "
-                   "how long the workers waited for the cores to work together at full speed again, how many "
-                   "cells they timed before they did and were not timed again once the spell had passed "
-                   "(`--settle`), and how many were (`--retakes`, in place of their unsettled round); and the "
+                   "how long the workers waited for the cores to work together at full speed again and how many "
+                   "cells they timed before they did (`--settle`); and the "
                    "median of the drift controls (a fixed copy, a matrix product and the small threaded product "
                    "the waiting probes, timed at the start of every round): when they move between two runs, the "
                    "machine changed, not only the code. `python -m bench_runner doctor` checks the machine now.")

@@ -141,8 +141,8 @@ def cores_finding(probes: int = 8, gap_s: float = 0.25, probe=None, sleep=time.s
                    f"a small product on {threads} threads took {low * 1e6:.1f}–{high * 1e6:.1f} µs over "
                    f"{(probes - 1) * gap_s:g} s ({alone / low:.2f}× faster than on one)",
                    "the hypervisor moves these vCPUs now and then, and cells of small threaded steps slow "
-                   "down for a spell: runs wait for it to pass (`run --settle`) and retake what it outlasts "
-                   "(`run --retakes`); a host of your own has none")
+                   "down for a spell: runs wait for it to pass (`run --settle`), and comparisons hold what it "
+                   "could have made; a host of your own has none")
 
 
 GPU_QUERY = "name,persistence_mode,clocks.sm,clocks.max.sm,clocks.mem,temperature.gpu,power.draw,clocks_throttle_reasons.active"

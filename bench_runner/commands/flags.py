@@ -12,11 +12,11 @@ from hadamard_bench import plugins, vocabulary
 from .. import defaults
 
 
-def positive_int(what: str, zero_allowed: bool = False):
-    """An argparse type for a positive (or, with zero_allowed, non-negative) whole number:
-    `positive_int("run id")` says "'x' is not a run id"."""
+def positive_int(what: str):
+    """An argparse type for a positive whole number: `positive_int("run id")` says "'x' is not a
+    run id"."""
     def parse(text: str) -> int:
-        if not text.isdigit() or int(text) < (0 if zero_allowed else 1):
+        if not text.isdigit() or int(text) < 1:
             raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a {what}")
         return int(text)
     return parse
@@ -126,11 +126,6 @@ def measure_flags(p: argparse.ArgumentParser) -> None:
                         "threaded probe reads slower than the run's best (a VM whose cores are briefly slow to "
                         "work together); 0 never waits (default: "
                         + ", ".join(f"{k} {v.settle_s:g}" for k, v in defaults.POLICIES.items()) + ")")
-    p.add_argument("--retakes", type=positive_int("number of retake passes (0 or more)", zero_allowed=True),
-                   metavar="N",
-                   help="after the rounds, time again up to N times each cell a slow spell of the cores left "
-                        "unsettled, once the spell has passed, in place of that round; 0 never does (default: "
-                        + ", ".join(f"{k} {v.retakes}" for k, v in defaults.POLICIES.items()) + ")")
     p.add_argument("--one-at-a-time", action="store_true",
                    help="time each cell on its own, one after the other, instead of letting the methods and "
                         "backends of one benchmark, size, device, dtype and mode take turns block by block "

@@ -136,14 +136,12 @@ def _raise_storage_error(exc: BaseException, args, run_id: int) -> None:
 
 
 def policy_for(args, suite: str) -> defaults.TimingPolicy:
-    """The suite's timing policy, with the L2 flush, energy, settling, retakes and turns as the
-    command's flags ask."""
+    """The suite's timing policy, with the L2 flush, energy, settling and turns as the command's
+    flags ask."""
     policy = dataclasses.replace(defaults.POLICIES[suite], flush_l2=not args.warm_l2, energy=args.energy,
                                  interleave=not args.one_at_a_time)
     if args.settle is not None:
         policy = dataclasses.replace(policy, settle_s=args.settle)
-    if args.retakes is not None:
-        policy = dataclasses.replace(policy, retakes=args.retakes)
     return policy
 
 
@@ -151,9 +149,9 @@ def measure(args, factory, run_id: int, policy, cells, suite: str, catalogue) ->
     """Wait for this machine's earlier runs, run the cells in the run's rounds, and record how the
     run ended (`run`, `run --resume` and `agent`)."""
     import results_db
-    from results_db import queries, store
+    from results_db import store
 
-    from .. import sweep, wording
+    from .. import sweep
 
     with factory() as session:
         run = session.get(results_db.Run, run_id)
@@ -185,10 +183,6 @@ def measure(args, factory, run_id: int, policy, cells, suite: str, catalogue) ->
         store.finish_run(session, run_id, ended)
     print(f"run {run_id} {ended}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
           file=sys.stderr)
-    with factory() as session:
-        retakes = wording.retake_text(queries.round_states(session, [run_id]), run_id)
-    if retakes:
-        print(f"run {run_id}: {retakes}", file=sys.stderr)
     _refresh_history(factory, run_id, args.quiet)
     return 0
 
@@ -256,13 +250,6 @@ def _execute_with_progress(factory, run_id, policy, cells, catalogue, quiet: boo
             bar.set_postfix_str(f"{cell.benchmark}/{cell.method}/{cell.backend} {status}", refresh=False)
             bar.update()
 
-        retaken = [0, 0]  # (settled, tried): the bar is full by then, so the postfix counts them
-
-        def on_retake(cell, settled):
-            retaken[0] += settled
-            retaken[1] += 1
-            bar.set_postfix_str(f"retaking cells timed in a slow spell: {retaken[0]} of {retaken[1]} settled")
-
         bar.set_postfix_str("starting Ray" if ray and not ray["address"] else
                             f"connecting to Ray at {ray['address']}" if ray else "calibrating the devices' ceilings")
         try:  # Ray that cannot start is said in one line
@@ -277,8 +264,7 @@ def _execute_with_progress(factory, run_id, policy, cells, catalogue, quiet: boo
                     raise
                 raise UsageError(f"bench_runner run: {exc}") from None
             return sweep.execute(factory, run_id, cells, runner, on_cell=on_cell, ceilings=ceilings,
-                                 rounds=rounds, seed=seed, retakes=policy.retakes, on_retake=on_retake,
-                                 interleave=policy.interleave and ray is None)  # a Ray task runs one cell
+                                 rounds=rounds, seed=seed, interleave=policy.interleave and ray is None)  # a Ray task runs one cell
 
 
 def _cuda_available() -> bool:

@@ -120,7 +120,7 @@ def test_paired_ratios_share_the_drift_that_unpaired_ones_carry():
     assert sum(r["verdict"] == "slower" for r in shifted_unpaired) < 20
 
 
-def test_pairs_match_round_and_cycle_and_skip_retaken_samples():
+def test_pairs_match_round_and_cycle_and_skip_samples_timed_alone():
     base = _entry([1.0, 2.0, 4.0, 8.0], [0, 0, 1, 1], [0, 1, 0, 1])
     head = _entry([2.0, 4.0, 4.0, 8.0], [0, 0, 1, 1], [1, 0, 0, store.UNPAIRED])
     logs = stats.paired_log_ratios(base, head)
@@ -174,7 +174,7 @@ def test_a_group_too_large_to_hold_at_once_is_timed_one_member_at_a_time(monkeyp
     assert all(o.provenance["timed"] == ALONE_NOTE for o in outcomes)
 
 
-def test_a_retake_leaves_its_round_unpaired(db_url):
+def test_a_round_timed_alone_leaves_its_samples_unpaired(db_url):
     factory = sessionmaker(results_db.open_engine(db_url))
     cat = toy_catalogue()
     sel = selection.Selection(suite="smoke", benchmarks=["toy"], methods=["double"])
@@ -183,9 +183,7 @@ def test_a_retake_leaves_its_round_unpaired(db_url):
     with factory() as session, session.begin():
         result = store.record_result(session, run_id, cells[0].key(), "ok", samples=[1.0, 2.0, 3.0, 4.0],
                                      sample_rounds=[0, 0, 1, 1], sample_cycles=[0, 1, 0, 1])
-        store.replace_round(result, [5.0], 1)
-        assert result.sample_cycles == [0, 1, store.UNPAIRED]
         store.add_round(session, result, [6.0, 7.0], 2, [0, 1])
-        assert result.sample_cycles == [0, 1, store.UNPAIRED, 0, 1]
+        assert result.sample_cycles == [0, 1, 0, 1, 0, 1]
         store.add_round(session, result, [8.0], 3)  # timed alone
-        assert result.sample_cycles[-1] == store.UNPAIRED
+        assert result.sample_cycles == [0, 1, 0, 1, 0, 1, store.UNPAIRED] and result.sample_rounds[-1] == 3

@@ -201,7 +201,7 @@ def test_a_change_a_spell_could_have_faked_is_held_inconclusive():
     verdicts = table["verdict"].to_dict()
     assert verdicts == {
         "settled": "regression", "unknown": "regression",  # recorded before settling kept count
-        "after one of three": "inconclusive",  # a spell the run could not retake slowed a stretch of it
+        "after one of three": "inconclusive",  # a spell the run could not wait out slowed a stretch of it
         "after two of three": "inconclusive",  # a slowed after side can fake a regression
         "before two of three": "regression",  # a slowed before side only understates one
         "improvement, before two": "inconclusive",  # ... and can fake an improvement
