@@ -185,7 +185,7 @@ def _overtakes(claim: Claim, sweep: pd.DataFrame, samples: dict | None) -> dict:
     pair = mine.merge(theirs, on=col, suffixes=("", "_b")).rename(columns={"result_id_b": "baseline_result_id"})
     if len(pair) < 2:
         return {}
-    cross, judged = crossover(pair, col, samples)
+    cross, judged = crossover(pair, col, samples, sweep)
     return dict(crossover=cross.describe(claim.param), crossover_kind=cross.kind, crossover_judged=judged is not None,
                 crossover_at=cross.at if cross.at is not None else float("nan"))
 

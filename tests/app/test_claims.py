@@ -144,6 +144,23 @@ def test_the_crossover_comes_from_each_sizes_verdict_where_samples_are_given():
     assert v.crossover_judged and v.crossover_kind == "unsure" and np.isnan(v.crossover_at)
 
 
+def test_a_crossover_verdict_a_slow_spell_could_have_made_is_held():
+    # poly_sa 1.5x faster than sdpa at every size, each timed apart (rounds, no shared cycles).
+    # When sdpa's largest cell was timed in a slow spell of the cores, "faster" there could be the
+    # spell's: held inconclusive, so the crossover is unsure, as Compare would hold it.
+    rows = planted("token_mixing", "N", {"poly_sa": 1.0, "softmax_attention": 2.0, "linear": 1.0, "sdpa": 1.0}, "B=1")
+    rows = rows.assign(result_id=range(len(rows)), device="cpu", unsettled_rounds=0.0)
+    rows.loc[rows["method"] == "sdpa", "time_median_s"] *= 1.5
+    rng = np.random.default_rng(1)
+    samples = {int(r.result_id): (list(r.time_median_s * (1 + rng.uniform(-0.01, 0.01, 15))), [k // 5 for k in range(15)])
+               for r in rows.itertuples()}
+    assert claims.judge(CLAIM["s4_runtime"], rows, samples).crossover_kind == "always_faster"
+    spelled = rows.copy()
+    spelled.loc[(rows["method"] == "sdpa") & (rows["size"] == "B=1 N=128"), "unsettled_rounds"] = 1.0
+    v = claims.judge(CLAIM["s4_runtime"], spelled, samples)
+    assert v.crossover_judged and v.crossover_kind == "unsure"
+
+
 def test_the_yardstick_ratio_comes_from_the_cycles_the_two_cells_shared():
     # At the largest N, poly_sa takes 1.5x linear's time in every cycle of three rounds, while the
     # machine's speed moves both by up to ±30% from cycle to cycle.
