@@ -50,7 +50,7 @@ def store_round(session: Session, run_id: int, cell: Cell, outcome: CellOutcome,
         store.note_round_failure(result, round_index, outcome.status, outcome.message)
         return result.status
     store.add_round(session, result, list(outcome.samples or []), round_index, _cycles(outcome))
-    return restate(session, cell, result, ceilings, unsettled_change=int(outcome.unsettled))
+    return restate(session, cell, result, ceilings, unsettled=outcome.unsettled)
 
 
 def _cycles(outcome: CellOutcome) -> list[int] | None:
@@ -59,11 +59,12 @@ def _cycles(outcome: CellOutcome) -> list[int] | None:
     return list(range(len(outcome.samples))) if outcome.interleaved and outcome.samples else None
 
 
-def restate(session: Session, cell: Cell, result, ceilings: dict | None, unsettled_change: int) -> str:
-    """A stored cell's statistics again, from all the samples it now holds; returns its status."""
+def restate(session: Session, cell: Cell, result, ceilings: dict | None, unsettled: bool) -> str:
+    """A stored cell's statistics again, from all the samples it now holds, with one more round
+    counted unsettled if the round just added was; returns its status."""
     metrics = stats.summarize(result.samples, result.sample_rounds)
     kept = {m.name: m.value for m in result.metrics}
-    metrics["unsettled_rounds"] = max((kept.get("unsettled_rounds") or 0.0) + unsettled_change, 0.0)
+    metrics["unsettled_rounds"] = (kept.get("unsettled_rounds") or 0.0) + unsettled
     metrics.update(derived_metrics({**kept, **metrics}, ceilings, cell.dtype))
     store.set_metrics(session, result, metrics)
     message = implausible(cell, {**kept, **metrics}, ceilings)
