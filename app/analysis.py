@@ -100,10 +100,10 @@ def judged_crossover(x, speedup, verdicts) -> Crossover:
     order = np.argsort(np.asarray(x, dtype=float))
     x = np.asarray(x, dtype=float)[order]
     log_speedup = np.log(np.asarray(speedup, dtype=float)[order])
-    faster = np.asarray(verdicts, dtype=object)[order] == METHOD_WORDS[1]
+    verdicts = np.asarray(verdicts, dtype=object)[order]
+    faster = verdicts == METHOD_WORDS[1]
     if not faster[-1]:
-        return Crossover("unsure" if np.asarray(verdicts, dtype=object)[order][-1] == INCONCLUSIVE
-                         else "never_faster")
+        return Crossover("unsure" if verdicts[-1] == INCONCLUSIVE else "never_faster")
     if faster.all():
         return Crossover("always_faster")
     i = np.nonzero(~faster)[0][-1]

@@ -182,7 +182,7 @@ def _overtakes(claim: Claim, sweep: pd.DataFrame, samples: dict | None) -> dict:
     Nothing with fewer than two shared sizes."""
     col = f"size_{claim.param}"
     mine, theirs = (sweep[sweep["method"] == m].dropna(subset=[claim.metric]) for m in (claim.hadamard, claim.strongest))
-    pair = mine.merge(theirs, on=col, suffixes=("", "_b")).rename(columns={"result_id_b": "baseline_result_id"})
+    pair = mine.merge(theirs, on=col, suffixes=("", "_b"))
     if len(pair) < 2:
         return {}
     cross, judged = crossover(pair, col, samples, sweep)

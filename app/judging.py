@@ -214,13 +214,13 @@ def change_point_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 def crossover(pair: pd.DataFrame, size: str, samples: dict | None = None,
               cells: pd.DataFrame | None = None) -> tuple[Crossover, pd.DataFrame | None]:
-    """Where a method overtakes a baseline along `size`, a column of `pair` (one row per size:
-    time_median_s and time_median_s_b, result_id and baseline_result_id). Judged size by size
+    """Where a method overtakes a baseline along `size`, a column of `pair` (one row per size: the
+    method's row merged with the baseline's, whose columns end in `_b`). Judged size by size
     (analysis.judged_crossover) where every size has samples, returned with the speed-ups and
     verdicts it was judged on (with_speedup_intervals, holding what a slow spell could have made
     where `cells`, the rows both came from, say which were measured in one); else from the
     medians (find_crossover) with None."""
-    pair = pair.sort_values(size).reset_index(drop=True)
+    pair = pair.sort_values(size).reset_index(drop=True).rename(columns={"result_id_b": "baseline_result_id"})
     if samples and {"result_id", "baseline_result_id"} <= set(pair):
         in_spell = comparison.cells_in_spell(cells) if cells is not None and "device" in cells else {}
         found = with_speedup_intervals(pair, samples, in_spell)
@@ -247,8 +247,7 @@ def crossovers(rows: pd.DataFrame, methods: pd.DataFrame, param: str, samples: d
             pair = by_method[h.method].merge(by_method[b.method], on=f"size_{param}", suffixes=("", "_b"))
             if len(pair) < 2:
                 continue
-            cross, judged = crossover(pair.rename(columns={"result_id_b": "baseline_result_id"}), f"size_{param}",
-                                      samples, sweep)
+            cross, judged = crossover(pair, f"size_{param}", samples, sweep)
             last = pair.iloc[-1]
             top = judged.iloc[-1] if judged is not None else None
             out.append(dict(method=h.method, baseline=b.method, held=held, crossover=cross.describe(param),
