@@ -42,8 +42,12 @@ START_TIMEOUT_S = 300.0  # importing torch and a catalogue on a cold, busy machi
 # side's --base-env/--head-env) says otherwise, both sides run with passive OpenMP threads.
 SIDE_ENV_DEFAULTS = {"OMP_WAIT_POLICY": "passive"}
 # Turns between two processes are noisier than within one (a block's time spreads by 6-19% against
-# 13% in one process on that VM, with passive threads), so each round takes at least this many cycles.
-MIN_CYCLES = 10
+# 13% in one process on that VM, with passive threads), so each round takes at least this many
+# cycles. An A/A over the 110-cell selection on 2026-12-02 (2 vCPUs, 40 cycles a round, then each
+# round cut to its first k cycles) left 17, 13, 11 and 10 cells inconclusive at k = 10, 20, 30 and
+# 40 quiet, and 32, 18, 15 and 15 beside a memory-streaming neighbour, for 7.0 and 9.0 minutes:
+# the cycles are cheap next to building and warming both sides' cells up.
+MIN_CYCLES = 40
 
 
 class AbError(RuntimeError):

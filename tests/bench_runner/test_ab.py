@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 import results_db
-from bench_runner import cli
+from bench_runner import ab, cli
 from results_db import Result, Run
 from tests.conftest import ROOT
 
@@ -96,8 +96,9 @@ def test_two_commits_of_a_plugin_take_turns_and_the_slower_one_is_a_regression(p
         assert [r.status for r in runs] == ["finished", "finished"]
         results = session.scalars(select(Result)).all()
         assert len(results) == 8 and all(r.status == "ok" for r in results)
-        for r in results:  # two rounds, every sample with its cycle
+        for r in results:  # two rounds, every sample with its cycle, each round at least MIN_CYCLES
             assert set(r.sample_rounds) == {0, 1} and len(r.sample_cycles) == len(r.samples)
+            assert min(r.sample_rounds.count(k) for k in (0, 1)) >= ab.MIN_CYCLES
     # The pairs read back by `compare` as well.
     assert cli.main(["compare", "1", "2", "--db", url, "--format", "csv"]) == 0
     assert capsys.readouterr().out.count("regression") == 4
