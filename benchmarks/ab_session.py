@@ -10,8 +10,11 @@ docs/benchmarks.md:
    (and a multiply-add) over n elements, then, in the second commit, 45% of the output read and
    written once more.
 
-    python benchmarks/ab_session.py            # about 25 minutes on 2 cores
+    python benchmarks/ab_session.py            # about 20 minutes on 2 cores
+    python benchmarks/ab_session.py --disturb  # the same beside an intermittent memory-bound load
     python benchmarks/ab_session.py --db URL   # re-read the sessions an earlier call stored there
+
+The table goes into docs/benchmarks.md, one section per condition.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from bench_runner.commands import compare  # noqa: E402
 from docs_section import write_section  # noqa: E402
 from results_db import Run  # noqa: E402
 from reproducibility import BENCHMARKS, SELECTION, scratch_db  # noqa: E402
+from speedup_aa import DISTURB_HELP, DISTURBED, disturbance  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
 
@@ -108,18 +112,25 @@ def rates(table: pd.DataFrame) -> dict:
         "half": float(comparison.interval_half_width(table).median())}
 
 
+def measure_sessions(url: str) -> dict[str, float]:
+    """The three sessions, stored at `url` as runs 1-6; each one's minutes."""
+    ffn = [a for a in SELECTION if a not in BENCHMARKS and a != "--benchmark"] + ["--benchmark", "gated_ffn"]
+    return {"A/A": ab(url, "HEAD", "HEAD", *SELECTION),
+            "threads": ab(url, "HEAD", "HEAD", *ffn, "--head-env", "OMP_NUM_THREADS=1"),
+            "traffic": ab(url, "one", "more", "--repo", plugin_repo(tempfile.mkdtemp()), "--plugin",
+                          "ab_traffic_plugin", "--suite", "quick", "--benchmark", "ab_traffic", "--device", "cpu")}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--disturb", action="store_true", help=DISTURB_HELP)
     parser.add_argument("--db", help="re-read the three sessions (runs 1-6) an earlier call stored at this URL")
     args = parser.parse_args()
     url, minutes = args.db, {}
     if url is None:
         url = scratch_db("ab")
-        minutes["A/A"] = ab(url, "HEAD", "HEAD", *SELECTION)
-        ffn = [a for a in SELECTION if a not in BENCHMARKS and a != "--benchmark"] + ["--benchmark", "gated_ffn"]
-        minutes["threads"] = ab(url, "HEAD", "HEAD", *ffn, "--head-env", "OMP_NUM_THREADS=1")
-        minutes["traffic"] = ab(url, "one", "more", "--repo", plugin_repo(tempfile.mkdtemp()), "--plugin", "ab_traffic_plugin",
-                                "--suite", "quick", "--benchmark", "ab_traffic", "--device", "cpu")
+        with disturbance(args.disturb):
+            minutes = measure_sessions(url)
     sessions = compare.existing_db(url, "compare")
     with sessions() as session:
         tables = {name: comparison.comparison_table(compare.side(session, str(b))[0], compare.side(session, str(b + 1))[0])
@@ -134,8 +145,8 @@ def main() -> int:
             "threads": "A/B: gated_ffn, head on one thread (`--head-env OMP_NUM_THREADS=1`)",
             "traffic": "A/B: a plugin at two commits, the second moving ~1.3x the memory"}
     lines = [
-        f"Measured {when:%Y-%m-%d %H:%M} UTC at {commit[:7]} on this machine's CPU ({os.cpu_count()} cores), the quick "
-        f"suite, {defaults.FLOOR:.0%} floor.",
+        f"Measured {when:%Y-%m-%d %H:%M} UTC at {commit[:7]} on this machine's CPU ({os.cpu_count()} cores), "
+        f"{DISTURBED if args.disturb else 'quiet'}; the quick suite, {defaults.FLOOR:.0%} floor.",
         "",
         "| session | cells | regression | improvement | no change | inconclusive | paired | median ratio | "
         "median half-width | minutes |",
@@ -146,8 +157,10 @@ def main() -> int:
     ]
     table = "\n".join(lines)
     print(table)
-    write_section(DOC, "ab-session", table, heading="## Two versions taking turns: `ab`\n\n"
-                                                     "`python benchmarks/ab_session.py`:")
+    # The quiet section keeps the marker it had before there were two.
+    write_section(DOC, "ab-session-disturbed" if args.disturb else "ab-session", table,
+                  heading="## Two versions taking turns: `ab`" + (", disturbed" if args.disturb else "")
+                          + "\n\n`python benchmarks/ab_session.py" + (" --disturb" if args.disturb else "") + "`:")
     return 0
 
 

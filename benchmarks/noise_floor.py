@@ -34,7 +34,7 @@ from bench_runner.commands import compare  # noqa: E402
 from docs_section import write_section  # noqa: E402
 from reproducibility import SELECTION, bench_runner, scratch_db  # noqa: E402
 from results_db import Run, history_queries  # noqa: E402
-from speedup_aa import disturbance  # noqa: E402
+from speedup_aa import DISTURB_HELP, DISTURBED, disturbance  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
 
@@ -61,8 +61,7 @@ def row(name: str, table: pd.DataFrame) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--disturb", action="store_true",
-                        help="measure beside a neighbour that streams memory on one core, a second on, a second off")
+    parser.add_argument("--disturb", action="store_true", help=DISTURB_HELP)
     parser.add_argument("--db", help="re-read the five runs an earlier call stored at this URL")
     args = parser.parse_args()
     condition = "disturbed" if args.disturb else "quiet"
@@ -82,10 +81,8 @@ def main() -> int:
     moved = np.abs(np.log(plain["ratio"]))
     lines = [
         f"Measured {first.started_at:%Y-%m-%d %H:%M} UTC at {commit[:7]} on this machine's CPU ({os.cpu_count()} "
-        f"cores), {condition}" + (" (a neighbour streaming 128 MiB on one core, a second on, a second off)"
-                                  if args.disturb else "")
-        + f"; the quick suite's eager cells of six benchmarks: `noise` (runs 1-3), then runs 4 and 5, "
-          f"{minutes:.0f} minutes in all.",
+        f"cores), {DISTURBED if args.disturb else condition}; the quick suite's eager cells of six benchmarks: "
+        f"`noise` (runs 1-3), then runs 4 and 5, {minutes:.0f} minutes in all.",
         "",
         "| runs 5 against 4 judged at | cells | changed (false) | inconclusive | no change | median floor |",
         "| --- | --- | --- | --- | --- | --- |",

@@ -54,6 +54,9 @@ SECTIONS = {"timing": ("speedup-aa", "Speed-ups measured twice"),
             "settling": ("settle-aa", "Settling against neither")}
 KEY = list(CELL_KEY)
 
+# What --disturb does, as its help and the tables say it.
+DISTURB_HELP = "measure beside a neighbour that streams memory on one core, a second on, a second off"
+DISTURBED = "disturbed (a neighbour streaming 128 MiB on one core, a second on, a second off)"
 # A neighbour on one core: copy two 64 MiB arrays into each other for a second, rest for a second.
 NEIGHBOUR = """
 import os, time, numpy as np
@@ -166,8 +169,7 @@ def way_row(ways: dict, way: str, tables: dict, minutes: dict[int, float], aa: d
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--disturb", action="store_true",
-                        help="measure beside a neighbour that streams memory on one core, a second on, a second off")
+    parser.add_argument("--disturb", action="store_true", help=DISTURB_HELP)
     parser.add_argument("--ways", choices=list(WAYS), default="timing",
                         help="timing: interleaved against one at a time (default); settling: the run's settling "
                              "against none")
@@ -187,9 +189,9 @@ def main() -> int:
         first = session.get(Run, 1)
         when, commit = first.started_at, (first.provenance or {}).get("git_commit") or "unknown"
     lines = [
-        f"Measured {when:%Y-%m-%d %H:%M} UTC at {commit[:7]} on this machine's CPU ({os.cpu_count()} cores), {condition}"
-        + (" (a neighbour streaming 128 MiB on one core, a second on, a second off)" if args.disturb else "")
-        + f"; the quick suite's eager cells of six benchmarks, runs 1-{len(runs)} back to back, the ways taking turns.",
+        f"Measured {when:%Y-%m-%d %H:%M} UTC at {commit[:7]} on this machine's CPU ({os.cpu_count()} cores), "
+        f"{DISTURBED if args.disturb else condition}; the quick suite's eager cells of six benchmarks, "
+        f"runs 1-{len(runs)} back to back, the ways taking turns.",
         "",
         f"| {args.ways} | runs | times changed (false) | times inconclusive | speed-ups | verdict flips | "
         "intervals overlap | median move | moved > 5% | speed-ups inconclusive | median half-width | paired | minutes |",
