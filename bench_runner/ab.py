@@ -40,7 +40,12 @@ START_TIMEOUT_S = 300.0  # importing torch and a catalogue on a cold, busy machi
 # 2-vCPU VM on 2026-12-02 an A/A's per-cycle log ratios spread by 0.70 (SD) in gated_ffn cells of
 # 1-10 ms, and by 0.064 with the threads sleeping at once. So unless the user's environment (or a
 # side's --base-env/--head-env) says otherwise, both sides run with passive OpenMP threads.
-SIDE_ENV_DEFAULTS = {"OMP_WAIT_POLICY": "passive"}
+# Unbound, such threads can share one core for a whole round (our reading of this): in an `ab` of
+# gated_ffn at 256 tokens on that VM (2026-12-02, six rounds, the head on one thread), the
+# two-thread side ran 3.5-3.7 ms a call in 4 of 6 rounds, slower than one thread (3.3-3.5 ms),
+# and 1.8-2.2 ms in the others, a whole round at a time. Bound to a core each, its threads ran
+# 1.8-2.8 ms in every round, as a `run` times them (1.7-2.1 ms). So both sides bind them too.
+SIDE_ENV_DEFAULTS = {"OMP_WAIT_POLICY": "passive", "OMP_PROC_BIND": "true"}
 # Turns between two processes are noisier than within one (a block's time spreads by 6-19% against
 # 13% in one process on that VM, with passive threads), so each round takes at least this many
 # cycles. An A/A over the 110-cell selection on 2026-12-02 (2 vCPUs, 40 cycles a round, then each

@@ -72,9 +72,12 @@ def plugin_repo(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_two_commits_of_a_plugin_take_turns_and_the_slower_one_is_a_regression(plugin_repo, tmp_path, capsys):
+def test_two_commits_of_a_plugin_take_turns_and_the_slower_one_is_a_regression(plugin_repo, tmp_path, capsys,
+                                                                               monkeypatch):
     # A process of its own: the plugin registers into the catalogue of the process that plans the cells.
     url = f"sqlite:///{tmp_path / 'ab.db'}"
+    for name in ab.SIDE_ENV_DEFAULTS:  # the sides' defaults, not what this shell may set
+        monkeypatch.delenv(name, raising=False)
     done = subprocess.run([sys.executable, "-m", "bench_runner", "ab", "v1", "v2", "--repo", str(plugin_repo),
                            "--plugin", "ab_toy_plugin", "--suite", "smoke", "--benchmark", "ab_toy", "--device", "cpu",
                            "--rounds", "2", "--db", url, "--quiet", "--format", "csv", "--fail-on-regression",
@@ -99,6 +102,11 @@ def test_two_commits_of_a_plugin_take_turns_and_the_slower_one_is_a_regression(p
         for r in results:  # two rounds, every sample with its cycle, each round at least MIN_CYCLES
             assert set(r.sample_rounds) == {0, 1} and len(r.sample_cycles) == len(r.samples)
             assert min(r.sample_rounds.count(k) for k in (0, 1)) >= ab.MIN_CYCLES
+        # Each side's process ran with passive threads bound to cores, and each run says so.
+        checked = [r for r in results if r.provenance and "openmp" in r.provenance]
+        assert len(checked) == 8 and {r.provenance["openmp"] for r in checked} == {
+            "OMP_WAIT_POLICY=passive OMP_PROC_BIND=true"}
+        assert all(r.provenance["ab"]["env"] == ab.SIDE_ENV_DEFAULTS for r in runs)
     # The pairs read back by `compare` as well.
     assert cli.main(["compare", "1", "2", "--db", url, "--format", "csv"]) == 0
     assert capsys.readouterr().out.count("regression") == 4
