@@ -88,6 +88,12 @@ def _is_oom(exc: BaseException) -> bool:
         "out of memory" in text or "can't allocate memory" in text or "not enough memory" in text)
 
 
+def _require_grad(module: torch.nn.Module, inputs: tuple) -> list[torch.Tensor]:
+    """What a train call differentiates, each now requiring a gradient: the floating-point
+    inputs and the module's parameters."""
+    return [t.requires_grad_(True) for t in inputs if t.is_floating_point()] + list(module.parameters())
+
+
 def _mode_call(fn: Callable, module: torch.nn.Module, inputs: tuple, mode: str) -> Callable[[], object]:
     """The zero-argument callable that is timed: inference, or forward and backward."""
     if mode == "forward":
@@ -96,10 +102,10 @@ def _mode_call(fn: Callable, module: torch.nn.Module, inputs: tuple, mode: str) 
                 return fn(*inputs)
         return forward
 
-    leaves = [t.requires_grad_(True) for t in inputs if t.is_floating_point()]
-    leaves += list(module.parameters())
-    with torch.no_grad():
-        grad_out = torch.ones_like(fn(*inputs))
+    leaves = _require_grad(module, inputs)
+    # Only its shape is wanted, but the output is taken with gradients on, as the timed
+    # calls run: a compiled function then reuses their graph instead of tracing another.
+    grad_out = torch.ones_like(fn(*inputs))
 
     def train():
         for t in leaves:  # as optimizer.zero_grad(set_to_none=True) would
@@ -291,14 +297,21 @@ def _prepare(catalogue: Catalogue, cell: Cell, policy: defaults.TimingPolicy,
     # profiler and the memory peak must see every kernel and allocation, not one replay.
     direct = getattr(fn, "direct", fn)
 
-    with torch.no_grad():
+    # The first call compiles, outside any timing, in the mode the timed calls run in: a
+    # train cell's first call under no_grad would have Dynamo trace and Inductor build an
+    # inference graph the timing never uses, and checking it would check the wrong code.
+    train = cell.mode == "train"
+    if train:
+        _require_grad(module, inputs)
+    with torch.set_grad_enabled(train):
         started = time.perf_counter()
-        actual = fn(*inputs)  # the first call compiles, outside any timing
+        actual = fn(*inputs)
         _synchronize(device)
         first_call_s = time.perf_counter() - started
         provenance = None
         if check:
-            mismatch = reference.check(method, size, device, dtype, inputs, actual, plan)
+            with torch.no_grad():
+                mismatch = reference.check(method, size, device, dtype, inputs, actual.detach(), plan)
             if mismatch:
                 return CellOutcome("mismatch", mismatch)
             provenance = {**machine.cell_provenance(cell.device), "kernels": kernels.chosen(lambda: direct(*inputs)),

@@ -112,6 +112,21 @@ def test_train_mode_produces_fresh_gradients_on_every_call():
     assert inputs[0].grad is not None
 
 
+
+def test_a_compiled_train_cell_traces_only_the_graph_it_times():
+    """Its first call (compile, check) runs with gradients on, as the timed calls do: under
+    no_grad Dynamo would trace and Inductor build an inference graph besides, never timed."""
+    from torch._dynamo.utils import counters
+    from hadamard_impls import catalogue as real
+
+    size = real.benchmarks["gated_ffn"].sizes("smoke")[0]
+    counters.clear()
+    outcome = run_cell(real, Cell("gated_ffn", "swiglu", "compile", tuple(size.items()), "cpu", "float32", "train"),
+                       FAST)
+    assert outcome.status == "ok", outcome.message
+    assert outcome.metrics["first_call_s"] > 0
+    assert counters["stats"]["unique_graphs"] == 1
+
 GIB = 2**30
 
 
