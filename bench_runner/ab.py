@@ -47,12 +47,13 @@ START_TIMEOUT_S = 300.0  # importing torch and a catalogue on a cold, busy machi
 # 1.8-2.8 ms in every round, as a `run` times them (1.7-2.1 ms). So both sides bind them too.
 SIDE_ENV_DEFAULTS = {"OMP_WAIT_POLICY": "passive", "OMP_PROC_BIND": "true"}
 # Turns between two processes are noisier than within one (a block's time spreads by 6-19% against
-# 13% in one process on that VM, with passive threads), so each round takes at least this many
-# cycles. An A/A over the 110-cell selection on 2026-12-02 (2 vCPUs, 40 cycles a round, then each
-# round cut to its first k cycles) left 17, 13, 11 and 10 cells inconclusive at k = 10, 20, 30 and
-# 40 quiet, and 32, 18, 15 and 15 beside a memory-streaming neighbour, for 7.0 and 9.0 minutes:
-# the cycles are cheap next to building and warming both sides' cells up.
-MIN_CYCLES = 40
+# 13% in one process on that VM, with passive threads), and a process's memory layout can hold one
+# side slower for a whole round, which only more rounds average out (stats._round_t_half_width).
+# An A/A over the 110-cell selection on 2026-12-03 (2 vCPUs, quiet, 6 rounds of 40 cycles, then cut
+# to the first R rounds and k cycles), judged with the t interval over rounds: 19 cells
+# inconclusive at 3 rounds of 40 cycles, 6 at 6 rounds of 20, for about 7.8 and 9.4 minutes. So a
+# session takes twice `run`'s rounds (defaults.AB_ROUNDS), each at least MIN_CYCLES cycles.
+MIN_CYCLES = 20
 
 
 class AbError(RuntimeError):

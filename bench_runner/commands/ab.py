@@ -27,7 +27,7 @@ def add_parser(verbs) -> None:
     p.add_argument("base", metavar="BASE", help="a git revision: the version measured first in the table")
     p.add_argument("head", metavar="HEAD", help="a git revision: the version judged against BASE")
     selection_flags(p, "default: cuda when available, else cpu")
-    rounds_flag(p)
+    rounds_flag(p, defaults.AB_ROUNDS)
     p.add_argument("--seed", type=positive_int("seed (a whole number)"), help="the session's shuffles (default: fresh)")
     p.add_argument("--repo", metavar="DIR", help="the git repository BASE and HEAD are revisions of (default: this "
                                                  "checkout; with --plugin, the plugin's repository)")
@@ -115,7 +115,7 @@ def run(args) -> int:
             for s in sides:  # a side that cannot start is bad input: found before anything is stored
                 ab.SideProcess(s, args.cell_timeout, os.sched_getaffinity(0), plugin).close()
             policy = defaults.POLICIES[sel.suite]
-            rounds, seed = args.rounds or defaults.ROUNDS[sel.suite], args.seed or selection.new_seed()
+            rounds, seed = args.rounds or defaults.AB_ROUNDS[sel.suite], args.seed or selection.new_seed()
             factory = sessions_on(url)
             runs = ab.start_runs(factory, catalogue, sel, cells, policy, sides, rounds, seed)
             print(f"ab: runs {runs[0]} ({args.base}) and {runs[1]} ({args.head}), {len(cells)} cells of the "

@@ -104,10 +104,10 @@ def selected(args, devices: list[str]):
                      sizes=args.size)
 
 
-def rounds_flag(p: argparse.ArgumentParser) -> None:
+def rounds_flag(p: argparse.ArgumentParser, per_suite: dict[str, int] = defaults.ROUNDS) -> None:
     p.add_argument("--rounds", type=positive_int("positive number of rounds"), metavar="N",
                    help="measure every cell in N rounds, each in a fresh worker process and a new shuffled "
-                        "order (default: " + ", ".join(f"{k} {v}" for k, v in defaults.ROUNDS.items()) + ")")
+                        "order (default: " + ", ".join(f"{k} {v}" for k, v in per_suite.items()) + ")")
 
 
 def measure_flags(p: argparse.ArgumentParser) -> None:
