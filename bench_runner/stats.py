@@ -271,8 +271,8 @@ def _round_t_half_width(round_values: Sequence[float]) -> float:
     `ab` A/A (2026-12-03) one side ran bilinear_full at 8.0 ms a call for a whole round and
     5.1 in the next two, the other side 5.1, 4.8, 4.9. Such an effect is drawn once per round,
     so only the rounds see it, and from 3 of them the bootstrap's spread is a poor guess: with
-    a 3% effect per round it held the truth 82% of the time on synthetic series, this interval
-    95% (t with R − 1 degrees of freedom, as Kalibera & Jones take the top level's interval).
+    a 3% effect per round it held the truth 77-82% of the time on synthetic series, this
+    interval 95% (t with R − 1 degrees of freedom, as Kalibera & Jones take the top level's interval).
     Zero for fewer than two rounds, where the rounds cannot say."""
     values = np.asarray(round_values, dtype=float)
     if len(values) < 2:

@@ -112,7 +112,6 @@ def test_train_mode_produces_fresh_gradients_on_every_call():
     assert inputs[0].grad is not None
 
 
-
 def test_a_compiled_train_cell_traces_only_the_graph_it_times():
     """Its first call (compile, check) runs with gradients on, as the timed calls do: under
     no_grad Dynamo would trace and Inductor build an inference graph besides, never timed."""
