@@ -137,10 +137,38 @@ def _widened_interval(estimate: float, log_boot: np.ndarray, rounds: int) -> tup
     return float(lo), float(hi)
 
 
+def _at_least(estimate: float, lo: float, hi: float, half: float) -> tuple[float, float]:
+    """The interval (lo, hi) around `estimate`, widened where needed to ± `half` on a log scale."""
+    return min(lo, estimate * math.exp(-half)), max(hi, estimate * math.exp(half))
+
+
+def _welch_t_half_width(before: Sequence[float], after: Sequence[float]) -> float:
+    """Half-width of Welch's t 95% interval of mean(after) − mean(before), from per-round values
+    (log medians) of two sides measured apart: the unpaired counterpart of _round_t_half_width,
+    for the same reason. With three rounds a side and each round's process holding its own 3%
+    level, the widened bootstrap held the true ratio in about 90% of synthetic A/As, this
+    interval in about 97%. A side of one round cannot show its own spread and borrows the
+    other's; zero when neither side has two rounds."""
+    sides = [np.asarray(v, dtype=float) for v in (before, after)]
+    known = [v.var(ddof=1) for v in sides if len(v) > 1]  # each side's variance between its rounds
+    if not known:
+        return 0.0
+    shares = [(v.var(ddof=1) if len(v) > 1 else known[0]) / len(v) for v in sides]
+    se2 = sum(shares)
+    if se2 == 0:
+        return 0.0
+    if len(known) == 2:  # Welch–Satterthwaite
+        df = se2 ** 2 / sum(q ** 2 / (len(v) - 1) for q, v in zip(shares, sides))
+    else:  # one spread, counted for both sides: its own degrees of freedom
+        df = max(len(v) for v in sides) - 1
+    return float(sps.t.ppf(0.975, df) * math.sqrt(se2))
+
+
 def compare(before: Sequence[np.ndarray], after: Sequence[np.ndarray], n_boot: int = N_BOOT,
             seed: int = 0, statistic: str = "median") -> Comparison:
-    """Ratio of medians (after ÷ before), its 95% CI by a hierarchical bootstrap of both sides,
-    and a two-sided Mann–Whitney U test.
+    """Ratio of medians (after ÷ before), its 95% CI by a hierarchical bootstrap of both sides
+    (widened for few rounds, and never narrower than Welch's t interval of the rounds' log
+    medians: _welch_t_half_width), and a two-sided Mann–Whitney U test.
 
     The rank test runs on the pooled samples, not on round medians: with the three rounds of
     a quick run a test on round medians can never reach p < 0.05 (its smallest two-sided p
@@ -158,6 +186,8 @@ def compare(before: Sequence[np.ndarray], after: Sequence[np.ndarray], n_boot: i
     log_boot = np.log(bootstrap_medians(after, n_boot, rng, q) / bootstrap_medians(before, n_boot, rng, q))
     rounds = min(len(before), len(after))
     lo, hi = _widened_interval(ratio, log_boot, rounds)
+    level = lambda side: np.log([np.quantile(r, q) for r in side])  # noqa: E731 -- each round's statistic
+    lo, hi = _at_least(ratio, lo, hi, _welch_t_half_width(level(before), level(after)))
     if np.ptp(np.concatenate([pooled_a, pooled_b])) == 0:
         p = 1.0
     else:
@@ -299,8 +329,7 @@ def compare_paired(log_ratios: Sequence[np.ndarray], n_boot: int = N_BOOT, seed:
     lo, hi = _widened_interval(math.exp(estimate), log_boot, len(rounds)) if np.ptp(log_boot) > 0 else (
         math.exp(estimate), math.exp(estimate))
     medians = [float(np.median(r)) for r in rounds]
-    half = _round_t_half_width(medians)
-    lo, hi = min(lo, math.exp(estimate - half)), max(hi, math.exp(estimate + half))
+    lo, hi = _at_least(math.exp(estimate), lo, hi, _round_t_half_width(medians))
     p = float(sps.wilcoxon(medians).pvalue) if len(medians) >= 6 and np.ptp(medians) > 0 else float("nan")
     return Comparison(math.exp(estimate), lo, hi, p, len(rounds))
 
@@ -379,11 +408,13 @@ def exponent_interval(x: Sequence[float], rounds_per_x: Sequence[Sequence[np.nda
 
 def median_interval(rounds: Sequence[np.ndarray], n_boot: int = N_BOOT, seed: int = 0) -> tuple[float, float, float]:
     """A cell's median with its 95% interval from the hierarchical bootstrap (widened for few
-    rounds as in `compare`): (median, low, high)."""
+    rounds, and never narrower than Student's t over the rounds' log medians, as in `compare`):
+    (median, low, high)."""
     rounds = [np.asarray(r, dtype=float) for r in rounds if len(r)]
     if not rounds:
         return float("nan"), float("nan"), float("nan")
     median = float(np.median(np.concatenate(rounds)))
     log_boot = np.log(bootstrap_medians(rounds, n_boot, np.random.default_rng(seed)))
     lo, hi = _widened_interval(median, log_boot, len(rounds))
+    lo, hi = _at_least(median, lo, hi, _round_t_half_width(np.log([np.median(r) for r in rounds])))
     return median, lo, hi
