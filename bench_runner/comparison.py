@@ -32,12 +32,15 @@ def _unsettled(row: pd.Series, side: str) -> tuple[int, int]:
 def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = FLOOR,
                      words: tuple[str, str] = RUN_WORDS, on: Sequence[str] = CELL,
                      statistic: str = "median", spelled_runs: Iterable[int] = (),
-                     drift: Mapping[tuple, float] | None = None) -> pd.DataFrame:
+                     drift: Mapping[tuple, float] | None = None,
+                     machine_drift: Mapping[str, float] | None = None) -> pd.DataFrame:
     """One row per cell in both frames (with `samples` and `sample_rounds` columns, as
     results_db.queries.samples_frame gives them), with before_s, after_s, VERDICT_COLUMNS,
     `floor` (what the cell was judged at: max(floor, its measured `drift`, cell key tuple → drift
-    from drift_table) for sides timed apart, `floor` for paired ones), `paired`, and
-    `unsettled`: which side was measured in a slow spell of its cores, if either.
+    from drift_table) for sides timed apart, `floor` for paired ones), `paired`,
+    `unsettled`: which side was measured in a slow spell of its cores, if either, and
+    `machine_moved`: whether its change was held inconclusive because the machine itself moved as
+    far between the sides (`machine_drift`, the drift controls' after ÷ before: hold_machine_moved).
 
     A side was, for a cell, when the cell still holds a round timed unsettled (bench_runner.settle:
     one its run could not wait out), or when the cell ran on a CPU in one of
@@ -65,12 +68,43 @@ def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = F
     found = judge([(_entry(r, "before"), _entry(r, "after")) for _, r in merged.iterrows()], slowed,
                   floor=floor, words=words, statistic=statistic,
                   drift=[drift.get(tuple(r[c] for c in on), np.nan) for _, r in merged.iterrows()] if drift else None)
+    verdicts, moved = hold_machine_moved(found, machine_move(machine_drift), words)
     table = merged[list(on)].copy()
     table["before_s"] = [float(np.median(s)) if len(s) else np.nan for s in merged["samples_before"]]
     table["after_s"] = [float(np.median(s)) if len(s) else np.nan for s in merged["samples_after"]]
     table = pd.concat([table, pd.DataFrame(found, columns=[*VERDICT_COLUMNS, "floor", "paired"], index=table.index)], axis=1)
+    table["verdict"] = verdicts
     table["unsettled"] = told
+    table["machine_moved"] = moved
     return table
+
+
+def machine_move(machine_drift: Mapping[str, float] | None) -> float:
+    """How far the machine itself moved between two sides timed apart, on a log scale: the largest
+    |log| of its drift controls' after ÷ before (drift_ratios); 0 when none is known."""
+    ratios = [r for r in (machine_drift or {}).values() if r is not None and np.isfinite(r) and r > 0]
+    return max((abs(float(np.log(r))) for r in ratios), default=0.0)
+
+
+def hold_machine_moved(found: Sequence[dict], move: float, words: tuple[str, str] = RUN_WORDS
+                       ) -> tuple[list[str], list[bool]]:
+    """Verdicts with a change between sides timed apart held `inconclusive` unless its whole
+    interval lies beyond the machine's own move between them (machine_move, on a log scale), as a
+    change must lie beyond the floor; and which were held. The drift controls time the same copy
+    and products at the start of every round; when they move, the machine changed under the code:
+    on a 2-vCPU VM on 2026-12-03, of two runs of the same code back to back, the second had the
+    16 MiB copy 1.98× slower and the threaded probe 14% faster, its cells moved a median 8.2%
+    either way (the 4M-element ones about 2×, as the copy), and 8 of 110 cells were called changed,
+    all falsely. The move can go either way, so either change is held; a move within the floor
+    holds nothing. Paired cells shared the machine and keep their verdicts."""
+    verdicts, held = [], []
+    for f in found:
+        regression, improvement = f["verdict"] == words[0], f["verdict"] == words[1]
+        hold = not f["paired"] and ((regression and not np.log(f["ci_low"]) > move)
+                                    or (improvement and not np.log(f["ci_high"]) < -move))
+        verdicts.append(INCONCLUSIVE if hold else f["verdict"])
+        held.append(bool(hold))
+    return verdicts, held
 
 
 def judge(pairs: Sequence[tuple[Sequence, Sequence]], slowed: Sequence[tuple[bool, bool]] | None = None,

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from bench_runner import comparison, defaults, history, stats  # noqa: E402
+from bench_runner import comparison, defaults, history, stats, wording  # noqa: E402
 from bench_runner.commands import compare  # noqa: E402
 from docs_section import write_section  # noqa: E402
 from reproducibility import SELECTION, bench_runner, scratch_db  # noqa: E402
@@ -71,13 +71,14 @@ def main() -> int:
         before, _, _ = compare.side(session, "4")
         after, _, _ = compare.side(session, "5")
         drift, floors, _ = history.measured_drift(session, [4, 5])
+        machine_drift = compare.machine_change(session, [4], [5])[0]
         assert len(history_queries.run_fingerprints(session, [1, 2, 3, 4, 5])) == 1
         first, last = session.get(Run, 1), session.get(Run, 5)
         if np.isnan(minutes):
             minutes = (last.finished_at - first.started_at).total_seconds() / 60
         commit = (first.provenance or {}).get("git_commit") or "unknown"
-    plain = comparison.comparison_table(before, after)
-    floored = comparison.comparison_table(before, after, drift=drift)
+    plain = comparison.comparison_table(before, after, machine_drift=machine_drift)
+    floored = comparison.comparison_table(before, after, drift=drift, machine_drift=machine_drift)
     moved = np.abs(np.log(plain["ratio"]))
     lines = [
         f"Measured {first.started_at:%Y-%m-%d %H:%M} UTC at {commit[:7]} on this machine's CPU ({os.cpu_count()} "
@@ -93,7 +94,9 @@ def main() -> int:
         f"90th percentile ±{floors['drift'].quantile(0.9):.1%}, largest ±{floors['drift'].max():.1%}; "
         f"{int((floors['drift'] > defaults.FLOOR).sum())} cells above the threshold. Runs 4 and 5 moved apart by a "
         f"median {np.expm1(moved.median()):.1%}, {np.mean(moved > np.log1p(floored['floor'])):.0%} of cells by more "
-        f"than their floor.",
+        f"than their floor. The drift controls, run 5 ÷ 4: {wording.drift_text(machine_drift) or 'none recorded'}; "
+        f"{int(floored['machine_moved'].sum())} cells' changes held inconclusive at their floor, their intervals "
+        f"not clearing the machine's own move.",
     ]
     table = "\n".join(lines)
     print(table)

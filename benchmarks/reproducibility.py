@@ -140,24 +140,30 @@ def compare_runs(url: str, a_runs: list[int], b_run: int, chain_run: int) -> dic
         b, _, _ = compare.side(session, str(b_run))
         alone, _, _ = compare.side(session, str(chain_run))
         drift_aa = [compare.machine_change(session, [r], [r + 1])[0] for r in a_runs[:-1]]
+        drift_ab = compare.machine_change(session, [a_runs[0]], [b_run])[0]
         states = queries.round_states(session, a_runs + [b_run])
         rounds_used = int(session.get(Run, a_runs[0]).rounds)
     pairs = [(r, r + 1) for r in a_runs[:-1]]
     spelled = comparison.runs_in_spells(states, a_runs + [b_run])  # as `compare` holds what their spells could fake
-    table = lambda x, y, **kw: comparison.comparison_table(x, y, spelled_runs=spelled, **kw)  # noqa: E731
-    aa = {pair: table(a[pair[0]], a[pair[1]]) for pair in pairs}
-    first = a[a_runs[0]]
-    first_ffn = first[first["benchmark"] == "gated_ffn"]
-    ab = table(first_ffn, b)
+    moved = dict(zip(pairs, drift_aa))  # as `compare` holds what the machine's own move could explain
+    first_ffn = a[a_runs[0]][a[a_runs[0]]["benchmark"] == "gated_ffn"]
+
+    def aa_table(pair, **kw):
+        return comparison.comparison_table(a[pair[0]], a[pair[1]], spelled_runs=spelled, machine_drift=moved[pair], **kw)
+
+    def ab_table(**kw):
+        return comparison.comparison_table(first_ffn, b, spelled_runs=spelled, machine_drift=drift_ab, **kw)
+
+    aa, ab = {pair: aa_table(pair) for pair in pairs}, ab_table()
     return {
         "a_runs": a_runs, "b_run": b_run, "pairs": pairs, "aa": aa, "ab": ab, "alone": alone,
         "drift_aa": drift_aa, "states": states, "rounds_used": rounds_used,
         "aa_rates": {pair: verdict_rates(t) for pair, t in aa.items()},
         # What a wider practical floor would call the same pairs (`compare --threshold`).
-        "wider": {floor: {pair: verdict_rates(table(a[pair[0]], a[pair[1]], floor=floor)) for pair in pairs}
+        "wider": {floor: {pair: verdict_rates(aa_table(pair, floor=floor)) for pair in pairs}
                   for floor in WIDER_FLOORS},
-        "aa10": {pair: verdict_rates(table(a[pair[0]], a[pair[1]], statistic="p10")) for pair in pairs},
-        "ab_rates": verdict_rates(ab), "ab10": verdict_rates(table(first_ffn, b, statistic="p10")),
+        "aa10": {pair: verdict_rates(aa_table(pair, statistic="p10")) for pair in pairs},
+        "ab_rates": verdict_rates(ab), "ab10": verdict_rates(ab_table(statistic="p10")),
     }
 
 

@@ -148,8 +148,9 @@ def time_aa(session, ways: dict) -> dict[str, dict]:
     runs = run_ids(ways)
     sides = {r: compare.side(session, str(r))[0] for r in runs}
     spelled = comparison.runs_in_spells(queries.round_states(session, runs), runs)
-    return {way: verdict_rates(comparison.comparison_table(*(sides[r] for r in runs_of(ways, way)),
-                                                           spelled_runs=spelled)) for way in ways}
+    return {way: verdict_rates(comparison.comparison_table(
+        *(sides[r] for r in runs_of(ways, way)), spelled_runs=spelled,
+        machine_drift=compare.machine_change(session, *([r] for r in runs_of(ways, way)))[0])) for way in ways}
 
 
 def way_row(ways: dict, way: str, tables: dict, minutes: dict[int, float], aa: dict) -> str:

@@ -44,8 +44,10 @@ if by == "machines":
 measured_in = tuple(sorted({int(r) for r in (*before_cells["run_id"], *after_cells["run_id"])}))
 states = data.load_round_states(url, measured_in)
 drift, floors, fingerprints = data.load_measured_drift(url, measured_in)
+runs_of = lambda cells: sorted({int(r) for r in cells["run_id"]})  # noqa: E731
+machine_drift = comparison.drift_ratios(states, runs_of(before_cells), runs_of(after_cells)) if not states.empty else {}
 result = comparison.comparison_table(before_cells, after_cells, threshold, spelled_runs=data.spelled_runs(url, measured_in),
-                                     drift=drift)
+                                     drift=drift, machine_drift=machine_drift)
 if result.empty:
     st.info("No cell has successful results on both sides.")
     st.stop()
@@ -64,10 +66,11 @@ if counts.get(stats.INCONCLUSIVE, 0):
     st.caption("**Inconclusive**: " + wording.inconclusive_note(result, threshold) + ". "
                + ("Some cells have a single round on a side: their intervals describe one process only."
                   if (result["rounds"] < 2).any() else ""))
+if machine_drift:
+    st.caption("The machine itself (drift controls, after ÷ before): " + wording.drift_text(machine_drift)
+               + (f". {int(result['machine_moved'].sum())} cells' changes whose intervals do not clear that move are "
+                  "held inconclusive (column `machine_moved`)" if result["machine_moved"].any() else ""))
 if by == "runs":
-    drift = comparison.drift_ratios(states, [int(before)], [int(after)]) if not states.empty else {}
-    if drift:
-        st.caption("The machine itself (drift controls, after ÷ before): " + wording.drift_text(drift))
     caveat = wording.settling_caveat(states, {f"run {before}": [int(before)], f"run {after}": [int(after)]})
     if caveat:
         st.warning(caveat[0].upper() + caveat[1:] + ".")

@@ -97,6 +97,11 @@ def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float], caveat: 
         lines.append(note)
     if machine_drift:
         lines.append("machine drift (drift controls, after ÷ before): " + wording.drift_text(machine_drift))
+    moved = int(table["machine_moved"].sum()) if "machine_moved" in table else 0
+    if moved:
+        lines.append(f"{moved} cells' changes held inconclusive: their intervals do not clear the machine's own move "
+                     f"between the sides (the drift controls above; column `machine_moved`); compare runs the "
+                     f"machine measured alike, or time both versions in one session with `ab`")
     if caveat:
         lines.append(caveat)
     held = int((table["unsettled"] != "").sum()) if "unsettled" in table else 0
@@ -130,6 +135,8 @@ def report(table: pd.DataFrame, fmt: str, before_name: str, after_name: str, thr
                              after_s=table["after_s"].map(lambda v: f"{v:.3g}")).drop(columns=["p_value"])
         if (shown["unsettled"] == "").all():  # the usual case: say nothing of it
             shown = shown.drop(columns=["unsettled"])
+        if not shown["machine_moved"].any():
+            shown = shown.drop(columns=["machine_moved"])
         if (table["floor"] == threshold).all():  # no measured floor raised any cell's: the title says it
             shown = shown.drop(columns=["floor"])
         print(f"{after_name} against {before_name}, ratio of {statistic}s, threshold {threshold:.0%}")
@@ -148,7 +155,7 @@ def run(args) -> int:
         machine_drift, caveat, spelled = machine_change(session, before_runs, after_runs, (before_name, after_name))
         drift, floors, fingerprints = history.measured_drift(session, before_runs + after_runs)
     table = comparison.comparison_table(before, after, args.threshold, statistic=args.statistic, spelled_runs=spelled,
-                                        drift=drift)
+                                        drift=drift, machine_drift=machine_drift)
     if table.empty:
         raise UsageError(f"bench_runner compare: no cell has `ok` results in both {before_name} and {after_name}")
     table = table.sort_values(list(CELL_KEY))

@@ -135,14 +135,17 @@ def run(args) -> int:
         # Each cell's newest runs only: a mark can shorten them further, never reach past them.
         rows = history_queries.newest_before(session, fingerprint, started_at, args.against)
         floors = history_queries.noise_floors(session, fingerprint)
+        before_runs = sorted({int(r) for r in baseline_rows(rows, args.run, started_at, args.against, marks)["run_id"]})
+        states = queries.round_states(session, before_runs + [args.run])
+    machine_drift = comparison.drift_ratios(states, before_runs, [args.run]) if not states.empty else {}
     if mine.empty:
         raise UsageError(f"bench_runner gate: run {args.run} has no `ok` cells to judge")
     # A run marked as a new start has nothing before it to be judged against.
     mine = mine[[not history.covering(marks, history.cell_of(r), "new_distribution", args.run)
                  for r in mine.itertuples()]]
     baseline = baseline_frame(rows, args.run, started_at, args.against, marks)
-    table = comparison.comparison_table(baseline, mine, args.threshold, drift=history.drift_by_cell(floors)) if len(
-        mine) else pd.DataFrame()
+    table = comparison.comparison_table(baseline, mine, args.threshold, drift=history.drift_by_cell(floors),
+                                        machine_drift=machine_drift) if len(mine) else pd.DataFrame()
     if table.empty:
         print(f"run {args.run}: none of its cells has a history to judge against on {label}'s fingerprint "
               f"({fingerprint}); nothing to judge")
@@ -155,6 +158,9 @@ def run(args) -> int:
                                    (*stats.RUN_WORDS, stats.NO_CHANGE, stats.INCONCLUSIVE)))
     note = wording.floor_note(table, args.threshold, floors, 1)
     print(note)
+    if table["machine_moved"].any():
+        print(f"{int(table['machine_moved'].sum())} cells' changes held inconclusive: their intervals do not clear "
+              f"the machine's own move since the baseline ({wording.drift_text(machine_drift)})")
     regressions = table[table["verdict"] == "regression"]
     for r in regressions.itertuples():
         why = f" (marked expected: {r.explained_by})" if r.explained_by else ""

@@ -219,6 +219,22 @@ def test_diff_of_machines_says_when_a_label_is_worn_by_other_hardware(db_url, mo
     assert len(at.dataframe[0].value) == 2  # only the new testhost's two cells
 
 
+def test_diff_holds_a_change_the_machine_itself_moved_as_far_as(db_url, monkeypatch):
+    from tests.bench_runner.test_compare import _plant_rounds, plant_runs
+
+    plant_runs(db_url)
+    _plant_rounds(db_url, {1: [0, 0, 0], 2: [0, 0, 0]}, copy_s={1: 5e-4, 2: 7.5e-4})  # the copy 1.5× slower
+    at = render(db_url, monkeypatch, "app_pages/diff.py")
+    next(s for s in at.selectbox if s.label == "Before").set_value(1).run()
+    next(s for s in at.selectbox if s.label == "After").set_value(2).run()
+    assert not at.exception
+    assert any("cpu copy 1.500×" in c.value and "1 cells' changes whose intervals do not clear that move are held"
+               in c.value for c in at.caption)
+    shown = at.dataframe[0].value.set_index("size")
+    assert shown.loc["B=1 N=64 C=64 H=4", "verdict"] == "inconclusive" and shown.loc["B=1 N=64 C=64 H=4", "machine_moved"]
+    assert shown.loc["B=1 N=128 C=64 H=4", "verdict"] == "improvement"
+
+
 def test_diff_warns_when_a_run_was_timed_in_a_spell_it_could_not_wait_out(db_url, monkeypatch):
     from tests.bench_runner.test_compare import _plant_rounds, plant_runs
 

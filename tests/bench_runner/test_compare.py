@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+
 import pytest
 from sqlalchemy.orm import sessionmaker
 
@@ -280,14 +282,17 @@ def test_gate_bad_input_is_one_line_and_exit_2(db_url, capsys, args, words):
     assert words in err and err.count("\n") == 1
 
 
-def _plant_rounds(db_url, unsettled: dict[int, list[int]], cells: int = 10):
+def _plant_rounds(db_url, unsettled: dict[int, list[int]], cells: int = 10, copy_s: dict[int, float] | None = None):
+    """Round records for runs: each round's unsettled cells, and its drift controls (the probe,
+    and the 16 MiB copy at `copy_s[run]` where given)."""
     factory = sessionmaker(results_db.open_engine(db_url))
     with factory() as session, session.begin():
         for run_id, per_round in unsettled.items():
+            controls = {"probe_s": 46e-6, **({"copy_s": copy_s[run_id]} if copy_s else {})}
             for i, bad in enumerate(per_round):
                 record = store.start_round(session, run_id, i, 5, None)
                 store.finish_round(session, record.id, cells, RoundState(
-                    settle={"cells_unsettled": bad, "waited_s": 10.0}, drift={"cpu": {"probe_s": 46e-6}}))
+                    settle={"cells_unsettled": bad, "waited_s": 10.0}, drift={"cpu": controls}))
 
 
 def test_a_side_timed_in_a_spell_it_could_not_wait_out_gets_a_caveat(planted_db, capsys):
@@ -341,8 +346,6 @@ SESSION = {64: (1.25, 0.005, "regression"), 128: (0.8, 0.005, "improvement"), 25
 def plant_session(db_url: str, linked: bool = True) -> tuple[int, int]:
     """Two runs whose cells took turns cycle by cycle (an `ab` session), one planted verdict per
     cell; with `linked` False the same samples as two runs that were not one session."""
-    import numpy as np
-
     rng = np.random.default_rng(1)
     factory = sessionmaker(results_db.open_engine(db_url))
     with factory() as session, session.begin():
@@ -382,3 +385,44 @@ def test_the_same_samples_in_two_unlinked_runs_are_not_paired(db_url, capsys):
     verdicts = {c["size"]: c["verdict"] for c in cells}
     # Unpaired, the ±30% swing hides what the pairs see: no interval fits within ±5%.
     assert verdicts["B=1 N=256 C=64 H=4"] == verdicts["B=1 N=512 C=64 H=4"] == "inconclusive"
+
+
+def test_a_change_no_larger_than_the_machines_own_move_is_held(planted_db, capsys):
+    # Between runs 1 and 2 the copy control moved 1.5×: the machine changed under the code.
+    _plant_rounds(planted_db, {1: [0, 0, 0], 2: [0, 0, 0]}, copy_s={1: 5e-4, 2: 7.5e-4})
+    found = json.loads(compare(planted_db, "1", "2", "--format", "json", capsys=capsys)[1])
+    cells = {c["size"]: c for c in found["cells"]}
+    assert cells["B=1 N=64 C=64 H=4"]["verdict"] == "inconclusive"  # 1.5×: the machine moved as far
+    assert cells["B=1 N=64 C=64 H=4"]["machine_moved"] is True
+    assert cells["B=1 N=128 C=64 H=4"]["verdict"] == "improvement"  # 0.6×: its whole interval beyond the move
+    assert cells["B=1 N=128 C=64 H=4"]["ci_high"] < 1 / 1.5
+    assert cells["B=1 N=256 C=64 H=4"]["verdict"] == "no change"
+    out = compare(planted_db, "1", "2", capsys=capsys)[1]
+    assert "1 cells' changes held inconclusive: their intervals do not clear the machine's own move" in out
+    assert "cpu copy 1.500×" in out
+    # The machine steady between the runs: the regression stands.
+    _plant_rounds(planted_db, {3: [0, 0, 0]}, copy_s={3: 5e-4})
+    steady = json.loads(compare(planted_db, "1", "3", "--format", "json", capsys=capsys)[1])
+    assert {c["size"]: c["verdict"] for c in steady["cells"]}["B=1 N=64 C=64 H=4"] == "regression"
+
+
+def test_only_unpaired_changes_whose_interval_reaches_within_the_move_are_held():
+    row = lambda lo, hi, verdict, paired=False: dict(ci_low=lo, ci_high=hi, verdict=verdict, paired=paired)  # noqa: E731
+    found = [row(1.2, 1.4, "regression"), row(1.2, 1.4, "regression", paired=True), row(2.1, 2.9, "regression"),
+             row(1.9, 2.9, "regression"), row(0.7, 0.9, "improvement"), row(0.4, 0.45, "improvement"),
+             row(0.98, 1.02, "no change")]
+    verdicts, held = comparison.hold_machine_moved(found, comparison.machine_move({"cpu copy": 1.98, "cpu probe": 0.86}))
+    assert verdicts == ["inconclusive", "regression", "regression", "inconclusive", "inconclusive", "improvement",
+                        "no change"]
+    assert held == [True, False, False, True, True, False, False]
+    assert comparison.hold_machine_moved(found, comparison.machine_move({}))[1] == [False] * 7
+    assert comparison.machine_move({"cpu copy": 0.5, "cpu matmul": 1.1}) == pytest.approx(abs(np.log(0.5)))
+
+
+def test_gate_holds_a_regression_the_machine_itself_moved_as_far_as(db_url, capsys):
+    _history_db(db_url, (1.0, 1.01, 0.99, 1.0, 1.6))  # run 5: the N=256 cell 1.6× slower
+    # Run 5's copy control ran 1.8× slower than in runs 1-4: the machine moved more than the cell did.
+    _plant_rounds(db_url, {r: [0, 0, 0] for r in range(1, 6)}, copy_s={1: 5e-4, 2: 5e-4, 3: 5e-4, 4: 5e-4, 5: 9e-4})
+    assert main(["gate", "5", "--db", db_url]) == 0
+    assert ("1 cells' changes held inconclusive: their intervals do not clear the machine's own move since the "
+            "baseline (cpu copy 1.800×") in capsys.readouterr().out
