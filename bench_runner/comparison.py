@@ -39,8 +39,9 @@ def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = F
     `floor` (what the cell was judged at: max(floor, its measured `drift`, cell key tuple → drift
     from drift_table) for sides timed apart, `floor` for paired ones), `paired`,
     `unsettled`: which side was measured in a slow spell of its cores, if either, and
-    `machine_moved`: whether its change was held inconclusive because the machine itself moved as
-    far between the sides (`machine_drift`, the drift controls' after ÷ before: hold_machine_moved).
+    `machine_moved`: whether its change was held inconclusive, its interval not clearing the
+    machine's own move between the sides (`machine_drift`, the drift controls' after ÷ before:
+    hold_machine_moved).
 
     A side was, for a cell, when the cell still holds a round timed unsettled (bench_runner.settle:
     one its run could not wait out), or when the cell ran on a CPU in one of

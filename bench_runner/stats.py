@@ -146,8 +146,8 @@ def _welch_t_half_width(before: Sequence[float], after: Sequence[float]) -> floa
     """Half-width of Welch's t 95% interval of mean(after) − mean(before), from per-round values
     (log medians) of two sides measured apart: the unpaired counterpart of _round_t_half_width,
     for the same reason. With three rounds a side and each round's process holding its own 3%
-    level, the widened bootstrap held the true ratio in about 90% of synthetic A/As, this
-    interval in about 97%. A side of one round cannot show its own spread and borrows the
+    level, the widened bootstrap held the true ratio in 86-90% of synthetic A/As, this interval
+    in 96-97% (tests/bench_runner/test_stats.py). A side of one round cannot show its own spread and borrows the
     other's; zero when neither side has two rounds."""
     sides = [np.asarray(v, dtype=float) for v in (before, after)]
     known = [v.var(ddof=1) for v in sides if len(v) > 1]  # each side's variance between its rounds
