@@ -61,8 +61,7 @@ def drift_text(ratios: dict[str, float]) -> str:
 def explain_verdicts(floor: float = FLOOR) -> str:
     """One paragraph for a page or a table footer: what each verdict means."""
     return (f"Ratio of medians with a 95% interval from a hierarchical bootstrap (rounds, then samples "
-            f"within them), never narrower than Welch's t over the rounds' medians. A change is called only "
-            f"when the whole interval lies beyond ±{floor:.0%} and a "
+            f"within them). A change is called only when the whole interval lies beyond ±{floor:.0%} and a "
             f"Mann–Whitney U test stays significant after Benjamini–Hochberg across the cells compared; "
             f"`no change` when the whole interval lies within ±{floor:.0%}; `inconclusive` when it straddles "
             f"that floor: measure again with more rounds to decide. A regression (an improvement) is also held "

