@@ -95,9 +95,10 @@ def hold_machine_moved(found: Sequence[dict], move: float, words: tuple[str, str
     and products at the start of every round; when they move, the machine changed under the code:
     on a 2-vCPU VM on 2026-12-03, of two runs of the same code back to back, the second had the
     16 MiB copy 1.98× slower and the threaded probe 14% faster, its cells moved a median 8.2%
-    either way (the 4M-element ones from 0.84× to 2.03×), and 10 of 110 cells were called changed,
-    all falsely (held, none; over 50 such pairs that day, 142 false changes without the hold, 3 with it). The move can go either way, so either change is held; a move within the floor
-    holds nothing. Paired cells shared the machine and keep their verdicts."""
+    either way (the 4M-element ones from 0.84× to 2.03×), and 10 of 110 cells were called
+    changed, all falsely; held, none. Over 50 such pairs that day, 142 false changes without the
+    hold, 3 with it. The move can go either way, so either change is held; a move within the
+    floor holds nothing. Paired cells shared the machine and keep their verdicts."""
     verdicts, held = [], []
     for f in found:
         regression, improvement = f["verdict"] == words[0], f["verdict"] == words[1]
