@@ -54,18 +54,15 @@ def baseline_rows(history_rows: pd.DataFrame, run_id: int, started_at, against: 
     return pd.concat(kept) if kept else earlier.iloc[0:0]
 
 
-def baseline_frame(history_rows: pd.DataFrame, run_id: int, started_at, against: int,
-                   marks: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per cell, the samples of its `against` latest runs before `run_id` (none before the latest
-    earlier run a mark covers), each run's rounds kept apart (round labels offset per run), in
-    samples_frame's shape."""
+def baseline_frame(chosen: pd.DataFrame) -> pd.DataFrame:
+    """Per cell, the samples of the history rows baseline_rows chose, each run's rounds kept apart
+    (round labels offset per run), in samples_frame's shape."""
     import pandas as pd
     from results_db import queries
 
     from .. import stats
 
     rows = []
-    chosen = baseline_rows(history_rows, run_id, started_at, against, marks)
     for key, cell in chosen.groupby(queries.CELL_COLUMNS, sort=False):
         cell_key = dict(zip(queries.CELL_COLUMNS, key))
         samples, labels, offset = [], [], 0
@@ -135,7 +132,8 @@ def run(args) -> int:
         # Each cell's newest runs only: a mark can shorten them further, never reach past them.
         rows = history_queries.newest_before(session, fingerprint, started_at, args.against)
         floors = history_queries.noise_floors(session, fingerprint)
-        before_runs = sorted({int(r) for r in baseline_rows(rows, args.run, started_at, args.against, marks)["run_id"]})
+        chosen = baseline_rows(rows, args.run, started_at, args.against, marks)
+        before_runs = sorted({int(r) for r in chosen["run_id"]})
         states = queries.round_states(session, before_runs + [args.run])
     machine_drift = comparison.drift_ratios(states, before_runs, [args.run]) if not states.empty else {}
     if mine.empty:
@@ -143,7 +141,7 @@ def run(args) -> int:
     # A run marked as a new start has nothing before it to be judged against.
     mine = mine[[not history.covering(marks, history.cell_of(r), "new_distribution", args.run)
                  for r in mine.itertuples()]]
-    baseline = baseline_frame(rows, args.run, started_at, args.against, marks)
+    baseline = baseline_frame(chosen)
     table = comparison.comparison_table(baseline, mine, args.threshold, drift=history.drift_by_cell(floors),
                                         machine_drift=machine_drift) if len(mine) else pd.DataFrame()
     if table.empty:
