@@ -137,6 +137,16 @@ def _float32_only() -> None:
     torch.backends.cuda.matmul.allow_tf32 = False
 
 
+def _forget_compiled() -> None:
+    """Before a cell, or a whole group: nothing compiled for an earlier one is kept."""
+    # Dynamo caches compiled code per `forward` code object. Kept, earlier sizes would pile up
+    # to its recompile limit, past which it silently runs eager code, and a new size would have
+    # it build a kernel for dynamic shapes. Not between a group's members, which share a size:
+    # a reset there threw away the members compiled before, and each compiled again at its
+    # next call (half the compiles of a quick round, 2026-12-03).
+    torch._dynamo.reset()
+
+
 def _release(devices) -> None:
     if "cuda" in devices:  # hand cached blocks back so the next cell's peak starts clean
         gc.collect()
@@ -152,6 +162,7 @@ def run_cell(catalogue: Catalogue, cell: Cell, policy: defaults.TimingPolicy,
     if isinstance(plan, CellOutcome):
         return plan
     try:
+        _forget_compiled()
         prepared = _prepare(catalogue, cell, policy, clock, check, plan)
         if isinstance(prepared, CellOutcome):
             return prepared
@@ -198,6 +209,7 @@ def run_group(catalogue: Catalogue, work: list[tuple[Cell, bool]], policy: defau
         return [outcomes[i] or _alone(catalogue, work[i], policy, clock, len(plans) > 1)
                 for i in range(len(work))]
     try:
+        _forget_compiled()
         prepared = {}
         for i, plan in plans.items():
             try:
@@ -287,11 +299,6 @@ def _prepare(catalogue: Catalogue, cell: Cell, policy: defaults.TimingPolicy,
     torch.manual_seed(0)
     module = method.build(size).to(device=device, dtype=dtype)
     inputs = bench.inputs(size, device, dtype)
-    if cell.backend == "compile":
-        # Dynamo caches compiled code per `forward` code object; a fresh cache per
-        # cell keeps earlier sizes from piling up to its recompile limit, past which
-        # it would silently run eager code.
-        torch._dynamo.reset()
     fn = BACKENDS[cell.backend].prepare(module)
     # A backend that replays CUDA graphs (triton) keeps its plain launches as `direct`: the
     # profiler and the memory peak must see every kernel and allocation, not one replay.

@@ -73,6 +73,7 @@ class Side:
         if isinstance(plan, cells.CellOutcome):
             return "outcome", plan
         try:
+            cells._forget_compiled()  # each cell alone, as run_cell times it
             found = cells._prepare(self.catalogue, cell, policy, None, check, plan)
             if isinstance(found, cells.CellOutcome):
                 return "outcome", found
