@@ -208,6 +208,13 @@ def note_resumed_calibration(session: Session, run_id: int, ceilings: Mapping) -
                       "resumed_calibrations": [*earlier, {"at": utcnow().isoformat(), "ceilings": dict(ceilings)}]}
 
 
+def note_compiled_ahead(session: Session, run_id: int, done: Mapping) -> None:
+    """Keep with a run how its compiled cells were built before its first round
+    (bench_runner.precompile): their first calls then read Inductor's cache."""
+    run = session.get(Run, run_id)
+    run.provenance = {**(run.provenance or {}), "compiled_ahead": dict(done)}
+
+
 def run_calibration(session: Session, run_id: int) -> dict:
     return dict(session.scalar(select(Run.calibration).where(Run.id == run_id)) or {})
 

@@ -245,6 +245,8 @@ def _execute_with_progress(factory, run_id, policy, cells, catalogue, quiet: boo
 
     from .. import executor, sweep
 
+    if isolate and ray is None and not done:
+        _compile_ahead(factory, run_id, catalogue, cells, policy, threads, quiet)
     with tqdm(total=len(cells) * rounds, initial=done, unit="cell", disable=quiet, dynamic_ncols=True) as bar:
         def on_cell(cell, status):
             bar.set_postfix_str(f"{cell.benchmark}/{cell.method}/{cell.backend} {status}", refresh=False)
@@ -265,6 +267,26 @@ def _execute_with_progress(factory, run_id, policy, cells, catalogue, quiet: boo
                 raise UsageError(f"bench_runner run: {exc}") from None
             return sweep.execute(factory, run_id, cells, runner, on_cell=on_cell, ceilings=ceilings,
                                  rounds=rounds, seed=seed, interleave=policy.interleave and ray is None)  # a Ray task runs one cell
+
+
+def _compile_ahead(factory, run_id, catalogue, cells, policy, threads, quiet: bool) -> None:
+    """A new run's compiled cells built on every core before its first round (bench_runner.
+    precompile), with a progress bar of their own; what was done is kept with the run."""
+    from tqdm import tqdm
+
+    from results_db import store
+
+    from .. import precompile
+
+    processes = precompile.usable_cpus()
+    chosen = precompile.worth_it(catalogue, cells, processes)
+    if not chosen:
+        return
+    with tqdm(total=len(chosen), unit="cell", desc=f"compiling ahead on {processes} cores", disable=quiet,
+              dynamic_ncols=True, leave=False) as bar:
+        done = precompile.compile_ahead(chosen, policy, threads, processes, on_cell=lambda _: bar.update())
+    with factory() as session, session.begin():
+        store.note_compiled_ahead(session, run_id, done)
 
 
 def _cuda_available() -> bool:

@@ -1,0 +1,119 @@
+"""A run's torch.compile cells compiled on all the machine's cores before its first round.
+
+A cold `compile` cell spends about a second in Inductor building its code (g++ on the CPU),
+one cell after another in the round's single worker: the quick suite's 223 compiled cells took
+200 s of its first round on a 2-vCPU VM (docs/notes/2026-12-03-where-a-cold-compile-goes.md).
+Built beforehand in one process per core, at the same time, the same code lands in Inductor's
+on-disk cache, where the round's worker finds it: a compiled gated_ffn cell's first call then
+took 0.08 s instead of 1.0 s (median, quick sizes, 2026-12-03). Nothing is timed meanwhile,
+and only code carries over, the code the round would have built itself: Inductor's cache key is
+the graph, its inputs' shapes and dtypes, its settings and the thread count its CPU kernels are
+built for, and these processes set the threads the round's worker runs with.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Callable, Sequence
+
+from .cell import DTYPES, Cell
+from .defaults import TimingPolicy
+
+# A cell at most this share of the free memory, with one building in each process at once.
+MEMORY_SHARE = 0.5
+
+_catalogue = None  # each process's catalogue, loaded once by _start
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def worth_it(catalogue, cells: Sequence[Cell], processes: int) -> list[Cell]:
+    """The cells to compile beforehand: the `compile` cells, when there are processes to spare
+    and cells enough to share among them, less those too large to build several at once."""
+    from . import reference
+
+    compiled = [c for c in cells if c.backend == "compile"]
+    if processes < 2 or len(compiled) < 2 * processes:
+        return []
+    free = {}
+    chosen = []
+    for cell in compiled:
+        if cell.device not in free:
+            try:
+                free[cell.device] = reference.available_memory(cell.device)
+            except Exception:  # noqa: BLE001 -- a device that cannot say is left to the round
+                free[cell.device] = 0
+        method = catalogue.benchmarks[cell.benchmark].methods[cell.method]
+        need = method.memory_estimate(cell.size_dict, DTYPES[cell.dtype].itemsize) * (3 if cell.mode == "train" else 1)
+        if free[cell.device] is None or need * processes <= MEMORY_SHARE * free[cell.device]:
+            chosen.append(cell)
+    return chosen
+
+
+def compile_ahead(cells: Sequence[Cell], policy: TimingPolicy, threads: int | None, processes: int,
+                  on_cell: Callable[[Cell], None] | None = None) -> dict:
+    """Build every cell, and call it once in its mode, in `processes` processes at once; returns
+    what was done, for the run's provenance. A cell that fails here is left to its round, which
+    reports it; a process that dies ends the pass, and the round compiles what it had not."""
+    started, done = time.perf_counter(), 0
+    context = multiprocessing.get_context("spawn")  # as the workers: never a forked CUDA
+    try:
+        with ProcessPoolExecutor(processes, mp_context=context, initializer=_start,
+                                 initargs=(threads,)) as pool:
+            for cell in pool.map(_compile, cells, [policy] * len(cells)):
+                done += 1
+                if on_cell:
+                    on_cell(cell)
+    except BrokenProcessPool:
+        pass
+    return {"cells": done, "of": len(cells), "processes": processes,
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+def _load():
+    from .executor import CATALOGUE_REF
+    from .worker import load_catalogue
+
+    global _catalogue
+    if _catalogue is None:
+        _catalogue = load_catalogue(CATALOGUE_REF)
+    return _catalogue
+
+
+def _start(threads: int | None) -> None:
+    import torch
+    import torch._inductor.config
+
+    if threads:
+        torch.set_num_threads(threads)
+    # Each process builds one kernel at a time; a pool of compile workers in each would only
+    # take memory. (The setting is not part of Inductor's cache key.)
+    torch._inductor.config.compile_threads = 1
+    _load()
+
+
+def _compile(cell: Cell, policy: TimingPolicy) -> Cell:
+    from . import cell as cells
+
+    catalogue = _load()
+    cells._float32_only()  # as the round runs it: the setting is part of the cache key
+    plan = cells._unavailable(catalogue, cell)
+    if isinstance(plan, cells.CellOutcome):
+        return cell
+    try:
+        cells._forget_compiled()
+        cells._prepare(catalogue, cell, policy, None, False, plan)
+    except Exception:  # noqa: BLE001 -- its round will say what is wrong with it
+        pass
+    finally:
+        cells._release({cell.device})
+    return cell
