@@ -58,6 +58,16 @@ def drift_text(ratios: dict[str, float]) -> str:
     return ", ".join(f"{name} {ratio:.3f}×" for name, ratio in sorted(ratios.items()))
 
 
+def machine_moved_note(table: pd.DataFrame) -> str | None:
+    """How many cells' changes comparison.hold_machine_moved held `inconclusive`, and why; None
+    when it held none. The same sentence for `compare`, `gate` and the Diff page."""
+    moved = int(table["machine_moved"].sum()) if "machine_moved" in table else 0
+    if not moved:
+        return None
+    return (f"{moved} cells' changes held inconclusive: their intervals do not clear the machine's own move "
+            f"between the two sides (its drift controls; column `machine_moved`)")
+
+
 def explain_verdicts(floor: float = FLOOR) -> str:
     """One paragraph for a page or a table footer: what each verdict means."""
     return (f"Ratio of medians with a 95% interval from a hierarchical bootstrap (rounds, then samples "

@@ -67,9 +67,9 @@ if counts.get(stats.INCONCLUSIVE, 0):
                + ("Some cells have a single round on a side: their intervals describe one process only."
                   if (result["rounds"] < 2).any() else ""))
 if machine_drift:
+    moved = wording.machine_moved_note(result)
     st.caption("The machine itself (drift controls, after ÷ before): " + wording.drift_text(machine_drift)
-               + (f". {int(result['machine_moved'].sum())} cells' changes whose intervals do not clear that move are "
-                  "held inconclusive (column `machine_moved`)" if result["machine_moved"].any() else ""))
+               + (f". {moved}." if moved else ""))
 if by == "runs":
     caveat = wording.settling_caveat(states, {f"run {before}": [int(before)], f"run {after}": [int(after)]})
     if caveat:

@@ -97,11 +97,10 @@ def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float], caveat: 
         lines.append(note)
     if machine_drift:
         lines.append("machine drift (drift controls, after ÷ before): " + wording.drift_text(machine_drift))
-    moved = int(table["machine_moved"].sum()) if "machine_moved" in table else 0
+    moved = wording.machine_moved_note(table)
     if moved:
-        lines.append(f"{moved} cells' changes held inconclusive: their intervals do not clear the machine's own move "
-                     f"between the sides (the drift controls above; column `machine_moved`); compare runs the "
-                     f"machine measured alike, or time both versions in one session with `ab`")
+        lines.append(f"{moved}; compare runs the machine measured alike, or time both versions in one session "
+                     f"with `ab`")
     if caveat:
         lines.append(caveat)
     held = int((table["unsettled"] != "").sum()) if "unsettled" in table else 0

@@ -156,9 +156,9 @@ def run(args) -> int:
                                    (*stats.RUN_WORDS, stats.NO_CHANGE, stats.INCONCLUSIVE)))
     note = wording.floor_note(table, args.threshold, floors, 1)
     print(note)
-    if table["machine_moved"].any():
-        print(f"{int(table['machine_moved'].sum())} cells' changes held inconclusive: their intervals do not clear "
-              f"the machine's own move since the baseline ({wording.drift_text(machine_drift)})")
+    moved = wording.machine_moved_note(table)
+    if moved:
+        print(f"{moved}: {wording.drift_text(machine_drift)}")
     regressions = table[table["verdict"] == "regression"]
     for r in regressions.itertuples():
         why = f" (marked expected: {r.explained_by})" if r.explained_by else ""
