@@ -6,18 +6,24 @@ one cell after another in the round's single worker: the quick suite's 223 compi
 Built beforehand in one process per core, at the same time, the same code lands in Inductor's
 on-disk cache, where the round's worker finds it: a compiled gated_ffn cell's first call then
 took 0.08 s instead of 1.0 s (median, quick sizes, 2026-12-03). Nothing is timed meanwhile,
-and only code carries over, the code the round would have built itself: Inductor's cache key is
-the graph, its inputs' shapes and dtypes, its settings and the thread count its CPU kernels are
-built for, and these processes set the threads the round's worker runs with.
+and only code carries over, the code the round would have built itself: Inductor's cache key
+holds the graph, its inputs' shapes and dtypes, its settings, the thread count its CPU kernels
+are built for and the float32 settings, and these processes set them as the round's worker does.
+
+A ledger in Inductor's cache folder lists the cells compiled ahead for this torch and thread
+count, so that a later run compiles ahead only what the cache lacks (a cell whose code changed
+since is compiled by its round, as without this pass); clearing the cache clears the ledger.
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Callable, Sequence
 
 from .cell import DTYPES, Cell
@@ -25,6 +31,12 @@ from .defaults import TimingPolicy
 
 # A cell at most this share of the free memory, with one building in each process at once.
 MEMORY_SHARE = 0.5
+
+# Two processes on two cores, each with the round's OpenMP threads: spinning while they wait,
+# the threads of one held up the other's. Compiling the quick suite's 223 cells from a warm
+# cache took 61 s in two processes and 31 s in one; with passive waiting, 22 s in two (2026-12-03).
+# Only how the threads wait changes; the code built is the same.
+SPAWN_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 _catalogue = None  # each process's catalogue, loaded once by _start
 
@@ -36,12 +48,33 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def worth_it(catalogue, cells: Sequence[Cell], processes: int) -> list[Cell]:
-    """The cells to compile beforehand: the `compile` cells, when there are processes to spare
-    and cells enough to share among them, less those too large to build several at once."""
+def ledger(threads: int) -> Path:
+    """Where the cells compiled ahead for this torch and thread count are listed."""
+    import torch
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    return Path(cache_dir()) / "hadamard_bench" / f"compiled-ahead-torch-{torch.__version__}-threads-{threads}.json"
+
+
+def _listed(path: Path) -> set[str]:
+    try:
+        return set(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return set()
+
+
+def _name(cell: Cell) -> str:
+    return json.dumps(cell.key(), sort_keys=True)
+
+
+def worth_it(catalogue, cells: Sequence[Cell], processes: int, threads: int) -> list[Cell]:
+    """The cells to compile ahead: the `compile` cells the ledger does not list, when there are
+    processes to spare and cells enough to share among them, less those too large to build
+    several at once."""
     from . import reference
 
-    compiled = [c for c in cells if c.backend == "compile"]
+    done = _listed(ledger(threads))
+    compiled = [c for c in cells if c.backend == "compile" and _name(c) not in done]
     if processes < 2 or len(compiled) < 2 * processes:
         return []
     free = {}
@@ -59,23 +92,30 @@ def worth_it(catalogue, cells: Sequence[Cell], processes: int) -> list[Cell]:
     return chosen
 
 
-def compile_ahead(cells: Sequence[Cell], policy: TimingPolicy, threads: int | None, processes: int,
+def compile_ahead(cells: Sequence[Cell], policy: TimingPolicy, threads: int, processes: int,
                   on_cell: Callable[[Cell], None] | None = None) -> dict:
-    """Build every cell, and call it once in its mode, in `processes` processes at once; returns
-    what was done, for the run's provenance. A cell that fails here is left to its round, which
-    reports it; a process that dies ends the pass, and the round compiles what it had not."""
-    started, done = time.perf_counter(), 0
+    """Build every cell, and call it once in its mode, in `processes` processes at once, and list
+    those built in the ledger; returns what was done, for the run's provenance. A cell that
+    fails here is left to its round, which reports it; a process that dies ends the pass, and
+    the round compiles what it had not."""
+    from .worker import spawn_environment
+
+    started, built = time.perf_counter(), []
     context = multiprocessing.get_context("spawn")  # as the workers: never a forked CUDA
     try:
-        with ProcessPoolExecutor(processes, mp_context=context, initializer=_start,
-                                 initargs=(threads,)) as pool:
-            for cell in pool.map(_compile, cells, [policy] * len(cells)):
-                done += 1
+        with spawn_environment(SPAWN_ENV), ProcessPoolExecutor(
+                processes, mp_context=context, initializer=_start, initargs=(threads,)) as pool:
+            for cell, ok in zip(cells, pool.map(_compile, cells, [policy] * len(cells))):
+                if ok:
+                    built.append(cell)
                 if on_cell:
                     on_cell(cell)
     except BrokenProcessPool:
         pass
-    return {"cells": done, "of": len(cells), "processes": processes,
+    path = ledger(threads)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(sorted(_listed(path) | {_name(c) for c in built}), indent=0))
+    return {"cells": len(built), "of": len(cells), "processes": processes,
             "seconds": round(time.perf_counter() - started, 1)}
 
 
@@ -89,31 +129,31 @@ def _load():
     return _catalogue
 
 
-def _start(threads: int | None) -> None:
+def _start(threads: int) -> None:
     import torch
     import torch._inductor.config
 
-    if threads:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads)
     # Each process builds one kernel at a time; a pool of compile workers in each would only
     # take memory. (The setting is not part of Inductor's cache key.)
     torch._inductor.config.compile_threads = 1
     _load()
 
 
-def _compile(cell: Cell, policy: TimingPolicy) -> Cell:
+def _compile(cell: Cell, policy: TimingPolicy) -> bool:
+    """Whether the cell was built and called."""
     from . import cell as cells
 
     catalogue = _load()
-    cells._float32_only()  # as the round runs it: the setting is part of the cache key
+    cells._float32_only()  # as the round runs it
     plan = cells._unavailable(catalogue, cell)
     if isinstance(plan, cells.CellOutcome):
-        return cell
+        return False
     try:
         cells._forget_compiled()
-        cells._prepare(catalogue, cell, policy, None, False, plan)
+        found = cells._prepare(catalogue, cell, policy, None, False, plan)
+        return not isinstance(found, cells.CellOutcome)
     except Exception:  # noqa: BLE001 -- its round will say what is wrong with it
-        pass
+        return False
     finally:
         cells._release({cell.device})
-    return cell

@@ -10,6 +10,7 @@ so a cell's time does not depend on what the process ran before it.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import importlib
@@ -53,6 +54,22 @@ def allocator_setting() -> dict[str, str]:
     if os.environ.get("HADAMARD_BENCH_ALLOCATOR", "fixed") == "system":
         return {"allocator": "system default", "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES", "")}
     return {"allocator": "glibc: heap only, trimmed between cells", **ALLOCATOR_ENV}
+
+
+@contextlib.contextmanager
+def spawn_environment(setting: dict[str, str]):
+    """These environment variables set while processes are spawned (which read them as they
+    start), and this process's own put back afterwards."""
+    saved = {k: os.environ.get(k) for k in setting}
+    os.environ.update(setting)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def load_catalogue(ref: str):
@@ -146,17 +163,8 @@ class IsolatedRunner(Executor):
                                               daemon=True, name="hadamard-bench-worker")
         # A spawned worker is a new interpreter: it inherits the environment at start, and
         # glibc reads its tunables once, before any allocation.
-        setting = {k: v for k, v in allocator_setting().items() if k.isupper()}
-        saved = {k: os.environ.get(k) for k in setting}
-        os.environ.update(setting)
-        try:
+        with spawn_environment({k: v for k, v in allocator_setting().items() if k.isupper()}):
             self._process.start()
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
         child.close()
         try:
             if self._conn.poll(self.START_TIMEOUT_S) and self._conn.recv() == "ready":

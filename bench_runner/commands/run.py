@@ -278,8 +278,11 @@ def _compile_ahead(factory, run_id, catalogue, cells, policy, threads, quiet: bo
 
     from .. import precompile
 
+    import torch
+
+    threads = threads or torch.get_num_threads()  # what the round's worker runs with
     processes = precompile.usable_cpus()
-    chosen = precompile.worth_it(catalogue, cells, processes)
+    chosen = precompile.worth_it(catalogue, cells, processes, threads)
     if not chosen:
         return
     with tqdm(total=len(chosen), unit="cell", desc=f"compiling ahead on {processes} cores", disable=quiet,
