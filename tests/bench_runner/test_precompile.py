@@ -1,6 +1,8 @@
 """Compiling a run's torch.compile cells on every core before its first round: which cells, and
 that the round's own first call then reads the code they left in Inductor's cache."""
 
+import json
+
 import pytest
 import torch
 from torch._dynamo.utils import counters
@@ -30,6 +32,15 @@ def test_only_compiled_cells_are_compiled_ahead_and_only_with_cores_and_cells_to
     assert precompile.worth_it(real, cells, 3, 1) == []  # 5 cells: not 2 for each of 3 processes
 
 
+def test_cells_the_ledger_lists_for_this_thread_count_are_not_compiled_ahead_again():
+    cells = _cells("compile")
+    path = precompile.ledger(4)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps([json.dumps(cells[0].key(), sort_keys=True)]))
+    assert precompile.worth_it(real, cells, 2, 4) == cells[1:]
+    assert precompile.worth_it(real, cells, 2, 2) == cells
+
+
 def test_a_cell_too_large_to_build_in_every_process_at_once_is_left_to_its_round(monkeypatch):
     cells = _cells("compile")
     need = {c: real.benchmarks["gated_ffn"].methods[c.method].memory_estimate(dict(SIZE), 4) for c in cells}
@@ -43,32 +54,23 @@ def test_a_cell_too_large_to_build_in_every_process_at_once_is_left_to_its_round
 
 
 def test_the_rounds_first_call_reads_what_was_compiled_ahead():
-    cells = _cells("compile", ("swiglu", "glu", "ffn_relu", "geglu"))
+    """In one process here (a new run's uses one per core: the test below), with the round's
+    threads and float32 settings, both part of Inductor's cache key."""
+    cells = _cells("compile", ("swiglu", "ffn_relu"))
     seen = []
-    done = precompile.compile_ahead(cells, FAST, torch.get_num_threads(), 2, on_cell=seen.append)
-    assert done["cells"] == done["of"] == 4 and done["processes"] == 2
+    done = precompile.compile_ahead(cells, FAST, torch.get_num_threads(), 1, on_cell=seen.append)
+    assert done["cells"] == done["of"] == 2 and done["processes"] == 1
     assert seen == cells
     threads = torch.get_num_threads()
-    # The ledger lists them: the next run compiles none of them ahead, but does for another thread count.
-    assert precompile.worth_it(real, cells, 2, threads) == []
-    assert precompile.worth_it(real, cells, 2, threads + 1) == cells
+    # The ledger lists them, for this thread count only: a later run does not compile them ahead again.
+    assert json.loads(precompile.ledger(threads).read_text()) == sorted(json.dumps(c.key(), sort_keys=True)
+                                                                        for c in cells)
+    assert not precompile.ledger(threads + 1).exists()
     counters.clear()
     outcome = run_cell(real, cells[0], FAST)
     assert outcome.status == "ok", outcome.message
     assert counters["inductor"]["fxgraph_cache_hit"] >= 1
     assert counters["inductor"]["fxgraph_cache_miss"] == 0
-
-
-@pytest.mark.slow
-def test_compiled_ahead_for_another_thread_count_the_round_compiles_its_own():
-    """Inductor's CPU kernels are built for a thread count, which is part of its cache key: the
-    processes must run with the round's."""
-    cells = _cells("compile", ("swiglu", "glu", "ffn_relu", "geglu"))
-    precompile.compile_ahead(cells, FAST, torch.get_num_threads() + 1, 2)
-    counters.clear()
-    outcome = run_cell(real, cells[0], FAST)
-    assert outcome.status == "ok", outcome.message
-    assert counters["inductor"]["fxgraph_cache_miss"] >= 1
 
 
 def test_a_new_run_compiles_ahead_and_says_so(tmp_path, monkeypatch):
