@@ -7,6 +7,7 @@ that are not `noisy` (IQR and the spread between rounds within 10% of the median
 docs/benchmarks.md (between its generated-section markers).
 
     python benchmarks/quick_suite.py                                 # a cold run, about 8 minutes on 2 cores (2026-12-03)
+    python benchmarks/quick_suite.py --disturb                       # the same beside an intermittent memory-bound load
     python benchmarks/quick_suite.py --db sqlite:///results/hadamard_bench.db   # the last run stored there
 """
 
@@ -26,9 +27,10 @@ from sqlalchemy.orm import sessionmaker
 ROOT = Path(__file__).resolve().parent.parent
 
 from docs_section import write_section  # noqa: E402
+from speedup_aa import DISTURB_HELP, DISTURBED, disturbance  # noqa: E402
 import results_db  # noqa: E402
 from results_db import queries  # noqa: E402
-from results_db.models import Run  # noqa: E402
+from results_db.models import RoundRecord, Run  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
 
@@ -36,6 +38,7 @@ DOC = ROOT / "docs" / "benchmarks.md"
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", help="report the last run stored at this URL instead of running one")
+    parser.add_argument("--disturb", action="store_true", help=DISTURB_HELP)
     args = parser.parse_args()
 
     url = args.db
@@ -43,20 +46,27 @@ def main() -> int:
         scratch = tempfile.mkdtemp()
         url = f"sqlite:///{scratch}/quick.db"
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": f"{scratch}/inductor"}  # cold, as on a fresh machine
-        subprocess.run([sys.executable, "-m", "bench_runner", "run", "--suite", "quick", "--device", "cpu",
-                        "--db", url, "--quiet"], cwd=ROOT, env=env, check=True)
+        with disturbance(args.disturb):
+            subprocess.run([sys.executable, "-m", "bench_runner", "run", "--suite", "quick", "--device", "cpu",
+                            "--db", url, "--quiet"], cwd=ROOT, env=env, check=True)
     with sessionmaker(results_db.open_engine(url, create=False))() as session:
         run = session.scalars(select(Run).order_by(Run.id.desc())).first()
         frame = queries.results_frame(session, run_id=run.id)
         wall = (run.finished_at - run.started_at).total_seconds()
         machine, threads, rounds = run.machine.label, run.provenance.get("threads"), run.rounds
+        ahead = run.provenance.get("compiled_ahead")
+        round_s = [(r.finished_at - r.started_at).total_seconds() for r in session.scalars(
+            select(RoundRecord).where(RoundRecord.run_id == run.id).order_by(RoundRecord.round)) if r.finished_at]
     ok = frame[frame["status"] == "ok"]
     steady = int((~ok["noisy"].astype(bool)).sum())
     statuses = ", ".join(f"{n} {s}" for s, n in frame["status"].value_counts().items())
     lines = [
         f"Run {run.id} of the quick suite on {machine}, {threads} threads, {run.started_at:%Y-%m-%d}, cold compile "
         f"cache: **{len(frame)} cells × {rounds} rounds in {wall / 60:.1f} min** ({wall:.0f} s, the calibration "
-        f"and every round's fresh worker included); {statuses}.",
+        f"and every round's fresh worker included); {statuses}. "
+        + (f"Compiled ahead: {ahead['cells']} of {ahead['of']} cells in {ahead['seconds']:.0f} s on "
+           f"{ahead['processes']} processes. " if ahead else "Nothing compiled ahead. ")
+        + "Rounds: " + ", ".join(f"{s:.0f}" for s in round_s) + " s.",
         "",
         "| | cells | share |",
         "| --- | --- | --- |",
@@ -71,7 +81,12 @@ def main() -> int:
     ]
     table = "\n".join(lines)
     print(table)
-    write_section(DOC, "quick_suite", table, heading="## The quick suite on a 2-core CPU\n\n`python benchmarks/quick_suite.py`:")
+    if args.disturb:
+        write_section(DOC, "quick_suite-disturbed", table,
+                      heading=f"Cold, {DISTURBED}: `python benchmarks/quick_suite.py --disturb`:")
+    else:
+        write_section(DOC, "quick_suite", table,
+                      heading="## The quick suite on a 2-core CPU\n\n`python benchmarks/quick_suite.py`:")
     return 0
 
 
