@@ -21,8 +21,6 @@ import json
 import multiprocessing
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -92,31 +90,39 @@ def worth_it(catalogue, cells: Sequence[Cell], processes: int, threads: int) -> 
     return chosen
 
 
-def compile_ahead(cells: Sequence[Cell], policy: TimingPolicy, threads: int, processes: int,
+def compile_ahead(cells: Sequence[Cell], policy: TimingPolicy, threads: int, processes: int, timeout_s: float,
                   on_cell: Callable[[Cell], None] | None = None) -> dict:
     """Build every cell, and call it once in its mode, in `processes` processes at once, and list
     those built in the ledger; returns what was done, for the run's provenance. A cell that
-    fails here is left to its round, which reports it; a process that dies ends the pass, and
-    the round compiles what it had not."""
+    fails here is left to its round, which reports it. A cell that does not finish within
+    `timeout_s` (the cell timeout: hung, or its process died) ends the pass: the processes are
+    stopped, and the round compiles what the pass had not, under the cell timeout of its worker."""
     from .worker import spawn_environment
 
-    started, built = time.perf_counter(), []
+    started, built, stopped = time.perf_counter(), [], False
     context = multiprocessing.get_context("spawn")  # as the workers: never a forked CUDA
+    with spawn_environment(SPAWN_ENV):
+        pool = context.Pool(processes, initializer=_start, initargs=(threads,))
     try:
-        with spawn_environment(SPAWN_ENV), ProcessPoolExecutor(
-                processes, mp_context=context, initializer=_start, initargs=(threads,)) as pool:
-            for cell, ok in zip(cells, pool.map(_compile, cells, [policy] * len(cells))):
-                if ok:
+        results = pool.imap(_compile, [(cell, policy) for cell in cells])
+        for cell in cells:
+            try:
+                if results.next(timeout_s):
                     built.append(cell)
-                if on_cell:
-                    on_cell(cell)
-    except BrokenProcessPool:
-        pass
+            except multiprocessing.TimeoutError:
+                stopped = True
+                break
+            if on_cell:
+                on_cell(cell)
+    finally:
+        pool.terminate()
+        pool.join()
     path = ledger(threads)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(sorted(_listed(path) | {_name(c) for c in built}), indent=0))
-    return {"cells": len(built), "of": len(cells), "processes": processes,
+    done = {"cells": len(built), "of": len(cells), "processes": processes,
             "seconds": round(time.perf_counter() - started, 1)}
+    return {**done, "stopped": f"a cell took over {timeout_s:g} s"} if stopped else done
 
 
 def _load():
@@ -137,19 +143,23 @@ def _start(threads: int) -> None:
     # Each process builds one kernel at a time; a pool of compile workers in each would only
     # take memory. (The setting is not part of Inductor's cache key.)
     torch._inductor.config.compile_threads = 1
-    _load()
+    try:
+        _load()
+    except Exception:  # noqa: BLE001 -- a process that died here would be replaced over and over;
+        pass  # its cells fail in _compile instead, and the round's worker says why
 
 
-def _compile(cell: Cell, policy: TimingPolicy) -> bool:
+def _compile(work: tuple[Cell, TimingPolicy]) -> bool:
     """Whether the cell was built and called."""
     from . import cell as cells
 
-    catalogue = _load()
-    cells._float32_only()  # as the round runs it
-    plan = cells._unavailable(catalogue, cell)
-    if isinstance(plan, cells.CellOutcome):
-        return False
+    cell, policy = work
     try:
+        catalogue = _load()
+        cells._float32_only()  # as the round runs it
+        plan = cells._unavailable(catalogue, cell)
+        if isinstance(plan, cells.CellOutcome):
+            return False
         cells._forget_compiled()
         found = cells._prepare(catalogue, cell, policy, None, False, plan)
         return not isinstance(found, cells.CellOutcome)

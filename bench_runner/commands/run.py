@@ -246,7 +246,7 @@ def _execute_with_progress(factory, run_id, policy, cells, catalogue, quiet: boo
     from .. import executor, sweep
 
     if isolate and ray is None and not done:
-        _compile_ahead(factory, run_id, catalogue, cells, policy, threads, quiet)
+        _compile_ahead(factory, run_id, catalogue, cells, policy, threads, timeout_s, quiet)
     with tqdm(total=len(cells) * rounds, initial=done, unit="cell", disable=quiet, dynamic_ncols=True) as bar:
         def on_cell(cell, status):
             bar.set_postfix_str(f"{cell.benchmark}/{cell.method}/{cell.backend} {status}", refresh=False)
@@ -269,7 +269,7 @@ def _execute_with_progress(factory, run_id, policy, cells, catalogue, quiet: boo
                                  rounds=rounds, seed=seed, interleave=policy.interleave and ray is None)  # a Ray task runs one cell
 
 
-def _compile_ahead(factory, run_id, catalogue, cells, policy, threads, quiet: bool) -> None:
+def _compile_ahead(factory, run_id, catalogue, cells, policy, threads, timeout_s, quiet: bool) -> None:
     """A new run's compiled cells built on every core before its first round (bench_runner.
     precompile), with a progress bar of their own; what was done is kept with the run."""
     from tqdm import tqdm
@@ -287,7 +287,10 @@ def _compile_ahead(factory, run_id, catalogue, cells, policy, threads, quiet: bo
         return
     with tqdm(total=len(chosen), unit="cell", desc=f"compiling ahead on {processes} cores", disable=quiet,
               dynamic_ncols=True, leave=False) as bar:
-        done = precompile.compile_ahead(chosen, policy, threads, processes, on_cell=lambda _: bar.update())
+        done = precompile.compile_ahead(chosen, policy, threads, processes, timeout_s, on_cell=lambda _: bar.update())
+    if "stopped" in done and not quiet:
+        print(f"compiling ahead stopped after {done['cells']} of {done['of']} cells ({done['stopped']}); "
+              f"the rounds compile the rest", file=sys.stderr)
     with factory() as session, session.begin():
         store.note_compiled_ahead(session, run_id, done)
 

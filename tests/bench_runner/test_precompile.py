@@ -2,6 +2,7 @@
 that the round's own first call then reads the code they left in Inductor's cache."""
 
 import json
+import multiprocessing
 
 import pytest
 import torch
@@ -58,7 +59,7 @@ def test_the_rounds_first_call_reads_what_was_compiled_ahead():
     threads and float32 settings, both part of Inductor's cache key."""
     cells = _cells("compile", ("swiglu", "ffn_relu"))
     seen = []
-    done = precompile.compile_ahead(cells, FAST, torch.get_num_threads(), 1, on_cell=seen.append)
+    done = precompile.compile_ahead(cells, FAST, torch.get_num_threads(), 1, 300.0, on_cell=seen.append)
     assert done["cells"] == done["of"] == 2 and done["processes"] == 1
     assert seen == cells
     threads = torch.get_num_threads()
@@ -71,6 +72,15 @@ def test_the_rounds_first_call_reads_what_was_compiled_ahead():
     assert outcome.status == "ok", outcome.message
     assert counters["inductor"]["fxgraph_cache_hit"] >= 1
     assert counters["inductor"]["fxgraph_cache_miss"] == 0
+
+
+def test_a_cell_that_outlasts_the_cell_timeout_stops_the_pass_and_its_processes():
+    """Here no cell can finish in 10 ms: the processes are still starting."""
+    cells = _cells("compile", ("swiglu", "ffn_relu"))
+    done = precompile.compile_ahead(cells, FAST, torch.get_num_threads(), 2, 0.01)
+    assert done["cells"] == 0 and done["stopped"] == "a cell took over 0.01 s"
+    assert json.loads(precompile.ledger(torch.get_num_threads()).read_text()) == []
+    assert multiprocessing.active_children() == []
 
 
 def test_a_new_run_compiles_ahead_and_says_so(tmp_path, monkeypatch):
