@@ -3,7 +3,7 @@
 A cold `compile` cell spends about a second in Inductor building its code (g++ on the CPU),
 one cell after another in the round's single worker: the quick suite's 223 compiled cells took
 200 s of its first round on a 2-vCPU VM (docs/notes/2026-12-03-where-a-cold-compile-goes.md).
-Built beforehand in one process per core, at the same time, the same code lands in Inductor's
+Built beforehand in one process per core (at most eight), at once, the same code lands in Inductor's
 on-disk cache, where the round's worker finds it: a compiled gated_ffn cell's first call then
 took 0.08 s instead of 1.0 s (median, quick sizes, 2026-12-03). Nothing is timed meanwhile,
 and only code carries over, the code the round would have built itself: Inductor's cache key
@@ -36,14 +36,20 @@ MEMORY_SHARE = 0.5
 # Only how the threads wait changes; the code built is the same.
 SPAWN_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
+# Each process holds its own torch, Inductor and catalogue: 0.43 GB resident once started, 0.51 GB
+# after three compiles (2026-12-03). Eight hold about 4 GB, whatever the number of cores.
+PROCESSES_MAX = 8
+
 _catalogue = None  # each process's catalogue, loaded once by _start
 
 
-def usable_cpus() -> int:
+def processes() -> int:
+    """How many processes compile ahead: one per usable CPU, at most PROCESSES_MAX."""
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    return min(cpus, PROCESSES_MAX)
 
 
 def ledger(threads: int) -> Path:
@@ -101,22 +107,23 @@ def compile_ahead(cells: Sequence[Cell], policy: TimingPolicy, threads: int, pro
 
     started, built, stopped = time.perf_counter(), [], False
     context = multiprocessing.get_context("spawn")  # as the workers: never a forked CUDA
+    # The whole pass, not only the pool's start: a process that dies is replaced by a new one.
     with spawn_environment(SPAWN_ENV):
         pool = context.Pool(processes, initializer=_start, initargs=(threads,))
-    try:
-        results = pool.imap(_compile, [(cell, policy) for cell in cells])
-        for cell in cells:
-            try:
-                if results.next(timeout_s):
-                    built.append(cell)
-            except multiprocessing.TimeoutError:
-                stopped = True
-                break
-            if on_cell:
-                on_cell(cell)
-    finally:
-        pool.terminate()
-        pool.join()
+        try:
+            results = pool.imap(_compile, [(cell, policy) for cell in cells])
+            for cell in cells:
+                try:
+                    if results.next(timeout_s):
+                        built.append(cell)
+                except multiprocessing.TimeoutError:
+                    stopped = True
+                    break
+                if on_cell:
+                    on_cell(cell)
+        finally:
+            pool.terminate()
+            pool.join()
     path = ledger(threads)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(sorted(_listed(path) | {_name(c) for c in built}), indent=0))

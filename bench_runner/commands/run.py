@@ -270,22 +270,21 @@ def _execute_with_progress(factory, run_id, policy, cells, catalogue, quiet: boo
 
 
 def _compile_ahead(factory, run_id, catalogue, cells, policy, threads, timeout_s, quiet: bool) -> None:
-    """A new run's compiled cells built on every core before its first round (bench_runner.
+    """A new run's compiled cells built in one process per core before its first round (bench_runner.
     precompile), with a progress bar of their own; what was done is kept with the run."""
+    import torch
     from tqdm import tqdm
 
     from results_db import store
 
     from .. import precompile
 
-    import torch
-
     threads = threads or torch.get_num_threads()  # what the round's worker runs with
-    processes = precompile.usable_cpus()
+    processes = precompile.processes()
     chosen = precompile.worth_it(catalogue, cells, processes, threads)
     if not chosen:
         return
-    with tqdm(total=len(chosen), unit="cell", desc=f"compiling ahead on {processes} cores", disable=quiet,
+    with tqdm(total=len(chosen), unit="cell", desc=f"compiling ahead in {processes} processes", disable=quiet,
               dynamic_ncols=True, leave=False) as bar:
         done = precompile.compile_ahead(chosen, policy, threads, processes, timeout_s, on_cell=lambda _: bar.update())
     if "stopped" in done and not quiet:

@@ -6,10 +6,9 @@ import multiprocessing
 
 import pytest
 import torch
-from torch._dynamo.utils import counters
 
 from bench_runner import precompile, reference
-from bench_runner.cell import Cell, run_cell
+from bench_runner.cell import Cell
 from hadamard_impls import catalogue as real
 from tests.bench_runner.toy import FAST
 
@@ -54,26 +53,6 @@ def test_a_cell_too_large_to_build_in_every_process_at_once_is_left_to_its_round
     assert precompile.worth_it(real, cells, 2, 1) == []
 
 
-def test_the_rounds_first_call_reads_what_was_compiled_ahead():
-    """In one process here (a new run's uses one per core: the test below), with the round's
-    threads and float32 settings, both part of Inductor's cache key."""
-    cells = _cells("compile", ("swiglu", "ffn_relu"))
-    seen = []
-    done = precompile.compile_ahead(cells, FAST, torch.get_num_threads(), 1, 300.0, on_cell=seen.append)
-    assert done["cells"] == done["of"] == 2 and done["processes"] == 1
-    assert seen == cells
-    threads = torch.get_num_threads()
-    # The ledger lists them, for this thread count only: a later run does not compile them ahead again.
-    assert json.loads(precompile.ledger(threads).read_text()) == sorted(json.dumps(c.key(), sort_keys=True)
-                                                                        for c in cells)
-    assert not precompile.ledger(threads + 1).exists()
-    counters.clear()
-    outcome = run_cell(real, cells[0], FAST)
-    assert outcome.status == "ok", outcome.message
-    assert counters["inductor"]["fxgraph_cache_hit"] >= 1
-    assert counters["inductor"]["fxgraph_cache_miss"] == 0
-
-
 def test_a_cell_that_outlasts_the_cell_timeout_stops_the_pass_and_its_processes():
     """Here no cell can finish in 10 ms: the processes are still starting."""
     cells = _cells("compile", ("swiglu", "ffn_relu"))
@@ -83,18 +62,38 @@ def test_a_cell_that_outlasts_the_cell_timeout_stops_the_pass_and_its_processes(
     assert multiprocessing.active_children() == []
 
 
-def test_a_new_run_compiles_ahead_and_says_so(tmp_path, monkeypatch):
+def test_a_new_run_compiles_ahead_says_so_and_its_round_builds_nothing_more(tmp_path, monkeypatch):
+    """The round's worker finds every graph the pass built in Inductor's cache, and writes no new
+    one: the pass ran with the worker's threads and float32 settings, both part of the cache key
+    (without the float32 settings the worker missed)."""
     from sqlalchemy.orm import sessionmaker
 
     import results_db
     from tests.bench_runner.test_cli import cli
 
-    monkeypatch.setattr(precompile, "usable_cpus", lambda: 2)  # whatever this machine has
+    graphs = lambda: sorted(str(p) for p in (tmp_path / "inductor" / "fxgraph").rglob("*") if p.is_file())  # noqa: E731
+    after_pass, real_pass = [], precompile.compile_ahead
+
+    def compile_ahead(*args, **kwargs):
+        done = real_pass(*args, **kwargs)
+        after_pass.extend(graphs())
+        return done
+
+    monkeypatch.setattr(precompile, "compile_ahead", compile_ahead)
+    monkeypatch.setattr(precompile, "processes", lambda: 2)  # whatever this machine has
     url = f"sqlite:///{tmp_path / 'runs.db'}"
     out = cli("run", "--suite", "smoke", "--benchmark", "gated_ffn", "--backend", "compile", "--db", url)
     assert out.returncode == 0, out.stderr
     with sessionmaker(results_db.open_engine(url))() as session:
-        done = session.get(results_db.Run, 1).provenance["compiled_ahead"]
+        run = session.get(results_db.Run, 1)
+        done, threads = run.provenance["compiled_ahead"], run.provenance["threads"]
+        cells = [Cell(r.benchmark, r.method, r.backend, SIZE, r.device, r.dtype, r.mode)
+                 for r in session.query(results_db.Result)]
         statuses = {r.status for r in session.query(results_db.Result)}
-    assert done["cells"] == done["of"] == 5 and done["processes"] == 2
+    assert done["cells"] == done["of"] == 5 and done["processes"] == 2 and "stopped" not in done
     assert statuses == {"ok"}
+    assert len(after_pass) >= 5 and graphs() == after_pass
+    # The ledger lists them, for this thread count only: a later run does not compile them ahead again.
+    assert json.loads(precompile.ledger(threads).read_text()) == sorted(json.dumps(c.key(), sort_keys=True)
+                                                                        for c in cells)
+    assert not precompile.ledger(threads + 1).exists()
