@@ -174,14 +174,18 @@ def run_cell(catalogue: Catalogue, cell: Cell, policy: defaults.TimingPolicy,
         _release({cell.device})
 
 
+def memory_need(catalogue: Catalogue, cell: Cell) -> float:
+    """Bytes a cell holds once built (reference.cell_need, as check_plan reads it)."""
+    method = catalogue.benchmarks[cell.benchmark].methods[cell.method]
+    return reference.cell_need(method, cell.size_dict, DTYPES[cell.dtype].itemsize, cell.mode)
+
+
 def group_fits(catalogue: Catalogue, cells: list[Cell]) -> bool:
-    """Whether a group's members, built and held at once, fit their device (check_plan's
-    estimates, added up): a group that does not is timed one member at a time."""
+    """Whether a group's members, built and held at once, fit their device (their memory_need,
+    added up): a group that does not is timed one member at a time."""
     need = {}
     for cell in cells:
-        method = catalogue.benchmarks[cell.benchmark].methods[cell.method]
-        per = method.memory_estimate(cell.size_dict, DTYPES[cell.dtype].itemsize) * (3 if cell.mode == "train" else 1)
-        need[cell.device] = need.get(cell.device, 0) + per
+        need[cell.device] = need.get(cell.device, 0) + memory_need(catalogue, cell)
     free = {device: reference.available_memory(device) for device in need}
     return all(free[d] is None or n <= 0.9 * free[d] for d, n in need.items())
 

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .cell import DTYPES, Cell
+from .cell import Cell, memory_need
 from .defaults import TimingPolicy
 
 # A cell at most this share of the free memory, with one building in each process at once.
@@ -89,9 +89,7 @@ def worth_it(catalogue, cells: Sequence[Cell], processes: int, threads: int) -> 
                 free[cell.device] = reference.available_memory(cell.device)
             except Exception:  # noqa: BLE001 -- a device that cannot say is left to the round
                 free[cell.device] = 0
-        method = catalogue.benchmarks[cell.benchmark].methods[cell.method]
-        need = method.memory_estimate(cell.size_dict, DTYPES[cell.dtype].itemsize) * (3 if cell.mode == "train" else 1)
-        if free[cell.device] is None or need * processes <= MEMORY_SHARE * free[cell.device]:
+        if free[cell.device] is None or memory_need(catalogue, cell) * processes <= MEMORY_SHARE * free[cell.device]:
             chosen.append(cell)
     return chosen
 

@@ -53,10 +53,15 @@ def reference_plan(need_cell: float, need_float64: float, need_float32: float, d
             + (" or the host" if device != "cpu" else "") + " has free")
 
 
+def cell_need(method, size, itemsize: int, mode: str) -> float:
+    """Bytes a cell holds once built (its method's estimate), three times that to train."""
+    return method.memory_estimate(size, itemsize) * (3 if mode == "train" else 1)
+
+
 def check_plan(method, size, device: str, dtype: torch.dtype, mode: str) -> tuple[str, str] | str:
     """reference_plan for a cell, from its method's estimates before anything is allocated: a
     string says why the cell cannot fit or be checked."""
-    need = method.memory_estimate(size, dtype.itemsize) * (3 if mode == "train" else 1)
+    need = cell_need(method, size, dtype.itemsize, mode)
     return reference_plan(need, method.memory_estimate(size, 8), method.memory_estimate(size, 4), dtype, device,
                           available_memory(device), available_memory("cpu") if device != "cpu" else None)
 
