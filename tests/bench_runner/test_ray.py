@@ -22,9 +22,18 @@ SWEEP = ["run", "--suite", "smoke", "--benchmark", "elementwise", "--backend", "
 CELLS = len(METHODS)
 
 
+def local_cluster() -> Cluster:
+    """A head that runs nothing, whose cluster runs its workers at normal priority. Ray starts them
+    at nice 15, and beside the other tests on two cores such a worker waited its turn for minutes:
+    importing torch took 95 s in one beside four busy loops, 4 s at nice 0, and this module was
+    CI's longest (318 s, 19 s alone)."""
+    return Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False,
+                                                         "_system_config": {"worker_niceness": 0}})
+
+
 @pytest.fixture(scope="module")
 def cluster():
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    c = local_cluster()
     # Two CPUs a node, so a task gets two threads (Ray sets OMP_NUM_THREADS to its CPUs) and settles.
     nodes = {name: c.add_node(num_cpus=2, resources={"bench": 1, name: 1}) for name in ("node_a", "node_b")}
     c.wait_for_nodes()

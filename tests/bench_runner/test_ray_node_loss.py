@@ -1,6 +1,6 @@
 """The Ray executor when a node dies mid-sweep: the lost node's cells run again elsewhere, and
 nothing is lost or stored twice. A module of its own, with a cluster of its own, so that a test
-worker runs it beside test_ray's (each spends minutes waiting on Ray's worker processes)."""
+worker runs it beside test_ray's (each waits on Ray's worker processes, which import torch)."""
 
 import threading
 import time
@@ -8,16 +8,15 @@ import time
 import pytest
 
 from bench_runner.cli import main
-from tests.bench_runner.test_ray import CELLS, SWEEP, stored
+from tests.bench_runner.test_ray import CELLS, SWEEP, local_cluster, stored
 
 ray = pytest.importorskip("ray", reason="Ray is the optional `ray` extra (requirements-test.txt installs it)")
-from ray.cluster_utils import Cluster  # noqa: E402
 
 
 @pytest.mark.ray
 def test_a_node_killed_mid_sweep_loses_and_doubles_nothing(tmp_path):
     # A cluster of its own: the node killed here must not be missed by test_ray's tests.
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    c = local_cluster()
     survivor = c.add_node(num_cpus=1, resources={"bench": 1})
     doomed = c.add_node(num_cpus=1, resources={"bench": 1})
     c.wait_for_nodes()
