@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -110,6 +111,7 @@ class Worktrees:
         for path in self.made:
             subprocess.run(["git", "-C", self.repo, "worktree", "remove", "--force", path], capture_output=True)
         self.made = []
+        shutil.rmtree(self.folder, ignore_errors=True)  # each session left an empty folder in /tmp
 
     def __enter__(self) -> "Worktrees":
         return self

@@ -4,6 +4,7 @@ and compared from their pairs; bad input is one line, exit 2, nothing written.""
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -128,6 +129,15 @@ def test_the_same_revision_on_both_sides_is_an_a_a(tmp_path, capsys):
     # by a factor.
     assert all(2 / 3 < c["ratio"] < 1.5 and c["ci_low"] <= c["ratio"] <= c["ci_high"] for c in cells), \
         [{k: c.get(k) for k in ("size", "ratio", "ci_low", "ci_high")} for c in cells]
+
+
+def test_a_session_leaves_no_worktree_or_folder_behind(plugin_repo):
+    with ab.Worktrees(str(plugin_repo)) as trees:
+        path = trees.add("base", ab.resolve(str(plugin_repo), "v1"))
+        assert (Path(path) / "ab_toy_plugin.py").exists()
+    assert not Path(trees.folder).exists()
+    listed = subprocess.run(["git", "-C", str(plugin_repo), "worktree", "list"], capture_output=True, text=True)
+    assert listed.stdout.count("\n") == 1, listed.stdout  # the repository's own checkout only
 
 
 @pytest.mark.parametrize("args, says", [
