@@ -20,11 +20,20 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
-from scipy import stats as sps
 
 from hadamard_bench.vocabulary import INCONCLUSIVE, NO_CHANGE, RUN_WORDS, STATISTICS
 
 from .defaults import FLOOR
+
+
+def _sps():
+    """scipy.stats, imported at its first use: the import takes about 0.8 s, which every worker
+    process paid at its start for the one function of this module it calls (median_rel_ci,
+    which needs none of scipy)."""
+    from scipy import stats
+
+    return stats
+
 
 ALPHA = 0.05  # false-discovery rate across the cells compared at once
 NOISY_IQR = 0.10  # torch.utils.benchmark's threshold: within-round IQR above 10% of the median
@@ -167,7 +176,7 @@ def compare(before: Sequence[np.ndarray], after: Sequence[np.ndarray], n_boot: i
     if np.ptp(np.concatenate([pooled_a, pooled_b])) == 0:
         p = 1.0
     else:
-        p = float(sps.mannwhitneyu(pooled_a, pooled_b, alternative="two-sided").pvalue)
+        p = float(_sps().mannwhitneyu(pooled_a, pooled_b, alternative="two-sided").pvalue)
     return Comparison(ratio, lo, hi, p, rounds)
 
 
@@ -177,7 +186,7 @@ def adjust(p_values: Sequence[float]) -> np.ndarray:
     out = np.full(len(p), np.nan)
     finite = np.isfinite(p)
     if finite.any():
-        out[finite] = sps.false_discovery_control(p[finite], method="bh")
+        out[finite] = _sps().false_discovery_control(p[finite], method="bh")
     return out
 
 
@@ -233,7 +242,7 @@ def drift_floors(run_medians: Sequence[Sequence[float]], z: float = DRIFT_Z, pri
     var = np.array([np.var(x, ddof=1) if len(x) > 1 else np.nan for x in logs])
     known = np.isfinite(var)
     typical_df = float(np.median(df[known])) if known.any() else 1.0
-    prior = float(np.median(var[known])) / (sps.chi2.median(typical_df) / typical_df) if known.any() else np.nan
+    prior = float(np.median(var[known])) / (_sps().chi2.median(typical_df) / typical_df) if known.any() else np.nan
     moderated = (prior_runs * prior + df * var) / (prior_runs + df)
     return np.where(df > 0, np.expm1(z * np.sqrt(2 * moderated)), np.nan)
 
@@ -283,7 +292,7 @@ def _round_t_half_width(round_values: Sequence[float]) -> float:
     values = np.asarray(round_values, dtype=float)
     if len(values) < 2:
         return 0.0
-    return float(sps.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+    return float(_sps().t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
 
 
 def compare_paired(log_ratios: Sequence[np.ndarray], n_boot: int = N_BOOT, seed: int = 0) -> Comparison:
@@ -307,7 +316,7 @@ def compare_paired(log_ratios: Sequence[np.ndarray], n_boot: int = N_BOOT, seed:
     medians = [float(np.median(r)) for r in rounds]
     half = _round_t_half_width(medians)
     lo, hi = min(lo, math.exp(estimate - half)), max(hi, math.exp(estimate + half))
-    p = float(sps.wilcoxon(medians).pvalue) if len(medians) >= 6 and np.ptp(medians) > 0 else float("nan")
+    p = float(_sps().wilcoxon(medians).pvalue) if len(medians) >= 6 and np.ptp(medians) > 0 else float("nan")
     return Comparison(math.exp(estimate), lo, hi, p, len(rounds))
 
 
