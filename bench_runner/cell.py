@@ -214,10 +214,11 @@ def run_group(catalogue: Catalogue, work: list[tuple[Cell, bool]], policy: defau
                 for i in range(len(work))]
     try:
         _forget_compiled()
-        prepared = {}
-        for i, plan in plans.items():
+        prepared, last = {}, reference.LastExpected()
+        # A method's backends one after another, so each checks against the reference kept from the last.
+        for i in sorted(plans, key=lambda i: work[i][0].method):
             try:
-                found = _prepare(catalogue, work[i][0], policy, clock, work[i][1], plan)
+                found = _prepare(catalogue, work[i][0], policy, clock, work[i][1], plans[i], last)
             except Exception as exc:  # noqa: BLE001 -- one member's failure is its own
                 found = _failed(exc)
             if isinstance(found, CellOutcome):
@@ -226,19 +227,23 @@ def run_group(catalogue: Catalogue, work: list[tuple[Cell, bool]], policy: defau
                 prepared[i] = found
         if not prepared:
             return outcomes
+        prepared = {i: prepared[i] for i in sorted(prepared)}  # the members in their order in `work`
         unsettled = settle.before_timing(work[next(iter(prepared))][0].device, policy.settle_s)
         try:
             members = list(prepared.values())
             measured = timing.interleave([p.call for p in members], members[0].clock, members[0].policy, rng)
         except Exception:  # noqa: BLE001 -- a failing member: each is timed alone, to say which
             measured = None
+        counted_flops = {}  # a group shares its mode, so a method's count serves all its backends
         for n, (i, p) in enumerate(prepared.items()):
             try:
                 if measured is None:
                     outcomes[i] = _finish(p, timing.measure(p.call, p.clock, p.policy),
-                                          settle.before_timing(p.cell.device, policy.settle_s))
+                                          settle.before_timing(p.cell.device, policy.settle_s),
+                                          counted_flops=counted_flops)
                 else:
-                    outcomes[i] = _finish(p, measured[n], unsettled, members=len(prepared) if len(prepared) > 1 else 0)
+                    outcomes[i] = _finish(p, measured[n], unsettled, members=len(prepared) if len(prepared) > 1 else 0,
+                                          counted_flops=counted_flops)
             except Exception as exc:  # noqa: BLE001
                 outcomes[i] = _failed(exc)
         return outcomes
@@ -294,8 +299,8 @@ def _timing_metrics(measured: timing.Measurement) -> dict[str, float]:
             "noisy": float(measured.noisy), "median_rel_ci": measured.rel_ci}
 
 
-def _prepare(catalogue: Catalogue, cell: Cell, policy: defaults.TimingPolicy,
-             clock: timing.Clock | None, check: bool, plan: tuple[str, str]) -> Prepared | CellOutcome:
+def _prepare(catalogue: Catalogue, cell: Cell, policy: defaults.TimingPolicy, clock: timing.Clock | None,
+             check: bool, plan: tuple[str, str], last: reference.LastExpected | None = None) -> Prepared | CellOutcome:
     bench = catalogue.benchmarks[cell.benchmark]
     method = bench.methods[cell.method]
     device, dtype, size = torch.device(cell.device), DTYPES[cell.dtype], cell.size_dict
@@ -322,7 +327,7 @@ def _prepare(catalogue: Catalogue, cell: Cell, policy: defaults.TimingPolicy,
         provenance = None
         if check:
             with torch.no_grad():
-                mismatch = reference.check(method, size, device, dtype, inputs, actual.detach(), plan)
+                mismatch = reference.check(method, size, device, dtype, inputs, actual.detach(), plan, last)
             if mismatch:
                 return CellOutcome("mismatch", mismatch)
             provenance = {**machine.cell_provenance(cell.device), "kernels": kernels.chosen(lambda: direct(*inputs)),
@@ -338,9 +343,11 @@ def _prepare(catalogue: Catalogue, cell: Cell, policy: defaults.TimingPolicy,
     return Prepared(cell, method, module, inputs, fn, call, clock, policy, check, provenance, first_call_s)
 
 
-def _finish(p: Prepared, measured: timing.Measurement, unsettled: bool, members: int = 0) -> CellOutcome:
+def _finish(p: Prepared, measured: timing.Measurement, unsettled: bool, members: int = 0,
+            counted_flops: dict | None = None) -> CellOutcome:
     """The outcome of a timed cell; `members`: how many took turns in its group (0: timed
-    alone), its samples then being one per cycle."""
+    alone), its samples then being one per cycle. `counted_flops`: the group's FLOP counts by
+    method, since they are counted on the eager module whatever the backend."""
     cell, policy, call = p.cell, p.policy, p.call
     device, dtype, size = torch.device(cell.device), DTYPES[cell.dtype], cell.size_dict
     timed = _timing_metrics(measured)
@@ -365,7 +372,10 @@ def _finish(p: Prepared, measured: timing.Measurement, unsettled: bool, members:
     direct = getattr(p.fn, "direct", p.fn)
     method, module, inputs = p.method, p.module, p.inputs
     peak = memory.peak_memory_bytes(_mode_call(direct, module, inputs, cell.mode), device)
-    counted = flops.count_flops(_mode_call(module, module, inputs, cell.mode))
+    counted_flops = {} if counted_flops is None else counted_flops
+    if cell.method not in counted_flops:
+        counted_flops[cell.method] = flops.count_flops(_mode_call(module, module, inputs, cell.mode))
+    counted = counted_flops[cell.method]
     analytic = method.training_flops(size) if cell.mode == "train" else method.flops(size)
     return CellOutcome(
         "ok",

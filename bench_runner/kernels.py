@@ -9,7 +9,7 @@ from typing import Callable
 
 from torch import nn
 
-from .memory import profiled
+from .memory import _EventType, event_nodes, profiled
 
 CHOICES = {
     "aten::_scaled_dot_product_flash_attention": "sdpa: flash",
@@ -30,7 +30,10 @@ CHOICES = {
 
 def ops_of(call: Callable[[], object]) -> set[str]:
     """Every aten op one call ran, nested ones included."""
-    return {event.name for event in profiled(call).events()}
+    prof = profiled(call)
+    if _EventType is None:  # without the event tree (not public API), the slower list of events
+        return {event.name for event in prof.events()}
+    return {node.name for node in event_nodes(prof) if node.typed[0] == _EventType.TorchOp}
 
 
 def chosen(call: Callable[[], object]) -> list[str]:

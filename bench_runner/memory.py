@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -47,14 +47,8 @@ def _cuda_peak(fn: Callable[[], object], device: torch.device) -> int:
 def _cpu_peak(fn: Callable[[], object]) -> int | None:
     if _EventType is None:
         return None
-    prof = profiled(fn, profile_memory=True)
-    events, stack = [], list(prof.profiler.kineto_results.experimental_event_tree())
-    while stack:
-        node = stack.pop()
-        stack.extend(node.children)
-        if node.typed[0] == _EventType.Allocation:
-            fields = node.typed[1]
-            events.append((node.start_time_ns, fields.alloc_size, fields.ptr))  # frees are negative
+    events = [(node.start_time_ns, node.typed[1].alloc_size, node.typed[1].ptr)  # frees are negative
+              for node in event_nodes(profiled(fn, profile_memory=True)) if node.typed[0] == _EventType.Allocation]
     # Frees of blocks allocated before the call (old gradients set to None, say) do not
     # lower the call's own peak: only blocks allocated inside the window count.
     live = peak = 0
@@ -67,6 +61,17 @@ def _cpu_peak(fn: Callable[[], object]) -> int | None:
         live += delta
         peak = max(peak, live)
     return peak
+
+
+def event_nodes(prof: profile) -> Iterator:
+    """Every node of a finished profile's event tree (ops, allocations), nested ones included.
+    Reading the tree takes well under a millisecond; the profile's `events()` list took 5-10 ms
+    a call to build."""
+    stack = list(prof.profiler.kineto_results.experimental_event_tree())
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        yield node
 
 
 def profiled(fn: Callable[[], object], **options) -> profile:

@@ -1,11 +1,13 @@
 """Every way a cell can end, on a small catalogue built for the purpose."""
 
+import random
+
 import pytest
 import torch
 from sqlalchemy.orm import sessionmaker
 
 import results_db
-from bench_runner import reference, selection, sweep
+from bench_runner import flops, reference, selection, sweep
 from bench_runner.cell import Cell, run_cell, run_group
 from bench_runner.executor import InProcess
 from results_db import queries
@@ -145,6 +147,27 @@ def test_a_group_compiles_each_of_its_compiled_members_once():
     assert counters["stats"]["unique_graphs"] == 3
 
 GIB = 2**30
+
+
+def test_a_group_checks_and_counts_each_method_once_and_still_catches_a_wrong_one(monkeypatch):
+    """A method's backends share its float64 reference and its FLOP count (of the eager module)."""
+    from hadamard_impls import catalogue
+
+    built, build = [], reference._build
+    monkeypatch.setattr(reference, "_build", lambda method, *rest: built.append(method.id) or build(method, *rest))
+    counts, count = [], flops.count_flops
+    monkeypatch.setattr(flops, "count_flops", lambda call: counts.append(call) or count(call))
+    size = tuple(catalogue.benchmarks["bimodal_fusion"].sizes("smoke")[0].items())
+    # bilinear_full's two backends apart in the group's order: prepared one after the other all the same.
+    members = [Cell("bimodal_fusion", m, b, size, "cpu", "float32", "forward")
+               for m, b in (("bilinear_full", "eager"), ("mlb", "eager"), ("bilinear_full", "library"))]
+    outcomes = run_group(catalogue, [(c, True) for c in members], FAST, random.Random(0))
+    assert [o.status for o in outcomes] == ["ok", "ok", "ok"]
+    assert sorted(built) == ["bilinear_full", "mlb"] and len(counts) == 2
+    assert outcomes[0].metrics["flops_counted"] == outcomes[2].metrics["flops_counted"] > 0
+    # The kept reference is a method's own: drifts, after double, is checked against its own and fails.
+    outcomes = run_group(toy_catalogue(), [(cell("double"), True), (cell("drifts"), True)], FAST, random.Random(0))
+    assert [o.status for o in outcomes] == ["ok", "mismatch"]
 
 
 @pytest.mark.parametrize("need, free_device, free_host, dtype, expected", [
