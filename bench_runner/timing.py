@@ -190,6 +190,11 @@ def _measure(fn: Callable[[], object], clock: Clock, policy: TimingPolicy) -> Me
 # call read per-cycle log ratios spread by 0.4-0.6 (SD) in cells of 0.1-10 ms on 2026-12-02.
 SWITCH_WARMUP_CALLS = 1
 SWITCH_WARMUP_S = 2e-3
+# ... except, in one process, a member whose call lasts at least this long: its first call after a
+# switch was no slower than the next (benchmarks/switch_cost.py; on a 2-vCPU VM on 2026-12-03 the
+# median over 31 such members was 0.999x quiet and 1.008x disturbed, where calls of 1-5 ms paid
+# 4-9%), so an untimed call would only double its turn. `ab`'s sides, two processes, keep theirs.
+LONG_CALL_S = 20e-3
 
 
 def interleave(fns: Sequence[Callable[[], object]], clock: Clock, policy: TimingPolicy,
@@ -198,15 +203,17 @@ def interleave(fns: Sequence[Callable[[], object]], clock: Clock, policy: Timing
     given its own block size first. The garbage collector stays off throughout."""
     with collector_paused():
         sized = [_warm_up(fn, clock, policy) for fn in fns]
-        samples = take_turns([_turn(fn, clock, calls) for fn, (_, calls, _) in zip(fns, sized)], policy, rng)
+        samples = take_turns([_turn(fn, clock, calls, untimed=first / calls < LONG_CALL_S)
+                              for fn, (_, calls, first) in zip(fns, sized)], policy, rng)
     return [Measurement(tuple(s), calls, warmup_calls) for s, (warmup_calls, calls, _) in zip(samples, sized)]
 
 
-def _turn(fn: Callable[[], object], clock: Clock, calls: int) -> Callable[[], tuple[float, int]]:
-    """One member's turn: untimed calls (SWITCH_WARMUP_CALLS, SWITCH_WARMUP_S), then one timed block."""
+def _turn(fn: Callable[[], object], clock: Clock, calls: int, untimed: bool = True) -> Callable[[], tuple[float, int]]:
+    """One member's turn: untimed calls (SWITCH_WARMUP_CALLS, SWITCH_WARMUP_S; none without
+    `untimed`), then one timed block."""
     def turn() -> tuple[float, int]:
         until, made = time.perf_counter() + SWITCH_WARMUP_S, 0
-        while made < SWITCH_WARMUP_CALLS or time.perf_counter() < until:
+        while untimed and (made < SWITCH_WARMUP_CALLS or time.perf_counter() < until):
             fn()
             made += 1
         return clock.time_block(fn, calls), calls

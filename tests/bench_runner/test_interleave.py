@@ -83,6 +83,18 @@ def test_a_switch_costs_untimed_warm_up_calls_before_each_block(monkeypatch):
     assert calls["a"] == calls["b"] == len(found[0].samples) * timing.SWITCH_WARMUP_CALLS
 
 
+def test_a_member_whose_call_is_long_takes_its_turns_without_untimed_calls(monkeypatch):
+    monkeypatch.setattr(timing, "SWITCH_WARMUP_S", 0.0)
+    calls = {"short": 0, "long": 0}
+
+    def short(): calls["short"] += 1
+    def long(): calls["long"] += 1
+    clock = SharedDriftClock({short: 1e-3, long: 2 * timing.LONG_CALL_S}, drift=0.0)
+    found = timing.interleave([short, long], clock, POLICY, random.Random(1))
+    assert calls == {"short": len(found[0].samples) * timing.SWITCH_WARMUP_CALLS, "long": 0}
+    assert len(found[1].samples) == len(found[0].samples)  # still one block per cycle
+
+
 def _entry(times, rounds, cycles):
     return list(times), list(rounds), list(cycles)
 

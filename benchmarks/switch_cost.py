@@ -1,0 +1,104 @@
+"""What does a switch cost the member that takes the next turn?
+
+When the members of a comparison group take turns (bench_runner.timing.interleave), each turn
+starts with untimed calls, since the member before left its own data in the caches. This script
+measures what that first call after a switch costs: one round of the quick suite's eager cells,
+in process, with every turn made of exactly one call timed on its own (the first after the
+switch) and then the member's timed block as usual. Per member, the median over its turns of
+first call ÷ per-call time of the block that followed, grouped by how long a call lasts. The
+run's own rule (timing.LONG_CALL_S: no untimed call for members whose call lasts 20 ms or more)
+rests on this table.
+
+    python benchmarks/switch_cost.py            # about 2 minutes on 2 cores (2026-12-03)
+    python benchmarks/switch_cost.py --disturb  # beside an intermittent memory-bound load
+
+The table goes into docs/benchmarks.md, one section per condition.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+import numpy as np  # noqa: E402
+
+from bench_runner import cli, timing  # noqa: E402
+from docs_section import write_section  # noqa: E402
+from speedup_aa import DISTURB_HELP, DISTURBED, disturbance  # noqa: E402
+
+DOC = ROOT / "docs" / "benchmarks.md"
+BANDS_MS = [(0.5, 1), (1, 2), (2, 5), (5, 10), (10, 20), (20, 1000)]
+
+
+def record_turns(turns: list[list[tuple[float, float]]]):
+    """A stand-in for timing._turn: one call timed alone right after the switch, then the block;
+    each member's (first call, per-call time of the block) pairs are appended to `turns`."""
+    def make_turn(fn, clock, calls, untimed=True):  # noqa: ARG001 -- every turn here makes one untimed call
+        mine: list[tuple[float, float]] = []
+        turns.append(mine)
+
+        def turn():
+            start = time.perf_counter()
+            fn()
+            first = time.perf_counter() - start
+            block = clock.time_block(fn, calls)
+            mine.append((first, block / calls))
+            return block, calls
+        return turn
+    return make_turn
+
+
+def band_rows(turns: list[list[tuple[float, float]]]) -> list[str]:
+    members = [(float(np.median([b for _, b in t])), float(np.median([f / b for f, b in t])))
+               for t in turns if t]
+    rows = []
+    for low, high in BANDS_MS:
+        cost = np.array([c for call, c in members if low <= call * 1e3 < high])
+        if len(cost):
+            band = f"{low:g}–{high:g} ms" if high < 1000 else f"≥ {low:g} ms"
+            rows.append(f"| {band} | {len(cost)} | {np.median(cost):.3f} | {np.percentile(cost, 10):.3f} | "
+                        f"{np.percentile(cost, 90):.3f} | {cost.max():.3f} |")
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--disturb", action="store_true", help=DISTURB_HELP)
+    args = parser.parse_args()
+    condition = "disturbed" if args.disturb else "quiet"
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip() or "unknown"
+    turns: list[list[tuple[float, float]]] = []
+    timing._turn = record_turns(turns)
+    when = datetime.now(timezone.utc)
+    with tempfile.TemporaryDirectory() as folder, disturbance(args.disturb):
+        cli.main(["run", "--suite", "quick", "--backend", "eager", "--rounds", "1", "--in-process", "--quiet",
+                  "--db", f"sqlite:///{folder}/switch.db"])
+    lines = [
+        f"Measured {when:%Y-%m-%d %H:%M} UTC at {commit} on this machine's CPU ({os.cpu_count()} cores), "
+        f"{DISTURBED if args.disturb else condition}; one in-process round of the quick suite's eager cells, "
+        f"{sum(1 for t in turns if t)} members taking turns. Per member: the median over its turns of its first "
+        "call after a switch ÷ the per-call time of the block that followed.",
+        "",
+        "| a call lasts | members | first call ÷ the next (median) | 10th percentile | 90th percentile | largest |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *band_rows(turns),
+    ]
+    table = "\n".join(lines)
+    print(table)
+    write_section(DOC, f"switch-cost-{condition}", table,
+                  heading=f"## What a switch costs the next member, {condition}\n\n"
+                          f"`python benchmarks/switch_cost.py{' --disturb' if args.disturb else ''}`:")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
