@@ -192,8 +192,8 @@ SWITCH_WARMUP_CALLS = 1
 SWITCH_WARMUP_S = 2e-3
 # ... except, in one process, a member whose call lasts at least this long: its first call after a
 # switch was no slower than the next (benchmarks/switch_cost.py; on a 2-vCPU VM on 2026-12-03 the
-# median over 31 such members was 0.999x quiet and 1.008x disturbed, where calls of 1-5 ms paid
-# 4-9%), so an untimed call would only double its turn. `ab`'s sides, two processes, keep theirs.
+# median over 31 and 36 such members was 0.997x quiet and 0.994x disturbed, where calls of 0.5-5 ms
+# paid 3-17%), so an untimed call would only double its turn. `ab`'s sides, two processes, keep theirs.
 LONG_CALL_S = 20e-3
 
 
