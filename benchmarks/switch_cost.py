@@ -22,7 +22,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -46,9 +45,7 @@ def record_turns(turns: list[list[tuple[float, float]]]):
         turns.append(mine)
 
         def turn():
-            start = time.perf_counter()
-            fn()
-            first = time.perf_counter() - start
+            first = clock.time_block(fn, 1)  # the member's own clock, as its blocks are timed
             block = clock.time_block(fn, calls)
             mine.append((first, block / calls))
             return block, calls
@@ -80,8 +77,8 @@ def main() -> int:
     timing._turn = record_turns(turns)
     when = datetime.now(timezone.utc)
     with tempfile.TemporaryDirectory() as folder, disturbance(args.disturb):
-        cli.main(["run", "--suite", "quick", "--backend", "eager", "--rounds", "1", "--in-process", "--quiet",
-                  "--db", f"sqlite:///{folder}/switch.db"])
+        cli.main(["run", "--suite", "quick", "--backend", "eager", "--device", "cpu", "--rounds", "1",
+                  "--in-process", "--quiet", "--db", f"sqlite:///{folder}/switch.db"])
     lines = [
         f"Measured {when:%Y-%m-%d %H:%M} UTC at {commit} on this machine's CPU ({os.cpu_count()} cores), "
         f"{DISTURBED if args.disturb else condition}; one in-process round of the quick suite's eager cells, "
