@@ -150,11 +150,15 @@ class SideProcess:
         finally:
             theirs.close()
         self.conn = Connection(mine.detach())
+
+    def wait_ready(self) -> "SideProcess":
+        """The process once it has imported its catalogue, or a one-line AbError (and it stopped)."""
         answer = self._receive(START_TIMEOUT_S)
         if answer is None or answer[0] != "ready":
             why = answer[1] if answer else f"exit status {self.process.poll()}; its error is above"
             self.close()
-            raise AbError(f"the {side.name} side ({side.revision}) did not start: {why}")
+            raise AbError(f"the {self.side.name} side ({self.side.revision}) did not start: {why}")
+        return self
 
     def _receive(self, timeout_s: float):
         try:
@@ -179,16 +183,48 @@ class SideProcess:
                          if alive else CellOutcome("crashed", f"the side's process exited ({self.process.returncode})"))
 
     def close(self) -> None:
+        self.ask_to_stop()
+        self.wait_stopped()
+
+    def ask_to_stop(self) -> None:
         try:
             self.conn.send(None)
         except (OSError, BrokenPipeError):
             pass
+
+    def wait_stopped(self) -> None:
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
         self.conn.close()
+
+
+def stop_sides(procs: Sequence[SideProcess]) -> None:
+    """Every process still open stopped, all asked first: a process that has imported torch takes
+    about half a second to tear down, and the sides can do that together."""
+    running = [proc for proc in procs if not proc.conn.closed]
+    for proc in running:
+        proc.ask_to_stop()
+    for proc in running:
+        proc.wait_stopped()
+
+
+def start_sides(sides: Sequence[Side], timeout_s: float, cpus: set[int], plugin: str | None = None
+                ) -> list[SideProcess]:
+    """A ready process for each side, started together: each imports torch and its catalogue, some
+    seconds on a busy machine, and one after the other a session paid that twice every round
+    (2.7 s a start on a 2-vCPU VM, 16 of a 35-s toy session of 3 rounds). Nothing is timed yet,
+    so the two imports may share the cores. A side that cannot start stops the others."""
+    procs: list[SideProcess] = []
+    try:
+        for side in sides:
+            procs.append(SideProcess(side, timeout_s, cpus, plugin))
+        return [proc.wait_ready() for proc in procs]
+    except BaseException:
+        stop_sides(procs)
+        raise
 
 
 def one_cell(procs: list[SideProcess], cell: Cell, check: bool, policy: defaults.TimingPolicy,
@@ -238,15 +274,16 @@ def start_runs(factory: sessionmaker[Session], catalogue, sel: selection.Selecti
 
 def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence[Side], cells: Sequence[Cell],
             policy: defaults.TimingPolicy, rounds: int, seed: int, timeout_s: float, plugin: str | None = None,
-            on_cell: Callable[[Cell], None] | None = None) -> None:
-    """Every cell in `rounds` rounds, each round with fresh side processes and its own shuffled
-    order; each side's outcome stored in its run as `run` stores a round. A cell that failed on
-    a side is not measured again on either."""
+            on_cell: Callable[[Cell], None] | None = None, started: list[SideProcess] | None = None) -> None:
+    """Every cell in `rounds` rounds, each round with fresh side processes (the first round's
+    may be given `started`, as the command checked them) and its own shuffled order; each side's
+    outcome stored in its run as `run` stores a round. A cell that failed on a side is not
+    measured again on either."""
     cpus = os.sched_getaffinity(0)
     policy = dataclasses.replace(policy, min_samples=max(policy.min_samples, MIN_CYCLES))
     failed: set[Cell] = set()
     for round_index in range(rounds):
-        procs = [SideProcess(side, timeout_s, cpus, plugin) for side in sides]
+        procs, started = started or start_sides(sides, timeout_s, cpus, plugin), None
         try:
             for cell in selection.round_order(cells, seed, round_index):
                 if cell in failed:
@@ -255,7 +292,7 @@ def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence
                 outcomes = one_cell(procs, cell, round_index == 0, policy, rng)
                 for i, outcome in enumerate(outcomes):
                     if procs[i].conn.closed:  # a side that died is started again for the next cell
-                        procs[i] = SideProcess(sides[i], timeout_s, cpus, plugin)
+                        procs[i] = SideProcess(sides[i], timeout_s, cpus, plugin).wait_ready()
                 with factory() as session, session.begin():
                     for run_id, outcome in zip(runs, outcomes):
                         record.store_round(session, run_id, cell, outcome, round_index, rounds, None)
@@ -264,6 +301,4 @@ def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence
                 if on_cell:
                     on_cell(cell)
         finally:
-            for proc in procs:
-                if not proc.conn.closed:
-                    proc.close()
+            stop_sides(procs)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib.machinery
 import importlib.util
+import os
 import sys
 
 
@@ -131,7 +132,12 @@ def main() -> int:
         return 1
     conn.send(("ready", None))
     serve(conn, side)
-    return 0
+    # Nothing is left to keep (the driver stores every outcome), and an interpreter's teardown
+    # after torch and the cells it built took 0.5-2 s, which the driver waits out before the next
+    # round. An Inductor compile worker this left behind sees its parent gone and exits.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

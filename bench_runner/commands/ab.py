@@ -112,15 +112,19 @@ def run(args) -> int:
 
             sel = selected(args, args.device or (["cuda"] if torch.cuda.is_available() else ["cpu"]))
             cells = selection.plan(catalogue, sel)
-            for s in sides:  # a side that cannot start is bad input: found before anything is stored
-                ab.SideProcess(s, args.cell_timeout, os.sched_getaffinity(0), plugin).close()
-            policy = defaults.POLICIES[sel.suite]
-            rounds, seed = args.rounds or defaults.AB_ROUNDS[sel.suite], args.seed or selection.new_seed()
-            factory = sessions_on(url)
-            runs = ab.start_runs(factory, catalogue, sel, cells, policy, sides, rounds, seed)
-            print(f"ab: runs {runs[0]} ({args.base}) and {runs[1]} ({args.head}), {len(cells)} cells of the "
-                  f"{sel.suite} suite, {rounds} round{'s' * (rounds > 1)}, taking turns", file=sys.stderr)
-            _measure(args, factory, runs, sides, cells, policy, rounds, seed, plugin)
+            # A side that cannot start is bad input, found before anything is stored; those that
+            # can time the first round.
+            started = ab.start_sides(sides, args.cell_timeout, os.sched_getaffinity(0), plugin)
+            try:
+                policy = defaults.POLICIES[sel.suite]
+                rounds, seed = args.rounds or defaults.AB_ROUNDS[sel.suite], args.seed or selection.new_seed()
+                factory = sessions_on(url)
+                runs = ab.start_runs(factory, catalogue, sel, cells, policy, sides, rounds, seed)
+                print(f"ab: runs {runs[0]} ({args.base}) and {runs[1]} ({args.head}), {len(cells)} cells of the "
+                      f"{sel.suite} suite, {rounds} round{'s' * (rounds > 1)}, taking turns", file=sys.stderr)
+                _measure(args, factory, runs, sides, cells, policy, rounds, seed, plugin, started)
+            finally:
+                ab.stop_sides(started)
     except ab.AbError as exc:
         raise UsageError(f"bench_runner ab: {exc}") from None
     with factory() as session:
@@ -139,7 +143,7 @@ def run(args) -> int:
     return 1 if args.fail_on_regression and regressed else 0
 
 
-def _measure(args, factory, runs, sides, cells, policy, rounds, seed, plugin) -> None:
+def _measure(args, factory, runs, sides, cells, policy, rounds, seed, plugin, started) -> None:
     from results_db import store
     from tqdm import tqdm
 
@@ -148,7 +152,7 @@ def _measure(args, factory, runs, sides, cells, policy, rounds, seed, plugin) ->
     with tqdm(total=len(cells) * rounds, unit="cell", disable=args.quiet, dynamic_ncols=True) as bar:
         try:
             ab.measure(factory, runs, sides, cells, policy, rounds, seed, args.cell_timeout, plugin,
-                       on_cell=lambda cell: bar.update())
+                       on_cell=lambda cell: bar.update(), started=started)
         except BaseException as exc:
             with factory() as session, session.begin():
                 for run_id in runs:

@@ -1,6 +1,7 @@
 """`ab BASE HEAD`: two versions measured in one session, taking turns, stored as two linked runs
 and compared from their pairs; bad input is one line, exit 2, nothing written."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -76,12 +77,15 @@ def plugin_repo(tmp_path_factory):
 def test_two_commits_of_a_plugin_take_turns_and_the_slower_one_is_a_regression(plugin_repo, tmp_path, capsys,
                                                                                monkeypatch):
     # A process of its own: the plugin registers into the catalogue of the process that plans the cells.
+    # Three rounds: a paired interval is never narrower than Student's t over the rounds, 12.7 standard
+    # errors wide at two, and on CI (2 cores, 4 test workers) one round's microsecond base calls ran
+    # slow enough to stretch a 160x ratio's interval below 1.
     url = f"sqlite:///{tmp_path / 'ab.db'}"
     for name in ab.SIDE_ENV_DEFAULTS:  # the sides' defaults, not what this shell may set
         monkeypatch.delenv(name, raising=False)
     done = subprocess.run([sys.executable, "-m", "bench_runner", "ab", "v1", "v2", "--repo", str(plugin_repo),
                            "--plugin", "ab_toy_plugin", "--suite", "smoke", "--benchmark", "ab_toy", "--device", "cpu",
-                           "--rounds", "2", "--db", url, "--quiet", "--format", "csv", "--fail-on-regression",
+                           "--rounds", "3", "--db", url, "--quiet", "--format", "csv", "--fail-on-regression",
                            "--markdown", str(tmp_path / "ab.md")], cwd=ROOT, capture_output=True, text=True,
                           timeout=600)
     out = done.stdout
@@ -100,9 +104,9 @@ def test_two_commits_of_a_plugin_take_turns_and_the_slower_one_is_a_regression(p
         assert [r.status for r in runs] == ["finished", "finished"]
         results = session.scalars(select(Result)).all()
         assert len(results) == 8 and all(r.status == "ok" for r in results)
-        for r in results:  # two rounds, every sample with its cycle, each round at least MIN_CYCLES
-            assert set(r.sample_rounds) == {0, 1} and len(r.sample_cycles) == len(r.samples)
-            assert min(r.sample_rounds.count(k) for k in (0, 1)) >= ab.MIN_CYCLES
+        for r in results:  # three rounds, every sample with its cycle, each round at least MIN_CYCLES
+            assert set(r.sample_rounds) == {0, 1, 2} and len(r.sample_cycles) == len(r.samples)
+            assert min(r.sample_rounds.count(k) for k in (0, 1, 2)) >= ab.MIN_CYCLES
         # Each side's process ran with passive threads bound to cores, and each run says so.
         checked = [r for r in results if r.provenance and "openmp" in r.provenance]
         assert len(checked) == 8 and {r.provenance["openmp"] for r in checked} == {
@@ -153,6 +157,63 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, says):
     err = capsys.readouterr().err.strip()
     assert code == 2 and says in err and len(err.splitlines()) == 1, err
     assert not db.exists()
+
+
+def test_a_side_that_cannot_start_is_one_line_writes_nothing_and_leaves_no_process(tmp_path, capsys):
+    # An interpreter that runs but exits at once: the other side was started beside it, and is stopped.
+    broken = tmp_path / "python"
+    broken.write_text("#!/bin/sh\nexit 3\n")
+    broken.chmod(0o755)
+    db = tmp_path / "bad.db"
+    code = cli.main(["ab", "HEAD", "HEAD", "--head-python", str(broken), "--suite", "smoke", "--benchmark",
+                     "elementwise", "--device", "cpu", "--db", f"sqlite:///{db}", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "the head side (HEAD) did not start: exit status 3" in err and len(err.splitlines()) == 1, err
+    assert not db.exists()
+    assert not side_workers_of(os.getpid())
+
+
+def side_workers_of(pid: int) -> list[str]:
+    """The command lines of `pid`'s child processes that are ab sides, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            continue  # a process that ended while read
+        if parent == pid and "side_worker" in command:
+            found.append(command)
+    return found
+
+
+def test_the_sides_start_together_and_stop_together(monkeypatch):
+    """Both sides' processes are launched before either is waited for, and asked to stop before
+    either is waited out: each start imports torch (seconds) and each stop tears it down."""
+    events = []
+
+    class Fake:
+        def __init__(self, side, *rest):
+            self.side, self.conn = side, type("C", (), {"closed": False})()
+            events.append(("launch", side))
+
+        def wait_ready(self):
+            events.append(("ready", self.side))
+            return self
+
+        def ask_to_stop(self):
+            events.append(("ask", self.side))
+
+        def wait_stopped(self):
+            events.append(("stopped", self.side))
+            self.conn.closed = True
+
+    monkeypatch.setattr(ab, "SideProcess", Fake)
+    procs = ab.start_sides(["base", "head"], 1.0, {0})
+    ab.stop_sides(procs)
+    ab.stop_sides(procs)  # a second stop finds nothing open
+    assert events == [("launch", "base"), ("launch", "head"), ("ready", "base"), ("ready", "head"),
+                      ("ask", "base"), ("ask", "head"), ("stopped", "base"), ("stopped", "head")]
 
 
 @pytest.mark.slow
