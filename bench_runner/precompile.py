@@ -77,9 +77,12 @@ def worth_it(catalogue, cells: Sequence[Cell], processes: int, threads: int) -> 
     several at once."""
     from . import reference
 
+    compiled = [c for c in cells if c.backend == "compile"]
+    if processes < 2 or len(compiled) < 2 * processes:  # before the ledger: finding it imports Inductor (2 s)
+        return []
     done = _listed(ledger(threads))
-    compiled = [c for c in cells if c.backend == "compile" and _name(c) not in done]
-    if processes < 2 or len(compiled) < 2 * processes:
+    compiled = [c for c in compiled if _name(c) not in done]
+    if len(compiled) < 2 * processes:
         return []
     free = {}
     chosen = []

@@ -32,6 +32,12 @@ def test_only_compiled_cells_are_compiled_ahead_and_only_with_cores_and_cells_to
     assert precompile.worth_it(real, cells, 3, 1) == []  # 5 cells: not 2 for each of 3 processes
 
 
+def test_a_run_with_too_few_compiled_cells_never_looks_for_the_ledger(monkeypatch):
+    # Finding the ledger imports Inductor, two seconds of every eager run's start.
+    monkeypatch.setattr(precompile, "ledger", lambda threads: pytest.fail("the ledger was looked for"))
+    assert precompile.worth_it(real, _cells("eager") + _cells("compile", ("swiglu",)), 2, 1) == []
+
+
 def test_cells_the_ledger_lists_for_this_thread_count_are_not_compiled_ahead_again():
     cells = _cells("compile")
     path = precompile.ledger(4)
