@@ -150,34 +150,28 @@ def measure(fn: Callable[[], object], clock: Clock, policy: TimingPolicy = Timin
         return _measure(fn, clock, policy)
 
 
-def _warm_up(fn: Callable[[], object], clock: Clock, policy: TimingPolicy) -> tuple[int, int, float, float | None]:
+def _warm_up(fn: Callable[[], object], clock: Clock, policy: TimingPolicy) -> tuple[int, int, float]:
     """Call `fn` for `warmup_s`, then grow a block of calls until one lasts `min_block_s`:
-    (warm-up calls, calls per block, seconds a call, the first block's seconds). A call whose
-    last warm-up call already lasted `min_block_s` is a block of one as it is: no block is
-    timed to size it (the first block's seconds are None), since that call would only repeat
-    the warm-up: on a 2-vCPU VM on 2026-12-03, 359 of the quick suite's 458 cells, 5.7 s a round."""
-    warmup_calls, warm, last = 0, 0.0, 0.0
+    (warm-up calls, calls per block, the first block's seconds)."""
+    warmup_calls, warm = 0, 0.0
     while warmup_calls == 0 or warm < policy.warmup_s:
-        last = clock.time_block(fn, 1)
-        warm += last
+        warm += clock.time_block(fn, 1)
         warmup_calls += 1
-    if last >= policy.min_block_s:
-        return warmup_calls, 1, last, None
     per_call = warm / warmup_calls
     calls = max(1, int(policy.min_block_s / per_call)) if per_call > 0 else 1
     while True:
         first = clock.time_block(fn, calls)
         if first >= policy.min_block_s or calls >= 1 << 20:
-            return warmup_calls, calls, first / calls, first
+            return warmup_calls, calls, first
         calls *= 2
 
 
 def _measure(fn: Callable[[], object], clock: Clock, policy: TimingPolicy) -> Measurement:
-    warmup_calls, calls, _, first = _warm_up(fn, clock, policy)
-    samples = [] if first is None else [first / calls]
-    spent = first or 0.0
+    warmup_calls, calls, first = _warm_up(fn, clock, policy)
+    samples = [first / calls]
+    spent = first
     while len(samples) < policy.max_samples and (
-        len(samples) < max(1, policy.min_samples)
+        len(samples) < policy.min_samples
         or (spent < policy.budget_s
             and (policy.target_rel_ci <= 0 or median_rel_ci(samples) > policy.target_rel_ci))
     ):
@@ -209,9 +203,9 @@ def interleave(fns: Sequence[Callable[[], object]], clock: Clock, policy: Timing
     given its own block size first. The garbage collector stays off throughout."""
     with collector_paused():
         sized = [_warm_up(fn, clock, policy) for fn in fns]
-        samples = take_turns([_turn(fn, clock, calls, untimed=per_call < LONG_CALL_S)
-                              for fn, (_, calls, per_call, _) in zip(fns, sized)], policy, rng)
-    return [Measurement(tuple(s), calls, warmup_calls) for s, (warmup_calls, calls, _, _) in zip(samples, sized)]
+        samples = take_turns([_turn(fn, clock, calls, untimed=first / calls < LONG_CALL_S)
+                              for fn, (_, calls, first) in zip(fns, sized)], policy, rng)
+    return [Measurement(tuple(s), calls, warmup_calls) for s, (warmup_calls, calls, _) in zip(samples, sized)]
 
 
 def _turn(fn: Callable[[], object], clock: Clock, calls: int, untimed: bool = True) -> Callable[[], tuple[float, int]]:

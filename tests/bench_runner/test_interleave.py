@@ -95,17 +95,6 @@ def test_a_member_whose_call_is_long_takes_its_turns_without_untimed_calls(monke
     assert len(found[1].samples) == len(found[0].samples)  # still one block per cycle
 
 
-def test_a_member_whose_call_lasts_a_block_is_not_timed_again_to_size_its_block():
-    # One warm-up call each (warmup_s 0); the short member's blocks are then sized (3 calls too
-    # short, 6 enough), the long one's call is a block as it is. The sizing blocks time no sample.
-    short, long = (lambda: None), (lambda: None)
-    clock = SharedDriftClock({short: 3e-4, long: 3e-3}, drift=0.0)
-    found = timing.interleave([short, long], clock, POLICY, random.Random(1))
-    cycles = len(found[0].samples)
-    assert [m.calls_per_sample for m in found] == [6, 1]
-    assert [sum(f is fn for f in clock.timed) for fn in (short, long)] == [1 + 2 + cycles, 1 + cycles]
-
-
 def _entry(times, rounds, cycles):
     return list(times), list(rounds), list(cycles)
 
