@@ -2,12 +2,13 @@
 
 When the members of a comparison group take turns (bench_runner.timing.interleave), each turn
 starts with untimed calls, since the member before left its own data in the caches. This script
-measures what that first call after a switch costs: one round of the quick suite's eager cells,
-in process, with every turn made of exactly one call timed on its own (the first after the
-switch) and then the member's timed block as usual. Per member, the median over its turns of
-first call ÷ per-call time of the block that followed, grouped by how long a call lasts. The
-run's own rule (timing.LONG_CALL_S: no untimed call for members whose call lasts 20 ms or more)
-rests on this table.
+measures what the first calls after a switch cost: one round of the quick suite's eager cells,
+in process, with every turn made of exactly two calls timed one by one (the first and the
+second after the switch) and then the member's timed block as usual. Per member, the median
+over its turns of each call ÷ per-call time of the block that followed, grouped by how long a
+call lasts. The run's own rules rest on this table: no untimed call for members whose call
+lasts 20 ms or more (timing.LONG_CALL_S), and one untimed call for the others in one process,
+where the second call after a switch is as fast as the block.
 
     python benchmarks/switch_cost.py            # about 2 minutes on 2 cores (2026-12-03)
     python benchmarks/switch_cost.py --disturb  # beside an intermittent memory-bound load
@@ -34,35 +35,39 @@ from docs_section import write_section  # noqa: E402
 from speedup_aa import DISTURB_HELP, DISTURBED, disturbance  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
-BANDS_MS = [(0.5, 1), (1, 2), (2, 5), (5, 10), (10, 20), (20, 1000)]
+BANDS_MS = [(0, 0.1), (0.1, 0.5), (0.5, 1), (1, 2), (2, 5), (5, 10), (10, 20), (20, 1000)]
 
 
-def record_turns(turns: list[list[tuple[float, float]]]):
-    """A stand-in for timing._turn: one call timed alone right after the switch, then the block;
-    each member's (first call, per-call time of the block) pairs are appended to `turns`."""
-    def make_turn(fn, clock, calls, untimed=True):  # noqa: ARG001 -- every turn here makes one untimed call
-        mine: list[tuple[float, float]] = []
+def record_turns(turns: list[list[tuple[float, float, float]]]):
+    """A stand-in for timing._turn: two calls timed one by one right after the switch, then the
+    block; each member's (first call, second call, per-call time of the block) are appended to
+    `turns`."""
+    def make_turn(fn, clock, calls, untimed=True):  # noqa: ARG001 -- every turn here makes two untimed calls
+        mine: list[tuple[float, float, float]] = []
         turns.append(mine)
 
         def turn():
             first = clock.time_block(fn, 1)  # the member's own clock, as its blocks are timed
+            second = clock.time_block(fn, 1)
             block = clock.time_block(fn, calls)
-            mine.append((first, block / calls))
+            mine.append((first, second, block / calls))
             return block, calls
         return turn
     return make_turn
 
 
-def band_rows(turns: list[list[tuple[float, float]]]) -> list[str]:
-    members = [(float(np.median([b for _, b in t])), float(np.median([f / b for f, b in t])))
-               for t in turns if t]
+def band_rows(turns: list[list[tuple[float, float, float]]]) -> list[str]:
+    members = [(float(np.median([b for *_, b in t])), float(np.median([f / b for f, _, b in t])),
+                float(np.median([s / b for _, s, b in t]))) for t in turns if t]
     rows = []
     for low, high in BANDS_MS:
-        cost = np.array([c for call, c in members if low <= call * 1e3 < high])
-        if len(cost):
-            band = f"{low:g}–{high:g} ms" if high < 1000 else f"≥ {low:g} ms"
-            rows.append(f"| {band} | {len(cost)} | {np.median(cost):.3f} | {np.percentile(cost, 10):.3f} | "
-                        f"{np.percentile(cost, 90):.3f} | {cost.max():.3f} |")
+        band = [(f, s) for call, f, s in members if low <= call * 1e3 < high]
+        if band:
+            first, second = np.array(band).T
+            name = f"{low:g}–{high:g} ms" if high < 1000 else f"≥ {low:g} ms"
+            rows.append(f"| {name} | {len(band)} | {np.median(first):.3f} | {np.percentile(first, 90):.3f} | "
+                        f"{np.median(second):.3f} | {np.percentile(second, 10):.3f} | {np.percentile(second, 90):.3f} | "
+                        f"{second.max():.3f} |")
     return rows
 
 
@@ -73,7 +78,7 @@ def main() -> int:
     condition = "disturbed" if args.disturb else "quiet"
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip() or "unknown"
-    turns: list[list[tuple[float, float]]] = []
+    turns: list[list[tuple[float, float, float]]] = []
     timing._turn = record_turns(turns)
     when = datetime.now(timezone.utc)
     with tempfile.TemporaryDirectory() as folder, disturbance(args.disturb):
@@ -83,10 +88,11 @@ def main() -> int:
         f"Measured {when:%Y-%m-%d %H:%M} UTC at {commit} on this machine's CPU ({os.cpu_count()} cores), "
         f"{DISTURBED if args.disturb else condition}; one in-process round of the quick suite's eager cells, "
         f"{sum(1 for t in turns if t)} members taking turns. Per member: the median over its turns of its first "
-        "call after a switch ÷ the per-call time of the block that followed.",
+        "and its second call after a switch, each ÷ the per-call time of the block that followed.",
         "",
-        "| a call lasts | members | first call ÷ the next (median) | 10th percentile | 90th percentile | largest |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| a call lasts | members | first call ÷ block (median) | 90th percentile | second call ÷ block (median) | "
+        "10th percentile | 90th percentile | largest |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
         *band_rows(turns),
     ]
     table = "\n".join(lines)
