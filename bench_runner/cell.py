@@ -19,7 +19,7 @@ import torch
 from hadamard_bench import vocabulary
 from hadamard_impls import BACKENDS, Catalogue, size_label
 
-from . import defaults, flops, kernels, machine, memory, reference, settle, telemetry, timing
+from . import defaults, flops, kernels, linker, machine, memory, reference, settle, telemetry, timing
 
 DTYPES = dict(zip(vocabulary.DTYPES, (torch.float32, torch.bfloat16, torch.float16)))
 MODES = vocabulary.MODES
@@ -129,12 +129,15 @@ def _failed(exc: BaseException) -> CellOutcome:
     return CellOutcome("oom" if _is_oom(exc) else "error", _one_line(exc))
 
 
-def _float32_only() -> None:
+def _process_settings() -> None:
+    """What a process sets before it runs cells (each round's worker, an `ab` side, a process
+    compiling ahead, an in-process run): the same in all, since Inductor's cache key holds them."""
     # float32 cells compute in float32: PyTorch lets cuDNN convolutions use TF32 tensor
     # cores by default (matmuls not), which put a GPU partial_conv cell 2e-3 off its
     # float64 reference, past float32 tolerances, and would time a cheaper format.
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
+    linker.use_faster_linker()
 
 
 def _forget_compiled() -> None:
@@ -157,7 +160,7 @@ def run_cell(catalogue: Catalogue, cell: Cell, policy: defaults.TimingPolicy,
              clock: timing.Clock | None = None, check: bool = True) -> CellOutcome:
     """Check a cell against its reference, time it, count its memory and FLOPs. With
     `check=False` (a later round of a cell that passed all that) only warm up and time it."""
-    _float32_only()
+    _process_settings()
     plan = _unavailable(catalogue, cell)
     if isinstance(plan, CellOutcome):
         return plan
@@ -200,7 +203,7 @@ def run_group(catalogue: Catalogue, work: list[tuple[Cell, bool]], policy: defau
     cycle by cycle in `rng`'s orders, then each is finished (memory, FLOPs) on its own. A member
     that cannot run ends as its own outcome and the others go on; a group too large to hold at
     once, or one whose turns fail, is timed one member at a time (its outcomes say so)."""
-    _float32_only()
+    _process_settings()
     outcomes: list[CellOutcome | None] = [None] * len(work)
     plans = {}
     for i, (cell, _) in enumerate(work):

@@ -15,6 +15,8 @@ import torch
 
 from hadamard_bench import proc
 
+from . import linker
+
 
 def _cpu_model() -> str:
     return proc.fields("/proc/cpuinfo").get("model name") or platform.processor() or platform.machine()
@@ -146,6 +148,7 @@ def provenance(threads: int, timing: dict[str, str], flop_convention: str,
         "threads": threads,
         "allocator": allocator,
         "openmp": openmp_setting(),
+        "linker": linker.name(),  # what torch.compile's CPU kernels are linked with (bench_runner.linker)
         "timing": timing,
         "flop_convention": flop_convention,
         "tf32": False,  # float32 means float32: bench_runner.cell turns TF32 off for every cell

@@ -53,11 +53,15 @@ def processes() -> int:
 
 
 def ledger(threads: int) -> Path:
-    """Where the cells compiled ahead for this torch and thread count are listed."""
+    """Where the cells compiled ahead for this torch, thread count and linker are listed (each is
+    in Inductor's cache key)."""
     import torch
     from torch._inductor.runtime.cache_dir_utils import cache_dir
 
-    return Path(cache_dir()) / "hadamard_bench" / f"compiled-ahead-torch-{torch.__version__}-threads-{threads}.json"
+    from . import linker
+
+    link = linker.wrapper().parent.name if linker.wrapper() else "default"
+    return Path(cache_dir()) / "hadamard_bench" / f"compiled-ahead-torch-{torch.__version__}-threads-{threads}-link-{link}.json"
 
 
 def _listed(path: Path) -> set[str]:
@@ -164,7 +168,7 @@ def _compile(work: tuple[Cell, TimingPolicy]) -> bool:
     cell, policy = work
     try:
         catalogue = _load()
-        cells._float32_only()  # as the round runs it
+        cells._process_settings()  # as the round runs it
         plan = cells._unavailable(catalogue, cell)
         if isinstance(plan, cells.CellOutcome):
             return False

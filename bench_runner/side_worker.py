@@ -69,7 +69,7 @@ class Side:
         from . import cell as cells
         from . import timing
 
-        cells._float32_only()
+        cells._process_settings()
         plan = cells._unavailable(self.catalogue, cell)
         if isinstance(plan, cells.CellOutcome):
             return "outcome", plan

@@ -41,7 +41,7 @@ def test_a_run_with_too_few_compiled_cells_never_looks_for_the_ledger(monkeypatc
 def test_cells_the_ledger_lists_for_this_thread_count_are_not_compiled_ahead_again():
     cells = _cells("compile")
     path = precompile.ledger(4)
-    path.parent.mkdir(parents=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps([json.dumps(cells[0].key(), sort_keys=True)]))
     assert precompile.worth_it(real, cells, 2, 4) == cells[1:]
     assert precompile.worth_it(real, cells, 2, 2) == cells

@@ -1,0 +1,89 @@
+"""torch.compile's CPU kernels linked with lld or gold where the machine has one: the g++ script
+that does it, where it applies, and a kernel built through it."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from bench_runner import linker
+
+FASTER = next((name for name in linker.LINKERS if shutil.which(f"ld.{name}")), None)
+needs_one = pytest.mark.skipif(FASTER is None or shutil.which("g++") is None,
+                               reason="neither ld.lld nor ld.gold (or no g++) on this machine")
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    monkeypatch.delenv("CXX", raising=False)
+    linker._wrapper_in.cache_clear()
+    yield
+    linker._wrapper_in.cache_clear()
+
+
+@needs_one
+def test_the_script_is_named_g_plus_plus_and_links_with_the_faster_linker(tmp_path):
+    from torch._inductor import cpp_builder
+
+    path = linker.wrapper()
+    assert path == tmp_path / "inductor" / "hadamard_bench" / "link" / FASTER / "g++"
+    assert os.access(path, os.X_OK)
+    # Inductor tells gcc from clang by the name: a script it took for another compiler would
+    # get another compiler's flags.
+    assert cpp_builder._is_gcc(str(path)) and not cpp_builder._is_clang(str(path))
+    assert f"-fuse-ld={FASTER}" in path.read_text()
+    assert linker.name() == FASTER
+    # It compiles and links as g++ does.
+    source = tmp_path / "one.cpp"
+    source.write_text("int one() { return 1; }\n")
+    done = subprocess.run([str(path), "-shared", "-fPIC", str(source), "-o", str(tmp_path / "one.so")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+@needs_one
+def test_a_later_process_reuses_the_script_without_probing_again(monkeypatch):
+    first = linker.wrapper()
+    linker._wrapper_in.cache_clear()
+    monkeypatch.setattr(linker, "_links", lambda gxx, name: pytest.fail("probed again"))
+    assert linker.wrapper() == first
+
+
+def test_the_users_compiler_is_left_alone(monkeypatch):
+    import torch._inductor.config
+
+    monkeypatch.setenv("CXX", "clang++")
+    before = torch._inductor.config.cpp.cxx
+    assert linker.wrapper() is None and linker.name() == "g++'s default"
+    linker.use_faster_linker()
+    assert torch._inductor.config.cpp.cxx == before
+
+
+def test_without_a_linker_that_links_nothing_is_written(tmp_path, monkeypatch):
+    monkeypatch.setattr(linker, "_links", lambda gxx, name: False)
+    assert linker.wrapper() is None
+    assert not (tmp_path / "inductor" / "hadamard_bench" / "link").exists()
+
+
+@needs_one
+@pytest.mark.slow
+def test_a_compiled_kernel_is_linked_by_the_faster_linker(tmp_path):
+    """In a fresh process, as a worker runs: a compiled function gives the right answer, and
+    every shared library Inductor built for it carries the faster linker's mark."""
+    code = ("import torch\nfrom bench_runner import linker\nlinker.use_faster_linker()\n"
+            "f = torch.compile(lambda a, b: torch.nn.functional.silu(a) * b)\n"
+            "a, b = torch.randn(1000), torch.randn(1000)\n"
+            "assert torch.allclose(f(a, b), torch.nn.functional.silu(a) * b)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert done.returncode == 0, done.stderr[-2000:]
+    built = [p for p in (tmp_path / "inductor").rglob("*.so") if "precompiled" not in str(p)]
+    assert built
+    # gold leaves a section of its own; lld signs the .comment section.
+    marks = {str(p): subprocess.run(["readelf", "-W", "-S", "-p", ".comment", str(p)], capture_output=True,
+                                    text=True).stdout for p in built}
+    mark = ".note.gnu.gold-version" if FASTER == "gold" else "Linker: LLD"
+    assert all(mark in text for text in marks.values()), marks
