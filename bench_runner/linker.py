@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -31,7 +32,7 @@ LINKERS = ("lld", "gold")  # the faster first
 
 def _script(gxx: str, linker: str) -> str:
     return f'#!/bin/sh\n# Written by Hadamard Bench (bench_runner/linker.py): g++ linking with {linker}.\n' \
-           f'exec {gxx} -fuse-ld={linker} "$@"\n'
+           f'exec {shlex.quote(gxx)} -fuse-ld={linker} "$@"\n'
 
 
 def _links(gxx: str, linker: str) -> bool:
