@@ -4,7 +4,6 @@ that does it, where it applies, and a kernel built through it."""
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 
@@ -70,16 +69,18 @@ def test_without_a_linker_that_links_nothing_is_written(tmp_path, monkeypatch):
 
 @needs_one
 @pytest.mark.slow
-def test_a_compiled_kernel_is_linked_by_the_faster_linker(tmp_path):
-    """In a fresh process, as a worker runs: a compiled function gives the right answer, and
-    every shared library Inductor built for it carries the faster linker's mark."""
-    code = ("import torch\nfrom bench_runner import linker\nlinker.use_faster_linker()\n"
-            "f = torch.compile(lambda a, b: torch.nn.functional.silu(a) * b)\n"
-            "a, b = torch.randn(1000), torch.randn(1000)\n"
-            "assert torch.allclose(f(a, b), torch.nn.functional.silu(a) * b)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
-                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
-    assert done.returncode == 0, done.stderr[-2000:]
+def test_a_compiled_kernel_is_linked_by_the_faster_linker(tmp_path, monkeypatch):
+    """A compiled function gives the right answer, and every shared library Inductor built for
+    it carries the faster linker's mark."""
+    import torch
+    import torch._inductor.config
+
+    monkeypatch.setattr(torch._inductor.config.cpp, "cxx", torch._inductor.config.cpp.cxx)  # put back after
+    linker.use_faster_linker()
+    torch._dynamo.reset()
+    f = torch.compile(lambda a, b: torch.nn.functional.silu(a) * b)
+    a, b = torch.randn(1000), torch.randn(1000)
+    assert torch.allclose(f(a, b), torch.nn.functional.silu(a) * b)
     built = [p for p in (tmp_path / "inductor").rglob("*.so") if "precompiled" not in str(p)]
     assert built
     # gold leaves a section of its own; lld signs the .comment section.
