@@ -77,20 +77,24 @@ def _wrapper_in(folder: Path) -> Path | None:
         except OSError:
             pass
         if _links(gxx, linker):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # Written whole, then renamed: the processes of a run may write it at once.
-            partial = path.with_name(f"g++.{os.getpid()}")
-            partial.write_text(_script(gxx, linker))
-            partial.chmod(0o755)
-            os.replace(partial, path)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                # Written whole, then renamed: the processes of a run may write it at once.
+                partial = path.with_name(f"g++.{os.getpid()}")
+                partial.write_text(_script(gxx, linker))
+                partial.chmod(0o755)
+                os.replace(partial, path)
+            except OSError:  # a cache folder it cannot write to: g++ as it is
+                return None
             return path
     return None
 
 
 def name() -> str:
-    """The linker this machine's kernels are linked with, as the run's provenance says it."""
+    """The linker this machine's kernels are linked with (`ld`: g++'s default), as the run's
+    provenance and the compile-ahead ledger name it."""
     found = wrapper()
-    return found.parent.name if found else "g++'s default"
+    return found.parent.name if found else "ld"
 
 
 def use_faster_linker() -> None:

@@ -60,8 +60,7 @@ def ledger(threads: int) -> Path:
 
     from . import linker
 
-    link = linker.wrapper().parent.name if linker.wrapper() else "default"
-    return Path(cache_dir()) / "hadamard_bench" / f"compiled-ahead-torch-{torch.__version__}-threads-{threads}-link-{link}.json"
+    return Path(cache_dir()) / "hadamard_bench" / f"compiled-ahead-torch-{torch.__version__}-threads-{threads}-link-{linker.name()}.json"
 
 
 def _listed(path: Path) -> set[str]:

@@ -56,7 +56,7 @@ def test_the_users_compiler_is_left_alone(monkeypatch):
 
     monkeypatch.setenv("CXX", "clang++")
     before = torch._inductor.config.cpp.cxx
-    assert linker.wrapper() is None and linker.name() == "g++'s default"
+    assert linker.wrapper() is None and linker.name() == "ld"
     linker.use_faster_linker()
     assert torch._inductor.config.cpp.cxx == before
 
@@ -65,6 +65,13 @@ def test_without_a_linker_that_links_nothing_is_written(tmp_path, monkeypatch):
     monkeypatch.setattr(linker, "_links", lambda gxx, name: False)
     assert linker.wrapper() is None
     assert not (tmp_path / "inductor" / "hadamard_bench" / "link").exists()
+
+
+@needs_one
+def test_a_cache_folder_it_cannot_write_to_leaves_g_plus_plus_as_it_is(tmp_path):
+    (tmp_path / "inductor" / "hadamard_bench").mkdir(parents=True)
+    (tmp_path / "inductor" / "hadamard_bench" / "link").write_text("a file where the folder would be")
+    assert linker.wrapper() is None and linker.name() == "ld"
 
 
 @needs_one
