@@ -6,9 +6,10 @@ measures what the first calls after a switch cost: one round of the quick suite'
 in process, with every turn made of exactly two calls timed one by one (the first and the
 second after the switch) and then the member's timed block as usual. Per member, the median
 over its turns of each call ÷ per-call time of the block that followed, grouped by how long a
-call lasts. The run's own rules rest on this table: no untimed call for members whose call
-lasts 20 ms or more (timing.LONG_CALL_S), and one untimed call for the others in one process,
-where the second call after a switch is as fast as the block.
+call lasts. The run's rule for long members rests on the first column: no untimed call for
+members whose call lasts 20 ms or more (timing.LONG_CALL_S). The second column says whether one
+untimed call would be enough for the others; on a 2-vCPU VM on 2026-12-03 it was not (calls of
+0.1-2 ms still ran 2-5% slow at their second call), so they keep timing.SWITCH_WARMUP_S of them.
 
     python benchmarks/switch_cost.py            # about 2 minutes on 2 cores (2026-12-03)
     python benchmarks/switch_cost.py --disturb  # beside an intermittent memory-bound load
