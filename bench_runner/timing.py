@@ -153,16 +153,28 @@ def measure(fn: Callable[[], object], clock: Clock, policy: TimingPolicy = Timin
 def _warm_up(fn: Callable[[], object], clock: Clock, policy: TimingPolicy) -> tuple[int, int, float]:
     """Call `fn` for `warmup_s`, then grow a block of calls until one lasts `min_block_s`:
     (warm-up calls, calls per block, the first block's seconds)."""
-    warmup_calls, warm = 0, 0.0
-    while warmup_calls == 0 or warm < policy.warmup_s:
+    warmup_calls, per_call = _warm(fn, clock, policy)
+    calls, first = _size_block(fn, clock, per_call, policy.min_block_s)
+    return warmup_calls, calls, first
+
+
+def _warm(fn: Callable[[], object], clock: Clock, policy: TimingPolicy) -> tuple[int, float]:
+    """Call `fn` for `warmup_s`, at least once: (calls, seconds per call)."""
+    calls, warm = 0, 0.0
+    while calls == 0 or warm < policy.warmup_s:
         warm += clock.time_block(fn, 1)
-        warmup_calls += 1
-    per_call = warm / warmup_calls
-    calls = max(1, int(policy.min_block_s / per_call)) if per_call > 0 else 1
+        calls += 1
+    return calls, warm / calls
+
+
+def _size_block(fn: Callable[[], object], clock: Clock, per_call: float, block_s: float) -> tuple[int, float]:
+    """Grow a block of calls from the warm-up's `per_call` until one lasts `block_s`:
+    (calls per block, the last block's seconds)."""
+    calls = max(1, int(block_s / per_call)) if per_call > 0 else 1
     while True:
         first = clock.time_block(fn, calls)
-        if first >= policy.min_block_s or calls >= 1 << 20:
-            return warmup_calls, calls, first
+        if first >= block_s or calls >= 1 << 20:
+            return calls, first
         calls *= 2
 
 
@@ -200,12 +212,30 @@ LONG_CALL_S = 20e-3
 def interleave(fns: Sequence[Callable[[], object]], clock: Clock, policy: TimingPolicy,
                rng: random.Random) -> list[Measurement]:
     """Time several callables of one process in turns (take_turns): each is warmed up and
-    given its own block size first. The garbage collector stays off throughout."""
+    given its own block size first (_size_for_turns). The garbage collector stays off throughout."""
     with collector_paused():
-        sized = [_warm_up(fn, clock, policy) for fn in fns]
-        samples = take_turns([_turn(fn, clock, calls, untimed=first / calls < LONG_CALL_S)
-                              for fn, (_, calls, first) in zip(fns, sized)], policy, rng)
+        sized = [_size_for_turns(fn, clock, policy) for fn in fns]
+        samples = take_turns([_turn(fn, clock, calls, untimed=per_call < LONG_CALL_S)
+                              for fn, (_, calls, per_call) in zip(fns, sized)], policy, rng)
     return [Measurement(tuple(s), calls, warmup_calls) for s, (warmup_calls, calls, _) in zip(samples, sized)]
+
+
+def _size_for_turns(fn: Callable[[], object], clock: Clock, policy: TimingPolicy) -> tuple[int, int, float]:
+    """A member's warm-up and block for its turns: (warm-up calls, calls per block, seconds per call).
+
+    A block lasts at least as long as the untimed calls before it (SWITCH_WARMUP_S), so that a turn
+    spends at most half its time untimed: with the suite's own shortest block (quick: 0.5 ms), the
+    members under 20 ms of a quick round on a 2-vCPU VM spent 18 s a round untimed against 11 s
+    timed (2026-12-03). On CUDA, where every call is timed alone after its L2 flush
+    (`min_block_s` 0), a block stays one call. A member whose warm-up call already lasts a block
+    times no block to prove it, since turns keep no sample from before their first cycle: that
+    block cost a whole call of each such member, 20 ms and more for the long ones."""
+    warmup_calls, per_call = _warm(fn, clock, policy)
+    block_s = max(policy.min_block_s, SWITCH_WARMUP_S) if policy.min_block_s > 0 else 0.0
+    if per_call >= block_s:
+        return warmup_calls, 1, per_call
+    calls, first = _size_block(fn, clock, per_call, block_s)
+    return warmup_calls, calls, first / calls
 
 
 def _turn(fn: Callable[[], object], clock: Clock, calls: int, untimed: bool = True) -> Callable[[], tuple[float, int]]:

@@ -2,6 +2,7 @@
 random orders, and each sample keeps its cycle, so that two cells' ratio pairs what was timed
 side by side."""
 
+import dataclasses
 import random
 
 import numpy as np
@@ -93,6 +94,37 @@ def test_a_member_whose_call_is_long_takes_its_turns_without_untimed_calls(monke
     found = timing.interleave([short, long], clock, POLICY, random.Random(1))
     assert calls == {"short": len(found[0].samples) * timing.SWITCH_WARMUP_CALLS, "long": 0}
     assert len(found[1].samples) == len(found[0].samples)  # still one block per cycle
+
+
+def test_a_turn_times_at_least_as_long_as_its_untimed_calls():
+    """The suite's shortest block is 1 ms here; a block taking turns lasts SWITCH_WARMUP_S (2 ms)."""
+    a, b, _ = _members()
+    clock = SharedDriftClock({a: 1e-4, b: 5e-4}, drift=0.0, jitter=0.0)
+    found = timing.interleave([a, b], clock, POLICY, random.Random(1))
+    assert [m.calls_per_sample for m in found] == [20, 4]
+    alone = timing.measure(a, SharedDriftClock({a: 1e-4}, drift=0.0, jitter=0.0), POLICY)
+    assert alone.calls_per_sample == 10  # one at a time, the suite's own block
+
+
+def test_a_member_whose_warm_up_call_lasts_a_block_times_no_block_to_size_it():
+    a, b, _ = _members()
+    clock = SharedDriftClock({a: 1e-4, b: 3e-3}, drift=0.0, jitter=0.0)
+    found = timing.interleave([a, b], clock, dataclasses.replace(POLICY, warmup_s=5e-3),
+                              random.Random(1))
+    cycles = len(found[1].samples)
+    # b: two warm-up calls (5 ms), then only its turns' blocks; a: its warm-up, sizing blocks, turns.
+    assert clock.timed.count(b) == found[1].warmup_calls + cycles == 2 + cycles
+    assert found[1].calls_per_sample == 1
+    assert clock.timed.count(a) > found[0].warmup_calls + cycles
+
+
+def test_on_cuda_every_timed_call_is_a_block_of_its_own():
+    """min_block_s 0, as the cell sets it on CUDA, where each call is timed after its L2 flush."""
+    a, b, _ = _members()
+    clock = SharedDriftClock({a: 1e-5, b: 2e-5}, drift=0.0, jitter=0.0)
+    found = timing.interleave([a, b], clock, dataclasses.replace(POLICY, min_block_s=0.0),
+                              random.Random(1))
+    assert [m.calls_per_sample for m in found] == [1, 1]
 
 
 def _entry(times, rounds, cycles):
