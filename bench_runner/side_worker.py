@@ -79,10 +79,10 @@ class Side:
             if isinstance(found, cells.CellOutcome):
                 return "outcome", found
             with timing.collector_paused():
-                warmup_calls, calls, _ = timing.size_for_turns(found.call, found.clock, found.policy)
+                warmup_calls, calls, _ = timing._warm_up(found.call, found.clock, found.policy)
         except Exception as exc:  # noqa: BLE001 -- every failure becomes a stored status
             return "outcome", cells._failed(exc)
-        self.prepared[cell] = (found, warmup_calls, calls, timing.make_turn(found.call, found.clock, calls))
+        self.prepared[cell] = (found, warmup_calls, calls, timing._turn(found.call, found.clock, calls))
         return "ready", None
 
     def turn(self, cell) -> tuple[float, int]:

@@ -150,6 +150,14 @@ def measure(fn: Callable[[], object], clock: Clock, policy: TimingPolicy = Timin
         return _measure(fn, clock, policy)
 
 
+def _warm_up(fn: Callable[[], object], clock: Clock, policy: TimingPolicy) -> tuple[int, int, float]:
+    """Call `fn` for `warmup_s`, then grow a block of calls until one lasts `min_block_s`:
+    (warm-up calls, calls per block, the first block's seconds)."""
+    warmup_calls, per_call = _warm(fn, clock, policy)
+    calls, first = _size_block(fn, clock, per_call, policy.min_block_s)
+    return warmup_calls, calls, first
+
+
 def _warm(fn: Callable[[], object], clock: Clock, policy: TimingPolicy) -> tuple[int, float]:
     """Call `fn` for `warmup_s`, at least once: (calls, seconds per call)."""
     calls, warm = 0, 0.0
@@ -171,8 +179,7 @@ def _size_block(fn: Callable[[], object], clock: Clock, per_call: float, block_s
 
 
 def _measure(fn: Callable[[], object], clock: Clock, policy: TimingPolicy) -> Measurement:
-    warmup_calls, per_call = _warm(fn, clock, policy)
-    calls, first = _size_block(fn, clock, per_call, policy.min_block_s)
+    warmup_calls, calls, first = _warm_up(fn, clock, policy)
     samples = [first / calls]
     spent = first
     while len(samples) < policy.max_samples and (
@@ -205,15 +212,15 @@ LONG_CALL_S = 20e-3
 def interleave(fns: Sequence[Callable[[], object]], clock: Clock, policy: TimingPolicy,
                rng: random.Random) -> list[Measurement]:
     """Time several callables of one process in turns (take_turns): each is warmed up and
-    given its own block size first (size_for_turns). The garbage collector stays off throughout."""
+    given its own block size first (_size_for_turns). The garbage collector stays off throughout."""
     with collector_paused():
-        sized = [size_for_turns(fn, clock, policy) for fn in fns]
-        samples = take_turns([make_turn(fn, clock, calls, untimed=per_call < LONG_CALL_S)
+        sized = [_size_for_turns(fn, clock, policy) for fn in fns]
+        samples = take_turns([_turn(fn, clock, calls, untimed=per_call < LONG_CALL_S)
                               for fn, (_, calls, per_call) in zip(fns, sized)], policy, rng)
     return [Measurement(tuple(s), calls, warmup_calls) for s, (warmup_calls, calls, _) in zip(samples, sized)]
 
 
-def size_for_turns(fn: Callable[[], object], clock: Clock, policy: TimingPolicy) -> tuple[int, int, float]:
+def _size_for_turns(fn: Callable[[], object], clock: Clock, policy: TimingPolicy) -> tuple[int, int, float]:
     """A member's warm-up and block for its turns: (warm-up calls, calls per block, seconds per call).
 
     A block lasts at least as long as the untimed calls before it (SWITCH_WARMUP_S), so that a turn
@@ -231,7 +238,7 @@ def size_for_turns(fn: Callable[[], object], clock: Clock, policy: TimingPolicy)
     return warmup_calls, calls, first / calls
 
 
-def make_turn(fn: Callable[[], object], clock: Clock, calls: int, untimed: bool = True) -> Callable[[], tuple[float, int]]:
+def _turn(fn: Callable[[], object], clock: Clock, calls: int, untimed: bool = True) -> Callable[[], tuple[float, int]]:
     """One member's turn: untimed calls (SWITCH_WARMUP_CALLS, SWITCH_WARMUP_S; none without
     `untimed`), then one timed block."""
     def turn() -> tuple[float, int]:

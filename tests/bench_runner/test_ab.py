@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 import results_db
-from bench_runner import ab, cli, timing
+from bench_runner import ab, cli
 from results_db import Result, Run
 from tests.conftest import ROOT
 
@@ -107,10 +107,6 @@ def test_two_commits_of_a_plugin_take_turns_and_the_slower_one_is_a_regression(p
         for r in results:  # three rounds, every sample with its cycle, each round at least MIN_CYCLES
             assert set(r.sample_rounds) == {0, 1, 2} and len(r.sample_cycles) == len(r.samples)
             assert min(r.sample_rounds.count(k) for k in (0, 1, 2)) >= ab.MIN_CYCLES
-            # A block lasts at least the untimed calls before it (2 ms), as a group's members' do,
-            # where the smoke suite's own block is 0.1 ms: v1's calls take microseconds.
-            metrics = {m.name: m.value for m in r.metrics}
-            assert metrics["calls_per_sample"] * metrics["time_median_s"] > timing.SWITCH_WARMUP_S / 2
         # Each side's process ran with passive threads bound to cores, and each run says so.
         checked = [r for r in results if r.provenance and "openmp" in r.provenance]
         assert len(checked) == 8 and {r.provenance["openmp"] for r in checked} == {
