@@ -1,4 +1,4 @@
-"""Where does a paired speed-up vary: between cycles, moments, builds or processes?
+"""Where does a paired speed-up vary: between turns on one build, between builds, or between processes?
 
 A speed-up's interval comes from the top level that varies (Kalibera & Jones, ISMM 2013), and
 in a run that level is the round: each round's worker builds a comparison group's members once
@@ -10,11 +10,14 @@ times them in turns twice, back to back on the same build (two *repeats*). The m
 log ratio of every method over its baseline, per repeat, is then split into nested parts, as a
 balanced analysis of variance does:
 
-- sampling: a repeat's own cycles, the bootstrap variance of their median (more cycles narrow it);
-- moment: repeats on one build, beyond their sampling (what the machine did in that fraction of
-  a second);
+- repeats: turns back to back on one build (their cycles' sampling, and what the machine did
+  in that fraction of a second);
 - build: visits in one process, beyond their repeats (where the tensors landed, the weights drawn);
 - process: the workers, beyond their visits (a process's layout and allocator history).
+
+A few cycles' sampling is not split off on its own: with 5-7 cycles of heavy-tailed log ratios
+a bootstrap of one repeat's median overstated it (beside a neighbour, ±32% for the median
+speed-up whose visits moved ±14%).
 
 A last worker visits the groups with four times the suite's timed budget, to show what more
 cycles in one visit buy. With `--disturb` a neighbour streams memory on one core throughout.
@@ -94,19 +97,13 @@ def run_worker(worker: int, visits: int, repeats: int, budget_factor: float) -> 
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
-def median_variance(values: np.ndarray, rng: np.random.Generator, draws: int = 400) -> float:
-    """The variance of `values`' median over bootstrap resamples: a few cycles' log ratios have
-    heavy tails, where the normal approximation ((π/2)·var/n) overstates it."""
-    return float(np.median(rng.choice(values, (draws, len(values))), axis=1).var(ddof=1))
-
-
 def log_ratios(lines: list[dict], catalogue) -> pd.DataFrame:
     """One row per speed-up and repeat: worker, visit, repeat, the pair, the median per-cycle log
-    ratio (method ÷ baseline), its sampling variance and the cycles."""
+    ratio (method ÷ baseline) and the cycles."""
     frame = pd.DataFrame([dict(benchmark=b.id, method=m.id, role=m.role, against=m.against)
                           for b in catalogue.benchmarks.values() for m in b.methods.values()])
     against = speedups.baselines(frame)
-    rows, rng = [], np.random.default_rng(0)
+    rows = []
     for line in lines:
         for method, samples in line["samples"].items():
             base = against.get((line["benchmark"], method))
@@ -115,7 +112,7 @@ def log_ratios(lines: list[dict], catalogue) -> pd.DataFrame:
             lr = np.log(np.asarray(samples) / np.asarray(line["samples"][base]))
             rows.append(dict(worker=line["worker"], visit=line["visit"], repeat=line["repeat"],
                              pair=(line["benchmark"], line["size"], method), median=float(np.median(lr)),
-                             sampling=median_variance(lr, rng), cycles=len(lr)))
+                             cycles=len(lr)))
     return pd.DataFrame(rows)
 
 
@@ -129,13 +126,11 @@ def components(frame: pd.DataFrame) -> pd.DataFrame:
         if y.isna().any().any() or y.shape[1] < 2:
             continue
         w, v, r = y.index.get_level_values(0).nunique(), y.index.get_level_values(1).nunique(), y.shape[1]
-        sampling = float(f["sampling"].mean())
-        repeats = float(y.var(axis=1, ddof=1).mean())  # sampling + moment
+        repeats = float(y.var(axis=1, ddof=1).mean())
         visit_means = y.mean(axis=1)
         visits = float(visit_means.groupby(level=0).var(ddof=1).mean())  # build + repeats / r
         workers = float(visit_means.groupby(level=0).mean().var(ddof=1)) if w > 1 else float("nan")
-        rows.append(dict(pair=pair, sampling=sampling, moment=repeats - sampling,
-                         build=visits - repeats / r, process=workers - visits / v))
+        rows.append(dict(pair=pair, repeats=repeats, build=visits - repeats / r, process=workers - visits / v))
     return pd.DataFrame(rows)
 
 
@@ -173,9 +168,9 @@ def main() -> int:
         nested = [line for w in range(PROCESSES) for line in run_worker(w, VISITS, REPEATS, 1.0)]
         longer = run_worker(PROCESSES, VISITS, 1, MORE_BUDGET)
     parts = components(log_ratios(nested, catalogue))
-    names = {"sampling": "a visit's own cycles (sampling)", "moment": "the moment: repeats on one build",
-             "build": "the build: visits in one process", "process": "the process: workers"}
-    redrawn = {"sampling": "more cycles", "moment": "turns a moment later", "build": "fresh modules and tensors",
+    names = {"repeats": "repeats: turns back to back on one build", "build": "the build: visits in one process",
+             "process": "the process: workers"}
+    redrawn = {"repeats": "more cycles, turns a moment later", "build": "fresh modules and tensors",
                "process": "a fresh worker"}
     rows = [f"| {names[c]} | {redrawn[c]} | ±{sd(parts[c])[0]:.1%} | ±{sd(parts[c])[1]:.1%} |" for c in names]
     quick, more = visit_spread(log_ratios(nested, catalogue)), visit_spread(log_ratios(longer, catalogue))
