@@ -167,13 +167,14 @@ def main() -> int:
     with disturbance(args.disturb):
         nested = [line for w in range(PROCESSES) for line in run_worker(w, VISITS, REPEATS, 1.0)]
         longer = run_worker(PROCESSES, VISITS, 1, MORE_BUDGET)
-    parts = components(log_ratios(nested, catalogue))
+    nested_ratios = log_ratios(nested, catalogue)
+    parts = components(nested_ratios)
     names = {"repeats": "repeats: turns back to back on one build", "build": "the build: visits in one process",
              "process": "the process: workers"}
     redrawn = {"repeats": "more cycles, turns a moment later", "build": "fresh modules and tensors",
                "process": "a fresh worker"}
     rows = [f"| {names[c]} | {redrawn[c]} | ±{sd(parts[c])[0]:.1%} | ±{sd(parts[c])[1]:.1%} |" for c in names]
-    quick, more = visit_spread(log_ratios(nested, catalogue)), visit_spread(log_ratios(longer, catalogue))
+    quick, more = visit_spread(nested_ratios), visit_spread(log_ratios(longer, catalogue))
     lines = [
         f"Measured {when:%Y-%m-%d %H:%M} UTC at {commit} on this machine's CPU ({os.cpu_count()} cores), "
         f"{DISTURBED if args.disturb else condition}; the quick suite's eager groups of {', '.join(BENCHMARKS)}: "
