@@ -3,6 +3,7 @@ its two markers, so the prose around a table stays hand-written."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -23,3 +24,9 @@ def write_section(doc: Path, name: str, body: str, heading: str = "") -> None:
         text = text.rstrip() + ("\n\n" + heading.strip() if heading else "") + "\n\n" + section + "\n"
     doc.write_text(text)
     print(f"wrote {doc}", file=sys.stderr)
+
+
+def current_commit(root: Path) -> str:
+    """The short hash of the checkout at `root` that a table is measured at ("unknown" outside git)."""
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                          text=True).stdout.strip() or "unknown"

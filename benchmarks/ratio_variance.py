@@ -50,7 +50,7 @@ import pandas as pd  # noqa: E402
 
 from bench_runner import defaults, selection, speedups, timing  # noqa: E402
 from bench_runner.cell import _prepare, _process_settings, _unavailable  # noqa: E402
-from docs_section import write_section  # noqa: E402
+from docs_section import current_commit, write_section  # noqa: E402
 from hadamard_bench.plugins import loaded_catalogue  # noqa: E402
 from speedup_aa import DISTURB_HELP, DISTURBED, disturbance  # noqa: E402
 
@@ -160,8 +160,7 @@ def main() -> int:
         visit_all(args.worker, args.visits, args.repeats, args.budget_factor)
         return 0
     condition = "disturbed" if args.disturb else "quiet"
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip() or "unknown"
+    commit = current_commit(ROOT)
     catalogue = loaded_catalogue()
     when = datetime.now(timezone.utc)
     with disturbance(args.disturb):

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 from datetime import datetime, timezone
@@ -32,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 import numpy as np  # noqa: E402
 
 from bench_runner import cli, timing  # noqa: E402
-from docs_section import write_section  # noqa: E402
+from docs_section import current_commit, write_section  # noqa: E402
 from speedup_aa import DISTURB_HELP, DISTURBED, disturbance  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -77,8 +76,7 @@ def main() -> int:
     parser.add_argument("--disturb", action="store_true", help=DISTURB_HELP)
     args = parser.parse_args()
     condition = "disturbed" if args.disturb else "quiet"
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip() or "unknown"
+    commit = current_commit(ROOT)
     turns: list[list[tuple[float, float, float]]] = []
     timing._turn = record_turns(turns)
     when = datetime.now(timezone.utc)
