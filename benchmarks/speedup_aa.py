@@ -13,11 +13,13 @@ cloud VM's neighbour).
 
 With `--ways settling` the two ways are instead the run's default, waiting for a slow spell of
 the cores to pass before timing a cell (`--settle`), and not waiting (`--settle 0`): whether
-settling earns its minutes.
+settling earns its minutes. With `--ways visits`, each comparison group's cycles taken in three
+visits spread over the round (`--visits 3`) against all at once (`--visits 1`).
 
     python benchmarks/speedup_aa.py              # about 10 minutes on 2 cores
     python benchmarks/speedup_aa.py --disturb    # the same beside an intermittent memory-bound load
     python benchmarks/speedup_aa.py --ways settling [--disturb]
+    python benchmarks/speedup_aa.py --ways visits [--disturb]
     python benchmarks/speedup_aa.py --db URL     # re-read the runs an earlier call stored there
 
 The table goes into docs/benchmarks.md, one section per comparison and condition.
@@ -48,10 +50,12 @@ from results_db import Run, queries  # noqa: E402
 DOC = ROOT / "docs" / "benchmarks.md"
 # The ways of running each comparison, taking turns over the runs: ways[0], ways[1], …, ways[0], ways[1], ….
 WAYS = {"timing": {"interleaved": [], "one at a time": ["--one-at-a-time"]},
-        "settling": {"settle (default)": [], "neither": ["--settle", "0"]}}
+        "settling": {"settle (default)": [], "neither": ["--settle", "0"]},
+        "visits": {"3 visits": ["--visits", "3"], "1 visit": ["--visits", "1"]}}
 # Each comparison's section of docs/benchmarks.md: its marker and its heading.
 SECTIONS = {"timing": ("speedup-aa", "Speed-ups measured twice"),
-            "settling": ("settle-aa", "Settling against neither")}
+            "settling": ("settle-aa", "Settling against neither"),
+            "visits": ("visits-aa", "Three visits a round against one")}
 KEY = list(CELL_KEY)
 
 # What --disturb does, as its help and the tables say it.
