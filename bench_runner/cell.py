@@ -199,147 +199,59 @@ ALONE_NOTE = "timed one at a time: its group does not fit in memory together"
 def run_group(catalogue: Catalogue, work: list[tuple[Cell, bool]], policy: defaults.TimingPolicy,
               rng: random.Random, clock: timing.Clock | None = None) -> list[CellOutcome]:
     """The members of one comparison group (`work`: each cell with whether to check it), timed
-    in turns (run_groups, one group)."""
-    return run_groups(catalogue, [work], policy, [rng], clock)[0]
-
-
-# Groups held at once (run_groups) may take at most this share of the memory free when the first
-# is built: what is left is the rest of the machine's, and any one group's own (group_fits).
-HOLD_SHARE = 0.5
-
-
-@dataclass
-class _Held:
-    """A comparison group built and held for its visits: its members by index in the group's
-    work, their turns (None once they failed), and whether any visit was timed unsettled."""
-
-    index: int
-    members: dict[int, "Prepared"]
-    turns: timing.Interleaved | None
-    unsettled: bool = False
-
-
-def run_groups(catalogue: Catalogue, works: list[list[tuple[Cell, bool]]], policy: defaults.TimingPolicy,
-               rngs: list[random.Random], clock: timing.Clock | None = None) -> list[list[CellOutcome]]:
-    """Comparison groups (each a `work`: its cells with whether to check them), each group's
-    members timed in turns (timing.Interleaved) in the orders of its `rng`.
-
-    Every group is built, checked and warmed up first and held; then each is visited
-    `policy.visits` times, all groups in turn on every pass, each visit taking a share of the
-    group's cycles; then each member is finished (memory, FLOPs) on its own. A group's cycles are
-    so spread over the whole batch's time, as rounds spread them over a run's, where the ratio of
-    two different operators moves with what the machine does second to second
-    (docs/measurement.md, "Visits"). A member that cannot run ends as its own outcome and the
-    others go on; a group whose turns fail is timed one member at a time, as is a group too large
-    to hold at once (its outcomes say so); a group that does not fit beside those already held
-    (HOLD_SHARE) is timed after them, on its own."""
+    in turns (timing.interleave): each is built, checked and warmed up, then all are timed
+    cycle by cycle in `rng`'s orders, then each is finished (memory, FLOPs) on its own. A member
+    that cannot run ends as its own outcome and the others go on; a group too large to hold at
+    once, or one whose turns fail, is timed one member at a time (its outcomes say so)."""
     _process_settings()
-    results: list[list[CellOutcome | None]] = [[None] * len(work) for work in works]
-    held: list[_Held] = []
-    later = []  # (group, plans): timed after the held groups, since run_cell forgets what they compiled
-    free = {}  # the memory free per device when the first group was built
+    outcomes: list[CellOutcome | None] = [None] * len(work)
+    plans = {}
+    for i, (cell, _) in enumerate(work):
+        plan = _unavailable(catalogue, cell)
+        if isinstance(plan, CellOutcome):
+            outcomes[i] = plan
+        else:
+            plans[i] = plan
+    if len(plans) < 2 or not group_fits(catalogue, [work[i][0] for i in plans]):
+        return [outcomes[i] or _alone(catalogue, work[i], policy, clock, len(plans) > 1)
+                for i in range(len(work))]
     try:
         _forget_compiled()
-        for g, work in enumerate(works):
-            plans = {}
-            for i, (cell, _) in enumerate(work):
-                plan = _unavailable(catalogue, cell)
-                if isinstance(plan, CellOutcome):
-                    results[g][i] = plan
-                else:
-                    plans[i] = plan
-            cells = [work[i][0] for i in plans]
-            if len(plans) < 2 or not group_fits(catalogue, cells):
-                later.append((g, plans))
-                continue
-            holding = [works[h.index][i][0] for h in held for i in h.members]
-            if held and (not _fits_beside(catalogue, cells, holding, free) or _compiles_again(cells, holding)):
-                later.append((g, None))
-                continue
-            for device in {c.device for c in cells}:
-                free.setdefault(device, reference.available_memory(device))
-            members = _build(catalogue, work, plans, policy, clock, results[g])
-            if members:
-                try:
-                    turns = timing.Interleaved([p.call for p in members.values()], next(iter(members.values())).clock,
-                                               next(iter(members.values())).policy, rngs[g])
-                except Exception:  # noqa: BLE001 -- a failing member: each is timed alone, to say which
-                    turns = None
-                held.append(_Held(g, members, turns))
-        for visit in range(1, policy.visits + 1):
-            for group in held:
-                if group.turns is None:
-                    continue
-                device = works[group.index][next(iter(group.members))][0].device
-                group.unsettled |= settle.before_timing(device, policy.settle_s)
-                try:
-                    group.turns.visit(visit / policy.visits)
-                except Exception:  # noqa: BLE001
-                    group.turns = None
-        for group in held:
-            _finish_group(group, policy, results[group.index])
-    finally:
-        _release({c.device for work in works for c, _ in work})
-    for g, plans in later:
-        if plans is None:  # it fits alone, not beside the others
-            results[g] = run_groups(catalogue, [works[g]], policy, [rngs[g]], clock)[0]
-        else:
-            results[g] = [results[g][i] or _alone(catalogue, works[g][i], policy, clock, len(plans) > 1)
-                          for i in range(len(works[g]))]
-    return results
-
-
-def _fits_beside(catalogue: Catalogue, cells: list[Cell], holding: list[Cell], free: dict) -> bool:
-    """Whether a group's members fit beside the cells already held, within HOLD_SHARE of the memory
-    that was free before any was built (None: a device that cannot say)."""
-    need = {}
-    for cell in cells + holding:
-        need[cell.device] = need.get(cell.device, 0) + memory_need(catalogue, cell)
-    return all(free.get(d) is None or n <= HOLD_SHARE * free[d] for d, n in need.items() if d in free)
-
-
-def _compiles_again(cells: list[Cell], holding: list[Cell]) -> bool:
-    """Whether a group would compile code that a held group of its benchmark compiled at another
-    size: Dynamo would then recompile the held group's members for dynamic shapes, or at its
-    recompile limit run them eagerly (_forget_compiled says more)."""
-    compiled = {c.benchmark for c in holding if c.backend == "compile"}
-    return any(c.backend == "compile" and c.benchmark in compiled for c in cells)
-
-
-def _build(catalogue: Catalogue, work: list[tuple[Cell, bool]], plans: dict, policy: defaults.TimingPolicy,
-           clock: timing.Clock | None, outcomes: list) -> dict[int, "Prepared"]:
-    """A group's members built, checked and warmed up (_prepare), by their index in `work`;
-    one that fails or mismatches gets its outcome in `outcomes` instead."""
-    prepared, last = {}, reference.LastExpected()
-    # A method's backends one after another, so each checks against the reference kept from the last.
-    for i in sorted(plans, key=lambda i: work[i][0].method):
-        try:
-            found = _prepare(catalogue, work[i][0], policy, clock, work[i][1], plans[i], last)
-        except Exception as exc:  # noqa: BLE001 -- one member's failure is its own
-            found = _failed(exc)
-        if isinstance(found, CellOutcome):
-            outcomes[i] = found
-        else:
-            prepared[i] = found
-    return {i: prepared[i] for i in sorted(prepared)}  # the members in their order in `work`
-
-
-def _finish_group(group: _Held, policy: defaults.TimingPolicy, outcomes: list) -> None:
-    """Each member's outcome from its turns, or, where they failed, from timing it alone."""
-    measured = group.turns.measurements() if group.turns is not None else None
-    counted_flops = {}  # a group shares its mode, so a method's count serves all its backends
-    many = len(group.members) if len(group.members) > 1 else 0
-    for n, (i, p) in enumerate(group.members.items()):
-        try:
-            if measured is None:
-                outcomes[i] = _finish(p, timing.measure(p.call, p.clock, p.policy),
-                                      settle.before_timing(p.cell.device, policy.settle_s),
-                                      counted_flops=counted_flops)
+        prepared, last = {}, reference.LastExpected()
+        # A method's backends one after another, so each checks against the reference kept from the last.
+        for i in sorted(plans, key=lambda i: work[i][0].method):
+            try:
+                found = _prepare(catalogue, work[i][0], policy, clock, work[i][1], plans[i], last)
+            except Exception as exc:  # noqa: BLE001 -- one member's failure is its own
+                found = _failed(exc)
+            if isinstance(found, CellOutcome):
+                outcomes[i] = found
             else:
-                outcomes[i] = _finish(p, measured[n], group.unsettled, members=many, counted_flops=counted_flops,
-                                      visits=policy.visits)
-        except Exception as exc:  # noqa: BLE001
-            outcomes[i] = _failed(exc)
+                prepared[i] = found
+        if not prepared:
+            return outcomes
+        prepared = {i: prepared[i] for i in sorted(prepared)}  # the members in their order in `work`
+        unsettled = settle.before_timing(work[next(iter(prepared))][0].device, policy.settle_s)
+        try:
+            members = list(prepared.values())
+            measured = timing.interleave([p.call for p in members], members[0].clock, members[0].policy, rng)
+        except Exception:  # noqa: BLE001 -- a failing member: each is timed alone, to say which
+            measured = None
+        counted_flops = {}  # a group shares its mode, so a method's count serves all its backends
+        for n, (i, p) in enumerate(prepared.items()):
+            try:
+                if measured is None:
+                    outcomes[i] = _finish(p, timing.measure(p.call, p.clock, p.policy),
+                                          settle.before_timing(p.cell.device, policy.settle_s),
+                                          counted_flops=counted_flops)
+                else:
+                    outcomes[i] = _finish(p, measured[n], unsettled, members=len(prepared) if len(prepared) > 1 else 0,
+                                          counted_flops=counted_flops)
+            except Exception as exc:  # noqa: BLE001
+                outcomes[i] = _failed(exc)
+        return outcomes
+    finally:
+        _release({c.device for c, _ in work})
 
 
 def _alone(catalogue: Catalogue, item: tuple[Cell, bool], policy: defaults.TimingPolicy,
@@ -435,7 +347,7 @@ def _prepare(catalogue: Catalogue, cell: Cell, policy: defaults.TimingPolicy, cl
 
 
 def _finish(p: Prepared, measured: timing.Measurement, unsettled: bool, members: int = 0,
-            counted_flops: dict | None = None, visits: int = 1) -> CellOutcome:
+            counted_flops: dict | None = None) -> CellOutcome:
     """The outcome of a timed cell; `members`: how many took turns in its group (0: timed
     alone), its samples then being one per cycle. `counted_flops`: the group's FLOP counts by
     method, since they are counted on the eager module whatever the backend."""
@@ -459,8 +371,7 @@ def _finish(p: Prepared, measured: timing.Measurement, unsettled: bool, members:
     if launch is not None:
         provenance["launch"] = launch
     if members:
-        provenance["timed"] = (f"interleaved: {members} members of its group took turns, block by block"
-                               + (f", in {visits} visits" if visits > 1 else ""))
+        provenance["timed"] = f"interleaved: {members} members of its group took turns, block by block"
     direct = getattr(p.fn, "direct", p.fn)
     method, module, inputs = p.method, p.module, p.inputs
     peak = memory.peak_memory_bytes(_mode_call(direct, module, inputs, cell.mode), device)

@@ -29,10 +29,6 @@ class TimingPolicy:
     # Time the members of a comparison group (the methods and backends of one benchmark, size,
     # device, dtype and mode) in turns, block by block (interleave); False: one after the other.
     interleave: bool = True
-    # ... in this many visits each, spread over the round: a worker builds and holds several groups,
-    # then passes over them this many times, each visit taking a share of a group's cycles
-    # (bench_runner.cell.run_groups); 1: all of a group's cycles at once.
-    visits: int = 1
 
 
 # How hard each suite measures per round: smoke proves the path works, full is for papers.
@@ -68,8 +64,7 @@ def markdown_table() -> str:
             ("stop sampling once the median is known to ±", lambda s: f"{POLICIES[s].target_rel_ci:.0%}"),
             ("`--settle`: wait for slow cores, s", lambda s: f"{POLICIES[s].settle_s:g}"),
             ("`--cell-timeout`, s", lambda s: f"{CELL_TIMEOUT_S[s]:g}"),
-            ("group members take turns", lambda s: "yes" if POLICIES[s].interleave else "no"),
-            ("visits to each group per round", lambda s: f"{POLICIES[s].visits}")]
+            ("group members take turns", lambda s: "yes" if POLICIES[s].interleave else "no")]
     suites = list(POLICIES)
     lines = ["| setting | " + " | ".join(suites) + " |", "| --- |" + " --- |" * len(suites)]
     lines += [f"| {name} | " + " | ".join(cell(s) for s in suites) + " |" for name, cell in rows]

@@ -6,7 +6,6 @@ every executor answers every question, so the sweep never asks whether it can:
     run_round(work, order_seed)  the round's (cell, outcome) pairs as they finish
     measure(cell, check)         one cell (check: its first measurement, checked against a reference)
     run_group(work, order_key)   a comparison group's members taking turns, block by block
-    run_groups(works, order_keys) several groups held at once, each visited several times
     restart()                    a fresh process for the next round, where there is one
     ceilings(cells)              the devices' ceilings, measured where the cells will run
     drift(devices)               the drift controls, measured where the cells run
@@ -25,7 +24,7 @@ import random
 from typing import Iterator
 
 from . import calibration, settle
-from .cell import Cell, CellOutcome, device_unavailable, run_cell, run_group, run_groups
+from .cell import Cell, CellOutcome, device_unavailable, run_cell, run_group
 from .defaults import TimingPolicy
 
 # What a worker process loads: the catalogue with its plugins (named to it through the environment).
@@ -33,16 +32,10 @@ CATALOGUE_REF = "hadamard_bench.plugins:loaded_catalogue"
 
 Work = list[tuple[Cell, bool]]  # (cell, check): check on a cell's first measurement only
 
-# At most this many comparison groups held and visited together (run_groups): their outcomes come
-# back together, and a worker that dies takes them all with it.
-HELD_GROUPS = 12
-
 
 class Executor:
     """The contract, with what an executor that has no worker of its own does: nothing to restart,
     no slow spells to wait out. Subclasses implement `measure` and `run_group`, or `run_round`."""
-
-    visits = 1  # how many visits each group gets per round (TimingPolicy.visits) where groups are held
 
     def measure(self, cell: Cell, check: bool = True) -> CellOutcome:
         raise NotImplementedError
@@ -52,41 +45,20 @@ class Executor:
         by `order_key`. Without turns of its own, an executor times them one after the other."""
         return [self.measure(cell, check) for cell, check in work]
 
-    def run_groups(self, works: list[Work], order_keys: list[str]) -> list[list[CellOutcome]]:
-        """Several comparison groups held at once and visited in turn (cell.run_groups). Without
-        that, an executor times them one group after another."""
-        return [self.run_group(work, key) for work, key in zip(works, order_keys)]
-
     def run_round(self, work: Work, order_seed: str | None = None) -> Iterator[tuple[Cell, CellOutcome]]:
         """(cell, outcome) for a round's cells as they finish, in the round's order. With
         `order_seed`, each comparison group's members take turns (run_group, in orders seeded by
-        `order_seed` and the group), and with more than one visit (`visits`), up to HELD_GROUPS
-        groups that follow each other are held and visited together (run_groups); otherwise one
-        at a time."""
+        `order_seed` and the group); otherwise one at a time."""
         if order_seed is None:
             for cell, check in work:
                 yield cell, self.measure(cell, check)
             return
-        batch: list[tuple[Work, str]] = []
         for key, members in itertools.groupby(work, key=lambda item: item[0].group()):
             members = list(members)
             if len(members) == 1:  # nothing to take turns with
-                yield from self._run_batch(batch)
-                batch = []
                 yield members[0][0], self.measure(*members[0])
-                continue
-            batch.append((members, f"{order_seed}:{key}"))
-            if len(batch) >= (HELD_GROUPS if self.visits > 1 else 1):
-                yield from self._run_batch(batch)
-                batch = []
-        yield from self._run_batch(batch)
-
-    def _run_batch(self, batch: list[tuple[Work, str]]) -> Iterator[tuple[Cell, CellOutcome]]:
-        if len(batch) == 1:
-            yield from zip((cell for cell, _ in batch[0][0]), self.run_group(*batch[0]))
-        elif batch:
-            for (members, _), outcomes in zip(batch, self.run_groups([w for w, _ in batch], [k for _, k in batch])):
-                yield from zip((cell for cell, _ in members), outcomes)
+            else:
+                yield from zip((cell for cell, _ in members), self.run_group(members, f"{order_seed}:{key}"))
 
     def restart(self) -> None:
         """A fresh process for what comes next (a new round), where the executor has one."""
@@ -127,16 +99,12 @@ class InProcess(Executor):
 
     def __init__(self, catalogue, policy: TimingPolicy, clock=None):
         self.catalogue, self.policy, self.clock = catalogue, policy, clock
-        self.visits = policy.visits
 
     def measure(self, cell: Cell, check: bool = True) -> CellOutcome:
         return run_cell(self.catalogue, cell, self.policy, self.clock, check=check)
 
     def run_group(self, work: Work, order_key: str) -> list[CellOutcome]:
         return run_group(self.catalogue, work, self.policy, random.Random(order_key), self.clock)
-
-    def run_groups(self, works: list[Work], order_keys: list[str]) -> list[list[CellOutcome]]:
-        return run_groups(self.catalogue, works, self.policy, [random.Random(k) for k in order_keys], self.clock)
 
     def drift(self, devices: list[str]) -> dict[str, dict[str, float]]:
         return {d: calibration.drift_control(d) for d in devices if not device_unavailable(d)}

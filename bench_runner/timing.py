@@ -9,7 +9,6 @@ the loop with a seeded fake clock instead of a real device.
 from __future__ import annotations
 
 import gc
-import math
 import random
 import statistics
 import time
@@ -212,32 +211,13 @@ LONG_CALL_S = 20e-3
 
 def interleave(fns: Sequence[Callable[[], object]], clock: Clock, policy: TimingPolicy,
                rng: random.Random) -> list[Measurement]:
-    """Time several callables of one process in turns (take_turns), all cycles in one visit."""
-    turns = Interleaved(fns, clock, policy, rng)
-    turns.visit(1.0)
-    return turns.measurements()
-
-
-class Interleaved:
-    """Callables of one process taking turns, in one visit or several (`visit`): each is warmed
-    up and given its own block size once (_size_for_turns), then each visit times a share of
-    the policy's cycles. The garbage collector stays off while they are sized or timed."""
-
-    def __init__(self, fns: Sequence[Callable[[], object]], clock: Clock, policy: TimingPolicy,
-                 rng: random.Random):
-        with collector_paused():
-            self.sized = [_size_for_turns(fn, clock, policy) for fn in fns]
-        self.turns = Turns([_turn(fn, clock, calls, untimed=per_call < LONG_CALL_S)
-                            for fn, (_, calls, per_call) in zip(fns, self.sized)], policy, rng)
-
-    def visit(self, share: float) -> None:
-        """Take turns until `share` of the policy's cycles are done, counted from the first visit."""
-        with collector_paused():
-            self.turns.visit(share)
-
-    def measurements(self) -> list[Measurement]:
-        return [Measurement(tuple(s), calls, warmup_calls)
-                for s, (warmup_calls, calls, _) in zip(self.turns.samples, self.sized)]
+    """Time several callables of one process in turns (take_turns): each is warmed up and
+    given its own block size first (_size_for_turns). The garbage collector stays off throughout."""
+    with collector_paused():
+        sized = [_size_for_turns(fn, clock, policy) for fn in fns]
+        samples = take_turns([_turn(fn, clock, calls, untimed=per_call < LONG_CALL_S)
+                              for fn, (_, calls, per_call) in zip(fns, sized)], policy, rng)
+    return [Measurement(tuple(s), calls, warmup_calls) for s, (warmup_calls, calls, _) in zip(samples, sized)]
 
 
 def _size_for_turns(fn: Callable[[], object], clock: Clock, policy: TimingPolicy) -> tuple[int, int, float]:
@@ -272,47 +252,29 @@ def _turn(fn: Callable[[], object], clock: Clock, calls: int, untimed: bool = Tr
 
 def take_turns(turns: Sequence[Callable[[], tuple[float, int]]], policy: TimingPolicy,
                rng: random.Random) -> list[list[float]]:
-    """Per-call samples of several members timed in turns, all cycles in one visit (Turns)."""
-    taking = Turns(turns, policy, rng)
-    taking.visit(1.0)
-    return taking.samples
-
-
-class Turns:
-    """Members timed in turns: in every cycle each member takes one turn (its untimed warm-up
-    calls, then one timed block: `turns[i]()` returns the block's seconds and calls), in a fresh
-    random order from `rng`. Sample i of every member comes from cycle i, so two members' samples
-    of one cycle were timed within milliseconds of each other and share whatever the machine was
-    doing then: their ratio is free of the drift that separates numbers taken seconds apart. The
-    members may live in other processes (bench_runner.ab times two versions this way).
+    """Per-call samples of several members timed in turns: in every cycle each member takes one
+    turn (its untimed warm-up calls, then one timed block: `turns[i]()` returns the block's
+    seconds and calls), in a fresh random order from `rng`. Sample i of every member comes from
+    cycle i, so two members' samples of one cycle were timed within milliseconds of each other
+    and share whatever the machine was doing then: their ratio is free of the drift that
+    separates numbers taken seconds apart. The members may live in other processes (bench_runner.
+    ab times two versions this way).
 
     Cycles go on until there are `min_samples`, and then until the members together have spent
     `budget_s` each in timed blocks or every member's median is known to `target_rel_ci`, at
-    most `max_samples`. A visit (`visit(share)`) stops at `share` of each of those counts, so
-    that several visits spread over a round time their cycles at moments seconds apart."""
-
-    def __init__(self, turns: Sequence[Callable[[], tuple[float, int]]], policy: TimingPolicy,
-                 rng: random.Random):
-        self.turns, self.policy, self.rng = list(turns), policy, rng
-        self.samples: list[list[float]] = [[] for _ in self.turns]
-        self.spent, self.cycles = 0.0, 0
-
-    def _more(self, share: float) -> bool:
-        policy = self.policy
-        if self.cycles >= math.ceil(policy.max_samples * share):
-            return False
-        if self.cycles < math.ceil(policy.min_samples * share):
-            return True
-        return (self.spent < policy.budget_s * len(self.turns) * share
+    most `max_samples`."""
+    samples: list[list[float]] = [[] for _ in turns]
+    spent, cycles = 0.0, 0
+    while cycles < policy.max_samples and (
+            cycles < policy.min_samples
+            or (spent < policy.budget_s * len(turns)
                 and (policy.target_rel_ci <= 0
-                     or max(median_rel_ci(s) for s in self.samples) > policy.target_rel_ci))
-
-    def visit(self, share: float = 1.0) -> None:
-        while self._more(share):
-            order = list(range(len(self.turns)))
-            self.rng.shuffle(order)
-            for i in order:
-                block, calls = self.turns[i]()
-                self.samples[i].append(block / calls)
-                self.spent += block
-            self.cycles += 1
+                     or max(median_rel_ci(s) for s in samples) > policy.target_rel_ci))):
+        order = list(range(len(turns)))
+        rng.shuffle(order)
+        for i in order:
+            block, calls = turns[i]()
+            samples[i].append(block / calls)
+            spent += block
+        cycles += 1
+    return samples

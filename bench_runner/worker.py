@@ -23,7 +23,7 @@ from multiprocessing.connection import Connection
 from hadamard_bench import proc
 
 from . import machine_state, settle
-from .cell import Cell, CellOutcome, run_cell, run_groups
+from .cell import Cell, CellOutcome, run_cell, run_group
 from .defaults import TimingPolicy
 from .executor import Executor
 
@@ -104,14 +104,13 @@ def measure_cell(catalogue, cell: Cell, policy: TimingPolicy, check: bool) -> Ce
     return outcome
 
 
-def measure_groups(catalogue, works: list[list[tuple[Cell, bool]]], policy: TimingPolicy,
-                   order_keys: list[str]) -> list[list[CellOutcome]]:
-    """Comparison groups in a worker process, each group's members taking turns (cell.run_groups)
-    in the orders its `order_key` seeds; the heap trimmed first. The process's resident peak would
-    be the groups', so no member records it."""
+def measure_group(catalogue, work: list[tuple[Cell, bool]], policy: TimingPolicy, order_key: str) -> list[CellOutcome]:
+    """One comparison group in a worker process, its members taking turns (cell.run_group) in
+    the orders `order_key` seeds; the heap trimmed first. The process's resident peak would be
+    the whole group's, so no member records it."""
     if allocator_setting()["allocator"] != "system default":
         release_freed_memory()
-    return run_groups(catalogue, works, policy, [random.Random(k) for k in order_keys])
+    return run_group(catalogue, work, policy, random.Random(order_key))
 
 
 def _serve(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads: int | None = None) -> None:
@@ -139,8 +138,8 @@ def _serve(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads: 
         if message[0] == "settle":
             conn.send(settle.settler().summary())
             continue
-        if message[0] == "groups":
-            conn.send(measure_groups(catalogue, message[1], policy, message[2]))
+        if message[0] == "group":
+            conn.send(measure_group(catalogue, message[1], policy, message[2]))
             continue
         _, cell, check = message
         conn.send(measure_cell(catalogue, cell, policy, check))
@@ -153,7 +152,6 @@ class IsolatedRunner(Executor):
 
     def __init__(self, catalogue_ref: str, policy: TimingPolicy, timeout_s: float, threads: int | None = None):
         self.catalogue_ref, self.policy, self.timeout_s, self.threads = catalogue_ref, policy, timeout_s, threads
-        self.visits = policy.visits
         self._context = multiprocessing.get_context("spawn")
         self._process = None
         self._conn: Connection | None = None
@@ -237,13 +235,10 @@ class IsolatedRunner(Executor):
         return self._run(("cell", cell, check), self.timeout_s)
 
     def run_group(self, work: list[tuple[Cell, bool]], order_key: str) -> list[CellOutcome]:
-        return self.run_groups([work], [order_key])[0]
-
-    def run_groups(self, works: list[list[tuple[Cell, bool]]], order_keys: list[str]) -> list[list[CellOutcome]]:
-        """Several groups held and visited in turn in the worker (cell.run_groups), with the cell
+        """A comparison group's members taking turns in the worker (cell.run_group), with the cell
         timeout for each member; a worker that dies or hangs ends them all alike."""
-        found = self._run(("groups", works, order_keys), self.timeout_s * sum(len(w) for w in works))
-        return found if isinstance(found, list) else [[dataclasses.replace(found) for _ in w] for w in works]
+        found = self._run(("group", work, order_key), self.timeout_s * len(work))
+        return found if isinstance(found, list) else [dataclasses.replace(found) for _ in work]
 
     def _run(self, message: tuple, timeout_s: float):
         """Send a cell or a group to the worker (started first if need be) and return what it

@@ -130,10 +130,6 @@ def measure_flags(p: argparse.ArgumentParser) -> None:
                    help="time each cell on its own, one after the other, instead of letting the methods and "
                         "backends of one benchmark, size, device, dtype and mode take turns block by block "
                         "(the default, which pairs their samples so speed-ups share the machine's drift)")
-    p.add_argument("--visits", type=positive_int("positive number of visits"), metavar="N",
-                   help="with turns: time each comparison group in N visits spread over the round, the worker "
-                        "holding several groups built at once and passing over them N times (default: "
-                        + ", ".join(f"{k} {v.visits}" for k, v in defaults.POLICIES.items()) + ")")
     p.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="local: one cell at a time in a worker process here (default); ray: every round's cells "
                         "as Ray tasks, each with a GPU (CUDA) or the run's threads in CPUs to itself (docs/team.md)")

@@ -136,14 +136,12 @@ def _raise_storage_error(exc: BaseException, args, run_id: int) -> None:
 
 
 def policy_for(args, suite: str) -> defaults.TimingPolicy:
-    """The suite's timing policy, with the L2 flush, energy, settling, turns and visits as the
-    command's flags ask."""
+    """The suite's timing policy, with the L2 flush, energy, settling and turns as the command's
+    flags ask."""
     policy = dataclasses.replace(defaults.POLICIES[suite], flush_l2=not args.warm_l2, energy=args.energy,
                                  interleave=not args.one_at_a_time)
     if args.settle is not None:
         policy = dataclasses.replace(policy, settle_s=args.settle)
-    if args.visits is not None:
-        policy = dataclasses.replace(policy, visits=args.visits)
     return policy
 
 
