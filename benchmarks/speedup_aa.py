@@ -13,13 +13,11 @@ cloud VM's neighbour).
 
 With `--ways settling` the two ways are instead the run's default, waiting for a slow spell of
 the cores to pass before timing a cell (`--settle`), and not waiting (`--settle 0`): whether
-settling earns its minutes. With `--ways visits`, each comparison group's cycles taken in three
-visits spread over the round (`--visits 3`) against all at once (`--visits 1`).
+settling earns its minutes.
 
     python benchmarks/speedup_aa.py              # about 10 minutes on 2 cores
     python benchmarks/speedup_aa.py --disturb    # the same beside an intermittent memory-bound load
     python benchmarks/speedup_aa.py --ways settling [--disturb]
-    python benchmarks/speedup_aa.py --ways visits [--disturb]
     python benchmarks/speedup_aa.py --db URL     # re-read the runs an earlier call stored there
 
 The table goes into docs/benchmarks.md, one section per comparison and condition.
@@ -50,12 +48,10 @@ from results_db import Run, queries  # noqa: E402
 DOC = ROOT / "docs" / "benchmarks.md"
 # The ways of running each comparison, taking turns over the runs: ways[0], ways[1], …, ways[0], ways[1], ….
 WAYS = {"timing": {"interleaved": [], "one at a time": ["--one-at-a-time"]},
-        "settling": {"settle (default)": [], "neither": ["--settle", "0"]},
-        "visits": {"3 visits": ["--visits", "3"], "1 visit": ["--visits", "1"]}}
+        "settling": {"settle (default)": [], "neither": ["--settle", "0"]}}
 # Each comparison's section of docs/benchmarks.md: its marker and its heading.
 SECTIONS = {"timing": ("speedup-aa", "Speed-ups measured twice"),
-            "settling": ("settle-aa", "Settling against neither"),
-            "visits": ("visits-aa", "Three visits a round against one")}
+            "settling": ("settle-aa", "Settling against neither")}
 KEY = list(CELL_KEY)
 
 # What --disturb does, as its help and the tables say it.
@@ -94,6 +90,40 @@ def pair_figures(first: pd.DataFrame, second: pd.DataFrame) -> dict:
             "inconclusive": [float((f["speedup_verdict"] == "inconclusive").mean()) for f in (first, second)],
             "half_width": [float(half(f).median()) for f in (first, second)],
             "paired": [float(f["speedup_paired"].astype(bool).mean()) for f in (first, second)]}
+
+
+def round_ratios(session, run_id: int) -> dict[tuple, list[float]]:
+    """Each paired speed-up of a run as its rounds give it: per round, the median of the per-cycle
+    log ratios of method over baseline (stats.paired_log_ratios), for speed-ups with two rounds or more."""
+    frame = queries.export_frame(session, run_id=run_id, with_ids=True)
+    frame = frame[frame["status"] == "ok"]
+    samples = queries.samples_of(session, frame["result_id"])
+    against = speedups.baselines(queries.catalogue_frame(session))
+    place = [c for c in speedups.SAME_PLACE if c != "run_id"]
+    ids = {(*(r[c] for c in place), r["method"]): int(r["result_id"]) for _, r in frame.iterrows()}
+    found = {}
+    for _, r in frame.iterrows():
+        base = ids.get((*(r[c] for c in place), against.get((r["benchmark"], r["method"]))))
+        rounds = stats.paired_log_ratios(samples[base], samples[int(r["result_id"])]) if base else []
+        if len(rounds) >= 2:
+            found[(*(r[c] for c in place), r["method"])] = [float(np.median(x)) for x in rounds]
+    return found
+
+
+def runs_apart(first: dict, second: dict) -> tuple[float, float] | None:
+    """How a way's two runs' speed-ups vary: the median over speed-ups of their rounds' spread (the
+    SD of a round's log ratio within a run), and the share of speed-ups whose two runs differ by more
+    than their rounds do (a one-way analysis of variance of the rounds' log ratios, run as the
+    factor, at 5%: about 5% of them where a run adds nothing of its own). None for a way whose
+    runs paired nothing (one at a time)."""
+    from scipy.stats import f_oneway
+
+    shared = [k for k in first.keys() & second.keys() if len(first[k]) == len(second[k])]
+    if not shared:
+        return None
+    spread = np.median([np.std(r[k], ddof=1) for k in shared for r in (first, second)])
+    apart = np.mean([f_oneway(first[k], second[k]).pvalue < 0.05 for k in shared])
+    return float(np.expm1(spread)), float(apart)
 
 
 def time_ratio(session, interleaved: int, alone: int) -> tuple[float, float]:
@@ -188,6 +218,7 @@ def main() -> int:
         tables = {r: speedup_table(session, r) for r in runs}
         ratios = time_ratio(session, 1, 2), time_ratio(session, 1 + n, 2 + n)  # ways[0] ÷ ways[1], twice
         aa = time_aa(session, ways)
+        apart = {way: runs_apart(*(round_ratios(session, r) for r in runs_of(ways, way))) for way in ways}
         if not minutes:  # re-read: the runs' own start and end
             minutes = {r: (run.finished_at - run.started_at).total_seconds() / 60
                        for r in runs for run in [session.get(Run, r)]}
@@ -206,6 +237,11 @@ def main() -> int:
         f"A cell's median per call {' ÷ '.join(list(ways)[:2])} (runs 1 ÷ 2, {1 + n} ÷ {2 + n}; minutes apart): "
         f"{ratios[0][0]:.3f} and {ratios[1][0]:.3f} over all cells, {ratios[0][1]:.3f} and {ratios[1][1]:.3f} over "
         f"the fastest third.",
+        "",
+        "Where the speed-ups moved (bench_runner's rounds, each speed-up's per-round log ratio): "
+        + "; ".join(f"{way}: a round ±{found[0]:.1%} from the next (median), and {found[1]:.0%} of speed-ups whose "
+                    f"two runs differ beyond their rounds (5% where a run adds nothing)" if found else
+                    f"{way}: no speed-up paired, so no round's ratio" for way, found in apart.items()) + ".",
     ]
     table = "\n".join(lines)
     print(table)
