@@ -120,8 +120,12 @@ def test_two_commits_of_a_plugin_take_turns_and_the_slower_one_is_a_regression(p
 @pytest.mark.slow
 def test_the_same_revision_on_both_sides_is_an_a_a(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'aa.db'}"
-    code = cli.main(["ab", "HEAD", "HEAD", "--suite", "smoke", "--benchmark", "elementwise", "--method",
-                     "hadamard", "--backend", "eager", "--device", "cpu", "--db", url, "--quiet", "--format", "json"])
+    # A multiply of 2^18 elements (about 0.1 ms a call), not the smoke suite's 2^12 (a few µs): beside
+    # another test worker on two cores, that one read 1.58 with an interval of 0.07-36 from its two
+    # rounds of 0.1 ms blocks (2026-12-03).
+    code = cli.main(["ab", "HEAD", "HEAD", "--suite", "quick", "--size", "n=262144", "--rounds", "2",
+                     "--benchmark", "elementwise", "--method", "hadamard", "--backend", "eager", "--device", "cpu",
+                     "--db", url, "--quiet", "--format", "json"])
     assert code == 0
     import json
 
