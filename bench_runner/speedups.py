@@ -41,6 +41,21 @@ def baselines(catalogue: pd.DataFrame) -> dict[tuple[str, str], str]:
     return out
 
 
+def baseline_results(frame: pd.DataFrame, catalogue: pd.DataFrame) -> dict:
+    """Index of each `ok` row of `frame` whose baseline also ended `ok` at its place in its run →
+    (the baseline's method id, the baseline's result id)."""
+    against = baselines(catalogue)
+    ok = frame[frame["status"] == "ok"]
+    base_id = {(*(r[c] for c in SAME_PLACE), r["method"]): r["result_id"] for _, r in ok.iterrows()}
+    found = {}
+    for index, r in ok.iterrows():
+        base = against.get((r["benchmark"], r["method"]))
+        result = base_id.get((*(r[c] for c in SAME_PLACE), base)) if base else None
+        if result is not None:
+            found[index] = (base, int(result))
+    return found
+
+
 def with_speedups(frame: pd.DataFrame, catalogue: pd.DataFrame, samples: dict,
                   in_spell: dict[int, bool] | None = None) -> pd.DataFrame:
     """`frame` (results with result_id, status and SAME_PLACE's columns) with COLUMNS added:
@@ -53,18 +68,12 @@ def with_speedups(frame: pd.DataFrame, catalogue: pd.DataFrame, samples: dict,
     out = frame.copy()
     for column in COLUMNS:
         out[column] = pd.Series([None] * len(out), index=out.index, dtype=object)
-    against = baselines(catalogue)
-    ok = frame[frame["status"] == "ok"]
-    base_id = {(*(r[c] for c in SAME_PLACE), r["method"]): r["result_id"] for _, r in ok.iterrows()}
     rows, pairs, slowed = [], [], []
-    for index, r in ok.iterrows():
-        base = against.get((r["benchmark"], r["method"]))
-        found = base_id.get((*(r[c] for c in SAME_PLACE), base)) if base else None
-        if found is None:
-            continue
+    for index, (base, found) in baseline_results(frame, catalogue).items():
+        result = int(frame.at[index, "result_id"])
         rows.append((index, base))
-        pairs.append((samples.get(int(found), ([], None)), samples.get(int(r["result_id"]), ([], None))))
-        slowed.append(tuple(bool((in_spell or {}).get(int(i))) for i in (found, r["result_id"])))
+        pairs.append((samples.get(found, ([], None)), samples.get(result, ([], None))))
+        slowed.append(tuple(bool((in_spell or {}).get(i)) for i in (found, result)))
     for (index, base), f in zip(rows, comparison.judge(pairs, slowed if in_spell else None, words=METHOD_WORDS)):
         out.at[index, "baseline"] = base
         out.at[index, "speedup"], out.at[index, "speedup_ci_low"], out.at[index, "speedup_ci_high"] = flipped(f)

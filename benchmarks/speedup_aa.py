@@ -96,17 +96,12 @@ def round_ratios(session, run_id: int) -> dict[tuple, list[float]]:
     """Each paired speed-up of a run as its rounds give it: per round, the median of the per-cycle
     log ratios of method over baseline (stats.paired_log_ratios), for speed-ups with two rounds or more."""
     frame = queries.export_frame(session, run_id=run_id, with_ids=True)
-    frame = frame[frame["status"] == "ok"]
-    samples = queries.samples_of(session, frame["result_id"])
-    against = speedups.baselines(queries.catalogue_frame(session))
-    place = [c for c in speedups.SAME_PLACE if c != "run_id"]
-    ids = {(*(r[c] for c in place), r["method"]): int(r["result_id"]) for _, r in frame.iterrows()}
+    samples = queries.samples_of(session, frame.loc[frame["status"] == "ok", "result_id"])
     found = {}
-    for _, r in frame.iterrows():
-        base = ids.get((*(r[c] for c in place), against.get((r["benchmark"], r["method"]))))
-        rounds = stats.paired_log_ratios(samples[base], samples[int(r["result_id"])]) if base else []
+    for index, (_, base) in speedups.baseline_results(frame, queries.catalogue_frame(session)).items():
+        rounds = stats.paired_log_ratios(samples[base], samples[int(frame.at[index, "result_id"])])
         if len(rounds) >= 2:
-            found[(*(r[c] for c in place), r["method"])] = [float(np.median(x)) for x in rounds]
+            found[tuple(frame.loc[index, KEY])] = [float(np.median(x)) for x in rounds]
     return found
 
 
