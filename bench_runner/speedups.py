@@ -43,7 +43,7 @@ def baselines(catalogue: pd.DataFrame) -> dict[tuple[str, str], str]:
 
 def baseline_results(frame: pd.DataFrame, catalogue: pd.DataFrame) -> dict:
     """Index of each `ok` row of `frame` whose baseline also ended `ok` at its place in its run →
-    (the baseline's method id, the baseline's result id)."""
+    (the baseline's method id, the baseline's result id, the row's own result id)."""
     against = baselines(catalogue)
     ok = frame[frame["status"] == "ok"]
     base_id = {(*(r[c] for c in SAME_PLACE), r["method"]): r["result_id"] for _, r in ok.iterrows()}
@@ -52,7 +52,7 @@ def baseline_results(frame: pd.DataFrame, catalogue: pd.DataFrame) -> dict:
         base = against.get((r["benchmark"], r["method"]))
         result = base_id.get((*(r[c] for c in SAME_PLACE), base)) if base else None
         if result is not None:
-            found[index] = (base, int(result))
+            found[index] = (base, int(result), int(r["result_id"]))
     return found
 
 
@@ -69,8 +69,7 @@ def with_speedups(frame: pd.DataFrame, catalogue: pd.DataFrame, samples: dict,
     for column in COLUMNS:
         out[column] = pd.Series([None] * len(out), index=out.index, dtype=object)
     rows, pairs, slowed = [], [], []
-    for index, (base, found) in baseline_results(frame, catalogue).items():
-        result = int(frame.at[index, "result_id"])
+    for index, (base, found, result) in baseline_results(frame, catalogue).items():
         rows.append((index, base))
         pairs.append((samples.get(found, ([], None)), samples.get(result, ([], None))))
         slowed.append(tuple(bool((in_spell or {}).get(i)) for i in (found, result)))

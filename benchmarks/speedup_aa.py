@@ -98,8 +98,8 @@ def round_ratios(session, run_id: int) -> dict[tuple, list[float]]:
     frame = queries.export_frame(session, run_id=run_id, with_ids=True)
     samples = queries.samples_of(session, frame.loc[frame["status"] == "ok", "result_id"])
     found = {}
-    for index, (_, base) in speedups.baseline_results(frame, queries.catalogue_frame(session)).items():
-        rounds = stats.paired_log_ratios(samples[base], samples[int(frame.at[index, "result_id"])])
+    for index, (_, base, result) in speedups.baseline_results(frame, queries.catalogue_frame(session)).items():
+        rounds = stats.paired_log_ratios(samples[base], samples[result])
         if len(rounds) >= 2:
             found[tuple(frame.loc[index, KEY])] = [float(np.median(x)) for x in rounds]
     return found
