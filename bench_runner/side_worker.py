@@ -79,14 +79,14 @@ class Side:
             if isinstance(found, cells.CellOutcome):
                 return "outcome", found
             with timing.collector_paused():
-                warmup_calls, calls, _ = timing._warm_up(found.call, found.clock, found.policy)
+                warmup_calls, calls, first = timing._warm_up(found.call, found.clock, found.policy)
         except Exception as exc:  # noqa: BLE001 -- every failure becomes a stored status
             return "outcome", cells._failed(exc)
-        self.prepared[cell] = (found, warmup_calls, calls, timing._turn(found.call, found.clock, calls))
+        self.prepared[cell] = (found, warmup_calls, calls, timing.turn_of(found.call, found.clock, calls, first / calls))
         return "ready", None
 
     def turn(self, cell) -> tuple[float, int]:
-        """One turn of `cell`: its untimed call, then a timed block (seconds, calls)."""
+        """One turn of `cell`: its untimed calls (none for a long call: timing.turn_of), then a timed block (seconds, calls)."""
         from . import timing
 
         with timing.collector_paused():

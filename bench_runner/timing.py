@@ -202,10 +202,12 @@ def _measure(fn: Callable[[], object], clock: Clock, policy: TimingPolicy) -> Me
 # call read per-cycle log ratios spread by 0.4-0.6 (SD) in cells of 0.1-10 ms on 2026-12-02.
 SWITCH_WARMUP_CALLS = 1
 SWITCH_WARMUP_S = 2e-3
-# ... except, in one process, a member whose call lasts at least this long: its first call after a
-# switch was no slower than the next (benchmarks/switch_cost.py; on a 2-vCPU VM on 2026-12-03 the
-# median over 31 and 36 such members was 0.997x quiet and 0.994x disturbed, where calls of 0.5-5 ms
-# paid 3-17%), so an untimed call would only double its turn. `ab`'s sides, two processes, keep theirs.
+# ... except a member whose call lasts at least this long: its first call after a switch was
+# hardly slower than the next (benchmarks/switch_cost.py; on a 2-vCPU VM, the median over such
+# members of one process's group was 0.997x quiet and 0.994x disturbed on 2026-12-03, where calls
+# of 0.5-5 ms paid 3-17%; over an `ab` session's two processes, 1.008x and 1.007x on 2026-12-04,
+# against 1.13-1.16x at 2-5 ms), so an untimed call would only double its turn. In that `ab`
+# session the untimed calls of such members took about a quarter of the session's time.
 LONG_CALL_S = 20e-3
 
 
@@ -215,8 +217,8 @@ def interleave(fns: Sequence[Callable[[], object]], clock: Clock, policy: Timing
     given its own block size first (_size_for_turns). The garbage collector stays off throughout."""
     with collector_paused():
         sized = [_size_for_turns(fn, clock, policy) for fn in fns]
-        samples = take_turns([_turn(fn, clock, calls, untimed=per_call < LONG_CALL_S)
-                              for fn, (_, calls, per_call) in zip(fns, sized)], policy, rng)
+        samples = take_turns([turn_of(fn, clock, calls, per_call) for fn, (_, calls, per_call) in zip(fns, sized)],
+                             policy, rng)
     return [Measurement(tuple(s), calls, warmup_calls) for s, (warmup_calls, calls, _) in zip(samples, sized)]
 
 
@@ -236,6 +238,12 @@ def _size_for_turns(fn: Callable[[], object], clock: Clock, policy: TimingPolicy
         return warmup_calls, 1, per_call
     calls, first = _size_block(fn, clock, per_call, block_s)
     return warmup_calls, calls, first / calls
+
+
+def turn_of(fn: Callable[[], object], clock: Clock, calls: int, per_call: float) -> Callable[[], tuple[float, int]]:
+    """A member's turn, as a group's members and `ab`'s sides take theirs: untimed calls, then a
+    block of `calls`, except that a member whose call lasts LONG_CALL_S or more makes no untimed call."""
+    return _turn(fn, clock, calls, untimed=per_call < LONG_CALL_S)
 
 
 def _turn(fn: Callable[[], object], clock: Clock, calls: int, untimed: bool = True) -> Callable[[], tuple[float, int]]:

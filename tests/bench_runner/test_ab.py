@@ -238,3 +238,24 @@ def test_an_older_side_whose_vocabulary_lacks_a_newer_word_still_builds_its_cata
     assert out.returncode == 0, out.stderr
     origin, methods = out.stdout.split()
     assert origin.startswith(str(tmp_path)) and int(methods) > 10
+
+
+def test_a_side_takes_a_long_cells_turns_without_the_untimed_call(monkeypatch):
+    """As a group's members do (timing.turn_of): a call of LONG_CALL_S or more pays nothing at the
+    first call after the other side's turn (benchmarks/switch_cost.py --sides), so it makes none."""
+    from bench_runner import defaults, side_worker, timing
+    from bench_runner.cell import Cell
+    from hadamard_impls import catalogue
+
+    made = []
+    real = timing._turn
+    monkeypatch.setattr(timing, "_turn", lambda fn, clock, calls, untimed=True: made.append(untimed) or
+                        real(fn, clock, calls, untimed))
+    side = side_worker.Side(catalogue)
+    cell = Cell("elementwise", "hadamard", "eager", (("n", 1024),), "cpu", "float32", "forward")
+    assert side.prepare(cell, False, defaults.POLICIES["smoke"]) == ("ready", None)
+    monkeypatch.setattr(timing, "LONG_CALL_S", 0.0)  # every call now counts as long
+    assert side.prepare(cell, False, defaults.POLICIES["smoke"]) == ("ready", None)
+    assert made == [True, False]
+    block, calls = side.turn(cell)
+    assert block > 0 and calls >= 1
