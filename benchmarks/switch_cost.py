@@ -18,7 +18,7 @@ read back from a file. The rule for `ab`'s long calls rests on this table's firs
 
     python benchmarks/switch_cost.py            # about 2 minutes on 2 cores (2026-12-03)
     python benchmarks/switch_cost.py --disturb  # beside an intermittent memory-bound load
-    python benchmarks/switch_cost.py --sides    # two processes, as `ab` times them: about 5 minutes
+    python benchmarks/switch_cost.py --sides    # two processes, as `ab` times them: about 12 minutes (2026-12-04)
 
 The table goes into docs/benchmarks.md, one section per condition.
 """
