@@ -48,13 +48,18 @@ START_TIMEOUT_S = 300.0  # importing torch and a catalogue on a cold, busy machi
 # 1.8-2.8 ms in every round, as a `run` times them (1.7-2.1 ms). So both sides bind them too.
 SIDE_ENV_DEFAULTS = {"OMP_WAIT_POLICY": "passive", "OMP_PROC_BIND": "true"}
 # Turns between two processes are noisier than within one (a block's time spreads by 6-19% against
-# 13% in one process on that VM, with passive threads), and a process's memory layout can hold one
-# side slower for a whole round, which only more rounds average out (stats._round_t_half_width).
-# An A/A over the 110-cell selection on 2026-12-03 (2 vCPUs, quiet, 6 rounds of 40 cycles, then cut
-# to the first R rounds and k cycles), judged with the t interval over rounds: 19 cells
-# inconclusive at 3 rounds of 40 cycles, 6 at 6 rounds of 20, for about 7.8 and 9.4 minutes. So a
-# session takes twice `run`'s rounds (defaults.AB_ROUNDS), each at least MIN_CYCLES cycles.
-MIN_CYCLES = 20
+# 13% in one process on that VM, with passive threads), and a process's memory layout, or a side's
+# build of a cell, can hold one side slower for a whole round, which only more rounds average out
+# (stats._round_t_half_width): in the A/As below, many of the cells left inconclusive had
+# one round 10-30% off. An A/A over the 110-cell selection on 2026-12-03 (2 vCPUs, quiet, 6 rounds
+# of 40 cycles, cut to the first R rounds and k cycles) left 19 cells inconclusive at 3 rounds of
+# 40 cycles and 6 at 6 rounds of 20. On 2026-12-04, back to back, 12 rounds of at least 10 cycles
+# (each with the suite's whole budget) left 3 inconclusive in 9.4 minutes and 6 rounds of at least
+# 20 left 7 in 6.5; the first 6 rounds of the 12-round session alone left 15, and its 12 rounds cut
+# to their first 10 cycles 4. So a session takes four times `run`'s rounds (defaults.AB_ROUNDS),
+# each spending a quarter of the suite's timed budget and at least MIN_CYCLES cycles: about as
+# many cycles as before, in more rounds.
+MIN_CYCLES = 10
 
 
 class AbError(RuntimeError):
@@ -280,7 +285,8 @@ def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence
     outcome stored in its run as `run` stores a round. A cell that failed on a side is not
     measured again on either."""
     cpus = os.sched_getaffinity(0)
-    policy = dataclasses.replace(policy, min_samples=max(policy.min_samples, MIN_CYCLES))
+    policy = dataclasses.replace(policy, min_samples=max(policy.min_samples, MIN_CYCLES),
+                                 budget_s=policy.budget_s / defaults.AB_ROUNDS_PER_RUN_ROUND)
     failed: set[Cell] = set()
     for round_index in range(rounds):
         procs, started = started or start_sides(sides, timeout_s, cpus, plugin), None

@@ -78,11 +78,16 @@ class Side:
             found = cells._prepare(self.catalogue, cell, policy, None, check, plan)
             if isinstance(found, cells.CellOutcome):
                 return "outcome", found
+            # Sized as a group's members are, with the suite's own block (0.5 ms in quick; 2 ms
+            # blocks read no better between processes: docs/notes/2026-12-03-ab-sides-with-2-ms-blocks.md),
+            # and no block timed to prove what the warm-up call showed: for a side's calls of 20 ms or
+            # more, that block was a quarter of the time each round spent preparing.
             with timing.collector_paused():
-                warmup_calls, calls, first = timing._warm_up(found.call, found.clock, found.policy)
+                warmup_calls, calls, per_call = timing._size_for_turns(found.call, found.clock, found.policy,
+                                                                       found.policy.min_block_s)
         except Exception as exc:  # noqa: BLE001 -- every failure becomes a stored status
             return "outcome", cells._failed(exc)
-        self.prepared[cell] = (found, warmup_calls, calls, timing.turn_of(found.call, found.clock, calls, first / calls))
+        self.prepared[cell] = (found, warmup_calls, calls, timing.turn_of(found.call, found.clock, calls, per_call))
         return "ready", None
 
     def turn(self, cell) -> tuple[float, int]:

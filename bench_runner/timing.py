@@ -222,10 +222,12 @@ def interleave(fns: Sequence[Callable[[], object]], clock: Clock, policy: Timing
     return [Measurement(tuple(s), calls, warmup_calls) for s, (warmup_calls, calls, _) in zip(samples, sized)]
 
 
-def _size_for_turns(fn: Callable[[], object], clock: Clock, policy: TimingPolicy) -> tuple[int, int, float]:
+def _size_for_turns(fn: Callable[[], object], clock: Clock, policy: TimingPolicy,
+                    block_s: float | None = None) -> tuple[int, int, float]:
     """A member's warm-up and block for its turns: (warm-up calls, calls per block, seconds per call).
+    `block_s`: how long a block lasts at least; by default as below (`ab`'s sides pass the suite's own).
 
-    A block lasts at least as long as the untimed calls before it (SWITCH_WARMUP_S), so that a turn
+    A group's block lasts at least as long as the untimed calls before it (SWITCH_WARMUP_S), so that a turn
     spends at most half its time untimed: with the suite's own shortest block (quick: 0.5 ms), the
     members under 20 ms of a quick round on a 2-vCPU VM spent 18 s a round untimed against 11 s
     timed (2026-12-03). On CUDA, where every call is timed alone after its L2 flush
@@ -233,7 +235,8 @@ def _size_for_turns(fn: Callable[[], object], clock: Clock, policy: TimingPolicy
     times no block to prove it, since turns keep no sample from before their first cycle: that
     block cost a whole call of each such member, 20 ms and more for the long ones."""
     warmup_calls, per_call = _warm(fn, clock, policy)
-    block_s = max(policy.min_block_s, SWITCH_WARMUP_S) if policy.min_block_s > 0 else 0.0
+    if block_s is None:
+        block_s = max(policy.min_block_s, SWITCH_WARMUP_S) if policy.min_block_s > 0 else 0.0
     if per_call >= block_s:
         return warmup_calls, 1, per_call
     calls, first = _size_block(fn, clock, per_call, block_s)
