@@ -80,8 +80,9 @@ class Side:
                 return "outcome", found
             # Sized as a group's members are, with the suite's own block (0.5 ms in quick; 2 ms
             # blocks read no better between processes: docs/notes/2026-12-03-ab-sides-with-2-ms-blocks.md),
-            # and no block timed to prove what the warm-up call showed: for a side's calls of 20 ms or
-            # more, that block was a quarter of the time each round spent preparing.
+            # and no block timed to prove what the warm-up call showed: over the 110 cells of
+            # benchmarks/reproducibility.py that block took 0.8 s of the 5.0 s one side spent preparing
+            # a round, with the sides' allocator setting (2026-12-04).
             with timing.collector_paused():
                 warmup_calls, calls, per_call = timing._size_for_turns(found.call, found.clock, found.policy,
                                                                        found.policy.min_block_s)
