@@ -260,3 +260,24 @@ def test_a_side_takes_a_long_cells_turns_without_the_untimed_call(monkeypatch):
     assert made == [True, False]
     block, calls = side.turn(cell)
     assert block > 0 and calls >= 1
+
+
+def test_a_side_times_no_block_to_prove_a_call_that_already_fills_one(monkeypatch):
+    """A side sizes its block as a group's member does, with the suite's own shortest block: a call
+    that lasts a block is timed one call a block, with no sizing block first; a shorter one grows."""
+    import dataclasses
+
+    from bench_runner import defaults, side_worker, timing
+    from bench_runner.cell import Cell
+    from hadamard_impls import catalogue
+
+    sized = []
+    real = timing._size_block
+    monkeypatch.setattr(timing, "_size_block", lambda *a: sized.append(a[3]) or real(*a))
+    side = side_worker.Side(catalogue)
+    cell = Cell("elementwise", "hadamard", "eager", (("n", 1024),), "cpu", "float32", "forward")
+    smoke = defaults.POLICIES["smoke"]
+    assert side.prepare(cell, False, dataclasses.replace(smoke, min_block_s=1e-9)) == ("ready", None)
+    assert sized == [] and side.prepared.pop(cell)[2] == 1
+    assert side.prepare(cell, False, dataclasses.replace(smoke, min_block_s=5e-3)) == ("ready", None)
+    assert sized == [5e-3] and side.prepared[cell][2] > 1  # the suite's block, not SWITCH_WARMUP_S
