@@ -30,8 +30,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from hadamard_bench import plugins
 from results_db import Run, store
 
-from . import defaults, record, selection, sweep, timing
+from . import defaults, record, selection, stats, sweep, timing
 from .cell import Cell, CellOutcome
+from .defaults import FLOOR
 from .worker import allocator_setting
 
 ROOT = Path(__file__).resolve().parent.parent  # the driver's checkout: both sides' measurement code
@@ -57,9 +58,32 @@ SIDE_ENV_DEFAULTS = {"OMP_WAIT_POLICY": "passive", "OMP_PROC_BIND": "true"}
 # (each with the suite's whole budget) left 3 inconclusive in 9.4 minutes and 6 rounds of at least
 # 20 left 7 in 6.5; the first 6 rounds of the 12-round session alone left 15, and its 12 rounds cut
 # to their first 10 cycles 4. So a session takes four times `run`'s rounds (defaults.AB_ROUNDS),
-# each spending a quarter of the suite's timed budget and at least MIN_CYCLES cycles: about as
-# many cycles as before, in more rounds.
+# each with at least MIN_CYCLES cycles.
+# A round's cycles then go on until what the session measures, the ratio, is known: the median of
+# its per-cycle ratios to within RATIO_TARGET, spending at most BUDGET_FACTOR times the suite's
+# timed budget. Taking turns cancels what the machine does to both sides, so a quiet round, or one
+# whose machine moved both sides together, stops at MIN_CYCLES; a round whose blocks slip one side
+# at a time goes on. (A side's own median known to 2%, the run's rule, says nothing of the ratio: a
+# machine moving both sides together kept such rounds going.) Twice the floor is enough for one
+# round: the session's interval comes from its rounds' medians (stats._round_t_half_width), and
+# twelve rounds each known to ±10% give one of about ±3%. In a loaded `.ci/run` (2026-12-04) an
+# A/A of a 0.07-ms multiply read 0.57 (interval 0.08-4.0) from three rounds of a quarter of the
+# budget each; beside a load on both cores, most of its rounds' per-cycle log ratios spread by
+# 0.7-1.5 (SD), and a round of 10 cycles read 0.39. Disturbed, one after another on 2026-12-04, the
+# 12-round A/A over the 110 cells left 33 inconclusive (median half-width ±2.9%) in 10.2 minutes
+# with a quarter of the budget and the run's rule, 30 (±2.4%) in 11.1 with the ratio known to the
+# floor within the budget, and 14 (±2.2%, one cell called an improvement) in 11.2 with this rule:
+# in about half the cells the second left inconclusive, the rounds' medians spread no more than
+# their 10 cycles explain, and its budget allowed no more.
 MIN_CYCLES = 10
+RATIO_TARGET = 2 * FLOOR
+BUDGET_FACTOR = 4
+
+
+def ratio_known(samples: list[list[float]]) -> bool:
+    """Whether a round's ratio, the median of its per-cycle ratios of head over base, is known
+    to RATIO_TARGET: the half-width of its 95% interval (stats.median_rel_ci) over it."""
+    return stats.median_rel_ci([h / b for b, h in zip(*samples)]) <= RATIO_TARGET
 
 
 class AbError(RuntimeError):
@@ -245,7 +269,8 @@ def one_cell(procs: list[SideProcess], cell: Cell, check: bool, policy: defaults
             outcomes[i] = failed.outcome
     ready = [i for i in range(len(procs)) if outcomes[i] is None]
     try:
-        samples = timing.take_turns([lambda p=procs[i]: p.ask("turn", cell) for i in ready], policy, rng)
+        samples = timing.take_turns([lambda p=procs[i]: p.ask("turn", cell) for i in ready], policy, rng,
+                                    ratio_known if len(ready) == 2 else None)
     except SideFailed as failed:  # which side failed: the other is timed alone
         dead = next(i for i in ready if procs[i].process.poll() is not None or procs[i].conn.closed)
         outcomes[dead] = failed.outcome
@@ -257,6 +282,13 @@ def one_cell(procs: list[SideProcess], cell: Cell, check: bool, policy: defaults
         except SideFailed as failed:
             outcomes[i] = failed.outcome
     return outcomes
+
+
+def round_policy(policy: defaults.TimingPolicy) -> defaults.TimingPolicy:
+    """How one round of a session times a cell: at least MIN_CYCLES cycles, then on until its ratio
+    is known (ratio_known), spending at most BUDGET_FACTOR times the suite's timed budget."""
+    return dataclasses.replace(policy, min_samples=max(policy.min_samples, MIN_CYCLES),
+                               budget_s=policy.budget_s * BUDGET_FACTOR)
 
 
 def start_runs(factory: sessionmaker[Session], catalogue, sel: selection.Selection, cells: Sequence[Cell],
@@ -285,8 +317,7 @@ def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence
     outcome stored in its run as `run` stores a round. A cell that failed on a side is not
     measured again on either."""
     cpus = os.sched_getaffinity(0)
-    policy = dataclasses.replace(policy, min_samples=max(policy.min_samples, MIN_CYCLES),
-                                 budget_s=policy.budget_s / defaults.AB_ROUNDS_PER_RUN_ROUND)
+    policy = round_policy(policy)
     failed: set[Cell] = set()
     for round_index in range(rounds):
         procs, started = started or start_sides(sides, timeout_s, cpus, plugin), None

@@ -42,8 +42,8 @@ POLICIES = {
 # How many rounds each suite measures, each in a fresh worker: one process is one draw of
 # the machine's and the allocator's state, so a verdict across runs needs several.
 ROUNDS = {"smoke": 1, "quick": 3, "full": 5, "paper": 5}
-# An `ab` session's: four times as many, each with a quarter of the suite's timed budget, since a
-# side's process can hold it slower for a whole round (bench_runner/ab.py says what was measured).
+# An `ab` session's: four times as many, since a side's process can hold it slower for a whole
+# round; each round times a cell until its ratio is known (bench_runner/ab.py says what was measured).
 AB_ROUNDS_PER_RUN_ROUND = 4
 AB_ROUNDS = {suite: AB_ROUNDS_PER_RUN_ROUND * n for suite, n in ROUNDS.items()}
 

@@ -262,7 +262,8 @@ def _turn(fn: Callable[[], object], clock: Clock, calls: int, untimed: bool = Tr
 
 
 def take_turns(turns: Sequence[Callable[[], tuple[float, int]]], policy: TimingPolicy,
-               rng: random.Random) -> list[list[float]]:
+               rng: random.Random, known: Callable[[list[list[float]]], bool] | None = None
+               ) -> list[list[float]]:
     """Per-call samples of several members timed in turns: in every cycle each member takes one
     turn (its untimed warm-up calls, then one timed block: `turns[i]()` returns the block's
     seconds and calls), in a fresh random order from `rng`. Sample i of every member comes from
@@ -272,15 +273,15 @@ def take_turns(turns: Sequence[Callable[[], tuple[float, int]]], policy: TimingP
     ab times two versions this way).
 
     Cycles go on until there are `min_samples`, and then until the members together have spent
-    `budget_s` each in timed blocks or every member's median is known to `target_rel_ci`, at
-    most `max_samples`."""
+    `budget_s` each in timed blocks or what the caller measures is known well enough: `known(samples)`,
+    by default every member's median to `target_rel_ci`; at most `max_samples`."""
+    if known is None:
+        def known(samples):
+            return policy.target_rel_ci > 0 and max(median_rel_ci(s) for s in samples) <= policy.target_rel_ci
     samples: list[list[float]] = [[] for _ in turns]
     spent, cycles = 0.0, 0
     while cycles < policy.max_samples and (
-            cycles < policy.min_samples
-            or (spent < policy.budget_s * len(turns)
-                and (policy.target_rel_ci <= 0
-                     or max(median_rel_ci(s) for s in samples) > policy.target_rel_ci))):
+            cycles < policy.min_samples or (spent < policy.budget_s * len(turns) and not known(samples))):
         order = list(range(len(turns)))
         rng.shuffle(order)
         for i in order:

@@ -2,6 +2,7 @@
 and compared from their pairs; bad input is one line, exit 2, nothing written."""
 
 import os
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -132,12 +133,17 @@ def test_the_same_revision_on_both_sides_is_an_a_a(tmp_path, capsys):
 
     cells = json.loads(capsys.readouterr().out)["cells"]
     assert cells and all(c["paired"] for c in cells)
-    # The same code on both sides: a ratio near 1, within what a test worker beside others on two cores
-    # can move it (how often a verdict says so is benchmarks/ab_session.py's measure, not a test's: an
-    # honest 95% interval misses 1 now and then). A side that timed other work, or other calls, is off
-    # by a factor.
-    assert all(2 / 3 < c["ratio"] < 1.5 and c["ci_low"] <= c["ratio"] <= c["ci_high"] for c in cells), \
-        [{k: c.get(k) for k in ("size", "ratio", "ci_low", "ci_high")} for c in cells]
+    # The same code on both sides times the same calls: over every cycle of the session, the median
+    # ratio of the two sides' blocks lies near 1. A side that timed other work, or other calls, is
+    # off by a factor. Not the reported ratio: how often three rounds' interval holds is for
+    # benchmarks/ab_session.py to judge, and in a loaded `.ci/run` (2026-12-04) this cell's ratio
+    # read 0.57, interval 0.08-4.0, when its rounds stopped at MIN_CYCLES cycles.
+    with sessionmaker(results_db.open_engine(url))() as session:
+        base, head = (session.scalars(select(Result).where(Result.run_id == run)).one() for run in (1, 2))
+    pairs = dict(zip(zip(base.sample_rounds, base.sample_cycles), base.samples))
+    ratios = [h / pairs[key] for key, h in zip(zip(head.sample_rounds, head.sample_cycles), head.samples)]
+    assert len(ratios) >= 3 * ab.MIN_CYCLES and 0.8 < statistics.median(ratios) < 1.25, sorted(ratios)
+    assert all(c["ci_low"] <= c["ratio"] <= c["ci_high"] for c in cells), cells
 
 
 def test_a_session_leaves_no_worktree_or_folder_behind(plugin_repo):
@@ -281,3 +287,45 @@ def test_a_side_times_no_block_to_prove_a_call_that_already_fills_one(monkeypatc
     assert sized == [] and side.prepared.pop(cell)[2] == 1
     assert side.prepare(cell, False, dataclasses.replace(smoke, min_block_s=5e-3)) == ("ready", None)
     assert sized == [5e-3] and side.prepared[cell][2] > 1  # the suite's block, not SWITCH_WARMUP_S
+
+
+def test_a_round_takes_cycles_until_its_ratio_is_known_and_no_more_than_its_budget():
+    """A round stops at MIN_CYCLES when its per-cycle ratios agree, however much the machine moved
+    both sides' blocks together (what taking turns cancels). When the ratios spread (the machine
+    slowed one side's block and not the other's), it takes cycles until their median is known to
+    RATIO_TARGET, and never spends more than the suite's timed budget doing so."""
+    import random
+
+    from bench_runner import defaults
+    from bench_runner.cell import Cell, CellOutcome
+
+    class FakeSide:
+        """A block of two calls: 1 ms × the machine's speed this cycle × the side's own slip."""
+
+        def __init__(self, machine, slip, seed):
+            self.machine, self.slip, self.rng, self.turns = machine, slip, random.Random(seed), 0
+            self.conn = type("C", (), {"closed": False})()
+
+        def ask(self, what, cell, *rest):
+            if what == "prepare":
+                return "ready", None
+            if what == "finish":
+                return CellOutcome("ok")
+            self.turns += 1
+            return 1e-3 * self.machine[self.turns] * self.rng.choice([1.0, self.slip]), 2
+
+    cell = Cell("elementwise", "hadamard", "eager", (("n", 1024),), "cpu", "float32", "forward")
+    policy = ab.round_policy(defaults.POLICIES["quick"])
+    assert policy.min_samples == ab.MIN_CYCLES
+    drift = random.Random(5)
+    machine = [drift.choice([1.0, 1.6, 2.5]) for _ in range(1000)]  # a machine that moves a lot, shared
+    shared = [FakeSide(machine, 1.0, 1), FakeSide(machine, 1.0, 2)]
+    assert [o.status for o in ab.one_cell(shared, cell, False, policy, random.Random(0))] == ["ok", "ok"]
+    assert [s.turns for s in shared] == [ab.MIN_CYCLES] * 2
+    steady = [1.0] * 1000
+    slipping = [FakeSide(steady, 2.0, 3), FakeSide(steady, 2.0, 4)]  # half the blocks twice as long, either side
+    ab.one_cell(slipping, cell, False, policy, random.Random(0))
+    cycles = slipping[0].turns
+    assert cycles == slipping[1].turns and cycles > ab.MIN_CYCLES
+    # At most the budget: 2 × budget_s between the sides, blocks of at least 1 ms, plus the cycle that crossed it.
+    assert cycles <= 2 * policy.budget_s / 1e-3 / 2 + 1
