@@ -32,7 +32,6 @@ from results_db import Run, store
 
 from . import defaults, record, selection, stats, sweep, timing
 from .cell import Cell, CellOutcome
-from .defaults import FLOOR
 from .worker import allocator_setting
 
 ROOT = Path(__file__).resolve().parent.parent  # the driver's checkout: both sides' measurement code
@@ -76,7 +75,7 @@ SIDE_ENV_DEFAULTS = {"OMP_WAIT_POLICY": "passive", "OMP_PROC_BIND": "true"}
 # in about half the cells the second left inconclusive, the rounds' medians spread no more than
 # their 10 cycles explain, and its budget allowed no more.
 MIN_CYCLES = 10
-RATIO_TARGET = 2 * FLOOR
+RATIO_TARGET = 2 * defaults.FLOOR
 BUDGET_FACTOR = 4
 
 

@@ -137,7 +137,7 @@ def test_the_same_revision_on_both_sides_is_an_a_a(tmp_path, capsys):
     # ratio of the two sides' blocks lies near 1. A side that timed other work, or other calls, is
     # off by a factor. Not the reported ratio: how often three rounds' interval holds is for
     # benchmarks/ab_session.py to judge, and in a loaded `.ci/run` (2026-12-04) this cell's ratio
-    # read 0.57, interval 0.08-4.0, when its rounds stopped at MIN_CYCLES cycles.
+    # read 0.57, interval 0.08-4.0, when each round stopped within a quarter of the suite's budget.
     with sessionmaker(results_db.open_engine(url))() as session:
         base, head = (session.scalars(select(Result).where(Result.run_id == run)).one() for run in (1, 2))
     pairs = dict(zip(zip(base.sample_rounds, base.sample_cycles), base.samples))
@@ -293,7 +293,7 @@ def test_a_round_takes_cycles_until_its_ratio_is_known_and_no_more_than_its_budg
     """A round stops at MIN_CYCLES when its per-cycle ratios agree, however much the machine moved
     both sides' blocks together (what taking turns cancels). When the ratios spread (the machine
     slowed one side's block and not the other's), it takes cycles until their median is known to
-    RATIO_TARGET, and never spends more than the suite's timed budget doing so."""
+    RATIO_TARGET, and never spends more than its budget (BUDGET_FACTOR times the suite's) doing so."""
     import random
 
     from bench_runner import defaults
