@@ -1,19 +1,20 @@
 """`ab BASE HEAD`: two versions measured in one session, taking turns, stored as two linked runs
 and compared from their pairs; bad input is one line, exit 2, nothing written."""
 
+import math
 import os
-import statistics
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 import results_db
-from bench_runner import ab, cli
+from bench_runner import ab, cli, stats
 from results_db import Result, Run
 from tests.conftest import ROOT
 
@@ -140,9 +141,9 @@ def test_the_same_revision_on_both_sides_is_an_a_a(tmp_path, capsys):
     # read 0.57, interval 0.08-4.0, when each round stopped within a quarter of the suite's budget.
     with sessionmaker(results_db.open_engine(url))() as session:
         base, head = (session.scalars(select(Result).where(Result.run_id == run)).one() for run in (1, 2))
-    pairs = dict(zip(zip(base.sample_rounds, base.sample_cycles), base.samples))
-    ratios = [h / pairs[key] for key, h in zip(zip(head.sample_rounds, head.sample_cycles), head.samples)]
-    assert len(ratios) >= 3 * ab.MIN_CYCLES and 0.8 < statistics.median(ratios) < 1.25, sorted(ratios)
+    logs = np.concatenate(stats.paired_log_ratios((base.samples, base.sample_rounds, base.sample_cycles),
+                                                  (head.samples, head.sample_rounds, head.sample_cycles)))
+    assert len(logs) >= 3 * ab.MIN_CYCLES and 0.8 < math.exp(np.median(logs)) < 1.25, sorted(logs)
     assert all(c["ci_low"] <= c["ratio"] <= c["ci_high"] for c in cells), cells
 
 
