@@ -360,6 +360,12 @@ def _finish(p: Prepared, measured: timing.Measurement, unsettled: bool, members:
         return CellOutcome("ok", samples=list(measured.samples), metrics=timed, unsettled=unsettled,
                            interleaved=bool(members))
     provenance = dict(p.provenance)
+    # How the timed calls ran ("cuda graph", or direct and why), read before anything below
+    # calls the function again: the graph timing captures it, and inside that capture a
+    # replaying backend launches directly, which would then be all the provenance said.
+    launch = getattr(p.fn, "launch", None)
+    if launch is not None:
+        provenance["launch"] = launch
     graph_metrics = _graph_timing(call, p.clock, policy) if (
         device.type == "cuda" and cell.mode == "forward" and policy.cuda_graphs) else {}
     energy_metrics = {}
@@ -367,9 +373,6 @@ def _finish(p: Prepared, measured: timing.Measurement, unsettled: bool, members:
         source = telemetry.source_for(cell.device)
         energy_metrics = telemetry.energy_metrics(call, lambda: _synchronize(device), source)
         provenance["energy"] = source.why_not or "measured"
-    launch = getattr(p.fn, "launch", None)  # how the timed calls ran: "cuda graph", or direct and why
-    if launch is not None:
-        provenance["launch"] = launch
     if members:
         provenance["timed"] = f"interleaved: {members} members of its group took turns, block by block"
     direct = getattr(p.fn, "direct", p.fn)

@@ -1,5 +1,6 @@
 """Every way a cell can end, on a small catalogue built for the purpose."""
 
+import dataclasses
 import random
 
 import pytest
@@ -193,6 +194,39 @@ def test_a_cell_says_which_check_it_had():
                                                     "forward"), FAST)
     assert outcomes["hadamard"].provenance["check"] == reference.FLOAT64_HERE
     assert outcomes["dropout"].provenance["check"] == reference.OWN_CHECK
+
+
+def test_a_cell_records_how_its_timed_calls_ran_not_how_later_calls_did(monkeypatch):
+    # On a GPU the graph timing and the energy window call the function again after the
+    # timed calls; inside the graph capture a replaying backend launches directly. An H200
+    # run stored "direct: inside another capture" for triton cells that were timed as
+    # replays. Here a fake backend stands in for the replay and the energy window for the
+    # calls made after timing.
+    from bench_runner import cell as cell_module, telemetry
+    from hadamard_impls.backends import Backend
+
+    timing_done = []
+
+    class Replaying:
+        def __init__(self, module):
+            self.direct, self.launch = module, "direct: not called yet"
+
+        def __call__(self, *args):
+            self.launch = "direct: called after timing" if timing_done else "cuda graph"
+            return self.direct(*args)
+
+    def energy_after_timing(call, sync, source, **_):
+        timing_done.append(True)
+        call()
+        return {}
+
+    monkeypatch.setitem(cell_module.BACKENDS, "eager", Backend("eager", "replays", Replaying, lambda d: None))
+    monkeypatch.setattr(telemetry, "energy_metrics", energy_after_timing)
+    outcome = run_cell(toy_catalogue(), Cell("toy", "double", "eager", (("n", 8),), "cpu", "float32", "forward"),
+                       dataclasses.replace(FAST, energy=True))
+    assert outcome.status == "ok", outcome.message
+    assert timing_done, "the energy window never called the function"
+    assert outcome.provenance["launch"] == "cuda graph"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a CUDA device")
