@@ -21,6 +21,9 @@ def add_parser(verbs) -> None:
                         "`pytest --benchmark-json`, for `pytest-benchmark compare`")
     p.add_argument("--out", required=True, metavar="FILE", help="where to write ('-' for stdout)")
     p.add_argument("--run", type=int, metavar="RUN_ID", help="only this run")
+    p.add_argument("--label",
+                   help="bundle only: the name the bundle gives its runs' machine, as shipped reference results "
+                        "say 'NVIDIA H200 (reference)'; the database keeps its own")
     p.add_argument("--allow-dirty", action="store_true",
                    help="export a bundle of runs measured from a checkout with local changes (the bundle says so)")
 
@@ -33,6 +36,10 @@ def run(args) -> int:
         with sessions() as session:
             if session.get(results_db.Run, args.run) is None:
                 raise UsageError(f"bench_runner export: no run {args.run} in this database")
+    if args.label is not None and args.format != "bundle":
+        raise UsageError("bench_runner export: --label names a bundle's machine; add --format bundle")
+    if args.label is not None and not 0 < len(args.label.strip()) <= 200:
+        raise UsageError("bench_runner export: --label takes 1 to 200 characters")
     if args.format in ("bundle", "pytest-benchmark"):
         return _runs(args, sessions)
     return _cells(args, sessions)
@@ -50,6 +57,9 @@ def _runs(args, sessions) -> int:
         raise UsageError(f"bench_runner export: {len(dirty)} of the runs were measured from a checkout with "
                          f"local changes, so no commit reproduces them; --allow-dirty exports them anyway, "
                          f"and the bundle says so")
+    if args.label:
+        for run in data["runs"]:
+            run["machine"]["label"] = args.label
     if dirty:
         data["dirty"] = {"runs_started_at": dirty, "note": "measured from a checkout with uncommitted changes"}
     if args.out == "-":

@@ -210,17 +210,43 @@ def test_export_then_import_on_the_command_line(seeded_db, tmp_path, capsys):
     assert counts(other)[:2] == counts(seeded_db)[:2]
 
 
+def test_an_exported_bundle_can_name_its_machine_and_nothing_else_takes_a_label(seeded_db, tmp_path, capsys):
+    path = tmp_path / "runs.json"
+    assert main(["export", "--db", seeded_db, "--format", "bundle", "--out", str(path),
+                 "--label", "Test GPU (reference)"]) == 0
+    runs = json.loads(path.read_text())["runs"]
+    assert runs and {r["machine"]["label"] for r in runs} == {"Test GPU (reference)"}
+    with factory(seeded_db)() as session:  # the database keeps its own name for the machine
+        assert "Test GPU (reference)" not in set(queries.machines(session)["label"])
+    table = tmp_path / "cells.csv"
+    assert main(["export", "--db", seeded_db, "--out", str(table), "--label", "x"]) == 2
+    assert main(["export", "--db", seeded_db, "--format", "bundle", "--out", str(table), "--label", " "]) == 2
+    assert not table.exists()
+    assert "--label" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("path", sorted(REFERENCE.glob("*.json")), ids=lambda p: p.name)
 def test_every_shipped_reference_bundle_imports_and_names_its_gpu(path, db_url):
     data = bundle_format.read_file(path)
     with factory(db_url)() as session, session.begin():
         added, _ = bundle.import_bundle(session, data, source=f"results/reference/{path.name}")
     with factory(db_url)() as session:
-        assert queries.reference_machines(session) == ["NVIDIA H200 (reference)"]
+        [label] = queries.reference_machines(session)
         frame = queries.results_frame(session)
         gpus = set(queries.machines(session)["gpu_name"])
+    assert label.startswith("NVIDIA H200") and label.endswith("(reference)")
     assert added and gpus == {"NVIDIA H200"}
     assert set(frame["device"]) == {"cuda"}
-    assert {"spatial_mixing", "token_mixing", "elementwise", "gated_ffn"} <= set(frame["benchmark"])
     assert (frame["status"] == "ok").mean() > 0.95
     json.dumps(data, allow_nan=False)  # finite throughout
+
+
+def test_the_shipped_reference_bundles_cover_the_survey_figures_and_the_gated_ffns(db_url):
+    with factory(db_url)() as session, session.begin():
+        for path in sorted(REFERENCE.glob("*.json")):
+            bundle.import_bundle(session, bundle_format.read_file(path), source=f"results/reference/{path.name}")
+    with factory(db_url)() as session:
+        benchmarks = set(queries.results_frame(session)["benchmark"])
+        labels = queries.reference_machines(session)
+    assert {"spatial_mixing", "token_mixing", "elementwise", "gated_ffn"} <= benchmarks
+    assert len(labels) == len(list(REFERENCE.glob("*.json")))  # one machine per bundle, each named apart
