@@ -295,47 +295,13 @@ def _round_t_half_width(round_values: Sequence[float]) -> float:
     return float(_sps().t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
 
 
-def _median_rank_interval(values: Sequence[float]) -> tuple[float, float] | None:
-    """The distribution-free 95% interval of the median of per-round values: the k-th smallest
-    and k-th largest, k the largest rank whose interval holds the median with at least 95%
-    probability (binomial with p = ½), as long as k ≥ 2; None for fewer than 9 values, where
-    only the extremes themselves would do.
-
-    The t interval is of the mean, and one round far off moves a mean: in a disturbed `ab` A/A
-    of twelve rounds (2026-12-04), one side's process ran dropout_mask 2.1-2.2× slower for a
-    whole round, at all three sizes, and the other eleven rounds read 0.96-1.05; t over the
-    twelve spread ±15% around a median ratio of 1.00. The ratio reported is a median, and this
-    interval is the median's own: it holds the true median ratio at its level whatever the
-    rounds' distribution, so a rare whole-round slip neither hides a change nor invents one."""
-    ordered = np.sort(np.asarray(values, dtype=float))
-    n = len(ordered)
-    k = 0
-    for rank in range(1, n // 2 + 1):
-        if 1 - 2 * _sps().binom.cdf(rank - 1, n, 0.5) >= 0.95:
-            k = rank
-    if k < 2:
-        return None
-    return float(ordered[k - 1]), float(ordered[n - k])
-
-
-def _round_interval(round_values: Sequence[float], estimate: float) -> tuple[float, float]:
-    """What the rounds alone say of a paired log ratio `estimate`: the median's rank interval
-    where there are rounds enough (_median_rank_interval), else Student's t (_round_t_half_width)."""
-    ranked = _median_rank_interval(round_values)
-    if ranked is not None:
-        return ranked
-    half = _round_t_half_width(round_values)
-    return estimate - half, estimate + half
-
-
 def compare_paired(log_ratios: Sequence[np.ndarray], n_boot: int = N_BOOT, seed: int = 0) -> Comparison:
     """The ratio (after ÷ before) of two cells timed in turns: exp of the median of their
     per-cycle log ratios, with a 95% interval from a hierarchical bootstrap, rounds first, then
     cycles within a drawn round (Kalibera & Jones, "Rigorous benchmarking in reasonable time",
     ISMM 2013: resample at every level the variance lives at, the top one first), widened for
-    few rounds as `_widened_interval` says, and never narrower than what the rounds' median log
-    ratios alone say (`_round_interval`: the median's rank interval from 9 rounds, Student's t
-    below). Both samples of a cycle share the machine's state
+    few rounds as `_widened_interval` says, and never narrower than Student's t interval of the
+    rounds' median log ratios (`_round_t_half_width`). Both samples of a cycle share the machine's state
     of that moment, so what drifts between cycles, rounds and runs cancels in each log ratio
     (the randomized multiple interleaved trials of Abedi & Brecht, ICPE 2017). The p-value is a
     Wilcoxon signed-rank test of the round medians' log ratios against 0 where there are 6 or
@@ -348,8 +314,8 @@ def compare_paired(log_ratios: Sequence[np.ndarray], n_boot: int = N_BOOT, seed:
     lo, hi = _widened_interval(math.exp(estimate), log_boot, len(rounds)) if np.ptp(log_boot) > 0 else (
         math.exp(estimate), math.exp(estimate))
     medians = [float(np.median(r)) for r in rounds]
-    low, high = _round_interval(medians, estimate)
-    lo, hi = min(lo, math.exp(low)), max(hi, math.exp(high))
+    half = _round_t_half_width(medians)
+    lo, hi = min(lo, math.exp(estimate - half)), max(hi, math.exp(estimate + half))
     p = float(_sps().wilcoxon(medians).pvalue) if len(medians) >= 6 and np.ptp(medians) > 0 else float("nan")
     return Comparison(math.exp(estimate), lo, hi, p, len(rounds))
 

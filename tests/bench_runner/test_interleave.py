@@ -3,7 +3,6 @@ random orders, and each sample keeps its cycle, so that two cells' ratio pairs w
 side by side."""
 
 import dataclasses
-import math
 import random
 
 import numpy as np
@@ -178,34 +177,6 @@ def test_an_effect_drawn_once_per_round_widens_the_interval_as_far_as_honesty_ne
     # No effect between rounds: the t interval adds little and the floor still calls nothing changed.
     steady = [stats.compare_paired([rng.normal(0, 0.02, 40) for _ in range(3)], seed=i) for i in range(50)]
     assert all(stats.verdict_paired(c.ratio, c.ci_low, c.ci_high) == stats.NO_CHANGE for c in steady)
-
-def test_one_round_far_off_among_many_neither_hides_nor_invents_a_change():
-    """Twelve rounds, as an `ab` session takes, one of them with one side's process 2.2× slower
-    throughout (as dropout_mask ran in a disturbed A/A): the median's rank interval keeps the
-    verdict with the other eleven, where Student's t over all twelve spread about ±15%."""
-    rng = np.random.default_rng(11)
-
-    def session(shift):
-        rounds = [rng.normal(math.log(shift), 0.05, 12) for _ in range(12)]
-        rounds[8] = rounds[8] + math.log(2.2)
-        return stats.compare_paired(rounds)
-
-    same, slower = session(1.0), session(1.1)
-    assert stats.verdict_paired(same.ratio, same.ci_low, same.ci_high, words=METHOD_WORDS) == stats.NO_CHANGE
-    assert stats.verdict_paired(slower.ratio, slower.ci_low, slower.ci_high, words=METHOD_WORDS) == "slower"
-    assert slower.ci_low > 1.05 and slower.ratio == pytest.approx(1.1, rel=0.02)
-
-
-def test_from_nine_rounds_the_interval_still_holds_an_effect_drawn_once_per_round():
-    """The rank interval replaces t from 9 rounds on; it must still cover at its level when every
-    round carries its own effect (3% per round, 2% noise per cycle), as t did from three."""
-    rng = np.random.default_rng(7)
-    for rounds in (9, 12):
-        found = [stats.compare_paired([rng.normal(rng.normal(0, 0.03), 0.02, 20) for _ in range(rounds)], seed=i)
-                 for i in range(300)]
-        held = np.mean([c.ci_low <= 1 <= c.ci_high for c in found])
-        assert 0.93 <= held <= 1.0, (rounds, held)
-
 
 def test_pairs_match_round_and_cycle_and_skip_samples_timed_alone():
     base = _entry([1.0, 2.0, 4.0, 8.0], [0, 0, 1, 1], [0, 1, 0, 1])
