@@ -1,7 +1,6 @@
 """`ab BASE HEAD`: two versions measured in one session, taking turns, stored as two linked runs
 and compared from their pairs; bad input is one line, exit 2, nothing written."""
 
-import math
 import os
 import subprocess
 import sys
@@ -134,16 +133,20 @@ def test_the_same_revision_on_both_sides_is_an_a_a(tmp_path, capsys):
 
     cells = json.loads(capsys.readouterr().out)["cells"]
     assert cells and all(c["paired"] for c in cells)
-    # The same code on both sides times the same calls: over every cycle of the session, the median
-    # ratio of the two sides' blocks lies near 1. A side that timed other work, or other calls, is
-    # off by a factor. Not the reported ratio: how often three rounds' interval holds is for
-    # benchmarks/ab_session.py to judge, and in a loaded `.ci/run` (2026-12-04) this cell's ratio
-    # read 0.57, interval 0.08-4.0, when each round stopped within a quarter of the suite's budget.
+    # The same code on both sides times the same calls: each side's fastest blocks (its tenth
+    # percentile per call, the blocks no other process cut into) lie near the other's. A side that
+    # timed other work, or other calls, is off by a factor. Not the median: beside three other test
+    # workers on two cores (2026-12-04) one side's median block read 1.5-2.4x the other's in all three
+    # rounds, their paired median ratio 1.25, while the tenth percentiles agreed within 5%. Not the
+    # reported ratio either: how often three rounds' interval holds is for benchmarks/ab_session.py to
+    # judge, and in a loaded `.ci/run` this cell's ratio read 0.57, interval 0.08-4.0.
     with sessionmaker(results_db.open_engine(url))() as session:
         base, head = (session.scalars(select(Result).where(Result.run_id == run)).one() for run in (1, 2))
     logs = np.concatenate(stats.paired_log_ratios((base.samples, base.sample_rounds, base.sample_cycles),
                                                   (head.samples, head.sample_rounds, head.sample_cycles)))
-    assert len(logs) >= 3 * ab.MIN_CYCLES and 0.8 < math.exp(np.median(logs)) < 1.25, sorted(logs)
+    assert len(logs) >= 3 * ab.MIN_CYCLES  # every round paired its cycles
+    fastest = np.quantile(base.samples, 0.1) / np.quantile(head.samples, 0.1)
+    assert 0.8 < fastest < 1.25, (sorted(base.samples)[:10], sorted(head.samples)[:10])
     assert all(c["ci_low"] <= c["ratio"] <= c["ci_high"] for c in cells), cells
 
 
