@@ -145,6 +145,9 @@ def _serve(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads: 
         conn.send(measure_cell(catalogue, cell, policy, check))
 
 
+STOP_WAIT_S = 10.0  # a worker asked to stop: how long it may take to exit before it is killed
+
+
 class IsolatedRunner(Executor):
     """Runs cells in a worker process, a fresh one each round (executor.Executor); close it when done."""
 
@@ -156,6 +159,7 @@ class IsolatedRunner(Executor):
         self._process = None
         self._conn: Connection | None = None
         self._probe_best_s: float | None = None  # the fastest settle probe of this run (and machine) so far
+        self._leaving: list = []  # workers asked to stop, still exiting (_retire)
 
     def _start(self) -> None:
         self._conn, child = self._context.Pipe()
@@ -168,6 +172,7 @@ class IsolatedRunner(Executor):
         child.close()
         try:
             if self._conn.poll(self.START_TIMEOUT_S) and self._conn.recv() == "ready":
+                self._reap()  # before anything is timed: the last round's worker has exited meanwhile
                 return
         except (EOFError, OSError):
             pass
@@ -185,7 +190,7 @@ class IsolatedRunner(Executor):
 
     def restart(self) -> None:
         """A fresh worker for what comes next (a new round): nothing it ran before carries over."""
-        self.close()
+        self._retire()
 
     def worker_cpu_seconds(self) -> float:
         """CPU seconds the current worker has used, for the round's machine state."""
@@ -265,9 +270,30 @@ class IsolatedRunner(Executor):
         return CellOutcome("crashed", f"the worker exited with status {code}")
 
     def close(self) -> None:
-        if self._conn is not None:
+        self._retire()
+        self._reap()
+
+    def _retire(self) -> None:
+        """Ask the current worker to stop, and let it exit on its own while the next one starts:
+        killed at once, a worker that had compiled left Inductor's semaphores behind, and every
+        run ended on multiprocessing's "leaked semaphore" warning. A worker that has imported
+        torch takes 0.5-1.5 s to exit (2026-12-04), which waiting for it would add to each round."""
+        if self._conn is not None and self._process is not None and self._process.is_alive():
             try:
                 self._conn.send(None)
             except (OSError, BrokenPipeError):
                 pass
+            else:
+                self._leaving.append(self._process)
+                self._process, self._conn = None, None
+                return
         self._stop()
+
+    def _reap(self) -> None:
+        """The retired workers gone: each waited for, then killed if it has not exited."""
+        for process in self._leaving:
+            process.join(timeout=STOP_WAIT_S)
+            if process.is_alive():
+                process.kill()
+                process.join(timeout=10)
+        self._leaving = []

@@ -48,3 +48,17 @@ def test_a_worker_that_cannot_load_its_catalogue_is_reported():
     with pytest.raises(RuntimeError, match="did not start"), IsolatedRunner("no.such.module:x", FAST, 5) as run:
         run.START_TIMEOUT_S = 20
         run.measure(crash_cell("double"))
+
+
+def test_a_worker_asked_to_stop_exits_on_its_own_while_the_next_one_starts():
+    """Killed, a worker that had compiled left its semaphores behind, and every run ended on
+    multiprocessing's "leaked semaphore" warning; each worker now exits by itself (status 0)."""
+    with IsolatedRunner(TOY, FAST, timeout_s=60) as run:
+        assert run.measure(crash_cell("double")).status == "ok"
+        first = run._process
+        run.restart()
+        assert run._process is None and first.exitcode in (None, 0)  # asked, not waited for
+        assert run.measure(crash_cell("double")).status == "ok"
+        second = run._process
+        assert first.exitcode == 0 and run._leaving == []  # gone before the next was used
+    assert second.exitcode == 0
