@@ -125,7 +125,8 @@ def _unavailable(catalogue: Catalogue, cell: Cell) -> CellOutcome | tuple[str, s
     return CellOutcome("skipped", plan) if isinstance(plan, str) else plan
 
 
-def _failed(exc: BaseException) -> CellOutcome:
+def failed(exc: BaseException) -> CellOutcome:
+    """The outcome of a cell that raised: `oom` or `error`, with the exception in one line."""
     return CellOutcome("oom" if _is_oom(exc) else "error", _one_line(exc))
 
 
@@ -150,7 +151,8 @@ def _forget_compiled() -> None:
     torch._dynamo.reset()
 
 
-def _release(devices) -> None:
+def release(devices) -> None:
+    """After a cell or a group: what its device holds cached is handed back."""
     if "cuda" in devices:  # hand cached blocks back so the next cell's peak starts clean
         gc.collect()
         torch.cuda.empty_cache()
@@ -160,21 +162,43 @@ def run_cell(catalogue: Catalogue, cell: Cell, policy: defaults.TimingPolicy,
              clock: timing.Clock | None = None, check: bool = True) -> CellOutcome:
     """Check a cell against its reference, time it, count its memory and FLOPs. With
     `check=False` (a later round of a cell that passed all that) only warm up and time it."""
+    try:
+        prepared = prepare(catalogue, cell, policy, check, clock)
+        if isinstance(prepared, CellOutcome):
+            return prepared
+        unsettled = settle.before_timing(cell.device, policy.settle_s)
+        return finish(prepared, timing.measure(prepared.call, prepared.clock, prepared.policy), unsettled)
+    except Exception as exc:  # noqa: BLE001 -- every failure becomes a stored status
+        return failed(exc)
+    finally:
+        release({cell.device})
+
+
+def prepare(catalogue: Catalogue, cell: Cell, policy: defaults.TimingPolicy, check: bool,
+            clock: timing.Clock | None = None) -> Prepared | CellOutcome:
+    """One cell on its own, ready to time: the process's settings set, nothing compiled for an
+    earlier cell kept, the cell built, checked against its reference (with `check`) and warmed
+    through its first call; or the outcome that says why it cannot run. run_cell times it one
+    way; an `ab` side and the pass that compiles ahead start from it too. release() after."""
     _process_settings()
     plan = _unavailable(catalogue, cell)
     if isinstance(plan, CellOutcome):
         return plan
     try:
         _forget_compiled()
-        prepared = _prepare(catalogue, cell, policy, clock, check, plan)
-        if isinstance(prepared, CellOutcome):
-            return prepared
-        unsettled = settle.before_timing(cell.device, policy.settle_s)
-        return _finish(prepared, timing.measure(prepared.call, prepared.clock, prepared.policy), unsettled)
+        return _prepare(catalogue, cell, policy, clock, check, plan)
     except Exception as exc:  # noqa: BLE001 -- every failure becomes a stored status
-        return _failed(exc)
-    finally:
-        _release({cell.device})
+        return failed(exc)
+
+
+def finish(prepared: Prepared, measured: timing.Measurement, unsettled: bool = False,
+           members: int = 0) -> CellOutcome:
+    """The outcome of a prepared cell once timed (_finish: memory and FLOPs counted after the
+    timing), or of the failure that stopped it."""
+    try:
+        return _finish(prepared, measured, unsettled, members)
+    except Exception as exc:  # noqa: BLE001
+        return failed(exc)
 
 
 def memory_need(catalogue: Catalogue, cell: Cell) -> float:
@@ -223,7 +247,7 @@ def run_group(catalogue: Catalogue, work: list[tuple[Cell, bool]], policy: defau
             try:
                 found = _prepare(catalogue, work[i][0], policy, clock, work[i][1], plans[i], last)
             except Exception as exc:  # noqa: BLE001 -- one member's failure is its own
-                found = _failed(exc)
+                found = failed(exc)
             if isinstance(found, CellOutcome):
                 outcomes[i] = found
             else:
@@ -248,10 +272,10 @@ def run_group(catalogue: Catalogue, work: list[tuple[Cell, bool]], policy: defau
                     outcomes[i] = _finish(p, measured[n], unsettled, members=len(prepared) if len(prepared) > 1 else 0,
                                           counted_flops=counted_flops)
             except Exception as exc:  # noqa: BLE001
-                outcomes[i] = _failed(exc)
+                outcomes[i] = failed(exc)
         return outcomes
     finally:
-        _release({c.device for c, _ in work})
+        release({c.device for c, _ in work})
 
 
 def _alone(catalogue: Catalogue, item: tuple[Cell, bool], policy: defaults.TimingPolicy,

@@ -166,15 +166,9 @@ def _compile(work: tuple[Cell, TimingPolicy]) -> bool:
 
     cell, policy = work
     try:
-        catalogue = _load()
-        cells._process_settings()  # as the round runs it
-        plan = cells._unavailable(catalogue, cell)
-        if isinstance(plan, cells.CellOutcome):
-            return False
-        cells._forget_compiled()
-        found = cells._prepare(catalogue, cell, policy, None, False, plan)
-        return not isinstance(found, cells.CellOutcome)
-    except Exception:  # noqa: BLE001 -- its round will say what is wrong with it
+        # Built as the round builds it, unchecked: the check is the round's to make and report.
+        return not isinstance(cells.prepare(_load(), cell, policy, check=False), cells.CellOutcome)
+    except Exception:  # noqa: BLE001 -- its round will say what is wrong with it (a catalogue that fails to load)
         return False
     finally:
-        cells._release({cell.device})
+        cells.release({cell.device})

@@ -69,15 +69,11 @@ class Side:
         from . import cell as cells
         from . import timing
 
-        cells._process_settings()
-        plan = cells._unavailable(self.catalogue, cell)
-        if isinstance(plan, cells.CellOutcome):
-            return "outcome", plan
+        found = cells.prepare(self.catalogue, cell, policy, check)  # each cell alone, as run_cell times it
+        if isinstance(found, cells.CellOutcome):
+            cells.release({cell.device})
+            return "outcome", found
         try:
-            cells._forget_compiled()  # each cell alone, as run_cell times it
-            found = cells._prepare(self.catalogue, cell, policy, None, check, plan)
-            if isinstance(found, cells.CellOutcome):
-                return "outcome", found
             # Sized as a group's members are, with the suite's own block (0.5 ms in quick; 2 ms
             # blocks read no better between processes: docs/notes/2026-12-03-ab-sides-with-2-ms-blocks.md),
             # and no block timed to prove what the warm-up call showed: over the 110 cells of
@@ -87,7 +83,8 @@ class Side:
                 warmup_calls, calls, per_call = timing._size_for_turns(found.call, found.clock, found.policy,
                                                                        found.policy.min_block_s)
         except Exception as exc:  # noqa: BLE001 -- every failure becomes a stored status
-            return "outcome", cells._failed(exc)
+            cells.release({cell.device})
+            return "outcome", cells.failed(exc)
         self.prepared[cell] = (found, warmup_calls, calls, timing.turn_of(found.call, found.clock, calls, per_call))
         return "ready", None
 
@@ -104,12 +101,9 @@ class Side:
 
         found, warmup_calls, calls, _ = self.prepared.pop(cell)
         try:
-            measured = timing.Measurement(tuple(samples), calls, warmup_calls)
-            return cells._finish(found, measured, unsettled=False, members=members)
-        except Exception as exc:  # noqa: BLE001
-            return cells._failed(exc)
+            return cells.finish(found, timing.Measurement(tuple(samples), calls, warmup_calls), members=members)
         finally:
-            cells._release({cell.device})
+            cells.release({cell.device})
 
 
 def serve(conn, side: Side) -> None:

@@ -49,7 +49,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench_runner import defaults, selection, speedups, timing  # noqa: E402
-from bench_runner.cell import _prepare, _process_settings, _unavailable  # noqa: E402
+from bench_runner.cell import prepare  # noqa: E402
 from docs_section import current_commit, write_section  # noqa: E402
 from hadamard_bench.plugins import loaded_catalogue  # noqa: E402
 from speedup_aa import DISTURB_HELP, DISTURBED, disturbance  # noqa: E402
@@ -70,15 +70,14 @@ def groups(catalogue) -> list[list]:
 def visit_all(worker: int, visits: int, repeats: int, budget_factor: float) -> None:
     """In this process: every group visited `visits` times, each visit a fresh build timed in
     turns `repeats` times back to back; one JSON line per repeat (per-call samples by method).
-    The members are built as a run's worker builds them (cell._prepare, unchecked) and timed by
+    The members are built as a run's worker builds them (cell.prepare, unchecked) and timed by
     the run's own timing.interleave, with the quick suite's policy and no settling."""
     catalogue = loaded_catalogue()
     base = defaults.POLICIES["quick"]
     policy = dataclasses.replace(base, settle_s=0.0, budget_s=base.budget_s * budget_factor)
-    _process_settings()
     for visit in range(visits):
         for group in groups(catalogue):
-            prepared = [_prepare(catalogue, c, policy, None, False, _unavailable(catalogue, c)) for c in group]
+            prepared = [prepare(catalogue, c, policy, check=False) for c in group]
             for repeat in range(repeats):
                 rng = random.Random(f"{worker}-{visit}-{repeat}-{group[0].group()}")
                 measured = timing.interleave([p.call for p in prepared], prepared[0].clock, policy, rng)
