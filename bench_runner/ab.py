@@ -50,7 +50,7 @@ SIDE_ENV_DEFAULTS = {"OMP_WAIT_POLICY": "passive", "OMP_PROC_BIND": "true"}
 # Turns between two processes are noisier than within one (a block's time spreads by 6-19% against
 # 13% in one process on that VM, with passive threads), and a process's memory layout, or a side's
 # build of a cell, can hold one side slower for a whole round, which only more rounds average out
-# (stats._round_t_half_width): in the A/As below, many of the cells left inconclusive had
+# (stats._round_half_width): in the A/As below, many of the cells left inconclusive had
 # one round 10-30% off. An A/A over the 110-cell selection on 2026-12-03 (2 vCPUs, quiet, 6 rounds
 # of 40 cycles, cut to the first R rounds and k cycles) left 19 cells inconclusive at 3 rounds of
 # 40 cycles and 6 at 6 rounds of 20. On 2026-12-04, back to back, 12 rounds of at least 10 cycles
@@ -64,7 +64,7 @@ SIDE_ENV_DEFAULTS = {"OMP_WAIT_POLICY": "passive", "OMP_PROC_BIND": "true"}
 # whose machine moved both sides together, stops at MIN_CYCLES; a round whose blocks slip one side
 # at a time goes on. (A side's own median known to 2%, the run's rule, says nothing of the ratio: a
 # machine moving both sides together kept such rounds going.) Twice the floor is enough for one
-# round: the session's interval comes from its rounds' medians (stats._round_t_half_width), and
+# round: the session's interval comes from its rounds' medians (stats._round_half_width), and
 # twelve rounds each known to ±10% give one of about ±3%. In a loaded `.ci/run` (2026-12-04) an
 # A/A of a 0.07-ms multiply read 0.57 (interval 0.08-4.0) from three rounds of a quarter of the
 # budget each; beside a load on both cores, most of its rounds' per-cycle log ratios spread by

@@ -279,20 +279,43 @@ def paired_log_ratios(before: Sequence, after: Sequence) -> list[np.ndarray]:
 MIN_PAIRS = 3  # fewer cycles shared than this: the two cells are compared unpaired
 
 
-def _round_t_half_width(round_values: Sequence[float]) -> float:
-    """Half-width of Student's t 95% interval of the mean of per-round values (log ratios).
+# From this many rounds on, the rounds' interval is Yuen's trimmed t: an `ab` session's 12, not a
+# run's 3 or 5 (from 5 rounds, trimming one off each end left 2 degrees of freedom: about twice
+# Student's width where the rounds are well-behaved).
+TRIM_FROM_ROUNDS = 10
+TRIM = 0.2  # the share of rounds trimmed off each end (Wilcox's usual 20%)
+
+
+def _round_half_width(round_values: Sequence[float]) -> float:
+    """Half-width of a 95% interval of the centre of per-round values (log ratios): Student's t
+    of their mean, from TRIM_FROM_ROUNDS rounds on Yuen's t of their 20% trimmed mean (Yuen,
+    "The two-sample trimmed t for unequal population variances", Biometrika 1974; Wilcox,
+    "Introduction to Robust Estimation and Hypothesis Testing", §4.4), which one round far off
+    cannot spread.
 
     A process's memory layout can set one side's speed for all of that process's life: in an
     `ab` A/A (2026-12-03) one side ran bilinear_full at 8.0 ms a call for a whole round and
     5.1 in the next two, the other side 5.1, 4.8, 4.9. Such an effect is drawn once per round,
     so only the rounds see it, and from 3 of them the bootstrap's spread is a poor guess: with
     a 3% effect per round it held the truth 77-82% of the time on synthetic series, this
-    interval 95% (t with R − 1 degrees of freedom, as Kalibera & Jones take the top level's interval).
-    Zero for fewer than two rounds, where the rounds cannot say."""
-    values = np.asarray(round_values, dtype=float)
-    if len(values) < 2:
+    interval 95% (t with R − 1 degrees of freedom, as Kalibera & Jones take the top level's
+    interval). But t is the mean's: in a disturbed 12-round A/A one side ran dropout_mask 2.2×
+    slower for one round while the other eleven read 0.96-1.05, and t spread ±15% around 1.00.
+    Re-judged on five stored 12-round sessions (2026-12-03/04, docs/notes/2026-12-04-yuens-trimmed-t-
+    for-the-rounds.md), the trimmed t left 2, 10, 15, 15 and 7 of 110 A/A cells inconclusive where t
+    left 2, 13, 30, 33 and 14, holding 1 in 97-99% of them, and found 18 of 20 regressions of one
+    thread against two beside a neighbour where t found 19. Zero for fewer than two rounds, where
+    the rounds cannot say."""
+    values = np.sort(np.asarray(round_values, dtype=float))
+    n = len(values)
+    if n < 2:
         return 0.0
-    return float(_sps().t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+    trimmed = int(TRIM * n) if n >= TRIM_FROM_ROUNDS else 0
+    if not trimmed:
+        return float(_sps().t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n))
+    winsorized = np.clip(values, values[trimmed], values[n - trimmed - 1])
+    kept = n - 2 * trimmed
+    return float(_sps().t.ppf(0.975, kept - 1) * winsorized.std(ddof=1) / ((1 - 2 * TRIM) * math.sqrt(n)))
 
 
 def compare_paired(log_ratios: Sequence[np.ndarray], n_boot: int = N_BOOT, seed: int = 0) -> Comparison:
@@ -301,7 +324,7 @@ def compare_paired(log_ratios: Sequence[np.ndarray], n_boot: int = N_BOOT, seed:
     cycles within a drawn round (Kalibera & Jones, "Rigorous benchmarking in reasonable time",
     ISMM 2013: resample at every level the variance lives at, the top one first), widened for
     few rounds as `_widened_interval` says, and never narrower than Student's t interval of the
-    rounds' median log ratios (`_round_t_half_width`). Both samples of a cycle share the machine's state
+    rounds' median log ratios (`_round_half_width`: Yuen's trimmed t from 10 rounds). Both samples of a cycle share the machine's state
     of that moment, so what drifts between cycles, rounds and runs cancels in each log ratio
     (the randomized multiple interleaved trials of Abedi & Brecht, ICPE 2017). The p-value is a
     Wilcoxon signed-rank test of the round medians' log ratios against 0 where there are 6 or
@@ -314,7 +337,7 @@ def compare_paired(log_ratios: Sequence[np.ndarray], n_boot: int = N_BOOT, seed:
     lo, hi = _widened_interval(math.exp(estimate), log_boot, len(rounds)) if np.ptp(log_boot) > 0 else (
         math.exp(estimate), math.exp(estimate))
     medians = [float(np.median(r)) for r in rounds]
-    half = _round_t_half_width(medians)
+    half = _round_half_width(medians)
     lo, hi = min(lo, math.exp(estimate - half)), max(hi, math.exp(estimate + half))
     p = float(_sps().wilcoxon(medians).pvalue) if len(medians) >= 6 and np.ptp(medians) > 0 else float("nan")
     return Comparison(math.exp(estimate), lo, hi, p, len(rounds))
