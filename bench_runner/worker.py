@@ -160,8 +160,10 @@ class IsolatedRunner(Executor):
         self._conn: Connection | None = None
         self._probe_best_s: float | None = None  # the fastest settle probe of this run (and machine) so far
         self._leaving: list = []  # workers asked to stop, still exiting (_retire)
+        self._awaiting = False  # a request sent to the current worker is still unanswered
 
     def _start(self) -> None:
+        self._awaiting = False
         self._conn, child = self._context.Pipe()
         self._process = self._context.Process(target=_serve, args=(child, self.catalogue_ref, self.policy, self.threads),
                                               daemon=True, name="hadamard-bench-worker")
@@ -215,9 +217,12 @@ class IsolatedRunner(Executor):
     def _ask(self, message: tuple):
         """Send the worker a request and return its answer, or None when none came in time."""
         self._conn.send(message)
+        self._awaiting = True
         try:
             if self._conn.poll(self.timeout_s):
-                return self._conn.recv()
+                answer = self._conn.recv()
+                self._awaiting = False
+                return answer
         except (EOFError, OSError):
             pass
         return None
@@ -251,9 +256,12 @@ class IsolatedRunner(Executor):
         if self._process is None or not self._process.is_alive():
             self._start()
         self._conn.send(message)
+        self._awaiting = True
         try:
             if self._conn.poll(timeout_s):
-                return self._conn.recv()
+                answer = self._conn.recv()
+                self._awaiting = False
+                return answer
             died = False
         except (EOFError, OSError):
             died = True  # the pipe closed under us: the worker is dying, if not yet reaped
@@ -278,7 +286,8 @@ class IsolatedRunner(Executor):
         killed at once, a worker that had compiled left Inductor's semaphores behind, and every
         run ended on multiprocessing's "leaked semaphore" warning. A worker that has imported
         torch takes 0.5-1.5 s to exit (2026-12-04), which waiting for it would add to each round."""
-        if self._conn is not None and self._process is not None and self._process.is_alive():
+        # A worker still on a request (the run interrupted mid-cell) would read the stop only after it.
+        if self._conn is not None and self._process is not None and self._process.is_alive() and not self._awaiting:
             try:
                 self._conn.send(None)
             except (OSError, BrokenPipeError):

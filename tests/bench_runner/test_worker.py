@@ -62,3 +62,22 @@ def test_a_worker_asked_to_stop_exits_on_its_own_while_the_next_one_starts():
         second = run._process
         assert first.exitcode == 0 and run._leaving == []  # gone before the next was used
     assert second.exitcode == 0
+
+
+def test_a_worker_interrupted_mid_cell_is_stopped_not_asked():
+    """A run interrupted while its worker is on a cell (Ctrl-C) does not wait for the worker to
+    read a stop it would only read after the cell: it is killed at once."""
+    import signal
+
+    with IsolatedRunner(TOY, FAST, timeout_s=60) as run:
+        assert run.measure(crash_cell("double")).status == "ok"
+        worker = run._process
+
+        def interrupted(timeout=None):
+            raise KeyboardInterrupt
+
+        run._conn.poll = interrupted  # the parent interrupted just after sending the cell
+        with pytest.raises(KeyboardInterrupt):
+            run.measure(crash_cell("hangs"))
+        run._retire()
+        assert run._leaving == [] and worker.exitcode == -signal.SIGKILL
