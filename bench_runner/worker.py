@@ -216,16 +216,21 @@ class IsolatedRunner(Executor):
 
     def _ask(self, message: tuple):
         """Send the worker a request and return its answer, or None when none came in time."""
+        try:
+            return self._exchange(message, self.timeout_s)
+        except (EOFError, OSError):
+            return None
+
+    def _exchange(self, message: tuple, timeout_s: float):
+        """Send the worker a request; its answer, or None when none came within `timeout_s`
+        (EOFError or OSError when the pipe closed: the worker died)."""
         self._conn.send(message)
         self._awaiting = True
-        try:
-            if self._conn.poll(self.timeout_s):
-                answer = self._conn.recv()
-                self._awaiting = False
-                return answer
-        except (EOFError, OSError):
-            pass
-        return None
+        if not self._conn.poll(timeout_s):
+            return None
+        answer = self._conn.recv()
+        self._awaiting = False
+        return answer
 
     def settle_summary(self) -> dict:
         """What the current worker waited for the cores to settle (bench_runner.settle), for the
@@ -255,12 +260,9 @@ class IsolatedRunner(Executor):
         answered, or one CellOutcome saying how the worker ended when it did not."""
         if self._process is None or not self._process.is_alive():
             self._start()
-        self._conn.send(message)
-        self._awaiting = True
         try:
-            if self._conn.poll(timeout_s):
-                answer = self._conn.recv()
-                self._awaiting = False
+            answer = self._exchange(message, timeout_s)
+            if answer is not None:
                 return answer
             died = False
         except (EOFError, OSError):
