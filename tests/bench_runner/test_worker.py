@@ -50,9 +50,13 @@ def test_a_worker_that_cannot_load_its_catalogue_is_reported():
         run.measure(crash_cell("double"))
 
 
-def test_a_worker_asked_to_stop_exits_on_its_own_while_the_next_one_starts():
+def test_a_worker_asked_to_stop_exits_on_its_own_and_one_still_on_a_cell_is_killed():
     """Killed, a worker that had compiled left its semaphores behind, and every run ended on
-    multiprocessing's "leaked semaphore" warning; each worker now exits by itself (status 0)."""
+    multiprocessing's "leaked semaphore" warning; each worker now exits by itself (status 0). A
+    run interrupted while its worker is on a cell (Ctrl-C) does not wait for the worker to read a
+    stop it would only read after the cell: that one is killed at once."""
+    import signal
+
     with IsolatedRunner(TOY, FAST, timeout_s=60) as run:
         assert run.measure(crash_cell("double")).status == "ok"
         first = run._process
@@ -61,17 +65,6 @@ def test_a_worker_asked_to_stop_exits_on_its_own_while_the_next_one_starts():
         assert run.measure(crash_cell("double")).status == "ok"
         second = run._process
         assert first.exitcode == 0 and run._leaving == []  # gone before the next was used
-    assert second.exitcode == 0
-
-
-def test_a_worker_interrupted_mid_cell_is_stopped_not_asked():
-    """A run interrupted while its worker is on a cell (Ctrl-C) does not wait for the worker to
-    read a stop it would only read after the cell: it is killed at once."""
-    import signal
-
-    with IsolatedRunner(TOY, FAST, timeout_s=60) as run:
-        assert run.measure(crash_cell("double")).status == "ok"
-        worker = run._process
 
         def interrupted(timeout=None):
             raise KeyboardInterrupt
@@ -80,4 +73,4 @@ def test_a_worker_interrupted_mid_cell_is_stopped_not_asked():
         with pytest.raises(KeyboardInterrupt):
             run.measure(crash_cell("hangs"))
         run._retire()
-        assert run._leaving == [] and worker.exitcode == -signal.SIGKILL
+        assert run._leaving == [] and second.exitcode == -signal.SIGKILL
