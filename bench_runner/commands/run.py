@@ -19,7 +19,7 @@ def add_parser(verbs) -> None:
                          description="Run a size sweep and store every cell in the results database. "
                                      "Selection flags can be given several times.")
     p.add_argument("--resume", type=positive_int("run id"), metavar="RUN_ID",
-                   help="finish an interrupted run: only its missing cells, with its own selection")
+                   help="finish an interrupted run: only its missing cells, with its own selection and timing settings")
     selection_flags(p, "default: cuda when available, else cpu")
     db_flag(p)
     p.add_argument("--threads", type=positive_int("positive number of threads"), metavar="N",
@@ -102,6 +102,9 @@ def _resume(args, catalogue) -> int:
     if (args.suite or args.benchmark or args.method or args.backend or args.device or args.dtype or args.mode
             or args.size or args.rounds or args.seed):
         raise UsageError("bench_runner run: --resume takes the run's own selection; give no other selection flag")
+    if args.energy or args.warm_l2 or args.one_at_a_time or args.settle is not None:
+        raise UsageError("bench_runner run: --resume measures as the run did (its own --energy, --warm-l2, "
+                         "--one-at-a-time and --settle); give none of them")
     url = existing_url(args.db, "run")
     factory = sessions_on(url, create=False)
     with factory() as session, session.begin():
@@ -118,7 +121,7 @@ def _resume(args, catalogue) -> int:
         if args.detach:
             return _detach(args)
         store.reopen_run(session, run.id, os.getpid())
-    policy = policy_for(args, sel.suite)
+        policy = stored_policy(run.provenance, sel.suite)
     print(f"run {args.resume} resumed: {missing} of its {len(cells) * rounds} measurements ({len(cells)} cells × "
           f"{rounds} round{'s' * (rounds > 1)}) are missing", file=sys.stderr)
     return measure(args, factory, args.resume, policy, cells, sel.suite, catalogue)
@@ -143,6 +146,16 @@ def policy_for(args, suite: str) -> defaults.TimingPolicy:
     if args.settle is not None:
         policy = dataclasses.replace(policy, settle_s=args.settle)
     return policy
+
+
+def stored_policy(provenance: dict | None, suite: str) -> defaults.TimingPolicy:
+    """The timing policy a run recorded when it started, so that the cells it measures when resumed
+    are measured as its first ones were: a run started with --energy and resumed without it stored
+    its remaining cells without energy (an H200 check, 2026-12-04). A run that recorded none
+    takes its suite's."""
+    recorded = ((provenance or {}).get("timing") or {}).get("policy") or {}
+    known = {field.name for field in dataclasses.fields(defaults.TimingPolicy)}
+    return dataclasses.replace(defaults.POLICIES[suite], **{k: v for k, v in recorded.items() if k in known})
 
 
 def measure(args, factory, run_id: int, policy, cells, suite: str, catalogue) -> int:

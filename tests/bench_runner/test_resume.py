@@ -7,8 +7,10 @@ import sqlite3
 import subprocess
 import sys
 import time
+import types
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 import results_db
@@ -80,3 +82,33 @@ def test_a_killed_run_keeps_its_cells_and_resume_completes_it(tmp_path, after):
     again = cli("run", "--resume", "1", "--db", url)
     assert again.returncode == 2
     assert "has finished; nothing to resume" in again.stderr
+
+
+def test_a_resumed_run_measures_with_the_timing_it_started_with(tmp_path):
+    """A run started --one-at-a-time and stopped before its first cell is resumed without the flag:
+    its cells are still timed one at a time (they were timed in turns, the resuming command's
+    default, before the run kept its own policy), and a timing flag beside --resume is refused."""
+    from bench_runner import selection, sweep
+    from bench_runner.commands.run import policy_for, stored_policy
+    from hadamard_impls import catalogue
+    from results_db import store
+
+    url = f"sqlite:///{tmp_path / 'resumed.db'}"
+    sel = selection.Selection(suite="smoke", benchmarks=["elementwise"], methods=["hadamard", "copy"],
+                              backends=["eager"])
+    cells = selection.plan(catalogue, sel)
+    factory = sessionmaker(results_db.open_engine(url))
+    started = policy_for(types.SimpleNamespace(warm_l2=True, energy=False, one_at_a_time=True, settle=0.5), "smoke")
+    run_id = sweep.start(factory, catalogue, sel, cells, policy=started)
+    with factory() as session, session.begin():
+        store.finish_run(session, run_id, "interrupted", "stopped by the user")
+        assert stored_policy(session.get(results_db.Run, run_id).provenance, "smoke") == started
+
+    refused = cli("run", "--resume", str(run_id), "--db", url, "--energy")
+    assert refused.returncode == 2 and "measures as the run did" in refused.stderr
+    out = cli("run", "--resume", str(run_id), "--db", url, "--in-process", "--quiet")
+    assert out.returncode == 0, out.stderr
+    with factory() as session:
+        timed = [r.provenance.get("timed", "alone") for r in session.scalars(select(results_db.Result))]
+    assert len(timed) == len(cells) == 2
+    assert not any(t.startswith("interleaved") for t in timed)
