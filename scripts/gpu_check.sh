@@ -5,14 +5,18 @@
 #
 # Runs, in this order, each step cut short when the time budget (default 470 s,
 # under 8 minutes in all) runs out, so that the export and the summary are always
-# written. The figures still missing come first: on 2026-12-04 an H200 got through
-# four of these steps in 440 s, and the two after the tests stored 28 cells.
+# written. The figures still missing come first. The shipped H200 bundles hold the
+# element-wise kernels at 64M, attention and the dual GEMM at N = 16384 / 16384 tokens;
+# on 2026-12-04 the tests took about 95 s, a run spent 40-55 s (its worker, the ceilings,
+# compiling its first group) before its first cell, and a group of the dual GEMM at
+# 4096 channels stored nothing in 100 s.
 #   1. the GPU tests: the Triton kernels compiled for the GPU, the CUDA timing paths;
-#   2. SwiGLU and GEGLU in bfloat16 where the dual GEMM is judged against torch.compile, with energy;
-#   3. the element-wise kernels at 64M elements, float32 and bfloat16, with energy per call;
-#   4. poly_sa and softmax attention at N = 16384, with energy per call;
+#   2. SwiGLU and GEGLU in bfloat16 where the dual GEMM is judged against torch.compile, at the
+#      three sizes not yet measured, with energy;
+#   3. poly_sa and softmax attention at N = 16384, with energy per call (not yet measured);
+#   4. the gated FFNs at every full size, eager, compile and Triton;
 #   5. the paper suite (Figures S3 and S4), eager and Triton backends;
-#   6. the gated FFNs at every full size, eager, compile and Triton;
+#   6. the element-wise kernels at 64M elements, float32 and bfloat16, with energy per call;
 #   7. the quick suite on the GPU, eager, library and Triton backends, with what time is left.
 # Every run measures one round (GPU_CHECK_ROUNDS to change it): a step cut short stops
 # inside its first round anyway, and one round of more cells is what eight minutes allow.
@@ -74,19 +78,19 @@ name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
 print(f"device: {name}; torch {torch.__version__}, CUDA {torch.version.cuda}")
 EOF
 
-step "GPU tests" 90 tests.log "$py" -m pytest -q -p no:cacheprovider -W ignore \
+step "GPU tests" 110 tests.log "$py" -m pytest -q -p no:cacheprovider -W ignore \
     tests/hadamard_impls/test_triton_kernels.py tests/bench_runner/test_cuda.py
-step "dual-GEMM gated FFNs, bfloat16" 130 run.log "${run[@]}" --suite full --benchmark gated_ffn \
-    --method swiglu --method geglu --dtype bfloat16 --size tokens=4096,C=1024 --size tokens=16384,C=1024 \
+step "dual-GEMM gated FFNs, bfloat16" 170 run.log "${run[@]}" --suite full --benchmark gated_ffn \
+    --method swiglu --method geglu --dtype bfloat16 --size tokens=4096,C=1024 \
     --size tokens=4096,C=4096 --size tokens=16384,C=4096 --energy
-step "element-wise kernels at 64M" 60 run.log "${run[@]}" --suite full --benchmark elementwise \
-    --method hadamard --method hadamard_chain --method copy --size n=67108864 \
-    --dtype float32 --dtype bfloat16 --energy
-step "attention at N=16384, with energy" 60 run.log "${run[@]}" --suite full --benchmark token_mixing \
+step "attention at N=16384, with energy" 70 run.log "${run[@]}" --suite full --benchmark token_mixing \
     --method poly_sa --method softmax_attention --size N=16384 --energy
-step "paper suite" 150 run.log "${run[@]}" --suite paper --backend eager --backend triton
 step "gated FFNs, full sizes" 110 run.log "${run[@]}" --suite full --benchmark gated_ffn \
     --method swiglu --method geglu --method glu
+step "paper suite" 150 run.log "${run[@]}" --suite paper --backend eager --backend triton
+step "element-wise kernels at 64M" 100 run.log "${run[@]}" --suite full --benchmark elementwise \
+    --method hadamard --method hadamard_chain --method copy --size n=67108864 \
+    --dtype float32 --dtype bfloat16 --energy
 step "quick suite" 9999 run.log "${run[@]}" --suite quick --backend eager --backend library --backend triton
 
 "$py" -m bench_runner export --db "$db" --format csv --out "$out/results.csv" 2>>"$out/run.log"
