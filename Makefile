@@ -21,6 +21,10 @@ $(VENV)/.test-deps: $(VENV)/.run-deps requirements-test.txt
 	$(PY) -m pip install --quiet -r requirements-test.txt
 	@touch $@
 
+$(VENV)/.test-all-deps: $(VENV)/.test-deps requirements-test-all.txt requirements-ray.txt
+	$(PY) -m pip install --quiet -r requirements-test-all.txt
+	@touch $@
+
 ## run: serve the dashboard on http://localhost:$(PORT); an empty database gets the quick suite
 run: $(VENV)/.run-deps
 	$(PY) -m bench_runner run --suite quick --if-empty --detach --wait-quiet 60
@@ -45,7 +49,7 @@ test: $(VENV)/.test-deps
 # Two workers more than the CPUs: much of this tier waits on processes it started (runs, agents, a
 # Ray cluster, a browser). On two cores, from a fresh clone with every compile cold, pytest took
 # 14:22 with three workers and 13:10 with four, at the same commit.
-test-all: $(VENV)/.test-deps
+test-all: $(VENV)/.test-all-deps
 	$(PY) -m pytest -n $$(( $(WORKERS) > 0 ? $(WORKERS) + 2 : 0 )) --dist loadscope --no-loadscope-reorder \
 		--durations=25
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, SIZES
+from tests.conftest import ROOT, SIZES, required_in_ci
 
 pytestmark = pytest.mark.browser  # make test-all
 
@@ -24,7 +24,7 @@ if not CHROMIUM:
     if os.environ.get("CI") == "true":
         raise RuntimeError("CI=true but no Chromium: .ci/run should have installed Debian's chromium")
     pytest.skip("no Chromium installed (apt-get install chromium)", allow_module_level=True)
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright is installed by requirements-test.txt")
+playwright = required_in_ci("playwright.sync_api", "Playwright is installed by make test-all")
 
 SHOTS = Path(os.environ.get("HADAMARD_BENCH_SCREENSHOTS", "")) if os.environ.get("HADAMARD_BENCH_SCREENSHOTS") else None
 

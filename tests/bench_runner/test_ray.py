@@ -7,10 +7,11 @@ from sqlalchemy.orm import sessionmaker
 
 import results_db
 from bench_runner.cli import main
+from tests.conftest import required_in_ci
 from results_db import queries
 from results_db.models import Result
 
-ray = pytest.importorskip("ray", reason="Ray is the optional `ray` extra (requirements-test.txt installs it)")
+ray = required_in_ci("ray", "Ray is the optional `ray` extra (make test-all installs it)")
 from ray.cluster_utils import Cluster  # noqa: E402
 
 # Three element-wise methods at the smoke size: three cells, each in a fresh Ray worker (a second

@@ -8,9 +8,10 @@ import time
 import pytest
 
 from bench_runner.cli import main
+from tests.conftest import required_in_ci
 from tests.bench_runner.test_ray import CELLS, SWEEP, local_cluster, stored
 
-ray = pytest.importorskip("ray", reason="Ray is the optional `ray` extra (requirements-test.txt installs it)")
+ray = required_in_ci("ray", "Ray is the optional `ray` extra (make test-all installs it)")
 
 
 @pytest.mark.ray
