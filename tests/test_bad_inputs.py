@@ -48,6 +48,10 @@ CASES = [
     (["submit", "--label", "gpu server", "--suite", "smoke"], "is not a label"),
     (["submit", "--label", "gpu", "--suite", "smoke", "--backend", "cuda"], "invalid choice"),
     (["agent", "--label", "gpu", "--poll", "-1"], "not a positive number"),
+    (["run", "--suite", "smoke", "--ray-resource", "x=1"], "need --executor ray"),
+    (["run", "--suite", "smoke", "--executor", "ray", "--in-process"], "exclude each other"),
+    (["agent", "--label", "x", "--once", "--ray-address", "here:6379"],
+     "bench_runner agent: --ray-address, --ray-resource and --accelerator-type need --executor ray"),
     (["db", "downgrade"], "invalid choice"),
     # files to import
     (["import", "{empty.json}"], "is not valid JSON"),

@@ -98,13 +98,10 @@ def test_a_resource_no_node_offers_fails_the_run_at_once(cluster, tmp_path, caps
         assert run.status == "failed" and "nowhere" in run.message
 
 
-def test_bad_executor_flags_are_refused_before_anything_is_stored(tmp_path, capsys):
+@pytest.mark.ray
+def test_a_bad_ray_resource_is_refused_before_anything_is_stored(tmp_path, capsys):
+    """The Ray flags' refusals that need no Ray are in tests/test_bad_inputs.py."""
     url = f"sqlite:///{tmp_path / 'refused.db'}"
-    assert main(["run", "--suite", "smoke", "--ray-resource", "x=1", "--db", url]) == 2
     assert main([*SWEEP, "--ray-resource", "x=oops", "--db", url]) == 2
-    assert main([*SWEEP, "--in-process", "--db", url]) == 2
-    assert main(["agent", "--label", "x", "--once", "--ray-address", "here:6379", "--db", url]) == 2
-    err = capsys.readouterr().err
-    assert "need --executor ray" in err and "expected NAME=AMOUNT" in err and "exclude each other" in err
-    assert "bench_runner agent: --ray-address, --ray-resource and --accelerator-type need --executor ray" in err
+    assert "expected NAME=AMOUNT" in capsys.readouterr().err
     assert not (tmp_path / "refused.db").exists() or stored(url) == []
