@@ -114,6 +114,16 @@ def measure_group(catalogue, work: list[tuple[Cell, bool]], policy: TimingPolicy
 
 
 def _serve(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads: int | None = None) -> None:
+    """Answer the parent's requests until it sends None. Interrupted (Ctrl-C reaches the whole
+    terminal's process group; IsolatedRunner._stop interrupts a worker first), it returns
+    quietly, and exits as a stopped worker does, releasing what it holds."""
+    try:
+        _answer(conn, catalogue_ref, policy, threads)
+    except KeyboardInterrupt:
+        return
+
+
+def _answer(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads: int | None) -> None:
     if threads:
         import torch
 
@@ -146,6 +156,7 @@ def _serve(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads: 
 
 
 STOP_WAIT_S = 10.0  # a worker asked to stop: how long it may take to exit before it is killed
+INTERRUPT_WAIT_S = 2.0  # a worker interrupted on a cell: how long it may take to unwind before it is killed
 
 
 class IsolatedRunner(Executor):
@@ -184,8 +195,18 @@ class IsolatedRunner(Executor):
         raise RuntimeError(f"the benchmark worker did not start (exit status {code}); its error is above")
 
     def _stop(self) -> None:
+        """The current worker gone now, on a cell or not: interrupted (SIGINT) first, killed if it
+        has not unwound within INTERRUPT_WAIT_S. Killed at once, a worker interrupted while it
+        compiled left Inductor's semaphores behind, and the run ended on multiprocessing's
+        "leaked semaphore" warning (an H200 check, each step stopped by its time limit); a worker
+        stuck where Python cannot be interrupted (a native call, a cell that ignores SIGINT) is
+        still killed."""
         if self._process is not None and self._process.is_alive():
-            self._process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._process.pid, signal.SIGINT)
+            self._process.join(timeout=INTERRUPT_WAIT_S)
+            if self._process.is_alive():
+                self._process.kill()
         if self._process is not None:
             self._process.join(timeout=10)
         self._process, self._conn = None, None

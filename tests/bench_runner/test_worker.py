@@ -1,5 +1,8 @@
 """Cells in a worker process: crashes, kills and hangs become statuses, and the sweep goes on."""
 
+import dataclasses
+import time
+
 import pytest
 from sqlalchemy.orm import sessionmaker
 
@@ -50,11 +53,12 @@ def test_a_worker_that_cannot_load_its_catalogue_is_reported():
         run.measure(crash_cell("double"))
 
 
-def test_a_worker_asked_to_stop_exits_on_its_own_and_one_still_on_a_cell_is_killed():
+def test_a_worker_asked_to_stop_exits_on_its_own_and_one_still_on_a_cell_is_interrupted(tmp_path, monkeypatch):
     """Killed, a worker that had compiled left its semaphores behind, and every run ended on
     multiprocessing's "leaked semaphore" warning; each worker now exits by itself (status 0). A
     run interrupted while its worker is on a cell (Ctrl-C) does not wait for the worker to read a
-    stop it would only read after the cell: that one is killed at once."""
+    stop it would only read after the cell: that one is interrupted, and exits as quietly; one
+    that cannot be interrupted is killed."""
     import signal
 
     with IsolatedRunner(TOY, FAST, timeout_s=60) as run:
@@ -66,11 +70,22 @@ def test_a_worker_asked_to_stop_exits_on_its_own_and_one_still_on_a_cell_is_kill
         second = run._process
         assert first.exitcode == 0 and run._leaving == []  # gone before the next was used
 
+        deaf = tmp_path / "deaf"
+        monkeypatch.setenv("TOY_DEAF_MARK", str(deaf))  # read by the workers started from here on
+
         def interrupted(timeout=None):
+            deadline = time.monotonic() + 60
+            while size == 16 and not deaf.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)  # until the cell ignores SIGINT, or the interrupt would arrive before
             raise KeyboardInterrupt
 
-        run._conn.poll = interrupted  # the parent interrupted just after sending the cell
-        with pytest.raises(KeyboardInterrupt):
-            run.measure(crash_cell("hangs"))
-        run._retire()
-        assert run._leaving == [] and second.exitcode == -signal.SIGKILL
+        for size, exitcode in ((8, 0), (16, -signal.SIGKILL)):  # 16: the cell ignores SIGINT
+            worker = run._process
+            run._conn.poll = interrupted  # the parent interrupted just after sending the cell
+            with pytest.raises(KeyboardInterrupt):
+                run.measure(dataclasses.replace(crash_cell("hangs"), size=(("n", size),)))
+            run._retire()
+            assert run._leaving == [] and run._process is None and worker.exitcode == exitcode
+            if size == 8:
+                assert worker is second
+                assert run.measure(crash_cell("double")).status == "ok"  # a fresh worker

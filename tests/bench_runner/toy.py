@@ -49,7 +49,14 @@ class Segfaults(nn.Module):
 
 
 class Hangs(nn.Module):
+    """Sleeps; at n = 16 (no sweep's size) deaf to SIGINT too, as a process in a native call is,
+    and says so by creating the file $TOY_DEAF_MARK names."""
+
     def forward(self, a):
+        if a.numel() == 16:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            if os.environ.get("TOY_DEAF_MARK"):
+                open(os.environ["TOY_DEAF_MARK"], "w").close()
         time.sleep(3600)
 
 
