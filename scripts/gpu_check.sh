@@ -5,11 +5,11 @@
 #
 # Runs, in this order, each step cut short when the time budget (default 470 s,
 # under 8 minutes in all) runs out, so that the export and the summary are always
-# written. The figures still missing come first. The shipped H200 bundles hold the
-# element-wise kernels at 64M, attention and the dual GEMM at N = 16384 / 16384 tokens;
-# on 2026-12-04 the tests took about 95 s, a run spent 40-55 s (its worker, the ceilings,
-# compiling its first group) before its first cell, and a group of the dual GEMM at
-# 4096 channels stored nothing in 100 s.
+# written. The figures still missing come first: the shipped H200 bundles already hold the
+# element-wise kernels at 64M elements, attention at N = 16384 (without energy) and the dual
+# GEMM at 16384 tokens and C = 1024. On 2026-12-04 the tests took about 95 s, a run spent
+# 40-55 s (its worker, the ceilings, compiling its first group) before its first cell, and a
+# group of the dual GEMM at 4096 channels stored nothing in 100 s.
 #   1. the GPU tests: the Triton kernels compiled for the GPU, the CUDA timing paths;
 #   2. SwiGLU and GEGLU in bfloat16 where the dual GEMM is judged against torch.compile, at the
 #      three sizes not yet measured, with energy;

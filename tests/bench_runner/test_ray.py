@@ -7,9 +7,9 @@ from sqlalchemy.orm import sessionmaker
 
 import results_db
 from bench_runner.cli import main
-from tests.conftest import required_in_ci
 from results_db import queries
 from results_db.models import Result
+from tests.conftest import required_in_ci
 
 ray = required_in_ci("ray", "Ray is the optional `ray` extra (make test-all installs it)")
 from ray.cluster_utils import Cluster  # noqa: E402
