@@ -155,8 +155,9 @@ def _answer(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads:
         conn.send(measure_cell(catalogue, cell, policy, check))
 
 
-STOP_WAIT_S = 10.0  # a worker asked to stop: how long it may take to exit before it is killed
-INTERRUPT_WAIT_S = 2.0  # a worker interrupted on a cell: how long it may take to unwind before it is killed
+# A worker asked to stop or interrupted: how long it may take to exit before it is killed. Idle, one
+# that has imported torch took 0.5-1.5 s (2026-12-04); beside make test's workers, more than 2 s.
+STOP_WAIT_S = 10.0
 
 
 class IsolatedRunner(Executor):
@@ -196,7 +197,7 @@ class IsolatedRunner(Executor):
 
     def _stop(self) -> None:
         """The current worker gone now, on a cell or not: interrupted (SIGINT) first, killed if it
-        has not unwound within INTERRUPT_WAIT_S. Killed at once, a worker interrupted while it
+        has not exited within STOP_WAIT_S. Killed at once, a worker interrupted while it
         compiled left Inductor's semaphores behind, and the run ended on multiprocessing's
         "leaked semaphore" warning (an H200 check, each step stopped by its time limit); a worker
         stuck where Python cannot be interrupted (a native call, a cell that ignores SIGINT) is
@@ -204,7 +205,7 @@ class IsolatedRunner(Executor):
         if self._process is not None and self._process.is_alive():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._process.pid, signal.SIGINT)
-            self._process.join(timeout=INTERRUPT_WAIT_S)
+            self._process.join(timeout=STOP_WAIT_S)
             if self._process.is_alive():
                 self._process.kill()
         if self._process is not None:
