@@ -160,6 +160,14 @@ def _answer(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads:
 STOP_WAIT_S = 10.0
 
 
+def _exit_or_kill(process) -> None:
+    """A worker asked to stop or interrupted, waited for STOP_WAIT_S, then killed if still there."""
+    process.join(timeout=STOP_WAIT_S)
+    if process.is_alive():
+        process.kill()
+        process.join(timeout=10)
+
+
 class IsolatedRunner(Executor):
     """Runs cells in a worker process, a fresh one each round (executor.Executor); close it when done."""
 
@@ -202,14 +210,11 @@ class IsolatedRunner(Executor):
         "leaked semaphore" warning (an H200 check, each step stopped by its time limit); a worker
         stuck where Python cannot be interrupted (a native call, a cell that ignores SIGINT) is
         still killed."""
-        if self._process is not None and self._process.is_alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._process.pid, signal.SIGINT)
-            self._process.join(timeout=STOP_WAIT_S)
-            if self._process.is_alive():
-                self._process.kill()
         if self._process is not None:
-            self._process.join(timeout=10)
+            if self._process.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self._process.pid, signal.SIGINT)
+            _exit_or_kill(self._process)
         self._process, self._conn = None, None
 
     def restart(self) -> None:
@@ -325,8 +330,5 @@ class IsolatedRunner(Executor):
     def _reap(self) -> None:
         """The retired workers gone: each waited for, then killed if it has not exited."""
         for process in self._leaving:
-            process.join(timeout=STOP_WAIT_S)
-            if process.is_alive():
-                process.kill()
-                process.join(timeout=10)
+            _exit_or_kill(process)
         self._leaving = []
