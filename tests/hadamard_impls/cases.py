@@ -24,17 +24,14 @@ SAMPLED_MODE = "train"
 
 def backend_cases(modes: tuple[str, ...] = ()) -> list:
     """pytest params (method, backend) or, with `modes`, (method, backend, mode)."""
-    cases, sampled, first = [], set(), {}
-    for m in catalogue.methods():
-        for backend in m.backends:
-            first.setdefault((m.benchmark, backend), m.id)
+    cases, sampled = [], set()
     for m in catalogue.methods():
         for backend in m.backends:
             for mode in modes or (None,):
                 chosen = backend in EXPENSIVE and mode == SAMPLED_MODE and (m.benchmark, backend) not in sampled
                 if chosen:
                     sampled.add((m.benchmark, backend))
-                if modes and backend == "compile" and (first[m.benchmark, backend] != m.id or not chosen):
+                if modes and backend == "compile" and not chosen:  # the sampled case is the runner's only one
                     continue
                 marks = pytest.mark.compile_matrix if backend in EXPENSIVE and not chosen else ()
                 values = (m, backend) if mode is None else (m, backend, mode)
