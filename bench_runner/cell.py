@@ -130,7 +130,7 @@ def failed(exc: BaseException) -> CellOutcome:
     return CellOutcome("oom" if _is_oom(exc) else "error", _one_line(exc))
 
 
-def _process_settings() -> None:
+def process_settings() -> None:
     """What a process sets before it runs cells (each round's worker, an `ab` side, a process
     compiling ahead, an in-process run): the same in all, since Inductor's cache key holds them."""
     # float32 cells compute in float32: PyTorch lets cuDNN convolutions use TF32 tensor
@@ -180,7 +180,7 @@ def prepare(catalogue: Catalogue, cell: Cell, policy: defaults.TimingPolicy, che
     earlier cell kept, the cell built, checked against its reference (with `check`) and warmed
     through its first call; or the outcome that says why it cannot run. run_cell times it one
     way; an `ab` side and the pass that compiles ahead start from it too. release() after."""
-    _process_settings()
+    process_settings()
     plan = _unavailable(catalogue, cell)
     if isinstance(plan, CellOutcome):
         return plan
@@ -227,7 +227,7 @@ def run_group(catalogue: Catalogue, work: list[tuple[Cell, bool]], policy: defau
     cycle by cycle in `rng`'s orders, then each is finished (memory, FLOPs) on its own. A member
     that cannot run ends as its own outcome and the others go on; a group too large to hold at
     once, or one whose turns fail, is timed one member at a time (its outcomes say so)."""
-    _process_settings()
+    process_settings()
     outcomes: list[CellOutcome | None] = [None] * len(work)
     plans = {}
     for i, (cell, _) in enumerate(work):

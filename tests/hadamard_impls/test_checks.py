@@ -4,7 +4,7 @@ interactions, causal token mixing, fusion, conditioning), as assertions."""
 import pytest
 import torch
 
-from bench_runner import linker
+from bench_runner.cell import process_settings
 from hadamard_impls import BACKENDS, catalogue
 from tests.hadamard_impls.cases import backend_cases
 
@@ -173,10 +173,10 @@ def test_backend_gradients_match_the_reference(method, backend):
     reference = method.build(size).to(torch.float64)
     if backend == "compile":
         torch._dynamo.reset()
-        # Built as the runner's cells build them (bench_runner.cell): the same g++ in Inductor's
-        # cache key, so a benchmark's first method, compiled by its train cell in test_catalogue,
-        # is found in the cache here (or there) instead of being compiled twice.
-        linker.use_faster_linker()
+        # Built with the settings the runner's cells set (Inductor's cache key holds them, the
+        # linker among them), so a benchmark's first method, compiled by its train cell in
+        # test_catalogue, is found in the cache here (or there) instead of being compiled twice.
+        process_settings()
     fn = BACKENDS[backend].prepare(module)
 
     def grads(f, mod, dtype):
