@@ -9,7 +9,7 @@ every executor answers every question, so the sweep never asks whether it can:
     restart()                    a fresh process for the next round, where there is one
     ceilings(cells)              the devices' ceilings, measured where the cells will run
     drift(devices)               the drift controls, measured where the cells run
-    offer_probe / settle_summary   waiting out slow spells of the cores (bench_runner.settle)
+    offer_probes / settle_summary  waiting out slow spells of the cores (bench_runner.settle)
     worker_cpu_seconds()         the CPU time of the process the cells run in
 
 The executors: InProcess (here; tests and --in-process), worker.IsolatedRunner (a worker process
@@ -72,8 +72,8 @@ class Executor:
         """The drift controls of the devices, measured where the cells run."""
         return {}
 
-    def offer_probe(self, best: float | None) -> None:
-        """A fastest settling probe seen elsewhere (an earlier round, this machine's earlier runs)."""
+    def offer_probes(self, probes: list[float]) -> None:
+        """Settling probes taken elsewhere (this machine's earlier runs), to settle against."""
 
     def settle_summary(self) -> dict:
         """How the round waited out slow spells of the cores (settle.Settler.summary's keys)."""
@@ -109,8 +109,8 @@ class InProcess(Executor):
     def drift(self, devices: list[str]) -> dict[str, dict[str, float]]:
         return {d: calibration.drift_control(d) for d in devices if not device_unavailable(d)}
 
-    def offer_probe(self, best: float | None) -> None:
-        settle.settler().offer(best)
+    def offer_probes(self, probes: list[float]) -> None:
+        settle.settler().offer(probes)
 
 
 def for_run(catalogue, policy: TimingPolicy, timeout_s: float, threads: int | None = None, isolate: bool = True,

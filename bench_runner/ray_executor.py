@@ -12,7 +12,7 @@ Each task runs in a fresh Ray worker process (max_calls=1) with the local worker
 allocator settings, so a cell's time does not depend on what ran before it. A task whose
 worker or node dies is submitted once more, wherever Ray places it; a second loss stores
 the cell as `crashed` with Ray's reason. A task on several CPU threads settles before
-timing (bench_runner.settle) against the fastest probe its node showed the run's tasks that
+timing (bench_runner.settle) against the median probe its node showed the run's tasks that
 had finished when it was submitted (a round's tasks are submitted together, so in practice
 from the second round on), and the round's state adds up what its tasks waited. A cell
 past its timeout ends its worker (a watchdog inside the task) and is treated as lost. The
@@ -63,9 +63,9 @@ def _node() -> dict:
 
 
 def _measure(catalogue_ref: str, cell: Cell, policy: TimingPolicy, check: bool, threads: int | None,
-             timeout_s: float, probe_references: dict[str, float]) -> tuple[CellOutcome, str, dict]:
+             timeout_s: float, probe_references: dict[str, list[float]]) -> tuple[CellOutcome, str, dict]:
     """One cell, inside a Ray worker: (its outcome, the node, how its settling went). The worker
-    settles against the fastest probe its node has shown earlier tasks of the run."""
+    settles against the probes its node has shown earlier tasks of the run (settle.Ledger)."""
     timer = _watchdog(timeout_s)
     node = _node()
     try:
@@ -147,7 +147,7 @@ class RayExecutor(Executor):
 
     def _submit(self, cell: Cell, check: bool):
         return self._measure.options(**self._options([cell.device])).remote(
-            self.catalogue_ref, cell, self.policy, check, self.threads, self.timeout_s, dict(self._settling.best))
+            self.catalogue_ref, cell, self.policy, check, self.threads, self.timeout_s, {node: list(probes) for node, probes in self._settling.probes.items()})
 
     def settle_summary(self) -> dict:
         """How this round's tasks waited out slow spells (bench_runner.settle), for its state."""

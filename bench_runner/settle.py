@@ -12,18 +12,25 @@ outlast a whole run, so rounds alone cannot average it away: it showed up as one
 four whose bimodal_fusion cells were all 1.34× slower than in the others.
 
 So before a CPU cell is timed on more than one thread, the worker times that small
-product (the probe, a few milliseconds) and, while it reads more than TOLERANCE above
-the fastest probe seen so far (this run's, and its machine's recent runs': a run that
-starts in a spell would otherwise take the spell as the norm), waits and probes again,
-up to the policy's `settle_s` per cell and ROUND_BUDGET_S per worker. A machine without such spells never
-waits; what was waited, and how many cells were timed without settling, is stored with
-each round (the Runs page shows it), and the probe joins the drift controls.
+product (the probe, a few milliseconds) and, while it reads more than TOLERANCE above the
+reference, waits and probes again, up to the policy's `settle_s` per cell and ROUND_BUDGET_S per
+worker. The reference is the median probe, not the fastest: of the probes this worker took
+before its cells, or of those known from before (this run's earlier rounds and its machine's
+recent runs: a run that starts in a spell would otherwise take the spell as the norm), whichever
+is faster. The fastest probe seen is an extreme of a noisy reading, and falls with every probe
+taken: on the 2-vCPU VM on 2026-12-04, where the probe read 24-44 µs (median 31) with no
+spell in sight, the fastest had fallen to 24.2 µs after four runs, 95% of probes read more
+than 7% above it, and 11 of the four runs' 12 rounds waited their whole budget for a speed
+the cores had only touched by chance (docs/notes/2026-12-04-settling-against-the-median-probe.md). A machine
+without spells waits little; what was waited, and how many cells were timed without settling,
+is stored with each round (the Runs page shows it), and the probe joins the drift controls.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from typing import Iterable
 
 import torch
 
@@ -41,9 +48,10 @@ POLL_S = 0.25
 ROUND_BUDGET_S = 5.0
 
 
-def faster(kept: float | None, seen: float | None) -> float | None:
-    """The faster of two probe times, either of which may be missing (None)."""
-    return min(p for p in (kept, seen) if p) if (kept or seen) else None
+def median(probes: Iterable[float | None]) -> float | None:
+    """The median of the probe times given (None and non-positive ones left out); None if none."""
+    known = [p for p in probes if isinstance(p, (int, float)) and p > 0]
+    return statistics.median(known) if known else None
 
 
 def probe_s() -> float:
@@ -59,29 +67,45 @@ def probe_s() -> float:
 
 
 class Settler:
-    """One worker's waiting: the fastest probe seen (its own, or the run's passed in) is the
-    reference; `wait` returns once the probe is within TOLERANCE of it, or the time is spent."""
+    """One worker's waiting: `wait` returns once the probe reads within TOLERANCE of the reference
+    (`reference_s`), or the time is spent."""
 
-    def __init__(self, reference_s: float | None = None, budget_s: float = ROUND_BUDGET_S,
+    def __init__(self, earlier: Iterable[float | None] = (), budget_s: float = ROUND_BUDGET_S,
                  probe=probe_s, sleep=time.sleep):
-        self.reference_s, self.budget_s, self._probe, self._sleep = reference_s, budget_s, probe, sleep
+        self.budget_s, self._probe, self._sleep = budget_s, probe, sleep
+        self.earlier: list[float] = []  # probes known from before this worker's cells (offer)
+        self.own: list[float] = []  # the first probe before each of this worker's cells
+        self.offer(earlier)
         self.waited_s = 0.0
         self.waits = 0  # cells that waited at all
         self.unsettled = 0  # cells timed while the probe still read slow
         self.last_unsettled = False  # whether the latest cell was one of them
 
-    def offer(self, reference_s: float | None) -> None:
-        """A faster probe seen elsewhere in the run (an earlier round's worker)."""
-        self.reference_s = faster(self.reference_s, reference_s)
+    def offer(self, probes: Iterable[float | None] | float | None) -> None:
+        """Probes taken elsewhere: an earlier round's median, this machine's recent runs' rounds,
+        this round's drift control."""
+        values = probes if isinstance(probes, Iterable) else [probes]
+        self.earlier += [p for p in values if isinstance(p, (int, float)) and p > 0]
+
+    @property
+    def reference_s(self) -> float | None:
+        """The median of this worker's own probes or of the earlier ones, whichever is faster: a
+        worker that starts in a spell keeps the machine's norm; one on a machine grown faster
+        takes its own."""
+        found = [m for m in (median(self.own), median(self.earlier)) if m is not None]
+        return min(found) if found else None
 
     def _slow(self, probe: float) -> bool:
-        self.offer(probe)
-        return probe > self.reference_s * (1 + TOLERANCE)
+        reference = self.reference_s
+        return reference is not None and probe > reference * (1 + TOLERANCE)
 
     def wait(self, max_wait_s: float) -> float:
-        """Wait until the probe reads within TOLERANCE of the reference; the seconds waited."""
+        """Wait until the probe reads within TOLERANCE of the reference; the seconds waited. Only
+        the first probe joins the worker's own: the later ones are taken because it read slow."""
         self.last_unsettled = False
-        if not self._slow(self._probe()):
+        first = self._probe()
+        self.own.append(first)
+        if not self._slow(first):
             return 0.0
         waited = 0.0
         while waited < max_wait_s and self.waited_s + waited < self.budget_s:
@@ -97,7 +121,9 @@ class Settler:
         return waited
 
     def summary(self) -> dict[str, float | int | None]:
-        return {"probe_best_s": self.reference_s, "waited_s": round(self.waited_s, 3),
+        """What the round stores: the median of its own probes (a later round's and run's
+        reference), and what it waited."""
+        return {"probe_median_s": median(self.own), "waited_s": round(self.waited_s, 3),
                 "cells_waited": self.waits, "cells_unsettled": self.unsettled}
 
 
@@ -122,29 +148,31 @@ def before_timing(device: str, max_wait_s: float) -> bool:
 
 
 class Ledger:
-    """Settling across many short-lived workers (Ray tasks, one cell each): the fastest probe
-    seen on each node, handed to the next task on that node as its reference (a task that
-    started without one would take its own first probe, however slow, as the norm and never
-    wait), and the waits added up until the round's summary is read."""
+    """Settling across many short-lived workers (Ray tasks, one cell each): the probes each node
+    showed, handed to the next task on that node as the earlier probes it settles against (a
+    task that started without them would take its own first probe, however slow, as the norm
+    and never wait), and the waits added up until the round's summary is read."""
 
     def __init__(self):
-        self.best: dict[str, float] = {}
-        self._round: dict[str, float | int] = {}
+        self.probes: dict[str, list[float]] = {}  # node → its tasks' probe medians, the run's so far
+        self._round: dict = {}
 
     def record(self, node: str, summary: dict) -> None:
         """One task's Settler.summary()."""
-        best = faster(self.best.get(node), summary.get("probe_best_s"))
-        if best:
-            self.best[node] = best
+        probe = summary.get("probe_median_s")
+        if isinstance(probe, (int, float)) and probe > 0:
+            self.probes.setdefault(node, []).append(probe)
+            self._round.setdefault("probes", []).append(probe)
         for key in ("waited_s", "cells_waited", "cells_unsettled"):
             self._round[key] = self._round.get(key, 0) + (summary.get(key) or 0)
         self._round.setdefault("nodes", set()).add(node)
 
     def round_summary(self) -> dict[str, float | int | None]:
-        """What the tasks since the last call waited, as Settler.summary() says it, and the best
-        probe when they all ran on one node (nodes differ in speed). The next round starts afresh."""
+        """What the tasks since the last call waited, as Settler.summary() says it, and the median
+        of their probes when they all ran on one node (nodes differ in speed). The next round
+        starts afresh."""
         done, self._round = self._round, {}
         nodes = done.pop("nodes", set())
-        return {"probe_best_s": self.best.get(next(iter(nodes))) if len(nodes) == 1 else None,
+        return {"probe_median_s": median(done.get("probes", [])) if len(nodes) == 1 else None,
                 "waited_s": round(done.get("waited_s", 0.0), 3), "cells_waited": done.get("cells_waited", 0),
                 "cells_unsettled": done.get("cells_unsettled", 0)}

@@ -143,8 +143,8 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
     with session_factory() as session:
         stored = store.stored_cells(session, run_id)
         # A run that starts in a slow spell would take the spell's probe as the norm and never
-        # wait: it settles against the fastest probe of this machine's recent runs too.
-        executor.offer_probe(store.machine_probe_best(session, run_id))
+        # wait: it settles against the probes of this machine's recent runs too.
+        executor.offer_probes(store.machine_probes(session, run_id))
     devices = sorted({c.device for c in cells if not device_unavailable(c.device)})
     for round_index in range(rounds):
         todo = [c for c in selection.round_order(cells, seed, round_index)

@@ -137,7 +137,7 @@ def _answer(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads:
         if message[0] == "drift":
             from .calibration import drift_control
 
-            settle.settler().offer(message[2])  # the fastest probe of the run's earlier rounds
+            settle.settler().offer(message[2])  # the probes of the run's earlier rounds and the machine's runs
             try:
                 controls = {device: drift_control(device) for device in message[1]}
                 settle.settler().offer(controls.get("cpu", {}).get("probe_s"))
@@ -178,7 +178,7 @@ class IsolatedRunner(Executor):
         self._context = multiprocessing.get_context("spawn")
         self._process = None
         self._conn: Connection | None = None
-        self._probe_best_s: float | None = None  # the fastest settle probe of this run (and machine) so far
+        self._probes: list[float] = []  # settle probes of this run's rounds and the machine's recent runs
         self._leaving: list = []  # workers asked to stop, still exiting (_retire)
         self._awaiting = False  # a request sent to the current worker is still unanswered
 
@@ -228,7 +228,7 @@ class IsolatedRunner(Executor):
 
     def drift(self, devices: list[str]) -> dict[str, dict[str, float]]:
         """The drift controls, measured in the worker (a failure leaves them out)."""
-        return self._request(("drift", devices, self._probe_best_s), unanswered={})
+        return self._request(("drift", devices, list(self._probes)), unanswered={})
 
     def _request(self, message: tuple, unanswered):
         """Ask the worker (started first if need be); a worker that does not answer in time is
@@ -261,17 +261,17 @@ class IsolatedRunner(Executor):
 
     def settle_summary(self) -> dict:
         """What the current worker waited for the cores to settle (bench_runner.settle), for the
-        round's machine state; its fastest probe becomes the next round's reference."""
+        round's machine state; its median probe joins the next rounds' references."""
         if self._process is None or not self._process.is_alive():
             return {}
         summary = self._ask(("settle",)) or {}
-        self.offer_probe(summary.get("probe_best_s"))
+        self.offer_probes([summary.get("probe_median_s")])
         return summary
 
-    def offer_probe(self, best: float | None) -> None:
-        """A fastest settling probe seen elsewhere (an earlier round, or this machine's earlier runs):
-        the reference the next workers settle against."""
-        self._probe_best_s = settle.faster(self._probe_best_s, best)
+    def offer_probes(self, probes) -> None:
+        """Settling probes taken elsewhere (an earlier round, this machine's earlier runs): the
+        next workers settle against their median (settle.Settler.reference_s)."""
+        self._probes += [p for p in probes if isinstance(p, (int, float)) and p > 0]
 
     def measure(self, cell: Cell, check: bool = True) -> CellOutcome:
         return self._run(("cell", cell, check), self.timeout_s)

@@ -13,7 +13,7 @@ from typing import Mapping
 SETTLE_PREFIX = "settle_"  # the worker's waits for slow spells of its cores (bench_runner.settle)
 SETTLE_UNSETTLED = "settle_cells_unsettled"  # cells the round timed while the cores were still slow
 SETTLE_WAITED = "settle_waited_s"
-SETTLE_PROBE_BEST = "settle_probe_best_s"
+SETTLE_PROBE_MEDIAN = "settle_probe_median_s"  # the round's median probe (older rounds: settle_probe_best_s)
 DRIFT_PREFIX = "drift_"  # drift_<device>_<control>: the drift controls' seconds
 # Runs stored before December 2026 also timed again, in passes after their rounds, the cells a
 # slow spell had left unsettled (comparison.regular_rounds); these name what such a pass stored.
@@ -35,7 +35,7 @@ class RoundState:
     other_cpu_share: float | None = None
     # device → {control: seconds}, or {"error": why there is none} (bench_runner.calibration).
     drift: dict = field(default_factory=dict)
-    # probe_best_s, waited_s, cells_waited, cells_unsettled (bench_runner.settle's summary).
+    # probe_median_s, waited_s, cells_waited, cells_unsettled (bench_runner.settle's summary).
     settle: dict = field(default_factory=dict)
     # device → {"before": reading, "after": reading} (bench_runner.telemetry), where there is a counter.
     telemetry: dict | None = None

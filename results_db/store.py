@@ -227,9 +227,11 @@ def machine_calibrations(session: Session, run_id: int) -> list[tuple[int, dict]
     return [(run, dict(calibration)) for run, calibration in rows if calibration]
 
 
-def machine_probe_best(session: Session, run_id: int, recent: int = 10) -> float | None:
-    """The fastest settling probe (bench_runner.settle) of this machine's `recent` latest other runs
-    on the same thread count, from their rounds' states; None when none recorded one."""
+def machine_probes(session: Session, run_id: int, recent: int = 10) -> list[float]:
+    """The settling probes (bench_runner.settle) of this machine's `recent` latest other runs on the
+    same thread count, from their rounds' states: each round's drift control and the median of its
+    probes. Rounds stored before 2026-12-05 kept only their fastest probe, which is left out: the
+    fastest of many noisy probes is lower than the cores run."""
     run = session.get(Run, run_id)
     threads = (run.provenance or {}).get("threads")
     earlier = session.execute(select(Run.id, Run.provenance).where(Run.machine_id == run.machine_id, Run.id != run_id)
@@ -238,9 +240,8 @@ def machine_probe_best(session: Session, run_id: int, recent: int = 10) -> float
     probes = []
     for stored in session.scalars(select(RoundRecord.state).where(RoundRecord.run_id.in_(runs))):
         state = RoundState.from_json(stored)
-        probes += [state.settle.get("probe_best_s"), (state.drift.get("cpu") or {}).get("probe_s")]
-    probes = [p for p in probes if isinstance(p, (int, float)) and p > 0]
-    return min(probes) if probes else None
+        probes += [state.settle.get("probe_median_s"), (state.drift.get("cpu") or {}).get("probe_s")]
+    return [p for p in probes if isinstance(p, (int, float)) and p > 0]
 
 
 def finish_run(session: Session, run_id: int, status: str = "finished", message: str | None = None) -> None:

@@ -23,12 +23,12 @@ def test_round_states_columns_are_the_names_readers_use(seeded_db):
         record = store.start_round(session, 1, 0, 5, None)
         store.finish_round(session, record.id, 8, RoundState(
             load_1m_after=0.5, drift={"cpu": {"probe_s": 4e-5}}, settle={"cells_unsettled": 2, "waited_s": 1.0,
-                                                                         "probe_best_s": 4e-5},
+                                                                         "probe_median_s": 4e-5},
             retake=1, retake_cells=3, retaken=1, retake_calm_waited_s=2.0))
     with factory() as session:
         row = queries.round_states(session, [1]).iloc[0]
     assert row[round_state.SETTLE_UNSETTLED] == 2 and row[round_state.SETTLE_WAITED] == 1.0
-    assert row[round_state.SETTLE_PROBE_BEST] == 4e-5 and row[f"{round_state.DRIFT_PREFIX}cpu_probe_s"] == 4e-5
+    assert row[round_state.SETTLE_PROBE_MEDIAN] == 4e-5 and row[f"{round_state.DRIFT_PREFIX}cpu_probe_s"] == 4e-5
     assert (row[round_state.RETAKE], row[round_state.RETAKE_CELLS], row[round_state.RETAKEN],
             row[round_state.RETAKE_CALM_WAITED]) == (1, 3, 1, 2.0)
     assert (row["run_id"], row["round"], row["cells"], row["load_1m_after"]) == (1, 1, 8, 0.5)
