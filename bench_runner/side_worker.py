@@ -80,8 +80,8 @@ class Side:
             # benchmarks/reproducibility.py that block took 0.8 s of the 5.0 s one side spent preparing
             # a round, with the sides' allocator setting (2026-12-04).
             with timing.collector_paused():
-                warmup_calls, calls, per_call = timing._size_for_turns(found.call, found.clock, found.policy,
-                                                                       found.policy.min_block_s)
+                warmup_calls, calls, per_call = timing.size_for_turns(found.call, found.clock, found.policy,
+                                                                      found.policy.min_block_s)
         except Exception as exc:  # noqa: BLE001 -- every failure becomes a stored status
             cells.release({cell.device})
             return "outcome", cells.failed(exc)

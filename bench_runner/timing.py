@@ -214,16 +214,16 @@ LONG_CALL_S = 20e-3
 def interleave(fns: Sequence[Callable[[], object]], clock: Clock, policy: TimingPolicy,
                rng: random.Random) -> list[Measurement]:
     """Time several callables of one process in turns (take_turns): each is warmed up and
-    given its own block size first (_size_for_turns). The garbage collector stays off throughout."""
+    given its own block size first (size_for_turns). The garbage collector stays off throughout."""
     with collector_paused():
-        sized = [_size_for_turns(fn, clock, policy) for fn in fns]
+        sized = [size_for_turns(fn, clock, policy) for fn in fns]
         samples = take_turns([turn_of(fn, clock, calls, per_call) for fn, (_, calls, per_call) in zip(fns, sized)],
                              policy, rng)
     return [Measurement(tuple(s), calls, warmup_calls) for s, (warmup_calls, calls, _) in zip(samples, sized)]
 
 
-def _size_for_turns(fn: Callable[[], object], clock: Clock, policy: TimingPolicy,
-                    block_s: float | None = None) -> tuple[int, int, float]:
+def size_for_turns(fn: Callable[[], object], clock: Clock, policy: TimingPolicy,
+                   block_s: float | None = None) -> tuple[int, int, float]:
     """A member's warm-up and block for its turns: (warm-up calls, calls per block, seconds per call).
     `block_s`: how long a block lasts at least; by default as below (`ab`'s sides pass the suite's own).
 
