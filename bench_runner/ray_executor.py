@@ -73,7 +73,7 @@ def _measure(catalogue_ref: str, cell: Cell, policy: TimingPolicy, check: bool, 
             import torch
 
             torch.set_num_threads(threads)
-        settle.settler().offer(probe_references.get(node["node"]))
+        settle.settler().offer(probe_references.get(node["node"], []))
         outcome = measure_cell(load_catalogue(catalogue_ref), cell, policy, check)
     finally:
         timer.cancel()
@@ -147,7 +147,7 @@ class RayExecutor(Executor):
 
     def _submit(self, cell: Cell, check: bool):
         return self._measure.options(**self._options([cell.device])).remote(
-            self.catalogue_ref, cell, self.policy, check, self.threads, self.timeout_s, {node: list(probes) for node, probes in self._settling.probes.items()})
+            self.catalogue_ref, cell, self.policy, check, self.threads, self.timeout_s, self._settling.probes)
 
     def settle_summary(self) -> dict:
         """How this round's tasks waited out slow spells (bench_runner.settle), for its state."""

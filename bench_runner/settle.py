@@ -48,10 +48,16 @@ POLL_S = 0.25
 ROUND_BUDGET_S = 5.0
 
 
+def known(probes: Iterable[float | None]) -> list[float]:
+    """The probe times given that were taken: None (a round that probed nothing) and non-positive
+    ones left out."""
+    return [p for p in probes if isinstance(p, (int, float)) and p > 0]
+
+
 def median(probes: Iterable[float | None]) -> float | None:
-    """The median of the probe times given (None and non-positive ones left out); None if none."""
-    known = [p for p in probes if isinstance(p, (int, float)) and p > 0]
-    return statistics.median(known) if known else None
+    """The median of the probe times given that were taken; None if none was."""
+    taken = known(probes)
+    return statistics.median(taken) if taken else None
 
 
 def probe_s() -> float:
@@ -81,11 +87,10 @@ class Settler:
         self.unsettled = 0  # cells timed while the probe still read slow
         self.last_unsettled = False  # whether the latest cell was one of them
 
-    def offer(self, probes: Iterable[float | None] | float | None) -> None:
+    def offer(self, probes: Iterable[float | None]) -> None:
         """Probes taken elsewhere: an earlier round's median, this machine's recent runs' rounds,
         this round's drift control."""
-        values = probes if isinstance(probes, Iterable) else [probes]
-        self.earlier += [p for p in values if isinstance(p, (int, float)) and p > 0]
+        self.earlier += known(probes)
 
     @property
     def reference_s(self) -> float | None:
@@ -159,8 +164,7 @@ class Ledger:
 
     def record(self, node: str, summary: dict) -> None:
         """One task's Settler.summary()."""
-        probe = summary.get("probe_median_s")
-        if isinstance(probe, (int, float)) and probe > 0:
+        for probe in known([summary.get("probe_median_s")]):
             self.probes.setdefault(node, []).append(probe)
             self._round.setdefault("probes", []).append(probe)
         for key in ("waited_s", "cells_waited", "cells_unsettled"):

@@ -140,7 +140,7 @@ def _answer(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads:
             settle.settler().offer(message[2])  # the probes of the run's earlier rounds and the machine's runs
             try:
                 controls = {device: drift_control(device) for device in message[1]}
-                settle.settler().offer(controls.get("cpu", {}).get("probe_s"))
+                settle.settler().offer([controls.get("cpu", {}).get("probe_s")])
                 conn.send(controls)
             except Exception as exc:  # noqa: BLE001 -- the controls are context, never worth a round
                 conn.send({"error": f"{type(exc).__name__}: {exc}"[:200]})
@@ -271,7 +271,7 @@ class IsolatedRunner(Executor):
     def offer_probes(self, probes) -> None:
         """Settling probes taken elsewhere (an earlier round, this machine's earlier runs): the
         next workers settle against their median (settle.Settler.reference_s)."""
-        self._probes += [p for p in probes if isinstance(p, (int, float)) and p > 0]
+        self._probes += settle.known(probes)
 
     def measure(self, cell: Cell, check: bool = True) -> CellOutcome:
         return self._run(("cell", cell, check), self.timeout_s)

@@ -69,7 +69,7 @@ def test_earlier_rounds_median_is_the_reference_when_it_is_faster():
     script = Script(110e-6, 100e-6)
     s = settler(script)
     s.offer([98e-6, 100e-6, 130e-6])  # earlier rounds saw the cores faster than this worker's first probe
-    s.offer(None)
+    s.offer([None])
     assert s.wait(2.0) == settle.POLL_S and s.reference_s == 100e-6
 
 
