@@ -18,9 +18,10 @@ def add_parser(verbs) -> None:
         "noise", help="measure how far separate runs drift apart here, per cell: the floor comparisons across time use",
         description="Run the selection REPEAT times, one run after another (each as `run` would), or take "
                     "runs already stored (--from), and store for each cell measured in two or more of them how "
-                    "far its median moves between runs taken at different times: the change 99% of such pairs "
-                    "stay within, from the spread of its runs' medians, moderated towards the other cells' "
-                    "(three runs know one cell's spread poorly). `compare` of two runs, `gate` and History then "
+                    "far its median moves between runs taken at different times, as a margin two identical runs' "
+                    "interval lies within 80% of the time (0.1% of such pairs move beyond it), from the spread "
+                    "of its runs' medians, moderated towards the other cells' (three runs know one cell's "
+                    "spread poorly). `compare` of two runs, `gate` and History then "
                     "judge each cell at the larger of --threshold and this drift, and say which floor they "
                     "used. A new measurement replaces a cell's floor; --show lists what is stored.")
     selection_flags(p, "default: as `run`, cuda when available, else cpu")

@@ -67,7 +67,7 @@ def test_noise_from_stored_runs_stores_each_cells_drift(db_url, capsys):
     # median's share for two degrees of freedom (stats.drift_floors).
     var = np.var(np.log([1.0, 1.1, 0.92]), ddof=1)
     moderated = (4 * var / (chi2.median(2) / 2) + 2 * var) / 6
-    assert floors["drift"].to_numpy() == pytest.approx(np.expm1(2.576 * np.sqrt(2 * moderated)), rel=1e-6)
+    assert floors["drift"].to_numpy() == pytest.approx(np.expm1((1.96 + 1.2816) * np.sqrt(2 * moderated)), rel=1e-6)
     assert all(list(r) == [1, 2, 3] for r in floors["run_ids"])
     assert "token_mixing: 4 cells, drift median" in out and "from runs 1, 2, 3" in out
     code, out, _ = cli(capsys, "noise", "--show", "--db", db_url)
