@@ -39,6 +39,26 @@ def test_bootstrap_is_hierarchical_and_reproducible():
     assert np.isfinite(uneven).all()
 
 
+def test_a_cells_interval_does_not_depend_on_the_cells_beside_it():
+    """The bootstrap is seeded from the cell's own samples (stats.data_seed): the same pair gives
+    the same interval alone, first or last among others, unpaired and paired alike."""
+    rng = np.random.default_rng(16)
+    pair = (cell(rng, samples=7, round_sd=0.05), cell(rng, samples=7, round_sd=0.05))
+    others = [(cell(rng), cell(rng)) for _ in range(4)]
+    entry = lambda rounds: (np.concatenate(rounds), np.repeat(range(len(rounds)), [len(r) for r in rounds]))  # noqa: E731
+    intervals = lambda found: (found["ci_low"], found["ci_high"])  # noqa: E731
+    alone = stats.compare_all([pair])[0]
+    assert intervals(stats.compare_all(others + [pair])[-1]) == intervals(alone)
+    assert intervals(stats.compare_all([pair] + others)[0]) == intervals(alone)
+    # Paired: two cells that took turns, cycle numbers given, in one run (turns 1).
+    paired = lambda b, a: tuple((*entry(r), np.tile(range(7), len(r)), 1) for r in (b, a))  # noqa: E731
+    both = [paired(*p) for p in others]
+    alone = stats.compare_entries([paired(*pair)])[0]
+    assert alone["paired"] and intervals(stats.compare_entries(both + [paired(*pair)])[-1]) == intervals(alone)
+    # A different draw of the same cell is another bootstrap, not a shifted copy of this one.
+    assert stats.data_seed(pair[0], pair[1]) != stats.data_seed(pair[1], pair[0])
+
+
 @pytest.mark.parametrize("low, high, p, expected", [
     (1.10, 1.30, 0.001, "regression"),
     (1.10, 1.30, 0.20, "inconclusive"),  # the rank test does not back it
