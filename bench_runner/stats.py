@@ -397,7 +397,8 @@ def compare_entries(pairs: Iterable[tuple[Sequence, Sequence]], floor: float = F
     unpaired = compare_all([(rounds_of(b), rounds_of(a)) for (b, a), p in zip(pairs, is_paired) if not p],
                            floor=[f for f, p in zip(floors, is_paired) if not p], alpha=alpha, words=words,
                            n_boot=n_boot, statistic=statistic)
-    found = {i: compare_paired(lr, n_boot=n_boot, seed=data_seed(lr)) for i, (lr, p) in enumerate(zip(logs, is_paired)) if p}
+    found = {i: compare_paired(lr, n_boot=n_boot, seed=data_seed(lr))
+             for i, (lr, p) in enumerate(zip(logs, is_paired)) if p}
     adjusted = dict(zip(found, adjust([c.p_value for c in found.values()])))
     out, rest = [], iter(unpaired)
     for i in range(len(pairs)):

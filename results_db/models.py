@@ -253,8 +253,9 @@ class NoiseFloor(CellKeyed, Base):
     """How far a cell moves between runs taken at different times on one hardware fingerprint
     (`hadamard-bench noise`): a relative change that 0.1% of such pairs of runs move beyond, wide
     enough that two identical runs' interval lies within it 80% of the time
-    (bench_runner.stats.drift_floors; floors stored before 2026-12-05 held 99% of pairs). Comparisons of two runs (`compare`, `gate`, History) judge
-    the cell at max(threshold, drift). A new measurement of the cell replaces it."""
+    (bench_runner.stats.drift_floors; floors stored before 2026-12-05 held 99% of pairs).
+    Comparisons of two runs (`compare`, `gate`, History) judge the cell at max(threshold, drift).
+    A new measurement of the cell replaces it."""
 
     __tablename__ = "noise_floor"
 

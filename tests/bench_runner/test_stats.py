@@ -45,7 +45,8 @@ def test_a_cells_interval_does_not_depend_on_the_cells_beside_it():
     rng = np.random.default_rng(16)
     pair = (cell(rng, samples=7, round_sd=0.05), cell(rng, samples=7, round_sd=0.05))
     others = [(cell(rng), cell(rng)) for _ in range(4)]
-    entry = lambda rounds: (np.concatenate(rounds), np.repeat(range(len(rounds)), [len(r) for r in rounds]))  # noqa: E731
+    labels = lambda rounds: np.repeat(range(len(rounds)), [len(r) for r in rounds])  # noqa: E731
+    entry = lambda rounds: (np.concatenate(rounds), labels(rounds))  # noqa: E731
     intervals = lambda found: (found["ci_low"], found["ci_high"])  # noqa: E731
     alone = stats.compare_all([pair])[0]
     assert intervals(stats.compare_all(others + [pair])[-1]) == intervals(alone)
