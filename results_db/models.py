@@ -253,7 +253,7 @@ class NoiseFloor(CellKeyed, Base):
     """How far a cell moves between runs taken at different times on one hardware fingerprint
     (`hadamard-bench noise`): a relative change that 0.1% of such pairs of runs move beyond, wide
     enough that two identical runs' interval lies within it 80% of the time
-    (bench_runner.stats.drift_floors; floors stored before 2026-12-05 held 99% of pairs).
+    (bench_runner.stats.drift_floors; migration 0011 widened floors stored when they held 99%).
     Comparisons of two runs (`compare`, `gate`, History) judge the cell at max(threshold, drift).
     A new measurement of the cell replaces it."""
 

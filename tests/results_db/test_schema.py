@@ -2,6 +2,7 @@
 and newer, foreign or damaged files are refused and left byte for byte as they were."""
 
 import hashlib
+import math
 import subprocess
 import sys
 import sqlite3
@@ -81,6 +82,26 @@ def test_a_first_schema_database_is_migrated_and_its_results_still_read(store_ur
         assert schema.sqlite_revision(kept) == "0001"
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith("store.db.before")] == [kept.name]
         assert f"the file as it was is {kept}" in capsys.readouterr().err  # and the user is told where
+
+
+def test_floors_stored_at_the_99_percent_width_are_widened_to_the_margin(store_url):
+    """0011: a floor `noise` stored as the change 99% of pairs stay within (2.576 standard errors)
+    becomes the margin it would store from the same runs now (1.96 + 1.2816), in log space."""
+    from alembic import command
+    from sqlalchemy import text
+
+    engine = create_engine(store_url)
+    with engine.begin() as conn:
+        command.upgrade(schema._config(conn), "0010")
+        for drift, size in ((0.2, "n=1"), (0.05, "n=2")):
+            conn.execute(text("INSERT INTO noise_floor VALUES ('f', 'elementwise', 'hadamard', 'eager', 'cpu', "
+                              f"'float32', 'forward', '{size}', {drift}, '[1, 2, 3]', '2026-12-04 00:00:00')"))
+    engine.dispose()
+    with sessionmaker(results_db.open_engine(store_url))() as session:
+        floors = dict(session.execute(select(results_db.NoiseFloor.size, results_db.NoiseFloor.drift)).all())
+    s = math.log1p(0.2) / (2.576 * math.sqrt(2))  # the spread the stored floor came from
+    assert floors["n=1"] == pytest.approx(math.expm1(3.2416 * math.sqrt(2) * s), rel=1e-9)  # 25.8%
+    assert floors["n=2"] == pytest.approx(math.expm1(math.log1p(0.05) * 3.2416 / 2.576), rel=1e-9)
 
 
 def test_the_migrations_build_the_schema_the_models_create(tmp_path):
