@@ -239,8 +239,8 @@ def compare_all(pairs: Iterable[tuple[Sequence[np.ndarray], Sequence[np.ndarray]
 # (Julious, "Sample sizes for clinical trials with Normal data", Statistics in Medicine 2004): two
 # identical runs' interval lies inside it 80% of the time when it is z_0.975 + z_0.90 = 1.96 + 1.28
 # standard errors of their log ratio. Where a run's own rounds explain its drift, a 99% floor
-# (z = 2.576) left about half such pairs inconclusive, on synthetic runs and on the VM
-# (docs/notes/2026-12-05-a-floor-an-identical-pair-can-meet.md).
+# (z = 2.576) left 54% of synthetic identical pairs inconclusive and 41% of a quiet A/A's cells on
+# the VM (docs/notes/2026-12-05-a-floor-an-identical-pair-can-meet.md).
 DRIFT_Z = 1.96 + 1.2816
 
 
@@ -343,8 +343,9 @@ def compare_paired(log_ratios: Sequence[np.ndarray], n_boot: int = N_BOOT, seed:
     cycles within a drawn round (Kalibera & Jones, "Rigorous benchmarking in reasonable time",
     ISMM 2013: resample at every level the variance lives at, the top one first), widened for
     few rounds as `_widened_interval` says, and never narrower than Student's t interval of the
-    rounds' median log ratios (`_round_half_width`: Yuen's trimmed t from 10 rounds). Both samples of a cycle share the machine's state
-    of that moment, so what drifts between cycles, rounds and runs cancels in each log ratio
+    rounds' median log ratios (`_round_half_width`: Yuen's trimmed t from 10 rounds). Both samples
+    of a cycle share the machine's state of that moment, so what drifts between cycles, rounds and
+    runs cancels in each log ratio
     (the randomized multiple interleaved trials of Abedi & Brecht, ICPE 2017). The p-value is a
     Wilcoxon signed-rank test of the round medians' log ratios against 0 where there are 6 or
     more rounds, else NaN: the verdict reads the interval alone (verdict_paired)."""
