@@ -345,10 +345,10 @@ def compare_paired(log_ratios: Sequence[np.ndarray], n_boot: int = N_BOOT, seed:
     few rounds as `_widened_interval` says, and never narrower than Student's t interval of the
     rounds' median log ratios (`_round_half_width`: Yuen's trimmed t from 10 rounds). Both samples
     of a cycle share the machine's state of that moment, so what drifts between cycles, rounds and
-    runs cancels in each log ratio
-    (the randomized multiple interleaved trials of Abedi & Brecht, ICPE 2017). The p-value is a
-    Wilcoxon signed-rank test of the round medians' log ratios against 0 where there are 6 or
-    more rounds, else NaN: the verdict reads the interval alone (verdict_paired)."""
+    runs cancels in each log ratio (the randomized multiple interleaved trials of Abedi & Brecht,
+    ICPE 2017). The p-value is a Wilcoxon signed-rank test of the round medians' log ratios against
+    0 where there are 6 or more rounds, else NaN: the verdict reads the interval alone
+    (verdict_paired)."""
     rounds = [np.asarray(r, dtype=float) for r in log_ratios if len(r)]
     if not rounds:
         return Comparison(float("nan"), float("nan"), float("nan"), float("nan"), 0)
