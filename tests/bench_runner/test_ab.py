@@ -333,3 +333,40 @@ def test_a_round_takes_cycles_until_its_ratio_is_known_and_no_more_than_its_budg
     assert cycles == slipping[1].turns and cycles > ab.MIN_CYCLES
     # At most the budget: 2 × budget_s between the sides, blocks of at least 1 ms, plus the cycle that crossed it.
     assert cycles <= 2 * policy.budget_s / 1e-3 / 2 + 1
+
+
+def test_which_side_builds_a_cell_first_is_drawn_from_the_seed():
+    """The side that builds a cell last starts its turns warm, so the base must not always build
+    first: over many cells and rounds each side builds first about half the time, and the same
+    seed draws the same order again."""
+    import random
+
+    from bench_runner import defaults
+    from bench_runner.cell import Cell, CellOutcome
+
+    class FakeSide:
+        def __init__(self, name, log):
+            self.name, self.log = name, log
+            self.conn = type("C", (), {"closed": False})()
+
+        def ask(self, what, cell, *rest):
+            if what == "prepare":
+                self.log.append(self.name)
+                return "ready", None
+            return CellOutcome("ok") if what == "finish" else (1e-3, 1)
+
+    cell = Cell("elementwise", "hadamard", "eager", (("n", 1024),), "cpu", "float32", "forward")
+    policy = ab.round_policy(defaults.POLICIES["quick"])
+
+    def first_builders(seeds):
+        found = []
+        for seed in seeds:
+            log = []
+            ab.one_cell([FakeSide("base", log), FakeSide("head", log)], cell, False, policy, random.Random(seed))
+            assert sorted(log) == ["base", "head"]
+            found.append(log[0])
+        return found
+
+    drawn = first_builders(range(200))
+    assert 70 <= drawn.count("base") <= 130
+    assert first_builders(range(200)) == drawn
