@@ -152,20 +152,30 @@ def before_timing(device: str, max_wait_s: float) -> bool:
     return False
 
 
+# How many of a node's latest probes the Ledger keeps. A task is handed every node's (where it
+# will run is known only once it runs), so keeping them all made each task's arguments grow with
+# the run: over the quick suite's 1,500 cell-rounds on one node, about 1.1 million probes handed
+# out in all (n²/2), 1,499 to the last task. The median of the latest few dozen is the node's norm
+# as well, and follows the node as it changes over a long run.
+PROBES_KEPT = 64
+
+
 class Ledger:
     """Settling across many short-lived workers (Ray tasks, one cell each): the probes each node
-    showed, handed to the next task on that node as the earlier probes it settles against (a
-    task that started without them would take its own first probe, however slow, as the norm
+    showed lately, handed to the next task on that node as the earlier probes it settles against
+    (a task that started without them would take its own first probe, however slow, as the norm
     and never wait), and the waits added up until the round's summary is read."""
 
     def __init__(self):
-        self.probes: dict[str, list[float]] = {}  # node → its tasks' probe medians, the run's so far
+        self.probes: dict[str, list[float]] = {}  # node → its latest tasks' probe medians (PROBES_KEPT)
         self._round: dict = {}
 
     def record(self, node: str, summary: dict) -> None:
         """One task's Settler.summary()."""
         for probe in known([summary.get("probe_median_s")]):
-            self.probes.setdefault(node, []).append(probe)
+            kept = self.probes.setdefault(node, [])
+            kept.append(probe)
+            del kept[:-PROBES_KEPT]
             self._round.setdefault("probes", []).append(probe)
         for key in ("waited_s", "cells_waited", "cells_unsettled"):
             self._round[key] = self._round.get(key, 0) + (summary.get(key) or 0)

@@ -250,3 +250,18 @@ def test_the_worker_runner_keeps_the_probes_offered():
     runner.offer_probes([50e-6])
     runner.offer_probes([55e-6, -1.0])
     assert runner._probes == [50e-6, 55e-6]
+
+
+def test_the_ledger_keeps_each_nodes_latest_probes_only():
+    """Every task is handed every node's probes, so a node's list must not grow with the run; the
+    round's summary still reads every task of the round."""
+    import statistics
+
+    ledger = settle.Ledger()
+    probes = [(100 + i) * 1e-6 for i in range(3 * settle.PROBES_KEPT)]
+    for probe in probes:
+        ledger.record("a", {"probe_median_s": probe})
+    assert ledger.probes["a"] == probes[-settle.PROBES_KEPT:]
+    assert ledger.round_summary()["probe_median_s"] == statistics.median(probes)
+    ledger.record("b", {"probe_median_s": 90e-6})
+    assert ledger.probes["b"] == [90e-6] and len(ledger.probes["a"]) == settle.PROBES_KEPT
