@@ -19,6 +19,7 @@ import os
 import random
 import signal
 from multiprocessing.connection import Connection
+from typing import Sequence
 
 from hadamard_bench import proc
 
@@ -113,21 +114,25 @@ def measure_group(catalogue, work: list[tuple[Cell, bool]], policy: TimingPolicy
     return run_group(catalogue, work, policy, random.Random(order_key))
 
 
-def _serve(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads: int | None = None) -> None:
-    """Answer the parent's requests until it sends None. Interrupted (Ctrl-C reaches the whole
+def _serve(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads: int | None = None,
+           probes: Sequence[float] = ()) -> None:
+    """Answer the parent's requests until it sends None. `probes`: the settling probes the run
+    knows so far, which this worker's cells settle against. Interrupted (Ctrl-C reaches the whole
     terminal's process group; IsolatedRunner._stop interrupts a worker first), it returns
     quietly, and exits as a stopped worker does, releasing what it holds."""
     try:
-        _answer(conn, catalogue_ref, policy, threads)
+        _answer(conn, catalogue_ref, policy, threads, probes)
     except KeyboardInterrupt:
         return
 
 
-def _answer(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads: int | None) -> None:
+def _answer(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads: int | None,
+            probes: Sequence[float]) -> None:
     if threads:
         import torch
 
         torch.set_num_threads(threads)
+    settle.settler().offer(probes)
     catalogue = load_catalogue(catalogue_ref)
     conn.send("ready")
     while True:
@@ -137,7 +142,6 @@ def _answer(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads:
         if message[0] == "drift":
             from .calibration import drift_control
 
-            settle.settler().offer(message[2])  # the probes of the run's earlier rounds and the machine's runs
             try:
                 controls = {device: drift_control(device) for device in message[1]}
                 settle.settler().offer([controls.get("cpu", {}).get("probe_s")])
@@ -185,7 +189,11 @@ class IsolatedRunner(Executor):
     def _start(self) -> None:
         self._awaiting = False
         self._conn, child = self._context.Pipe()
-        self._process = self._context.Process(target=_serve, args=(child, self.catalogue_ref, self.policy, self.threads),
+        # Each worker is handed the probes known so far, so that one started again mid-round (after
+        # a cell that crashed or timed out) settles against the run's norm, as the round's first
+        # did, not against its own first probe, however slow.
+        self._process = self._context.Process(target=_serve, args=(child, self.catalogue_ref, self.policy, self.threads,
+                                                                    list(self._probes)),
                                               daemon=True, name="hadamard-bench-worker")
         # A spawned worker is a new interpreter: it inherits the environment at start, and
         # glibc reads its tunables once, before any allocation.
@@ -228,7 +236,9 @@ class IsolatedRunner(Executor):
 
     def drift(self, devices: list[str]) -> dict[str, dict[str, float]]:
         """The drift controls, measured in the worker (a failure leaves them out)."""
-        return self._request(("drift", devices, list(self._probes)), unanswered={})
+        controls = self._request(("drift", devices), unanswered={})
+        self.offer_probes([(controls.get("cpu") or {}).get("probe_s")])  # a worker started after it knows it too
+        return controls
 
     def _request(self, message: tuple, unanswered):
         """Ask the worker (started first if need be); a worker that does not answer in time is

@@ -137,15 +137,23 @@ def test_a_worker_hands_its_median_probe_to_the_next_round():
     policy = dataclasses.replace(FAST, settle_s=0.5)
     cell = selection.plan(toy_catalogue(), selection.Selection(suite="smoke", benchmarks=["toy"]))[0]
     with IsolatedRunner("tests.bench_runner.toy:toy_catalogue", policy, 60, threads=2) as runner:
-        assert runner.drift(["cpu"])["cpu"]["probe_s"] > 0
+        control = runner.drift(["cpu"])["cpu"]["probe_s"]
+        assert control > 0
         assert runner.measure(cell).status == "ok"
         first = runner.settle_summary()
-        assert 0 < first["probe_median_s"] < 0.05 and runner._probes == [first["probe_median_s"]]
+        assert 0 < first["probe_median_s"] < 0.05 and runner._probes == [control, first["probe_median_s"]]
         runner.restart()
         # As if earlier rounds had been far faster: a thousandth, which no probe here reaches. The
         # next worker settles against them, waits its cell's whole 0.5 s and counts it unsettled.
         runner._probes = [first["probe_median_s"] / 1000] * 5
         runner.drift(["cpu"])
+        assert runner.measure(cell, check=False).status == "ok"
+        assert runner.settle_summary() | {"probe_median_s": None} == {
+            "probe_median_s": None, "waited_s": 0.5, "cells_waited": 1, "cells_unsettled": 1}
+        # A worker started again mid-round (its predecessor crashed or timed out: no drift
+        # controls this time) is handed the same probes, and waits alike.
+        runner._probes = [first["probe_median_s"] / 1000] * 5
+        runner._stop()
         assert runner.measure(cell, check=False).status == "ok"
         assert runner.settle_summary() | {"probe_median_s": None} == {
             "probe_median_s": None, "waited_s": 0.5, "cells_waited": 1, "cells_unsettled": 1}
