@@ -3,6 +3,7 @@ something would; 0 when the machine looks quiet."""
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -48,10 +49,7 @@ def cpu_findings(window_s: float = 1.0) -> list[Finding]:
                              f"{load:.2f} on {cores} cores",
                              "wait for the load to settle, or stop what is running, before measuring"))
     if heavy:
-        found.append(Finding(False, "other busy processes",
-                             ", ".join(f"{name} (pid {pid}) {share:.0%} of a CPU" for pid, name, share in heavy),
-                             "stop them, or measure on a machine of its own: they take cores and cache from "
-                             "the cells"))
+        found.append(busy_finding(heavy, cores))
     else:
         found.append(Finding(True, "other busy processes", "none above 5% of a CPU"))
     if state.get("steal_share") is not None:
@@ -88,6 +86,26 @@ def cpu_findings(window_s: float = 1.0) -> list[Finding]:
     found.append(openmp_finding())
     found.append(cores_finding())
     return found
+
+
+def busy_finding(heavy: list[tuple[int, str, float]], cores: int, threads: int | None = None) -> Finding:
+    """Other processes busy on the machine (pid, name, share of a CPU), and what to do: stop them,
+    or time on no more threads than the cores they leave free. A thread beyond those waits for a
+    core in the middle of parallel calls: on the 2-vCPU VM, beside a process busy on one core,
+    two-thread calls averaged 2.7-2.8× their quiet time and one-thread calls 1.00-1.02×
+    (docs/notes/2026-12-05-threads-beside-a-busy-core.md)."""
+    if threads is None:
+        import torch
+
+        threads = torch.get_num_threads()
+    free = max(1, cores - math.floor(sum(share for _, _, share in heavy) + 0.5))  # the cores they hold, to the nearest
+    advice = "stop them, or measure on a machine of its own: they take cores and cache from the cells"
+    if threads > free:
+        advice += (f"; or run with `--threads {free}`, the cores they leave free: PyTorch's {threads} threads "
+                   f"would wait for a core in its parallel calls, and small threaded cells then read several "
+                   f"times slower in some of their blocks")
+    return Finding(False, "other busy processes",
+                   ", ".join(f"{name} (pid {pid}) {share:.0%} of a CPU" for pid, name, share in heavy), advice)
 
 
 def openmp_finding(environ=os.environ, threads: int | None = None, cores: int | None = None) -> Finding:

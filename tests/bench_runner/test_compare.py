@@ -199,6 +199,19 @@ def test_doctor_names_a_busy_process_and_what_to_do(monkeypatch, capsys):
     assert "→ stop them" in out and "1 thing would disturb measurements here" in out
 
 
+def test_doctor_asks_for_no_more_threads_than_the_busy_processes_leave_cores():
+    one_core = [(4242, "stress-ng", 0.97)]
+    busy = doctor.busy_finding(one_core, cores=2, threads=2)
+    assert not busy.ok and busy.seen == "stress-ng (pid 4242) 97% of a CPU"
+    assert busy.advice.startswith("stop them") and "`--threads 1`, the cores they leave free" in busy.advice
+    assert "PyTorch's 2 threads" in busy.advice
+    assert "--threads" not in doctor.busy_finding(one_core, cores=8, threads=4).advice  # seven cores free
+    two = [(1, "a", 0.6), (2, "b", 0.7)]  # 1.3 cores: one held
+    assert "`--threads 3`" in doctor.busy_finding(two, cores=4, threads=4).advice
+    assert "`--threads 1`" in doctor.busy_finding([(1, "a", 2.0)], cores=2, threads=2).advice  # never 0
+    assert "--threads" not in doctor.busy_finding([(1, "a", 0.3)], cores=2, threads=2).advice  # under half a core
+
+
 def test_busy_reasons_come_from_other_processes_and_steal_not_our_own_load():
     assert machine_state.busy_reasons({"load_1m_after": 5.0, "other_cpu_share": 0.01, "steal_share": 0.0}) == []
     reasons = machine_state.busy_reasons({"other_cpu_share": 0.4, "steal_share": 0.2})
