@@ -92,8 +92,8 @@ def busy_finding(heavy: list[tuple[int, str, float]], cores: int, threads: int |
     """Other processes busy on the machine (pid, name, share of a CPU), and what to do: stop them,
     or time on no more threads than the cores they leave free. A thread beyond those waits for a
     core in the middle of parallel calls: on the 2-vCPU VM, beside a process busy on one core,
-    two-thread calls averaged 2.7-2.8× their quiet time and one-thread calls 1.00-1.02×
-    (docs/notes/2026-12-05-threads-beside-a-busy-core.md)."""
+    two-thread calls averaged 2.1-10× their time alone and one-thread calls 0.98-1.03×
+    (docs/benchmarks.md, "Threads beside a busy core": benchmarks/busy_core_threads.py)."""
     if threads is None:
         import torch
 
