@@ -101,8 +101,8 @@ def busy_finding(heavy: list[tuple[int, str, float]], cores: int, threads: int |
     free = max(1, cores - math.floor(sum(share for _, _, share in heavy) + 0.5))  # the cores they hold, to the nearest
     advice = "stop them, or measure on a machine of its own: they take cores and cache from the cells"
     if threads > free:
-        advice += (f"; or run with `--threads {free}`, the cores they leave free: PyTorch's {threads} threads "
-                   f"would wait for a core in its parallel calls, and small threaded cells then read several "
+        advice += (f"; or time with `run --threads {free}`, the cores they leave free: PyTorch's {threads} threads "
+                   f"would wait for a core in their parallel calls, and small threaded cells then read several "
                    f"times slower in some of their blocks")
     return Finding(False, "other busy processes",
                    ", ".join(f"{name} (pid {pid}) {share:.0%} of a CPU" for pid, name, share in heavy), advice)

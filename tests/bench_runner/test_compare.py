@@ -203,12 +203,12 @@ def test_doctor_asks_for_no_more_threads_than_the_busy_processes_leave_cores():
     one_core = [(4242, "stress-ng", 0.97)]
     busy = doctor.busy_finding(one_core, cores=2, threads=2)
     assert not busy.ok and busy.seen == "stress-ng (pid 4242) 97% of a CPU"
-    assert busy.advice.startswith("stop them") and "`--threads 1`, the cores they leave free" in busy.advice
+    assert busy.advice.startswith("stop them") and "`run --threads 1`, the cores they leave free" in busy.advice
     assert "PyTorch's 2 threads" in busy.advice
     assert "--threads" not in doctor.busy_finding(one_core, cores=8, threads=4).advice  # seven cores free
     two = [(1, "a", 0.6), (2, "b", 0.7)]  # 1.3 cores: one held
-    assert "`--threads 3`" in doctor.busy_finding(two, cores=4, threads=4).advice
-    assert "`--threads 1`" in doctor.busy_finding([(1, "a", 2.0)], cores=2, threads=2).advice  # never 0
+    assert "`run --threads 3`" in doctor.busy_finding(two, cores=4, threads=4).advice
+    assert "`run --threads 1`" in doctor.busy_finding([(1, "a", 2.0)], cores=2, threads=2).advice  # never 0
     assert "--threads" not in doctor.busy_finding([(1, "a", 0.3)], cores=2, threads=2).advice  # under half a core
 
 
