@@ -21,6 +21,7 @@ import json
 import multiprocessing
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -114,6 +115,7 @@ def compile_ahead(cells: Sequence[Cell], policy: TimingPolicy, threads: int, pro
     # The whole pass, not only the pool's start: a process that dies is replaced by a new one.
     with spawn_environment(SPAWN_ENV):
         pool = context.Pool(processes, initializer=_start, initargs=(threads,))
+        finished = False
         try:
             results = pool.imap(_compile, [(cell, policy) for cell in cells])
             for cell in cells:
@@ -125,8 +127,16 @@ def compile_ahead(cells: Sequence[Cell], policy: TimingPolicy, threads: int, pro
                     break
                 if on_cell:
                     on_cell(cell)
+            finished = not stopped
         finally:
-            pool.terminate()
+            # Terminated (SIGTERM), a process exits without unlinking the semaphores Inductor
+            # made in it, and the run ended on multiprocessing's "leaked semaphore" warning (1 of
+            # 3 passes over 54 cells, 2026-12-05). Done, the processes are let go and exit cleanly;
+            # only a pass stopped by a hung cell, or by an exception, still terminates them.
+            if finished:
+                pool.close()
+            else:
+                pool.terminate()
             pool.join()
     path = ledger(threads)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,6 +161,10 @@ def _start(threads: int) -> None:
     import torch._inductor.config
 
     torch.set_num_threads(threads)
+    # Quiet: what Inductor warns while it builds (no code for complex operators, mcb's FFT) was
+    # printed once by each process, with no cell named, above the run's progress bar. The round
+    # that times a cell checks and reports it.
+    warnings.simplefilter("ignore")
     # Each process builds one kernel at a time; a pool of compile workers in each would only
     # take memory. (The setting is not part of Inductor's cache key.)
     torch._inductor.config.compile_threads = 1

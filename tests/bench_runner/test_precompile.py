@@ -68,6 +68,34 @@ def test_a_cell_that_outlasts_the_cell_timeout_stops_the_pass_and_its_processes(
     assert multiprocessing.active_children() == []
 
 
+@pytest.mark.slow
+def test_a_finished_pass_lets_its_processes_exit_instead_of_terminating_them(monkeypatch):
+    """Terminated (SIGTERM), a process never unlinks the semaphores Inductor made in it, and the
+    run ended on multiprocessing's "leaked semaphore" warning. Eager cells: how the processes
+    end does not depend on what they built."""
+    context, pools = multiprocessing.get_context("spawn"), []
+    real_pool = context.Pool
+
+    def pool(*args, **kwargs):
+        pools.append(real_pool(*args, **kwargs))
+        return pools[-1]
+
+    monkeypatch.setattr(context, "Pool", pool)
+    done = precompile.compile_ahead(_cells("eager", ("swiglu", "glu", "ffn_relu")), FAST, 1, 2, 300)
+    assert done["cells"] == 3 and "stopped" not in done
+    assert [p.exitcode for p in pools[0]._pool] == [0, 0]  # -15 when terminated
+
+
+@pytest.mark.slow
+def test_the_processes_compiling_ahead_print_no_warnings(capfd):
+    """mcb's FFT has Inductor warn, in each process, that it makes no code for complex operators."""
+    size = tuple(real.benchmarks["bimodal_fusion"].sizes("smoke")[0].items())
+    cells = [Cell("bimodal_fusion", "mcb", "compile", size, "cpu", "float32", "forward")] * 2  # one a process
+    done = precompile.compile_ahead(cells, FAST, 1, 2, 300)
+    assert done["cells"] == 2
+    assert "Warning" not in capfd.readouterr().err
+
+
 def test_a_new_run_compiles_ahead_says_so_and_its_round_builds_nothing_more(tmp_path, monkeypatch):
     """The round's worker finds every graph the pass built in Inductor's cache, and writes no new
     one: the pass ran with the worker's threads and float32 settings, both part of the cache key
