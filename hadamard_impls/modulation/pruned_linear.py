@@ -1,6 +1,8 @@
 """Pruned weights: a mask applied by a Hadamard product against dense and sparse
 storage of the same pruned matrix (catalogue section 3)."""
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -47,7 +49,11 @@ class SparseCSR(Dense):
     def __init__(self, n: int, sparsity: int):
         super().__init__(n, sparsity)
         # The pruned weight is stored once, fixed: sparse storage has no dense gradient.
-        self.register_buffer("pruned", (self.weight.detach() * self.mask).to_sparse_csr())
+        with warnings.catch_warnings():
+            # PyTorch says CSR support "is in beta" once in each process: every round's worker
+            # printed it into the run's output, where it read as a fault of the run.
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            self.register_buffer("pruned", (self.weight.detach() * self.mask).to_sparse_csr())
         del self.weight
 
     def forward(self, x):  # (B, n)

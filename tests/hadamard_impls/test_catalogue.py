@@ -1,6 +1,9 @@
 """The catalogue itself: ids, baselines, parameter matching, FLOP formulas, and
 every method and backend through the runner's own cell at its smallest size."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -20,6 +23,20 @@ def test_every_method_declares_what_the_runner_and_the_dashboard_need():
         assert {"eager", "compile"} <= set(method.backends)
         assert method.latex and method.summary
         assert set(method.exponents) <= set(catalogue.benchmarks[method.benchmark].params)
+
+
+def test_building_and_calling_every_method_warns_nothing():
+    """A warning a method raises is printed by every round's worker into the run's output, where
+    a user reads it as the run's fault (PyTorch's "CSR support is in beta" did). In a fresh
+    process, since PyTorch gives some warnings once per process."""
+    script = ("import torch\n"
+              "from hadamard_impls import catalogue\n"
+              "for bench in catalogue.benchmarks.values():\n"
+              "    size = bench.sizes('smoke')[0]\n"
+              "    for method in bench.methods.values():\n"
+              "        method.build(size)(*bench.inputs(size, torch.device('cpu'), torch.float32))\n")
+    done = subprocess.run([sys.executable, "-W", "error", "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 @pytest.mark.parametrize("C", [32, 256, 1024])
