@@ -52,6 +52,10 @@ def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = F
     held `inconclusive`, since it would not survive measuring again. A change against the spell's
     direction stands (it is understated)."""
     merged = before.merge(after, on=list(on), suffixes=("_before", "_after"))
+    if "result_id_before" in merged and "result_id_after" in merged:
+        # One stored result on both sides (a run against itself, or a run against its machine's
+        # latest cells) pairs every sample with itself: "no change" by construction, not measured.
+        merged = merged[merged["result_id_before"] != merged["result_id_after"]].reset_index(drop=True)
     spelled_runs = set(spelled_runs)
     told, slowed = [], []
     for _, row in merged.iterrows():

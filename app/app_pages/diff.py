@@ -29,6 +29,9 @@ before = cols[0].selectbox("Before", choices, index=1, format_func=label)
 after = cols[1].selectbox("After", choices, index=0, format_func=label)
 threshold = cols[2].slider("Threshold", 0.0, 0.5, defaults.FLOOR, 0.01, format="%.2f",
                            help="The practical floor: a change smaller than this counts as no change")
+if before == after:
+    st.info(f"Before and After are the same {by[:-1]}: choose two different ones.")
+    st.stop()
 
 
 def cells_of(choice):
@@ -49,7 +52,7 @@ machine_drift = comparison.drift_ratios(states, runs_of(before_cells), runs_of(a
 result = comparison.comparison_table(before_cells, after_cells, threshold, spelled_runs=data.spelled_runs(url, measured_in),
                                      drift=drift, machine_drift=machine_drift)
 if result.empty:
-    st.info("No cell has successful results on both sides.")
+    st.info("No cell has successful results on both sides from two different runs.")
     st.stop()
 result = result.iloc[(result["ratio"] - 1).abs().argsort()[::-1]].reset_index(drop=True)
 counts = result["verdict"].value_counts()

@@ -151,12 +151,16 @@ def run(args) -> int:
     with sessions() as session:
         before, before_runs, before_name = side(session, args.before)
         after, after_runs, after_name = side(session, args.after)
+        if before_runs == after_runs:
+            raise UsageError(f"bench_runner compare: {before_name} and {after_name} are the same measurements "
+                             f"(run {', '.join(map(str, before_runs))}); compare two different runs or machines")
         machine_drift, caveat, spelled = machine_change(session, before_runs, after_runs, (before_name, after_name))
         drift, floors, fingerprints = history.measured_drift(session, before_runs + after_runs)
     table = comparison.comparison_table(before, after, args.threshold, statistic=args.statistic, spelled_runs=spelled,
                                         drift=drift, machine_drift=machine_drift)
     if table.empty:
-        raise UsageError(f"bench_runner compare: no cell has `ok` results in both {before_name} and {after_name}")
+        raise UsageError(f"bench_runner compare: no cell has `ok` results in both {before_name} and {after_name} "
+                         f"from two different runs")
     table = table.sort_values(list(CELL_KEY))
     report(table, args.format, before_name, after_name, args.threshold, args.statistic, machine_drift, caveat,
            wording.floor_note(table, args.threshold, floors, fingerprints))

@@ -206,6 +206,18 @@ def test_diff_counts_each_verdict_and_explains_inconclusive(db_url, monkeypatch)
     assert shown == {f"B=1 N={n} C=64 H=4": v for n, (*_, v) in PLANTED.items()}
 
 
+def test_diff_of_a_run_with_itself_asks_for_two_different_runs(db_url, monkeypatch):
+    from tests.bench_runner.test_compare import plant_runs
+
+    plant_runs(db_url)
+    at = render(db_url, monkeypatch, "app_pages/diff.py")
+    next(s for s in at.selectbox if s.label == "Before").set_value(2).run()
+    next(s for s in at.selectbox if s.label == "After").set_value(2).run()
+    assert not at.exception
+    assert any("Before and After are the same run" in i.value for i in at.info)
+    assert not at.metric and not at.dataframe
+
+
 def test_diff_of_machines_says_when_a_label_is_worn_by_other_hardware(db_url, monkeypatch):
     from tests.bench_runner.test_compare import plant_bigger_testhost, plant_runs
 

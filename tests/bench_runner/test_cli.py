@@ -19,6 +19,7 @@ import results_db
 from bench_runner.cli import main
 from hadamard_impls import catalogue
 from results_db import history_queries, queries
+from tests.conftest import seed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -300,7 +301,7 @@ def test_a_run_that_waited_for_quiet_is_not_stored_as_started_busy(monkeypatch, 
 
 def test_a_reader_that_stops_early_is_not_an_error(smoke_db):
     url, _ = smoke_db
-    out = subprocess.run(f"{shlex.quote(sys.executable)} -m bench_runner compare 1 1 --format csv "
+    out = subprocess.run(f"{shlex.quote(sys.executable)} -m bench_runner history --format csv "
                          f"--db {shlex.quote(url)} | head -n 1", shell=True, capture_output=True, text=True,
                          cwd=ROOT, timeout=300)
     assert out.stdout.startswith("benchmark,method,backend")
@@ -312,6 +313,7 @@ def test_help_and_the_verbs_that_only_read_never_import_torch(seeded_db, tmp_pat
     """`--help` of every verb, and compare, history, gate, mark --list, export and db status on a
     database, run without torch (2.8 s of a slow VM's 7.5 s before each verb imported lazily);
     `--help` without SQLAlchemy or pandas either."""
+    seed(seeded_db)  # a second run, for compare
     code = f"""
 import contextlib, io, sys
 from bench_runner import cli
@@ -328,7 +330,7 @@ for verb in VERBS:
             assert exc.code == 0, verb
 print("help", loaded())
 db = {seeded_db!r}
-for argv in (["compare", "1", "1"], ["history"], ["gate", "1"], ["mark", "--list"], ["db", "status"],
+for argv in (["compare", "1", "2"], ["history"], ["gate", "1"], ["mark", "--list"], ["db", "status"],
              ["export", "--out", {str(tmp_path / 'out.csv')!r}]):
     with contextlib.redirect_stdout(io.StringIO()):
         code = cli.main([*argv, "--db", db])

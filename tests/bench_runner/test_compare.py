@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 
 import pytest
 from sqlalchemy.orm import sessionmaker
@@ -74,7 +75,7 @@ def test_each_planted_change_gets_its_verdict(planted_db, capsys):
 
 def test_the_exit_code_follows_regressions_when_asked(planted_db, capsys):
     assert compare(planted_db, "1", "2", "--fail-on-regression", capsys=capsys)[0] == 1
-    assert compare(planted_db, "1", "1", "--fail-on-regression", capsys=capsys)[0] == 0  # a run against itself
+    assert compare(planted_db, "2", "3", "--fail-on-regression", capsys=capsys)[0] == 0  # the same samples
     assert compare(planted_db, "1", "2", "--fail-on-regression", "--threshold", "0.6", capsys=capsys)[0] == 0
 
 
@@ -124,10 +125,27 @@ def test_a_machine_label_worn_by_other_hardware_compares_the_latest_hardwares_ce
     (["machine:nowhere", "1"], "no machine 'nowhere' with results"),
     (["1", "2", "--threshold", "2"], "is not a fraction"),
     (["1"], "the following arguments are required"),
+    (["2", "2"], "run 2 and run 2 are the same measurements (run 2)"),
+    (["2", "machine:testhost"], "are the same measurements"),  # testhost's latest cells are run 2's
 ])
 def test_bad_input_is_one_line_and_exit_2(planted_db, capsys, args, words):
     code, out, err = compare(planted_db, *args, capsys=capsys)
     assert code == 2 and words in err and err.count("\n") == 1 and out == ""
+
+
+def test_a_cell_is_never_compared_with_its_own_stored_result(planted_db):
+    """Machine testhost's latest cells are run 2's: its N=64 cell against run 2's own would pair
+    each sample with itself and read "no change" by construction. Against run 1 it is measured."""
+    from results_db import queries
+
+    with sessionmaker(results_db.open_engine(planted_db))() as session:
+        run1, run2 = (queries.samples_frame(session, run_id=r) for r in (1, 2))
+        machine = queries.samples_frame(session, machine="testhost")
+    mixed = pd.concat([run1[run1["size"] != "B=1 N=64 C=64 H=4"], machine[machine["size"] == "B=1 N=64 C=64 H=4"]])
+    table = comparison.comparison_table(mixed, run2)
+    assert sorted(table["size"]) == [f"B=1 N={n} C=64 H=4" for n in (128, 256, 512)]
+    assert comparison.comparison_table(run2, run2).empty
+    assert len(comparison.comparison_table(run1, run2)) == 4
 
 
 def test_no_database_is_exit_2_and_creates_none(tmp_path, capsys):
