@@ -190,14 +190,22 @@ def test_what_every_page_shows_can_be_downloaded(seeded_db, monkeypatch, page):
     assert {"CSV", "Parquet", "JSON", "Markdown", "LaTeX"} <= set(labels)
 
 
-def test_diff_counts_each_verdict_and_explains_inconclusive(db_url, monkeypatch):
-    from tests.bench_runner.test_compare import PLANTED, plant_runs
+def _diff_of_planted_runs(db_url, monkeypatch, before: int, after: int) -> AppTest:
+    """The Diff page on test_compare's planted runs, `before` against `after`."""
+    from tests.bench_runner.test_compare import plant_runs
 
     plant_runs(db_url)
     at = render(db_url, monkeypatch, "app_pages/diff.py")
-    next(s for s in at.selectbox if s.label == "Before").set_value(1).run()
-    next(s for s in at.selectbox if s.label == "After").set_value(2).run()
+    next(s for s in at.selectbox if s.label == "Before").set_value(before).run()
+    next(s for s in at.selectbox if s.label == "After").set_value(after).run()
     assert not at.exception
+    return at
+
+
+def test_diff_counts_each_verdict_and_explains_inconclusive(db_url, monkeypatch):
+    from tests.bench_runner.test_compare import PLANTED
+
+    at = _diff_of_planted_runs(db_url, monkeypatch, 1, 2)
     values = {m.label: m.value for m in at.metric}
     assert values == {"Regression": "1", "Improvement": "1", "No change": "1", "Inconclusive": "1"}
     why = next(c.value for c in at.caption if c.value.startswith("**Inconclusive**"))
@@ -207,13 +215,7 @@ def test_diff_counts_each_verdict_and_explains_inconclusive(db_url, monkeypatch)
 
 
 def test_diff_of_a_run_with_itself_asks_for_two_different_runs(db_url, monkeypatch):
-    from tests.bench_runner.test_compare import plant_runs
-
-    plant_runs(db_url)
-    at = render(db_url, monkeypatch, "app_pages/diff.py")
-    next(s for s in at.selectbox if s.label == "Before").set_value(2).run()
-    next(s for s in at.selectbox if s.label == "After").set_value(2).run()
-    assert not at.exception
+    at = _diff_of_planted_runs(db_url, monkeypatch, 2, 2)
     assert any("Before and After are the same run" in i.value for i in at.info)
     assert not at.metric and not at.dataframe
 
