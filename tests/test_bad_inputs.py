@@ -53,6 +53,12 @@ CASES = [
     (["agent", "--label", "x", "--once", "--ray-address", "here:6379"],
      "bench_runner agent: --ray-address, --ray-resource and --accelerator-type need --executor ray"),
     (["db", "downgrade"], "invalid choice"),
+    # files to write, refused before anything is measured or read
+    (["export", "--out", "{folder.json}"], "is a folder, not a file"),
+    (["export", "--out", "{a_file}/rows.csv"], "is a file, so"),
+    (["plot", "--benchmark", "elementwise", "--out", "{a_file}/deeper/chart.svg"], "is a file, so"),
+    (["gate", "1", "--markdown", "{folder.json}"], "is a folder, not a file"),
+    (["ab", "HEAD", "HEAD", "--suite", "smoke", "--markdown", "{a_file}/summary.md"], "is a file, so"),
     # files to import
     (["import", "{empty.json}"], "is not valid JSON"),
     (["import", "{text.json}"], "is not valid JSON"),
@@ -136,3 +142,10 @@ def test_a_bad_database_url_or_path_is_refused_and_creates_nothing(tmp_path, cap
     assert message in err and len(err.splitlines()) == 1, err
     assert "secret" not in err
     assert {p.name: digest(p) for p in tmp_path.iterdir() if p.is_file()} == before
+
+
+def test_folders_missing_above_a_file_to_write_are_made(finished_db, tmp_path, capsys):
+    url, _ = finished_db
+    out = tmp_path / "exports" / "today" / "rows.csv"
+    assert main(["export", "--out", str(out), "--db", url]) == 0
+    assert out.read_text().startswith("benchmark,method,backend")

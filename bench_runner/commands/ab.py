@@ -9,7 +9,8 @@ from pathlib import Path
 
 from .. import defaults
 from . import UsageError, checked_url, sessions_on
-from .flags import db_flag, plugin_flag, positive_int, rounds_flag, selected, selection_flags, threshold_flag
+from .flags import (db_flag, out_file, out_path, plugin_flag, positive_int, rounds_flag, selected, selection_flags,
+                    threshold_flag)
 
 HELP = ("Measure two versions in one session, taking turns block by block: BASE and HEAD are git revisions "
         "of the project (or, with --repo and --plugin, of a plugin's repository), each checked out into a "
@@ -39,7 +40,8 @@ def add_parser(verbs) -> None:
     db_flag(p)
     threshold_flag(p)
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    p.add_argument("--markdown", metavar="FILE", help="also write the table and its summary to FILE as Markdown")
+    p.add_argument("--markdown", type=out_file(), metavar="FILE",
+                   help="also write the table and its summary to FILE as Markdown")
     p.add_argument("--fail-on-regression", action="store_true", help="exit with status 1 when any cell regressed")
     p.add_argument("--cell-timeout", type=float, default=300.0, metavar="SECONDS",
                    help="stop a side that has not answered within this long (default: 300)")
@@ -137,7 +139,7 @@ def run(args) -> int:
     names = f"run {runs[0]} ({args.base})", f"run {runs[1]} ({args.head})"
     report(table, args.format, *names, args.threshold)
     if args.markdown:
-        Path(args.markdown).write_text(markdown(table, *names, args.threshold))
+        out_path(args.markdown).write_text(markdown(table, *names, args.threshold))
         print(f"wrote {args.markdown}", file=sys.stderr)
     regressed = (table["verdict"] == stats.RUN_WORDS[0]).any()
     return 1 if args.fail_on_regression and regressed else 0

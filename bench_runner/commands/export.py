@@ -7,7 +7,7 @@ import json
 import sys
 
 from . import UsageError, existing_db
-from .flags import db_flag
+from .flags import db_flag, out_file, out_path
 
 
 def add_parser(verbs) -> None:
@@ -19,7 +19,8 @@ def add_parser(verbs) -> None:
                    help="csv, json: one row per cell; bundle: whole runs with their machine, provenance, "
                         "calibration and samples, lossless; pytest-benchmark: the layout of "
                         "`pytest --benchmark-json`, for `pytest-benchmark compare`")
-    p.add_argument("--out", required=True, metavar="FILE", help="where to write ('-' for stdout)")
+    p.add_argument("--out", required=True, type=out_file(stdout_allowed=True), metavar="FILE",
+                   help="where to write ('-' for stdout); missing folders are made")
     p.add_argument("--run", type=int, metavar="RUN_ID", help="only this run")
     p.add_argument("--label",
                    help="bundle only: the name the bundle gives its runs' machine, as shipped reference results "
@@ -65,7 +66,7 @@ def _runs(args, sessions) -> int:
     if args.out == "-":
         print(json.dumps(data, indent=1, allow_nan=False))
     else:
-        bundle.write_file(data, args.out)
+        bundle.write_file(data, out_path(args.out))
         what = f"{len(data['runs'])} runs" if "runs" in data else f"{len(data['benchmarks'])} benchmarks"
         print(f"wrote {what} to {args.out}", file=sys.stderr)
     return 0
@@ -85,7 +86,7 @@ def _cells(args, sessions) -> int:
                                        queries.samples_of(session, frame.loc[frame["status"] == "ok", "result_id"]),
                                        comparison.cells_in_spell(frame, spelled))
     frame = frame.drop(columns="result_id")
-    out = sys.stdout if args.out == "-" else args.out
+    out = sys.stdout if args.out == "-" else out_path(args.out)
     if args.format == "csv":
         queries.spreadsheet_safe(frame).to_csv(out, index=False)
     else:

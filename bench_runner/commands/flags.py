@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+from pathlib import Path
 
 from hadamard_bench import plugins, vocabulary
 
@@ -44,6 +46,36 @@ def fraction(text: str) -> float:
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"{text} is not a fraction between 0 and 1 (0.05 is 5%)")
     return value
+
+
+def out_file(stdout_allowed: bool = False):
+    """An argparse type for a file a verb writes (`-`: stdout, where allowed), refused before
+    anything runs when it cannot be written: a folder, or below a folder this user cannot write
+    into. Folders missing on the way are made when it is written (out_path): `ab --markdown` once
+    measured a whole session and then stopped on a traceback at a folder that did not exist."""
+    def parse(text: str) -> str:
+        if text == "-" and stdout_allowed:
+            return text
+        path = Path(text).absolute()
+        if path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text[:80]!r} is a folder, not a file")
+        above = path.parent
+        while not above.exists():
+            above = above.parent
+        if not above.is_dir():
+            raise argparse.ArgumentTypeError(f"{str(above)[:80]!r} is a file, so {text[:80]!r} cannot be written")
+        if not os.access(above, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise argparse.ArgumentTypeError(f"{text[:80]!r} cannot be written here (no permission, or a "
+                                             f"read-only file system)")
+        return text
+    return parse
+
+
+def out_path(text: str) -> Path:
+    """A file out_file accepted, as a Path, with the folders missing above it made."""
+    path = Path(text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def label(text: str) -> str:

@@ -7,11 +7,10 @@ on RUN itself explains its changes (an `expected` one) or leaves nothing to judg
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import UsageError, existing_db
-from .flags import db_flag, positive_int, threshold_flag
+from .flags import db_flag, out_file, out_path, positive_int, threshold_flag
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,7 +29,8 @@ def add_parser(verbs) -> None:
     p.add_argument("--against", type=positive_int("positive number of runs"), default=5, metavar="N",
                    help="how many earlier runs of each cell form the baseline (default: 5)")
     threshold_flag(p)
-    p.add_argument("--markdown", metavar="FILE", help="also write a summary fit for a pull-request comment")
+    p.add_argument("--markdown", type=out_file(), metavar="FILE",
+                   help="also write a summary fit for a pull-request comment")
     db_flag(p)
 
 
@@ -165,6 +165,6 @@ def run(args) -> int:
         print(f"regression: {r.benchmark}/{r.method}/{r.backend} {r.size}: {r.ratio:.3f}× "
               f"[{r.ci_low:.3f}, {r.ci_high:.3f}]{why}")
     if args.markdown:
-        Path(args.markdown).write_text(markdown(table, args.run, args.against, args.threshold, note),
+        out_path(args.markdown).write_text(markdown(table, args.run, args.against, args.threshold, note),
                                        encoding="utf-8")
     return 1 if (regressions["explained_by"] == "").any() else 0

@@ -8,7 +8,7 @@ from pathlib import Path
 from hadamard_bench.vocabulary import METRICS
 
 from . import UsageError, existing_db
-from .flags import db_flag
+from .flags import db_flag, out_file, out_path
 
 FORMATS = (".svg", ".png", ".html")
 
@@ -22,7 +22,8 @@ def add_parser(verbs) -> None:
                     "left out take the first value with results (float32 and forward when present).")
     p.add_argument("--benchmark", required=True, metavar="ID")
     p.add_argument("--metric", choices=[m for m in METRICS if m != "speedup"], default="time_median_s")
-    p.add_argument("--out", required=True, metavar="FILE", help="where to write: .svg, .png or .html")
+    p.add_argument("--out", required=True, type=out_file(), metavar="FILE",
+                   help="where to write: .svg, .png or .html; missing folders are made")
     p.add_argument("--run", type=int, metavar="RUN", help="only this run's results (default: each cell's latest)")
     p.add_argument("--method", action="append", default=[], metavar="ID", help="only these methods (repeatable)")
     p.add_argument("--backend", action="append", default=[], metavar="NAME", help="only these backends (repeatable)")
@@ -84,7 +85,7 @@ def run(args) -> int:
                                   error="time_iqr_s" if args.metric == "time_median_s" else None)
     figure.update_layout(title=f"{args.benchmark}: {label.lower()} · " + " · ".join(map(str, context.values()))
                          + (f" · {held}" if held else ""))
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = out_path(args.out)
     if out.suffix.lower() == ".html":
         out.write_text(figure.to_html(include_plotlyjs=True), encoding="utf-8")
     else:
