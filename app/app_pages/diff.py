@@ -52,7 +52,9 @@ machine_drift = comparison.drift_ratios(states, runs_of(before_cells), runs_of(a
 result = comparison.comparison_table(before_cells, after_cells, threshold, spelled_runs=data.spelled_runs(url, measured_in),
                                      drift=drift, machine_drift=machine_drift)
 if result.empty:
-    st.info("No cell has successful results on both sides from two different runs.")
+    st.info("No cell has successful results on both sides"
+            + (", other than the same stored ones." if set(before_cells["result_id"]) & set(after_cells["result_id"])
+               else "."))
     st.stop()
 result = result.iloc[(result["ratio"] - 1).abs().argsort()[::-1]].reset_index(drop=True)
 counts = result["verdict"].value_counts()

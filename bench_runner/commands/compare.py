@@ -159,8 +159,9 @@ def run(args) -> int:
     table = comparison.comparison_table(before, after, args.threshold, statistic=args.statistic, spelled_runs=spelled,
                                         drift=drift, machine_drift=machine_drift)
     if table.empty:
-        raise UsageError(f"bench_runner compare: no cell has `ok` results in both {before_name} and {after_name} "
-                         f"from two different runs")
+        same = set(before.get("result_id", ())) & set(after.get("result_id", ()))
+        raise UsageError(f"bench_runner compare: no cell has `ok` results in both {before_name} and {after_name}"
+                         + (" but the same stored ones" if same else ""))
     table = table.sort_values(list(CELL_KEY))
     report(table, args.format, before_name, after_name, args.threshold, args.statistic, machine_drift, caveat,
            wording.floor_note(table, args.threshold, floors, fingerprints))

@@ -82,7 +82,8 @@ def run(args) -> int:
         print(f"waited {waited:.0f} s for the machine to be quiet{': still busy' if busy else ''}", file=sys.stderr)
     run_id = sweep.start(factory, catalogue, sel, cells, policy, rounds=args.rounds, seed=args.seed, busy=busy)
     rounds = args.rounds or defaults.ROUNDS[sel.suite]
-    print(f"run {run_id}: {len(cells)} cells of the {sel.suite} suite, {rounds} round{'s' * (rounds > 1)}, "
+    print(f"run {run_id}: {len(cells)} cell{'s' * (len(cells) != 1)} of the {sel.suite} suite, "
+          f"{rounds} round{'s' * (rounds > 1)}, "
           f"into {url.render_as_string()}", file=sys.stderr)
     if busy:
         print(f"run {run_id}: this machine is busy ({'; '.join(busy)}): its timings may not reproduce; "

@@ -36,6 +36,7 @@ def run(args) -> int:
         rounds = args.rounds or defaults.ROUNDS[sel.suite]
         run_id = store.submit_run(session, args.label, sel.suite, sel.as_options(), len(cells) * rounds,
                                   rounds=rounds, seed=selection.new_seed()).id
-    print(f"run {run_id}: {len(cells)} cells of the {sel.suite} suite, {rounds} rounds, queued for agent "
+    print(f"run {run_id}: {len(cells)} cell{'s' * (len(cells) != 1)} of the {sel.suite} suite, "
+          f"{rounds} round{'s' * (rounds > 1)}, queued for agent "
           f"{args.label!r}")
     return 0

@@ -51,6 +51,11 @@ def test_a_claim_takes_each_queued_run_once(store_url):
         assert session.get(Run, other).status == "queued"
 
 
+def test_submit_says_what_it_queued(db_url, capsys):
+    assert main([*SUBMIT, "--rounds", "1", "--db", db_url]) == 0
+    assert capsys.readouterr().out == "run 1: 1 cell of the smoke suite, 1 round, queued for agent 'lab'\n"
+
+
 @pytest.mark.slow
 def test_two_agents_run_each_queued_run_exactly_once(store_url, capsys):
     # Two runs for two agents polling together: each claim races the other agent's. (The runs then

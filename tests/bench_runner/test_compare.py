@@ -148,6 +148,21 @@ def test_a_cell_is_never_compared_with_its_own_stored_result(planted_db):
     assert len(comparison.comparison_table(run1, run2)) == 4
 
 
+def test_a_machine_whose_latest_cells_are_the_runs_own_has_nothing_to_compare_and_says_why(planted_db, capsys):
+    """testhost's latest cells: run 2's four, and one that only run 1 measured; against run 2 every
+    shared cell is the same stored result on both sides."""
+    factory = sessionmaker(results_db.open_engine(planted_db))
+    with factory() as session, session.begin():
+        samples, rounds = planted_samples(1e-3, 0.01)
+        store.record_result(session, 1, dict(benchmark="token_mixing", method="poly_sa", backend="eager", device="cpu",
+                                             dtype="float32", mode="forward", size="B=1 N=1024 C=64 H=4"),
+                            "ok", samples=samples, sample_rounds=rounds, metrics={"time_median_s": 1e-3})
+    code, out, err = compare(planted_db, "2", "machine:testhost", capsys=capsys)
+    assert code == 2 and out == ""
+    assert err == "bench_runner compare: no cell has `ok` results in both run 2 and machine testhost but the same " \
+                  "stored ones\n"
+
+
 def test_no_database_is_exit_2_and_creates_none(tmp_path, capsys):
     path = tmp_path / "none.db"
     code, _, err = compare(f"sqlite:///{path}", "1", "2", capsys=capsys)
