@@ -421,6 +421,15 @@ def _finish(p: Prepared, measured: timing.Measurement, unsettled: bool, members:
             # The first call: for `compile`, tracing and code generation, kept apart from the runtime.
             "first_call_s": p.first_call_s,
             # What only some methods have (a reached rank, a mask density), by name.
-            **(module.extra_metrics(*inputs) if hasattr(module, "extra_metrics") else {}),
+            **_extra_metrics(module, inputs),
         },
     )
+
+
+def _extra_metrics(module: torch.nn.Module, inputs: tuple) -> dict[str, float]:
+    """A method's own facts (a reached rank, a mask density), read without gradients: a train
+    cell's inputs require them, and a float() of one warned in every round's worker."""
+    if not hasattr(module, "extra_metrics"):
+        return {}
+    with torch.no_grad():
+        return module.extra_metrics(*inputs)

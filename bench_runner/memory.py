@@ -75,23 +75,25 @@ def event_nodes(prof: profile) -> Iterator:
 
 
 def profiled(fn: Callable[[], object], **options) -> profile:
-    """`fn` run once under the CPU profiler (`options` as profile takes them), its start and
-    stop kept off stderr; the finished profile, for its events."""
+    """`fn` run once under the CPU profiler (`options` as profile takes them), kept off stderr;
+    the finished profile, for its events. The call has run many times before, timed; what is
+    written meanwhile is the profiler's: Kineto's trace lines at start and stop, and, for a train
+    call that frees gradients made before the profile began, c10's "Memory block of unknown size
+    was allocated before the profiling started", once in each round's worker."""
     prof = profile(activities=[ProfilerActivity.CPU], **options)
     with quiet_stderr():
         prof.start()
-    try:
-        fn()
-    finally:
-        with quiet_stderr():
+        try:
+            fn()
+        finally:
             prof.stop()
     return prof
 
 
 @contextlib.contextmanager
 def quiet_stderr():
-    """Kineto writes a trace line to file descriptor 2 at each start and stop, which
-    would break the progress bar; silence that descriptor for those two calls only."""
+    """File descriptor 2 silenced meanwhile: Kineto writes a trace line there at each start and
+    stop of a profile, which would break the progress bar."""
     sys.stderr.flush()
     saved = os.dup(2)
     try:
