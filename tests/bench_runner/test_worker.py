@@ -1,6 +1,7 @@
 """Cells in a worker process: crashes, kills and hangs become statuses, and the sweep goes on."""
 
 import dataclasses
+import signal
 import time
 
 import pytest
@@ -54,14 +55,22 @@ def test_a_worker_that_cannot_load_its_catalogue_is_reported():
         run.measure(crash_cell("double"))
 
 
+@pytest.fixture
+def sigint_handled():
+    """SIGINT handled as Python does from a terminal. Started as a background job of a script
+    (`.ci/run &`), pytest ignores it, and every process it spawns inherits that, workers included."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("sigint_handled")
 def test_a_worker_asked_to_stop_exits_on_its_own_and_one_still_on_a_cell_is_interrupted(tmp_path, monkeypatch):
     """Killed, a worker that had compiled left its semaphores behind, and every run ended on
     multiprocessing's "leaked semaphore" warning; each worker now exits by itself (status 0). A
     run interrupted while its worker is on a cell (Ctrl-C) does not wait for the worker to read a
     stop it would only read after the cell: that one is interrupted, and exits as quietly; one
     that cannot be interrupted is killed."""
-    import signal
-
     with IsolatedRunner(TOY, FAST, timeout_s=60) as run:
         assert run.measure(crash_cell("double")).status == "ok"
         first = run._process
