@@ -56,7 +56,7 @@ class CellOutcome:
     message: str | None = None
     samples: list[float] | None = None
     metrics: dict[str, float | None] = field(default_factory=dict)
-    provenance: dict | None = None  # what ran it (machine.cell_provenance and the kernels chosen)
+    provenance: dict | None = None  # what ran it (machine.cell_provenance, the check; finish adds the kernels chosen)
     unsettled: bool = False  # timed while the cores were still slow to work together (bench_runner.settle)
     # Timed in turns with its comparison group (cell.run_group): sample i comes from cycle i.
     interleaved: bool = False
@@ -336,9 +336,6 @@ def _prepare(catalogue: Catalogue, cell: Cell, policy: defaults.TimingPolicy, cl
     module = method.build(size).to(device=device, dtype=dtype)
     inputs = bench.inputs(size, device, dtype)
     fn = BACKENDS[cell.backend].prepare(module)
-    # A backend that replays CUDA graphs (triton) keeps its plain launches as `direct`: the
-    # profiler and the memory peak must see every kernel and allocation, not one replay.
-    direct = getattr(fn, "direct", fn)
 
     # The first call compiles, outside any timing, in the mode the timed calls run in: a
     # train cell's first call under no_grad would have Dynamo trace and Inductor build an
@@ -357,7 +354,7 @@ def _prepare(catalogue: Catalogue, cell: Cell, policy: defaults.TimingPolicy, cl
                 mismatch = reference.check(method, size, device, dtype, inputs, actual.detach(), plan, last)
             if mismatch:
                 return CellOutcome("mismatch", mismatch)
-            provenance = {**machine.cell_provenance(cell.device), "kernels": kernels.chosen(lambda: direct(*inputs)),
+            provenance = {**machine.cell_provenance(cell.device),
                           "check": reference.OWN_CHECK if method.check is not None else plan[1]}
         del actual
 
@@ -399,9 +396,12 @@ def _finish(p: Prepared, measured: timing.Measurement, unsettled: bool, members:
         provenance["energy"] = source.why_not or "measured"
     if members:
         provenance["timed"] = f"interleaved: {members} members of its group took turns, block by block"
+    # A backend that replays CUDA graphs (triton) keeps its plain launches as `direct`: the
+    # profiler and the memory peak must see every kernel and allocation, not one replay.
     direct = getattr(p.fn, "direct", p.fn)
     method, module, inputs = p.method, p.module, p.inputs
-    peak = memory.peak_memory_bytes(_mode_call(direct, module, inputs, cell.mode), device)
+    profiled = memory.profile_call(_mode_call(direct, module, inputs, cell.mode), device)
+    provenance["kernels"] = kernels.chosen(profiled.ops)
     counted_flops = {} if counted_flops is None else counted_flops
     if cell.method not in counted_flops:
         counted_flops[cell.method] = flops.count_flops(_mode_call(module, module, inputs, cell.mode))
@@ -414,7 +414,7 @@ def _finish(p: Prepared, measured: timing.Measurement, unsettled: bool, members:
         unsettled=unsettled,
         interleaved=bool(members),
         metrics={
-            **timed, "peak_mem_bytes": peak,
+            **timed, "peak_mem_bytes": profiled.peak_bytes,
             "flops": analytic, "flops_counted": counted,
             "bytes": method.bytes(size, dtype.itemsize),
             **graph_metrics, **energy_metrics,

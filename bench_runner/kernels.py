@@ -5,11 +5,11 @@ of one call: the dispatcher's choice shows as the aten op it called."""
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterable
 
 from torch import nn
 
-from .memory import _EventType, event_nodes, profiled
+from .memory import ops_in, profiled
 
 CHOICES = {
     "aten::_scaled_dot_product_flash_attention": "sdpa: flash",
@@ -28,17 +28,10 @@ CHOICES = {
 }
 
 
-def ops_of(call: Callable[[], object]) -> set[str]:
-    """Every aten op one call ran, nested ones included."""
-    prof = profiled(call)
-    if _EventType is None:  # without the event tree (not public API), the slower list of events
-        return {event.name for event in prof.events()}
-    return {node.name for node in event_nodes(prof) if node.typed[0] == _EventType.TorchOp}
-
-
-def chosen(call: Callable[[], object]) -> list[str]:
-    """The dispatchers' choices in one call, e.g. ["sdpa: flash (CPU)"]; empty when it made none."""
-    return sorted({CHOICES[name] for name in ops_of(call) if name in CHOICES})
+def chosen(ops: Iterable[str]) -> list[str]:
+    """The dispatchers' choices among a call's ops (memory.profile_call's), e.g. ["sdpa: flash
+    (CPU)"]; empty when it made none."""
+    return sorted({CHOICES[name] for name in ops if name in CHOICES})
 
 
 def reaches_cudnn(call: Callable[[], object], module: nn.Module) -> bool:
@@ -48,7 +41,7 @@ def reaches_cudnn(call: Callable[[], object], module: nn.Module) -> bool:
     hooks = [m.register_forward_hook(lambda *_: fired.append(True)) for m in module.modules()
              if isinstance(m, nn.RNNBase)]
     try:
-        ops = ops_of(call)
+        ops = ops_in(profiled(call))
     finally:
         for hook in hooks:
             hook.remove()

@@ -1,8 +1,9 @@
-"""Peak memory of one call, above what was allocated before it.
+"""Peak memory of one call, above what was allocated before it, and the ops it ran.
 
 CUDA: the caching allocator's own peak counter. CPU: the profiler's record of
 every allocation and free made through PyTorch's CPU allocator, replayed in
-order; tracemalloc would not see tensor memory at all.
+order; tracemalloc would not see tensor memory at all. The ops come from the
+same profile on the CPU (kernels.py reads the dispatchers' choices from them).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -21,18 +22,28 @@ except ImportError:  # pragma: no cover
     _EventType = None
 
 
-def peak_memory_bytes(fn: Callable[[], object], device: torch.device) -> int | None:
+class CallProfile(NamedTuple):
+    peak_bytes: int | None  # above what was allocated before the call; None when unknown
+    ops: frozenset[str]  # every aten op the call ran, nested ones included
+
+
+def profile_call(fn: Callable[[], object], device: torch.device) -> CallProfile:
+    """One call's memory peak and the ops it ran (kernels.chosen reads the dispatchers' choices
+    from those). On the CPU one profile gives both: round 1 profiled each cell twice, once for
+    each, and the second profile cost 4-7 s of a quick suite."""
     if device.type == "cuda":
-        return _cuda_peak(fn, device)
+        return CallProfile(_cuda_peak(fn, device), ops_in(profiled(fn)))
+    prof = profiled(fn, profile_memory=True)
+    peak = _cpu_peak(prof)
     # The profiler now and then hands back an empty event tree (seen under torch.compile),
     # which reads as a peak of 0: only then is the call profiled again (the same call cannot
-    # have two different true peaks, so the larger stands). Each profile costs about 10 ms,
-    # which a quick suite of 450 cells would otherwise pay twice.
-    peak = _cpu_peak(fn)
+    # have two different true peaks, so the larger stands, and its ops are the whole list).
+    # Each profile costs about 10 ms, which a quick suite of 450 cells would otherwise pay twice.
     if peak == 0:
-        again = _cpu_peak(fn)
-        peak = None if again is None else max(peak, again)
-    return peak
+        again = profiled(fn, profile_memory=True)
+        second = _cpu_peak(again)
+        return CallProfile(None if second is None else max(peak, second), ops_in(prof) | ops_in(again))
+    return CallProfile(peak, ops_in(prof))
 
 
 def _cuda_peak(fn: Callable[[], object], device: torch.device) -> int:
@@ -44,11 +55,12 @@ def _cuda_peak(fn: Callable[[], object], device: torch.device) -> int:
     return torch.cuda.max_memory_allocated(device) - before
 
 
-def _cpu_peak(fn: Callable[[], object]) -> int | None:
+def _cpu_peak(prof: profile) -> int | None:
+    """The peak of a profile taken with profile_memory."""
     if _EventType is None:
         return None
     events = [(node.start_time_ns, node.typed[1].alloc_size, node.typed[1].ptr)  # frees are negative
-              for node in event_nodes(profiled(fn, profile_memory=True)) if node.typed[0] == _EventType.Allocation]
+              for node in event_nodes(prof) if node.typed[0] == _EventType.Allocation]
     # Frees of blocks allocated before the call (old gradients set to None, say) do not
     # lower the call's own peak: only blocks allocated inside the window count.
     live = peak = 0
@@ -61,6 +73,13 @@ def _cpu_peak(fn: Callable[[], object]) -> int | None:
         live += delta
         peak = max(peak, live)
     return peak
+
+
+def ops_in(prof: profile) -> frozenset[str]:
+    """Every aten op a finished profile saw, nested ones included."""
+    if _EventType is None:  # without the event tree (not public API), the slower list of events
+        return frozenset(event.name for event in prof.events())
+    return frozenset(node.name for node in event_nodes(prof) if node.typed[0] == _EventType.TorchOp)
 
 
 def event_nodes(prof: profile) -> Iterator:
