@@ -6,6 +6,7 @@ bench_runner.wording. Torch-free (pandas and numpy), so the dashboard can import
 
 from __future__ import annotations
 
+import re
 from typing import Collection, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -19,6 +20,14 @@ from .stats import INCONCLUSIVE, RUN_WORDS, VERDICT_COLUMNS, compare_entries, dr
 
 
 CELL = list(CELL_KEY)  # what identifies a cell, as results_db stores it
+
+
+def in_cell_order(frame: pd.DataFrame, then: Sequence[str] = ()) -> pd.DataFrame:
+    """Rows sorted by cell, sizes by their numbers rather than as text (n=4096, n=65536,
+    n=1048576), then by `then` (a history's runs, oldest first)."""
+    def key(column: pd.Series) -> pd.Series:
+        return column.map(lambda s: re.sub(r"\d+", lambda m: m.group().zfill(20), s)) if column.name == "size" else column
+    return frame.sort_values([*CELL, *then], key=key, kind="stable")
 
 
 def _unsettled(row: pd.Series, side: str) -> tuple[int, int]:

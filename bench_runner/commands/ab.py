@@ -132,7 +132,7 @@ def run(args) -> int:
     with factory() as session:
         before, _, _ = side(session, str(runs[0]))
         after, _, _ = side(session, str(runs[1]))
-    table = comparison.comparison_table(before, after, args.threshold)
+    table = comparison.in_cell_order(comparison.comparison_table(before, after, args.threshold))
     if table.empty:
         print("bench_runner ab: no cell ended `ok` on both sides", file=sys.stderr)
         return 1

@@ -9,7 +9,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from hadamard_bench.vocabulary import CELL_KEY, STATISTICS
+from hadamard_bench.vocabulary import STATISTICS
 
 from .. import defaults
 from . import UsageError, existing_db
@@ -162,7 +162,7 @@ def run(args) -> int:
         same = set(before.get("result_id", ())) & set(after.get("result_id", ()))
         raise UsageError(f"bench_runner compare: no cell has `ok` results in both {before_name} and {after_name}"
                          + (" but the same stored ones" if same else ""))
-    table = table.sort_values(list(CELL_KEY))
+    table = comparison.in_cell_order(table)
     report(table, args.format, before_name, after_name, args.threshold, args.statistic, machine_drift, caveat,
            wording.floor_note(table, args.threshold, floors, fingerprints))
     regressed = (table["verdict"] == stats.RUN_WORDS[0]).any()

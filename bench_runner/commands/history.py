@@ -18,7 +18,7 @@ COLUMNS = [*CELL_KEY, "fingerprint", "machine", "run_id", "started_at", "commit"
 def add_parser(verbs) -> None:
     p = verbs.add_parser(
         "history", help="each cell's median per run over time, with intervals and change points",
-        description="One row per cell and run, oldest first: the run's median with a 95% interval from its rounds, "
+        description="One row per cell and run, each cell's runs together, oldest first: the run's median with a 95% interval from its rounds, "
                     "and change_point=true at the run where E-divisive means finds a new level (the step beyond 5% "
                     "and significant by compare's statistics on the rounds of the runs on either side). A cell's "
                     "history stays on one hardware fingerprint (CPU model, cores, memory, GPU, driver major): "
@@ -53,7 +53,7 @@ def run(args) -> int:
     import pandas as pd
     from results_db import history_queries
 
-    from .. import history, wording
+    from .. import comparison, history, wording
 
     matches = _size_matches(args.size)
     sessions = existing_db(args.db, "history")
@@ -67,8 +67,8 @@ def run(args) -> int:
             table = history.history_table(session, benchmark=benchmark, method=args.method, backend=args.backend,
                                           **by)
         table = table[table["size"].map(matches)] if not table.empty else table
-        if not table.empty:
-            printed.batch(table[COLUMNS])
+        if not table.empty:  # each cell's runs together, oldest first
+            printed.batch(comparison.in_cell_order(table, then=["fingerprint", "started_at", "run_id"])[COLUMNS])
     if not printed.rows:
         raise UsageError("bench_runner history: no `ok` results match the selection")
     printed.end()

@@ -1,5 +1,6 @@
 """`compare` on planted runs (its verdicts, formats and exit codes, its bad input) and `doctor`."""
 
+import io
 import json
 
 import numpy as np
@@ -71,6 +72,15 @@ def test_each_planted_change_gets_its_verdict(planted_db, capsys):
         assert cell["ci_low"] <= cell["ratio"] <= cell["ci_high"] and 0 <= cell["p_adjusted"] <= 1
     assert {"benchmark", "method", "backend", "device", "dtype", "mode", "size", "ratio", "ci_low", "ci_high",
             "p_adjusted", "verdict"} <= set(found["cells"][0])
+
+
+def test_cells_come_in_the_order_of_their_sizes_numbers_not_their_text(planted_db, capsys):
+    code, out, _ = compare(planted_db, "1", "2", "--format", "csv", capsys=capsys)
+    assert code == 0
+    assert list(pd.read_csv(io.StringIO(out))["size"]) == [f"B=1 N={n} C=64 H=4" for n in (64, 128, 256, 512)]
+    table = pd.DataFrame({**{c: "x" for c in comparison.CELL}, "size": ["n=65536", "B=2 N=8", "n=4096", "B=10 N=1"],
+                          "run_id": [1, 2, 3, 4]})
+    assert list(comparison.in_cell_order(table)["run_id"]) == [2, 4, 3, 1]
 
 
 def test_the_exit_code_follows_regressions_when_asked(planted_db, capsys):
@@ -288,6 +298,11 @@ def test_history_lists_every_run_and_marks_where_a_new_level_starts(db_url, caps
     assert all(r["ci_low"] <= r["time_median_s"] <= r["ci_high"] for r in rows)
     assert {"benchmark", "method", "backend", "size", "run_id", "started_at", "commit", "time_median_s", "ci_low",
             "ci_high", "change_point"} <= set(rows[0])
+    # Unfiltered, each cell's runs come together, the cells in the order of their sizes' numbers.
+    assert main(["history", "--db", db_url, "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["size"], r["run_id"]) for r in rows] == [(f"B=1 N={n} C=64 H=4", run) for n in PLANTED
+                                                         for run in range(1, 9)]
     assert main(["history", "--db", db_url, "--size", "N=3"]) == 2
     assert "no `ok` results match" in capsys.readouterr().err
     assert main(["history", "--db", db_url, "--size", "N"]) == 2
