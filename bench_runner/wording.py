@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from hadamard_bench.vocabulary import CELL_KEY
+from hadamard_bench.vocabulary import CELL_KEY, counted
 
 from .comparison import interval_half_width, outlasted, unsettled_share
 from .defaults import FLOOR
@@ -64,7 +64,9 @@ def machine_moved_note(table: pd.DataFrame) -> str | None:
     moved = int(table["machine_moved"].sum()) if "machine_moved" in table else 0
     if not moved:
         return None
-    return (f"{moved} cells' changes held inconclusive: their intervals do not clear the machine's own move "
+    whose = "1 cell's change" if moved == 1 else f"{moved} cells' changes"
+    return (f"{whose} held inconclusive: {'its interval does' if moved == 1 else 'their intervals do'} not clear "
+            f"the machine's own move "
             f"between the two sides (its drift controls; column `machine_moved`)")
 
 
@@ -86,12 +88,13 @@ def noise_summary(floors: pd.DataFrame) -> str:
     lines = []
     for bench, group in floors.groupby("benchmark"):
         worst = group.loc[group["drift"].idxmax()]
-        lines.append(f"  {bench}: {len(group)} cells, drift median {group['drift'].median():.1%}, largest "
+        lines.append(f"  {bench}: {counted(len(group), 'cell')}, drift median {group['drift'].median():.1%}, largest "
                      f"{worst['drift']:.1%} ({worst['method']}/{worst['backend']} {worst['size']})")
     runs = sorted({tuple(r) for r in floors["run_ids"]})
     when = pd.to_datetime(floors["measured_at"]).max()
     above = int((floors["drift"] > FLOOR).sum())
-    lines.append(f"  {len(floors)} cells, {above} of them drifting more than the {FLOOR:.0%} threshold between "
+    lines.append(f"  {counted(len(floors), 'cell')}, {above} of them drifting more than the {FLOOR:.0%} "
+                 f"threshold between "
                  f"runs; measured {when:%Y-%m-%d %H:%M} from runs " + "; ".join(", ".join(map(str, r)) for r in runs))
     return "\n".join(lines)
 

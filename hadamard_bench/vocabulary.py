@@ -7,6 +7,14 @@ from __future__ import annotations
 # export's leading columns.
 CELL_KEY = ("benchmark", "method", "backend", "device", "dtype", "mode", "size")
 
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """`n` and its noun as a sentence says it: "1 run", "3 runs", "0 runs"; `plural` where
+    adding an s is wrong ("1 change point" needs none: "2 change points" is noun + "s")."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 # smoke proves the path works; quick covers the catalogue in minutes on a 2-core CPU; full
 # is the papers' sizes, for a GPU; paper holds only the benchmarks behind the survey's
 # Figures S3 and S4, at sizes that show their growth.

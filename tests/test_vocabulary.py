@@ -57,3 +57,10 @@ def test_no_code_patches_the_import_path():
                                                          "hadamard_bench", "benchmarks", "tests", "scripts")
                  for p in Path(ROOT / folder).rglob("*.py") if any(w in p.read_text() for w in patching)]
     assert offenders == []
+
+
+def test_a_count_says_its_noun_as_a_sentence_would():
+    from hadamard_bench.vocabulary import counted
+
+    assert [counted(n, "run") for n in (0, 1, 2)] == ["0 runs", "1 run", "2 runs"]
+    assert counted(1, "change point") == "1 change point" and counted(3, "box", "boxes") == "3 boxes"

@@ -5,7 +5,7 @@ import streamlit as st
 
 from app import charts, data, judging, exports, text, widgets
 from bench_runner import history, wording
-from hadamard_bench.vocabulary import CELL_KEY, MARK_KINDS
+from hadamard_bench.vocabulary import CELL_KEY, MARK_KINDS, counted
 
 url = data.db_url()
 st.title("History")
@@ -18,7 +18,7 @@ fingerprints = data.load_fingerprints(url)
 if fingerprints.empty:
     st.info("No successful results yet: run `python -m bench_runner run --suite quick`, then again tomorrow.")
     st.stop()
-described = {r.fingerprint: text.visible(f"{r.hardware} · {', '.join(r.hostnames)}") + f" · {r.runs} runs"
+described = {r.fingerprint: text.visible(f"{r.hardware} · {', '.join(r.hostnames)}") + f" · {counted(r.runs, 'run')}"
              for r in fingerprints.itertuples()}
 choices = list(described)
 fingerprint = st.selectbox("Machine (hardware fingerprint)", choices, index=widgets.url_index("machine", choices),

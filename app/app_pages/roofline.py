@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app import charts, data, exports, shaping, text, widgets
+from hadamard_bench.vocabulary import counted
 
 url = data.db_url()
 st.title("Roofline")
@@ -35,6 +36,7 @@ else:
     st.caption("No calibration stored for this machine and device: points only.")
 figure = charts.roofline_chart(points, bandwidth, peak)
 st.plotly_chart(figure, width="stretch")
-st.caption(f"{len(points)} cells with FLOPs; cells that only move data (a copy) have no intensity and are left out.")
+st.caption(f"{counted(len(points), 'cell')} with FLOPs; cells that only move data (a copy) have no intensity and "
+           "are left out.")
 exports.download_buttons(points[["benchmark", "method", "role", "backend", "size", "intensity", "gflops", "gbps",
                                  "time_median_s"]], f"roofline-{device}-{dtype}", figure)

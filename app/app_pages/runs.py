@@ -29,7 +29,7 @@ def history():
         cols = st.columns([5, 1])
         cols[0].progress(run.cells_done / max(run.cells_total, 1),
                          text=f"Run {run.run_id} ({text.md(run.suite)}, {text.md(run.status)}): {run.cells_done} of {run.cells_total} "
-                              f"measurements ({run.rounds} round{'s' * (run.rounds > 1)} of every cell)")
+                              f"measurements ({vocabulary.counted(run.rounds, 'round')} of every cell)")
         if run.status in ("queued", "running") and not data.read_only() and cols[1].button(
                 "Cancel", key=f"cancel_{run.run_id}"):
             with data.sessions(url)() as session, session.begin():
@@ -37,7 +37,7 @@ def history():
             st.toast(f"Run {run.run_id} stops after its current cell.")
     latest = runs.iloc[0]
     st.caption(f"Latest: run {latest.run_id} {text.md(latest.status)}, {latest.cells_ok} ok and {latest.cells_failed} failed "
-               f"of {latest.cells_total // max(int(latest.rounds), 1)} cells.")
+               f"of {vocabulary.counted(latest.cells_total // max(int(latest.rounds), 1), 'cell')}.")
     st.dataframe(runs, hide_index=True, width="stretch")
     exports.download_buttons(runs, "runs")
     data.refresh_on_progress(runs)

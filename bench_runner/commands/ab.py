@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from hadamard_bench.vocabulary import counted
+
 from .. import defaults
 from . import UsageError, checked_url, sessions_on
 from .flags import (db_flag, out_file, out_path, plugin_flag, positive_int, rounds_flag, selected, selection_flags,
@@ -122,8 +124,9 @@ def run(args) -> int:
                 rounds, seed = args.rounds or defaults.AB_ROUNDS[sel.suite], args.seed or selection.new_seed()
                 factory = sessions_on(url)
                 runs = ab.start_runs(factory, catalogue, sel, cells, policy, sides, rounds, seed)
-                print(f"ab: runs {runs[0]} ({args.base}) and {runs[1]} ({args.head}), {len(cells)} cells of the "
-                      f"{sel.suite} suite, {rounds} round{'s' * (rounds > 1)}, taking turns", file=sys.stderr)
+                print(f"ab: runs {runs[0]} ({args.base}) and {runs[1]} ({args.head}), "
+                      f"{counted(len(cells), 'cell')} of the "
+                      f"{sel.suite} suite, {counted(rounds, 'round')}, taking turns", file=sys.stderr)
                 _measure(args, factory, runs, sides, cells, policy, rounds, seed, plugin, started)
             finally:
                 ab.stop_sides(started)

@@ -9,7 +9,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from hadamard_bench.vocabulary import STATISTICS
+from hadamard_bench.vocabulary import STATISTICS, counted
 
 from .. import defaults
 from . import UsageError, existing_db
@@ -86,7 +86,8 @@ def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float], caveat: 
     from .. import stats, wording
 
     counts = table["verdict"].value_counts()
-    lines = [f"geometric mean of after ÷ before, {bench}: {stats.geomean(group['ratio']):.3f}× over {len(group)} cells"
+    lines = [f"geometric mean of after ÷ before, {bench}: {stats.geomean(group['ratio']):.3f}× over "
+             f"{counted(len(group), 'cell')}"
              for bench, group in table.groupby("benchmark")]
     lines.append("verdicts: " + ", ".join(f"{int(counts.get(v, 0))} {v}" for v in
                                           (*stats.RUN_WORDS, stats.NO_CHANGE, stats.INCONCLUSIVE)))
@@ -105,12 +106,15 @@ def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float], caveat: 
         lines.append(caveat)
     held = int((table["unsettled"] != "").sum()) if "unsettled" in table else 0
     if held:
-        lines.append(f"{held} cells were measured in a slow spell on a side (column `unsettled`: rounds timed "
+        lines.append(f"{counted(held, 'cell')} {'was' if held == 1 else 'were'} measured in a slow spell on a side "
+                     f"(column `unsettled`: rounds timed "
                      f"unsettled, or a run the spell outlasted): a regression (improvement) there is held "
                      f"inconclusive when the after (before) side was, since a spell only adds time")
     if (table["rounds"] < 2).any():
-        lines.append(f"{int((table['rounds'] < 2).sum())} cells have one round on a side: their intervals describe "
-                     f"one process and may not reproduce")
+        one = int((table["rounds"] < 2).sum())
+        lines.append(f"{counted(one, 'cell')} {'has' if one == 1 else 'have'} one round on a side: "
+                     f"{'its interval describes' if one == 1 else 'their intervals describe'} one process and may "
+                     f"not reproduce")
     return lines
 
 

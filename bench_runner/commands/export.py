@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import sys
 
+from hadamard_bench.vocabulary import counted
+
 from . import UsageError, existing_db
 from .flags import db_flag, out_file, out_path
 
@@ -67,7 +69,7 @@ def _runs(args, sessions) -> int:
         print(json.dumps(data, indent=1, allow_nan=False))
     else:
         bundle.write_file(data, out_path(args.out))
-        what = f"{len(data['runs'])} runs" if "runs" in data else f"{len(data['benchmarks'])} benchmarks"
+        what = counted(len(data["runs"]), "run") if "runs" in data else counted(len(data["benchmarks"]), "benchmark")
         print(f"wrote {what} to {args.out}", file=sys.stderr)
     return 0
 
@@ -92,5 +94,5 @@ def _cells(args, sessions) -> int:
     else:
         frame.to_json(out, orient="records", date_format="iso", indent=1)
     if args.out != "-":
-        print(f"wrote {len(frame)} rows to {args.out}", file=sys.stderr)
+        print(f"wrote {counted(len(frame), 'row')} to {args.out}", file=sys.stderr)
     return 0

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hadamard_bench.vocabulary import counted
+
 from . import UsageError, existing_db
 from .flags import db_flag, out_file, out_path, positive_int, threshold_flag
 
@@ -100,12 +102,14 @@ def markdown(table: pd.DataFrame, run_id: int, against: int, threshold: float, f
     regressed = table[(table["verdict"] == "regression") & (table["explained_by"] == "")].sort_values(
         "ratio", ascending=False)
     if len(expected):
-        lines += ["", f"{len(expected)} regressions are marked expected: "
+        lines += ["", f"{counted(len(expected), 'regression')} {'is' if len(expected) == 1 else 'are'} "
+                  "marked expected: "
                   + "; ".join(sorted(set(expected["explained_by"])))]
     if regressed.empty:
         lines += ["", f"No cell regressed beyond its floor ({threshold:.0%}, or its measured drift where larger)."]
     else:
-        lines += ["", f"**{len(regressed)} cells regressed** beyond their floor:", "",
+        whose = "its" if len(regressed) == 1 else "their"
+        lines += ["", f"**{counted(len(regressed), 'cell')} regressed** beyond {whose} floor:", "",
                   "| cell | ratio | 95% interval | floor | p (adjusted) |", "| --- | --- | --- | --- | --- |"]
         for r in regressed.itertuples():
             lines.append(f"| {r.benchmark} · {r.method} · {r.backend} · {r.device} · {r.dtype} · {r.mode} · {r.size} "
@@ -151,7 +155,7 @@ def run(args) -> int:
     table["explained_by"] = explained(table, marks, args.run)
     counts = table["verdict"].value_counts()
     for bench, group in table.groupby("benchmark"):
-        print(f"{bench}: geometric mean {stats.geomean(group['ratio']):.3f}× over {len(group)} cells")
+        print(f"{bench}: geometric mean {stats.geomean(group['ratio']):.3f}× over {counted(len(group), 'cell')}")
     print("verdicts: " + ", ".join(f"{int(counts.get(v, 0))} {v}" for v in
                                    (*stats.RUN_WORDS, stats.NO_CHANGE, stats.INCONCLUSIVE)))
     note = wording.floor_note(table, args.threshold, floors, 1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 
-from hadamard_bench.vocabulary import CELL_KEY
+from hadamard_bench.vocabulary import CELL_KEY, counted
 
 from . import UsageError, existing_db
 from .flags import db_flag
@@ -75,7 +75,7 @@ def run(args) -> int:
     if args.format == "table":
         with sessions() as session:
             floors = [history_queries.noise_floors(session, fp) for fp in sorted(printed.fingerprints)]
-        print(f"\n{printed.change_points} change points in {printed.cells} cells")
+        print(f"\n{counted(printed.change_points, 'change point')} in {counted(printed.cells, 'cell')}")
         print(wording.change_point_floor_note(pd.concat(printed.keys, ignore_index=True),
                                               pd.concat(floors, ignore_index=True)))
     return 0

@@ -7,6 +7,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from hadamard_bench.vocabulary import counted
+
 from . import UsageError, checked_url, sessions_on
 from .flags import catalogue_with_plugins, db_flag, plugin_flag
 
@@ -43,6 +45,7 @@ def run(args) -> int:
         # The code's catalogue first: a bundle's own (older) records must not decide how its cells read.
         store.sync_catalogue(session, *catalogue_rows(catalogue))
         added, skipped = store_runs(session, data, source=Path(args.file).name, label=args.label)
-    print(f"imported {len(added)} runs from {args.file}" + (f"; {skipped} were already here" if skipped else ""),
+    print(f"imported {counted(len(added), 'run')} from {args.file}"
+          + (f"; {skipped} {'was' if skipped == 1 else 'were'} already here" if skipped else ""),
           file=sys.stderr)
     return 0

@@ -4,7 +4,7 @@ from RUN on, and change points are searched separately on either side of a new s
 
 from __future__ import annotations
 
-from hadamard_bench.vocabulary import CELL_KEY, MARK_KINDS
+from hadamard_bench.vocabulary import CELL_KEY, MARK_KINDS, counted
 
 from . import UsageError, existing_db
 from .flags import db_flag, positive_int
@@ -68,5 +68,5 @@ def run(args) -> int:
     if not covered:
         print(f"warning: mark {mark_id} covers none of run {args.run}'s `ok` cells")
     print(f"mark {mark_id}: run {args.run} {args.kind.replace('_', ' ')}"
-          + (f" ({args.note})" if args.note else "") + f", covering {covered} cells")
+          + (f" ({args.note})" if args.note else "") + f", covering {counted(covered, 'cell')}")
     return 0

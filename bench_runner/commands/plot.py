@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hadamard_bench.vocabulary import METRICS
+from hadamard_bench.vocabulary import METRICS, counted
 
 from . import UsageError, existing_db
 from .flags import db_flag, out_file, out_path
@@ -93,5 +93,5 @@ def run(args) -> int:
             out.write_bytes(charts.image(figure, out.suffix.lower()[1:], args.width, args.height))
         except charts.ChartImageError as exc:
             raise UsageError(f"bench_runner plot: {exc}") from None
-    print(f"wrote {out} ({len(shown)} points, {shown['method'].nunique()} methods)")
+    print(f"wrote {out} ({counted(len(shown), 'point')}, {counted(shown['method'].nunique(), 'method')})")
     return 0

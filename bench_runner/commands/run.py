@@ -9,6 +9,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from hadamard_bench.vocabulary import counted
+
 from .. import defaults
 from . import UsageError, checked_url, existing_url, sessions_on
 from .flags import (catalogue_with_plugins, db_flag, measure_flags, plugin_flag, positive_int, rounds_flag, seconds,
@@ -82,8 +84,8 @@ def run(args) -> int:
         print(f"waited {waited:.0f} s for the machine to be quiet{': still busy' if busy else ''}", file=sys.stderr)
     run_id = sweep.start(factory, catalogue, sel, cells, policy, rounds=args.rounds, seed=args.seed, busy=busy)
     rounds = args.rounds or defaults.ROUNDS[sel.suite]
-    print(f"run {run_id}: {len(cells)} cell{'s' * (len(cells) != 1)} of the {sel.suite} suite, "
-          f"{rounds} round{'s' * (rounds > 1)}, "
+    print(f"run {run_id}: {counted(len(cells), 'cell')} of the {sel.suite} suite, "
+          f"{counted(rounds, 'round')}, "
           f"into {url.render_as_string()}", file=sys.stderr)
     if busy:
         print(f"run {run_id}: this machine is busy ({'; '.join(busy)}): its timings may not reproduce; "
@@ -123,8 +125,9 @@ def _resume(args, catalogue) -> int:
             return _detach(args)
         store.reopen_run(session, run.id, os.getpid())
         policy = stored_policy(run.provenance, sel.suite)
-    print(f"run {args.resume} resumed: {missing} of its {len(cells) * rounds} measurements ({len(cells)} cells × "
-          f"{rounds} round{'s' * (rounds > 1)}) are missing", file=sys.stderr)
+    print(f"run {args.resume} resumed: {missing} of its {len(cells) * rounds} measurements "
+          f"({counted(len(cells), 'cell')} × "
+          f"{counted(rounds, 'round')}) are missing", file=sys.stderr)
     return measure(args, factory, args.resume, policy, cells, sel.suite, catalogue)
 
 
@@ -214,7 +217,7 @@ def _refresh_history(factory, run_id: int, quiet: bool) -> None:
             fingerprint = session.get(results_db.Run, run_id).machine.fingerprint
             points = history.refresh(session, fingerprint)
         if points and not quiet:
-            print(f"history: {len(points)} points and their cells' change points brought up to date",
+            print(f"history: {counted(len(points), 'point')} and their cells' change points brought up to date",
                   file=sys.stderr)
     except Exception as exc:  # noqa: BLE001 -- never lose a finished run over a derived cache
         print(f"history not brought up to date ({type(exc).__name__}: {exc}); the next reader will",

@@ -3,6 +3,8 @@ the selection is checked against the catalogue now, nothing runs here."""
 
 from __future__ import annotations
 
+from hadamard_bench.vocabulary import counted
+
 from . import UsageError, checked_url, sessions_on
 from .flags import catalogue_with_plugins, db_flag, label, plugin_flag, rounds_flag, selected, selection_flags
 
@@ -36,7 +38,7 @@ def run(args) -> int:
         rounds = args.rounds or defaults.ROUNDS[sel.suite]
         run_id = store.submit_run(session, args.label, sel.suite, sel.as_options(), len(cells) * rounds,
                                   rounds=rounds, seed=selection.new_seed()).id
-    print(f"run {run_id}: {len(cells)} cell{'s' * (len(cells) != 1)} of the {sel.suite} suite, "
-          f"{rounds} round{'s' * (rounds > 1)}, queued for agent "
+    print(f"run {run_id}: {counted(len(cells), 'cell')} of the {sel.suite} suite, "
+          f"{counted(rounds, 'round')}, queued for agent "
           f"{args.label!r}")
     return 0

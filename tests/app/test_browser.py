@@ -115,7 +115,7 @@ def _start_a_smoke_run(page, base: str, db_url: str, tmp_path) -> None:
     page.get_by_role("button", name="Start").click()
     page.wait_for_selector("text=started the smoke suite", timeout=60_000)
     # The page polls the database every two seconds and says when the run has finished.
-    page.wait_for_selector("text=Latest: run 2 finished, 1 ok and 0 failed of 1 cells", timeout=180_000)
+    page.wait_for_selector("text=Latest: run 2 finished, 1 ok and 0 failed of 1 cell", timeout=180_000)
     _shot(page, "runs-after", tmp_path)
     from sqlalchemy.orm import sessionmaker
 

@@ -242,7 +242,7 @@ def test_diff_holds_a_change_the_machine_itself_moved_as_far_as(db_url, monkeypa
     next(s for s in at.selectbox if s.label == "Before").set_value(1).run()
     next(s for s in at.selectbox if s.label == "After").set_value(2).run()
     assert not at.exception
-    held = "1 cells' changes held inconclusive: their intervals do not clear the machine's own move"
+    held = "1 cell's change held inconclusive: its interval does not clear the machine's own move"
     assert any("cpu copy 1.500×" in c.value and held in c.value for c in at.caption)
     shown = at.dataframe[0].value.set_index("size")
     assert shown.loc["B=1 N=64 C=64 H=4", "verdict"] == "inconclusive" and shown.loc["B=1 N=64 C=64 H=4", "machine_moved"]

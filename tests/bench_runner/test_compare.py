@@ -327,7 +327,7 @@ def test_gate_fails_a_run_that_regressed_against_its_history_and_writes_a_summar
     out = capsys.readouterr().out
     assert "regression: token_mixing/poly_sa/eager B=1 N=256 C=64 H=4: 1.6" in out
     text = summary.read_text()
-    assert "| token_mixing | 4 | " in text and "**1 cells regressed** beyond their floor" in text
+    assert "| token_mixing | 4 | " in text and "**1 cell regressed** beyond its floor" in text
     assert "B=1 N=256 C=64 H=4 | 1.6" in text and "| 5% |" in text and "no noise floor is measured" in text
     assert main(["gate", "5", "--db", db_url, "--threshold", "0.7"]) == 0  # a 60% slowdown is under a 70% floor
     assert main(["gate", "1", "--db", db_url]) == 0  # nothing before it: nothing to judge
@@ -459,7 +459,7 @@ def test_a_change_no_larger_than_the_machines_own_move_is_held(planted_db, capsy
     assert cells["B=1 N=128 C=64 H=4"]["ci_high"] < 1 / 1.5
     assert cells["B=1 N=256 C=64 H=4"]["verdict"] == "no change"
     out = compare(planted_db, "1", "2", capsys=capsys)[1]
-    assert "1 cells' changes held inconclusive: their intervals do not clear the machine's own move" in out
+    assert "1 cell's change held inconclusive: its interval does not clear the machine's own move" in out
     assert "cpu copy 1.500×" in out
     # The machine steady between the runs: the regression stands.
     _plant_rounds(planted_db, {3: [0, 0, 0]}, copy_s={3: 5e-4})
@@ -485,5 +485,5 @@ def test_gate_holds_a_regression_the_machine_itself_moved_as_far_as(db_url, caps
     # Run 5's copy control ran 1.8× slower than in runs 1-4: the machine moved more than the cell did.
     _plant_rounds(db_url, {r: [0, 0, 0] for r in range(1, 6)}, copy_s={1: 5e-4, 2: 5e-4, 3: 5e-4, 4: 5e-4, 5: 9e-4})
     assert main(["gate", "5", "--db", db_url]) == 0
-    assert ("1 cells' changes held inconclusive: their intervals do not clear the machine's own move between the "
+    assert ("1 cell's change held inconclusive: its interval does not clear the machine's own move between the "
             "two sides (its drift controls; column `machine_moved`): cpu copy 1.800×") in capsys.readouterr().out

@@ -109,13 +109,13 @@ def test_an_expected_mark_lets_the_gate_pass_and_says_why(db_url, tmp_path, caps
     assert main(["gate", "5", "--db", db_url]) == 1
     capsys.readouterr()
     assert main(["mark", "5", "--expected", "--note", "torch 2.14 upgrade", "--size", N256, "--db", db_url]) == 0
-    assert "covering 1 cells" in capsys.readouterr().out
+    assert "covering 1 cell" in capsys.readouterr().out
     summary = tmp_path / "gate.md"
     assert main(["gate", "5", "--db", db_url, "--markdown", str(summary)]) == 0
     assert "N=256 C=64 H=4: 1.6" in (out := capsys.readouterr().out)
     assert "(marked expected: torch 2.14 upgrade)" in out
     assert "No cell regressed" in summary.read_text()
-    assert "1 regressions are marked expected: torch 2.14 upgrade" in summary.read_text()
+    assert "1 regression is marked expected: torch 2.14 upgrade" in summary.read_text()
     rows = history_json(db_url, capsys, "--size", "N=256")
     assert rows[4]["annotation"] == "marked expected: torch 2.14 upgrade"
     assert main(["mark", "--list", "--db", db_url]) == 0
@@ -201,4 +201,4 @@ def test_history_reads_and_prints_one_benchmark_at_a_time_as_one_table_csv_or_js
     assert lines[0].startswith("benchmark,") and len(lines) == 1 + 2 + 4 * 6  # one header
     assert main(["history", "--db", db_url]) == 0
     out = capsys.readouterr().out
-    assert out.count("time_median_s") == 2 and "1 change points in 5 cells" in out  # a block per benchmark
+    assert out.count("time_median_s") == 2 and "1 change point in 5 cells" in out  # a block per benchmark

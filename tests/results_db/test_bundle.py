@@ -206,7 +206,7 @@ def test_export_then_import_on_the_command_line(seeded_db, tmp_path, capsys):
     other = f"sqlite:///{tmp_path / 'other.db'}"
     assert main(["import", str(path), "--db", other, "--label", "Lab"]) == 0
     assert main(["import", str(path), "--db", other]) == 0
-    assert "1 were already here" in capsys.readouterr().err
+    assert "1 was already here" in capsys.readouterr().err
     assert counts(other)[:2] == counts(seeded_db)[:2]
 
 

@@ -50,6 +50,7 @@ def frame(url):
 def test_a_file_pytest_benchmark_wrote_is_stored_as_a_run(pytest_benchmark_json, db_url, capsys):
     theirs = json.loads(pytest_benchmark_json.read_text())
     assert main(["import", str(pytest_benchmark_json), "--db", db_url]) == 0
+    assert capsys.readouterr().err == f"imported 1 run from {pytest_benchmark_json}\n"
     results, runs = frame(db_url)
     assert list(runs["suite"]) == ["pytest-benchmark"] and len(results) == 4
     assert set(results["benchmark"]) == {"test_sums"}
@@ -61,7 +62,7 @@ def test_a_file_pytest_benchmark_wrote_is_stored_as_a_run(pytest_benchmark_json,
         assert row["time_median_s"] == pytest.approx(bench["stats"]["median"])
         assert row["samples"] == bench["stats"]["rounds"] and row["elements"] == bench["params"]["n"]
     assert main(["import", str(pytest_benchmark_json), "--db", db_url]) == 0
-    assert "1 were already here" in capsys.readouterr().err
+    assert capsys.readouterr().err == f"imported 0 runs from {pytest_benchmark_json}; 1 was already here\n"
 
 
 def test_our_export_is_read_by_pytest_benchmark_compare(seeded_db, tmp_path):
