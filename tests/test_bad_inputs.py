@@ -150,3 +150,20 @@ def test_folders_missing_above_a_file_to_write_are_made(finished_db, tmp_path, c
     out = tmp_path / "exports" / "today" / "rows.csv"
     assert main(["export", "--out", str(out), "--db", url]) == 0
     assert out.read_text().startswith("benchmark,method,backend")
+
+
+def test_a_device_this_machine_lacks_is_refused_before_anything_is_stored(finished_db, monkeypatch, capsys):
+    """Every cell would be stored `skipped` (as it was): the mistake is said at once instead. A Ray
+    run is not judged by this machine's devices, since its workers bring their own."""
+    import torch
+
+    from bench_runner.commands.run import devices_lacking
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    url, path = finished_db
+    before = digest(path)
+    assert main(["run", "--suite", "smoke", "--device", "cuda", "--device", "cpu", "--db", url]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "bench_runner run: --device cuda cannot run here: no CUDA device; nothing was stored"
+    assert digest(path) == before
+    assert devices_lacking(["cuda"], "ray") is None and devices_lacking(["cpu"], "local") is None

@@ -31,12 +31,18 @@ def run(args) -> int:
 
     from .. import selection, sweep
     from ..agent import serve
-    from .run import measure, policy_for, ray_options
+    from .run import devices_lacking, measure, policy_for, ray_options
 
     catalogue = catalogue_with_plugins(args)
     url = checked_url(args.db)
     ray_options(args)  # a bad executor flag is refused before the agent registers
     factory = sessions_on(url)
+
+    def refused(session, run_id: int, why: str) -> int:
+        """The claimed run ends `failed` with why, said on the run and here; nothing is measured."""
+        store.finish_run(session, run_id, "failed", why[:500])
+        print(f"agent {args.label!r}: run {run_id} failed: {why}", file=sys.stderr)
+        return 1
 
     def run_claimed(run_id: int) -> int:
         with factory() as session, session.begin():
@@ -45,8 +51,10 @@ def run(args) -> int:
             try:
                 cells = selection.plan(catalogue, sel)
             except selection.SelectionError as exc:  # submitted by a newer or older catalogue
-                store.finish_run(session, run_id, "failed", f"this agent's catalogue refuses it: {exc}"[:500])
-                return 1
+                return refused(session, run_id, f"this agent's catalogue refuses it: {exc}")
+            lacking = devices_lacking(sel.devices, args.executor)
+            if lacking:  # queued for another machine of this label, most likely
+                return refused(session, run_id, f"this agent's machine refuses it: {lacking}")
             policy = policy_for(args, sel.suite)
             store.sync_catalogue(session, *selection.catalogue_rows(catalogue))
             run.provenance, run.cells_total = sweep.provenance_for(policy), len(cells) * run.rounds

@@ -58,6 +58,9 @@ def run(args) -> int:
         raise UsageError("bench_runner run: one of the arguments --suite or --resume is required")
     sel = selected(args, args.device or (["cuda"] if _cuda_available() else ["cpu"]))
     cells = selection.plan(catalogue, sel)
+    lacking = devices_lacking(sel.devices, args.executor)
+    if lacking:
+        raise UsageError(f"bench_runner run: --device {lacking}; nothing was stored")
     for device in sel.devices:
         for dtype in sel.dtypes:
             reason = dtype_unsupported(device, dtype)
@@ -309,6 +312,18 @@ def _compile_ahead(factory, run_id, catalogue, cells, policy, threads, timeout_s
               f"the rounds compile the rest", file=sys.stderr)
     with factory() as session, session.begin():
         store.note_compiled_ahead(session, run_id, done)
+
+
+def devices_lacking(devices, executor: str) -> str | None:
+    """Which of `devices` this machine cannot run, and why ("cuda cannot run here: no CUDA
+    device"), or None: a run whose every cell would be stored `skipped` is a mistake to say at once.
+    Ray's workers bring devices of their own, so a Ray run is not judged by this machine's."""
+    from ..cell import device_unavailable
+
+    if executor == "ray":
+        return None
+    lacking = [f"{d} cannot run here: {device_unavailable(d)}" for d in devices if device_unavailable(d)]
+    return "; ".join(lacking) or None
 
 
 def _cuda_available() -> bool:

@@ -56,6 +56,23 @@ def test_submit_says_what_it_queued(db_url, capsys):
     assert capsys.readouterr().out == "run 1: 1 cell of the smoke suite, 1 round, queued for agent 'lab'\n"
 
 
+def test_an_agent_fails_a_run_on_a_device_its_machine_lacks_and_says_so(db_url, monkeypatch, capsys):
+    """Queued for cuda (submit's default) and claimed by an agent without one: every cell would be
+    stored `skipped`. The run ends `failed` with the reason instead, and the agent goes on."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main([*SUBMIT[:-2], "--db", db_url]) == 0
+    assert main(["agent", "--label", "lab", "--once", "--quiet", "--db", db_url]) == 0
+    why = "this agent's machine refuses it: cuda cannot run here: no CUDA device"
+    assert f"agent 'lab': run 1 failed: {why}" in capsys.readouterr().err
+    factory = sessionmaker(results_db.open_engine(db_url))
+    with factory() as session:
+        run = session.get(Run, 1)
+        assert (run.status, run.message) == ("failed", why)
+        assert session.execute(select(Result.id)).first() is None  # nothing measured, nothing skipped
+
+
 @pytest.mark.slow
 def test_two_agents_run_each_queued_run_exactly_once(store_url, capsys):
     # Two runs for two agents polling together: each claim races the other agent's. (The runs then
