@@ -72,8 +72,9 @@ class Executor:
         """The drift controls of the devices, measured where the cells run."""
         return {}
 
-    def offer_probes(self, probes: list[float]) -> None:
-        """Settling probes taken elsewhere (this machine's earlier runs), to settle against."""
+    def offer_probes(self, probes: list[float | None]) -> None:
+        """Settling probes taken elsewhere (this machine's earlier runs), to settle against: those
+        taken (settle.known), since a round that probed nothing stored None."""
 
     def settle_summary(self) -> dict:
         """How the round waited out slow spells of the cores (settle.Settler.summary's keys)."""

@@ -227,11 +227,12 @@ def machine_calibrations(session: Session, run_id: int) -> list[tuple[int, dict]
     return [(run, dict(calibration)) for run, calibration in rows if calibration]
 
 
-def machine_probes(session: Session, run_id: int, recent: int = 10) -> list[float]:
+def machine_probes(session: Session, run_id: int, recent: int = 10) -> list[float | None]:
     """The settling probes (bench_runner.settle) of this machine's `recent` latest other runs on the
     same thread count, from their rounds' states: each round's drift control and the median of its
-    probes. Rounds stored before 2026-12-05 kept only their fastest probe, which is left out: the
-    fastest of many noisy probes is lower than the cores run."""
+    probes, None where a round kept none (the executors keep the probes taken: settle.known).
+    Rounds stored before 2026-12-05 kept only their fastest probe, which is left out: the fastest
+    of many noisy probes is lower than the cores run."""
     run = session.get(Run, run_id)
     threads = (run.provenance or {}).get("threads")
     earlier = session.execute(select(Run.id, Run.provenance).where(Run.machine_id == run.machine_id, Run.id != run_id)
@@ -241,7 +242,7 @@ def machine_probes(session: Session, run_id: int, recent: int = 10) -> list[floa
     for stored in session.scalars(select(RoundRecord.state).where(RoundRecord.run_id.in_(runs))):
         state = RoundState.from_json(stored)
         probes += [state.settle.get("probe_median_s"), (state.drift.get("cpu") or {}).get("probe_s")]
-    return [p for p in probes if isinstance(p, (int, float)) and p > 0]
+    return probes
 
 
 def finish_run(session: Session, run_id: int, status: str = "finished", message: str | None = None) -> None:
