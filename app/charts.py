@@ -8,6 +8,8 @@ import shutil
 import pandas as pd
 import plotly.graph_objects as go
 
+from hadamard_bench.vocabulary import size_order
+
 from . import text
 
 HOVER_COLUMNS = ["size", "time_median_s", "time_iqr_s", "samples", "peak_mem_bytes", "flops", "gflops", "gbps"]
@@ -85,7 +87,8 @@ def history_chart(rows: pd.DataFrame, x: str, *, x_title: str) -> go.Figure:
     by (their start, or a commit label)."""
     fig = go.Figure()
     palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
-    for k, (size, line) in enumerate(rows.groupby("size", sort=False)):
+    for k, size in enumerate(sorted(rows["size"].unique(), key=size_order)):  # the legend in size order
+        line = rows[rows["size"] == size]
         colour = palette[k % len(palette)]
         fig.add_trace(go.Scatter(  # the band: high then low reversed, filled
             x=[*line[x], *line[x][::-1]], y=[*line["ci_high"], *line["ci_low"][::-1]], fill="toself",

@@ -6,13 +6,12 @@ bench_runner.wording. Torch-free (pandas and numpy), so the dashboard can import
 
 from __future__ import annotations
 
-import re
 from typing import Collection, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from hadamard_bench.vocabulary import CELL_KEY
+from hadamard_bench.vocabulary import CELL_KEY, size_order
 from results_db.round_state import DRIFT_PREFIX, RETAKE, RETAKEN, SETTLE_UNSETTLED
 
 from .defaults import FLOOR
@@ -26,7 +25,7 @@ def in_cell_order(frame: pd.DataFrame, then: Sequence[str] = ()) -> pd.DataFrame
     """Rows sorted by cell, sizes by their numbers rather than as text (n=4096, n=65536,
     n=1048576), then by `then` (a history's runs, oldest first)."""
     def key(column: pd.Series) -> pd.Series:
-        return column.map(lambda s: re.sub(r"\d+", lambda m: m.group().zfill(20), s)) if column.name == "size" else column
+        return column.map(size_order) if column.name == "size" else column
     return frame.sort_values([*CELL, *then], key=key, kind="stable")
 
 

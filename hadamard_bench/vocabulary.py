@@ -3,10 +3,18 @@ once. Torch-free on purpose: the dashboard and the store import it without loadi
 
 from __future__ import annotations
 
+import re
+
 # What names one measured cell: a result row's key within its run, a URL's selection, an
 # export's leading columns.
 CELL_KEY = ("benchmark", "method", "backend", "device", "dtype", "mode", "size")
 
+
+
+def size_order(size: str) -> str:
+    """A size label's sort key: its numbers compared as numbers, not as text ("n=4096" before
+    "n=65536" before "n=1048576"; "B=1 N=64" before "B=1 N=1024")."""
+    return re.sub(r"\d+", lambda m: m.group().zfill(20), size)
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:

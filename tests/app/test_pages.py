@@ -426,6 +426,19 @@ def test_hostile_names_reach_the_charts_as_text_not_html():
     assert history.layout.shapes[0].x0 == "c · run 2" and "<a " not in history.layout.annotations[0].hovertext
 
 
+def test_the_history_charts_legend_lists_sizes_by_their_numbers():
+    from app import charts
+
+    sizes = ["N=512 C=64", "N=64 C=64", "N=128 C=64"]  # as a shuffled round stored them
+    rows = pd.DataFrame({"size": sizes, "started_at": [1, 1, 1], "time_median_s": [4.0, 1.0, 2.0],
+                         "ci_low": [3.9, 0.9, 1.9], "ci_high": [4.1, 1.1, 2.1], "run_id": [1] * 3,
+                         "machine": ["m"] * 3, "annotation": [""] * 3, "change_point": [False] * 3})
+    figure = charts.history_chart(rows, "started_at", x_title="run start")
+    lines = [t for t in figure.data if t.mode == "lines+markers"]
+    assert [t.name for t in lines] == ["N=64 C=64", "N=128 C=64", "N=512 C=64"]
+    assert [list(t.y) for t in lines] == [[1.0], [2.0], [4.0]]
+
+
 def test_diff_shows_an_ab_sessions_paired_verdicts(db_url, monkeypatch):
     from tests.bench_runner.test_compare import SESSION, plant_session
 
