@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 
-import torch
-
 from hadamard_bench.vocabulary import DOMAINS, SUITES
 from hadamard_impls import Catalogue, size_label
 
