@@ -36,19 +36,29 @@ from .worker import allocator_setting
 
 ROOT = Path(__file__).resolve().parent.parent  # the driver's checkout: both sides' measurement code
 START_TIMEOUT_S = 300.0  # importing torch and a catalogue on a cold, busy machine
-# Two processes take turns on the same cores, and after its turn a side's OpenMP threads would
-# spin for milliseconds (libgomp's default), on the cores the other side is being timed on: on a
-# 2-vCPU VM on 2026-12-02 an A/A's per-cycle log ratios spread by 0.70 (SD) in gated_ffn cells of
-# 1-10 ms, and by 0.064 with the threads sleeping at once. So unless the user's environment (or a
-# side's --base-env/--head-env) says otherwise, both sides run with passive OpenMP threads.
+# Two processes take turns on the same cores. After a parallel region, libgomp's threads spin
+# 300,000 times before they sleep (about 5.6 ms on a 2-vCPU Xeon VM, 2026-12-05), so after its
+# turn a side's threads would spin on the cores the other side is being timed on: on a 2-vCPU VM
+# on 2026-12-02 an A/A's per-cycle log ratios spread by 0.70 (SD) in gated_ffn cells of 1-10 ms,
+# and by 0.064 with the threads sleeping at once. But threads that sleep at once
+# (OMP_WAIT_POLICY=passive, the sides' setting until 2026-12-05) make every parallel region pay a
+# wake-up, about 80 µs on the Xeon VM: 13 of the 44 quick eager cells of gated_ffn and elementwise
+# ran 1.2-6.6x slower in `ab` than `run` times them (a 15 µs copy took 90), and a change to such a
+# kernel would hide under its wake-ups. So both sides spin 10,000 times (about 0.2 ms there): the
+# threads stay awake between the calls of a block (GELU over 4,096 elements 10.9 µs a call, as with
+# libgomp's default, against 95 µs passive), and what spills into the other side's turn falls in
+# its untimed calls (timing.SWITCH_WARMUP_S, 2 ms). The same 44 cells then ran a median 1.02-1.03x
+# `run`'s times (p90 1.14x; passive 1.08-1.11x, p90 3.3x). KMP_BLOCKTIME=1 (ms) asks the same of
+# Intel's OpenMP, for a side whose torch links it (not measured here). The user's environment, or
+# a side's --base-env/--head-env, overrides these.
 # Unbound, such threads can share one core for a whole round (our reading of this): in an `ab` of
 # gated_ffn at 256 tokens on that VM (2026-12-02, six rounds, the head on one thread), the
 # two-thread side ran 3.5-3.7 ms a call in 4 of 6 rounds, slower than one thread (3.3-3.5 ms),
 # and 1.8-2.2 ms in the others, a whole round at a time. Bound to a core each, its threads ran
 # 1.8-2.8 ms in every round, as a `run` times them (1.7-2.1 ms). So both sides bind them too.
-SIDE_ENV_DEFAULTS = {"OMP_WAIT_POLICY": "passive", "OMP_PROC_BIND": "true"}
+SIDE_ENV_DEFAULTS = {"GOMP_SPINCOUNT": "10000", "OMP_PROC_BIND": "true", "KMP_BLOCKTIME": "1"}
 # Turns between two processes are noisier than within one (a block's time spreads by 6-19% against
-# 13% in one process on that VM, with passive threads), and a process's memory layout, or a side's
+# 13% in one process on that VM, with passive threads, 2026-12-03), and a process's memory layout, or a side's
 # build of a cell, can hold one side slower for a whole round, which only more rounds average out
 # (stats._round_half_width): in the A/As below, many of the cells left inconclusive had
 # one round 10-30% off. An A/A over the 110-cell selection on 2026-12-03 (2 vCPUs, quiet, 6 rounds

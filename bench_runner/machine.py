@@ -103,7 +103,8 @@ def tf32_in_force() -> str:
 # where they run. Workers inherit them from the runner, and they change what a cell measures:
 # on a 2-vCPU VM, OMP_WAIT_POLICY=active made large threaded cells up to 2× slower and let a
 # cell's median move 5–24% between runs (docs/measurement.md).
-OPENMP_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_PROC_BIND", "OMP_PLACES", "GOMP_CPU_AFFINITY")
+OPENMP_VARIABLES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "OMP_PROC_BIND", "OMP_PLACES", "GOMP_CPU_AFFINITY",
+                    "KMP_BLOCKTIME")
 
 
 def openmp_setting(environ=os.environ) -> str:
