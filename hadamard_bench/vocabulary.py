@@ -10,7 +10,6 @@ import re
 CELL_KEY = ("benchmark", "method", "backend", "device", "dtype", "mode", "size")
 
 
-
 def size_order(size: str) -> str:
     """A size label's sort key: its numbers compared as numbers, not as text ("n=4096" before
     "n=65536" before "n=1048576"; "B=1 N=64" before "B=1 N=1024")."""
@@ -18,8 +17,8 @@ def size_order(size: str) -> str:
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:
-    """`n` and its noun as a sentence says it: "1 run", "3 runs", "0 runs"; `plural` where
-    adding an s is wrong ("1 change point" needs none: "2 change points" is noun + "s")."""
+    """`n` and its noun as a sentence says it: "1 run", "3 runs", "0 runs", "2 change points";
+    `plural` where an s does not make the plural ("box", "boxes")."""
     return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 

@@ -129,8 +129,7 @@ def _resume(args, catalogue) -> int:
         store.reopen_run(session, run.id, os.getpid())
         policy = stored_policy(run.provenance, sel.suite)
     print(f"run {args.resume} resumed: {missing} of its {len(cells) * rounds} measurements "
-          f"({counted(len(cells), 'cell')} × "
-          f"{counted(rounds, 'round')}) are missing", file=sys.stderr)
+          f"({counted(len(cells), 'cell')} × {counted(rounds, 'round')}) are missing", file=sys.stderr)
     return measure(args, factory, args.resume, policy, cells, sel.suite, catalogue)
 
 
