@@ -135,18 +135,21 @@ def test_the_same_revision_on_both_sides_is_an_a_a(tmp_path, capsys):
     assert cells and all(c["paired"] for c in cells)
     # The same code on both sides times the same calls: each side's fastest blocks (its tenth
     # percentile per call, the blocks no other process cut into) lie near the other's. A side that
-    # timed other work, or other calls, is off by a factor. Not the median: beside three other test
-    # workers on two cores (2026-12-04) one side's median block read 1.5-2.4x the other's in all three
-    # rounds, their paired median ratio 1.25, while the tenth percentiles agreed within 5%. Not the
-    # reported ratio either: how often three rounds' interval holds is for benchmarks/ab_session.py to
-    # judge, and in a loaded `.ci/run` this cell's ratio read 0.57, interval 0.08-4.0.
+    # timed other work, or other calls, is off by a factor, so the bound is 1.5x. Not tighter: the
+    # sides' two threads, spinning since 4151eb8, must both hold a core for a block to be fast, and
+    # beside three busy processes on two cores (2026-12-05) thirteen such A/As read 0.83-1.28, a
+    # loaded `.ci/run` 0.79 (passive threads: 0.93-1.10 of 90 µs wake-ups). Not the median: beside
+    # three other test workers on two cores (2026-12-04) one side's median block read 1.5-2.4x the
+    # other's in all three rounds, their paired median ratio 1.25. Not the reported ratio either: how
+    # often three rounds' interval holds is for benchmarks/ab_session.py to judge, and in a loaded
+    # `.ci/run` this cell's ratio read 0.57, interval 0.08-4.0.
     with sessionmaker(results_db.open_engine(url))() as session:
         base, head = (session.scalars(select(Result).where(Result.run_id == run)).one() for run in (1, 2))
     logs = np.concatenate(stats.paired_log_ratios((base.samples, base.sample_rounds, base.sample_cycles),
                                                   (head.samples, head.sample_rounds, head.sample_cycles)))
     assert len(logs) >= 3 * ab.MIN_CYCLES  # every round paired its cycles
     fastest = np.quantile(base.samples, 0.1) / np.quantile(head.samples, 0.1)
-    assert 0.8 < fastest < 1.25, (sorted(base.samples)[:10], sorted(head.samples)[:10])
+    assert 1 / 1.5 < fastest < 1.5, (sorted(base.samples)[:10], sorted(head.samples)[:10])
     assert all(c["ci_low"] <= c["ratio"] <= c["ci_high"] for c in cells), cells
 
 
