@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import gc
 import random
+import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 
@@ -130,15 +131,23 @@ def failed(exc: BaseException) -> CellOutcome:
     return CellOutcome("oom" if _is_oom(exc) else "error", _one_line(exc))
 
 
-def process_settings() -> None:
-    """What a process sets before it runs cells (each round's worker, an `ab` side, a process
-    compiling ahead, an in-process run): the same in all, since Inductor's cache key holds them."""
+# The backend whose first call has Inductor build C++ kernels with g++, and so the one the linker matters to.
+INDUCTOR = "compile"
+
+
+def process_settings(backends: Iterable[str] = (INDUCTOR,)) -> None:
+    """What a process sets before it runs cells of `backends` (each round's worker, an `ab` side, a
+    process compiling ahead, an in-process run): the same in all, since Inductor's cache key holds them."""
     # float32 cells compute in float32: PyTorch lets cuDNN convolutions use TF32 tensor
     # cores by default (matmuls not), which put a GPU partial_conv cell 2e-3 off its
     # float64 reference, past float32 tolerances, and would time a cheaper format.
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
-    linker.use_faster_linker()
+    # Only for Inductor: finding its cache folder, where the linker's script lives, imports it
+    # (0.85 s), which a process of eager cells never needs. With _forget_compiled's check, the sides
+    # of an `ab` session of 48 eager cells spent 3.7 s a round preparing them, not 5.1 (2026-12-05).
+    if INDUCTOR in backends:
+        linker.use_faster_linker()
 
 
 def _forget_compiled() -> None:
@@ -147,8 +156,10 @@ def _forget_compiled() -> None:
     # to its recompile limit, past which it silently runs eager code, and a new size would have
     # it build a kernel for dynamic shapes. Not between a group's members, which share a size:
     # a reset there threw away the members compiled before, and each compiled again at its
-    # next call (half the compiles of a quick round, 2026-12-03).
-    torch._dynamo.reset()
+    # next call (half the compiles of a quick round, 2026-12-03). A process that has not imported
+    # Dynamo has compiled nothing, and importing it to reset it took 0.85 s (Inductor with it).
+    if "torch._dynamo" in sys.modules:
+        torch._dynamo.reset()
 
 
 def release(devices) -> None:
@@ -180,7 +191,7 @@ def prepare(catalogue: Catalogue, cell: Cell, policy: defaults.TimingPolicy, che
     earlier cell kept, the cell built, checked against its reference (with `check`) and warmed
     through its first call; or the outcome that says why it cannot run. run_cell times it one
     way; an `ab` side and the pass that compiles ahead start from it too. release() after."""
-    process_settings()
+    process_settings({cell.backend})
     plan = _unavailable(catalogue, cell)
     if isinstance(plan, CellOutcome):
         return plan
@@ -227,7 +238,7 @@ def run_group(catalogue: Catalogue, work: list[tuple[Cell, bool]], policy: defau
     cycle by cycle in `rng`'s orders, then each is finished (memory, FLOPs) on its own. A member
     that cannot run ends as its own outcome and the others go on; a group too large to hold at
     once, or one whose turns fail, is timed one member at a time (its outcomes say so)."""
-    process_settings()
+    process_settings({cell.backend for cell, _ in work})
     outcomes: list[CellOutcome | None] = [None] * len(work)
     plans = {}
     for i, (cell, _) in enumerate(work):

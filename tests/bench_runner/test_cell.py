@@ -2,6 +2,9 @@
 
 import dataclasses
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -241,3 +244,19 @@ def test_a_triton_cell_says_how_its_timed_calls_were_launched():
     # The interpreter on the CPU: no graph to replay, and the cell records that it ran directly.
     assert outcome.provenance["launch"] == "direct: not on a CUDA device"
     assert outcome.metrics["peak_mem_bytes"] >= size["n"] * 4  # the output, seen through the direct launches
+
+
+def test_preparing_an_eager_cell_imports_neither_dynamo_nor_inductor():
+    # An `ab` side prepares every cell of every round in a fresh process, unchecked after the first:
+    # importing Dynamo (and Inductor with it) for a reset or the linker cost it 0.85 s a round.
+    script = """
+import sys
+from bench_runner import cell, defaults
+from tests.bench_runner.toy import toy_catalogue
+prepared = cell.prepare(toy_catalogue(), cell.Cell("toy", "double", "eager", (("n", 8),), "cpu", "float32", "forward"),
+                        defaults.POLICIES["smoke"], check=False)
+print(type(prepared).__name__, "torch._dynamo" in sys.modules, "torch._inductor" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[2],
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["Prepared", "False", "False"], done.stderr
