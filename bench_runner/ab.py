@@ -66,8 +66,12 @@ SIDE_ENV_DEFAULTS = {"GOMP_SPINCOUNT": "10000", "OMP_PROC_BIND": "true", "KMP_BL
 # 40 cycles and 6 at 6 rounds of 20. On 2026-12-04, back to back, 12 rounds of at least 10 cycles
 # (each with the suite's whole budget) left 3 inconclusive in 9.4 minutes and 6 rounds of at least
 # 20 left 7 in 6.5; the first 6 rounds of the 12-round session alone left 15, and its 12 rounds cut
-# to their first 10 cycles 4. So a session takes four times `run`'s rounds (defaults.AB_ROUNDS),
-# each with at least MIN_CYCLES cycles.
+# to their first 10 cycles 4. So a session took four times `run`'s rounds, each with at least
+# MIN_CYCLES cycles. With the sides' threads spinning (see SIDE_ENV_DEFAULTS) the rounds spread
+# further: on an Intel Xeon VM on 2026-12-05, two quiet 20-round A/As of the 48 elementwise and
+# token_mixing cells cut to their first 12, 16 and 20 rounds left 13, 10, 6 and 11, 7, 5 cells
+# inconclusive, and two 16-round sessions 6 and 8. So quick takes 16 rounds (defaults.AB_ROUNDS),
+# a third longer; 20 would have put the 110-cell A/A beside a neighbour past 12 minutes.
 # A round's cycles then go on until what the session measures, the ratio, is known: the median of
 # its per-cycle ratios to within RATIO_TARGET, spending at most BUDGET_FACTOR times the suite's
 # timed budget. Taking turns cancels what the machine does to both sides, so a quiet round, or one

@@ -42,10 +42,10 @@ POLICIES = {
 # How many rounds each suite measures, each in a fresh worker: one process is one draw of
 # the machine's and the allocator's state, so a verdict across runs needs several.
 ROUNDS = {"smoke": 1, "quick": 3, "full": 5, "paper": 5}
-# An `ab` session's: four times as many, since a side's process can hold it slower for a whole
-# round; each round times a cell until its ratio is known (bench_runner/ab.py says what was measured).
-AB_ROUNDS_PER_RUN_ROUND = 4
-AB_ROUNDS = {suite: AB_ROUNDS_PER_RUN_ROUND * n for suite, n in ROUNDS.items()}
+# An `ab` session's: more, since a side's process can hold it slower for a whole round, and only
+# rounds average that out; each round times a cell until its ratio is known (bench_runner/ab.py
+# says what was measured, and why quick takes 16).
+AB_ROUNDS = {"smoke": 4, "quick": 16, "full": 20, "paper": 20}
 
 # How long one cell may take before its worker is stopped and the cell stored as `timeout`.
 CELL_TIMEOUT_S = {"smoke": 300.0, "quick": 300.0, "full": 1800.0, "paper": 1800.0}
