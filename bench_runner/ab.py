@@ -61,7 +61,8 @@ SIDE_ENV_DEFAULTS = {"GOMP_SPINCOUNT": "10000", "OMP_PROC_BIND": "true", "KMP_BL
 # 13% in one process on that VM, with passive threads, 2026-12-03), and a process's memory layout, or a side's
 # build of a cell, can hold one side slower for a whole round, which only more rounds average out
 # (stats._round_half_width): in the A/As below, many of the cells left inconclusive had
-# one round 10-30% off. An A/A over the 110-cell selection on 2026-12-03 (2 vCPUs, quiet, 6 rounds
+# one round 10-30% off. (Over 4M elements and more, most of that went with huge pages for the
+# sides' large tensors: worker.SIDE_ALLOCATOR_ENV.) An A/A over the 110-cell selection on 2026-12-03 (2 vCPUs, quiet, 6 rounds
 # of 40 cycles, cut to the first R rounds and k cycles) left 19 cells inconclusive at 3 rounds of
 # 40 cycles and 6 at 6 rounds of 20. On 2026-12-04, back to back, 12 rounds of at least 10 cycles
 # (each with the suite's whole budget) left 3 inconclusive in 9.4 minutes and 6 rounds of at least
@@ -176,7 +177,7 @@ class SideProcess:
     def __init__(self, side: Side, timeout_s: float, cpus: set[int], plugin: str | None = None):
         self.side, self.timeout_s = side, timeout_s
         mine, theirs = socket.socketpair()
-        env = {**SIDE_ENV_DEFAULTS, **os.environ, **{k: v for k, v in allocator_setting().items() if k.isupper()},
+        env = {**SIDE_ENV_DEFAULTS, **os.environ, **{k: v for k, v in allocator_setting(side=True).items() if k.isupper()},
                **side.env}
         if plugin and plugin not in plugins.named_in_env():
             env[plugins.ENV_VAR] = ",".join([*plugins.named_in_env(), plugin])
@@ -324,7 +325,8 @@ def start_runs(factory: sessionmaker[Session], catalogue, sel: selection.Selecti
         runs.append(run_id)
         with factory() as session, session.begin():
             run = session.get(Run, run_id)
-            run.provenance = {**run.provenance, "ab": side.describe(),
+            allocator = {k: side.env.get(k, v) if k.isupper() else v for k, v in allocator_setting(side=True).items()}
+            run.provenance = {**run.provenance, "ab": side.describe(), "allocator": allocator,
                               **({"git_commit": side.commit} if side.project else {})}
     with factory() as session, session.begin():
         session.get(Run, runs[0]).paired_with, session.get(Run, runs[1]).paired_with = runs[1], runs[0]

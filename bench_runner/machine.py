@@ -124,7 +124,8 @@ def cell_provenance(device: str) -> dict[str, object]:
         "driver": _driver_version() if cuda else None,
         "tf32": tf32_in_force(), "float32_matmul_precision": torch.get_float32_matmul_precision(),
         "threads": torch.get_num_threads(),
-        "allocator": os.environ.get("GLIBC_TUNABLES") or "system default",
+        "allocator": (os.environ.get("GLIBC_TUNABLES") or "system default")
+        + ("; THP_MEM_ALLOC_ENABLE=1" if os.environ.get("THP_MEM_ALLOC_ENABLE") == "1" else ""),
         "openmp": openmp_setting(),
     }
 

@@ -39,6 +39,17 @@ from .executor import Executor
 # memory back itself between cells (malloc_trim), so one cell's footprint never lingers.
 GLIBC_TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1099511627776"
 ALLOCATOR_ENV = {"GLIBC_TUNABLES": GLIBC_TUNABLES}
+# An `ab` side also asks PyTorch for transparent huge pages for each tensor of 2 MiB or more
+# (THP_MEM_ALLOC_ENABLE, PyTorch 2.2 on). Two sides taking turns left a large memory-bound cell
+# up to 47% slower in one side's process than in the other's for a whole round, a different side
+# in different rounds: on a 2-vCPU VM on 2026-12-05, an A/A of the eight elementwise cells over
+# 4M elements moved relu's round medians by -35% to +47%; with huge pages, at most ±13% in any
+# cell, and the 110-cell A/A left 6 cells inconclusive where it had left 12-14
+# (docs/notes/2026-12-05-huge-pages-for-the-ab-sides.md). A side keeps its heap for its round, so
+# it faults its huge pages once a round; a `run` worker trims its heap before each cell (for the
+# cell's own resident peak) and would fault them again for every cell: five runs of the 110 cells
+# took 6 minutes with huge pages against 4 without, and their medians moved apart no less.
+SIDE_ALLOCATOR_ENV = {**ALLOCATOR_ENV, "THP_MEM_ALLOC_ENABLE": "1"}
 
 
 def release_freed_memory() -> None:
@@ -49,11 +60,15 @@ def release_freed_memory() -> None:
         pass  # not glibc: nothing to trim this way
 
 
-def allocator_setting() -> dict[str, str]:
-    """What the workers' allocator runs with, as stored on the run. HADAMARD_BENCH_ALLOCATOR=system
-    leaves the system's allocator as it is (its adaptive behaviour included)."""
+def allocator_setting(side: bool = False) -> dict[str, str]:
+    """What the workers' allocator runs with (`side`: an `ab` side's), as stored on the run.
+    HADAMARD_BENCH_ALLOCATOR=system leaves the system's allocator as it is (its adaptive
+    behaviour included)."""
     if os.environ.get("HADAMARD_BENCH_ALLOCATOR", "fixed") == "system":
         return {"allocator": "system default", "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES", "")}
+    if side:
+        return {"allocator": "glibc: heap only, kept for the round; huge pages for tensors of 2 MiB or more",
+                **SIDE_ALLOCATOR_ENV}
     return {"allocator": "glibc: heap only, trimmed between cells", **ALLOCATOR_ENV}
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 import results_db
-from bench_runner import ab, cli, stats
+from bench_runner import ab, cli, stats, worker
 from results_db import Result, Run
 from tests.conftest import ROOT
 
@@ -113,6 +113,9 @@ def test_two_commits_of_a_plugin_take_turns_and_the_slower_one_is_a_regression(p
         assert len(checked) == 8 and {r.provenance["openmp"] for r in checked} == {
             "GOMP_SPINCOUNT=10000 OMP_PROC_BIND=true KMP_BLOCKTIME=1"}
         assert all(r.provenance["ab"]["env"] == ab.SIDE_ENV_DEFAULTS for r in runs)
+        # ... and with huge pages for its large tensors, which its process saw and its run records.
+        assert {r.provenance["allocator"] for r in checked} == {f"{worker.GLIBC_TUNABLES}; THP_MEM_ALLOC_ENABLE=1"}
+        assert all(r.provenance["allocator"]["THP_MEM_ALLOC_ENABLE"] == "1" for r in runs)
     # The pairs read back by `compare` as well.
     assert cli.main(["compare", "1", "2", "--db", url, "--format", "csv"]) == 0
     assert capsys.readouterr().out.count("regression") == 4
