@@ -41,10 +41,10 @@ GLIBC_TUNABLES = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1099511627
 ALLOCATOR_ENV = {"GLIBC_TUNABLES": GLIBC_TUNABLES}
 # An `ab` side also asks PyTorch for transparent huge pages for each tensor of 2 MiB or more
 # (THP_MEM_ALLOC_ENABLE, PyTorch 2.2 on). Two sides taking turns left a large memory-bound cell
-# up to 47% slower in one side's process than in the other's for a whole round, a different side
-# in different rounds: on a 2-vCPU VM on 2026-12-05, an A/A of the eight elementwise cells over
-# 4M elements moved relu's round medians by -35% to +47%; with huge pages, at most ±13% in any
-# cell, and the 110-cell A/A left 6 cells inconclusive where it had left 12-14
+# up to 1.6 times as slow in one side's process as in the other's for a whole round, a different
+# side in different rounds: on a 2-vCPU VM on 2026-12-05, in an A/A of the eight elementwise cells
+# over 4M elements relu's round medians (head over base) read 0.70-1.60; with huge pages every
+# cell's read 0.94-1.14, and the 110-cell A/A left 6 cells inconclusive where it had left 12-14
 # (docs/notes/2026-12-05-huge-pages-for-the-ab-sides.md). A side keeps its heap for its round, so
 # it faults its huge pages once a round; a `run` worker trims its heap before each cell (for the
 # cell's own resident peak) and would fault them again for every cell: five runs of the 110 cells
