@@ -32,7 +32,7 @@ from results_db import Run, store
 
 from . import defaults, record, selection, stats, sweep, timing
 from .cell import Cell, CellOutcome
-from .worker import allocator_setting
+from .worker import allocator_env, allocator_setting
 
 ROOT = Path(__file__).resolve().parent.parent  # the driver's checkout: both sides' measurement code
 START_TIMEOUT_S = 300.0  # importing torch and a catalogue on a cold, busy machine
@@ -177,8 +177,7 @@ class SideProcess:
     def __init__(self, side: Side, timeout_s: float, cpus: set[int], plugin: str | None = None):
         self.side, self.timeout_s = side, timeout_s
         mine, theirs = socket.socketpair()
-        env = {**SIDE_ENV_DEFAULTS, **os.environ, **{k: v for k, v in allocator_setting(side=True).items() if k.isupper()},
-               **side.env}
+        env = {**SIDE_ENV_DEFAULTS, **os.environ, **allocator_env(side=True), **side.env}
         if plugin and plugin not in plugins.named_in_env():
             env[plugins.ENV_VAR] = ",".join([*plugins.named_in_env(), plugin])
         command = [side.python, "-m", "bench_runner.side_worker", str(theirs.fileno())]

@@ -34,7 +34,7 @@ from . import machine, settle
 from .cell import Cell, CellOutcome, _one_line
 from .defaults import TimingPolicy
 from .executor import Executor
-from .worker import allocator_setting, load_catalogue, measure_cell
+from .worker import allocator_env, load_catalogue, measure_cell
 
 INSTALL = "Ray is not installed: pip install 'hadamard-bench[ray]' (or pip install ray)"
 POLL_S = 1.0
@@ -98,7 +98,7 @@ class RayExecutor(Executor):
         ray = _ray()
         self.catalogue_ref, self.policy, self.timeout_s, self.threads = catalogue_ref, policy, timeout_s, threads
         self.resources, self.accelerator_type = dict(resources or {}), accelerator_type
-        env = {**{k: v for k, v in allocator_setting().items() if k.isupper()}, **(plugins_env or {})}
+        env = {**allocator_env(), **(plugins_env or {})}
         if ray.is_initialized():  # connected elsewhere (an earlier run in this process): this run's cluster only
             ray.shutdown()
         ray.init(address=address, include_dashboard=False, log_to_driver=False,

@@ -72,6 +72,11 @@ def allocator_setting(side: bool = False) -> dict[str, str]:
     return {"allocator": "glibc: heap only, trimmed between cells", **ALLOCATOR_ENV}
 
 
+def allocator_env(side: bool = False) -> dict[str, str]:
+    """The environment variables of allocator_setting(side): what a process is started with."""
+    return {k: v for k, v in allocator_setting(side).items() if k.isupper()}
+
+
 @contextlib.contextmanager
 def spawn_environment(setting: dict[str, str]):
     """These environment variables set while processes are spawned (which read them as they
@@ -212,7 +217,7 @@ class IsolatedRunner(Executor):
                                               daemon=True, name="hadamard-bench-worker")
         # A spawned worker is a new interpreter: it inherits the environment at start, and
         # glibc reads its tunables once, before any allocation.
-        with spawn_environment({k: v for k, v in allocator_setting().items() if k.isupper()}):
+        with spawn_environment(allocator_env()):
             self._process.start()
         child.close()
         try:
