@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -136,6 +137,9 @@ def geomean_chart(line: pd.DataFrame) -> go.Figure:
 
 
 IMAGE_FORMATS = ("png", "svg")
+# In a cold `.ci/run` (2 cores, four test workers, 2026-12-05) kaleido's page was not ready on the
+# first try nor the second; each try starts a browser of its own.
+IMAGE_ATTEMPTS = 4
 
 
 class ChartImageError(RuntimeError):
@@ -152,13 +156,14 @@ def image(figure: go.Figure, fmt: str, width: int = 1200, height: int = 700) -> 
     if not browser:
         raise ChartImageError("chart images need Chromium: apt-get install chromium (or set BROWSER_PATH)")
     os.environ.setdefault("BROWSER_PATH", browser)
-    for attempt in (1, 2):
+    for attempt in range(1, IMAGE_ATTEMPTS + 1):
         try:
             return figure.to_image(format=fmt, width=width, height=height, scale=2 if fmt == "png" else 1)
         except Exception as exc:  # noqa: BLE001 -- kaleido missing, the browser failing to start: one line
             # On a busy machine kaleido can call into its page before the page's own script has
             # loaded (a ReferenceError for `kaleido_scopes`, seen with two test workers on two
-            # cores); a second try finds it loaded. Anything else fails at once.
-            if attempt == 1 and "kaleido_scopes is not defined" in str(exc):
+            # cores); a later try, in a browser of its own, finds it loaded. Anything else fails at once.
+            if attempt < IMAGE_ATTEMPTS and "kaleido_scopes is not defined" in str(exc):
+                time.sleep(0.5 * attempt)
                 continue
             raise ChartImageError(f"could not draw the chart as {fmt.upper()}: {type(exc).__name__}: {exc}") from None

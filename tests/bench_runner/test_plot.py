@@ -71,9 +71,27 @@ def test_a_chart_image_is_tried_again_only_when_kaleidos_page_was_not_ready(monk
             return b"png"
 
     monkeypatch.setenv("BROWSER_PATH", "/usr/bin/true")
+    monkeypatch.setattr(charts.time, "sleep", lambda s: None)
     if drawn:
         assert charts.image(Figure(), "png") == b"png"
     else:
         with pytest.raises(charts.ChartImageError, match="did not start"):
             charts.image(Figure(), "png")
     assert len(tried) == calls
+
+
+def test_a_page_that_is_never_ready_ends_in_one_line_after_a_few_tries(monkeypatch):
+    from app import charts
+
+    tried, slept = [], []
+
+    class Figure:
+        def to_image(self, **kwargs):
+            tried.append(kwargs)
+            raise RuntimeError("ReferenceError: kaleido_scopes is not defined")
+
+    monkeypatch.setenv("BROWSER_PATH", "/usr/bin/true")
+    monkeypatch.setattr(charts.time, "sleep", slept.append)
+    with pytest.raises(charts.ChartImageError, match="could not draw the chart as PNG: RuntimeError: ReferenceError"):
+        charts.image(Figure(), "png")
+    assert len(tried) == charts.IMAGE_ATTEMPTS == 4 and slept == [0.5, 1.0, 1.5]
