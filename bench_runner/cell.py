@@ -131,11 +131,12 @@ def failed(exc: BaseException) -> CellOutcome:
     return CellOutcome("oom" if _is_oom(exc) else "error", _one_line(exc))
 
 
-# The backend whose first call has Inductor build C++ kernels with g++, and so the one the linker matters to.
-INDUCTOR = "compile"
+# The `compile` backend (vocabulary.BACKENDS): its first call has Inductor build C++ kernels with g++,
+# so it is the one the linker matters to.
+COMPILE = "compile"
 
 
-def process_settings(backends: Iterable[str] = (INDUCTOR,)) -> None:
+def process_settings(backends: Iterable[str] = (COMPILE,)) -> None:
     """What a process sets before it runs cells of `backends` (each round's worker, an `ab` side, a
     process compiling ahead, an in-process run): the same in all, since Inductor's cache key holds them."""
     # float32 cells compute in float32: PyTorch lets cuDNN convolutions use TF32 tensor
@@ -146,7 +147,7 @@ def process_settings(backends: Iterable[str] = (INDUCTOR,)) -> None:
     # Only for Inductor: finding its cache folder, where the linker's script lives, imports it
     # (0.85 s), which a process of eager cells never needs. With _forget_compiled's check, the sides
     # of an `ab` session of 48 eager cells spent 3.7 s a round preparing them, not 5.1 (2026-12-05).
-    if INDUCTOR in backends:
+    if COMPILE in backends:
         linker.use_faster_linker()
 
 

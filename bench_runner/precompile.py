@@ -25,7 +25,7 @@ import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .cell import INDUCTOR, Cell, memory_need
+from .cell import COMPILE, Cell, memory_need
 from .defaults import TimingPolicy
 
 # A cell at most this share of the free memory, with one building in each process at once.
@@ -81,7 +81,7 @@ def worth_it(catalogue, cells: Sequence[Cell], processes: int, threads: int) -> 
     several at once."""
     from . import reference
 
-    compiled = [c for c in cells if c.backend == INDUCTOR]
+    compiled = [c for c in cells if c.backend == COMPILE]
     if processes < 2 or len(compiled) < 2 * processes:  # before the ledger: finding it imports Inductor (2 s)
         return []
     done = _listed(ledger(threads))
