@@ -7,7 +7,9 @@ and environment variables (OMP_NUM_THREADS=1). Each side runs in a process of it
 build, check and warm the cell up, then take turns (timing.take_turns): each cycle both time one
 block, in a random order seeded by (seed, round, cell). Both sides are stored as two runs that
 name each other (`paired_with`), their samples with their cycles, so `compare`, the Diff page
-and `gate` pair them: what the machine did in a cycle, it did to both.
+and `gate` pair them: what the machine did in a cycle, it did to both. Being timed in turns, on
+huge pages, perhaps with another interpreter, they are not plain runs (`Run.plain`): the
+machine's latest results, its history and `gate`'s baselines leave them out.
 """
 
 from __future__ import annotations

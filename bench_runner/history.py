@@ -267,8 +267,12 @@ def add_mark(session: Session, run_id: int, kind: str, note: str = "",
              cells: Mapping[str, str] | None = None) -> Mark:
     """Store a mark and recompute the change points of the cells it covers (a new start splits
     their histories). The caller commits."""
-    if session.get(Run, run_id) is None:
+    run = session.get(Run, run_id)
+    if run is None:
         raise ValueError(f"no run {run_id} in this database")
+    if not run.plain:
+        raise ValueError(f"run {run_id} is a side of an `ab` session (with run {run.paired_with}), which is not part "
+                         f"of the machine's history; mark a plain run")
     unknown = set(cells or {}) - set(CELL)
     if unknown:
         raise ValueError(f"a mark narrows by the cell's {', '.join(CELL)}, not {', '.join(sorted(unknown))}")

@@ -1,4 +1,5 @@
-"""Reads behind a machine's history: every run of a cell on one hardware fingerprint, the
+"""Reads behind a machine's history: every plain run of a cell on one hardware fingerprint (an
+`ab` session's sides are that session's, not the machine's history: `Run.plain`), the
 cached history points, the cells still without one, the fingerprints, the marks and the
 measured noise floors. What bench_runner.history, `gate`, `compare`, `history`, `mark`,
 `noise` and the History and Diff pages read."""
@@ -15,7 +16,7 @@ from .queries import CELL_COLUMNS, read_frame
 def history_frame(session: Session, benchmark: str | None = None, method: str | None = None,
                   backend: str | None = None, machine: str | None = None, fingerprint: str | None = None,
                   samples: bool = True, details: bool = True, run_ids=None, since=None) -> pd.DataFrame:
-    """Every `ok` result of the chosen cells in every run (of `run_ids`, when given), oldest run
+    """Every `ok` result of the chosen cells in every plain run (of `run_ids`, when given), oldest run
     first: one row per cell and run, with the run's start, provenance and options, the machine's label, fingerprint and
     driver, the cached history point (time_median_s, ci_low, ci_high, change_point; `cached`
     false where not yet computed; search_from) and, unless `samples=False`, the samples. `since`:
@@ -29,7 +30,7 @@ def history_frame(session: Session, benchmark: str | None = None, method: str | 
                HistoryPoint.search_from, HistoryPoint.result_id.is_not(None).label("cached")]
     query = (select(*columns).join(Run, Result.run_id == Run.id).join(Machine, Run.machine_id == Machine.id)
              .outerjoin(HistoryPoint, HistoryPoint.result_id == Result.id)
-             .where(Result.status == "ok").order_by(Run.started_at, Run.id, Result.id))
+             .where(Result.status == "ok", Run.plain).order_by(Run.started_at, Run.id, Result.id))
     for column, value in (("benchmark", benchmark), ("method", method), ("backend", backend)):
         if value is not None:
             query = query.where(getattr(Result, column) == value)
@@ -50,7 +51,7 @@ def history_frame(session: Session, benchmark: str | None = None, method: str | 
 
 
 def newest_before(session: Session, fingerprint: str, before, per_cell: int) -> pd.DataFrame:
-    """Each cell's `per_cell` newest `ok` results on `fingerprint` from runs started before
+    """Each cell's `per_cell` newest `ok` results on `fingerprint` from plain runs started before
     `before`, oldest first, with their samples: what `gate` judges a run against. The window
     function picks them in the database, so a history of hundreds of runs is not read whole."""
     newest = func.row_number().over(partition_by=[getattr(Result, c) for c in CELL_COLUMNS],
@@ -58,7 +59,7 @@ def newest_before(session: Session, fingerprint: str, before, per_cell: int) -> 
     ranked = (select(Result.id.label("result_id"), Result.run_id, Run.started_at,
                      *(getattr(Result, c) for c in CELL_COLUMNS), newest.label("newest"))
               .join(Run, Result.run_id == Run.id).join(Machine, Run.machine_id == Machine.id)
-              .where(Result.status == "ok", Machine.fingerprint == fingerprint, Run.started_at < before)
+              .where(Result.status == "ok", Run.plain, Machine.fingerprint == fingerprint, Run.started_at < before)
               .subquery())
     query = (select(*(c for c in ranked.c if c.name != "newest"), Result.samples, Result.sample_rounds)
              .join(Result, Result.id == ranked.c.result_id).where(ranked.c.newest <= per_cell)
@@ -83,17 +84,17 @@ def history_benchmarks(session: Session) -> list[str]:
 
 
 def history_runs(session: Session, fingerprint: str) -> pd.DataFrame:
-    """The runs on `fingerprint` with an `ok` result (run_id, started_at), oldest first."""
+    """The plain runs on `fingerprint` with an `ok` result (run_id, started_at), oldest first."""
     query = (select(Run.id.label("run_id"), Run.started_at).join(Machine, Run.machine_id == Machine.id)
-             .where(Machine.fingerprint == fingerprint, _has_ok_result()).order_by(Run.started_at, Run.id))
+             .where(Machine.fingerprint == fingerprint, _in_history()).order_by(Run.started_at, Run.id))
     frame = read_frame(session, query)
     return frame if not frame.empty else pd.DataFrame(columns=["run_id", "started_at"])
 
 
-def _has_ok_result():
-    """Whether a run has an `ok` result: an EXISTS that the result table's run index answers
-    at the run's first rows, not a scan of every result."""
-    return select(Result.id).where(Result.run_id == Run.id, Result.status == "ok").exists()
+def _in_history():
+    """Whether a run is part of its machine's history: a plain run with an `ok` result (an EXISTS
+    that the result table's run index answers at the run's first rows, not a scan of every result)."""
+    return Run.plain & select(Result.id).where(Result.run_id == Run.id, Result.status == "ok").exists()
 
 
 def stale_cells(session: Session, fingerprint: str | None = None) -> list[tuple]:
@@ -102,11 +103,11 @@ def stale_cells(session: Session, fingerprint: str | None = None) -> list[tuple]
 
 
 def stale_counts(session: Session, fingerprint: str | None = None) -> dict[tuple, int]:
-    """(fingerprint, *cell key) → how many of the cell's `ok` results have no history point yet."""
+    """(fingerprint, *cell key) → how many of the cell's `ok` results in plain runs have no history point yet."""
     key = (Machine.fingerprint, *(getattr(Result, c) for c in CELL_COLUMNS))
     query = (select(*key, func.count()).join(Run, Result.run_id == Run.id).join(Machine, Run.machine_id == Machine.id)
              .outerjoin(HistoryPoint, HistoryPoint.result_id == Result.id)
-             .where(Result.status == "ok", HistoryPoint.result_id.is_(None)).group_by(*key))
+             .where(Result.status == "ok", Run.plain, HistoryPoint.result_id.is_(None)).group_by(*key))
     if fingerprint is not None:
         query = query.where(Machine.fingerprint == fingerprint)
     return {tuple(row[:-1]): int(row[-1]) for row in session.execute(query)}
@@ -126,12 +127,12 @@ def search_starts(session: Session, fingerprint: str) -> pd.DataFrame:
 
 def fingerprints_frame(session: Session) -> pd.DataFrame:
     """One row per fingerprint with `ok` results: what hardware it is, the hostnames and labels
-    that share it, how many runs it has and when the latest started."""
+    that share it, how many plain runs it has and when the latest started."""
     query = (select(Machine.fingerprint, Machine.label, Machine.hostname, Machine.cpu_model, Machine.cpu_cores,
                     Machine.memory_gib, Machine.gpu_name, Machine.driver_version,
                     func.count(Run.id).label("runs"), func.max(Run.started_at).label("latest"))
              .join(Run, Run.machine_id == Machine.id)
-             .where(Machine.id.in_(select(LatestResult.machine_id)), _has_ok_result()).group_by(Machine.id))
+             .where(Machine.id.in_(select(LatestResult.machine_id)), _in_history()).group_by(Machine.id))
     frame = read_frame(session, query)
     columns = ["fingerprint", "hardware", "labels", "hostnames", "runs", "latest"]
     if frame.empty:

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, String, Text, UniqueConstraint, false
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from hadamard_bench.vocabulary import CELL_KEY
@@ -75,6 +76,19 @@ class Run(Base):
     machine: Mapped[Machine] = relationship(back_populates="runs")
     results: Mapped[list["Result"]] = relationship(back_populates="run")
     round_records: Mapped[list["RoundRecord"]] = relationship(back_populates="run", order_by="RoundRecord.id")
+
+    @hybrid_property
+    def plain(self) -> bool:
+        """Not a side of an `ab` session. A side's times were taken in turns with another
+        version, on huge pages, sometimes with another interpreter or environment: they are that
+        session's, so a machine's latest results, its history and `gate`'s baselines are made of
+        plain runs only (in SQL: `Run.plain`)."""
+        return self.paired_with is None
+
+    @plain.inplace.expression
+    @classmethod
+    def _plain_expression(cls):
+        return cls.paired_with.is_(None)
 
 
 class RoundRecord(Base):

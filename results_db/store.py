@@ -159,17 +159,20 @@ def _tf32_variant():
                  func.coalesce(recorded, of_run, literal("run defaults"))), else_=literal(""))
 
 
-def keep_latest(executor, *where) -> None:
+def keep_latest(executor, *where, plain_only: bool = True) -> None:
     """Point LatestResult at the newest `ok` result of each cell and machine among the results
-    that match `where` (all of them when none is given: migration 0007 fills the table so),
-    unless a newer one is there already. One INSERT … SELECT … ON CONFLICT, on a Session or a
-    Connection; the caller commits."""
+    of plain runs (`Run.plain`: an `ab` side's results are its session's) that match `where` (all
+    of them when none is given: migrations 0007 and 0012 fill the table so), unless a newer one is
+    there already. One INSERT … SELECT … ON CONFLICT, on a Session or a
+    Connection; the caller commits. `plain_only=False` for migration 0007 alone: before schema
+    0008 a run could not be a side, nor say that it is not one."""
     variant = _tf32_variant().label("variant")
     keys = ["machine_id", *CELL_COLUMNS, "variant"]
     newest = (select(Run.machine_id, *(getattr(Result, c) for c in CELL_COLUMNS), variant,
                      func.max(Result.id).label("result_id"))
               .join(Run, Result.run_id == Run.id)
-              .where(Result.status == "ok", *where)  # a WHERE SQLite needs before ON CONFLICT anyway
+              # A WHERE SQLite needs before ON CONFLICT anyway.
+              .where(Result.status == "ok", *((Run.plain,) if plain_only else ()), *where)
               .group_by(Run.machine_id, *(getattr(Result, c) for c in CELL_COLUMNS), variant))
     statement = _insert(executor, LatestResult).from_select([*keys, "result_id"], newest)
     statement = statement.on_conflict_do_update(

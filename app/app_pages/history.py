@@ -12,7 +12,9 @@ st.title("History")
 st.caption("Each run's median with its 95% interval from the rounds, on one hardware fingerprint (CPU model, "
            "cores, memory, GPU, driver major: identical nodes share it; a torch or driver upgrade is an "
            "annotation, not a new history). Change points: E-divisive means, kept where the step exceeds the "
-           "cell's floor (said below the chart) and the rounds on either side make it significant. `python -m bench_runner history` prints the same.")
+           "cell's floor (said below the chart) and the rounds on either side make it significant. Plain runs only: "
+           "an `ab` session's two runs took turns on huge pages, and the Diff page shows them. "
+           "`python -m bench_runner history` prints the same.")
 
 fingerprints = data.load_fingerprints(url)
 if fingerprints.empty:

@@ -19,7 +19,8 @@ HELP = ("Measure two versions in one session, taking turns block by block: BASE 
         "worktree of its own and imported from there without installing it. Each side runs in a process of "
         "its own, both pinned to the same CPUs; for every cell both time a block in turn, in a random order, "
         "so that whatever the machine does falls on both. Both sides are stored as two runs linked as one "
-        "session (compare, gate, the Diff and History pages read them) and compared as `compare` does: "
+        "session (`compare`, `gate` and the Diff page pair them; they stay out of the machine's latest "
+        "results and its history, being timed in turns on huge pages) and compared as `compare` does: "
         "regression or improvement where the paired interval excludes 1 and the ratio is beyond the "
         "threshold, no change where the whole interval lies within it. `ab HEAD HEAD` is an A/A.")
 

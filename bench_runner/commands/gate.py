@@ -3,7 +3,9 @@ exit 1 on a significant regression beyond the cell's floor (the threshold, or th
 between runs where `noise` measured a larger one) that no mark explains, for CI. The
 statistics are `compare`'s: the earlier runs' rounds together form the "before" side, so their
 run-to-run spread widens the interval. A mark on an earlier run starts the baseline there; a mark
-on RUN itself explains its changes (an `expected` one) or leaves nothing to judge (a new start)."""
+on RUN itself explains its changes (an `expected` one) or leaves nothing to judge (a new start).
+The history is of plain runs: an `ab` session's sides took turns on huge pages, so their times are
+not a plain run's, and a side given as RUN is judged as its session, head against base, paired."""
 
 from __future__ import annotations
 
@@ -25,8 +27,9 @@ def add_parser(verbs) -> None:
                     "fingerprint: the earlier runs' rounds pooled as the baseline, the ratio of medians with a 95% "
                     "interval, Benjamini–Hochberg across the cells. Marks (`bench_runner mark`) are respected: the "
                     "baseline starts at the latest marked run, and a regression at a run marked `expected` is "
-                    "reported but does not fail. Exit 1 when any other cell is a regression beyond the threshold, "
-                    "0 otherwise; 2 on bad input.")
+                    "reported but does not fail. `ab` sessions are not part of the history; given one of their "
+                    "runs, gate judges the session: its head side against its base side, paired. Exit 1 when any "
+                    "other cell is a regression beyond the threshold, 0 otherwise; 2 on bad input.")
     p.add_argument("run", metavar="RUN", type=positive_int("run id"), help="the run to judge")
     p.add_argument("--against", type=positive_int("positive number of runs"), default=5, metavar="N",
                    help="how many earlier runs of each cell form the baseline (default: 5)")
@@ -90,10 +93,10 @@ def explained(table: pd.DataFrame, marks: pd.DataFrame, run_id: int) -> pd.Serie
     return pd.Series(out, index=table.index, dtype=object)
 
 
-def markdown(table: pd.DataFrame, run_id: int, against: int, threshold: float, floor_note: str = "") -> str:
+def markdown(table: pd.DataFrame, title: str, threshold: float, floor_note: str = "") -> str:
     from .. import stats
 
-    lines = [f"### Hadamard Bench: run {run_id} against up to {against} earlier runs", "",
+    lines = [f"### Hadamard Bench: {title}", "",
              "| benchmark | cells | geometric mean (this ÷ before) | regressions |", "| --- | --- | --- | --- |"]
     for bench, group in table.groupby("benchmark"):
         lines.append(f"| {bench} | {len(group)} | {stats.geomean(group['ratio']):.3f}× | "
@@ -119,17 +122,42 @@ def markdown(table: pd.DataFrame, run_id: int, against: int, threshold: float, f
     return "\n".join(lines) + "\n"
 
 
+def session_table(session, run_row, threshold: float) -> tuple[pd.DataFrame, int, int]:
+    """An `ab` side judged as its session: the head side's cells against the base side's, paired
+    cycle by cycle (so at the threshold), as `ab` judged them. Returns (table, base, head)."""
+    from results_db import queries
+
+    from .. import comparison
+
+    # The base side's run is started first (ab.start_runs), so it has the lower id.
+    base, head = sorted((run_row.id, run_row.paired_with))
+    table = comparison.comparison_table(queries.samples_frame(session, run_id=base),
+                                        queries.samples_frame(session, run_id=head), threshold)
+    return table, base, head
+
+
 def run(args) -> int:
     import pandas as pd
     from results_db import Run, history_queries, queries
 
-    from .. import comparison, history, stats, wording
+    from .. import comparison, history, wording
 
     sessions = existing_db(args.db, "gate")
     with sessions() as session:
         run_row = session.get(Run, args.run)
         if run_row is None:
             raise UsageError(f"bench_runner gate: no run {args.run} in this database")
+        if not run_row.plain:
+            table, base, head = session_table(session, run_row, args.threshold)
+            if table.empty:
+                raise UsageError(f"bench_runner gate: the `ab` session of runs {base} and {head} has no cell "
+                                 f"`ok` on both sides to judge")
+            print(f"run {args.run} is a side of an `ab` session: run {head} (head) judged against run {base} "
+                  f"(base), the two having taken turns, not against the machine's history")
+            table["explained_by"] = ""
+            return verdict(table, args, f"run {head} against run {base}, taking turns in one `ab` session",
+                           f"paired cells are judged at the threshold ({args.threshold:.0%}): their sides shared "
+                           f"the machine's drift", {})
         fingerprint, label, started_at = run_row.machine.fingerprint, run_row.machine.label, run_row.started_at
         mine = queries.samples_frame(session, run_id=args.run)
         marks = history_queries.marks_frame(session, fingerprint)
@@ -153,13 +181,21 @@ def run(args) -> int:
               f"({fingerprint}); nothing to judge")
         return 0
     table["explained_by"] = explained(table, marks, args.run)
+    return verdict(table, args, f"run {args.run} against up to {args.against} earlier runs",
+                   wording.floor_note(table, args.threshold, floors, 1), machine_drift)
+
+
+def verdict(table: pd.DataFrame, args, title: str, floor_note: str, machine_drift: dict) -> int:
+    """Print the judged table's summary and regressions (and write --markdown); exit status 1
+    when a regression no `expected` mark explains is among them."""
+    from .. import stats, wording
+
     counts = table["verdict"].value_counts()
     for bench, group in table.groupby("benchmark"):
         print(f"{bench}: geometric mean {stats.geomean(group['ratio']):.3f}× over {counted(len(group), 'cell')}")
     print("verdicts: " + ", ".join(f"{int(counts.get(v, 0))} {v}" for v in
                                    (*stats.RUN_WORDS, stats.NO_CHANGE, stats.INCONCLUSIVE)))
-    note = wording.floor_note(table, args.threshold, floors, 1)
-    print(note)
+    print(floor_note)
     moved = wording.machine_moved_note(table)
     if moved:
         print(f"{moved}: {wording.drift_text(machine_drift)}")
@@ -169,6 +205,5 @@ def run(args) -> int:
         print(f"regression: {r.benchmark}/{r.method}/{r.backend} {r.size}: {r.ratio:.3f}× "
               f"[{r.ci_low:.3f}, {r.ci_high:.3f}]{why}")
     if args.markdown:
-        out_path(args.markdown).write_text(markdown(table, args.run, args.against, args.threshold, note),
-                                       encoding="utf-8")
+        out_path(args.markdown).write_text(markdown(table, title, args.threshold, floor_note), encoding="utf-8")
     return 1 if (regressions["explained_by"] == "").any() else 0

@@ -97,10 +97,11 @@ def _measure_from(args, run_ids: list[int]) -> int:
         missing = [r for r, row in zip(run_ids, runs) if row is None]
         if missing:
             raise UsageError(f"bench_runner noise: no run {', '.join(map(str, missing))} in this database")
-        together = [(r.id, r.paired_with) for r in runs if r.paired_with in set(run_ids)]
-        if together:
-            raise UsageError(f"bench_runner noise: runs {together[0][0]} and {together[0][1]} are the two sides of "
-                             f"one `ab` session, timed together: they show no drift between times")
+        sides = [r for r in runs if not r.plain]
+        if sides:
+            raise UsageError(f"bench_runner noise: run {sides[0].id} is a side of an `ab` session (with run "
+                             f"{sides[0].paired_with}), timed in turns on huge pages: the floor is the drift between "
+                             f"plain runs, which `compare`, `gate` and History judge")
         fingerprints = {r.machine.fingerprint for r in runs}
         if len(fingerprints) > 1:
             raise UsageError(f"bench_runner noise: the runs were measured on {len(fingerprints)} different hardware "

@@ -104,6 +104,43 @@ def test_floors_stored_at_the_99_percent_width_are_widened_to_the_margin(store_u
     assert floors["n=2"] == pytest.approx(math.expm1(math.log1p(0.05) * 3.2416 / 2.576), rel=1e-9)
 
 
+def test_ab_sides_leave_the_latest_results_and_their_cells_history_points(store_url):
+    """0012: a latest result that pointed at an `ab` side falls back to the newest plain run's, and
+    the cached points of every cell a side measured go, to be searched again without the sides."""
+    from alembic import command
+
+    from tests.conftest import BENCHMARKS, FACTS, METHODS
+
+    engine = create_engine(store_url)
+    with engine.begin() as conn:
+        command.upgrade(schema._config(conn), "0011")
+    cells = [dict(benchmark="elementwise", method="hadamard", backend="eager", device="cpu", dtype="float32",
+                  mode="forward", size=f"n={n}") for n in (1, 2)]
+    with sessionmaker(engine)() as session, session.begin():
+        store.sync_catalogue(session, BENCHMARKS, METHODS)
+        host = store.get_or_create_machine(session, FACTS, "testhost")
+        runs = [store.start_run(session, host, "quick", {}, 2).id for _ in range(3)]
+        for run_id in runs:  # runs 2 and 3 become a session after their results land, as 0011 knew them
+            for cell in cells if run_id != 3 else cells[:1]:
+                store.record_result(session, run_id, cell, "ok", samples=[1e-3], sample_rounds=[0])
+        session.get(results_db.Run, 2).paired_with, session.get(results_db.Run, 3).paired_with = 3, 2
+        session.flush()
+        store.write_history_points(session, [{"result_id": r, "time_median_s": 1e-3, "ci_low": 1e-3,
+                                              "ci_high": 1e-3, "change_point": False} for r in range(1, 6)])
+        other = store.get_or_create_machine(session, {**FACTS, "key": "other"}, "otherhost")
+        store.record_result(session, store.start_run(session, other, "quick", {}, 1).id,
+                            {**cells[0], "benchmark": "token_mixing"}, "ok", samples=[1e-3], sample_rounds=[0])
+        store.write_history_points(session, [{"result_id": 6, "time_median_s": 1e-3, "ci_low": 1e-3,
+                                              "ci_high": 1e-3, "change_point": False}])
+    with sessionmaker(engine)() as session:
+        assert sorted(queries.results_frame(session, latest=True)["run_id"]) == [2, 3, 4]  # sides' among them
+    engine.dispose()
+    with sessionmaker(results_db.open_engine(store_url))() as session:
+        latest = queries.results_frame(session, latest=True)
+        assert sorted(zip(latest["run_id"], latest["size"])) == [(1, "n=1"), (1, "n=2"), (4, "n=1")]
+        assert list(session.scalars(select(results_db.HistoryPoint.result_id))) == [6]
+
+
 def test_the_migrations_build_the_schema_the_models_create(tmp_path):
     old, new = tmp_path / "old.db", tmp_path / "new.db"
     first_schema_db(f"sqlite:///{old}", stamped=True)

@@ -35,4 +35,4 @@ def upgrade() -> None:
     # as results land (imported here, not copied, so the two cannot disagree).
     from results_db import store
 
-    store.keep_latest(op.get_bind())
+    store.keep_latest(op.get_bind(), plain_only=False)  # no run is an `ab` side before 0008; 0012 says why it matters
