@@ -6,7 +6,9 @@ measured on a GPU server (or shipped with the project under results/reference/)
 shows in another database exactly as it was stored.
 
 Reading is strict (results_db.bundle_format checks a bundle in full before anything is
-written). Importing the same run twice adds it once.
+written). Importing the same run twice adds it once. The two runs of an `ab` session travel
+together and name each other by origin (machine key and start), so they are a session again in
+the database that reads them.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from . import store
-from .bundle_format import FORMAT, VERSION, validate
+from .bundle_format import FORMAT, VERSION, BundleError, validate
 from .models import BenchmarkInfo, Machine, Mark, Metric, MethodInfo, Result, RoundRecord, Run, utcnow
 from .store import MACHINE_FIELDS, fingerprint_of
 
@@ -47,12 +49,16 @@ def dirty_runs(data: dict) -> list[str]:
 
 
 def export_bundle(session: Session, run_ids: list[int] | None = None) -> dict[str, Any]:
-    """The runs (all, or those given) as one JSON-ready dict."""
+    """The runs (all, or those given, with the other side of any `ab` session among them: a
+    session travels whole) as one JSON-ready dict."""
     query = select(Run).order_by(Run.id)
     if run_ids:
-        query = query.where(Run.id.in_(run_ids))
+        partners = session.scalars(select(Run.paired_with).where(Run.id.in_(run_ids), ~Run.plain))
+        query = query.where(Run.id.in_({*run_ids, *partners}))
+    chosen = list(session.scalars(query))
+    origins = {run.id: origin_of(run.machine.key, run.started_at) for run in chosen}
     runs, used = [], set()
-    for run in session.scalars(query):
+    for run in chosen:
         results = []
         for r in session.scalars(select(Result).where(Result.run_id == run.id).order_by(Result.id)):
             used.add((r.benchmark, r.method))
@@ -71,6 +77,7 @@ def export_bundle(session: Session, run_ids: list[int] | None = None) -> dict[st
             "calibration": run.calibration, "cells_total": run.cells_total, "cells_done": run.cells_done,
             "rounds": run.rounds, "seed": run.seed, "message": run.message,
             "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
+            "paired_with": origins.get(run.paired_with),
             "round_records": [{"round": g.round, "seed": g.seed, "cells": g.cells, "state": g.state,
                                "started_at": _iso(g.started_at), "finished_at": _iso(g.finished_at)}
                               for g in run.round_records],
@@ -139,6 +146,11 @@ def import_bundle(session: Session, data: dict, source: str, label: str | None =
     on error, none. `label` names the machine of every run where the database has not
     met that machine before (shipped reference results use it)."""
     runs, benchmarks, methods = validate(data)
+    origins = [origin_of(run["machine"]["key"], run["started_at"]) for run in runs]
+    for i, run in enumerate(runs):
+        if run["paired_with"] is not None and run["paired_with"] not in origins:
+            raise BundleError(f"run {i + 1}: a side of an `ab` session whose other side "
+                              f"({run['paired_with'][:80]}) is not in the bundle")
     known = known_origins(session)
     for b in benchmarks:  # the catalogue this database already has wins: it is the code's
         if session.get(BenchmarkInfo, b["id"]) is None:
@@ -147,9 +159,8 @@ def import_bundle(session: Session, data: dict, source: str, label: str | None =
     for m in methods:
         if session.get(MethodInfo, (m["benchmark"], m["id"])) is None and session.get(BenchmarkInfo, m["benchmark"]):
             session.add(MethodInfo(**m))
-    added, skipped = [], 0
-    for run in runs:
-        origin = origin_of(run["machine"]["key"], run["started_at"])
+    added, skipped, new = [], 0, []
+    for run, origin in zip(runs, origins):
         if origin in known:
             skipped += 1
             continue
@@ -166,6 +177,15 @@ def import_bundle(session: Session, data: dict, source: str, label: str | None =
                      finished_at=run["finished_at"])
         session.add(stored)
         session.flush()
+        new.append((stored, run, origin))
+    # The sides of a session name each other before their results land, so that neither becomes
+    # the machine's latest result (store.keep_latest). Both are new: a session travels whole, and
+    # one side already stored means the other was imported with it.
+    by_origin = {origin: stored.id for stored, _, origin in new}
+    for stored, run, _ in new:
+        stored.paired_with = by_origin.get(run["paired_with"])
+    session.flush()
+    for stored, run, _ in new:
         session.add_all([RoundRecord(run_id=stored.id, pid=None, **g) for g in run["round_records"]])
         session.add_all([Mark(run_id=stored.id, **{k: v for k, v in mark.items() if v is not None})
                          for mark in run["marks"]])

@@ -198,7 +198,9 @@ def _check_run(c: FieldCheck, run: Any) -> dict:
            "rounds": max(1, c.count(run, "rounds")) if run.get("rounds") is not None else 1,
            "seed": c.count(run, "seed") if run.get("seed") is not None else None,
            "message": c.text(run, "message", 10_000, optional=True),
-           "started_at": c.time(run, "started_at"), "finished_at": c.time(run, "finished_at", optional=True)}
+           "started_at": c.time(run, "started_at"), "finished_at": c.time(run, "finished_at", optional=True),
+           # The other side's origin, for a side of an `ab` session (absent from older bundles).
+           "paired_with": c.text(run, "paired_with", 300, optional=True)}
     records = run.get("round_records") or []
     if not isinstance(records, list):
         c.fail("field 'round_records' must be a list")

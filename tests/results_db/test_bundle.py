@@ -254,3 +254,30 @@ def test_the_shipped_reference_bundles_cover_the_survey_figures_and_the_gated_ff
     assert {"spatial_mixing", "token_mixing", "elementwise", "gated_ffn"} <= benchmarks
     # Two checks of one machine share its machine and its name; machines named apart stay apart.
     assert labels == sorted(named) and len(labels) >= 2
+
+
+def test_an_ab_session_travels_whole_and_stays_a_session(seeded_db, tmp_path):
+    """Exporting one side brings the other; imported, the two name each other again, so their
+    cells still pair and neither becomes the machine's latest result; a bundle holding one side
+    without the other is refused, nothing written."""
+    from tests.bench_runner.test_history import _ab_session
+
+    base, head = _ab_session(seeded_db, 1.0, 1.6)
+    with factory(seeded_db)() as session:
+        data = bundle.export_bundle(session, [head])
+        origins = [bundle.origin_of(session.get(Run, r).machine.key, session.get(Run, r).started_at)
+                   for r in (base, head)]
+    assert [r["paired_with"] for r in data["runs"]] == origins[::-1]
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    with factory(other)() as session, session.begin():
+        assert bundle.import_bundle(session, data, source="test") == ([1, 2], 0)
+    with factory(other)() as session:
+        assert [r.paired_with for r in session.scalars(select(Run).order_by(Run.id))] == [2, 1]
+        assert queries.results_frame(session, latest=True).empty
+        assert set(queries.samples_frame(session, run_id=2)["turns"]) == {1}  # as `compare` pairs them
+    lonely = _broken(data, lambda d: d["runs"].pop(0))
+    third = f"sqlite:///{tmp_path / 'third.db'}"
+    with pytest.raises(bundle_format.BundleError, match="run 1: a side of an `ab` session whose other side"):
+        with factory(third)() as session, session.begin():
+            bundle.import_bundle(session, lonely, source="test")
+    assert counts(third) == (0, 0, 0)
