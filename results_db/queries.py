@@ -240,9 +240,10 @@ def round_states(session: Session, run_ids) -> pd.DataFrame:
 def runs_frame(session: Session, counts: bool = True) -> pd.DataFrame:
     """Every run, newest first, with how many of its cells ended `ok` and failed (`counts`: read
     from every result, through the (run_id, status) index; without them, from the run table
-    alone, which is what a progress bar polling every few seconds needs)."""
+    alone, which is what a progress bar polling every few seconds needs), and `paired_with`, the
+    other side of an `ab` session's run."""
     columns = [Run.id.label("run_id"), Run.suite, Run.status, Machine.label.label("machine"), Run.started_at,
-               Run.finished_at, Run.rounds, Run.cells_done, Run.cells_total]
+               Run.finished_at, Run.rounds, Run.cells_done, Run.cells_total, Run.paired_with]
     if not counts:
         return read_frame(session, select(*columns, Run.message).join(Machine, Run.machine_id == Machine.id)
                       .order_by(Run.id.desc()))

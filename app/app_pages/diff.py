@@ -1,5 +1,6 @@
 """Diff: two runs or two machines, cell by cell, with a verdict per cell that says how sure it is."""
 
+import pandas as pd
 import streamlit as st
 
 from app import data, exports, text
@@ -15,8 +16,9 @@ if by == "runs":
     measured = runs[runs["cells_ok"].fillna(0) > 0]
     choices = list(measured["run_id"])
     # Worded once: a selectbox words every option on every render, a thousand runs twice.
-    labels = {r: f"run {r}: " + text.visible(f"{s} · {m}") for r, s, m in
-              zip(measured["run_id"], measured["suite"], measured["machine"])}
+    labels = {r: f"run {r}: " + text.visible(f"{s} · {m}") + (f" · ab with run {int(p)}" if pd.notna(p) else "")
+              for r, s, m, p in zip(measured["run_id"], measured["suite"], measured["machine"],
+                                    measured["paired_with"])}
     label = labels.get
 else:  # machines: each one's latest measurement of every cell
     choices = data.load_machines_with_results(url)

@@ -38,7 +38,10 @@ def history():
     latest = runs.iloc[0]
     st.caption(f"Latest: run {latest.run_id} {text.md(latest.status)}, {latest.cells_ok} ok and {latest.cells_failed} failed "
                f"of {vocabulary.counted(latest.cells_total // max(int(latest.rounds), 1), 'cell')}.")
-    st.dataframe(runs, hide_index=True, width="stretch")
+    st.dataframe(runs, hide_index=True, width="stretch", column_config={"paired_with": st.column_config.NumberColumn(
+        "ab with run", format="%d", help="The other side of its `ab` session: the two took turns, cell by cell. "
+                                         "The Diff page compares them; the machine's latest results and history "
+                                         "leave them out")})
     exports.download_buttons(runs, "runs")
     data.refresh_on_progress(runs)
 

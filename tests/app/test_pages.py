@@ -444,6 +444,8 @@ def test_diff_shows_an_ab_sessions_paired_verdicts(db_url, monkeypatch):
 
     before, after = plant_session(db_url)
     at = render(db_url, monkeypatch, "app_pages/diff.py")
+    assert next(s for s in at.selectbox if s.label == "Before").options == [
+        f"run {after}: quick · testhost · ab with run {before}", f"run {before}: quick · testhost · ab with run {after}"]
     next(s for s in at.selectbox if s.label == "Before").set_value(before).run()
     next(s for s in at.selectbox if s.label == "After").set_value(after).run()
     assert not at.exception
@@ -452,4 +454,6 @@ def test_diff_shows_an_ab_sessions_paired_verdicts(db_url, monkeypatch):
     assert any(c.value.startswith("**Paired**: 4 of the 4 cells") for c in at.caption)
     shown = at.dataframe[0].value.set_index("size")
     assert shown["paired"].all()
+    runs = render(db_url, monkeypatch, "app_pages/runs.py").dataframe[0].value
+    assert runs.set_index("run_id")["paired_with"].to_dict() == {after: before, before: after}
     assert shown["verdict"].to_dict() == {f"B=1 N={n} C=64 H=4": v for n, (*_, v) in SESSION.items()}

@@ -404,9 +404,10 @@ SESSION = {64: (1.25, 0.005, "regression"), 128: (0.8, 0.005, "improvement"), 25
            512: (1.03, 0.1, "inconclusive")}
 
 
-def plant_session(db_url: str, linked: bool = True) -> tuple[int, int]:
-    """Two runs whose cells took turns cycle by cycle (an `ab` session), one planted verdict per
-    cell; with `linked` False the same samples as two runs that were not one session."""
+def plant_session(db_url: str, linked: bool = True, scale: float = 1.0) -> tuple[int, int]:
+    """Two runs whose cells took turns cycle by cycle (an `ab` session, paired before its results
+    land, as ab.start_runs does), one planted verdict per cell, the base side at `scale` ms a call;
+    with `linked` False the same samples as two runs that were not one session."""
     rng = np.random.default_rng(1)
     factory = sessionmaker(results_db.open_engine(db_url))
     with factory() as session, session.begin():
@@ -419,7 +420,7 @@ def plant_session(db_url: str, linked: bool = True) -> tuple[int, int]:
             speed = 1 + 0.3 * rng.uniform(-1, 1, size=24)
             rounds, cycles = [r for r in range(3) for _ in range(8)], [c for _ in range(3) for c in range(8)]
             for run, f in zip(runs, (1.0, factor)):
-                samples = list(1e-3 * f * speed * rng.normal(1, noise, size=24))
+                samples = list(1e-3 * scale * f * speed * rng.normal(1, noise, size=24))
                 store.record_result(session, run.id, dict(benchmark="token_mixing", method="poly_sa", backend="eager",
                                                           device="cpu", dtype="float32", mode="forward",
                                                           size=f"B=1 N={n} C=64 H=4"),

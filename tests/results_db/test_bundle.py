@@ -260,9 +260,9 @@ def test_an_ab_session_travels_whole_and_stays_a_session(seeded_db, tmp_path):
     """Exporting one side brings the other; imported, the two name each other again, so their
     cells still pair and neither becomes the machine's latest result; a bundle holding one side
     without the other is refused, nothing written."""
-    from tests.bench_runner.test_history import _ab_session
+    from tests.bench_runner.test_compare import plant_session
 
-    base, head = _ab_session(seeded_db, 1.0, 1.6)
+    base, head = plant_session(seeded_db)
     with factory(seeded_db)() as session:
         data = bundle.export_bundle(session, [head])
         origins = [bundle.origin_of(session.get(Run, r).machine.key, session.get(Run, r).started_at)
