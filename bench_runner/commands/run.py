@@ -117,6 +117,9 @@ def _resume(args, catalogue) -> int:
         run = session.get(results_db.Run, args.resume)
         if run is None:
             raise UsageError(f"bench_runner run: no run {args.resume} in this database")
+        if not run.plain:  # measured alone here, its cells would not have taken turns with the other side's
+            raise UsageError(f"bench_runner run: run {run.id} is a side of an `ab` session (with run "
+                             f"{run.paired_with}), which is not resumed; run the `ab` session again")
         if run.status in ("finished", "cancelled"):
             raise UsageError(f"bench_runner run: run {run.id} has {run.status}; nothing to resume")
         if run.status in ("queued", "running", "cancelling") and sweep.process_alive(run):

@@ -177,7 +177,7 @@ def test_an_ab_session_is_neither_the_latest_results_nor_the_history_nor_a_basel
         assert history_queries.stale_cells(session) == []  # the sides' results never wait for a point
 
 
-def test_gate_judges_an_ab_side_as_its_session_and_mark_refuses_one(db_url, capsys, tmp_path):
+def test_gate_judges_an_ab_side_as_its_session_and_mark_and_resume_refuse_one(db_url, capsys, tmp_path):
     """Judged as the session, a side gets `ab`'s paired verdicts, one planted per cell."""
     _history_db(db_url, (1.0, 1.0))
     base, head = plant_session(db_url)
@@ -192,6 +192,9 @@ def test_gate_judges_an_ab_side_as_its_session_and_mark_refuses_one(db_url, caps
     assert main(["mark", str(head), "--expected", "--db", db_url]) == 2
     err = capsys.readouterr().err
     assert f"run {head} is a side of an `ab` session (with run {base})" in err and err.count("\n") == 1
+    assert main(["run", "--resume", str(base), "--db", db_url]) == 2  # alone, it would not take turns
+    err = capsys.readouterr().err
+    assert f"run {base} is a side of an `ab` session (with run {head}), which is not resumed" in err
     with sessionmaker(results_db.open_engine(db_url))() as session:
         assert history_queries.marks_frame(session).empty
 
