@@ -53,6 +53,18 @@ def settling_caveat(states: pd.DataFrame, sides: dict[str, Sequence[int]]) -> st
             f"threaded CPU cell may then be the machine's, not the code's: measure again before trusting it")
 
 
+def ab_side_note(before_runs: Sequence[int], after_runs: Sequence[int], paired_with: dict) -> str | None:
+    """A sentence when a side of a comparison holds a run of an `ab` session (`paired_with`: run id →
+    its other side, None for a plain run) and the other side is not that run's pair: a side is
+    timed in turns on huge pages, so its times are not a plain run's. For `compare` and Diff."""
+    runs = [*before_runs, *after_runs]
+    sides = [r for r in runs if paired_with.get(r) is not None and not pd.isna(paired_with[r])]
+    if not sides or (len(runs) == 2 and paired_with.get(runs[0]) == runs[1]):
+        return None
+    return (f"run {sides[0]} is a side of an `ab` session, timed in turns with run {int(paired_with[sides[0]])} on "
+            f"huge pages: its times are not a plain run's, so part of a difference here may be how it was timed")
+
+
 def drift_text(ratios: dict[str, float]) -> str:
     """`cpu copy 0.982×, cpu matmul 1.003×`."""
     return ", ".join(f"{name} {ratio:.3f}×" for name, ratio in sorted(ratios.items()))

@@ -81,6 +81,9 @@ if by == "runs":
     caveat = wording.settling_caveat(states, {f"run {before}": [int(before)], f"run {after}": [int(after)]})
     if caveat:
         st.warning(caveat[0].upper() + caveat[1:] + ".")
+    timed_apart = wording.ab_side_note([int(before)], [int(after)], dict(zip(runs["run_id"], runs["paired_with"])))
+    if timed_apart:
+        st.warning(timed_apart[0].upper() + timed_apart[1:] + ".")
 colours = {"regression": "background-color: #fde2e1", "improvement": "background-color: #e1f5e4",
            "inconclusive": "background-color: #fff6d5"}
 st.dataframe(result.style.format({"ratio": "{:.3f}×", "ci_low": "{:.3f}", "ci_high": "{:.3f}",

@@ -149,6 +149,9 @@ def report(table: pd.DataFrame, fmt: str, before_name: str, after_name: str, thr
 
 
 def run(args) -> int:
+    from results_db import Run
+    from sqlalchemy import select
+
     from .. import comparison, history, stats, wording
 
     sessions = existing_db(args.db, "compare")
@@ -160,6 +163,8 @@ def run(args) -> int:
                              f"(run {', '.join(map(str, before_runs))}); compare two different runs or machines")
         machine_drift, caveat, spelled = machine_change(session, before_runs, after_runs, (before_name, after_name))
         drift, floors, fingerprints = history.measured_drift(session, before_runs + after_runs)
+        timed_apart = wording.ab_side_note(before_runs, after_runs, {
+            r.id: r.paired_with for r in session.scalars(select(Run).where(Run.id.in_(before_runs + after_runs)))})
     table = comparison.comparison_table(before, after, args.threshold, statistic=args.statistic, spelled_runs=spelled,
                                         drift=drift, machine_drift=machine_drift)
     if table.empty:
@@ -169,5 +174,7 @@ def run(args) -> int:
     table = comparison.in_cell_order(table)
     report(table, args.format, before_name, after_name, args.threshold, args.statistic, machine_drift, caveat,
            wording.floor_note(table, args.threshold, floors, fingerprints))
+    if timed_apart:  # below the table, or on stderr where stdout is data
+        print(timed_apart, file=sys.stdout if args.format == "table" else sys.stderr)
     regressed = (table["verdict"] == stats.RUN_WORDS[0]).any()
     return 1 if args.fail_on_regression and regressed else 0

@@ -454,6 +454,20 @@ def test_diff_shows_an_ab_sessions_paired_verdicts(db_url, monkeypatch):
     assert any(c.value.startswith("**Paired**: 4 of the 4 cells") for c in at.caption)
     shown = at.dataframe[0].value.set_index("size")
     assert shown["paired"].all()
+    assert shown["verdict"].to_dict() == {f"B=1 N={n} C=64 H=4": v for n, (*_, v) in SESSION.items()}
+    assert not any("is a side of" in w.value for w in at.warning)
     runs = render(db_url, monkeypatch, "app_pages/runs.py").dataframe[0].value
     assert runs.set_index("run_id")["paired_with"].to_dict() == {after: before, before: after}
-    assert shown["verdict"].to_dict() == {f"B=1 N={n} C=64 H=4": v for n, (*_, v) in SESSION.items()}
+
+
+def test_diff_warns_that_an_ab_side_beside_a_plain_run_was_timed_otherwise(db_url, monkeypatch):
+    from tests.bench_runner.test_compare import _history_db, plant_session
+
+    _history_db(db_url, (1.0,))
+    before, after = plant_session(db_url)
+    at = render(db_url, monkeypatch, "app_pages/diff.py")
+    next(s for s in at.selectbox if s.label == "Before").set_value(1).run()
+    next(s for s in at.selectbox if s.label == "After").set_value(after).run()
+    assert not at.exception
+    assert any(w.value.startswith(f"Run {after} is a side of an `ab` session, timed in turns with run {before}")
+               for w in at.warning)
