@@ -266,7 +266,8 @@ def cells_of_run(session: Session, run_id: int, mark_cells: Mapping[str, str] | 
 def add_mark(session: Session, run_id: int, kind: str, note: str = "",
              cells: Mapping[str, str] | None = None) -> Mark:
     """Store a mark and recompute the change points of the cells it covers (a new start splits
-    their histories). The caller commits."""
+    their histories). A mark that covers no `ok` cell of the run (a mistyped value, most likely)
+    is refused before anything is stored or searched. The caller commits."""
     run = session.get(Run, run_id)
     if run is None:
         raise ValueError(f"no run {run_id} in this database")
@@ -276,8 +277,12 @@ def add_mark(session: Session, run_id: int, kind: str, note: str = "",
     unknown = set(cells or {}) - set(CELL)
     if unknown:
         raise ValueError(f"a mark narrows by the cell's {', '.join(CELL)}, not {', '.join(sorted(unknown))}")
+    covered = cells_of_run(session, run_id, cells)
+    if not covered:
+        narrowed = " with " + ", ".join(f"{c} {v!r}" for c, v in cells.items()) if cells else ""
+        raise ValueError(f"run {run_id} has no `ok` cell{narrowed} to mark; `history` prints the cells' values")
     mark = store.add_mark(session, run_id, kind, note, cells)
-    refresh(session, cells=cells_of_run(session, run_id, cells))
+    refresh(session, cells=covered)
     return mark
 
 

@@ -88,10 +88,14 @@ if not data.read_only():  # a shared dashboard writes nothing
             scope = cols[2].radio("Covering", list(scopes), horizontal=True)
             note = st.text_input("Note", max_chars=500, placeholder="torch 2.14 upgrade")
             if st.form_submit_button("Add mark") and run_id is not None:
-                with data.sessions(url)() as session, session.begin():
-                    history.add_mark(session, int(run_id), kind, note.strip(), scopes[scope])
-                data.clear_history()
-                st.rerun()
+                try:
+                    with data.sessions(url)() as session, session.begin():
+                        history.add_mark(session, int(run_id), kind, note.strip(), scopes[scope])
+                except ValueError as exc:  # refused before anything was stored
+                    st.error(text.md(str(exc), None))
+                else:
+                    data.clear_history()
+                    st.rerun()
         marks = rows.loc[rows["annotation"].str.contains("marked", regex=False), "run_id"].unique()
         if len(marks):
             st.caption("To remove a mark: `python -m bench_runner mark --list`, then `mark --delete ID`.")

@@ -204,6 +204,13 @@ def test_gate_judges_an_ab_side_as_its_session_and_mark_and_resume_refuse_one(db
         assert history_queries.marks_frame(session).empty
 
 
+def test_a_mark_that_covers_no_cell_is_refused_before_the_history_is_searched(db_url, capsys, monkeypatch):
+    _history_db(db_url, (1.0, 1.0))
+    monkeypatch.setattr(history, "refresh", lambda *a, **k: pytest.fail("searched a history for a refused mark"))
+    assert main(["mark", "2", "--expected", "--method", "Poly_sa", "--db", db_url]) == 2
+    assert "run 2 has no `ok` cell with method 'Poly_sa' to mark" in capsys.readouterr().err
+
+
 def test_the_geometric_mean_line_is_relative_to_the_first_run_chosen(db_url):
     _history_db(db_url, (1.0, 1.0, 1.6))
     with sessionmaker(results_db.open_engine(db_url))() as session, session.begin():
