@@ -53,7 +53,8 @@ def run(args) -> int:
         raise UsageError(f"bench_runner plot: --out {args.out!r} must end in {', '.join(FORMATS)}")
     sessions = existing_db(args.db, "plot")
     with sessions() as session:
-        results = queries.results_frame(session, benchmark=args.benchmark, run_id=args.run)
+        # Each cell's latest on each machine, from plain runs (as the Compare page draws it), or one run's.
+        results = queries.results_frame(session, benchmark=args.benchmark, run_id=args.run, latest=args.run is None)
         catalogue = queries.catalogue_frame(session)
     rows = shaping.add_derived(shaping.latest_ok(results))
     if rows.empty:

@@ -95,3 +95,20 @@ def test_a_page_that_is_never_ready_ends_in_one_line_after_a_few_tries(monkeypat
     with pytest.raises(charts.ChartImageError, match="could not draw the chart as PNG: RuntimeError: ReferenceError"):
         charts.image(Figure(), "png")
     assert len(tried) == charts.IMAGE_ATTEMPTS == 4 and slept == [0.5, 1.0, 1.5]
+
+
+def test_plot_draws_each_cells_latest_plain_run_not_a_newer_ab_side(db_url, tmp_path, monkeypatch):
+    """As the Compare page does: an `ab` session stored after the plain runs (0.7 ms a call where
+    they took 1 ms) is its own; `--run` draws a side when asked."""
+    from app import charts
+    from tests.bench_runner.test_compare import _history_db, plant_session
+
+    _history_db(db_url, (1.0, 1.0))
+    base, _ = plant_session(db_url, scale=0.7)
+    drawn = []
+    draw = charts.scaling_chart
+    monkeypatch.setattr(charts, "scaling_chart", lambda rows, *a, **k: drawn.append(rows) or draw(rows, *a, **k))
+    for run in ([], ["--run", str(base)]):
+        assert main(["plot", "--benchmark", "token_mixing", "--out", str(tmp_path / "c.html"), *run,
+                     "--db", db_url]) == 0
+    assert set(drawn[0]["run_id"]) == {2} and set(drawn[1]["run_id"]) == {base}
