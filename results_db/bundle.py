@@ -107,10 +107,10 @@ def origin_of(machine_key: str, started_at: datetime) -> str:
     return f"{machine_key}@{_utc(started_at).isoformat()}"
 
 
-def known_origins(session: Session) -> set[str]:
-    """Every stored run's origin (its machine and start): a run imported again is skipped."""
-    return {origin_of(key, started) for key, started in session.execute(
-        select(Machine.key, Run.started_at).join(Run, Run.machine_id == Machine.id))}
+def known_origins(session: Session) -> dict[str, int]:
+    """Every stored run's origin (its machine and start) → its id: a run imported again is skipped."""
+    return {origin_of(key, started): run_id for key, started, run_id in session.execute(
+        select(Machine.key, Run.started_at, Run.id).join(Run, Run.machine_id == Machine.id))}
 
 
 def machine_for(session: Session, facts: dict, label: str | None) -> Machine:
@@ -164,7 +164,6 @@ def import_bundle(session: Session, data: dict, source: str, label: str | None =
         if origin in known:
             skipped += 1
             continue
-        known.add(origin)
         machine = machine_for(session, run["machine"], label)
         status = run["status"]
         if status in ("queued", "running", "cancelling"):  # no process here will finish it
@@ -177,15 +176,15 @@ def import_bundle(session: Session, data: dict, source: str, label: str | None =
                      finished_at=run["finished_at"])
         session.add(stored)
         session.flush()
-        new.append((stored, run, origin))
+        known[origin] = stored.id
+        new.append((stored, run))
     # The sides of a session name each other before their results land, so that neither becomes
-    # the machine's latest result (store.keep_latest). Both are new: a session travels whole, and
-    # one side already stored means the other was imported with it.
-    by_origin = {origin: stored.id for stored, _, origin in new}
-    for stored, run, _ in new:
-        stored.paired_with = by_origin.get(run["paired_with"])
+    # the machine's latest result (store.keep_latest). A session travels whole, so both are new
+    # here, or both were stored before and skipped.
+    for stored, run in new:
+        stored.paired_with = known.get(run["paired_with"])
     session.flush()
-    for stored, run, _ in new:
+    for stored, run in new:
         session.add_all([RoundRecord(run_id=stored.id, pid=None, **g) for g in run["round_records"]])
         session.add_all([Mark(run_id=stored.id, **{k: v for k, v in mark.items() if v is not None})
                          for mark in run["marks"]])
