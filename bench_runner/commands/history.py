@@ -70,7 +70,8 @@ def run(args) -> int:
         if not table.empty:  # each cell's runs together, oldest first
             printed.batch(comparison.in_cell_order(table, then=["fingerprint", "started_at", "run_id"])[COLUMNS])
     if not printed.rows:
-        raise UsageError("bench_runner history: no `ok` results match the selection")
+        raise UsageError("bench_runner history: no plain run has `ok` results that match the selection (an `ab` "
+                         "session's two runs are not part of a history: `compare` reads them)")
     printed.end()
     if args.format == "table":
         with sessions() as session:
