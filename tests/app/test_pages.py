@@ -460,6 +460,14 @@ def test_diff_shows_an_ab_sessions_paired_verdicts(db_url, monkeypatch):
     assert runs.set_index("run_id")["paired_with"].to_dict() == {after: before, before: after}
 
 
+def test_the_overview_of_ab_sessions_alone_says_where_they_are(db_url, monkeypatch):
+    from tests.bench_runner.test_compare import plant_session
+
+    plant_session(db_url)
+    at = render(db_url, monkeypatch, "app_pages/overview.py")
+    assert any(i.value.startswith("No plain run yet: the runs here are `ab` sessions'") for i in at.info)
+
+
 def test_diff_warns_that_an_ab_side_beside_a_plain_run_was_timed_otherwise(db_url, monkeypatch):
     from tests.bench_runner.test_compare import _history_db, plant_session
 
