@@ -61,8 +61,9 @@ def ab_side_note(before_runs: Sequence[int], after_runs: Sequence[int], paired_w
     sides = [r for r in runs if paired_with.get(r) is not None and not pd.isna(paired_with[r])]
     if not sides or (len(runs) == 2 and paired_with.get(runs[0]) == runs[1]):
         return None
-    return (f"run {sides[0]} is a side of an `ab` session, timed in turns with run {int(paired_with[sides[0]])} on "
-            f"huge pages: its times are not a plain run's, so part of a difference here may be how it was timed")
+    return (f"run {sides[0]} is a side of an `ab` session, timed in turns with run {int(paired_with[sides[0]])} "
+            f"(on huge pages, unless its environment said otherwise): its times are not a plain run's, so part of "
+            f"a difference here may be how it was timed")
 
 
 def drift_text(ratios: dict[str, float]) -> str:
