@@ -231,15 +231,16 @@ def machine_calibrations(session: Session, run_id: int) -> list[tuple[int, dict]
 
 
 def machine_probes(session: Session, run_id: int, recent: int = 10) -> list[float | None]:
-    """The settling probes (bench_runner.settle) of this machine's `recent` latest other runs on the
-    same thread count, from their rounds' states: each round's drift control and the median of its
-    probes, None where a round kept none (the executors keep the probes taken: settle.known).
+    """The settling probes (bench_runner.settle) of this machine's `recent` latest other plain runs
+    on the same thread count (an `ab` side keeps no round states, and may run another thread count
+    than its run records), from their rounds' states: each round's drift control and the median of
+    its probes, None where a round kept none (the executors keep the probes taken: settle.known).
     Rounds stored before 2026-12-05 kept only their fastest probe, which is left out: the fastest
     of many noisy probes is lower than the cores run."""
     run = session.get(Run, run_id)
     threads = (run.provenance or {}).get("threads")
-    earlier = session.execute(select(Run.id, Run.provenance).where(Run.machine_id == run.machine_id, Run.id != run_id)
-                              .order_by(Run.id.desc()))
+    earlier = session.execute(select(Run.id, Run.provenance).where(Run.machine_id == run.machine_id, Run.id != run_id,
+                                                                   Run.plain).order_by(Run.id.desc()))
     runs = [r for r, provenance in earlier if (provenance or {}).get("threads") == threads][:recent]
     probes = []
     for stored in session.scalars(select(RoundRecord.state).where(RoundRecord.run_id.in_(runs))):

@@ -245,6 +245,14 @@ def test_a_run_settles_against_the_probes_of_its_machines_recent_runs(db_url):
     runner = Offered(cat)
     sweep.execute(factory, second, cells, runner, rounds=1)
     assert runner.offered == [[53e-6, 46e-6]]  # the round's median probe and its drift control
+    with factory() as session, session.begin():  # ten `ab` sides since, with no rounds, crowd nothing out
+        host, provenance = session.get(results_db.Run, first).machine, session.get(results_db.Run, second).provenance
+        sides = [results_db.store.start_run(session, host, "smoke", {}, 1, provenance=provenance) for _ in range(10)]
+        session.flush()
+        for a, b in zip(sides[::2], sides[1::2]):
+            a.paired_with, b.paired_with = b.id, a.id
+        session.flush()
+        assert results_db.store.machine_probes(session, second) == [53e-6, 46e-6]
     with factory() as session, session.begin():  # an earlier run on another thread count does not count
         run = session.get(results_db.Run, first)
         run.provenance = {**run.provenance, "threads": 999}
