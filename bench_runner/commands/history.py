@@ -51,7 +51,8 @@ def run(args) -> int:
     kept) and printed before the next is read, so a whole fingerprint's history is never held at
     once and the first rows come early."""
     import pandas as pd
-    from results_db import history_queries
+    from results_db import Run, history_queries
+    from sqlalchemy import select
 
     from .. import comparison, history, wording
 
@@ -60,6 +61,7 @@ def run(args) -> int:
     with sessions() as session:
         known = set(history_queries.fingerprints_frame(session)["fingerprint"])
         benchmarks = [args.benchmark] if args.benchmark else history_queries.history_benchmarks(session)
+        sessions_only = not known and session.scalar(select(Run.id).where(~Run.plain).limit(1)) is not None
     by = {"fingerprint": args.machine} if args.machine in known else {"machine": args.machine}
     printed = _Printer(args.format)
     for benchmark in benchmarks:
@@ -70,8 +72,9 @@ def run(args) -> int:
         if not table.empty:  # each cell's runs together, oldest first
             printed.batch(comparison.in_cell_order(table, then=["fingerprint", "started_at", "run_id"])[COLUMNS])
     if not printed.rows:
-        raise UsageError("bench_runner history: no plain run has `ok` results that match the selection (an `ab` "
-                         "session's two runs are not part of a history: `compare` reads them)")
+        raise UsageError("bench_runner history: " + (
+            "no plain run has `ok` results, and an `ab` session's two runs are not part of a history (`compare` "
+            "reads them); `run` measures one" if sessions_only else "no `ok` results match the selection"))
     printed.end()
     if args.format == "table":
         with sessions() as session:

@@ -304,7 +304,7 @@ def test_history_lists_every_run_and_marks_where_a_new_level_starts(db_url, caps
     assert [(r["size"], r["run_id"]) for r in rows] == [(f"B=1 N={n} C=64 H=4", run) for n in PLANTED
                                                          for run in range(1, 9)]
     assert main(["history", "--db", db_url, "--size", "N=3"]) == 2
-    assert "no plain run has `ok` results that match the selection" in capsys.readouterr().err
+    assert "no `ok` results match the selection" in capsys.readouterr().err
     assert main(["history", "--db", db_url, "--size", "N"]) == 2
 
 

@@ -185,7 +185,8 @@ def test_an_ab_session_is_neither_the_latest_results_nor_the_history_nor_a_basel
 def test_a_database_of_ab_sessions_alone_has_no_history_and_says_why(db_url, capsys):
     plant_session(db_url)
     assert main(["history", "--db", db_url]) == 2
-    assert "an `ab` session's two runs are not part of a history" in capsys.readouterr().err
+    assert "no plain run has `ok` results, and an `ab` session's two runs are not part of a history" in (
+        capsys.readouterr().err)
 
 
 def test_gate_judges_an_ab_side_as_its_session_and_mark_and_resume_refuse_one(db_url, capsys, tmp_path):
