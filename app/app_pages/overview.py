@@ -31,8 +31,8 @@ results = data.load_latest(url)
 
 if results.empty:  # the catalogue itself is always there: the dashboard lays the code's over the database
     sessions_only = data.load_runs(url)["paired_with"].notna().any()
-    st.info(("No plain run yet: the runs here are `ab` sessions', which the Diff page compares; a machine's own "
-             "figures come from `run`. " if sessions_only else "No results yet. ")
+    st.info(("No plain run has results yet: the `ab` sessions here are compared on the Diff page, and a "
+             "machine's own figures come from `run`. " if sessions_only else "No results yet. ")
             + "Start a sweep with `python -m bench_runner run --suite quick` "
             "(`make run` starts one by itself on an empty database); results appear here as they land.")
     st.stop()

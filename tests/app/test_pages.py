@@ -465,7 +465,7 @@ def test_the_overview_of_ab_sessions_alone_says_where_they_are(db_url, monkeypat
 
     plant_session(db_url)
     at = render(db_url, monkeypatch, "app_pages/overview.py")
-    assert any(i.value.startswith("No plain run yet: the runs here are `ab` sessions'") for i in at.info)
+    assert any(i.value.startswith("No plain run has results yet: the `ab` sessions here are compared on the Diff page") for i in at.info)
 
 
 def test_diff_warns_that_an_ab_side_beside_a_plain_run_was_timed_otherwise(db_url, monkeypatch):
