@@ -202,6 +202,7 @@ class SideProcess:
             why = answer[1] if answer else f"exit status {self.process.poll()}; its error is above"
             self.close()
             raise AbError(f"the {self.side.name} side ({self.side.revision}) did not start: {why}")
+        self.facts = dict(answer[1] or {})  # machine.process_facts, as the side's process has them
         return self
 
     def _receive(self, timeout_s: float):
@@ -318,16 +319,19 @@ def round_policy(policy: defaults.TimingPolicy) -> defaults.TimingPolicy:
 
 
 def start_runs(factory: sessionmaker[Session], catalogue, sel: selection.Selection, cells: Sequence[Cell],
-               policy: defaults.TimingPolicy, sides: Sequence[Side], rounds: int, seed: int) -> list[int]:
-    """Two runs, one a side, that name each other: the session's record."""
+               policy: defaults.TimingPolicy, sides: Sequence[Side], rounds: int, seed: int,
+               facts: Sequence[dict] = ()) -> list[int]:
+    """Two runs, one a side, that name each other: the session's record. `facts`: each side's
+    process_facts, as its process reported them when it started (its torch, threads...), stored
+    over the driver's."""
     runs = []
-    for side in sides:
+    for side, known in zip(sides, list(facts) or [{}] * len(sides)):
         run_id = sweep.start(factory, catalogue, sel, cells, policy, rounds=rounds, seed=seed)
         runs.append(run_id)
         with factory() as session, session.begin():
             run = session.get(Run, run_id)
             allocator = {k: side.env.get(k, v) if k.isupper() else v for k, v in allocator_setting(side=True).items()}
-            run.provenance = {**run.provenance, "ab": side.describe(), "allocator": allocator,
+            run.provenance = {**run.provenance, **known, "ab": side.describe(), "allocator": allocator,
                               **({"git_commit": side.commit} if side.project else {})}
     with factory() as session, session.begin():
         session.get(Run, runs[0]).paired_with, session.get(Run, runs[1]).paired_with = runs[1], runs[0]

@@ -138,18 +138,22 @@ def _triton_version() -> str | None:
     return triton.__version__
 
 
+def process_facts() -> dict[str, object]:
+    """What of a run's provenance the process that times its cells decides: its Python, torch,
+    CUDA and Triton, its thread count and OpenMP settings. An `ab` side reports its own, which its
+    interpreter (`--head-python`) or environment (`OMP_NUM_THREADS=1`) may set apart from the driver's."""
+    return {"python": platform.python_version(), "torch": torch.__version__, "cuda": torch.version.cuda,
+            "triton": _triton_version(), "threads": torch.get_num_threads(), "openmp": openmp_setting()}
+
+
 def provenance(threads: int, timing: dict[str, str], flop_convention: str,
                allocator: dict[str, str] | None = None) -> dict[str, object]:
     """What a reader needs to trust or reproduce a run's numbers, stored on the run."""
     return {
         "git_commit": _git_commit(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "triton": _triton_version(),
-        "threads": threads,
+        **process_facts(),
+        "threads": threads,  # what the run's workers are set to, not this process
         "allocator": allocator,
-        "openmp": openmp_setting(),
         "linker": linker.name(),  # what torch.compile's CPU kernels are linked with (bench_runner.linker)
         "timing": timing,
         "flop_convention": flop_convention,

@@ -130,7 +130,9 @@ def main() -> int:
     except Exception as exc:  # noqa: BLE001 -- the driver reports it in one line
         conn.send(("failed", f"{type(exc).__name__}: {exc}"[:500]))
         return 1
-    conn.send(("ready", None))
+    from .machine import process_facts
+
+    conn.send(("ready", process_facts()))  # the run of this side records them, not the driver's
     serve(conn, side)
     # Nothing is left to keep (the driver stores every outcome), and an interpreter's teardown
     # after torch and the cells it built took 0.5-2 s, which the driver waits out before the next

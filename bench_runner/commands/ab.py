@@ -124,7 +124,8 @@ def run(args) -> int:
                 policy = defaults.POLICIES[sel.suite]
                 rounds, seed = args.rounds or defaults.AB_ROUNDS[sel.suite], args.seed or selection.new_seed()
                 factory = sessions_on(url)
-                runs = ab.start_runs(factory, catalogue, sel, cells, policy, sides, rounds, seed)
+                runs = ab.start_runs(factory, catalogue, sel, cells, policy, sides, rounds, seed,
+                                     [proc.facts for proc in started])
                 print(f"ab: runs {runs[0]} ({args.base}) and {runs[1]} ({args.head}), {counted(len(cells), 'cell')} "
                       f"of the {sel.suite} suite, {counted(rounds, 'round')}, taking turns", file=sys.stderr)
                 _measure(args, factory, runs, sides, cells, policy, rounds, seed, plugin, started)

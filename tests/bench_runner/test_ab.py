@@ -113,6 +113,9 @@ def test_two_commits_of_a_plugin_take_turns_and_the_slower_one_is_a_regression(p
         assert len(checked) == 8 and {r.provenance["openmp"] for r in checked} == {
             "GOMP_SPINCOUNT=10000 OMP_PROC_BIND=true KMP_BLOCKTIME=1"}
         assert all(r.provenance["ab"]["env"] == ab.SIDE_ENV_DEFAULTS for r in runs)
+        # The runs record what their sides' processes had, not the driver's (export's columns read them).
+        assert [r.provenance["openmp"] for r in runs] == [checked[0].provenance["openmp"]] * 2
+        assert [r.provenance["threads"] for r in runs] == [checked[0].provenance["threads"]] * 2
         # ... and with huge pages for its large tensors, which its process saw and its run records.
         assert {r.provenance["allocator"] for r in checked} == {f"{worker.GLIBC_TUNABLES}; THP_MEM_ALLOC_ENABLE=1"}
         assert all(r.provenance["allocator"]["THP_MEM_ALLOC_ENABLE"] == "1" for r in runs)
