@@ -264,10 +264,11 @@ def cells_of_run(session: Session, run_id: int, mark_cells: Mapping[str, str] | 
 
 
 def add_mark(session: Session, run_id: int, kind: str, note: str = "",
-             cells: Mapping[str, str] | None = None) -> Mark:
+             cells: Mapping[str, str] | None = None) -> tuple[Mark, int]:
     """Store a mark and recompute the change points of the cells it covers (a new start splits
-    their histories). A mark that covers no `ok` cell of the run (a mistyped value, most likely)
-    is refused before anything is stored or searched. The caller commits."""
+    their histories); returns the mark and how many cells it covers. A mark that covers no `ok`
+    cell of the run (a mistyped value, most likely) is refused before anything is stored or
+    searched. The caller commits."""
     run = session.get(Run, run_id)
     if run is None:
         raise ValueError(f"no run {run_id} in this database")
@@ -283,7 +284,7 @@ def add_mark(session: Session, run_id: int, kind: str, note: str = "",
         raise ValueError(f"run {run_id} has no `ok` cell{narrowed} to mark; `history` prints the cells' values")
     mark = store.add_mark(session, run_id, kind, note, cells)
     refresh(session, cells=covered)
-    return mark
+    return mark, len(covered)
 
 
 def delete_mark(session: Session, mark_id: int) -> Mark:

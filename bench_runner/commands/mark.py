@@ -61,10 +61,10 @@ def run(args) -> int:
     cells = {c: getattr(args, c) for c in SCOPE if getattr(args, c) is not None}
     with sessions() as session, session.begin():
         try:
-            mark = history.add_mark(session, args.run, args.kind, args.note, cells)
+            mark, covered = history.add_mark(session, args.run, args.kind, args.note, cells)
         except ValueError as exc:
             raise UsageError(f"bench_runner mark: {exc}") from None
-        covered, mark_id = len(history.cells_of_run(session, args.run, cells)), mark.id
+        mark_id = mark.id
     print(f"mark {mark_id}: run {args.run} {args.kind.replace('_', ' ')}"
           + (f" ({args.note})" if args.note else "") + f", covering {counted(covered, 'cell')}")
     return 0
