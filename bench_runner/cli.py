@@ -13,7 +13,7 @@ import sys
 
 from hadamard_bench.errors import BadInput
 
-from .commands import EXIT_USAGE, VERBS, UsageError
+from .commands import EXIT_USAGE, PROG, VERBS, UsageError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,7 +23,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="bench_runner",
+    parser = _Parser(prog=PROG,
                      description="Measure Hadamard-product primitives against the operators they replace.")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for verb, module_name in VERBS.items():
@@ -47,8 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(exc, BadInput):
             exc = _as_storage_error(exc, args)
         message = str(exc)
-        if not message.startswith("bench_runner"):
-            message = f"bench_runner: error: {message}"
+        if not message.startswith(PROG):  # argparse's own messages already name the verb
+            verb = getattr(args, "verb", None)
+            message = f"{PROG} {verb}: {message}" if verb else f"{PROG}: {message}"
         print(message, file=sys.stderr)
         return EXIT_USAGE
 

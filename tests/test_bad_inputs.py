@@ -51,7 +51,7 @@ CASES = [
     (["run", "--suite", "smoke", "--ray-resource", "x=1"], "need --executor ray"),
     (["run", "--suite", "smoke", "--executor", "ray", "--in-process"], "exclude each other"),
     (["agent", "--label", "x", "--once", "--ray-address", "here:6379"],
-     "bench_runner agent: --ray-address, --ray-resource and --accelerator-type need --executor ray"),
+     "hadamard-bench agent: --ray-address, --ray-resource and --accelerator-type need --executor ray"),
     (["db", "downgrade"], "invalid choice"),
     (["mark", "1", "--expected", "--method", "Copy"], "run 1 has no `ok` cell with method 'Copy' to mark"),
     # files to write, refused before anything is measured or read
@@ -130,6 +130,7 @@ def test_a_bad_input_leaves_the_database_as_it_was(finished_db, tmp_path, capsys
     assert main([*_fill(argv, files, tmp_path), "--db", url]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
+    assert err.startswith(f"hadamard-bench {argv[0]}: "), err  # one name for the command, whichever way it ran
     assert digest(path) == before
 
 
@@ -141,6 +142,7 @@ def test_a_bad_database_url_or_path_is_refused_and_creates_nothing(tmp_path, cap
     assert main(_fill(argv, files, tmp_path)) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
+    assert err.startswith(f"hadamard-bench {argv[0]}: "), err
     assert "secret" not in err
     assert {p.name: digest(p) for p in tmp_path.iterdir() if p.is_file()} == before
 
@@ -164,6 +166,6 @@ def test_a_device_this_machine_lacks_is_refused_before_anything_is_stored(finish
     before = digest(path)
     assert main(["run", "--suite", "smoke", "--device", "cuda", "--device", "cpu", "--db", url]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "bench_runner run: --device cuda cannot run here: no CUDA device; nothing was stored"
+    assert err == "hadamard-bench run: --device cuda cannot run here: no CUDA device; nothing was stored"
     assert digest(path) == before
     assert devices_lacking(["cuda"], "ray") is None and devices_lacking(["cpu"], "local") is None

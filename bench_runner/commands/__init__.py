@@ -19,6 +19,10 @@ VERBS = {"list": "list", "run": "run", "ab": "ab", "noise": "noise", "compare": 
          "import": "import_", "submit": "submit", "agent": "agent", "db": "db"}
 
 
+# The command's one name in what it prints: `python -m bench_runner` runs the same command.
+PROG = "hadamard-bench"
+
+
 class UsageError(BadInput):
     """Bad input on the command line: reported in one line with exit status 2."""
 
@@ -31,13 +35,13 @@ def checked_url(url_text: str | None):
     return results_db.check_url(results_db.resolve_url(url_text))
 
 
-def existing_url(url_text: str | None, verb: str):
+def existing_url(url_text: str | None):
     """checked_url, also refused when it names an SQLite file that does not exist."""
     from pathlib import Path
 
     url = checked_url(url_text)
     if url.get_backend_name() == "sqlite" and not Path(url.database).exists():
-        raise UsageError(f"bench_runner {verb}: no results database at {url.database}")
+        raise UsageError(f"no results database at {url.database}")
     return url
 
 
@@ -57,6 +61,6 @@ def sessions_on(url, create: bool = True, writes: bool = True):
     return sessionmaker(results_db.open_engine(url.render_as_string(hide_password=False), create=create))
 
 
-def existing_db(url_text: str | None, verb: str, writes: bool = False):
+def existing_db(url_text: str | None, writes: bool = False):
     """Sessions on a database that must already exist (a read-only verb creates nothing)."""
-    return sessions_on(existing_url(url_text, verb), create=False, writes=writes)
+    return sessions_on(existing_url(url_text), create=False, writes=writes)

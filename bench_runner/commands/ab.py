@@ -10,7 +10,7 @@ from pathlib import Path
 from hadamard_bench.vocabulary import counted
 
 from .. import defaults
-from . import UsageError, checked_url, sessions_on
+from . import PROG, UsageError, checked_url, sessions_on
 from .flags import (db_flag, out_file, out_path, plugin_flag, positive_int, rounds_flag, selected, selection_flags,
                     threshold_flag)
 
@@ -57,7 +57,7 @@ def _env(pairs: list[str], flag: str) -> dict[str, str]:
     for text in pairs:
         key, eq, value = text.partition("=")
         if not eq or not key.strip() or any(c in key for c in " ="):
-            raise UsageError(f"bench_runner ab: {flag} {text!r}: expected KEY=VALUE, e.g. OMP_NUM_THREADS=1")
+            raise UsageError(f"{flag} {text!r}: expected KEY=VALUE, e.g. OMP_NUM_THREADS=1")
         out[key.strip()] = value
     return out
 
@@ -66,7 +66,7 @@ def _python(path: str | None, flag: str) -> str:
     if path is None:
         return sys.executable
     if not (Path(path).is_file() and os.access(path, os.X_OK)):
-        raise UsageError(f"bench_runner ab: {flag} {path!r} is not an executable interpreter")
+        raise UsageError(f"{flag} {path!r} is not an executable interpreter")
     return path
 
 
@@ -94,12 +94,12 @@ def run(args) -> int:
     from .compare import report, side
 
     if len(args.plugin) > 1:
-        raise UsageError("bench_runner ab: name one plugin module (--plugin), whose repository --repo is")
+        raise UsageError("name one plugin module (--plugin), whose repository --repo is")
     plugin = args.plugin[0] if args.plugin else None
     if plugin and not args.repo:
-        raise UsageError("bench_runner ab: --plugin needs --repo, the plugin's git repository")
+        raise UsageError("--plugin needs --repo, the plugin's git repository")
     if not args.suite:
-        raise UsageError("bench_runner ab: --suite is required (smoke, quick, full or paper)")
+        raise UsageError("--suite is required (smoke, quick, full or paper)")
     url = checked_url(args.db)
     try:
         with ab.Worktrees(str(Path(args.repo or ab.ROOT).resolve())) as worktrees:
@@ -110,7 +110,7 @@ def run(args) -> int:
                 try:
                     import_from(plugin.partition(":")[0], sides[1].plugin_path)
                 except Exception as exc:  # noqa: BLE001 -- whatever the plugin raises: one line
-                    raise UsageError(f"bench_runner ab: plugin {plugin!r} cannot be imported from {args.head}: "
+                    raise UsageError(f"plugin {plugin!r} cannot be imported from {args.head}: "
                                      f"{type(exc).__name__}: {exc}") from None
                 plugins.load(catalogue, [plugin])
             import torch
@@ -132,13 +132,13 @@ def run(args) -> int:
             finally:
                 ab.stop_sides(started)
     except ab.AbError as exc:
-        raise UsageError(f"bench_runner ab: {exc}") from None
+        raise UsageError(str(exc)) from None
     with factory() as session:
         before, _, _ = side(session, str(runs[0]))
         after, _, _ = side(session, str(runs[1]))
     table = comparison.in_cell_order(comparison.comparison_table(before, after, args.threshold))
     if table.empty:
-        print("bench_runner ab: no cell ended `ok` on both sides", file=sys.stderr)
+        print(f"{PROG} ab: no cell ended `ok` on both sides", file=sys.stderr)
         return 1
     names = f"run {runs[0]} ({args.base})", f"run {runs[1]} ({args.head})"
     report(table, args.format, *names, args.threshold)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from hadamard_bench.vocabulary import STATISTICS, counted
 
 from .. import defaults
-from . import UsageError, existing_db
+from . import PROG, UsageError, existing_db
 from .flags import db_flag, threshold_flag
 
 if TYPE_CHECKING:
@@ -50,17 +50,17 @@ def side(session: Session, spec: str) -> tuple[pd.DataFrame, list[int], str]:
         frame = queries.samples_frame(session, machine=label)
         if frame.empty:
             known = ", ".join(sorted(queries.machines(session)["label"]))[:300] or "none"
-            raise UsageError(f"bench_runner compare: no machine {label!r} with results (known: {known})")
+            raise UsageError(f"no machine {label!r} with results (known: {known})")
         if queries.label_fingerprints(session, label) > 1:
-            print(f"bench_runner compare: machines of different hardware are labelled {label!r}; its side holds "
+            print(f"{PROG} compare: machines of different hardware are labelled {label!r}; its side holds "
                   f"the cells of the one measured last", file=sys.stderr)
         return frame, sorted(frame["run_id"].unique().tolist()), f"machine {label}"
     try:
         run_id = int(spec)
     except ValueError:
-        raise UsageError(f"bench_runner compare: {spec[:60]!r} is neither a run id nor machine:LABEL") from None
+        raise UsageError(f"{spec[:60]!r} is neither a run id nor machine:LABEL") from None
     if session.get(Run, run_id) is None:
-        raise UsageError(f"bench_runner compare: no run {run_id} in this database")
+        raise UsageError(f"no run {run_id} in this database")
     return queries.samples_frame(session, run_id=run_id), [run_id], f"run {run_id}"
 
 
@@ -154,12 +154,12 @@ def run(args) -> int:
 
     from .. import comparison, history, stats, wording
 
-    sessions = existing_db(args.db, "compare")
+    sessions = existing_db(args.db)
     with sessions() as session:
         before, before_runs, before_name = side(session, args.before)
         after, after_runs, after_name = side(session, args.after)
         if before_runs == after_runs:
-            raise UsageError(f"bench_runner compare: {before_name} and {after_name} are the same measurements "
+            raise UsageError(f"{before_name} and {after_name} are the same measurements "
                              f"(run {', '.join(map(str, before_runs))}); compare two different runs or machines")
         machine_drift, caveat, spelled = machine_change(session, before_runs, after_runs, (before_name, after_name))
         drift, floors, fingerprints = history.measured_drift(session, before_runs + after_runs)
@@ -169,7 +169,7 @@ def run(args) -> int:
                                         drift=drift, machine_drift=machine_drift)
     if table.empty:
         same = set(before.get("result_id", ())) & set(after.get("result_id", ()))
-        raise UsageError(f"bench_runner compare: no cell has `ok` results in both {before_name} and {after_name}"
+        raise UsageError(f"no cell has `ok` results in both {before_name} and {after_name}"
                          + (" but the same stored ones" if same else ""))
     table = comparison.in_cell_order(table)
     report(table, args.format, before_name, after_name, args.threshold, args.statistic, machine_drift, caveat,

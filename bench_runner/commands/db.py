@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from . import UsageError, existing_url
+from . import PROG, UsageError, existing_url
 from .flags import db_flag
 
 ACTIONS = {
@@ -29,14 +29,14 @@ def add_parser(verbs) -> None:
 
 
 def run(args) -> int:
-    url = existing_url(args.db, "db")
+    url = existing_url(args.db)
     if (args.file is None) != (args.action not in ("backup", "recover")):
-        raise UsageError(f"bench_runner db {args.action}: " + (
+        raise UsageError(f"{PROG} db {args.action}: " + (
             "FILE names the new file to write" if args.file is None else "takes no FILE"))
     if args.action in ("status", "upgrade"):
         return _schema(args, url)
     if url.get_backend_name() != "sqlite":
-        raise UsageError(f"bench_runner db {args.action}: for SQLite files; PostgreSQL keeps its own pages: "
+        raise UsageError(f"{PROG} db {args.action}: for SQLite files; PostgreSQL keeps its own pages: "
                          "`pg_amcheck` checks them, `pg_dump` backs them up, and `hadamard-bench export "
                          "--format bundle --out FILE` writes every run to a file this tool imports")
     return {"check": _check, "backup": _backup, "recover": _recover}[args.action](args, url)

@@ -34,15 +34,15 @@ def add_parser(verbs) -> None:
 def run(args) -> int:
     import results_db
 
-    sessions = existing_db(args.db, "export")
+    sessions = existing_db(args.db)
     if args.run is not None:
         with sessions() as session:
             if session.get(results_db.Run, args.run) is None:
-                raise UsageError(f"bench_runner export: no run {args.run} in this database")
+                raise UsageError(f"no run {args.run} in this database")
     if args.label is not None and args.format != "bundle":
-        raise UsageError("bench_runner export: --label names a bundle's machine; add --format bundle")
+        raise UsageError("--label names a bundle's machine; add --format bundle")
     if args.label is not None and not 0 < len(args.label.strip()) <= 200:
-        raise UsageError("bench_runner export: --label takes 1 to 200 characters")
+        raise UsageError("--label takes 1 to 200 characters")
     if args.format in ("bundle", "pytest-benchmark"):
         return _runs(args, sessions)
     return _cells(args, sessions)
@@ -57,7 +57,7 @@ def _runs(args, sessions) -> int:
         data = write(session, [args.run] if args.run else None)
     dirty = bundle.dirty_runs(data) if args.format == "bundle" else []
     if dirty and not args.allow_dirty:
-        raise UsageError(f"bench_runner export: {len(dirty)} of the runs were measured from a checkout with "
+        raise UsageError(f"{len(dirty)} of the runs were measured from a checkout with "
                          f"local changes, so no commit reproduces them; --allow-dirty exports them anyway, "
                          f"and the bundle says so")
     if args.label:

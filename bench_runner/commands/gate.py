@@ -142,15 +142,15 @@ def run(args) -> int:
 
     from .. import comparison, history, wording
 
-    sessions = existing_db(args.db, "gate")
+    sessions = existing_db(args.db)
     with sessions() as session:
         run_row = session.get(Run, args.run)
         if run_row is None:
-            raise UsageError(f"bench_runner gate: no run {args.run} in this database")
+            raise UsageError(f"no run {args.run} in this database")
         if not run_row.plain:
             table, base, head = session_table(session, run_row, args.threshold)
             if table.empty:
-                raise UsageError(f"bench_runner gate: the `ab` session of runs {base} and {head} has no cell "
+                raise UsageError(f"the `ab` session of runs {base} and {head} has no cell "
                                  f"`ok` on both sides to judge")
             print(f"run {args.run} is a side of an `ab` session: run {head} (head) judged against run {base} "
                   f"(base), the two having taken turns, not against the machine's history")
@@ -169,7 +169,7 @@ def run(args) -> int:
         states = queries.round_states(session, before_runs + [args.run])
     machine_drift = comparison.drift_ratios(states, before_runs, [args.run]) if not states.empty else {}
     if mine.empty:
-        raise UsageError(f"bench_runner gate: run {args.run} has no `ok` cells to judge")
+        raise UsageError(f"run {args.run} has no `ok` cells to judge")
     # A run marked as a new start has nothing before it to be judged against.
     mine = mine[[not history.covering(marks, history.cell_of(r), "new_distribution", args.run)
                  for r in mine.itertuples()]]

@@ -41,7 +41,7 @@ def _size_matches(wanted: str | None):
     for part in wanted.split(","):
         key, eq, value = part.partition("=")
         if not eq or not key.strip() or not value.strip().isdigit():
-            raise UsageError(f"bench_runner history: --size {wanted!r} is not of the form NAME=INT[,NAME=INT...]")
+            raise UsageError(f"--size {wanted!r} is not of the form NAME=INT[,NAME=INT...]")
         pairs[key.strip()] = value.strip()
     return lambda size: pairs.items() <= dict(p.split("=", 1) for p in size.split()).items()
 
@@ -57,7 +57,7 @@ def run(args) -> int:
     from .. import comparison, history, wording
 
     matches = _size_matches(args.size)
-    sessions = existing_db(args.db, "history")
+    sessions = existing_db(args.db)
     with sessions() as session:
         known = set(history_queries.fingerprints_frame(session)["fingerprint"])
         benchmarks = [args.benchmark] if args.benchmark else history_queries.history_benchmarks(session)
@@ -72,9 +72,9 @@ def run(args) -> int:
         if not table.empty:  # each cell's runs together, oldest first
             printed.batch(comparison.in_cell_order(table, then=["fingerprint", "started_at", "run_id"])[COLUMNS])
     if not printed.rows:
-        raise UsageError("bench_runner history: " + (
+        raise UsageError(
             "no plain run has `ok` results, and an `ab` session's two runs are not part of a history (`compare` "
-            "reads them); `run` measures one" if sessions_only else "no `ok` results match the selection"))
+            "reads them); `run` measures one" if sessions_only else "no `ok` results match the selection")
     printed.end()
     if args.format == "table":
         with sessions() as session:

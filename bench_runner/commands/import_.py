@@ -39,7 +39,7 @@ def run(args) -> int:
             raise bundle_format.BundleError(f"{args.file} is neither a Hadamard Bench bundle nor a pytest-benchmark JSON")
         kind.validate(data)  # before the database is opened or created
     except bundle_format.BundleError as exc:
-        raise UsageError(f"bench_runner import: {exc}") from None
+        raise UsageError(str(exc)) from None
     store_runs = pytest_bench.import_file if kind is pytest_bench else bundle.import_bundle
     with sessions_on(url)() as session, session.begin():
         # The code's catalogue first: a bundle's own (older) records must not decide how its cells read.

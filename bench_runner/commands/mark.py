@@ -38,13 +38,13 @@ def run(args) -> int:
 
     from .. import history
 
-    sessions = existing_db(args.db, "mark", writes=True)
+    sessions = existing_db(args.db, writes=True)
     if args.delete is not None:
         with sessions() as session, session.begin():
             try:
                 mark = history.delete_mark(session, args.delete)
             except ValueError as exc:
-                raise UsageError(f"bench_runner mark: {exc}") from None
+                raise UsageError(str(exc)) from None
             said = f"removed mark {args.delete} ({mark.kind.replace('_', ' ')} on run {mark.run_id})"
         print(said)
         return 0
@@ -57,13 +57,13 @@ def run(args) -> int:
             print(marks[["id", "run_id", "kind", "note", "cells", "fingerprint"]].to_string(index=False))
         return 0
     if args.run is None or args.kind not in MARK_KINDS:
-        raise UsageError("bench_runner mark: give RUN and one of --expected, --new-distribution (or --list, --delete ID)")
+        raise UsageError("give RUN and one of --expected, --new-distribution (or --list, --delete ID)")
     cells = {c: getattr(args, c) for c in SCOPE if getattr(args, c) is not None}
     with sessions() as session, session.begin():
         try:
             mark, covered = history.add_mark(session, args.run, args.kind, args.note, cells)
         except ValueError as exc:
-            raise UsageError(f"bench_runner mark: {exc}") from None
+            raise UsageError(str(exc)) from None
         mark_id = mark.id
     print(f"mark {mark_id}: run {args.run} {args.kind.replace('_', ' ')}"
           + (f" ({args.note})" if args.note else "") + f", covering {counted(covered, 'cell')}")

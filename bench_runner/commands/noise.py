@@ -42,13 +42,13 @@ def run(args) -> int:
         return _show(args)
     if args.runs:
         if args.suite or args.benchmark or args.method or args.backend or args.size or args.device or args.rounds:
-            raise UsageError("bench_runner noise: --from takes stored runs; give no selection flag with it")
+            raise UsageError("--from takes stored runs; give no selection flag with it")
         run_ids = args.runs
     else:
         if not args.suite:
-            raise UsageError("bench_runner noise: one of --suite (runs to take) or --from (stored runs) is required")
+            raise UsageError("one of --suite (runs to take) or --from (stored runs) is required")
         if args.repeat < 2:
-            raise UsageError("bench_runner noise: --repeat 1 measures no spread between runs; give 2 or more")
+            raise UsageError("--repeat 1 measures no spread between runs; give 2 or more")
         run_ids = _take_runs(args)
     return _measure_from(args, run_ids)
 
@@ -73,7 +73,7 @@ def _take_runs(args) -> list[int]:
         print(f"noise: run {i + 1} of {args.repeat}", file=sys.stderr)
         proc = subprocess.Popen([sys.executable, "-m", "bench_runner", "run", *argv])
         if proc.wait() != 0:
-            raise UsageError(f"bench_runner noise: run {i + 1} of {args.repeat} ended with status {proc.returncode}; "
+            raise UsageError(f"run {i + 1} of {args.repeat} ended with status {proc.returncode}; "
                              f"the runs before it are kept ({', '.join(map(str, taken)) or 'none'}): "
                              f"`noise --from` can measure from them and more")
         with factory() as session:  # the run that process stored: the newest of its pid
@@ -90,26 +90,26 @@ def _measure_from(args, run_ids: list[int]) -> int:
     from .. import comparison, history, wording
 
     if len(set(run_ids)) < 2:
-        raise UsageError("bench_runner noise: a spread between runs needs two or more different runs")
-    sessions = existing_db(args.db, "noise", writes=True)
+        raise UsageError("a spread between runs needs two or more different runs")
+    sessions = existing_db(args.db, writes=True)
     with sessions() as session, session.begin():
         runs = [session.get(Run, r) for r in run_ids]
         missing = [r for r, row in zip(run_ids, runs) if row is None]
         if missing:
-            raise UsageError(f"bench_runner noise: no run {', '.join(map(str, missing))} in this database")
+            raise UsageError(f"no run {', '.join(map(str, missing))} in this database")
         sides = [r for r in runs if not r.plain]
         if sides:
-            raise UsageError(f"bench_runner noise: run {sides[0].id} is a side of an `ab` session (with run "
+            raise UsageError(f"run {sides[0].id} is a side of an `ab` session (with run "
                              f"{sides[0].paired_with}), timed in turns on huge pages: the floor is the drift between "
                              f"plain runs, which `compare`, `gate` and History judge")
         fingerprints = {r.machine.fingerprint for r in runs}
         if len(fingerprints) > 1:
-            raise UsageError(f"bench_runner noise: the runs were measured on {len(fingerprints)} different hardware "
+            raise UsageError(f"the runs were measured on {len(fingerprints)} different hardware "
                              f"fingerprints ({', '.join(sorted(fingerprints))}); give runs of one machine")
         fingerprint = fingerprints.pop()
         table = comparison.drift_table([queries.samples_frame(session, run_id=r) for r in run_ids])
         if table.empty:
-            raise UsageError("bench_runner noise: no cell has `ok` results in two or more of these runs")
+            raise UsageError("no cell has `ok` results in two or more of these runs")
         store.write_noise_floors(session, fingerprint, table.to_dict("records"), sorted(run_ids))
         history.refresh(session, cells=[(fingerprint, *key) for key in
                                         table[queries.CELL_COLUMNS].itertuples(index=False, name=None)])
@@ -124,7 +124,7 @@ def _show(args) -> int:
 
     from .. import wording
 
-    sessions = existing_db(args.db, "noise")
+    sessions = existing_db(args.db)
     with sessions() as session:
         fingerprints = history_queries.fingerprints_frame(session)
         shown = 0

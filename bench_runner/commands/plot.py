@@ -40,7 +40,7 @@ def add_parser(verbs) -> None:
 def _pick(rows, column: str, wanted: str | None, prefer: str | None = None):
     options = sorted(rows[column].dropna().unique())
     if wanted is not None and wanted not in options:
-        raise UsageError(f"bench_runner plot: no results with {column} {wanted!r} (there are: {', '.join(options)})")
+        raise UsageError(f"no results with {column} {wanted!r} (there are: {', '.join(options)})")
     return wanted or (prefer if prefer in options else options[0])
 
 
@@ -50,15 +50,15 @@ def run(args) -> int:
 
     out = Path(args.out)
     if out.suffix.lower() not in FORMATS:
-        raise UsageError(f"bench_runner plot: --out {args.out!r} must end in {', '.join(FORMATS)}")
-    sessions = existing_db(args.db, "plot")
+        raise UsageError(f"--out {args.out!r} must end in {', '.join(FORMATS)}")
+    sessions = existing_db(args.db)
     with sessions() as session:
         # Each cell's latest on each machine, from plain runs (as the Compare page draws it), or one run's.
         results = queries.results_frame(session, benchmark=args.benchmark, run_id=args.run, latest=args.run is None)
         catalogue = queries.catalogue_frame(session)
     rows = shaping.add_derived(shaping.latest_ok(results))
     if rows.empty:
-        raise UsageError(f"bench_runner plot: no successful results of {args.benchmark!r}"
+        raise UsageError(f"no successful results of {args.benchmark!r}"
                          + (f" in run {args.run}" if args.run else ""))
     context = {}
     for column, wanted, prefer in (("machine", args.machine, None), ("device", args.device, None),
@@ -69,15 +69,15 @@ def run(args) -> int:
         if wanted:
             missing = set(wanted) - set(rows[column])
             if missing:
-                raise UsageError(f"bench_runner plot: no results for {column} {', '.join(sorted(missing))}")
+                raise UsageError(f"no results for {column} {', '.join(sorted(missing))}")
             rows = rows[rows[column].isin(wanted)]
     if args.metric not in rows or rows[args.metric].isna().all():
-        raise UsageError(f"bench_runner plot: these results have no {args.metric} (energy needs `run --energy`)")
+        raise UsageError(f"these results have no {args.metric} (energy needs `run --energy`)")
     params = shaping.varying_params(rows) or shaping.size_params(rows)
     default_x = catalogue.loc[catalogue["benchmark"] == args.benchmark, "x_param"]
     x = args.x or (default_x.iloc[0] if len(default_x) and default_x.iloc[0] in params else params[0])
     if x not in params:
-        raise UsageError(f"bench_runner plot: --x {x!r} is not a size parameter here ({', '.join(params)})")
+        raise UsageError(f"--x {x!r} is not a size parameter here ({', '.join(params)})")
     fixed = {p: rows[f"size_{p}"].mode().iloc[0] for p in params if p != x}  # the commonest value of the others
     shown = shaping.hold_fixed(rows, x, fixed)
     label, unit = METRICS[args.metric]
@@ -93,6 +93,6 @@ def run(args) -> int:
         try:
             out.write_bytes(charts.image(figure, out.suffix.lower()[1:], args.width, args.height))
         except charts.ChartImageError as exc:
-            raise UsageError(f"bench_runner plot: {exc}") from None
+            raise UsageError(str(exc)) from None
     print(f"wrote {out} ({counted(len(shown), 'point')}, {counted(shown['method'].nunique(), 'method')})")
     return 0

@@ -55,17 +55,17 @@ def run(args) -> int:
     if args.resume:
         return _resume(args, catalogue)  # its database must exist
     if not args.suite:
-        raise UsageError("bench_runner run: one of the arguments --suite or --resume is required")
+        raise UsageError("one of the arguments --suite or --resume is required")
     sel = selected(args, args.device or (["cuda"] if _cuda_available() else ["cpu"]))
     cells = selection.plan(catalogue, sel)
     lacking = devices_lacking(sel.devices, args.executor)
     if lacking:
-        raise UsageError(f"bench_runner run: --device {lacking}; nothing was stored")
+        raise UsageError(f"--device {lacking}; nothing was stored")
     for device in sel.devices:
         for dtype in sel.dtypes:
             reason = dtype_unsupported(device, dtype)
             if reason:
-                raise UsageError(f"bench_runner run: --dtype {dtype} cannot run on {device}: {reason}")
+                raise UsageError(f"--dtype {dtype} cannot run on {device}: {reason}")
 
     factory = sessions_on(url)
     ray_options(args)  # a bad executor flag is refused before anything is stored
@@ -107,23 +107,23 @@ def _resume(args, catalogue) -> int:
 
     if (args.suite or args.benchmark or args.method or args.backend or args.device or args.dtype or args.mode
             or args.size or args.rounds or args.seed):
-        raise UsageError("bench_runner run: --resume takes the run's own selection; give no other selection flag")
+        raise UsageError("--resume takes the run's own selection; give no other selection flag")
     if args.energy or args.warm_l2 or args.one_at_a_time or args.settle is not None:
-        raise UsageError("bench_runner run: --resume measures as the run did (its own --energy, --warm-l2, "
+        raise UsageError("--resume measures as the run did (its own --energy, --warm-l2, "
                          "--one-at-a-time and --settle); give none of them")
-    url = existing_url(args.db, "run")
+    url = existing_url(args.db)
     factory = sessions_on(url, create=False)
     with factory() as session, session.begin():
         run = session.get(results_db.Run, args.resume)
         if run is None:
-            raise UsageError(f"bench_runner run: no run {args.resume} in this database")
+            raise UsageError(f"no run {args.resume} in this database")
         if not run.plain:  # measured alone here, its cells would not have taken turns with the other side's
-            raise UsageError(f"bench_runner run: run {run.id} is a side of an `ab` session (with run "
+            raise UsageError(f"run {run.id} is a side of an `ab` session (with run "
                              f"{run.paired_with}), which is not resumed; run the `ab` session again")
         if run.status in ("finished", "cancelled"):
-            raise UsageError(f"bench_runner run: run {run.id} has {run.status}; nothing to resume")
+            raise UsageError(f"run {run.id} has {run.status}; nothing to resume")
         if run.status in ("queued", "running", "cancelling") and sweep.process_alive(run):
-            raise UsageError(f"bench_runner run: run {run.id} is still {run.status} (pid {run.pid})")
+            raise UsageError(f"run {run.id} is still {run.status} (pid {run.pid})")
         sel = selection.Selection.from_options(run.options)
         cells = selection.plan(catalogue, sel)
         missing, rounds = run.cells_total - run.cells_done, run.rounds
@@ -236,26 +236,25 @@ def ray_options(args) -> dict | None:
 
     from hadamard_bench import plugins
 
-    verb = f"bench_runner {args.verb}"
     if args.executor != "ray":
         if args.ray_address or args.ray_resource or args.accelerator_type:
-            raise UsageError(f"{verb}: --ray-address, --ray-resource and --accelerator-type need --executor ray")
+            raise UsageError("--ray-address, --ray-resource and --accelerator-type need --executor ray")
         return None
     if args.in_process:
-        raise UsageError(f"{verb}: --in-process and --executor ray exclude each other")
+        raise UsageError("--in-process and --executor ray exclude each other")
     if importlib.util.find_spec("ray") is None:
         from ..ray_executor import INSTALL
 
-        raise UsageError(f"{verb}: {INSTALL}")
+        raise UsageError(f"{INSTALL}")
     resources = {}
     for text in args.ray_resource:
         name, _, amount = text.partition("=")
         try:
             resources[name.strip()] = float(amount) if amount else 1.0
         except ValueError:
-            raise UsageError(f"{verb}: --ray-resource {text!r}: expected NAME=AMOUNT, e.g. bench_gpu=1") from None
+            raise UsageError(f"--ray-resource {text!r}: expected NAME=AMOUNT, e.g. bench_gpu=1") from None
         if not name.strip() or resources[name.strip()] <= 0:
-            raise UsageError(f"{verb}: --ray-resource {text!r}: expected NAME=AMOUNT with AMOUNT above 0")
+            raise UsageError(f"--ray-resource {text!r}: expected NAME=AMOUNT with AMOUNT above 0")
     return {"address": args.ray_address, "resources": resources, "accelerator_type": args.accelerator_type,
             "plugins_env": {plugins.ENV_VAR: os.environ[plugins.ENV_VAR]} if os.environ.get(plugins.ENV_VAR) else {}}
 
@@ -279,14 +278,14 @@ def _execute_with_progress(factory, run_id, policy, cells, catalogue, quiet: boo
         try:  # Ray that cannot start is said in one line
             runner = executor.for_run(catalogue, policy, timeout_s, threads, isolate, ray)
         except RuntimeError as exc:
-            raise UsageError(f"bench_runner run: {exc}") from None
+            raise UsageError(str(exc)) from None
         with runner:
             try:
                 ceilings = sweep.calibrate(factory, run_id, cells, runner)
             except RuntimeError as exc:  # on Ray: no node can take the cells
                 if ray is None:
                     raise
-                raise UsageError(f"bench_runner run: {exc}") from None
+                raise UsageError(str(exc)) from None
             return sweep.execute(factory, run_id, cells, runner, on_cell=on_cell, ceilings=ceilings,
                                  rounds=rounds, seed=seed, interleave=policy.interleave and ray is None)  # a Ray task runs one cell
 

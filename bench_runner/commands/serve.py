@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hadamard_bench.vocabulary import DB_ENV_VAR, READ_ONLY_ENV_VAR, YES
 
-from . import UsageError
+from . import PROG, UsageError
 from .flags import db_flag, plugin_flag
 
 
@@ -40,11 +40,11 @@ def run(args) -> int:
     catalogue_with_plugins(args)  # a broken plugin stops here; a good one reaches the runs the page starts
 
     if not 0 < args.port < 65536:
-        raise UsageError(f"bench_runner serve: --port {args.port} is not a port (1 to 65535)")
+        raise UsageError(f"--port {args.port} is not a port (1 to 65535)")
     try:  # a URL that cannot work is said here, in one line, not in the browser
         url = results_db.check_url(results_db.resolve_url(args.db)).render_as_string(hide_password=False)
     except results_db.BadDatabaseURL as exc:
-        raise UsageError(f"bench_runner serve: {exc}") from None
+        raise UsageError(str(exc)) from None
     script = Path(app.__file__).resolve().parent / "streamlit_app.py"
     argv = [sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(args.port),
             "--server.address", args.address, "--browser.gatherUsageStats", "false"]
@@ -65,12 +65,12 @@ def _read_only(args) -> bool:
     reaches, yes; on one others can reach, only with --allow-runs, since whoever reaches the port
     could otherwise start and cancel runs on this machine."""
     if args.readonly and args.allow_runs:
-        raise UsageError("bench_runner serve: --readonly and --allow-runs contradict each other")
+        raise UsageError("--readonly and --allow-runs contradict each other")
     if args.readonly or os.environ.get(READ_ONLY_ENV_VAR, "").lower() in YES:
         return True
     if _loopback(args.address) or args.allow_runs:
         return False
-    print(f"bench_runner serve: read-only on {args.address}, which others can reach: the pages start, cancel "
+    print(f"{PROG} serve: read-only on {args.address}, which others can reach: the pages start, cancel "
           "and mark nothing (--allow-runs lets them)", file=sys.stderr)
     return True
 

@@ -28,7 +28,7 @@ def run(args) -> int:
 
     catalogue = catalogue_with_plugins(args)
     if not args.suite:
-        raise UsageError("bench_runner submit: the argument --suite is required")
+        raise UsageError("the argument --suite is required")
     url = checked_url(args.db)
     sel = selected(args, args.device or ["cuda"])
     cells = selection.plan(catalogue, sel)  # only catalogue ids and the suites' own sizes get queued

@@ -54,7 +54,7 @@ def test_list_shows_every_method_with_its_role():
 def test_every_verb_has_help(verb):
     out = cli(*verb, "--help")
     assert out.returncode == 0
-    assert "usage: bench_runner" in out.stdout
+    assert "usage: hadamard-bench" in out.stdout
     assert "%%" not in out.stdout  # a description is printed as written; only help= strings are %-formatted
 
 

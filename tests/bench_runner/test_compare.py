@@ -169,7 +169,7 @@ def test_a_machine_whose_latest_cells_are_the_runs_own_has_nothing_to_compare_an
                             "ok", samples=samples, sample_rounds=rounds, metrics={"time_median_s": 1e-3})
     code, out, err = compare(planted_db, "2", "machine:testhost", capsys=capsys)
     assert code == 2 and out == ""
-    assert err == "bench_runner compare: no cell has `ok` results in both run 2 and machine testhost but the same " \
+    assert err == "hadamard-bench compare: no cell has `ok` results in both run 2 and machine testhost but the same " \
                   "stored ones\n"
 
 

@@ -41,7 +41,7 @@ def test_a_disk_that_fills_mid_run_stops_it_in_one_line_and_resume_finishes_it(t
                           env={**os.environ, "HADAMARD_BENCH_REFERENCE": "off"})
     assert full.returncode == 2, full.stderr
     said = full.stderr.strip().splitlines()  # the run's own opening lines, then one for the failure
-    ours = [i for i, line in enumerate(said) if line.startswith("bench_runner: error: could not write to the "
+    ours = [i for i, line in enumerate(said) if line.startswith("hadamard-bench run: could not write to the "
                                                                  "results database")]
     assert ours and "run --resume 2" in said[ours[0]], full.stderr
     # (What multiprocessing's resource tracker may print after it, at exit under the same limit, is not ours.)
@@ -128,7 +128,7 @@ def test_a_server_that_drops_the_run_mid_sweep_stops_it_in_one_line_and_resume_f
     if runner.returncode != 0:  # it stopped (it may also have finished: a connection cut between two
         # writes is replaced by the pool's pre-ping, and the run goes on)
         ours = [i for i, line in enumerate(lines)
-                if line.startswith("bench_runner: error: lost the connection to the results database")]
+                if line.startswith("hadamard-bench run: lost the connection to the results database")]
         assert runner.returncode == 2 and ours, said
         # (psycopg's own notes on the dropped connection, and multiprocessing's at exit, are not ours)
         assert not any("Traceback" in line for line in lines[:ours[0]]), said
