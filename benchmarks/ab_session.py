@@ -131,7 +131,7 @@ def main() -> int:
         url = scratch_db("ab")
         with disturbance(args.disturb):
             minutes = measure_sessions(url)
-    sessions = compare.existing_db(url, "compare")
+    sessions = compare.existing_db(url)
     with sessions() as session:
         tables = {name: comparison.comparison_table(compare.side(session, str(b))[0], compare.side(session, str(b + 1))[0])
                   for name, b in (("A/A", 1), ("threads", 3), ("traffic", 5))}

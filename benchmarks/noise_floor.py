@@ -66,7 +66,7 @@ def main() -> int:
     args = parser.parse_args()
     condition = "disturbed" if args.disturb else "quiet"
     url, minutes = (args.db, float("nan")) if args.db else measure_runs(args.disturb)
-    sessions = compare.existing_db(url, "compare")
+    sessions = compare.existing_db(url)
     with sessions() as session:
         before, _, _ = compare.side(session, "4")
         after, _, _ = compare.side(session, "5")

@@ -134,7 +134,7 @@ def measure_runs(a_runs: list[int], rounds: int | None) -> str:
 def compare_runs(url: str, a_runs: list[int], b_run: int, chain_run: int) -> dict:
     """Each A/A pair and the A/B pair compared as `compare` would, at the default floor, wider
     floors and the p10, with what the rounds' states say of drift and slow spells."""
-    sessions = compare.existing_db(url, "compare")
+    sessions = compare.existing_db(url)
     with sessions() as session:
         a = {r: compare.side(session, str(r))[0] for r in a_runs}
         b, _, _ = compare.side(session, str(b_run))

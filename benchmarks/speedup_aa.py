@@ -207,7 +207,7 @@ def main() -> int:
     args = parser.parse_args()
     condition, ways = "disturbed" if args.disturb else "quiet", WAYS[args.ways]
     url, minutes = (args.db, {}) if args.db else measure_runs(ways, args.disturb)
-    sessions = compare.existing_db(url, "compare")
+    sessions = compare.existing_db(url)
     with sessions() as session:
         runs, n = run_ids(ways), len(ways)
         tables = {r: speedup_table(session, r) for r in runs}
