@@ -31,8 +31,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hadamard_bench import plugins
 from results_db import Run, store
+from results_db.round_state import RoundState
 
-from . import defaults, record, selection, stats, sweep, timing
+from . import defaults, machine_state, record, selection, stats, sweep, timing
 from .cell import Cell, CellOutcome
 from .worker import allocator_env, allocator_setting
 
@@ -351,7 +352,14 @@ def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence
     policy = round_policy(policy)
     failed: set[Cell] = set()
     for round_index in range(rounds):
+        before = machine_state.snapshot()
+        with factory() as session, session.begin():
+            records = [store.start_round(session, run_id, round_index, seed, os.getpid()).id for run_id in runs]
+        # The sides' CPU seconds before the round: those the command started (and checked) before it
+        # have already spent some importing; fresh ones spend theirs within it.
+        spent_before = {proc.process.pid: _cpu_seconds(proc) for proc in started or []}
         procs, started = started or start_sides(sides, timeout_s, cpus, plugin), None
+        measured = 0
         try:
             for cell in selection.round_order(cells, seed, round_index):
                 if cell in failed:
@@ -364,9 +372,24 @@ def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence
                 with factory() as session, session.begin():
                     for run_id, outcome in zip(runs, outcomes):
                         record.store_round(session, run_id, cell, outcome, round_index, rounds, None)
+                measured += 1
                 if any(o.status != "ok" for o in outcomes):
                     failed.add(cell)
                 if on_cell:
                     on_cell(cell)
+            # Read while the sides live; a side that died mid-round took its seconds with it, and they
+            # count as other processes' (a crash is rare, and its cell says so).
+            ours = sum(_cpu_seconds(proc) - spent_before.get(proc.process.pid, 0.0) for proc in procs)
         finally:
             stop_sides(procs)
+        # What the machine did while the round ran, as `run` stores it for a plain run's round (load,
+        # other processes' share of the CPUs, steal), the same for both runs: they shared the round.
+        state = RoundState(**machine_state.state_between(before, machine_state.snapshot(), ours))
+        with factory() as session, session.begin():
+            for record_id in records:
+                store.finish_round(session, record_id, measured, state)
+
+
+def _cpu_seconds(proc: SideProcess) -> float:
+    """A side process's CPU seconds so far; 0 once it has exited."""
+    return machine_state.process_cpu_seconds(proc.process.pid) or 0.0

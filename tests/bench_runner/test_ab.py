@@ -211,6 +211,55 @@ def side_workers_of(pid: int) -> list[str]:
     return found
 
 
+def test_each_round_of_a_session_stores_what_the_machine_did(tmp_path, monkeypatch):
+    """Both runs of a session get a record of each round with the machine's state while it ran (its
+    load, other processes' share of the CPUs, steal), as a plain run's rounds do, so the Runs page
+    and `compare` can say whether a neighbour was busy. The sides here are fakes: this process."""
+    from bench_runner.cell import CellOutcome
+    from results_db import RoundRecord, queries
+
+    class Fake:
+        facts: dict = {}
+
+        def __init__(self):
+            self.process = type("P", (), {"pid": os.getpid()})()
+            self.conn = type("C", (), {"closed": False})()
+
+    def one_cell(procs, cell, check, policy, rng):
+        sum(i * i for i in range(200_000))  # some CPU seconds of "the sides"
+        return [CellOutcome("ok", samples=[1e-3, 1.1e-3, 0.9e-3], interleaved=True) for _ in procs]
+
+    monkeypatch.setattr(ab, "start_sides", lambda *args, **kwargs: [Fake(), Fake()])
+    monkeypatch.setattr(ab, "stop_sides", lambda procs: None)
+    monkeypatch.setattr(ab, "one_cell", one_cell)
+    url = f"sqlite:///{tmp_path / 'rounds.db'}"
+    assert cli.main(["ab", "HEAD", "HEAD", "--suite", "smoke", "--benchmark", "elementwise", "--method", "hadamard",
+                     "--method", "relu", "--backend", "eager", "--rounds", "2", "--seed", "7", "--db", url,
+                     "--quiet", "--format", "csv"]) == 0
+    with sessionmaker(results_db.open_engine(url))() as session:
+        records = session.scalars(select(RoundRecord).order_by(RoundRecord.run_id, RoundRecord.round)).all()
+        cells = len(session.scalars(select(Result).where(Result.run_id == 1)).all())
+        states = queries.round_states(session, [1, 2])
+    assert [(r.run_id, r.round, r.seed, r.cells) for r in records] == [
+        (1, 0, 7, cells), (1, 1, 7, cells), (2, 0, 7, cells), (2, 1, 7, cells)]
+    assert all(r.finished_at is not None for r in records)
+    assert len(states) == 4 and (states["wall_s"] > 0).all() and (states["cores"] == os.cpu_count()).all()
+    assert states["other_cpu_share"].between(0, 1).all() and states["steal_share"].between(0, 1).all()
+    # One round, one machine: both runs carry the same state for it.
+    machine = ["wall_s", "cores", "load_1m_before", "load_1m_after", "steal_share", "other_cpu_share"]
+    first = states.loc[states["round"] == 1, machine]
+    assert first.iloc[0].tolist() == first.iloc[1].tolist()
+    # What reads rounds' states takes a session's, which hold no drift controls or settling.
+    from app import judging
+
+    conditions = judging.run_conditions(states, {})
+    conditions = conditions.sort_values("run_id")
+    assert conditions["run_id"].tolist() == [1, 2] and (conditions["rounds_measured"] == 2).all()
+    assert conditions["other_cpu_share_max"].tolist() == states.groupby("run_id")["other_cpu_share"].max().tolist()
+    for verb in (["compare", "1", "2"], ["gate", "2"], ["export", "--out", str(tmp_path / "rows.csv")]):
+        assert cli.main([*verb, "--db", url]) == 0, verb
+
+
 def test_the_sides_start_together_and_stop_together(monkeypatch):
     """Both sides' processes are launched before either is waited for, and asked to stop before
     either is waited out: each start imports torch (seconds) and each stop tears it down."""
