@@ -26,6 +26,9 @@ class TimingPolicy:
     # CPU, several threads: wait up to this long before timing a cell while the machine's cores
     # are slow to work together (bench_runner.settle); 0: never wait.
     settle_s: float = 0.0
+    # The machine's ceilings at a run's start (bench_runner.calibration): the best of tries repeated
+    # for this long, so that a neighbour busy for a second cannot halve them; 0: one try.
+    ceiling_window_s: float = 0.0
     # Time the members of a comparison group (the methods and backends of one benchmark, size,
     # device, dtype and mode) in turns, block by block (interleave); False: one after the other.
     interleave: bool = True
@@ -34,9 +37,12 @@ class TimingPolicy:
 # How hard each suite measures per round: smoke proves the path works, full is for papers.
 POLICIES = {
     "smoke": TimingPolicy(warmup_s=0.005, min_block_s=1e-4, budget_s=0.02, min_samples=3),
-    "quick": TimingPolicy(warmup_s=0.01, min_block_s=5e-4, budget_s=0.025, min_samples=5, settle_s=2.0),
-    "full": TimingPolicy(warmup_s=0.1, min_block_s=1e-3, budget_s=1.0, min_samples=10, settle_s=2.0),
-    "paper": TimingPolicy(warmup_s=0.05, min_block_s=1e-3, budget_s=0.5, min_samples=10, settle_s=2.0),
+    "quick": TimingPolicy(warmup_s=0.01, min_block_s=5e-4, budget_s=0.025, min_samples=5, settle_s=2.0,
+                          ceiling_window_s=2.0),
+    "full": TimingPolicy(warmup_s=0.1, min_block_s=1e-3, budget_s=1.0, min_samples=10, settle_s=2.0,
+                         ceiling_window_s=2.0),
+    "paper": TimingPolicy(warmup_s=0.05, min_block_s=1e-3, budget_s=0.5, min_samples=10, settle_s=2.0,
+                          ceiling_window_s=2.0),
 }
 
 # How many rounds each suite measures, each in a fresh worker: one process is one draw of
@@ -65,6 +71,7 @@ def markdown_table() -> str:
             ("stop sampling once the median is known to ±", lambda s: f"{POLICIES[s].target_rel_ci:.0%}"),
             ("`--settle`: wait for slow cores, s", lambda s: f"{POLICIES[s].settle_s:g}"),
             ("`--cell-timeout`, s", lambda s: f"{CELL_TIMEOUT_S[s]:g}"),
+            ("the ceilings: best of tries over, s", lambda s: f"{POLICIES[s].ceiling_window_s:g}"),
             ("group members take turns", lambda s: "yes" if POLICIES[s].interleave else "no")]
     suites = list(POLICIES)
     lines = ["| setting | " + " | ".join(suites) + " |", "| --- |" + " --- |" * len(suites)]

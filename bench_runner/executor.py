@@ -37,6 +37,8 @@ class Executor:
     """The contract, with what an executor that has no worker of its own does: nothing to restart,
     no slow spells to wait out. Subclasses implement `measure` and `run_group`, or `run_round`."""
 
+    policy: TimingPolicy = TimingPolicy()  # the run's; every executor for_run builds holds its own
+
     def measure(self, cell: Cell, check: bool = True) -> CellOutcome:
         raise NotImplementedError
 
@@ -65,8 +67,9 @@ class Executor:
 
     def ceilings(self, cells: list[Cell]) -> tuple[dict | None, dict]:
         """(facts, ceilings): the devices' ceilings measured where the cells run, with that
-        machine's facts, or None for facts when it is this machine."""
-        return None, calibration.ceilings_here(cells)
+        machine's facts, or None for facts when it is this machine; the run's policy says how long
+        to keep trying (ceiling_window_s)."""
+        return None, calibration.ceilings_here(cells, self.policy.ceiling_window_s)
 
     def drift(self, devices: list[str]) -> dict[str, dict[str, float]]:
         """The drift controls of the devices, measured where the cells run."""

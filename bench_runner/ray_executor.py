@@ -81,11 +81,11 @@ def _measure(catalogue_ref: str, cell: Cell, policy: TimingPolicy, check: bool, 
     return outcome, node["node"], settle.settler().summary()
 
 
-def _calibrate(cells: list[Cell]) -> tuple[dict, dict, str]:
+def _calibrate(cells: list[Cell], window_s: float) -> tuple[dict, dict, str]:
     """The node's facts, its devices' ceilings and its Ray node id, inside a Ray worker."""
     from .calibration import ceilings_here
 
-    return machine.facts(), ceilings_here(cells), _node()["node"]
+    return machine.facts(), ceilings_here(cells, window_s), _node()["node"]
 
 
 class RayExecutor(Executor):
@@ -126,7 +126,7 @@ class RayExecutor(Executor):
         ray = _ray()
         options = self._options(c.device for c in cells)
         self._check_feasible(options)
-        facts, ceilings, node = ray.get(self._calibrate.options(**options).remote(cells))
+        facts, ceilings, node = ray.get(self._calibrate.options(**options).remote(cells, self.policy.ceiling_window_s))
         # The cells then ask for this node's CPUs (or --threads, checked above): feasible by construction.
         self._node_cpus = next((n["Resources"].get("CPU", 1) for n in ray.nodes() if n["NodeID"] == node), 1)
         return facts, ceilings
