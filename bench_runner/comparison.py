@@ -197,11 +197,11 @@ def interval_coverage(table: pd.DataFrame) -> float:
     return float(((known["ci_low"] <= 1) & (known["ci_high"] >= 1)).mean())
 
 
-def interval_half_width(table: pd.DataFrame) -> pd.Series:
-    """Each interval's half-width as a share of the ratio (the geometric mean of ci_high ÷ ratio
-    and ratio ÷ ci_low, less 1): a cell can be `no change` only when its change and this fit
-    inside the floor together."""
-    return np.sqrt(table["ci_high"] / table["ci_low"]) - 1
+def interval_half_width(table: pd.DataFrame, low: str = "ci_low", high: str = "ci_high") -> pd.Series:
+    """Each interval's half-width as a share of the ratio (the geometric mean of high ÷ ratio and
+    ratio ÷ low, less 1): a cell can be `no change` only when its change and the half-width of
+    its 90% interval (low="eq_low", high="eq_high") fit inside the floor together."""
+    return np.sqrt(table[high] / table[low]) - 1
 
 
 def drift_ratios(states: pd.DataFrame, before_runs: Sequence[int], after_runs: Sequence[int]) -> dict[str, float]:

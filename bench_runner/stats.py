@@ -7,8 +7,8 @@ one round are not independent draws of the machine: they share one process's mem
 layout, one allocator history, one stretch of machine state. So the uncertainty of a
 median comes from a hierarchical bootstrap, rounds first and samples within them
 (Davison & Hinkley, Bootstrap Methods and their Application, 1997, §3.8), and a verdict
-needs its whole confidence interval beyond (or inside) a practical floor, as an
-equivalence test does (Schuirmann's two one-sided tests, 1987). p-values across cells are
+needs its whole 95% confidence interval beyond a practical floor, or its whole 90% interval
+inside it, as an equivalence test at 5% does (Schuirmann's two one-sided tests, 1987). p-values across cells are
 adjusted by Benjamini & Hochberg (1995). A history's change points are searched in
 bench_runner.step_detect on top of these. Torch-free (numpy, scipy): the dashboard imports it.
 """
@@ -40,6 +40,14 @@ ALPHA = 0.05  # false-discovery rate across the cells compared at once
 NOISY_IQR = 0.10  # torch.utils.benchmark's threshold: within-round IQR above 10% of the median
 NOISY_ROUND_SPREAD = 0.10  # round medians more than 10% of the median apart
 N_BOOT = 1000
+LEVEL = 0.95  # the intervals reported, and the one a change must clear 1 with
+# "No change" is an equivalence test: two one-sided tests, each at 5% (Schuirmann, "A comparison of
+# the two one-sided tests procedure and the power approach for assessing the equivalence of
+# average bioavailability", J. Pharmacokinetics and Biopharmaceutics 1987), which is the 90%
+# interval lying within the floor. Read off the 95% interval, each test ran at 2.5%: stricter
+# than the 5% the verdict is stated at, and it left identical code inconclusive the more often
+# (docs/notes/2026-12-05-equivalence-at-five-percent.md).
+EQUIVALENCE_LEVEL = 0.90
 
 
 def split_rounds(samples: Sequence[float], sample_rounds: Sequence[int] | None = None) -> list[np.ndarray]:
@@ -127,23 +135,28 @@ def bootstrap_medians(rounds: Sequence[np.ndarray], n_boot: int = N_BOOT,
 
 @dataclass(frozen=True)
 class Comparison:
-    """`after` against `before`: the ratio of medians with its bootstrap 95% CI and a rank test."""
+    """`after` against `before`: the ratio of medians with its bootstrap 95% CI and a rank test,
+    and the 90% interval (`eq_low`, `eq_high`) that the equivalence test reads."""
 
     ratio: float
     ci_low: float
     ci_high: float
     p_value: float
     rounds: int  # the fewer rounds of the two sides
+    eq_low: float = float("nan")
+    eq_high: float = float("nan")
 
 
-def _widened_interval(estimate: float, log_boot: np.ndarray, rounds: int) -> tuple[float, float]:
-    """The 95% percentile interval of log-scale bootstrap values around `estimate`, widened for
+def _widened_interval(estimate: float, log_boot: np.ndarray, rounds: int, level: float = LEVEL
+                      ) -> tuple[float, float]:
+    """The `level` percentile interval of log-scale bootstrap values around `estimate`, widened for
     few rounds: resampling R rounds from R understates the spread between them by (R − 1)/R in
     variance (three rounds cover the truth about 84% of the time, not 95%), so the deviations
     are scaled by √(R / (R − 1))."""
     widen = math.sqrt(rounds / (rounds - 1)) if rounds > 1 else 1.0
     centre = math.log(estimate)
-    lo, hi = np.exp(centre + widen * (np.quantile(log_boot, [0.025, 0.975]) - centre))
+    tail = (1 - level) / 2
+    lo, hi = np.exp(centre + widen * (np.quantile(log_boot, [tail, 1 - tail]) - centre))
     return float(lo), float(hi)
 
 
@@ -174,11 +187,12 @@ def compare(before: Sequence[np.ndarray], after: Sequence[np.ndarray], n_boot: i
     log_boot = np.log(bootstrap_medians(after, n_boot, rng, q) / bootstrap_medians(before, n_boot, rng, q))
     rounds = min(len(before), len(after))
     lo, hi = _widened_interval(ratio, log_boot, rounds)
+    eq_low, eq_high = _widened_interval(ratio, log_boot, rounds, EQUIVALENCE_LEVEL)
     if np.ptp(np.concatenate([pooled_a, pooled_b])) == 0:
         p = 1.0
     else:
         p = float(_sps().mannwhitneyu(pooled_a, pooled_b, alternative="two-sided").pvalue)
-    return Comparison(ratio, lo, hi, p, rounds)
+    return Comparison(ratio, lo, hi, p, rounds, eq_low, eq_high)
 
 
 def adjust(p_values: Sequence[float]) -> np.ndarray:
@@ -191,11 +205,17 @@ def adjust(p_values: Sequence[float]) -> np.ndarray:
     return out
 
 
+def _equivalent(eq_low: float, eq_high: float, floor: float) -> bool:
+    """The equivalence test: the whole EQUIVALENCE_LEVEL interval within [1 − floor, 1 + floor]."""
+    return bool(np.isfinite(eq_low) and np.isfinite(eq_high) and eq_low >= 1 - floor and eq_high <= 1 + floor)
+
+
 def verdict(ci_low: float, ci_high: float, p_adjusted: float, floor: float = FLOOR, alpha: float = ALPHA,
-            words: tuple[str, str] = RUN_WORDS) -> str:
-    """`regression` (or `slower`) when the whole CI lies above 1 + floor and the rank test is
+            words: tuple[str, str] = RUN_WORDS, eq_low: float = float("nan"), eq_high: float = float("nan")) -> str:
+    """`regression` (or `slower`) when the whole 95% CI lies above 1 + floor and the rank test is
     significant after adjustment; `improvement` (`faster`) when it lies below 1 − floor;
-    `no change` when it lies inside [1 − floor, 1 + floor]; otherwise `inconclusive`."""
+    `no change` when the 90% interval (`eq_low`, `eq_high`; the 95% one where not given) lies
+    inside [1 − floor, 1 + floor]; otherwise `inconclusive`."""
     if not (np.isfinite(ci_low) and np.isfinite(ci_high)):
         return INCONCLUSIVE
     significant = np.isfinite(p_adjusted) and p_adjusted < alpha
@@ -203,12 +223,13 @@ def verdict(ci_low: float, ci_high: float, p_adjusted: float, floor: float = FLO
         return words[0]
     if ci_high < 1 - floor and significant:
         return words[1]
-    if ci_low >= 1 - floor and ci_high <= 1 + floor:
+    given = np.isfinite(eq_low) and np.isfinite(eq_high)
+    if _equivalent(eq_low if given else ci_low, eq_high if given else ci_high, floor):
         return NO_CHANGE
     return INCONCLUSIVE
 
 
-VERDICT_COLUMNS = ["ratio", "ci_low", "ci_high", "p_value", "p_adjusted", "rounds", "verdict"]
+VERDICT_COLUMNS = ["ratio", "ci_low", "ci_high", "eq_low", "eq_high", "p_value", "p_adjusted", "rounds", "verdict"]
 
 
 def data_seed(*groups: Sequence[np.ndarray]) -> int:
@@ -230,15 +251,18 @@ def compare_all(pairs: Iterable[tuple[Sequence[np.ndarray], Sequence[np.ndarray]
     adjusted = adjust([c.p_value for c in found])
     floors = np.broadcast_to(np.asarray(floor, dtype=float), (len(found),))
     return [dict(ratio=c.ratio, ci_low=c.ci_low, ci_high=c.ci_high, p_value=c.p_value, p_adjusted=float(p),
-                 rounds=c.rounds, verdict=verdict(c.ci_low, c.ci_high, p, f, alpha, words), floor=float(f))
+                 rounds=c.rounds, verdict=verdict(c.ci_low, c.ci_high, p, f, alpha, words, c.eq_low, c.eq_high),
+                 floor=float(f), eq_low=c.eq_low, eq_high=c.eq_high)
             for c, p, f in zip(found, adjusted, floors)]
 
 
-# The floor is the margin of an equivalence test ("no change": the whole 95% interval within it)
-# as well as the bar a change must clear, so it is sized as such a margin is for a given power
-# (Julious, "Sample sizes for clinical trials with Normal data", Statistics in Medicine 2004): two
-# identical runs' interval lies inside it 80% of the time when it is z_0.975 + z_0.90 = 1.96 + 1.28
-# standard errors of their log ratio. Where a run's own rounds explain its drift, a 99% floor
+# The floor is the margin of an equivalence test ("no change") as well as the bar a change must
+# clear, so it is sized as such a margin is for a given power (Julious, "Sample sizes for clinical
+# trials with Normal data", Statistics in Medicine 2004): two identical runs' 95% interval lies
+# inside it 80% of the time when it is z_0.975 + z_0.90 = 1.96 + 1.28 standard errors of their log
+# ratio, and the 90% interval the equivalence test reads (EQUIVALENCE_LEVEL), 89% of the time.
+# Resized for the 90% interval's 80% (1.645 + 1.28) it would let a drift that 0.3% of identical
+# pairs reach pass for a change, where 3.24 lets 0.1%. Where a run's own rounds explain its drift, a 99% floor
 # (z = 2.576) left 54% of synthetic identical pairs inconclusive and 41% of a quiet A/A's cells on
 # the VM (docs/notes/2026-12-05-a-floor-an-identical-pair-can-meet.md).
 DRIFT_Z = 1.96 + 1.2816
@@ -305,8 +329,8 @@ TRIM_FROM_ROUNDS = 10
 TRIM = 0.2  # the share of rounds trimmed off each end (Wilcox's usual 20%)
 
 
-def _round_half_width(round_values: Sequence[float]) -> float:
-    """Half-width of a 95% interval of the centre of per-round values (log ratios): Student's t
+def _round_half_width(round_values: Sequence[float], level: float = LEVEL) -> float:
+    """Half-width of a `level` interval of the centre of per-round values (log ratios): Student's t
     of their mean, from TRIM_FROM_ROUNDS rounds on Yuen's t of their 20% trimmed mean (Yuen,
     "The two-sample trimmed t for unequal population variances", Biometrika 1974; Wilcox,
     "Introduction to Robust Estimation and Hypothesis Testing", §4.4), which one round far off
@@ -331,10 +355,10 @@ def _round_half_width(round_values: Sequence[float]) -> float:
         return 0.0
     trimmed = int(TRIM * n) if n >= TRIM_FROM_ROUNDS else 0
     if not trimmed:
-        return float(_sps().t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n))
+        return float(_sps().t.ppf((1 + level) / 2, n - 1) * values.std(ddof=1) / math.sqrt(n))
     winsorized = np.clip(values, values[trimmed], values[n - trimmed - 1])
     kept = n - 2 * trimmed
-    return float(_sps().t.ppf(0.975, kept - 1) * winsorized.std(ddof=1) / ((1 - 2 * TRIM) * math.sqrt(n)))
+    return float(_sps().t.ppf((1 + level) / 2, kept - 1) * winsorized.std(ddof=1) / ((1 - 2 * TRIM) * math.sqrt(n)))
 
 
 def compare_paired(log_ratios: Sequence[np.ndarray], n_boot: int = N_BOOT, seed: int = 0) -> Comparison:
@@ -354,29 +378,35 @@ def compare_paired(log_ratios: Sequence[np.ndarray], n_boot: int = N_BOOT, seed:
         return Comparison(float("nan"), float("nan"), float("nan"), float("nan"), 0)
     estimate = float(np.median(np.concatenate(rounds)))
     log_boot = bootstrap_medians(rounds, n_boot, np.random.default_rng(seed))
-    lo, hi = _widened_interval(math.exp(estimate), log_boot, len(rounds)) if np.ptp(log_boot) > 0 else (
-        math.exp(estimate), math.exp(estimate))
     medians = [float(np.median(r)) for r in rounds]
-    half = _round_half_width(medians)
-    lo, hi = min(lo, math.exp(estimate - half)), max(hi, math.exp(estimate + half))
+
+    def interval(level: float) -> tuple[float, float]:
+        lo, hi = _widened_interval(math.exp(estimate), log_boot, len(rounds), level) if np.ptp(log_boot) > 0 else (
+            math.exp(estimate), math.exp(estimate))
+        half = _round_half_width(medians, level)
+        return min(lo, math.exp(estimate - half)), max(hi, math.exp(estimate + half))
+
     p = float(_sps().wilcoxon(medians).pvalue) if len(medians) >= 6 and np.ptp(medians) > 0 else float("nan")
-    return Comparison(math.exp(estimate), lo, hi, p, len(rounds))
+    return Comparison(math.exp(estimate), *interval(LEVEL), p, len(rounds), *interval(EQUIVALENCE_LEVEL))
 
 
 def verdict_paired(ratio: float, ci_low: float, ci_high: float, floor: float = FLOOR,
-                   words: tuple[str, str] = RUN_WORDS) -> str:
-    """`words[0]` (slower, regression) when the interval lies above 1 and the ratio beyond
+                   words: tuple[str, str] = RUN_WORDS, eq_low: float = float("nan"),
+                   eq_high: float = float("nan")) -> str:
+    """`words[0]` (slower, regression) when the 95% interval lies above 1 and the ratio beyond
     1 + floor; `words[1]` (faster, improvement) when it lies below 1 and the ratio under
-    1 − floor; `no change` when the whole interval lies within [1 − floor, 1 + floor], an
-    equivalence test (two one-sided tests, as TOST, at the interval's level); else
-    `inconclusive`. No rank test besides: a paired interval carries the drift it shares."""
+    1 − floor; `no change` when the whole 90% interval (`eq_low`, `eq_high`; the 95% one where
+    not given) lies within [1 − floor, 1 + floor], an equivalence test (two one-sided tests at
+    5%, as TOST); else `inconclusive`. No rank test besides: a paired interval carries the drift
+    it shares."""
     if not all(np.isfinite(v) for v in (ratio, ci_low, ci_high)):
         return INCONCLUSIVE
     if ci_low > 1 and ratio > 1 + floor:
         return words[0]
     if ci_high < 1 and ratio < 1 - floor:
         return words[1]
-    if ci_low >= 1 - floor and ci_high <= 1 + floor:
+    given = np.isfinite(eq_low) and np.isfinite(eq_high)
+    if _equivalent(eq_low if given else ci_low, eq_high if given else ci_high, floor):
         return NO_CHANGE
     return INCONCLUSIVE
 
@@ -409,8 +439,8 @@ def compare_entries(pairs: Iterable[tuple[Sequence, Sequence]], floor: float = F
         c = found[i]
         out.append(dict(ratio=c.ratio, ci_low=c.ci_low, ci_high=c.ci_high, p_value=c.p_value,
                         p_adjusted=float(adjusted[i]), rounds=c.rounds,
-                        verdict=verdict_paired(c.ratio, c.ci_low, c.ci_high, floor, words), floor=float(floor),
-                        paired=True))
+                        verdict=verdict_paired(c.ratio, c.ci_low, c.ci_high, floor, words, c.eq_low, c.eq_high),
+                        floor=float(floor), paired=True, eq_low=c.eq_low, eq_high=c.eq_high))
     return out
 
 

@@ -17,20 +17,20 @@ from .stats import INCONCLUSIVE
 
 def inconclusive_note(table: pd.DataFrame, floor: float = FLOOR) -> str | None:
     """Why the `inconclusive` cells of a comparison are, in its own figures: a cell is `no change`
-    only when its change and its interval's half-width fit inside the floor together, so the
+    only when its change and its 90% interval's half-width fit inside the floor together, so the
     median half-width says how small a change must be to be told from none (None when no cell is
     inconclusive). The same sentence for `compare` and the Diff page."""
     count = int((table["verdict"] == INCONCLUSIVE).sum())
     if not count:
         return None
-    width = float(interval_half_width(table).median())
+    width = float(interval_half_width(table, "eq_low", "eq_high").median())
     floors = table["floor"].dropna() if "floor" in table else pd.Series(dtype=float)
     if len(floors) and floors.max() > floors.min():  # measured floors: each cell has its own
         floor = float(floors.median())
         within = f"its floor (here ±{floors.min():.0%} to ±{floors.max():.0%}, a median ±{floor:.0%})"
     else:
         within = f"±{floor:.0%}"
-    text = (f"{count} of {len(table)} cells are inconclusive: a cell is `no change` only when its whole 95% "
+    text = (f"{count} of {len(table)} cells are inconclusive: a cell is `no change` only when its whole 90% "
             f"interval lies within {within}")
     if not np.isfinite(width):
         return text + "; these cells have no interval (too few samples)"
@@ -88,8 +88,8 @@ def explain_verdicts(floor: float = FLOOR) -> str:
     return (f"Ratio of medians with a 95% interval from a hierarchical bootstrap (rounds, then samples "
             f"within them). A change is called only when the whole interval lies beyond ±{floor:.0%} and a "
             f"Mann–Whitney U test stays significant after Benjamini–Hochberg across the cells compared; "
-            f"`no change` when the whole interval lies within ±{floor:.0%}; `inconclusive` when it straddles "
-            f"that floor: measure again with more rounds to decide. A regression (an improvement) is also held "
+            f"`no change` when the whole 90% interval (`eq_low`, `eq_high`) lies within ±{floor:.0%}, an "
+            f"equivalence test at 5%; `inconclusive` otherwise: measure again with more rounds to decide. A regression (an improvement) is also held "
             f"`inconclusive` when the after (before) side still holds a round timed while the cores were slow "
             f"to work together, or ran on a CPU in a run such a spell outlasted, since a spell only adds time "
             f"(column `unsettled`).")

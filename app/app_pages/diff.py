@@ -86,7 +86,8 @@ if by == "runs":
         st.warning(timed_apart[0].upper() + timed_apart[1:] + ".")
 colours = {"regression": "background-color: #fde2e1", "improvement": "background-color: #e1f5e4",
            "inconclusive": "background-color: #fff6d5"}
-st.dataframe(result.style.format({"ratio": "{:.3f}×", "ci_low": "{:.3f}", "ci_high": "{:.3f}",
+st.dataframe(result.style.format({"ratio": "{:.3f}×", "ci_low": "{:.3f}", "ci_high": "{:.3f}", "eq_low": "{:.3f}",
+                                  "eq_high": "{:.3f}",
                                   "p_adjusted": "{:.2g}", "p_value": "{:.2g}", "before_s": "{:.3g}",
                                   "after_s": "{:.3g}", "floor": "{:.0%}"})
              .apply(lambda r: [colours.get(r["verdict"], "") for _ in r], axis=1), hide_index=True, width="stretch")

@@ -22,7 +22,7 @@ HELP = ("Measure two versions in one session, taking turns block by block: BASE 
         "session (`compare`, `gate` and the Diff page pair them; they stay out of the machine's latest "
         "results and its history, being timed in turns on huge pages) and compared as `compare` does: "
         "regression or improvement where the paired interval excludes 1 and the ratio is beyond the "
-        "threshold, no change where the whole interval lies within it. `ab HEAD HEAD` is an A/A.")
+        "threshold, no change where the whole 90% interval lies within it. `ab HEAD HEAD` is an A/A.")
 
 
 def add_parser(verbs) -> None:

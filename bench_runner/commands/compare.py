@@ -26,7 +26,8 @@ def add_parser(verbs) -> None:
         description="Compare every cell measured in both BEFORE and AFTER: ratio of medians (after ÷ before) "
                     "with a 95% interval from a hierarchical bootstrap (rounds, then samples), a Mann–Whitney U "
                     "p-value adjusted by Benjamini–Hochberg across the cells, and a verdict: regression, "
-                    "improvement, no change (the whole interval within the threshold) or inconclusive. Two runs "
+                    "improvement, no change (the whole 90% interval, columns eq_low and eq_high, within the "
+                    "threshold: an equivalence test at 5%) or inconclusive. Two runs "
                     "of one machine are timed at different times: a cell whose drift between runs `noise` measured "
                     "larger than the threshold is judged at that drift instead (column `floor`). Cells that took "
                     "turns in one `ab` session are paired, and keep the threshold.")
@@ -135,7 +136,8 @@ def report(table: pd.DataFrame, fmt: str, before_name: str, after_name: str, thr
                              floor=table["floor"].map(lambda v: f"{v:.0%}"),
                              p_adjusted=table["p_adjusted"].map(lambda v: f"{v:.2g}"),
                              before_s=table["before_s"].map(lambda v: f"{v:.3g}"),
-                             after_s=table["after_s"].map(lambda v: f"{v:.3g}")).drop(columns=["p_value"])
+                             after_s=table["after_s"].map(lambda v: f"{v:.3g}")
+                             ).drop(columns=["p_value", "eq_low", "eq_high"])  # in csv and json; the table stays narrow
         if (shown["unsettled"] == "").all():  # the usual case: say nothing of it
             shown = shown.drop(columns=["unsettled"])
         if not shown["machine_moved"].any():

@@ -95,7 +95,7 @@ def test_the_table_has_a_geometric_mean_per_benchmark_and_machines_compare_too(p
     assert "geometric mean of after ÷ before, token_mixing:" in out
     # The latest of each cell: run 2 against its copy, run 3; the noisy cell stays unsure even against itself.
     assert "verdicts: 0 regression, 0 improvement, 3 no change, 1 inconclusive" in out
-    assert "1 of 4 cells are inconclusive: a cell is `no change` only when its whole 95% interval lies within ±5%, " \
+    assert "1 of 4 cells are inconclusive: a cell is `no change` only when its whole 90% interval lies within ±5%, " \
            "and the intervals here are a median ±" in out
     code, out, _ = compare(planted_db, "1", "2", "--format", "csv", capsys=capsys)
     assert out.splitlines()[0].startswith("benchmark,method,backend,device,dtype,mode,size,before_s,after_s,ratio")

@@ -30,8 +30,8 @@ def test_the_floor_is_3_24_standard_errors_of_two_runs_log_ratio():
 def test_identical_runs_whose_rounds_explain_their_drift_mostly_read_no_change():
     """Each run's rounds drawn afresh (a process's own state, 4% SD) and nothing else moving
     between runs: the interval of two runs is then about as wide as their drift, and the floor must
-    hold it with room to spare for "no change" to be reachable. At a 99% floor (z = 2.576) about
-    half of such identical pairs stayed inconclusive."""
+    hold it with room to spare for "no change" to be reachable. At a 99% floor (z = 2.576) 45% of
+    such identical pairs stayed inconclusive, at the floor sized for them 20%."""
     rng = np.random.default_rng(15)
     n, labels = 200, np.repeat(range(3), 7)
     run = lambda: cell(rng, round_sd=0.04, samples=7, sample_sd=0.03)  # noqa: E731
@@ -39,10 +39,10 @@ def test_identical_runs_whose_rounds_explain_their_drift_mostly_read_no_change()
     entries = [((np.concatenate(run()), labels), (np.concatenate(run()), labels)) for _ in range(n)]
     share = lambda found, word: np.mean([f["verdict"] == word for f in found])  # noqa: E731
     found = stats.compare_entries(entries, drift=stats.drift_floors(noise_runs))
-    assert share(found, "no change") >= 0.6
+    assert share(found, "no change") >= 0.75
     assert share(found, "regression") + share(found, "improvement") == 0
     at_99 = stats.compare_entries(entries, drift=stats.drift_floors(noise_runs, z=2.576))
-    assert share(at_99, "no change") < 0.5
+    assert share(at_99, "no change") < 0.6
 
 
 def test_few_runs_are_moderated_towards_the_other_cells():

@@ -75,6 +75,43 @@ def test_verdicts(low, high, p, expected):
             METHOD_WORDS[stats.RUN_WORDS.index(expected)]
 
 
+def test_no_change_reads_the_90_percent_interval():
+    # A 95% interval past the floor, its 90% interval within it: equivalent at 5% (two one-sided
+    # tests), though not at 2.5%; a change still needs the 95% interval.
+    assert stats.verdict(0.96, 1.06, 0.5, eq_low=0.97, eq_high=1.045) == "no change"
+    assert stats.verdict(0.96, 1.06, 0.5) == "inconclusive"
+    assert stats.verdict(0.96, 1.06, 0.5, eq_low=0.97, eq_high=1.055) == "inconclusive"
+    assert stats.verdict_paired(1.0, 0.96, 1.06, eq_low=0.97, eq_high=1.045) == "no change"
+    assert stats.verdict_paired(1.07, 1.04, 1.10, eq_low=1.05, eq_high=1.09) == "regression"
+    rng = np.random.default_rng(4)
+    c = stats.compare(cell(rng), cell(rng))
+    assert c.ci_low < c.eq_low < c.ratio < c.eq_high < c.ci_high
+    found = stats.compare_all([(cell(rng), cell(rng))])[0]
+    assert found["eq_low"] > found["ci_low"] and found["eq_high"] < found["ci_high"]
+
+
+@pytest.mark.parametrize("paired", [True, False])
+def test_at_the_floor_no_change_is_said_at_most_5_percent_of_the_time(paired):
+    """The equivalence test's size: where the true ratio is the floor itself (1.05), `no change`
+    is wrong, and two one-sided tests at 5% say it at most 5% of the time; at a true 1.0 (an A/A
+    as wide) most of the time."""
+    rng = np.random.default_rng(3)
+    said = {}
+    for true in (1.05, 1.0):
+        shift = np.log(true)
+        if paired:  # twelve rounds of 20 cycles, each round's ratio off by 2%, each cycle by 2%
+            found = [stats.compare_paired([rng.normal(shift + rng.normal(0, 0.02), 0.02, 20) for _ in range(12)],
+                                          seed=i) for i in range(300)]
+            verdicts = [stats.verdict_paired(c.ratio, c.ci_low, c.ci_high, eq_low=c.eq_low, eq_high=c.eq_high)
+                        for c in found]
+        else:  # five rounds a side, 1% between rounds
+            verdicts = [f["verdict"] for f in stats.compare_all(
+                [(cell(rng, rounds=5, round_sd=0.01), [r * true for r in cell(rng, rounds=5, round_sd=0.01)])
+                 for _ in range(300)])]
+        said[true] = np.mean(np.array(verdicts) == "no change")
+    assert said[1.05] <= 0.05 and said[1.0] >= 0.6, said
+
+
 def test_benjamini_hochberg_matches_the_textbook():
     p = [0.01, 0.04, 0.03, 0.005, float("nan")]
     adjusted = stats.adjust(p)
@@ -269,15 +306,18 @@ def test_the_half_width_is_read_around_the_ratio_on_a_log_scale():
 def test_the_inconclusive_note_says_how_small_a_change_the_intervals_can_tell():
     import pandas as pd
 
-    table = pd.DataFrame({"ratio": [1.0, 1.03, 0.99], "ci_low": [0.98, 1.0, 0.97], "ci_high": [1.0 / 0.98, 1.06, 1.01],
+    table = pd.DataFrame({"ratio": [1.0, 1.03, 0.99], "ci_low": [0.9, 0.9, 0.9], "ci_high": [1.1, 1.1, 1.1],
+                          "eq_low": [0.98, 1.0, 0.97], "eq_high": [1.0 / 0.98, 1.06, 1.01],
                           "verdict": ["no change", "inconclusive", "no change"]})
     note = wording.inconclusive_note(table, 0.05)
-    # Half-widths 2.0%, about 3.0% and 2.0%: the median leaves 3% of the 5% floor for the change itself.
+    # The 90% intervals' half-widths, which the equivalence test reads (not the 95% ones, ±10%):
+    # 2.0%, about 3.0% and 2.0%; the median leaves 3% of the 5% floor for the change itself.
     assert note.startswith("1 of 3 cells are inconclusive") and "a median ±2.0% wide" in note
     assert "change under about 3.0% can be told from none" in note
     assert "as wide as the floor" in wording.inconclusive_note(table, 0.02)
     assert wording.inconclusive_note(table.assign(verdict="no change")) is None
-    alone = pd.DataFrame({"ratio": [1.0], "ci_low": [np.nan], "ci_high": [np.nan], "verdict": ["inconclusive"]})
+    alone = pd.DataFrame({"ratio": [1.0], "ci_low": [np.nan], "ci_high": [np.nan], "eq_low": [np.nan],
+                          "eq_high": [np.nan], "verdict": ["inconclusive"]})
     assert wording.inconclusive_note(alone).endswith("no interval (too few samples)")
 
 
