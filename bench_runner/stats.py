@@ -8,8 +8,8 @@ layout, one allocator history, one stretch of machine state. So the uncertainty 
 median comes from a hierarchical bootstrap, rounds first and samples within them
 (Davison & Hinkley, Bootstrap Methods and their Application, 1997, §3.8), and a verdict
 needs its whole 95% confidence interval beyond a practical floor, or its whole 90% interval
-inside it, as an equivalence test at 5% does (Schuirmann's two one-sided tests, 1987). p-values across cells are
-adjusted by Benjamini & Hochberg (1995). A history's change points are searched in
+inside it, as an equivalence test at 5% does (Schuirmann's two one-sided tests, 1987).
+p-values across cells are adjusted by Benjamini & Hochberg (1995). A history's change points are searched in
 bench_runner.step_detect on top of these. Torch-free (numpy, scipy): the dashboard imports it.
 """
 
@@ -262,9 +262,11 @@ def compare_all(pairs: Iterable[tuple[Sequence[np.ndarray], Sequence[np.ndarray]
 # inside it 80% of the time when it is z_0.975 + z_0.90 = 1.96 + 1.28 standard errors of their log
 # ratio, and the 90% interval the equivalence test reads (EQUIVALENCE_LEVEL), 89% of the time.
 # Resized for the 90% interval's 80% (1.645 + 1.28) it would let a drift that 0.3% of identical
-# pairs reach pass for a change, where 3.24 lets 0.1%. Where a run's own rounds explain its drift, a 99% floor
-# (z = 2.576) left 54% of synthetic identical pairs inconclusive and 41% of a quiet A/A's cells on
-# the VM (docs/notes/2026-12-05-a-floor-an-identical-pair-can-meet.md).
+# pairs reach pass for a change, where 3.24 lets 0.1%. Where a run's own rounds explain its drift,
+# a 99% floor (z = 2.576), judged by the 95% interval, left 54% of synthetic identical pairs
+# inconclusive and 41% of a quiet A/A's cells on the VM
+# (docs/notes/2026-12-05-a-floor-an-identical-pair-can-meet.md); by the 90% interval, 45% of the
+# synthetic pairs (tests/bench_runner/test_drift_floor.py).
 DRIFT_Z = 1.96 + 1.2816
 
 
@@ -363,9 +365,10 @@ def _round_half_width(round_values: Sequence[float], level: float = LEVEL) -> fl
 
 def compare_paired(log_ratios: Sequence[np.ndarray], n_boot: int = N_BOOT, seed: int = 0) -> Comparison:
     """The ratio (after ÷ before) of two cells timed in turns: exp of the median of their
-    per-cycle log ratios, with a 95% interval from a hierarchical bootstrap, rounds first, then
-    cycles within a drawn round (Kalibera & Jones, "Rigorous benchmarking in reasonable time",
-    ISMM 2013: resample at every level the variance lives at, the top one first), widened for
+    per-cycle log ratios, with a 95% interval (and the equivalence test's 90% one, drawn the same
+    way) from a hierarchical bootstrap, rounds first, then cycles within a drawn round (Kalibera &
+    Jones, "Rigorous benchmarking in reasonable time", ISMM 2013: resample at every level the
+    variance lives at, the top one first), widened for
     few rounds as `_widened_interval` says, and never narrower than Student's t interval of the
     rounds' median log ratios (`_round_half_width`: Yuen's trimmed t from 10 rounds). Both samples
     of a cycle share the machine's state of that moment, so what drifts between cycles, rounds and

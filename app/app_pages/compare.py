@@ -122,8 +122,8 @@ if baseline is not None:
                    f"by block in one run, and the interval comes from their per-cycle ratios; such a speed-up is "
                    f"faster or slower where its interval excludes 1 and it lies beyond ±{defaults.FLOOR:.0%}. "
                    f"The others compare two cells timed apart: their whole interval must lie beyond ±{defaults.FLOOR:.0%} "
-                   f"and the rank test hold across the table. No change: the 90% interval lies within ±{defaults.FLOOR:.0%} "
-                   f"(an equivalence test at 5%). "
+                   f"and the rank test hold across the table. No change: the 90% interval lies within "
+                   f"±{defaults.FLOOR:.0%} (an equivalence test at 5%). "
                    + (f"`?` marks the {inconclusive} inconclusive cells." if inconclusive else ""))
 
 export = shown[[c for c in shown.columns if not c.startswith("size_") and c != "result_id"]]
