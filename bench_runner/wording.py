@@ -12,6 +12,7 @@ from hadamard_bench.vocabulary import CELL_KEY, counted
 
 from .comparison import interval_half_width, outlasted, unsettled_share
 from .defaults import FLOOR
+from .machine_state import busy_reasons
 from .stats import INCONCLUSIVE
 
 
@@ -51,6 +52,27 @@ def settling_caveat(states: pd.DataFrame, sides: dict[str, Sequence[int]]) -> st
     told = ", ".join(f"{name} {bad} of {total}" for name, (bad, total) in counts.items() if total)
     return (f"cell-rounds timed while the cores were slow to work together (unsettled): {told}; a change in a "
             f"threaded CPU cell may then be the machine's, not the code's: measure again before trusting it")
+
+
+def busy_caveat(states: pd.DataFrame, sides: dict[str, Sequence[int]]) -> str | None:
+    """A sentence when rounds of a side ran while the machine was busy (machine_state.busy_reasons:
+    other processes or the hypervisor took a large share of the CPUs), for two sides timed apart:
+    a neighbour slows a small threaded call for whole rounds, as much as 2x on the 2-vCPU VM, which
+    neither the drift controls nor a floor measured in a quieter hour need see. None otherwise."""
+    if states.empty:
+        return None
+    told = []
+    for name, runs in sides.items():
+        rounds = states[states["run_id"].isin(list(runs))].to_dict("records")
+        busy = [r for r in rounds if busy_reasons(r)]
+        if busy:
+            worst = max(np.nanmax([r.get("other_cpu_share") or 0.0, r.get("steal_share") or 0.0]) for r in busy)
+            told.append(f"{name} {len(busy)} of {len(rounds)}, up to {worst:.0%}")
+    if not told:
+        return None
+    return (f"rounds timed while other processes or the hypervisor took a large share of the CPUs: "
+            f"{', '.join(told)}; a change between sides timed apart may then be the machine's, not the code's: "
+            f"measure again on a quiet machine, or time both versions in turns with `ab`")
 
 
 def ab_side_note(before_runs: Sequence[int], after_runs: Sequence[int], paired_with: dict) -> str | None:

@@ -78,9 +78,11 @@ if machine_drift:
     st.caption("The machine itself (drift controls, after ÷ before): " + wording.drift_text(machine_drift)
                + (f". {moved}." if moved else ""))
 if by == "runs":
-    caveat = wording.settling_caveat(states, {f"run {before}": [int(before)], f"run {after}": [int(after)]})
-    if caveat:
-        st.warning(caveat[0].upper() + caveat[1:] + ".")
+    sides = {f"run {before}": [int(before)], f"run {after}": [int(after)]}
+    for caveat in (wording.settling_caveat(states, sides),
+                   None if paired == len(result) else wording.busy_caveat(states, sides)):
+        if caveat:
+            st.warning(caveat[0].upper() + caveat[1:] + ".")
     timed_apart = wording.ab_side_note([int(before)], [int(after)], dict(zip(runs["run_id"], runs["paired_with"])))
     if timed_apart:
         st.warning(timed_apart[0].upper() + timed_apart[1:] + ".")

@@ -66,24 +66,27 @@ def side(session: Session, spec: str) -> tuple[pd.DataFrame, list[int], str]:
 
 
 def machine_change(session: Session, before_runs: list[int], after_runs: list[int],
-                   names: tuple[str, str] = ("before", "after")) -> tuple[dict[str, float], str | None, list[int]]:
+                   names: tuple[str, str] = ("before", "after")
+                   ) -> tuple[dict[str, float], str | None, list[int], str | None]:
     """How much the machine itself changed between the sides (their drift controls' ratio), a
-    caveat when either side was timed in a slow spell it could not wait out, and the runs such a
-    spell outlasted (comparison.runs_in_spells)."""
+    caveat when either side was timed in a slow spell it could not wait out, the runs such a
+    spell outlasted (comparison.runs_in_spells), and a caveat when either side's rounds ran on a
+    busy machine (wording.busy_caveat)."""
     from results_db import queries
 
     from .. import comparison, wording
 
     states = queries.round_states(session, before_runs + after_runs)
     if states.empty:
-        return {}, None, []
+        return {}, None, [], None
     sides = dict(zip(names, (before_runs, after_runs)))  # one entry when a run is compared with itself
     return (comparison.drift_ratios(states, before_runs, after_runs), wording.settling_caveat(states, sides),
-            comparison.runs_in_spells(states, before_runs + after_runs))
+            comparison.runs_in_spells(states, before_runs + after_runs), wording.busy_caveat(states, sides))
 
 
 def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float], caveat: str | None = None,
-                  threshold: float = defaults.FLOOR, floor_note: str | None = None) -> list[str]:
+                  threshold: float = defaults.FLOOR, floor_note: str | None = None,
+                  busy: str | None = None) -> list[str]:
     from .. import stats, wording
 
     counts = table["verdict"].value_counts()
@@ -105,6 +108,8 @@ def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float], caveat: 
                      f"with `ab`")
     if caveat:
         lines.append(caveat)
+    if busy:
+        lines.append(busy)
     held = int((table["unsettled"] != "").sum()) if "unsettled" in table else 0
     if held:
         lines.append(f"{counted(held, 'cell')} {'was' if held == 1 else 'were'} measured in a slow spell on a side "
@@ -121,15 +126,18 @@ def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float], caveat: 
 
 def report(table: pd.DataFrame, fmt: str, before_name: str, after_name: str, threshold: float,
            statistic: str = "median", machine_drift: dict | None = None, caveat: str | None = None,
-           floor_note: str | None = None) -> None:
-    """A comparison table on standard output as `--format` asks: table, csv or json."""
+           floor_note: str | None = None, busy: str | None = None) -> None:
+    """A comparison table on standard output as `--format` asks: table, csv or json. `busy`
+    (wording.busy_caveat) is said only where some cell was compared unpaired: cells that took
+    turns shared whatever kept the machine busy."""
     machine_drift = machine_drift or {}
+    busy = busy if "paired" in table and not table["paired"].all() else None
     if fmt == "csv":
         table.to_csv(sys.stdout, index=False)
     elif fmt == "json":
         print(json.dumps({"before": before_name, "after": after_name, "threshold": threshold,
                           "statistic": statistic, "floor_note": floor_note,
-                          "machine_drift": machine_drift, "settling_caveat": caveat,
+                          "machine_drift": machine_drift, "settling_caveat": caveat, "busy_caveat": busy,
                           "cells": json.loads(table.to_json(orient="records"))}, indent=1))
     else:
         shown = table.assign(**{c: table[c].map(lambda v: f"{v:.3f}") for c in ("ratio", "ci_low", "ci_high")},
@@ -147,7 +155,7 @@ def report(table: pd.DataFrame, fmt: str, before_name: str, after_name: str, thr
         print(f"{after_name} against {before_name}, ratio of {statistic}s, threshold {threshold:.0%}")
         print(shown.to_string(index=False))
         print()
-        print("\n".join(summary_lines(table, machine_drift, caveat, threshold, floor_note)))
+        print("\n".join(summary_lines(table, machine_drift, caveat, threshold, floor_note, busy)))
 
 
 def run(args) -> int:
@@ -163,7 +171,8 @@ def run(args) -> int:
         if before_runs == after_runs:
             raise UsageError(f"{before_name} and {after_name} are the same measurements "
                              f"(run {', '.join(map(str, before_runs))}); compare two different runs or machines")
-        machine_drift, caveat, spelled = machine_change(session, before_runs, after_runs, (before_name, after_name))
+        machine_drift, caveat, spelled, busy = machine_change(session, before_runs, after_runs,
+                                                              (before_name, after_name))
         drift, floors, fingerprints = history.measured_drift(session, before_runs + after_runs)
         timed_apart = wording.ab_side_note(before_runs, after_runs, {
             r.id: r.paired_with for r in session.scalars(select(Run).where(Run.id.in_(before_runs + after_runs)))})
@@ -175,7 +184,7 @@ def run(args) -> int:
                          + (" but the same stored ones" if same else ""))
     table = comparison.in_cell_order(table)
     report(table, args.format, before_name, after_name, args.threshold, args.statistic, machine_drift, caveat,
-           wording.floor_note(table, args.threshold, floors, fingerprints))
+           wording.floor_note(table, args.threshold, floors, fingerprints), busy)
     if timed_apart:  # below the table, or on stderr where stdout is data
         print(timed_apart, file=sys.stdout if args.format == "table" else sys.stderr)
     regressed = (table["verdict"] == stats.RUN_WORDS[0]).any()

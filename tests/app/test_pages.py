@@ -270,6 +270,21 @@ def test_diff_warns_when_a_run_was_timed_in_a_spell_it_could_not_wait_out(db_url
     assert not any("unsettled" in w.value for w in at.warning)
 
 
+def test_diff_warns_when_a_run_was_timed_on_a_busy_machine(db_url, monkeypatch):
+    from tests.bench_runner.test_compare import _plant_rounds, plant_runs
+
+    plant_runs(db_url)
+    _plant_rounds(db_url, {1: [0, 0, 0], 2: [0, 0, 0]}, other_share={1: 0.3, 2: 0.01})
+    at = render(db_url, monkeypatch, "app_pages/diff.py")
+    next(s for s in at.selectbox if s.label == "Before").set_value(1).run()
+    next(s for s in at.selectbox if s.label == "After").set_value(2).run()
+    assert not at.exception
+    assert any(w.value.startswith("Rounds timed while other processes or the hypervisor took a large share of the "
+                                  "CPUs: run 1 3 of 3, up to 30%;") for w in at.warning), [w.value for w in at.warning]
+    next(s for s in at.selectbox if s.label == "Before").set_value(3).run()  # run 3 has no rounds, run 2 was quiet
+    assert not any("hypervisor" in w.value for w in at.warning)
+
+
 def test_compare_shows_each_speedup_with_its_interval(seeded_db, monkeypatch):
     at = render(seeded_db, monkeypatch, "app_pages/compare.py")
     table = at.dataframe[0].value

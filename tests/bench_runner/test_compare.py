@@ -343,9 +343,11 @@ def test_gate_bad_input_is_one_line_and_exit_2(db_url, capsys, args, words):
     assert words in err and err.count("\n") == 1
 
 
-def _plant_rounds(db_url, unsettled: dict[int, list[int]], cells: int = 10, copy_s: dict[int, float] | None = None):
-    """Round records for runs: each round's unsettled cells, and its drift controls (the probe,
-    and the 16 MiB copy at `copy_s[run]` where given)."""
+def _plant_rounds(db_url, unsettled: dict[int, list[int]], cells: int = 10, copy_s: dict[int, float] | None = None,
+                  other_share: dict[int, float] | None = None):
+    """Round records for runs: each round's unsettled cells, its drift controls (the probe,
+    and the 16 MiB copy at `copy_s[run]` where given) and the share of the CPUs other processes
+    took (`other_share[run]`, where given)."""
     factory = sessionmaker(results_db.open_engine(db_url))
     with factory() as session, session.begin():
         for run_id, per_round in unsettled.items():
@@ -353,7 +355,30 @@ def _plant_rounds(db_url, unsettled: dict[int, list[int]], cells: int = 10, copy
             for i, bad in enumerate(per_round):
                 record = store.start_round(session, run_id, i, 5, None)
                 store.finish_round(session, record.id, cells, RoundState(
-                    settle={"cells_unsettled": bad, "waited_s": 10.0}, drift={"cpu": controls}))
+                    settle={"cells_unsettled": bad, "waited_s": 10.0}, drift={"cpu": controls},
+                    other_cpu_share=(other_share or {}).get(run_id)))
+
+
+def test_a_side_timed_on_a_busy_machine_gets_a_caveat(planted_db, capsys):
+    _plant_rounds(planted_db, {1: [0, 0, 0], 2: [0, 0, 0]}, other_share={1: 0.02, 2: 0.5})
+    out = compare(planted_db, "1", "2", capsys=capsys)[1]
+    assert ("rounds timed while other processes or the hypervisor took a large share of the CPUs: run 2 3 of 3, "
+            "up to 50%; a change between sides timed apart may then be the machine's") in out
+    found = json.loads(compare(planted_db, "1", "2", "--format", "json", capsys=capsys)[1])
+    assert "run 2 3 of 3" in found["busy_caveat"] and "run 1" not in found["busy_caveat"]
+    _plant_rounds(planted_db, {3: [0, 0, 0]}, other_share={3: 0.1})  # under the 15% line
+    assert json.loads(compare(planted_db, "1", "3", "--format", "json", capsys=capsys)[1])["busy_caveat"] is None
+
+
+def test_cells_that_took_turns_get_no_busy_caveat(db_url, capsys):
+    before, after = plant_session(db_url)
+    _plant_rounds(db_url, {before: [0], after: [0]}, other_share={before: 0.5, after: 0.5})
+    found = json.loads(compare(db_url, str(before), str(after), "--format", "json", capsys=capsys)[1])
+    assert all(c["paired"] for c in found["cells"]) and found["busy_caveat"] is None
+    unlinked = plant_session(db_url, linked=False)
+    _plant_rounds(db_url, dict.fromkeys(unlinked, [0]), other_share=dict.fromkeys(unlinked, 0.5))
+    found = json.loads(compare(db_url, *map(str, unlinked), "--format", "json", capsys=capsys)[1])
+    assert not any(c["paired"] for c in found["cells"]) and "up to 50%" in found["busy_caveat"]
 
 
 def test_a_side_timed_in_a_spell_it_could_not_wait_out_gets_a_caveat(planted_db, capsys):
@@ -383,7 +408,7 @@ def test_no_caveat_when_both_sides_settled(planted_db, capsys):
     out = compare(planted_db, "1", "2", capsys=capsys)[1]
     assert "unsettled" not in out and "machine drift" in out  # neither the caveat nor an empty column
     found = json.loads(compare(planted_db, "1", "2", "--format", "json", capsys=capsys)[1])
-    assert found["settling_caveat"] is None
+    assert found["settling_caveat"] is None and found["busy_caveat"] is None
 
 
 def test_the_unsettled_share_counts_only_the_runs_asked_and_rounds_that_settled():
