@@ -174,7 +174,9 @@ def headline_text(h) -> str:
         claim = (f":red[**{method}** is {1 / h.speedup:.2f}× [{1 / h.speedup_high:.2f}, {1 / h.speedup_low:.2f}] "
                  f"slower than **{baseline}**]")
     elif h.verdict == "no change":
-        claim = f"**{method}** runs as fast as **{baseline}** (within ±{defaults.FLOOR:.0%}: {interval})"
+        # The equivalence test read the 90% interval; the one shown is the 95% one, as in every headline.
+        claim = (f"**{method}** runs as fast as **{baseline}** (within ±{defaults.FLOOR:.0%} at 90% confidence; "
+                 f"95% interval {interval})")
     else:
         claim = (f":orange[**{method}** against **{baseline}**: {h.speedup:.2f}× {interval}, inconclusive: "
                  f"measure again with more rounds]")

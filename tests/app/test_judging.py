@@ -46,7 +46,7 @@ def test_a_headline_built_on_a_noisy_timing_says_so():
 @pytest.mark.parametrize("factor, spread, verdict, words", [
     (0.5, 0.01, "faster", "is 2.00× ["),
     (2.0, 0.01, "slower", "is 2.00× ["),
-    (1.0, 0.01, "no change", "runs as fast as"),
+    (1.0, 0.01, "no change", "runs as fast as **base** (within ±5% at 90% confidence; 95% interval ["),
     (0.96, 0.2, "inconclusive", "inconclusive: measure again"),
 ])
 def test_speedups_and_headlines_say_faster_only_when_the_verdict_does(factor, spread, verdict, words):
