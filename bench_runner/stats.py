@@ -205,8 +205,11 @@ def adjust(p_values: Sequence[float]) -> np.ndarray:
     return out
 
 
-def _equivalent(eq_low: float, eq_high: float, floor: float) -> bool:
-    """The equivalence test: the whole EQUIVALENCE_LEVEL interval within [1 − floor, 1 + floor]."""
+def _equivalent(ci_low: float, ci_high: float, eq_low: float, eq_high: float, floor: float) -> bool:
+    """The equivalence test: the whole EQUIVALENCE_LEVEL interval (`eq_low`, `eq_high`; where not
+    given, the 95% one) within [1 − floor, 1 + floor]."""
+    if not (np.isfinite(eq_low) and np.isfinite(eq_high)):
+        eq_low, eq_high = ci_low, ci_high
     return bool(np.isfinite(eq_low) and np.isfinite(eq_high) and eq_low >= 1 - floor and eq_high <= 1 + floor)
 
 
@@ -223,10 +226,7 @@ def verdict(ci_low: float, ci_high: float, p_adjusted: float, floor: float = FLO
         return words[0]
     if ci_high < 1 - floor and significant:
         return words[1]
-    given = np.isfinite(eq_low) and np.isfinite(eq_high)
-    if _equivalent(eq_low if given else ci_low, eq_high if given else ci_high, floor):
-        return NO_CHANGE
-    return INCONCLUSIVE
+    return NO_CHANGE if _equivalent(ci_low, ci_high, eq_low, eq_high, floor) else INCONCLUSIVE
 
 
 VERDICT_COLUMNS = ["ratio", "ci_low", "ci_high", "eq_low", "eq_high", "p_value", "p_adjusted", "rounds", "verdict"]
@@ -408,10 +408,7 @@ def verdict_paired(ratio: float, ci_low: float, ci_high: float, floor: float = F
         return words[0]
     if ci_high < 1 and ratio < 1 - floor:
         return words[1]
-    given = np.isfinite(eq_low) and np.isfinite(eq_high)
-    if _equivalent(eq_low if given else ci_low, eq_high if given else ci_high, floor):
-        return NO_CHANGE
-    return INCONCLUSIVE
+    return NO_CHANGE if _equivalent(ci_low, ci_high, eq_low, eq_high, floor) else INCONCLUSIVE
 
 
 def compare_entries(pairs: Iterable[tuple[Sequence, Sequence]], floor: float = FLOOR, alpha: float = ALPHA,
