@@ -93,7 +93,7 @@ def explained(table: pd.DataFrame, marks: pd.DataFrame, run_id: int) -> pd.Serie
     return pd.Series(out, index=table.index, dtype=object)
 
 
-def markdown(table: pd.DataFrame, title: str, threshold: float, floor_note: str = "") -> str:
+def markdown(table: pd.DataFrame, title: str, threshold: float, floor_note: str = "", busy: str | None = None) -> str:
     from .. import stats
 
     lines = [f"### Hadamard Bench: {title}", "",
@@ -117,8 +117,9 @@ def markdown(table: pd.DataFrame, title: str, threshold: float, floor_note: str 
         for r in regressed.itertuples():
             lines.append(f"| {r.benchmark} · {r.method} · {r.backend} · {r.device} · {r.dtype} · {r.mode} · {r.size} "
                          f"| {r.ratio:.3f}× | [{r.ci_low:.3f}, {r.ci_high:.3f}] | {r.floor:.0%} | {r.p_adjusted:.2g} |")
-    if floor_note:
-        lines += ["", floor_note[0].upper() + floor_note[1:] + "."]
+    for said in (floor_note, busy):
+        if said:
+            lines += ["", said[0].upper() + said[1:] + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -182,12 +183,15 @@ def run(args) -> int:
         return 0
     table["explained_by"] = explained(table, marks, args.run)
     return verdict(table, args, f"run {args.run} against up to {args.against} earlier runs",
-                   wording.floor_note(table, args.threshold, floors, 1), machine_drift)
+                   wording.floor_note(table, args.threshold, floors, 1), machine_drift,
+                   wording.busy_caveat(states, {"the earlier runs": before_runs, f"run {args.run}": [args.run]}))
 
 
-def verdict(table: pd.DataFrame, args, title: str, floor_note: str, machine_drift: dict) -> int:
+def verdict(table: pd.DataFrame, args, title: str, floor_note: str, machine_drift: dict,
+            busy: str | None = None) -> int:
     """Print the judged table's summary and regressions (and write --markdown); exit status 1
-    when a regression no `expected` mark explains is among them."""
+    when a regression no `expected` mark explains is among them. `busy`: wording.busy_caveat's
+    sentence for sides timed apart, said beside the floor."""
     from .. import stats, wording
 
     counts = table["verdict"].value_counts()
@@ -196,6 +200,8 @@ def verdict(table: pd.DataFrame, args, title: str, floor_note: str, machine_drif
     print("verdicts: " + ", ".join(f"{int(counts.get(v, 0))} {v}" for v in
                                    (*stats.RUN_WORDS, stats.NO_CHANGE, stats.INCONCLUSIVE)))
     print(floor_note)
+    if busy:
+        print(busy)
     moved = wording.machine_moved_note(table)
     if moved:
         print(f"{moved}: {wording.drift_text(machine_drift)}")
@@ -205,5 +211,5 @@ def verdict(table: pd.DataFrame, args, title: str, floor_note: str, machine_drif
         print(f"regression: {r.benchmark}/{r.method}/{r.backend} {r.size}: {r.ratio:.3f}× "
               f"[{r.ci_low:.3f}, {r.ci_high:.3f}]{why}")
     if args.markdown:
-        out_path(args.markdown).write_text(markdown(table, title, args.threshold, floor_note), encoding="utf-8")
+        out_path(args.markdown).write_text(markdown(table, title, args.threshold, floor_note, busy), encoding="utf-8")
     return 1 if (regressions["explained_by"] == "").any() else 0

@@ -506,6 +506,20 @@ def test_only_unpaired_changes_whose_interval_reaches_within_the_move_are_held()
     assert comparison.machine_move({"cpu copy": 0.5, "cpu matmul": 1.1}) == pytest.approx(abs(np.log(0.5)))
 
 
+def test_gate_says_when_the_run_it_judges_ran_on_a_busy_machine(db_url, tmp_path, capsys):
+    _history_db(db_url, (1.0, 1.01, 0.99, 1.0, 1.6))  # run 5: the N=256 cell 1.6× slower
+    _plant_rounds(db_url, {r: [0, 0, 0] for r in range(1, 6)}, other_share={1: 0.01, 2: 0.01, 3: 0.01, 4: 0.01, 5: 0.4})
+    summary = tmp_path / "gate.md"
+    assert main(["gate", "5", "--db", db_url, "--markdown", str(summary)]) == 1  # the verdict stands
+    said = ("rounds timed while other processes or the hypervisor took a large share of the CPUs: run 5 3 of 3, "
+            "up to 40%; a change between sides timed apart may then be the machine's")
+    out = capsys.readouterr().out
+    assert said in out and "the earlier runs" not in out  # they were quiet
+    assert said[0].upper() + said[1:] in summary.read_text()
+    assert main(["gate", "4", "--db", db_url]) == 0
+    assert "hypervisor" not in capsys.readouterr().out  # runs 1-4 were quiet
+
+
 def test_gate_holds_a_regression_the_machine_itself_moved_as_far_as(db_url, capsys):
     _history_db(db_url, (1.0, 1.01, 0.99, 1.0, 1.6))  # run 5: the N=256 cell 1.6× slower
     # Run 5's copy control ran 1.8× slower than in runs 1-4: the machine moved more than the cell did.
