@@ -186,6 +186,12 @@ def drift_table(runs: Sequence[pd.DataFrame]) -> pd.DataFrame:
     return table
 
 
+def timed_apart(table: pd.DataFrame) -> bool:
+    """Whether some cell of a comparison table was compared unpaired, its two sides timed at
+    different times: only those can carry what the machine did in between (wording.busy_caveat)."""
+    return bool("paired" in table and not table["paired"].all())
+
+
 def interval_coverage(table: pd.DataFrame) -> float:
     """The share of compared cells whose interval holds 1 (NaN when none has one). Between two
     runs of the same code nothing changed, so honest 95% intervals hold 1 for about 95% of the

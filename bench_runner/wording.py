@@ -112,9 +112,9 @@ def explain_verdicts(floor: float = FLOOR) -> str:
             f"Mann–Whitney U test stays significant after Benjamini–Hochberg across the cells compared; "
             f"`no change` when the whole 90% interval (`eq_low`, `eq_high`) lies within ±{floor:.0%}, an "
             f"equivalence test at 5%; `inconclusive` otherwise: measure again with more rounds to decide. "
-            f"A regression (an improvement) is also held `inconclusive` when the after (before) side still holds a round timed while the cores were slow "
-            f"to work together, or ran on a CPU in a run such a spell outlasted, since a spell only adds time "
-            f"(column `unsettled`).")
+            f"A regression (an improvement) is also held `inconclusive` when the after (before) side still "
+            f"holds a round timed while the cores were slow to work together, or ran on a CPU in a run such a "
+            f"spell outlasted, since a spell only adds time (column `unsettled`).")
 
 
 def noise_summary(floors: pd.DataFrame) -> str:

@@ -80,7 +80,7 @@ if machine_drift:
 if by == "runs":
     sides = {f"run {before}": [int(before)], f"run {after}": [int(after)]}
     for caveat in (wording.settling_caveat(states, sides),
-                   None if paired == len(result) else wording.busy_caveat(states, sides)):
+                   wording.busy_caveat(states, sides) if comparison.timed_apart(result) else None):
         if caveat:
             st.warning(caveat[0].upper() + caveat[1:] + ".")
     timed_apart = wording.ab_side_note([int(before)], [int(after)], dict(zip(runs["run_id"], runs["paired_with"])))

@@ -130,8 +130,10 @@ def report(table: pd.DataFrame, fmt: str, before_name: str, after_name: str, thr
     """A comparison table on standard output as `--format` asks: table, csv or json. `busy`
     (wording.busy_caveat) is said only where some cell was compared unpaired: cells that took
     turns shared whatever kept the machine busy."""
+    from .. import comparison
+
     machine_drift = machine_drift or {}
-    busy = busy if "paired" in table and not table["paired"].all() else None
+    busy = busy if comparison.timed_apart(table) else None
     if fmt == "csv":
         table.to_csv(sys.stdout, index=False)
     elif fmt == "json":
