@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -33,40 +33,45 @@ def calibrate(device: str, dtypes: list[str], clock: timing.Clock | None = None,
     stored 19 correct cells (GEMMs at 0.31 TFLOP/s) as implausible. Tries over two seconds cover
     a phase of a neighbour that idles one second in two."""
     clock = clock or timing.clock_for(torch.device(device))
-    n = COPY_BYTES[device] // 4
-    copy_s, compute = math.inf, {name: 0.0 for name in dtypes}
     until = time.perf_counter() + window_s
+    # The tensors are made once, not every try: on the 2-vCPU VM (2026-12-05) filling the copy's
+    # 64 MiB with random numbers took 0.1 s of each 0.4-0.5 s try, and a 2 s window held 4-5
+    # tries where it now holds 6-8.
+    n = COPY_BYTES[device] // 4
+    copy = _copy_call(device, n)
+    computes = {name: _compute_calls(device, getattr(torch, name)) for name in dtypes}
+    copy_s, compute = math.inf, {name: 0.0 for name in dtypes}
     while True:
-        copy_s = min(copy_s, _copy_seconds(device, n, clock))
-        for name in dtypes:
-            compute[name] = max(compute[name], _compute_gflops(device, getattr(torch, name), clock))
+        copy_s = min(copy_s, timing.measure(copy, clock, POLICY).median)
+        for name, calls in computes.items():
+            compute[name] = max(compute[name], *(flop / timing.measure(call, clock, POLICY).median / 1e9
+                                                 for call, flop in calls))
         if time.perf_counter() >= until:
             return {"copy_gbps": 2 * n * 4 / copy_s / 1e9, "matmul_gflops": compute}
 
 
-def _compute_gflops(device: str, dtype: torch.dtype, clock: timing.Clock) -> float:
-    """The faster of a square matrix product and (on a CPU) a 3×3 convolution, in GFLOP/s: the
-    libraries behind them do not reach the same peak everywhere. On a 2-vCPU AMD EPYC, PyTorch's
-    MKL matrix product took its AVX2 path (200 GFLOP/s) while oneDNN's convolutions used
-    AVX-512 (440 GFLOP/s), so against the product alone correct convolution cells read 2× the
-    ceiling and were stored as implausible."""
+def _compute_calls(device: str, dtype: torch.dtype) -> list[tuple[Callable[[], object], float]]:
+    """(call, its FLOPs): a square matrix product and, on a CPU, a 3×3 convolution, the faster of
+    which sets the ceiling: the libraries behind them do not reach the same peak everywhere. On a
+    2-vCPU AMD EPYC, PyTorch's MKL matrix product took its AVX2 path (200 GFLOP/s) while oneDNN's
+    convolutions used AVX-512 (440 GFLOP/s), so against the product alone correct convolution
+    cells read 2× the ceiling and were stored as implausible."""
     m = MATMUL_SIZE[device]
     a, b = torch.randn(m, m, device=device, dtype=dtype), torch.randn(m, m, device=device, dtype=dtype)
-    best = 2 * m**3 / timing.measure(lambda: a @ b, clock, POLICY).median / 1e9
+    calls = [(lambda: a @ b, 2 * m**3)]
     if device in CONV_SHAPE:
         batch, channels, side = CONV_SHAPE[device]
         x = torch.randn(batch, channels, side, side, device=device, dtype=dtype)
         w = torch.randn(channels, channels, 3, 3, device=device, dtype=dtype)
-        conv_s = timing.measure(lambda: torch.nn.functional.conv2d(x, w, padding=1), clock, POLICY).median
-        best = max(best, 2 * batch * channels**2 * 9 * side**2 / conv_s / 1e9)
-    return best
+        calls.append((lambda: torch.nn.functional.conv2d(x, w, padding=1), 2 * batch * channels**2 * 9 * side**2))
+    return calls
 
 
-def _copy_seconds(device: str, n: int, clock: timing.Clock) -> float:
-    """Median time to copy n float32 values into a buffer allocated once (freed on return)."""
+def _copy_call(device: str, n: int) -> Callable[[], object]:
+    """A copy of n float32 values into a buffer of its own (both freed with the call)."""
     src = torch.randn(n, device=device)
     dst = torch.empty_like(src)
-    return timing.measure(lambda: dst.copy_(src), clock, POLICY).median
+    return lambda: dst.copy_(src)
 
 
 def roofline_fraction(flops: float | None, bytes_moved: float | None, seconds: float,

@@ -62,6 +62,20 @@ def test_the_ceilings_are_the_best_of_tries_over_their_window(monkeypatch, windo
     assert window_s <= clock.now < window_s + 1.5  # and then it stops
 
 
+def test_the_tensors_are_made_once_however_many_tries_the_window_takes(monkeypatch):
+    import torch
+
+    clock = Neighbour(per_call=0.01, busy_s=0.0)
+    monkeypatch.setattr(calibration, "time", types.SimpleNamespace(perf_counter=lambda: clock.now))
+    made, randn = [], torch.randn
+    monkeypatch.setattr(torch, "randn", lambda *shape, **kw: made.append(shape) or randn(*shape, **kw))
+    timed, measure = [], calibration.timing.measure
+    monkeypatch.setattr(calibration.timing, "measure", lambda fn, *a: timed.append(fn) or measure(fn, *a))
+    calibration.calibrate("cpu", ["float32"], clock=clock, window_s=2.0)
+    assert len(timed) >= 6 and len(timed) % 3 == 0  # two tries or more: a copy, a product, a convolution
+    assert len(made) == 5  # the copy's source, the product's two factors, the convolution's input and weight
+
+
 def test_the_suites_that_measure_for_results_try_their_ceilings_over_two_seconds():
     from bench_runner import defaults
 
