@@ -158,7 +158,7 @@ def _measure(args, factory, runs, sides, cells, policy, rounds, seed, plugin, st
     with tqdm(total=len(cells) * rounds, unit="cell", disable=args.quiet, dynamic_ncols=True) as bar:
         try:
             ab.measure(factory, runs, sides, cells, policy, rounds, seed, args.cell_timeout, plugin,
-                       on_cell=lambda cell: bar.update(), started=started)
+                       on_cell=lambda cell: _advance(bar, cell), started=started)
         except BaseException as exc:
             with factory() as session, session.begin():
                 for run_id in runs:
@@ -168,6 +168,12 @@ def _measure(args, factory, runs, sides, cells, policy, rounds, seed, plugin, st
     with factory() as session, session.begin():
         for run_id in runs:
             store.finish_run(session, run_id, "finished")
+
+
+def _advance(bar, cell) -> None:
+    """One cell of one round done, on both sides: named on the bar as `run` names its cells."""
+    bar.set_postfix_str(f"{cell.benchmark}/{cell.method}/{cell.backend}", refresh=False)
+    bar.update()
 
 
 def markdown(table, before_name: str, after_name: str, threshold: float) -> str:

@@ -133,11 +133,13 @@ def test_the_same_revision_on_both_sides_is_an_a_a(tmp_path, capsys):
     # of this cell read 1.88 with an interval of 0.63-3.48 (2026-12-04).
     code = cli.main(["ab", "HEAD", "HEAD", "--suite", "quick", "--size", "n=262144", "--rounds", "3",
                      "--benchmark", "elementwise", "--method", "hadamard", "--backend", "eager", "--device", "cpu",
-                     "--db", url, "--quiet", "--format", "json"])
+                     "--db", url, "--format", "json"])
     assert code == 0
     import json
 
-    cells = json.loads(capsys.readouterr().out)["cells"]
+    shown = capsys.readouterr()
+    cells = json.loads(shown.out)["cells"]
+    assert "elementwise/hadamard/eager" in shown.err  # the progress bar names the cell, as `run`'s does
     assert cells and all(c["paired"] for c in cells)
     # The same code on both sides times the same calls: each side's fastest blocks (its tenth
     # percentile per call, the blocks no other process cut into) lie near the other's. A side that
