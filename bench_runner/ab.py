@@ -31,10 +31,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hadamard_bench import plugins
 from results_db import Run, store
-from results_db.round_state import RoundState
 
 from . import defaults, machine_state, record, selection, stats, sweep, timing
-from .cell import Cell, CellOutcome
+from .cell import Cell, CellOutcome, device_unavailable
 from .worker import allocator_env, allocator_setting
 
 ROOT = Path(__file__).resolve().parent.parent  # the driver's checkout: both sides' measurement code
@@ -351,8 +350,9 @@ def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence
     cpus = os.sched_getaffinity(0)
     policy = round_policy(policy)
     failed: set[Cell] = set()
+    devices = sorted({c.device for c in cells if not device_unavailable(c.device)})
     for round_index in range(rounds):
-        before = machine_state.snapshot()
+        watch = sweep.RoundWatch.begin(devices)
         with factory() as session, session.begin():
             records = [store.start_round(session, run_id, round_index, seed, os.getpid()).id for run_id in runs]
         # The sides' CPU seconds before the round: those the command started (and checked) before it
@@ -383,8 +383,9 @@ def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence
         finally:
             stop_sides(procs)
         # What the machine did while the round ran, as `run` stores it for a plain run's round (load,
-        # other processes' share of the CPUs, steal), the same for both runs: they shared the round.
-        state = RoundState(**machine_state.state_between(before, machine_state.snapshot(), ours))
+        # other processes' share of the CPUs, steal, a GPU's telemetry), the same for both runs: they
+        # shared the round.
+        state = watch.state(ours)
         with factory() as session, session.begin():
             for record_id in records:
                 store.finish_round(session, record_id, measured, state)

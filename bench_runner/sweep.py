@@ -190,13 +190,37 @@ def _store_outcome(session_factory: sessionmaker[Session], run_id: int, cell: Ce
 
 
 @dataclass
+class RoundWatch:
+    """What the machine was doing as a round began, to be set against its end: the CPUs' counters
+    (machine_state) and each device's telemetry (NVML on a GPU). A plain run's rounds and an `ab`
+    session's keep the same record of the machine this way."""
+
+    before: dict
+    sources: dict
+    telemetry: dict
+
+    @classmethod
+    def begin(cls, devices: Sequence[str]) -> RoundWatch:
+        sources = {d: telemetry.source_for(d) for d in devices}
+        return cls(machine_state.snapshot(), sources, {d: s.sample() for d, s in sources.items()})
+
+    def state(self, own_cpu_s: float, **measured) -> RoundState:
+        """The round's RoundState, from its beginning to now. `own_cpu_s`: the CPU seconds of the
+        processes that timed it, which are not other processes' load; `measured`: what the timing
+        itself reported (drift controls, the settle summary)."""
+        machine = machine_state.state_between(self.before, machine_state.snapshot(), own_cpu_s)
+        after = {d: s.sample() for d, s in self.sources.items()}
+        devices = {d: {"before": self.telemetry[d], "after": after[d]} for d in self.sources}
+        return RoundState(**machine, **measured,
+                          telemetry=devices if any(self.telemetry.values()) or any(after.values()) else None)
+
+
+@dataclass
 class _RoundStart:
     """What a round recorded as it began, for _finish_round."""
 
     record_id: int
-    before: dict
-    sources: dict
-    telemetry: dict
+    watch: RoundWatch
     drift: dict
 
 
@@ -204,23 +228,17 @@ def _start_round(session_factory: sessionmaker[Session], run_id: int, index: int
                  devices: list[str]) -> _RoundStart:
     """A round's bookkeeping as it begins: a fresh worker, the machine's state and the devices' telemetry, a round record, the drift controls."""
     executor.restart()
-    before = machine_state.snapshot()
-    sources = {d: telemetry.source_for(d) for d in devices}
-    sampled = {d: s.sample() for d, s in sources.items()}
+    watch = RoundWatch.begin(devices)
     with session_factory() as session, session.begin():
         record_id = store.start_round(session, run_id, index, seed, os.getpid()).id
-    return _RoundStart(record_id, before, sources, sampled, executor.drift(devices))
+    return _RoundStart(record_id, watch, executor.drift(devices))
 
 
 def _finish_round(session_factory: sessionmaker[Session], started: _RoundStart, executor: Executor,
                   cells: int) -> None:
     """Store what the machine did during the round: its state, the drift controls, how long the
-    worker waited out slow spells of its cores, and the telemetry as the round began and ended
-    (NVML on a GPU)."""
-    machine = machine_state.state_between(started.before, machine_state.snapshot(), executor.worker_cpu_seconds())
-    after = {d: s.sample() for d, s in started.sources.items()}
-    devices = {d: {"before": started.telemetry[d], "after": after[d]} for d in started.sources}
-    state = RoundState(**machine, drift=started.drift, settle=executor.settle_summary(),
-                       telemetry=devices if any(started.telemetry.values()) or any(after.values()) else None)
+    worker waited out slow spells of its cores, and the telemetry as the round began and ended."""
+    state = started.watch.state(executor.worker_cpu_seconds(), drift=started.drift,
+                                settle=executor.settle_summary())
     with session_factory() as session, session.begin():
         store.finish_round(session, started.record_id, cells, state)

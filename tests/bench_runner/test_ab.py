@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 import results_db
-from bench_runner import ab, cli, stats, worker
+from bench_runner import ab, cli, stats, telemetry, worker
 from results_db import Result, Run
 from tests.conftest import ROOT
 
@@ -234,10 +234,18 @@ def test_each_round_of_a_session_stores_what_the_machine_did(tmp_path, monkeypat
     monkeypatch.setattr(ab, "start_sides", lambda *args, **kwargs: [Fake(), Fake()])
     monkeypatch.setattr(ab, "stop_sides", lambda procs: None)
     monkeypatch.setattr(ab, "one_cell", one_cell)
+    # The device's telemetry at each round's ends, as a plain run's rounds keep it (NVML on a GPU).
+    samples = iter(range(100))
+    telemetry_source = type("Source", (), {"why_not": None, "energy_j": lambda self: None,
+                                           "sample": lambda self: {"sm_clock_mhz": 1000 + next(samples)}})()
+    telemetry.use("cpu", telemetry_source)
     url = f"sqlite:///{tmp_path / 'rounds.db'}"
-    assert cli.main(["ab", "HEAD", "HEAD", "--suite", "smoke", "--benchmark", "elementwise", "--method", "hadamard",
-                     "--method", "relu", "--backend", "eager", "--rounds", "2", "--seed", "7", "--db", url,
-                     "--quiet", "--format", "csv"]) == 0
+    try:
+        assert cli.main(["ab", "HEAD", "HEAD", "--suite", "smoke", "--benchmark", "elementwise", "--method",
+                         "hadamard", "--method", "relu", "--backend", "eager", "--rounds", "2", "--seed", "7",
+                         "--db", url, "--quiet", "--format", "csv"]) == 0
+    finally:
+        telemetry.use("cpu", None)
     with sessionmaker(results_db.open_engine(url))() as session:
         records = session.scalars(select(RoundRecord).order_by(RoundRecord.run_id, RoundRecord.round)).all()
         cells = len(session.scalars(select(Result).where(Result.run_id == 1)).all())
@@ -245,6 +253,9 @@ def test_each_round_of_a_session_stores_what_the_machine_did(tmp_path, monkeypat
     assert [(r.run_id, r.round, r.seed, r.cells) for r in records] == [
         (1, 0, 7, cells), (1, 1, 7, cells), (2, 0, 7, cells), (2, 1, 7, cells)]
     assert all(r.finished_at is not None for r in records)
+    # Round 0 read the clock at 1000 and 1001, round 1 at 1002 and 1003; both runs keep each round's.
+    assert [(r.state["telemetry"]["cpu"]["before"]["sm_clock_mhz"], r.state["telemetry"]["cpu"]["after"]
+             ["sm_clock_mhz"]) for r in records] == [(1000, 1001), (1002, 1003)] * 2
     assert len(states) == 4 and (states["wall_s"] > 0).all() and (states["cores"] == os.cpu_count()).all()
     assert states["other_cpu_share"].between(0, 1).all() and states["steal_share"].between(0, 1).all()
     # One round, one machine: both runs carry the same state for it.
