@@ -11,6 +11,7 @@ memory on one core for the whole measurement (benchmarks/speedup_aa.py's).
 
     python benchmarks/noise_floor.py              # about 15 minutes on 2 cores
     python benchmarks/noise_floor.py --disturb    # beside an intermittent memory-bound load
+    python benchmarks/noise_floor.py --rounds 5   # five rounds a run (what compare advises for runs apart)
     python benchmarks/noise_floor.py --db URL     # re-read the five runs an earlier call stored there
 
 The table goes into docs/benchmarks.md, one section per condition.
@@ -39,15 +40,16 @@ from speedup_aa import DISTURB_HELP, DISTURBED, disturbance  # noqa: E402
 DOC = ROOT / "docs" / "benchmarks.md"
 
 
-def measure_runs(disturb: bool) -> tuple[str, float]:
-    """`noise` over the selection (runs 1-3), then two plain runs (4 and 5), into a scratch
-    database; its URL and the minutes it all took."""
+def measure_runs(disturb: bool, rounds: int) -> tuple[str, float]:
+    """`noise` over the selection (runs 1-3), then two plain runs (4 and 5), each of `rounds`
+    rounds, into a scratch database; its URL and the minutes it all took."""
     url = scratch_db("noise_floor")
     started = time.perf_counter()
+    each = [*SELECTION, "--rounds", str(rounds), "--db", url]
     with disturbance(disturb):
-        bench_runner("noise", *SELECTION, "--db", url)
-        bench_runner("run", *SELECTION, "--db", url)
-        bench_runner("run", *SELECTION, "--db", url)
+        bench_runner("noise", *each)
+        bench_runner("run", *each)
+        bench_runner("run", *each)
     return url, (time.perf_counter() - started) / 60
 
 
@@ -62,10 +64,12 @@ def row(name: str, table: pd.DataFrame) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--disturb", action="store_true", help=DISTURB_HELP)
+    parser.add_argument("--rounds", type=int, default=defaults.ROUNDS["quick"],
+                        help=f"rounds in each run (default: the quick suite's {defaults.ROUNDS['quick']}; "
+                             f"its own table for any other)")
     parser.add_argument("--db", help="re-read the five runs an earlier call stored at this URL")
     args = parser.parse_args()
-    condition = "disturbed" if args.disturb else "quiet"
-    url, minutes = (args.db, float("nan")) if args.db else measure_runs(args.disturb)
+    url, minutes = (args.db, float("nan")) if args.db else measure_runs(args.disturb, args.rounds)
     sessions = compare.existing_db(url)
     with sessions() as session:
         before, _, _ = compare.side(session, "4")
@@ -77,13 +81,16 @@ def main() -> int:
         if np.isnan(minutes):
             minutes = (last.finished_at - first.started_at).total_seconds() / 60
         commit = (first.provenance or {}).get("git_commit") or "unknown"
+        rounds = first.rounds
+    condition = ("disturbed" if args.disturb else "quiet") + (
+        "" if rounds == defaults.ROUNDS["quick"] else f"-{rounds}-rounds")
     plain = comparison.comparison_table(before, after, machine_drift=machine_drift)
     floored = comparison.comparison_table(before, after, drift=drift, machine_drift=machine_drift)
     moved = np.abs(np.log(plain["ratio"]))
     lines = [
         f"Measured {first.started_at:%Y-%m-%d %H:%M} UTC at {commit[:7]} on this machine's CPU ({os.cpu_count()} "
-        f"cores), {DISTURBED if args.disturb else condition}; the quick suite's eager cells of six benchmarks: "
-        f"`noise` (runs 1-3), then runs 4 and 5, {minutes:.0f} minutes in all.",
+        f"cores), {DISTURBED if args.disturb else 'quiet'}; the quick suite's eager cells of six benchmarks: "
+        f"`noise` (runs 1-3), then runs 4 and 5, {rounds} rounds a run, {minutes:.0f} minutes in all.",
         "",
         "| runs 5 against 4 judged at | cells | changed (false) | inconclusive | no change | median floor |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -100,9 +107,10 @@ def main() -> int:
     ]
     table = "\n".join(lines)
     print(table)
+    flags = (" --disturb" if args.disturb else "") + (f" --rounds {rounds}" if "rounds" in condition else "")
     write_section(DOC, f"noise-floor-{condition}", table,
-                  heading=f"## Runs compared across time, at a measured noise floor, {condition}\n\n"
-                          f"`python benchmarks/noise_floor.py" + (" --disturb" if args.disturb else "") + "`:")
+                  heading=f"## Runs compared across time, at a measured noise floor, {condition.replace('-', ' ')}\n\n"
+                          f"`python benchmarks/noise_floor.py{flags}`:")
     return 0
 
 
