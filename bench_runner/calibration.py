@@ -68,7 +68,7 @@ def _compute_calls(device: str, dtype: torch.dtype) -> list[tuple[Callable[[], o
 
 
 def _copy_call(device: str, n: int) -> Callable[[], object]:
-    """A copy of n float32 values into a buffer of its own (both freed with the call)."""
+    """A copy of n float32 values into a buffer of its own, both held for as long as the call is."""
     src = torch.randn(n, device=device)
     dst = torch.empty_like(src)
     return lambda: dst.copy_(src)
