@@ -48,13 +48,6 @@ POLICIES = {
 # How many rounds each suite measures, each in a fresh worker: one process is one draw of
 # the machine's and the allocator's state, so a verdict across runs needs several.
 ROUNDS = {"smoke": 1, "quick": 3, "full": 5, "paper": 5}
-# What a run wants for a comparison across time (`compare` of runs timed apart) to reach a verdict.
-# On the 2-vCPU VM (2026-12-05), runs 4 and 5 of benchmarks/noise_floor.py, judged at the floor
-# runs 1-3 measured, left 1-25% of the 110 cells inconclusive in four quiet measurements of five
-# rounds a run, and 2-40% when only three of each run's rounds were kept
-# (docs/notes/2026-12-05-five-rounds-across-time.md). `compare` advises it where fewer left cells
-# inconclusive; the quick suite keeps three, for its time.
-ROUNDS_APART = 5
 # An `ab` session's: more, since a side's process can hold it slower for a whole round, and only
 # rounds average that out; each round times a cell until its ratio is known (bench_runner/ab.py
 # says what was measured, and why quick takes 16).

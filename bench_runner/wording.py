@@ -11,7 +11,7 @@ import pandas as pd
 from hadamard_bench.vocabulary import CELL_KEY, counted
 
 from .comparison import interval_half_width, outlasted, unsettled_share
-from .defaults import FLOOR, ROUNDS_APART
+from .defaults import FLOOR
 from .machine_state import busy_reasons
 from .stats import INCONCLUSIVE
 
@@ -39,20 +39,7 @@ def inconclusive_note(table: pd.DataFrame, floor: float = FLOOR) -> str | None:
     text += (f", and the intervals here are a median ±{width:.1%} wide, so only a measured change under about "
              f"{room:.1%} can be told from none" if room > 0.001 else
              f", and the intervals here are a median ±{width:.1%} wide: as wide as the floor")
-    return text + f". {_more_rounds(table)}; a wider floor (`--threshold`) asks less of them"
-
-
-def _more_rounds(table: pd.DataFrame) -> str:
-    """The advice for inconclusive cells: more rounds, and how many where runs timed apart have fewer
-    than defaults.ROUNDS_APART."""
-    text = "More rounds on both sides narrow the intervals"
-    if not {"paired", "rounds"} <= set(table.columns):
-        return text
-    apart = table.loc[(table["verdict"] == INCONCLUSIVE) & ~table["paired"].astype(bool), "rounds"].dropna()
-    if len(apart) and apart.min() < ROUNDS_APART:
-        text += (f" (runs compared across time want {ROUNDS_APART} rounds or more, `run --rounds {ROUNDS_APART}`; "
-                 f"these cells have as few as {int(apart.min())})")
-    return text
+    return text + ". More rounds on both sides narrow the intervals; a wider floor (`--threshold`) asks less of them"
 
 
 def settling_caveat(states: pd.DataFrame, sides: dict[str, Sequence[int]]) -> str | None:

@@ -321,18 +321,6 @@ def test_the_inconclusive_note_says_how_small_a_change_the_intervals_can_tell():
     assert wording.inconclusive_note(alone).endswith("no interval (too few samples)")
 
 
-@pytest.mark.parametrize("paired, rounds, advised", [(False, 3, True), (False, 5, False), (True, 3, False)])
-def test_the_inconclusive_note_asks_runs_timed_apart_for_five_rounds(paired, rounds, advised):
-    import pandas as pd
-
-    table = pd.DataFrame({"ratio": [1.03, 1.0], "ci_low": [0.9, 0.98], "ci_high": [1.1, 1.02],
-                          "eq_low": [0.95, 0.99], "eq_high": [1.08, 1.01], "verdict": ["inconclusive", "no change"],
-                          "paired": [paired, paired], "rounds": [rounds, 2]})
-    note = wording.inconclusive_note(table, 0.05)
-    assert ("want 5 rounds or more, `run --rounds 5`; these cells have as few as 3" in note) is advised
-    assert "More rounds on both sides narrow the intervals" in note
-
-
 def test_a_spell_holds_only_the_change_it_could_have_made():
     verdicts = ["regression", "improvement", "regression", "improvement", "no change"]
     held = comparison.hold_spelled(verdicts, before_slowed=[True, True, False, False, True],
