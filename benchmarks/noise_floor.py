@@ -32,6 +32,7 @@ import pandas as pd  # noqa: E402
 
 from bench_runner import comparison, defaults, history, stats, wording  # noqa: E402
 from bench_runner.commands import compare  # noqa: E402
+from bench_runner.commands.flags import positive_int  # noqa: E402
 from docs_section import write_section  # noqa: E402
 from reproducibility import SELECTION, bench_runner, scratch_db  # noqa: E402
 from results_db import Run, history_queries  # noqa: E402
@@ -64,7 +65,7 @@ def row(name: str, table: pd.DataFrame) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--disturb", action="store_true", help=DISTURB_HELP)
-    parser.add_argument("--rounds", type=int, default=defaults.ROUNDS["quick"],
+    parser.add_argument("--rounds", type=positive_int("count of rounds"), default=defaults.ROUNDS["quick"],
                         help=f"rounds in each run (default: the quick suite's {defaults.ROUNDS['quick']}; "
                              f"its own table for any other)")
     parser.add_argument("--db", help="re-read the five runs an earlier call stored at this URL")
@@ -82,8 +83,8 @@ def main() -> int:
             minutes = (last.finished_at - first.started_at).total_seconds() / 60
         commit = (first.provenance or {}).get("git_commit") or "unknown"
         rounds = first.rounds
-    condition = ("disturbed" if args.disturb else "quiet") + (
-        "" if rounds == defaults.ROUNDS["quick"] else f"-{rounds}-rounds")
+    other = rounds != defaults.ROUNDS["quick"]  # another count of rounds has a table of its own
+    condition = ("disturbed" if args.disturb else "quiet") + (f"-{rounds}-rounds" if other else "")
     plain = comparison.comparison_table(before, after, machine_drift=machine_drift)
     floored = comparison.comparison_table(before, after, drift=drift, machine_drift=machine_drift)
     moved = np.abs(np.log(plain["ratio"]))
@@ -107,7 +108,7 @@ def main() -> int:
     ]
     table = "\n".join(lines)
     print(table)
-    flags = (" --disturb" if args.disturb else "") + (f" --rounds {rounds}" if "rounds" in condition else "")
+    flags = (" --disturb" if args.disturb else "") + (f" --rounds {rounds}" if other else "")
     write_section(DOC, f"noise-floor-{condition}", table,
                   heading=f"## Runs compared across time, at a measured noise floor, {condition.replace('-', ' ')}\n\n"
                           f"`python benchmarks/noise_floor.py{flags}`:")
