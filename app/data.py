@@ -111,6 +111,12 @@ def load_cell_samples(url: str, run_id: int | None = None, machine: str | None =
 
 
 @st.cache_data(ttl=60, show_spinner=False)
+def load_failures(url: str, run_id: int) -> pd.DataFrame:
+    """A run's failed cells with their status and message (queries.failures_frame)."""
+    return _read(url, queries.failures_frame, run_id)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
 def load_label_fingerprints(url: str, label: str) -> int:
     return _read(url, queries.label_fingerprints, label)
 

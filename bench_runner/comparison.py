@@ -192,6 +192,20 @@ def timed_apart(table: pd.DataFrame) -> bool:
     return bool("paired" in table and not table["paired"].all())
 
 
+def broken_cells(before: pd.DataFrame, after_failures: pd.DataFrame | None) -> pd.DataFrame:
+    """The cells `ok` on the before side (rows of `before`, as samples_frame gives them) that
+    failed on the after side (`after_failures`, as results_db.queries.failures_frame gives them),
+    with the after side's status and message, in cell order (none where `after_failures` is None:
+    a machine's side, whose latest cells are `ok` ones). They have no ratio, so no verdict;
+    a kernel that now computes the wrong thing, runs out of memory or crashes is a worse change
+    than a slower one, and `compare`, `ab` and `gate` fail on it as on a regression."""
+    if before.empty or after_failures is None or after_failures.empty:
+        return pd.DataFrame(columns=[*CELL, "status", "message"])
+    ok = before[CELL].drop_duplicates()
+    broken = after_failures.merge(ok, on=CELL)[[*CELL, "status", "message"]]
+    return in_cell_order(broken).reset_index(drop=True)
+
+
 def interval_coverage(table: pd.DataFrame) -> float:
     """The share of compared cells whose interval holds 1 (NaN when none has one). Between two
     runs of the same code nothing changed, so honest 95% intervals hold 1 for about 95% of the

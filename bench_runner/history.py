@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from hadamard_bench.vocabulary import FAILED
 from results_db import Machine, Mark, Result, Run, history_queries, queries, store
 
 from . import stats, step_detect
@@ -255,20 +256,23 @@ def with_points(frame: pd.DataFrame, points: list[dict]) -> pd.DataFrame:
     return frame
 
 
-def cells_of_run(session: Session, run_id: int, mark_cells: Mapping[str, str] | None = None) -> list[tuple]:
-    """(fingerprint, *cell key) of the run's `ok` cells that a mark narrowed to `mark_cells` covers."""
+def cells_of_run(session: Session, run_id: int, mark_cells: Mapping[str, str] | None = None,
+                 statuses: Sequence[str] = ("ok",)) -> list[tuple]:
+    """(fingerprint, *cell key) of the run's cells of `statuses` (`ok`: those with a history) that a
+    mark narrowed to `mark_cells` covers."""
     rows = session.execute(select(Machine.fingerprint, *(getattr(Result, c) for c in CELL))
                            .join(Run, Result.run_id == Run.id).join(Machine, Run.machine_id == Machine.id)
-                           .where(Result.run_id == run_id, Result.status == "ok"))
+                           .where(Result.run_id == run_id, Result.status.in_(statuses)))
     return [tuple(r) for r in rows if applies(mark_cells, dict(zip(CELL, r[1:])))]
 
 
 def add_mark(session: Session, run_id: int, kind: str, note: str = "",
              cells: Mapping[str, str] | None = None) -> tuple[Mark, int]:
     """Store a mark and recompute the change points of the cells it covers (a new start splits
-    their histories); returns the mark and how many cells it covers. A mark that covers no `ok`
-    cell of the run (a mistyped value, most likely) is refused before anything is stored or
-    searched. The caller commits."""
+    their histories); returns the mark and how many cells it covers. It may cover cells that
+    failed in the run, for `gate` (an `expected` failure: a check made stricter). A mark that
+    covers no `ok` or failed cell of the run (a mistyped value, most likely) is refused before
+    anything is stored or searched. The caller commits."""
     run = session.get(Run, run_id)
     if run is None:
         raise ValueError(f"no run {run_id} in this database")
@@ -278,12 +282,13 @@ def add_mark(session: Session, run_id: int, kind: str, note: str = "",
     unknown = set(cells or {}) - set(CELL)
     if unknown:
         raise ValueError(f"a mark narrows by the cell's {', '.join(CELL)}, not {', '.join(sorted(unknown))}")
-    covered = cells_of_run(session, run_id, cells)
+    covered = cells_of_run(session, run_id, cells, ("ok", *FAILED))
     if not covered:
         narrowed = " with " + ", ".join(f"{c} {v!r}" for c, v in cells.items()) if cells else ""
-        raise ValueError(f"run {run_id} has no `ok` cell{narrowed} to mark; `history` prints the cells' values")
+        raise ValueError(f"run {run_id} has no `ok` or failed cell{narrowed} to mark; `history` prints the "
+                         f"cells' values")
     mark = store.add_mark(session, run_id, kind, note, cells)
-    refresh(session, cells=covered)
+    refresh(session, cells=cells_of_run(session, run_id, cells))
     return mark, len(covered)
 
 

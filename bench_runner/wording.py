@@ -105,6 +105,29 @@ def machine_moved_note(table: pd.DataFrame) -> str | None:
             f"between the two sides (its drift controls; column `machine_moved`)")
 
 
+BROKEN_NAMED = 10  # a sentence names this many broken cells, then counts the rest
+
+
+def cell_name(row) -> str:
+    """`token_mixing/poly_sa/eager cpu float32 forward B=1 N=64 C=64 H=4`: one cell, in a sentence."""
+    return f"{row.benchmark}/{row.method}/{row.backend} {row.device} {row.dtype} {row.mode} {row.size}"
+
+
+def broken_note(broken: pd.DataFrame, before_name: str, after_name: str) -> str | None:
+    """A sentence naming the cells `ok` in `before_name` that failed in `after_name`
+    (comparison.broken_cells), each with its status and the first line of its message; None
+    when there are none."""
+    if broken.empty:
+        return None
+    named = [f"{cell_name(r)}: {r.status}" + (f" ({str(r.message).splitlines()[0][:160]})"
+                                               if isinstance(r.message, str) and r.message.strip() else "")
+             for r in broken.head(BROKEN_NAMED).itertuples()]
+    more = len(broken) - len(named)
+    return (f"{counted(len(broken), 'cell')} `ok` in {before_name} failed in {after_name}, so "
+            f"{'it has' if len(broken) == 1 else 'they have'} no ratio: " + "; ".join(named)
+            + (f"; and {more} more" if more else ""))
+
+
 def explain_verdicts(floor: float = FLOOR) -> str:
     """One paragraph for a page or a table footer: what each verdict means."""
     return (f"Ratio of medians with a 95% interval from a hierarchical bootstrap (rounds, then samples "

@@ -206,6 +206,16 @@ def samples_frame(session: Session, run_id: int | None = None, machine: str | No
     return frame.drop(columns="paired_with").drop_duplicates(CELL_COLUMNS, keep="last").reset_index(drop=True)
 
 
+def failures_frame(session: Session, run_id: int) -> pd.DataFrame:
+    """A run's cells that failed (vocabulary.FAILED: a failed check, an error, out of memory, a
+    crash, a timeout, an impossible time; not a cell skipped as unable to run here), with their
+    status and message: what a comparison of the run reports beside the cells it could judge."""
+    query = (select(*(getattr(Result, c) for c in CELL_COLUMNS), Result.status, Result.message)
+             .where(Result.run_id == run_id, Result.status.in_(FAILED)).order_by(Result.id))
+    frame = read_frame(session, query)
+    return frame if not frame.empty else pd.DataFrame(columns=[*CELL_COLUMNS, "status", "message"])
+
+
 def samples_of(session: Session, result_ids) -> dict[int, tuple[list, list | None, list | None, int]]:
     """result id → (samples, sample_rounds, sample_cycles, turns), for the dashboard's
     comparisons of chosen cells: bench_runner.stats.compare_entries pairs the cycles of two cells

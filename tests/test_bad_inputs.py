@@ -53,7 +53,7 @@ CASES = [
     (["agent", "--label", "x", "--once", "--ray-address", "here:6379"],
      "hadamard-bench agent: --ray-address, --ray-resource and --accelerator-type need --executor ray"),
     (["db", "downgrade"], "invalid choice"),
-    (["mark", "1", "--expected", "--method", "Copy"], "run 1 has no `ok` cell with method 'Copy' to mark"),
+    (["mark", "1", "--expected", "--method", "Copy"], "run 1 has no `ok` or failed cell with method 'Copy' to mark"),
     # files to write, refused before anything is measured or read
     (["export", "--out", "{folder.json}"], "is a folder, not a file"),
     (["export", "--out", "{a_file}/rows.csv"], "is a file, so"),

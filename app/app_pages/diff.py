@@ -13,7 +13,8 @@ st.caption("After ÷ before, per cell measured in both. " + wording.explain_verd
 runs = data.load_runs(url)
 by = st.radio("Compare", ["runs", "machines"], horizontal=True)
 if by == "runs":
-    measured = runs[runs["cells_ok"].fillna(0) > 0]
+    # A run whose every cell failed is still one to compare: the cells that broke are its news.
+    measured = runs[runs["cells_ok"].fillna(0) + runs["cells_failed"].fillna(0) > 0]
     choices = list(measured["run_id"])
     # Worded once: a selectbox words every option on every render, a thousand runs twice.
     labels = {r: f"run {r}: " + text.visible(f"{s} · {m}") + (f" · ab with run {int(p)}" if pd.notna(p) else "")
@@ -24,7 +25,7 @@ else:  # machines: each one's latest measurement of every cell
     choices = data.load_machines_with_results(url)
     label = text.visible
 if len(choices) < 2:
-    st.info(f"Two {by} with successful results are needed; this database has {len(choices)}.")
+    st.info(f"Two {by} with results are needed; this database has {len(choices)}.")
     st.stop()
 cols = st.columns(3)
 before = cols[0].selectbox("Before", choices, index=1, format_func=label)
@@ -53,6 +54,11 @@ runs_of = lambda cells: sorted({int(r) for r in cells["run_id"]})  # noqa: E731
 machine_drift = comparison.drift_ratios(states, runs_of(before_cells), runs_of(after_cells)) if not states.empty else {}
 result = comparison.comparison_table(before_cells, after_cells, threshold, spelled_runs=data.spelled_runs(url, measured_in),
                                      drift=drift, machine_drift=machine_drift)
+# A cell `ok` before that failed after has no ratio, and is a worse change than a slower one.
+broken = comparison.broken_cells(before_cells, data.load_failures(url, int(after)) if by == "runs" else None)
+failed = wording.broken_note(broken, f"{by[:-1]} {before}", f"{by[:-1]} {after}")
+if failed:
+    st.error(text.md(failed[0].upper() + failed[1:] + ".", limit=None))  # broken_note bounds it
 if result.empty:
     st.info("No cell has successful results on both sides"
             + (", other than the same stored ones." if set(before_cells["result_id"]) & set(after_cells["result_id"])

@@ -11,8 +11,8 @@ from hadamard_bench.vocabulary import counted
 
 from .. import defaults
 from . import PROG, UsageError, checked_url, sessions_on
-from .flags import (db_flag, out_file, out_path, plugin_flag, positive_int, rounds_flag, selected, selection_flags,
-                    threshold_flag)
+from .flags import (db_flag, fail_on_regression_flag, out_file, out_path, plugin_flag, positive_int, rounds_flag,
+                    selected, selection_flags, threshold_flag)
 
 HELP = ("Measure two versions in one session, taking turns block by block: BASE and HEAD are git revisions "
         "of the project (or, with --repo and --plugin, of a plugin's repository), each checked out into a "
@@ -45,7 +45,7 @@ def add_parser(verbs) -> None:
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--markdown", type=out_file(), metavar="FILE",
                    help="also write the table and its summary to FILE as Markdown")
-    p.add_argument("--fail-on-regression", action="store_true", help="exit with status 1 when any cell regressed")
+    fail_on_regression_flag(p, "HEAD")
     p.add_argument("--cell-timeout", type=float, default=300.0, metavar="SECONDS",
                    help="stop a side that has not answered within this long (default: 300)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -91,7 +91,7 @@ def run(args) -> int:
     from hadamard_impls import catalogue
 
     from .. import ab, comparison, selection, stats
-    from .compare import report, side
+    from .compare import failures, report, side
 
     if len(args.plugin) > 1:
         raise UsageError("name one plugin module (--plugin), whose repository --repo is")
@@ -136,16 +136,17 @@ def run(args) -> int:
     with factory() as session:
         before, _, _ = side(session, str(runs[0]))
         after, _, _ = side(session, str(runs[1]))
+        broken = comparison.broken_cells(before, failures(session, str(runs[1]), [runs[1]]))
     table = comparison.in_cell_order(comparison.comparison_table(before, after, args.threshold))
-    if table.empty:
+    if table.empty and broken.empty:
         print(f"{PROG} ab: no cell ended `ok` on both sides", file=sys.stderr)
         return 1
     names = f"run {runs[0]} ({args.base})", f"run {runs[1]} ({args.head})"
-    report(table, args.format, *names, args.threshold)
+    report(table, args.format, *names, args.threshold, broken=broken)
     if args.markdown:
-        out_path(args.markdown).write_text(markdown(table, *names, args.threshold))
+        out_path(args.markdown).write_text(markdown(table, broken, *names, args.threshold))
         print(f"wrote {args.markdown}", file=sys.stderr)
-    regressed = (table["verdict"] == stats.RUN_WORDS[0]).any()
+    regressed = (len(table) and (table["verdict"] == stats.RUN_WORDS[0]).any()) or len(broken)
     return 1 if args.fail_on_regression and regressed else 0
 
 
@@ -176,14 +177,20 @@ def _advance(bar, cell) -> None:
     bar.update()
 
 
-def markdown(table, before_name: str, after_name: str, threshold: float) -> str:
-    """The comparison as a Markdown table with its summary, for a pull request's description."""
+def markdown(table, broken, before_name: str, after_name: str, threshold: float) -> str:
+    """The comparison as a Markdown table with its summary, for a pull request's description;
+    the cells `ok` on the base side that failed on the head side (`broken`) below it."""
+    from .. import wording
     from .compare import summary_lines
 
     head = f"**{after_name}** against **{before_name}** (paired, threshold {threshold:.0%})\n\n"
+    said = wording.broken_note(broken, before_name, after_name)
+    failed = f"\n**Failed**: {said}.\n" if said else ""
+    if table.empty:
+        return head + failed.lstrip("\n")
     rows = ["| benchmark | method | backend | size | ratio | 95% interval | verdict |",
             "| --- | --- | --- | --- | --- | --- | --- |"]
     rows += [f"| {r.benchmark} | {r.method} | {r.backend} | {r.size} | {r.ratio:.3f} | "
              f"[{r.ci_low:.3f}, {r.ci_high:.3f}] | {r.verdict} |" for r in table.itertuples()]
     return head + "\n".join(rows) + "\n\n" + "\n".join(f"- {line}" for line in summary_lines(table, {}, None,
-                                                                                          threshold)) + "\n"
+                                                                                          threshold)) + "\n" + failed

@@ -1,7 +1,7 @@
 """`compare BEFORE AFTER`: every cell measured in both, with the ratio of medians, its 95% CI,
 an adjusted p-value and a verdict (bench_runner.stats) at each cell's floor: the threshold, or
-the cell's drift between runs where `noise` measured a larger one; exit 1 on a regression when
-asked."""
+the cell's drift between runs where `noise` measured a larger one; below them, the cells `ok` in
+BEFORE that failed in AFTER; exit 1 on a regression or such a cell when asked."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hadamard_bench.vocabulary import STATISTICS, counted
 
 from .. import defaults
 from . import PROG, UsageError, existing_db
-from .flags import db_flag, threshold_flag
+from .flags import db_flag, fail_on_regression_flag, threshold_flag
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,7 +39,7 @@ def add_parser(verbs) -> None:
                    help="what the ratio is taken of: the median (default), or the 10th percentile, which "
                         "reproduces better on shared or virtual machines, whose disturbances only add time")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    p.add_argument("--fail-on-regression", action="store_true", help="exit with status 1 when any cell regressed")
+    fail_on_regression_flag(p, "AFTER")
 
 
 def side(session: Session, spec: str) -> tuple[pd.DataFrame, list[int], str]:
@@ -63,6 +63,14 @@ def side(session: Session, spec: str) -> tuple[pd.DataFrame, list[int], str]:
     if session.get(Run, run_id) is None:
         raise UsageError(f"no run {run_id} in this database")
     return queries.samples_frame(session, run_id=run_id), [run_id], f"run {run_id}"
+
+
+def failures(session: Session, spec: str, runs: list[int]) -> pd.DataFrame | None:
+    """The failed cells of a side that is a run (results_db.queries.failures_frame); none for a
+    machine's side, whose latest cells are its latest `ok` ones."""
+    from results_db import queries
+
+    return queries.failures_frame(session, runs[0]) if not spec.startswith("machine:") else None
 
 
 def machine_change(session: Session, before_runs: list[int], after_runs: list[int],
@@ -126,21 +134,31 @@ def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float], caveat: 
 
 def report(table: pd.DataFrame, fmt: str, before_name: str, after_name: str, threshold: float,
            statistic: str = "median", machine_drift: dict | None = None, caveat: str | None = None,
-           floor_note: str | None = None, busy: str | None = None) -> None:
+           floor_note: str | None = None, busy: str | None = None, broken: pd.DataFrame | None = None) -> None:
     """A comparison table on standard output as `--format` asks: table, csv or json. `busy`
     (wording.busy_caveat) is said only where some cell was compared unpaired: cells that took
-    turns shared whatever kept the machine busy."""
-    from .. import comparison
+    turns shared whatever kept the machine busy. `broken` (comparison.broken_cells): the cells
+    `ok` before that failed after, said below the table, in the json's `broken`, and on standard
+    error beside a csv; the table may then be empty."""
+    from .. import comparison, wording
 
     machine_drift = machine_drift or {}
     busy = busy if comparison.timed_apart(table) else None
+    said = wording.broken_note(broken, before_name, after_name) if broken is not None else None
     if fmt == "csv":
-        table.to_csv(sys.stdout, index=False)
+        if not table.empty:
+            table.to_csv(sys.stdout, index=False)
+        if said:
+            print(said, file=sys.stderr)
     elif fmt == "json":
         print(json.dumps({"before": before_name, "after": after_name, "threshold": threshold,
                           "statistic": statistic, "floor_note": floor_note,
                           "machine_drift": machine_drift, "settling_caveat": caveat, "busy_caveat": busy,
-                          "cells": json.loads(table.to_json(orient="records"))}, indent=1))
+                          "cells": json.loads(table.to_json(orient="records")) if not table.empty else [],
+                          "broken": json.loads(broken.to_json(orient="records")) if broken is not None else []},
+                         indent=1))
+    elif table.empty:
+        print(said)
     else:
         shown = table.assign(**{c: table[c].map(lambda v: f"{v:.3f}") for c in ("ratio", "ci_low", "ci_high")},
                              floor=table["floor"].map(lambda v: f"{v:.0%}"),
@@ -158,6 +176,8 @@ def report(table: pd.DataFrame, fmt: str, before_name: str, after_name: str, thr
         print(shown.to_string(index=False))
         print()
         print("\n".join(summary_lines(table, machine_drift, caveat, threshold, floor_note, busy)))
+        if said:
+            print(said)
 
 
 def run(args) -> int:
@@ -178,16 +198,20 @@ def run(args) -> int:
         drift, floors, fingerprints = history.measured_drift(session, before_runs + after_runs)
         timed_apart = wording.ab_side_note(before_runs, after_runs, {
             r.id: r.paired_with for r in session.scalars(select(Run).where(Run.id.in_(before_runs + after_runs)))})
+        broken = comparison.broken_cells(before, failures(session, args.after, after_runs))
     table = comparison.comparison_table(before, after, args.threshold, statistic=args.statistic, spelled_runs=spelled,
                                         drift=drift, machine_drift=machine_drift)
+    if table.empty and len(broken):  # nothing to time against, but something to say
+        report(table, args.format, before_name, after_name, args.threshold, broken=broken)
+        return 1 if args.fail_on_regression else 0
     if table.empty:
         same = set(before.get("result_id", ())) & set(after.get("result_id", ()))
         raise UsageError(f"no cell has `ok` results in both {before_name} and {after_name}"
                          + (" but the same stored ones" if same else ""))
     table = comparison.in_cell_order(table)
     report(table, args.format, before_name, after_name, args.threshold, args.statistic, machine_drift, caveat,
-           wording.floor_note(table, args.threshold, floors, fingerprints), busy)
+           wording.floor_note(table, args.threshold, floors, fingerprints), busy, broken)
     if timed_apart:  # below the table, or on stderr where stdout is data
         print(timed_apart, file=sys.stdout if args.format == "table" else sys.stderr)
-    regressed = (table["verdict"] == stats.RUN_WORDS[0]).any()
+    regressed = (table["verdict"] == stats.RUN_WORDS[0]).any() or len(broken)
     return 1 if args.fail_on_regression and regressed else 0

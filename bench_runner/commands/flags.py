@@ -111,6 +111,14 @@ def threshold_flag(p: argparse.ArgumentParser) -> None:
                    help=f"the practical floor: smaller changes count as none (default: {defaults.FLOOR})")
 
 
+def fail_on_regression_flag(p: argparse.ArgumentParser, after: str) -> None:
+    """--fail-on-regression (compare, ab): exit 1 on a regression, or on a cell that failed on the
+    `after` side where it was `ok` on the other (comparison.broken_cells)."""
+    p.add_argument("--fail-on-regression", action="store_true",
+                   help=f"exit with status 1 when any cell regressed, or failed in {after} (a failed check, an "
+                        f"error, out of memory, a crash, a timeout) where it was `ok` on the other side")
+
+
 def selection_flags(p: argparse.ArgumentParser, device_help: str) -> None:
     """Which cells: `run`, `submit` and `ab`."""
     p.add_argument("--suite", choices=vocabulary.SUITES,

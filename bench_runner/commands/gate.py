@@ -1,6 +1,7 @@
 """`gate RUN`: RUN's cells against the same cells' recent history on the same hardware fingerprint;
 exit 1 on a significant regression beyond the cell's floor (the threshold, or the cell's drift
-between runs where `noise` measured a larger one) that no mark explains, for CI. The
+between runs where `noise` measured a larger one), or on a cell that failed where its history
+was `ok` (comparison.broken_cells), that no mark explains, for CI. The
 statistics are `compare`'s: the earlier runs' rounds together form the "before" side, so their
 run-to-run spread widens the interval. A mark on an earlier run starts the baseline there; a mark
 on RUN itself explains its changes (an `expected` one) or leaves nothing to judge (a new start).
@@ -29,7 +30,8 @@ def add_parser(verbs) -> None:
                     "baseline starts at the latest marked run, and a regression at a run marked `expected` is "
                     "reported but does not fail. `ab` sessions are not part of the history; given one of their "
                     "runs, gate judges the session: its head side against its base side, paired. Exit 1 when any "
-                    "other cell is a regression beyond the threshold, 0 otherwise; 2 on bad input.")
+                    "other cell is a regression beyond the threshold, or failed in RUN (a failed check, an error, "
+                    "out of memory, a crash, a timeout) where its baseline was `ok`; 0 otherwise; 2 on bad input.")
     p.add_argument("run", metavar="RUN", type=positive_int("run id"), help="the run to judge")
     p.add_argument("--against", type=positive_int("positive number of runs"), default=5, metavar="N",
                    help="how many earlier runs of each cell form the baseline (default: 5)")
@@ -93,7 +95,9 @@ def explained(table: pd.DataFrame, marks: pd.DataFrame, run_id: int) -> pd.Serie
     return pd.Series(out, index=table.index, dtype=object)
 
 
-def markdown(table: pd.DataFrame, title: str, threshold: float, floor_note: str = "", busy: str | None = None) -> str:
+def markdown(table: pd.DataFrame, title: str, threshold: float, floor_note: str = "", busy: str | None = None,
+             broken: str | None = None) -> str:
+    """The judgement for a pull request's comment; `broken`: wording.broken_note's sentence."""
     from .. import stats
 
     lines = [f"### Hadamard Bench: {title}", "",
@@ -117,24 +121,27 @@ def markdown(table: pd.DataFrame, title: str, threshold: float, floor_note: str 
         for r in regressed.itertuples():
             lines.append(f"| {r.benchmark} · {r.method} · {r.backend} · {r.device} · {r.dtype} · {r.mode} · {r.size} "
                          f"| {r.ratio:.3f}× | [{r.ci_low:.3f}, {r.ci_high:.3f}] | {r.floor:.0%} | {r.p_adjusted:.2g} |")
+    if broken:
+        lines += ["", f"**Failed**: {broken}."]
     for said in (floor_note, busy):
         if said:
             lines += ["", said[0].upper() + said[1:] + "."]
     return "\n".join(lines) + "\n"
 
 
-def session_table(session, run_row, threshold: float) -> tuple[pd.DataFrame, int, int]:
+def session_table(session, run_row, threshold: float) -> tuple[pd.DataFrame, pd.DataFrame, int, int]:
     """An `ab` side judged as its session: the head side's cells against the base side's, paired
-    cycle by cycle (so at the threshold), as `ab` judged them. Returns (table, base, head)."""
+    cycle by cycle (so at the threshold), as `ab` judged them, and the cells `ok` on the base side
+    that failed on the head side (comparison.broken_cells). Returns (table, broken, base, head)."""
     from results_db import queries
 
     from .. import comparison
 
     # The base side's run is started first (ab.start_runs), so it has the lower id.
     base, head = sorted((run_row.id, run_row.paired_with))
-    table = comparison.comparison_table(queries.samples_frame(session, run_id=base),
-                                        queries.samples_frame(session, run_id=head), threshold)
-    return table, base, head
+    before = queries.samples_frame(session, run_id=base)
+    table = comparison.comparison_table(before, queries.samples_frame(session, run_id=head), threshold)
+    return table, comparison.broken_cells(before, queries.failures_frame(session, head)), base, head
 
 
 def run(args) -> int:
@@ -149,16 +156,16 @@ def run(args) -> int:
         if run_row is None:
             raise UsageError(f"no run {args.run} in this database")
         if not run_row.plain:
-            table, base, head = session_table(session, run_row, args.threshold)
-            if table.empty:
+            table, broken, base, head = session_table(session, run_row, args.threshold)
+            if table.empty and broken.empty:
                 raise UsageError(f"the `ab` session of runs {base} and {head} has no cell "
                                  f"`ok` on both sides to judge")
             print(f"run {args.run} is a side of an `ab` session: run {head} (head) judged against run {base} "
                   f"(base), the two having taken turns, not against the machine's history")
-            table["explained_by"] = ""
+            table["explained_by"], broken["explained_by"] = "", ""
             return verdict(table, args, f"run {head} against run {base}, taking turns in one `ab` session",
                            f"paired cells are judged at the threshold ({args.threshold:.0%}): their sides shared "
-                           f"the machine's drift", {})
+                           f"the machine's drift", {}, broken, (f"run {base}", f"run {head}"))
         fingerprint, label, started_at = run_row.machine.fingerprint, run_row.machine.label, run_row.started_at
         mine = queries.samples_frame(session, run_id=args.run)
         marks = history_queries.marks_frame(session, fingerprint)
@@ -168,48 +175,66 @@ def run(args) -> int:
         chosen = baseline_rows(rows, args.run, started_at, args.against, marks)
         before_runs = sorted({int(r) for r in chosen["run_id"]})
         states = queries.round_states(session, before_runs + [args.run])
+        failed = queries.failures_frame(session, args.run)
     machine_drift = comparison.drift_ratios(states, before_runs, [args.run]) if not states.empty else {}
-    if mine.empty:
-        raise UsageError(f"run {args.run} has no `ok` cells to judge")
+    if mine.empty and failed.empty:
+        raise UsageError(f"run {args.run} has no `ok` or failed cells to judge")
     # A run marked as a new start has nothing before it to be judged against.
-    mine = mine[[not history.covering(marks, history.cell_of(r), "new_distribution", args.run)
-                 for r in mine.itertuples()]]
+    new_start = lambda frame: frame[[not history.covering(marks, history.cell_of(r), "new_distribution", args.run)  # noqa: E731
+                                     for r in frame.itertuples()]] if len(frame) else frame
+    mine, failed = new_start(mine), new_start(failed)
     baseline = baseline_frame(chosen)
+    broken = comparison.broken_cells(baseline, failed)
     table = comparison.comparison_table(baseline, mine, args.threshold, drift=history.drift_by_cell(floors),
                                         machine_drift=machine_drift) if len(mine) else pd.DataFrame()
-    if table.empty:
+    if table.empty and broken.empty:
         print(f"run {args.run}: none of its cells has a history to judge against on {label}'s fingerprint "
               f"({fingerprint}); nothing to judge")
         return 0
-    table["explained_by"] = explained(table, marks, args.run)
+    table["explained_by"] = explained(table, marks, args.run) if len(table) else []
+    broken["explained_by"] = explained(broken, marks, args.run) if len(broken) else []
     return verdict(table, args, f"run {args.run} against up to {args.against} earlier runs",
-                   wording.floor_note(table, args.threshold, floors, 1), machine_drift,
+                   wording.floor_note(table, args.threshold, floors, 1) if len(table) else "",
+                   machine_drift, broken, ("the earlier runs", f"run {args.run}"),
                    wording.busy_caveat(states, {"the earlier runs": before_runs, f"run {args.run}": [args.run]}))
 
 
-def verdict(table: pd.DataFrame, args, title: str, floor_note: str, machine_drift: dict,
-            busy: str | None = None) -> int:
-    """Print the judged table's summary and regressions (and write --markdown); exit status 1
-    when a regression no `expected` mark explains is among them. `busy`: wording.busy_caveat's
-    sentence for sides timed apart, said beside the floor."""
-    from .. import stats, wording
+def verdict(table: pd.DataFrame, args, title: str, floor_note: str, machine_drift: dict, broken: pd.DataFrame,
+            names: tuple[str, str], busy: str | None = None) -> int:
+    """Print the judged table's summary, its regressions and its broken cells (and write
+    --markdown); exit status 1 when a regression or a broken cell no `expected` mark explains is
+    among them. `busy`: wording.busy_caveat's sentence for sides timed apart, said beside the
+    floor. `broken`: comparison.broken_cells with `explained_by`, the cells `ok` on the side named
+    names[0] that failed on the side named names[1]; the table may then be empty."""
+    import pandas as pd
 
-    counts = table["verdict"].value_counts()
-    for bench, group in table.groupby("benchmark"):
-        print(f"{bench}: geometric mean {stats.geomean(group['ratio']):.3f}× over {counted(len(group), 'cell')}")
-    print("verdicts: " + ", ".join(f"{int(counts.get(v, 0))} {v}" for v in
-                                   (*stats.RUN_WORDS, stats.NO_CHANGE, stats.INCONCLUSIVE)))
-    print(floor_note)
-    if busy:
-        print(busy)
-    moved = wording.machine_moved_note(table)
-    if moved:
-        print(f"{moved}: {wording.drift_text(machine_drift)}")
+    from .. import comparison, stats, wording
+
+    if table.empty:  # every cell failed: the sentences below read its columns all the same
+        table = pd.DataFrame(columns=[*comparison.CELL, *stats.VERDICT_COLUMNS, "floor", "explained_by"])
+    else:
+        counts = table["verdict"].value_counts()
+        for bench, group in table.groupby("benchmark"):
+            print(f"{bench}: geometric mean {stats.geomean(group['ratio']):.3f}× over {counted(len(group), 'cell')}")
+        print("verdicts: " + ", ".join(f"{int(counts.get(v, 0))} {v}" for v in
+                                       (*stats.RUN_WORDS, stats.NO_CHANGE, stats.INCONCLUSIVE)))
+        print(floor_note)
+        if busy:
+            print(busy)
+        moved = wording.machine_moved_note(table)
+        if moved:
+            print(f"{moved}: {wording.drift_text(machine_drift)}")
     regressions = table[table["verdict"] == "regression"]
     for r in regressions.itertuples():
         why = f" (marked expected: {r.explained_by})" if r.explained_by else ""
         print(f"regression: {r.benchmark}/{r.method}/{r.backend} {r.size}: {r.ratio:.3f}× "
               f"[{r.ci_low:.3f}, {r.ci_high:.3f}]{why}")
+    said = wording.broken_note(broken, *names)
+    if said:
+        print(said)
+        for r in broken[broken["explained_by"] != ""].itertuples():
+            print(f"marked expected: {wording.cell_name(r)}: {r.explained_by}")
     if args.markdown:
-        out_path(args.markdown).write_text(markdown(table, title, args.threshold, floor_note, busy), encoding="utf-8")
-    return 1 if (regressions["explained_by"] == "").any() else 0
+        out_path(args.markdown).write_text(markdown(table, title, args.threshold, floor_note, busy, said),
+                                           encoding="utf-8")
+    return 1 if (regressions["explained_by"] == "").any() or (broken["explained_by"] == "").any() else 0

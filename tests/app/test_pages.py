@@ -214,6 +214,28 @@ def test_diff_counts_each_verdict_and_explains_inconclusive(db_url, monkeypatch)
     assert shown == {f"B=1 N={n} C=64 H=4": v for n, (*_, v) in PLANTED.items()}
 
 
+def test_diff_names_the_cells_that_failed_after_being_ok_before(db_url, monkeypatch):
+    from tests.bench_runner.test_compare import plant_broken
+
+    plant_broken(db_url)
+    at = render(db_url, monkeypatch, "app_pages/diff.py")
+    next(s for s in at.selectbox if s.label == "Before").set_value(1).run()
+    next(s for s in at.selectbox if s.label == "After").set_value(4).run()
+    assert not at.exception
+    said = [e.value for e in at.error]
+    assert len(said) == 1 and "1 cell \\`ok\\` in run 1 failed in run 4" in said[0] and "mismatch" in said[0]
+    assert "N\\=64" in said[0] and "N\\=128" not in said[0]  # skipped there: nothing broke
+    assert len(at.dataframe[0].value) == 2  # the cells `ok` on both sides
+    # A run whose every cell crashed can be chosen, and says so.
+    next(s for s in at.selectbox if s.label == "After").set_value(5).run()
+    assert not at.exception and "4 cells" in at.error[0].value
+    assert any(i.value.startswith("No cell has successful results on both sides") for i in at.info)
+    # The other way round nothing broke.
+    next(s for s in at.selectbox if s.label == "Before").set_value(4).run()
+    next(s for s in at.selectbox if s.label == "After").set_value(1).run()
+    assert not at.exception and not at.error
+
+
 def test_diff_of_a_run_with_itself_asks_for_two_different_runs(db_url, monkeypatch):
     at = _diff_of_planted_runs(db_url, monkeypatch, 2, 2)
     assert any("Before and After are the same run" in i.value for i in at.info)

@@ -1,6 +1,7 @@
 """`ab BASE HEAD`: two versions measured in one session, taking turns, stored as two linked runs
 and compared from their pairs; bad input is one line, exit 2, nothing written."""
 
+import json
 import os
 import subprocess
 import sys
@@ -18,19 +19,23 @@ from results_db import Result, Run
 from tests.conftest import ROOT
 
 PLUGIN = textwrap.dedent('''
-    """A plugin of one toy benchmark, for ab's tests: its method waits DELAY seconds a call."""
+    """A plugin of one toy benchmark, for ab's tests: its method waits DELAY seconds a call, and
+    with BROKEN fails at n=128."""
     import time
 
     import torch
     from torch import nn
 
     DELAY = {delay}
+    BROKEN = {broken}
 
 
     class Work(nn.Module):
         def forward(self, a):
             if DELAY:
                 time.sleep(DELAY)
+            if BROKEN and a.numel() == 128:
+                raise RuntimeError("this commit broke the toy at n=128")
             return a * 2.0
 
 
@@ -61,34 +66,39 @@ def git(repo, *args):
 
 @pytest.fixture(scope="module")
 def plugin_repo(tmp_path_factory):
-    """A plugin's repository at two commits: the second waits 2 ms in every call, the first does not."""
+    """A plugin's repository at three commits: the second waits 2 ms in every call, the first does
+    not, and the third fails at n=128."""
     repo = tmp_path_factory.mktemp("ab_plugin")
     git(repo, "init", "-q")
     git(repo, "config", "user.email", "t@example.com")
     git(repo, "config", "user.name", "t")
-    for delay, tag in ((0.0, "v1"), (0.002, "v2")):
-        (repo / "ab_toy_plugin.py").write_text(PLUGIN.format(delay=delay))
+    for delay, broken, tag in ((0.0, False, "v1"), (0.002, False, "v2"), (0.0, True, "v3")):
+        (repo / "ab_toy_plugin.py").write_text(PLUGIN.format(delay=delay, broken=broken))
         git(repo, "add", ".")
         git(repo, "commit", "-q", "-m", tag)
         git(repo, "tag", tag)
     return repo
 
 
+def ab_of_plugin(repo, head: str, url: str, markdown, monkeypatch, *args) -> subprocess.CompletedProcess:
+    """`ab v1 HEAD` of the toy plugin on the CPU, asked to fail on a regression, in a process of its
+    own: the plugin registers into the catalogue of the process that plans the cells."""
+    for name in ab.SIDE_ENV_DEFAULTS:  # the sides' defaults, not what this shell may set
+        monkeypatch.delenv(name, raising=False)
+    return subprocess.run([sys.executable, "-m", "bench_runner", "ab", "v1", head, "--repo", str(repo),
+                           "--plugin", "ab_toy_plugin", "--suite", "smoke", "--benchmark", "ab_toy", "--device", "cpu",
+                           "--db", url, "--quiet", "--fail-on-regression", "--markdown", str(markdown), *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
 @pytest.mark.slow
 def test_two_commits_of_a_plugin_take_turns_and_the_slower_one_is_a_regression(plugin_repo, tmp_path, capsys,
                                                                                monkeypatch):
-    # A process of its own: the plugin registers into the catalogue of the process that plans the cells.
     # Three rounds: a paired interval is never narrower than Student's t over the rounds, 12.7 standard
     # errors wide at two, and on CI (2 cores, 4 test workers) one round's microsecond base calls ran
     # slow enough to stretch a 160x ratio's interval below 1.
     url = f"sqlite:///{tmp_path / 'ab.db'}"
-    for name in ab.SIDE_ENV_DEFAULTS:  # the sides' defaults, not what this shell may set
-        monkeypatch.delenv(name, raising=False)
-    done = subprocess.run([sys.executable, "-m", "bench_runner", "ab", "v1", "v2", "--repo", str(plugin_repo),
-                           "--plugin", "ab_toy_plugin", "--suite", "smoke", "--benchmark", "ab_toy", "--device", "cpu",
-                           "--rounds", "3", "--db", url, "--quiet", "--format", "csv", "--fail-on-regression",
-                           "--markdown", str(tmp_path / "ab.md")], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+    done = ab_of_plugin(plugin_repo, "v2", url, tmp_path / "ab.md", monkeypatch, "--rounds", "3", "--format", "csv")
     out = done.stdout
     assert done.returncode == 1, done.stderr  # a regression, as asked to fail on
     lines = out.strip().splitlines()
@@ -122,6 +132,19 @@ def test_two_commits_of_a_plugin_take_turns_and_the_slower_one_is_a_regression(p
     # The pairs read back by `compare` as well.
     assert cli.main(["compare", "1", "2", "--db", url, "--format", "csv"]) == 0
     assert capsys.readouterr().out.count("regression") == 4
+
+
+@pytest.mark.slow
+def test_a_cell_the_head_broke_is_named_and_fails_the_session(plugin_repo, tmp_path, monkeypatch):
+    done = ab_of_plugin(plugin_repo, "v3", f"sqlite:///{tmp_path / 'broke.db'}", tmp_path / "ab.md", monkeypatch,
+                        "--rounds", "2", "--format", "json")
+    assert done.returncode == 1, done.stderr
+    found = json.loads(done.stdout)
+    assert {(c["method"], c["size"]) for c in found["cells"]} == {("work", "n=64"), ("twice", "n=64")}
+    assert [(b["method"], b["size"], b["status"]) for b in found["broken"]] == [("twice", "n=128", "error"),
+                                                                               ("work", "n=128", "error")]
+    assert all("this commit broke the toy at n=128" in b["message"] for b in found["broken"])
+    assert "**Failed**: 2 cells `ok` in run 1 (v1) failed in run 2 (v3)" in (tmp_path / "ab.md").read_text()
 
 
 @pytest.mark.slow

@@ -527,3 +527,94 @@ def test_gate_holds_a_regression_the_machine_itself_moved_as_far_as(db_url, caps
     assert main(["gate", "5", "--db", db_url]) == 0
     assert ("1 cell's change held inconclusive: its interval does not clear the machine's own move between the "
             "two sides (its drift controls; column `machine_moved`): cpu copy 1.800×") in capsys.readouterr().out
+
+
+# Run 4 of plant_broken: run 1's cells, but N=64 now fails its check, N=128 is skipped (it could not
+# run there: no change of the code's), the others as before.
+BROKEN = {64: ("mismatch", "max abs error 0.31 > 0.001\nsecond line"), 128: ("skipped", "no GPU here")}
+
+
+def plant_broken(db_url: str) -> str:
+    """plant_runs' runs 1-3; run 4 on testhost like run 1 but for BROKEN's cells; run 5 with every
+    cell crashed."""
+    plant_runs(db_url)
+    factory = sessionmaker(results_db.open_engine(db_url))
+    with factory() as session, session.begin():
+        host = store.get_or_create_machine(session, FACTS, "testhost")
+        for failing in (BROKEN, {n: ("crashed", None) for n in PLANTED}):
+            run = store.start_run(session, host, "quick", {"suite": "quick"}, cells_total=len(PLANTED), rounds=3)
+            for n, (t, *_) in PLANTED.items():
+                status, message = failing.get(n, ("ok", None))
+                samples, rounds = planted_samples(t, 0.01) if status == "ok" else (None, None)
+                store.record_result(session, run.id, dict(benchmark="token_mixing", method="poly_sa",
+                                                          backend="eager", device="cpu", dtype="float32",
+                                                          mode="forward", size=f"B=1 N={n} C=64 H=4"),
+                                    status, message, samples=samples, sample_rounds=rounds,
+                                    metrics={"time_median_s": t} if samples else {})
+            store.finish_run(session, run.id)
+    return db_url
+
+
+def test_a_cell_ok_before_that_fails_after_is_named_and_fails_the_comparison(db_url, capsys):
+    plant_broken(db_url)
+    code, out, _ = compare(db_url, "1", "4", capsys=capsys)
+    assert code == 0  # not asked to fail
+    said = ("1 cell `ok` in run 1 failed in run 4, so it has no ratio: token_mixing/poly_sa/eager cpu float32 "
+            "forward B=1 N=64 C=64 H=4: mismatch (max abs error 0.31 > 0.001)")
+    assert said in out and "N=128" not in out.split("verdicts:")[1]  # skipped: it could not run, nothing broke
+    assert compare(db_url, "1", "4", "--fail-on-regression", capsys=capsys)[0] == 1  # the same samples otherwise
+    code, out, _ = compare(db_url, "1", "4", "--format", "json", capsys=capsys)
+    found = json.loads(out)
+    assert [(b["size"], b["status"]) for b in found["broken"]] == [("B=1 N=64 C=64 H=4", "mismatch")]
+    assert {c["size"] for c in found["cells"]} == {"B=1 N=256 C=64 H=4", "B=1 N=512 C=64 H=4"}
+    code, out, err = compare(db_url, "1", "4", "--format", "csv", capsys=capsys)
+    assert len(pd.read_csv(io.StringIO(out))) == 2 and said in err
+    # The other way round a cell was fixed, not broken; against a machine's latest `ok` cells, nothing broke.
+    assert compare(db_url, "4", "1", "--fail-on-regression", capsys=capsys)[0] == 0
+    assert "failed" not in compare(db_url, "machine:otherhost", "1", capsys=capsys)[1]
+
+
+def test_a_run_whose_every_cell_failed_is_reported_not_refused(db_url, capsys):
+    plant_broken(db_url)
+    code, out, _ = compare(db_url, "1", "5", "--fail-on-regression", capsys=capsys)
+    assert code == 1 and out.startswith("4 cells `ok` in run 1 failed in run 5, so they have no ratio: ")
+    assert out.count(": crashed") == 4
+    code, out, _ = compare(db_url, "1", "5", "--format", "json", capsys=capsys)
+    assert code == 0 and json.loads(out)["cells"] == [] and len(json.loads(out)["broken"]) == 4
+    assert compare(db_url, "5", "1", capsys=capsys)[0] == 2  # nothing `ok` before: nothing to compare
+
+
+def test_gate_fails_a_cell_that_failed_where_its_history_was_ok_unless_marked(db_url, tmp_path, capsys):
+    plant_broken(db_url)
+    summary = tmp_path / "gate.md"
+    assert main(["gate", "4", "--db", db_url, "--markdown", str(summary)]) == 1
+    out = capsys.readouterr().out
+    assert ("1 cell `ok` in the earlier runs failed in run 4, so it has no ratio: token_mixing/poly_sa/eager cpu "
+            "float32 forward B=1 N=64 C=64 H=4: mismatch") in out and "regression:" not in out
+    assert "**Failed**: 1 cell `ok` in the earlier runs failed in run 4" in summary.read_text()
+    assert main(["gate", "5", "--db", db_url]) == 1  # every cell failed: judged, not refused
+    assert capsys.readouterr().out.count(": crashed") == 4
+    assert main(["mark", "4", "--expected", "--note", "the check was tightened", "--size", "B=1 N=64 C=64 H=4",
+                 "--db", db_url]) == 0
+    capsys.readouterr()
+    assert main(["gate", "4", "--db", db_url]) == 0
+    assert "marked expected: token_mixing/poly_sa/eager cpu float32 forward B=1 N=64 C=64 H=4: " \
+           "the check was tightened" in capsys.readouterr().out
+
+
+def test_gate_of_an_ab_side_fails_a_cell_the_head_broke(db_url, capsys):
+    base, head = plant_session(db_url)
+    factory = sessionmaker(results_db.open_engine(db_url))
+    with factory() as session, session.begin():
+        for run, status in ((base, "ok"), (head, "oom")):
+            store.record_result(session, run, dict(benchmark="token_mixing", method="poly_sa", backend="eager",
+                                                   device="cpu", dtype="float32", mode="forward",
+                                                   size="B=1 N=1024 C=64 H=4"), status,
+                                None if status == "ok" else "CUDA out of memory",
+                                samples=[1e-3] * 24 if status == "ok" else None,
+                                sample_rounds=[r for r in range(3) for _ in range(8)] if status == "ok" else None,
+                                sample_cycles=[c for _ in range(3) for c in range(8)] if status == "ok" else None)
+    assert main(["gate", str(head), "--db", db_url]) == 1
+    out = capsys.readouterr().out
+    assert (f"1 cell `ok` in run {base} failed in run {head}, so it has no ratio: token_mixing/poly_sa/eager cpu "
+            f"float32 forward B=1 N=1024 C=64 H=4: oom (CUDA out of memory)") in out

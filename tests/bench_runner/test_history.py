@@ -215,7 +215,7 @@ def test_a_mark_that_covers_no_cell_is_refused_before_the_history_is_searched(db
     _history_db(db_url, (1.0, 1.0))
     monkeypatch.setattr(history, "refresh", lambda *a, **k: pytest.fail("searched a history for a refused mark"))
     assert main(["mark", "2", "--expected", "--method", "Poly_sa", "--db", db_url]) == 2
-    assert "run 2 has no `ok` cell with method 'Poly_sa' to mark" in capsys.readouterr().err
+    assert "run 2 has no `ok` or failed cell with method 'Poly_sa' to mark" in capsys.readouterr().err
 
 
 def test_the_geometric_mean_line_is_relative_to_the_first_run_chosen(db_url):
