@@ -89,9 +89,10 @@ def sides_of(args, worktrees, plugin: str | None) -> list:
 def run(args) -> int:
     from hadamard_bench import plugins
     from hadamard_impls import catalogue
+    from results_db import queries
 
     from .. import ab, comparison, selection, stats
-    from .compare import failures, report, side
+    from .compare import report, side
 
     if len(args.plugin) > 1:
         raise UsageError("name one plugin module (--plugin), whose repository --repo is")
@@ -136,7 +137,7 @@ def run(args) -> int:
     with factory() as session:
         before, _, _ = side(session, str(runs[0]))
         after, _, _ = side(session, str(runs[1]))
-        broken = comparison.broken_cells(before, failures(session, str(runs[1]), [runs[1]]))
+        broken = comparison.broken_cells(before, queries.failures_frame(session, runs[1]))
     table = comparison.in_cell_order(comparison.comparison_table(before, after, args.threshold))
     if table.empty and broken.empty:
         print(f"{PROG} ab: no cell ended `ok` on both sides", file=sys.stderr)
