@@ -342,11 +342,13 @@ def start_runs(factory: sessionmaker[Session], catalogue, sel: selection.Selecti
 
 def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence[Side], cells: Sequence[Cell],
             policy: defaults.TimingPolicy, rounds: int, seed: int, timeout_s: float, plugin: str | None = None,
-            on_cell: Callable[[Cell], None] | None = None, started: list[SideProcess] | None = None) -> None:
+            on_cell: Callable[[Cell], None] | None = None, started: list[SideProcess] | None = None,
+            ceilings: dict | None = None) -> None:
     """Every cell in `rounds` rounds, each round with fresh side processes (the first round's
     may be given `started`, as the command checked them) and its own shuffled order; each side's
-    outcome stored in its run as `run` stores a round. A cell that failed on a side is not
-    measured again on either."""
+    outcome stored in its run as `run` stores a round, its roofline fraction and plausibility
+    against `ceilings` (sweep.calibrate's). A cell that failed on a side is not measured again
+    on either."""
     cpus = os.sched_getaffinity(0)
     policy = round_policy(policy)
     failed: set[Cell] = set()
@@ -371,7 +373,8 @@ def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence
                         procs[i] = SideProcess(sides[i], timeout_s, cpus, plugin).wait_ready()
                 with factory() as session, session.begin():
                     for run_id, outcome in zip(runs, outcomes):
-                        record.store_round(session, run_id, cell, outcome, round_index, rounds, None)
+                        record.store_round(session, run_id, cell, outcome, round_index, rounds,
+                                           (ceilings or {}).get(cell.device))
                 measured += 1
                 if any(o.status != "ok" for o in outcomes):
                     failed.add(cell)

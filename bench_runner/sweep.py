@@ -57,9 +57,10 @@ def start(session_factory: sessionmaker[Session], catalogue: Catalogue, sel: sel
 
 
 def calibrate(session_factory: sessionmaker[Session], run_id: int, cells: Sequence[Cell],
-              executor: Executor | None = None) -> dict:
+              executor: Executor | None = None, shared_with: Sequence[int] = ()) -> dict:
     """Measure each device's ceilings where the cells run (`executor.ceilings`: here, or on a Ray
-    node, whose machine the run then is) and store them. A resumed run keeps the ceilings its
+    node, whose machine the run then is) and store them, on the runs of `shared_with` too (the
+    other side of an `ab` session: the two shared the machine). A resumed run keeps the ceilings its
     first cells were placed under, so every cell's roofline fraction is against the same ones;
     what the machine measured at the resume is kept apart, in the run's provenance
     (`resumed_calibrations`), for a reader to see how far it moved. Returns the run's ceilings,
@@ -74,7 +75,8 @@ def calibrate(session_factory: sessionmaker[Session], run_id: int, cells: Sequen
             store.note_resumed_calibration(session, run_id, ceilings)
             ceilings = kept
         else:
-            store.set_calibration(session, run_id, ceilings)
+            for run in (run_id, *shared_with):
+                store.set_calibration(session, run, ceilings)
         earlier = store.machine_calibrations(session, run_id)
     # The plausibility guard judges against the highest ceilings this machine has measured.
     return {device: plausibility.with_machine_best(own, [(run, c[device]) for run, c in earlier if device in c])

@@ -91,7 +91,8 @@ def run(args) -> int:
     from hadamard_impls import catalogue
     from results_db import queries
 
-    from .. import ab, comparison, selection, stats
+    from .. import ab, comparison, selection, stats, sweep
+    from ..executor import InProcess
     from .compare import report, side
 
     if len(args.plugin) > 1:
@@ -129,7 +130,11 @@ def run(args) -> int:
                                      [proc.facts for proc in started])
                 print(f"ab: runs {runs[0]} ({args.base}) and {runs[1]} ({args.head}), {counted(len(cells), 'cell')} "
                       f"of the {sel.suite} suite, {counted(rounds, 'round')}, taking turns", file=sys.stderr)
-                _measure(args, factory, runs, sides, cells, policy, rounds, seed, plugin, started)
+                # The devices' ceilings, measured here while the sides wait, once for both: each side's
+                # cells then have a roofline fraction, and one timed faster than its device can go (a
+                # kernel that skipped its work) is stored `implausible`, as `run` stores it.
+                ceilings = sweep.calibrate(factory, runs[0], cells, InProcess(catalogue, policy), shared_with=runs[1:])
+                _measure(args, factory, runs, sides, cells, policy, rounds, seed, plugin, started, ceilings)
             finally:
                 ab.stop_sides(started)
     except ab.AbError as exc:
@@ -151,7 +156,7 @@ def run(args) -> int:
     return 1 if args.fail_on_regression and regressed else 0
 
 
-def _measure(args, factory, runs, sides, cells, policy, rounds, seed, plugin, started) -> None:
+def _measure(args, factory, runs, sides, cells, policy, rounds, seed, plugin, started, ceilings) -> None:
     from results_db import store
     from tqdm import tqdm
 
@@ -160,7 +165,7 @@ def _measure(args, factory, runs, sides, cells, policy, rounds, seed, plugin, st
     with tqdm(total=len(cells) * rounds, unit="cell", disable=args.quiet, dynamic_ncols=True) as bar:
         try:
             ab.measure(factory, runs, sides, cells, policy, rounds, seed, args.cell_timeout, plugin,
-                       on_cell=lambda cell: _advance(bar, cell), started=started)
+                       on_cell=lambda cell: _advance(bar, cell), started=started, ceilings=ceilings)
         except BaseException as exc:
             with factory() as session, session.begin():
                 for run_id in runs:

@@ -113,8 +113,11 @@ def test_two_commits_of_a_plugin_take_turns_and_the_slower_one_is_a_regression(p
         assert [r.paired_with for r in runs] == [2, 1]
         assert [r.provenance["ab"]["side"] for r in runs] == ["base", "head"]
         assert [r.status for r in runs] == ["finished", "finished"]
+        # The ceilings, measured once for both sides: each cell has a roofline fraction, as in a plain run.
+        assert runs[0].calibration["cpu"]["copy_gbps"] > 0 and runs[0].calibration == runs[1].calibration
         results = session.scalars(select(Result)).all()
         assert len(results) == 8 and all(r.status == "ok" for r in results)
+        assert all(0 < next(m.value for m in r.metrics if m.name == "roofline_fraction") < 1 for r in results)
         for r in results:  # three rounds, every sample with its cycle, each round at least MIN_CYCLES
             assert set(r.sample_rounds) == {0, 1, 2} and len(r.sample_cycles) == len(r.samples)
             assert min(r.sample_rounds.count(k) for k in (0, 1, 2)) >= ab.MIN_CYCLES
@@ -236,6 +239,43 @@ def side_workers_of(pid: int) -> list[str]:
     return found
 
 
+class FakeSide:
+    """A side process that is this one: for sessions whose cells a test's one_cell answers."""
+    facts: dict = {}
+
+    def __init__(self):
+        self.process = type("P", (), {"pid": os.getpid()})()
+        self.conn = type("C", (), {"closed": False})()
+
+
+def test_a_side_timed_faster_than_its_device_can_go_is_implausible_and_fails_the_session(tmp_path, monkeypatch,
+                                                                                         capsys):
+    """The session measures the CPU's ceilings once and judges both sides' cells against them as
+    `run` does: the head claiming a petaflop a second on this CPU (a kernel that skipped its work)
+    is stored `implausible`, so the cell has no ratio and the session fails. The sides are fakes."""
+    from bench_runner.cell import CellOutcome
+
+    def one_cell(procs, cell, check, policy, rng):
+        return [CellOutcome("ok", samples=[1e-3, 1.1e-3, 0.9e-3] * 4, interleaved=True,
+                            metrics={"flops": flops, "bytes": 1.0}) for flops in (1e6, 1e12)]
+
+    monkeypatch.setattr(ab, "start_sides", lambda *args, **kwargs: [FakeSide(), FakeSide()])
+    monkeypatch.setattr(ab, "stop_sides", lambda procs: None)
+    monkeypatch.setattr(ab, "one_cell", one_cell)
+    url = f"sqlite:///{tmp_path / 'fast.db'}"
+    assert cli.main(["ab", "HEAD", "HEAD", "--suite", "smoke", "--benchmark", "elementwise", "--method",
+                     "hadamard", "--backend", "eager", "--size", "n=4096", "--rounds", "2", "--db", url, "--quiet",
+                     "--format", "json", "--fail-on-regression"]) == 1
+    found = json.loads(capsys.readouterr().out)
+    assert found["cells"] == [] and [b["status"] for b in found["broken"]] == ["implausible"]
+    assert "TFLOP/s is" in found["broken"][0]["message"]
+    with sessionmaker(results_db.open_engine(url))() as session:
+        base, head = session.scalars(select(Run).order_by(Run.id)).all()
+        assert base.calibration == head.calibration and base.calibration["cpu"]["matmul_gflops"]
+        statuses = [r.status for r in session.scalars(select(Result).order_by(Result.run_id))]
+    assert statuses == ["ok", "implausible"]
+
+
 def test_each_round_of_a_session_stores_what_the_machine_did(tmp_path, monkeypatch):
     """Both runs of a session get a record of each round with the machine's state while it ran (its
     load, other processes' share of the CPUs, steal), as a plain run's rounds do, so the Runs page
@@ -243,18 +283,11 @@ def test_each_round_of_a_session_stores_what_the_machine_did(tmp_path, monkeypat
     from bench_runner.cell import CellOutcome
     from results_db import RoundRecord, queries
 
-    class Fake:
-        facts: dict = {}
-
-        def __init__(self):
-            self.process = type("P", (), {"pid": os.getpid()})()
-            self.conn = type("C", (), {"closed": False})()
-
     def one_cell(procs, cell, check, policy, rng):
         sum(i * i for i in range(200_000))  # some CPU seconds of "the sides"
         return [CellOutcome("ok", samples=[1e-3, 1.1e-3, 0.9e-3], interleaved=True) for _ in procs]
 
-    monkeypatch.setattr(ab, "start_sides", lambda *args, **kwargs: [Fake(), Fake()])
+    monkeypatch.setattr(ab, "start_sides", lambda *args, **kwargs: [FakeSide(), FakeSide()])
     monkeypatch.setattr(ab, "stop_sides", lambda procs: None)
     monkeypatch.setattr(ab, "one_cell", one_cell)
     # The device's telemetry at each round's ends, as a plain run's rounds keep it (NVML on a GPU).
