@@ -35,7 +35,7 @@ import pandas as pd  # noqa: E402
 from bench_runner import comparison, defaults, stats  # noqa: E402
 from bench_runner.commands import compare  # noqa: E402
 from docs_section import write_section  # noqa: E402
-from results_db import Run  # noqa: E402
+from results_db import Run, queries  # noqa: E402
 from reproducibility import BENCHMARKS, SELECTION, scratch_db  # noqa: E402
 from speedup_aa import DISTURB_HELP, DISTURBED, disturbance  # noqa: E402
 
@@ -135,12 +135,16 @@ def main() -> int:
     with sessions() as session:
         tables = {name: comparison.comparison_table(compare.side(session, str(b))[0], compare.side(session, str(b + 1))[0])
                   for name, b in (("A/A", 1), ("threads", 3), ("traffic", 5))}
+        # Cells `ok` on the base side that failed on the head side (an implausible time included).
+        failed = {name: len(comparison.broken_cells(compare.side(session, str(b))[0],
+                                                    queries.failures_frame(session, b + 1)))
+                  for name, b in (("A/A", 1), ("threads", 3), ("traffic", 5))}
         first = session.get(Run, 1)
         when, commit = first.started_at, (first.provenance or {}).get("git_commit") or "unknown"
         if not minutes:  # re-read: the sessions' own start and end
             minutes = {n: (session.get(Run, b + 1).finished_at - session.get(Run, b).started_at).total_seconds() / 60
                        for n, b in (("A/A", 1), ("threads", 3), ("traffic", 5))}
-    found = {name: rates(t) for name, t in tables.items()}
+    found = {name: rates(t) | {"failed": failed[name]} for name, t in tables.items()}
     what = {"A/A": "A/A: `ab HEAD HEAD`, 110 cells",
             "threads": "A/B: gated_ffn, head on one thread (`--head-env OMP_NUM_THREADS=1`)",
             "traffic": "A/B: a plugin at two commits, the second moving ~1.3x the memory"}
@@ -148,11 +152,11 @@ def main() -> int:
         f"Measured {when:%Y-%m-%d %H:%M} UTC at {commit[:7]} on this machine's CPU ({os.cpu_count()} cores), "
         f"{DISTURBED if args.disturb else 'quiet'}; the quick suite, {defaults.FLOOR:.0%} floor.",
         "",
-        "| session | cells | regression | improvement | no change | inconclusive | paired | median ratio | "
-        "median half-width | minutes |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| session | cells | regression | improvement | no change | inconclusive | failed on the head only | "
+        "paired | median ratio | median half-width | minutes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         *[f"| {what[n]} | {f['cells']} | {f['regression']} | {f['improvement']} | {f['no change']} | "
-          f"{f['inconclusive']} | {f['paired']} | {f['median']:.3f} | ±{f['half']:.1%} | "
+          f"{f['inconclusive']} | {f['failed']} | {f['paired']} | {f['median']:.3f} | ±{f['half']:.1%} | "
           f"{minutes.get(n, float('nan')):.1f} |" for n, f in found.items()],
     ]
     table = "\n".join(lines)
