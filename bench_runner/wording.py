@@ -113,18 +113,21 @@ def cell_name(row) -> str:
     return f"{row.benchmark}/{row.method}/{row.backend} {row.device} {row.dtype} {row.mode} {row.size}"
 
 
-def broken_note(broken: pd.DataFrame, before_name: str, after_name: str) -> str | None:
+def broken_note(broken: pd.DataFrame, before_name: str, after_name: str, fixed: bool = False) -> str | None:
     """A sentence naming the cells `ok` in `before_name` that failed in `after_name`
-    (comparison.broken_cells), each with its status and the first line of its message; None
-    when there are none."""
+    (comparison.broken_cells), each with its status and the first line of its message; with
+    `fixed`, the cells that failed in `before_name` and are `ok` in `after_name` (broken_cells
+    with its sides swapped), which say nothing against the after side. None when there are none."""
     if broken.empty:
         return None
     named = [f"{cell_name(r)}: {r.status}" + (f" ({str(r.message).splitlines()[0][:160]})"
                                                if isinstance(r.message, str) and r.message.strip() else "")
              for r in broken.head(BROKEN_NAMED).itertuples()]
     more = len(broken) - len(named)
-    return (f"{counted(len(broken), 'cell')} `ok` in {before_name} failed in {after_name}, so "
-            f"{'it has' if len(broken) == 1 else 'they have'} no ratio: " + "; ".join(named)
+    one = len(broken) == 1
+    said = (f"{counted(len(broken), 'cell')} that failed in {before_name} {'is' if one else 'are'} `ok` in "
+            f"{after_name}" if fixed else f"{counted(len(broken), 'cell')} `ok` in {before_name} failed in {after_name}")
+    return (said + f", so {'it has' if one else 'they have'} no ratio: " + "; ".join(named)
             + (f"; and {more} more" if more else ""))
 
 

@@ -54,11 +54,14 @@ runs_of = lambda cells: sorted({int(r) for r in cells["run_id"]})  # noqa: E731
 machine_drift = comparison.drift_ratios(states, runs_of(before_cells), runs_of(after_cells)) if not states.empty else {}
 result = comparison.comparison_table(before_cells, after_cells, threshold, spelled_runs=data.spelled_runs(url, measured_in),
                                      drift=drift, machine_drift=machine_drift)
-# A cell `ok` before that failed after has no ratio, and is a worse change than a slower one.
+# A cell `ok` before that failed after has no ratio, and is a worse change than a slower one; one
+# fixed the other way has none either, and is said too.
 broken = comparison.broken_cells(before_cells, data.load_failures(url, int(after)) if by == "runs" else None)
-failed = wording.broken_note(broken, f"{by[:-1]} {before}", f"{by[:-1]} {after}")
-if failed:
-    st.error(text.md(failed[0].upper() + failed[1:] + ".", limit=None))  # broken_note bounds it
+fixed = comparison.broken_cells(after_cells, data.load_failures(url, int(before)) if by == "runs" else None)
+for cells, now_ok, say in ((broken, False, st.error), (fixed, True, st.info)):
+    said = wording.broken_note(cells, f"{by[:-1]} {before}", f"{by[:-1]} {after}", fixed=now_ok)
+    if said:
+        say(text.md(said[0].upper() + said[1:] + ".", limit=None))  # broken_note bounds it
 if result.empty:
     st.info("No cell has successful results on both sides"
             + (", other than the same stored ones." if set(before_cells["result_id"]) & set(after_cells["result_id"])

@@ -143,14 +143,15 @@ def run(args) -> int:
         before, _, _ = side(session, str(runs[0]))
         after, _, _ = side(session, str(runs[1]))
         broken = comparison.broken_cells(before, queries.failures_frame(session, runs[1]))
+        fixed = comparison.broken_cells(after, queries.failures_frame(session, runs[0]))
     table = comparison.in_cell_order(comparison.comparison_table(before, after, args.threshold))
-    if table.empty and broken.empty:
+    if table.empty and broken.empty and fixed.empty:
         print(f"{PROG} ab: no cell ended `ok` on both sides", file=sys.stderr)
         return 1
     names = f"run {runs[0]} ({args.base})", f"run {runs[1]} ({args.head})"
-    report(table, args.format, *names, args.threshold, broken=broken)
+    report(table, args.format, *names, args.threshold, broken=broken, fixed=fixed)
     if args.markdown:
-        out_path(args.markdown).write_text(markdown(table, broken, *names, args.threshold))
+        out_path(args.markdown).write_text(markdown(table, broken, fixed, *names, args.threshold))
         print(f"wrote {args.markdown}", file=sys.stderr)
     regressed = (len(table) and (table["verdict"] == stats.RUN_WORDS[0]).any()) or len(broken)
     return 1 if args.fail_on_regression and regressed else 0
@@ -183,15 +184,17 @@ def _advance(bar, cell) -> None:
     bar.update()
 
 
-def markdown(table, broken, before_name: str, after_name: str, threshold: float) -> str:
+def markdown(table, broken, fixed, before_name: str, after_name: str, threshold: float) -> str:
     """The comparison as a Markdown table with its summary, for a pull request's description;
-    the cells `ok` on the base side that failed on the head side (`broken`) below it."""
+    the cells `ok` on the base side that failed on the head side (`broken`), and those the other
+    way round (`fixed`), below it."""
     from .. import wording
     from .compare import summary_lines
 
     head = f"**{after_name}** against **{before_name}** (paired, threshold {threshold:.0%})\n\n"
     said = wording.broken_note(broken, before_name, after_name)
-    failed = f"\n**Failed**: {said}.\n" if said else ""
+    now_ok = wording.broken_note(fixed, before_name, after_name, fixed=True)
+    failed = (f"\n**Failed**: {said}.\n" if said else "") + (f"\n**Fixed**: {now_ok}.\n" if now_ok else "")
     if table.empty:
         return head + failed.lstrip("\n")
     rows = ["| benchmark | method | backend | size | ratio | 95% interval | verdict |",

@@ -230,10 +230,11 @@ def test_diff_names_the_cells_that_failed_after_being_ok_before(db_url, monkeypa
     next(s for s in at.selectbox if s.label == "After").set_value(5).run()
     assert not at.exception and "4 cells" in at.error[0].value
     assert any(i.value.startswith("No cell has successful results on both sides") for i in at.info)
-    # The other way round nothing broke.
+    # The other way round nothing broke: the cell was fixed.
     next(s for s in at.selectbox if s.label == "Before").set_value(4).run()
     next(s for s in at.selectbox if s.label == "After").set_value(1).run()
     assert not at.exception and not at.error
+    assert any(i.value.startswith("1 cell that failed in run 4 is \\`ok\\` in run 1") for i in at.info)
 
 
 def test_diff_of_a_run_with_itself_asks_for_two_different_runs(db_url, monkeypatch):

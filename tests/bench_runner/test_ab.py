@@ -497,3 +497,21 @@ def test_which_side_builds_a_cell_first_is_drawn_from_the_seed():
     drawn = first_builders(range(200))
     assert 70 <= drawn.count("base") <= 130
     assert first_builders(range(200)) == drawn
+
+
+def test_the_markdown_names_cells_that_failed_on_either_side():
+    import pandas as pd
+
+    from bench_runner.commands import ab as ab_command
+
+    def cells(status, message):
+        return pd.DataFrame([dict(benchmark="ab_toy", method="work", backend="eager", device="cpu", dtype="float32",
+                                  mode="forward", size="n=128", status=status, message=message)])
+
+    text = ab_command.markdown(pd.DataFrame(), cells("error", "RuntimeError: broke"), cells("oom", None),
+                               "run 1 (v1)", "run 2 (v3)", 0.05)
+    assert text.startswith("**run 2 (v3)** against **run 1 (v1)**")
+    assert ("**Failed**: 1 cell `ok` in run 1 (v1) failed in run 2 (v3), so it has no ratio: ab_toy/work/eager cpu "
+            "float32 forward n=128: error (RuntimeError: broke).") in text
+    assert "**Fixed**: 1 cell that failed in run 1 (v1) is `ok` in run 2 (v3), so it has no ratio: " in text
+    assert text.rstrip().endswith("n=128: oom.")

@@ -569,8 +569,13 @@ def test_a_cell_ok_before_that_fails_after_is_named_and_fails_the_comparison(db_
     assert {c["size"] for c in found["cells"]} == {"B=1 N=256 C=64 H=4", "B=1 N=512 C=64 H=4"}
     code, out, err = compare(db_url, "1", "4", "--format", "csv", capsys=capsys)
     assert len(pd.read_csv(io.StringIO(out))) == 2 and said in err
-    # The other way round a cell was fixed, not broken; against a machine's latest `ok` cells, nothing broke.
-    assert compare(db_url, "4", "1", "--fail-on-regression", capsys=capsys)[0] == 0
+    # The other way round the cell was fixed, which fails nothing; against a machine's latest `ok`
+    # cells, nothing broke.
+    code, out, _ = compare(db_url, "4", "1", "--fail-on-regression", capsys=capsys)
+    assert code == 0 and ("1 cell that failed in run 4 is `ok` in run 1, so it has no ratio: token_mixing/poly_sa/"
+                          "eager cpu float32 forward B=1 N=64 C=64 H=4: mismatch") in out
+    assert [f["status"] for f in json.loads(compare(db_url, "4", "1", "--format", "json", capsys=capsys)[1])
+            ["fixed"]] == ["mismatch"]
     assert "failed" not in compare(db_url, "machine:otherhost", "1", capsys=capsys)[1]
 
 
@@ -581,7 +586,8 @@ def test_a_run_whose_every_cell_failed_is_reported_not_refused(db_url, capsys):
     assert out.count(": crashed") == 4
     code, out, _ = compare(db_url, "1", "5", "--format", "json", capsys=capsys)
     assert code == 0 and json.loads(out)["cells"] == [] and len(json.loads(out)["broken"]) == 4
-    assert compare(db_url, "5", "1", capsys=capsys)[0] == 2  # nothing `ok` before: nothing to compare
+    code, out, _ = compare(db_url, "5", "1", "--fail-on-regression", capsys=capsys)
+    assert code == 0 and out.startswith("4 cells that failed in run 5 are `ok` in run 1")  # fixed: fails nothing
 
 
 def test_gate_fails_a_cell_that_failed_where_its_history_was_ok_unless_marked(db_url, tmp_path, capsys):
