@@ -84,6 +84,15 @@ def baseline_frame(chosen: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*queries.CELL_COLUMNS, "samples", "sample_rounds", "runs"])
 
 
+def judged(cells: pd.DataFrame, marks: pd.DataFrame, run_id: int) -> pd.DataFrame:
+    """The rows of `cells` (RUN's, `ok` or failed) that no `new_distribution` mark on RUN covers:
+    a run marked as a new start has nothing before it to be judged against."""
+    from .. import history
+
+    return cells[[not history.covering(marks, history.cell_of(r), "new_distribution", run_id)
+                  for r in cells.itertuples()]] if len(cells) else cells
+
+
 def explained(table: pd.DataFrame, marks: pd.DataFrame, run_id: int) -> pd.Series:
     """Per compared cell, the note of an `expected` mark on `run_id` that covers it ("" if none)."""
     import pandas as pd
@@ -179,10 +188,7 @@ def run(args) -> int:
     machine_drift = comparison.drift_ratios(states, before_runs, [args.run]) if not states.empty else {}
     if mine.empty and failed.empty:
         raise UsageError(f"run {args.run} has no `ok` or failed cells to judge")
-    # A run marked as a new start has nothing before it to be judged against.
-    new_start = lambda frame: frame[[not history.covering(marks, history.cell_of(r), "new_distribution", args.run)  # noqa: E731
-                                     for r in frame.itertuples()]] if len(frame) else frame
-    mine, failed = new_start(mine), new_start(failed)
+    mine, failed = judged(mine, marks, args.run), judged(failed, marks, args.run)
     baseline = baseline_frame(chosen)
     broken = comparison.broken_cells(baseline, failed)
     table = comparison.comparison_table(baseline, mine, args.threshold, drift=history.drift_by_cell(floors),
@@ -191,8 +197,8 @@ def run(args) -> int:
         print(f"run {args.run}: none of its cells has a history to judge against on {label}'s fingerprint "
               f"({fingerprint}); nothing to judge")
         return 0
-    table["explained_by"] = explained(table, marks, args.run) if len(table) else []
-    broken["explained_by"] = explained(broken, marks, args.run) if len(broken) else []
+    table["explained_by"] = explained(table, marks, args.run)
+    broken["explained_by"] = explained(broken, marks, args.run)
     return verdict(table, args, f"run {args.run} against up to {args.against} earlier runs",
                    wording.floor_note(table, args.threshold, floors, 1) if len(table) else "",
                    machine_drift, broken, ("the earlier runs", f"run {args.run}"),
