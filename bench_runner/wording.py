@@ -120,15 +120,20 @@ def broken_note(broken: pd.DataFrame, before_name: str, after_name: str, fixed: 
     with its sides swapped), which say nothing against the after side. None when there are none."""
     if broken.empty:
         return None
-    named = [f"{cell_name(r)}: {r.status}" + (f" ({str(r.message).splitlines()[0][:160]})"
-                                               if isinstance(r.message, str) and r.message.strip() else "")
-             for r in broken.head(BROKEN_NAMED).itertuples()]
-    more = len(broken) - len(named)
     one = len(broken) == 1
     said = (f"{counted(len(broken), 'cell')} that failed in {before_name} {'is' if one else 'are'} `ok` in "
             f"{after_name}" if fixed else f"{counted(len(broken), 'cell')} `ok` in {before_name} failed in {after_name}")
-    return (said + f", so {'it has' if one else 'they have'} no ratio: " + "; ".join(named)
-            + (f"; and {more} more" if more else ""))
+    return said + f", so {'it has' if one else 'they have'} no ratio: " + failed_cells(broken)
+
+
+def failed_cells(failed: pd.DataFrame) -> str:
+    """`cell: status (the first line of its message); ...` for the first BROKEN_NAMED rows of
+    `failed` (results_db.queries.failures_frame's columns), then how many more."""
+    named = [f"{cell_name(r)}: {r.status}" + (f" ({str(r.message).splitlines()[0][:160]})"
+                                               if isinstance(r.message, str) and r.message.strip() else "")
+             for r in failed.head(BROKEN_NAMED).itertuples()]
+    more = len(failed) - len(named)
+    return "; ".join(named) + (f"; and {more} more" if more else "")
 
 
 def explain_verdicts(floor: float = FLOOR) -> str:

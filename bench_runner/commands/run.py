@@ -171,9 +171,9 @@ def measure(args, factory, run_id: int, policy, cells, suite: str, catalogue) ->
     """Wait for this machine's earlier runs, run the cells in the run's rounds, and record how the
     run ended (`run`, `run --resume` and `agent`)."""
     import results_db
-    from results_db import store
+    from results_db import queries, store
 
-    from .. import sweep
+    from .. import comparison, sweep, wording
 
     with factory() as session:
         run = session.get(results_db.Run, run_id)
@@ -203,8 +203,11 @@ def measure(args, factory, run_id: int, policy, cells, suite: str, catalogue) ->
     with factory() as session, session.begin():
         ended = "cancelled" if store.run_status(session, run_id) == "cancelling" else "finished"
         store.finish_run(session, run_id, ended)
+        failed = queries.failures_frame(session, run_id)
     print(f"run {run_id} {ended}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())),
           file=sys.stderr)
+    if len(failed):  # which, and why, where the user is looking: not only on the Runs page
+        print(f"failed: {wording.failed_cells(comparison.in_cell_order(failed))}", file=sys.stderr)
     _refresh_history(factory, run_id, args.quiet)
     return 0
 

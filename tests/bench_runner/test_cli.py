@@ -342,3 +342,18 @@ print("read", loaded())
     lines = dict(line.split(" ", 1) for line in out.stdout.splitlines())
     assert lines["help"] == "[]"
     assert "torch" not in lines["read"] and "hadamard_impls" not in lines["read"], lines["read"]
+
+
+def test_a_run_names_the_cells_that_failed_as_it_ends(tmp_path, monkeypatch, capsys):
+    from bench_runner import cli as cli_module
+    from bench_runner import executor
+    from bench_runner.cell import CellOutcome
+
+    monkeypatch.setattr(executor, "run_cell", lambda *a, **k: CellOutcome("mismatch", "max abs error 2 > 0.001\nmore"))
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    assert cli_module.main(["run", "--suite", "smoke", "--benchmark", "elementwise", "--method", "relu", "--backend",
+                            "eager", "--device", "cpu", "--dtype", "float32", "--mode", "forward", "--in-process",
+                            "--quiet", "--db", url]) == 0
+    err = capsys.readouterr().err
+    assert "run 1 finished: 1 mismatch" in err
+    assert "failed: elementwise/relu/eager cpu float32 forward n=4096: mismatch (max abs error 2 > 0.001)\n" in err
