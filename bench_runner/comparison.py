@@ -194,15 +194,21 @@ def timed_apart(table: pd.DataFrame) -> bool:
 
 def broken_cells(before: pd.DataFrame, after_failures: pd.DataFrame | None) -> pd.DataFrame:
     """The cells `ok` on the before side (rows of `before`, as samples_frame gives them) that
-    failed on the after side (`after_failures`, as results_db.queries.failures_frame gives them),
-    with the after side's status and message, in cell order (none where `after_failures` is None:
-    a machine's side, whose latest cells are `ok` ones). They have no ratio, so no verdict;
-    a kernel that now computes the wrong thing, runs out of memory or crashes is a worse change
-    than a slower one, and `compare`, `ab` and `gate` fail on it as on a regression."""
+    failed on the after side (`after_failures`, as results_db.queries.failures_frame gives them:
+    outright, or in some of their rounds where none of the before side's failed), with the after
+    side's status, message and failed rounds, in cell order (none where `after_failures` is None: a machine's side, whose
+    latest cells are `ok` ones). A cell that failed outright has no ratio, so no verdict; a kernel
+    that now computes the wrong thing, runs out of memory or crashes, even now and then, is a worse
+    change than a slower one, and `compare`, `ab` and `gate` fail on it as on a regression."""
+    columns = [*CELL, "status", "message", "failed_rounds"]
     if before.empty or after_failures is None or after_failures.empty:
-        return pd.DataFrame(columns=[*CELL, "status", "message"])
-    ok = before[CELL].drop_duplicates()
-    broken = after_failures.merge(ok, on=CELL)[[*CELL, "status", "message"]]
+        return pd.DataFrame(columns=columns)
+    ok = before.reindex(columns=[*CELL, "failed_rounds"])
+    ok["failed_rounds"] = pd.to_numeric(ok["failed_rounds"], errors="coerce").fillna(0)
+    ok = ok.groupby(CELL, as_index=False, sort=False)["failed_rounds"].sum()
+    broken = after_failures.reindex(columns=columns).merge(ok, on=CELL, suffixes=("", "_before"))
+    # A cell that failed now and then on both sides did not break between them.
+    broken = broken[~((broken["failed_rounds_before"] > 0) & (broken["status"] == "ok"))][columns]
     return in_cell_order(broken).reset_index(drop=True)
 
 

@@ -47,7 +47,7 @@ def store_round(session: Session, run_id: int, cell: Cell, outcome: CellOutcome,
         return status
     store.count_progress(session, run_id)
     if outcome.status != "ok":
-        store.note_round_failure(result, round_index, outcome.status, outcome.message)
+        store.note_round_failure(session, result, round_index, outcome.status, outcome.message)
         return result.status
     store.add_round(session, result, list(outcome.samples or []), round_index, _cycles(outcome))
     return restate(session, cell, result, ceilings, unsettled=outcome.unsettled)

@@ -115,22 +115,36 @@ def cell_name(row) -> str:
 
 def broken_note(broken: pd.DataFrame, before_name: str, after_name: str, fixed: bool = False) -> str | None:
     """A sentence naming the cells `ok` in `before_name` that failed in `after_name`
-    (comparison.broken_cells), each with its status and the first line of its message; with
-    `fixed`, the cells that failed in `before_name` and are `ok` in `after_name` (broken_cells
-    with its sides swapped), which say nothing against the after side. None when there are none."""
+    (comparison.broken_cells: outright, or in some rounds), each with its status and the first
+    line of its message; with `fixed`, the cells that failed in `before_name` and are `ok` in
+    `after_name` (broken_cells with its sides swapped), which say nothing against the after side.
+    None when there are none."""
     if broken.empty:
         return None
-    one = len(broken) == 1
-    said = (f"{counted(len(broken), 'cell')} that failed in {before_name} {'is' if one else 'are'} `ok` in "
-            f"{after_name}" if fixed else f"{counted(len(broken), 'cell')} `ok` in {before_name} failed in {after_name}")
-    return said + f", so {'it has' if one else 'they have'} no ratio: " + failed_cells(broken)
+    n, one = counted(len(broken), "cell"), len(broken) == 1
+    outright = int((broken["status"] != "ok").sum())  # the others failed in some of their rounds
+    if not outright:  # each still has a ratio, from the rounds that ran
+        said = (f"{n} that failed in some rounds of {before_name} {'is' if one else 'are'} `ok` in every round of "
+                f"{after_name}" if fixed else f"{n} `ok` in every round of {before_name} failed in some rounds of "
+                f"{after_name}, {'its' if one else 'their'} ratio from the rounds that ran")
+        return said + ": " + failed_cells(broken)
+    said = (f"{n} that failed in {before_name} {'is' if one else 'are'} `ok` in {after_name}" if fixed
+            else f"{n} `ok` in {before_name} failed in {after_name}")
+    if outright == len(broken):
+        return said + f", so {'it has' if one else 'they have'} no ratio: " + failed_cells(broken)
+    return said + ", those that failed outright with no ratio: " + failed_cells(broken)
 
 
 def failed_cells(failed: pd.DataFrame) -> str:
     """`cell: status (the first line of its message); ...` for the first BROKEN_NAMED rows of
-    `failed` (results_db.queries.failures_frame's columns), then how many more."""
-    named = [f"{cell_name(r)}: {r.status}" + (f" ({str(r.message).splitlines()[0][:160]})"
-                                               if isinstance(r.message, str) and r.message.strip() else "")
+    `failed` (results_db.queries.failures_frame's columns), then how many more; for a cell `ok`
+    in some rounds, `cell: 1 round failed (round 3: timeout (...))`."""
+    def status(r) -> str:
+        rounds = getattr(r, "failed_rounds", None)
+        return f"{counted(int(rounds), 'round')} failed" if r.status == "ok" and pd.notna(rounds) else r.status
+
+    named = [f"{cell_name(r)}: {status(r)}" + (f" ({str(r.message).splitlines()[0][:160]})"
+                                                if isinstance(r.message, str) and r.message.strip() else "")
              for r in failed.head(BROKEN_NAMED).itertuples()]
     more = len(failed) - len(named)
     return "; ".join(named) + (f"; and {more} more" if more else "")

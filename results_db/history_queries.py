@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .models import HistoryPoint, LatestResult, Machine, Mark, NoiseFloor, Result, Run
-from .queries import CELL_COLUMNS, read_frame
+from .queries import CELL_COLUMNS, metric_of, read_frame
 
 def history_frame(session: Session, benchmark: str | None = None, method: str | None = None,
                   backend: str | None = None, machine: str | None = None, fingerprint: str | None = None,
@@ -52,7 +52,7 @@ def history_frame(session: Session, benchmark: str | None = None, method: str | 
 
 def newest_before(session: Session, fingerprint: str, before, per_cell: int) -> pd.DataFrame:
     """Each cell's `per_cell` newest `ok` results on `fingerprint` from plain runs started before
-    `before`, oldest first, with their samples: what `gate` judges a run against. The window
+    `before`, oldest first, with their samples and failed rounds: what `gate` judges a run against. The window
     function picks them in the database, so a history of hundreds of runs is not read whole."""
     newest = func.row_number().over(partition_by=[getattr(Result, c) for c in CELL_COLUMNS],
                                     order_by=[Run.started_at.desc(), Run.id.desc(), Result.id.desc()])
@@ -61,12 +61,13 @@ def newest_before(session: Session, fingerprint: str, before, per_cell: int) -> 
               .join(Run, Result.run_id == Run.id).join(Machine, Run.machine_id == Machine.id)
               .where(Result.status == "ok", Run.plain, Machine.fingerprint == fingerprint, Run.started_at < before)
               .subquery())
-    query = (select(*(c for c in ranked.c if c.name != "newest"), Result.samples, Result.sample_rounds)
+    query = (select(*(c for c in ranked.c if c.name != "newest"), Result.samples, Result.sample_rounds,
+                    metric_of("failed_rounds"))
              .join(Result, Result.id == ranked.c.result_id).where(ranked.c.newest <= per_cell)
              .order_by(ranked.c.started_at, ranked.c.run_id, ranked.c.result_id))
     frame = read_frame(session, query)
     return frame if not frame.empty else pd.DataFrame(
-        columns=["result_id", "run_id", "started_at", *CELL_COLUMNS, "samples", "sample_rounds"])
+        columns=["result_id", "run_id", "started_at", *CELL_COLUMNS, "samples", "sample_rounds", "failed_rounds"])
 
 
 def history_cells(session: Session, fingerprint: str) -> pd.DataFrame:

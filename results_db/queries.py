@@ -185,12 +185,12 @@ def label_fingerprints(session: Session, label: str) -> int:
 def samples_frame(session: Session, run_id: int | None = None, machine: str | None = None,
                   benchmark: str | None = None) -> pd.DataFrame:
     """`ok` results with their raw samples, the round and cycle of each and whose cycles they pair
-    with (`turns`: turns_of), and in how many rounds the cell was timed unsettled (bench_runner.
-    settle; NaN where not recorded): a run's cells, or for a machine label each cell's latest
-    result on that machine's current hardware (label_fingerprint; one row per cell either way)."""
-    unsettled = (select(Metric.value).where(Metric.result_id == Result.id, Metric.name == "unsettled_rounds")
-                 .scalar_subquery().label("unsettled_rounds"))
-    query = _ok_samples(Result.id.label("result_id"), unsettled).order_by(Result.id)
+    with (`turns`: turns_of), in how many rounds the cell was timed unsettled (bench_runner.
+    settle; NaN where not recorded) and how many of its later rounds failed (`failed_rounds`, NaN
+    for none): a run's cells, or for a machine label each cell's latest result on that machine's
+    current hardware (label_fingerprint; one row per cell either way)."""
+    query = _ok_samples(Result.id.label("result_id"), metric_of("unsettled_rounds"),
+                        metric_of("failed_rounds")).order_by(Result.id)
     if run_id is not None:
         query = query.where(Result.run_id == run_id)
     if machine is not None:
@@ -200,20 +200,30 @@ def samples_frame(session: Session, run_id: int | None = None, machine: str | No
         query = query.where(Result.benchmark == benchmark)
     frame = read_frame(session, query)
     if frame.empty:
-        return pd.DataFrame(columns=["result_id", "unsettled_rounds", "run_id", "machine", *CELL_COLUMNS, "samples",
+        return pd.DataFrame(columns=["result_id", "unsettled_rounds", "failed_rounds", "run_id", "machine", *CELL_COLUMNS, "samples",
                                      "sample_rounds", "sample_cycles", "turns"])
     frame["turns"] = [turns_of(int(r), int(p) if pd.notna(p) else None) for r, p in zip(frame["run_id"], frame["paired_with"])]
     return frame.drop(columns="paired_with").drop_duplicates(CELL_COLUMNS, keep="last").reset_index(drop=True)
 
 
+def metric_of(name: str):
+    """A scalar subquery, labelled `name`: the result's metric of that name (NULL where it has none)."""
+    return (select(Metric.value).where(Metric.result_id == Result.id, Metric.name == name)
+            .scalar_subquery().label(name))
+
+
 def failures_frame(session: Session, run_id: int) -> pd.DataFrame:
     """A run's cells that failed (vocabulary.FAILED: a failed check, an error, out of memory, a
     crash, a timeout, an impossible time; not a cell skipped as unable to run here), with their
-    status and message: what a comparison of the run reports beside the cells it could judge."""
-    query = (select(*(getattr(Result, c) for c in CELL_COLUMNS), Result.status, Result.message)
-             .where(Result.run_id == run_id, Result.status.in_(FAILED)).order_by(Result.id))
+    status and message: what a comparison of the run reports beside the cells it could judge.
+    A cell `ok` in some rounds that failed in others is among them, `ok` with its `failed_rounds`
+    (store.note_round_failure; NaN for a cell that failed outright): a kernel that crashes now and
+    then is broken too, though its other rounds still time it."""
+    failed_rounds = metric_of("failed_rounds")
+    query = (select(*(getattr(Result, c) for c in CELL_COLUMNS), Result.status, Result.message, failed_rounds)
+             .where(Result.run_id == run_id, Result.status.in_(FAILED) | (failed_rounds > 0)).order_by(Result.id))
     frame = read_frame(session, query)
-    return frame if not frame.empty else pd.DataFrame(columns=[*CELL_COLUMNS, "status", "message"])
+    return frame if not frame.empty else pd.DataFrame(columns=[*CELL_COLUMNS, "status", "message", "failed_rounds"])
 
 
 def samples_of(session: Session, result_ids) -> dict[int, tuple[list, list | None, list | None, int]]:

@@ -181,10 +181,14 @@ def keep_latest(executor, *where, plain_only: bool = True) -> None:
     executor.execute(statement)
 
 
-def note_round_failure(result: Result, round_index: int, status: str, message: str | None) -> None:
-    """A later round of an `ok` cell that failed: the cell keeps its other rounds, the message says why."""
+def note_round_failure(session: Session, result: Result, round_index: int, status: str, message: str | None) -> None:
+    """A later round of an `ok` cell that failed: the cell keeps its other rounds, the message says
+    why and the metric `failed_rounds` counts them, so that a comparison can name a cell that
+    crashed, ran out of memory or timed out only now and then (queries.failures_frame)."""
     note = f"round {round_index + 1}: {status}" + (f" ({message})" if message else "")
     result.message = "; ".join(filter(None, [result.message, note]))[:2000]
+    failed = next((m.value for m in result.metrics if m.name == "failed_rounds"), 0.0)
+    set_metrics(session, result, {"failed_rounds": failed + 1})
 
 
 def start_round(session: Session, run_id: int, round_index: int, seed: int, pid: int | None) -> RoundRecord:

@@ -63,7 +63,7 @@ def baseline_rows(history_rows: pd.DataFrame, run_id: int, started_at, against: 
 
 def baseline_frame(chosen: pd.DataFrame) -> pd.DataFrame:
     """Per cell, the samples of the history rows baseline_rows chose, each run's rounds kept apart
-    (round labels offset per run), in samples_frame's shape."""
+    (round labels offset per run), and how many of their rounds failed, in samples_frame's shape."""
     import pandas as pd
     from results_db import queries
 
@@ -80,8 +80,9 @@ def baseline_frame(chosen: pd.DataFrame) -> pd.DataFrame:
                 labels += [offset + k] * len(values)
             offset += len(rounds)
         if samples:
-            rows.append({**cell_key, "samples": samples, "sample_rounds": labels, "runs": len(cell)})
-    return pd.DataFrame(rows, columns=[*queries.CELL_COLUMNS, "samples", "sample_rounds", "runs"])
+            rows.append({**cell_key, "samples": samples, "sample_rounds": labels, "runs": len(cell),
+                         "failed_rounds": cell["failed_rounds"].fillna(0).sum() if "failed_rounds" in cell else 0})
+    return pd.DataFrame(rows, columns=[*queries.CELL_COLUMNS, "samples", "sample_rounds", "runs", "failed_rounds"])
 
 
 def judged(cells: pd.DataFrame, marks: pd.DataFrame, run_id: int) -> pd.DataFrame:

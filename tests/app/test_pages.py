@@ -237,6 +237,18 @@ def test_diff_names_the_cells_that_failed_after_being_ok_before(db_url, monkeypa
     assert any(i.value.startswith("1 cell that failed in run 4 is \\`ok\\` in run 1") for i in at.info)
 
 
+def test_diff_names_a_cell_that_failed_in_one_round_and_still_compares_it(db_url, monkeypatch):
+    from tests.bench_runner.test_compare import plant_flaky
+
+    clean, flaky = plant_flaky(db_url, (False, True))
+    at = render(db_url, monkeypatch, "app_pages/diff.py")
+    next(s for s in at.selectbox if s.label == "Before").set_value(clean).run()
+    next(s for s in at.selectbox if s.label == "After").set_value(flaky).run()
+    assert not at.exception and len(at.error) == 1
+    assert f"failed in some rounds of run {flaky}" in at.error[0].value and "1 round failed" in at.error[0].value
+    assert len(at.dataframe[0].value) == 4  # its other rounds still time it
+
+
 def test_diff_of_a_run_with_itself_asks_for_two_different_runs(db_url, monkeypatch):
     at = _diff_of_planted_runs(db_url, monkeypatch, 2, 2)
     assert any("Before and After are the same run" in i.value for i in at.info)

@@ -357,3 +357,25 @@ def test_a_run_names_the_cells_that_failed_as_it_ends(tmp_path, monkeypatch, cap
     err = capsys.readouterr().err
     assert "run 1 finished: 1 mismatch" in err
     assert "failed: elementwise/relu/eager cpu float32 forward n=4096: mismatch (max abs error 2 > 0.001)\n" in err
+
+
+def test_a_run_names_a_cell_that_failed_in_a_later_round_and_keeps_its_other_rounds(tmp_path, monkeypatch, capsys):
+    from bench_runner import cli as cli_module
+    from bench_runner import executor
+    from bench_runner.cell import CellOutcome
+
+    outcomes = iter([CellOutcome("ok", samples=[2e-3, 2.1e-3, 1.9e-3] * 3), CellOutcome("timeout", "no answer in 60 s"),
+                     CellOutcome("ok", samples=[2e-3, 2.2e-3, 1.8e-3] * 3)])
+    monkeypatch.setattr(executor, "run_cell", lambda *a, **k: next(outcomes))
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    assert cli_module.main(["run", "--suite", "smoke", "--benchmark", "elementwise", "--method", "relu", "--backend",
+                            "eager", "--device", "cpu", "--dtype", "float32", "--mode", "forward", "--rounds", "3",
+                            "--in-process", "--quiet", "--db", url]) == 0
+    err = capsys.readouterr().err
+    assert "run 1 finished: 1 ok" in err
+    assert "failed: elementwise/relu/eager cpu float32 forward n=4096: 1 round failed (round 2: timeout " \
+           "(no answer in 60 s))\n" in err
+    with sessionmaker(results_db.open_engine(url))() as session:
+        frame = queries.results_frame(session, run_id=1)
+    assert frame["status"].tolist() == ["ok"] and frame["failed_rounds"].tolist() == [1.0]
+    assert frame["samples"].tolist() == [18]  # rounds 1 and 3

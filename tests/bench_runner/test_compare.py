@@ -624,3 +624,68 @@ def test_gate_of_an_ab_side_fails_a_cell_the_head_broke(db_url, capsys):
     out = capsys.readouterr().out
     assert (f"1 cell `ok` in run {base} failed in run {head}, so it has no ratio: token_mixing/poly_sa/eager cpu "
             f"float32 forward B=1 N=1024 C=64 H=4: oom (CUDA out of memory)") in out
+
+
+def plant_flaky(db_url: str, flaky: tuple[bool, ...]) -> list[int]:
+    """plant_runs' runs 1-3, then one run on testhost like run 1 per entry of `flaky`, whose N=256
+    cell timed out in its second round where the entry is True (kept `ok`, with its other rounds)."""
+    plant_runs(db_url)
+    factory = sessionmaker(results_db.open_engine(db_url))
+    ids = []
+    with factory() as session, session.begin():
+        host = store.get_or_create_machine(session, FACTS, "testhost")
+        for timed_out in flaky:
+            run = store.start_run(session, host, "quick", {"suite": "quick"}, cells_total=len(PLANTED), rounds=3)
+            for n, (t, *_) in PLANTED.items():
+                samples, rounds = planted_samples(t, 0.01)
+                result = store.record_result(
+                    session, run.id, dict(benchmark="token_mixing", method="poly_sa", backend="eager", device="cpu",
+                                          dtype="float32", mode="forward", size=f"B=1 N={n} C=64 H=4"),
+                    "ok", samples=samples, sample_rounds=rounds, metrics={"time_median_s": t})
+                if timed_out and n == 256:
+                    store.note_round_failure(session, result, 1, "timeout", "no answer in 60 s\nthe worker was stopped")
+            store.finish_run(session, run.id)
+            ids.append(run.id)
+    return ids
+
+
+def test_a_cell_that_failed_in_one_round_only_is_named_and_fails_the_comparison(db_url, capsys):
+    clean, flaky, flaky_again = plant_flaky(db_url, (False, True, True))
+    code, out, _ = compare(db_url, str(clean), str(flaky), "--fail-on-regression", capsys=capsys)
+    said = (f"1 cell `ok` in every round of run {clean} failed in some rounds of run {flaky}, its ratio from the "
+            f"rounds that ran: token_mixing/poly_sa/eager cpu float32 forward B=1 N=256 C=64 H=4: 1 round failed "
+            f"(round 2: timeout (no answer in 60 s)")
+    assert code == 1 and said in out
+    code, out, _ = compare(db_url, str(clean), str(flaky), "--format", "json", capsys=capsys)
+    found = json.loads(out)
+    assert [(b["size"], b["status"], b["failed_rounds"]) for b in found["broken"]] == [("B=1 N=256 C=64 H=4", "ok", 1)]
+    assert len(found["cells"]) == 4  # its rounds that ran still time it
+    # The other way round it was fixed, which fails nothing; flaky on both sides, it broke nowhere.
+    code, out, _ = compare(db_url, str(flaky), str(clean), "--fail-on-regression", capsys=capsys)
+    assert code == 0 and (f"1 cell that failed in some rounds of run {flaky} is `ok` in every round of run {clean}: "
+                          f"token_mixing/poly_sa/eager cpu float32 forward B=1 N=256 C=64 H=4: 1 round failed") in out
+    code, out, _ = compare(db_url, str(flaky), str(flaky_again), "--fail-on-regression", capsys=capsys)
+    assert code == 0 and "failed" not in out
+    # Against a machine's latest cells (the flaky run is testhost's latest): clean → flaky is not named.
+    code, out, _ = compare(db_url, "machine:testhost", str(clean), "--fail-on-regression", capsys=capsys)
+    assert "1 cell that failed in some rounds" not in out
+
+
+def test_gate_fails_a_cell_that_failed_in_a_round_where_its_history_never_did(db_url, capsys):
+    clean, flaky, flaky_again = plant_flaky(db_url, (False, True, True))
+    assert main(["gate", str(flaky), "--db", db_url]) == 1
+    assert ("1 cell `ok` in every round of the earlier runs failed in some rounds of run "
+            f"{flaky}") in capsys.readouterr().out
+    assert main(["gate", str(flaky_again), "--db", db_url, "--against", "1"]) == 0  # its history failed so too
+    assert "failed in some rounds" not in capsys.readouterr().out
+
+
+def test_failed_cells_say_which_rounds_failed_and_which_failed_outright():
+    cell = dict(benchmark="b", method="m", backend="eager", device="cpu", dtype="float32", mode="forward")
+    failed = pd.DataFrame([{**cell, "size": "n=1", "status": "mismatch", "message": "off by 2", "failed_rounds": None},
+                           {**cell, "size": "n=2", "status": "ok", "message": "round 2: oom; round 3: oom",
+                            "failed_rounds": 2.0}])
+    assert wording.failed_cells(failed) == ("b/m/eager cpu float32 forward n=1: mismatch (off by 2); b/m/eager cpu "
+                                            "float32 forward n=2: 2 rounds failed (round 2: oom; round 3: oom)")
+    assert wording.broken_note(failed, "run 1", "run 2").startswith(
+        "2 cells `ok` in run 1 failed in run 2, those that failed outright with no ratio: b/m/eager")
