@@ -111,9 +111,10 @@ def load_cell_samples(url: str, run_id: int | None = None, machine: str | None =
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def load_failures(url: str, run_id: int) -> pd.DataFrame:
-    """A run's failed cells with their status and message (queries.failures_frame)."""
-    return _read(url, queries.failures_frame, run_id)
+def load_failures(url: str, run_id: int | None = None, machine: str | None = None) -> pd.DataFrame:
+    """A run's failed cells (or a machine's whose newest measurement failed) with their status and
+    message (queries.failures_frame)."""
+    return _read(url, queries.failures_frame, run_id=run_id, machine=machine)
 
 
 @st.cache_data(ttl=60, show_spinner=False)

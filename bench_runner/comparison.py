@@ -196,10 +196,10 @@ def broken_cells(before: pd.DataFrame, after_failures: pd.DataFrame | None) -> p
     """The cells `ok` on the before side (rows of `before`, as samples_frame gives them) that
     failed on the after side (`after_failures`, as results_db.queries.failures_frame gives them:
     outright, or in some of their rounds where none of the before side's failed), with the after
-    side's status, message and failed rounds, in cell order (none where `after_failures` is None: a machine's side, whose
-    latest cells are `ok` ones). A cell that failed outright has no ratio, so no verdict; a kernel
-    that now computes the wrong thing, runs out of memory or crashes, even now and then, is a worse
-    change than a slower one, and `compare`, `ab` and `gate` fail on it as on a regression."""
+    side's status, message and failed rounds, in cell order (none where `after_failures` is None).
+    A cell that failed outright has no ratio, so no verdict; a kernel that now computes the wrong
+    thing, runs out of memory or crashes, even now and then, is a worse change than a slower one,
+    and `compare`, `ab` and `gate` fail on it as on a regression."""
     columns = [*CELL, "status", "message", "failed_rounds"]
     if before.empty or after_failures is None or after_failures.empty:
         return pd.DataFrame(columns=columns)

@@ -37,9 +37,12 @@ if before == after:
     st.stop()
 
 
+def side_of(choice) -> dict:
+    return {"run_id": int(choice)} if by == "runs" else {"machine": choice}
+
+
 def cells_of(choice):
-    return (data.load_cell_samples(url, run_id=int(choice)) if by == "runs"
-            else data.load_cell_samples(url, machine=choice))
+    return data.load_cell_samples(url, **side_of(choice))
 
 
 before_cells, after_cells = cells_of(before), cells_of(after)
@@ -56,8 +59,8 @@ result = comparison.comparison_table(before_cells, after_cells, threshold, spell
                                      drift=drift, machine_drift=machine_drift)
 # A cell `ok` before that failed after has no ratio, and is a worse change than a slower one; one
 # fixed the other way has none either, and is said too.
-broken = comparison.broken_cells(before_cells, data.load_failures(url, int(after)) if by == "runs" else None)
-fixed = comparison.broken_cells(after_cells, data.load_failures(url, int(before)) if by == "runs" else None)
+broken = comparison.broken_cells(before_cells, data.load_failures(url, **side_of(after)))
+fixed = comparison.broken_cells(after_cells, data.load_failures(url, **side_of(before)))
 for cells, now_ok, say in ((broken, False, st.error), (fixed, True, st.info)):
     said = wording.broken_note(cells, f"{by[:-1]} {before}", f"{by[:-1]} {after}", fixed=now_ok)
     if said:

@@ -50,7 +50,7 @@ def side(session: Session, spec: str) -> tuple[pd.DataFrame, list[int], str]:
     if spec.startswith("machine:"):
         label = spec.removeprefix("machine:")
         frame = queries.samples_frame(session, machine=label)
-        if frame.empty:
+        if frame.empty and queries.failures_frame(session, machine=label).empty:
             known = ", ".join(sorted(queries.machines(session)["label"]))[:300] or "none"
             raise UsageError(f"no machine {label!r} with results (known: {known})")
         if queries.label_fingerprints(session, label) > 1:
@@ -66,12 +66,14 @@ def side(session: Session, spec: str) -> tuple[pd.DataFrame, list[int], str]:
     return queries.samples_frame(session, run_id=run_id), [run_id], f"run {run_id}"
 
 
-def failures(session: Session, spec: str, runs: list[int]) -> pd.DataFrame | None:
-    """The failed cells of a side that is a run (results_db.queries.failures_frame); none for a
-    machine's side, whose latest cells are its latest `ok` ones."""
+def failures(session: Session, spec: str) -> pd.DataFrame:
+    """The failed cells of a side (results_db.queries.failures_frame): a run's, or a machine's
+    cells whose newest measurement failed."""
     from results_db import queries
 
-    return queries.failures_frame(session, runs[0]) if not spec.startswith("machine:") else None
+    if spec.startswith("machine:"):
+        return queries.failures_frame(session, machine=spec.removeprefix("machine:"))
+    return queries.failures_frame(session, int(spec))
 
 
 def machine_change(session: Session, before_runs: list[int], after_runs: list[int],
@@ -202,8 +204,8 @@ def run(args) -> int:
         drift, floors, fingerprints = history.measured_drift(session, before_runs + after_runs)
         timed_apart = wording.ab_side_note(before_runs, after_runs, {
             r.id: r.paired_with for r in session.scalars(select(Run).where(Run.id.in_(before_runs + after_runs)))})
-        broken = comparison.broken_cells(before, failures(session, args.after, after_runs))
-        fixed = comparison.broken_cells(after, failures(session, args.before, before_runs))
+        broken = comparison.broken_cells(before, failures(session, args.after))
+        fixed = comparison.broken_cells(after, failures(session, args.before))
     table = comparison.comparison_table(before, after, args.threshold, statistic=args.statistic, spelled_runs=spelled,
                                         drift=drift, machine_drift=machine_drift)
     if table.empty and (len(broken) or len(fixed)):  # nothing to time against, but something to say

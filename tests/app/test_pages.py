@@ -268,6 +268,19 @@ def test_diff_of_machines_says_when_a_label_is_worn_by_other_hardware(db_url, mo
     assert len(at.dataframe[0].value) == 2  # only the new testhost's two cells
 
 
+def test_diff_of_machines_names_the_cells_whose_newest_measurement_failed(db_url, monkeypatch):
+    from tests.bench_runner.test_compare import plant_broken
+
+    plant_broken(db_url)  # testhost's newest run crashed in every cell
+    at = render(db_url, monkeypatch, "app_pages/diff.py")
+    at.radio[0].set_value("machines").run()
+    next(s for s in at.selectbox if s.label == "Before").set_value("otherhost").run()
+    next(s for s in at.selectbox if s.label == "After").set_value("testhost").run()
+    assert not at.exception and len(at.error) == 1
+    assert "4 cells \\`ok\\` in machine otherhost failed in machine testhost" in at.error[0].value
+    assert any(i.value.startswith("No cell has successful results on both sides") for i in at.info)
+
+
 def test_diff_holds_a_change_the_machine_itself_moved_as_far_as(db_url, monkeypatch):
     from tests.bench_runner.test_compare import _plant_rounds, plant_runs
 

@@ -666,9 +666,9 @@ def test_a_cell_that_failed_in_one_round_only_is_named_and_fails_the_comparison(
                           f"token_mixing/poly_sa/eager cpu float32 forward B=1 N=256 C=64 H=4: 1 round failed") in out
     code, out, _ = compare(db_url, str(flaky), str(flaky_again), "--fail-on-regression", capsys=capsys)
     assert code == 0 and "failed" not in out
-    # Against a machine's latest cells (the flaky run is testhost's latest): clean → flaky is not named.
-    code, out, _ = compare(db_url, "machine:testhost", str(clean), "--fail-on-regression", capsys=capsys)
-    assert "1 cell that failed in some rounds" not in out
+    # A machine's side is its latest cells, here flaky_again's: it names the cell too.
+    code, out, _ = compare(db_url, str(clean), "machine:testhost", "--fail-on-regression", capsys=capsys)
+    assert code == 1 and f"`ok` in every round of run {clean} failed in some rounds of machine testhost" in out
 
 
 def test_gate_fails_a_cell_that_failed_in_a_round_where_its_history_never_did(db_url, capsys):
@@ -689,3 +689,29 @@ def test_failed_cells_say_which_rounds_failed_and_which_failed_outright():
                                             "float32 forward n=2: 2 rounds failed (round 2: oom; round 3: oom)")
     assert wording.broken_note(failed, "run 1", "run 2").startswith(
         "2 cells `ok` in run 1 failed in run 2, those that failed outright with no ratio: b/m/eager")
+
+
+def test_a_machines_side_is_each_cells_newest_measurement_a_failure_included(db_url, capsys):
+    plant_broken(db_url)  # testhost's newest run, 5, crashed in every cell
+    code, out, _ = compare(db_url, "machine:otherhost", "machine:testhost", "--fail-on-regression", capsys=capsys)
+    assert code == 1 and out.startswith("4 cells `ok` in machine otherhost failed in machine testhost, so they have "
+                                        "no ratio: ") and out.count(": crashed") == 4
+    # Run 6, newer still: every cell `ok` again but N=64, out of memory there now.
+    factory = sessionmaker(results_db.open_engine(db_url))
+    with factory() as session, session.begin():
+        host = store.get_or_create_machine(session, FACTS, "testhost")
+        run = store.start_run(session, host, "quick", {"suite": "quick"}, cells_total=len(PLANTED), rounds=3)
+        for n, (t, *_) in PLANTED.items():
+            samples, rounds = planted_samples(t, 0.01) if n != 64 else (None, None)
+            store.record_result(session, run.id, dict(benchmark="token_mixing", method="poly_sa", backend="eager",
+                                                      device="cpu", dtype="float32", mode="forward",
+                                                      size=f"B=1 N={n} C=64 H=4"),
+                                "ok" if samples else "oom", None if samples else "out of memory",
+                                samples=samples, sample_rounds=rounds, metrics={"time_median_s": t} if samples else {})
+        store.finish_run(session, run.id)
+    code, out, _ = compare(db_url, "machine:otherhost", "machine:testhost", "--format", "json", capsys=capsys)
+    found = json.loads(out)
+    assert [(b["size"], b["status"]) for b in found["broken"]] == [("B=1 N=64 C=64 H=4", "oom")]
+    assert sorted(c["size"] for c in found["cells"]) == [f"B=1 N={n} C=64 H=4" for n in (128, 256, 512)]
+    code, out, _ = compare(db_url, "machine:testhost", "machine:otherhost", "--fail-on-regression", capsys=capsys)
+    assert code == 0 and "1 cell that failed in machine testhost is `ok` in machine otherhost" in out
