@@ -52,8 +52,9 @@ def history_frame(session: Session, benchmark: str | None = None, method: str | 
 
 def newest_before(session: Session, fingerprint: str, before, per_cell: int) -> pd.DataFrame:
     """Each cell's `per_cell` newest `ok` results on `fingerprint` from plain runs started before
-    `before`, oldest first, with their samples and failed rounds: what `gate` judges a run against. The window
-    function picks them in the database, so a history of hundreds of runs is not read whole."""
+    `before`, oldest first, with their samples and failed rounds: what `gate` judges a run
+    against. The window function picks them in the database, so a history of hundreds of runs is
+    not read whole."""
     newest = func.row_number().over(partition_by=[getattr(Result, c) for c in CELL_COLUMNS],
                                     order_by=[Run.started_at.desc(), Run.id.desc(), Result.id.desc()])
     ranked = (select(Result.id.label("result_id"), Result.run_id, Run.started_at,
