@@ -515,3 +515,30 @@ def test_the_markdown_names_cells_that_failed_on_either_side():
             "float32 forward n=128: error (RuntimeError: broke).") in text
     assert "**Fixed**: 1 cell that failed in run 1 (v1) is `ok` in run 2 (v3), so it has no ratio: " in text
     assert text.rstrip().endswith("n=128: oom.")
+
+
+def test_a_cell_the_head_failed_in_one_round_is_named_and_fails_the_session(tmp_path, monkeypatch, capsys):
+    """A kernel that hangs now and then: the head side's second round times out. The cell keeps
+    its first round on both sides, so it has a ratio, and the session names it and fails on it.
+    The sides are fakes."""
+    from bench_runner.cell import CellOutcome
+
+    calls = iter(range(100))
+
+    def one_cell(procs, cell, check, policy, rng):
+        head_fails = next(calls) == 1
+        return [CellOutcome("ok", samples=[1e-3, 1.1e-3, 0.9e-3] * 4, interleaved=True),
+                CellOutcome("timeout", "no answer in 60 s") if head_fails
+                else CellOutcome("ok", samples=[1e-3, 1.1e-3, 0.9e-3] * 4, interleaved=True)]
+
+    monkeypatch.setattr(ab, "start_sides", lambda *args, **kwargs: [FakeSide(), FakeSide()])
+    monkeypatch.setattr(ab, "stop_sides", lambda procs: None)
+    monkeypatch.setattr(ab, "one_cell", one_cell)
+    url = f"sqlite:///{tmp_path / 'flaky.db'}"
+    assert cli.main(["ab", "HEAD", "HEAD", "--suite", "smoke", "--benchmark", "elementwise", "--method",
+                     "hadamard", "--backend", "eager", "--size", "n=4096", "--rounds", "3", "--db", url, "--quiet",
+                     "--format", "json", "--fail-on-regression"]) == 1
+    found = json.loads(capsys.readouterr().out)
+    assert [(b["status"], b["failed_rounds"], b["message"]) for b in found["broken"]] == \
+        [("ok", 1, "round 2: timeout (no answer in 60 s)")]
+    assert len(found["cells"]) == 1 and found["fixed"] == []
