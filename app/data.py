@@ -118,6 +118,13 @@ def load_failures(url: str, run_id: int | None = None, machine: str | None = Non
 
 
 @st.cache_data(ttl=60, show_spinner=False)
+def load_failed_since_latest(url: str) -> pd.DataFrame:
+    """Each machine's cells whose newest measurement failed after their latest `ok` result
+    (queries.failed_since_latest)."""
+    return _read(url, queries.failed_since_latest)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
 def load_label_fingerprints(url: str, label: str) -> int:
     return _read(url, queries.label_fingerprints, label)
 
@@ -219,7 +226,7 @@ def refresh_on_progress(runs: pd.DataFrame) -> None:
     if st.session_state.setdefault("cells_seen", done) != done:
         st.session_state["cells_seen"] = done
         for loader in (load_latest, load_run_results, load_runs_with_results, load_machines_with_results,
-                       load_result_count, load_benchmarks_with_results, load_headlines):
+                       load_result_count, load_benchmarks_with_results, load_headlines, load_failed_since_latest):
             loader.clear()
         st.rerun(scope="app")
 

@@ -248,6 +248,20 @@ def failures_frame(session: Session, run_id: int | None = None, machine: str | N
     return frame.drop(columns="result_id").reset_index(drop=True)
 
 
+def failed_since_latest(session: Session) -> pd.DataFrame:
+    """Every machine's cells whose newest measurement failed outright after their latest `ok`
+    result (failures_frame(machine=...) for each label, with its `machine`): the pages that show
+    a machine's latest `ok` results say that these are older than what the machine last did."""
+    frames = []
+    for label in machines_with_results(session):
+        failed = failures_frame(session, machine=label)
+        failed = failed[failed["status"] != "ok"]  # `ok` ones, failed in some rounds, are what is shown
+        if not failed.empty:
+            frames.append(failed.assign(machine=label))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=[*CELL_COLUMNS, "status", "message", "failed_rounds", "machine"])
+
+
 def _machine_failures(session: Session, machine: str) -> pd.DataFrame:
     """The newest outright failure of each cell among the plain runs on machine label `machine`'s
     current hardware (failures_frame's columns with `result_id`): few rows, read by their index."""

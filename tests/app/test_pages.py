@@ -542,3 +542,16 @@ def test_diff_warns_that_an_ab_side_beside_a_plain_run_was_timed_otherwise(db_ur
     assert not at.exception
     assert any(w.value.startswith(f"Run {after} is a side of an `ab` session, timed in turns with run {before}")
                for w in at.warning)
+
+
+def test_the_overview_says_which_cells_failed_since_the_results_it_shows(db_url, tmp_path, monkeypatch):
+    from tests.bench_runner.test_compare import plant_broken, plant_runs
+
+    at = render(plant_runs(f"sqlite:///{tmp_path / 'clean.db'}"), monkeypatch, "app_pages/overview.py")
+    assert not at.warning  # every cell's newest measurement is the one shown
+    plant_broken(db_url)  # testhost's newest runs fail N=64, then crash every cell
+    at = render(db_url, monkeypatch, "app_pages/overview.py")
+    assert len(at.warning) == 1
+    said = at.warning[0].value.replace("\\", "")  # as shown, its punctuation unescaped
+    assert said.startswith("4 cells failed in their newest measurement on testhost: the figures shown for them are "
+                           "their last `ok` ones, older") and said.count(": crashed") == 4
