@@ -248,6 +248,18 @@ class FakeSide:
         self.conn = type("C", (), {"closed": False})()
 
 
+def fake_sides(monkeypatch, one_cell) -> None:
+    """Sessions from here on run their sides as FakeSides, each cell's outcomes from `one_cell`."""
+    monkeypatch.setattr(ab, "start_sides", lambda *args, **kwargs: [FakeSide(), FakeSide()])
+    monkeypatch.setattr(ab, "stop_sides", lambda procs: None)
+    monkeypatch.setattr(ab, "one_cell", one_cell)
+
+
+# A session of one cell, JSON out, failing on a regression or a broken cell.
+ONE_CELL_SESSION = ["ab", "HEAD", "HEAD", "--suite", "smoke", "--benchmark", "elementwise", "--method", "hadamard",
+                    "--backend", "eager", "--size", "n=4096", "--quiet", "--format", "json", "--fail-on-regression"]
+
+
 def test_a_side_timed_faster_than_its_device_can_go_is_implausible_and_fails_the_session(tmp_path, monkeypatch,
                                                                                          capsys):
     """The session measures the CPU's ceilings once and judges both sides' cells against them as
@@ -259,13 +271,9 @@ def test_a_side_timed_faster_than_its_device_can_go_is_implausible_and_fails_the
         return [CellOutcome("ok", samples=[1e-3, 1.1e-3, 0.9e-3] * 4, interleaved=True,
                             metrics={"flops": flops, "bytes": 1.0}) for flops in (1e6, 1e12)]
 
-    monkeypatch.setattr(ab, "start_sides", lambda *args, **kwargs: [FakeSide(), FakeSide()])
-    monkeypatch.setattr(ab, "stop_sides", lambda procs: None)
-    monkeypatch.setattr(ab, "one_cell", one_cell)
+    fake_sides(monkeypatch, one_cell)
     url = f"sqlite:///{tmp_path / 'fast.db'}"
-    assert cli.main(["ab", "HEAD", "HEAD", "--suite", "smoke", "--benchmark", "elementwise", "--method",
-                     "hadamard", "--backend", "eager", "--size", "n=4096", "--rounds", "2", "--db", url, "--quiet",
-                     "--format", "json", "--fail-on-regression"]) == 1
+    assert cli.main([*ONE_CELL_SESSION, "--rounds", "2", "--db", url]) == 1
     found = json.loads(capsys.readouterr().out)
     assert found["cells"] == [] and [b["status"] for b in found["broken"]] == ["implausible"]
     assert "TFLOP/s is" in found["broken"][0]["message"]
@@ -287,9 +295,7 @@ def test_each_round_of_a_session_stores_what_the_machine_did(tmp_path, monkeypat
         sum(i * i for i in range(200_000))  # some CPU seconds of "the sides"
         return [CellOutcome("ok", samples=[1e-3, 1.1e-3, 0.9e-3], interleaved=True) for _ in procs]
 
-    monkeypatch.setattr(ab, "start_sides", lambda *args, **kwargs: [FakeSide(), FakeSide()])
-    monkeypatch.setattr(ab, "stop_sides", lambda procs: None)
-    monkeypatch.setattr(ab, "one_cell", one_cell)
+    fake_sides(monkeypatch, one_cell)
     # The device's telemetry at each round's ends, as a plain run's rounds keep it (NVML on a GPU).
     samples = iter(range(100))
     telemetry_source = type("Source", (), {"why_not": None, "energy_j": lambda self: None,
@@ -531,13 +537,9 @@ def test_a_cell_the_head_failed_in_one_round_is_named_and_fails_the_session(tmp_
                 CellOutcome("timeout", "no answer in 60 s") if head_fails
                 else CellOutcome("ok", samples=[1e-3, 1.1e-3, 0.9e-3] * 4, interleaved=True)]
 
-    monkeypatch.setattr(ab, "start_sides", lambda *args, **kwargs: [FakeSide(), FakeSide()])
-    monkeypatch.setattr(ab, "stop_sides", lambda procs: None)
-    monkeypatch.setattr(ab, "one_cell", one_cell)
+    fake_sides(monkeypatch, one_cell)
     url = f"sqlite:///{tmp_path / 'flaky.db'}"
-    assert cli.main(["ab", "HEAD", "HEAD", "--suite", "smoke", "--benchmark", "elementwise", "--method",
-                     "hadamard", "--backend", "eager", "--size", "n=4096", "--rounds", "3", "--db", url, "--quiet",
-                     "--format", "json", "--fail-on-regression"]) == 1
+    assert cli.main([*ONE_CELL_SESSION, "--rounds", "3", "--db", url]) == 1
     found = json.loads(capsys.readouterr().out)
     assert [(b["status"], b["failed_rounds"], b["message"]) for b in found["broken"]] == \
         [("ok", 1, "round 2: timeout (no answer in 60 s)")]
