@@ -230,6 +230,11 @@ def interval_half_width(table: pd.DataFrame, low: str = "ci_low", high: str = "c
     return np.sqrt(table[high] / table[low]) - 1
 
 
+def control_name(column: str) -> str:
+    """`cpu copy` for the round states' column `drift_cpu_copy_s`."""
+    return column.removeprefix(DRIFT_PREFIX).removesuffix("_s").replace("_", " ")
+
+
 def drift_ratios(states: pd.DataFrame, before_runs: Sequence[int], after_runs: Sequence[int]) -> dict[str, float]:
     """How much the machine itself changed: after ÷ before of the drift controls' medians, from
     the rounds' states (results_db.queries.round_states)."""
@@ -239,7 +244,22 @@ def drift_ratios(states: pd.DataFrame, before_runs: Sequence[int], after_runs: S
         b = states.loc[states["run_id"].isin(list(before_runs)), column].dropna()
         a = states.loc[states["run_id"].isin(list(after_runs)), column].dropna()
         if len(a) and len(b):
-            out[column.removeprefix(DRIFT_PREFIX).removesuffix("_s").replace("_", " ")] = float(a.median() / b.median())
+            out[control_name(column)] = float(a.median() / b.median())
+    return out
+
+
+def control_spread(states: pd.DataFrame, runs: Sequence[int]) -> dict[str, float]:
+    """How far the machine itself moved across `runs`: for each drift control, the largest of
+    the runs' medians ÷ the smallest, from the rounds' states (results_db.queries.round_states).
+    A noise floor measured from runs the machine moved between takes the move for drift."""
+    out = {}
+    if states.empty:  # runs stored without round records
+        return out
+    states = states[regular_rounds(states) & states["run_id"].isin(list(runs))]
+    for column in [c for c in states.columns if c.startswith(DRIFT_PREFIX)]:
+        medians = states.groupby("run_id")[column].median().dropna()
+        if len(medians) >= 2 and medians.min() > 0:
+            out[control_name(column)] = float(medians.max() / medians.min())
     return out
 
 

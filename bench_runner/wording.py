@@ -15,6 +15,9 @@ from .defaults import FLOOR
 from .machine_state import busy_reasons
 from .stats import INCONCLUSIVE
 
+# How far a drift control may move across `noise`'s runs before it says that the machine moved.
+CONTROLS_MOVED = 1.2
+
 
 def inconclusive_note(table: pd.DataFrame, floor: float = FLOOR) -> str | None:
     """Why the `inconclusive` cells of a comparison are, in its own figures: a cell is `no change`
@@ -91,6 +94,21 @@ def ab_side_note(before_runs: Sequence[int], after_runs: Sequence[int], paired_w
 def drift_text(ratios: dict[str, float]) -> str:
     """`cpu copy 0.982×, cpu matmul 1.003×`."""
     return ", ".join(f"{name} {ratio:.3f}×" for name, ratio in sorted(ratios.items()))
+
+
+def control_spread_note(spread: dict[str, float], bound: float = CONTROLS_MOVED) -> str | None:
+    """What `noise` says of the machine across its runs (comparison.control_spread): the spread
+    of its drift controls and, where one moved by more than `bound`, that the floors include the
+    move. None when no control was recorded."""
+    if not spread:
+        return None
+    said = f"the drift controls across these runs, largest ÷ smallest run median: {drift_text(spread)}"
+    if max(spread.values()) <= bound:
+        return said
+    return (said + f"; the machine itself moved between the runs by more than {bound - 1:.0%}, and the floors "
+            "count that move as drift: a cell's change up to its floor then reads as none. If this is not how "
+            "the machine usually runs, take the floors again in a steadier stretch (`noise --from` runs "
+            "whose controls agree)")
 
 
 def machine_moved_note(table: pd.DataFrame) -> str | None:

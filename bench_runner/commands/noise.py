@@ -114,8 +114,11 @@ def _measure_from(args, run_ids: list[int]) -> int:
         history.refresh(session, cells=[(fingerprint, *key) for key in
                                         table[queries.CELL_COLUMNS].itertuples(index=False, name=None)])
         floors = history_queries.noise_floors(session, fingerprint)
+        moved = wording.control_spread_note(comparison.control_spread(queries.round_states(session, run_ids), run_ids))
     print(f"noise floor of fingerprint {fingerprint}, from runs {', '.join(map(str, sorted(run_ids)))}:")
     print(wording.noise_summary(floors))
+    if moved:
+        print(moved[0].upper() + moved[1:] + ".")
     return 0
 
 

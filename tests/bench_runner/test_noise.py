@@ -167,3 +167,19 @@ def test_noise_takes_its_runs_one_after_another(db_url, capsys):
     assert len(floors) >= 1 and (floors["drift"] > 0).all()
     assert all(list(r) == [1, 2] for r in floors["run_ids"])
     assert "noise: run 2 of 2" in err and "from runs 1, 2" in out
+
+
+def test_noise_says_when_the_machine_itself_moved_between_its_runs(db_url, capsys):
+    from tests.bench_runner.test_compare import _plant_rounds
+
+    plant(db_url)
+    # The copy control: steady over runs 1-3 (within 10%), then 1.5 times as slow in run 4.
+    _plant_rounds(db_url, {r: [0, 0, 0] for r in (1, 2, 3, 4)}, copy_s={1: 5e-4, 2: 5.5e-4, 3: 5.2e-4, 4: 7.5e-4})
+    code, out, _ = cli(capsys, "noise", "--from", "1", "2", "3", "--db", db_url)
+    assert code == 0 and ("The drift controls across these runs, largest ÷ smallest run median: cpu copy 1.100×, "
+                          "cpu probe 1.000×.\n") in out
+    code, out, _ = cli(capsys, "noise", "--from", "2", "3", "4", "--db", db_url)
+    assert code == 0 and "cpu copy 1.442×" in out
+    assert "the machine itself moved between the runs by more than 20%, and the floors count that move" in out
+    code, out, _ = cli(capsys, "noise", "--from", "5", "6", "--db", db_url)  # no round recorded its controls
+    assert code == 0 and "drift controls" not in out
