@@ -153,6 +153,19 @@ def broken_note(broken: pd.DataFrame, before_name: str, after_name: str, fixed: 
     return said + ", those that failed outright with no ratio: " + failed_cells(broken)
 
 
+def failed_since_note(failed: pd.DataFrame) -> str | None:
+    """For a page of machines' latest `ok` results: the cells whose newest measurement failed
+    since (results_db.queries.failed_since_latest), whose figures there are older than their
+    news, each with its status and message. None when there are none."""
+    if failed.empty:
+        return None
+    one = len(failed) == 1
+    return (f"{counted(len(failed), 'cell')} failed in {'its' if one else 'their'} newest measurement on "
+            f"{', '.join(sorted(failed['machine'].unique()))}: the figures shown for {'it' if one else 'them'} are "
+            f"{'its' if one else 'their'} last `ok` ones, older. " + failed_cells(failed)
+            + ". The Diff page, between machines, names them too.")
+
+
 def failed_cells(failed: pd.DataFrame) -> str:
     """`cell: status (the first line of its message); ...` for the first BROKEN_NAMED rows of
     `failed` (results_db.queries.failures_frame's columns), then how many more; for a cell `ok`

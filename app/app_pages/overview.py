@@ -4,7 +4,7 @@ import streamlit as st
 
 from app import data, judging, text
 from bench_runner import wording
-from hadamard_bench.vocabulary import DOMAINS, counted
+from hadamard_bench.vocabulary import DOMAINS
 
 DOMAIN_TITLES = DOMAINS
 
@@ -40,14 +40,9 @@ if results.empty:  # the catalogue itself is always there: the dashboard lays th
 
 headlines = data.load_headlines(url)
 st.caption(f"{data.load_result_count(url):,} stored results · {len(results):,} cells · database {text.code(url)}")
-failed = data.load_failed_since_latest(url)
-if len(failed):  # the pages show each cell's latest `ok` result, which for these is older than their news
-    one = len(failed) == 1
-    st.warning(text.md(f"{counted(len(failed), 'cell')} failed in {'its' if one else 'their'} newest measurement "
-                       f"on {', '.join(sorted(failed['machine'].unique()))}: the figures shown for "
-                       f"{'it' if one else 'them'} are {'its' if one else 'their'} last `ok` ones, older. "
-                       + wording.failed_cells(failed) + ". The Diff page, between machines, names them too.",
-                       limit=None))
+stale = wording.failed_since_note(data.load_failed_since_latest(url))
+if stale:  # the page shows each cell's latest `ok` result, which for these is older than their news
+    st.warning(text.md(stale, limit=None))
 reference = data.load_reference_machines(url)
 if reference:
     st.caption(f"Shipped reference results: {', '.join(map(text.md, reference))} (results/reference/). Their headlines stand "
