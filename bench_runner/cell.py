@@ -371,7 +371,12 @@ def _prepare(catalogue: Catalogue, cell: Cell, policy: defaults.TimingPolicy, cl
         del actual
 
     call = _mode_call(fn, module, inputs, cell.mode)
-    call()  # a train call compiles the backward graph here, before timing
+    if train:
+        # The backward graph compiles here, before timing. A forward call would only repeat the
+        # first: its warm-up (timing) follows anyway, and in an `ab` session each side paid that
+        # call again for every cell of every round, one side after the other (about 1 s a round
+        # over the 110-cell selection on a 2-vCPU VM, 2026-12-06).
+        call()
     if device.type == "cuda" and policy.flush_l2:
         # Each call is timed on its own after its flush; blocks would only repeat flushes.
         policy = dataclasses.replace(policy, min_block_s=0.0)

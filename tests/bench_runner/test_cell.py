@@ -100,6 +100,24 @@ def test_bad_selections_are_refused(kwargs, words):
         selection.plan(toy_catalogue(), selection.Selection(**kwargs))
 
 
+@pytest.mark.parametrize("mode, calls", [("forward", 1), ("train", 3)])
+def test_preparing_a_cell_calls_it_only_as_often_as_its_mode_needs(monkeypatch, mode, calls):
+    """A forward cell's one call before its warm-up is its first (compile, check): an `ab` side
+    prepares every cell again each round, one side after the other. A train cell also takes its
+    output's shape and compiles its backward graph."""
+    from bench_runner import cell as cells
+    from tests.bench_runner import toy
+
+    made = []
+    real_forward = toy.Scale.forward
+    monkeypatch.setattr(toy.Scale, "forward", lambda self, a: made.append(1) or real_forward(self, a))
+    prepared = cells.prepare(toy_catalogue(), cell("double", mode=mode), FAST, check=False)
+    assert not isinstance(prepared, cells.CellOutcome), prepared
+    assert len(made) == calls
+    prepared.call()
+    assert len(made) == calls + 1
+
+
 def test_train_mode_produces_fresh_gradients_on_every_call():
     from bench_runner.cell import _mode_call
     from hadamard_impls import catalogue as real
