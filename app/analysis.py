@@ -135,7 +135,7 @@ def fitted_exponents(rows: pd.DataFrame, methods: pd.DataFrame, param: str,
     """Per method of one benchmark (one backend, device, dtype, mode in `rows`): the exponent of
     `metric` against `param` over its longest sweep, beside the catalogue's theoretical one."""
     found = longest_sweep(rows.dropna(axis=1, how="all"), param) if f"size_{param}" in rows else None
-    if not found:
+    if not found or metric not in found[1]:  # no cell of the sweep has it (results without memory peaks)
         return []
     fixed, sweep = found
     held = ", ".join(f"{k}={int(v)}" for k, v in fixed.items())

@@ -132,6 +132,8 @@ def judge(claim: Claim, rows: pd.DataFrame, samples: dict | None = None) -> Judg
     if found is None:
         return Judgement(claim.id, why=f"no sweep over {claim.param}")
     fixed, sweep = found
+    if claim.metric not in sweep:  # no cell of the sweep has it: results without counted FLOPs, say
+        return Judgement(claim.id, why=f"no `{claim.metric}` in the {claim.benchmark} results")
     facts = dict(held_sizes={k: int(v) for k, v in fixed.items()}, **_exponents(claim, sweep, samples),
                  **_against_others(claim, sweep, samples))
     if not np.isfinite(facts["hadamard_exponent"]) or not np.isfinite(facts.get("quadratic_exponent", np.nan)):

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.analysis import asymptotic_fit, find_crossover, fit_exponent, judged_crossover, longest_sweep
+from app.analysis import asymptotic_fit, find_crossover, fit_exponent, fitted_exponents, judged_crossover, longest_sweep
 
 
 @pytest.mark.parametrize("exponent", [1.0, 2.0])
@@ -63,6 +63,16 @@ def test_the_longest_sweep_holds_the_other_sizes_fixed():
     assert list(group["size_N"]) == [1, 2, 4, 8]
     assert longest_sweep(rows, "C")[0] == {"N": 2}
 
+
+
+def test_a_metric_no_cell_of_the_sweep_has_fits_nothing():
+    """Memory peaks absent from every cell (results imported with times only): no fit, no error."""
+    rows = pd.DataFrame({"method": "m", "size_N": [1, 2, 4, 8], "time_median_s": [1.0, 2.0, 4.0, 8.0],
+                         "peak_mem_bytes": float("nan")})
+    methods = pd.DataFrame({"method": ["m"], "role": ["hadamard"], "exponents": [{"N": 1.0}]})
+    assert fitted_exponents(rows, methods, "N", "peak_mem_bytes") == []
+    [fit] = fitted_exponents(rows, methods, "N")
+    assert fit["measured"] == pytest.approx(1.0) and not fit["flag"]
 
 def _cells(times, iqr_share=0.02):
     return pd.DataFrame({"benchmark": "b", "method": [f"m{i}" for i in range(len(times))], "backend": "eager",

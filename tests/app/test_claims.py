@@ -81,6 +81,11 @@ def test_a_claim_without_its_results_is_not_measured():
     assert v.verdict == "not measured" and "spatial_mixing" in v.why
     v = claims.judge(CLAIM["s4_runtime"], planted("token_mixing", "N", {"poly_sa": 1.0}, "B=1"))
     assert v.verdict == "not measured"
+    # Results without the claim's metric at all (imported, say, with times only): not measured, said.
+    rows = planted("token_mixing", "N", {"poly_sa": 1.0, "softmax_attention": 2.0, "sdpa": 1.9}, "B=1")
+    v = claims.judge(CLAIM["s4_flops"], rows.drop(columns="flops_counted"))
+    assert v.verdict == "not measured" and v.why == "no `flops_counted` in the token_mixing results"
+    assert claims.judge(CLAIM["s4_runtime"], rows.drop(columns="flops_counted")).verdict == "holds"
 
 
 def test_the_crossover_against_the_strongest_baseline_is_reported():
