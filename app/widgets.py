@@ -6,6 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from bench_runner import wording
+
 from . import data, text
 from .judging import own_first
 from .shaping import CONTEXT
@@ -40,3 +42,15 @@ def url_index(key: str, options: list, default=None) -> int:
     value = st.query_params.get(key)
     matches = [o for o in options if str(o) == value]
     return options.index(matches[0]) if matches else (options.index(default) if default in options else 0)
+
+
+def failed_since_warning(url: str, benchmarks=None) -> None:
+    """Above a page of machines' latest `ok` results (all of them, or those of `benchmarks`): a
+    warning naming the cells whose newest measurement failed since, so the page's figures for
+    them are older than what the machine last did (wording.failed_since_note). Nothing when none."""
+    failed = data.load_failed_since_latest(url)
+    if benchmarks is not None:
+        failed = failed[failed["benchmark"].isin(list(benchmarks))]
+    note = wording.failed_since_note(failed)
+    if note:
+        st.warning(text.md(note, limit=None))

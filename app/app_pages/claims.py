@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from app import charts, claims, data, exports, shaping, text
+from app import charts, claims, data, exports, shaping, text, widgets
 
 url = data.db_url()
 st.title("Survey claims")
@@ -23,6 +23,7 @@ if not measured:
     st.stop()
 
 rows = pd.concat([data.load_latest(url, benchmark=b) for b in measured], ignore_index=True)
+widgets.failed_since_warning(url, measured)
 # The machine with the most paper-suite cells comes first: that is where the claims are tested.
 paper = rows[rows["suite"] == "paper"]["machine"].value_counts()
 machines = sorted(rows["machine"].unique(), key=lambda m: (-paper.get(m, 0), m))

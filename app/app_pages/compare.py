@@ -34,6 +34,8 @@ run_choice = top[1].selectbox("Results from", ["latest of each cell", *run_ids],
                               format_func=lambda r: r if isinstance(r, str) else f"run {r}")
 rows = (data.load_latest(url, benchmark=bench) if isinstance(run_choice, str)
         else shaping.latest_ok(data.load_run_results(url, bench, int(run_choice))))
+if isinstance(run_choice, str):  # one run's results are what that run measured; the latest may be stale
+    widgets.failed_since_warning(url, [bench])
 
 all_rows = rows
 context = {}

@@ -2,8 +2,7 @@
 
 import streamlit as st
 
-from app import data, judging, text
-from bench_runner import wording
+from app import data, judging, text, widgets
 from hadamard_bench.vocabulary import DOMAINS
 
 DOMAIN_TITLES = DOMAINS
@@ -40,9 +39,7 @@ if results.empty:  # the catalogue itself is always there: the dashboard lays th
 
 headlines = data.load_headlines(url)
 st.caption(f"{data.load_result_count(url):,} stored results · {len(results):,} cells · database {text.code(url)}")
-stale = wording.failed_since_note(data.load_failed_since_latest(url))
-if stale:  # the page shows each cell's latest `ok` result, which for these is older than their news
-    st.warning(text.md(stale, limit=None))
+widgets.failed_since_warning(url)  # the page shows each cell's latest `ok` result
 reference = data.load_reference_machines(url)
 if reference:
     st.caption(f"Shipped reference results: {', '.join(map(text.md, reference))} (results/reference/). Their headlines stand "

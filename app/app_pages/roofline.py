@@ -14,6 +14,7 @@ ok = data.load_latest(url)
 if ok.empty:
     st.info("No successful results yet: run `python -m bench_runner run --suite quick`.")
     st.stop()
+widgets.failed_since_warning(url)
 rows = widgets.pick_context(shaping.add_derived(ok), key_prefix="roofline_")
 backends = st.multiselect("Backends", sorted(rows["backend"].unique()), default=sorted(rows["backend"].unique()),
                           format_func=text.visible)

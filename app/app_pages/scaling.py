@@ -21,6 +21,7 @@ local = data.local_catalogue().benchmarks  # only the code's own titles are show
 bench = st.selectbox("Benchmark", [b for b in titles if b in set(measured)],
                      format_func=lambda b: f"{b}: {titles[b]}" if b in local else text.visible(b))
 rows = data.load_latest(url, benchmark=bench)
+widgets.failed_since_warning(url, [bench])
 rows = widgets.pick_context(rows, key_prefix="scaling_")
 backend = st.selectbox("Backend", sorted(rows["backend"].unique(), key=lambda b: (b != "eager", b)),
                        format_func=text.visible)

@@ -544,14 +544,19 @@ def test_diff_warns_that_an_ab_side_beside_a_plain_run_was_timed_otherwise(db_ur
                for w in at.warning)
 
 
-def test_the_overview_says_which_cells_failed_since_the_results_it_shows(db_url, tmp_path, monkeypatch):
+@pytest.mark.parametrize("page", ["app_pages/overview.py", "app_pages/compare.py", "app_pages/scaling.py",
+                                  "app_pages/roofline.py", "app_pages/claims.py"])
+def test_each_page_of_latest_results_says_which_cells_failed_since(db_url, tmp_path, monkeypatch, page):
     from tests.bench_runner.test_compare import plant_broken, plant_runs
 
-    at = render(plant_runs(f"sqlite:///{tmp_path / 'clean.db'}"), monkeypatch, "app_pages/overview.py")
-    assert not at.warning  # every cell's newest measurement is the one shown
+    stale = "4 cells failed in their newest measurement on testhost: the figures shown for them are "
+    at = render(plant_runs(f"sqlite:///{tmp_path / 'clean.db'}"), monkeypatch, page)
+    assert not any(stale in w.value.replace("\\", "") for w in at.warning)  # every cell's newest is shown
     plant_broken(db_url)  # testhost's newest runs fail N=64, then crash every cell
-    at = render(db_url, monkeypatch, "app_pages/overview.py")
-    assert len(at.warning) == 1
-    said = at.warning[0].value.replace("\\", "")  # as shown, its punctuation unescaped
-    assert said.startswith("4 cells failed in their newest measurement on testhost: the figures shown for them are "
-                           "their last `ok` ones, older") and said.count(": crashed") == 4
+    at = render(db_url, monkeypatch, page)
+    said = [w.value.replace("\\", "") for w in at.warning]  # as shown, their punctuation unescaped
+    found = [w for w in said if w.startswith(stale + "their last `ok` ones, older")]
+    assert len(found) == 1 and found[0].count(": crashed") == 4, said
+    if page == "app_pages/compare.py":  # one run's results are that run's, whatever came after
+        next(s for s in at.selectbox if s.label == "Results from").set_value(1).run()
+        assert not any(w.startswith(stale) for w in (w.value.replace("\\", "") for w in at.warning))
