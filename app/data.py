@@ -118,6 +118,14 @@ def load_failures(url: str, run_id: int | None = None, machine: str | None = Non
 
 
 @st.cache_data(ttl=60, show_spinner=False)
+def load_partly_failed(url: str, run_id: int, cells_done: int) -> int:
+    """How many of a run's `ok` cells failed in some of their rounds (queries.failures_frame).
+    `cells_done`, the run's progress, is only part of the cache's key: the count follows the run."""
+    failed = _read(url, queries.failures_frame, run_id=run_id)
+    return int((failed["status"] == "ok").sum())
+
+
+@st.cache_data(ttl=60, show_spinner=False)
 def load_failed_since_latest(url: str) -> pd.DataFrame:
     """Each machine's cells whose newest measurement failed after their latest `ok` result
     (queries.failed_since_latest)."""

@@ -36,12 +36,19 @@ def history():
                 store.request_cancel(session, int(run.run_id))
             st.toast(f"Run {run.run_id} stops after its current cell.")
     latest = runs.iloc[0]
-    st.caption(f"Latest: run {latest.run_id} {text.md(latest.status)}, {latest.cells_ok} ok and {latest.cells_failed} failed "
+    # A cell is `ok` by its first round; one that failed in a later round is broken too (compare names it).
+    partly = data.load_partly_failed(url, int(latest.run_id), int(latest.cells_done))
+    st.caption(f"Latest: run {latest.run_id} {text.md(latest.status)}, {latest.cells_ok} ok"
+               + (f" ({partly} of them failed in some rounds)" if partly else "") + f" and {latest.cells_failed} failed "
                f"of {vocabulary.counted(latest.cells_total // max(int(latest.rounds), 1), 'cell')}.")
-    st.dataframe(runs, hide_index=True, width="stretch", column_config={"paired_with": st.column_config.NumberColumn(
-        "ab with run", format="%d", help="The other side of its `ab` session: the two took turns, cell by cell. "
-                                         "The Diff page compares them; the machine's latest results and history "
-                                         "leave them out")})
+    st.dataframe(runs, hide_index=True, width="stretch", column_config={
+        "cells_ok": st.column_config.NumberColumn(
+            "cells_ok", help="Cells whose first round passed its check and was timed; one that failed in a later "
+                             "round counts here too, and `compare` and the Diff page name it"),
+        "paired_with": st.column_config.NumberColumn(
+            "ab with run", format="%d", help="The other side of its `ab` session: the two took turns, cell by cell. "
+                                             "The Diff page compares them; the machine's latest results and history "
+                                             "leave them out")})
     exports.download_buttons(runs, "runs")
     data.refresh_on_progress(runs)
 

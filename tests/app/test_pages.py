@@ -249,6 +249,21 @@ def test_diff_names_a_cell_that_failed_in_one_round_and_still_compares_it(db_url
     assert len(at.dataframe[0].value) == 4  # its other rounds still time it
 
 
+def test_the_runs_page_says_how_many_of_the_latest_runs_ok_cells_failed_in_some_rounds(db_url, tmp_path, monkeypatch):
+    from tests.bench_runner.test_compare import plant_flaky
+
+    def caption(url):
+        at = render(url, monkeypatch, "app_pages/runs.py")
+        return next(c.value for c in at.caption if c.value.startswith("Latest: run"))
+
+    # plant_flaky's runs hold 4 cells and say 4 measurements of 3 rounds, hence "of 1 cell".
+    clean = f"sqlite:///{tmp_path / 'clean.db'}"
+    plant_flaky(clean, (True, False))  # the run before the latest is the flaky one
+    assert caption(clean) == "Latest: run 5 finished, 4 ok and 0 failed of 1 cell."
+    plant_flaky(db_url, (False, True))
+    assert caption(db_url) == "Latest: run 5 finished, 4 ok (1 of them failed in some rounds) and 0 failed of 1 cell."
+
+
 def test_diff_of_a_run_with_itself_asks_for_two_different_runs(db_url, monkeypatch):
     at = _diff_of_planted_runs(db_url, monkeypatch, 2, 2)
     assert any("Before and After are the same run" in i.value for i in at.info)
