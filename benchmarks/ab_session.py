@@ -10,8 +10,8 @@ docs/benchmarks.md:
    (and a multiply-add) over n elements, then, in the second commit, 45% of the output read and
    written once more.
 
-    python benchmarks/ab_session.py            # about 14 minutes on 2 cores (2026-12-05, b9ef736)
-    python benchmarks/ab_session.py --disturb  # the same beside an intermittent memory-bound load, about 16
+    python benchmarks/ab_session.py            # about 17 minutes on 2 cores (2026-12-06, 920495d, AMD EPYC)
+    python benchmarks/ab_session.py --disturb  # the same beside an intermittent memory-bound load, about 20
     python benchmarks/ab_session.py --db URL   # re-read the sessions an earlier call stored there
 
 The table goes into docs/benchmarks.md, one section per condition.
