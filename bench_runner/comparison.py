@@ -212,6 +212,24 @@ def broken_cells(before: pd.DataFrame, after_failures: pd.DataFrame | None) -> p
     return in_cell_order(broken).reset_index(drop=True)
 
 
+def new_failures(before: pd.DataFrame, before_failures: pd.DataFrame | None,
+                 after_failures: pd.DataFrame | None) -> pd.DataFrame:
+    """The cells that failed outright on the after side (`after_failures`, failures_frame's rows)
+    that the before side has neither `ok` (`before`, samples_frame's rows) nor failed
+    (`before_failures`): a method added since, say, that crashes or fails its check. Without a
+    before there is nothing to judge it against, so broken_cells passes it by; a comparison that
+    read only the pairs would call a side whose new kernel is wrong unchanged."""
+    columns = [*CELL, "status", "message", "failed_rounds"]
+    if after_failures is None or after_failures.empty:
+        return pd.DataFrame(columns=columns)
+    failed = after_failures[after_failures["status"] != "ok"].reindex(columns=columns)
+    known = pd.concat([frame.reindex(columns=CELL) for frame in (before, before_failures) if frame is not None])
+    if not known.empty:
+        seen = failed[CELL].merge(known.drop_duplicates(), on=CELL, how="left", indicator=True)["_merge"]
+        failed = failed[(seen == "left_only").to_numpy()]
+    return in_cell_order(failed).reset_index(drop=True)
+
+
 def interval_coverage(table: pd.DataFrame) -> float:
     """The share of compared cells whose interval holds 1 (NaN when none has one). Between two
     runs of the same code nothing changed, so honest 95% intervals hold 1 for about 95% of the

@@ -153,6 +153,17 @@ def broken_note(broken: pd.DataFrame, before_name: str, after_name: str, fixed: 
     return said + ", those that failed outright with no ratio: " + failed_cells(broken)
 
 
+def new_failures_note(failed: pd.DataFrame, before_name: str, after_name: str) -> str | None:
+    """A sentence naming the cells that failed in `after_name` with neither an `ok` nor a failed
+    result in `before_name` (comparison.new_failures), each with its status and message. None
+    when there are none."""
+    if failed.empty:
+        return None
+    one = len(failed) == 1
+    return (f"{counted(len(failed), 'cell')} that {before_name} has no `ok` or failed result of failed in "
+            f"{after_name}, so {'it has' if one else 'they have'} no ratio: " + failed_cells(failed))
+
+
 def failed_since_note(failed: pd.DataFrame) -> str | None:
     """For a page of machines' latest `ok` results: the cells whose newest measurement failed
     since (results_db.queries.failed_since_latest), whose figures there are older than their

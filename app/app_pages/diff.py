@@ -58,13 +58,17 @@ machine_drift = comparison.drift_ratios(states, runs_of(before_cells), runs_of(a
 result = comparison.comparison_table(before_cells, after_cells, threshold, spelled_runs=data.spelled_runs(url, measured_in),
                                      drift=drift, machine_drift=machine_drift)
 # A cell `ok` before that failed after has no ratio, and is a worse change than a slower one; one
-# fixed the other way has none either, and is said too.
-broken = comparison.broken_cells(before_cells, data.load_failures(url, **side_of(after)))
-fixed = comparison.broken_cells(after_cells, data.load_failures(url, **side_of(before)))
-for cells, now_ok, say in ((broken, False, st.error), (fixed, True, st.info)):
-    said = wording.broken_note(cells, f"{by[:-1]} {before}", f"{by[:-1]} {after}", fixed=now_ok)
+# fixed the other way has none either, and is said too; so is one that failed after with no before.
+before_failed, after_failed = data.load_failures(url, **side_of(before)), data.load_failures(url, **side_of(after))
+before_name, after_name = f"{by[:-1]} {before}", f"{by[:-1]} {after}"
+for said, say in ((wording.broken_note(comparison.broken_cells(before_cells, after_failed), before_name, after_name),
+                   st.error),
+                  (wording.new_failures_note(comparison.new_failures(before_cells, before_failed, after_failed),
+                                             before_name, after_name), st.error),
+                  (wording.broken_note(comparison.broken_cells(after_cells, before_failed), before_name, after_name,
+                                       fixed=True), st.info)):
     if said:
-        say(text.md(said[0].upper() + said[1:] + ".", limit=None))  # broken_note bounds it
+        say(text.md(said[0].upper() + said[1:] + ".", limit=None))  # the notes bound how many cells they name
 if result.empty:
     st.info("No cell has successful results on both sides"
             + (", other than the same stored ones." if set(before_cells["result_id"]) & set(after_cells["result_id"])

@@ -1,8 +1,8 @@
 """`compare BEFORE AFTER`: every cell measured in both, with the ratio of medians, its 95% CI,
 an adjusted p-value and a verdict (bench_runner.stats) at each cell's floor: the threshold, or
 the cell's drift between runs where `noise` measured a larger one; below them, the cells `ok` in
-BEFORE that failed in AFTER (and those fixed the other way); exit 1 on a regression or a cell
-that failed when asked."""
+BEFORE that failed in AFTER (and those fixed the other way), and those that failed in AFTER
+with no result in BEFORE; exit 1 on a regression or a cell that failed when asked."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def add_parser(verbs) -> None:
                    help="what the ratio is taken of: the median (default), or the 10th percentile, which "
                         "reproduces better on shared or virtual machines, whose disturbances only add time")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    fail_on_regression_flag(p, "AFTER")
+    fail_on_regression_flag(p, "AFTER", or_new=True)
 
 
 def side(session: Session, spec: str) -> tuple[pd.DataFrame, list[int], str]:
@@ -138,19 +138,21 @@ def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float], caveat: 
 def report(table: pd.DataFrame, fmt: str, before_name: str, after_name: str, threshold: float,
            statistic: str = "median", machine_drift: dict | None = None, caveat: str | None = None,
            floor_note: str | None = None, busy: str | None = None, broken: pd.DataFrame | None = None,
-           fixed: pd.DataFrame | None = None) -> None:
+           fixed: pd.DataFrame | None = None, new: pd.DataFrame | None = None) -> None:
     """A comparison table on standard output as `--format` asks: table, csv or json. `busy`
     (wording.busy_caveat) is said only where some cell was compared unpaired: cells that took
     turns shared whatever kept the machine busy. `broken` (comparison.broken_cells): the cells
     `ok` before that failed after, said below the table, in the json's `broken`, and on standard
-    error beside a csv; `fixed` likewise, the cells that failed before and are `ok` after; the
+    error beside a csv; `fixed` likewise, the cells that failed before and are `ok` after, and
+    `new` (comparison.new_failures), the cells that failed after with no result before; the
     table may then be empty."""
     from .. import comparison, wording
 
     machine_drift = machine_drift or {}
     busy = busy if comparison.timed_apart(table) else None
     said = "\n".join(filter(None, [wording.broken_note(cells, before_name, after_name, fixed=kind == "fixed")
-                                    for kind, cells in (("broken", broken), ("fixed", fixed)) if cells is not None]))
+                                    for kind, cells in (("broken", broken), ("fixed", fixed)) if cells is not None]
+                             + [wording.new_failures_note(new, before_name, after_name) if new is not None else None]))
     records = lambda cells: json.loads(cells.to_json(orient="records")) if cells is not None else []  # noqa: E731
     if fmt == "csv":
         if not table.empty:
@@ -162,7 +164,7 @@ def report(table: pd.DataFrame, fmt: str, before_name: str, after_name: str, thr
                           "statistic": statistic, "floor_note": floor_note,
                           "machine_drift": machine_drift, "settling_caveat": caveat, "busy_caveat": busy,
                           "cells": json.loads(table.to_json(orient="records")) if not table.empty else [],
-                          "broken": records(broken), "fixed": records(fixed)}, indent=1))
+                          "broken": records(broken), "fixed": records(fixed), "failed_new": records(new)}, indent=1))
     elif table.empty:
         print(said)
     else:
@@ -204,21 +206,24 @@ def run(args) -> int:
         drift, floors, fingerprints = history.measured_drift(session, before_runs + after_runs)
         timed_apart = wording.ab_side_note(before_runs, after_runs, {
             r.id: r.paired_with for r in session.scalars(select(Run).where(Run.id.in_(before_runs + after_runs)))})
-        broken = comparison.broken_cells(before, failures(session, args.after))
-        fixed = comparison.broken_cells(after, failures(session, args.before))
+        before_failed, after_failed = failures(session, args.before), failures(session, args.after)
+        broken = comparison.broken_cells(before, after_failed)
+        fixed = comparison.broken_cells(after, before_failed)
+        new = comparison.new_failures(before, before_failed, after_failed)
     table = comparison.comparison_table(before, after, args.threshold, statistic=args.statistic, spelled_runs=spelled,
                                         drift=drift, machine_drift=machine_drift)
-    if table.empty and (len(broken) or len(fixed)):  # nothing to time against, but something to say
-        report(table, args.format, before_name, after_name, args.threshold, broken=broken, fixed=fixed)
-        return 1 if args.fail_on_regression and len(broken) else 0
+    if table.empty and (len(broken) or len(fixed) or len(new)):  # nothing to time against, but something to say
+        report(table, args.format, before_name, after_name, args.threshold, broken=broken, fixed=fixed, new=new)
+        return 1 if args.fail_on_regression and (len(broken) or len(new)) else 0
     if table.empty:
         same = set(before.get("result_id", ())) & set(after.get("result_id", ()))
         raise UsageError(f"no cell has `ok` results in both {before_name} and {after_name}"
                          + (" but the same stored ones" if same else ""))
     table = comparison.in_cell_order(table)
     report(table, args.format, before_name, after_name, args.threshold, args.statistic, machine_drift, caveat,
-           wording.floor_note(table, args.threshold, floors, fingerprints), busy, broken, fixed)
+           wording.floor_note(table, args.threshold, floors, fingerprints), busy, broken, fixed, new)
     if timed_apart:  # below the table, or on stderr where stdout is data
         print(timed_apart, file=sys.stdout if args.format == "table" else sys.stderr)
-    regressed = (table["verdict"] == stats.RUN_WORDS[0]).any() or len(broken)
+    # A cell that fails after with nothing before is a kernel broken from its start: as bad as one that broke.
+    regressed = (table["verdict"] == stats.RUN_WORDS[0]).any() or len(broken) or len(new)
     return 1 if args.fail_on_regression and regressed else 0

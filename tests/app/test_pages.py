@@ -249,6 +249,19 @@ def test_diff_names_a_cell_that_failed_in_one_round_and_still_compares_it(db_url
     assert len(at.dataframe[0].value) == 4  # its other rounds still time it
 
 
+def test_diff_names_a_cell_that_failed_after_with_nothing_before_it(db_url, monkeypatch):
+    from tests.bench_runner.test_compare import plant_new_failures
+
+    plant_new_failures(db_url)
+    at = render(db_url, monkeypatch, "app_pages/diff.py")
+    next(s for s in at.selectbox if s.label == "Before").set_value(1).run()
+    next(s for s in at.selectbox if s.label == "After").set_value(4).run()
+    assert not at.exception and len(at.error) == 1
+    said = at.error[0].value.replace("\\", "")
+    assert said.startswith("1 cell that run 1 has no `ok` or failed result of failed in run 4") and "sdpa" in said
+    assert len(at.dataframe[0].value) == 4  # the cells both runs have are compared as ever
+
+
 def test_the_runs_page_says_how_many_of_the_latest_runs_ok_cells_failed_in_some_rounds(db_url, tmp_path, monkeypatch):
     from tests.bench_runner.test_compare import plant_flaky
 

@@ -626,6 +626,47 @@ def test_gate_of_an_ab_side_fails_a_cell_the_head_broke(db_url, capsys):
             f"float32 forward B=1 N=1024 C=64 H=4: oom (CUDA out of memory)") in out
 
 
+def plant_new_failures(db_url: str) -> str:
+    """plant_runs' runs 1-3; then runs 4 and 5 on testhost like run 1 with one more method each,
+    sdpa, whose N=64 cell failed its check and N=128 was skipped (it could not run there)."""
+    plant_runs(db_url)
+    factory = sessionmaker(results_db.open_engine(db_url))
+    with factory() as session, session.begin():
+        host = store.get_or_create_machine(session, FACTS, "testhost")
+        for _ in range(2):
+            run = store.start_run(session, host, "quick", {"suite": "quick"}, cells_total=len(PLANTED) + 2, rounds=3)
+            cells = [("poly_sa", n, "ok", None) for n in PLANTED]
+            cells += [("sdpa", 64, "mismatch", "max abs error 0.5 > 0.001"), ("sdpa", 128, "skipped", "no GPU here")]
+            for method, n, status, message in cells:
+                samples, rounds = planted_samples(PLANTED[n][0], 0.01) if status == "ok" else (None, None)
+                store.record_result(session, run.id, dict(benchmark="token_mixing", method=method, backend="eager",
+                                                          device="cpu", dtype="float32", mode="forward",
+                                                          size=f"B=1 N={n} C=64 H=4"),
+                                    status, message, samples=samples, sample_rounds=rounds,
+                                    metrics={"time_median_s": PLANTED[n][0]} if samples else {})
+            store.finish_run(session, run.id)
+    return db_url
+
+
+def test_a_cell_that_fails_with_nothing_before_it_is_named_and_fails_the_comparison(db_url, capsys):
+    plant_new_failures(db_url)
+    said = ("1 cell that run 1 has no `ok` or failed result of failed in run 4, so it has no ratio: "
+            "token_mixing/sdpa/eager cpu float32 forward B=1 N=64 C=64 H=4: mismatch (max abs error 0.5 > 0.001)")
+    code, out, _ = compare(db_url, "1", "4", capsys=capsys)
+    assert code == 0 and said in out and "N=128" not in out.split("verdicts:")[-1]  # skipped: nothing broke
+    assert compare(db_url, "1", "4", "--fail-on-regression", capsys=capsys)[0] == 1
+    found = json.loads(compare(db_url, "1", "4", "--format", "json", capsys=capsys)[1])
+    assert [(f["method"], f["size"], f["status"]) for f in found["failed_new"]] == [("sdpa", "B=1 N=64 C=64 H=4", "mismatch")]
+    assert found["broken"] == [] and len(found["cells"]) == 4
+    # Failed on both sides, it did not break between them; the other way round nothing failed after.
+    for before, after in (("4", "5"), ("4", "1")):
+        code, out, _ = compare(db_url, before, after, "--fail-on-regression", capsys=capsys)
+        assert code == 0 and "no `ok` or failed result" not in out
+    # Against the machine's newest cells (runs 4 and 5's), the same.
+    code, out, _ = compare(db_url, "1", "machine:testhost", "--fail-on-regression", capsys=capsys)
+    assert code == 1 and "that run 1 has no `ok` or failed result of failed in machine testhost" in out
+
+
 def plant_flaky(db_url: str, flaky: tuple[bool, ...]) -> list[int]:
     """plant_runs' runs 1-3, then one run on testhost like run 1 per entry of `flaky`, whose N=256
     cell timed out in its second round where the entry is True (kept `ok`, with its other rounds)."""
