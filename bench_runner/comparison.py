@@ -223,7 +223,8 @@ def new_failures(before: pd.DataFrame, before_failures: pd.DataFrame | None,
     if after_failures is None or after_failures.empty:
         return pd.DataFrame(columns=columns)
     failed = after_failures[after_failures["status"] != "ok"].reindex(columns=columns)
-    known = pd.concat([frame.reindex(columns=CELL) for frame in (before, before_failures) if frame is not None])
+    known = pd.concat([frame.reindex(columns=CELL) for frame in (before, before_failures) if frame is not None]
+                      or [pd.DataFrame(columns=CELL)])
     if not known.empty:
         seen = failed[CELL].merge(known.drop_duplicates(), on=CELL, how="left", indicator=True)["_merge"]
         failed = failed[(seen == "left_only").to_numpy()]

@@ -667,6 +667,16 @@ def test_a_cell_that_fails_with_nothing_before_it_is_named_and_fails_the_compari
     assert code == 1 and "that run 1 has no `ok` or failed result of failed in machine testhost" in out
 
 
+def test_new_failures_are_the_outright_failures_the_before_side_has_no_result_of():
+    cell = dict(benchmark="b", method="m", backend="eager", device="cpu", dtype="float32", mode="forward")
+    after = pd.DataFrame([{**cell, "size": "n=1", "status": "error", "message": "boom", "failed_rounds": None},
+                          {**cell, "size": "n=2", "status": "ok", "message": "round 2: timeout", "failed_rounds": 1.0},
+                          {**cell, "size": "n=3", "status": "crashed", "message": None, "failed_rounds": None}])
+    assert list(comparison.new_failures(pd.DataFrame(), None, after)["size"]) == ["n=1", "n=3"]  # not the flaky one
+    before_failed = pd.DataFrame([{**cell, "size": "n=3", "status": "crashed"}])
+    assert list(comparison.new_failures(pd.DataFrame([{**cell, "size": "n=1"}]), before_failed, after)["size"]) == []
+
+
 def plant_flaky(db_url: str, flaky: tuple[bool, ...]) -> list[int]:
     """plant_runs' runs 1-3, then one run on testhost like run 1 per entry of `flaky`, whose N=256
     cell timed out in its second round where the entry is True (kept `ok`, with its other rounds)."""
