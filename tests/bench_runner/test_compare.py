@@ -26,13 +26,17 @@ PLANTED = {
 }
 
 
+def planted_cell(n: int, method: str = "poly_sa") -> dict:
+    """The key of a planted token_mixing cell at N=n, as store.record_result takes it."""
+    return dict(benchmark="token_mixing", method=method, backend="eager", device="cpu", dtype="float32",
+                mode="forward", size=f"B=1 N={n} C=64 H=4")
+
+
 def _run(session, host, factor_of, spread_of, label="quick"):
     run = store.start_run(session, host, label, {"suite": label}, cells_total=len(PLANTED), rounds=3)
     for n, (t, factor, spread, _) in PLANTED.items():
         samples, rounds = planted_samples(t * factor_of(factor), spread_of(spread))
-        store.record_result(session, run.id, dict(benchmark="token_mixing", method="poly_sa", backend="eager",
-                                                  device="cpu", dtype="float32", mode="forward",
-                                                  size=f"B=1 N={n} C=64 H=4"),
+        store.record_result(session, run.id, planted_cell(n),
                             "ok", samples=samples, sample_rounds=rounds, metrics={"time_median_s": t})
     store.finish_run(session, run.id)
     return run.id
@@ -111,9 +115,7 @@ def plant_bigger_testhost(db_url: str) -> str:
         for n in (64, 128):
             t, factor, spread, _ = PLANTED[n]
             samples, rounds = planted_samples(3 * t * factor, spread)
-            store.record_result(session, run.id, dict(benchmark="token_mixing", method="poly_sa", backend="eager",
-                                                      device="cpu", dtype="float32", mode="forward",
-                                                      size=f"B=1 N={n} C=64 H=4"),
+            store.record_result(session, run.id, planted_cell(n),
                                 "ok", samples=samples, sample_rounds=rounds, metrics={"time_median_s": t})
         store.finish_run(session, run.id)
     return db_url
@@ -164,8 +166,7 @@ def test_a_machine_whose_latest_cells_are_the_runs_own_has_nothing_to_compare_an
     factory = sessionmaker(results_db.open_engine(planted_db))
     with factory() as session, session.begin():
         samples, rounds = planted_samples(1e-3, 0.01)
-        store.record_result(session, 1, dict(benchmark="token_mixing", method="poly_sa", backend="eager", device="cpu",
-                                             dtype="float32", mode="forward", size="B=1 N=1024 C=64 H=4"),
+        store.record_result(session, 1, planted_cell(1024),
                             "ok", samples=samples, sample_rounds=rounds, metrics={"time_median_s": 1e-3})
     code, out, err = compare(planted_db, "2", "machine:testhost", capsys=capsys)
     assert code == 2 and out == ""
@@ -446,9 +447,7 @@ def plant_session(db_url: str, linked: bool = True, scale: float = 1.0) -> tuple
             rounds, cycles = [r for r in range(3) for _ in range(8)], [c for _ in range(3) for c in range(8)]
             for run, f in zip(runs, (1.0, factor)):
                 samples = list(1e-3 * scale * f * speed * rng.normal(1, noise, size=24))
-                store.record_result(session, run.id, dict(benchmark="token_mixing", method="poly_sa", backend="eager",
-                                                          device="cpu", dtype="float32", mode="forward",
-                                                          size=f"B=1 N={n} C=64 H=4"),
+                store.record_result(session, run.id, planted_cell(n),
                                     "ok", samples=samples, sample_rounds=rounds, sample_cycles=cycles,
                                     metrics={"time_median_s": float(np.median(samples))})
         for run in runs:
@@ -546,9 +545,7 @@ def plant_broken(db_url: str) -> str:
             for n, (t, *_) in PLANTED.items():
                 status, message = failing.get(n, ("ok", None))
                 samples, rounds = planted_samples(t, 0.01) if status == "ok" else (None, None)
-                store.record_result(session, run.id, dict(benchmark="token_mixing", method="poly_sa",
-                                                          backend="eager", device="cpu", dtype="float32",
-                                                          mode="forward", size=f"B=1 N={n} C=64 H=4"),
+                store.record_result(session, run.id, planted_cell(n),
                                     status, message, samples=samples, sample_rounds=rounds,
                                     metrics={"time_median_s": t} if samples else {})
             store.finish_run(session, run.id)
@@ -613,9 +610,7 @@ def test_gate_of_an_ab_side_fails_a_cell_the_head_broke(db_url, capsys):
     factory = sessionmaker(results_db.open_engine(db_url))
     with factory() as session, session.begin():
         for run, status in ((base, "ok"), (head, "oom")):
-            store.record_result(session, run, dict(benchmark="token_mixing", method="poly_sa", backend="eager",
-                                                   device="cpu", dtype="float32", mode="forward",
-                                                   size="B=1 N=1024 C=64 H=4"), status,
+            store.record_result(session, run, planted_cell(1024), status,
                                 None if status == "ok" else "CUDA out of memory",
                                 samples=[1e-3] * 24 if status == "ok" else None,
                                 sample_rounds=[r for r in range(3) for _ in range(8)] if status == "ok" else None,
@@ -639,9 +634,7 @@ def plant_new_failures(db_url: str) -> str:
             cells += [("sdpa", 64, "mismatch", "max abs error 0.5 > 0.001"), ("sdpa", 128, "skipped", "no GPU here")]
             for method, n, status, message in cells:
                 samples, rounds = planted_samples(PLANTED[n][0], 0.01) if status == "ok" else (None, None)
-                store.record_result(session, run.id, dict(benchmark="token_mixing", method=method, backend="eager",
-                                                          device="cpu", dtype="float32", mode="forward",
-                                                          size=f"B=1 N={n} C=64 H=4"),
+                store.record_result(session, run.id, planted_cell(n, method),
                                     status, message, samples=samples, sample_rounds=rounds,
                                     metrics={"time_median_s": PLANTED[n][0]} if samples else {})
             store.finish_run(session, run.id)
@@ -690,8 +683,7 @@ def plant_flaky(db_url: str, flaky: tuple[bool, ...]) -> list[int]:
             for n, (t, *_) in PLANTED.items():
                 samples, rounds = planted_samples(t, 0.01)
                 result = store.record_result(
-                    session, run.id, dict(benchmark="token_mixing", method="poly_sa", backend="eager", device="cpu",
-                                          dtype="float32", mode="forward", size=f"B=1 N={n} C=64 H=4"),
+                    session, run.id, planted_cell(n),
                     "ok", samples=samples, sample_rounds=rounds, metrics={"time_median_s": t})
                 if timed_out and n == 256:
                     store.note_round_failure(session, result, 1, "timeout", "no answer in 60 s\nthe worker was stopped")
@@ -754,9 +746,7 @@ def test_a_machines_side_is_each_cells_newest_measurement_a_failure_included(db_
         run = store.start_run(session, host, "quick", {"suite": "quick"}, cells_total=len(PLANTED), rounds=3)
         for n, (t, *_) in PLANTED.items():
             samples, rounds = planted_samples(t, 0.01) if n != 64 else (None, None)
-            store.record_result(session, run.id, dict(benchmark="token_mixing", method="poly_sa", backend="eager",
-                                                      device="cpu", dtype="float32", mode="forward",
-                                                      size=f"B=1 N={n} C=64 H=4"),
+            store.record_result(session, run.id, planted_cell(n),
                                 "ok" if samples else "oom", None if samples else "out of memory",
                                 samples=samples, sample_rounds=rounds, metrics={"time_median_s": t} if samples else {})
         store.finish_run(session, run.id)
