@@ -160,7 +160,7 @@ def new_failures_note(failed: pd.DataFrame, before_name: str, after_name: str) -
     if failed.empty:
         return None
     one = len(failed) == 1
-    return (f"{counted(len(failed), 'cell')} that {before_name} has no `ok` or failed result of failed in "
+    return (f"{counted(len(failed), 'cell')} with no `ok` or failed result in {before_name} failed in "
             f"{after_name}, so {'it has' if one else 'they have'} no ratio: " + failed_cells(failed))
 
 

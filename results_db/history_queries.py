@@ -10,8 +10,11 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from hadamard_bench.vocabulary import FAILED
+
 from .models import HistoryPoint, LatestResult, Machine, Mark, NoiseFloor, Result, Run
 from .queries import CELL_COLUMNS, metric_of, read_frame
+
 
 def history_frame(session: Session, benchmark: str | None = None, method: str | None = None,
                   backend: str | None = None, machine: str | None = None, fingerprint: str | None = None,
@@ -69,6 +72,17 @@ def newest_before(session: Session, fingerprint: str, before, per_cell: int) -> 
     frame = read_frame(session, query)
     return frame if not frame.empty else pd.DataFrame(
         columns=["result_id", "run_id", "started_at", *CELL_COLUMNS, "samples", "sample_rounds", "failed_rounds"])
+
+
+def failed_before(session: Session, fingerprint: str, before) -> pd.DataFrame:
+    """The cells (cell key columns, one row each) that failed outright in a plain run on
+    `fingerprint` started before `before`: what `gate` knows already failed here, so that a cell
+    failing again is not news, where one with no result at all before is."""
+    query = (select(*(getattr(Result, c) for c in CELL_COLUMNS)).distinct()
+             .join(Run, Result.run_id == Run.id).join(Machine, Run.machine_id == Machine.id)
+             .where(Result.status.in_(FAILED), Run.plain, Machine.fingerprint == fingerprint, Run.started_at < before))
+    frame = read_frame(session, query)
+    return frame if not frame.empty else pd.DataFrame(columns=CELL_COLUMNS)
 
 
 def history_cells(session: Session, fingerprint: str) -> pd.DataFrame:

@@ -142,18 +142,19 @@ def run(args) -> int:
     with factory() as session:
         before, _, _ = side(session, str(runs[0]))
         after, _, _ = side(session, str(runs[1]))
-        broken = comparison.broken_cells(before, queries.failures_frame(session, runs[1]))
-        fixed = comparison.broken_cells(after, queries.failures_frame(session, runs[0]))
+        base_failed, head_failed = (queries.failures_frame(session, run_id) for run_id in runs)
+    broken, fixed = comparison.broken_cells(before, head_failed), comparison.broken_cells(after, base_failed)
+    new = comparison.new_failures(before, base_failed, head_failed)
     table = comparison.in_cell_order(comparison.comparison_table(before, after, args.threshold))
-    if table.empty and broken.empty and fixed.empty:
+    if table.empty and broken.empty and fixed.empty and new.empty:
         print(f"{PROG} ab: no cell ended `ok` on both sides", file=sys.stderr)
         return 1
     names = f"run {runs[0]} ({args.base})", f"run {runs[1]} ({args.head})"
-    report(table, args.format, *names, args.threshold, broken=broken, fixed=fixed)
+    report(table, args.format, *names, args.threshold, broken=broken, fixed=fixed, new=new)
     if args.markdown:
-        out_path(args.markdown).write_text(markdown(table, broken, fixed, *names, args.threshold))
+        out_path(args.markdown).write_text(markdown(table, broken, fixed, new, *names, args.threshold))
         print(f"wrote {args.markdown}", file=sys.stderr)
-    regressed = (len(table) and (table["verdict"] == stats.RUN_WORDS[0]).any()) or len(broken)
+    regressed = (len(table) and (table["verdict"] == stats.RUN_WORDS[0]).any()) or len(broken) or len(new)
     return 1 if args.fail_on_regression and regressed else 0
 
 
@@ -184,17 +185,18 @@ def _advance(bar, cell) -> None:
     bar.update()
 
 
-def markdown(table, broken, fixed, before_name: str, after_name: str, threshold: float) -> str:
+def markdown(table, broken, fixed, new, before_name: str, after_name: str, threshold: float) -> str:
     """The comparison as a Markdown table with its summary, for a pull request's description;
-    the cells `ok` on the base side that failed on the head side (`broken`), and those the other
-    way round (`fixed`), below it."""
+    the cells `ok` on the base side that failed on the head side (`broken`), those that failed on
+    the head side with no result on the base side (`new`), and those `ok` on the head side that
+    failed on the base side (`fixed`), below it."""
     from .. import wording
     from .compare import summary_lines
 
     head = f"**{after_name}** against **{before_name}** (paired, threshold {threshold:.0%})\n\n"
-    said = wording.broken_note(broken, before_name, after_name)
+    said = [wording.broken_note(broken, before_name, after_name), wording.new_failures_note(new, before_name, after_name)]
     now_ok = wording.broken_note(fixed, before_name, after_name, fixed=True)
-    failed = (f"\n**Failed**: {said}.\n" if said else "") + (f"\n**Fixed**: {now_ok}.\n" if now_ok else "")
+    failed = "".join(f"\n**Failed**: {one}.\n" for one in said if one) + (f"\n**Fixed**: {now_ok}.\n" if now_ok else "")
     if table.empty:
         return head + failed.lstrip("\n")
     rows = ["| benchmark | method | backend | size | ratio | 95% interval | verdict |",

@@ -40,7 +40,7 @@ def add_parser(verbs) -> None:
                    help="what the ratio is taken of: the median (default), or the 10th percentile, which "
                         "reproduces better on shared or virtual machines, whose disturbances only add time")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    fail_on_regression_flag(p, "AFTER", or_new=True)
+    fail_on_regression_flag(p, "AFTER")
 
 
 def side(session: Session, spec: str) -> tuple[pd.DataFrame, list[int], str]:

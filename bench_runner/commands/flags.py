@@ -111,14 +111,14 @@ def threshold_flag(p: argparse.ArgumentParser) -> None:
                    help=f"the practical floor: smaller changes count as none (default: {defaults.FLOOR})")
 
 
-def fail_on_regression_flag(p: argparse.ArgumentParser, after: str, or_new: bool = False) -> None:
+def fail_on_regression_flag(p: argparse.ArgumentParser, after: str) -> None:
     """--fail-on-regression (compare, ab): exit 1 on a regression, or on a cell that failed on the
-    `after` side where it was `ok` on the other (comparison.broken_cells); `or_new` (compare, whose
-    sides may hold different cells): or where the other side has no result of it (comparison.new_failures)."""
+    `after` side where it was `ok` on the other (comparison.broken_cells) or where the other side
+    has no result of it (comparison.new_failures)."""
     p.add_argument("--fail-on-regression", action="store_true",
                    help=f"exit with status 1 when any cell regressed, or failed in {after} (a failed check, an "
-                        f"error, out of memory, a crash, a timeout) where it was `ok` on the other side"
-                        + (" or the other side has no `ok` or failed result of it" if or_new else ""))
+                        f"error, out of memory, a crash, a timeout) where it was `ok` on the other side or the "
+                        f"other side has no `ok` or failed result of it (a method it lacks, a cell it skipped)")
 
 
 def selection_flags(p: argparse.ArgumentParser, device_help: str) -> None:

@@ -1,7 +1,8 @@
 """`gate RUN`: RUN's cells against the same cells' recent history on the same hardware fingerprint;
 exit 1 on a significant regression beyond the cell's floor (the threshold, or the cell's drift
-between runs where `noise` measured a larger one), or on a cell that failed where its history
-was `ok` (comparison.broken_cells), that no mark explains, for CI. The
+between runs where `noise` measured a larger one), on a cell that failed where its history
+was `ok` (comparison.broken_cells), or on one that failed with no result in that history at all
+(comparison.new_failures: a method added since whose kernel is wrong), that no mark explains, for CI. The
 statistics are `compare`'s: the earlier runs' rounds together form the "before" side, so their
 run-to-run spread widens the interval. A mark on an earlier run starts the baseline there; a mark
 on RUN itself explains its changes (an `expected` one) or leaves nothing to judge (a new start).
@@ -10,6 +11,7 @@ not a plain run's, and a side given as RUN is judged as its session, head agains
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from hadamard_bench.vocabulary import counted
@@ -31,7 +33,8 @@ def add_parser(verbs) -> None:
                     "reported but does not fail. `ab` sessions are not part of the history; given one of their "
                     "runs, gate judges the session: its head side against its base side, paired. Exit 1 when any "
                     "other cell is a regression beyond the threshold, or failed in RUN (a failed check, an error, "
-                    "out of memory, a crash, a timeout) where its baseline was `ok`; 0 otherwise; 2 on bad input.")
+                    "out of memory, a crash, a timeout) where its baseline was `ok` or where the machine's history "
+                    "has no result of it at all (a method added since); 0 otherwise; 2 on bad input.")
     p.add_argument("run", metavar="RUN", type=positive_int("run id"), help="the run to judge")
     p.add_argument("--against", type=positive_int("positive number of runs"), default=5, metavar="N",
                    help="how many earlier runs of each cell form the baseline (default: 5)")
@@ -106,8 +109,9 @@ def explained(table: pd.DataFrame, marks: pd.DataFrame, run_id: int) -> pd.Serie
 
 
 def markdown(table: pd.DataFrame, title: str, threshold: float, floor_note: str = "", busy: str | None = None,
-             broken: str | None = None) -> str:
-    """The judgement for a pull request's comment; `broken`: wording.broken_note's sentence."""
+             failed: Sequence[str] = ()) -> str:
+    """The judgement for a pull request's comment; `failed`: the sentences of wording.broken_note
+    and wording.new_failures_note that were said."""
     from .. import stats
 
     lines = [f"### Hadamard Bench: {title}", "",
@@ -131,18 +135,18 @@ def markdown(table: pd.DataFrame, title: str, threshold: float, floor_note: str 
         for r in regressed.itertuples():
             lines.append(f"| {r.benchmark} · {r.method} · {r.backend} · {r.device} · {r.dtype} · {r.mode} · {r.size} "
                          f"| {r.ratio:.3f}× | [{r.ci_low:.3f}, {r.ci_high:.3f}] | {r.floor:.0%} | {r.p_adjusted:.2g} |")
-    if broken:
-        lines += ["", f"**Failed**: {broken}."]
+    lines += [line for said in failed for line in ("", f"**Failed**: {said}.")]
     for said in (floor_note, busy):
         if said:
             lines += ["", said[0].upper() + said[1:] + "."]
     return "\n".join(lines) + "\n"
 
 
-def session_table(session, run_row, threshold: float) -> tuple[pd.DataFrame, pd.DataFrame, int, int]:
+def session_table(session, run_row, threshold: float) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, int, int]:
     """An `ab` side judged as its session: the head side's cells against the base side's, paired
-    cycle by cycle (so at the threshold), as `ab` judged them, and the cells `ok` on the base side
-    that failed on the head side (comparison.broken_cells). Returns (table, broken, base, head)."""
+    cycle by cycle (so at the threshold), as `ab` judged them, the cells `ok` on the base side
+    that failed on the head side (comparison.broken_cells) and those that failed on the head side
+    with no result on the base side (comparison.new_failures). Returns (table, broken, new, base, head)."""
     from results_db import queries
 
     from .. import comparison
@@ -151,7 +155,9 @@ def session_table(session, run_row, threshold: float) -> tuple[pd.DataFrame, pd.
     base, head = sorted((run_row.id, run_row.paired_with))
     before = queries.samples_frame(session, run_id=base)
     table = comparison.comparison_table(before, queries.samples_frame(session, run_id=head), threshold)
-    return table, comparison.broken_cells(before, queries.failures_frame(session, head)), base, head
+    failed = queries.failures_frame(session, head)
+    new = comparison.new_failures(before, queries.failures_frame(session, base), failed)
+    return table, comparison.broken_cells(before, failed), new, base, head
 
 
 def run(args) -> int:
@@ -166,16 +172,16 @@ def run(args) -> int:
         if run_row is None:
             raise UsageError(f"no run {args.run} in this database")
         if not run_row.plain:
-            table, broken, base, head = session_table(session, run_row, args.threshold)
-            if table.empty and broken.empty:
+            table, broken, new, base, head = session_table(session, run_row, args.threshold)
+            if table.empty and broken.empty and new.empty:
                 raise UsageError(f"the `ab` session of runs {base} and {head} has no cell "
                                  f"`ok` on both sides to judge")
             print(f"run {args.run} is a side of an `ab` session: run {head} (head) judged against run {base} "
                   f"(base), the two having taken turns, not against the machine's history")
-            table["explained_by"], broken["explained_by"] = "", ""
+            table["explained_by"], broken["explained_by"], new["explained_by"] = "", "", ""
             return verdict(table, args, f"run {head} against run {base}, taking turns in one `ab` session",
                            f"paired cells are judged at the threshold ({args.threshold:.0%}): their sides shared "
-                           f"the machine's drift", {}, broken, (f"run {base}", f"run {head}"))
+                           f"the machine's drift", {}, broken, new, (f"run {base}", f"run {head}"))
         fingerprint, label, started_at = run_row.machine.fingerprint, run_row.machine.label, run_row.started_at
         mine = queries.samples_frame(session, run_id=args.run)
         marks = history_queries.marks_frame(session, fingerprint)
@@ -183,6 +189,7 @@ def run(args) -> int:
         rows = history_queries.newest_before(session, fingerprint, started_at, args.against)
         floors = history_queries.noise_floors(session, fingerprint)
         chosen = baseline_rows(rows, args.run, started_at, args.against, marks)
+        failed_here = history_queries.failed_before(session, fingerprint, started_at)
         before_runs = sorted({int(r) for r in chosen["run_id"]})
         states = queries.round_states(session, before_runs + [args.run])
         failed = queries.failures_frame(session, args.run)
@@ -192,27 +199,34 @@ def run(args) -> int:
     mine, failed = judged(mine, marks, args.run), judged(failed, marks, args.run)
     baseline = baseline_frame(chosen)
     broken = comparison.broken_cells(baseline, failed)
+    # A cell failing with no result here before is a kernel broken from its start. On a machine
+    # with no history yet every failure would be one (a size too large for it among them), and
+    # there is nothing to judge against: none is named.
+    new = comparison.new_failures(rows, failed_here, failed if len(rows) or len(failed_here) else None)
     table = comparison.comparison_table(baseline, mine, args.threshold, drift=history.drift_by_cell(floors),
                                         machine_drift=machine_drift) if len(mine) else pd.DataFrame()
-    if table.empty and broken.empty:
+    if table.empty and broken.empty and new.empty:
         print(f"run {args.run}: none of its cells has a history to judge against on {label}'s fingerprint "
               f"({fingerprint}); nothing to judge")
         return 0
     table["explained_by"] = explained(table, marks, args.run)
     broken["explained_by"] = explained(broken, marks, args.run)
+    new["explained_by"] = explained(new, marks, args.run)
     return verdict(table, args, f"run {args.run} against up to {args.against} earlier runs",
                    wording.floor_note(table, args.threshold, floors, 1) if len(table) else "",
-                   machine_drift, broken, ("the earlier runs", f"run {args.run}"),
+                   machine_drift, broken, new, ("the earlier runs", f"run {args.run}"),
                    wording.busy_caveat(states, {"the earlier runs": before_runs, f"run {args.run}": [args.run]}))
 
 
 def verdict(table: pd.DataFrame, args, title: str, floor_note: str, machine_drift: dict, broken: pd.DataFrame,
-            names: tuple[str, str], busy: str | None = None) -> int:
-    """Print the judged table's summary, its regressions and its broken cells (and write
-    --markdown); exit status 1 when a regression or a broken cell no `expected` mark explains is
+            new: pd.DataFrame, names: tuple[str, str], busy: str | None = None) -> int:
+    """Print the judged table's summary, its regressions and its failed cells (and write
+    --markdown); exit status 1 when a regression or a failed cell no `expected` mark explains is
     among them. `busy`: wording.busy_caveat's sentence for sides timed apart, said beside the
     floor. `broken`: comparison.broken_cells with `explained_by`, the cells `ok` on the side named
-    names[0] that failed on the side named names[1]; the table may then be empty."""
+    names[0] that failed on the side named names[1]; `new`: comparison.new_failures with
+    `explained_by`, those that failed on names[1] with no result on names[0]; the table may then
+    be empty."""
     import pandas as pd
 
     from .. import comparison, stats, wording
@@ -236,12 +250,13 @@ def verdict(table: pd.DataFrame, args, title: str, floor_note: str, machine_drif
         why = f" (marked expected: {r.explained_by})" if r.explained_by else ""
         print(f"regression: {r.benchmark}/{r.method}/{r.backend} {r.size}: {r.ratio:.3f}× "
               f"[{r.ci_low:.3f}, {r.ci_high:.3f}]{why}")
-    said = wording.broken_note(broken, *names)
-    if said:
-        print(said)
-        for r in broken[broken["explained_by"] != ""].itertuples():
+    said = [wording.broken_note(broken, *names), wording.new_failures_note(new, *names)]
+    for sentence in filter(None, said):
+        print(sentence)
+    for cells in (broken, new):
+        for r in cells[cells["explained_by"] != ""].itertuples():
             print(f"marked expected: {wording.cell_name(r)}: {r.explained_by}")
     if args.markdown:
-        out_path(args.markdown).write_text(markdown(table, title, args.threshold, floor_note, busy, said),
-                                           encoding="utf-8")
-    return 1 if (regressions["explained_by"] == "").any() or (broken["explained_by"] == "").any() else 0
+        out_path(args.markdown).write_text(markdown(table, title, args.threshold, floor_note, busy,
+                                                    list(filter(None, said))), encoding="utf-8")
+    return 1 if any((cells["explained_by"] == "").any() for cells in (regressions, broken, new)) else 0

@@ -258,7 +258,7 @@ def test_diff_names_a_cell_that_failed_after_with_nothing_before_it(db_url, monk
     next(s for s in at.selectbox if s.label == "After").set_value(4).run()
     assert not at.exception and len(at.error) == 1
     said = at.error[0].value.replace("\\", "")
-    assert said.startswith("1 cell that run 1 has no `ok` or failed result of failed in run 4") and "sdpa" in said
+    assert said.startswith("1 cell with no `ok` or failed result in run 1 failed in run 4") and "sdpa" in said
     assert len(at.dataframe[0].value) == 4  # the cells both runs have are compared as ever
 
 

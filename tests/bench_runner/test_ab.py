@@ -515,12 +515,31 @@ def test_the_markdown_names_cells_that_failed_on_either_side():
                                   mode="forward", size="n=128", status=status, message=message)])
 
     text = ab_command.markdown(pd.DataFrame(), cells("error", "RuntimeError: broke"), cells("oom", None),
-                               "run 1 (v1)", "run 2 (v3)", 0.05)
+                               cells("mismatch", None).assign(method="new"), "run 1 (v1)", "run 2 (v3)", 0.05)
     assert text.startswith("**run 2 (v3)** against **run 1 (v1)**")
     assert ("**Failed**: 1 cell `ok` in run 1 (v1) failed in run 2 (v3), so it has no ratio: ab_toy/work/eager cpu "
             "float32 forward n=128: error (RuntimeError: broke).") in text
+    assert ("**Failed**: 1 cell with no `ok` or failed result in run 1 (v1) failed in run 2 (v3), so it has no "
+            "ratio: ab_toy/new/eager cpu float32 forward n=128: mismatch.") in text
     assert "**Fixed**: 1 cell that failed in run 1 (v1) is `ok` in run 2 (v3), so it has no ratio: " in text
     assert text.rstrip().endswith("n=128: oom.")
+
+
+def test_a_cell_the_head_failed_that_the_base_skipped_is_named_and_fails_the_session(tmp_path, monkeypatch,
+                                                                                     capsys):
+    """The base side could not run the cell (skipped: no result to judge against) and the head side
+    ran it and failed: a kernel broken from its start, named and failing the session. The sides are
+    fakes."""
+    from bench_runner.cell import CellOutcome
+
+    fake_sides(monkeypatch, lambda procs, cell, check, policy, rng: [
+        CellOutcome("skipped", "needs a GPU"), CellOutcome("error", "RuntimeError: the new kernel broke")])
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    assert cli.main([*ONE_CELL_SESSION, "--rounds", "2", "--db", url]) == 1
+    found = json.loads(capsys.readouterr().out)
+    assert [(f["method"], f["status"], f["message"]) for f in found["failed_new"]] == \
+        [("hadamard", "error", "RuntimeError: the new kernel broke")]
+    assert found["cells"] == [] and found["broken"] == [] and found["fixed"] == []
 
 
 def test_a_cell_the_head_failed_in_one_round_is_named_and_fails_the_session(tmp_path, monkeypatch, capsys):

@@ -615,10 +615,15 @@ def test_gate_of_an_ab_side_fails_a_cell_the_head_broke(db_url, capsys):
                                 samples=[1e-3] * 24 if status == "ok" else None,
                                 sample_rounds=[r for r in range(3) for _ in range(8)] if status == "ok" else None,
                                 sample_cycles=[c for _ in range(3) for c in range(8)] if status == "ok" else None)
+        # A cell the base side skipped (it could not run there) that the head side ran and got wrong.
+        for run, status in ((base, "skipped"), (head, "mismatch")):
+            store.record_result(session, run, planted_cell(2048), status, "max abs error 0.2 > 0.001")
     assert main(["gate", str(head), "--db", db_url]) == 1
     out = capsys.readouterr().out
     assert (f"1 cell `ok` in run {base} failed in run {head}, so it has no ratio: token_mixing/poly_sa/eager cpu "
             f"float32 forward B=1 N=1024 C=64 H=4: oom (CUDA out of memory)") in out
+    assert (f"1 cell with no `ok` or failed result in run {base} failed in run {head}, so it has no ratio: "
+            f"token_mixing/poly_sa/eager cpu float32 forward B=1 N=2048 C=64 H=4: mismatch") in out
 
 
 def plant_new_failures(db_url: str) -> str:
@@ -643,7 +648,7 @@ def plant_new_failures(db_url: str) -> str:
 
 def test_a_cell_that_fails_with_nothing_before_it_is_named_and_fails_the_comparison(db_url, capsys):
     plant_new_failures(db_url)
-    said = ("1 cell that run 1 has no `ok` or failed result of failed in run 4, so it has no ratio: "
+    said = ("1 cell with no `ok` or failed result in run 1 failed in run 4, so it has no ratio: "
             "token_mixing/sdpa/eager cpu float32 forward B=1 N=64 C=64 H=4: mismatch (max abs error 0.5 > 0.001)")
     code, out, _ = compare(db_url, "1", "4", capsys=capsys)
     assert code == 0 and said in out and "N=128" not in out.split("verdicts:")[-1]  # skipped: nothing broke
@@ -657,7 +662,37 @@ def test_a_cell_that_fails_with_nothing_before_it_is_named_and_fails_the_compari
         assert code == 0 and "no `ok` or failed result" not in out
     # Against the machine's newest cells (runs 4 and 5's), the same.
     code, out, _ = compare(db_url, "1", "machine:testhost", "--fail-on-regression", capsys=capsys)
-    assert code == 1 and "that run 1 has no `ok` or failed result of failed in machine testhost" in out
+    assert code == 1 and "with no `ok` or failed result in run 1 failed in machine testhost" in out
+
+
+def test_gate_fails_a_cell_that_fails_with_no_result_in_the_machines_history(db_url, tmp_path, capsys):
+    plant_new_failures(db_url)
+    summary = tmp_path / "gate.md"
+    said = ("1 cell with no `ok` or failed result in the earlier runs failed in run 4, so it has no ratio: "
+            "token_mixing/sdpa/eager cpu float32 forward B=1 N=64 C=64 H=4: mismatch (max abs error 0.5 > 0.001)")
+    assert main(["gate", "4", "--db", db_url, "--markdown", str(summary)]) == 1
+    out = capsys.readouterr().out
+    assert said in out and "regression:" not in out
+    assert f"**Failed**: {said}." in summary.read_text()
+    # Run 5: the same cell failed in run 4 already, so it is not news; nothing else failed or regressed.
+    assert main(["gate", "5", "--db", db_url]) == 0
+    assert "no `ok` or failed result" not in capsys.readouterr().out
+    assert main(["mark", "4", "--expected", "--note", "sdpa lands next week", "--method", "sdpa",
+                 "--db", db_url]) == 0
+    capsys.readouterr()
+    assert main(["gate", "4", "--db", db_url]) == 0
+    assert ("marked expected: token_mixing/sdpa/eager cpu float32 forward B=1 N=64 C=64 H=4: sdpa lands next week"
+            in capsys.readouterr().out)
+    # A machine's first run has nothing before it: its failures are not judged.
+    factory = sessionmaker(results_db.open_engine(db_url))
+    with factory() as session, session.begin():
+        fresh = store.get_or_create_machine(session, {**FACTS, "key": "fresh", "cpu_model": "Other CPU"}, "fresh")
+        first = store.start_run(session, fresh, "quick", {"suite": "quick"}, cells_total=1, rounds=3)
+        store.record_result(session, first.id, planted_cell(64, "sdpa"), "oom", "out of memory")
+        store.finish_run(session, first.id)
+        first_id = first.id
+    assert main(["gate", str(first_id), "--db", db_url]) == 0
+    assert "nothing to judge" in capsys.readouterr().out
 
 
 def test_new_failures_are_the_outright_failures_the_before_side_has_no_result_of():
