@@ -80,6 +80,12 @@ def synthetic_time(method: str, n: int) -> float:
     return 1e-6 * n if method == "poly_sa" else 1e-6 * n * n / 128
 
 
+def planted_cell(n: int, method: str = "poly_sa") -> dict:
+    """The key of a planted token_mixing cell at N=n, as store.record_result takes it."""
+    return dict(benchmark="token_mixing", method=method, backend="eager", device="cpu", dtype="float32",
+                mode="forward", size=f"B=1 N={n} C=64 H=4")
+
+
 def planted_samples(t: float, round_effect: float = 0.01) -> tuple[list[float], list[int]]:
     """Three rounds of five samples around `t`, offset by ±round_effect between rounds, whose
     pooled median is exactly `t`."""
@@ -101,8 +107,7 @@ def seed(url: str, statuses: str = "ok", slow_method: str | None = None, slow_si
         run = store.start_run(session, host, "quick", {"suite": "quick"}, cells_total=2 * len(SIZES))
         for method in ("poly_sa", "softmax_attention"):
             for n in SIZES:
-                cell = dict(benchmark="token_mixing", method=method, backend="eager", device="cpu",
-                            dtype="float32", mode="forward", size=f"B=1 N={n} C=64 H=4")
+                cell = planted_cell(n, method)
                 t = synthetic_time(method, n) * (3 if (method, n) == (slow_method, slow_size) else 1)
                 if statuses == "ok":
                     samples, rounds = planted_samples(t)

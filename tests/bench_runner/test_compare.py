@@ -15,7 +15,7 @@ from bench_runner.cli import main
 from bench_runner.commands import doctor
 from results_db import store
 from results_db.round_state import RoundState
-from tests.conftest import BENCHMARKS, FACTS, METHODS, planted_samples
+from tests.conftest import BENCHMARKS, FACTS, METHODS, planted_cell, planted_samples
 
 # size → (before time, after ÷ before, the rounds' spread after): one cell per verdict.
 PLANTED = {
@@ -24,12 +24,6 @@ PLANTED = {
     256: (1e-3, 1.0, 0.01, "no change"),
     512: (1e-3, 1.04, 0.15, "inconclusive"),
 }
-
-
-def planted_cell(n: int, method: str = "poly_sa") -> dict:
-    """The key of a planted token_mixing cell at N=n, as store.record_result takes it."""
-    return dict(benchmark="token_mixing", method=method, backend="eager", device="cpu", dtype="float32",
-                mode="forward", size=f"B=1 N={n} C=64 H=4")
 
 
 def _run(session, host, factor_of, spread_of, label="quick"):

@@ -12,10 +12,9 @@ import results_db
 from bench_runner import history, step_detect
 from results_db import history_queries, store
 from results_db.models import HistoryPoint, Result, Run
-from tests.conftest import BENCHMARKS, FACTS, METHODS
+from tests.conftest import BENCHMARKS, FACTS, METHODS, planted_cell
 
-CELLS = [dict(benchmark="token_mixing", method="poly_sa", backend="eager", device="cpu", dtype="float32",
-              mode="forward", size=f"B=1 N={n} C=64 H=4") for n in (256, 1024)]
+CELLS = [planted_cell(n) for n in (256, 1024)]
 
 
 def _level(run: int, cell: int) -> float:
