@@ -64,3 +64,10 @@ def test_a_count_says_its_noun_as_a_sentence_would():
 
     assert [counted(n, "run") for n in (0, 1, 2)] == ["0 runs", "1 run", "2 runs"]
     assert counted(1, "change point") == "1 change point" and counted(3, "box", "boxes") == "3 boxes"
+
+
+def test_the_columns_page_is_generated_from_the_columns_module():
+    from hadamard_bench import columns
+
+    assert (ROOT / "docs" / "columns.md").read_text(encoding="utf-8") == columns.markdown(), \
+        "docs/columns.md is out of date: python -m hadamard_bench.columns > docs/columns.md"

@@ -14,8 +14,9 @@ from .flags import db_flag, out_file, out_path
 
 def add_parser(verbs) -> None:
     p = verbs.add_parser("export", help="write the stored results as a table",
-                         description="Write the stored results, one row per cell, as CSV or JSON; or whole "
-                                     "runs as a bundle that `import` reads into another database.")
+                         description="Write the stored results, one row per cell, as CSV or JSON (docs/columns.md "
+                                     "says what each column holds); or whole runs as a bundle that `import` reads "
+                                     "into another database.")
     db_flag(p)
     p.add_argument("--format", choices=["csv", "json", "bundle", "pytest-benchmark"], default="csv",
                    help="csv, json: one row per cell; bundle: whole runs with their machine, provenance, "

@@ -17,6 +17,7 @@ from sqlalchemy.orm import sessionmaker
 
 import results_db
 from bench_runner.cli import main
+from hadamard_bench import columns
 from hadamard_impls import catalogue
 from results_db import history_queries, queries
 from tests.conftest import seed
@@ -174,6 +175,8 @@ def test_export_round_trips_through_csv(smoke_db, tmp_path):
         "time_median_s", "time_iqr_s", "time_min_s", "samples", "peak_mem_bytes", "flops",
         "flops_counted", "bytes", "status", "message"]
     assert {"run_id", "machine", "commit", "kernels"} <= set(exported.columns)
+    # docs/columns.md says what each of them holds, in the order they come.
+    assert [c for c in columns.COLUMNS if c in exported.columns] == list(exported.columns)
     assert (exported["tf32"] == "off").all() and exported["commit"].notna().all()
     assert len(exported) == len(stored)
     pd.testing.assert_series_equal(exported["time_median_s"], stored["time_median_s"].astype(float),
