@@ -11,7 +11,7 @@ from __future__ import annotations
 # come in the order the database returns them; a method may add facts of its own).
 COLUMNS = {
     # The cell.
-    "benchmark": "the task: one input/output contract and one size sweep per suite ([catalogue.md](catalogue.md))",
+    "benchmark": "the task: one input/output contract and one size sweep per suite (`hadamard-bench list`)",
     "method": "one formula for the task: a Hadamard method, a baseline or a reference yardstick",
     "backend": "how the method ran: `eager`, `compile` (torch.compile, Inductor), `library` or `triton`",
     "is_baseline": "true for a baseline or a reference (`role`), which speed-ups are measured against",
@@ -76,7 +76,7 @@ COLUMNS = {
                            "overhead (GPU, forward)",
     "time_mean_s": "mean seconds per call over every sample",
     "unsettled_rounds": "how many rounds were timed while the CPU cores were slow to work together "
-                        "([measurement.md](measurement.md), slow spells)",
+                        "(a slow spell: docs/measurement.md)",
     # The speed-up against the baseline, in the same run (bench_runner/speedups.py).
     "baseline": "the method the cell's speed-up is measured against, at the same backend, size, device, "
                 "dtype and mode in the same run; empty for a baseline or where the baseline did not end `ok`",

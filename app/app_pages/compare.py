@@ -5,6 +5,7 @@ import streamlit as st
 
 from app import charts, data, judging, exports, shaping, text, widgets
 from bench_runner import defaults
+from hadamard_bench import columns
 
 url = data.db_url()
 st.title("Compare methods")
@@ -129,5 +130,8 @@ if baseline is not None:
                    + (f"`?` marks the {inconclusive} inconclusive cells." if inconclusive else ""))
 
 export = shown[[c for c in shown.columns if not c.startswith("size_") and c != "result_id"]]
-st.dataframe(export, hide_index=True, width="stretch")
+# Each header says what its column holds when hovered: the words of docs/columns.md.
+st.dataframe(export, hide_index=True, width="stretch",
+             column_config={c: st.column_config.Column(help=columns.COLUMNS[c]) for c in export.columns
+                            if c in columns.COLUMNS})
 exports.download_buttons(export, bench, figure)

@@ -7,6 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app import shaping
+from hadamard_bench import columns
 from tests.conftest import SIZES, seed, synthetic_time
 
 PAGES = ["app_pages/overview.py", "app_pages/compare.py", "app_pages/scaling.py", "app_pages/roofline.py",
@@ -119,6 +120,11 @@ def test_compare_speedup_table_and_download(seeded_db, monkeypatch):
     assert speedup_table.loc[64, ("poly_sa", "eager")].startswith("0.50× [")
     shown = at.dataframe[1].value
     assert len(shown) == 2 * len(SIZES)
+    # Its headers say what each column holds, in docs/columns.md's words.
+    import json
+
+    helped = {c: config.get("help") for c, config in json.loads(at.dataframe[1].proto.columns).items()}
+    assert helped["time_iqr_s"] == columns.COLUMNS["time_iqr_s"] and helped.keys() - {"_index"} == set(shown.columns)
 
 
 def test_scaling_recovers_the_planted_exponents(seeded_db, monkeypatch):
