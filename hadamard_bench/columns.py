@@ -83,8 +83,9 @@ COLUMNS = {
     "speedup": "the baseline's time over the method's: above 1, the method is faster",
     "speedup_ci_low": "the low end of the speed-up's 95% interval",
     "speedup_ci_high": "the high end of the speed-up's 95% interval",
-    "speedup_verdict": "`faster` or `slower` (the interval beyond 1 ± the 5% floor), `no change` (the "
-                       "90% interval within it) or `inconclusive`",
+    "speedup_verdict": "`faster` or `slower` (paired: the 95% interval excludes 1 and the speed-up lies "
+                       "beyond ±5%; timed apart: the whole interval lies beyond ±5% and the rank test holds), "
+                       "`no change` (the 90% interval within ±5%) or `inconclusive`",
     "speedup_paired": "true when the method and its baseline took turns, so the speed-up comes from their "
                       "per-cycle ratios; false when each was timed alone",
 }
