@@ -231,6 +231,16 @@ def new_failures(before: pd.DataFrame, before_failures: pd.DataFrame | None,
     return in_cell_order(failed).reset_index(drop=True)
 
 
+def failure_changes(before: pd.DataFrame, after: pd.DataFrame, before_failures: pd.DataFrame | None,
+                    after_failures: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """What failed between two sides (`before`, `after`: samples_frame's rows; the failures:
+    failures_frame's): the cells `ok` before that failed after (broken_cells), those the other way
+    round (fixed), and those that failed after with no result before (new_failures). `compare`,
+    `ab`, `gate` of a session and the Diff page say all three alike."""
+    return (broken_cells(before, after_failures), broken_cells(after, before_failures),
+            new_failures(before, before_failures, after_failures))
+
+
 def interval_coverage(table: pd.DataFrame) -> float:
     """The share of compared cells whose interval holds 1 (NaN when none has one). Between two
     runs of the same code nothing changed, so honest 95% intervals hold 1 for about 95% of the

@@ -61,12 +61,10 @@ result = comparison.comparison_table(before_cells, after_cells, threshold, spell
 # fixed the other way has none either, and is said too; so is one that failed after with no before.
 before_failed, after_failed = data.load_failures(url, **side_of(before)), data.load_failures(url, **side_of(after))
 before_name, after_name = f"{by[:-1]} {before}", f"{by[:-1]} {after}"
-for said, say in ((wording.broken_note(comparison.broken_cells(before_cells, after_failed), before_name, after_name),
-                   st.error),
-                  (wording.new_failures_note(comparison.new_failures(before_cells, before_failed, after_failed),
-                                             before_name, after_name), st.error),
-                  (wording.broken_note(comparison.broken_cells(after_cells, before_failed), before_name, after_name,
-                                       fixed=True), st.info)):
+broken, fixed, new = comparison.failure_changes(before_cells, after_cells, before_failed, after_failed)
+for said, say in ((wording.broken_note(broken, before_name, after_name), st.error),
+                  (wording.new_failures_note(new, before_name, after_name), st.error),
+                  (wording.broken_note(fixed, before_name, after_name, fixed=True), st.info)):
     if said:
         say(text.md(said[0].upper() + said[1:] + ".", limit=None))  # the notes bound how many cells they name
 if result.empty:

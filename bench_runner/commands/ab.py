@@ -143,8 +143,7 @@ def run(args) -> int:
         before, _, _ = side(session, str(runs[0]))
         after, _, _ = side(session, str(runs[1]))
         base_failed, head_failed = (queries.failures_frame(session, run_id) for run_id in runs)
-    broken, fixed = comparison.broken_cells(before, head_failed), comparison.broken_cells(after, base_failed)
-    new = comparison.new_failures(before, base_failed, head_failed)
+    broken, fixed, new = comparison.failure_changes(before, after, base_failed, head_failed)
     table = comparison.in_cell_order(comparison.comparison_table(before, after, args.threshold))
     if table.empty and broken.empty and fixed.empty and new.empty:
         print(f"{PROG} ab: no cell ended `ok` on both sides", file=sys.stderr)

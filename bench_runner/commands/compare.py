@@ -207,9 +207,7 @@ def run(args) -> int:
         timed_apart = wording.ab_side_note(before_runs, after_runs, {
             r.id: r.paired_with for r in session.scalars(select(Run).where(Run.id.in_(before_runs + after_runs)))})
         before_failed, after_failed = failures(session, args.before), failures(session, args.after)
-        broken = comparison.broken_cells(before, after_failed)
-        fixed = comparison.broken_cells(after, before_failed)
-        new = comparison.new_failures(before, before_failed, after_failed)
+        broken, fixed, new = comparison.failure_changes(before, after, before_failed, after_failed)
     table = comparison.comparison_table(before, after, args.threshold, statistic=args.statistic, spelled_runs=spelled,
                                         drift=drift, machine_drift=machine_drift)
     if table.empty and (len(broken) or len(fixed) or len(new)):  # nothing to time against, but something to say

@@ -153,11 +153,12 @@ def session_table(session, run_row, threshold: float) -> tuple[pd.DataFrame, pd.
 
     # The base side's run is started first (ab.start_runs), so it has the lower id.
     base, head = sorted((run_row.id, run_row.paired_with))
-    before = queries.samples_frame(session, run_id=base)
-    table = comparison.comparison_table(before, queries.samples_frame(session, run_id=head), threshold)
-    failed = queries.failures_frame(session, head)
-    new = comparison.new_failures(before, queries.failures_frame(session, base), failed)
-    return table, comparison.broken_cells(before, failed), new, base, head
+    before, after = (queries.samples_frame(session, run_id=run_id) for run_id in (base, head))
+    table = comparison.comparison_table(before, after, threshold)
+    # A cell the head fixed fails nothing, so only what broke and what failed anew are judged.
+    failed = (queries.failures_frame(session, run_id) for run_id in (base, head))
+    broken, _, new = comparison.failure_changes(before, after, *failed)
+    return table, broken, new, base, head
 
 
 def run(args) -> int:
