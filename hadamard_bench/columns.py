@@ -18,7 +18,8 @@ COLUMNS = {
     "role": "`hadamard`, `baseline` or `reference`",
     "device": "`cpu` or `cuda`",
     "dtype": "`float32`, `bfloat16` or `float16`; `tf32` for a float32 GPU cell that ran TF32 arithmetic",
-    "tf32": "whether TF32 ran in the cell: `off`, `cudnn`, `matmul` or `matmul+cudnn`; empty off the GPU",
+    "tf32": "whether TF32 ran in the cell: `off` (always, but for a float32 cell on CUDA), `cudnn`, `matmul` "
+            "or `matmul+cudnn`",
     "mode": "`forward` (inference) or `train` (forward and backward)",
     "size": "the sizes of the cell, as `N=4096 C=512`",
     # What was measured.
