@@ -115,9 +115,25 @@ def _mode_call(fn: Callable, module: torch.nn.Module, inputs: tuple, mode: str) 
     return train
 
 
+def not_in(catalogue: Catalogue, cell: Cell) -> str | None:
+    """Why `catalogue` has no such cell, or None. Cells are planned from one catalogue; an `ab`
+    side is another version of the project or of a plugin, which may lack a benchmark, method or
+    backend added since. That side skips the cell: had it failed, the method the head adds would
+    read as fixed (failed on the base, `ok` on the head), and one the head removes as broken."""
+    benchmark = catalogue.benchmarks.get(cell.benchmark)
+    if benchmark is None:
+        return f"this version's catalogue has no benchmark {cell.benchmark!r}"
+    method = benchmark.methods.get(cell.method)
+    if method is None:
+        return f"this version's catalogue has no method {cell.method!r} in {cell.benchmark}"
+    if cell.backend not in method.backends or cell.backend not in BACKENDS:
+        return f"this version's catalogue has no backend {cell.backend!r} for {cell.benchmark}/{cell.method}"
+    return None
+
+
 def _unavailable(catalogue: Catalogue, cell: Cell) -> CellOutcome | tuple[str, str]:
     """Why the cell cannot run here as a `skipped` outcome, or where its reference runs."""
-    reason = (device_unavailable(cell.device) or dtype_unsupported(cell.device, cell.dtype)
+    reason = (not_in(catalogue, cell) or device_unavailable(cell.device) or dtype_unsupported(cell.device, cell.dtype)
               or BACKENDS[cell.backend].unavailable(torch.device(cell.device)))
     if reason:
         return CellOutcome("skipped", reason)

@@ -405,6 +405,27 @@ def test_a_side_takes_a_long_cells_turns_without_the_untimed_call(monkeypatch):
     assert block > 0 and calls >= 1
 
 
+def test_a_side_whose_version_lacks_a_planned_cell_skips_it_rather_than_failing():
+    """The cells are planned from the driver's catalogue and the head's plugin; a base a version
+    older lacks what was added since. Its side skips such a cell, saying why, where it used to raise
+    (and its process exit), which stored a failure: a method the head adds then read as fixed. A
+    skipped cell is no failure (results_db.queries.failures_frame)."""
+    from bench_runner import defaults, side_worker
+    from bench_runner.cell import Cell
+    from hadamard_impls import catalogue
+
+    side, size = side_worker.Side(catalogue), (("n", 1024),)
+    for cell, says in [
+            (Cell("elementwise", "added_since", "eager", size, "cpu", "float32", "forward"),
+             "no method 'added_since' in elementwise"),
+            (Cell("added_since", "hadamard", "eager", size, "cpu", "float32", "forward"), "no benchmark 'added_since'"),
+            (Cell("elementwise", "hadamard", "added_since", size, "cpu", "float32", "forward"),
+             "no backend 'added_since' for elementwise/hadamard")]:
+        state, outcome = side.prepare(cell, False, defaults.POLICIES["smoke"])
+        assert (state, outcome.status) == ("outcome", "skipped") and says in outcome.message, outcome
+    assert side.prepared == {}
+
+
 def test_a_side_times_no_block_to_prove_a_call_that_already_fills_one(monkeypatch):
     """A side sizes its block as a group's member does, with the suite's own shortest block: a call
     that lasts a block is timed one call a block, with no sizing block first; a shorter one grows."""
