@@ -223,12 +223,16 @@ def new_failures(before: pd.DataFrame, before_failures: pd.DataFrame | None,
     if after_failures is None or after_failures.empty:
         return pd.DataFrame(columns=columns)
     failed = after_failures[after_failures["status"] != "ok"].reindex(columns=columns)
-    known = pd.concat([frame.reindex(columns=CELL) for frame in (before, before_failures) if frame is not None]
-                      or [pd.DataFrame(columns=CELL)])
-    if not known.empty:
-        seen = failed[CELL].merge(known.drop_duplicates(), on=CELL, how="left", indicator=True)["_merge"]
-        failed = failed[(seen == "left_only").to_numpy()]
-    return in_cell_order(failed).reset_index(drop=True)
+    return in_cell_order(_unknown_to(failed, before, before_failures)).reset_index(drop=True)
+
+
+def _unknown_to(cells: pd.DataFrame, *sides: pd.DataFrame | None) -> pd.DataFrame:
+    """The rows of `cells` whose cell has no row in any of `sides` (None: a side with none)."""
+    known = [side.reindex(columns=CELL) for side in sides if side is not None and not side.empty]
+    if cells.empty or not known:
+        return cells
+    seen = cells[CELL].merge(pd.concat(known).drop_duplicates(), on=CELL, how="left", indicator=True)["_merge"]
+    return cells[(seen == "left_only").to_numpy()]
 
 
 def failure_changes(before: pd.DataFrame, after: pd.DataFrame, before_failures: pd.DataFrame | None,
@@ -239,6 +243,21 @@ def failure_changes(before: pd.DataFrame, after: pd.DataFrame, before_failures: 
     `ab`, `gate` of a session and the Diff page say all three alike."""
     return (broken_cells(before, after_failures), broken_cells(after, before_failures),
             new_failures(before, before_failures, after_failures))
+
+
+def one_sided(before: pd.DataFrame, after: pd.DataFrame, before_failures: pd.DataFrame | None,
+              after_failures: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The cells `ok` on one side with neither an `ok` nor a failed result on the other (`before`,
+    `after`: samples_frame's rows; the failures: failures_frame's), before's then after's, one row
+    per cell in cell order: a selection the other side did not cover, or a cell it skipped (a method
+    its version lacks, a device it has not). They have no ratio, and a table of the cells both sides
+    timed would leave them out without a word; those that failed on the other side are
+    failure_changes' instead."""
+    def only(ok: pd.DataFrame, other: pd.DataFrame, other_failures: pd.DataFrame | None) -> pd.DataFrame:
+        cells = _unknown_to(ok.reindex(columns=CELL).drop_duplicates(), other, other_failures)
+        return in_cell_order(cells).reset_index(drop=True)
+
+    return only(before, after, after_failures), only(after, before, before_failures)
 
 
 def interval_coverage(table: pd.DataFrame) -> float:

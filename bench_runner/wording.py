@@ -164,6 +164,17 @@ def new_failures_note(failed: pd.DataFrame, before_name: str, after_name: str) -
             f"{after_name}, so {'it has' if one else 'they have'} no ratio: " + failed_cells(failed))
 
 
+def one_sided_notes(one_sided: Sequence[pd.DataFrame], before_name: str, after_name: str) -> list[str]:
+    """A sentence for each side with cells `ok` there and with no `ok` or failed result on the other
+    side (comparison.one_sided's pair, before's then after's), naming them: they have no ratio."""
+    notes = []
+    for cells, (here, there) in zip(one_sided, ((before_name, after_name), (after_name, before_name))):
+        if not cells.empty:
+            notes.append(f"{counted(len(cells), 'cell')} `ok` in {here} {'has' if len(cells) == 1 else 'have'} no "
+                         f"`ok` or failed result in {there}, so no ratio: " + _listed(cells, cell_name))
+    return notes
+
+
 def failed_since_note(failed: pd.DataFrame) -> str | None:
     """For a page of machines' latest `ok` results: the cells whose newest measurement failed
     since (results_db.queries.failed_since_latest), whose figures there are older than their
@@ -185,10 +196,14 @@ def failed_cells(failed: pd.DataFrame) -> str:
         rounds = getattr(r, "failed_rounds", None)
         return f"{counted(int(rounds), 'round')} failed" if r.status == "ok" and pd.notna(rounds) else r.status
 
-    named = [f"{cell_name(r)}: {status(r)}" + (f" ({str(r.message).splitlines()[0][:160]})"
-                                                if isinstance(r.message, str) and r.message.strip() else "")
-             for r in failed.head(BROKEN_NAMED).itertuples()]
-    more = len(failed) - len(named)
+    return _listed(failed, lambda r: f"{cell_name(r)}: {status(r)}" + (
+        f" ({str(r.message).splitlines()[0][:160]})" if isinstance(r.message, str) and r.message.strip() else ""))
+
+
+def _listed(cells: pd.DataFrame, describe) -> str:
+    """`describe(row)` of the first BROKEN_NAMED rows of `cells`, then how many more."""
+    named = [describe(r) for r in cells.head(BROKEN_NAMED).itertuples()]
+    more = len(cells) - len(named)
     return "; ".join(named) + (f"; and {more} more" if more else "")
 
 

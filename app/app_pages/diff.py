@@ -58,13 +58,17 @@ machine_drift = comparison.drift_ratios(states, runs_of(before_cells), runs_of(a
 result = comparison.comparison_table(before_cells, after_cells, threshold, spelled_runs=data.spelled_runs(url, measured_in),
                                      drift=drift, machine_drift=machine_drift)
 # A cell `ok` before that failed after has no ratio, and is a worse change than a slower one; one
-# fixed the other way has none either, and is said too; so is one that failed after with no before.
+# fixed the other way has none either, and is said too; so is one that failed after with no before,
+# and one `ok` on a side with no result on the other.
 before_failed, after_failed = data.load_failures(url, **side_of(before)), data.load_failures(url, **side_of(after))
 before_name, after_name = f"{by[:-1]} {before}", f"{by[:-1]} {after}"
 broken, fixed, new = comparison.failure_changes(before_cells, after_cells, before_failed, after_failed)
 for said, say in ((wording.broken_note(broken, before_name, after_name), st.error),
                   (wording.new_failures_note(new, before_name, after_name), st.error),
-                  (wording.broken_note(fixed, before_name, after_name, fixed=True), st.info)):
+                  (wording.broken_note(fixed, before_name, after_name, fixed=True), st.info),
+                  *((note, st.info) for note in wording.one_sided_notes(
+                      comparison.one_sided(before_cells, after_cells, before_failed, after_failed), before_name,
+                      after_name))):
     if said:
         say(text.md(said[0].upper() + said[1:] + ".", limit=None))  # the notes bound how many cells they name
 if result.empty:

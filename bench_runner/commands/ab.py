@@ -91,7 +91,7 @@ def run(args) -> int:
     from hadamard_impls import catalogue
     from results_db import queries
 
-    from .. import ab, comparison, selection, stats, sweep
+    from .. import ab, comparison, selection, stats, sweep, wording
     from ..executor import InProcess
     from .compare import report, side
 
@@ -144,14 +144,16 @@ def run(args) -> int:
         after, _, _ = side(session, str(runs[1]))
         base_failed, head_failed = (queries.failures_frame(session, run_id) for run_id in runs)
     broken, fixed, new = comparison.failure_changes(before, after, base_failed, head_failed)
+    one_sided = comparison.one_sided(before, after, base_failed, head_failed)
     table = comparison.in_cell_order(comparison.comparison_table(before, after, args.threshold))
-    if table.empty and broken.empty and fixed.empty and new.empty:
-        print(f"{PROG} ab: no cell ended `ok` on both sides", file=sys.stderr)
-        return 1
     names = f"run {runs[0]} ({args.base})", f"run {runs[1]} ({args.head})"
-    report(table, args.format, *names, args.threshold, broken=broken, fixed=fixed, new=new)
+    if table.empty and broken.empty and fixed.empty and new.empty:
+        print("\n".join([f"{PROG} ab: no cell ended `ok` on both sides", *wording.one_sided_notes(one_sided, *names)]),
+              file=sys.stderr)
+        return 1
+    report(table, args.format, *names, args.threshold, broken=broken, fixed=fixed, new=new, one_sided=one_sided)
     if args.markdown:
-        out_path(args.markdown).write_text(markdown(table, broken, fixed, new, *names, args.threshold))
+        out_path(args.markdown).write_text(markdown(table, broken, fixed, new, *names, args.threshold, one_sided))
         print(f"wrote {args.markdown}", file=sys.stderr)
     regressed = (len(table) and (table["verdict"] == stats.RUN_WORDS[0]).any()) or len(broken) or len(new)
     return 1 if args.fail_on_regression and regressed else 0
@@ -184,11 +186,13 @@ def _advance(bar, cell) -> None:
     bar.update()
 
 
-def markdown(table, broken, fixed, new, before_name: str, after_name: str, threshold: float) -> str:
+def markdown(table, broken, fixed, new, before_name: str, after_name: str, threshold: float,
+             one_sided=None) -> str:
     """The comparison as a Markdown table with its summary, for a pull request's description;
     the cells `ok` on the base side that failed on the head side (`broken`), those that failed on
-    the head side with no result on the base side (`new`), and those `ok` on the head side that
-    failed on the base side (`fixed`), below it."""
+    the head side with no result on the base side (`new`), those `ok` on the head side that
+    failed on the base side (`fixed`), and those `ok` on one side with no result on the other
+    (`one_sided`: comparison.one_sided's pair), below it."""
     from .. import wording
     from .compare import summary_lines
 
@@ -196,6 +200,8 @@ def markdown(table, broken, fixed, new, before_name: str, after_name: str, thres
     said = [wording.broken_note(broken, before_name, after_name), wording.new_failures_note(new, before_name, after_name)]
     now_ok = wording.broken_note(fixed, before_name, after_name, fixed=True)
     failed = "".join(f"\n**Failed**: {one}.\n" for one in said if one) + (f"\n**Fixed**: {now_ok}.\n" if now_ok else "")
+    failed += "".join(f"\n**One side only**: {one}.\n" for one in wording.one_sided_notes(one_sided or (), before_name,
+                                                                                             after_name))
     if table.empty:
         return head + failed.lstrip("\n")
     rows = ["| benchmark | method | backend | size | ratio | 95% interval | verdict |",

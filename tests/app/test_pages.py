@@ -268,6 +268,20 @@ def test_diff_names_a_cell_that_failed_after_with_nothing_before_it(db_url, monk
     assert len(at.dataframe[0].value) == 4  # the cells both runs have are compared as ever
 
 
+def test_diff_names_a_cell_ok_on_one_side_only(db_url, monkeypatch):
+    from tests.bench_runner.test_compare import plant_one_sided
+
+    plant_one_sided(db_url)
+    at = render(db_url, monkeypatch, "app_pages/diff.py")
+    next(s for s in at.selectbox if s.label == "Before").set_value(1).run()
+    next(s for s in at.selectbox if s.label == "After").set_value(4).run()
+    assert not at.exception and not at.error
+    said = [i.value.replace("\\", "") for i in at.info if "failed result" in i.value.replace("\\", "")]
+    assert said == ["1 cell `ok` in run 4 has no `ok` or failed result in run 1, so no ratio: "
+                    "token_mixing/sdpa/eager cpu float32 forward B=1 N=64 C=64 H=4."]
+    assert len(at.dataframe[0].value) == 4  # the cells both runs have are compared as ever
+
+
 def test_the_runs_page_says_how_many_of_the_latest_runs_ok_cells_failed_in_some_rounds(db_url, tmp_path, monkeypatch):
     from tests.bench_runner.test_compare import plant_flaky
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 import results_db
-from bench_runner import ab, cli, stats, telemetry, worker
+from bench_runner import ab, cli, comparison, stats, telemetry, worker
 from results_db import Result, Run
 from tests.conftest import ROOT
 
@@ -544,6 +544,11 @@ def test_the_markdown_names_cells_that_failed_on_either_side():
             "ratio: ab_toy/new/eager cpu float32 forward n=128: mismatch.") in text
     assert "**Fixed**: 1 cell that failed in run 1 (v1) is `ok` in run 2 (v3), so it has no ratio: " in text
     assert text.rstrip().endswith("n=128: oom.")
+    added = cells("ok", None).assign(method="extra")[comparison.CELL]
+    text = ab_command.markdown(pd.DataFrame(), *[cells("ok", None).iloc[:0]] * 3, "run 1 (v1)", "run 2 (v2)", 0.05,
+                               (added.iloc[:0], added))
+    assert text.rstrip().endswith("**One side only**: 1 cell `ok` in run 2 (v2) has no `ok` or failed result in run 1 "
+                                  "(v1), so no ratio: ab_toy/extra/eager cpu float32 forward n=128.")
 
 
 def test_a_cell_the_head_failed_that_the_base_skipped_is_named_and_fails_the_session(tmp_path, monkeypatch,
@@ -561,6 +566,34 @@ def test_a_cell_the_head_failed_that_the_base_skipped_is_named_and_fails_the_ses
     assert [(f["method"], f["status"], f["message"]) for f in found["failed_new"]] == \
         [("hadamard", "error", "RuntimeError: the new kernel broke")]
     assert found["cells"] == [] and found["broken"] == [] and found["fixed"] == []
+
+
+def test_a_cell_only_the_head_has_is_named_and_fails_nothing(tmp_path, monkeypatch, capsys):
+    """The base side's version lacks a method (cell.not_in: skipped) and the head times it: the
+    session names the cell as timed on one side only, not as fixed, and fails nothing. The sides are
+    fakes."""
+    from bench_runner.cell import CellOutcome
+
+    def one_cell(procs, cell, check, policy, rng):
+        ok = CellOutcome("ok", samples=[1e-3, 1.1e-3, 0.9e-3] * 4, interleaved=True)
+        if cell.method == "hadamard_chain":
+            return [CellOutcome("skipped", "this version's catalogue has no method 'hadamard_chain' in elementwise"), ok]
+        return [ok, ok]
+
+    fake_sides(monkeypatch, one_cell)
+    url = f"sqlite:///{tmp_path / 'one_sided.db'}"
+    assert cli.main([*ONE_CELL_SESSION, "--method", "hadamard_chain", "--rounds", "2", "--db", url]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert [c["method"] for c in found["cells"]] == ["hadamard"]
+    assert [c["method"] for c in found["only_after"]] == ["hadamard_chain"] and found["only_before"] == []
+    assert found["fixed"] == found["broken"] == found["failed_new"] == []
+    # With no cell timed on both sides, the session says so, and which cells the head alone has.
+    chain_only = ["hadamard_chain" if arg == "hadamard" else arg for arg in ONE_CELL_SESSION]
+    assert cli.main([*chain_only, "--rounds", "2", "--db", url]) == 1
+    said = capsys.readouterr().err
+    assert "no cell ended `ok` on both sides" in said
+    assert ("1 cell `ok` in run 4 (HEAD) has no `ok` or failed result in run 3 (HEAD), so no ratio: "
+            "elementwise/hadamard_chain/eager cpu float32 forward n=4096") in said
 
 
 def test_a_cell_the_head_failed_in_one_round_is_named_and_fails_the_session(tmp_path, monkeypatch, capsys):

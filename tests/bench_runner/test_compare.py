@@ -552,7 +552,11 @@ def test_a_cell_ok_before_that_fails_after_is_named_and_fails_the_comparison(db_
     assert code == 0  # not asked to fail
     said = ("1 cell `ok` in run 1 failed in run 4, so it has no ratio: token_mixing/poly_sa/eager cpu float32 "
             "forward B=1 N=64 C=64 H=4: mismatch (max abs error 0.31 > 0.001)")
-    assert said in out and "N=128" not in out.split("verdicts:")[1]  # skipped: it could not run, nothing broke
+    # Skipped in run 4 (it could not run there), N=128 did not break: it is named as `ok` in run 1 alone.
+    notes = out.split("verdicts:")[1].splitlines()[1:]
+    assert said in notes[-2] and "N=128" not in notes[-2]
+    assert notes[-1] == ("1 cell `ok` in run 1 has no `ok` or failed result in run 4, so no ratio: token_mixing/"
+                         "poly_sa/eager cpu float32 forward B=1 N=128 C=64 H=4")
     assert compare(db_url, "1", "4", "--fail-on-regression", capsys=capsys)[0] == 1  # the same samples otherwise
     code, out, _ = compare(db_url, "1", "4", "--format", "json", capsys=capsys)
     found = json.loads(out)
@@ -697,6 +701,50 @@ def test_new_failures_are_the_outright_failures_the_before_side_has_no_result_of
     assert list(comparison.new_failures(pd.DataFrame(), None, after)["size"]) == ["n=1", "n=3"]  # not the flaky one
     before_failed = pd.DataFrame([{**cell, "size": "n=3", "status": "crashed"}])
     assert list(comparison.new_failures(pd.DataFrame([{**cell, "size": "n=1"}]), before_failed, after)["size"]) == []
+
+
+def test_one_sided_cells_are_those_ok_on_a_side_with_no_ok_or_failed_result_on_the_other():
+    cell = dict(benchmark="b", method="m", backend="eager", device="cpu", dtype="float32", mode="forward")
+    ok = lambda *ns: pd.DataFrame([{**cell, "size": f"n={n}", "result_id": n} for n in ns])  # noqa: E731
+    failed = lambda *ns: pd.DataFrame([{**cell, "size": f"n={n}", "status": "error"} for n in ns])  # noqa: E731
+    # n=2: on both sides; n=3 failed after (broken, failure_changes' to say); n=4 failed before (fixed).
+    only_before, only_after = comparison.one_sided(ok(1, 2, 3, 10), ok(2, 4, 5, 5), failed(4), failed(3))
+    assert list(only_before["size"]) == ["n=1", "n=10"] and list(only_after["size"]) == ["n=5"]
+    assert list(only_before.columns) == comparison.CELL
+    assert [len(f) for f in comparison.one_sided(ok(1), pd.DataFrame(), None, None)] == [1, 0]
+
+
+def plant_one_sided(db_url: str) -> str:
+    """plant_runs' runs 1-3, then run 4 on testhost: run 1's cells as they were, and one of a method
+    run 1 has no result of, sdpa at N=64."""
+    plant_runs(db_url)
+    factory = sessionmaker(results_db.open_engine(db_url))
+    with factory() as session, session.begin():
+        host = store.get_or_create_machine(session, FACTS, "testhost")
+        run = store.start_run(session, host, "quick", {"suite": "quick"}, cells_total=len(PLANTED) + 1, rounds=3)
+        for method, n in [*(("poly_sa", n) for n in PLANTED), ("sdpa", 64)]:
+            samples, rounds = planted_samples(1e-3, 0.01)
+            store.record_result(session, run.id, planted_cell(n, method), "ok", None, samples=samples,
+                                sample_rounds=rounds, metrics={"time_median_s": 1e-3})
+        store.finish_run(session, run.id)
+    return db_url
+
+
+def test_a_cell_ok_on_one_side_only_is_named_without_a_ratio(db_url, capsys):
+    plant_one_sided(db_url)
+    said = ("1 cell `ok` in run 4 has no `ok` or failed result in run 1, so no ratio: "
+            "token_mixing/sdpa/eager cpu float32 forward B=1 N=64 C=64 H=4")
+    code, out, _ = compare(db_url, "1", "4", "--fail-on-regression", capsys=capsys)
+    assert code == 0 and said in out  # nothing failed: a cell one side lacks is no regression
+    found = json.loads(compare(db_url, "1", "4", "--format", "json", capsys=capsys)[1])
+    assert [(c["method"], c["size"]) for c in found["only_after"]] == [("sdpa", "B=1 N=64 C=64 H=4")]
+    assert found["only_before"] == found["fixed"] == found["failed_new"] == [] and len(found["cells"]) == 4
+    found = json.loads(compare(db_url, "4", "1", "--format", "json", capsys=capsys)[1])
+    assert [c["method"] for c in found["only_before"]] == ["sdpa"] and found["only_after"] == []
+    _, _, err = compare(db_url, "4", "1", "--format", "csv", capsys=capsys)
+    assert said in err  # beside a csv, on standard error
+    code, out, _ = compare(db_url, "1", "2", capsys=capsys)  # the same cells on both sides: nothing to say
+    assert code == 0 and "no `ok` or failed result" not in out
 
 
 def plant_flaky(db_url: str, flaky: tuple[bool, ...]) -> list[int]:
