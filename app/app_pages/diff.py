@@ -59,7 +59,7 @@ result = comparison.comparison_table(before_cells, after_cells, threshold, spell
                                      drift=drift, machine_drift=machine_drift)
 # A cell `ok` before that failed after has no ratio, and is a worse change than a slower one; one
 # fixed the other way has none either, and is said too; so is one that failed after with no before,
-# and one `ok` on a side with no result on the other.
+# and one `ok` on a side with no `ok` or failed result on the other.
 before_failed, after_failed = data.load_failures(url, **side_of(before)), data.load_failures(url, **side_of(after))
 before_name, after_name = f"{by[:-1]} {before}", f"{by[:-1]} {after}"
 broken, fixed, new = comparison.failure_changes(before_cells, after_cells, before_failed, after_failed)

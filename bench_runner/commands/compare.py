@@ -146,8 +146,8 @@ def report(table: pd.DataFrame, fmt: str, before_name: str, after_name: str, thr
     `ok` before that failed after, said below the table, in the json's `broken`, and on standard
     error beside a csv; `fixed` likewise, the cells that failed before and are `ok` after, and
     `new` (comparison.new_failures), the cells that failed after with no result before; the
-    table may then be empty. `one_sided` (comparison.one_sided): the cells `ok` on one side with no
-    result on the other, said the same way (json: `only_before`, `only_after`)."""
+    table may then be empty. `one_sided` (comparison.one_sided): the cells `ok` on one side with no `ok`
+    or failed result on the other, said the same way (json: `only_before`, `only_after`)."""
     from .. import comparison, wording
 
     machine_drift = machine_drift or {}
