@@ -118,8 +118,9 @@ def _mode_call(fn: Callable, module: torch.nn.Module, inputs: tuple, mode: str) 
 def not_in(catalogue: Catalogue, cell: Cell) -> str | None:
     """Why `catalogue` has no such cell, or None. Cells are planned from one catalogue; an `ab`
     side is another version of the project or of a plugin, which may lack a benchmark, method or
-    backend added since. That side skips the cell: had it failed, the method the head adds would
-    read as fixed (failed on the base, `ok` on the head), and one the head removes as broken."""
+    backend added since, or size a benchmark by other parameters. That side skips the cell: had
+    it failed, the method the head adds would read as fixed (failed on the base, `ok` on the
+    head), and one the head removes as broken."""
     benchmark = catalogue.benchmarks.get(cell.benchmark)
     if benchmark is None:
         return f"this version's catalogue has no benchmark {cell.benchmark!r}"
@@ -128,6 +129,9 @@ def not_in(catalogue: Catalogue, cell: Cell) -> str | None:
         return f"this version's catalogue has no method {cell.method!r} in {cell.benchmark}"
     if cell.backend not in method.backends or cell.backend not in BACKENDS:
         return f"this version's catalogue has no backend {cell.backend!r} for {cell.benchmark}/{cell.method}"
+    if set(cell.size_dict) != set(benchmark.params):
+        return (f"this version's {cell.benchmark} is sized by {', '.join(benchmark.params)}, "
+                f"not {', '.join(cell.size_dict)}")
     return None
 
 

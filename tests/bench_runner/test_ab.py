@@ -420,7 +420,9 @@ def test_a_side_whose_version_lacks_a_planned_cell_skips_it_rather_than_failing(
              "no method 'added_since' in elementwise"),
             (Cell("added_since", "hadamard", "eager", size, "cpu", "float32", "forward"), "no benchmark 'added_since'"),
             (Cell("elementwise", "hadamard", "added_since", size, "cpu", "float32", "forward"),
-             "no backend 'added_since' for elementwise/hadamard")]:
+             "no backend 'added_since' for elementwise/hadamard"),
+            (Cell("elementwise", "hadamard", "eager", (("n", 1024), ("m", 2)), "cpu", "float32", "forward"),
+             "this version's elementwise is sized by n, not n, m")]:
         state, outcome = side.prepare(cell, False, defaults.POLICIES["smoke"])
         assert (state, outcome.status) == ("outcome", "skipped") and says in outcome.message, outcome
     assert side.prepared == {}
