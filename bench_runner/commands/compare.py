@@ -151,6 +151,7 @@ def report(table: pd.DataFrame, fmt: str, before_name: str, after_name: str, thr
     from .. import comparison, wording
 
     machine_drift = machine_drift or {}
+    only_before, only_after = one_sided or (None, None)
     busy = busy if comparison.timed_apart(table) else None
     said = "\n".join(filter(None, [wording.broken_note(cells, before_name, after_name, fixed=kind == "fixed")
                                     for kind, cells in (("broken", broken), ("fixed", fixed)) if cells is not None]
@@ -168,8 +169,7 @@ def report(table: pd.DataFrame, fmt: str, before_name: str, after_name: str, thr
                           "machine_drift": machine_drift, "settling_caveat": caveat, "busy_caveat": busy,
                           "cells": json.loads(table.to_json(orient="records")) if not table.empty else [],
                           "broken": records(broken), "fixed": records(fixed), "failed_new": records(new),
-                          **dict(zip(("only_before", "only_after"), map(records, one_sided or (None, None))))},
-                         indent=1))
+                          "only_before": records(only_before), "only_after": records(only_after)}, indent=1))
     elif table.empty:
         print(said)
     else:
