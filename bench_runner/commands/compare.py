@@ -222,8 +222,9 @@ def run(args) -> int:
         return 1 if args.fail_on_regression and (len(broken) or len(new)) else 0
     if table.empty:
         same = set(before.get("result_id", ())) & set(after.get("result_id", ()))
-        raise UsageError(f"no cell has `ok` results in both {before_name} and {after_name}"
-                         + (" but the same stored ones" if same else ""))
+        why = (" but the same stored ones" if same else f": {counted(len(one_sided[0]), 'cell')} `ok` in {before_name} "
+               f"alone, {len(one_sided[1])} in {after_name} alone")
+        raise UsageError(f"no cell has `ok` results in both {before_name} and {after_name}{why}")
     table = comparison.in_cell_order(table)
     report(table, args.format, before_name, after_name, args.threshold, args.statistic, machine_drift, caveat,
            wording.floor_note(table, args.threshold, floors, fingerprints), busy, broken, fixed, new, one_sided)

@@ -168,6 +168,21 @@ def test_a_machine_whose_latest_cells_are_the_runs_own_has_nothing_to_compare_an
                   "stored ones\n"
 
 
+def test_runs_with_no_cell_in_common_say_how_many_each_has_alone(planted_db, capsys):
+    factory = sessionmaker(results_db.open_engine(planted_db))
+    with factory() as session, session.begin():
+        host = store.get_or_create_machine(session, FACTS, "testhost")
+        run = store.start_run(session, host, "quick", {"suite": "quick"}, cells_total=1, rounds=3)
+        samples, rounds = planted_samples(1e-3, 0.01)
+        store.record_result(session, run.id, planted_cell(64, "sdpa"), "ok", samples=samples, sample_rounds=rounds,
+                            metrics={"time_median_s": 1e-3})
+        store.finish_run(session, run.id)
+    code, out, err = compare(planted_db, "1", "4", capsys=capsys)
+    assert code == 2 and out == ""
+    assert err == ("hadamard-bench compare: no cell has `ok` results in both run 1 and run 4: 4 cells `ok` in run 1 "
+                   "alone, 1 in run 4 alone\n")
+
+
 def test_no_database_is_exit_2_and_creates_none(tmp_path, capsys):
     path = tmp_path / "none.db"
     code, _, err = compare(f"sqlite:///{path}", "1", "2", capsys=capsys)
