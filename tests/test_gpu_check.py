@@ -34,7 +34,8 @@ def rehearse(tmp_path) -> list[list[str]]:
     python.write_text(f"#!{sys.executable}\n" + STAND_IN.replace("LOG", repr(str(log))))
     python.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GPU_CHECK_")}
-    done = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh"), str(tmp_path / "out")],
+    # Run as a lent machine runs it, by its path: its mode must keep it executable.
+    done = subprocess.run([str(ROOT / "scripts" / "gpu_check.sh"), str(tmp_path / "out")],
                           env={**env, "PYTHON": str(python)}, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     steps = (tmp_path / "out" / "steps.log").read_text()
