@@ -214,18 +214,22 @@ class SideProcess:
         return None
 
     def ask(self, *message):
-        """The side's answer, or SideFailed (and the process stopped) when none comes in time."""
+        """The side's answer, or SideFailed (and the process stopped) when none comes in time, or
+        its process ended. The socket closes as the process begins to exit, before it has exited:
+        a side that died on a cell was once stored `timeout` ("no answer within 300 s"), at once."""
         try:
             self.conn.send(message)
         except (OSError, BrokenPipeError):
             pass
-        answer = self._receive(self.timeout_s)
-        if answer is not None:
-            return answer
-        alive = self.process.poll() is None
+        try:
+            if self.conn.poll(self.timeout_s):
+                return self.conn.recv()
+            hung = True
+        except (EOFError, OSError):  # its end closed: the process is exiting, or has
+            hung = False
         self.close()
         raise SideFailed(CellOutcome("timeout", f"no answer within {self.timeout_s:g} s; the side was stopped")
-                         if alive else CellOutcome("crashed", f"the side's process exited ({self.process.returncode})"))
+                         if hung else CellOutcome("crashed", f"the side's process exited ({self.process.returncode})"))
 
     def close(self) -> None:
         self.ask_to_stop()

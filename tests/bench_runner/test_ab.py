@@ -364,6 +364,40 @@ def test_the_sides_start_together_and_stop_together(monkeypatch):
                       ("ask", "base"), ("ask", "head"), ("stopped", "base"), ("stopped", "head")]
 
 
+STAND_IN_SIDE = textwrap.dedent("""
+    import os
+    import sys
+    from multiprocessing.connection import Connection
+
+    conn = Connection(int(sys.argv[3]))  # after `-m bench_runner.side_worker`
+    conn.send(("ready", {}))
+    conn.recv()  # a cell to prepare, which this side never answers
+    if os.environ.get("STAND_IN_DIES"):
+        sys.exit(3)
+    conn.recv()  # the driver's stop, once it has waited its timeout out
+""")
+
+
+@pytest.mark.parametrize("dies", [True, False])
+def test_a_side_that_dies_on_a_cell_is_crashed_and_one_that_hangs_timed_out(tmp_path, dies):
+    """A side's socket closes as its process begins to exit, before it has exited: a side that
+    died on a cell read as alive, and was stored `timeout`, "no answer within 300 s", at once. The
+    sides are stand-in processes, with no torch."""
+    python = tmp_path / "python"
+    python.write_text(f"#!{sys.executable}\n{STAND_IN_SIDE}")
+    python.chmod(0o755)
+    side = ab.Side("base", "v1", "c0ffee", python=str(python), env={"STAND_IN_DIES": "1"} if dies else {})
+    proc = ab.SideProcess(side, 0.5, os.sched_getaffinity(0)).wait_ready()
+    with pytest.raises(ab.SideFailed) as failed:
+        proc.ask("prepare", None, False, None)
+    outcome = failed.value.outcome
+    if dies:
+        assert (outcome.status, outcome.message) == ("crashed", "the side's process exited (3)")
+    else:
+        assert outcome.status == "timeout" and "no answer within 0.5 s" in outcome.message
+    assert proc.conn.closed and proc.process.returncode is not None
+
+
 @pytest.mark.slow
 def test_an_older_side_whose_vocabulary_lacks_a_newer_word_still_builds_its_catalogue(tmp_path):
     """The driver's measurement code reads words a base side's older vocabulary may lack (the
