@@ -34,7 +34,7 @@ from results_db import Run, store
 
 from . import defaults, machine_state, record, selection, stats, sweep, timing
 from .cell import Cell, CellOutcome, device_unavailable
-from .worker import allocator_env, allocator_setting
+from .worker import allocator_env, allocator_setting, died
 
 ROOT = Path(__file__).resolve().parent.parent  # the driver's checkout: both sides' measurement code
 START_TIMEOUT_S = 300.0  # importing torch and a catalogue on a cold, busy machine
@@ -229,7 +229,7 @@ class SideProcess:
             hung = False
         self.close()
         raise SideFailed(CellOutcome("timeout", f"no answer within {self.timeout_s:g} s; the side was stopped")
-                         if hung else CellOutcome("crashed", f"the side's process exited ({self.process.returncode})"))
+                         if hung else died(self.process.returncode, "the side's process"))
 
     def close(self) -> None:
         self.ask_to_stop()

@@ -192,6 +192,16 @@ def _exit_or_kill(process) -> None:
         process.join(timeout=10)
 
 
+def died(code: int | None, who: str = "the worker") -> CellOutcome:
+    """The outcome of a cell whose process (`who`) ended under it with exit status `code`
+    (negative: the signal that killed it): on Linux a SIGKILL is most likely the out-of-memory killer."""
+    if code == -signal.SIGKILL:
+        return CellOutcome("oom", f"{who} was killed (SIGKILL), most likely by the out-of-memory killer")
+    if code is not None and code < 0:
+        return CellOutcome("crashed", f"{who} died of {signal.Signals(-code).name}")
+    return CellOutcome("crashed", f"{who} exited with status {code}")
+
+
 class IsolatedRunner(Executor):
     """Runs cells in a worker process, a fresh one each round (executor.Executor); close it when done."""
 
@@ -321,20 +331,16 @@ class IsolatedRunner(Executor):
             answer = self._exchange(message, timeout_s)
             if answer is not None:
                 return answer
-            died = False
+            hung = True
         except (EOFError, OSError):
-            died = True  # the pipe closed under us: the worker is dying, if not yet reaped
-        if not died:
+            hung = False  # the pipe closed under us: the worker is dying, if not yet reaped
+        if hung:
             self._stop()
             return CellOutcome("timeout", f"no result within {timeout_s:g} s; the worker was stopped")
         self._process.join(timeout=60)
         code = self._process.exitcode
         self._process, self._conn = None, None
-        if code == -signal.SIGKILL:
-            return CellOutcome("oom", "the worker was killed (SIGKILL), most likely by the out-of-memory killer")
-        if code is not None and code < 0:
-            return CellOutcome("crashed", f"the worker died of {signal.Signals(-code).name}")
-        return CellOutcome("crashed", f"the worker exited with status {code}")
+        return died(code)
 
     def close(self) -> None:
         self._retire()

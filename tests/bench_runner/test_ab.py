@@ -392,7 +392,7 @@ def test_a_side_that_dies_on_a_cell_is_crashed_and_one_that_hangs_timed_out(tmp_
         proc.ask("prepare", None, False, None)
     outcome = failed.value.outcome
     if dies:
-        assert (outcome.status, outcome.message) == ("crashed", "the side's process exited (3)")
+        assert (outcome.status, outcome.message) == ("crashed", "the side's process exited with status 3")
     else:
         assert outcome.status == "timeout" and "no answer within 0.5 s" in outcome.message
     assert proc.conn.closed and proc.process.returncode is not None
