@@ -639,23 +639,28 @@ def test_gate_of_an_ab_side_fails_a_cell_the_head_broke(db_url, capsys):
             f"token_mixing/poly_sa/eager cpu float32 forward B=1 N=2048 C=64 H=4: mismatch") in out
 
 
+def plant_testhost_run(db_url: str, cells: list[tuple]) -> None:
+    """One more finished run on testhost holding `cells`, each (method, N, status, message); an `ok`
+    one with plant_runs' three rounds around 1 ms."""
+    factory = sessionmaker(results_db.open_engine(db_url))
+    with factory() as session, session.begin():
+        host = store.get_or_create_machine(session, FACTS, "testhost")
+        run = store.start_run(session, host, "quick", {"suite": "quick"}, cells_total=len(cells), rounds=3)
+        for method, n, status, message in cells:
+            samples, rounds = planted_samples(1e-3, 0.01) if status == "ok" else (None, None)
+            store.record_result(session, run.id, planted_cell(n, method), status, message, samples=samples,
+                                sample_rounds=rounds, metrics={"time_median_s": 1e-3} if samples else {})
+        store.finish_run(session, run.id)
+
+
 def plant_new_failures(db_url: str) -> str:
     """plant_runs' runs 1-3; then runs 4 and 5 on testhost like run 1 with one more method each,
     sdpa, whose N=64 cell failed its check and N=128 was skipped (it could not run there)."""
     plant_runs(db_url)
-    factory = sessionmaker(results_db.open_engine(db_url))
-    with factory() as session, session.begin():
-        host = store.get_or_create_machine(session, FACTS, "testhost")
-        for _ in range(2):
-            run = store.start_run(session, host, "quick", {"suite": "quick"}, cells_total=len(PLANTED) + 2, rounds=3)
-            cells = [("poly_sa", n, "ok", None) for n in PLANTED]
-            cells += [("sdpa", 64, "mismatch", "max abs error 0.5 > 0.001"), ("sdpa", 128, "skipped", "no GPU here")]
-            for method, n, status, message in cells:
-                samples, rounds = planted_samples(PLANTED[n][0], 0.01) if status == "ok" else (None, None)
-                store.record_result(session, run.id, planted_cell(n, method),
-                                    status, message, samples=samples, sample_rounds=rounds,
-                                    metrics={"time_median_s": PLANTED[n][0]} if samples else {})
-            store.finish_run(session, run.id)
+    for _ in range(2):
+        plant_testhost_run(db_url, [*(("poly_sa", n, "ok", None) for n in PLANTED),
+                                    ("sdpa", 64, "mismatch", "max abs error 0.5 > 0.001"),
+                                    ("sdpa", 128, "skipped", "no GPU here")])
     return db_url
 
 
@@ -732,16 +737,7 @@ def test_one_sided_cells_are_those_ok_on_a_side_with_no_ok_or_failed_result_on_t
 def plant_one_sided(db_url: str) -> str:
     """plant_runs' runs 1-3, then run 4 on testhost: run 1's cells as they were, and one of a method
     run 1 has no result of, sdpa at N=64."""
-    plant_runs(db_url)
-    factory = sessionmaker(results_db.open_engine(db_url))
-    with factory() as session, session.begin():
-        host = store.get_or_create_machine(session, FACTS, "testhost")
-        run = store.start_run(session, host, "quick", {"suite": "quick"}, cells_total=len(PLANTED) + 1, rounds=3)
-        for method, n in [*(("poly_sa", n) for n in PLANTED), ("sdpa", 64)]:
-            samples, rounds = planted_samples(1e-3, 0.01)
-            store.record_result(session, run.id, planted_cell(n, method), "ok", None, samples=samples,
-                                sample_rounds=rounds, metrics={"time_median_s": 1e-3})
-        store.finish_run(session, run.id)
+    plant_testhost_run(plant_runs(db_url), [*(("poly_sa", n, "ok", None) for n in PLANTED), ("sdpa", 64, "ok", None)])
     return db_url
 
 
