@@ -6,7 +6,7 @@ bench_runner.wording. Torch-free (pandas and numpy), so the dashboard can import
 
 from __future__ import annotations
 
-from typing import Collection, Iterable, Mapping, Sequence
+from typing import Collection, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -235,29 +235,37 @@ def _unknown_to(cells: pd.DataFrame, *sides: pd.DataFrame | None) -> pd.DataFram
     return cells[(seen == "left_only").to_numpy()]
 
 
-def failure_changes(before: pd.DataFrame, after: pd.DataFrame, before_failures: pd.DataFrame | None,
-                    after_failures: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """What failed between two sides (`before`, `after`: samples_frame's rows; the failures:
-    failures_frame's): the cells `ok` before that failed after (broken_cells), those the other way
-    round (fixed), and those that failed after with no result before (new_failures). `compare`,
-    `ab`, `gate` of a session and the Diff page say all three alike."""
-    return (broken_cells(before, after_failures), broken_cells(after, before_failures),
-            new_failures(before, before_failures, after_failures))
+class CellChanges(NamedTuple):
+    """What a comparison of two sides says besides its ratios, one row per cell in cell order
+    (failures_frame's rows for the first three, CELL's columns for the last two): the cells `ok`
+    before that failed after (broken_cells), those the other way round (`fixed`), those that failed
+    after with no result before (new_failures), and those `ok` on one side with neither an `ok` nor
+    a failed result on the other (`only_before`, `only_after`: a selection the other side did not
+    cover, a cell it skipped). None of them has a ratio; a table of the cells both sides timed would
+    leave them out without a word. `compare`, `ab`, `gate` of a session and the Diff page say them
+    alike (wording.change_notes)."""
+    broken: pd.DataFrame
+    fixed: pd.DataFrame
+    new: pd.DataFrame
+    only_before: pd.DataFrame
+    only_after: pd.DataFrame
+
+    def failed(self) -> bool:
+        """Whether the after side failed a cell (broken, or new): as bad as a regression."""
+        return bool(len(self.broken) or len(self.new))
 
 
-def one_sided(before: pd.DataFrame, after: pd.DataFrame, before_failures: pd.DataFrame | None,
-              after_failures: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The cells `ok` on one side with neither an `ok` nor a failed result on the other (`before`,
-    `after`: samples_frame's rows; the failures: failures_frame's), before's then after's, one row
-    per cell in cell order: a selection the other side did not cover, or a cell it skipped (a method
-    its version lacks, a device it has not). They have no ratio, and a table of the cells both sides
-    timed would leave them out without a word; those that failed on the other side are
-    failure_changes' instead."""
+def cell_changes(before: pd.DataFrame, after: pd.DataFrame, before_failures: pd.DataFrame | None,
+                 after_failures: pd.DataFrame | None) -> CellChanges:
+    """The CellChanges between two sides (`before`, `after`: samples_frame's rows; the failures:
+    failures_frame's)."""
     def only(ok: pd.DataFrame, other: pd.DataFrame, other_failures: pd.DataFrame | None) -> pd.DataFrame:
         cells = _unknown_to(ok.reindex(columns=CELL).drop_duplicates(), other, other_failures)
         return in_cell_order(cells).reset_index(drop=True)
 
-    return only(before, after, after_failures), only(after, before, before_failures)
+    return CellChanges(broken_cells(before, after_failures), broken_cells(after, before_failures),
+                       new_failures(before, before_failures, after_failures),
+                       only(before, after, after_failures), only(after, before, before_failures))
 
 
 def interval_coverage(table: pd.DataFrame) -> float:

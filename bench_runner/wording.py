@@ -164,15 +164,19 @@ def new_failures_note(failed: pd.DataFrame, before_name: str, after_name: str) -
             f"{after_name}, so {'it has' if one else 'they have'} no ratio: " + failed_cells(failed))
 
 
-def one_sided_notes(one_sided: Sequence[pd.DataFrame], before_name: str, after_name: str) -> list[str]:
-    """A sentence for each side with cells `ok` there and with no `ok` or failed result on the other
-    side (comparison.one_sided's pair, before's then after's), naming them: they have no ratio."""
-    notes = []
-    for cells, (here, there) in zip(one_sided, ((before_name, after_name), (after_name, before_name))):
-        if not cells.empty:
-            notes.append(f"{counted(len(cells), 'cell')} `ok` in {here} {'has' if len(cells) == 1 else 'have'} no "
-                         f"`ok` or failed result in {there}, so no ratio: " + _listed(cells, cell_name))
-    return notes
+def change_notes(changes, before_name: str, after_name: str) -> list[tuple[str, str]]:
+    """A comparison's comparison.CellChanges in sentences, each with its kind: `Failed` (the cells
+    broken, then those that failed anew: a comparison fails on them), `Fixed`, and `One side only`
+    (one sentence a side), in that order; what has no cells is left out."""
+    names = before_name, after_name
+    notes = [("Failed", broken_note(changes.broken, *names)), ("Failed", new_failures_note(changes.new, *names)),
+             ("Fixed", broken_note(changes.fixed, *names, fixed=True))]
+    for cells, (here, there) in ((changes.only_before, names), (changes.only_after, names[::-1])):
+        if len(cells):
+            notes.append(("One side only", f"{counted(len(cells), 'cell')} `ok` in {here} "
+                          f"{'has' if len(cells) == 1 else 'have'} no `ok` or failed result in {there}, so no ratio: "
+                          + _listed(cells, cell_name)))
+    return [(kind, said) for kind, said in notes if said]
 
 
 def failed_since_note(failed: pd.DataFrame) -> str | None:

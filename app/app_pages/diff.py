@@ -62,15 +62,10 @@ result = comparison.comparison_table(before_cells, after_cells, threshold, spell
 # and one `ok` on a side with no `ok` or failed result on the other.
 before_failed, after_failed = data.load_failures(url, **side_of(before)), data.load_failures(url, **side_of(after))
 before_name, after_name = f"{by[:-1]} {before}", f"{by[:-1]} {after}"
-broken, fixed, new = comparison.failure_changes(before_cells, after_cells, before_failed, after_failed)
-for said, say in ((wording.broken_note(broken, before_name, after_name), st.error),
-                  (wording.new_failures_note(new, before_name, after_name), st.error),
-                  (wording.broken_note(fixed, before_name, after_name, fixed=True), st.info),
-                  *((note, st.info) for note in wording.one_sided_notes(
-                      comparison.one_sided(before_cells, after_cells, before_failed, after_failed), before_name,
-                      after_name))):
-    if said:
-        say(text.md(said[0].upper() + said[1:] + ".", limit=None))  # the notes bound how many cells they name
+changes = comparison.cell_changes(before_cells, after_cells, before_failed, after_failed)
+for kind, said in wording.change_notes(changes, before_name, after_name):
+    say = st.error if kind == "Failed" else st.info
+    say(text.md(said[0].upper() + said[1:] + ".", limit=None))  # the notes bound how many cells they name
 if result.empty:
     st.info("No cell has successful results on both sides"
             + (", other than the same stored ones." if set(before_cells["result_id"]) & set(after_cells["result_id"])

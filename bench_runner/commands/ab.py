@@ -143,19 +143,18 @@ def run(args) -> int:
         before, _, _ = side(session, str(runs[0]))
         after, _, _ = side(session, str(runs[1]))
         base_failed, head_failed = (queries.failures_frame(session, run_id) for run_id in runs)
-    broken, fixed, new = comparison.failure_changes(before, after, base_failed, head_failed)
-    one_sided = comparison.one_sided(before, after, base_failed, head_failed)
+    changes = comparison.cell_changes(before, after, base_failed, head_failed)
     table = comparison.in_cell_order(comparison.comparison_table(before, after, args.threshold))
     names = f"run {runs[0]} ({args.base})", f"run {runs[1]} ({args.head})"
-    if table.empty and broken.empty and fixed.empty and new.empty:
-        print("\n".join([f"{PROG} ab: no cell ended `ok` on both sides", *wording.one_sided_notes(one_sided, *names)]),
-              file=sys.stderr)
+    if table.empty and not (changes.failed() or len(changes.fixed)):  # at most cells of one side only
+        print("\n".join([f"{PROG} ab: no cell ended `ok` on both sides",
+                         *(said for _, said in wording.change_notes(changes, *names))]), file=sys.stderr)
         return 1
-    report(table, args.format, *names, args.threshold, broken=broken, fixed=fixed, new=new, one_sided=one_sided)
+    report(table, args.format, *names, args.threshold, changes=changes)
     if args.markdown:
-        out_path(args.markdown).write_text(markdown(table, broken, fixed, new, *names, args.threshold, one_sided))
+        out_path(args.markdown).write_text(markdown(table, changes, *names, args.threshold))
         print(f"wrote {args.markdown}", file=sys.stderr)
-    regressed = (len(table) and (table["verdict"] == stats.RUN_WORDS[0]).any()) or len(broken) or len(new)
+    regressed = (len(table) and (table["verdict"] == stats.RUN_WORDS[0]).any()) or changes.failed()
     return 1 if args.fail_on_regression and regressed else 0
 
 
@@ -186,22 +185,16 @@ def _advance(bar, cell) -> None:
     bar.update()
 
 
-def markdown(table, broken, fixed, new, before_name: str, after_name: str, threshold: float,
-             one_sided=None) -> str:
+def markdown(table, changes, before_name: str, after_name: str, threshold: float) -> str:
     """The comparison as a Markdown table with its summary, for a pull request's description;
-    the cells `ok` on the base side that failed on the head side (`broken`), those that failed on
-    the head side with no result on the base side (`new`), those `ok` on the head side that
-    failed on the base side (`fixed`), and those `ok` on one side with no result on the other
-    (`one_sided`: comparison.one_sided's pair), below it."""
+    below it, `changes` (comparison.CellChanges): the cells broken or failed anew on the head side
+    (**Failed**), fixed there (**Fixed**), and `ok` on one side with no result on the other (**One
+    side only**)."""
     from .. import wording
     from .compare import summary_lines
 
     head = f"**{after_name}** against **{before_name}** (paired, threshold {threshold:.0%})\n\n"
-    said = [wording.broken_note(broken, before_name, after_name), wording.new_failures_note(new, before_name, after_name)]
-    now_ok = wording.broken_note(fixed, before_name, after_name, fixed=True)
-    failed = "".join(f"\n**Failed**: {one}.\n" for one in said if one) + (f"\n**Fixed**: {now_ok}.\n" if now_ok else "")
-    failed += "".join(f"\n**One side only**: {one}.\n" for one in wording.one_sided_notes(one_sided or (), before_name,
-                                                                                             after_name))
+    failed = "".join(f"\n**{kind}**: {said}.\n" for kind, said in wording.change_notes(changes, before_name, after_name))
     if table.empty:
         return head + failed.lstrip("\n")
     rows = ["| benchmark | method | backend | size | ratio | 95% interval | verdict |",

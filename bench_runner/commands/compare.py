@@ -137,27 +137,22 @@ def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float], caveat: 
 
 def report(table: pd.DataFrame, fmt: str, before_name: str, after_name: str, threshold: float,
            statistic: str = "median", machine_drift: dict | None = None, caveat: str | None = None,
-           floor_note: str | None = None, busy: str | None = None, broken: pd.DataFrame | None = None,
-           fixed: pd.DataFrame | None = None, new: pd.DataFrame | None = None,
-           one_sided: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> None:
+           floor_note: str | None = None, busy: str | None = None, changes=None) -> None:
     """A comparison table on standard output as `--format` asks: table, csv or json. `busy`
     (wording.busy_caveat) is said only where some cell was compared unpaired: cells that took
-    turns shared whatever kept the machine busy. `broken` (comparison.broken_cells): the cells
-    `ok` before that failed after, said below the table, in the json's `broken`, and on standard
-    error beside a csv; `fixed` likewise, the cells that failed before and are `ok` after, and
-    `new` (comparison.new_failures), the cells that failed after with no result before; the
-    table may then be empty. `one_sided` (comparison.one_sided): the cells `ok` on one side with no `ok`
-    or failed result on the other, said the same way (json: `only_before`, `only_after`)."""
+    turns shared whatever kept the machine busy. `changes` (comparison.CellChanges: the cells
+    broken, fixed, failed anew, or `ok` on one side only) are said below the table, on standard
+    error beside a csv, and in the json's `broken`, `fixed`, `failed_new`, `only_before` and
+    `only_after`; the table may then be empty."""
     from .. import comparison, wording
 
     machine_drift = machine_drift or {}
-    only_before, only_after = one_sided or (None, None)
     busy = busy if comparison.timed_apart(table) else None
-    said = "\n".join(filter(None, [wording.broken_note(cells, before_name, after_name, fixed=kind == "fixed")
-                                    for kind, cells in (("broken", broken), ("fixed", fixed)) if cells is not None]
-                             + [wording.new_failures_note(new, before_name, after_name) if new is not None else None]
-                             + wording.one_sided_notes(one_sided or (), before_name, after_name)))
-    records = lambda cells: json.loads(cells.to_json(orient="records")) if cells is not None else []  # noqa: E731
+    said = "\n".join(sentence for _, sentence in wording.change_notes(changes, before_name, after_name)) if changes is not None else ""
+    # The json's names for CellChanges' fields (a new failure is `failed_new` there).
+    listed = {key: json.loads(getattr(changes, field).to_json(orient="records")) if changes is not None else [] for key, field in
+              (("broken", "broken"), ("fixed", "fixed"), ("failed_new", "new"), ("only_before", "only_before"),
+               ("only_after", "only_after"))}
     if fmt == "csv":
         if not table.empty:
             table.to_csv(sys.stdout, index=False)
@@ -168,8 +163,7 @@ def report(table: pd.DataFrame, fmt: str, before_name: str, after_name: str, thr
                           "statistic": statistic, "floor_note": floor_note,
                           "machine_drift": machine_drift, "settling_caveat": caveat, "busy_caveat": busy,
                           "cells": json.loads(table.to_json(orient="records")) if not table.empty else [],
-                          "broken": records(broken), "fixed": records(fixed), "failed_new": records(new),
-                          "only_before": records(only_before), "only_after": records(only_after)}, indent=1))
+                          **listed}, indent=1))
     elif table.empty:
         print(said)
     else:
@@ -212,24 +206,22 @@ def run(args) -> int:
         timed_apart = wording.ab_side_note(before_runs, after_runs, {
             r.id: r.paired_with for r in session.scalars(select(Run).where(Run.id.in_(before_runs + after_runs)))})
         before_failed, after_failed = failures(session, args.before), failures(session, args.after)
-        broken, fixed, new = comparison.failure_changes(before, after, before_failed, after_failed)
-        one_sided = comparison.one_sided(before, after, before_failed, after_failed)
+        changes = comparison.cell_changes(before, after, before_failed, after_failed)
     table = comparison.comparison_table(before, after, args.threshold, statistic=args.statistic, spelled_runs=spelled,
                                         drift=drift, machine_drift=machine_drift)
-    if table.empty and (len(broken) or len(fixed) or len(new)):  # nothing to time against, but something to say
-        report(table, args.format, before_name, after_name, args.threshold, broken=broken, fixed=fixed, new=new,
-               one_sided=one_sided)
-        return 1 if args.fail_on_regression and (len(broken) or len(new)) else 0
+    if table.empty and (changes.failed() or len(changes.fixed)):  # nothing to time against, but something to say
+        report(table, args.format, before_name, after_name, args.threshold, changes=changes)
+        return 1 if args.fail_on_regression and changes.failed() else 0
     if table.empty:
         same = set(before.get("result_id", ())) & set(after.get("result_id", ()))
-        why = (" but the same stored ones" if same else f": {counted(len(one_sided[0]), 'cell')} `ok` in {before_name} "
-               f"alone, {len(one_sided[1])} in {after_name} alone")
+        why = (" but the same stored ones" if same else f": {counted(len(changes.only_before), 'cell')} `ok` in "
+               f"{before_name} alone, {len(changes.only_after)} in {after_name} alone")
         raise UsageError(f"no cell has `ok` results in both {before_name} and {after_name}{why}")
     table = comparison.in_cell_order(table)
     report(table, args.format, before_name, after_name, args.threshold, args.statistic, machine_drift, caveat,
-           wording.floor_note(table, args.threshold, floors, fingerprints), busy, broken, fixed, new, one_sided)
+           wording.floor_note(table, args.threshold, floors, fingerprints), busy, changes)
     if timed_apart:  # below the table, or on stderr where stdout is data
         print(timed_apart, file=sys.stdout if args.format == "table" else sys.stderr)
     # A cell that fails after with nothing before is a kernel broken from its start: as bad as one that broke.
-    regressed = (table["verdict"] == stats.RUN_WORDS[0]).any() or len(broken) or len(new)
+    regressed = (table["verdict"] == stats.RUN_WORDS[0]).any() or changes.failed()
     return 1 if args.fail_on_regression and regressed else 0

@@ -156,9 +156,8 @@ def session_table(session, run_row, threshold: float) -> tuple[pd.DataFrame, pd.
     before, after = (queries.samples_frame(session, run_id=run_id) for run_id in (base, head))
     table = comparison.comparison_table(before, after, threshold)
     # A cell the head fixed fails nothing, so only what broke and what failed anew are judged.
-    failed = (queries.failures_frame(session, run_id) for run_id in (base, head))
-    broken, _, new = comparison.failure_changes(before, after, *failed)
-    return table, broken, new, base, head
+    changes = comparison.cell_changes(before, after, *(queries.failures_frame(session, run_id) for run_id in (base, head)))
+    return table, changes.broken, changes.new, base, head
 
 
 def run(args) -> int:

@@ -571,8 +571,10 @@ def test_the_markdown_names_cells_that_failed_on_either_side():
         return pd.DataFrame([dict(benchmark="ab_toy", method="work", backend="eager", device="cpu", dtype="float32",
                                   mode="forward", size="n=128", status=status, message=message)])
 
-    text = ab_command.markdown(pd.DataFrame(), cells("error", "RuntimeError: broke"), cells("oom", None),
-                               cells("mismatch", None).assign(method="new"), "run 1 (v1)", "run 2 (v3)", 0.05)
+    none = cells("ok", None)[comparison.CELL].iloc[:0]
+    text = ab_command.markdown(pd.DataFrame(), comparison.CellChanges(
+        cells("error", "RuntimeError: broke"), cells("oom", None), cells("mismatch", None).assign(method="new"), none,
+        none), "run 1 (v1)", "run 2 (v3)", 0.05)
     assert text.startswith("**run 2 (v3)** against **run 1 (v1)**")
     assert ("**Failed**: 1 cell `ok` in run 1 (v1) failed in run 2 (v3), so it has no ratio: ab_toy/work/eager cpu "
             "float32 forward n=128: error (RuntimeError: broke).") in text
@@ -581,8 +583,8 @@ def test_the_markdown_names_cells_that_failed_on_either_side():
     assert "**Fixed**: 1 cell that failed in run 1 (v1) is `ok` in run 2 (v3), so it has no ratio: " in text
     assert text.rstrip().endswith("n=128: oom.")
     added = cells("ok", None).assign(method="extra")[comparison.CELL]
-    text = ab_command.markdown(pd.DataFrame(), *[cells("ok", None).iloc[:0]] * 3, "run 1 (v1)", "run 2 (v2)", 0.05,
-                               (added.iloc[:0], added))
+    text = ab_command.markdown(pd.DataFrame(), comparison.CellChanges(*[cells("ok", None).iloc[:0]] * 3, none, added),
+                               "run 1 (v1)", "run 2 (v2)", 0.05)
     assert text.rstrip().endswith("**One side only**: 1 cell `ok` in run 2 (v2) has no `ok` or failed result in run 1 "
                                   "(v1), so no ratio: ab_toy/extra/eager cpu float32 forward n=128.")
 

@@ -723,15 +723,28 @@ def test_new_failures_are_the_outright_failures_the_before_side_has_no_result_of
     assert list(comparison.new_failures(pd.DataFrame([{**cell, "size": "n=1"}]), before_failed, after)["size"]) == []
 
 
-def test_one_sided_cells_are_those_ok_on_a_side_with_no_ok_or_failed_result_on_the_other():
+def test_cell_changes_name_each_cell_without_a_ratio_once_and_say_it_in_order():
     cell = dict(benchmark="b", method="m", backend="eager", device="cpu", dtype="float32", mode="forward")
     ok = lambda *ns: pd.DataFrame([{**cell, "size": f"n={n}", "result_id": n} for n in ns])  # noqa: E731
-    failed = lambda *ns: pd.DataFrame([{**cell, "size": f"n={n}", "status": "error"} for n in ns])  # noqa: E731
-    # n=2: on both sides; n=3 failed after (broken, failure_changes' to say); n=4 failed before (fixed).
-    only_before, only_after = comparison.one_sided(ok(1, 2, 3, 10), ok(2, 4, 5, 5), failed(4), failed(3))
-    assert list(only_before["size"]) == ["n=1", "n=10"] and list(only_after["size"]) == ["n=5"]
-    assert list(only_before.columns) == comparison.CELL
-    assert [len(f) for f in comparison.one_sided(ok(1), pd.DataFrame(), None, None)] == [1, 0]
+    failed = lambda *ns: pd.DataFrame([{**cell, "size": f"n={n}", "status": "error", "message": "boom",  # noqa: E731
+                                        "failed_rounds": None} for n in ns])
+    # n=2: on both sides; n=3 broken (ok before, failed after); n=4 fixed; n=6 failed after alone (new);
+    # n=1 and n=10 ok before alone, n=5 ok after alone.
+    changes = comparison.cell_changes(ok(1, 2, 3, 10), ok(2, 4, 5, 5), failed(4), failed(3, 6))
+    assert [list(cells["size"]) for cells in changes] == [["n=3"], ["n=4"], ["n=6"], ["n=1", "n=10"], ["n=5"]]
+    assert list(changes.only_before.columns) == comparison.CELL
+    assert changes.failed()
+    notes = wording.change_notes(changes, "run 1", "run 2")
+    assert [kind for kind, _ in notes] == ["Failed", "Failed", "Fixed", "One side only", "One side only"]
+    assert notes[0][1].startswith("1 cell `ok` in run 1 failed in run 2") and "n=3" in notes[0][1]
+    assert "n=6" in notes[1][1] and "n=4" in notes[2][1]
+    assert notes[3][1].startswith("2 cells `ok` in run 1 have no `ok` or failed result in run 2") and "n=10" in notes[3][1]
+    assert notes[4][1].startswith("1 cell `ok` in run 2 has no `ok` or failed result in run 1")
+    alone = comparison.cell_changes(ok(1), pd.DataFrame(), None, None)
+    assert [len(cells) for cells in alone] == [0, 0, 0, 1, 0] and not alone.failed()
+    assert wording.change_notes(alone, "a", "b")[0][0] == "One side only"
+    nothing = comparison.cell_changes(ok(1), ok(1), None, None)
+    assert not any(len(cells) for cells in nothing) and wording.change_notes(nothing, "a", "b") == []
 
 
 def plant_one_sided(db_url: str) -> str:
