@@ -36,7 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = None
     try:
-        args = build_parser().parse_args(argv)
+        args, extra = build_parser().parse_known_args(argv)
+        if extra:  # argparse would name only the program; the verb's --help lists what it takes
+            raise UsageError(f"{PROG} {args.verb}: unrecognized arguments: {' '.join(extra)} "
+                             f"(`{PROG} {args.verb} --help` lists its flags)")
         return args.handler(args)
     except BrokenPipeError:
         # The reader stopped early (`compare --format csv | head`): nothing of ours failed. Standard

@@ -51,7 +51,8 @@ def side(session: Session, spec: str) -> tuple[pd.DataFrame, list[int], str]:
         label = spec.removeprefix("machine:")
         frame = queries.samples_frame(session, machine=label)
         if frame.empty and queries.failures_frame(session, machine=label).empty:
-            known = ", ".join(sorted(queries.machines(session)["label"]))[:300] or "none"
+            # Quoted: a label holds spaces and brackets ("vm (AMD EPYC)"), which the shell must keep together.
+            known = ", ".join(f"'machine:{m}'" for m in sorted(queries.machines(session)["label"]))[:300] or "none"
             raise UsageError(f"no machine {label!r} with results (known: {known})")
         if queries.label_fingerprints(session, label) > 1:
             print(f"{PROG} compare: machines of different hardware are labelled {label!r}; its side holds "

@@ -128,7 +128,7 @@ def test_a_machine_label_worn_by_other_hardware_compares_the_latest_hardwares_ce
 @pytest.mark.parametrize("args, words", [
     (["1", "9"], "no run 9 in this database"),
     (["1", "two"], "is neither a run id nor machine:LABEL"),
-    (["machine:nowhere", "1"], "no machine 'nowhere' with results"),
+    (["machine:nowhere", "1"], "no machine 'nowhere' with results (known: 'machine:otherhost', 'machine:testhost')"),
     (["1", "2", "--threshold", "2"], "is not a fraction"),
     (["1"], "the following arguments are required"),
     (["2", "2"], "run 2 and run 2 are the same measurements (run 2)"),
