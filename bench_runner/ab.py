@@ -18,6 +18,7 @@ import dataclasses
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -34,7 +35,7 @@ from results_db import Run, store
 
 from . import defaults, machine_state, record, selection, stats, sweep, timing
 from .cell import Cell, CellOutcome, device_unavailable
-from .worker import allocator_env, allocator_setting, died
+from .worker import STOP_SIGNALS, allocator_env, allocator_setting, died
 
 ROOT = Path(__file__).resolve().parent.parent  # the driver's checkout: both sides' measurement code
 START_TIMEOUT_S = 300.0  # importing torch and a catalogue on a cold, busy machine
@@ -188,7 +189,7 @@ class SideProcess:
         try:
             # From the driver's checkout: `-m` puts it first on the path, so bench_runner is the driver's.
             self.process = subprocess.Popen(command, cwd=ROOT, env=env, pass_fds=[theirs.fileno()],
-                                            preexec_fn=lambda: os.sched_setaffinity(0, cpus))
+                                            preexec_fn=lambda: _side_starts(cpus))
         except OSError as exc:
             raise AbError(f"the {side.name} side's interpreter {side.python} cannot start: {exc.strerror}") from None
         finally:
@@ -248,6 +249,13 @@ class SideProcess:
             self.process.kill()
             self.process.wait()
         self.conn.close()
+
+
+def _side_starts(cpus: set[int]) -> None:
+    """In a side's process before it runs Python: pinned to the session's CPUs, and the signals that
+    stop a command held back until it can stop quietly (worker.stop_signals_held says why)."""
+    os.sched_setaffinity(0, cpus)
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
 
 
 def stop_sides(procs: Sequence[SideProcess]) -> None:

@@ -7,13 +7,15 @@ Every bad input ends in one line on stderr and exit status 2, before anything is
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import signal
 import sys
 
 from hadamard_bench.errors import BadInput
 
-from .commands import EXIT_USAGE, PROG, VERBS, UsageError
+from .commands import EXIT_STOPPED, EXIT_USAGE, PROG, VERBS, Stopped, UsageError, stopped_why
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,6 +35,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _stopped_by_signals():
+    """SIGTERM and SIGHUP raise Stopped while the verb runs (its handlers restored after): a signal
+    this process was started ignoring (`nohup`) stays ignored, and a second one while the first is
+    being cleaned up after ends the process as the signal's default does."""
+    def stop(signum, frame):
+        signal.signal(signum, signal.SIG_DFL)
+        raise Stopped(signal.Signals(signum).name)
+
+    before = {}
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError):  # not the main thread: the caller's signals are its own
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                before[signum] = signal.signal(signum, stop)
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = None
     try:
@@ -40,7 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         if extra:  # argparse would name only the program; the verb's --help lists what it takes
             raise UsageError(f"{PROG} {args.verb}: unrecognized arguments: {' '.join(extra)} "
                              f"(`{PROG} {args.verb} --help` lists its flags)")
-        return args.handler(args)
+        with _stopped_by_signals():
+            return args.handler(args)
+    except KeyboardInterrupt as exc:  # what the verb had finished is kept; it said so, or says so here
+        verb = getattr(args, "verb", None)
+        print(f"{PROG}{' ' + verb if verb else ''}: {stopped_why(exc)}", file=sys.stderr)
+        return EXIT_STOPPED
     except BrokenPipeError:
         # The reader stopped early (`compare --format csv | head`): nothing of ours failed. Standard
         # output goes to /dev/null so that flushing it at exit does not raise the same error again.

@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -159,6 +161,12 @@ def _load():
 def _start(threads: int) -> None:
     import torch
     import torch._inductor.config
+
+    # Ctrl-C is the parent's to handle: it terminates the pool (SIGTERM), and each process then
+    # exits as Python does, unlinking the semaphores Inductor made in it; killed by the signal's
+    # default, or interrupted mid-compile as well, the run ended on a "leaked semaphore" warning.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
 
     torch.set_num_threads(threads)
     # Quiet: what Inductor warns while it builds (no code for complex operators, mcb's FFT) was

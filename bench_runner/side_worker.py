@@ -133,7 +133,16 @@ def main() -> int:
     from .machine import process_facts
 
     conn.send(("ready", process_facts()))  # the run of this side records them, not the driver's
-    serve(conn, side)
+    from .worker import let_stop_signals_through
+
+    try:
+        let_stop_signals_through()  # held since the process started (ab._side_starts)
+        serve(conn, side)
+    except (KeyboardInterrupt, EOFError, BrokenPipeError, ConnectionResetError):
+        # Ctrl-C reaches the terminal's whole process group, and the driver, stopping too, marks
+        # the session's runs; a driver that died closed the socket. Either way nothing is left to
+        # say here, and a traceback from each side would bury the driver's one line.
+        pass
     # Nothing is left to keep (the driver stores every outcome), and an interpreter's teardown
     # after torch and the cells it built took 0.5-2 s, which the driver waits out before the next
     # round. An Inductor compile worker this left behind sees its parent gone and exits.

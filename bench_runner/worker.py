@@ -93,6 +93,29 @@ def spawn_environment(setting: dict[str, str]):
                 os.environ[k] = v
 
 
+# The signals that stop a command (bench_runner.cli): held back from a process while it starts.
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+@contextlib.contextmanager
+def stop_signals_held():
+    """STOP_SIGNALS held back from this thread while it starts a process, which starts with them
+    held (a process inherits the mask of the thread that made it) and lets them through once it
+    can stop quietly (let_stop_signals_through). Ctrl-C reaching a worker still importing ended it
+    in "Fatal Python error: init_import_site" and a traceback. Held, not ignored: one that arrives
+    meanwhile reaches this process as the mask is put back."""
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+def let_stop_signals_through() -> None:
+    """In a process started under stop_signals_held, once it can stop quietly."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
 def load_catalogue(ref: str):
     """`package.module:name` → the catalogue there (called first if it is a function)."""
     module, _, name = ref.partition(":")
@@ -138,11 +161,21 @@ def _serve(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads: 
            probes: Sequence[float] = ()) -> None:
     """Answer the parent's requests until it sends None. `probes`: the settling probes the run
     knows so far, which this worker's cells settle against. Interrupted (Ctrl-C reaches the whole
-    terminal's process group; IsolatedRunner._stop interrupts a worker first), it returns
-    quietly, and exits as a stopped worker does, releasing what it holds."""
+    terminal's process group; IsolatedRunner._stop interrupts a worker first), or left by a parent
+    that died, it returns quietly, and exits as a stopped worker does, releasing what it holds."""
+    # A SIGTERM to the run's process group (`timeout`, a cancelled job) as Ctrl-C: killed by it, a
+    # worker that had compiled left its semaphores behind, and the run ended on a "leaked semaphore"
+    # warning.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
+        let_stop_signals_through()
         _answer(conn, catalogue_ref, policy, threads, probes)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, EOFError, BrokenPipeError, ConnectionResetError):
+        # Interrupted, or the parent is gone (killed): no one is left to answer. The parent, stopping
+        # too, interrupts a worker it still sees; a second interrupt in the exit would only print a
+        # traceback from its atexit hooks (the parent kills a worker that does not leave).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         return
 
 
@@ -227,7 +260,7 @@ class IsolatedRunner(Executor):
                                               daemon=True, name="hadamard-bench-worker")
         # A spawned worker is a new interpreter: it inherits the environment at start, and
         # glibc reads its tunables once, before any allocation.
-        with spawn_environment(allocator_env()):
+        with spawn_environment(allocator_env()), stop_signals_held():
             self._process.start()
         child.close()
         try:

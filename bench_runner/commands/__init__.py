@@ -27,6 +27,26 @@ class UsageError(BadInput):
     """Bad input on the command line: reported in one line with exit status 2."""
 
 
+# The exit status of a verb stopped before it finished: Ctrl-C's (128 + SIGINT), whatever stopped it.
+EXIT_STOPPED = 130
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (a cancelled CI job, `timeout`, a closed terminal) raised where the
+    command is, as Ctrl-C raises KeyboardInterrupt, so that one path serves all three: the run
+    keeps its finished cells and ends `interrupted`, its workers stop, an `ab` session's
+    worktrees go. Left to the signal's default the process ended on the spot, its runs
+    `running` for good and its worktrees registered in the user's repository."""
+
+    def __init__(self, signal_name: str):
+        super().__init__(f"stopped by {signal_name}")
+
+
+def stopped_why(exc: KeyboardInterrupt) -> str:
+    """What stopped a command, for the run it leaves `interrupted` and the line it prints."""
+    return str(exc) if isinstance(exc, Stopped) else "stopped by Ctrl-C"
+
+
 def checked_url(url_text: str | None):
     """The database URL a verb was given (--db, else $HADAMARD_BENCH_DB, else the default file),
     refused in one line when it cannot work."""

@@ -10,7 +10,7 @@ from pathlib import Path
 from hadamard_bench.vocabulary import counted
 
 from .. import defaults
-from . import PROG, UsageError, checked_url, sessions_on
+from . import PROG, UsageError, checked_url, sessions_on, stopped_why
 from .flags import (db_flag, fail_on_regression_flag, out_file, out_path, plugin_flag, positive_int, rounds_flag,
                     selected, selection_flags, threshold_flag)
 
@@ -169,10 +169,14 @@ def _measure(args, factory, runs, sides, cells, policy, rounds, seed, plugin, st
             ab.measure(factory, runs, sides, cells, policy, rounds, seed, args.cell_timeout, plugin,
                        on_cell=lambda cell: _advance(bar, cell), started=started, ceilings=ceilings)
         except BaseException as exc:
+            stopped = isinstance(exc, KeyboardInterrupt)  # Ctrl-C, or a signal (commands.Stopped)
             with factory() as session, session.begin():
                 for run_id in runs:
-                    store.finish_run(session, run_id, "interrupted" if isinstance(exc, KeyboardInterrupt)
-                                     else "failed", f"{type(exc).__name__}: {exc}"[:500])
+                    store.finish_run(session, run_id, "interrupted" if stopped else "failed",
+                                     stopped_why(exc) if stopped else f"{type(exc).__name__}: {exc}"[:500])
+            if stopped:
+                print(f"ab: runs {runs[0]} and {runs[1]} interrupted; the cells both sides finished are kept",
+                      file=sys.stderr)
             raise
     with factory() as session, session.begin():
         for run_id in runs:

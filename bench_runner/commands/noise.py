@@ -71,8 +71,16 @@ def _take_runs(args) -> list[int]:
     taken = []
     for i in range(args.repeat):
         print(f"noise: run {i + 1} of {args.repeat}", file=sys.stderr)
-        proc = subprocess.Popen([sys.executable, "-m", "bench_runner", "run", *argv])
-        if proc.wait() != 0:
+        # In a session of its own, so that a signal reaches it once, through this process: Ctrl-C or a
+        # SIGTERM to the group would otherwise reach it directly too, and again while it cleans up.
+        proc = subprocess.Popen([sys.executable, "-m", "bench_runner", "run", *argv], start_new_session=True)
+        try:
+            proc.wait()
+        except KeyboardInterrupt:  # its run ends `interrupted`, keeping its finished cells, as this one stops
+            proc.terminate()
+            proc.wait()
+            raise
+        if proc.returncode != 0:
             raise UsageError(f"run {i + 1} of {args.repeat} ended with status {proc.returncode}; "
                              f"the runs before it are kept ({', '.join(map(str, taken)) or 'none'}): "
                              f"`noise --from` can measure from them and more")

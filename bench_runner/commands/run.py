@@ -12,7 +12,7 @@ from pathlib import Path
 from hadamard_bench.vocabulary import counted
 
 from .. import defaults
-from . import UsageError, checked_url, existing_url, sessions_on
+from . import EXIT_STOPPED, UsageError, checked_url, existing_url, sessions_on, stopped_why
 from .flags import (catalogue_with_plugins, db_flag, measure_flags, plugin_flag, positive_int, rounds_flag, seconds,
                     selected, selection_flags)
 
@@ -190,11 +190,11 @@ def measure(args, factory, run_id: int, policy, cells, suite: str, catalogue) ->
                                         timeout_s=args.cell_timeout or defaults.CELL_TIMEOUT_S[suite],
                                         rounds=rounds, seed=seed, done=done,
                                         threads=threads, ray=ray_options(args))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or a signal that stops the command (commands.Stopped)
         with factory() as session, session.begin():
-            store.finish_run(session, run_id, "interrupted", "stopped by the user")
-        print(f"run {run_id} interrupted; finished cells are kept", file=sys.stderr)
-        return 130
+            store.finish_run(session, run_id, "interrupted", stopped_why(exc))
+        print(f"run {run_id} interrupted ({stopped_why(exc)}); finished cells are kept", file=sys.stderr)
+        return EXIT_STOPPED
     except BaseException as exc:
         with factory() as session, session.begin():
             store.finish_run(session, run_id, "failed", f"{type(exc).__name__}: {exc}"[:500])

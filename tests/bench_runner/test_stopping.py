@@ -1,0 +1,127 @@
+"""A command stopped before it finishes: by Ctrl-C, or by SIGTERM or SIGHUP (a cancelled CI job,
+`timeout`, a closed terminal). Each keeps what it finished, ends its runs `interrupted` saying
+what stopped them, leaves no process or `ab` worktree behind, and says so in one line."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
+
+import results_db
+from bench_runner import cli
+from results_db import Result, Run
+from tests.bench_runner.test_ab import plugin_repo  # noqa: F401 -- a fixture, used below
+from tests.conftest import ROOT
+
+
+def test_a_signal_stops_a_verb_as_ctrl_c_does_and_leaves_the_handlers_as_they_were(monkeypatch, capsys):
+    from bench_runner.commands import list as list_verb
+
+    seen = {}
+
+    def verb(args):
+        seen["hup"] = signal.getsignal(signal.SIGHUP)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)  # the signal is raised here, long before this ends
+        return 0
+
+    monkeypatch.setattr(list_verb, "run", verb)
+    term_before, hup_before = signal.getsignal(signal.SIGTERM), signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        started = time.monotonic()
+        assert cli.main(["list"]) == 130
+        assert time.monotonic() - started < 5
+        # One line, naming the verb and the signal; a SIGHUP this process ignored (nohup) stayed ignored.
+        assert capsys.readouterr().err == "hadamard-bench list: stopped by SIGTERM\n"
+        assert seen["hup"] is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is term_before
+    finally:
+        signal.signal(signal.SIGHUP, hup_before)
+
+
+def _start(args: list[str], url: str) -> subprocess.Popen:
+    """The command in a process group of its own, as a shell starts a job."""
+    return subprocess.Popen([sys.executable, "-m", "bench_runner", *args, "--db", url, "--quiet"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _when_a_cell_is_stored(proc: subprocess.Popen, url: str, timeout_s: float = 120) -> None:
+    """Return once the command has stored a result: its workers (or sides) are then at work."""
+    engine = None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        if Path(url.removeprefix("sqlite:///")).exists():
+            engine = engine or results_db.open_engine(url)
+            try:
+                with sessionmaker(engine)() as session:
+                    if session.scalar(select(func.count()).select_from(Result)):
+                        return
+            except Exception:  # noqa: BLE001 -- the schema is still being made
+                pass
+        time.sleep(0.2)
+    raise AssertionError("no cell was stored in time")
+
+
+def _runs(url: str) -> list[tuple[str, str | None, int]]:
+    with sessionmaker(results_db.open_engine(url))() as session:
+        return [(run.status, run.message, session.scalar(select(func.count()).select_from(Result)
+                                                         .where(Result.run_id == run.id)))
+                for run in session.scalars(select(Run).order_by(Run.id))]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_run_stopped_by_a_signal_to_its_group_keeps_its_cells_and_says_so_in_one_line(tmp_path, sig):
+    """To the whole group, as `timeout`, a job's cancel and Ctrl-C send it: the worker too."""
+    url = f"sqlite:///{tmp_path / 'stopped.db'}"
+    proc = _start(["run", "--suite", "smoke", "--benchmark", "elementwise", "--backend", "eager", "--rounds", "5"], url)
+    _when_a_cell_is_stored(proc, url)
+    os.killpg(proc.pid, sig)
+    _, err = proc.communicate(timeout=120)
+    why = "stopped by SIGTERM" if sig == signal.SIGTERM else "stopped by Ctrl-C"
+    assert proc.returncode == 130, err
+    # Its last line says so; no worker's traceback, nor the "leaked semaphore" warning a killed worker left.
+    assert err.splitlines()[-1] == f"run 1 interrupted ({why}); finished cells are kept", err
+    assert "Traceback" not in err and "leaked" not in err and "Error" not in err, err
+    [(status, message, kept)] = _runs(url)
+    assert (status, message) == ("interrupted", why) and kept >= 1
+
+
+@pytest.mark.slow
+def test_an_ab_session_stopped_by_sigterm_ends_both_runs_and_leaves_no_worktree_or_side(plugin_repo, tmp_path):  # noqa: F811
+    """To the driver alone (`kill PID`), which stops its sides itself; it once ended on the spot,
+    its runs `running` for good and both worktrees registered in the plugin's repository."""
+    url = f"sqlite:///{tmp_path / 'ab.db'}"
+    proc = _start(["ab", "v1", "v2", "--repo", str(plugin_repo), "--plugin", "ab_toy_plugin", "--suite", "smoke",
+                   "--benchmark", "ab_toy", "--device", "cpu", "--rounds", "20"], url)
+    _when_a_cell_is_stored(proc, url)
+    sides = _children(proc.pid)
+    assert len(sides) == 2
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.splitlines()[-2:] == ["ab: runs 1 and 2 interrupted; the cells both sides finished are kept",
+                                     "hadamard-bench ab: stopped by SIGTERM"], err
+    assert "Traceback" not in err and "Error" not in err, err
+    assert [(status, message) for status, message, _ in _runs(url)] == [("interrupted", "stopped by SIGTERM")] * 2
+    listed = subprocess.run(["git", "-C", str(plugin_repo), "worktree", "list"], capture_output=True, text=True)
+    assert listed.stdout.count("\n") == 1, listed.stdout  # the repository's own checkout only
+    assert not [pid for pid in sides if Path(f"/proc/{pid}").exists()]
+
+
+def _children(pid: int) -> list[int]:
+    """The process ids of `pid`'s children, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue  # a process that ended while read
+    return found
