@@ -21,7 +21,6 @@ import json
 import multiprocessing
 import os
 import signal
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -162,11 +161,10 @@ def _start(threads: int) -> None:
     import torch
     import torch._inductor.config
 
-    # Ctrl-C is the parent's to handle: it terminates the pool (SIGTERM), and each process then
-    # exits as Python does, unlinking the semaphores Inductor made in it; killed by the signal's
-    # default, or interrupted mid-compile as well, the run ended on a "leaked semaphore" warning.
+    # Ctrl-C is the parent's to handle: it terminates the pool. Interrupted too, each process
+    # printed a traceback from mid-compile. (SIGTERM keeps its default, to kill: a process hung in
+    # native code would never run a Python handler, and the pool would wait for it for good.)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
 
     torch.set_num_threads(threads)
     # Quiet: what Inductor warns while it builds (no code for complex operators, mcb's FFT) was
