@@ -225,18 +225,23 @@ def test_a_side_that_cannot_start_is_one_line_writes_nothing_and_leaves_no_proce
     assert not side_workers_of(os.getpid())
 
 
-def side_workers_of(pid: int) -> list[str]:
-    """The command lines of `pid`'s child processes that are ab sides, from /proc."""
-    found = []
+def children_of(pid: int) -> dict[int, str]:
+    """`pid`'s child processes and their command lines, from /proc."""
+    found = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
             command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except (OSError, IndexError, ValueError):
             continue  # a process that ended while read
-        if parent == pid and "side_worker" in command:
-            found.append(command)
+        if parent == pid:
+            found[int(stat.parent.name)] = command
     return found
+
+
+def side_workers_of(pid: int) -> list[str]:
+    """The command lines of `pid`'s child processes that are ab sides."""
+    return [command for command in children_of(pid).values() if "side_worker" in command]
 
 
 class FakeSide:

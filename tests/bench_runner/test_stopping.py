@@ -16,7 +16,7 @@ from sqlalchemy.orm import sessionmaker
 import results_db
 from bench_runner import cli
 from results_db import Result, Run
-from tests.bench_runner.test_ab import plugin_repo  # noqa: F401 -- a fixture, used below
+from tests.bench_runner.test_ab import children_of, plugin_repo  # noqa: F401 -- plugin_repo: a fixture, used below
 from tests.conftest import ROOT
 
 
@@ -104,7 +104,7 @@ def test_an_ab_session_stopped_by_sigterm_ends_both_runs_and_leaves_no_worktree_
     proc = _start(["ab", "v1", "v2", "--repo", str(plugin_repo), "--plugin", "ab_toy_plugin", "--suite", "smoke",
                    "--benchmark", "ab_toy", "--device", "cpu", "--rounds", "20"], url)
     _when_a_cell_is_stored(proc, url)
-    sides = _children(proc.pid)
+    sides = list(children_of(proc.pid))
     assert len(sides) == 2
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
@@ -117,14 +117,3 @@ def test_an_ab_session_stopped_by_sigterm_ends_both_runs_and_leaves_no_worktree_
     assert listed.stdout.count("\n") == 1, listed.stdout  # the repository's own checkout only
     assert not [pid for pid in sides if Path(f"/proc/{pid}").exists()]
 
-
-def _children(pid: int) -> list[int]:
-    """The process ids of `pid`'s children, from /proc."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(stat.parent.name))
-        except (OSError, IndexError, ValueError):
-            continue  # a process that ended while read
-    return found
