@@ -198,7 +198,8 @@ def markdown(table, changes, before_name: str, after_name: str, threshold: float
     from .compare import summary_lines
 
     head = f"**{after_name}** against **{before_name}** (paired, threshold {threshold:.0%})\n\n"
-    failed = "".join(f"\n**{kind}**: {said}.\n" for kind, said in wording.change_notes(changes, before_name, after_name))
+    failed = "".join(f"\n**{kind}**: {said}.\n"
+                     for kind, said in wording.change_notes(changes, before_name, after_name))
     if table.empty:
         return head + failed.lstrip("\n")
     rows = ["| benchmark | method | backend | size | ratio | 95% interval | verdict |",

@@ -136,6 +136,11 @@ def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float], caveat: 
     return lines
 
 
+# The json's key for each field of comparison.CellChanges (a new failure is `failed_new` there).
+CHANGES_IN_JSON = {"broken": "broken", "fixed": "fixed", "failed_new": "new", "only_before": "only_before",
+                   "only_after": "only_after"}
+
+
 def report(table: pd.DataFrame, fmt: str, before_name: str, after_name: str, threshold: float,
            statistic: str = "median", machine_drift: dict | None = None, caveat: str | None = None,
            floor_note: str | None = None, busy: str | None = None, changes=None) -> None:
@@ -149,11 +154,11 @@ def report(table: pd.DataFrame, fmt: str, before_name: str, after_name: str, thr
 
     machine_drift = machine_drift or {}
     busy = busy if comparison.timed_apart(table) else None
-    said = "\n".join(sentence for _, sentence in wording.change_notes(changes, before_name, after_name)) if changes is not None else ""
-    # The json's names for CellChanges' fields (a new failure is `failed_new` there).
-    listed = {key: json.loads(getattr(changes, field).to_json(orient="records")) if changes is not None else [] for key, field in
-              (("broken", "broken"), ("fixed", "fixed"), ("failed_new", "new"), ("only_before", "only_before"),
-               ("only_after", "only_after"))}
+    said, listed = "", dict.fromkeys(CHANGES_IN_JSON, [])
+    if changes is not None:
+        said = "\n".join(sentence for _, sentence in wording.change_notes(changes, before_name, after_name))
+        listed = {key: json.loads(getattr(changes, field).to_json(orient="records"))
+                  for key, field in CHANGES_IN_JSON.items()}
     if fmt == "csv":
         if not table.empty:
             table.to_csv(sys.stdout, index=False)

@@ -156,7 +156,8 @@ def session_table(session, run_row, threshold: float) -> tuple[pd.DataFrame, pd.
     before, after = (queries.samples_frame(session, run_id=run_id) for run_id in (base, head))
     table = comparison.comparison_table(before, after, threshold)
     # A cell the head fixed fails nothing, so only what broke and what failed anew are judged.
-    changes = comparison.cell_changes(before, after, *(queries.failures_frame(session, run_id) for run_id in (base, head)))
+    failed = (queries.failures_frame(session, run_id) for run_id in (base, head))
+    changes = comparison.cell_changes(before, after, *failed)
     return table, changes.broken, changes.new, base, head
 
 

@@ -97,7 +97,8 @@ def test_a_run_stopped_by_a_signal_to_its_group_keeps_its_cells_and_says_so_in_o
 
 
 @pytest.mark.slow
-def test_an_ab_session_stopped_by_sigterm_ends_both_runs_and_leaves_no_worktree_or_side(plugin_repo, tmp_path):  # noqa: F811
+def test_an_ab_session_stopped_by_sigterm_ends_both_runs_and_leaves_no_worktree_or_side(
+        plugin_repo, tmp_path):  # noqa: F811 -- the fixture imported above
     """To the driver alone (`kill PID`), which stops its sides itself; it once ended on the spot,
     its runs `running` for good and both worktrees registered in the plugin's repository."""
     url = f"sqlite:///{tmp_path / 'ab.db'}"
