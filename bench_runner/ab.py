@@ -28,6 +28,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from hadamard_bench import plugins
@@ -332,10 +333,11 @@ def round_policy(policy: defaults.TimingPolicy) -> defaults.TimingPolicy:
 
 def start_runs(factory: sessionmaker[Session], catalogue, sel: selection.Selection, cells: Sequence[Cell],
                policy: defaults.TimingPolicy, sides: Sequence[Side], rounds: int, seed: int,
-               facts: Sequence[dict] = ()) -> list[int]:
+               facts: Sequence[dict] = (), look: int | None = None) -> list[int]:
     """Two runs, one a side, that name each other: the session's record. `facts`: each side's
     process_facts, as its process reported them when it started (its torch, threads...), stored
-    over the driver's."""
+    over the driver's; `look`: the round after which settled cells stop (measure), stored with
+    the side's description, so that a cell with fewer rounds than its run says why."""
     runs = []
     for side, known in zip(sides, list(facts) or [{}] * len(sides)):
         run_id = sweep.start(factory, catalogue, sel, cells, policy, rounds=rounds, seed=seed)
@@ -343,7 +345,7 @@ def start_runs(factory: sessionmaker[Session], catalogue, sel: selection.Selecti
         with factory() as session, session.begin():
             run = session.get(Run, run_id)
             allocator = {k: side.env.get(k, v) if k.isupper() else v for k, v in allocator_setting(side=True).items()}
-            run.provenance = {**run.provenance, **known, "ab": side.describe(), "allocator": allocator,
+            run.provenance = {**run.provenance, **known, "ab": side.describe() | {"look": look}, "allocator": allocator,
                               **({"git_commit": side.commit} if side.project else {})}
     with factory() as session, session.begin():
         session.get(Run, runs[0]).paired_with, session.get(Run, runs[1]).paired_with = runs[1], runs[0]
@@ -354,16 +356,20 @@ def start_runs(factory: sessionmaker[Session], catalogue, sel: selection.Selecti
 
 def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence[Side], cells: Sequence[Cell],
             policy: defaults.TimingPolicy, rounds: int, seed: int, timeout_s: float, plugin: str | None = None,
-            on_cell: Callable[[Cell], None] | None = None, started: list[SideProcess] | None = None,
-            ceilings: dict | None = None) -> None:
+            on_cell: Callable[[Cell, int], None] | None = None, started: list[SideProcess] | None = None,
+            ceilings: dict | None = None, look: int | None = None, floor: float = defaults.FLOOR) -> set[Cell]:
     """Every cell in `rounds` rounds, each round with fresh side processes (the first round's
     may be given `started`, as the command checked them) and its own shuffled order; each side's
     outcome stored in its run as `run` stores a round, its roofline fraction and plausibility
     against `ceilings` (sweep.calibrate's). A cell that failed on a side is not measured again
-    on either."""
+    on either; nor, after round `look` (look_round), one whose verdict against `floor` is known
+    there (stats.settled_early). `on_cell(cell, n)`: n of the cell's rounds done, on both sides.
+    Returns the cells settled at the look."""
     cpus = os.sched_getaffinity(0)
     policy = round_policy(policy)
     failed: set[Cell] = set()
+    settled: set[Cell] = set()
+    logs: dict[Cell, list[np.ndarray]] = {}  # a cell's per-cycle log ratios of head over base, by round
     devices = sorted({c.device for c in cells if not device_unavailable(c.device)})
     for round_index in range(rounds):
         watch = sweep.RoundWatch.begin(devices)
@@ -376,7 +382,7 @@ def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence
         measured = 0
         try:
             for cell in selection.round_order(cells, seed, round_index):
-                if cell in failed:
+                if cell in failed or cell in settled:
                     continue
                 rng = random.Random(f"{seed}:{round_index}:{cell.group()}:{cell.method}:{cell.backend}")
                 outcomes = one_cell(procs, cell, round_index == 0, policy, rng)
@@ -390,8 +396,10 @@ def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence
                 measured += 1
                 if any(o.status != "ok" for o in outcomes):
                     failed.add(cell)
+                elif all(o.interleaved for o in outcomes):
+                    logs.setdefault(cell, []).append(np.log(np.divide(outcomes[1].samples, outcomes[0].samples)))
                 if on_cell:
-                    on_cell(cell)
+                    on_cell(cell, 1)
             # Read while the sides live; a side that died mid-round took its seconds with it, and they
             # count as other processes' (a crash is rare, and its cell says so).
             ours = sum(_cpu_seconds(proc) - spent_before.get(proc.process.pid, 0.0) for proc in procs)
@@ -404,6 +412,25 @@ def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence
         with factory() as session, session.begin():
             for record_id in records:
                 store.finish_round(session, record_id, measured, state)
+        if round_index + 1 == look:
+            settled = {cell for cell, found in logs.items() if cell not in failed and stats.settled_early(found, floor)}
+            with factory() as session, session.begin():  # their rounds to come count as done, as a failed cell's
+                for run_id in runs:
+                    store.count_progress(session, run_id, len(settled) * (rounds - look))
+            for cell in settled if on_cell else ():
+                on_cell(cell, rounds - look)
+    return settled
+
+
+# A session of this many rounds or more looks at its cells halfway (look_round): from fewer, the
+# look's few rounds (a t interval of 2 degrees of freedom at 6 rounds) seldom settle anything.
+LOOK_FROM_ROUNDS = 8
+
+
+def look_round(rounds: int) -> int | None:
+    """After which round a session of `rounds` rounds looks at its cells (stats.settled_early): half
+    of them, from LOOK_FROM_ROUNDS on; None, never."""
+    return rounds // 2 if rounds >= LOOK_FROM_ROUNDS else None
 
 
 def _cpu_seconds(proc: SideProcess) -> float:

@@ -32,6 +32,9 @@ def add_parser(verbs) -> None:
     p.add_argument("head", metavar="HEAD", help="a git revision: the version judged against BASE")
     selection_flags(p, "default: cuda when available, else cpu")
     rounds_flag(p, defaults.AB_ROUNDS)
+    p.add_argument("--all-rounds", action="store_true",
+                   help="time every cell in every round; by default, from 8 rounds, a cell whose verdict is known "
+                        "halfway at stricter levels is not timed again (docs/measurement.md)")
     p.add_argument("--seed", type=positive_int("seed (a whole number)"), help="the session's shuffles (default: fresh)")
     p.add_argument("--repo", metavar="DIR", help="the git repository BASE and HEAD are revisions of (default: this "
                                                  "checkout; with --plugin, the plugin's repository)")
@@ -126,15 +129,20 @@ def run(args) -> int:
                 policy = defaults.POLICIES[sel.suite]
                 rounds, seed = args.rounds or defaults.AB_ROUNDS[sel.suite], args.seed or selection.new_seed()
                 factory = sessions_on(url)
+                look = None if args.all_rounds else ab.look_round(rounds)
                 runs = ab.start_runs(factory, catalogue, sel, cells, policy, sides, rounds, seed,
-                                     [proc.facts for proc in started])
+                                     [proc.facts for proc in started], look)
                 print(f"ab: runs {runs[0]} ({args.base}) and {runs[1]} ({args.head}), {counted(len(cells), 'cell')} "
                       f"of the {sel.suite} suite, {counted(rounds, 'round')}, taking turns", file=sys.stderr)
                 # The devices' ceilings, measured here while the sides wait, once for both: each side's
                 # cells then have a roofline fraction, and one timed faster than its device can go (a
                 # kernel that skipped its work) is stored `implausible`, as `run` stores it.
                 ceilings = sweep.calibrate(factory, runs[0], cells, InProcess(catalogue, policy), shared_with=runs[1:])
-                _measure(args, factory, runs, sides, cells, policy, rounds, seed, plugin, started, ceilings)
+                settled = _measure(args, factory, runs, sides, cells, policy, rounds, seed, plugin, started, ceilings,
+                                   look)
+                if settled:
+                    print(f"ab: {counted(len(settled), 'cell')} of {len(cells)} settled after round {look} of {rounds} "
+                          f"and timed no further (--all-rounds times every round)", file=sys.stderr)
             finally:
                 ab.stop_sides(started)
     except ab.AbError as exc:
@@ -158,7 +166,7 @@ def run(args) -> int:
     return 1 if args.fail_on_regression and regressed else 0
 
 
-def _measure(args, factory, runs, sides, cells, policy, rounds, seed, plugin, started, ceilings) -> None:
+def _measure(args, factory, runs, sides, cells, policy, rounds, seed, plugin, started, ceilings, look) -> set:
     from results_db import store
     from tqdm import tqdm
 
@@ -166,8 +174,9 @@ def _measure(args, factory, runs, sides, cells, policy, rounds, seed, plugin, st
 
     with tqdm(total=len(cells) * rounds, unit="cell", disable=args.quiet, dynamic_ncols=True) as bar:
         try:
-            ab.measure(factory, runs, sides, cells, policy, rounds, seed, args.cell_timeout, plugin,
-                       on_cell=lambda cell: _advance(bar, cell), started=started, ceilings=ceilings)
+            settled = ab.measure(factory, runs, sides, cells, policy, rounds, seed, args.cell_timeout, plugin,
+                                 on_cell=lambda cell, n: _advance(bar, cell, n), started=started, ceilings=ceilings,
+                                 look=look, floor=args.threshold)
         except BaseException as exc:
             stopped = isinstance(exc, KeyboardInterrupt)  # Ctrl-C, or a signal (commands.Stopped)
             with factory() as session, session.begin():
@@ -181,12 +190,14 @@ def _measure(args, factory, runs, sides, cells, policy, rounds, seed, plugin, st
     with factory() as session, session.begin():
         for run_id in runs:
             store.finish_run(session, run_id, "finished")
+    return settled
 
 
-def _advance(bar, cell) -> None:
-    """One cell of one round done, on both sides: named on the bar as `run` names its cells."""
+def _advance(bar, cell, rounds: int) -> None:
+    """`rounds` of a cell's rounds done, on both sides (more than one: those a cell settled at the
+    look will not take): named on the bar as `run` names its cells."""
     bar.set_postfix_str(f"{cell.benchmark}/{cell.method}/{cell.backend}", refresh=False)
-    bar.update()
+    bar.update(rounds)
 
 
 def markdown(table, changes, before_name: str, after_name: str, threshold: float) -> str:

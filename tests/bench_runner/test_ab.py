@@ -660,3 +660,39 @@ def test_a_cell_the_head_failed_in_one_round_is_named_and_fails_the_session(tmp_
     assert [(b["status"], b["failed_rounds"], b["message"]) for b in found["broken"]] == \
         [("ok", 1, "round 2: timeout (no answer in 60 s)")]
     assert len(found["cells"]) == 1 and found["fixed"] == []
+
+
+def test_a_cell_whose_verdict_is_known_halfway_is_timed_no_further(tmp_path, monkeypatch, capsys):
+    """From eight rounds a session looks at its cells halfway: the head 1.3x slower in every cycle
+    is settled a regression there and timed no further, its rounds to come counted as done; a cell
+    whose rounds spread by 20% is not, and takes all eight. `--all-rounds` times both in every round.
+    The sides are fakes."""
+    from bench_runner.cell import CellOutcome
+
+    def one_cell(procs, cell, check, policy, rng):
+        base = [1e-3 * (1 + 0.01 * rng.random()) for _ in range(12)]
+        off = 1.3 if cell.method == "hadamard" else np.exp(rng.gauss(0, 0.2))  # relu: an A/A whose rounds spread
+        return [CellOutcome("ok", samples=base, interleaved=True),
+                CellOutcome("ok", samples=[b * off * (1 + 0.01 * rng.random()) for b in base], interleaved=True)]
+
+    fake_sides(monkeypatch, one_cell)
+    assert [ab.look_round(r) for r in (4, 7, 8, 16, 20)] == [None, None, 4, 8, 10]
+    session = ["ab", "HEAD", "HEAD", "--suite", "smoke", "--benchmark", "elementwise", "--method", "hadamard",
+               "--method", "relu", "--backend", "eager", "--size", "n=4096", "--quiet", "--format", "json",
+               "--rounds", "8", "--seed", "3"]
+    for url, more, rounds, look in ((f"sqlite:///{tmp_path / 'look.db'}", [], {"hadamard": 4, "relu": 8}, 4),
+                                    (f"sqlite:///{tmp_path / 'all.db'}", ["--all-rounds"], {"hadamard": 8, "relu": 8},
+                                     None)):
+        capsys.readouterr()
+        assert cli.main([*session, *more, "--db", url]) == 0
+        out, err = capsys.readouterr()
+        verdicts = {c["method"]: (c["verdict"], c["rounds"]) for c in json.loads(out)["cells"]}
+        assert verdicts["hadamard"] == ("regression", rounds["hadamard"])
+        assert verdicts["relu"] == ("inconclusive", 8)
+        assert ("1 cell of 2 settled after round 4 of 8" in err) == (look is not None)
+        with sessionmaker(results_db.open_engine(url))() as db:
+            runs = db.scalars(select(Run).order_by(Run.id)).all()
+            assert [(r.status, r.cells_done, r.cells_total) for r in runs] == [("finished", 16, 16)] * 2
+            assert [r.provenance["ab"]["look"] for r in runs] == [look, look]
+            kept = {(r.run_id, r.method): sorted(set(r.sample_rounds)) for r in db.scalars(select(Result))}
+        assert kept == {(run, m): list(range(n)) for run in (1, 2) for m, n in rounds.items()}
