@@ -694,5 +694,11 @@ def test_a_cell_whose_verdict_is_known_halfway_is_timed_no_further(tmp_path, mon
             runs = db.scalars(select(Run).order_by(Run.id)).all()
             assert [(r.status, r.cells_done, r.cells_total) for r in runs] == [("finished", 16, 16)] * 2
             assert [r.provenance["ab"]["look"] for r in runs] == [look, look]
-            kept = {(r.run_id, r.method): sorted(set(r.sample_rounds)) for r in db.scalars(select(Result))}
-        assert kept == {(run, m): list(range(n)) for run in (1, 2) for m, n in rounds.items()}
+            stored = {(r.run_id, r.method): (r.samples, r.sample_rounds, r.sample_cycles)
+                      for r in db.scalars(select(Result))}
+        assert {k: sorted(set(v[1])) for k, v in stored.items()} == {
+            (run, m): list(range(n)) for run in (1, 2) for m, n in rounds.items()}
+        # The look read what `compare` reads: the stored pairs of its first four rounds settle exactly
+        # the cell it settled.
+        assert {m: stats.settled_early(stats.paired_log_ratios(stored[1, m], stored[2, m])[:4])
+                for m in rounds} == {"hadamard": True, "relu": False}
