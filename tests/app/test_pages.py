@@ -608,3 +608,23 @@ def test_each_page_of_latest_results_says_which_cells_failed_since(db_url, tmp_p
     if page == "app_pages/compare.py":  # one run's results are that run's, whatever came after
         next(s for s in at.selectbox if s.label == "Results from").set_value(1).run()
         assert not any(w.startswith(stale) for w in (w.value.replace("\\", "") for w in at.warning))
+
+def test_a_running_ab_sessions_bar_says_a_cell_may_take_fewer_rounds(db_url, monkeypatch):
+    """A run of an `ab` session in progress: a cell settled halfway takes no more rounds, so its
+    bar says `up to` the session's rounds; a plain run's says every cell takes its rounds."""
+    from sqlalchemy.orm import sessionmaker
+
+    import results_db
+    from results_db import Run, store
+    from tests.bench_runner.test_compare import _history_db
+
+    _history_db(db_url, (1.0, 1.0, 1.6, 1.6))
+    with sessionmaker(results_db.open_engine(db_url))() as session, session.begin():
+        for run_id in (3, 4):
+            store.set_status(session, run_id, "running")
+        run = session.get(Run, 4)
+        run.paired_with, run.rounds = 3, 16
+    bars = {p.proto.text.split(" (")[0]: p.proto.text for p in render(db_url, monkeypatch, "app_pages/runs.py")
+            .get("progress")}
+    assert "(up to 16 rounds of every cell)" in bars["Run 4"]
+    assert "up to" not in bars["Run 3"] and "rounds of every cell)" in bars["Run 3"]
