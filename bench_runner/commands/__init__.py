@@ -40,6 +40,7 @@ class Stopped(KeyboardInterrupt):
 
     def __init__(self, signal_name: str):
         super().__init__(f"stopped by {signal_name}")
+        self.signal_name = signal_name
 
 
 def stopped_why(exc: KeyboardInterrupt) -> str:

@@ -5,9 +5,11 @@ turns in one session (`ab`, one run's methods) share the drift and keep the thre
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
-from . import UsageError, checked_url, existing_db, sessions_on
+
+from . import Stopped, UsageError, checked_url, existing_db, sessions_on
 from .flags import db_flag, plugin_flag, positive_int, rounds_flag, selection_flags
 
 RUN_FLAGS = ("suite", "benchmark", "method", "backend", "size", "device", "dtype", "mode", "plugin")
@@ -76,8 +78,10 @@ def _take_runs(args) -> list[int]:
         proc = subprocess.Popen([sys.executable, "-m", "bench_runner", "run", *argv], start_new_session=True)
         try:
             proc.wait()
-        except KeyboardInterrupt:  # its run ends `interrupted`, keeping its finished cells, as this one stops
-            proc.terminate()
+        except KeyboardInterrupt as exc:  # its run ends `interrupted`, keeping its finished cells, as this one stops
+            # The signal this process got, so that the run says what stopped it: Ctrl-C, not the SIGTERM
+            # that passing every stop on as one had it say.
+            proc.send_signal(getattr(signal, exc.signal_name) if isinstance(exc, Stopped) else signal.SIGINT)
             proc.wait()
             raise
         if proc.returncode != 0:

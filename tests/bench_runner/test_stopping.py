@@ -118,3 +118,18 @@ def test_an_ab_session_stopped_by_sigterm_ends_both_runs_and_leaves_no_worktree_
     assert listed.stdout.count("\n") == 1, listed.stdout  # the repository's own checkout only
     assert not [pid for pid in sides if Path(f"/proc/{pid}").exists()]
 
+
+
+@pytest.mark.parametrize("sig, why", [(signal.SIGINT, "stopped by Ctrl-C"), (signal.SIGHUP, "stopped by SIGHUP")])
+def test_noise_passes_the_signal_it_got_to_the_run_it_is_taking(tmp_path, sig, why):
+    """`noise` takes its runs in processes of their own sessions and passes a stop on to the one at
+    work, which ends `interrupted` naming what stopped it: it once said SIGTERM whatever it was."""
+    url = f"sqlite:///{tmp_path / 'noise.db'}"
+    proc = _start(["noise", "--suite", "smoke", "--benchmark", "elementwise", "--backend", "eager", "--rounds", "5",
+                   "--repeat", "2"], url)
+    _when_a_cell_is_stored(proc, url)
+    os.killpg(proc.pid, sig)  # its group: the run it is taking is in a session of its own
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.splitlines()[-1] == f"hadamard-bench noise: {why}", err
+    assert [(status, message) for status, message, _ in _runs(url)] == [("interrupted", why)]
