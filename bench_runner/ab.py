@@ -337,7 +337,7 @@ def start_runs(factory: sessionmaker[Session], catalogue, sel: selection.Selecti
                facts: Sequence[dict] = (), look: int | None = None) -> list[int]:
     """Two runs, one a side, that name each other: the session's record. `facts`: each side's
     process_facts, as its process reported them when it started (its torch, threads...), stored
-    over the driver's; `look`: the round after which settled cells stop (measure), stored with
+    over the driver's; `look`: the round after which decided cells stop (measure), stored with
     the side's description, so that a cell with fewer rounds than its run says why."""
     runs = []
     for side, known in zip(sides, list(facts) or [{}] * len(sides)):
@@ -364,12 +364,12 @@ def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence
     outcome stored in its run as `run` stores a round, its roofline fraction and plausibility
     against `ceilings` (sweep.calibrate's). A cell that failed on a side is not measured again
     on either; nor, after round `look` (look_round), one whose verdict against `floor` is known
-    there (stats.settled_early). `on_cell(cell, n)`: n of the cell's rounds done, on both sides.
-    Returns the cells settled at the look."""
+    there (stats.decided_early). `on_cell(cell, n)`: n of the cell's rounds done, on both sides.
+    Returns the cells decided at the look."""
     cpus = os.sched_getaffinity(0)
     policy = round_policy(policy)
     failed: set[Cell] = set()
-    settled: set[Cell] = set()
+    decided: set[Cell] = set()
     logs: dict[Cell, list[np.ndarray]] = {}  # a cell's per-cycle log ratios of head over base, by round
     devices = sorted({c.device for c in cells if not device_unavailable(c.device)})
     for round_index in range(rounds):
@@ -383,7 +383,7 @@ def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence
         measured = 0
         try:
             for cell in selection.round_order(cells, seed, round_index):
-                if cell in failed or cell in settled:
+                if cell in failed or cell in decided:
                     continue
                 rng = random.Random(f"{seed}:{round_index}:{cell.group()}:{cell.method}:{cell.backend}")
                 outcomes = one_cell(procs, cell, round_index == 0, policy, rng)
@@ -399,10 +399,10 @@ def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence
                     failed.add(cell)
                 elif all(o.interleaved for o in outcomes):
                     # Each as stats.paired_log_ratios takes it from the stored samples, to the last bit: the
-                    # look's bootstrap is then seeded as `compare`'s is (stats.data_seed), and a cell settled
-                    # here is judged there on the very draws whose stricter interval settled it. (np.log
+                    # look's bootstrap is then seeded as `compare`'s is (stats.data_seed), and a cell decided
+                    # here is judged there on the very draws whose stricter interval decided it. (np.log
                     # differs from math.log in the last bit now and then, and re-seeded, 3 of 110
-                    # borderline A/A cells settled one way here and would have the other way there.)
+                    # borderline A/A cells decided one way here and would have the other way there.)
                     logs.setdefault(cell, []).append(np.array([math.log(h / b) for b, h in zip(
                         outcomes[0].samples, outcomes[1].samples)]))
                 if on_cell:
@@ -420,22 +420,22 @@ def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence
             for record_id in records:
                 store.finish_round(session, record_id, measured, state)
         if round_index + 1 == look:
-            settled = {cell for cell, found in logs.items() if cell not in failed and stats.settled_early(found, floor)}
+            decided = {cell for cell, found in logs.items() if cell not in failed and stats.decided_early(found, floor)}
             with factory() as session, session.begin():  # their rounds to come count as done, as a failed cell's
                 for run_id in runs:
-                    store.count_progress(session, run_id, len(settled) * (rounds - look))
-            for cell in settled if on_cell else ():
+                    store.count_progress(session, run_id, len(decided) * (rounds - look))
+            for cell in decided if on_cell else ():
                 on_cell(cell, rounds - look)
-    return settled
+    return decided
 
 
 # A session of this many rounds or more looks at its cells halfway (look_round): from fewer, the
-# look's few rounds (a t interval of 2 degrees of freedom at 6 rounds) seldom settle anything.
+# look's few rounds (a t interval of 2 degrees of freedom at 6 rounds) seldom decide anything.
 LOOK_FROM_ROUNDS = 8
 
 
 def look_round(rounds: int) -> int | None:
-    """After which round a session of `rounds` rounds looks at its cells (stats.settled_early): half
+    """After which round a session of `rounds` rounds looks at its cells (stats.decided_early): half
     of them, from LOOK_FROM_ROUNDS on; None, never."""
     return rounds // 2 if rounds >= LOOK_FROM_ROUNDS else None
 

@@ -422,16 +422,16 @@ def verdict_paired(ratio: float, ci_low: float, ci_high: float, floor: float = F
 # The last look keeps the usual levels rather than O'Brien & Fleming's (4.8% and 4.7%), which
 # raises the chance of a false change from 5% to about 5.2%, and of a false `no change` from 5%
 # to about 5.3% (normal statistics; the rounds' t intervals are wider).
-INTERIM_LEVEL = 0.9948
-INTERIM_EQUIVALENCE_LEVEL = 0.9824
+LOOK_LEVEL = 0.9948
+LOOK_EQUIVALENCE_LEVEL = 0.9824
 
 
-def settled_early(log_ratios: Sequence[np.ndarray], floor: float = FLOOR) -> bool:
+def decided_early(log_ratios: Sequence[np.ndarray], floor: float = FLOOR) -> bool:
     """Whether a cell timed in turns, its per-cycle log ratios by round so far, has a verdict other
-    than inconclusive at the interim levels (INTERIM_LEVEL, INTERIM_EQUIVALENCE_LEVEL): a change
+    than inconclusive at the look's levels (LOOK_LEVEL, LOOK_EQUIVALENCE_LEVEL): a change
     whose stricter interval excludes 1, or no change whose stricter interval lies within `floor`."""
-    c = compare_paired(log_ratios, seed=data_seed(log_ratios), level=INTERIM_LEVEL,
-                       eq_level=INTERIM_EQUIVALENCE_LEVEL)
+    c = compare_paired(log_ratios, seed=data_seed(log_ratios), level=LOOK_LEVEL,
+                       eq_level=LOOK_EQUIVALENCE_LEVEL)
     return verdict_paired(c.ratio, c.ci_low, c.ci_high, floor, eq_low=c.eq_low, eq_high=c.eq_high) != INCONCLUSIVE
 
 

@@ -30,7 +30,7 @@ def history():
         cols = st.columns([5, 1])
         cols[0].progress(run.cells_done / max(run.cells_total, 1),
                          text=f"Run {run.run_id} ({text.md(run.suite)}, {text.md(run.status)}): {run.cells_done} of {run.cells_total} "
-                              # An `ab` session's cell settled halfway takes no more rounds (bench_runner.ab).
+                              # An `ab` session's cell decided halfway takes no more rounds (bench_runner.ab).
                               f"measurements ({'up to ' if pd.notna(run.paired_with) else ''}"
                               f"{vocabulary.counted(run.rounds, 'round')} of every cell)")
         if run.status in ("queued", "running") and not data.read_only() and cols[1].button(

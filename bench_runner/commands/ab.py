@@ -138,10 +138,10 @@ def run(args) -> int:
                 # cells then have a roofline fraction, and one timed faster than its device can go (a
                 # kernel that skipped its work) is stored `implausible`, as `run` stores it.
                 ceilings = sweep.calibrate(factory, runs[0], cells, InProcess(catalogue, policy), shared_with=runs[1:])
-                settled = _measure(args, factory, runs, sides, cells, policy, rounds, seed, plugin, started, ceilings,
+                decided = _measure(args, factory, runs, sides, cells, policy, rounds, seed, plugin, started, ceilings,
                                    look)
-                if settled:
-                    print(f"ab: {counted(len(settled), 'cell')} of {len(cells)} settled after round {look} of {rounds} "
+                if decided:
+                    print(f"ab: {counted(len(decided), 'cell')} of {len(cells)} decided after round {look} of {rounds} "
                           f"and timed no further (--all-rounds times every round)", file=sys.stderr)
             finally:
                 ab.stop_sides(started)
@@ -174,7 +174,7 @@ def _measure(args, factory, runs, sides, cells, policy, rounds, seed, plugin, st
 
     with tqdm(total=len(cells) * rounds, unit="cell", disable=args.quiet, dynamic_ncols=True) as bar:
         try:
-            settled = ab.measure(factory, runs, sides, cells, policy, rounds, seed, args.cell_timeout, plugin,
+            decided = ab.measure(factory, runs, sides, cells, policy, rounds, seed, args.cell_timeout, plugin,
                                  on_cell=lambda cell, n: _advance(bar, cell, n), started=started, ceilings=ceilings,
                                  look=look, floor=args.threshold)
         except BaseException as exc:
@@ -190,11 +190,11 @@ def _measure(args, factory, runs, sides, cells, policy, rounds, seed, plugin, st
     with factory() as session, session.begin():
         for run_id in runs:
             store.finish_run(session, run_id, "finished")
-    return settled
+    return decided
 
 
 def _advance(bar, cell, rounds: int) -> None:
-    """`rounds` of a cell's rounds done, on both sides (more than one: those a cell settled at the
+    """`rounds` of a cell's rounds done, on both sides (more than one: those a cell decided at the
     look will not take): named on the bar as `run` names its cells."""
     bar.set_postfix_str(f"{cell.benchmark}/{cell.method}/{cell.backend}", refresh=False)
     bar.update(rounds)

@@ -610,7 +610,7 @@ def test_each_page_of_latest_results_says_which_cells_failed_since(db_url, tmp_p
         assert not any(w.startswith(stale) for w in (w.value.replace("\\", "") for w in at.warning))
 
 def test_a_running_ab_sessions_bar_says_a_cell_may_take_fewer_rounds(db_url, monkeypatch):
-    """A run of an `ab` session in progress: a cell settled halfway takes no more rounds, so its
+    """A run of an `ab` session in progress: a cell decided halfway takes no more rounds, so its
     bar says `up to` the session's rounds; a plain run's says every cell takes its rounds."""
     from sqlalchemy.orm import sessionmaker
 

@@ -664,7 +664,7 @@ def test_a_cell_the_head_failed_in_one_round_is_named_and_fails_the_session(tmp_
 
 def test_a_cell_whose_verdict_is_known_halfway_is_timed_no_further(tmp_path, monkeypatch, capsys):
     """From eight rounds a session looks at its cells halfway: the head 1.3x slower in every cycle
-    is settled a regression there and timed no further, its rounds to come counted as done; a cell
+    is decided a regression there and timed no further, its rounds to come counted as done; a cell
     whose rounds spread by 20% is not, and takes all eight. `--all-rounds` times both in every round.
     The sides are fakes."""
     from bench_runner.cell import CellOutcome
@@ -689,7 +689,7 @@ def test_a_cell_whose_verdict_is_known_halfway_is_timed_no_further(tmp_path, mon
         verdicts = {c["method"]: (c["verdict"], c["rounds"]) for c in json.loads(out)["cells"]}
         assert verdicts["hadamard"] == ("regression", rounds["hadamard"])
         assert verdicts["relu"] == ("inconclusive", 8)
-        assert ("1 cell of 2 settled after round 4 of 8" in err) == (look is not None)
+        assert ("1 cell of 2 decided after round 4 of 8" in err) == (look is not None)
         with sessionmaker(results_db.open_engine(url))() as db:
             runs = db.scalars(select(Run).order_by(Run.id)).all()
             assert [(r.status, r.cells_done, r.cells_total) for r in runs] == [("finished", 16, 16)] * 2
@@ -698,7 +698,7 @@ def test_a_cell_whose_verdict_is_known_halfway_is_timed_no_further(tmp_path, mon
                       for r in db.scalars(select(Result))}
         assert {k: sorted(set(v[1])) for k, v in stored.items()} == {
             (run, m): list(range(n)) for run in (1, 2) for m, n in rounds.items()}
-        # The look read what `compare` reads: the stored pairs of its first four rounds settle exactly
-        # the cell it settled.
-        assert {m: stats.settled_early(stats.paired_log_ratios(stored[1, m], stored[2, m])[:4])
+        # The look read what `compare` reads: the stored pairs of its first four rounds decide exactly
+        # the cell it decided.
+        assert {m: stats.decided_early(stats.paired_log_ratios(stored[1, m], stored[2, m])[:4])
                 for m in rounds} == {"hadamard": True, "relu": False}

@@ -208,17 +208,17 @@ def test_from_ten_rounds_the_trimmed_interval_holds_an_a_a_and_finds_a_shift():
 
 
 def sequential_verdict(rounds: list[np.ndarray], look: int, seed: int) -> tuple[str, bool]:
-    """A session's verdict as `ab` reaches it, and whether it settled at the look: a cell settled after
-    `look` rounds is judged from those, at the usual levels; any other from all its rounds."""
-    settled = stats.settled_early(rounds[:look])
-    c = stats.compare_paired(rounds[:look] if settled else rounds, seed=seed)
-    return stats.verdict_paired(c.ratio, c.ci_low, c.ci_high, eq_low=c.eq_low, eq_high=c.eq_high), settled
+    """A session's verdict as `ab` reaches it, and whether it was decided at the look: a cell decided
+    after `look` rounds is judged from those, at the usual levels; any other from all its rounds."""
+    decided = stats.decided_early(rounds[:look])
+    c = stats.compare_paired(rounds[:look] if decided else rounds, seed=seed)
+    return stats.verdict_paired(c.ratio, c.ci_low, c.ci_high, eq_low=c.eq_low, eq_high=c.eq_high), decided
 
 
 def test_a_look_halfway_settles_clear_cells_and_keeps_the_error_rates():
     """Sixteen rounds of 20 cycles, each round's ratio off by 3% (drawn afresh) beside 2% per cycle,
-    looked at after eight: an A/A is settled `no change` at the look in most sessions and never called
-    changed; a 1.1x shift is settled a regression in every one; where the truth is the floor itself
+    looked at after eight: an A/A is decided `no change` at the look in most sessions and never called
+    changed; a 1.1x shift is decided a regression in every one; where the truth is the floor itself
     (1.05), `no change`, which is wrong there, is said at most about as often as without the look (5%)."""
     rng = np.random.default_rng(12)
     said = {}
@@ -226,10 +226,10 @@ def test_a_look_halfway_settles_clear_cells_and_keeps_the_error_rates():
         found = [sequential_verdict([rng.normal(np.log(true) + rng.normal(0, 0.03), 0.02, 20) for _ in range(16)],
                                     8, seed=i) for i in range(sessions)]
         said[true] = ([v for v, _ in found], np.mean([s for _, s in found]))
-    verdicts, settled = said[1.0]
-    assert verdicts.count(stats.NO_CHANGE) >= 180 and not set(verdicts) & set(stats.RUN_WORDS) and settled >= 0.5
-    verdicts, settled = said[1.1]
-    assert verdicts == ["regression"] * 50 and settled == 1.0
+    verdicts, decided = said[1.0]
+    assert verdicts.count(stats.NO_CHANGE) >= 180 and not set(verdicts) & set(stats.RUN_WORDS) and decided >= 0.5
+    verdicts, decided = said[1.1]
+    assert verdicts == ["regression"] * 50 and decided == 1.0
     verdicts, _ = said[1.05]
     assert verdicts.count(stats.NO_CHANGE) / len(verdicts) <= 0.06
     assert "improvement" not in verdicts
@@ -237,14 +237,14 @@ def test_a_look_halfway_settles_clear_cells_and_keeps_the_error_rates():
 
 def test_the_look_is_stricter_than_the_last_round():
     """Eight rounds whose medians spread so that the 90% interval lies within the floor and the
-    look's stricter one does not: `no change` at the end of a session, not yet settled at its look;
-    a quarter of the spread settles."""
+    look's stricter one does not: `no change` at the end of a session, not yet decided at its look;
+    with a quarter of the spread it is decided."""
     medians = 0.011 * np.array([-7, -5, -3, -1, 1, 3, 5, 7])
     rounds = [np.full(10, m) for m in medians]
     c = stats.compare_paired(rounds)
     assert stats.verdict_paired(c.ratio, c.ci_low, c.ci_high, eq_low=c.eq_low, eq_high=c.eq_high) == stats.NO_CHANGE
-    assert not stats.settled_early(rounds)
-    assert stats.settled_early([r / 4 for r in rounds])
+    assert not stats.decided_early(rounds)
+    assert stats.decided_early([r / 4 for r in rounds])
 
 
 def test_pairs_match_round_and_cycle_and_skip_samples_timed_alone():
