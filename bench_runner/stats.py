@@ -368,10 +368,9 @@ def compare_paired(log_ratios: Sequence[np.ndarray], n_boot: int = N_BOOT, seed:
     """The ratio (after ÷ before) of two cells timed in turns: exp of the median of their
     per-cycle log ratios, with a 95% interval (`level`; and the equivalence test's 90% one,
     `eq_level`, drawn the same way) from a hierarchical bootstrap, rounds first, then cycles
-    within a drawn round (Kalibera &
-    Jones, "Rigorous benchmarking in reasonable time", ISMM 2013: resample at every level the
-    variance lives at, the top one first), widened for
-    few rounds as `_widened_interval` says, and never narrower than Student's t interval of the
+    within a drawn round (Kalibera & Jones, "Rigorous benchmarking in reasonable time", ISMM 2013:
+    resample at every level the variance lives at, the top one first), widened for few rounds as
+    `_widened_interval` says, and never narrower than Student's t interval of the
     rounds' median log ratios (`_round_half_width`: Yuen's trimmed t from 10 rounds). Both samples
     of a cycle share the machine's state of that moment, so what drifts between cycles, rounds and
     runs cancels in each log ratio (the randomized multiple interleaved trials of Abedi & Brecht,
