@@ -15,7 +15,6 @@ machine's latest results, its history and `gate`'s baselines leave them out.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import random
 import shutil
@@ -398,13 +397,13 @@ def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence
                 if any(o.status != "ok" for o in outcomes):
                     failed.add(cell)
                 elif all(o.interleaved for o in outcomes):
-                    # Each as stats.paired_log_ratios takes it from the stored samples, to the last bit: the
-                    # look's bootstrap is then seeded as `compare`'s is (stats.data_seed), and a cell decided
-                    # here is judged there on the very draws whose stricter interval decided it. (np.log
-                    # differs from math.log in the last bit now and then, and re-seeded, 3 of 110
-                    # borderline A/A cells decided one way here and would have the other way there.)
-                    logs.setdefault(cell, []).append(np.array([math.log(h / b) for b, h in zip(
-                        outcomes[0].samples, outcomes[1].samples)]))
+                    # Taken as `compare` takes them from the stored samples, to the last bit: the look's
+                    # bootstrap is then seeded as `compare`'s is (stats.data_seed), and a cell decided here
+                    # is judged there on the very draws whose stricter interval decided it. (Taken with
+                    # np.log, whose last bit differs from math.log's now and then, 4 of 110 borderline A/A
+                    # cells were decided here against what `compare`'s pairs would have decided.)
+                    logs.setdefault(cell, []).extend(stats.paired_log_ratios(*[
+                        (o.samples, None, list(range(len(o.samples)))) for o in outcomes]))
                 if on_cell:
                     on_cell(cell, 1)
             # Read while the sides live; a side that died mid-round took its seconds with it, and they
