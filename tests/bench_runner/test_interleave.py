@@ -215,7 +215,7 @@ def sequential_verdict(rounds: list[np.ndarray], look: int, seed: int) -> tuple[
     return stats.verdict_paired(c.ratio, c.ci_low, c.ci_high, eq_low=c.eq_low, eq_high=c.eq_high), decided
 
 
-def test_a_look_halfway_settles_clear_cells_and_keeps_the_error_rates():
+def test_a_look_halfway_decides_clear_cells_and_keeps_the_error_rates():
     """Sixteen rounds of 20 cycles, each round's ratio off by 3% (drawn afresh) beside 2% per cycle,
     looked at after eight: an A/A is decided `no change` at the look in most sessions and never called
     changed; a 1.1x shift is decided a regression in every one; where the truth is the floor itself
