@@ -47,11 +47,15 @@ def test_a_signal_stops_a_verb_as_ctrl_c_does_and_leaves_the_handlers_as_they_we
 
 def _start(args: list[str], url: str) -> subprocess.Popen:
     """The command in a process group of its own, as a terminal's shell starts a job: with Ctrl-C's
-    default action, which a test runner started in the background (`nohup`, some CI) would
-    otherwise pass on to it as ignored."""
+    and a hang-up's default actions, which a test runner started in the background (`&` ignores
+    SIGINT, `nohup` SIGHUP, some CI either) would otherwise pass on to it as ignored. (Under `nohup`
+    the SIGHUP case once ran both of noise's runs to the end: a signal ignored at start stays so.)"""
+    def defaults() -> None:
+        for sig in (signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
     return subprocess.Popen([sys.executable, "-m", "bench_runner", *args, "--db", url, "--quiet"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=defaults)
 
 
 def _when_a_cell_is_stored(proc: subprocess.Popen, url: str, timeout_s: float = 120) -> None:
