@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import random
 import signal
+import threading
 from multiprocessing.connection import Connection
 from typing import Sequence
 
@@ -94,7 +95,7 @@ def spawn_environment(setting: dict[str, str]):
 
 
 # The signals that stop a command (bench_runner.cli): held back from a process while it starts.
-STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
 
 
 @contextlib.contextmanager
@@ -103,12 +104,30 @@ def stop_signals_held():
     held (a process inherits the mask of the thread that made it) and lets them through once it
     can stop quietly (let_stop_signals_through). Ctrl-C reaching a worker still importing ended it
     in "Fatal Python error: init_import_site" and a traceback. Held, not ignored: one that arrives
-    meanwhile reaches this process as the mask is put back."""
+    meanwhile reaches this process as the mask is put back.
+
+    The mask is this thread's, though, and a signal sent to the process (`kill`, `timeout`) reaches
+    another of its threads (tqdm's, torch's), whose handler flags it for the main thread's Python
+    handler, which then raised `Stopped` inside multiprocessing's start, between starting the worker
+    and recording it: the run's clean-up failed on "can only join a started process" and the run
+    ended `failed` with three tracebacks (a `.ci/run`, 2026-12-06). So in the main thread the
+    Python handlers of STOP_SIGNALS are deferred as well, and the first signal that came is raised
+    again once the process has started."""
+    came: list[int] = []
+    deferred = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in STOP_SIGNALS:
+            if callable(signal.getsignal(sig)):  # a Python handler; the default or ignoring stands
+                deferred[sig] = signal.signal(sig, lambda signum, frame: came.append(signum))
     before = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        for sig, handler in deferred.items():
+            signal.signal(sig, handler)
+        if came:
+            signal.raise_signal(came[0])
 
 
 def let_stop_signals_through() -> None:
@@ -171,12 +190,13 @@ def _serve(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads: 
         let_stop_signals_through()
         _answer(conn, catalogue_ref, policy, threads, probes)
     except (KeyboardInterrupt, EOFError, BrokenPipeError, ConnectionResetError):
-        # Interrupted, or the parent is gone (killed): no one is left to answer. The parent, stopping
-        # too, interrupts a worker it still sees; a second interrupt in the exit would only print a
-        # traceback from its atexit hooks (the parent kills a worker that does not leave).
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        return
+        pass  # interrupted, or the parent is gone (killed): no one is left to answer
+    # Leaving, asked to or not, it ignores a stop: the parent, stopping too, interrupts a worker it
+    # still sees, and a group's Ctrl-C can come as a round's worker, retired, runs its atexit hooks;
+    # either would only print a traceback from them (a test's run, 2026-12-06). The parent kills a
+    # worker that does not leave.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _answer(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads: int | None,

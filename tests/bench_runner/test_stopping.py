@@ -139,3 +139,31 @@ def test_noise_passes_the_signal_it_got_to_the_run_it_is_taking(tmp_path):
     assert proc.returncode == 130, err
     assert err.splitlines()[-1] == f"hadamard-bench noise: {why}", err
     assert [(status, message) for status, message, _ in _runs(url)] == [("interrupted", why)]
+
+
+def test_a_stop_that_reaches_another_thread_while_a_worker_starts_is_raised_once_it_has_started():
+    """A signal sent to the process reaches a thread that does not hold it back; its Python handler
+    then ran in the main thread inside multiprocessing's start, and the run's clean-up failed on a
+    worker half recorded. Held, it is raised once the block (the start) is done, and only then."""
+    import threading
+
+    from bench_runner.worker import stop_signals_held
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    before = signal.signal(signal.SIGTERM, stop)
+    done = []
+    try:
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+            with stop_signals_held():
+                other = threading.Thread(target=lambda: (signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM}),
+                                                         os.kill(os.getpid(), signal.SIGTERM), time.sleep(0.2)))
+                other.start()
+                other.join()
+                sum(range(100_000))  # bytecodes, at which the main thread runs a flagged handler
+                done.append("started")
+        assert done == ["started"]
+        assert signal.getsignal(signal.SIGTERM) is stop
+    finally:
+        signal.signal(signal.SIGTERM, before)
