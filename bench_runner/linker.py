@@ -19,6 +19,7 @@ linker links a test library.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import shlex
 import shutil
@@ -48,10 +49,36 @@ def _links(gxx: str, linker: str) -> bool:
         return done.returncode == 0
 
 
-def _folder() -> Path:
-    from torch._inductor.runtime.cache_dir_utils import cache_dir
+INDUCTOR_CACHE_RULE = "torch._inductor.runtime.cache_dir_utils"  # Inductor's cache_dir(), in a module of its own
 
-    return Path(cache_dir()) / "hadamard_bench" / "link"
+
+@functools.cache
+def _inductor_cache_rule():
+    """Inductor's own cache_dir(), loaded from its file where the process has not imported
+    Inductor: importing it by name runs torch._inductor's package first, which imports Dynamo
+    (1.5 s on a 2-vCPU VM), a price a run of eager cells would pay only to name its linker. The
+    module imports nothing of torch's but torch._environment."""
+    if INDUCTOR_CACHE_RULE in sys.modules:
+        return sys.modules[INDUCTOR_CACHE_RULE].cache_dir
+    import torch
+
+    path = Path(torch.__file__).parent.joinpath(*INDUCTOR_CACHE_RULE.split(".")[1:]).with_suffix(".py")
+    spec = importlib.util.spec_from_file_location("hadamard_bench_inductor_cache_rule", path)
+    if spec is None or not path.is_file():  # another torch's layout: import it as Inductor does
+        return importlib.import_module(INDUCTOR_CACHE_RULE).cache_dir
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.cache_dir
+
+
+def inductor_cache() -> Path:
+    """Inductor's cache folder (TORCHINDUCTOR_CACHE_DIR, else torchinductor_<user> in the
+    temporary folder), made if missing, as Inductor finds it."""
+    return Path(_inductor_cache_rule()())
+
+
+def _folder() -> Path:
+    return inductor_cache() / "hadamard_bench" / "link"
 
 
 def wrapper() -> Path | None:

@@ -42,6 +42,10 @@ SPAWN_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 # after three compiles (2026-12-03). Eight hold about 4 GB, whatever the number of cores.
 PROCESSES_MAX = 8
 
+# Starting a process (torch, Inductor, the catalogue) costs about what compiling a cell does: a
+# pass is worth it with at least this many cells for each process.
+CELLS_PER_PROCESS = 2
+
 _catalogue = None  # each process's catalogue, loaded once by _start
 
 
@@ -58,11 +62,11 @@ def ledger(threads: int) -> Path:
     """Where the cells compiled ahead for this torch, thread count and linker are listed (each is
     in Inductor's cache key)."""
     import torch
-    from torch._inductor.runtime.cache_dir_utils import cache_dir
 
     from . import linker
 
-    return Path(cache_dir()) / "hadamard_bench" / f"compiled-ahead-torch-{torch.__version__}-threads-{threads}-link-{linker.name()}.json"
+    name = f"compiled-ahead-torch-{torch.__version__}-threads-{threads}-link-{linker.name()}.json"
+    return linker.inductor_cache() / "hadamard_bench" / name
 
 
 def _listed(path: Path) -> set[str]:
@@ -83,11 +87,11 @@ def worth_it(catalogue, cells: Sequence[Cell], processes: int, threads: int) -> 
     from . import reference
 
     compiled = [c for c in cells if c.backend == COMPILE]
-    if processes < 2 or len(compiled) < 2 * processes:  # before the ledger: finding it imports Inductor (2 s)
+    if processes < 2 or len(compiled) < CELLS_PER_PROCESS * processes:  # before the ledger: naming it probes the linker
         return []
     done = _listed(ledger(threads))
     compiled = [c for c in compiled if _name(c) not in done]
-    if len(compiled) < 2 * processes:
+    if len(compiled) < CELLS_PER_PROCESS * processes:
         return []
     free = {}
     chosen = []

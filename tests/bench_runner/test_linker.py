@@ -4,6 +4,8 @@ that does it, where it applies, and a kernel built through it."""
 import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -59,6 +61,27 @@ def test_the_users_compiler_is_left_alone(monkeypatch):
     assert linker.wrapper() is None and linker.name() == "ld"
     linker.use_faster_linker()
     assert torch._inductor.config.cpp.cxx == before
+
+
+def test_the_cache_folder_is_inductors_own_and_naming_the_linker_imports_neither_dynamo_nor_inductor(tmp_path):
+    """Every run names its linker; a run of eager cells once imported Inductor (and Dynamo with
+    it, 1.5 s) for that alone. Both ways of finding the folder agree, with and without
+    TORCHINDUCTOR_CACHE_DIR set."""
+    script = """
+import os, sys
+from bench_runner import linker
+ours, name = linker.inductor_cache(), linker.name()
+print("torch._dynamo" in sys.modules, "torch._inductor" in sys.modules)
+from torch._inductor.runtime.cache_dir_utils import cache_dir
+print(str(ours) == cache_dir(), name)
+"""
+    for env in ({"TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "set")}, {"TMPDIR": str(tmp_path / "tmp")}):
+        (tmp_path / "tmp").mkdir(exist_ok=True)
+        environ = {k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_CACHE_DIR"} | env
+        done = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[2], env=environ,
+                              capture_output=True, text=True, timeout=120)
+        assert done.stdout.split()[:3] == ["False", "False", "True"], done.stderr
+        assert done.stdout.split()[3] in (*linker.LINKERS, "ld")
 
 
 def test_without_a_linker_that_links_nothing_is_written(tmp_path, monkeypatch):
