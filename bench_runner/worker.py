@@ -182,10 +182,13 @@ def _serve(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads: 
     knows so far, which this worker's cells settle against. Interrupted (Ctrl-C reaches the whole
     terminal's process group; IsolatedRunner._stop interrupts a worker first), or left by a parent
     that died, it returns quietly, and exits as a stopped worker does, releasing what it holds."""
-    # A SIGTERM to the run's process group (`timeout`, a cancelled job) as Ctrl-C: killed by it, a
-    # worker that had compiled left its semaphores behind, and the run ended on a "leaked semaphore"
-    # warning.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # A SIGTERM or SIGHUP to the run's process group (`timeout`, a cancelled job, a closed terminal)
+    # as Ctrl-C: killed by one, a worker that had compiled left its semaphores behind, and the run
+    # ended on a "leaked semaphore" warning (SIGHUP: in two of three tries, 2026-12-06). One this
+    # worker was started ignoring (`nohup`) stays ignored, as in the parent.
+    for sig in STOP_SIGNALS:
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, signal.default_int_handler)
     try:
         let_stop_signals_through()
         _answer(conn, catalogue_ref, policy, threads, probes)
@@ -195,8 +198,8 @@ def _serve(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads: 
     # still sees, and a group's Ctrl-C can come as a round's worker, retired, runs its atexit hooks;
     # either would only print a traceback from them (a test's run, 2026-12-06). The parent kills a
     # worker that does not leave.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def _answer(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads: int | None,

@@ -1,6 +1,7 @@
 """Cells in a worker process: crashes, kills and hangs become statuses, and the sweep goes on."""
 
 import dataclasses
+import os
 import signal
 import time
 
@@ -101,3 +102,25 @@ def test_a_worker_asked_to_stop_exits_on_its_own_and_one_still_on_a_cell_is_inte
             if size == 8:
                 assert worker is second
                 assert run.measure(crash_cell("double")).status == "ok"  # a fresh worker
+
+
+@pytest.mark.parametrize("ignored", [False, True])
+def test_a_worker_sent_sighup_leaves_as_from_ctrl_c_unless_it_was_started_ignoring_it(ignored):
+    """A closed terminal hangs up the run's whole process group. Killed by the SIGHUP, a worker
+    that had compiled left its semaphores behind and the run ended on multiprocessing's "leaked
+    semaphore" warning; it now leaves as from Ctrl-C (status 0). Started under `nohup`, which
+    the worker inherits, it stays at work."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN if ignored else signal.SIG_DFL)
+    try:
+        with IsolatedRunner(TOY, FAST, timeout_s=60) as run:
+            assert run.measure(crash_cell("double")).status == "ok"
+            worker = run._process
+            os.kill(worker.pid, signal.SIGHUP)
+            worker.join(timeout=1 if ignored else 30)  # a second is ample for a signal to land
+            if ignored:
+                assert worker.exitcode is None and run.measure(crash_cell("double")).status == "ok"
+                assert run._process is worker
+            else:
+                assert worker.exitcode == 0
+    finally:
+        signal.signal(signal.SIGHUP, previous)
