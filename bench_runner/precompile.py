@@ -113,13 +113,15 @@ def compile_ahead(cells: Sequence[Cell], policy: TimingPolicy, threads: int, pro
     fails here is left to its round, which reports it. A cell that does not finish within
     `timeout_s` (the cell timeout: hung, or its process died) ends the pass: the processes are
     stopped, and the round compiles what the pass had not, under the cell timeout of its worker."""
-    from .worker import spawn_environment
+    from .worker import spawn_environment, start_resource_tracker, stop_signals_held
 
     started, built, stopped = time.perf_counter(), [], False
     context = multiprocessing.get_context("spawn")  # as the workers: never a forked CUDA
+    start_resource_tracker()
     # The whole pass, not only the pool's start: a process that dies is replaced by a new one.
     with spawn_environment(SPAWN_ENV):
-        pool = context.Pool(processes, initializer=_start, initargs=(threads,))
+        with stop_signals_held():  # each process lets them through in _start
+            pool = context.Pool(processes, initializer=_start, initargs=(threads,))
         finished = False
         try:
             results = pool.imap(_compile, [(cell, policy) for cell in cells])
@@ -165,10 +167,14 @@ def _start(threads: int) -> None:
     import torch
     import torch._inductor.config
 
+    from . import worker
+
     # Ctrl-C is the parent's to handle: it terminates the pool. Interrupted too, each process
     # printed a traceback from mid-compile. (SIGTERM keeps its default, to kill: a process hung in
     # native code would never run a Python handler, and the pool would wait for it for good.)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    worker.let_stop_signals_through()
+    worker.no_semaphore_for_progress_bars()
 
     torch.set_num_threads(threads)
     # Quiet: what Inductor warns while it builds (no code for complex operators, mcb's FFT) was

@@ -133,8 +133,9 @@ def main() -> int:
     from .machine import process_facts
 
     conn.send(("ready", process_facts()))  # the run of this side records them, not the driver's
-    from .worker import let_stop_signals_through
+    from .worker import let_stop_signals_through, no_semaphore_for_progress_bars
 
+    no_semaphore_for_progress_bars()
     try:
         let_stop_signals_through()  # held since the process started (ab._side_starts)
         serve(conn, side)

@@ -135,6 +135,29 @@ def let_stop_signals_through() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
+def start_resource_tracker() -> None:
+    """multiprocessing's resource tracker, which unlinks what the processes it serves leave behind,
+    started (if it is not yet) with SIGHUP held back for good: it ignores Ctrl-C and SIGTERM itself,
+    not a hang-up, and a closed terminal killed it with the run's process group; the run, starting
+    it again to release its pool's locks, then printed a warning and a traceback for each (a
+    compile-ahead pass, 2026-12-06). It exits when the last process it serves has."""
+    from multiprocessing import resource_tracker
+
+    with stop_signals_held():
+        resource_tracker.ensure_running()
+
+
+def no_semaphore_for_progress_bars() -> None:
+    """tqdm's lock, in this process, a thread lock: by default a multiprocessing RLock, whose POSIX
+    semaphore is registered with the resource tracker. torch.fx makes a (hidden) progress bar as
+    Inductor compiles, so every process that compiled held one, and one killed or terminated (a
+    pool's terminate, a group's SIGTERM, a hung cell's SIGKILL) left it behind: the run ended on the
+    tracker's "leaked semaphore" warning. No process of a run shares a progress bar with another."""
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
+
+
 def load_catalogue(ref: str):
     """`package.module:name` → the catalogue there (called first if it is a function)."""
     module, _, name = ref.partition(":")
@@ -189,6 +212,7 @@ def _serve(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads: 
     for sig in STOP_SIGNALS:
         if signal.getsignal(sig) is not signal.SIG_IGN:
             signal.signal(sig, signal.default_int_handler)
+    no_semaphore_for_progress_bars()
     try:
         let_stop_signals_through()
         _answer(conn, catalogue_ref, policy, threads, probes)
@@ -283,6 +307,7 @@ class IsolatedRunner(Executor):
                                               daemon=True, name="hadamard-bench-worker")
         # A spawned worker is a new interpreter: it inherits the environment at start, and
         # glibc reads its tunables once, before any allocation.
+        start_resource_tracker()
         with spawn_environment(allocator_env()), stop_signals_held():
             self._process.start()
         child.close()

@@ -170,8 +170,9 @@ def _measure(args, factory, runs, sides, cells, policy, rounds, seed, plugin, st
     from results_db import store
     from tqdm import tqdm
 
-    from .. import ab
+    from .. import ab, worker
 
+    worker.no_semaphore_for_progress_bars()
     with tqdm(total=len(cells) * rounds, unit="cell", disable=args.quiet, dynamic_ncols=True) as bar:
         try:
             decided = ab.measure(factory, runs, sides, cells, policy, rounds, seed, args.cell_timeout, plugin,

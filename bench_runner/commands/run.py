@@ -267,8 +267,9 @@ def _execute_with_progress(factory, run_id, policy, cells, catalogue, quiet: boo
                            done: int = 0, threads: int | None = None, ray: dict | None = None) -> dict[str, int]:
     from tqdm import tqdm
 
-    from .. import executor, sweep
+    from .. import executor, sweep, worker
 
+    worker.no_semaphore_for_progress_bars()
     if isolate and ray is None and not done:
         _compile_ahead(factory, run_id, catalogue, cells, policy, threads, timeout_s, quiet)
     with tqdm(total=len(cells) * rounds, initial=done, unit="cell", disable=quiet, dynamic_ncols=True) as bar:

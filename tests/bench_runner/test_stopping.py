@@ -101,6 +101,25 @@ def test_a_run_stopped_by_a_signal_to_its_group_keeps_its_cells_and_says_so_in_o
 
 
 @pytest.mark.slow
+def test_a_run_hung_up_while_compiling_ahead_says_so_in_one_line(tmp_path, monkeypatch):
+    """A closed terminal, as the first run compiles ahead: the hang-up killed the pool's processes,
+    each leaving the semaphore of its progress-bar lock behind, and multiprocessing's resource
+    tracker, which the run then started again, with a warning and a traceback for each lock."""
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))  # cold: a pass of 8 cells
+    url = f"sqlite:///{tmp_path / 'hung-up.db'}"
+    proc = _start(["run", "--suite", "smoke", "--benchmark", "elementwise", "--backend", "compile"], url)
+    deadline = time.monotonic() + 120
+    while not any((tmp_path / "inductor").rglob("*.so")) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)  # until the pass has built a kernel: its processes are at work
+    os.killpg(proc.pid, signal.SIGHUP)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.splitlines()[-1] == "run 1 interrupted (stopped by SIGHUP); finished cells are kept", err
+    assert "Traceback" not in err and "leaked" not in err and "Warning" not in err, err
+
+
+@pytest.mark.slow
 def test_an_ab_session_stopped_by_sigterm_ends_both_runs_and_leaves_no_worktree_or_side(
         plugin_repo, tmp_path):  # noqa: F811 -- the fixture imported above
     """To the driver alone (`kill PID`), which stops its sides itself; it once ended on the spot,

@@ -3,6 +3,8 @@
 import dataclasses
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -15,6 +17,7 @@ from bench_runner.cell import Cell
 from bench_runner.worker import IsolatedRunner
 from results_db import queries
 from tests.bench_runner.toy import FAST, toy_catalogue
+from tests.conftest import ROOT
 
 TOY = "tests.bench_runner.toy:toy_catalogue"
 
@@ -124,3 +127,26 @@ def test_a_worker_sent_sighup_leaves_as_from_ctrl_c_unless_it_was_started_ignori
                 assert worker.exitcode == 0
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+def test_the_resource_tracker_outlives_a_hang_up_and_progress_bars_make_no_semaphore():
+    """A closed terminal hangs up the whole group: the resource tracker it killed was started again
+    as the run released its pool's locks, with a warning and a traceback for each. And tqdm's
+    default lock, a semaphore in every process that compiled (torch.fx makes a hidden bar), was
+    left behind by each such process killed, with the tracker's "leaked semaphore" warning."""
+    script = """
+import multiprocessing.synchronize, os, signal, time
+from multiprocessing import resource_tracker
+from tqdm import tqdm
+from bench_runner import worker
+worker.no_semaphore_for_progress_bars()
+lock = tqdm.get_lock()
+print(any(isinstance(one, multiprocessing.synchronize.SemLock) for one in getattr(lock, "locks", [lock])))
+worker.start_resource_tracker()
+pid = resource_tracker._resource_tracker._pid
+os.kill(pid, signal.SIGHUP)
+time.sleep(0.5)
+print(os.waitpid(pid, os.WNOHANG) == (0, 0))
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["False", "True"], done.stderr
