@@ -96,6 +96,7 @@ def test_the_processes_compiling_ahead_print_no_warnings(capfd):
     assert "Warning" not in capfd.readouterr().err
 
 
+@pytest.mark.slow  # a real run's compiles, 40 s of the fast tier's five minutes
 def test_a_new_run_compiles_ahead_says_so_and_its_round_builds_nothing_more(tmp_path, monkeypatch):
     """The round's worker finds every graph the pass built in Inductor's cache, and writes no new
     one: the pass ran with the worker's threads and float32 settings, both part of the cache key
