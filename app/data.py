@@ -154,6 +154,11 @@ def load_noise_floors(url: str, fingerprint: str) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=10, show_spinner=False)
+def load_session_looks(url: str) -> dict[int, int]:
+    return _read(url, queries.session_looks)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
 def load_busy_at_start(url: str) -> dict[int, list[str]]:
     return _read(url, queries.busy_at_start)
 

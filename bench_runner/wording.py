@@ -91,6 +91,34 @@ def ab_side_note(before_runs: Sequence[int], after_runs: Sequence[int], paired_w
             f"a difference here may be how it was timed")
 
 
+def look_note(table: pd.DataFrame, look: tuple[int, int] | None) -> str | None:
+    """Why some cells of an `ab` session have fewer rounds than the session (`look`: after which
+    round of how many it looked at its cells, bench_runner.ab.look_round): those it decided there
+    were timed no further. None when no cell stopped there."""
+    if look is None or "rounds" not in table:
+        return None
+    at, of = look
+    decided = int((table["rounds"] == at).sum()) if at < of else 0
+    if not decided:
+        return None
+    return (f"{counted(decided, 'cell')} {'was' if decided == 1 else 'were'} timed for {at} of the session's {of} "
+            f"rounds: the session looked at its cells after round {at}, at stricter levels, and timed no further "
+            f"those whose verdict was known; their intervals are from those rounds (`ab --all-rounds` times every "
+            f"round)")
+
+
+def session_look(before_runs: Sequence[int], after_runs: Sequence[int], paired_with: dict, rounds: dict,
+                 looks: dict) -> tuple[int, int] | None:
+    """(round, rounds) of an `ab` session's look (look_note) when the two sides are its two runs
+    (`paired_with` and `rounds`: by run id; `looks`: results_db.queries.session_looks); else None."""
+    if len(before_runs) != 1 or len(after_runs) != 1:
+        return None
+    run, other = before_runs[0], after_runs[0]
+    if paired_with.get(run) != other or not looks.get(run):
+        return None
+    return int(looks[run]), int(rounds[run])
+
+
 def drift_text(ratios: dict[str, float]) -> str:
     """`cpu copy 0.982×, cpu matmul 1.003×`."""
     return ", ".join(f"{name} {ratio:.3f}×" for name, ratio in sorted(ratios.items()))

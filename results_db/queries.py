@@ -337,6 +337,14 @@ def runs_frame(session: Session, counts: bool = True) -> pd.DataFrame:
     return read_frame(session, query)
 
 
+def session_looks(session: Session) -> dict[int, int]:
+    """Runs of `ab` sessions that looked at their cells halfway: run id → the round it looked after
+    (bench_runner.ab.look_round)."""
+    return {rid: int(p["ab"]["look"]) for rid, p in session.execute(select(Run.id, Run.provenance)
+                                                                  .where(Run.paired_with.is_not(None)))
+            if isinstance(p, dict) and isinstance(p.get("ab"), dict) and p["ab"].get("look")}
+
+
 def busy_at_start(session: Session) -> dict[int, list[str]]:
     """Runs that started on a busy machine: run id → why it looked busy."""
     return {rid: p["busy_at_start"] for rid, p in session.execute(select(Run.id, Run.provenance))

@@ -82,6 +82,12 @@ if paired:
                "`ab` session: each ratio comes from their per-cycle ratios, and a change is one whose interval "
                "excludes 1 and whose ratio lies beyond the threshold.")
 st.caption("**Floor**: " + wording.floor_note(result, threshold, floors, fingerprints).removeprefix("floor: ") + ".")
+if by == "runs":
+    look = wording.session_look([int(before)], [int(after)], dict(zip(runs["run_id"], runs["paired_with"])),
+                                dict(zip(runs["run_id"], runs["rounds"])), data.load_session_looks(url))
+    said = wording.look_note(result, look)
+    if said:
+        st.caption(f"**Rounds**: {said}.")
 if counts.get(stats.INCONCLUSIVE, 0):
     st.caption("**Inconclusive**: " + wording.inconclusive_note(result, threshold) + ". "
                + ("Some cells have a single round on a side: their intervals describe one process only."

@@ -158,9 +158,10 @@ def run(args) -> int:
         print("\n".join([f"{PROG} ab: no cell ended `ok` on both sides",
                          *(said for _, said in wording.change_notes(changes, *names))]), file=sys.stderr)
         return 1
-    report(table, args.format, *names, args.threshold, changes=changes)
+    looked = (look, rounds) if look else None
+    report(table, args.format, *names, args.threshold, changes=changes, look=looked)
     if args.markdown:
-        out_path(args.markdown).write_text(markdown(table, changes, *names, args.threshold))
+        out_path(args.markdown).write_text(markdown(table, changes, *names, args.threshold, looked))
         print(f"wrote {args.markdown}", file=sys.stderr)
     regressed = (len(table) and (table["verdict"] == stats.RUN_WORDS[0]).any()) or changes.failed()
     return 1 if args.fail_on_regression and regressed else 0
@@ -201,11 +202,12 @@ def _advance(bar, cell, rounds: int) -> None:
     bar.update(rounds)
 
 
-def markdown(table, changes, before_name: str, after_name: str, threshold: float) -> str:
+def markdown(table, changes, before_name: str, after_name: str, threshold: float,
+             look: tuple[int, int] | None = None) -> str:
     """The comparison as a Markdown table with its summary, for a pull request's description;
     below it, `changes` (comparison.CellChanges): the cells broken or failed anew on the head side
     (**Failed**), fixed there (**Fixed**), and `ok` on one side with no result on the other (**One
-    side only**)."""
+    side only**); `look`, the session's look (wording.look_note)."""
     from .. import wording
     from .compare import summary_lines
 
@@ -218,5 +220,5 @@ def markdown(table, changes, before_name: str, after_name: str, threshold: float
             "| --- | --- | --- | --- | --- | --- | --- |"]
     rows += [f"| {r.benchmark} | {r.method} | {r.backend} | {r.size} | {r.ratio:.3f} | "
              f"[{r.ci_low:.3f}, {r.ci_high:.3f}] | {r.verdict} |" for r in table.itertuples()]
-    return head + "\n".join(rows) + "\n\n" + "\n".join(f"- {line}" for line in summary_lines(table, {}, None,
-                                                                                          threshold)) + "\n" + failed
+    summary = summary_lines(table, {}, None, threshold, look=look)
+    return head + "\n".join(rows) + "\n\n" + "\n".join(f"- {line}" for line in summary) + "\n" + failed

@@ -98,7 +98,7 @@ def machine_change(session: Session, before_runs: list[int], after_runs: list[in
 
 def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float], caveat: str | None = None,
                   threshold: float = defaults.FLOOR, floor_note: str | None = None,
-                  busy: str | None = None) -> list[str]:
+                  busy: str | None = None, look: tuple[int, int] | None = None) -> list[str]:
     from .. import stats, wording
 
     counts = table["verdict"].value_counts()
@@ -109,9 +109,9 @@ def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float], caveat: 
                                           (*stats.RUN_WORDS, stats.NO_CHANGE, stats.INCONCLUSIVE)))
     if floor_note:
         lines.append(floor_note)
-    note = wording.inconclusive_note(table, threshold)
-    if note:
-        lines.append(note)
+    for note in (wording.inconclusive_note(table, threshold), wording.look_note(table, look)):
+        if note:
+            lines.append(note)
     if machine_drift:
         lines.append("machine drift (drift controls, after ÷ before): " + wording.drift_text(machine_drift))
     moved = wording.machine_moved_note(table)
@@ -143,13 +143,14 @@ CHANGES_IN_JSON = {"broken": "broken", "fixed": "fixed", "failed_new": "new", "o
 
 def report(table: pd.DataFrame, fmt: str, before_name: str, after_name: str, threshold: float,
            statistic: str = "median", machine_drift: dict | None = None, caveat: str | None = None,
-           floor_note: str | None = None, busy: str | None = None, changes=None) -> None:
+           floor_note: str | None = None, busy: str | None = None, changes=None,
+           look: tuple[int, int] | None = None) -> None:
     """A comparison table on standard output as `--format` asks: table, csv or json. `busy`
     (wording.busy_caveat) is said only where some cell was compared unpaired: cells that took
     turns shared whatever kept the machine busy. `changes` (comparison.CellChanges: the cells
     broken, fixed, failed anew, or `ok` on one side only) are said below the table, on standard
     error beside a csv, and in the json's `broken`, `fixed`, `failed_new`, `only_before` and
-    `only_after`; the table may then be empty."""
+    `only_after`; the table may then be empty. `look`: an `ab` session's look (wording.look_note)."""
     from .. import comparison, wording
 
     machine_drift = machine_drift or {}
@@ -188,13 +189,13 @@ def report(table: pd.DataFrame, fmt: str, before_name: str, after_name: str, thr
         print(f"{after_name} against {before_name}, ratio of {statistic}s, threshold {threshold:.0%}")
         print(shown.to_string(index=False))
         print()
-        print("\n".join(summary_lines(table, machine_drift, caveat, threshold, floor_note, busy)))
+        print("\n".join(summary_lines(table, machine_drift, caveat, threshold, floor_note, busy, look)))
         if said:
             print(said)
 
 
 def run(args) -> int:
-    from results_db import Run
+    from results_db import Run, queries
     from sqlalchemy import select
 
     from .. import comparison, history, stats, wording
@@ -209,8 +210,10 @@ def run(args) -> int:
         machine_drift, caveat, spelled, busy = machine_change(session, before_runs, after_runs,
                                                               (before_name, after_name))
         drift, floors, fingerprints = history.measured_drift(session, before_runs + after_runs)
-        timed_apart = wording.ab_side_note(before_runs, after_runs, {
-            r.id: r.paired_with for r in session.scalars(select(Run).where(Run.id.in_(before_runs + after_runs)))})
+        rows = session.scalars(select(Run).where(Run.id.in_(before_runs + after_runs))).all()
+        paired_with, rounds = {r.id: r.paired_with for r in rows}, {r.id: r.rounds for r in rows}
+        timed_apart = wording.ab_side_note(before_runs, after_runs, paired_with)
+        look = wording.session_look(before_runs, after_runs, paired_with, rounds, queries.session_looks(session))
         before_failed, after_failed = failures(session, args.before), failures(session, args.after)
         changes = comparison.cell_changes(before, after, before_failed, after_failed)
     table = comparison.comparison_table(before, after, args.threshold, statistic=args.statistic, spelled_runs=spelled,
@@ -225,7 +228,7 @@ def run(args) -> int:
         raise UsageError(f"no cell has `ok` results in both {before_name} and {after_name}{why}")
     table = comparison.in_cell_order(table)
     report(table, args.format, before_name, after_name, args.threshold, args.statistic, machine_drift, caveat,
-           wording.floor_note(table, args.threshold, floors, fingerprints), busy, changes)
+           wording.floor_note(table, args.threshold, floors, fingerprints), busy, changes, look)
     if timed_apart:  # below the table, or on stderr where stdout is data
         print(timed_apart, file=sys.stdout if args.format == "table" else sys.stderr)
     # A cell that fails after with nothing before is a kernel broken from its start: as bad as one that broke.

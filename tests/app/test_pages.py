@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from app import shaping
 from hadamard_bench import columns
-from tests.conftest import SIZES, seed, synthetic_time
+from tests.conftest import SIZES, seed, synthetic_time, unescaped
 
 PAGES = ["app_pages/overview.py", "app_pages/compare.py", "app_pages/scaling.py", "app_pages/roofline.py",
          "app_pages/runs.py", "app_pages/diff.py", "app_pages/history.py"]
@@ -567,8 +567,28 @@ def test_diff_shows_an_ab_sessions_paired_verdicts(db_url, monkeypatch):
     assert shown["paired"].all()
     assert shown["verdict"].to_dict() == {f"B=1 N={n} C=64 H=4": v for n, (*_, v) in SESSION.items()}
     assert not any("is a side of" in w.value for w in at.warning)
+    assert not any(c.value.startswith("**Rounds**") for c in at.caption)  # every cell took every round
     runs = render(db_url, monkeypatch, "app_pages/runs.py").dataframe[0].value
     assert runs.set_index("run_id")["paired_with"].to_dict() == {after: before, before: after}
+
+
+def test_diff_says_why_the_cells_a_session_decided_halfway_have_fewer_rounds(db_url, monkeypatch):
+    from sqlalchemy.orm import sessionmaker
+
+    import results_db
+    from results_db import Run
+    from tests.bench_runner.test_compare import plant_session
+
+    before, after = plant_session(db_url)  # three rounds of every cell
+    with sessionmaker(results_db.open_engine(db_url))() as session, session.begin():
+        for run in session.query(Run):  # as if the session had six, and looked after the third
+            run.rounds, run.provenance = 6, {**run.provenance, "ab": {"look": 3}}
+    at = render(db_url, monkeypatch, "app_pages/diff.py")
+    next(s for s in at.selectbox if s.label == "Before").set_value(before).run()
+    next(s for s in at.selectbox if s.label == "After").set_value(after).run()
+    assert not at.exception
+    said = [c.value for c in at.caption if c.value.startswith("**Rounds**")]
+    assert len(said) == 1 and "4 cells were timed for 3 of the session's 6 rounds" in unescaped(said[0]), said
 
 
 def test_the_overview_of_ab_sessions_alone_says_where_they_are(db_url, monkeypatch):

@@ -684,7 +684,8 @@ def test_a_cell_whose_verdict_is_known_halfway_is_timed_no_further(tmp_path, mon
                                     (f"sqlite:///{tmp_path / 'all.db'}", ["--all-rounds"], {"hadamard": 8, "relu": 8},
                                      None)):
         capsys.readouterr()
-        assert cli.main([*session, *more, "--db", url]) == 0
+        markdown = tmp_path / f"{look}.md"
+        assert cli.main([*session, *more, "--db", url, "--markdown", str(markdown)]) == 0
         out, err = capsys.readouterr()
         verdicts = {c["method"]: (c["verdict"], c["rounds"]) for c in json.loads(out)["cells"]}
         assert verdicts["hadamard"] == ("regression", rounds["hadamard"])
@@ -702,3 +703,8 @@ def test_a_cell_whose_verdict_is_known_halfway_is_timed_no_further(tmp_path, mon
         # the cell it decided.
         assert {m: stats.decided_early(stats.paired_log_ratios(stored[1, m], stored[2, m])[:4])
                 for m in rounds} == {"hadamard": True, "relu": False}
+        # Its report and a later `compare` of its runs say why a cell has fewer rounds than the session.
+        why = "1 cell was timed for 4 of the session's 8 rounds: the session looked at its cells after round 4"
+        assert (why in markdown.read_text()) == (look is not None)
+        assert cli.main(["compare", "1", "2", "--db", url]) == 0
+        assert (why in capsys.readouterr().out) == (look is not None)
