@@ -7,9 +7,8 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from app import claims, data, widgets
+from tests.app.test_pages import render
 from tests.conftest import unescaped
 
 CLAIM = {c.id: c for c in claims.CLAIMS}
@@ -194,12 +193,6 @@ def test_the_yardstick_ratio_comes_from_the_cycles_the_two_cells_shared():
     assert plain.yardstick_ratio == pytest.approx(1.0) and claims.interval_text(plain.yardstick_ci) is None
 
 
-def render(url, monkeypatch, page):
-    monkeypatch.setenv("HADAMARD_BENCH_DB", url)
-    at = AppTest.from_file("../../app/streamlit_app.py", default_timeout=60).run()
-    at.switch_page(page).run()
-    assert not at.exception, at.exception
-    return at
 
 
 def test_the_claims_page_judges_the_stored_results(seeded_db, monkeypatch):

@@ -15,10 +15,14 @@ PAGES = ["app_pages/overview.py", "app_pages/compare.py", "app_pages/scaling.py"
 
 
 def render(url, monkeypatch, page=None) -> AppTest:
+    """The dashboard on `url`, opened at `page` (by default the default page, Overview). Switched
+    to before the first run, as a link to the page opens it: a run of Overview first made every
+    render of another page take about twice as long."""
     monkeypatch.setenv("HADAMARD_BENCH_DB", url)
-    at = AppTest.from_file("../../app/streamlit_app.py", default_timeout=60).run()
+    at = AppTest.from_file("../../app/streamlit_app.py", default_timeout=60)
     if page:
-        at.switch_page(page).run()
+        at.switch_page(page)
+    at.run()
     assert not at.exception, at.exception
     return at
 
