@@ -80,7 +80,12 @@ def serve(factory: sessionmaker[Session], label: str, run_claimed: Callable[[int
                 return code
         return 0
     finally:
+        # The thread may be in the middle of a beat (waiting on SQLite's write lock, say) with the
+        # status it read before: left running, it committed "idle" after this "stopped", and a
+        # finished agent looked alive. It ends that beat first (a wait on the thread's event returns
+        # at once); a beat waits on SQLite's lock 30 s at most, and one stuck past a minute is left.
         beat.stopped.set()
+        beat.join(timeout=60)
         beat.status, beat.run_id = "stopped", None
         try:
             beat.beat()

@@ -73,6 +73,38 @@ def test_an_agent_fails_a_run_on_a_device_its_machine_lacks_and_says_so(db_url, 
         assert session.execute(select(Result.id)).first() is None  # nothing measured, nothing skipped
 
 
+def test_an_agent_leaving_while_its_heartbeat_writes_is_stopped_not_idle(db_url, monkeypatch):
+    """The heartbeat thread, in the middle of writing "idle" when the agent leaves, used to commit it
+    after the agent's "stopped" (seen once in CI: two agents on SQLite, one waiting on the other's
+    lock). The agent's last word is "stopped" however long that beat takes."""
+    from bench_runner import agent
+
+    in_beat, committed = threading.Event(), []
+    write = store.heartbeat
+
+    def slow_heartbeat(session, label, hostname, machine_id, pid, status, *args, **kwargs):
+        if threading.current_thread().name.startswith("heartbeat-"):
+            in_beat.set()
+            threading.Event().wait(0.5)  # a beat waiting on the database
+        write(session, label, hostname, machine_id, pid, status, *args, **kwargs)
+        committed.append(status)
+
+    def no_run_once_the_thread_beats(*args):
+        assert in_beat.wait(10)
+        return None
+
+    monkeypatch.setattr(store, "heartbeat", slow_heartbeat)
+    monkeypatch.setattr(store, "claim_run", no_run_once_the_thread_beats)
+    factory = sessionmaker(results_db.open_engine(db_url))
+    assert agent.serve(factory, "lab", lambda run_id: 0, once=True, poll_s=0.05, say=lambda line: None) == 0
+    for thread in threading.enumerate():  # whatever it still had to write is written
+        if thread.name.startswith("heartbeat-"):
+            thread.join(timeout=10)
+    assert committed[0] == "idle" and committed[-1] == "stopped", committed
+    with factory() as session:
+        assert list(queries.agents_frame(session)["status"]) == ["stopped"]
+
+
 @pytest.mark.slow
 def test_two_agents_run_each_queued_run_exactly_once(store_url, capsys):
     # Two runs for two agents polling together: each claim races the other agent's. (The runs then
