@@ -46,12 +46,13 @@ test: $(VENV)/.test-deps
 	$(PY) -m pytest -m "$(FAST_TIER)" $(PARALLEL)
 
 ## test-all: every test, the 25 slowest named at the end (.ci/run runs this)
-# Two workers more than the CPUs: much of this tier waits on processes it started (runs, agents, a
-# Ray cluster, a browser). On two cores, from a fresh clone with every compile cold, pytest took
-# 14:22 with three workers and 13:10 with four, at the same commit.
+# A worker per CPU, as the fast tier. Workers beyond the CPUs were meant to fill the time this tier
+# waits on processes it started (runs, agents, a Ray cluster, a browser), but every worker's torch
+# runs a thread per CPU too, and the CPUs went to threads contending for them: on two cores, from a
+# fresh clone with every compile cold, at 20dc5d9, pytest took 902 s with six workers, 733 and 743
+# with four, 708 with three and 693 with two (test_checks' compiles alone 385 s with four, 183 with two).
 test-all: $(VENV)/.test-all-deps
-	$(PY) -m pytest -n $$(( $(WORKERS) > 0 ? $(WORKERS) + 2 : 0 )) --dist loadscope --no-loadscope-reorder \
-		--durations=25
+	$(PY) -m pytest $(PARALLEL) --durations=25
 
 ## bench: pytest-benchmark tests of the tool's hot paths, into results/bench.json (not part of `make test`)
 bench: $(VENV)/.test-deps
