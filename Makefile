@@ -48,9 +48,10 @@ test: $(VENV)/.test-deps
 ## test-all: every test, the 25 slowest named at the end (.ci/run runs this)
 # A worker per CPU, as the fast tier. Workers beyond the CPUs were meant to fill the time this tier
 # waits on processes it started (runs, agents, a Ray cluster, a browser), but every worker's torch
-# runs a thread per CPU too, and the CPUs went to threads contending for them: on two cores, from a
-# fresh clone with every compile cold, at 20dc5d9, pytest took 902 s with six workers, 733 and 743
-# with four, 708 with three and 693 with two (test_checks' compiles alone 385 s with four, 183 with two).
+# runs a thread per CPU too. On two cores, from fresh clones with every compile cold (80c4ddd to
+# 8a9f0f0, the tests alike), pytest took 902 s with six workers, 733 and 743 with four, 708 with
+# three, 693 and 744 with two: no faster with more than two, within one run's spread, and slower
+# with six. CPU time: 19.6 and 21.5 minutes with two workers, 21.6 and 22.2 with four.
 test-all: $(VENV)/.test-all-deps
 	$(PY) -m pytest $(PARALLEL) --durations=25
 

@@ -89,8 +89,8 @@ def test_a_finished_pass_lets_its_processes_exit_instead_of_terminating_them(mon
 @pytest.mark.slow
 def test_the_processes_compiling_ahead_print_no_warnings(capfd):
     """mcb's FFT has Inductor warn, in each process, that it makes no code for complex operators.
-    One process is enough: each is started alike (precompile._start); two doubled this test's
-    minute of a cold .ci/run for nothing more."""
+    One process is enough: each is started alike (precompile._start); two built the same cell at
+    once, 44-71 s of a cold .ci/run, for nothing more."""
     size = tuple(real.benchmarks["bimodal_fusion"].sizes("smoke")[0].items())
     cells = [Cell("bimodal_fusion", "mcb", "compile", size, "cpu", "float32", "forward")]
     done = precompile.compile_ahead(cells, FAST, 1, 1, 300)
