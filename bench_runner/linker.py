@@ -10,10 +10,13 @@ kernel function matched once addresses were set aside (2026-12-03); only where t
 places them differs.
 
 Inductor tells gcc from clang by the compiler's name (a path ending in g++ is gcc) and keeps
-the compiler's path in its cache key, so the script is named g++ and stays at one path per
-cache folder: every process of a run, and every later run, finds the code the others built.
-Nothing changes where the user chose a compiler (CXX), where g++ is missing, or where neither
-linker links a test library.
+the compiler's path in its cache keys, so the script is named g++ and stays at one path: every
+process of a run, and every later run, finds the code the others built. That path is in
+Inductor's default folder (torchinductor_<user> in the temporary folder), whatever cache folder
+a run chooses (TORCHINDUCTOR_CACHE_DIR), because Inductor keeps its precompiled headers there,
+one per compiler path: a script in each cache folder had each new folder build its own, 6-7 s of
+g++ and 155 MB on a 2-vCPU VM. Nothing changes where the user chose a compiler (CXX), where g++
+is missing, or where neither linker links a test library.
 """
 
 from __future__ import annotations
@@ -49,47 +52,48 @@ def _links(gxx: str, linker: str) -> bool:
         return done.returncode == 0
 
 
-INDUCTOR_CACHE_RULE = "torch._inductor.runtime.cache_dir_utils"  # Inductor's cache_dir(), in a module of its own
+INDUCTOR_CACHE_RULE = "torch._inductor.runtime.cache_dir_utils"  # Inductor's cache folders, in a module of their own
 
 
 @functools.cache
 def _inductor_cache_rule():
-    """Inductor's own cache_dir(), loaded from its file where the process has not imported
-    Inductor: importing it by name runs torch._inductor's package first, which imports Dynamo
-    (1.5 s on a 2-vCPU VM), a price a run of eager cells would pay only to name its linker. The
-    module imports nothing of torch's but torch._environment."""
+    """Inductor's own module of cache_dir() and default_cache_dir(), loaded from its file where the
+    process has not imported Inductor: importing it by name runs torch._inductor's package first,
+    which imports Dynamo (1.5 s on a 2-vCPU VM), a price a run of eager cells would pay only to
+    name its linker. The module imports nothing of torch's but torch._environment."""
     if INDUCTOR_CACHE_RULE in sys.modules:
-        return sys.modules[INDUCTOR_CACHE_RULE].cache_dir
+        return sys.modules[INDUCTOR_CACHE_RULE]
     import torch
 
     path = Path(torch.__file__).parent.joinpath(*INDUCTOR_CACHE_RULE.split(".")[1:]).with_suffix(".py")
     spec = importlib.util.spec_from_file_location("hadamard_bench_inductor_cache_rule", path)
     if spec is None or not path.is_file():  # another torch's layout: import it as Inductor does
-        return importlib.import_module(INDUCTOR_CACHE_RULE).cache_dir
+        return importlib.import_module(INDUCTOR_CACHE_RULE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.cache_dir
+    return module
 
 
 def inductor_cache() -> Path:
     """Inductor's cache folder (TORCHINDUCTOR_CACHE_DIR, else torchinductor_<user> in the
     temporary folder), made if missing, as Inductor finds it."""
-    return Path(_inductor_cache_rule()())
+    return Path(_inductor_cache_rule().cache_dir())
 
 
 def _folder() -> Path:
-    return inductor_cache() / "hadamard_bench" / "link"
+    """Where the script is written: beside Inductor's precompiled headers, not in the cache folder."""
+    return Path(_inductor_cache_rule().default_cache_dir()) / "hadamard_bench" / "link"
 
 
 def wrapper() -> Path | None:
-    """The g++ script that links with the faster linker, in Inductor's cache folder, written if
+    """The g++ script that links with the faster linker, in Inductor's default folder, written if
     missing; None where none applies (the user's CXX, no g++, not Linux, no linker that works)."""
     if os.environ.get("CXX") or sys.platform != "linux":
         return None
     return _wrapper_in(_folder())
 
 
-@functools.cache  # a probe link is a tenth of a second: once per process and cache folder
+@functools.cache  # a probe link is a tenth of a second: once per process and folder
 def _wrapper_in(folder: Path) -> Path | None:
     gxx = shutil.which("g++")
     if gxx is None:

@@ -45,7 +45,10 @@ def main() -> int:
     if url is None:
         scratch = tempfile.mkdtemp()
         url = f"sqlite:///{scratch}/quick.db"
-        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": f"{scratch}/inductor"}  # cold, as on a fresh machine
+        # Cold, as on a fresh machine: a new cache folder, and a new temporary folder for Inductor's
+        # default one, where it keeps its precompiled headers whatever the cache folder.
+        os.mkdir(f"{scratch}/tmp")
+        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": f"{scratch}/inductor", "TMPDIR": f"{scratch}/tmp"}
         with disturbance(args.disturb):
             subprocess.run([sys.executable, "-m", "bench_runner", "run", "--suite", "quick", "--device", "cpu",
                             "--db", url, "--quiet"], cwd=ROOT, env=env, check=True)
