@@ -58,7 +58,8 @@ COLUMNS = {
     "density": "a pruned layer's share of kept weights (pruned_linear)",
     "energy_j_per_call": "joules per call from the GPU's energy counter (`run --energy`)",
     "failed_rounds": "how many of the cell's rounds failed after an `ok` one; `message` says how",
-    "first_call_s": "seconds of the cell's first call, compiling included",
+    "first_call_s": "seconds of the cell's first call, compiling included (torch.compile's one-time start in "
+                    "the process not)",
     "gbps": "`bytes` over `time_median_s`, in GB/s",
     "gflops": "`flops` over `time_median_s`, in GFLOP/s",
     "intensity": "`flops` per byte of `bytes`",
