@@ -153,7 +153,7 @@ def test_a_compiled_train_cell_traces_only_the_graph_it_times():
     assert counters["stats"]["unique_graphs"] == 1
 
 
-def test_the_compiler_starts_before_a_process_first_compiled_cell_and_not_for_eager_ones(monkeypatch):
+def test_a_process_starts_the_compiler_before_its_first_compiled_cell_and_not_for_eager_ones(monkeypatch):
     """torch.compile's one-time start in a process (2.0-2.5 s on a 2-vCPU VM) is taken before the
     first compiled cell's first call, so that its first_call_s is its own, as every later cell's is."""
     import functools
