@@ -46,7 +46,7 @@ def _exponents(exponents) -> str:
     return " · ".join(f"{p}^{e:g}" for p, e in exponents.items()) or "—"
 
 
-def _checks() -> list[str]:
+def _checks(catalogue: Catalogue) -> list[str]:
     dtypes = {torch_dtype: name for name, torch_dtype in DTYPES.items()}
     tolerances = "; ".join(f"{dtypes[d]}: rtol {t['rtol']:g}, atol {t['atol']:g}" for d, t in TOLERANCES.items())
     return [
@@ -56,7 +56,9 @@ def _checks() -> list[str]:
         "",
         "1. **Against a float64 reference.** The backend's output is compared with the same module run in "
         f"float64 on the same (already rounded) weights and inputs ({tolerances}); a difference is stored as "
-        "`mismatch` and not timed. A method whose output is random (dropout) declares a structural check instead.",
+        "`mismatch` and not timed. A method whose output is random (dropout) declares a structural check instead; "
+        "one whose float64 run has no fast kernel declares a float64 formula of the same function to check against "
+        f"({_ids(m.id for m in catalogue.methods() if m.float64_reference is not None) or 'none'}).",
         "2. **FLOPs counted as well as derived.** The method's analytic formula must agree within "
         f"{flops.AGREEMENT:.0%} with the count taken while it runs (`torch.utils.flop_counter` extended to "
         "element-wise ops: one FLOP per output element, so the Hadamard product itself is counted).",
@@ -75,7 +77,7 @@ def document(catalogue: Catalogue) -> str:
            "element-wise-product primitives; a *baseline* is the operator it replaces; a *reference* is a "
            "yardstick (a copy, a plain linear layer). Time exponents are the theoretical growth of runtime in "
            "each size parameter.", "", overview_table(catalogue).replace("(docs/catalogue.md#", "(#"), "",
-           *_checks()]
+           *_checks(catalogue)]
     for domain, title in DOMAINS.items():
         out += ["", f"## {title}"]
         for bench in (b for b in catalogue.benchmarks.values() if b.domain == domain):

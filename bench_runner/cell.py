@@ -409,7 +409,7 @@ def _prepare(catalogue: Catalogue, cell: Cell, policy: defaults.TimingPolicy, cl
             if mismatch:
                 return CellOutcome("mismatch", mismatch)
             provenance = {**machine.cell_provenance(cell.device),
-                          "check": reference.OWN_CHECK if method.check is not None else plan[1]}
+                          "check": reference.check_label(method, plan)}
         del actual
 
     call = _mode_call(fn, module, inputs, cell.mode)

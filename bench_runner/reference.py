@@ -2,7 +2,8 @@
 
 A cell's module is built again from the same seed and weights in float64 (float32 where float64
 fits nowhere), on its device or, where that cannot hold it, on the host; the cell's output must
-match it within its dtype's tolerance. Methods whose output is random (dropout) bring their own
+match its output (or the method's `float64_reference`, the same function computed a faster way)
+within the cell dtype's tolerance. Methods whose output is random (dropout) bring their own
 structural check instead.
 """
 
@@ -32,6 +33,14 @@ FLOAT64_HERE = "float64 reference"
 FLOAT64_ON_HOST = "float64 reference on the host (the device could not hold it)"
 FLOAT32_REFERENCE = "float32 reference (float64 fits nowhere)"
 OWN_CHECK = "the method's own structural check"
+BY_ITS_FORMULA = ", by the method's float64 formula"  # after a label above: Method.float64_reference
+
+
+def check_label(method, plan: tuple[str, str]) -> str:
+    """What a cell's output was checked against, as its provenance says."""
+    if method.check is not None:
+        return OWN_CHECK
+    return plan[1] + (BY_ITS_FORMULA if method.float64_reference is not None else "")
 
 
 def reference_plan(need_cell: float, need_float64: float, need_float32: float, dtype: torch.dtype,
@@ -100,8 +109,9 @@ def check(method, size, device, dtype, inputs, actual, plan: tuple[str, str],
     precision = torch.float32 if label == FLOAT32_REFERENCE else torch.float64
 
     def compute() -> torch.Tensor:
-        return _build(method, size, device, dtype, where, precision)(
-            *(t.to(device=where, dtype=precision) if t.is_floating_point() else t.to(where) for t in inputs))
+        module = _build(method, size, device, dtype, where, precision)
+        args = [t.to(device=where, dtype=precision) if t.is_floating_point() else t.to(where) for t in inputs]
+        return module(*args) if method.float64_reference is None else method.float64_reference(module, *args)
 
     try:
         if method.check is not None:

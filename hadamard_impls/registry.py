@@ -44,6 +44,11 @@ class Method:
     # For a method whose output is random (dropout): asserts on (inputs, output) that
     # replace the comparison with a float64 reference.
     check: Callable[[tuple, torch.Tensor], None] | None = None
+    # The correctness check's float64 reference computed another way than by running the module in
+    # float64, from (the module built in float64, its float64 inputs): for a method whose float64 run
+    # has no fast kernel (a direct convolution), the same function by a formula exact to far below
+    # the checks' tolerances. None: the module itself, in float64.
+    float64_reference: Callable[..., torch.Tensor] | None = None
     # Forward and backward; by default the usual 3 × forward (the backward computes
     # gradients for both the inputs and the weights, twice the forward's work).
     train_flops: Callable[[Size], float] | None = None
@@ -94,6 +99,7 @@ class Benchmark:
         backends: tuple[str, ...] = ("eager", "compile"),
         memory: Callable[[Size, int], float] | None = None,
         check: Callable[[tuple, torch.Tensor], None] | None = None,
+        float64_reference: Callable[..., torch.Tensor] | None = None,
         train_flops: Callable[[Size], float] | None = None,
         against: tuple[str, ...] = (),
         cudnn: tuple[str, ...] = (),
@@ -112,7 +118,8 @@ class Benchmark:
             self.methods[id] = Method(
                 id=id, benchmark=self.id, role=role, summary=doc[0], latex=latex,
                 build=build, flops=flops, bytes=bytes, exponents=dict(exponents),
-                backends=backends, memory=memory, check=check, train_flops=train_flops,
+                backends=backends, memory=memory, check=check, float64_reference=float64_reference,
+                train_flops=train_flops,
                 against=tuple(against), cudnn=tuple(cudnn),
             )
             return build

@@ -16,6 +16,7 @@ from bench_runner import flops, reference, selection, sweep
 from bench_runner.cell import Cell, run_cell, run_group
 from bench_runner.executor import InProcess
 from results_db import queries
+from tests.bench_runner import toy
 from tests.bench_runner.toy import FAST, toy_catalogue
 
 def cell(method, device="cpu", mode="forward"):
@@ -57,6 +58,29 @@ def test_a_wrong_result_is_a_mismatch_and_is_not_timed():
     assert outcome.status == "mismatch"
     assert "float64 reference" in outcome.message
     assert outcome.metrics == {}
+
+
+def _with_a_formula(formula):
+    """The toy catalogue with one more method, `scaled`: Scale(2.0), checked against `formula`."""
+    catalogue = toy_catalogue()
+
+    def scaled(size):
+        """A toy method whose float64 reference is a formula of its own."""
+        return toy.Scale(2.0)
+    catalogue.benchmarks["toy"].method("scaled", role="baseline", latex="y", flops=lambda s: s["n"],
+                                       bytes=lambda s, i: 2 * s["n"] * i, exponents={"n": 1},
+                                       backends=("eager",), float64_reference=formula)(scaled)
+    return catalogue
+
+
+def test_a_method_with_a_float64_formula_is_checked_against_it_and_says_so():
+    right = run_cell(_with_a_formula(lambda module, a: 2 * a), cell("scaled"), FAST)
+    assert right.status == "ok"
+    assert right.provenance["check"] == reference.FLOAT64_HERE + reference.BY_ITS_FORMULA
+    # The formula, not the module run in float64, is what the output must match.
+    wrong = run_cell(_with_a_formula(lambda module, a: 3 * a), cell("scaled"), FAST)
+    assert wrong.status == "mismatch"
+    assert "float64 reference" in wrong.message
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a CUDA device")

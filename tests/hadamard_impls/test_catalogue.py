@@ -82,6 +82,21 @@ def test_every_method_and_backend_runs_and_matches_its_reference(method, backend
         outcome.metrics["flops"], rel=0.15 if mode == "train" else 0.10)
 
 
+@pytest.mark.parametrize("method", [m for m in catalogue.methods() if m.float64_reference is not None],
+                         ids=lambda m: f"{m.benchmark}.{m.id}")
+def test_a_declared_float64_formula_equals_the_module_run_in_float64(method):
+    """What a cell's check runs instead of the module in float64 must be the same function: at the
+    smoke size and the quick suite's two smallest (the largest would take the module seconds)."""
+    bench = catalogue.benchmarks[method.benchmark]
+    for size in bench.sizes("smoke") + bench.sizes("quick")[:2]:
+        torch.manual_seed(0)
+        module = method.build(size).to(torch.float64)
+        inputs = bench.inputs(size, "cpu", torch.float64)
+        with torch.no_grad():
+            torch.testing.assert_close(method.float64_reference(module, *inputs), module(*inputs),
+                                       rtol=1e-9, atol=1e-9)
+
+
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 def test_low_precision_runs_within_its_tolerance(dtype):
     size = catalogue.benchmarks["gated_ffn"].sizes("smoke")[0]
