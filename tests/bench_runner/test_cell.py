@@ -16,8 +16,7 @@ from bench_runner import flops, reference, selection, sweep
 from bench_runner.cell import Cell, run_cell, run_group
 from bench_runner.executor import InProcess
 from results_db import queries
-from tests.bench_runner import toy
-from tests.bench_runner.toy import FAST, toy_catalogue
+from tests.bench_runner.toy import FAST, TOY_METHOD, Scale, toy_catalogue
 
 def cell(method, device="cpu", mode="forward"):
     return Cell("toy", method, "eager", (("n", 8),), device, "float32", mode)
@@ -66,10 +65,8 @@ def _with_a_formula(formula):
 
     def scaled(size):
         """A toy method whose float64 reference is a formula of its own."""
-        return toy.Scale(2.0)
-    catalogue.benchmarks["toy"].method("scaled", role="baseline", latex="y", flops=lambda s: s["n"],
-                                       bytes=lambda s, i: 2 * s["n"] * i, exponents={"n": 1},
-                                       backends=("eager",), float64_reference=formula)(scaled)
+        return Scale(2.0)
+    catalogue.benchmarks["toy"].method("scaled", role="baseline", float64_reference=formula, **TOY_METHOD)(scaled)
     return catalogue
 
 

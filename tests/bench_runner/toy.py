@@ -67,28 +67,31 @@ class Killed(nn.Module):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+# What every toy method declares but its module and role.
+TOY_METHOD = dict(latex="y", flops=lambda s: s["n"], bytes=lambda s, i: 2 * s["n"] * i, exponents={"n": 1},
+                  backends=("eager",))
+
+
 def toy_catalogue() -> Catalogue:
     cat = Catalogue()
     bench = cat.benchmark("toy", domain="efficient", title="toy", contract="a (n,) → (n,)", params=("n",),
                           sweeps={s: [{"n": 8}, {"n": 16}] for s in ("smoke", "quick", "full")},
                           make_inputs=lambda s, g: (torch.randn(s["n"], generator=g),))
-    common = dict(latex="y", flops=lambda s: s["n"], bytes=lambda s, i: 2 * s["n"] * i, exponents={"n": 1},
-                  backends=("eager",))
-    _add(bench, common, [("double", lambda: Scale(2.0), "hadamard"), ("raises", Raises, "baseline"),
+    _add(bench, [("double", lambda: Scale(2.0), "hadamard"), ("raises", Raises, "baseline"),
                          ("exhausts", Exhausts, "baseline"), ("drifts", Drifts, "baseline")])
     crash = cat.benchmark("toy_crash", domain="efficient", title="toy that crashes", contract="a (n,) → (n,)",
                           params=("n",), sweeps={s: [{"n": 8}] for s in ("smoke", "quick", "full")},
                           make_inputs=lambda s, g: (torch.randn(s["n"], generator=g),))
-    _add(crash, common, [("double", lambda: Scale(2.0), "hadamard"), ("segfaults", Segfaults, "baseline"),
+    _add(crash, [("double", lambda: Scale(2.0), "hadamard"), ("segfaults", Segfaults, "baseline"),
                          ("hangs", Hangs, "baseline"), ("killed", Killed, "baseline")])
     return cat
 
 
-def _add(bench, common, methods) -> None:
+def _add(bench, methods) -> None:
     for name, module, role in methods:
         def build(size, module=module):
             """A toy method for the runner's tests."""
             return module()
-        bench.method(name, role=role, **common)(build)
+        bench.method(name, role=role, **TOY_METHOD)(build)
 
 
