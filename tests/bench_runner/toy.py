@@ -78,12 +78,12 @@ def toy_catalogue() -> Catalogue:
                           sweeps={s: [{"n": 8}, {"n": 16}] for s in ("smoke", "quick", "full")},
                           make_inputs=lambda s, g: (torch.randn(s["n"], generator=g),))
     _add(bench, [("double", lambda: Scale(2.0), "hadamard"), ("raises", Raises, "baseline"),
-                         ("exhausts", Exhausts, "baseline"), ("drifts", Drifts, "baseline")])
+                 ("exhausts", Exhausts, "baseline"), ("drifts", Drifts, "baseline")])
     crash = cat.benchmark("toy_crash", domain="efficient", title="toy that crashes", contract="a (n,) → (n,)",
                           params=("n",), sweeps={s: [{"n": 8}] for s in ("smoke", "quick", "full")},
                           make_inputs=lambda s, g: (torch.randn(s["n"], generator=g),))
     _add(crash, [("double", lambda: Scale(2.0), "hadamard"), ("segfaults", Segfaults, "baseline"),
-                         ("hangs", Hangs, "baseline"), ("killed", Killed, "baseline")])
+                 ("hangs", Hangs, "baseline"), ("killed", Killed, "baseline")])
     return cat
 
 
