@@ -81,11 +81,41 @@ def page(tmp_path):
         browser.close()
 
 
+# Streamlit marks its app element with the state of the page's script run ("initial" until the
+# first run starts) and of its connection; a Plotly chart is drawn by the browser after the run
+# that sent it, once its code has loaded (up to 2 s later on the first chart of a visit).
+SETTLED = """() => {
+    const app = document.querySelector("[data-testid='stApp']");
+    return app !== null && app.dataset.testScriptState === "notRunning"
+        && app.dataset.testConnectionState === "CONNECTED"
+        && [...document.querySelectorAll("[data-testid='stPlotlyChart']")].every(c => c.querySelector(".main-svg"));
+}"""
+# From now on, counts the runs of the page's script that start: a widget's change starts one a
+# moment after the click, which waiting for SETTLED alone would find not yet begun.
+COUNT_RUNS = """() => {
+    window.hbRuns = 0;
+    const app = document.querySelector("[data-testid='stApp']");
+    new MutationObserver(() => { if (app.dataset.testScriptState === "running") window.hbRuns += 1; })
+        .observe(app, {attributes: true, attributeFilter: ["data-test-script-state"]});
+}"""
+
+
+def _settled(page) -> None:
+    """Until the page's script has run to its end, every chart it sent is drawn, and that still
+    holds a moment later (a page may start another run of itself, as the Runs page does to poll).
+    It replaced a fixed pause of 1.5 s after each step, which on a loaded machine could be too
+    short and on a quiet one spent 40 s of this module's 100 waiting."""
+    for _ in range(100):
+        page.wait_for_function(SETTLED, timeout=60_000)
+        page.wait_for_timeout(300)
+        if page.evaluate(SETTLED):
+            return
+    raise AssertionError("the page never settled: " + page.inner_text("body")[:2000])
+
+
 def _open(page, url: str):
     page.goto(url)
-    page.wait_for_selector("[data-testid='stAppViewContainer']", timeout=60_000)
-    page.wait_for_load_state("networkidle")
-    page.wait_for_timeout(1500)
+    _settled(page)
     assert page.locator("[data-testid='stException']").count() == 0, page.inner_text("body")[:2000]
 
 
@@ -99,8 +129,10 @@ def _choose(page, label: str, option: str) -> None:
     """Pick `option` in the selectbox labelled `label`."""
     box = page.locator("[data-testid='stSelectbox']").filter(has_text=label).first
     box.click()
+    page.evaluate(COUNT_RUNS)
     page.get_by_role("option", name=option, exact=True).first.click()
-    page.wait_for_timeout(1500)
+    page.wait_for_function("() => window.hbRuns > 0", timeout=60_000)  # the run the choice started
+    _settled(page)
 
 
 def _start_a_smoke_run(page, base: str, db_url: str, tmp_path) -> None:
@@ -185,7 +217,7 @@ def test_hostile_imported_text_makes_no_request_link_or_image(served_hostile, pa
     for path in ("", "compare", "scaling", "roofline", "runs", "diff", "history", "claims"):
         _open(page, f"{base}/{path}")
         page.wait_for_selector("h1", timeout=60_000)  # the page's own content, not only the frame
-        page.wait_for_timeout(1000)
+        page.wait_for_load_state("networkidle")  # any request the page's content made has been sent
         made = page.locator(f"img[src*='{HOST}'], a[href*='{HOST}'], image[href*='{HOST}']")
         assert made.count() == 0, (path, [made.nth(i).evaluate(
             "e => { let p = e; while (p && !(p.dataset && p.dataset.testid)) p = p.parentElement; "
@@ -193,7 +225,6 @@ def test_hostile_imported_text_makes_no_request_link_or_image(served_hostile, pa
         assert page.locator("script:has-text('alert(1)')").count() == 0, path
         if path == "":  # the hostile strings are on the page, as text
             page.wait_for_selector("text=stored results", timeout=60_000)
-            page.wait_for_timeout(1000)
             _shot(page, "hostile-overview", tmp_path)
             assert HOST in page.inner_text("body")
     leaving = [u for u in requested if not u.startswith(base) and not u.startswith(("data:", "blob:"))]
