@@ -28,10 +28,11 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture
-def sound(tmp_path) -> Path:
-    """A results file of RUNS runs, its write-ahead log folded in: every byte in the file itself."""
-    path = tmp_path / "results.db"
+@pytest.fixture(scope="module")
+def sound_bytes(tmp_path_factory) -> bytes:
+    """A results file of RUNS runs, its write-ahead log folded in: every byte in the file itself.
+    Made once for the module (twelve seedings, about a second), and copied for each test."""
+    path = tmp_path_factory.mktemp("sound") / "results.db"
     for _ in range(RUNS):
         seed(f"sqlite:///{path}")
     gc.collect()  # the seeding engines' pooled connections, closed
@@ -39,6 +40,14 @@ def sound(tmp_path) -> Path:
         db.execute("UPDATE result SET message = 'THE-DAMAGED-PAGE' WHERE id = 50")
         db.commit()
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path.read_bytes()
+
+
+@pytest.fixture
+def sound(sound_bytes, tmp_path) -> Path:
+    """The sound file, this test's own copy."""
+    path = tmp_path / "results.db"
+    path.write_bytes(sound_bytes)
     return path
 
 
