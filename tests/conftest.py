@@ -32,7 +32,7 @@ from results_db import store  # noqa: E402
 
 # Every AppTest Streamlit starts reads the metadata of every installed distribution, looking for
 # the dashboard components they might ship (a served dashboard does so once, as it starts): 0.1 s
-# a render here, a sixth of the dashboard tests' time. What is installed does not change while the
+# a render here, a fifth of test_pages' time. What is installed does not change while the
 # tests run, so they look once. (A Streamlit without that scanner runs the tests as before.)
 try:
     from streamlit.components.v2 import manifest_scanner
@@ -40,6 +40,7 @@ except ImportError:
     manifest_scanner = None
 if hasattr(manifest_scanner, "scan_component_manifests"):
     manifest_scanner.scan_component_manifests = functools.cache(manifest_scanner.scan_component_manifests)
+
 
 def required_in_ci(module: str, reason: str):
     """The module, as pytest.importorskip gives it; but under CI=true, where .ci/run installs
