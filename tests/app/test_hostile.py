@@ -70,3 +70,11 @@ def test_visible_spells_out_format_characters_and_cuts_long_text():
     assert text.visible("a\u202eb\u200bc\n\nd") == "a⟨U+202E⟩b⟨U+200B⟩c d"
     assert text.visible("x" * 10_000) == "x" * (text.LIMIT - 1) + "…"
     assert text.code("ok_id") == "`ok_id`" and text.code("a`b") == r"a\`b"
+
+
+def test_plotly_text_escapes_the_html_plotly_would_draw():
+    """Plotly draws a subset of HTML in trace names, labels and annotations, links among them, and
+    drops the rest (the hostile bundle's <img> ids draw nothing either way); stored text reaches it
+    escaped, its format characters spelled out."""
+    shown = text.plotly(f"m<a href='http://{HOST}/a'>a</a> <b>b</b>\u202e & x")
+    assert shown == f"m&lt;a href='http://{HOST}/a'&gt;a&lt;/a&gt; &lt;b&gt;b&lt;/b&gt;⟨U+202E⟩ &amp; x"
