@@ -94,11 +94,14 @@ SETTLED = """() => {
 # From now on, counts the runs of the page's script that start: a widget's change starts one a
 # moment after the click, which waiting for SETTLED alone would find not yet begun. (Inside a
 # form a choice starts none; a page's own timed fragments, as the Runs page's, start some too.)
+# The observer is set once a page load; each choice only sets the count back to 0.
 COUNT_RUNS = """() => {
+    if (window.hbRuns === undefined) {
+        const app = document.querySelector("[data-testid='stApp']");
+        new MutationObserver(() => { if (app.dataset.testScriptState === "running") window.hbRuns += 1; })
+            .observe(app, {attributes: true, attributeFilter: ["data-test-script-state"]});
+    }
     window.hbRuns = 0;
-    const app = document.querySelector("[data-testid='stApp']");
-    new MutationObserver(() => { if (app.dataset.testScriptState === "running") window.hbRuns += 1; })
-        .observe(app, {attributes: true, attributeFilter: ["data-test-script-state"]});
 }"""
 
 
