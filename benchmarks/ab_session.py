@@ -37,7 +37,7 @@ from bench_runner.commands import compare  # noqa: E402
 from docs_section import write_section  # noqa: E402
 from results_db import Run, queries  # noqa: E402
 from reproducibility import BENCHMARKS, SELECTION, scratch_db  # noqa: E402
-from speedup_aa import DISTURB_HELP, DISTURBED, disturbance  # noqa: E402
+from neighbour import DISTURB_HELP, DISTURBED, disturbance  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
 

@@ -31,7 +31,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from docs_section import current_commit, write_section  # noqa: E402
-from speedup_aa import DISTURBED, disturbance  # noqa: E402
+from neighbour import DISTURBED, disturbance  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
 CALLS = 50  # per block: 1-15 ms of calls here, shorter than the neighbour's one-second phases

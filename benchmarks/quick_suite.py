@@ -27,7 +27,7 @@ from sqlalchemy.orm import sessionmaker
 ROOT = Path(__file__).resolve().parent.parent
 
 from docs_section import write_section  # noqa: E402
-from speedup_aa import DISTURB_HELP, DISTURBED, disturbance  # noqa: E402
+from neighbour import DISTURB_HELP, DISTURBED, disturbance  # noqa: E402
 import results_db  # noqa: E402
 from results_db import queries  # noqa: E402
 from results_db.models import RoundRecord, Run  # noqa: E402

@@ -52,7 +52,7 @@ from bench_runner import defaults, selection, speedups, timing  # noqa: E402
 from bench_runner.cell import prepare  # noqa: E402
 from docs_section import current_commit, write_section  # noqa: E402
 from hadamard_bench.plugins import loaded_catalogue  # noqa: E402
-from speedup_aa import DISTURB_HELP, DISTURBED, disturbance  # noqa: E402
+from neighbour import DISTURB_HELP, DISTURBED, disturbance  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
 BENCHMARKS = ["gated_ffn", "bimodal_fusion", "token_mixing", "elementwise"]

@@ -27,10 +27,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +40,7 @@ from bench_runner import comparison, speedups, stats  # noqa: E402
 from hadamard_bench.vocabulary import CELL_KEY  # noqa: E402
 from bench_runner.commands import compare  # noqa: E402
 from docs_section import write_section  # noqa: E402
+from neighbour import DISTURB_HELP, DISTURBED, disturbance  # noqa: E402
 from reproducibility import SELECTION, bench_runner, scratch_db, verdict_rates  # noqa: E402
 from results_db import Run, queries  # noqa: E402
 
@@ -53,21 +52,6 @@ WAYS = {"timing": {"interleaved": [], "one at a time": ["--one-at-a-time"]},
 SECTIONS = {"timing": ("speedup-aa", "Speed-ups measured twice"),
             "settling": ("settle-aa", "Settling against neither")}
 KEY = list(CELL_KEY)
-
-# What --disturb does, as its help and the tables say it.
-DISTURB_HELP = "measure beside a neighbour that streams memory on one core, a second on, a second off"
-DISTURBED = "disturbed (a neighbour streaming 128 MiB on one core, a second on, a second off)"
-# A neighbour on one core: copy two 64 MiB arrays into each other for a second, rest for a second.
-NEIGHBOUR = """
-import os, time, numpy as np
-os.sched_setaffinity(0, [CORE])
-a, b = np.ones(8 << 20), np.empty(8 << 20)
-while True:
-    end = time.perf_counter() + 1.0
-    while time.perf_counter() < end:
-        np.copyto(b, a); np.copyto(a, b)
-    time.sleep(1.0)
-"""
 
 
 def speedup_table(session, run_id: int) -> pd.DataFrame:
@@ -129,23 +113,6 @@ def time_ratio(session, interleaved: int, alone: int) -> tuple[float, float]:
     ratio = (frame.loc[interleaved] / frame.loc[alone]).dropna()
     fast = frame.loc[alone].loc[ratio.index]
     return float(ratio.median()), float(ratio[fast <= fast.quantile(1 / 3)].median())
-
-
-@contextmanager
-def disturbance(disturb: bool):
-    """With `disturb`, the NEIGHBOUR streaming memory on the last core while the block runs."""
-    neighbour = None
-    if disturb:
-        core = (os.cpu_count() or 1) - 1
-        neighbour = subprocess.Popen([sys.executable, "-c", NEIGHBOUR.replace("CORE", str(core))])
-        time.sleep(2)
-        if neighbour.poll() is not None:
-            sys.exit("the neighbour did not start: its error is above")
-    try:
-        yield
-    finally:
-        if neighbour is not None:
-            neighbour.kill()
 
 
 def order(ways: dict) -> list[str]:

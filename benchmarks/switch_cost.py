@@ -39,7 +39,7 @@ import numpy as np  # noqa: E402
 
 from bench_runner import cli, timing  # noqa: E402
 from docs_section import current_commit, write_section  # noqa: E402
-from speedup_aa import DISTURB_HELP, DISTURBED, disturbance  # noqa: E402
+from neighbour import DISTURB_HELP, DISTURBED, disturbance  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
 BANDS_MS = [(0, 0.1), (0.1, 0.5), (0.5, 1), (1, 2), (2, 5), (5, 10), (10, 20), (20, 1000)]
