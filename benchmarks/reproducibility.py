@@ -16,6 +16,7 @@ docs/benchmarks.md (between its generated-section markers):
    setting against the plain process measured right beside it.
 
     python benchmarks/reproducibility.py                 # about 12 minutes on 2 cores
+    python benchmarks/reproducibility.py --disturb       # the same beside an intermittent memory-bound load
     python benchmarks/reproducibility.py --rounds 5      # the A and B runs with five rounds
     python benchmarks/reproducibility.py --db URL        # reuse the runs an earlier call stored there
 """
@@ -37,6 +38,7 @@ from bench_runner import comparison, defaults, stats, wording  # noqa: E402
 from bench_runner.commands import compare  # noqa: E402
 from results_db import Run, queries  # noqa: E402
 from docs_section import write_section  # noqa: E402
+from neighbour import DISTURB_HELP, DISTURBED, disturbance  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
 BENCHMARKS = ["token_mixing", "gated_ffn", "elementwise", "polynomial_layer", "bimodal_fusion", "spatial_mixing"]
@@ -109,6 +111,7 @@ def arguments() -> argparse.Namespace:
                                                                 "suite's)")
     parser.add_argument("--turns", type=int, default=5, metavar="N",
                         help="turns of the allocator experiment, its four settings one after another (default 5)")
+    parser.add_argument("--disturb", action="store_true", help=DISTURB_HELP)
     parser.add_argument("--db", help="use the runs an earlier call with the same --pairs stored at this URL: "
                                      "1 … K+1 (A), K+2 (B), K+3 (hadamard_chain)")
     args = parser.parse_args()
@@ -119,9 +122,7 @@ def arguments() -> argparse.Namespace:
 
 def measure_runs(a_runs: list[int], rounds: int | None) -> str:
     """The A runs, the B run and hadamard_chain's run, into a scratch database; its URL."""
-    scratch = tempfile.mkdtemp()
-    url = f"sqlite:///{scratch}/repro.db"
-    os.environ["TORCHINDUCTOR_CACHE_DIR"] = f"{scratch}/inductor"
+    url = scratch_db("repro")
     rounds_flag = ["--rounds", str(rounds)] if rounds else []
     for _ in a_runs:
         bench_runner("run", *SELECTION, *rounds_flag, "--db", url)
@@ -142,7 +143,9 @@ def compare_runs(url: str, a_runs: list[int], b_run: int, chain_run: int) -> dic
         drift_aa = [compare.machine_change(session, [r], [r + 1])[0] for r in a_runs[:-1]]
         drift_ab = compare.machine_change(session, [a_runs[0]], [b_run])[0]
         states = queries.round_states(session, a_runs + [b_run])
-        rounds_used = int(session.get(Run, a_runs[0]).rounds)
+        first = session.get(Run, a_runs[0])
+        rounds_used, when = int(first.rounds), first.started_at
+        commit = (first.provenance or {}).get("git_commit") or "unknown"
     pairs = [(r, r + 1) for r in a_runs[:-1]]
     spelled = comparison.runs_in_spells(states, a_runs + [b_run])  # as `compare` holds what their spells could fake
     moved = dict(zip(pairs, drift_aa))  # as `compare` holds what the machine's own move could explain
@@ -157,7 +160,7 @@ def compare_runs(url: str, a_runs: list[int], b_run: int, chain_run: int) -> dic
     aa, ab = {pair: aa_table(pair) for pair in pairs}, ab_table()
     return {
         "a_runs": a_runs, "b_run": b_run, "pairs": pairs, "aa": aa, "ab": ab, "alone": alone,
-        "drift_aa": drift_aa, "states": states, "rounds_used": rounds_used,
+        "drift_aa": drift_aa, "states": states, "rounds_used": rounds_used, "when": when, "commit": commit[:7],
         "aa_rates": {pair: verdict_rates(t) for pair, t in aa.items()},
         # What a wider practical floor would call the same pairs (`compare --threshold`).
         "wider": {floor: {pair: verdict_rates(aa_table(pair, floor=floor)) for pair in pairs}
@@ -197,7 +200,7 @@ def changed(rates: dict) -> int:  # in an A/A pair, every one is false
     return rates["regression"] + rates["improvement"]
 
 
-def verdict_lines(f: dict) -> list[str]:
+def verdict_lines(f: dict, condition: str) -> list[str]:
     """The verdicts' table and what it says."""
     pairs, aa, aa_rates, ab_rates, states = f["pairs"], f["aa"], f["aa_rates"], f["ab_rates"], f["states"]
     false = {pair: changed(r) for pair, r in aa_rates.items()}
@@ -209,8 +212,9 @@ def verdict_lines(f: dict) -> list[str]:
         f"{floor * 100:g}%: " + ", ".join(share(rates[p]["inconclusive"], rates[p]) for p in pairs)
         + " (false changes " + ", ".join(str(changed(rates[p])) for p in pairs) + ")")
     return [
-        f"Measured {pd.Timestamp.now():%Y-%m-%d} on this machine's CPU ({os.cpu_count()} cores), the quick suite's "
-        f"eager cells of {', '.join(BENCHMARKS)}, {f['rounds_used']} rounds a run, {defaults.FLOOR:.0%} floor; "
+        f"Measured {f['when']:%Y-%m-%d %H:%M} UTC at {f['commit']} on this machine's CPU ({os.cpu_count()} cores), "
+        f"{condition}; the quick suite's eager cells of {', '.join(BENCHMARKS)}, {f['rounds_used']} rounds a run, "
+        f"{defaults.FLOOR:.0%} floor; "
         f"{len(f['a_runs'])} A runs back to back, each compared with the next.",
         "",
         "| experiment | cells | regression | improvement | no change | inconclusive |",
@@ -267,12 +271,17 @@ def main() -> int:
     args = arguments()
     a_runs = list(range(1, args.pairs + 2))
     b_run, chain_run = a_runs[-1] + 1, a_runs[-1] + 2
-    url = args.db or measure_runs(a_runs, args.rounds)
+    with disturbance(args.disturb):  # the allocator's turns too: every figure of a table beside the same neighbour
+        url = args.db or measure_runs(a_runs, args.rounds)
+        turns = allocator_turns(args.turns)
     found = compare_runs(url, a_runs, b_run, chain_run)
-    table = "\n".join([*verdict_lines(found), "", *allocator_lines(allocator_turns(args.turns), found["alone"])])
+    condition = "disturbed" if args.disturb else "quiet"
+    table = "\n".join([*verdict_lines(found, DISTURBED if args.disturb else condition), "",
+                       *allocator_lines(turns, found["alone"])])
     print(table)
-    write_section(DOC, "reproducibility", table,
-                  heading="## Verdicts that reproduce\n\n`python benchmarks/reproducibility.py`:")
+    flags = " --disturb" if args.disturb else ""
+    write_section(DOC, "reproducibility" + ("-disturbed" if args.disturb else ""), table,
+                  heading=f"## Verdicts that reproduce, {condition}\n\n`python benchmarks/reproducibility.py{flags}`:")
     return 0
 
 
