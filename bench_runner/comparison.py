@@ -15,7 +15,7 @@ from hadamard_bench.vocabulary import CELL_KEY, size_order
 from results_db.round_state import DRIFT_PREFIX, RETAKE, RETAKEN, SETTLE_UNSETTLED
 
 from .defaults import FLOOR
-from .stats import INCONCLUSIVE, RUN_WORDS, VERDICT_COLUMNS, compare_entries, drift_floors
+from .stats import INCONCLUSIVE, ROUND_COLUMNS, RUN_WORDS, VERDICT_COLUMNS, compare_entries, drift_floors
 
 
 CELL = list(CELL_KEY)  # what identifies a cell, as results_db stores it
@@ -44,8 +44,9 @@ def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = F
                      machine_drift: Mapping[str, float] | None = None) -> pd.DataFrame:
     """One row per cell in both frames (with `samples` and `sample_rounds` columns, as
     results_db.queries.samples_frame gives them), with before_s, after_s, VERDICT_COLUMNS,
-    `floor` (what the cell was judged at: max(floor, its measured `drift`, cell key tuple → drift
-    from drift_table) for sides timed apart, `floor` for paired ones), `paired`,
+    ROUND_COLUMNS (paired cells' rounds: stats.Comparison), `floor` (what the cell was judged at:
+    max(floor, its measured `drift`, cell key tuple → drift from drift_table) for sides timed
+    apart, `floor` for paired ones), `paired`,
     `unsettled`: which side was measured in a slow spell of its cores, if either, and
     `machine_moved`: whether its change was held inconclusive, its interval not clearing the
     machine's own move between the sides (`machine_drift`, the drift controls' after ÷ before:
@@ -85,7 +86,8 @@ def comparison_table(before: pd.DataFrame, after: pd.DataFrame, floor: float = F
     table = merged[list(on)].copy()
     table["before_s"] = [float(np.median(s)) if len(s) else np.nan for s in merged["samples_before"]]
     table["after_s"] = [float(np.median(s)) if len(s) else np.nan for s in merged["samples_after"]]
-    table = pd.concat([table, pd.DataFrame(found, columns=[*VERDICT_COLUMNS, "floor", "paired"], index=table.index)], axis=1)
+    table = pd.concat([table, pd.DataFrame(found, columns=[*VERDICT_COLUMNS, "floor", "paired", *ROUND_COLUMNS],
+                                             index=table.index)], axis=1)
     table["verdict"] = verdicts
     table["unsettled"] = told
     table["machine_moved"] = moved

@@ -145,6 +145,11 @@ class Comparison:
     rounds: int  # the fewer rounds of the two sides
     eq_low: float = float("nan")
     eq_high: float = float("nan")
+    # Paired only: the lowest and highest of the rounds' own ratios, and how far apart the rounds
+    # lie against what their cycles explain (rounds_apart).
+    round_low: float = float("nan")
+    round_high: float = float("nan")
+    rounds_apart: float = float("nan")
 
 
 def _widened_interval(estimate: float, log_boot: np.ndarray, rounds: int, level: float = LEVEL
@@ -230,6 +235,7 @@ def verdict(ci_low: float, ci_high: float, p_adjusted: float, floor: float = FLO
 
 
 VERDICT_COLUMNS = ["ratio", "ci_low", "ci_high", "eq_low", "eq_high", "p_value", "p_adjusted", "rounds", "verdict"]
+ROUND_COLUMNS = ["round_low", "round_high", "rounds_apart"]  # a paired comparison's rounds (Comparison)
 
 
 def data_seed(*groups: Sequence[np.ndarray]) -> int:
@@ -363,6 +369,38 @@ def _round_half_width(round_values: Sequence[float], level: float = LEVEL) -> fl
     return float(_sps().t.ppf((1 + level) / 2, kept - 1) * winsorized.std(ddof=1) / ((1 - 2 * TRIM) * math.sqrt(n)))
 
 
+# From this many times further apart than their cycles explain (rounds_apart), a paired cell's rounds
+# measured different ratios, not one ratio with noise: on synthetic rounds that differ by their
+# cycles' noise alone (normal or t with 3 degrees of freedom, 10 or 40 cycles a round) it is reached
+# by 1.5-4% of cells of 3 rounds, 0.2% of 8 and none of 16 (`ab`'s sessions). In an `ab` session on a
+# 2-vCPU VM beside a neighbour streaming memory on one core, a second on and a second off
+# (2026-12-07, gated_ffn on one thread against two), the rounds of its cells of 5-46 ms read about
+# 1.9× or about 1.0×, as the neighbour held its core or not, at 2.7-28 times; the three it left
+# inconclusive among them. Of a quiet A/A's 110 cells that hour 11% reached it (a side's process
+# slower for a whole round, the one inconclusive cell among them), beside the neighbour none.
+ROUNDS_APART = 2.0
+
+
+def rounds_apart(log_ratios: Sequence[np.ndarray]) -> float:
+    """How many times further apart a paired cell's rounds lie than their own cycles explain: the
+    standard deviation of the rounds' median log ratios over the standard error such a median has
+    from its round's cycles alone (√(π/2)·σ/√n, σ from the cycles' median absolute deviation so that
+    a stray cycle does not set it; the root mean square over the rounds). About 1 or less where
+    rounds differ by their cycles' noise only; far above, what sets the ratio changed between rounds
+    (a side's process, work beside it). NaN with fewer than two rounds of two cycles or more; inf
+    where rounds differ and no round's cycles spread at all."""
+    rounds = [np.asarray(r, dtype=float) for r in log_ratios if len(r) >= 2]
+    if len(rounds) < 2:
+        return float("nan")
+    medians = np.array([np.median(r) for r in rounds])
+    sigma = np.array([1.4826 * np.median(np.abs(r - np.median(r))) for r in rounds])
+    explained = math.sqrt(float(np.mean((math.pi / 2) * sigma ** 2 / np.array([len(r) for r in rounds]))))
+    between = float(np.std(medians, ddof=1))
+    if explained == 0:
+        return float("inf") if between > 0 else float("nan")
+    return between / explained
+
+
 def compare_paired(log_ratios: Sequence[np.ndarray], n_boot: int = N_BOOT, seed: int = 0, level: float = LEVEL,
                    eq_level: float = EQUIVALENCE_LEVEL) -> Comparison:
     """The ratio (after ÷ before) of two cells timed in turns: exp of the median of their
@@ -391,7 +429,8 @@ def compare_paired(log_ratios: Sequence[np.ndarray], n_boot: int = N_BOOT, seed:
         return min(lo, math.exp(estimate - half)), max(hi, math.exp(estimate + half))
 
     p = float(_sps().wilcoxon(medians).pvalue) if len(medians) >= 6 and np.ptp(medians) > 0 else float("nan")
-    return Comparison(math.exp(estimate), *interval(level), p, len(rounds), *interval(eq_level))
+    return Comparison(math.exp(estimate), *interval(level), p, len(rounds), *interval(eq_level),
+                      math.exp(min(medians)), math.exp(max(medians)), rounds_apart(rounds))
 
 
 def verdict_paired(ratio: float, ci_low: float, ci_high: float, floor: float = FLOOR,
@@ -442,7 +481,7 @@ def compare_entries(pairs: Iterable[tuple[Sequence, Sequence]], floor: float = F
     least MIN_PAIRS shared cycles, unpaired (compare_all, of `statistic`) otherwise; `paired`
     says which. An unpaired pair's two sides were timed at different times, so its floor is
     max(floor, its `drift`: how far the cell moves between runs, drift_floors) where one is
-    known. VERDICT_COLUMNS, `floor` and `paired` for each, in order."""
+    known. VERDICT_COLUMNS, `floor`, `paired` and ROUND_COLUMNS (NaN where unpaired) for each, in order."""
     pairs = list(pairs)
     logs = [paired_log_ratios(b, a) for b, a in pairs]
     is_paired = [sum(len(r) for r in lr) >= MIN_PAIRS for lr in logs]
@@ -457,13 +496,14 @@ def compare_entries(pairs: Iterable[tuple[Sequence, Sequence]], floor: float = F
     out, rest = [], iter(unpaired)
     for i in range(len(pairs)):
         if i not in found:
-            out.append({**next(rest), "paired": False})
+            out.append({**next(rest), "paired": False, **dict.fromkeys(ROUND_COLUMNS, float("nan"))})
             continue
         c = found[i]
         out.append(dict(ratio=c.ratio, ci_low=c.ci_low, ci_high=c.ci_high, p_value=c.p_value,
                         p_adjusted=float(adjusted[i]), rounds=c.rounds,
                         verdict=verdict_paired(c.ratio, c.ci_low, c.ci_high, floor, words, c.eq_low, c.eq_high),
-                        floor=float(floor), paired=True, eq_low=c.eq_low, eq_high=c.eq_high))
+                        floor=float(floor), paired=True, eq_low=c.eq_low, eq_high=c.eq_high,
+                        round_low=c.round_low, round_high=c.round_high, rounds_apart=c.rounds_apart))
     return out
 
 

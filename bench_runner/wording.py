@@ -13,7 +13,7 @@ from hadamard_bench.vocabulary import CELL_KEY, counted
 from .comparison import interval_half_width, outlasted, unsettled_share
 from .defaults import FLOOR
 from .machine_state import busy_reasons
-from .stats import INCONCLUSIVE
+from .stats import INCONCLUSIVE, ROUNDS_APART
 
 # How far a drift control may move across `noise`'s runs before it says that the machine moved.
 CONTROLS_MOVED = 1.2
@@ -42,7 +42,29 @@ def inconclusive_note(table: pd.DataFrame, floor: float = FLOOR) -> str | None:
     text += (f", and the intervals here are a median ±{width:.1%} wide, so only a measured change under about "
              f"{room:.1%} can be told from none" if room > 0.001 else
              f", and the intervals here are a median ±{width:.1%} wide: as wide as the floor")
-    return text + ". More rounds on both sides narrow the intervals; a wider floor (`--threshold`) asks less of them"
+    text += ". More rounds on both sides narrow the intervals; a wider floor (`--threshold`) asks less of them"
+    apart = rounds_apart_note(table)
+    return f"{text}. {apart}" if apart else text
+
+
+def rounds_apart_note(table: pd.DataFrame, named: int = 3) -> str | None:
+    """A sentence on the inconclusive paired cells whose rounds lie ROUNDS_APART times or more further
+    apart than their cycles explain (stats.rounds_apart), naming the first `named` with their rounds'
+    ratios: their intervals narrow with more rounds only, and the reason lies outside the code. None
+    when there are none, or the table has no such column."""
+    if "rounds_apart" not in table:
+        return None
+    apart = table[(table["verdict"] == INCONCLUSIVE) & (table["rounds_apart"] >= ROUNDS_APART)]
+    if apart.empty:
+        return None
+    listed = "; ".join(f"{cell_name(row)}: {row.round_low:.2f} to {row.round_high:.2f}"
+                       for row in apart.head(named).itertuples())
+    more = f"; and {len(apart) - named} more" if len(apart) > named else ""
+    return (f"{len(apart)} of them took rounds that read different ratios, "
+            f"{ROUNDS_APART:g} times or more further apart than their cycles explain (column `rounds_apart`; "
+            f"the rounds' lowest and highest ratio: {listed}{more}): something that held for a whole round "
+            f"(a side's process, other work on the cores) set the ratio. More rounds narrow such an interval as "
+            f"the square root of their number, longer rounds not at all; `doctor` names what else runs")
 
 
 def settling_caveat(states: pd.DataFrame, sides: dict[str, Sequence[int]]) -> str | None:

@@ -110,6 +110,7 @@ colours = {"regression": "background-color: #fde2e1", "improvement": "background
 st.dataframe(result.style.format({"ratio": "{:.3f}×", "ci_low": "{:.3f}", "ci_high": "{:.3f}", "eq_low": "{:.3f}",
                                   "eq_high": "{:.3f}",
                                   "p_adjusted": "{:.2g}", "p_value": "{:.2g}", "before_s": "{:.3g}",
-                                  "after_s": "{:.3g}", "floor": "{:.0%}"})
+                                  "after_s": "{:.3g}", "floor": "{:.0%}", "round_low": "{:.3f}",
+                                  "round_high": "{:.3f}", "rounds_apart": "{:.1f}"}, na_rep="")
              .apply(lambda r: [colours.get(r["verdict"], "") for _ in r], axis=1), hide_index=True, width="stretch")
 exports.download_buttons(result, f"diff-{before}-{after}")

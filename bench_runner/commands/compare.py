@@ -151,7 +151,7 @@ def report(table: pd.DataFrame, fmt: str, before_name: str, after_name: str, thr
     broken, fixed, failed anew, or `ok` on one side only) are said below the table, on standard
     error beside a csv, and in the json's `broken`, `fixed`, `failed_new`, `only_before` and
     `only_after`; the table may then be empty. `look`: an `ab` session's look (wording.look_note)."""
-    from .. import comparison, wording
+    from .. import comparison, stats, wording
 
     machine_drift = machine_drift or {}
     busy = busy if comparison.timed_apart(table) else None
@@ -179,7 +179,8 @@ def report(table: pd.DataFrame, fmt: str, before_name: str, after_name: str, thr
                              p_adjusted=table["p_adjusted"].map(lambda v: f"{v:.2g}"),
                              before_s=table["before_s"].map(lambda v: f"{v:.3g}"),
                              after_s=table["after_s"].map(lambda v: f"{v:.3g}")
-                             ).drop(columns=["p_value", "eq_low", "eq_high"])  # in csv and json; the table stays narrow
+                             ).drop(columns=["p_value", "eq_low", "eq_high", *stats.ROUND_COLUMNS],
+                                    errors="ignore")  # in csv and json; the table stays narrow
         if (shown["unsettled"] == "").all():  # the usual case: say nothing of it
             shown = shown.drop(columns=["unsettled"])
         if not shown["machine_moved"].any():

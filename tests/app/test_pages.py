@@ -554,6 +554,21 @@ def test_the_history_charts_legend_lists_sizes_by_their_numbers():
     assert [list(t.y) for t in lines] == [[1.0], [2.0], [4.0]]
 
 
+def test_diff_names_a_paired_cell_whose_rounds_read_different_ratios(db_url, monkeypatch):
+    from tests.bench_runner.test_compare import plant_session
+
+    before, after = plant_session(db_url, apart=1.5)  # the inconclusive cell's after side 1.5x slower in round 2
+    at = render(db_url, monkeypatch, "app_pages/diff.py")
+    next(s for s in at.selectbox if s.label == "Before").set_value(before).run()
+    next(s for s in at.selectbox if s.label == "After").set_value(after).run()
+    assert not at.exception
+    why = next(c.value for c in at.caption if c.value.startswith("**Inconclusive**"))
+    assert "1 of them took rounds that read different ratios" in why
+    assert "B=1 N=512 C=64 H=4: 1.00 to 1.57" in why
+    shown = at.dataframe[0].value.set_index("size")
+    assert shown.loc["B=1 N=512 C=64 H=4", "rounds_apart"] > 2 > shown.loc["B=1 N=256 C=64 H=4", "rounds_apart"]
+
+
 def test_diff_shows_an_ab_sessions_paired_verdicts(db_url, monkeypatch):
     from tests.bench_runner.test_compare import SESSION, plant_session
 
@@ -567,6 +582,8 @@ def test_diff_shows_an_ab_sessions_paired_verdicts(db_url, monkeypatch):
     assert {m.label: m.value for m in at.metric} == {"Regression": "1", "Improvement": "1", "No change": "1",
                                                     "Inconclusive": "1"}
     assert any(c.value.startswith("**Paired**: 4 of the 4 cells") for c in at.caption)
+    why = next(c.value for c in at.caption if c.value.startswith("**Inconclusive**"))
+    assert "took rounds that read different ratios" not in why  # its rounds agree as its cycles do
     shown = at.dataframe[0].value.set_index("size")
     assert shown["paired"].all()
     assert shown["verdict"].to_dict() == {f"B=1 N={n} C=64 H=4": v for n, (*_, v) in SESSION.items()}

@@ -439,10 +439,11 @@ SESSION = {64: (1.25, 0.005, "regression"), 128: (0.8, 0.005, "improvement"), 25
            512: (1.03, 0.1, "inconclusive")}
 
 
-def plant_session(db_url: str, linked: bool = True, scale: float = 1.0) -> tuple[int, int]:
+def plant_session(db_url: str, linked: bool = True, scale: float = 1.0, apart: float = 1.0) -> tuple[int, int]:
     """Two runs whose cells took turns cycle by cycle (an `ab` session, paired before its results
     land, as ab.start_runs does), one planted verdict per cell, the base side at `scale` ms a call;
-    with `linked` False the same samples as two runs that were not one session."""
+    with `linked` False the same samples as two runs that were not one session. `apart`: how much
+    slower the inconclusive cell's after side ran in its middle round alone (a neighbour there)."""
     rng = np.random.default_rng(1)
     factory = sessionmaker(results_db.open_engine(db_url))
     with factory() as session, session.begin():
@@ -455,7 +456,10 @@ def plant_session(db_url: str, linked: bool = True, scale: float = 1.0) -> tuple
             speed = 1 + 0.3 * rng.uniform(-1, 1, size=24)
             rounds, cycles = [r for r in range(3) for _ in range(8)], [c for _ in range(3) for c in range(8)]
             for run, f in zip(runs, (1.0, factor)):
-                samples = list(1e-3 * scale * f * speed * rng.normal(1, noise, size=24))
+                samples = 1e-3 * scale * f * speed * rng.normal(1, noise, size=24)
+                if f != 1.0 and SESSION[n][2] == "inconclusive":
+                    samples[8:16] *= apart
+                samples = list(samples)
                 store.record_result(session, run.id, planted_cell(n),
                                     "ok", samples=samples, sample_rounds=rounds, sample_cycles=cycles,
                                     metrics={"time_median_s": float(np.median(samples))})
@@ -470,6 +474,10 @@ def test_an_ab_session_is_compared_from_its_pairs(db_url, capsys):
     cells = json.loads(out)["cells"]
     assert code == 0 and all(c["paired"] for c in cells)
     assert {c["size"]: c["verdict"] for c in cells} == {f"B=1 N={n} C=64 H=4": v for n, (*_, v) in SESSION.items()}
+    # Each paired cell carries its rounds' lowest and highest ratio, around its own, and how far apart
+    # they lie; its sides took turns under one drift, so their rounds agree as their cycles do.
+    assert all(c["round_low"] <= c["ratio"] <= c["round_high"] for c in cells)
+    assert all(0 < c["rounds_apart"] < 2 for c in cells)
 
 
 def test_the_same_samples_in_two_unlinked_runs_are_not_paired(db_url, capsys):
@@ -477,6 +485,7 @@ def test_the_same_samples_in_two_unlinked_runs_are_not_paired(db_url, capsys):
     code, out, _ = compare(db_url, str(before), str(after), "--format", "json", capsys=capsys)
     cells = json.loads(out)["cells"]
     assert not any(c["paired"] for c in cells)
+    assert all(c["round_low"] is None and c["rounds_apart"] is None for c in cells)  # rounds of no pairs
     verdicts = {c["size"]: c["verdict"] for c in cells}
     # Unpaired, the ±30% swing hides what the pairs see: no interval fits within ±5%.
     assert verdicts["B=1 N=256 C=64 H=4"] == verdicts["B=1 N=512 C=64 H=4"] == "inconclusive"

@@ -207,6 +207,25 @@ def test_from_ten_rounds_the_trimmed_interval_holds_an_a_a_and_finds_a_shift():
             assert all(stats.verdict_paired(c.ratio, c.ci_low, c.ci_high) == "regression" for c in found)
 
 
+def test_rounds_apart_tells_rounds_that_read_different_ratios_from_rounds_that_share_one():
+    """Sixteen rounds of 10 cycles: differing by the cycles' noise alone, the rounds lie about as far
+    apart as their cycles explain, under ROUNDS_APART in every one of 200 sessions; with a neighbour
+    that holds one side 1.9x slower in half the rounds (as one thread against two beside a busy
+    core), far beyond it. Each round's own ratio is reported, lowest and highest."""
+    rng = np.random.default_rng(3)
+    steady = [stats.rounds_apart([rng.normal(0, 0.05, 10) for _ in range(16)]) for _ in range(200)]
+    assert max(steady) < stats.ROUNDS_APART and 0.7 < np.median(steady) < 1.2
+    rounds = [rng.normal(np.log(1.9) if r % 2 else 0.0, 0.05, 10) for r in range(16)]
+    c = stats.compare_paired(rounds)
+    assert c.rounds_apart > 5 * stats.ROUNDS_APART
+    medians = np.exp([np.median(r) for r in rounds])
+    assert (c.round_low, c.round_high) == (pytest.approx(medians.min()), pytest.approx(medians.max()))
+    assert 0.9 < c.round_low < 1.1 and 1.7 < c.round_high < 2.1
+    assert np.isnan(stats.rounds_apart([rng.normal(0, 0.05, 10)]))  # one round: nothing to compare
+    assert np.isnan(stats.rounds_apart([np.zeros(5), np.zeros(5)]))
+    assert stats.rounds_apart([np.zeros(5), np.ones(5)]) == np.inf  # rounds apart, cycles without spread
+
+
 def sequential_verdict(rounds: list[np.ndarray], look: int, seed: int) -> tuple[str, bool]:
     """A session's verdict as `ab` reaches it, and whether it was decided at the look: a cell decided
     after `look` rounds is judged from those, at the usual levels; any other from all its rounds."""

@@ -321,6 +321,33 @@ def test_the_inconclusive_note_says_how_small_a_change_the_intervals_can_tell():
     assert wording.inconclusive_note(alone).endswith("no interval (too few samples)")
 
 
+def test_the_inconclusive_note_names_the_paired_cells_whose_rounds_read_different_ratios():
+    import pandas as pd
+
+    cell = dict(benchmark="gated_ffn", method="geglu", backend="eager", device="cpu", dtype="float32",
+                mode="forward")
+    table = pd.DataFrame([{**cell, "size": "tokens=1024 C=256", "ratio": 1.18, "ci_low": 0.92, "ci_high": 1.98,
+                           "eq_low": 0.95, "eq_high": 1.8, "verdict": "inconclusive", "round_low": 0.86,
+                           "round_high": 1.99, "rounds_apart": 5.6},
+                          {**cell, "size": "tokens=256 C=256", "ratio": 1.02, "ci_low": 0.9, "ci_high": 1.1,
+                           "eq_low": 0.92, "eq_high": 1.08, "verdict": "inconclusive", "round_low": 0.97,
+                           "round_high": 1.06, "rounds_apart": 1.1},
+                          {**cell, "size": "tokens=4096 C=256", "ratio": 1.9, "ci_low": 1.6, "ci_high": 2.3,
+                           "eq_low": 1.7, "eq_high": 2.2, "verdict": "regression", "round_low": 1.0,
+                           "round_high": 1.96, "rounds_apart": 2.7}])
+    note = wording.inconclusive_note(table, 0.05)
+    # Only the inconclusive cell whose rounds lie far apart is named; the regression and the cell
+    # whose rounds agree are not.
+    assert "1 of them took rounds that read different ratios" in note
+    assert "gated_ffn/geglu/eager cpu float32 forward tokens=1024 C=256: 0.86 to 1.99" in note
+    assert "tokens=256" not in note and "tokens=4096" not in note
+    assert "longer rounds not at all" in note
+    assert wording.rounds_apart_note(table.assign(rounds_apart=1.9)) is None
+    assert wording.rounds_apart_note(table.drop(columns=["rounds_apart"])) is None  # a table of unpaired cells
+    many = pd.concat([table.iloc[:1].assign(size=f"tokens={n}") for n in range(5)], ignore_index=True)
+    assert "5 of them" in wording.rounds_apart_note(many) and "; and 2 more)" in wording.rounds_apart_note(many)
+
+
 def test_a_spell_holds_only_the_change_it_could_have_made():
     verdicts = ["regression", "improvement", "regression", "improvement", "no change"]
     held = comparison.hold_spelled(verdicts, before_slowed=[True, True, False, False, True],
