@@ -86,8 +86,9 @@ def speedup_intervals(frame: pd.DataFrame, baseline: str, samples: dict, spelled
 
 def with_speedup_intervals(frame: pd.DataFrame, samples: dict, in_spell: dict[int, bool]) -> pd.DataFrame:
     """`frame` (with result_id and baseline_result_id) with each row's speed-up, its interval and
-    verdict, and whether it was paired: method ÷ baseline is the time ratio (stats.
-    compare_entries); its reciprocal is the speed-up, the interval flipped. A paired speed-up's
+    verdict, whether it was paired, and a paired one's rounds (speedup_round_low, speedup_round_high,
+    rounds_apart): method ÷ baseline is the time ratio (stats.compare_entries); its reciprocal is the
+    speed-up, the interval flipped. A paired speed-up's
     two sides shared whatever spell the machine had, so only unpaired verdicts are held."""
     entry = lambda rid: samples.get(int(rid), ([], None))  # noqa: E731
     spell = lambda rid: in_spell.get(int(rid), False)  # noqa: E731
@@ -99,6 +100,11 @@ def with_speedup_intervals(frame: pd.DataFrame, samples: dict, in_spell: dict[in
     out["speedup"], out["speedup_low"], out["speedup_high"] = ([s[i] for s in speed] for i in range(3))
     out["paired"] = [f["paired"] for f in found]
     out["verdict"] = pd.Series([f["verdict"] for f in found], index=out.index, dtype=object)
+    # A paired speed-up's rounds, as speed-ups (the reciprocals of their time ratios), and how far
+    # apart they lie (stats.rounds_apart): NaN where unpaired.
+    out["speedup_round_low"] = [1 / f["round_high"] for f in found]
+    out["speedup_round_high"] = [1 / f["round_low"] for f in found]
+    out["rounds_apart"] = [f["rounds_apart"] for f in found]
     return out
 
 

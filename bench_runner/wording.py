@@ -47,23 +47,25 @@ def inconclusive_note(table: pd.DataFrame, floor: float = FLOOR) -> str | None:
     return f"{text}. {apart}" if apart else text
 
 
-def rounds_apart_note(table: pd.DataFrame, named: int = 3) -> str | None:
+def rounds_apart_note(table: pd.DataFrame, named: int = 3, low: str = "round_low", high: str = "round_high",
+                      what: str = "ratio", of: str = "cells") -> str | None:
     """A sentence on the inconclusive paired cells whose rounds lie ROUNDS_APART times or more further
     apart than their cycles explain (stats.rounds_apart), naming the first `named` with their rounds'
-    ratios: their intervals narrow with more rounds only, and the reason lies outside the code. None
-    when there are none, or the table has no such column."""
+    lowest and highest `what` (columns `low`, `high`: a comparison's ratios, or the Compare page's
+    speed-ups; `of`, what the table's rows are): their intervals narrow with more rounds only, and
+    the reason lies outside the code. None when there are none, or the table has no such column."""
     if "rounds_apart" not in table:
         return None
     apart = table[(table["verdict"] == INCONCLUSIVE) & (table["rounds_apart"] >= ROUNDS_APART)]
     if apart.empty:
         return None
-    listed = "; ".join(f"{cell_name(row)}: {row.round_low:.2f} to {row.round_high:.2f}"
+    listed = "; ".join(f"{cell_name(row)}: {getattr(row, low):.2f} to {getattr(row, high):.2f}"
                        for row in apart.head(named).itertuples())
     more = f"; and {len(apart) - named} more" if len(apart) > named else ""
-    return (f"{len(apart)} of them took rounds that read different ratios, "
+    return (f"{len(apart)} of the inconclusive {of} took rounds that read different {what}s, "
             f"{ROUNDS_APART:g} times or more further apart than their cycles explain (column `rounds_apart`; "
-            f"the rounds' lowest and highest ratio: {listed}{more}): something that held for a whole round "
-            f"(a side's process, other work on the cores) set the ratio. More rounds narrow such an interval as "
+            f"the rounds' lowest and highest {what}: {listed}{more}): something that held for a whole round "
+            f"(a side's process, other work on the cores) set the {what}. More rounds narrow such an interval as "
             f"the square root of their number, longer rounds not at all; `doctor` names what else runs")
 
 

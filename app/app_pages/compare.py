@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app import charts, data, judging, exports, shaping, text, widgets
-from bench_runner import defaults
+from bench_runner import defaults, wording
 from hadamard_bench import columns
 
 url = data.db_url()
@@ -128,6 +128,10 @@ if baseline is not None:
                    f"and the rank test hold across the table. No change: the 90% interval lies within "
                    f"±{defaults.FLOOR:.0%} (an equivalence test at 5%). "
                    + (f"`?` marks the {inconclusive} inconclusive cells." if inconclusive else ""))
+        apart = wording.rounds_apart_note(speed, low="speedup_round_low", high="speedup_round_high",
+                                          what="speed-up", of="speed-ups")
+        if apart:
+            st.caption(apart[0].upper() + apart[1:] + ".")
 
 export = shown[[c for c in shown.columns if not c.startswith("size_") and c != "result_id"]]
 # Each header says what its column holds when hovered: the words of docs/columns.md.

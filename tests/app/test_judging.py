@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from app import analysis, judging
-from bench_runner import comparison, speedups
+from bench_runner import comparison, speedups, stats
 
 
 def test_headlines_pick_the_largest_common_size():
@@ -134,3 +134,25 @@ def test_paired_speedups_read_through_a_drift_that_hides_unpaired_ones(factor, n
                                       comparison.cells_in_spell(frame, [7])).iloc[0]  # the Overview's, in a spell: held for none
     assert headline["paired"] and headline["verdict"] == verdict
     assert ("faster" in judging.headline_text(headline)) == (verdict == "faster")
+
+
+def test_a_paired_speedup_carries_its_rounds_as_speedups_and_how_far_apart_they_lie():
+    """Three rounds where the method ran as fast as its baseline in two and 1.5x slower in the
+    middle one (its process, or a neighbour there): the rounds read speed-ups of 0.67 and 1.00, far
+    further apart than their cycles explain, and the speed-up is inconclusive; an unpaired one has
+    no rounds of pairs."""
+    frame = pd.DataFrame({
+        "result_id": [1, 2], "run_id": 7, "benchmark": "b", "method": ["h", "base"], "backend": "eager",
+        "device": "cpu", "dtype": "float32", "mode": "forward", "size": "n=1", "machine": "m", "status": "ok",
+        "time_median_s": [1e-3, 1e-3], "peak_mem_bytes": [1, 1], "noisy": [False, False],
+        "unsettled_rounds": [0, 0]})
+    samples = _paired_entries(1.0, drift=0.3)
+    method, rounds = np.array(samples[1][0]), np.array(samples[1][1])
+    samples[1] = (list(np.where(rounds == 1, 1.5 * method, method)), *samples[1][1:])
+    speed = judging.speedup_intervals(frame, "base", samples).iloc[0]
+    assert speed["paired"] and speed["verdict"] == "inconclusive"
+    assert speed["speedup_round_low"] == pytest.approx(1 / 1.5, rel=0.02)
+    assert speed["speedup_round_high"] == pytest.approx(1.0, rel=0.02)
+    assert speed["rounds_apart"] > 10 * stats.ROUNDS_APART
+    unpaired = judging.speedup_intervals(frame, "base", {k: v[:2] for k, v in samples.items()}).iloc[0]
+    assert np.isnan(unpaired["rounds_apart"]) and np.isnan(unpaired["speedup_round_low"])

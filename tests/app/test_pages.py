@@ -393,6 +393,41 @@ def test_compare_shows_each_speedup_with_its_interval(seeded_db, monkeypatch):
     assert not any(c.endswith("?") for c in cells)  # the planted rounds agree: nothing inconclusive
 
 
+def test_compare_names_a_paired_speedup_whose_rounds_read_different_speedups(db_url, monkeypatch):
+    """One run whose two methods took turns, cycle by cycle: at N=128, where the two cost the same,
+    the Hadamard method ran 1.5x slower in its middle round alone, so its rounds read speed-ups of
+    about 0.67 and 1.0, its speed-up is inconclusive, and the page names it below the table."""
+    import numpy as np
+    from sqlalchemy.orm import sessionmaker
+
+    import results_db
+    from results_db import store
+    from tests.conftest import BENCHMARKS, FACTS, METHODS, planted_cell
+
+    rng = np.random.default_rng(2)
+    with sessionmaker(results_db.open_engine(db_url))() as session, session.begin():
+        store.sync_catalogue(session, BENCHMARKS, METHODS)
+        run = store.start_run(session, store.get_or_create_machine(session, FACTS, "testhost"), "quick",
+                              {"suite": "quick"}, cells_total=2 * len(SIZES))
+        rounds, cycles = [r for r in range(3) for _ in range(8)], [c for _ in range(3) for c in range(8)]
+        for n in SIZES:
+            speed = 1 + 0.2 * rng.uniform(-1, 1, size=24)  # the machine, shared by both in each cycle
+            for method in ("poly_sa", "softmax_attention"):
+                samples = synthetic_time(method, n) * speed * rng.normal(1, 0.005, size=24)
+                if (method, n) == ("poly_sa", 128):
+                    samples[8:16] *= 1.5
+                store.record_result(session, run.id, planted_cell(n, method), "ok", samples=list(samples),
+                                    sample_rounds=rounds, sample_cycles=cycles,
+                                    metrics={"time_median_s": float(np.median(samples))})
+        store.finish_run(session, run.id)
+    at = render(db_url, monkeypatch, "app_pages/compare.py")
+    cells = [str(v) for v in at.dataframe[0].value.to_numpy().ravel()]
+    assert sum(c.endswith("?") for c in cells) == 1, cells
+    said = next(c.value for c in at.caption if "took rounds that read different speed-ups" in c.value)
+    assert said.startswith("1 of the inconclusive speed-ups took rounds")
+    assert re.search(r"B=1 N=128 C=64 H=4: 0\.6[67] to 1\.0\d", said), said
+
+
 def test_history_of_a_single_run_says_more_are_needed(seeded_db, monkeypatch):
     at = render(seeded_db, monkeypatch, "app_pages/history.py")
     assert any("One run so far" in c.value for c in at.caption)
@@ -563,7 +598,7 @@ def test_diff_names_a_paired_cell_whose_rounds_read_different_ratios(db_url, mon
     next(s for s in at.selectbox if s.label == "After").set_value(after).run()
     assert not at.exception
     why = next(c.value for c in at.caption if c.value.startswith("**Inconclusive**"))
-    assert "1 of them took rounds that read different ratios" in why
+    assert "1 of the inconclusive cells took rounds that read different ratios" in why
     assert "B=1 N=512 C=64 H=4: 1.00 to 1.57" in why
     shown = at.dataframe[0].value.set_index("size")
     assert shown.loc["B=1 N=512 C=64 H=4", "rounds_apart"] > 2 > shown.loc["B=1 N=256 C=64 H=4", "rounds_apart"]

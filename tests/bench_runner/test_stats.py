@@ -338,14 +338,15 @@ def test_the_inconclusive_note_names_the_paired_cells_whose_rounds_read_differen
     note = wording.inconclusive_note(table, 0.05)
     # Only the inconclusive cell whose rounds lie far apart is named; the regression and the cell
     # whose rounds agree are not.
-    assert "1 of them took rounds that read different ratios" in note
+    assert "1 of the inconclusive cells took rounds that read different ratios" in note
     assert "gated_ffn/geglu/eager cpu float32 forward tokens=1024 C=256: 0.86 to 1.99" in note
     assert "tokens=256" not in note and "tokens=4096" not in note
     assert "longer rounds not at all" in note
     assert wording.rounds_apart_note(table.assign(rounds_apart=1.9)) is None
     assert wording.rounds_apart_note(table.drop(columns=["rounds_apart"])) is None  # a table of unpaired cells
     many = pd.concat([table.iloc[:1].assign(size=f"tokens={n}") for n in range(5)], ignore_index=True)
-    assert "5 of them" in wording.rounds_apart_note(many) and "; and 2 more)" in wording.rounds_apart_note(many)
+    said = wording.rounds_apart_note(many)
+    assert "5 of the inconclusive cells" in said and "; and 2 more)" in said
 
 
 def test_a_spell_holds_only_the_change_it_could_have_made():
