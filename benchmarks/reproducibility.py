@@ -227,10 +227,13 @@ def verdict_lines(f: dict, condition: str) -> list[str]:
         "- A/A false changes per pair: " + ", ".join(f"{false[p]} ({share(false[p], aa_rates[p])})" for p in pairs)
         + " by the median; " + ", ".join(f"{false10[p]}" for p in pairs) + " by the p10. Inconclusive per pair: "
         + ", ".join(f"{v:.0%}" for v in inconclusive) + f" (median {pd.Series(inconclusive).median():.0%}).",
-        "- Honest intervals: in each pair, the share of the 95% intervals that hold 1 (nothing changed, so "
-        "about 95% should): " + ", ".join(f"{comparison.interval_coverage(aa[p]):.0%}" for p in pairs)
+        "- Intervals across time: in each pair, the share of the 95% intervals that hold 1 (nothing changed in "
+        "the code): " + ", ".join(f"{comparison.interval_coverage(aa[p]):.0%}" for p in pairs)
         + "; their median half-width " + ", ".join(f"{comparison.interval_half_width(aa[p]).median():.1%}" for p in pairs)
-        + f". A cell is `no change` only when its change and its half-width fit inside the {defaults.FLOOR:.0%} floor "
+        + ". A run's interval carries the spread of its own rounds, not how far the machine moved between two runs "
+        "(about 95% hold 1 only where it did not move): `compare` judges runs timed apart at the floor `noise` "
+        "measures for that. "
+        f"A cell is `no change` only when its change and its half-width fit inside the {defaults.FLOOR:.0%} floor "
         "together.",
         "- Inconclusive at a wider floor (`compare --threshold`), per pair: "
         + "; ".join(at_floor(floor, w) for floor, w in f["wider"].items()) + ".",
