@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from hadamard_bench.vocabulary import CELL_KEY, size_order
-from results_db.round_state import DRIFT_PREFIX, RETAKE, RETAKEN, SETTLE_UNSETTLED
+from results_db.round_state import CONTROL_SETTINGS, DRIFT_PREFIX, RETAKE, RETAKEN, SETTLE_UNSETTLED
 
 from .defaults import FLOOR
 from .stats import INCONCLUSIVE, ROUND_COLUMNS, RUN_WORDS, VERDICT_COLUMNS, compare_entries, drift_floors
@@ -293,9 +293,31 @@ def control_name(column: str) -> str:
     return column.removeprefix(DRIFT_PREFIX).removesuffix("_s").replace("_", " ")
 
 
+def control_settings_differ(states: pd.DataFrame, before_runs: Sequence[int], after_runs: Sequence[int]
+                            ) -> list[str]:
+    """The settings the drift controls ran under (results_db.queries.CONTROL_SETTINGS: the runs'
+    threads, torch, OpenMP variables) in which the two sides differ, each as `threads 2 against 1`;
+    empty where they agree or are not known (rounds stored without them)."""
+    out = []
+    for name in CONTROL_SETTINGS:
+        column = f"run_{name}"
+        if column not in states:
+            continue
+        sides = [set(states.loc[states["run_id"].isin(list(runs)), column].dropna().astype(str))
+                 for runs in (before_runs, after_runs)]
+        if all(sides) and sides[0] != sides[1]:
+            out.append(f"{name} {', '.join(sorted(sides[0]))} against {', '.join(sorted(sides[1]))}")
+    return out
+
+
 def drift_ratios(states: pd.DataFrame, before_runs: Sequence[int], after_runs: Sequence[int]) -> dict[str, float]:
     """How much the machine itself changed: after ÷ before of the drift controls' medians, from
-    the rounds' states (results_db.queries.round_states)."""
+    the rounds' states (results_db.queries.round_states). None where the two sides ran their
+    controls under different settings (control_settings_differ): a run on one thread timed its
+    threaded controls 1.5-1.9 times as slow as the runs on two before it (2026-12-07), which
+    then held a 1.9x slowdown of one thread `inconclusive` as the machine's own move."""
+    if control_settings_differ(states, before_runs, after_runs):
+        return {}
     out = {}
     states = states[regular_rounds(states)]  # an old run's retake pass waited for calm: it would flatter the machine
     for column in [c for c in states.columns if c.startswith(DRIFT_PREFIX)]:

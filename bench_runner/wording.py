@@ -163,6 +163,17 @@ def control_spread_note(spread: dict[str, float], bound: float = CONTROLS_MOVED)
             "whose controls agree)")
 
 
+def controls_note(differ: Sequence[str]) -> str | None:
+    """A sentence where the two sides ran their drift controls under different settings
+    (comparison.control_settings_differ): the machine's own move is then unknown, and held nothing.
+    None where they agree."""
+    if not differ:
+        return None
+    return (f"the drift controls ran under different settings on the two sides ({'; '.join(differ)}): they time "
+            f"those as well as the machine, so the machine's own move between the sides is not known and no "
+            f"change was held for it")
+
+
 def machine_moved_note(table: pd.DataFrame) -> str | None:
     """How many cells' changes comparison.hold_machine_moved held `inconclusive`, and why; None
     when it held none. The same sentence for `compare`, `gate` and the Diff page."""

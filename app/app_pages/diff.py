@@ -92,6 +92,10 @@ if counts.get(stats.INCONCLUSIVE, 0):
     st.caption("**Inconclusive**: " + wording.inconclusive_note(result, threshold) + ". "
                + ("Some cells have a single round on a side: their intervals describe one process only."
                   if (result["rounds"] < 2).any() else ""))
+controls = wording.controls_note(comparison.control_settings_differ(states, runs_of(before_cells), runs_of(after_cells))
+                                 if not states.empty else [])
+if controls:
+    st.caption(controls[0].upper() + controls[1:] + ".")
 if machine_drift:
     moved = wording.machine_moved_note(result)
     st.caption("The machine itself (drift controls, after ÷ before): " + wording.drift_text(machine_drift)

@@ -79,26 +79,29 @@ def failures(session: Session, spec: str) -> pd.DataFrame:
 
 def machine_change(session: Session, before_runs: list[int], after_runs: list[int],
                    names: tuple[str, str] = ("before", "after")
-                   ) -> tuple[dict[str, float], str | None, list[int], str | None]:
-    """How much the machine itself changed between the sides (their drift controls' ratio), a
-    caveat when either side was timed in a slow spell it could not wait out, the runs such a
-    spell outlasted (comparison.runs_in_spells), and a caveat when either side's rounds ran on a
-    busy machine (wording.busy_caveat)."""
+                   ) -> tuple[dict[str, float], str | None, list[int], str | None, str | None]:
+    """How much the machine itself changed between the sides (their drift controls' ratio; none
+    where the sides ran the controls under different settings), a caveat when either side was
+    timed in a slow spell it could not wait out, the runs such a spell outlasted
+    (comparison.runs_in_spells), a caveat when either side's rounds ran on a busy machine
+    (wording.busy_caveat), and one when the controls' settings differ (wording.controls_note)."""
     from results_db import queries
 
     from .. import comparison, wording
 
     states = queries.round_states(session, before_runs + after_runs)
     if states.empty:
-        return {}, None, [], None
+        return {}, None, [], None, None
     sides = dict(zip(names, (before_runs, after_runs)))  # one entry when a run is compared with itself
     return (comparison.drift_ratios(states, before_runs, after_runs), wording.settling_caveat(states, sides),
-            comparison.runs_in_spells(states, before_runs + after_runs), wording.busy_caveat(states, sides))
+            comparison.runs_in_spells(states, before_runs + after_runs), wording.busy_caveat(states, sides),
+            wording.controls_note(comparison.control_settings_differ(states, before_runs, after_runs)))
 
 
 def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float], caveat: str | None = None,
                   threshold: float = defaults.FLOOR, floor_note: str | None = None,
-                  busy: str | None = None, look: tuple[int, int] | None = None) -> list[str]:
+                  busy: str | None = None, look: tuple[int, int] | None = None,
+                  controls: str | None = None) -> list[str]:
     from .. import stats, wording
 
     counts = table["verdict"].value_counts()
@@ -114,6 +117,8 @@ def summary_lines(table: pd.DataFrame, machine_drift: dict[str, float], caveat: 
             lines.append(note)
     if machine_drift:
         lines.append("machine drift (drift controls, after ÷ before): " + wording.drift_text(machine_drift))
+    if controls:
+        lines.append(controls)
     moved = wording.machine_moved_note(table)
     if moved:
         lines.append(f"{moved}; compare runs the machine measured alike, or time both versions in one session "
@@ -144,13 +149,14 @@ CHANGES_IN_JSON = {"broken": "broken", "fixed": "fixed", "failed_new": "new", "o
 def report(table: pd.DataFrame, fmt: str, before_name: str, after_name: str, threshold: float,
            statistic: str = "median", machine_drift: dict | None = None, caveat: str | None = None,
            floor_note: str | None = None, busy: str | None = None, changes=None,
-           look: tuple[int, int] | None = None) -> None:
+           look: tuple[int, int] | None = None, controls: str | None = None) -> None:
     """A comparison table on standard output as `--format` asks: table, csv or json. `busy`
     (wording.busy_caveat) is said only where some cell was compared unpaired: cells that took
     turns shared whatever kept the machine busy. `changes` (comparison.CellChanges: the cells
     broken, fixed, failed anew, or `ok` on one side only) are said below the table, on standard
     error beside a csv, and in the json's `broken`, `fixed`, `failed_new`, `only_before` and
-    `only_after`; the table may then be empty. `look`: an `ab` session's look (wording.look_note)."""
+    `only_after`; the table may then be empty. `look`: an `ab` session's look (wording.look_note);
+    `controls`: wording.controls_note, where the sides timed their drift controls differently."""
     from .. import comparison, stats, wording
 
     machine_drift = machine_drift or {}
@@ -168,7 +174,8 @@ def report(table: pd.DataFrame, fmt: str, before_name: str, after_name: str, thr
     elif fmt == "json":
         print(json.dumps({"before": before_name, "after": after_name, "threshold": threshold,
                           "statistic": statistic, "floor_note": floor_note,
-                          "machine_drift": machine_drift, "settling_caveat": caveat, "busy_caveat": busy,
+                          "machine_drift": machine_drift, "controls_note": controls, "settling_caveat": caveat,
+                          "busy_caveat": busy,
                           "cells": json.loads(table.to_json(orient="records")) if not table.empty else [],
                           **listed}, indent=1))
     elif table.empty:
@@ -190,7 +197,7 @@ def report(table: pd.DataFrame, fmt: str, before_name: str, after_name: str, thr
         print(f"{after_name} against {before_name}, ratio of {statistic}s, threshold {threshold:.0%}")
         print(shown.to_string(index=False))
         print()
-        print("\n".join(summary_lines(table, machine_drift, caveat, threshold, floor_note, busy, look)))
+        print("\n".join(summary_lines(table, machine_drift, caveat, threshold, floor_note, busy, look, controls)))
         if said:
             print(said)
 
@@ -208,8 +215,8 @@ def run(args) -> int:
         if before_runs == after_runs:
             raise UsageError(f"{before_name} and {after_name} are the same measurements "
                              f"(run {', '.join(map(str, before_runs))}); compare two different runs or machines")
-        machine_drift, caveat, spelled, busy = machine_change(session, before_runs, after_runs,
-                                                              (before_name, after_name))
+        machine_drift, caveat, spelled, busy, controls = machine_change(session, before_runs, after_runs,
+                                                                        (before_name, after_name))
         drift, floors, fingerprints = history.measured_drift(session, before_runs + after_runs)
         rows = session.scalars(select(Run).where(Run.id.in_(before_runs + after_runs))).all()
         paired_with, rounds = {r.id: r.paired_with for r in rows}, {r.id: r.rounds for r in rows}
@@ -229,7 +236,7 @@ def run(args) -> int:
         raise UsageError(f"no cell has `ok` results in both {before_name} and {after_name}{why}")
     table = comparison.in_cell_order(table)
     report(table, args.format, before_name, after_name, args.threshold, args.statistic, machine_drift, caveat,
-           wording.floor_note(table, args.threshold, floors, fingerprints), busy, changes, look)
+           wording.floor_note(table, args.threshold, floors, fingerprints), busy, changes, look, controls)
     if timed_apart:  # below the table, or on stderr where stdout is data
         print(timed_apart, file=sys.stdout if args.format == "table" else sys.stderr)
     # A cell that fails after with nothing before is a kernel broken from its start: as bad as one that broke.

@@ -213,21 +213,24 @@ def run(args) -> int:
     table["explained_by"] = explained(table, marks, args.run)
     broken["explained_by"] = explained(broken, marks, args.run)
     new["explained_by"] = explained(new, marks, args.run)
+    controls = wording.controls_note(comparison.control_settings_differ(states, before_runs, [args.run])
+                                     if not states.empty else [])
     return verdict(table, args, f"run {args.run} against up to {args.against} earlier runs",
                    wording.floor_note(table, args.threshold, floors, 1) if len(table) else "",
                    machine_drift, broken, new, ("the earlier runs", f"run {args.run}"),
-                   wording.busy_caveat(states, {"the earlier runs": before_runs, f"run {args.run}": [args.run]}))
+                   wording.busy_caveat(states, {"the earlier runs": before_runs, f"run {args.run}": [args.run]}),
+                   controls)
 
 
 def verdict(table: pd.DataFrame, args, title: str, floor_note: str, machine_drift: dict, broken: pd.DataFrame,
-            new: pd.DataFrame, names: tuple[str, str], busy: str | None = None) -> int:
+            new: pd.DataFrame, names: tuple[str, str], busy: str | None = None, controls: str | None = None) -> int:
     """Print the judged table's summary, its regressions and its failed cells (and write
     --markdown); exit status 1 when a regression or a failed cell no `expected` mark explains is
     among them. `busy`: wording.busy_caveat's sentence for sides timed apart, said beside the
     floor. `broken`: comparison.broken_cells with `explained_by`, the cells `ok` on the side named
     names[0] that failed on the side named names[1]; `new`: comparison.new_failures with
     `explained_by`, those that failed on names[1] with no result on names[0]; the table may then
-    be empty."""
+    be empty. `controls`: wording.controls_note, said after `busy`."""
     import pandas as pd
 
     from .. import comparison, stats, wording
@@ -241,8 +244,9 @@ def verdict(table: pd.DataFrame, args, title: str, floor_note: str, machine_drif
         print("verdicts: " + ", ".join(f"{int(counts.get(v, 0))} {v}" for v in
                                        (*stats.RUN_WORDS, stats.NO_CHANGE, stats.INCONCLUSIVE)))
         print(floor_note)
-        if busy:
-            print(busy)
+        for said in (busy, controls):
+            if said:
+                print(said)
         moved = wording.machine_moved_note(table)
         if moved:
             print(f"{moved}: {wording.drift_text(machine_drift)}")

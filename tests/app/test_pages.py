@@ -349,6 +349,22 @@ def test_diff_holds_a_change_the_machine_itself_moved_as_far_as(db_url, monkeypa
     assert shown.loc["B=1 N=128 C=64 H=4", "verdict"] == "improvement"
 
 
+def test_diff_holds_nothing_for_controls_timed_on_other_threads_and_says_so(db_url, monkeypatch):
+    from tests.bench_runner.test_compare import _plant_rounds, _set_provenance, plant_runs
+
+    plant_runs(db_url)
+    _plant_rounds(db_url, {1: [0, 0, 0], 2: [0, 0, 0]}, copy_s={1: 5e-4, 2: 7.5e-4})
+    _set_provenance(db_url, run1={"threads": 2}, run2={"threads": 1})  # run 2 timed its controls on one thread
+    at = render(db_url, monkeypatch, "app_pages/diff.py")
+    next(s for s in at.selectbox if s.label == "Before").set_value(1).run()
+    next(s for s in at.selectbox if s.label == "After").set_value(2).run()
+    assert not at.exception
+    assert any(c.value.startswith("The drift controls ran under different settings on the two sides (threads 2 "
+                                  "against 1)") for c in at.caption)
+    assert not any("held inconclusive" in c.value for c in at.caption)
+    assert at.dataframe[0].value.set_index("size").loc["B=1 N=64 C=64 H=4", "verdict"] == "regression"
+
+
 def test_diff_warns_when_a_run_was_timed_in_a_spell_it_could_not_wait_out(db_url, monkeypatch):
     from tests.bench_runner.test_compare import _plant_rounds, plant_runs
 

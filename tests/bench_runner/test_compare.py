@@ -13,7 +13,7 @@ import results_db
 from bench_runner import comparison, machine_state, wording
 from bench_runner.cli import main
 from bench_runner.commands import doctor
-from results_db import store
+from results_db import Run, store
 from results_db.round_state import RoundState
 from tests.conftest import BENCHMARKS, FACTS, METHODS, planted_cell, planted_samples
 
@@ -521,6 +521,49 @@ def test_only_unpaired_changes_whose_interval_reaches_within_the_move_are_held()
     assert held == [True, False, False, True, True, False, False]
     assert comparison.hold_machine_moved(found, comparison.machine_move({}))[1] == [False] * 7
     assert comparison.machine_move({"cpu copy": 0.5, "cpu matmul": 1.1}) == pytest.approx(abs(np.log(0.5)))
+
+
+def _set_provenance(db_url, **by_run):
+    """Run id → provenance entries merged into that run's (its threads, torch...)."""
+    factory = sessionmaker(results_db.open_engine(db_url))
+    with factory() as session, session.begin():
+        for run_id, entries in by_run.items():
+            run = session.get(Run, int(run_id.removeprefix("run")))
+            run.provenance = {**(run.provenance or {}), **entries}
+
+
+def test_drift_controls_timed_on_other_threads_hold_nothing_and_say_so(planted_db, capsys):
+    """Run 2 ran on one thread, so its threaded controls read 1.5x slower (as a `--threads 1` run's
+    did, 1.5-1.9x): that is the setting, not the machine, and the 1.5x regression of N=64 stands."""
+    _plant_rounds(planted_db, {1: [0, 0, 0], 2: [0, 0, 0]}, copy_s={1: 5e-4, 2: 7.5e-4})
+    _set_provenance(planted_db, run1={"threads": 2, "torch": "2.13.0+cpu"}, run2={"threads": 1, "torch": "2.13.0+cpu"})
+    found = json.loads(compare(planted_db, "1", "2", "--format", "json", capsys=capsys)[1])
+    cells = {c["size"]: c for c in found["cells"]}
+    assert cells["B=1 N=64 C=64 H=4"]["verdict"] == "regression" and not cells["B=1 N=64 C=64 H=4"]["machine_moved"]
+    assert found["machine_drift"] == {}
+    said = ("the drift controls ran under different settings on the two sides (threads 2 against 1): they time "
+            "those as well as the machine, so the machine's own move between the sides is not known and no change "
+            "was held for it")
+    assert found["controls_note"] == said
+    assert said in compare(planted_db, "1", "2", capsys=capsys)[1]
+    # The same threads, another torch: the same. The same settings: the move holds the change again.
+    _set_provenance(planted_db, run2={"threads": 2, "torch": "2.14.0+cpu"})
+    found = json.loads(compare(planted_db, "1", "2", "--format", "json", capsys=capsys)[1])
+    assert "torch 2.13.0+cpu against 2.14.0+cpu" in found["controls_note"]
+    _set_provenance(planted_db, run2={"torch": "2.13.0+cpu"})
+    found = json.loads(compare(planted_db, "1", "2", "--format", "json", capsys=capsys)[1])
+    assert found["controls_note"] is None and found["machine_drift"]["cpu copy"] == pytest.approx(1.5)
+    assert {c["size"]: c["verdict"] for c in found["cells"]}["B=1 N=64 C=64 H=4"] == "inconclusive"
+
+
+def test_gate_says_when_the_controls_ran_on_other_threads(db_url, capsys):
+    _history_db(db_url, (1.0, 1.01, 0.99, 1.0, 1.6))  # run 5: the N=256 cell 1.6× slower
+    _plant_rounds(db_url, {r: [0, 0, 0] for r in range(1, 6)}, copy_s={1: 5e-4, 2: 5e-4, 3: 5e-4, 4: 5e-4, 5: 9e-4})
+    _set_provenance(db_url, **{f"run{r}": {"threads": 2} for r in range(1, 5)}, run5={"threads": 1})
+    assert main(["gate", "5", "--db", db_url]) == 1  # not held: the controls timed the one thread
+    out = capsys.readouterr().out
+    assert "the drift controls ran under different settings on the two sides (threads 2 against 1)" in out
+    assert "held inconclusive" not in out
 
 
 def test_gate_says_when_the_run_it_judges_ran_on_a_busy_machine(db_url, tmp_path, capsys):
