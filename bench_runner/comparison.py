@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from hadamard_bench.vocabulary import CELL_KEY, size_order
-from results_db.round_state import CONTROL_SETTINGS, DRIFT_PREFIX, RETAKE, RETAKEN, SETTLE_UNSETTLED
+from results_db.round_state import DRIFT_PREFIX, RETAKE, RETAKEN, SETTLE_UNSETTLED, TIMING_SETTINGS
 
 from .defaults import FLOOR
 from .stats import INCONCLUSIVE, ROUND_COLUMNS, RUN_WORDS, VERDICT_COLUMNS, compare_entries, drift_floors
@@ -295,11 +295,11 @@ def control_name(column: str) -> str:
 
 def control_settings_differ(states: pd.DataFrame, before_runs: Sequence[int], after_runs: Sequence[int]
                             ) -> list[str]:
-    """The settings the drift controls ran under (results_db.queries.CONTROL_SETTINGS: the runs'
+    """The settings the drift controls ran under (results_db.round_state.TIMING_SETTINGS: the runs'
     threads, torch, OpenMP variables) in which the two sides differ, each as `threads 2 against 1`;
     empty where they agree or are not known (rounds stored without them)."""
     out = []
-    for name in CONTROL_SETTINGS:
+    for name in TIMING_SETTINGS:
         column = f"run_{name}"
         if column not in states:
             continue

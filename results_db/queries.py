@@ -13,7 +13,7 @@ from hadamard_bench.vocabulary import FAILED
 from . import store
 from .models import (Agent, BenchmarkInfo, LatestResult, Machine, Metric, MethodInfo, Result,
                      RoundRecord, Run, utcnow)
-from .round_state import CONTROL_SETTINGS, RoundState
+from .round_state import TIMING_SETTINGS, RoundState
 
 # The export's leading columns, in order; any further metrics follow them.
 EXPORT_COLUMNS = [
@@ -307,7 +307,7 @@ def turns_of(run_id: int, paired_with: int | None) -> int:
 
 def round_states(session: Session, run_ids) -> pd.DataFrame:
     """Each round of the given runs: its machine state and drift controls, one row per round part,
-    with its run's CONTROL_SETTINGS (columns `run_threads`, `run_torch`, `run_openmp`)."""
+    with its run's TIMING_SETTINGS (round_state; columns `run_threads`, `run_torch`, `run_openmp`)."""
     ids = [int(r) for r in run_ids]
     settings = {rid: p if isinstance(p, dict) else {}
                 for rid, p in session.execute(select(Run.id, Run.provenance).where(Run.id.in_(ids)))}
@@ -315,7 +315,7 @@ def round_states(session: Session, run_ids) -> pd.DataFrame:
     for g in session.scalars(select(RoundRecord).where(RoundRecord.run_id.in_(ids)).order_by(RoundRecord.id)):
         rows.append({"run_id": g.run_id, "round": g.round + 1, "cells": g.cells, "started_at": g.started_at,
                      **RoundState.from_json(g.state).row(),
-                     **{f"run_{k}": settings.get(g.run_id, {}).get(k) for k in CONTROL_SETTINGS}})
+                     **{f"run_{k}": settings.get(g.run_id, {}).get(k) for k in TIMING_SETTINGS}})
     return pd.DataFrame(rows)
 
 

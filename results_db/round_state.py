@@ -15,11 +15,12 @@ SETTLE_UNSETTLED = "settle_cells_unsettled"  # cells the round timed while the c
 SETTLE_WAITED = "settle_waited_s"
 SETTLE_PROBE_MEDIAN = "settle_probe_median_s"  # the round's median probe (older rounds: settle_probe_best_s)
 DRIFT_PREFIX = "drift_"  # drift_<device>_<control>: the drift controls' seconds
-# The settings of a run that its drift controls ran under, as its provenance names them: a copy and
-# products of torch's, on the run's threads. queries.round_states reads them beside each round
-# (`run_threads`, ...), since controls timed under other settings time those too, not the machine
-# alone (bench_runner.comparison.control_settings_differ).
-CONTROL_SETTINGS = ("threads", "torch", "openmp")
+# The settings of a run that every timing of it ran under, its cells' and its drift controls' (a
+# copy and products of torch's, on the run's threads), as its provenance names them. Timings under
+# other settings time those too, not the machine alone: queries.round_states reads them beside each
+# round (`run_threads`, ...) for bench_runner.comparison.control_settings_differ, and `noise`
+# refuses runs that differ in them.
+TIMING_SETTINGS = ("threads", "torch", "openmp")
 # Runs stored before December 2026 also timed again, in passes after their rounds, the cells a
 # slow spell had left unsettled (comparison.regular_rounds); these name what such a pass stored.
 RETAKE = "retake"  # the retake pass's number; empty for a regular round

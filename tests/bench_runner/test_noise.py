@@ -11,7 +11,7 @@ from sqlalchemy.orm import sessionmaker
 
 import results_db
 from bench_runner.cli import main
-from results_db import history_queries, store
+from results_db import Run, history_queries, store
 from tests.conftest import BENCHMARKS, FACTS, METHODS, planted_samples
 
 SIZES = [f"B=1 N={n} C=64 H=4" for n in (64, 128, 256, 512)]
@@ -134,6 +134,25 @@ def test_bad_input_is_one_line_and_stores_nothing(db_url, capsys, args, said):
     code, out, err = cli(capsys, "noise", *args, "--db", db_url)
     assert code == 2 and said in err and len(err.strip().splitlines()) == 1
     assert floors_in(db_url).empty
+
+
+def test_runs_timed_under_different_settings_are_refused(db_url, capsys):
+    """A run on one thread among runs on two: their spread would be the thread count's. A setting
+    one run did not record (OpenMP's, in older runs) differs from nothing."""
+    plant(db_url)
+    factory = sessionmaker(results_db.open_engine(db_url))
+    with factory() as session, session.begin():
+        for run_id, provenance in {1: {"threads": 2, "openmp": "defaults"}, 2: {"threads": 2},
+                                   3: {"threads": 1, "openmp": "defaults"}}.items():
+            run = session.get(Run, run_id)
+            run.provenance = {**(run.provenance or {}), **provenance}
+    code, out, err = cli(capsys, "noise", "--from", "1", "2", "3", "--db", db_url)
+    assert code == 2 and err.strip().splitlines() == [
+        "hadamard-bench noise: the runs were timed under different settings (threads 1, 2): their spread would be "
+        "the settings', not time's; give runs of one setting"]
+    assert floors_in(db_url).empty
+    assert cli(capsys, "noise", "--from", "1", "2", "--db", db_url)[0] == 0
+    assert not floors_in(db_url).empty
 
 
 @pytest.mark.parametrize("runs", [["1", "2", "3"], ["2", "3"]], ids=["both-sides", "one-side"])
