@@ -312,7 +312,7 @@ def control_settings_differ(states: pd.DataFrame, before_runs: Sequence[int], af
 
 def drift_ratios(states: pd.DataFrame, before_runs: Sequence[int], after_runs: Sequence[int]) -> dict[str, float]:
     """How much the machine itself changed: after ÷ before of the drift controls' medians, from
-    the rounds' states (results_db.queries.round_states). None where the two sides ran their
+    the rounds' states (results_db.queries.round_states). Empty where the two sides ran their
     controls under different settings (control_settings_differ): a run on one thread timed its
     threaded controls 1.5-1.9 times as slow as the runs on two before it (2026-12-07), which
     then held a 1.9x slowdown of one thread `inconclusive` as the machine's own move."""
