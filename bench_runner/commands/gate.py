@@ -109,9 +109,9 @@ def explained(table: pd.DataFrame, marks: pd.DataFrame, run_id: int) -> pd.Serie
 
 
 def markdown(table: pd.DataFrame, title: str, threshold: float, floor_note: str = "", busy: str | None = None,
-             failed: Sequence[str] = ()) -> str:
+             failed: Sequence[str] = (), controls: str | None = None) -> str:
     """The judgement for a pull request's comment; `failed`: the sentences of wording.broken_note
-    and wording.new_failures_note that were said."""
+    and wording.new_failures_note that were said; `controls`: wording.controls_note's."""
     from .. import stats
 
     lines = [f"### Hadamard Bench: {title}", "",
@@ -136,7 +136,7 @@ def markdown(table: pd.DataFrame, title: str, threshold: float, floor_note: str 
             lines.append(f"| {r.benchmark} · {r.method} · {r.backend} · {r.device} · {r.dtype} · {r.mode} · {r.size} "
                          f"| {r.ratio:.3f}× | [{r.ci_low:.3f}, {r.ci_high:.3f}] | {r.floor:.0%} | {r.p_adjusted:.2g} |")
     lines += [line for said in failed for line in ("", f"**Failed**: {said}.")]
-    for said in (floor_note, busy):
+    for said in (floor_note, busy, controls):
         if said:
             lines += ["", said[0].upper() + said[1:] + "."]
     return "\n".join(lines) + "\n"
@@ -263,5 +263,5 @@ def verdict(table: pd.DataFrame, args, title: str, floor_note: str, machine_drif
             print(f"marked expected: {wording.cell_name(r)}: {r.explained_by}")
     if args.markdown:
         out_path(args.markdown).write_text(markdown(table, title, args.threshold, floor_note, busy,
-                                                    list(filter(None, said))), encoding="utf-8")
+                                                    list(filter(None, said)), controls), encoding="utf-8")
     return 1 if any((cells["explained_by"] == "").any() for cells in (regressions, broken, new)) else 0

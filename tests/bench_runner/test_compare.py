@@ -556,14 +556,16 @@ def test_drift_controls_timed_on_other_threads_hold_nothing_and_say_so(planted_d
     assert {c["size"]: c["verdict"] for c in found["cells"]}["B=1 N=64 C=64 H=4"] == "inconclusive"
 
 
-def test_gate_says_when_the_controls_ran_on_other_threads(db_url, capsys):
+def test_gate_says_when_the_controls_ran_on_other_threads(db_url, tmp_path, capsys):
     _history_db(db_url, (1.0, 1.01, 0.99, 1.0, 1.6))  # run 5: the N=256 cell 1.6× slower
     _plant_rounds(db_url, {r: [0, 0, 0] for r in range(1, 6)}, copy_s={1: 5e-4, 2: 5e-4, 3: 5e-4, 4: 5e-4, 5: 9e-4})
     _set_provenance(db_url, **{f"run{r}": {"threads": 2} for r in range(1, 5)}, run5={"threads": 1})
-    assert main(["gate", "5", "--db", db_url]) == 1  # not held: the controls timed the one thread
+    summary = tmp_path / "gate.md"
+    assert main(["gate", "5", "--db", db_url, "--markdown", str(summary)]) == 1  # not held: controls on one thread
     out = capsys.readouterr().out
-    assert "the drift controls ran under different settings on the two sides (threads 2 against 1)" in out
-    assert "held inconclusive" not in out
+    said = "the drift controls ran under different settings on the two sides (threads 2 against 1)"
+    assert said in out and "held inconclusive" not in out
+    assert said[0].upper() + said[1:] in summary.read_text()
 
 
 def test_gate_says_when_the_run_it_judges_ran_on_a_busy_machine(db_url, tmp_path, capsys):
