@@ -293,21 +293,30 @@ def control_name(column: str) -> str:
     return column.removeprefix(DRIFT_PREFIX).removesuffix("_s").replace("_", " ")
 
 
+def timing_settings(provenances: Iterable[Mapping]) -> dict[str, set[str]]:
+    """Each of TIMING_SETTINGS (results_db.round_state: threads, torch, OpenMP variables) → the
+    values the given runs' provenances recorded for it; a setting none of them recorded (OpenMP's,
+    before December 2026) is left out, so that it differs from nothing."""
+    found: dict[str, set[str]] = {}
+    for provenance in provenances:
+        for name in TIMING_SETTINGS:
+            value = provenance.get(name)
+            if value is not None and value == value:  # NaN: a round state's run that did not record it
+                found.setdefault(name, set()).add(str(value))
+    return {name: found[name] for name in TIMING_SETTINGS if name in found}
+
+
 def control_settings_differ(states: pd.DataFrame, before_runs: Sequence[int], after_runs: Sequence[int]
                             ) -> list[str]:
-    """The settings the drift controls ran under (results_db.round_state.TIMING_SETTINGS: the runs'
-    threads, torch, OpenMP variables) in which the two sides differ, each as `threads 2 against 1`;
-    empty where they agree or are not known (rounds stored without them)."""
-    out = []
-    for name in TIMING_SETTINGS:
-        column = f"run_{name}"
-        if column not in states:
-            continue
-        sides = [set(states.loc[states["run_id"].isin(list(runs)), column].dropna().astype(str))
-                 for runs in (before_runs, after_runs)]
-        if all(sides) and sides[0] != sides[1]:
-            out.append(f"{name} {', '.join(sorted(sides[0]))} against {', '.join(sorted(sides[1]))}")
-    return out
+    """The settings the drift controls ran under (timing_settings, from the round states' `run_`
+    columns) in which the two sides differ, each as `threads 2 against 1`; empty where they agree
+    or are not known (rounds stored without them)."""
+    columns = [f"run_{name}" for name in TIMING_SETTINGS if f"run_{name}" in states]
+    sides = [timing_settings(states.loc[states["run_id"].isin(list(runs)), columns]
+                             .rename(columns=lambda c: c.removeprefix("run_")).to_dict("records"))
+             for runs in (before_runs, after_runs)]
+    return [f"{name} {', '.join(sorted(sides[0][name]))} against {', '.join(sorted(sides[1][name]))}"
+            for name in TIMING_SETTINGS if name in sides[0] and name in sides[1] and sides[0][name] != sides[1][name]]
 
 
 def drift_ratios(states: pd.DataFrame, before_runs: Sequence[int], after_runs: Sequence[int]) -> dict[str, float]:

@@ -98,7 +98,6 @@ def _measure_from(args, run_ids: list[int]) -> int:
     """Every cell's drift from the runs' samples, stored on their fingerprint, and the cells'
     history change points searched again at their new floor."""
     from results_db import Run, history_queries, queries, store
-    from results_db.round_state import TIMING_SETTINGS
 
     from .. import comparison, history, wording
 
@@ -120,10 +119,8 @@ def _measure_from(args, run_ids: list[int]) -> int:
             raise UsageError(f"the runs were measured on {len(fingerprints)} different hardware "
                              f"fingerprints ({', '.join(sorted(fingerprints))}); give runs of one machine")
         fingerprint = fingerprints.pop()
-        # A setting a run did not record (OpenMP's, before December 2026) differs from nothing.
-        known = [r.provenance if isinstance(r.provenance, dict) else {} for r in runs]
-        differ = {k: sorted({str(p[k]) for p in known if p.get(k) is not None}) for k in TIMING_SETTINGS}
-        differ = {k: v for k, v in differ.items() if len(v) > 1}
+        settings = comparison.timing_settings(r.provenance if isinstance(r.provenance, dict) else {} for r in runs)
+        differ = {k: sorted(v) for k, v in settings.items() if len(v) > 1}
         if differ:
             raise UsageError("the runs were timed under different settings (" + "; ".join(
                 f"{k} {', '.join(v)}" for k, v in differ.items()) + "): their spread would be the settings', not "
