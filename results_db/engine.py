@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -79,6 +79,17 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _release_on_stop(context) -> None:
+    """A Ctrl-C or a stopping signal inside a statement: SQLAlchemy then closes the connection
+    rather than roll it back, and SQLite keeps a closed connection's transaction, and its write
+    lock, while any of its statements is still held, as the interrupted cursor is by the
+    traceback. The run's own "interrupted" record, written next, then waited 30 s for that lock
+    and failed (CI, 2026-12-07). Closing the cursor lets the connection close and roll back."""
+    if isinstance(context.original_exception, (KeyboardInterrupt, SystemExit)) and context.execution_context:
+        with suppress(Exception):  # a cursor that cannot close must not stand in for the Ctrl-C
+            context.execution_context.cursor.close()
 
 
 @contextmanager
@@ -165,5 +176,6 @@ def _open(url: str | None, create: bool) -> Engine:
         if revision is None and not create:
             raise FileNotFoundError(f"no results database at {path}")
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "handle_error", _release_on_stop)
         schema.ensure(engine, revision, path)
     return engine

@@ -1,7 +1,7 @@
 """Faults while a run or an import writes: a disk that fills, a database server that drops the
-connection, a process killed mid-import, a file in a read-only folder. Each: what the user sees, and that nothing stored
-before is lost. (Each test starts processes of its own: kept apart from test_damage.py so that
-the two modules can run on different test workers.)"""
+connection, a process killed mid-import, a file in a read-only folder, a Ctrl-C inside a statement. Each: what the
+user sees, and that nothing stored before is lost. (Most tests start processes of their own: kept apart from
+test_damage.py so that the two modules can run on different test workers.)"""
 
 import gc
 import os
@@ -14,8 +14,51 @@ import pytest
 
 from bench_runner.cli import main
 from results_db import damage
-from tests.conftest import seed
+from tests.conftest import FACTS, seed
 from tests.results_db.test_damage import ROOT, rows
+
+
+def test_a_ctrl_c_inside_a_statement_leaves_the_file_free_for_the_runs_interrupted_record(tmp_path):
+    """A KeyboardInterrupt that lands inside a cell's executemany (as a signal to the runner's
+    group can): the record of the run's end, written next in the same process, must not wait on
+    the interrupted transaction's lock (CI, 2026-12-07: 30 s, then "database is locked")."""
+    from sqlalchemy import event, text
+    from sqlalchemy.orm import sessionmaker
+
+    import results_db
+    from results_db import store
+
+    engine = results_db.open_engine(f"sqlite:///{tmp_path / 'stopped.db'}")
+    factory = sessionmaker(engine)
+    with factory() as session, session.begin():
+        host = store.get_or_create_machine(session, FACTS, "testhost (Test CPU)")
+        run_id = store.start_run(session, host, "smoke", {}, cells_total=2).id
+    armed = []
+
+    def stopped_between_rows(cursor, statement, parameters, context):
+        """The statement's first row written, then the Ctrl-C: the cursor keeps its statement."""
+        if armed and statement.startswith("UPDATE run"):
+            armed.clear()
+
+            def rows():
+                yield parameters
+                raise KeyboardInterrupt
+            cursor.executemany(statement, rows())
+
+    event.listen(engine, "do_execute", stopped_between_rows)
+    try:
+        with factory() as session, session.begin():
+            armed.append(True)
+            store.count_progress(session, run_id, 1)
+    except KeyboardInterrupt:  # written while the traceback, and through it the cursor, lives: as run.measure does
+        assert not armed  # the interrupt landed inside the statement
+        with factory() as session, session.begin():
+            session.execute(text("PRAGMA busy_timeout=1000"))  # a failure in a second, not in 30
+            store.finish_run(session, run_id, "interrupted", "stopped by Ctrl-C")
+    with factory() as session:
+        run = session.get(results_db.Run, run_id)
+        assert (run.status, run.message, run.cells_done) == ("interrupted", "stopped by Ctrl-C", 0)
+    engine.dispose()
 
 
 @pytest.mark.slow
