@@ -337,6 +337,36 @@ def drift_ratios(states: pd.DataFrame, before_runs: Sequence[int], after_runs: S
     return out
 
 
+# How far a drift control may move across `noise`'s runs before it says that the machine moved,
+# and how far one run's may lie from the runs' median before `noise` leaves that run out (odd_runs).
+CONTROLS_MOVED = 1.2
+
+
+def odd_runs(states: pd.DataFrame, runs: Sequence[int], bound: float = CONTROLS_MOVED) -> dict[int, dict[str, float]]:
+    """The runs whose drift controls set them apart from the others: run → {control: its median ÷
+    the runs' median} for each control it reads beyond `bound` either way, from the rounds' states
+    (results_db.queries.round_states). Only where the runs that agree are two or more and outnumber
+    those apart; else none (two runs, or a machine that moves run to run: no run is the odd one).
+    The 2-vCPU VM switches between two states that move the copy control 1.8 times and a cell a
+    median 8.5% (docs/notes/2026-12-07-the-vms-two-states.md): `noise`'s runs of 10:39 that day
+    had run 1 in the rarer one, and its floors came out at a median ±56.7%; from the two runs
+    that agreed, ±12.3%. Runs of two states stay judged by their controls' move (hold_machine_moved)."""
+    if states.empty:  # runs stored without round records
+        return {}
+    states = states[regular_rounds(states) & states["run_id"].isin(list(runs))]
+    apart: dict[int, dict[str, float]] = {}
+    for column in [c for c in states.columns if c.startswith(DRIFT_PREFIX)]:
+        medians = states.groupby("run_id")[column].median().dropna()
+        medians = medians[medians > 0]
+        if len(medians) < 3:
+            continue
+        for run, ratio in (medians / medians.median()).items():
+            if not 1 / bound <= ratio <= bound:
+                apart.setdefault(int(run), {})[control_name(column)] = float(ratio)
+    agree = [r for r in runs if r not in apart]
+    return apart if len(agree) >= 2 and len(agree) > len(apart) else {}
+
+
 def control_spread(states: pd.DataFrame, runs: Sequence[int]) -> dict[str, float]:
     """How far the machine itself moved across `runs`: for each drift control, the largest of
     the runs' medians ÷ the smallest, from the rounds' states (results_db.queries.round_states).

@@ -10,13 +10,10 @@ import pandas as pd
 
 from hadamard_bench.vocabulary import CELL_KEY, counted
 
-from .comparison import interval_half_width, outlasted, unsettled_share
+from .comparison import CONTROLS_MOVED, interval_half_width, outlasted, unsettled_share
 from .defaults import FLOOR
 from .machine_state import busy_reasons
 from .stats import INCONCLUSIVE, ROUNDS_APART
-
-# How far a drift control may move across `noise`'s runs before it says that the machine moved.
-CONTROLS_MOVED = 1.2
 
 
 def inconclusive_note(table: pd.DataFrame, floor: float = FLOOR) -> str | None:
@@ -146,6 +143,17 @@ def session_look(before_runs: Sequence[int], after_runs: Sequence[int], paired_w
 def drift_text(ratios: dict[str, float]) -> str:
     """`cpu copy 0.982×, cpu matmul 1.003×`."""
     return ", ".join(f"{name} {ratio:.3f}×" for name, ratio in sorted(ratios.items()))
+
+
+def odd_runs_note(odd: dict[int, dict[str, float]], kept: Sequence[int]) -> str | None:
+    """Which runs `noise` left out (comparison.odd_runs) and why, in one sentence; None for none."""
+    if not odd:
+        return None
+    said = "; ".join(f"run {run} ({drift_text(ratios)})" for run, ratios in sorted(odd.items()))
+    return (f"Left out {said}: {'its' if len(odd) == 1 else 'their'} drift controls read that many times the runs' "
+            f"median, the machine running otherwise than in runs {', '.join(map(str, sorted(kept)))}, and the floors "
+            "would count the difference as drift. `compare` holds a change between runs that far apart within the "
+            "controls' move instead.")
 
 
 def control_spread_note(spread: dict[str, float], bound: float = CONTROLS_MOVED) -> str | None:

@@ -23,7 +23,9 @@ def add_parser(verbs) -> None:
                     "far its median moves between runs taken at different times, as a margin two identical runs' "
                     "interval lies within 80% of the time (0.1% of such pairs move beyond it), from the spread "
                     "of its runs' medians, moderated towards the other cells' (three runs know one cell's "
-                    "spread poorly). `compare` of two runs, `gate` and History then "
+                    "spread poorly). A run whose drift controls read more than 20% from the runs' median, "
+                    "where two or more runs agree and outnumber it, is left out and named: the floors would count the "
+                    "machine's other state as drift. `compare` of two runs, `gate` and History then "
                     "judge each cell at the larger of --threshold and this drift, and say which floor they "
                     "used. A new measurement replaces a cell's floor; --show lists what is stored.")
     selection_flags(p, "default: as `run`, cuda when available, else cpu")
@@ -125,18 +127,22 @@ def _measure_from(args, run_ids: list[int]) -> int:
             raise UsageError("the runs were timed under different settings (" + "; ".join(
                 f"{k} {', '.join(v)}" for k, v in differ.items()) + "): their spread would be the settings', not "
                 "time's; give runs of one setting")
-        table = comparison.drift_table([queries.samples_frame(session, run_id=r) for r in run_ids])
+        states = queries.round_states(session, run_ids)
+        odd = comparison.odd_runs(states, run_ids)
+        kept = sorted(r for r in run_ids if r not in odd)
+        table = comparison.drift_table([queries.samples_frame(session, run_id=r) for r in kept])
         if table.empty:
             raise UsageError("no cell has `ok` results in two or more of these runs")
-        store.write_noise_floors(session, fingerprint, table.to_dict("records"), sorted(run_ids))
+        store.write_noise_floors(session, fingerprint, table.to_dict("records"), kept)
         history.refresh(session, cells=[(fingerprint, *key) for key in
                                         table[queries.CELL_COLUMNS].itertuples(index=False, name=None)])
         floors = history_queries.noise_floors(session, fingerprint)
-        moved = wording.control_spread_note(comparison.control_spread(queries.round_states(session, run_ids), run_ids))
-    print(f"noise floor of fingerprint {fingerprint}, from runs {', '.join(map(str, sorted(run_ids)))}:")
+        moved = wording.control_spread_note(comparison.control_spread(states, kept))
+    print(f"noise floor of fingerprint {fingerprint}, from runs {', '.join(map(str, kept))}:")
     print(wording.noise_summary(floors))
-    if moved:
-        print(moved[0].upper() + moved[1:] + ".")
+    for said in (wording.odd_runs_note(odd, kept), moved and moved[0].upper() + moved[1:] + "."):
+        if said:
+            print(said)
     return 0
 
 

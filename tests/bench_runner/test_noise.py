@@ -197,8 +197,43 @@ def test_noise_says_when_the_machine_itself_moved_between_its_runs(db_url, capsy
     code, out, _ = cli(capsys, "noise", "--from", "1", "2", "3", "--db", db_url)
     assert code == 0 and ("The drift controls across these runs, largest ÷ smallest run median: cpu copy 1.100×, "
                           "cpu probe 1.000×.\n") in out
-    code, out, _ = cli(capsys, "noise", "--from", "2", "3", "4", "--db", db_url)
-    assert code == 0 and "cpu copy 1.442×" in out
+    code, out, _ = cli(capsys, "noise", "--from", "3", "4", "--db", db_url)  # two runs: neither is the odd one
+    assert code == 0 and "cpu copy 1.442×" in out and "Left out" not in out
     assert "the machine itself moved between the runs by more than 20%, and the floors count that move" in out
     code, out, _ = cli(capsys, "noise", "--from", "5", "6", "--db", db_url)  # no round recorded its controls
     assert code == 0 and "drift controls" not in out
+
+
+def test_noise_leaves_out_a_run_whose_controls_set_it_apart_from_the_others(db_url, capsys):
+    """Of three runs, the one whose copy control read 1.36 times the runs' median (the VM's other
+    state): its floors would be the state's move; they are the two that agree's, and it says so."""
+    from tests.bench_runner.test_compare import _plant_rounds
+
+    plant(db_url)
+    _plant_rounds(db_url, {r: [0, 0, 0] for r in (2, 3, 4)}, copy_s={2: 5.5e-4, 3: 5.2e-4, 4: 7.5e-4})
+    code, out, _ = cli(capsys, "noise", "--from", "2", "3", "--db", db_url)
+    alone = floors_in(db_url).set_index("size")["drift"]
+    code, out, _ = cli(capsys, "noise", "--from", "2", "3", "4", "--db", db_url)
+    assert code == 0 and "from runs 2, 3:" in out
+    assert ("Left out run 4 (cpu copy 1.364×): its drift controls read that many times the runs' median, the "
+            "machine running otherwise than in runs 2, 3") in out
+    assert "moved between the runs by more than 20%" not in out  # of the runs kept, 1.058
+    floors = floors_in(db_url)
+    assert all(list(r) == [2, 3] for r in floors["run_ids"])
+    assert np.allclose(floors.set_index("size")["drift"].loc[alone.index], alone)
+
+
+@pytest.mark.parametrize("copy_s", [
+    {1: 4e-4, 2: 4e-4, 3: 8e-4, 4: 8e-4},  # two against two: no run is the odd one
+    {1: 4e-4, 2: 6e-4, 3: 9e-4},  # every run apart from the median (0.67×, 1.5×) but its own
+])
+def test_noise_keeps_every_run_where_none_is_the_odd_one(db_url, capsys, copy_s):
+    from tests.bench_runner.test_compare import _plant_rounds
+
+    plant(db_url)
+    _plant_rounds(db_url, {r: [0, 0, 0] for r in copy_s}, copy_s=copy_s)
+    runs = [str(r) for r in copy_s]
+    code, out, _ = cli(capsys, "noise", "--from", *runs, "--db", db_url)
+    assert code == 0 and "Left out" not in out and f"from runs {', '.join(runs)}:" in out
+    assert "the machine itself moved between the runs by more than 20%" in out
+    assert all(list(r) == list(copy_s) for r in floors_in(db_url)["run_ids"])
