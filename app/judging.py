@@ -183,6 +183,12 @@ def headline_text(h) -> str:
         # The equivalence test read the 90% interval; the one shown is the 95% one, as in every headline.
         claim = (f"**{method}** runs as fast as **{baseline}** (within ±{defaults.FLOOR:.0%} at 90% confidence; "
                  f"95% interval {interval})")
+    elif pd.notna(getattr(h, "rounds_apart", None)) and h.rounds_apart >= stats.ROUNDS_APART:  # paired only
+        # More rounds narrow such an interval only as their square root: advising them would mislead.
+        claim = (f":orange[**{method}** against **{baseline}**: {h.speedup:.2f}× {interval}, inconclusive: its "
+                 f"rounds read {h.speedup_round_low:.2f}× to {h.speedup_round_high:.2f}×, further apart than their "
+                 f"cycles explain (something that held for a whole round, such as other work on the cores, set "
+                 f"the speed-up; `doctor` names what else runs)]")
     else:
         claim = (f":orange[**{method}** against **{baseline}**: {h.speedup:.2f}× {interval}, inconclusive: "
                  f"measure again with more rounds]")

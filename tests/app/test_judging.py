@@ -156,3 +156,9 @@ def test_a_paired_speedup_carries_its_rounds_as_speedups_and_how_far_apart_they_
     assert speed["rounds_apart"] > 10 * stats.ROUNDS_APART
     unpaired = judging.speedup_intervals(frame, "base", {k: v[:2] for k, v in samples.items()}).iloc[0]
     assert np.isnan(unpaired["rounds_apart"]) and np.isnan(unpaired["speedup_round_low"])
+    # The Overview's headline names the rounds' range instead of advising more rounds.
+    catalogue = pd.DataFrame({"benchmark": ["b", "b"], "method": ["h", "base"], "role": ["hadamard", "baseline"]})
+    headline = judging.headline_verdicts(judging.headlines(frame, catalogue), samples).iloc[0]
+    text = judging.headline_text(headline)
+    assert "inconclusive: its rounds read 0.67× to 1.00×, further apart than their cycles explain" in text
+    assert "more rounds" not in text
