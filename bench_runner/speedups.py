@@ -14,7 +14,8 @@ from hadamard_bench.vocabulary import METHOD_WORDS
 
 from . import comparison
 
-COLUMNS = ["baseline", "speedup", "speedup_ci_low", "speedup_ci_high", "speedup_verdict", "speedup_paired"]
+COLUMNS = ["baseline", "speedup", "speedup_ci_low", "speedup_ci_high", "speedup_verdict", "speedup_paired",
+           "speedup_rounds_apart"]
 SAME_PLACE = ["run_id", "benchmark", "backend", "size", "device", "dtype", "mode"]
 
 
@@ -60,8 +61,8 @@ def with_speedups(frame: pd.DataFrame, catalogue: pd.DataFrame, samples: dict,
                   in_spell: dict[int, bool] | None = None) -> pd.DataFrame:
     """`frame` (results with result_id, status and SAME_PLACE's columns) with COLUMNS added:
     method ÷ baseline's time ratio turned into a speed-up (above 1: faster than the baseline),
-    its 95% interval and verdict (faster, slower, no change, inconclusive), and whether it was
-    paired, held as the dashboard holds it (comparison.judge; `in_spell`: result id → whether
+    its 95% interval and verdict (faster, slower, no change, inconclusive), whether it was
+    paired and, if so, how far apart its rounds lie (stats.rounds_apart), held as the dashboard holds it (comparison.judge; `in_spell`: result id → whether
     the cell was measured in a slow spell, comparison.cells_in_spell). `samples`: result id →
     results_db.queries.samples_of's entry. Cells with no
     baseline, or whose baseline did not end `ok` in the same run, are left empty."""
@@ -78,4 +79,5 @@ def with_speedups(frame: pd.DataFrame, catalogue: pd.DataFrame, samples: dict,
         out.at[index, "speedup"], out.at[index, "speedup_ci_low"], out.at[index, "speedup_ci_high"] = flipped(f)
         out.at[index, "speedup_verdict"] = f["verdict"]
         out.at[index, "speedup_paired"] = f["paired"]
+        out.at[index, "speedup_rounds_apart"] = f["rounds_apart"] if f["paired"] else None
     return out

@@ -90,6 +90,9 @@ COLUMNS = {
                        "`no change` (the 90% interval within ±5%) or `inconclusive`",
     "speedup_paired": "true when the method and its baseline took turns, so the speed-up comes from their "
                       "per-cycle ratios; false when each was timed alone",
+    "speedup_rounds_apart": "paired only: how many times further apart the rounds' speed-ups lie than their "
+                            "cycles explain; 2 or more, something that held for a whole round (other work on the "
+                            "cores) set the speed-up, and more rounds narrow its interval only as their square root",
 }
 
 

@@ -157,8 +157,14 @@ def test_a_paired_speedup_carries_its_rounds_as_speedups_and_how_far_apart_they_
     unpaired = judging.speedup_intervals(frame, "base", {k: v[:2] for k, v in samples.items()}).iloc[0]
     assert np.isnan(unpaired["rounds_apart"]) and np.isnan(unpaired["speedup_round_low"])
     # The Overview's headline names the rounds' range instead of advising more rounds.
-    catalogue = pd.DataFrame({"benchmark": ["b", "b"], "method": ["h", "base"], "role": ["hadamard", "baseline"]})
+    catalogue = pd.DataFrame({"benchmark": ["b", "b"], "method": ["h", "base"], "role": ["hadamard", "baseline"],
+                              "against": [None, None]})
     headline = judging.headline_verdicts(judging.headlines(frame, catalogue), samples).iloc[0]
     text = judging.headline_text(headline)
     assert "inconclusive: its rounds read 0.67× to 1.00×, further apart than their cycles explain" in text
     assert "more rounds" not in text
+    # The exports carry the same figure, the unpaired speed-up none.
+    exported = speedups.with_speedups(frame, catalogue, samples)
+    assert exported["speedup_rounds_apart"].dropna().tolist() == [pytest.approx(speed["rounds_apart"])]
+    exported = speedups.with_speedups(frame, catalogue, {k: v[:2] for k, v in samples.items()})
+    assert exported["speedup_rounds_apart"].isna().all() and exported["speedup_paired"].tolist()[0] is False

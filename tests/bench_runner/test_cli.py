@@ -188,6 +188,7 @@ def test_export_round_trips_through_csv(smoke_db, tmp_path):
     assert len(judged) == (exported["role"] != "baseline").sum() > 10
     assert set(judged["role"]) == {"hadamard", "reference"}
     assert judged["speedup_paired"].all()
+    assert judged["speedup_rounds_apart"].isna().all()  # the smoke run's one round: no rounds to set apart
     assert ((judged["speedup_ci_low"] <= judged["speedup"]) & (judged["speedup"] <= judged["speedup_ci_high"])).all()
     assert set(judged["speedup_verdict"]) <= {"faster", "slower", "no change", "inconclusive"}
     assert exported.loc[exported["role"] == "baseline", "speedup"].isna().all()
