@@ -351,18 +351,13 @@ def odd_runs(states: pd.DataFrame, runs: Sequence[int], bound: float = CONTROLS_
     median 8.5% (docs/notes/2026-12-07-the-vms-two-states.md): `noise`'s runs of 10:39 that day
     had run 1 in the rarer one, and its floors came out at a median ±56.7%; from the two runs
     that agreed, ±12.3%. Runs of two states stay judged by their controls' move (hold_machine_moved)."""
-    if states.empty:  # runs stored without round records
-        return {}
-    states = states[regular_rounds(states) & states["run_id"].isin(list(runs))]
     apart: dict[int, dict[str, float]] = {}
-    for column in [c for c in states.columns if c.startswith(DRIFT_PREFIX)]:
-        medians = states.groupby("run_id")[column].median().dropna()
-        medians = medians[medians > 0]
+    for name, medians in run_medians(states, runs).items():
         if len(medians) < 3:
             continue
         for run, ratio in (medians / medians.median()).items():
             if not 1 / bound <= ratio <= bound:
-                apart.setdefault(int(run), {})[control_name(column)] = float(ratio)
+                apart.setdefault(int(run), {})[name] = float(ratio)
     agree = [r for r in runs if r not in apart]
     return apart if len(agree) >= 2 and len(agree) > len(apart) else {}
 
@@ -371,14 +366,20 @@ def control_spread(states: pd.DataFrame, runs: Sequence[int]) -> dict[str, float
     """How far the machine itself moved across `runs`: for each drift control, the largest of
     the runs' medians ÷ the smallest, from the rounds' states (results_db.queries.round_states).
     A noise floor measured from runs the machine moved between takes the move for drift."""
-    out = {}
+    return {name: float(medians.max() / medians.min()) for name, medians in run_medians(states, runs).items()
+            if len(medians) >= 2}
+
+
+def run_medians(states: pd.DataFrame, runs: Sequence[int]) -> dict[str, pd.Series]:
+    """Each drift control's name → its median in each of `runs` that timed it (run id → seconds),
+    from the rounds' states (results_db.queries.round_states), their retake passes left out."""
     if states.empty:  # runs stored without round records
-        return out
+        return {}
     states = states[regular_rounds(states) & states["run_id"].isin(list(runs))]
+    out = {}
     for column in [c for c in states.columns if c.startswith(DRIFT_PREFIX)]:
         medians = states.groupby("run_id")[column].median().dropna()
-        if len(medians) >= 2 and medians.min() > 0:
-            out[control_name(column)] = float(medians.max() / medians.min())
+        out[control_name(column)] = medians[medians > 0]
     return out
 
 

@@ -62,8 +62,9 @@ def with_speedups(frame: pd.DataFrame, catalogue: pd.DataFrame, samples: dict,
     """`frame` (results with result_id, status and SAME_PLACE's columns) with COLUMNS added:
     method ÷ baseline's time ratio turned into a speed-up (above 1: faster than the baseline),
     its 95% interval and verdict (faster, slower, no change, inconclusive), whether it was
-    paired and, if so, how far apart its rounds lie (stats.rounds_apart), held as the dashboard holds it (comparison.judge; `in_spell`: result id → whether
-    the cell was measured in a slow spell, comparison.cells_in_spell). `samples`: result id →
+    paired and, if so, how far apart its rounds lie (stats.rounds_apart), held as the dashboard
+    holds it (comparison.judge; `in_spell`: result id → whether the cell was measured in a slow
+    spell, comparison.cells_in_spell). `samples`: result id →
     results_db.queries.samples_of's entry. Cells with no
     baseline, or whose baseline did not end `ok` in the same run, are left empty."""
     out = frame.copy()
@@ -79,5 +80,5 @@ def with_speedups(frame: pd.DataFrame, catalogue: pd.DataFrame, samples: dict,
         out.at[index, "speedup"], out.at[index, "speedup_ci_low"], out.at[index, "speedup_ci_high"] = flipped(f)
         out.at[index, "speedup_verdict"] = f["verdict"]
         out.at[index, "speedup_paired"] = f["paired"]
-        out.at[index, "speedup_rounds_apart"] = f["rounds_apart"] if f["paired"] else None
+        out.at[index, "speedup_rounds_apart"] = f["rounds_apart"]
     return out
