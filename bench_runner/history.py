@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from hadamard_bench.vocabulary import FAILED
 from results_db import Machine, Mark, Result, Run, history_queries, queries, store
 
-from . import stats, step_detect
+from . import comparison, stats, step_detect
 from .defaults import FLOOR
 
 CELL = queries.CELL_COLUMNS
@@ -91,7 +91,10 @@ def _by_cell(frame: pd.DataFrame) -> dict[tuple, list[dict]]:
     return cells
 
 
-def _points(rows: list[dict], new_starts: Iterable[int], floor: float) -> list[dict]:
+def _points(rows: list[dict], new_starts: Iterable[int], floor: float, states: pd.DataFrame | None = None
+            ) -> list[dict]:
+    """cell_points' points of `rows`; with the round `states` of their runs
+    (results_db.queries.round_states), a step within the machine's own move is held (_machine_move)."""
     points, rounds = [], []
     for r in rows:
         rounds.append(stats.split_rounds(r["samples"], r["sample_rounds"]))
@@ -109,13 +112,26 @@ def _points(rows: list[dict], new_starts: Iterable[int], floor: float) -> list[d
         if not kept:
             continue
         found = step_detect.search([points[i]["time_median_s"] for i in kept], floor=floor,
-                                   rounds=[rounds[i] for i in kept])
+                                   rounds=[rounds[i] for i in kept],
+                                   machine_move=_machine_move(states, [rows[i]["run_id"] for i in kept]))
         for index in found.change_points:
             points[kept[index]]["change_point"] = True
         resume = kept[found.last_window]
     if resume is not None:
         points[resume]["search_from"] = True
     return points
+
+
+def _machine_move(states: pd.DataFrame | None, runs: list[int]) -> Callable[[int, int, int], float] | None:
+    """step_detect's machine_move over `runs` (one per searched value): how far the machine itself
+    moved between the runs on either side of a split, as `compare` reads it between two sets of runs
+    (comparison.drift_ratios, machine_move: nothing where the sides timed their drift controls under
+    different settings). A History step that `compare` of the same runs would hold is held too.
+    None where no round recorded its controls."""
+    if states is None or states.empty:
+        return None
+    return lambda start, split, end: comparison.machine_move(
+        comparison.drift_ratios(states, runs[start:split], runs[split:end]))
 
 
 def _changed(rows: list[dict], points: list[dict]) -> list[dict]:
@@ -178,11 +194,12 @@ def refresh(session: Session, fingerprint: str | None = None, cells: Iterable[tu
     for (fp, benchmark), keys in by_place.items():
         frame = history_queries.history_frame(session, benchmark=benchmark, fingerprint=fp, details=False)
         marks, drift = marks_and_drift(fp)
+        states = queries.round_states(session, frame["run_id"].unique())
         for key, rows in _by_cell(frame).items():
             if key not in keys:
                 continue
             points += _changed(rows, _points(rows, _new_starts(marks, dict(zip(CELL, key))),
-                                             measured_floor(drift, key)))
+                                             measured_floor(drift, key), states))
             done += 1
             if progress:
                 progress(done, todo)
@@ -205,6 +222,7 @@ def _resume(session: Session, fingerprint: str, stale: Mapping[tuple, int], mark
     frame = history_queries.history_frame(session, fingerprint=fingerprint, details=False,
                                           since=starts["started_at"].min())
     points, done = [], set()
+    states = queries.round_states(session, frame["run_id"].unique())
     for key, rows in _by_cell(frame).items():
         ids = [r["result_id"] for r in rows]
         if key not in resume_at or resume_at[key] not in ids:
@@ -213,7 +231,7 @@ def _resume(session: Session, fingerprint: str, stale: Mapping[tuple, int], mark
         new = sum(not r["cached"] for r in tail)
         if new != stale[key] or _new_starts(marks, dict(zip(CELL, key))) & {r["run_id"] for r in tail[1:]}:
             continue
-        found = _points(tail, (), measured_floor(drift, key))
+        found = _points(tail, (), measured_floor(drift, key), states)
         # A search cannot start a level at its own first run: a change point there was found by
         # the window before, and stays.
         found[0]["change_point"] = bool(tail[0]["change_point"])

@@ -1,16 +1,18 @@
 """Where a history's level steps: E-divisive means (Matteson & James, "A nonparametric approach
 for multiple change point analysis of multivariate data", JASA 2014), as in MongoDB's
 performance CI, on a cell's run medians, each step judged by bench_runner.stats' comparison of
-the runs on either side. Pure functions, apart from stats as asv keeps its step_detect apart
-from its statistics. Torch-free: the dashboard imports it through bench_runner.history."""
+the runs on either side. Pure functions, apart from stats (and comparison's rule for a change
+within the machine's own move) as asv keeps its step_detect apart from its statistics.
+Torch-free: the dashboard imports it through bench_runner.history."""
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
+from .comparison import hold_machine_moved
 from .defaults import FLOOR
 from .stats import ALPHA, RUN_WORDS, compare, verdict
 
@@ -55,7 +57,7 @@ class Found(NamedTuple):
 
 def search(values: Sequence[float], alpha: float = ALPHA, floor: float = FLOOR, permutations: int = 199,
            min_size: int = 2, seed: int = 0, rounds: Sequence[Sequence[np.ndarray]] | None = None,
-           window: int = WINDOW) -> Found:
+           window: int = WINDOW, machine_move: Callable[[int, int, int], float] | None = None) -> Found:
     """Change points of a series of run medians, searched window by window: the first window
     holds the first `window` runs; the next starts at the last change point the window found, or
     half a window on when it found none, so every step is seen away from a window's edge. The
@@ -64,13 +66,18 @@ def search(values: Sequence[float], alpha: float = ALPHA, floor: float = FLOOR, 
     Because a full window's search depends on nothing after it, searching `values[last_window:]`
     (with its rounds) finds the same change points after its first run as searching `values`
     whole (one at last_window itself was found by the window before): what history's
-    incremental refresh relies on."""
+    incremental refresh relies on.
+
+    `machine_move(start, split, end)`: how far the machine itself moved, on a log scale, between
+    values[start:split] and values[split:end] (their runs' drift controls); a step whose interval
+    does not clear it is held, as `compare` holds a change between runs (comparison.hold_machine_moved)."""
     found, start, n = [], 0, len(values)
     while True:
         end = min(start + window, n)
+        moved = None if machine_move is None else (lambda a, b, c, o=start: machine_move(o + a, o + b, o + c))
         inside = [start + i for i in _segment_change_points(
             values[start:end], alpha, floor, permutations, min_size, seed,
-            None if rounds is None else rounds[start:end])]
+            None if rounds is None else rounds[start:end], moved)]
         found += inside
         if end == n:
             return Found(found, start)
@@ -83,7 +90,8 @@ def change_points(values: Sequence[float], **options) -> list[int]:
 
 
 def _segment_change_points(values: Sequence[float], alpha: float, floor: float, permutations: int,
-                           min_size: int, seed: int, rounds: Sequence[Sequence[np.ndarray]] | None) -> list[int]:
+                           min_size: int, seed: int, rounds: Sequence[Sequence[np.ndarray]] | None,
+                           machine_move: Callable[[int, int, int], float] | None = None) -> list[int]:
     """Indices where a new level starts in a series of run medians. E-divisive means on the log
     medians finds the best split; it is kept when it is significant and the two sides' medians
     differ by more than the practical floor, then each side is searched again.
@@ -110,7 +118,11 @@ def _segment_change_points(values: Sequence[float], alpha: float, floor: float, 
             before = [r for run in rounds[start:start + split] for r in run]
             after = [r for run in rounds[start + split:end] for r in run]
             c = compare(before, after, seed=seed)
-            significant = verdict(c.ci_low, c.ci_high, c.p_value, floor, alpha) in RUN_WORDS
+            said = verdict(c.ci_low, c.ci_high, c.p_value, floor, alpha)
+            if said in RUN_WORDS and machine_move is not None:  # within the machine's own move: held, as compare does
+                judged = {"verdict": said, "ci_low": c.ci_low, "ci_high": c.ci_high, "paired": False}
+                said = hold_machine_moved([judged], machine_move(start, start + split, end))[0][0]
+            significant = said in RUN_WORDS
         else:
             beaten = sum(_divergence(rng.permutation(segment), min_size)[1] >= q for _ in range(permutations))
             significant = (beaten + 1) / (permutations + 1) < alpha

@@ -267,3 +267,43 @@ def test_history_reads_and_prints_one_benchmark_at_a_time_as_one_table_csv_or_js
     assert main(["history", "--db", db_url]) == 0
     out = capsys.readouterr().out
     assert out.count("time_median_s") == 2 and "1 change point in 5 cells" in out  # a block per benchmark
+
+
+@pytest.mark.parametrize("copy_s, threads, stepped", [
+    ((5e-4, 5e-4), (2, 2), True),  # the machine steady: the code's step of 1.3x is a change point
+    ((5e-4, 7.5e-4), (2, 2), False),  # the machine itself 1.5x slower from run 4 on: held, as compare holds it
+    ((5e-4, 7.5e-4), (2, 1), True),  # runs 4-6 timed their controls on one thread: that is the setting's move
+])
+def test_a_step_within_the_machines_own_move_is_no_change_point(db_url, capsys, copy_s, threads, stepped):
+    from tests.bench_runner.test_compare import _plant_rounds, _set_provenance
+
+    _history_db(db_url, (1.0, 1.0, 1.0, 1.3, 1.3, 1.3))  # the N=256 cell 1.3x slower from run 4 on
+    _plant_rounds(db_url, {r: [0, 0, 0] for r in range(1, 7)}, copy_s={r: copy_s[r > 3] for r in range(1, 7)})
+    _set_provenance(db_url, **{f"run{r}": {"threads": threads[r > 3]} for r in range(1, 7)})
+    rows = history_json(db_url, capsys, "--size", "N=256")
+    assert [r["change_point"] for r in rows] == [False, False, False, stepped, False, False]
+    # compare of the runs either side of the step says the same of the cell.
+    capsys.readouterr()
+    main(["compare", "3", "4", "--db", db_url, "--format", "json"])
+    cell = next(c for c in json.loads(capsys.readouterr().out)["cells"] if c["size"] == N256)
+    assert (cell["verdict"] == "regression") == stepped
+
+
+def test_a_history_searched_from_its_last_window_holds_the_machines_move_too(db_url, capsys):
+    """Runs added to a cached history are searched from the cell's search_from point (refresh's
+    resume): the step they bring, within the machine's own move, is held there as in a whole search."""
+    from tests.bench_runner.test_compare import _plant_rounds
+
+    _history_db(db_url, (1.0, 1.0, 1.0, 1.0))
+    _plant_rounds(db_url, {r: [0, 0, 0] for r in range(1, 5)}, copy_s={r: 5e-4 for r in range(1, 5)})
+    assert not any(r["change_point"] for r in history_json(db_url, capsys, "--size", "N=256"))
+    factory = sessionmaker(results_db.open_engine(db_url))
+    with factory() as session, session.begin():
+        host = session.get(results_db.Run, 1).machine
+        for _ in range(3):
+            _run(session, host, lambda f: 1.3 if f == 1.0 else 1.0, lambda s: 0.01)
+    _plant_rounds(db_url, {r: [0, 0, 0] for r in range(5, 8)}, copy_s={r: 7.5e-4 for r in range(5, 8)})
+    with factory() as session, session.begin():
+        resumed = history.refresh(session)
+    assert resumed and all(p["result_id"] > 16 for p in resumed)  # the new runs' points only: resumed, not redone
+    assert not any(r["change_point"] for r in history_json(db_url, capsys, "--size", "N=256"))
