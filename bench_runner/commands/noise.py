@@ -30,7 +30,8 @@ def add_parser(verbs) -> None:
                     "used. A new measurement replaces a cell's floor; --show lists what is stored.")
     selection_flags(p, "default: as `run`, cuda when available, else cpu")
     p.add_argument("--repeat", type=positive_int("number of runs (2 or more)"), default=3, metavar="N",
-                   help="how many runs of the selection to take, one after another (default: 3)")
+                   help="how many runs of the selection to take, one after another (default: 3); as many more "
+                        "again, once, as read the machine otherwise than the others")
     rounds_flag(p)
     p.add_argument("--from", dest="runs", nargs="+", type=positive_int("run id"), metavar="RUN",
                    help="measure from these stored runs of one machine instead of running anything (two or more, "
@@ -53,13 +54,29 @@ def run(args) -> int:
             raise UsageError("one of --suite (runs to take) or --from (stored runs) is required")
         if args.repeat < 2:
             raise UsageError("--repeat 1 measures no spread between runs; give 2 or more")
-        run_ids = _take_runs(args)
+        run_ids = _take_runs(args, args.repeat, [])
+        odd = _odd_runs(args, run_ids)
+        if odd:  # taken again once, so that the floors come from as many runs as asked where the machine allows
+            print(f"noise: run{'s' * (len(odd) > 1)} {', '.join(map(str, odd))} of {args.repeat} read the machine "
+                  f"otherwise than the others (drift controls); taking {len(odd)} more", file=sys.stderr)
+            run_ids = _take_runs(args, len(odd), run_ids)
     return _measure_from(args, run_ids)
 
 
-def _take_runs(args) -> list[int]:
-    """Run the selection `repeat` times through `run`, each a process of its own, one after
-    another; the ids of the runs that finished."""
+def _odd_runs(args, run_ids: list[int]) -> list[int]:
+    """Which of the runs just taken (their places, from 1) comparison.odd_runs sets apart."""
+    from results_db import queries
+
+    from .. import comparison
+
+    with existing_db(args.db)() as session:
+        odd = comparison.odd_runs(queries.round_states(session, run_ids), run_ids)
+    return [run_ids.index(r) + 1 for r in sorted(odd)]
+
+
+def _take_runs(args, count: int, taken: list[int]) -> list[int]:
+    """Run the selection `count` times more through `run`, each a process of its own, one after
+    another, after the runs `taken` before; the ids of all of them."""
     import results_db
     from sqlalchemy import select
 
@@ -72,9 +89,9 @@ def _take_runs(args) -> list[int]:
             argv += [f"--{flag}", str(value)]
     if args.rounds:
         argv += ["--rounds", str(args.rounds)]
-    taken = []
-    for i in range(args.repeat):
-        print(f"noise: run {i + 1} of {args.repeat}", file=sys.stderr)
+    taken, total = list(taken), len(taken) + count
+    for i in range(len(taken), total):
+        print(f"noise: run {i + 1} of {total}", file=sys.stderr)
         # In a session of its own, so that a signal reaches it once, through this process: Ctrl-C or a
         # SIGTERM to the group would otherwise reach it directly too, and again while it cleans up.
         proc = subprocess.Popen([sys.executable, "-m", "bench_runner", "run", *argv], start_new_session=True)
@@ -87,7 +104,7 @@ def _take_runs(args) -> list[int]:
             proc.wait()
             raise
         if proc.returncode != 0:
-            raise UsageError(f"run {i + 1} of {args.repeat} ended with status {proc.returncode}; "
+            raise UsageError(f"run {i + 1} of {total} ended with status {proc.returncode}; "
                              f"the runs before it are kept ({', '.join(map(str, taken)) or 'none'}): "
                              f"`noise --from` can measure from them and more")
         with factory() as session:  # the run that process stored: the newest of its pid
