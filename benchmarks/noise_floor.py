@@ -2,9 +2,10 @@
 
 The selection of benchmarks/reproducibility.py (the quick suite's eager cells of six
 benchmarks, 110 cells) is measured by `hadamard-bench noise` (three runs one after another:
-runs 1-3, the machine's drift between runs, per cell), then run twice more (runs 4 and 5).
-Nothing changed between runs 4 and 5, so every `regression` or `improvement` when `compare`
-sets them against each other is a false change. The two are compared at the plain 5%
+runs 1-3, the machine's drift between runs, per cell; a fourth where one of them read the
+machine otherwise), then run twice more (runs 4 and 5, or 5 and 6). Nothing changed between
+those two, so every `regression` or `improvement` when `compare` sets them against each other
+is a false change. The two are compared at the plain 5%
 threshold and at each cell's measured floor (max(threshold, drift)): cells changed,
 inconclusive, no change, and the floors themselves. With `--disturb` a neighbour streams
 memory on one core for the whole measurement (benchmarks/speedup_aa.py's).
@@ -36,13 +37,14 @@ from bench_runner.commands.flags import positive_int  # noqa: E402
 from docs_section import write_section  # noqa: E402
 from reproducibility import SELECTION, bench_runner, scratch_db  # noqa: E402
 from results_db import Run, history_queries  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 from neighbour import DISTURB_HELP, DISTURBED, disturbance  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
 
 
 def measure_runs(disturb: bool, rounds: int) -> tuple[str, float]:
-    """`noise` over the selection (runs 1-3), then two plain runs (4 and 5), each of `rounds`
+    """`noise` over the selection (runs 1-3, or 1-4), then two plain runs, each of `rounds`
     rounds, into a scratch database; its URL and the minutes it all took."""
     url = scratch_db("noise_floor")
     started = time.perf_counter()
@@ -62,6 +64,12 @@ def row(name: str, table: pd.DataFrame) -> str:
             f"{int(counts.get(stats.NO_CHANGE, 0)) / n:.0%} | ±{table['floor'].median():.1%} |")
 
 
+def noise_kept(floors: pd.DataFrame, taken: list[int]) -> str:
+    """`; floors from runs 2, 3, 4` where `noise` left some of the runs it took out (comparison.odd_runs)."""
+    kept = sorted({int(r) for runs in floors["run_ids"] for r in runs})
+    return f"; floors from runs {', '.join(map(str, kept))}" if kept != taken else ""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--disturb", action="store_true", help=DISTURB_HELP)
@@ -73,12 +81,15 @@ def main() -> int:
     url, minutes = (args.db, float("nan")) if args.db else measure_runs(args.disturb, args.rounds)
     sessions = compare.existing_db(url)
     with sessions() as session:
-        before, _, _ = compare.side(session, "4")
-        after, _, _ = compare.side(session, "5")
-        drift, floors, _ = history.measured_drift(session, [4, 5])
-        machine_drift = compare.machine_change(session, [4], [5])[0]
-        assert len(history_queries.run_fingerprints(session, [1, 2, 3, 4, 5])) == 1
-        first, last = session.get(Run, 1), session.get(Run, 5)
+        # `noise` takes a run again where one read the machine otherwise: the two plain runs are the last two.
+        ids = sorted(session.scalars(select(Run.id)))
+        taken, (a, b) = ids[:-2], ids[-2:]
+        before, _, _ = compare.side(session, str(a))
+        after, _, _ = compare.side(session, str(b))
+        drift, floors, _ = history.measured_drift(session, [a, b])
+        machine_drift = compare.machine_change(session, [a], [b])[0]
+        assert len(history_queries.run_fingerprints(session, ids)) == 1
+        first, last = session.get(Run, ids[0]), session.get(Run, b)
         if np.isnan(minutes):
             minutes = (last.finished_at - first.started_at).total_seconds() / 60
         commit = (first.provenance or {}).get("git_commit") or "unknown"
@@ -91,18 +102,19 @@ def main() -> int:
     lines = [
         f"Measured {first.started_at:%Y-%m-%d %H:%M} UTC at {commit[:7]} on this machine's CPU ({os.cpu_count()} "
         f"cores), {DISTURBED if args.disturb else 'quiet'}; the quick suite's eager cells of six benchmarks: "
-        f"`noise` (runs 1-3), then runs 4 and 5, {rounds} rounds a run, {minutes:.0f} minutes in all.",
+        f"`noise` (runs {taken[0]}-{taken[-1]}{noise_kept(floors, taken)}), then runs {a} and {b}, {rounds} rounds a "
+        f"run, {minutes:.0f} minutes in all.",
         "",
-        "| runs 5 against 4 judged at | cells | changed (false) | inconclusive | no change | median floor |",
+        f"| runs {b} against {a} judged at | cells | changed (false) | inconclusive | no change | median floor |",
         "| --- | --- | --- | --- | --- | --- |",
         row(f"the {defaults.FLOOR:.0%} threshold", plain),
         row("each cell's measured floor", floored),
         "",
         f"Drift between runs as `noise` measured it, over {len(floors)} cells: median ±{floors['drift'].median():.1%}, "
         f"90th percentile ±{floors['drift'].quantile(0.9):.1%}, largest ±{floors['drift'].max():.1%}; "
-        f"{int((floors['drift'] > defaults.FLOOR).sum())} cells above the threshold. Runs 4 and 5 moved apart by a "
+        f"{int((floors['drift'] > defaults.FLOOR).sum())} cells above the threshold. Runs {a} and {b} moved apart by a "
         f"median {np.expm1(moved.median()):.1%}, {np.mean(moved > np.log1p(floored['floor'])):.0%} of cells by more "
-        f"than their floor. The drift controls, run 5 ÷ 4: {wording.drift_text(machine_drift) or 'none recorded'}; "
+        f"than their floor. The drift controls, run {b} ÷ {a}: {wording.drift_text(machine_drift) or 'none recorded'}; "
         f"{int(floored['machine_moved'].sum())} cells' changes held inconclusive at their floor, their intervals "
         f"not clearing the machine's own move.",
     ]
