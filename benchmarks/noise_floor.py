@@ -114,7 +114,8 @@ def main() -> int:
         f"90th percentile ±{floors['drift'].quantile(0.9):.1%}, largest ±{floors['drift'].max():.1%}; "
         f"{int((floors['drift'] > defaults.FLOOR).sum())} cells above the threshold. Runs {a} and {b} moved apart by a "
         f"median {np.expm1(moved.median()):.1%}, {np.mean(moved > np.log1p(floored['floor'])):.0%} of cells by more "
-        f"than their floor. The drift controls, run {b} ÷ {a}: {wording.drift_text(machine_drift) or 'none recorded'}; "
+        f"than their floor. The drift controls, run {b} ÷ {a}: "
+        f"{wording.drift_text(machine_drift) or 'none recorded'}; "
         f"{int(floored['machine_moved'].sum())} cells' changes held inconclusive at their floor, their intervals "
         f"not clearing the machine's own move.",
     ]
