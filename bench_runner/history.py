@@ -71,14 +71,16 @@ ROW = ("result_id", "run_id", "samples", "sample_rounds", "time_median_s", "ci_l
        "search_from", "cached")
 
 
-def cell_points(cell: pd.DataFrame, new_starts: Iterable[int] = (), floor: float = FLOOR) -> list[dict]:
+def cell_points(cell: pd.DataFrame, new_starts: Iterable[int] = (), floor: float = FLOOR,
+                states: pd.DataFrame | None = None) -> list[dict]:
     """History points of one cell's rows of history_frame (oldest first, with samples): each
     run's median and 95% interval (kept from the cache where present: a result's own interval
     never changes), and change points found separately within each stretch between runs marked
     as a new start, at `floor` (a step smaller is no change: the cell's floor, measured_floor).
     `search_from` marks the first run of the last stretch's last search window. A result without
-    samples is a gap: its point holds None and the search passes over it."""
-    return _points(cell[list(ROW)].to_dict("records"), new_starts, floor)
+    samples is a gap: its point holds None and the search passes over it. With the round `states`
+    of its runs (results_db.queries.round_states), a step within the machine's own move is held."""
+    return _points(cell[list(ROW)].to_dict("records"), new_starts, floor, states)
 
 
 def _by_cell(frame: pd.DataFrame) -> dict[tuple, list[dict]]:

@@ -2,7 +2,8 @@
 date as a run ends, and opening the History page on them.
 
 Fills a temporary SQLite database with synthetic runs shaped like the quick suite's (catalogue
-cells, three rounds of five samples each, a 1.3× step planted at 60% of the runs in one cell of ten),
+cells, three rounds of five samples each and their drift controls, a 1.3× step planted at 60% of
+the runs in one cell of ten),
 then times, side by side in one process:
 
 - a cold refresh of every cell's points (a database just migrated, or a big import);
@@ -35,7 +36,8 @@ from sqlalchemy.orm import sessionmaker  # noqa: E402
 import results_db  # noqa: E402
 from bench_runner import history  # noqa: E402
 from docs_section import write_section  # noqa: E402
-from results_db import history_queries, store  # noqa: E402
+from results_db import history_queries, queries, store  # noqa: E402
+from results_db.round_state import RoundState  # noqa: E402
 from results_db.models import Result  # noqa: E402
 
 DOC = ROOT / "docs" / "history.md"
@@ -65,6 +67,11 @@ def add_run(factory, host_id: int, cells, run_index: int, step_at: int, rng: ran
                              dtype="float32", mode=mode, size=size, status="ok", samples=samples,
                              sample_rounds=[r for r in range(3) for _ in range(5)]))
         session.execute(insert(Result), rows)
+        for r in range(3):  # each round's drift controls, as a real run records them: History reads them
+            record = store.start_round(session, run.id, r, 0, None)
+            store.finish_round(session, record.id, len(cells), RoundState(drift={"cpu": {
+                "copy_s": 2.8e-4 * rng.gauss(1, 0.03), "matmul_s": 1.6e-4 * rng.gauss(1, 0.02),
+                "probe_s": 4.5e-5 * rng.gauss(1, 0.02)}}))
         store.finish_run(session, run.id)
 
 
@@ -73,9 +80,10 @@ def whole_search_differences(factory) -> tuple[int, int]:
     cell's whole history finds, of how many points."""
     with factory() as session:
         frame = history_queries.history_frame(session, details=False)
+        states = queries.round_states(session, frame["run_id"].unique())
     differ = 0
     for _, cell in frame.groupby(history.CELL, sort=False):
-        whole = history.cell_points(cell)
+        whole = history.cell_points(cell, states=states)
         differ += sum((bool(r.change_point), bool(r.search_from)) != (p["change_point"], p["search_from"])
                       for r, p in zip(cell.itertuples(), whole))
     return differ, len(frame)
@@ -147,7 +155,7 @@ def main() -> int:
     lines = [
         f"`python benchmarks/history_page.py --runs {args.runs} --cells {args.cells} --loads {args.loads}`, "
         f"{time.strftime('%Y-%m-%d')}, on this 2-core VM: {args.runs} runs of {args.cells} cells (three rounds of "
-        f"five samples each; filled in {filled:.0f} s), one SQLite file.",
+        f"five samples each, each round's drift controls recorded; filled in {filled:.0f} s), one SQLite file.",
         "",
         "| step | time |",
         "| --- | --- |",
