@@ -383,6 +383,39 @@ def run_medians(states: pd.DataFrame, runs: Sequence[int]) -> dict[str, pd.Serie
     return out
 
 
+
+# What share of a machine's stored rounds may read a drift control beyond CONTROLS_MOVED from
+# their median before `doctor` says the machine moves under its runs. On the 2-vCPU VM of
+# 2026-12-07 the copy control did so in 1-14 of each measurement's 12-15 rounds (its two states:
+# docs/notes/2026-12-07-the-vms-two-states.md); 1 of 15 was a run's first round, 2 of 15 already
+# a spell of the rarer state.
+ROUNDS_MOVED_WARN = 0.10
+
+
+def rounds_moved(states: pd.DataFrame, bound: float = CONTROLS_MOVED) -> dict[str, tuple[int, int, float, float]]:
+    """Per drift control (its name), over the rounds of `states` (results_db.queries.round_states)
+    timed under the settings most of them share (a run on other threads or another torch times
+    its controls otherwise: drift_ratios), their retake passes left out: how many rounds read it
+    more than `bound` from the rounds' median either way, how many read it, that median, and the
+    median of the rounds that moved (NaN where none did). Empty for no rounds."""
+    if states.empty:
+        return {}
+    states = states[regular_rounds(states)]
+    columns = [f"run_{name}" for name in TIMING_SETTINGS if f"run_{name}" in states]
+    if columns:
+        settings = states[columns].apply(lambda row: " ".join(map(str, row)), axis=1)
+        states = states[settings == settings.value_counts().index[0]]
+    out = {}
+    for column in [c for c in states.columns if c.startswith(DRIFT_PREFIX)]:
+        values = states[column].dropna()
+        values = values[values > 0]
+        if values.empty:
+            continue
+        median = float(values.median())
+        moved = values[(values / median > bound) | (values / median < 1 / bound)]
+        out[control_name(column)] = (len(moved), len(values), median, float(moved.median()) if len(moved) else np.nan)
+    return out
+
 UNSETTLED_WARN = 0.10  # a side with more of its cell-rounds timed unsettled gets a caveat
 
 

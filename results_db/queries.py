@@ -305,6 +305,13 @@ def turns_of(run_id: int, paired_with: int | None) -> int:
     return min(run_id, paired_with) if paired_with is not None else run_id
 
 
+def recent_plain_runs(session: Session, fingerprint: str, count: int) -> list[int]:
+    """The newest `count` plain runs (Run.plain: not an `ab` session's sides) on one hardware
+    fingerprint, newest first."""
+    return list(session.scalars(select(Run.id).join(Machine, Run.machine_id == Machine.id)
+                                .where(Machine.fingerprint == fingerprint, Run.plain)
+                                .order_by(Run.id.desc()).limit(count)))
+
 def round_states(session: Session, run_ids) -> pd.DataFrame:
     """Each round of the given runs: its machine state and drift controls, one row per round part,
     with its run's TIMING_SETTINGS (round_state; columns `run_threads`, `run_torch`, `run_openmp`)."""

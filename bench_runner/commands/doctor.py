@@ -14,6 +14,8 @@ from pathlib import Path
 from hadamard_bench import proc
 
 from .. import machine_state
+from . import checked_url, sessions_on
+from .flags import db_flag
 
 
 @dataclass
@@ -30,11 +32,14 @@ def _meminfo() -> dict[str, int]:
 
 
 def add_parser(verbs) -> None:
-    verbs.add_parser("doctor", help="what on this machine would disturb measurements, with advice",
-                     description="Check this machine for what makes timings irreproducible: load, other busy "
-                                 "processes, CPU steal, the frequency governor, memory and swap, thread settings, "
-                                 "how steadily the cores work together and, with a CUDA GPU, its persistence mode, "
-                                 "clocks and throttling. Exit status 1 when something would disturb a measurement.")
+    p = verbs.add_parser("doctor", help="what on this machine would disturb measurements, with advice",
+                         description="Check this machine for what makes timings irreproducible: load, other busy "
+                                     "processes, CPU steal, the frequency governor, memory and swap, thread settings, "
+                                     "how steadily the cores work together, how far the machine moved under the runs "
+                                     "the results database holds of it (their rounds' drift controls) and, with a "
+                                     "CUDA GPU, its persistence mode, clocks and throttling. Exit status 1 when "
+                                     "something would disturb a measurement.")
+    db_flag(p)
 
 
 def cpu_findings(window_s: float = 1.0) -> list[Finding]:
@@ -163,6 +168,54 @@ def cores_finding(probes: int = 8, gap_s: float = 0.25, probe=None, sleep=time.s
                    "could have made; a host of your own has none")
 
 
+# The newest runs of this hardware whose rounds `doctor` reads: a few sessions' worth.
+RECENT_RUNS = 20
+
+
+def stored_rounds_finding(url_text: str | None, runs: int = RECENT_RUNS) -> Finding | None:
+    """How still the machine held under the runs stored of it: the drift controls each round timed
+    at its start (a 16 MiB copy, a matrix product, the settling probe), over the newest `runs`
+    plain runs of this hardware fingerprint in the results database. None where there is no
+    database yet (nothing is created). A state that lasts seconds to minutes (a cloud VM's vCPUs
+    placed otherwise, a neighbour) shows here and not in the two seconds the other checks take:
+    on the 2-vCPU VM of 2026-12-07 the copy control read 1.8 times as fast in a state that came in
+    spells of 3 s to a minute, and cells moved a median 8.5% with it."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from results_db import queries, store
+
+    from .. import comparison, machine
+
+    url = checked_url(url_text)  # a URL that cannot work is bad input, said in one line
+    if url.get_backend_name() == "sqlite" and not Path(url.database).exists():
+        return None
+    what = "the machine under its stored runs"
+    try:
+        with sessions_on(url, create=False, writes=False)() as session:
+            run_ids = queries.recent_plain_runs(session, store.fingerprint_of(machine.facts()), runs)
+            moved = comparison.rounds_moved(queries.round_states(session, run_ids))
+    except SQLAlchemyError as exc:
+        return Finding(False, what, f"could not read {url.render_as_string()}: {str(exc).splitlines()[0]}",
+                       "`hadamard-bench db check` says what is wrong with it")
+    if not moved:
+        return Finding(True, what, "no rounds of this hardware stored yet" if not run_ids else
+                       f"its {len(run_ids)} newest runs stored no drift controls")
+    name, (count, total, median, moved_median) = max(moved.items(), key=lambda kv: kv[1][0] / kv[1][1])
+    runs_said = f"its {len(run_ids)} newest run{'s' * (len(run_ids) != 1)}"
+    bound = f"{comparison.CONTROLS_MOVED - 1:.0%}"
+    if not count:
+        return Finding(True, what, f"{total} rounds of {runs_said} read every drift control within {bound} "
+                                   "of its median")
+    seen = (f"{count} of {total} rounds of {runs_said} read the {name} control more than {bound} from its median "
+            f"({moved_median * 1e3:.3g} ms against {median * 1e3:.3g})")
+    if count < 2 or count < comparison.ROUNDS_MOVED_WARN * total:  # a run's first round, a moment's spell
+        return Finding(True, what, seen + "; too few to say the machine moves")
+    return Finding(False, what, seen,
+                   "the machine itself moves between and within runs here, and two runs timed apart differ by "
+                   "that as well as by their code: compare two versions with `ab`, which times them in turns, "
+                   "and let `noise --suite quick` measure the floor that comparisons across time are judged at")
+
+
 GPU_QUERY = "name,persistence_mode,clocks.sm,clocks.max.sm,clocks.mem,temperature.gpu,power.draw,clocks_throttle_reasons.active"
 
 
@@ -196,7 +249,8 @@ def gpu_findings() -> list[Finding]:
 
 
 def run(args) -> int:
-    findings = cpu_findings() + gpu_findings()
+    stored = stored_rounds_finding(args.db)
+    findings = cpu_findings() + ([stored] if stored else []) + gpu_findings()
     width = max(len(f.what) for f in findings)
     for f in findings:
         print(f"{'ok  ' if f.ok else 'WARN'}  {f.what:<{width}}  {f.seen}")

@@ -198,6 +198,7 @@ def _quiet(monkeypatch, heavy=()):
     monkeypatch.setattr(doctor, "gpu_findings", lambda: [])
     monkeypatch.setattr(doctor, "cores_finding", lambda: doctor.Finding(True, "cores working together", "steady"))
     monkeypatch.setattr(doctor, "openmp_finding", lambda: doctor.Finding(True, "OpenMP threads while waiting", "-"))
+    monkeypatch.setattr(doctor, "stored_rounds_finding", lambda url: None)
 
 
 def test_doctor_says_when_the_cores_are_slow_to_work_together_now_and_then(monkeypatch):
@@ -211,6 +212,71 @@ def test_doctor_says_when_the_cores_are_slow_to_work_together_now_and_then(monke
     assert "--settle" in found.advice
     steady = iter([46e-6, 47e-6, 46.4e-6, 81e-6])
     assert doctor.cores_finding(probes=3, probe=lambda: next(steady), sleep=lambda s: None).ok
+
+
+def _plant_copies(db_url, copies: dict[int, list[float]], threads: int | None = None):
+    """Round records for runs, each round's 16 MiB copy control as given (seconds), the probe steady."""
+    factory = sessionmaker(results_db.open_engine(db_url))
+    with factory() as session, session.begin():
+        for run_id, per_round in copies.items():
+            if threads:
+                session.get(Run, run_id).provenance = {"threads": threads}
+            for i, copy_s in enumerate(per_round):
+                record = store.start_round(session, run_id, i, 5, None)
+                controls = {"copy_s": copy_s, "probe_s": 46e-6}
+                store.finish_round(session, record.id, 5, RoundState(drift={"cpu": controls}))
+
+
+def test_rounds_whose_controls_left_their_median_are_counted_under_the_settings_most_rounds_share(planted_db):
+    from results_db import queries
+
+    # Runs 1-3 on two threads: two rounds of nine in the copy's faster state; run 4 on one thread,
+    # whose controls run otherwise, is left out rather than counted as the machine moving.
+    _plant_copies(planted_db, {1: [2.8e-4, 2.9e-4, 2.8e-4], 2: [2.7e-4, 1.6e-4, 1.5e-4], 3: [2.8e-4] * 3}, threads=2)
+    plant_bigger_testhost(planted_db)
+    _plant_copies(planted_db, {4: [5.0e-4] * 3}, threads=1)
+    with sessionmaker(results_db.open_engine(planted_db))() as session:
+        moved = comparison.rounds_moved(queries.round_states(session, [1, 2, 3, 4]))
+        assert comparison.rounds_moved(queries.round_states(session, [])) == {}
+    assert moved["cpu copy"][:3] == (2, 9, 2.8e-4) and moved["cpu copy"][3] == pytest.approx(1.55e-4)
+    assert moved["cpu probe"][:3] == (0, 9, 46e-6) and np.isnan(moved["cpu probe"][3])
+
+
+def test_doctor_says_when_the_machine_moved_under_its_stored_runs(planted_db, monkeypatch, capsys):
+    from bench_runner import machine
+
+    monkeypatch.setattr(machine, "facts", lambda: dict(FACTS))  # this machine is the planted runs' hardware
+    _plant_copies(planted_db, {1: [2.8e-4, 2.9e-4, 2.8e-4], 2: [2.7e-4, 1.6e-4, 1.5e-4], 3: [2.8e-4] * 3})
+    plant_bigger_testhost(planted_db)  # run 4: other hardware, whose rounds say nothing of this machine
+    _plant_copies(planted_db, {4: [1.5e-4] * 3})
+    found = doctor.stored_rounds_finding(planted_db)
+    assert not found.ok and found.seen == ("2 of 9 rounds of its 3 newest runs read the cpu copy control more than "
+                                           "20% from its median (0.155 ms against 0.28)")
+    assert "`ab`" in found.advice and "`noise --suite quick`" in found.advice
+    steady = doctor.stored_rounds_finding(planted_db, runs=1)  # run 3 alone
+    assert steady.ok and steady.seen == "3 rounds of its 1 newest run read every drift control within 20% of its median"
+    for name in ("cpu_findings", "gpu_findings"):  # this machine's own state: the other tests'
+        monkeypatch.setattr(doctor, name, lambda: [])
+    assert main(["doctor", "--db", planted_db]) == 1
+    assert "WARN  the machine under its stored runs  2 of 9 rounds" in capsys.readouterr().out
+
+
+def test_doctor_reads_no_database_where_there_is_none_and_lets_one_round_pass(tmp_path, monkeypatch):
+    from bench_runner import machine
+
+    monkeypatch.setattr(machine, "facts", lambda: dict(FACTS))
+    missing = tmp_path / "none.db"
+    assert doctor.stored_rounds_finding(f"sqlite:///{missing}") is None and not missing.exists()
+    db = f"sqlite:///{tmp_path / 'planted.db'}"
+    results_db.open_engine(db)
+    assert doctor.stored_rounds_finding(db) == doctor.Finding(True, "the machine under its stored runs",
+                                                              "no rounds of this hardware stored yet")
+    plant_runs(db)
+    assert doctor.stored_rounds_finding(db).seen == "its 3 newest runs stored no drift controls"
+    _plant_copies(db, {3: [2.8e-4, 1.5e-4, 2.8e-4]})  # one round in another state: a moment, not a machine
+    found = doctor.stored_rounds_finding(db)
+    assert found.ok and found.seen == ("1 of 3 rounds of its 3 newest runs read the cpu copy control more than 20% "
+                                       "from its median (0.15 ms against 0.28); too few to say the machine moves")
 
 
 def test_doctor_warns_of_openmp_threads_that_spin_on_every_cpu():
