@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hadamard_bench import proc
+from hadamard_bench.errors import BadInput
 
 from .. import machine_state
 from . import checked_url, sessions_on
@@ -194,9 +195,11 @@ def stored_rounds_finding(url_text: str | None, runs: int = RECENT_RUNS) -> Find
         with sessions_on(url, create=False, writes=False)() as session:
             run_ids = queries.recent_plain_runs(session, store.fingerprint_of(machine.facts()), runs)
             moved = comparison.rounds_moved(queries.round_states(session, run_ids))
-    except SQLAlchemyError as exc:
-        return Finding(False, what, f"could not read {url.render_as_string()}: {str(exc).splitlines()[0]}",
-                       "`hadamard-bench db check` says what is wrong with it")
+    except (BadInput, SQLAlchemyError) as exc:  # a server down or a damaged file: the other checks still stand
+        said = f"could not read the results database: {str(exc).splitlines()[0]}" if isinstance(
+            exc, SQLAlchemyError) else str(exc)  # already one line that names the database
+        return Finding(False, what, said,
+                       "check --db or $HADAMARD_BENCH_DB; `hadamard-bench db check` says what is wrong with a file")
     if not moved:
         return Finding(True, what, "no rounds of this hardware stored yet" if not run_ids else
                        f"its {len(run_ids)} newest runs stored no drift controls")

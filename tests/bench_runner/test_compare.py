@@ -267,6 +267,11 @@ def test_doctor_reads_no_database_where_there_is_none_and_lets_one_round_pass(tm
     monkeypatch.setattr(machine, "facts", lambda: dict(FACTS))
     missing = tmp_path / "none.db"
     assert doctor.stored_rounds_finding(f"sqlite:///{missing}") is None and not missing.exists()
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database")
+    unreadable = doctor.stored_rounds_finding(f"sqlite:///{junk}")  # said, and the other checks still run
+    assert not unreadable.ok and unreadable.seen == f"{junk} is not an SQLite database; it was left untouched"
+    assert junk.read_bytes() == b"not a database"
     db = f"sqlite:///{tmp_path / 'planted.db'}"
     results_db.open_engine(db)
     assert doctor.stored_rounds_finding(db) == doctor.Finding(True, "the machine under its stored runs",
