@@ -383,12 +383,11 @@ def run_medians(states: pd.DataFrame, runs: Sequence[int]) -> dict[str, pd.Serie
     return out
 
 
-
 # What share of a machine's stored rounds may read a drift control beyond CONTROLS_MOVED from
-# their median before `doctor` says the machine moves under its runs. On the 2-vCPU VM of
-# 2026-12-07 the copy control did so in 1-14 of each measurement's 12-15 rounds (its two states:
-# docs/notes/2026-12-07-the-vms-two-states.md); 1 of 15 was a run's first round, 2 of 15 already
-# a spell of the rarer state.
+# their median before `doctor` says the machine moves under its runs. On the 2-vCPU VM on
+# 2026-12-07 (its two states: docs/notes/2026-12-07-the-vms-two-states.md) the copy control did so
+# in 2-14 of the 12-15 rounds of 16 of the benchmark scripts' 19 measurements; in the other three,
+# in a run's first round of 15, and in one round of a single 3-round run (twice).
 ROUNDS_MOVED_WARN = 0.10
 
 
@@ -415,6 +414,7 @@ def rounds_moved(states: pd.DataFrame, bound: float = CONTROLS_MOVED) -> dict[st
         moved = values[(values / median > bound) | (values / median < 1 / bound)]
         out[control_name(column)] = (len(moved), len(values), median, float(moved.median()) if len(moved) else np.nan)
     return out
+
 
 UNSETTLED_WARN = 0.10  # a side with more of its cell-rounds timed unsettled gets a caveat
 

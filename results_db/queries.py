@@ -312,6 +312,7 @@ def recent_plain_runs(session: Session, fingerprint: str, count: int) -> list[in
                                 .where(Machine.fingerprint == fingerprint, Run.plain)
                                 .order_by(Run.id.desc()).limit(count)))
 
+
 def round_states(session: Session, run_ids) -> pd.DataFrame:
     """Each round of the given runs: its machine state and drift controls, one row per round part,
     with its run's TIMING_SETTINGS (round_state; columns `run_threads`, `run_torch`, `run_openmp`)."""
