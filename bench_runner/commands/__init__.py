@@ -56,12 +56,17 @@ def checked_url(url_text: str | None):
     return results_db.check_url(results_db.resolve_url(url_text))
 
 
-def existing_url(url_text: str | None):
-    """checked_url, also refused when it names an SQLite file that does not exist."""
+def no_file_yet(url) -> bool:
+    """Whether a checked URL names an SQLite file that does not exist (yet)."""
     from pathlib import Path
 
+    return url.get_backend_name() == "sqlite" and not Path(url.database).exists()
+
+
+def existing_url(url_text: str | None):
+    """checked_url, also refused when it names an SQLite file that does not exist."""
     url = checked_url(url_text)
-    if url.get_backend_name() == "sqlite" and not Path(url.database).exists():
+    if no_file_yet(url):
         raise UsageError(f"no results database at {url.database}")
     return url
 

@@ -15,7 +15,7 @@ from hadamard_bench import proc
 from hadamard_bench.errors import BadInput
 
 from .. import machine_state
-from . import checked_url, sessions_on
+from . import checked_url, no_file_yet, sessions_on
 from .flags import db_flag
 
 
@@ -188,7 +188,7 @@ def stored_rounds_finding(url_text: str | None, runs: int = RECENT_RUNS) -> Find
     from .. import comparison, machine
 
     url = checked_url(url_text)  # a URL that cannot work is bad input, said in one line
-    if url.get_backend_name() == "sqlite" and not Path(url.database).exists():
+    if no_file_yet(url):
         return None
     what = "the machine under its stored runs"
     try:
