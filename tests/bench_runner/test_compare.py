@@ -215,16 +215,13 @@ def test_doctor_says_when_the_cores_are_slow_to_work_together_now_and_then(monke
 
 
 def _plant_copies(db_url, copies: dict[int, list[float]], threads: int | None = None):
-    """Round records for runs, each round's 16 MiB copy control as given (seconds), the probe steady."""
-    factory = sessionmaker(results_db.open_engine(db_url))
-    with factory() as session, session.begin():
-        for run_id, per_round in copies.items():
-            if threads:
+    """Round records for runs (_plant_rounds), each round's 16 MiB copy control as given (seconds),
+    the runs' provenance naming `threads` where given."""
+    if threads:
+        with sessionmaker(results_db.open_engine(db_url))() as session, session.begin():
+            for run_id in copies:
                 session.get(Run, run_id).provenance = {"threads": threads}
-            for i, copy_s in enumerate(per_round):
-                record = store.start_round(session, run_id, i, 5, None)
-                controls = {"copy_s": copy_s, "probe_s": 46e-6}
-                store.finish_round(session, record.id, 5, RoundState(drift={"cpu": controls}))
+    _plant_rounds(db_url, {run_id: [0] * len(per_round) for run_id, per_round in copies.items()}, copy_s=copies)
 
 
 def test_rounds_whose_controls_left_their_median_are_counted_under_the_settings_most_rounds_share(planted_db):
@@ -424,16 +421,18 @@ def test_gate_bad_input_is_one_line_and_exit_2(db_url, capsys, args, words):
     assert words in err and err.count("\n") == 1
 
 
-def _plant_rounds(db_url, unsettled: dict[int, list[int]], cells: int = 10, copy_s: dict[int, float] | None = None,
-                  other_share: dict[int, float] | None = None):
+def _plant_rounds(db_url, unsettled: dict[int, list[int]], cells: int = 10,
+                  copy_s: dict[int, float | list[float]] | None = None, other_share: dict[int, float] | None = None):
     """Round records for runs: each round's unsettled cells, its drift controls (the probe,
-    and the 16 MiB copy at `copy_s[run]` where given) and the share of the CPUs other processes
-    took (`other_share[run]`, where given)."""
+    and the 16 MiB copy at `copy_s[run]` where given: one time for every round, or each round's)
+    and the share of the CPUs other processes took (`other_share[run]`, where given)."""
     factory = sessionmaker(results_db.open_engine(db_url))
     with factory() as session, session.begin():
         for run_id, per_round in unsettled.items():
-            controls = {"probe_s": 46e-6, **({"copy_s": copy_s[run_id]} if copy_s else {})}
+            copies = (copy_s or {}).get(run_id)
             for i, bad in enumerate(per_round):
+                copy = copies[i] if isinstance(copies, list) else copies
+                controls = {"probe_s": 46e-6, **({"copy_s": copy} if copy is not None else {})}
                 record = store.start_round(session, run_id, i, 5, None)
                 store.finish_round(session, record.id, cells, RoundState(
                     settle={"cells_unsettled": bad, "waited_s": 10.0}, drift={"cpu": controls},
