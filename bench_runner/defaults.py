@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class TimingPolicy:
-    """How one round measures a cell (bench_runner.timing reads it)."""
+    """How a run measures its cells: each round (bench_runner.timing reads it), and the rounds it adds."""
 
     warmup_s: float = 0.05  # keep calling until this much time has passed (at least one call)
     min_block_s: float = 1e-3  # a sample lasts at least this long, far above clock resolution
@@ -32,17 +32,21 @@ class TimingPolicy:
     # Time the members of a comparison group (the methods and backends of one benchmark, size,
     # device, dtype and mode) in turns, block by block (interleave); False: one after the other.
     interleave: bool = True
+    # After a run's rounds, up to this many more for each method whose speed-up over its baseline is
+    # still inconclusive, and that baseline, judged again after each (bench_runner.sweep.execute); 0:
+    # none. Three rounds leave a sixth of the quick suite's speed-ups undecided (docs/measurement.md).
+    more_rounds: int = 0
 
 
 # How hard each suite measures per round: smoke proves the path works, full is for papers.
 POLICIES = {
     "smoke": TimingPolicy(warmup_s=0.005, min_block_s=1e-4, budget_s=0.02, min_samples=3),
     "quick": TimingPolicy(warmup_s=0.01, min_block_s=5e-4, budget_s=0.025, min_samples=5, settle_s=2.0,
-                          ceiling_window_s=2.0),
+                          ceiling_window_s=2.0, more_rounds=3),
     "full": TimingPolicy(warmup_s=0.1, min_block_s=1e-3, budget_s=1.0, min_samples=10, settle_s=2.0,
-                         ceiling_window_s=2.0),
+                         ceiling_window_s=2.0, more_rounds=3),
     "paper": TimingPolicy(warmup_s=0.05, min_block_s=1e-3, budget_s=0.5, min_samples=10, settle_s=2.0,
-                          ceiling_window_s=2.0),
+                          ceiling_window_s=2.0, more_rounds=3),
 }
 
 # How many rounds each suite measures, each in a fresh worker: one process is one draw of
@@ -72,7 +76,8 @@ def markdown_table() -> str:
             ("`--settle`: wait for slow cores, s", lambda s: f"{POLICIES[s].settle_s:g}"),
             ("`--cell-timeout`, s", lambda s: f"{CELL_TIMEOUT_S[s]:g}"),
             ("the ceilings: best of tries over, s", lambda s: f"{POLICIES[s].ceiling_window_s:g}"),
-            ("group members take turns", lambda s: "yes" if POLICIES[s].interleave else "no")]
+            ("group members take turns", lambda s: "yes" if POLICIES[s].interleave else "no"),
+            ("`--more-rounds`: up to, where a speed-up is undecided", lambda s: f"{POLICIES[s].more_rounds}")]
     suites = list(POLICIES)
     lines = ["| setting | " + " | ".join(suites) + " |", "| --- |" + " --- |" * len(suites)]
     lines += [f"| {name} | " + " | ".join(cell(s) for s in suites) + " |" for name, cell in rows]

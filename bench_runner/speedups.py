@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from hadamard_bench.vocabulary import METHOD_WORDS
+from hadamard_bench.vocabulary import CELL_KEY, METHOD_WORDS
 
 from . import comparison
 
@@ -82,3 +82,16 @@ def with_speedups(frame: pd.DataFrame, catalogue: pd.DataFrame, samples: dict,
         out.at[index, "speedup_paired"] = f["paired"]
         out.at[index, "speedup_rounds_apart"] = f["rounds_apart"]
     return out
+
+
+
+def undecided(judged: pd.DataFrame) -> set[tuple[str, ...]]:
+    """The cells (CELL_KEY's values) of every speed-up in `judged` (with_speedups' frame) that is
+    still inconclusive: the method's and its baseline's, those a run times for more rounds
+    (bench_runner.sweep.execute)."""
+    open_ = judged[judged["speedup_verdict"] == "inconclusive"]
+    cells = set()
+    for _, row in open_.iterrows():
+        cells.add(tuple(row[k] for k in CELL_KEY))
+        cells.add(tuple(row["baseline"] if k == "method" else row[k] for k in CELL_KEY))
+    return cells

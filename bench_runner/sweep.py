@@ -132,7 +132,8 @@ def _cell_id(cell: Cell) -> tuple[str, ...]:
 def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence[Cell],
             executor: Executor, on_cell: Callable[[Cell, str], None] | None = None,
             ceilings: dict | None = None, rounds: int = 1, seed: int = 0,
-            interleave: bool = False) -> dict[str, int]:
+            interleave: bool = False, more_rounds: int = 0,
+            on_more: Callable[[int, int], None] | None = None) -> dict[str, int]:
     """Measure every cell in `rounds` rounds, committing each cell as it finishes; return the
     count per status (of each cell's first measurement).
 
@@ -140,7 +141,11 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
     shuffled order; a cell's first measurement checks it and counts its memory and FLOPs, later
     rounds only time it and pool their samples with the earlier ones. Cells a run already holds
     (`--resume`) are measured only in the rounds they lack. A run cancelled from the dashboard
-    stops before its next cell."""
+    stops before its next cell.
+
+    Then up to `more_rounds` rounds more, each of the methods whose speed-up over their baseline is
+    still inconclusive and of those baselines (undecided), judged again after each; `on_more(round,
+    cells)` as each begins. They count toward no progress: the run's total stays its rounds'."""
     counts: dict[str, int] = {}
     with session_factory() as session:
         stored = store.stored_cells(session, run_id)
@@ -148,7 +153,11 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
         # wait: it settles against the probes of this machine's recent runs too.
         executor.offer_probes(store.machine_probes(session, run_id))
     devices = sorted({c.device for c in cells if not device_unavailable(c.device)})
-    for round_index in range(rounds):
+    for round_index in range(rounds + more_rounds):
+        if round_index >= rounds:
+            cells = undecided(session_factory, run_id, cells)
+            if cells and on_more:
+                on_more(round_index, len(cells))
         todo = [c for c in selection.round_order(cells, seed, round_index)
                 if _cell_id(c) not in stored or (stored[_cell_id(c)] is not None
                                                  and round_index not in stored[_cell_id(c)])]
@@ -171,6 +180,21 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
                 break
         _finish_round(session_factory, started, executor, measured)
     return counts
+
+
+def undecided(session_factory: sessionmaker[Session], run_id: int, cells: Sequence[Cell]) -> list[Cell]:
+    """The cells of `cells` whose speed-up over their baseline, or their baseline's, is still
+    inconclusive, judged from what the run has stored as the exports judge it (bench_runner.speedups),
+    but without holding a cell a slow spell may have touched: more rounds would not clear that hold."""
+    from results_db import queries
+
+    from . import speedups
+
+    with session_factory() as session:
+        frame = queries.results_frame(session, run_id=run_id)
+        samples = queries.samples_of(session, frame.loc[frame["status"] == "ok", "result_id"])
+        found = speedups.undecided(speedups.with_speedups(frame, queries.catalogue_frame(session), samples))
+    return [c for c in cells if _cell_id(c) in found]
 
 
 def _store_outcome(session_factory: sessionmaker[Session], run_id: int, cell: Cell, outcome: CellOutcome,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -126,7 +127,8 @@ def run(args) -> int:
             # can time the first round.
             started = ab.start_sides(sides, args.cell_timeout, os.sched_getaffinity(0), plugin)
             try:
-                policy = defaults.POLICIES[sel.suite]
+                # A session takes no rounds beyond its own: it stops what its look decides instead (ab.measure).
+                policy = dataclasses.replace(defaults.POLICIES[sel.suite], more_rounds=0)
                 rounds, seed = args.rounds or defaults.AB_ROUNDS[sel.suite], args.seed or selection.new_seed()
                 factory = sessions_on(url)
                 look = None if args.all_rounds else ab.look_round(rounds)

@@ -14,11 +14,11 @@ from hadamard_bench import plugins, vocabulary
 from .. import defaults
 
 
-def positive_int(what: str):
-    """An argparse type for a positive whole number: `positive_int("run id")` says "'x' is not a
-    run id"."""
+def positive_int(what: str, zero_allowed: bool = False):
+    """An argparse type for a positive (or, with zero_allowed, non-negative) whole number:
+    `positive_int("run id")` says "'x' is not a run id"."""
     def parse(text: str) -> int:
-        if not text.isdigit() or int(text) < 1:
+        if not text.isdigit() or int(text) < (0 if zero_allowed else 1):
             raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a {what}")
         return int(text)
     return parse
@@ -150,6 +150,13 @@ def rounds_flag(p: argparse.ArgumentParser, per_suite: dict[str, int] = defaults
     p.add_argument("--rounds", type=positive_int("positive number of rounds"), metavar="N",
                    help="measure every cell in N rounds, each in a fresh worker process and a new shuffled "
                         "order (default: " + ", ".join(f"{k} {v}" for k, v in per_suite.items()) + ")")
+
+
+def more_rounds_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--more-rounds", type=positive_int("whole number of rounds", zero_allowed=True), metavar="N",
+                   help="after the rounds, up to N more for each method whose speed-up over its baseline is "
+                        "still inconclusive, and that baseline, judged again after each; 0: none (default: "
+                        + ", ".join(f"{k} {v.more_rounds}" for k, v in defaults.POLICIES.items()) + ")")
 
 
 def measure_flags(p: argparse.ArgumentParser) -> None:

@@ -13,8 +13,8 @@ from hadamard_bench.vocabulary import counted
 
 from .. import defaults
 from . import EXIT_STOPPED, UsageError, checked_url, existing_url, sessions_on, stopped_why
-from .flags import (catalogue_with_plugins, db_flag, measure_flags, plugin_flag, positive_int, rounds_flag, seconds,
-                    selected, selection_flags)
+from .flags import (catalogue_with_plugins, db_flag, measure_flags, more_rounds_flag, plugin_flag, positive_int,
+                    rounds_flag, seconds, selected, selection_flags)
 
 def add_parser(verbs) -> None:
     p = verbs.add_parser("run", help="run a sweep and store every cell",
@@ -27,6 +27,7 @@ def add_parser(verbs) -> None:
     p.add_argument("--threads", type=positive_int("positive number of threads"), metavar="N",
                    help="CPU threads for PyTorch (default: its own, all physical cores); stored with the run")
     rounds_flag(p)
+    more_rounds_flag(p)
     p.add_argument("--seed", type=positive_int("positive whole number"), metavar="N",
                    help="the seed of the rounds' shuffled order (default: a fresh one, stored with the run)")
     p.add_argument("--if-empty", action="store_true",
@@ -108,9 +109,9 @@ def _resume(args, catalogue) -> int:
     if (args.suite or args.benchmark or args.method or args.backend or args.device or args.dtype or args.mode
             or args.size or args.rounds or args.seed):
         raise UsageError("--resume takes the run's own selection; give no other selection flag")
-    if args.energy or args.warm_l2 or args.one_at_a_time or args.settle is not None:
+    if args.energy or args.warm_l2 or args.one_at_a_time or args.settle is not None or args.more_rounds is not None:
         raise UsageError("--resume measures as the run did (its own --energy, --warm-l2, "
-                         "--one-at-a-time and --settle); give none of them")
+                         "--one-at-a-time, --settle and --more-rounds); give none of them")
     url = existing_url(args.db)
     factory = sessions_on(url, create=False)
     with factory() as session, session.begin():
@@ -148,10 +149,12 @@ def _raise_storage_error(exc: BaseException, args, run_id: int) -> None:
 
 
 def policy_for(args, suite: str) -> defaults.TimingPolicy:
-    """The suite's timing policy, with the L2 flush, energy, settling and turns as the command's
-    flags ask."""
+    """The suite's timing policy, with the L2 flush, energy, settling, turns and more rounds as the
+    command's flags ask."""
     policy = dataclasses.replace(defaults.POLICIES[suite], flush_l2=not args.warm_l2, energy=args.energy,
                                  interleave=not args.one_at_a_time)
+    if getattr(args, "more_rounds", None) is not None:  # `agent` takes the suite's
+        policy = dataclasses.replace(policy, more_rounds=args.more_rounds)
     if args.settle is not None:
         policy = dataclasses.replace(policy, settle_s=args.settle)
     return policy
@@ -290,8 +293,17 @@ def _execute_with_progress(factory, run_id, policy, cells, catalogue, quiet: boo
                 if ray is None:
                     raise
                 raise UsageError(str(exc)) from None
-            return sweep.execute(factory, run_id, cells, runner, on_cell=on_cell, ceilings=ceilings,
-                                 rounds=rounds, seed=seed, interleave=policy.interleave and ray is None)  # a Ray task runs one cell
+            def on_more(round_index, count):
+                bar.total += count
+                bar.refresh()
+                if not quiet:
+                    tqdm.write(f"run {run_id}: round {round_index + 1} of up to {rounds + policy.more_rounds} for "
+                               f"{counted(count, 'cell')} whose group's speed-up is still inconclusive",
+                               file=sys.stderr)
+
+            return sweep.execute(factory, run_id, cells, runner, on_cell=on_cell, ceilings=ceilings, rounds=rounds,
+                                 seed=seed, interleave=policy.interleave and ray is None,  # a Ray task runs one cell
+                                 more_rounds=policy.more_rounds, on_more=on_more)
 
 
 def _compile_ahead(factory, run_id, catalogue, cells, policy, threads, timeout_s, quiet: bool) -> None:

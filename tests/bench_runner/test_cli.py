@@ -216,6 +216,8 @@ BAD_INPUTS = [
     (["run", "--suite", "smoke", "--dtype", "float8"], "invalid choice"),
     (["run", "--suite", "smoke", "--device", "tpu"], "invalid choice"),
     (["run", "--suite", "smoke", "--settle", "-1"], "not a non-negative number of seconds"),
+    (["run", "--suite", "smoke", "--more-rounds", "-1"], "'-1' is not a whole number of rounds"),
+    (["run", "--resume", "1", "--more-rounds", "0"], "measures as the run did"),
     (["run", "--suite", "smoke", "--settle", "inf"], "not a non-negative number of seconds"),
     (["run", "--suite", "smoke", "--wait-quiet", "-5"], "not a non-negative number of seconds"),
     (["run", "--suite", "smoke", "--db", "notaurl"], "malformed database URL"),
