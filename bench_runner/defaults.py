@@ -34,7 +34,8 @@ class TimingPolicy:
     interleave: bool = True
     # After a run's rounds, up to this many more for each method whose speed-up over its baseline is
     # still inconclusive, and that baseline, judged again after each (bench_runner.sweep.execute); 0:
-    # none. Three rounds leave a sixth of the quick suite's speed-ups undecided (docs/measurement.md).
+    # none. Three rounds leave a sixth of the quick suite's speed-ups undecided; it takes two more at
+    # most, since a third took its cold run beside a neighbour past eight minutes (docs/measurement.md).
     more_rounds: int = 0
 
 
@@ -42,7 +43,7 @@ class TimingPolicy:
 POLICIES = {
     "smoke": TimingPolicy(warmup_s=0.005, min_block_s=1e-4, budget_s=0.02, min_samples=3),
     "quick": TimingPolicy(warmup_s=0.01, min_block_s=5e-4, budget_s=0.025, min_samples=5, settle_s=2.0,
-                          ceiling_window_s=2.0, more_rounds=3),
+                          ceiling_window_s=2.0, more_rounds=2),
     "full": TimingPolicy(warmup_s=0.1, min_block_s=1e-3, budget_s=1.0, min_samples=10, settle_s=2.0,
                          ceiling_window_s=2.0, more_rounds=3),
     "paper": TimingPolicy(warmup_s=0.05, min_block_s=1e-3, budget_s=0.5, min_samples=10, settle_s=2.0,
