@@ -32,7 +32,10 @@ def history():
                          text=f"Run {run.run_id} ({text.md(run.suite)}, {text.md(run.status)}): {run.cells_done} of {run.cells_total} "
                               # An `ab` session's cell decided halfway takes no more rounds (bench_runner.ab).
                               f"measurements ({'up to ' if pd.notna(run.paired_with) else ''}"
-                              f"{vocabulary.counted(run.rounds, 'round')} of every cell)")
+                              f"{vocabulary.counted(run.rounds, 'round')} of every cell)"
+                              # A plain run's rounds more (run --more-rounds) count toward no total.
+                              + ("; now rounds more where a speed-up is still undecided"
+                                 if pd.isna(run.paired_with) and run.cells_done >= run.cells_total else ""))
         if run.status in ("queued", "running") and not data.read_only() and cols[1].button(
                 "Cancel", key=f"cancel_{run.run_id}"):
             with data.sessions(url)() as session, session.begin():

@@ -703,7 +703,8 @@ def test_each_page_of_latest_results_says_which_cells_failed_since(db_url, tmp_p
 
 def test_a_running_ab_sessions_bar_says_a_cell_may_take_fewer_rounds(db_url, monkeypatch):
     """A run of an `ab` session in progress: a cell decided halfway takes no more rounds, so its
-    bar says `up to` the session's rounds; a plain run's says every cell takes its rounds."""
+    bar says `up to` the session's rounds; a plain run's says every cell takes its rounds, and
+    once they are all taken, that it takes rounds more where a speed-up is undecided."""
     from sqlalchemy.orm import sessionmaker
 
     import results_db
@@ -720,3 +721,6 @@ def test_a_running_ab_sessions_bar_says_a_cell_may_take_fewer_rounds(db_url, mon
             .get("progress")}
     assert "(up to 16 rounds of every cell)" in bars["Run 4"]
     assert "up to" not in bars["Run 3"] and "rounds of every cell)" in bars["Run 3"]
+    # Its rounds all taken and still running, a plain run takes rounds more for undecided speed-ups.
+    assert bars["Run 3"].endswith("; now rounds more where a speed-up is still undecided")
+    assert "rounds more" not in bars["Run 4"]
