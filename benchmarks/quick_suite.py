@@ -58,8 +58,10 @@ def main() -> int:
         wall = (run.finished_at - run.started_at).total_seconds()
         machine, threads, rounds = run.machine.label, run.provenance.get("threads"), run.rounds
         ahead = run.provenance.get("compiled_ahead")
-        round_s = [(r.finished_at - r.started_at).total_seconds() for r in session.scalars(
+        # (round, seconds, cells) of every finished round, its rounds more included (run --more-rounds).
+        round_s = [(r.round, (r.finished_at - r.started_at).total_seconds(), r.cells) for r in session.scalars(
             select(RoundRecord).where(RoundRecord.run_id == run.id).order_by(RoundRecord.round)) if r.finished_at]
+    more = [f"{s:.0f} s ({c} cells)" for i, s, c in round_s if i >= rounds]
     ok = frame[frame["status"] == "ok"]
     steady = int((~ok["noisy"].astype(bool)).sum())
     statuses = ", ".join(f"{n} {s}" for s, n in frame["status"].value_counts().items())
@@ -69,7 +71,8 @@ def main() -> int:
         f"and every round's fresh worker included); {statuses}. "
         + (f"Compiled ahead: {ahead['cells']} of {ahead['of']} cells in {ahead['seconds']:.0f} s on "
            f"{ahead['processes']} processes. " if ahead else "Nothing compiled ahead. ")
-        + "Rounds: " + ", ".join(f"{s:.0f}" for s in round_s) + " s.",
+        + "Rounds: " + ", ".join(f"{s:.0f}" for i, s, _ in round_s if i < rounds) + " s"
+        + (f"; rounds more where a speed-up was undecided: {', '.join(more)}." if more else "; no round more."),
         "",
         "| | cells | share |",
         "| --- | --- | --- |",
