@@ -33,9 +33,9 @@ class TimingPolicy:
     # device, dtype and mode) in turns, block by block (interleave); False: one after the other.
     interleave: bool = True
     # After a run's rounds, up to this many more for each method whose speed-up over its baseline is
-    # still inconclusive, and that baseline, judged again after each (bench_runner.sweep.execute); 0:
-    # none. Three rounds leave a sixth of the quick suite's speed-ups undecided; it takes two more at
-    # most, since a third took its cold run beside a neighbour past eight minutes (docs/measurement.md).
+    # still inconclusive, and that baseline, judged again after each, within a share of the rounds'
+    # time (bench_runner.sweep.execute); 0: none. Three rounds leave a sixth of the quick suite's
+    # speed-ups undecided, and two more settle most of them (docs/measurement.md).
     more_rounds: int = 0
 
 

@@ -45,7 +45,7 @@ def store_round(session: Session, run_id: int, cell: Cell, outcome: CellOutcome,
                             metrics, sample_rounds=sample_rounds, sample_cycles=_cycles(outcome),
                             progress=1 if status == "ok" else rounds - round_index, provenance=outcome.provenance)
         return status
-    if round_index < rounds:  # a round more for an undecided group (sweep.execute) is beyond the run's total
+    if round_index < rounds:  # a round more where a speed-up is undecided (sweep.execute) is beyond the run's total
         store.count_progress(session, run_id)
     if outcome.status != "ok":
         store.note_round_failure(session, result, round_index, outcome.status, outcome.message)

@@ -84,7 +84,6 @@ def with_speedups(frame: pd.DataFrame, catalogue: pd.DataFrame, samples: dict,
     return out
 
 
-
 def undecided(judged: pd.DataFrame) -> set[tuple[str, ...]]:
     """The cells (CELL_KEY's values) of every speed-up in `judged` (with_speedups' frame) that is
     still inconclusive: the method's and its baseline's, those a run times for more rounds

@@ -144,8 +144,10 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
     stops before its next cell.
 
     Then up to `more_rounds` rounds more, each of the methods whose speed-up over their baseline is
-    still inconclusive and of those baselines (undecided), judged again after each; `on_more(round,
-    cells)` as each begins. They count toward no progress: the run's total stays its rounds'."""
+    still inconclusive and of those baselines (undecided), judged again after each, while they fit
+    in MORE_ROUNDS_SHARE of the time the run's rounds took here (the first always, each next one if
+    it takes as long as the last); `on_more(round, cells)` as each begins. They count toward no
+    progress: the run's total stays its rounds'."""
     counts: dict[str, int] = {}
     with session_factory() as session:
         stored = store.stored_cells(session, run_id)
@@ -153,11 +155,15 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
         # wait: it settles against the probes of this machine's recent runs too.
         executor.offer_probes(store.machine_probes(session, run_id))
     devices = sorted({c.device for c in cells if not device_unavailable(c.device)})
+    seconds = {"rounds": 0.0, "more": 0.0, "last": 0.0}  # this process's rounds, and its rounds more
     for round_index in range(rounds + more_rounds):
         if round_index >= rounds:
             cells = undecided(session_factory, run_id, cells)
-            if cells and on_more:
+            if not cells or seconds["more"] + seconds["last"] > MORE_ROUNDS_SHARE * seconds["rounds"]:
+                break
+            if on_more:
                 on_more(round_index, len(cells))
+        began = _now()
         todo = [c for c in selection.round_order(cells, seed, round_index)
                 if _cell_id(c) not in stored or (stored[_cell_id(c)] is not None
                                                  and round_index not in stored[_cell_id(c)])]
@@ -179,7 +185,19 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
                 outcomes.close()  # an executor with cells in flight stops them
                 break
         _finish_round(session_factory, started, executor, measured)
+        took = _now() - began
+        if round_index < rounds:
+            seconds["rounds"] += took
+        else:
+            seconds["more"], seconds["last"] = seconds["more"] + took, took
     return counts
+
+
+# Rounds more take at most this share of the time a run's own rounds took: beside a neighbour a third
+# of the quick suite's speed-ups were undecided, and two rounds more took its cold run past eight
+# minutes (docs/measurement.md).
+MORE_ROUNDS_SHARE = 0.2
+_now = time.monotonic  # the clock the share is kept by (a test's own)
 
 
 def undecided(session_factory: sessionmaker[Session], run_id: int, cells: Sequence[Cell]) -> list[Cell]:

@@ -298,7 +298,8 @@ def _execute_with_progress(factory, run_id, policy, cells, catalogue, quiet: boo
                 bar.refresh()
                 if not quiet:
                     tqdm.write(f"run {run_id}: round {round_index + 1} of up to {rounds + policy.more_rounds} for "
-                               f"{counted(count, 'cell')} whose group's speed-up is still inconclusive",
+                               f"{counted(count, 'cell')}: the methods whose speed-up is still inconclusive, and "
+                               f"their baselines",
                                file=sys.stderr)
 
             return sweep.execute(factory, run_id, cells, runner, on_cell=on_cell, ceilings=ceilings, rounds=rounds,

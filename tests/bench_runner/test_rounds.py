@@ -132,7 +132,7 @@ class Planted(Executor):
     raises nothing here: nothing is built; `drifts` is a baseline of no speed-up of these.)"""
 
     def __init__(self, ratios):
-        self.ratios, self.round = ratios, -1
+        self.ratios, self.round, self.clock = ratios, -1, 0.0
 
     def restart(self):
         self.round += 1
@@ -143,20 +143,24 @@ class Planted(Executor):
     def run_group(self, work, order_key):
         out = []
         for cell, _ in work:
+            self.clock += 1.0  # a second a cell, on the clock sweep keeps rounds more by
             ratio = self.ratios[cell.size_dict["n"]][self.round] if cell.method == "double" else 1.0
             wobble = [1 + 0.002 * ((i * 7) % 5) if cell.method == "double" else 1.0 for i in range(12)]
             out.append(CellOutcome("ok", samples=[1e-3 * ratio * w for w in wobble], interleaved=len(work) > 1))
         return out
 
 
-def _planted_run(db_url, ratios, more_rounds):
+def _planted_run(db_url, ratios, more_rounds, monkeypatch, share=1.0):
+    monkeypatch.setattr(sweep, "MORE_ROUNDS_SHARE", share)
+    executor = Planted(ratios)
+    monkeypatch.setattr(sweep, "_now", lambda: executor.clock)
     cat = toy_catalogue()
     sel = selection.Selection(suite="smoke", benchmarks=["toy"], methods=["double", "raises", "drifts"])
     cells = selection.plan(cat, sel)
     factory = sessionmaker(results_db.open_engine(db_url))
     run_id = sweep.start(factory, cat, sel, cells, rounds=3, seed=5)
     looks = []
-    sweep.execute(factory, run_id, cells, Planted(ratios), rounds=3, seed=5, interleave=True,
+    sweep.execute(factory, run_id, cells, executor, rounds=3, seed=5, interleave=True,
                   more_rounds=more_rounds, on_more=lambda r, n: looks.append((r, n)))
     with factory() as session:
         rounds = {(r.method, r.size): sorted(set(r.sample_rounds)) for r in session.scalars(select(results_db.Result))}
@@ -165,10 +169,10 @@ def _planted_run(db_url, ratios, more_rounds):
         return rounds, looks, (run.cells_done, run.cells_total), records
 
 
-def test_a_speed_up_left_undecided_takes_more_rounds_and_a_decided_one_none(db_url):
+def test_a_speed_up_left_undecided_takes_more_rounds_and_a_decided_one_none(db_url, monkeypatch):
     # n=8: double twice as fast as its baseline in every round (faster); n=16: its rounds disagree.
     undecided = [0.90, 1.10, 1.00, 0.90, 1.10]
-    rounds, looks, progress, records = _planted_run(db_url, {8: [0.5] * 5, 16: undecided}, more_rounds=2)
+    rounds, looks, progress, records = _planted_run(db_url, {8: [0.5] * 5, 16: undecided}, 2, monkeypatch)
     assert rounds == {("double", "n=8"): [0, 1, 2], ("raises", "n=8"): [0, 1, 2], ("drifts", "n=8"): [0, 1, 2],
                       ("double", "n=16"): [0, 1, 2, 3, 4], ("raises", "n=16"): [0, 1, 2, 3, 4],
                       ("drifts", "n=16"): [0, 1, 2]}  # in the group, but no side of the speed-up
@@ -177,13 +181,20 @@ def test_a_speed_up_left_undecided_takes_more_rounds_and_a_decided_one_none(db_u
     assert progress == (18, 18)  # the rounds more are beyond the run's total: its progress stays whole
 
     # Without rounds more, nothing is taken beyond the run's three.
-    rounds, looks, _, _ = _planted_run(db_url.replace(".db", "-none.db"), {8: [0.5] * 5, 16: undecided}, 0)
+    rounds, looks, _, _ = _planted_run(db_url.replace(".db", "-none.db"), {8: [0.5] * 5, 16: undecided}, 0,
+                                       monkeypatch)
     assert looks == [] and max(max(r) for r in rounds.values()) == 2
 
+    # Rounds more within a fifth of the rounds' time: 18 s of rounds, so one of 2 s, and not a second,
+    # which would bring them to 4 s.
+    rounds, looks, _, records = _planted_run(db_url.replace(".db", "-share.db"), {8: [0.5] * 5, 16: undecided},
+                                             2, monkeypatch, share=0.2)
+    assert looks == [(3, 2)] and records == [6, 6, 6, 2]
 
-def test_a_group_decided_by_a_round_more_takes_no_further_one(db_url):
+
+def test_a_group_decided_by_a_round_more_takes_no_further_one(db_url, monkeypatch):
     # n=16: one round of three against the others, then two that agree with the two.
     rounds, looks, _, records = _planted_run(db_url, {8: [0.5] * 6, 16: [0.80, 0.95, 0.80, 0.80, 0.80, 0.80]},
-                                             more_rounds=3)
+                                             3, monkeypatch)
     assert looks == [(3, 2)] and records == [6, 6, 6, 2]
     assert rounds[("double", "n=16")] == [0, 1, 2, 3] and rounds[("double", "n=8")] == [0, 1, 2]
