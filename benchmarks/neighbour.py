@@ -13,12 +13,14 @@ from contextlib import contextmanager
 # What --disturb does, as its help and the tables say it.
 DISTURB_HELP = "measure beside a neighbour that streams memory on one core, a second on, a second off"
 DISTURBED = "disturbed (a neighbour streaming 128 MiB on one core, a second on, a second off)"
-# Copy two 64 MiB arrays into each other for a second, rest for a second, pinned to one core.
+# Copy two 64 MiB arrays into each other for a second, rest for a second, pinned to one core; end
+# with the script that started it, even one killed before it could stop it (it would disturb what
+# runs next: a killed script's neighbour once ran on under twelve minutes of later tables).
 NEIGHBOUR = """
 import os, time, numpy as np
 os.sched_setaffinity(0, [CORE])
 a, b = np.ones(8 << 20), np.empty(8 << 20)
-while True:
+while os.getppid() == PARENT:
     end = time.perf_counter() + 1.0
     while time.perf_counter() < end:
         np.copyto(b, a); np.copyto(a, b)
@@ -32,7 +34,8 @@ def disturbance(disturb: bool):
     neighbour = None
     if disturb:
         core = (os.cpu_count() or 1) - 1
-        neighbour = subprocess.Popen([sys.executable, "-c", NEIGHBOUR.replace("CORE", str(core))])
+        script = NEIGHBOUR.replace("CORE", str(core)).replace("PARENT", str(os.getpid()))
+        neighbour = subprocess.Popen([sys.executable, "-c", script])
         time.sleep(2)
         if neighbour.poll() is not None:
             sys.exit("the neighbour did not start: its error is above")
