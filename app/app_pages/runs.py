@@ -34,7 +34,7 @@ def history():
                               f"measurements ({'up to ' if pd.notna(run.paired_with) else ''}"
                               f"{vocabulary.counted(run.rounds, 'round')} of every cell)"
                               # A plain run's rounds more (run --more-rounds) count toward no total.
-                              + ("; now rounds more where a speed-up is still undecided"
+                              + ("; every round taken, now any rounds more where a speed-up is undecided"
                                  if pd.isna(run.paired_with) and run.cells_done >= run.cells_total else ""))
         if run.status in ("queued", "running") and not data.read_only() and cols[1].button(
                 "Cancel", key=f"cancel_{run.run_id}"):

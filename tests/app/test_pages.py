@@ -722,5 +722,5 @@ def test_a_running_ab_sessions_bar_says_a_cell_may_take_fewer_rounds(db_url, mon
     assert "(up to 16 rounds of every cell)" in bars["Run 4"]
     assert "up to" not in bars["Run 3"] and "rounds of every cell)" in bars["Run 3"]
     # Its rounds all taken and still running, a plain run takes rounds more for undecided speed-ups.
-    assert bars["Run 3"].endswith("; now rounds more where a speed-up is still undecided")
+    assert bars["Run 3"].endswith("; every round taken, now any rounds more where a speed-up is undecided")
     assert "rounds more" not in bars["Run 4"]

@@ -192,7 +192,7 @@ def test_a_speed_up_left_undecided_takes_more_rounds_and_a_decided_one_none(db_u
     assert looks == [(3, 2)] and records == [6, 6, 6, 2]
 
 
-def test_a_group_decided_by_a_round_more_takes_no_further_one(db_url, monkeypatch):
+def test_a_speed_up_decided_by_a_round_more_takes_no_further_one(db_url, monkeypatch):
     # n=16: one round of three against the others, then two that agree with the two.
     rounds, looks, _, records = _planted_run(db_url, {8: [0.5] * 6, 16: [0.80, 0.95, 0.80, 0.80, 0.80, 0.80]},
                                              3, monkeypatch)
