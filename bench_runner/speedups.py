@@ -84,6 +84,15 @@ def with_speedups(frame: pd.DataFrame, catalogue: pd.DataFrame, samples: dict,
     return out
 
 
+def judged(session, frame: pd.DataFrame, in_spell: dict[int, bool] | None = None) -> pd.DataFrame:
+    """with_speedups of `frame` (results_db.queries' results, with their result_id), the `ok` rows'
+    samples and the stored catalogue read through `session`."""
+    from results_db import queries
+
+    samples = queries.samples_of(session, frame.loc[frame["status"] == "ok", "result_id"])
+    return with_speedups(frame, queries.catalogue_frame(session), samples, in_spell)
+
+
 def undecided(judged: pd.DataFrame) -> set[tuple[str, ...]]:
     """The cells (CELL_KEY's values) of every speed-up in `judged` (with_speedups' frame) that is
     still inconclusive: the method's and its baseline's, those a run times for more rounds

@@ -209,9 +209,7 @@ def undecided(session_factory: sessionmaker[Session], run_id: int, cells: Sequen
     from . import speedups
 
     with session_factory() as session:
-        frame = queries.results_frame(session, run_id=run_id)
-        samples = queries.samples_of(session, frame.loc[frame["status"] == "ok", "result_id"])
-        found = speedups.undecided(speedups.with_speedups(frame, queries.catalogue_frame(session), samples))
+        found = speedups.undecided(speedups.judged(session, queries.results_frame(session, run_id=run_id)))
     return [c for c in cells if _cell_id(c) in found]
 
 

@@ -55,9 +55,7 @@ KEY = list(CELL_KEY)
 
 
 def speedup_table(session, run_id: int) -> pd.DataFrame:
-    frame = queries.export_frame(session, run_id=run_id, with_ids=True)
-    frame = speedups.with_speedups(frame, queries.catalogue_frame(session),
-                                   queries.samples_of(session, frame.loc[frame["status"] == "ok", "result_id"]))
+    frame = speedups.judged(session, queries.export_frame(session, run_id=run_id, with_ids=True))
     return frame.dropna(subset=["speedup"]).set_index(KEY)
 
 

@@ -85,9 +85,7 @@ def _cells(args, sessions) -> int:
         frame = queries.export_frame(session, run_id=args.run, with_ids=True)
         runs = sorted({int(r) for r in frame["run_id"]}) if "run_id" in frame else []
         spelled = comparison.runs_in_spells(queries.round_states(session, runs), runs) if runs else []
-        frame = speedups.with_speedups(frame, queries.catalogue_frame(session),
-                                       queries.samples_of(session, frame.loc[frame["status"] == "ok", "result_id"]),
-                                       comparison.cells_in_spell(frame, spelled))
+        frame = speedups.judged(session, frame, comparison.cells_in_spell(frame, spelled))
     frame = frame.drop(columns="result_id")
     out = sys.stdout if args.out == "-" else out_path(args.out)
     if args.format == "csv":
