@@ -93,11 +93,11 @@ def judged(session, frame: pd.DataFrame, in_spell: dict[int, bool] | None = None
     return with_speedups(frame, queries.catalogue_frame(session), samples, in_spell)
 
 
-def undecided(judged: pd.DataFrame) -> set[tuple[str, ...]]:
-    """The cells (CELL_KEY's values) of every speed-up in `judged` (with_speedups' frame) that is
-    still inconclusive: the method's and its baseline's, those a run times for more rounds
+def undecided(frame: pd.DataFrame) -> set[tuple[str, ...]]:
+    """The cells (CELL_KEY's values) of every speed-up in `frame` (with_speedups' or judged's) that
+    is still inconclusive: the method's and its baseline's, those a run times for more rounds
     (bench_runner.sweep.execute)."""
-    open_ = judged[judged["speedup_verdict"] == "inconclusive"]
+    open_ = frame[frame["speedup_verdict"] == "inconclusive"]
     cells = set()
     for _, row in open_.iterrows():
         cells.add(tuple(row[k] for k in CELL_KEY))

@@ -158,8 +158,10 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
     seconds = {"rounds": 0.0, "more": 0.0, "last": 0.0}  # this process's rounds, and its rounds more
     for round_index in range(rounds + more_rounds):
         if round_index >= rounds:
+            if seconds["more"] + seconds["last"] > MORE_ROUNDS_SHARE * seconds["rounds"]:
+                break  # before judging the run again: a round more that cannot fit needs no judgement
             cells = undecided(session_factory, run_id, cells)
-            if not cells or seconds["more"] + seconds["last"] > MORE_ROUNDS_SHARE * seconds["rounds"]:
+            if not cells:
                 break
             if on_more:
                 on_more(round_index, len(cells))
