@@ -20,6 +20,8 @@
 #   7. the quick suite on the GPU, eager, library and Triton backends, with what time is left.
 # Every run measures one round (GPU_CHECK_ROUNDS to change it): a step cut short stops
 # inside its first round anyway, and one round of more cells is what eight minutes allow.
+# So no run takes rounds more where a speed-up is undecided (`--more-rounds 0`): the first
+# of them is taken whatever it costs, out of the next steps' time.
 # run.log keeps each run's progress bar, so where the time went can be read afterwards.
 # Into OUTPUT_FOLDER: hadamard_bench.db (the results), results.csv (their export),
 # summary.md (benchmarks/gpu_summary.py), tests.log, run.log and steps.log.
@@ -70,7 +72,7 @@ step() {  # step NAME CAP_SECONDS LOG COMMAND...: run COMMAND for at most CAP se
     echo "$name: exit $rc after $(( $(date +%s) - started )) s" | tee -a "$out/steps.log"
 }
 
-run=("$py" -m bench_runner run --db "$db" --device "$device" --rounds "$rounds")
+run=("$py" -m bench_runner run --db "$db" --device "$device" --rounds "$rounds" --more-rounds 0)
 
 "$py" - <<'EOF' | tee "$out/steps.log"
 import torch

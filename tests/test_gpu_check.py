@@ -50,7 +50,7 @@ def test_every_command_of_the_gpu_check_parses_and_every_selection_plans_cells(t
     assert len(runs) == 6  # one a step, but the tests'
     for argv in runs:
         args = parser.parse_args(["run", *argv])
-        assert args.device == ["cuda"] and args.rounds == 1, argv
+        assert args.device == ["cuda"] and args.rounds == 1 and args.more_rounds == 0, argv
         sel = selected(args, args.device)
         assert selection.plan(catalogue, sel), argv
         for size in args.size or []:  # each size asked for is one the suite still has
