@@ -100,6 +100,27 @@ def test_a_run_stopped_by_a_signal_to_its_group_keeps_its_cells_and_says_so_in_o
     assert (status, message) == ("interrupted", why) and kept >= 1
 
 
+@pytest.mark.parametrize("whole", [False, True])
+def test_a_run_stopped_in_a_round_more_says_that_its_own_rounds_were_all_taken(tmp_path, monkeypatch, capsys, whole):
+    """A round more (run --more-rounds) counts toward no total: stopped there, the run's own rounds
+    are all stored, and the line and the run's message say so; stopped before, they do not."""
+    from bench_runner.commands import run as run_verb
+
+    def stopped(factory, run_id, *args, **kwargs):
+        with factory() as session, session.begin():
+            row = session.get(Run, run_id)
+            row.cells_done = row.cells_total if whole else row.cells_total - 1
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_verb, "_execute_with_progress", stopped)
+    url = f"sqlite:///{tmp_path / 'stopped.db'}"
+    assert cli.main(["run", "--suite", "smoke", "--benchmark", "elementwise", "--method", "relu", "--backend", "eager",
+                     "--quiet", "--db", url]) == 130
+    why = "stopped by Ctrl-C" + (", in a round more: every round of the run was taken" if whole else "")
+    assert capsys.readouterr().err.splitlines()[-1] == f"run 1 interrupted ({why}); finished cells are kept"
+    assert [(status, message) for status, message, _ in _runs(url)] == [("interrupted", why)]
+
+
 @pytest.mark.slow
 def test_a_run_hung_up_while_compiling_ahead_says_so_in_one_line(tmp_path, monkeypatch):
     """A closed terminal, as the first run compiles ahead: the hang-up killed the pool's processes,
