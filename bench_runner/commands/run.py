@@ -196,9 +196,9 @@ def measure(args, factory, run_id: int, policy, cells, suite: str, catalogue) ->
     except KeyboardInterrupt as exc:  # Ctrl-C, or a signal that stops the command (commands.Stopped)
         with factory() as session, session.begin():
             run = session.get(results_db.Run, run_id)
-            # Progress counts the run's own rounds only: a run stopped in a round more has them all.
-            why = stopped_why(exc) + (", in a round more: every round of the run was taken"
-                                      if run.cells_total and run.cells_done >= run.cells_total else "")
+            # Progress counts the run's own rounds only: a run stopped in its rounds more has them all.
+            whole = policy.more_rounds and run.cells_total and run.cells_done >= run.cells_total
+            why = stopped_why(exc) + (", in its rounds more: every round of the run was taken" if whole else "")
             store.finish_run(session, run_id, "interrupted", why)
         print(f"run {run_id} interrupted ({why}); finished cells are kept", file=sys.stderr)
         return EXIT_STOPPED

@@ -100,10 +100,12 @@ def test_a_run_stopped_by_a_signal_to_its_group_keeps_its_cells_and_says_so_in_o
     assert (status, message) == ("interrupted", why) and kept >= 1
 
 
-@pytest.mark.parametrize("whole", [False, True])
-def test_a_run_stopped_in_a_round_more_says_that_its_own_rounds_were_all_taken(tmp_path, monkeypatch, capsys, whole):
+@pytest.mark.parametrize(("whole", "more", "said"), [(False, "2", False), (True, "2", True), (True, "0", False)])
+def test_a_run_stopped_in_its_rounds_more_says_that_its_own_rounds_were_all_taken(tmp_path, monkeypatch, capsys,
+                                                                                  whole, more, said):
     """A round more (run --more-rounds) counts toward no total: stopped there, the run's own rounds
-    are all stored, and the line and the run's message say so; stopped before, they do not."""
+    are all stored, and the line and the run's message say so; stopped before them, or in a run
+    that takes none, they do not."""
     from bench_runner.commands import run as run_verb
 
     def stopped(factory, run_id, *args, **kwargs):
@@ -115,8 +117,8 @@ def test_a_run_stopped_in_a_round_more_says_that_its_own_rounds_were_all_taken(t
     monkeypatch.setattr(run_verb, "_execute_with_progress", stopped)
     url = f"sqlite:///{tmp_path / 'stopped.db'}"
     assert cli.main(["run", "--suite", "smoke", "--benchmark", "elementwise", "--method", "relu", "--backend", "eager",
-                     "--quiet", "--db", url]) == 130
-    why = "stopped by Ctrl-C" + (", in a round more: every round of the run was taken" if whole else "")
+                     "--more-rounds", more, "--quiet", "--db", url]) == 130
+    why = "stopped by Ctrl-C" + (", in its rounds more: every round of the run was taken" if said else "")
     assert capsys.readouterr().err.splitlines()[-1] == f"run 1 interrupted ({why}); finished cells are kept"
     assert [(status, message) for status, message, _ in _runs(url)] == [("interrupted", why)]
 
