@@ -145,17 +145,18 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
 
     Then up to `more_rounds` rounds more, each of the methods whose speed-up over their baseline is
     still inconclusive and of those baselines (undecided), judged again after each, while they fit
-    in MORE_ROUNDS_SHARE of the time the run's rounds took here (the first always, each next one if
-    it takes as long as the last); `on_more(round, cells)` as each begins. They count toward no
-    progress: the run's total stays its rounds'."""
+    in MORE_ROUNDS_SHARE of the time the run's rounds took (the first always, each next one if
+    it takes as long as the last; a resumed run counts the rounds it stored before as well);
+    `on_more(round, cells)` as each begins. They count toward no progress: the run's total stays
+    its rounds'."""
     counts: dict[str, int] = {}
     with session_factory() as session:
         stored = store.stored_cells(session, run_id)
         # A run that starts in a slow spell would take the spell's probe as the norm and never
         # wait: it settles against the probes of this machine's recent runs too.
         executor.offer_probes(store.machine_probes(session, run_id))
+        seconds = _seconds_taken(store.round_seconds(session, run_id), rounds)
     devices = sorted({c.device for c in cells if not device_unavailable(c.device)})
-    seconds = {"rounds": 0.0, "more": 0.0, "last": 0.0}  # this process's rounds, and its rounds more
     for round_index in range(rounds + more_rounds):
         if round_index >= rounds:
             if seconds["more"] + seconds["last"] > MORE_ROUNDS_SHARE * seconds["rounds"]:
@@ -163,14 +164,14 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
             cells = undecided(session_factory, run_id, cells)
             if not cells:
                 break
-            if on_more:
-                on_more(round_index, len(cells))
         began = _now()
         todo = [c for c in selection.round_order(cells, seed, round_index)
                 if _cell_id(c) not in stored or (stored[_cell_id(c)] is not None
                                                  and round_index not in stored[_cell_id(c)])]
         if not todo:
             continue
+        if round_index >= rounds and on_more:  # not for one a resumed run had finished
+            on_more(round_index, len(todo))
         if cancelled(session_factory, run_id):
             break
         started = _start_round(session_factory, run_id, round_index, seed, executor, devices)
@@ -200,6 +201,23 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
 # minutes (docs/measurement.md).
 MORE_ROUNDS_SHARE = 0.2
 _now = time.monotonic  # the clock the share is kept by (a test's own)
+
+
+def _seconds_taken(taken: Sequence[tuple[int, float]], rounds: int) -> dict[str, float]:
+    """What the share of rounds more is kept by, from the (round, seconds) a run stored: its own
+    rounds' time, its rounds more's, and its latest round more's. From the store, not the process's
+    clock, so that a resumed run spends the share a run that never stopped would: resumed after its
+    rounds, it would otherwise hold none of their time, and count none of the rounds more before."""
+    more: dict[int, float] = {}
+    seconds = {"rounds": 0.0, "more": 0.0, "last": 0.0}
+    for index, took in taken:
+        if index < rounds:
+            seconds["rounds"] += took
+        else:
+            more[index] = more.get(index, 0.0) + took
+    if more:
+        seconds["more"], seconds["last"] = sum(more.values()), more[max(more)]
+    return seconds
 
 
 def undecided(session_factory: sessionmaker[Session], run_id: int, cells: Sequence[Cell]) -> list[Cell]:

@@ -203,6 +203,15 @@ def finish_round(session: Session, round_id: int, cells: int, state: RoundState)
                     .values(cells=cells, state=state.to_json(), finished_at=utcnow()))
 
 
+def round_seconds(session: Session, run_id: int) -> list[tuple[int, float]]:
+    """(round, seconds) of each part of a round the run finished, in the order they ran; a part
+    stopped midway stored no end and is left out."""
+    rows = session.execute(select(RoundRecord.round, RoundRecord.started_at, RoundRecord.finished_at)
+                           .where(RoundRecord.run_id == run_id, RoundRecord.finished_at.is_not(None))
+                           .order_by(RoundRecord.id))
+    return [(index, (finished - started).total_seconds()) for index, started, finished in rows]
+
+
 def set_calibration(session: Session, run_id: int, calibration: Mapping) -> None:
     session.execute(update(Run).where(Run.id == run_id).values(calibration=dict(calibration)))
 

@@ -1,6 +1,8 @@
 """Rounds: every cell measured once per round in a reproducibly shuffled order, samples stored
 with their round, machine state per round, and partial rounds finished by a resume."""
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
@@ -131,8 +133,8 @@ class Planted(Executor):
     `ratios[n][round]` times the others' time in each, give or take 0.2%. (Its baseline, `raises`,
     raises nothing here: nothing is built; `drifts` is a baseline of no speed-up of these.)"""
 
-    def __init__(self, ratios):
-        self.ratios, self.round, self.clock = ratios, -1, 0.0
+    def __init__(self, ratios, first_round=0):
+        self.ratios, self.round, self.clock = ratios, first_round - 1, 0.0
 
     def restart(self):
         self.round += 1
@@ -198,3 +200,42 @@ def test_a_speed_up_decided_by_a_round_more_takes_no_further_one(db_url, monkeyp
                                              3, monkeypatch)
     assert looks == [(3, 2)] and records == [6, 6, 6, 2]
     assert rounds[("double", "n=16")] == [0, 1, 2, 3] and rounds[("double", "n=8")] == [0, 1, 2]
+
+
+def _stop_at(index):
+    def on_more(round_index, cells):
+        if round_index == index:  # Ctrl-C as the round more begins, before it is recorded
+            raise KeyboardInterrupt
+    return on_more
+
+
+@pytest.mark.parametrize("share, stop_at, taken", [
+    (0.25, 3, [3, 4]),  # stopped after its rounds: two rounds more fit 4.5 s of 18, as without the stop
+    (0.15, 4, []),  # stopped after its first round more: a second would bring them to 4 s of 2.7
+    (0.25, 4, [4]),  # the same at 4.5 s: the second is taken, the first not announced again
+])
+def test_a_resumed_run_spends_the_share_of_the_rounds_it_stored(db_url, monkeypatch, share, stop_at, taken):
+    cat = toy_catalogue()
+    sel = selection.Selection(suite="smoke", benchmarks=["toy"], methods=["double", "raises", "drifts"])
+    cells = selection.plan(cat, sel)
+    factory = sessionmaker(results_db.open_engine(db_url))
+    run_id = sweep.start(factory, cat, sel, cells, rounds=3, seed=5)
+    ratios = {8: [0.5] * 5, 16: [0.90, 1.10, 1.00, 0.90, 1.10]}  # n=16's speed-up stays undecided
+    monkeypatch.setattr(sweep, "MORE_ROUNDS_SHARE", 1.0)  # before the stop, every round more fits
+    stopped = Planted(ratios)
+    monkeypatch.setattr(sweep, "_now", lambda: stopped.clock)
+    with pytest.raises(KeyboardInterrupt):
+        sweep.execute(factory, run_id, cells, stopped, rounds=3, seed=5, interleave=True, more_rounds=2,
+                      on_more=_stop_at(stop_at))
+    with factory() as session, session.begin():  # a second a cell, as the planted clock keeps them
+        for record in session.scalars(select(RoundRecord)):
+            record.finished_at = record.started_at + timedelta(seconds=record.cells)
+    monkeypatch.setattr(sweep, "MORE_ROUNDS_SHARE", share)
+    resumed = Planted(ratios, first_round=stop_at)
+    monkeypatch.setattr(sweep, "_now", lambda: resumed.clock)
+    looks = []
+    sweep.execute(factory, run_id, cells, resumed, rounds=3, seed=5, interleave=True, more_rounds=2,
+                  on_more=lambda r, n: looks.append(r))
+    assert looks == taken
+    with factory() as session:
+        assert sorted(set(session.scalars(select(RoundRecord.round)))) == list(range(max([stop_at - 1, *taken]) + 1))
