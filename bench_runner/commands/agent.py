@@ -4,6 +4,7 @@ and measure each here as `run` does (bench_runner.agent keeps the queue)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from . import checked_url, sessions_on
@@ -56,6 +57,8 @@ def run(args) -> int:
             if lacking:  # queued for another machine of this label, most likely
                 return refused(session, run_id, f"this agent's machine refuses it: {lacking}")
             policy = policy_for(args, sel.suite)
+            if run.options.get("more_rounds") is not None:  # `submit --more-rounds`, as its rounds
+                policy = dataclasses.replace(policy, more_rounds=run.options["more_rounds"])
             store.sync_catalogue(session, *selection.catalogue_rows(catalogue))
             run.provenance, run.cells_total = sweep.provenance_for(policy), len(cells) * run.rounds
         return measure(args, factory, run_id, policy, cells, sel.suite, catalogue)

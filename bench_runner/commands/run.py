@@ -153,7 +153,7 @@ def policy_for(args, suite: str) -> defaults.TimingPolicy:
     command's flags ask."""
     policy = dataclasses.replace(defaults.POLICIES[suite], flush_l2=not args.warm_l2, energy=args.energy,
                                  interleave=not args.one_at_a_time)
-    if getattr(args, "more_rounds", None) is not None:  # `agent` takes the suite's
+    if getattr(args, "more_rounds", None) is not None:  # `agent` takes its submitted run's, or the suite's
         policy = dataclasses.replace(policy, more_rounds=args.more_rounds)
     if args.settle is not None:
         policy = dataclasses.replace(policy, settle_s=args.settle)

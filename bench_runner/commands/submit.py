@@ -6,7 +6,8 @@ from __future__ import annotations
 from hadamard_bench.vocabulary import counted
 
 from . import UsageError, checked_url, sessions_on
-from .flags import catalogue_with_plugins, db_flag, label, plugin_flag, rounds_flag, selected, selection_flags
+from .flags import (catalogue_with_plugins, db_flag, label, more_rounds_flag, plugin_flag, rounds_flag, selected,
+                    selection_flags)
 
 
 def add_parser(verbs) -> None:
@@ -17,6 +18,7 @@ def add_parser(verbs) -> None:
     p.add_argument("--label", required=True, type=label, help="the agents' machine label, e.g. gpu-server")
     selection_flags(p, "default: cuda (the agent's GPU)")
     rounds_flag(p)
+    more_rounds_flag(p)  # the agent's run takes them, as it takes the rounds
     db_flag(p)
     plugin_flag(p)
 
@@ -36,9 +38,10 @@ def run(args) -> int:
     with factory() as session, session.begin():
         store.sync_catalogue(session, *selection.catalogue_rows(catalogue))
         rounds = args.rounds or defaults.ROUNDS[sel.suite]
-        run_id = store.submit_run(session, args.label, sel.suite, sel.as_options(), len(cells) * rounds,
+        options = sel.as_options() | ({} if args.more_rounds is None else {"more_rounds": args.more_rounds})
+        run_id = store.submit_run(session, args.label, sel.suite, options, len(cells) * rounds,
                                   rounds=rounds, seed=selection.new_seed()).id
+    more = "" if args.more_rounds is None else f" (up to {args.more_rounds} more where a speed-up is undecided)"
     print(f"run {run_id}: {counted(len(cells), 'cell')} of the {sel.suite} suite, "
-          f"{counted(rounds, 'round')}, queued for agent "
-          f"{args.label!r}")
+          f"{counted(rounds, 'round')}{more}, queued for agent {args.label!r}")
     return 0

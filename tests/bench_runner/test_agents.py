@@ -56,6 +56,21 @@ def test_submit_says_what_it_queued(db_url, capsys):
     assert capsys.readouterr().out == "run 1: 1 cell of the smoke suite, 1 round, queued for agent 'lab'\n"
 
 
+@pytest.mark.parametrize("more, taken", [([], 0), (["--more-rounds", "3"], 3)])
+def test_an_agent_takes_the_rounds_more_its_run_was_submitted_with(db_url, monkeypatch, capsys, more, taken):
+    from bench_runner.commands import run as run_command
+
+    policies = []
+    monkeypatch.setattr(run_command, "measure", lambda args, factory, run_id, policy, *rest: policies.append(policy))
+    assert main([*SUBMIT, *more, "--db", db_url]) == 0
+    said = " (up to 3 more where a speed-up is undecided)" if more else ""
+    assert capsys.readouterr().out == f"run 1: 1 cell of the smoke suite, 1 round{said}, queued for agent 'lab'\n"
+    main(["agent", "--label", "lab", "--once", "--quiet", "--db", db_url])
+    assert [p.more_rounds for p in policies] == [taken]  # smoke's own: none
+    with sessionmaker(results_db.open_engine(db_url))() as session:
+        assert session.get(Run, 1).provenance["timing"]["policy"]["more_rounds"] == taken  # stored as measured
+
+
 def test_an_agent_fails_a_run_on_a_device_its_machine_lacks_and_says_so(db_url, monkeypatch, capsys):
     """Queued for cuda (submit's default) and claimed by an agent without one: every cell would be
     stored `skipped`. The run ends `failed` with the reason instead, and the agent goes on."""
