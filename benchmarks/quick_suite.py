@@ -6,8 +6,8 @@ its wall time with its rounds, the cells per status, and the share of `ok` cells
 that are not `noisy` (IQR and the spread between rounds within 10% of the median). Prints a table and writes it into
 docs/benchmarks.md (between its generated-section markers).
 
-    python benchmarks/quick_suite.py                                 # a cold run, 5.2 to 7.9 minutes on 2 cores (2026-12-07, by the hour)
-    python benchmarks/quick_suite.py --disturb                       # the same beside an intermittent memory-bound load: 6.7 to 8.4
+    python benchmarks/quick_suite.py             # cold: 5.2 to 7.9 minutes on 2 cores (2026-12-07, by the hour)
+    python benchmarks/quick_suite.py --disturb   # beside an intermittent memory-bound load: 6.7 to 8.4
     python benchmarks/quick_suite.py --db sqlite:///results/hadamard_bench.db   # the last run stored there
 """
 
