@@ -302,14 +302,19 @@ class IsolatedRunner(Executor):
         # Each worker is handed the probes known so far, so that one started again mid-round (after
         # a cell that crashed or timed out) settles against the run's norm, as the round's first
         # did, not against its own first probe, however slow.
-        self._process = self._context.Process(target=_serve, args=(child, self.catalogue_ref, self.policy, self.threads,
-                                                                    list(self._probes)),
-                                              daemon=True, name="hadamard-bench-worker")
+        process = self._context.Process(target=_serve, args=(child, self.catalogue_ref, self.policy, self.threads,
+                                                              list(self._probes)),
+                                        daemon=True, name="hadamard-bench-worker")
+        # Recorded only once started: a stop that lands before (Ctrl-C to the run's group as a round
+        # began, a `.ci/run` on 2026-12-07) left a worker recorded that had never started, and the
+        # run's clean-up failed on "can only join a started process", in a traceback, exit status 1.
+        self._process = None
         # A spawned worker is a new interpreter: it inherits the environment at start, and
         # glibc reads its tunables once, before any allocation.
         start_resource_tracker()
         with spawn_environment(allocator_env()), stop_signals_held():
-            self._process.start()
+            process.start()
+            self._process = process  # the stop, held meanwhile, comes after this
         child.close()
         try:
             if self._conn.poll(self.START_TIMEOUT_S) and self._conn.recv() == "ready":

@@ -209,3 +209,21 @@ def test_a_stop_that_reaches_another_thread_while_a_worker_starts_is_raised_once
         assert signal.getsignal(signal.SIGTERM) is stop
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_a_stop_before_a_worker_has_started_leaves_the_runner_nothing_to_wait_for(monkeypatch):
+    """Ctrl-C to the run's group can land as a round's worker is being made, before it starts; the
+    run's clean-up then waited for that worker and failed on "can only join a started process"
+    (a `.ci/run`, 2026-12-07): the run ended in a traceback, not in its one line."""
+    from bench_runner import worker
+    from tests.bench_runner.toy import FAST
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(worker, "start_resource_tracker", interrupted)
+    runner = worker.IsolatedRunner("tests.bench_runner.toy:toy_catalogue", FAST, timeout_s=10)
+    with pytest.raises(KeyboardInterrupt):
+        runner.drift(["cpu"])
+    runner.close()  # nothing started, nothing to stop
+    assert runner._process is None and runner._leaving == []
