@@ -13,8 +13,8 @@ four whose bimodal_fusion cells were all 1.34× slower than in the others.
 
 So before a CPU cell is timed on more than one thread, the worker times that small
 product (the probe, a few milliseconds) and, while it reads more than TOLERANCE above the
-reference, waits and probes again, up to the policy's `settle_s` per cell and ROUND_BUDGET_S per
-worker. The reference is the median probe, not the fastest: of the probes this worker took
+reference twice in a row, waits and probes again, up to the policy's `settle_s` per cell and
+ROUND_BUDGET_S per worker. The reference is the median probe, not the fastest: of the probes this worker took
 before its cells, or of those known from before (this run's earlier rounds and its machine's
 recent runs: a run that starts in a spell would otherwise take the spell as the norm), whichever
 is faster. The fastest probe seen is an extreme of a noisy reading, and falls with every probe
@@ -110,7 +110,11 @@ class Settler:
         self.last_unsettled = False
         first = self._probe()
         self.own.append(first)
-        if not self._slow(first):
+        # A slow first reading is taken again at once, before any wait: alone on the quiet EPYC VM
+        # one probe in six read slow with no spell in sight, two in a row one in twenty-five, and
+        # those single readings spent every round's budget a quarter-second at a time
+        # (docs/notes/2026-12-07-what-a-round-costs-before-its-cells.md). A spell lasts seconds.
+        if not self._slow(first) or not self._slow(self._probe()):
             return 0.0
         waited = 0.0
         while waited < max_wait_s and self.waited_s + waited < self.budget_s:
