@@ -172,8 +172,8 @@ def measure_flags(p: argparse.ArgumentParser) -> None:
                         "where readable): a second of repeated calls per cell")
     p.add_argument("--settle", type=seconds(zero_allowed=True), metavar="SECONDS",
                    help="CPU on several threads: before timing a cell, wait up to this long while a small "
-                        "threaded probe reads slower than the run's best (a VM whose cores are briefly slow to "
-                        "work together); 0 never waits (default: "
+                        "threaded probe reads more than 7%% above its median, twice in a row (a VM whose cores "
+                        "are briefly slow to work together); 0 never waits (default: "
                         + ", ".join(f"{k} {v.settle_s:g}" for k, v in defaults.POLICIES.items()) + ")")
     p.add_argument("--one-at-a-time", action="store_true",
                    help="time each cell on its own, one after the other, instead of letting the methods and "

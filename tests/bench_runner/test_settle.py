@@ -293,3 +293,9 @@ def test_the_ledger_keeps_each_nodes_latest_probes_only():
     assert ledger.round_summary()["probe_median_s"] == statistics.median(probes)
     ledger.record("b", {"probe_median_s": 90e-6})
     assert ledger.probes["b"] == [90e-6] and len(ledger.probes["a"]) == settle.PROBES_KEPT
+
+
+def test_the_settle_flags_help_says_the_tolerance_settling_uses():
+    run_parser = cli.build_parser()._subparsers._group_actions[0].choices["run"]
+    settle_help = next(a.help for a in run_parser._actions if "--settle" in a.option_strings) % {}
+    assert f"more than {settle.TOLERANCE:.0%} above its median, twice in a row" in settle_help
