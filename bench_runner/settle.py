@@ -111,8 +111,9 @@ class Settler:
         first = self._probe()
         self.own.append(first)
         # A slow first reading is taken again at once, before any wait: alone on the quiet EPYC VM
-        # one probe in six read slow with no spell in sight, two in a row one in twenty-five
-        # (docs/notes/2026-12-07-what-a-round-costs-before-its-cells.md), and a spell lasts seconds.
+        # one probe in six read slow with no spell in sight, two in a row one in twenty-five, and a
+        # spell lasts seconds. Inside runs it spared few waits (3 of 31 slow first probes quiet):
+        # there slow probes mostly come in spells (docs/notes/2026-12-07-a-slow-probe-taken-again.md).
         if not self._slow(first) or not self._slow(self._probe()):
             return 0.0
         waited = 0.0
