@@ -11,19 +11,19 @@ other. Cells made of small parallel regions (small matmuls, attention, convoluti
 outlast a whole run, so rounds alone cannot average it away: it showed up as one run of
 four whose bimodal_fusion cells were all 1.34× slower than in the others.
 
-So before a CPU cell is timed on more than one thread, the worker times that small
-product (the probe, a few milliseconds) and, while it reads more than TOLERANCE above the
-reference twice in a row, waits and probes again, up to the policy's `settle_s` per cell and
-ROUND_BUDGET_S per worker. The reference is the median probe, not the fastest: of the probes this worker took
+So before a CPU cell is timed on more than one thread, the worker times that small product (the
+probe, a few milliseconds) and, while it reads more than TOLERANCE above the reference twice in
+a row, waits and probes again, up to the policy's `settle_s` per cell and ROUND_BUDGET_S per
+worker. The reference is the median probe, not the fastest: of the probes this worker took
 before its cells, or of those known from before (this run's earlier rounds and its machine's
 recent runs: a run that starts in a spell would otherwise take the spell as the norm), whichever
 is faster. The fastest probe seen is an extreme of a noisy reading, and falls with every probe
-taken: on the 2-vCPU VM on 2026-12-04, where the probe read 24-44 µs (median 31) with no
-spell in sight, the fastest had fallen to 24.2 µs after four runs, 95% of probes read more
-than 7% above it, and 11 of the four runs' 12 rounds waited their whole budget for a speed
-the cores had only touched by chance (docs/notes/2026-12-04-settling-against-the-median-probe.md). A machine
-without spells waits little; what was waited, and how many cells were timed without settling,
-is stored with each round (the Runs page shows it), and the probe joins the drift controls.
+taken: on the 2-vCPU VM on 2026-12-04, where the probe read 24-44 µs (median 31) with no spell
+in sight, the fastest had fallen to 24.2 µs after four runs, 95% of probes read more than 7%
+above it, and 11 of the four runs' 12 rounds waited their whole budget for a speed the cores had
+only touched by chance (docs/notes/2026-12-04-settling-against-the-median-probe.md). A machine
+without spells waits little; what was waited, and how many cells were timed without settling, is
+stored with each round (the Runs page shows it), and the probe joins the drift controls.
 """
 
 from __future__ import annotations
