@@ -259,6 +259,28 @@ def _side_starts(cpus: set[int]) -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
 
 
+def revive(procs: list[SideProcess], sides: Sequence[Side], timeout_s: float, cpus: set[int],
+           plugin: str | None = None) -> None:
+    """A side whose process died (its socket closed) started again in its place, for what comes next."""
+    for i, proc in enumerate(procs):
+        if proc.conn.closed:
+            procs[i] = SideProcess(sides[i], timeout_s, cpus, plugin).wait_ready()
+
+
+def side_drifts(procs: Sequence[SideProcess], devices: Sequence[str]) -> list[dict]:
+    """Each side's drift controls (calibration.drift_control), timed in its own process, one side
+    after the other, before a round's first cell, as a plain run's worker times them: a run's
+    rounds then say, whichever way it was measured, where the machine stood. About 0.2 s a side on
+    a 2-vCPU VM. A side that died on them stores why and is started again (revive)."""
+    found = []
+    for proc in procs:
+        try:
+            found.append(proc.ask("drift", list(devices)) if devices else {})
+        except SideFailed as exc:
+            found.append({"error": str(exc)[:200]})
+    return found
+
+
 def stop_sides(procs: Sequence[SideProcess]) -> None:
     """Every process still open stopped, all asked first: a process that has imported torch takes
     about half a second to tear down, and the sides can do that together."""
@@ -358,13 +380,13 @@ def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence
             policy: defaults.TimingPolicy, rounds: int, seed: int, timeout_s: float, plugin: str | None = None,
             on_cell: Callable[[Cell, int], None] | None = None, started: list[SideProcess] | None = None,
             ceilings: dict | None = None, look: int | None = None, floor: float = defaults.FLOOR) -> set[Cell]:
-    """Every cell in `rounds` rounds, each round with fresh side processes (the first round's
-    may be given `started`, as the command checked them) and its own shuffled order; each side's
-    outcome stored in its run as `run` stores a round, its roofline fraction and plausibility
-    against `ceilings` (sweep.calibrate's). A cell that failed on a side is not measured again
-    on either; nor, after round `look` (look_round), one whose verdict against `floor` is known
-    there (stats.decided_early). `on_cell(cell, n)`: n of the cell's rounds done, on both sides.
-    Returns the cells decided at the look."""
+    """Every cell in `rounds` rounds, each round with fresh side processes (the first round's may be
+    given `started`, as the command checked them), each side's drift controls (side_drifts) and its
+    own shuffled order; each side's outcome stored in its run as `run` stores a round, its roofline
+    fraction and plausibility against `ceilings` (sweep.calibrate's). A cell that failed on a side
+    is not measured again on either; nor, after round `look` (look_round), one whose verdict against
+    `floor` is known there (stats.decided_early). `on_cell(cell, n)`: n of the cell's rounds done,
+    on both sides. Returns the cells decided at the look."""
     cpus = os.sched_getaffinity(0)
     policy = round_policy(policy)
     failed: set[Cell] = set()
@@ -381,14 +403,14 @@ def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence
         procs, started = started or start_sides(sides, timeout_s, cpus, plugin), None
         measured = 0
         try:
+            drifts = side_drifts(procs, devices)
+            revive(procs, sides, timeout_s, cpus, plugin)
             for cell in selection.round_order(cells, seed, round_index):
                 if cell in failed or cell in decided:
                     continue
                 rng = random.Random(f"{seed}:{round_index}:{cell.group()}:{cell.method}:{cell.backend}")
                 outcomes = one_cell(procs, cell, round_index == 0, policy, rng)
-                for i, outcome in enumerate(outcomes):
-                    if procs[i].conn.closed:  # a side that died is started again for the next cell
-                        procs[i] = SideProcess(sides[i], timeout_s, cpus, plugin).wait_ready()
+                revive(procs, sides, timeout_s, cpus, plugin)
                 with factory() as session, session.begin():
                     for run_id, outcome in zip(runs, outcomes):
                         record.store_round(session, run_id, cell, outcome, round_index, rounds,
@@ -413,11 +435,11 @@ def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence
             stop_sides(procs)
         # What the machine did while the round ran, as `run` stores it for a plain run's round (load,
         # other processes' share of the CPUs, steal, a GPU's telemetry), the same for both runs: they
-        # shared the round.
+        # shared the round. The drift controls are each side's own, timed under its settings.
         state = watch.state(ours)
         with factory() as session, session.begin():
-            for record_id in records:
-                store.finish_round(session, record_id, measured, state)
+            for record_id, drift in zip(records, drifts):
+                store.finish_round(session, record_id, measured, dataclasses.replace(state, drift=drift))
         if round_index + 1 == look:
             decided = {cell for cell, found in logs.items() if cell not in failed and stats.decided_early(found, floor)}
             with factory() as session, session.begin():  # their rounds to come count as done, as a failed cell's

@@ -112,6 +112,15 @@ def drift_control(device: str, clock: timing.Clock | None = None) -> dict[str, f
     return controls
 
 
+def drift_controls(devices) -> dict:
+    """device → drift_control(device), as a round's record stores them; {"error": why} where timing
+    them failed: they are the round's context, never worth the round."""
+    try:
+        return {device: drift_control(device) for device in devices}
+    except Exception as exc:  # noqa: BLE001 -- stored as the reason there are none
+        return {"error": f"{type(exc).__name__}: {exc}"[:200]}
+
+
 def ceilings_here(cells: Sequence, window_s: float = 0.0) -> dict:
     """Each device's ceilings (the devices and dtypes the cells use), measured in this process,
     each the best of tries over `window_s` (calibrate)."""

@@ -95,6 +95,13 @@ class Side:
         with timing.collector_paused():
             return self.prepared[cell][3]()
 
+    def drift(self, devices: list[str]) -> dict:
+        """The drift controls of `devices`, timed in this process under the side's own settings (its
+        threads, its allocator), as a plain run's worker times them as its round begins."""
+        from .calibration import drift_controls
+
+        return drift_controls(devices)
+
     def finish(self, cell, samples: list[float], members: int):
         from . import cell as cells
         from . import timing

@@ -240,14 +240,11 @@ def _answer(conn: Connection, catalogue_ref: str, policy: TimingPolicy, threads:
         if message is None:
             return
         if message[0] == "drift":
-            from .calibration import drift_control
+            from .calibration import drift_controls
 
-            try:
-                controls = {device: drift_control(device) for device in message[1]}
-                settle.settler().offer([controls.get("cpu", {}).get("probe_s")])
-                conn.send(controls)
-            except Exception as exc:  # noqa: BLE001 -- the controls are context, never worth a round
-                conn.send({"error": f"{type(exc).__name__}: {exc}"[:200]})
+            controls = drift_controls(message[1])
+            settle.settler().offer([(controls.get("cpu") or {}).get("probe_s")])
+            conn.send(controls)
             continue
         if message[0] == "settle":
             conn.send(settle.settler().summary())

@@ -96,7 +96,7 @@ controls = wording.controls_note(comparison.control_settings_differ(states, runs
                                  if not states.empty else [])
 if controls:
     st.caption(controls[0].upper() + controls[1:] + ".")
-if machine_drift:
+if machine_drift and comparison.timed_apart(result):  # an `ab` session's sides took turns: no move between them
     moved = wording.machine_moved_note(result)
     st.caption("The machine itself (drift controls, after ÷ before): " + wording.drift_text(machine_drift)
                + (f". {moved}." if moved else ""))

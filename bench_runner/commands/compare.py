@@ -151,16 +151,19 @@ def report(table: pd.DataFrame, fmt: str, before_name: str, after_name: str, thr
            floor_note: str | None = None, busy: str | None = None, changes=None,
            look: tuple[int, int] | None = None, controls: str | None = None) -> None:
     """A comparison table on standard output as `--format` asks: table, csv or json. `busy`
-    (wording.busy_caveat) is said only where some cell was compared unpaired: cells that took
-    turns shared whatever kept the machine busy. `changes` (comparison.CellChanges: the cells
-    broken, fixed, failed anew, or `ok` on one side only) are said below the table, on standard
-    error beside a csv, and in the json's `broken`, `fixed`, `failed_new`, `only_before` and
-    `only_after`; the table may then be empty. `look`: an `ab` session's look (wording.look_note);
-    `controls`: wording.controls_note, where the sides timed their drift controls differently."""
+    (wording.busy_caveat) and `machine_drift` are said only where some cell was compared unpaired:
+    cells that took turns shared whatever kept the machine busy, and the drift controls of an `ab`
+    session's two sides, each timed in its own process as a round began, are no move of the machine.
+    `changes` (comparison.CellChanges: the cells broken, fixed, failed anew, or `ok` on one side
+    only) are said below the table, on standard error beside a csv, and in the json's `broken`,
+    `fixed`, `failed_new`, `only_before` and `only_after`; the table may then be empty. `look`: an
+    `ab` session's look (wording.look_note); `controls`: wording.controls_note, where the sides
+    timed their drift controls differently."""
     from .. import comparison, stats, wording
 
-    machine_drift = machine_drift or {}
-    busy = busy if comparison.timed_apart(table) else None
+    apart = comparison.timed_apart(table)
+    machine_drift = (machine_drift or {}) if apart else {}
+    busy = busy if apart else None
     said, listed = "", dict.fromkeys(CHANGES_IN_JSON, [])
     if changes is not None:
         said = "\n".join(sentence for _, sentence in wording.change_notes(changes, before_name, after_name))

@@ -621,9 +621,12 @@ def test_diff_names_a_paired_cell_whose_rounds_read_different_ratios(db_url, mon
 
 
 def test_diff_shows_an_ab_sessions_paired_verdicts(db_url, monkeypatch):
-    from tests.bench_runner.test_compare import SESSION, plant_session
+    from tests.bench_runner.test_compare import SESSION, _plant_rounds, plant_session
 
     before, after = plant_session(db_url)
+    # Each side timed its own drift controls as a round began; they took turns, so the machine did
+    # not move between them, however their copies read.
+    _plant_rounds(db_url, {before: [0, 0, 0], after: [0, 0, 0]}, copy_s={before: 1e-3, after: 2e-3})
     at = render(db_url, monkeypatch, "app_pages/diff.py")
     assert next(s for s in at.selectbox if s.label == "Before").options == [
         f"run {after}: quick · testhost · ab with run {before}", f"run {before}: quick · testhost · ab with run {after}"]
@@ -640,6 +643,7 @@ def test_diff_shows_an_ab_sessions_paired_verdicts(db_url, monkeypatch):
     assert shown["verdict"].to_dict() == {f"B=1 N={n} C=64 H=4": v for n, (*_, v) in SESSION.items()}
     assert not any("is a side of" in w.value for w in at.warning)
     assert not any(c.value.startswith("**Rounds**") for c in at.caption)  # every cell took every round
+    assert not any(c.value.startswith("The machine itself") for c in at.caption)
     runs = render(db_url, monkeypatch, "app_pages/runs.py").dataframe[0].value
     assert runs.set_index("run_id")["paired_with"].to_dict() == {after: before, before: after}
 

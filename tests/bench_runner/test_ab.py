@@ -15,7 +15,7 @@ from sqlalchemy.orm import sessionmaker
 
 import results_db
 from bench_runner import ab, cli, comparison, stats, telemetry, worker
-from results_db import Result, Run
+from results_db import Result, Run, queries
 from tests.conftest import ROOT
 
 PLUGIN = textwrap.dedent('''
@@ -179,12 +179,36 @@ def test_the_same_revision_on_both_sides_is_an_a_a(tmp_path, capsys):
     # `.ci/run` this cell's ratio read 0.57, interval 0.08-4.0.
     with sessionmaker(results_db.open_engine(url))() as session:
         base, head = (session.scalars(select(Result).where(Result.run_id == run)).one() for run in (1, 2))
+        states = queries.round_states(session, [1, 2])
+    # Each side timed the drift controls in its own process as every round began.
+    assert len(states) == 6 and all((states[f"drift_cpu_{c}"] > 0).all() for c in ("copy_s", "matmul_s", "probe_s"))
     logs = np.concatenate(stats.paired_log_ratios((base.samples, base.sample_rounds, base.sample_cycles),
                                                   (head.samples, head.sample_rounds, head.sample_cycles)))
     assert len(logs) >= 3 * ab.MIN_CYCLES  # every round paired its cycles
     fastest = np.quantile(base.samples, 0.1) / np.quantile(head.samples, 0.1)
     assert 1 / 1.5 < fastest < 1.5, (sorted(base.samples)[:10], sorted(head.samples)[:10])
     assert all(c["ci_low"] <= c["ratio"] <= c["ci_high"] for c in cells), cells
+
+
+def test_drift_controls_that_fail_store_why_and_a_side_that_died_on_them_says_so(monkeypatch):
+    """The drift controls are a round's context: where timing them fails, the round stores the
+    reason in their place, in a plain run's worker and an `ab` side alike."""
+    from bench_runner import calibration
+    from bench_runner.cell import CellOutcome
+
+    def broken(device):
+        raise RuntimeError("no such device")
+
+    monkeypatch.setattr(calibration, "drift_control", broken)
+    assert calibration.drift_controls(["cpu"]) == {"error": "RuntimeError: no such device"}
+
+    class Dead:
+        def ask(self, *message):
+            raise ab.SideFailed(CellOutcome("crashed", "the side's process died of SIGKILL"))
+
+    assert ab.side_drifts([FakeSide(3e-3), Dead()], ["cpu"]) == [
+        {"cpu": {"copy_s": 3e-3}}, {"error": "the side's process died of SIGKILL"}]
+    assert ab.side_drifts([Dead()], []) == [{}]  # no device to time: nothing asked
 
 
 def test_a_session_leaves_no_worktree_or_folder_behind(plugin_repo):
@@ -245,17 +269,24 @@ def side_workers_of(pid: int) -> list[str]:
 
 
 class FakeSide:
-    """A side process that is this one: for sessions whose cells a test's one_cell answers."""
+    """A side process that is this one: for sessions whose cells a test's one_cell answers. Its drift
+    controls read `copy_s` seconds, the side's own, and the devices it was asked for."""
     facts: dict = {}
 
-    def __init__(self):
+    def __init__(self, copy_s: float = 1e-3):
         self.process = type("P", (), {"pid": os.getpid()})()
         self.conn = type("C", (), {"closed": False})()
+        self.copy_s = copy_s
+
+    def ask(self, what, *args):
+        assert what == "drift", what  # the cells go through one_cell
+        return {device: {"copy_s": self.copy_s} for device in args[0]}
 
 
 def fake_sides(monkeypatch, one_cell) -> None:
-    """Sessions from here on run their sides as FakeSides, each cell's outcomes from `one_cell`."""
-    monkeypatch.setattr(ab, "start_sides", lambda *args, **kwargs: [FakeSide(), FakeSide()])
+    """Sessions from here on run their sides as FakeSides, each cell's outcomes from `one_cell`: the
+    base's copy control reads 1 ms, the head's 2 ms."""
+    monkeypatch.setattr(ab, "start_sides", lambda *args, **kwargs: [FakeSide(1e-3), FakeSide(2e-3)])
     monkeypatch.setattr(ab, "stop_sides", lambda procs: None)
     monkeypatch.setattr(ab, "one_cell", one_cell)
 
@@ -289,12 +320,12 @@ def test_a_side_timed_faster_than_its_device_can_go_is_implausible_and_fails_the
     assert statuses == ["ok", "implausible"]
 
 
-def test_each_round_of_a_session_stores_what_the_machine_did(tmp_path, monkeypatch):
+def test_each_round_of_a_session_stores_what_the_machine_did(tmp_path, monkeypatch, capsys):
     """Both runs of a session get a record of each round with the machine's state while it ran (its
     load, other processes' share of the CPUs, steal), as a plain run's rounds do, so the Runs page
     and `compare` can say whether a neighbour was busy. The sides here are fakes: this process."""
     from bench_runner.cell import CellOutcome
-    from results_db import RoundRecord, queries
+    from results_db import RoundRecord
 
     def one_cell(procs, cell, check, policy, rng):
         sum(i * i for i in range(200_000))  # some CPU seconds of "the sides"
@@ -329,15 +360,21 @@ def test_each_round_of_a_session_stores_what_the_machine_did(tmp_path, monkeypat
     machine = ["wall_s", "cores", "load_1m_before", "load_1m_after", "steal_share", "other_cpu_share"]
     first = states.loc[states["round"] == 1, machine]
     assert first.iloc[0].tolist() == first.iloc[1].tolist()
-    # What reads rounds' states takes a session's, which hold no drift controls or settling.
+    # Each run's rounds hold its own side's drift controls, timed in that side's process.
+    assert states.loc[states["run_id"] == 1, "drift_cpu_copy_s"].tolist() == [1e-3, 1e-3]
+    assert states.loc[states["run_id"] == 2, "drift_cpu_copy_s"].tolist() == [2e-3, 2e-3]
+    # What reads rounds' states takes a session's, which hold no settling.
     from app import judging
 
     conditions = judging.run_conditions(states, {})
     conditions = conditions.sort_values("run_id")
     assert conditions["run_id"].tolist() == [1, 2] and (conditions["rounds_measured"] == 2).all()
     assert conditions["other_cpu_share_max"].tolist() == states.groupby("run_id")["other_cpu_share"].max().tolist()
+    capsys.readouterr()
     for verb in (["compare", "1", "2"], ["gate", "2"], ["export", "--out", str(tmp_path / "rows.csv")]):
         assert cli.main([*verb, "--db", url]) == 0, verb
+        # The sides' controls read 1 and 2 ms, but they took turns: no move of the machine between them.
+        assert "machine drift" not in capsys.readouterr().out, verb
 
 
 def test_the_sides_start_together_and_stop_together(monkeypatch):
