@@ -10,7 +10,7 @@ import pandas as pd
 
 from hadamard_bench.vocabulary import CELL_KEY, counted
 
-from .comparison import CONTROLS_MOVED, interval_half_width, outlasted, unsettled_share
+from .comparison import CONTROLS_MOVED, interval_half_width, outlasted, timed_apart, unsettled_share
 from .defaults import FLOOR
 from .machine_state import busy_reasons
 from .stats import INCONCLUSIVE, ROUNDS_APART
@@ -40,6 +40,8 @@ def inconclusive_note(table: pd.DataFrame, floor: float = FLOOR) -> str | None:
              f"{room:.1%} can be told from none" if room > 0.001 else
              f", and the intervals here are a median ±{width:.1%} wide: as wide as the floor")
     text += ". More rounds on both sides narrow the intervals; a wider floor (`--threshold`) asks less of them"
+    if timed_apart(table):  # the machine moves between runs by more than their rounds say (docs/measurement.md)
+        text += "; two versions of the code are told apart more surely by `ab`, which times them in turns"
     apart = rounds_apart_note(table)
     return f"{text}. {apart}" if apart else text
 

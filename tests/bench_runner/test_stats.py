@@ -319,6 +319,9 @@ def test_the_inconclusive_note_says_how_small_a_change_the_intervals_can_tell():
     alone = pd.DataFrame({"ratio": [1.0], "ci_low": [np.nan], "ci_high": [np.nan], "eq_low": [np.nan],
                           "eq_high": [np.nan], "verdict": ["inconclusive"]})
     assert wording.inconclusive_note(alone).endswith("no interval (too few samples)")
+    # Runs timed apart are pointed to `ab`, which times two versions in turns; cells that took turns are not.
+    assert "`ab`, which times them in turns" in wording.inconclusive_note(table.assign(paired=False), 0.05)
+    assert "`ab`" not in wording.inconclusive_note(table.assign(paired=True), 0.05) and "`ab`" not in note
 
 
 def test_the_inconclusive_note_names_the_paired_cells_whose_rounds_read_different_ratios():
