@@ -404,6 +404,9 @@ def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence
         measured = 0
         try:
             drifts = side_drifts(procs, devices)
+            with factory() as session, session.begin():
+                for record_id, drift in zip(records, drifts):
+                    store.note_round_drift(session, record_id, drift)
             revive(procs, sides, timeout_s, cpus, plugin)
             for cell in selection.round_order(cells, seed, round_index):
                 if cell in failed or cell in decided:

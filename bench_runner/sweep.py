@@ -293,7 +293,10 @@ def _start_round(session_factory: sessionmaker[Session], run_id: int, index: int
     watch = RoundWatch.begin(devices)
     with session_factory() as session, session.begin():
         record_id = store.start_round(session, run_id, index, seed, os.getpid()).id
-    return _RoundStart(record_id, watch, executor.drift(devices))
+    drift = executor.drift(devices)
+    with session_factory() as session, session.begin():
+        store.note_round_drift(session, record_id, drift)
+    return _RoundStart(record_id, watch, drift)
 
 
 def _finish_round(session_factory: sessionmaker[Session], started: _RoundStart, executor: Executor,

@@ -198,6 +198,14 @@ def start_round(session: Session, run_id: int, round_index: int, seed: int, pid:
     return record
 
 
+def note_round_drift(session: Session, round_id: int, drift: Mapping) -> None:
+    """A round's drift controls, kept as soon as they are timed at its start: a round stopped
+    midway (a kill, Ctrl-C) stores no end, and would otherwise lose them. finish_round's state
+    holds them again."""
+    session.execute(update(RoundRecord).where(RoundRecord.id == round_id)
+                    .values(state=RoundState(drift=dict(drift)).to_json()))
+
+
 def finish_round(session: Session, round_id: int, cells: int, state: RoundState) -> None:
     session.execute(update(RoundRecord).where(RoundRecord.id == round_id)
                     .values(cells=cells, state=state.to_json(), finished_at=utcnow()))

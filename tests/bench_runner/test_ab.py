@@ -377,6 +377,23 @@ def test_each_round_of_a_session_stores_what_the_machine_did(tmp_path, monkeypat
         assert "machine drift" not in capsys.readouterr().out, verb
 
 
+def test_a_session_stopped_mid_round_keeps_each_sides_drift_controls(tmp_path, monkeypatch):
+    """Ctrl-C in the middle of a round: the round stores no end, but each run's part of it keeps
+    the drift controls its side timed as the round began. The sides are fakes."""
+    from results_db import RoundRecord
+
+    def one_cell(procs, cell, check, policy, rng):
+        raise KeyboardInterrupt
+
+    fake_sides(monkeypatch, one_cell)
+    url = f"sqlite:///{tmp_path / 'stopped.db'}"
+    assert cli.main([*ONE_CELL_SESSION, "--rounds", "2", "--db", url]) == 130  # stopped by Ctrl-C
+    with sessionmaker(results_db.open_engine(url))() as session:
+        records = session.scalars(select(RoundRecord).order_by(RoundRecord.run_id)).all()
+    assert [(r.run_id, r.round, r.finished_at) for r in records] == [(1, 0, None), (2, 0, None)]
+    assert [r.state["drift"] for r in records] == [{"cpu": {"copy_s": 1e-3}}, {"cpu": {"copy_s": 2e-3}}]
+
+
 def test_the_sides_start_together_and_stop_together(monkeypatch):
     """Both sides' processes are launched before either is waited for, and asked to stop before
     either is waited out: each start imports torch (seconds) and each stop tears it down."""

@@ -100,7 +100,11 @@ def test_a_run_stopped_mid_round_is_finished_by_a_resume_without_doubles(db_url)
     with factory() as session:
         before = {r.method + r.size: list(r.sample_rounds) for r in session.scalars(select(results_db.Result))
                   if r.status == "ok"}
+        stopped = session.scalars(select(RoundRecord).order_by(RoundRecord.id.desc())).first()
     assert sorted(len(set(v)) for v in before.values()) == [2, 2]
+    # The part of round 3 that was stopped stored no end, but kept the drift controls timed as it began.
+    assert (stopped.round, stopped.finished_at) == (2, None)
+    assert stopped.state["drift"] == {"cpu": {"copy_s": 1e-3, "matmul_s": 2e-3}}
 
     resumed = Recording(cat)
     sweep.execute(factory, run_id, cells, resumed, rounds=3, seed=5)
