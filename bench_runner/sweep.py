@@ -130,7 +130,7 @@ def _cell_id(cell: Cell) -> tuple[str, ...]:
 
 
 def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence[Cell],
-            executor: Executor, on_cell: Callable[[Cell, str], None] | None = None,
+            executor: Executor, on_cell: Callable[[Cell, str, int], None] | None = None,
             ceilings: dict | None = None, rounds: int = 1, seed: int = 0,
             interleave: bool = False, more_rounds: int = 0,
             on_more: Callable[[int, int], None] | None = None) -> dict[str, int]:
@@ -141,7 +141,9 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
     shuffled order; a cell's first measurement checks it and counts its memory and FLOPs, later
     rounds only time it and pool their samples with the earlier ones. Cells a run already holds
     (`--resume`) are measured only in the rounds they lack. A run cancelled from the dashboard
-    stops before its next cell.
+    stops before its next cell. `on_cell(cell, status, cell_rounds)` as each is stored:
+    `cell_rounds` of the run's total it settled, as the store counts them (one; or, for a cell not
+    `ok` at its first measurement, this round and every later one it will not be measured in).
 
     Then up to `more_rounds` rounds more, each of the methods whose speed-up over their baseline is
     still inconclusive and of those baselines (undecided), judged again after each, while they fit
@@ -179,11 +181,13 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
                                       f"{seed}:{round_index}" if interleave else None)
         measured = 0
         for cell, outcome in outcomes:
+            first = _cell_id(cell) not in stored
             status = _store_outcome(session_factory, run_id, cell, outcome, round_index, rounds, ceilings, stored,
                                     counts)
             measured += 1
             if on_cell:
-                on_cell(cell, status)
+                settled = first and stored[_cell_id(cell)] is None and round_index < rounds
+                on_cell(cell, status, rounds - round_index if settled else 1)
             if cancelled(session_factory, run_id):
                 outcomes.close()  # an executor with cells in flight stops them
                 break

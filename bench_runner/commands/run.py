@@ -280,9 +280,9 @@ def _execute_with_progress(factory, run_id, policy, cells, catalogue, quiet: boo
     if isolate and ray is None and not done:
         _compile_ahead(factory, run_id, catalogue, cells, policy, threads, timeout_s, quiet)
     with tqdm(total=len(cells) * rounds, initial=done, unit="cell", disable=quiet, dynamic_ncols=True) as bar:
-        def on_cell(cell, status):
+        def on_cell(cell, status, cell_rounds):
             bar.set_postfix_str(f"{cell.benchmark}/{cell.method}/{cell.backend} {status}", refresh=False)
-            bar.update()
+            bar.update(cell_rounds)  # a cell skipped or failed at once is not measured again: its rounds are done
 
         bar.set_postfix_str("starting Ray" if ray and not ray["address"] else
                             f"connecting to Ray at {ray['address']}" if ray else "calibrating the devices' ceilings")

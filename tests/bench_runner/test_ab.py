@@ -15,6 +15,7 @@ from sqlalchemy.orm import sessionmaker
 
 import results_db
 from bench_runner import ab, cli, comparison, stats, telemetry, worker
+from bench_runner.commands import ab as commands_ab
 from results_db import Result, Run, queries
 from tests.conftest import ROOT
 
@@ -308,8 +309,11 @@ def test_a_side_timed_faster_than_its_device_can_go_is_implausible_and_fails_the
                             metrics={"flops": flops, "bytes": 1.0}) for flops in (1e6, 1e12)]
 
     fake_sides(monkeypatch, one_cell)
+    advanced = []
+    monkeypatch.setattr(commands_ab, "_advance", lambda bar, cell, n: advanced.append(n))
     url = f"sqlite:///{tmp_path / 'fast.db'}"
     assert cli.main([*ONE_CELL_SESSION, "--rounds", "2", "--db", url]) == 1
+    assert advanced == [2]  # not timed again in round 2, whose turn counts as done on the bar
     found = json.loads(capsys.readouterr().out)
     assert found["cells"] == [] and [b["status"] for b in found["broken"]] == ["implausible"]
     assert "TFLOP/s is" in found["broken"][0]["message"]
@@ -317,6 +321,7 @@ def test_a_side_timed_faster_than_its_device_can_go_is_implausible_and_fails_the
         base, head = session.scalars(select(Run).order_by(Run.id)).all()
         assert base.calibration == head.calibration and base.calibration["cpu"]["matmul_gflops"]
         statuses = [r.status for r in session.scalars(select(Result).order_by(Result.run_id))]
+        assert [(r.cells_done, r.cells_total) for r in (base, head)] == [(2, 2)] * 2
     assert statuses == ["ok", "implausible"]
 
 
@@ -663,6 +668,8 @@ def test_a_cell_the_head_failed_that_the_base_skipped_is_named_and_fails_the_ses
     assert [(f["method"], f["status"], f["message"]) for f in found["failed_new"]] == \
         [("hadamard", "error", "RuntimeError: the new kernel broke")]
     assert found["cells"] == [] and found["broken"] == [] and found["fixed"] == []
+    with sessionmaker(results_db.open_engine(url))() as session:
+        assert [(r.cells_done, r.cells_total) for r in session.scalars(select(Run))] == [(2, 2)] * 2
 
 
 def test_a_cell_only_the_head_has_is_named_and_fails_nothing(tmp_path, monkeypatch, capsys):
@@ -714,6 +721,9 @@ def test_a_cell_the_head_failed_in_one_round_is_named_and_fails_the_session(tmp_
     assert [(b["status"], b["failed_rounds"], b["message"]) for b in found["broken"]] == \
         [("ok", 1, "round 2: timeout (no answer in 60 s)")]
     assert len(found["cells"]) == 1 and found["fixed"] == []
+    # Not timed in round 3 on either side, which counts as done: both runs' progress is whole.
+    with sessionmaker(results_db.open_engine(url))() as session:
+        assert [(r.cells_done, r.cells_total) for r in session.scalars(select(Run))] == [(3, 3)] * 2
 
 
 def test_a_cell_whose_verdict_is_known_halfway_is_timed_no_further(tmp_path, monkeypatch, capsys):

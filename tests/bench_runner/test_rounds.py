@@ -67,8 +67,13 @@ def _run(db_url, rounds, runner_for, seed=5):
 
 def test_three_rounds_store_every_sample_with_its_round_and_the_machine_state(db_url):
     cat, cells, factory, run_id, runner = _run(db_url, 3, lambda cat: Recording(cat, fail=("double", 16, 2)))
-    counts = sweep.execute(factory, run_id, cells, runner, rounds=3, seed=5)
+    told = []
+    counts = sweep.execute(factory, run_id, cells, runner, rounds=3, seed=5,
+                           on_cell=lambda cell, status, cell_rounds: told.append((cell.method, status, cell_rounds)))
     assert counts == {"ok": 2, "error": 2, "oom": 2, "mismatch": 2}  # each cell counted once
+    # A progress bar fed by on_cell ends at the run's total: a cell failed at once counts its three
+    # rounds then, one that failed later still counts each round it was tried in.
+    assert sum(n for *_, n in told) == 24 and sorted(n for *_, n in told) == [1] * 6 + [3] * 6
     # Only the first measurement checks; the two working cells are timed again in rounds 2 and 3,
     # the failed ones never again.
     assert sum(k == "checked" for k, *_ in runner.calls) == 8
