@@ -7,8 +7,9 @@ docs/benchmarks.md:
    eager cells of six benchmarks, 110 cells): every regression or improvement is false.
 2. A/B, threads: gated_ffn with the head side on one thread (`--head-env OMP_NUM_THREADS=1`).
 3. A/B, a plugin at two commits, the second moving ~1.3x the memory of the first: a multiply
-   (and a multiply-add) over n elements, then, in the second commit, 45% of the output read and
-   written once more.
+   (and a multiply-add) over n elements, then, in the second commit, part of the output read and
+   written once more (45% of it after the multiply, 90% after the multiply-add, which moves twice
+   the memory).
 
     python benchmarks/ab_session.py            # about 17 minutes on 2 cores (2026-12-06, 920495d, AMD EPYC)
     python benchmarks/ab_session.py --disturb  # the same beside an intermittent memory-bound load, about 20
@@ -42,22 +43,25 @@ from neighbour import DISTURB_HELP, DISTURBED, disturbance  # noqa: E402
 DOC = ROOT / "docs" / "benchmarks.md"
 
 PLUGIN = textwrap.dedent('''
-    """Memory traffic for benchmarks/ab_session.py: EXTRA of the output read and written again."""
+    """Memory traffic for benchmarks/ab_session.py: each call moves MORE more memory than without."""
     import torch
     from torch import nn
 
-    EXTRA = {extra}
+    MORE = {more}
 
 
     class Traffic(nn.Module):
         def __init__(self, add):
             super().__init__()
             self.add = add
+            # a * b moves three elements of n (two read, one written) and a * b + a six; a pass in
+            # place over part of the output moves two for each element it covers.
+            self.covered = MORE * (6 if add else 3) / 2
 
         def forward(self, a, b):
             y = a * b + a if self.add else a * b
-            if EXTRA:
-                y[: int(EXTRA * y.numel())].mul_(1.0)
+            if self.covered:
+                y[: int(self.covered * y.numel())].mul_(1.0)
             return y
 
 
@@ -97,8 +101,8 @@ def plugin_repo(folder: str) -> str:
     repo.mkdir()
     git = lambda *a: subprocess.run(["git", "-C", str(repo), *a], check=True, capture_output=True)  # noqa: E731
     git("init", "-q")
-    for extra, tag in ((0.0, "one"), (0.45, "more")):
-        (repo / "ab_traffic_plugin.py").write_text(PLUGIN.format(extra=extra))
+    for more, tag in ((0.0, "one"), (0.3, "more")):
+        (repo / "ab_traffic_plugin.py").write_text(PLUGIN.format(more=more))
         git("add", ".")
         git("-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-q", "-m", tag)
         git("tag", tag)
