@@ -384,9 +384,10 @@ def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence
     given `started`, as the command checked them), each side's drift controls (side_drifts) and its
     own shuffled order; each side's outcome stored in its run as `run` stores a round, its roofline
     fraction and plausibility against `ceilings` (sweep.calibrate's). A cell not `ok` on a side
-    (failed, or stored implausible) is not measured again on either, its rounds to come counted done; nor, after round `look` (look_round), one whose verdict against
-    `floor` is known there (stats.decided_early). `on_cell(cell, n)`: n of the cell's rounds done,
-    on both sides. Returns the cells decided at the look."""
+    (failed, or stored implausible) is not measured again on either, its rounds to come counted
+    done; nor, after round `look` (look_round), one whose verdict against `floor` is known there
+    (stats.decided_early). `on_cell(cell, n)`: n of the cell's rounds done, on both sides. Returns
+    the cells decided at the look."""
     cpus = os.sched_getaffinity(0)
     policy = round_policy(policy)
     failed: set[Cell] = set()
@@ -421,10 +422,11 @@ def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence
                     # As a plain run does, a cell not `ok` on a side (failed, or found implausible at
                     # its first measurement) is measured in no later round, and those count as done.
                     dropped = any(o.status != "ok" for o in outcomes) or any(s != "ok" for s in stored)
-                    left = rounds - round_index - 1 if dropped else 0
+                    done = rounds - round_index if dropped else 1
                     for run_id, status in zip(runs, stored):
-                        if left and not (round_index == 0 and status != "ok"):  # store_round counted those
-                            store.count_progress(session, run_id, left)
+                        counted = record.rounds_settled(round_index == 0, status, round_index, rounds)
+                        if done > counted:
+                            store.count_progress(session, run_id, done - counted)
                 measured += 1
                 if dropped:
                     failed.add(cell)
@@ -437,7 +439,7 @@ def measure(factory: sessionmaker[Session], runs: Sequence[int], sides: Sequence
                     logs.setdefault(cell, []).extend(stats.paired_log_ratios(*[
                         (o.samples, None, list(range(len(o.samples)))) for o in outcomes]))
                 if on_cell:
-                    on_cell(cell, 1 + left)
+                    on_cell(cell, done)
             # Read while the sides live; a side that died mid-round took its seconds with it, and they
             # count as other processes' (a crash is rare, and its cell says so).
             ours = sum(_cpu_seconds(proc) - spent_before.get(proc.process.pid, 0.0) for proc in procs)

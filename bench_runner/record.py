@@ -25,6 +25,16 @@ def derived_metrics(m: dict, ceilings: dict | None, dtype: str) -> dict[str, flo
     }
 
 
+def rounds_settled(first: bool, status: str, round_index: int, rounds: int) -> int:
+    """How many of a run's cell-rounds storing one round of a cell settles: one; for a first
+    measurement not `ok` (skipped, failed, found implausible), this round and every later one,
+    since such a cell is measured in none of them; none for a round more beyond the run's `rounds`
+    (sweep.execute's), which its total does not hold."""
+    if round_index >= rounds:
+        return 0
+    return rounds - round_index if first and status != "ok" else 1
+
+
 def store_round(session: Session, run_id: int, cell: Cell, outcome: CellOutcome, round_index: int,
                  rounds: int, ceilings: dict | None) -> str:
     """Store one round of one cell; returns the cell's status after it."""
@@ -40,12 +50,11 @@ def store_round(session: Session, run_id: int, cell: Cell, outcome: CellOutcome,
             metrics.update(derived_metrics(metrics, ceilings, cell.dtype))
             message = implausible(cell, metrics, ceilings)
             status = "implausible" if message else status
-        # A cell that is not `ok` is settled: the rounds it will not be measured in count as done.
         store.record_result(session, run_id, cell.key(), status, message, outcome.samples,
                             metrics, sample_rounds=sample_rounds, sample_cycles=_cycles(outcome),
-                            progress=1 if status == "ok" else rounds - round_index, provenance=outcome.provenance)
+                            progress=rounds_settled(True, status, round_index, rounds), provenance=outcome.provenance)
         return status
-    if round_index < rounds:  # a round more where a speed-up is undecided (sweep.execute) is beyond the run's total
+    if rounds_settled(False, outcome.status, round_index, rounds):
         store.count_progress(session, run_id)
     if outcome.status != "ok":
         store.note_round_failure(session, result, round_index, outcome.status, outcome.message)

@@ -185,9 +185,8 @@ def execute(session_factory: sessionmaker[Session], run_id: int, cells: Sequence
             status = _store_outcome(session_factory, run_id, cell, outcome, round_index, rounds, ceilings, stored,
                                     counts)
             measured += 1
-            if on_cell:
-                settled = first and stored[_cell_id(cell)] is None and round_index < rounds
-                on_cell(cell, status, rounds - round_index if settled else 1)
+            if on_cell:  # a round more counts one: the bar's total grew by its cells (on_more)
+                on_cell(cell, status, max(1, record.rounds_settled(first, status, round_index, rounds)))
             if cancelled(session_factory, run_id):
                 outcomes.close()  # an executor with cells in flight stops them
                 break
